@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The README's two commands: `npm start` and `npm test`. Each installs what is missing, brings the
+# local stack up, and then serves or tests. Safe to run again and again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# onnxruntime-node must not try to download CUDA add-ons (no GPU, no internet beyond registries).
+export ONNXRUNTIME_NODE_INSTALL_CUDA=skip
+
+log() { printf '\033[1m[recsys]\033[0m %s\n' "$*" >&2; }
+
+ensure_dependencies() {
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    log "installing npm dependencies (npm ci)"
+    npm ci --no-audit --no-fund
+  fi
+}
+
+ensure_build() {
+  if [ ! -f dist/main.js ] || [ -n "$(find src -newer dist/main.js -name '*.ts' -print -quit)" ]; then
+    log "building"
+    npx nest build
+  fi
+}
+
+case "${1:-}" in
+  start)
+    ensure_dependencies
+    bash scripts/stack.sh up
+    ensure_build
+    node dist/main.js migrate
+    log "starting all roles"
+    exec node dist/main.js all
+    ;;
+  test)
+    ensure_dependencies
+    bash scripts/stack.sh up
+    log "lint and typecheck"
+    npx eslint .
+    npx prettier --check .
+    npx tsc --noEmit -p tsconfig.json
+    log "unit tests"
+    npx jest --selectProjects unit
+    log "integration tests (real PostgreSQL, Redis, Kafka)"
+    NODE_OPTIONS=--experimental-vm-modules npx jest --selectProjects integration --runInBand
+    ;;
+  *)
+    echo "usage: scripts/dev.sh start|test" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,45 @@
+import { DynamicModule, Module, Type } from '@nestjs/common';
+import { AppConfig, Role } from './config/config';
+import { ConfigModule } from './config/config.module';
+import { Logger } from './common/logger';
+import { InfraModule } from './infra/infra.module';
+import { HealthModule } from './modules/health/health.module';
+import { MetricsModule } from './modules/metrics/metrics.module';
+import { graphqlModule } from './graphql.module';
+
+/**
+ * What each role runs. Every role serves health and metrics over HTTP (for probes and scraping);
+ * only roles that answer storefronts mount GraphQL.
+ */
+export const ROLE_MODULES: Record<Exclude<Role, 'all'>, { graphql: boolean; modules: Type[] }> = {
+  api: { graphql: true, modules: [] },
+  ingest: { graphql: false, modules: [] },
+  train: { graphql: false, modules: [] },
+};
+
+export function modulesFor(role: Role): { graphql: boolean; modules: Type[] } {
+  if (role !== 'all') return ROLE_MODULES[role];
+  const all = Object.values(ROLE_MODULES);
+  return {
+    graphql: all.some((entry) => entry.graphql),
+    modules: [...new Set(all.flatMap((entry) => entry.modules))],
+  };
+}
+
+@Module({})
+export class AppModule {
+  static forRole(config: AppConfig, logger: Logger): DynamicModule {
+    const { graphql, modules } = modulesFor(config.role);
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        InfraModule.forRoot(logger),
+        MetricsModule,
+        HealthModule,
+        ...(graphql ? [graphqlModule()] : []),
+        ...modules,
+      ],
+    };
+  }
+}

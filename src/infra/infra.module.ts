@@ -1,0 +1,82 @@
+import {
+  DynamicModule,
+  Global,
+  Inject,
+  Module,
+  OnApplicationShutdown,
+  OnModuleInit,
+} from '@nestjs/common';
+import { Pool } from 'pg';
+import { APP_CONFIG } from '../config/config.module';
+import type { AppConfig } from '../config/config';
+import type { Logger } from '../common/logger';
+import { createPgPool } from './postgres';
+import { createRedisClient } from './redis';
+import type { RedisClient } from './redis';
+import { KafkaClients } from './kafka';
+import { KAFKA, LOGGER, PG_POOL, REDIS } from './tokens';
+import { withTimeout } from '../common/timeout';
+
+const REDIS_START_WAIT_MS = 3000;
+
+/**
+ * Owns every external client. Shutdown closes them in dependency order: Kafka consumers and
+ * producer first (they may still flush work into PostgreSQL/Redis), then Redis, then PostgreSQL.
+ */
+@Global()
+@Module({
+  providers: [
+    {
+      provide: PG_POOL,
+      inject: [APP_CONFIG, LOGGER],
+      useFactory: (config: AppConfig, logger: Logger) => createPgPool(config.postgres, logger),
+    },
+    {
+      provide: REDIS,
+      inject: [APP_CONFIG, LOGGER],
+      useFactory: (config: AppConfig, logger: Logger) => createRedisClient(config.redis, logger),
+    },
+    {
+      provide: KAFKA,
+      inject: [APP_CONFIG, LOGGER],
+      useFactory: (config: AppConfig, logger: Logger) => new KafkaClients(config.kafka, logger),
+    },
+  ],
+  exports: [PG_POOL, REDIS, KAFKA],
+})
+export class InfraModule implements OnModuleInit, OnApplicationShutdown {
+  static forRoot(logger: Logger): DynamicModule {
+    return {
+      module: InfraModule,
+      providers: [{ provide: LOGGER, useValue: logger }],
+      exports: [LOGGER],
+    };
+  }
+
+  constructor(
+    @Inject(PG_POOL) private readonly pool: Pool,
+    @Inject(REDIS) private readonly redis: RedisClient,
+    @Inject(KAFKA) private readonly kafka: KafkaClients,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    // Redis reconnects on its own: wait briefly for it, but an absent Redis must not block the start.
+    const connecting = this.redis.connect();
+    await withTimeout(connecting, REDIS_START_WAIT_MS, 'redis connect').catch((error: unknown) => {
+      this.logger.warn({ err: error }, 'redis not reachable at start, retrying in background');
+    });
+  }
+
+  async onApplicationShutdown(signal?: string): Promise<void> {
+    this.logger.info({ signal }, 'closing clients');
+    await this.kafka.close();
+    if (this.redis.isOpen) {
+      await this.redis.close().catch(() => undefined);
+    } else {
+      this.redis.destroy();
+    }
+    await this.pool.end();
+    this.logger.info('clients closed');
+  }
+}

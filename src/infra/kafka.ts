@@ -1,0 +1,92 @@
+import { Admin, Consumer, ConsumerConfig, Kafka, logLevel, Producer } from 'kafkajs';
+import { AppConfig } from '../config/config';
+import { Logger } from '../common/logger';
+
+const levels: Record<logLevel, 'error' | 'warn' | 'info' | 'debug'> = {
+  [logLevel.NOTHING]: 'debug',
+  [logLevel.ERROR]: 'error',
+  [logLevel.WARN]: 'warn',
+  [logLevel.INFO]: 'info',
+  [logLevel.DEBUG]: 'debug',
+};
+
+/** The one Kafka client of a process: a shared producer and admin, and consumers on demand. */
+export class KafkaClients {
+  readonly kafka: Kafka;
+  readonly producer: Producer;
+  readonly admin: Admin;
+  /** A separate admin that never retries, so a dead broker shows up in readiness at once. */
+  private readonly probeAdmin: Admin;
+  private readonly consumers = new Set<Consumer>();
+  private producerConnection: Promise<void> | undefined;
+
+  constructor(
+    private readonly config: AppConfig['kafka'],
+    logger: Logger,
+  ) {
+    const kafkaLogger = logger.child({ component: 'kafkajs' });
+    this.kafka = new Kafka({
+      clientId: config.clientId,
+      brokers: [...config.brokers],
+      connectionTimeout: 3000,
+      requestTimeout: 10_000,
+      retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 },
+      logLevel: logLevel.WARN,
+      logCreator:
+        () =>
+        ({ level, log }) => {
+          const { message, ...extra } = log;
+          kafkaLogger[levels[level]](extra, message);
+        },
+    });
+    this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    this.admin = this.kafka.admin();
+    this.probeAdmin = new Kafka({
+      clientId: `${config.clientId}-probe`,
+      brokers: [...config.brokers],
+      connectionTimeout: 1000,
+      retry: { retries: 0 },
+      logLevel: logLevel.NOTHING,
+    }).admin();
+  }
+
+  async probeCluster(): Promise<void> {
+    try {
+      await this.probeAdmin.connect();
+      await this.probeAdmin.describeCluster();
+    } catch (error) {
+      await this.probeAdmin.disconnect().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Topic names carry the configured prefix so tests and tenants can share a broker. */
+  topic(name: string): string {
+    return `${this.config.topicPrefix}${name}`;
+  }
+
+  async connectedProducer(): Promise<Producer> {
+    this.producerConnection ??= this.producer.connect().catch((error: unknown) => {
+      this.producerConnection = undefined;
+      throw error;
+    });
+    await this.producerConnection;
+    return this.producer;
+  }
+
+  consumer(config: ConsumerConfig): Consumer {
+    const consumer = this.kafka.consumer(config);
+    this.consumers.add(consumer);
+    return consumer;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.consumers].map((consumer) => consumer.disconnect()));
+    this.consumers.clear();
+    await Promise.allSettled([
+      this.producer.disconnect(),
+      this.admin.disconnect(),
+      this.probeAdmin.disconnect(),
+    ]);
+  }
+}

@@ -1,0 +1,19 @@
+import { Pool } from 'pg';
+import { AppConfig } from '../config/config';
+import { Logger } from '../common/logger';
+
+export function createPgPool(config: AppConfig['postgres'], logger: Logger): Pool {
+  const pool = new Pool({
+    connectionString: config.url,
+    max: config.poolMax,
+    statement_timeout: config.statementTimeoutMs || undefined,
+    connectionTimeoutMillis: 5000,
+    idleTimeoutMillis: 30_000,
+    application_name: 'recsys',
+  });
+  // An idle client losing its connection must not crash the process; the pool replaces it.
+  pool.on('error', (error) => {
+    logger.warn({ err: error }, 'postgres idle client error');
+  });
+  return pool;
+}

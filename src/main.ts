@@ -1,0 +1,51 @@
+import 'reflect-metadata';
+import { AppConfig, ConfigError, loadConfig, ROLES } from './config/config';
+import { createLogger } from './common/logger';
+import { migrate } from './infra/migrator';
+import { createServer } from './server';
+
+const USAGE = `usage: node dist/main.js [${ROLES.join('|')}|migrate [up|down]]`;
+
+/** One entry point; the role comes from the first argument, else ROLE, else `all`. */
+async function main(argv: readonly string[]): Promise<void> {
+  const command = argv.at(0);
+  const rest = argv.slice(1);
+  const env = { ...process.env };
+  if (command !== undefined && command !== 'migrate') {
+    if (!(ROLES as readonly string[]).includes(command))
+      throw new ConfigError([`role argument "${command}": ${USAGE}`]);
+    env.ROLE = command;
+  }
+  const config: AppConfig = loadConfig(env);
+  const logger = createLogger(config.logLevel, {
+    role: command === 'migrate' ? 'migrate' : config.role,
+  });
+
+  if (command === 'migrate') {
+    const direction = rest[0] === 'down' ? 'down' : 'up';
+    const applied = await migrate(
+      config.postgres.url,
+      logger,
+      direction,
+      direction === 'down' ? 1 : Infinity,
+    );
+    logger.info({ applied }, `migrations ${direction}: ${applied.length} applied`);
+    return;
+  }
+
+  const app = await createServer(config, logger);
+  await app.listen(config.http.port, config.http.host);
+  const url = `http://${config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host}:${config.http.port}`;
+  logger.info({ url: `${url}/graphql` }, `recsys ${config.role} ready: GraphQL at ${url}/graphql`);
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof ConfigError) {
+    process.stderr.write(`${error.message}\n`);
+  } else {
+    process.stderr.write(
+      `fatal: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+  }
+  process.exit(1);
+});

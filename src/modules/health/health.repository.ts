@@ -1,0 +1,27 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Pool } from 'pg';
+import { KAFKA, PG_POOL, REDIS } from '../../infra/tokens';
+import type { RedisClient } from '../../infra/redis';
+import { KafkaClients } from '../../infra/kafka';
+
+/** Cheap round trips to each dependency; the service adds timeouts and interpretation. */
+@Injectable()
+export class HealthRepository {
+  constructor(
+    @Inject(PG_POOL) private readonly pool: Pool,
+    @Inject(REDIS) private readonly redis: RedisClient,
+    @Inject(KAFKA) private readonly kafka: KafkaClients,
+  ) {}
+
+  async pingPostgres(): Promise<void> {
+    await this.pool.query('SELECT 1');
+  }
+
+  async pingRedis(): Promise<void> {
+    await this.redis.ping();
+  }
+
+  async pingKafka(): Promise<void> {
+    await this.kafka.probeCluster();
+  }
+}

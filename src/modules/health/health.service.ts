@@ -1,0 +1,75 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { APP_CONFIG } from '../../config/config.module';
+import type { AppConfig } from '../../config/config';
+import { withTimeout } from '../../common/timeout';
+import { HealthRepository } from './health.repository';
+
+export interface DependencyCheck {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly latencyMs: number;
+  readonly error?: string;
+}
+
+export interface Readiness {
+  readonly status: 'ok' | 'unavailable';
+  readonly checks: readonly DependencyCheck[];
+}
+
+/** Something besides a client connection that can make a replica unready (e.g. a model load). */
+export interface HealthIndicator {
+  readonly name: string;
+  check(): Promise<void>;
+}
+
+/** Probes hitting health at high rate share one round of checks per interval. */
+const CACHE_MS = 1000;
+
+@Injectable()
+export class HealthService {
+  private readonly indicators: HealthIndicator[];
+  private latest: { at: number; result: Promise<Readiness> } | undefined;
+
+  constructor(
+    repository: HealthRepository,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {
+    this.indicators = [
+      { name: 'postgres', check: () => repository.pingPostgres() },
+      { name: 'redis', check: () => repository.pingRedis() },
+      { name: 'kafka', check: () => repository.pingKafka() },
+    ];
+  }
+
+  register(indicator: HealthIndicator): void {
+    this.indicators.push(indicator);
+  }
+
+  readiness(): Promise<Readiness> {
+    const now = Date.now();
+    if (this.latest === undefined || now - this.latest.at >= CACHE_MS) {
+      this.latest = { at: now, result: this.check() };
+    }
+    return this.latest.result;
+  }
+
+  private async check(): Promise<Readiness> {
+    const checks = await Promise.all(this.indicators.map((indicator) => this.run(indicator)));
+    return { status: checks.every((check) => check.ok) ? 'ok' : 'unavailable', checks };
+  }
+
+  private async run(indicator: HealthIndicator): Promise<DependencyCheck> {
+    const started = performance.now();
+    try {
+      await withTimeout(indicator.check(), this.config.healthTimeoutMs, indicator.name);
+      return { name: indicator.name, ok: true, latencyMs: performance.now() - started };
+    } catch (error) {
+      return {
+        name: indicator.name,
+        ok: false,
+        latencyMs: performance.now() - started,
+        error: error instanceof Error ? error.message : String(error),
+      };
+    }
+  }
+}

@@ -1,0 +1,16 @@
+import { parse } from 'graphql';
+import { operationLabel } from './graphql-hooks';
+
+describe('operationLabel', () => {
+  it('uses the operation name when given', () => {
+    expect(operationLabel(parse('query Storefront { health { status } }'))).toBe('Storefront');
+  });
+  it('falls back to the first root field', () => {
+    expect(operationLabel(parse('{ health { status } }'))).toBe('health');
+  });
+  it('ignores fragments placed before the operation', () => {
+    expect(operationLabel(parse('fragment F on Health { status } { health { ...F } }'))).toBe(
+      'health',
+    );
+  });
+});

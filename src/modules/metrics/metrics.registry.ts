@@ -1,0 +1,30 @@
+import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+
+/** The process's Prometheus registry and the metrics shared across modules. */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly graphqlDuration: Histogram<'operation' | 'outcome'>;
+
+  constructor(defaultLabels: Record<string, string>) {
+    this.registry.setDefaultLabels(defaultLabels);
+    collectDefaultMetrics({ register: this.registry });
+    this.graphqlDuration = new Histogram({
+      name: 'graphql_request_duration_seconds',
+      help: 'GraphQL request latency by operation (operation name, or the first root field)',
+      labelNames: ['operation', 'outcome'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [this.registry],
+    });
+  }
+
+  histogram<L extends string>(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    buckets?: number[],
+  ): Histogram<L> {
+    const existing = this.registry.getSingleMetric(name);
+    if (existing) return existing as Histogram<L>;
+    return new Histogram({ name, help, labelNames, buckets, registers: [this.registry] });
+  }
+}

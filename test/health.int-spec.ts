@@ -1,0 +1,103 @@
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { createLogger } from '../src/common/logger';
+import { createServer } from '../src/server';
+import { createTestContext, TestContext } from './support/test-context';
+
+async function startApp(context: TestContext): Promise<NestFastifyApplication> {
+  const app = await createServer(context.config, createLogger('silent'));
+  await app.init();
+  await app.getHttpAdapter().getInstance().ready();
+  return app;
+}
+
+describe('health on the real stack', () => {
+  let context: TestContext;
+  let app: NestFastifyApplication;
+
+  beforeAll(async () => {
+    context = await createTestContext();
+    app = await startApp(context);
+  });
+  afterAll(async () => {
+    await app.close();
+    await context.cleanup();
+  });
+
+  it('is live', async () => {
+    const response = await app.inject({ method: 'GET', url: '/health/live' });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual({ status: 'ok' });
+  });
+
+  it('is ready when PostgreSQL, Redis and Kafka answer', async () => {
+    const response = await app.inject({ method: 'GET', url: '/health/ready' });
+    const body = response.json<{ status: string; checks: { name: string; ok: boolean }[] }>();
+    expect(body.checks.map((check) => [check.name, check.ok])).toEqual([
+      ['postgres', true],
+      ['redis', true],
+      ['kafka', true],
+    ]);
+    expect(response.statusCode).toBe(200);
+  });
+
+  it('answers the GraphQL health query and echoes a request id', async () => {
+    const response = await app.inject({
+      method: 'POST',
+      url: '/graphql',
+      headers: { 'content-type': 'application/json', 'x-request-id': 'req-123' },
+      payload: { query: '{ health { status checks { name ok } } }' },
+    });
+    expect(response.statusCode).toBe(200);
+    expect(response.headers['x-request-id']).toBe('req-123');
+    expect(response.json()).toMatchObject({ data: { health: { status: 'ok' } } });
+  });
+
+  it('exports process metrics and per-operation GraphQL latency', async () => {
+    await app.inject({
+      method: 'POST',
+      url: '/graphql',
+      payload: { query: 'query Probe { health { status } }' },
+    });
+    const response = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(response.statusCode).toBe(200);
+    expect(response.body).toContain('process_cpu_user_seconds_total');
+    expect(response.body).toMatch(
+      /graphql_request_duration_seconds_count\{[^}]*operation="Probe"[^}]*\} 1/,
+    );
+  });
+
+  it('rejects malformed GraphQL with a coded error', async () => {
+    const response = await app.inject({
+      method: 'POST',
+      url: '/graphql',
+      payload: { query: '{ nope }' },
+    });
+    expect(response.statusCode).toBe(400);
+    const body = response.json<{ errors: { message: string; extensions: { code: string } }[] }>();
+    expect(body.errors[0]?.message).toContain('nope');
+    expect(body.errors[0]?.extensions.code).toBe('BAD_USER_INPUT');
+  });
+});
+
+describe('readiness with a dependency down', () => {
+  it.each([
+    ['kafka', { KAFKA_BROKERS: '127.0.0.1:1' }],
+    ['redis', { REDIS_URL: 'redis://127.0.0.1:1' }],
+    ['postgres', { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' }],
+  ])('reports %s as unavailable with 503', async (name, overrides) => {
+    const context = await createTestContext(overrides);
+    const app = await startApp(context);
+    try {
+      const started = Date.now();
+      const response = await app.inject({ method: 'GET', url: '/health/ready' });
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(response.statusCode).toBe(503);
+      const body = response.json<{ checks: { name: string; ok: boolean; error?: string }[] }>();
+      const failed = body.checks.filter((check) => !check.ok).map((check) => check.name);
+      expect(failed).toEqual([name]);
+    } finally {
+      await app.close();
+      await context.cleanup();
+    }
+  });
+});

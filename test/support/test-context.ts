@@ -1,0 +1,89 @@
+import { randomBytes } from 'node:crypto';
+import { Kafka, logLevel } from 'kafkajs';
+import { Client } from 'pg';
+import { createClient } from 'redis';
+import { AppConfig, loadConfig } from '../../src/config/config';
+import { databaseUrl, TEST_STACK } from './stack';
+
+export interface TestContext {
+  readonly id: string;
+  readonly config: AppConfig;
+  /** Creates this context's topics (prefixed) on the real broker. */
+  createTopics(topics: readonly { name: string; partitions?: number }[]): Promise<void>;
+  cleanup(): Promise<void>;
+}
+
+/**
+ * Isolation per test file: its own database cloned from the migrated template, its own Redis key
+ * prefix and its own Kafka topic prefix, all on the real local stack.
+ */
+export async function createTestContext(
+  overrides: Record<string, string> = {},
+): Promise<TestContext> {
+  const id = randomBytes(4).toString('hex');
+  const database = `recsys_t_${id}`;
+  const admin = new Client({ connectionString: TEST_STACK.postgresAdminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${database} TEMPLATE ${TEST_STACK.templateDatabase}`);
+  await admin.end();
+
+  const config = loadConfig({
+    DATABASE_URL: databaseUrl(database),
+    REDIS_URL: TEST_STACK.redisUrl,
+    REDIS_KEY_PREFIX: `t:${id}:`,
+    KAFKA_BROKERS: TEST_STACK.kafkaBrokers,
+    KAFKA_TOPIC_PREFIX: `t${id}.`,
+    KAFKA_CLIENT_ID: `test-${id}`,
+    LOG_LEVEL: 'warn',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    ...overrides,
+  });
+  const kafka = new Kafka({
+    clientId: `test-admin-${id}`,
+    brokers: [...config.kafka.brokers],
+    logLevel: logLevel.NOTHING,
+  });
+  const created: string[] = [];
+
+  return {
+    id,
+    config,
+    async createTopics(topics) {
+      const admin = kafka.admin();
+      await admin.connect();
+      try {
+        const specs = topics.map((topic) => ({
+          topic: `${config.kafka.topicPrefix}${topic.name}`,
+          numPartitions: topic.partitions ?? 1,
+          replicationFactor: 1,
+        }));
+        await admin.createTopics({ topics: specs, waitForLeaders: true });
+        created.push(...specs.map((spec) => spec.topic));
+      } finally {
+        await admin.disconnect();
+      }
+    },
+    async cleanup() {
+      if (created.length > 0) {
+        const admin = kafka.admin();
+        await admin.connect();
+        await admin.deleteTopics({ topics: created }).catch(() => undefined);
+        await admin.disconnect();
+      }
+      const redis = createClient({ url: TEST_STACK.redisUrl });
+      await redis.connect();
+      for await (const keys of redis.scanIterator({
+        MATCH: `${config.redis.keyPrefix}*`,
+        COUNT: 500,
+      })) {
+        if (keys.length > 0) await redis.del(keys);
+      }
+      await redis.close();
+      const pg = new Client({ connectionString: TEST_STACK.postgresAdminUrl });
+      await pg.connect();
+      await pg.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+      await pg.end();
+    },
+  };
+}
