@@ -1,0 +1,18 @@
+import { parseFlags } from './cli-command';
+
+describe('parseFlags', () => {
+  it('reads values, inline values, booleans and positionals', () => {
+    const parsed = parseFlags([
+      'produce',
+      '--topic',
+      'user.events',
+      '--file=a.jsonl',
+      '--all',
+      'x',
+    ]);
+    expect(parsed._).toEqual(['produce', 'x']);
+    expect(parsed.flags.get('topic')).toBe('user.events');
+    expect(parsed.flags.get('file')).toBe('a.jsonl');
+    expect(parsed.flags.get('all')).toBe(true);
+  });
+});
