@@ -34,6 +34,15 @@ async function main(argv: readonly string[]): Promise<void> {
   }
 
   const app = await createServer(config, logger);
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      // Nest closes modules and clients in order; this bounds how long that may take.
+      setTimeout(() => {
+        logger.error({ signal }, `shutdown exceeded ${config.shutdownTimeoutMs} ms, exiting`);
+        process.exit(1);
+      }, config.shutdownTimeoutMs).unref();
+    });
+  }
   await app.listen(config.http.port, config.http.host);
   const url = `http://${config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host}:${config.http.port}`;
   logger.info({ url: `${url}/graphql` }, `recsys ${config.role} ready: GraphQL at ${url}/graphql`);

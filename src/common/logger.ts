@@ -7,11 +7,11 @@ export function createLogger(
   level: pino.LevelWithSilent,
   bindings: Record<string, unknown> = {},
 ): Logger {
-  return pino({
-    level,
-    base: { service: 'recsys', ...bindings },
-    timestamp: pino.stdTimeFunctions.isoTime,
-  });
+  // Synchronous writes: the last lines before a signal-triggered exit must not be lost.
+  return pino(
+    { level, base: { service: 'recsys', ...bindings }, timestamp: pino.stdTimeFunctions.isoTime },
+    pino.destination({ dest: 1, sync: true }),
+  );
 }
 
 /** Routes Nest's own log lines into the same structured JSON stream. */

@@ -1,0 +1,33 @@
+import type { AddressInfo } from 'node:net';
+import { Field, ObjectType, Query, Resolver } from '@nestjs/graphql';
+import type { INestApplication } from '@nestjs/common';
+
+/** Message a server child sends over IPC once it listens. */
+export interface ServerReady {
+  readonly port: number;
+}
+
+@ObjectType('Health')
+class HealthType {
+  @Field() status!: string;
+}
+
+/** The same constant resolver for both stacks, so only the HTTP + GraphQL layer is measured. */
+@Resolver(() => HealthType)
+export class ConstantHealthResolver {
+  @Query(() => HealthType)
+  health(): HealthType {
+    return { status: 'ok' };
+  }
+}
+
+/** Listens on an ephemeral port and reports it to the parent bench process over IPC. */
+export async function serveOnEphemeralPort(app: INestApplication): Promise<void> {
+  // The bench forks this process; without the parent there is nobody to report to, so stop.
+  if (process.send === undefined) throw new Error('start this server from the bench (needs IPC)');
+  process.on('disconnect', () => process.exit(0));
+  await app.listen(0, '127.0.0.1');
+  const { port } = (app.getHttpServer() as { address(): AddressInfo }).address();
+  const ready: ServerReady = { port };
+  process.send(ready);
+}
