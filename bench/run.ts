@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import path from 'node:path';
 import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { Benchmark, formatTable } from './lib/harness';
 
 /** `npm run bench -- <name> [args]`: runs bench/<name>.bench.ts, prints its table, then one JSON line. */
@@ -16,7 +17,8 @@ async function main(): Promise<void> {
   }
   const file = path.join(__dirname, `${name}.bench.ts`);
   if (!existsSync(file)) throw new Error(`no benchmark ${file}`);
-  const benchmark = ((await import(file)) as { default: Benchmark }).default;
+  // require, not import(): under module node16 import() stays a native ESM import, which cannot load .ts.
+  const benchmark = (createRequire(__filename)(file) as { default: Benchmark }).default;
   process.stderr.write(`[bench] ${name}: ${benchmark.description}\n`);
   const started = Date.now();
   const result = await benchmark.run(args);
