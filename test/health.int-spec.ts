@@ -4,7 +4,7 @@ import { createServer } from '../src/server';
 import { createTestContext, TestContext } from './support/test-context';
 
 async function startApp(context: TestContext): Promise<NestFastifyApplication> {
-  const app = await createServer(context.config, createLogger('silent'));
+  const app = await createServer(context.config, createLogger('error'));
   await app.init();
   await app.getHttpAdapter().getInstance().ready();
   return app;

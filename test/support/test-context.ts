@@ -3,7 +3,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { Client } from 'pg';
 import { createClient } from 'redis';
 import { AppConfig, loadConfig } from '../../src/config/config';
-import { databaseUrl, TEST_STACK } from './stack';
+import { databaseUrl, TEST_STACK, testDatabaseName } from './stack';
 
 export interface TestContext {
   readonly id: string;
@@ -21,7 +21,7 @@ export async function createTestContext(
   overrides: Record<string, string> = {},
 ): Promise<TestContext> {
   const id = randomBytes(4).toString('hex');
-  const database = `recsys_t_${id}`;
+  const database = testDatabaseName(id);
   const admin = new Client({ connectionString: TEST_STACK.postgresAdminUrl });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${database} TEMPLATE ${TEST_STACK.templateDatabase}`);

@@ -1,0 +1,83 @@
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { parseAllDocuments } from 'yaml';
+
+interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  spec?: Record<string, unknown>;
+}
+
+interface ValidatingModel {
+  validate(): void;
+}
+
+const root = path.resolve(__dirname, '..');
+
+function build(overlay: string): Manifest[] {
+  const output = execFileSync('kubectl', ['kustomize', path.join(root, 'k8s/overlays', overlay)], {
+    encoding: 'utf8',
+  });
+  return parseAllDocuments(output).map((document) => document.toJS() as Manifest);
+}
+
+/** Validates against the Kubernetes OpenAPI schemas shipped by the kubernetes-models package. */
+async function validate(manifest: Manifest): Promise<void> {
+  const [group, version] = manifest.apiVersion.includes('/')
+    ? manifest.apiVersion.split('/')
+    : [undefined, manifest.apiVersion];
+  const modulePath = `kubernetes-models/${group === undefined ? '' : `${group}/`}${version}/${manifest.kind}`;
+  const loaded = (await import(modulePath)) as Record<
+    string,
+    new (data: Manifest) => ValidatingModel
+  >;
+  const Model = loaded[manifest.kind];
+  if (Model === undefined) throw new Error(`no schema for ${manifest.apiVersion} ${manifest.kind}`);
+  new Model(manifest).validate();
+}
+
+describe.each(['dev', 'prod'])('k8s overlay %s', (overlay) => {
+  const manifests = build(overlay);
+
+  it('has every workload the service needs', () => {
+    const kinds = manifests.map((manifest) => `${manifest.kind}/${manifest.metadata.name}`);
+    expect(kinds).toEqual(
+      expect.arrayContaining([
+        'Deployment/recsys-api',
+        'Deployment/recsys-ingest',
+        'CronJob/recsys-train',
+        'Job/recsys-migrate',
+        'ConfigMap/recsys-config',
+        'Secret/recsys-secrets',
+        'PodDisruptionBudget/recsys-api',
+        'HorizontalPodAutoscaler/recsys-api',
+        'NetworkPolicy/recsys-default-deny',
+      ]),
+    );
+    expect(new Set(manifests.map((manifest) => manifest.metadata.namespace))).toEqual(
+      new Set([overlay === 'prod' ? 'recsys' : 'recsys-dev']),
+    );
+  });
+
+  it('validates every manifest against the Kubernetes schemas', async () => {
+    for (const manifest of manifests) {
+      await expect(validate(manifest)).resolves.toBeUndefined();
+    }
+  });
+
+  it('requests a GPU for the trainer', () => {
+    const cronJob = manifests.find((manifest) => manifest.kind === 'CronJob');
+    expect(JSON.stringify(cronJob)).toContain('"nvidia.com/gpu":1');
+  });
+});
+
+it('rejects an invalid manifest (the validator is live)', async () => {
+  const broken = {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'x' },
+    spec: { replicas: 'two' },
+  };
+  await expect(validate(broken as unknown as Manifest)).rejects.toThrow();
+});
