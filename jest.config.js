@@ -12,11 +12,13 @@ module.exports = {
     },
     {
       displayName: 'integration',
-      testEnvironment: 'node',
+      // Shares typed-array classes with onnxruntime-node (see the file).
+      testEnvironment: '<rootDir>/test/support/shared-realm-environment.ts',
       roots: ['<rootDir>/test'],
       testMatch: ['**/*.int-spec.ts'],
       transform: { '^.+\\.ts$': tsJest },
       globalSetup: '<rootDir>/test/support/global-setup.ts',
+      globalTeardown: '<rootDir>/test/support/global-teardown.ts',
       testTimeout: 60000,
     },
   ],

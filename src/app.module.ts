@@ -5,6 +5,11 @@ import { Logger } from './common/logger';
 import { InfraModule } from './infra/infra.module';
 import { HealthModule } from './modules/health/health.module';
 import { MetricsModule } from './modules/metrics/metrics.module';
+import { IngestApiModule, IngestModule } from './modules/ingest/ingest.module';
+import { EmbeddingApiModule, EmbeddingModule } from './modules/embedding/embedding.module';
+import { RankingModule } from './modules/ranking/ranking.module';
+import { RegistryApiModule, RegistryTrainModule } from './modules/registry/registry.module';
+import { TrainingModule } from './modules/training/training.module';
 import { graphqlModule } from './graphql.module';
 
 /**
@@ -12,9 +17,12 @@ import { graphqlModule } from './graphql.module';
  * only roles that answer storefronts mount GraphQL.
  */
 export const ROLE_MODULES: Record<Exclude<Role, 'all'>, { graphql: boolean; modules: Type[] }> = {
-  api: { graphql: true, modules: [] },
-  ingest: { graphql: false, modules: [] },
-  train: { graphql: false, modules: [] },
+  api: {
+    graphql: true,
+    modules: [IngestApiModule, EmbeddingApiModule, RankingModule, RegistryApiModule],
+  },
+  ingest: { graphql: false, modules: [IngestModule, EmbeddingModule] },
+  train: { graphql: false, modules: [RegistryTrainModule, TrainingModule] },
 };
 
 export function modulesFor(role: Role): { graphql: boolean; modules: Type[] } {

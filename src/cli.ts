@@ -4,9 +4,18 @@ import { AppModule } from './app.module';
 import { CliCommand, CliContext } from './cli-command';
 import { createLogger } from './common/logger';
 import { ConfigError, loadConfig } from './config/config';
+import { INGEST_COMMANDS } from './modules/ingest/ingest.cli';
+import { EMBEDDING_COMMANDS } from './modules/embedding/embedding.cli';
+import { REGISTRY_COMMANDS } from './modules/registry/registry.cli';
+import { TRAINING_COMMANDS } from './modules/training/training.cli';
 
 /** Every CLI verb; modules contribute theirs. */
-const COMMANDS: readonly CliCommand[] = [];
+const COMMANDS: readonly CliCommand[] = [
+  ...INGEST_COMMANDS,
+  ...EMBEDDING_COMMANDS,
+  ...REGISTRY_COMMANDS,
+  ...TRAINING_COMMANDS,
+];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((command) => command.usage.length), 10);

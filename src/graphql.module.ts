@@ -3,6 +3,9 @@ import { GraphQLModule } from '@nestjs/graphql';
 import { MercuriusDriver, MercuriusDriverConfig } from '@nestjs/mercurius';
 import type { FastifyRequest } from 'fastify';
 import { mercuriusErrorFormatter } from './common/graphql-errors';
+import { operationLimitsRule } from './common/graphql-limits';
+import { APP_CONFIG } from './config/config.module';
+import type { AppConfig } from './config/config';
 import { graphqlMetricsHooks } from './modules/metrics/graphql-hooks';
 import { Metrics } from './modules/metrics/metrics.registry';
 
@@ -15,13 +18,14 @@ export interface GraphqlContext {
 export function graphqlModule(): DynamicModule {
   return GraphQLModule.forRootAsync<MercuriusDriverConfig>({
     driver: MercuriusDriver,
-    inject: [Metrics],
-    useFactory: (metrics: Metrics) => ({
+    inject: [Metrics, APP_CONFIG],
+    useFactory: (metrics: Metrics, config: AppConfig) => ({
       autoSchemaFile: true,
       sortSchema: true,
       path: '/graphql',
       graphiql: false,
       queryDepth: 12,
+      validationRules: [operationLimitsRule(config.graphql)],
       context: (request: FastifyRequest): GraphqlContext => ({ requestId: request.id, request }),
       hooks: graphqlMetricsHooks(metrics),
       errorFormatter: mercuriusErrorFormatter,

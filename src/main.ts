@@ -3,8 +3,9 @@ import { AppConfig, ConfigError, loadConfig, ROLES } from './config/config';
 import { createLogger } from './common/logger';
 import { migrate } from './infra/migrator';
 import { createServer } from './server';
+import { runTrainOnce } from './modules/registry/registry.cli';
 
-const USAGE = `usage: node dist/main.js [${ROLES.join('|')}|migrate [up|down]]`;
+const USAGE = `usage: node dist/main.js [${ROLES.join('|')}|train --once|migrate [up|down]]`;
 
 /** One entry point; the role comes from the first argument, else ROLE, else `all`. */
 async function main(argv: readonly string[]): Promise<void> {
@@ -30,6 +31,14 @@ async function main(argv: readonly string[]): Promise<void> {
       direction === 'down' ? 1 : Infinity,
     );
     logger.info({ applied }, `migrations ${direction}: ${applied.length} applied`);
+    return;
+  }
+
+  if (config.role === 'train' && rest.includes('--once')) {
+    // A Kubernetes CronJob: one training check, then exit (no HTTP server).
+    const outcome = await runTrainOnce(config, logger);
+    logger.info({ outcome }, 'train --once finished');
+    if (outcome.kind === 'ran' && outcome.run.status === 'failed') process.exitCode = 1;
     return;
   }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseCron } from '../modules/registry/cron';
 
 export const ROLES = ['api', 'ingest', 'train', 'all'] as const;
 export type Role = (typeof ROLES)[number];
@@ -24,6 +25,19 @@ const csv = z
   )
   .refine((parts) => parts.length > 0, { message: 'must list at least one entry' });
 
+const bool = z
+  .enum(['true', 'false', '1', '0'], { message: 'must be true or false' })
+  .transform((value) => value === 'true' || value === '1');
+
+function cronError(expression: string): string | undefined {
+  try {
+    parseCron(expression).next(new Date());
+    return undefined;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
 /**
  * Every environment variable the service reads, with its default. The README's configuration
  * table mirrors this object; `describeConfig()` prints it.
@@ -45,6 +59,56 @@ export const configSchema = z.object({
   KAFKA_TOPIC_PREFIX: z.string().default(''),
   HEALTH_TIMEOUT_MS: int(100, 60_000).default(2000),
   SHUTDOWN_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  INGEST_EVENTS_GROUP_ID: z.string().min(1).default('recsys-ingest-events'),
+  INGEST_ITEMS_GROUP_ID: z.string().min(1).default('recsys-ingest-items'),
+  INGEST_MAX_VALUE_BYTES: int(64, 16 * 1024 * 1024).default(65_536),
+  INGEST_BATCH_SIZE: int(1, 100_000).default(20_000),
+  INGEST_PARTITIONS_CONCURRENCY: int(1, 64).default(6),
+  INGEST_FETCH_MAX_BYTES_PER_PARTITION: int(1024, 64 * 1024 * 1024).default(4_194_304),
+  INGEST_RETRY_INITIAL_MS: int(1, 60_000).default(200),
+  INGEST_RETRY_MAX_MS: int(1, 600_000).default(5000),
+  INGEST_SESSION_TIMEOUT_MS: int(6000, 300_000).default(30_000),
+  ONLINE_RECENT_CAP: int(1, 10_000).default(100),
+  ONLINE_POPULARITY_HALF_LIFE_HOURS: z.coerce.number().positive().default(24),
+  ONLINE_CATCH_UP_INTERVAL_MS: int(100, 3_600_000).default(5000),
+  TRAIN_CRON: z
+    .string()
+    .default('0 * * * *')
+    .superRefine((value, context) => {
+      const error = value === 'off' ? undefined : cronError(value);
+      if (error !== undefined) context.addIssue({ code: 'custom', message: `${error} (or "off")` });
+    }),
+  TRAIN_MIN_NEW_EVENTS: int(0).default(1000),
+  TRAIN_PROMOTION_TOLERANCE: z.coerce.number().min(0).max(1).default(0.005),
+  TRAIN_BACKEND: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  TRAIN_EPOCHS: int(1, 1000).default(4),
+  TRAIN_BATCH_SIZE: int(1, 65_536).default(256),
+  TRAIN_LEARNING_RATE: z.coerce.number().positive().max(1).default(0.003),
+  TRAIN_VALIDATION_FRACTION: z.coerce.number().min(0).max(0.5).default(0.1),
+  TRAIN_REPLAY_RATIO: z.coerce.number().min(0).max(100).default(1),
+  TRAIN_MAX_EVENTS: int(1).default(2_000_000),
+  TRAIN_SEED: int(0).default(42),
+  MODEL_POLL_INTERVAL_MS: int(100, 3_600_000).default(30_000),
+  EMBEDDING_MODEL: z.string().min(1).default('all-MiniLM-L6-v2'),
+  EMBEDDING_MODEL_DIR: z.string().min(1).default('models'),
+  EMBEDDING_QUANTIZED: bool.default('false'),
+  EMBEDDING_ALLOW_REMOTE: bool.default('false'),
+  EMBEDDING_THREADS: int(1, 64).default(1),
+  EMBEDDING_BATCH_SIZE: int(1, 1024).default(8),
+  EMBEDDING_WORKER_BATCH: int(1, 10_000).default(128),
+  EMBEDDING_POLL_INTERVAL_MS: int(100, 3_600_000).default(30_000),
+  EMBEDDING_ONDEMAND_MAX_BATCH: int(1, 1024).default(32),
+  EMBEDDING_ONDEMAND_MAX_WAIT_MS: int(0, 1000).default(5),
+  RANK_MAX_CANDIDATES: int(1, 100_000).default(1000),
+  RANK_TIMEOUT_MS: int(10, 60_000).default(2000),
+  RANK_HISTORY_LENGTH: int(1, 10_000).default(50),
+  RANK_USER_VECTOR_TTL_SECONDS: int(1, 30 * 86_400).default(86_400),
+  RANK_RECOMMEND_MAX: int(1, 10_000).default(200),
+  RANK_RECOMMEND_POOL: int(1, 100_000).default(200),
+  RANK_PROFILE_REFRESH_MS: int(100, 3_600_000).default(5000),
+  RANK_CATALOG_REFRESH_MS: int(100, 3_600_000).default(10_000),
+  GRAPHQL_MAX_COMPLEXITY: int(1, 1_000_000).default(500),
+  GRAPHQL_MAX_ALIASES: int(0, 10_000).default(20),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
@@ -66,6 +130,84 @@ export interface AppConfig {
   };
   readonly healthTimeoutMs: number;
   readonly shutdownTimeoutMs: number;
+  readonly ingest: {
+    /** Consumer group ids; prefixed with the Kafka topic prefix like the topics. */
+    readonly eventsGroupId: string;
+    readonly itemsGroupId: string;
+    readonly maxValueBytes: number;
+    /** Most messages stored in one PostgreSQL transaction. */
+    readonly batchSize: number;
+    readonly partitionsConcurrency: number;
+    readonly fetchMaxBytesPerPartition: number;
+    readonly retryInitialMs: number;
+    readonly retryMaxMs: number;
+    /** How long a silent (dead) consumer keeps its partitions. */
+    readonly sessionTimeoutMs: number;
+  };
+  readonly online: {
+    readonly recentCap: number;
+    readonly popularityHalfLifeMs: number;
+    readonly catchUpIntervalMs: number;
+  };
+  readonly modelLifecycle: {
+    /** When the train role fine-tunes (UTC cron); null = never on its own. */
+    readonly trainCron: string | null;
+    /** Events since the active version below which a scheduled run is skipped. */
+    readonly trainMinNewEvents: number;
+    /** Largest AUC drop versus the active version that still promotes automatically. */
+    readonly promotionTolerance: number;
+    /** How often a replica re-reads the active version, in case a NOTIFY was missed. */
+    readonly pollIntervalMs: number;
+  };
+  readonly training: {
+    /** tfjs backend; `auto` = tensorflow-gpu > tensorflow > wasm > cpu, the first that loads. */
+    readonly backend: 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
+    readonly epochs: number;
+    readonly batchSize: number;
+    readonly learningRate: number;
+    /** Latest share of the training window held out (time-based) for validation metrics. */
+    readonly validationFraction: number;
+    /** Older impressions replayed per new one in incremental fine-tuning. */
+    readonly replayRatio: number;
+    /** Most impression and click events one run reads (the newest). */
+    readonly maxEvents: number;
+    readonly seed: number;
+  };
+  readonly embedding: {
+    /** Folder name under `modelDir`, or a hub id (needs `allowRemote`). */
+    readonly model: string;
+    readonly modelDir: string;
+    readonly quantized: boolean;
+    readonly allowRemote: boolean;
+    /** ONNX Runtime intra-op threads. */
+    readonly threads: number;
+    /** Most texts per model run. */
+    readonly batchSize: number;
+    /** Items the worker claims, encodes and stores per transaction. */
+    readonly workerBatch: number;
+    /** Safety-net poll; notifications from PostgreSQL normally wake the worker at once. */
+    readonly pollIntervalMs: number;
+    readonly onDemandMaxBatch: number;
+    readonly onDemandMaxWaitMs: number;
+  };
+  readonly ranking: {
+    readonly maxCandidates: number;
+    readonly timeoutMs: number;
+    /** Most recent interactions pooled into the user's interest vector. */
+    readonly historyLength: number;
+    readonly userVectorTtlSeconds: number;
+    /** Largest `first` of `recommend`. */
+    readonly recommendMax: number;
+    /** Nearest neighbours retrieved before re-ranking (at least `first`). */
+    readonly recommendPool: number;
+    readonly profileRefreshMs: number;
+    readonly catalogRefreshMs: number;
+  };
+  readonly graphql: {
+    /** Most fields in one operation, fragments expanded. */
+    readonly maxComplexity: number;
+    readonly maxAliases: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -110,5 +252,63 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     },
     healthTimeoutMs: c.HEALTH_TIMEOUT_MS,
     shutdownTimeoutMs: c.SHUTDOWN_TIMEOUT_MS,
+    ingest: {
+      eventsGroupId: c.INGEST_EVENTS_GROUP_ID,
+      itemsGroupId: c.INGEST_ITEMS_GROUP_ID,
+      maxValueBytes: c.INGEST_MAX_VALUE_BYTES,
+      batchSize: c.INGEST_BATCH_SIZE,
+      partitionsConcurrency: c.INGEST_PARTITIONS_CONCURRENCY,
+      fetchMaxBytesPerPartition: c.INGEST_FETCH_MAX_BYTES_PER_PARTITION,
+      retryInitialMs: c.INGEST_RETRY_INITIAL_MS,
+      retryMaxMs: c.INGEST_RETRY_MAX_MS,
+      sessionTimeoutMs: c.INGEST_SESSION_TIMEOUT_MS,
+    },
+    online: {
+      recentCap: c.ONLINE_RECENT_CAP,
+      popularityHalfLifeMs: Math.round(c.ONLINE_POPULARITY_HALF_LIFE_HOURS * 3_600_000),
+      catchUpIntervalMs: c.ONLINE_CATCH_UP_INTERVAL_MS,
+    },
+    modelLifecycle: {
+      trainCron: c.TRAIN_CRON === 'off' ? null : c.TRAIN_CRON,
+      trainMinNewEvents: c.TRAIN_MIN_NEW_EVENTS,
+      promotionTolerance: c.TRAIN_PROMOTION_TOLERANCE,
+      pollIntervalMs: c.MODEL_POLL_INTERVAL_MS,
+    },
+    training: {
+      backend: c.TRAIN_BACKEND,
+      epochs: c.TRAIN_EPOCHS,
+      batchSize: c.TRAIN_BATCH_SIZE,
+      learningRate: c.TRAIN_LEARNING_RATE,
+      validationFraction: c.TRAIN_VALIDATION_FRACTION,
+      replayRatio: c.TRAIN_REPLAY_RATIO,
+      maxEvents: c.TRAIN_MAX_EVENTS,
+      seed: c.TRAIN_SEED,
+    },
+    embedding: {
+      model: c.EMBEDDING_MODEL,
+      modelDir: c.EMBEDDING_MODEL_DIR,
+      quantized: c.EMBEDDING_QUANTIZED,
+      allowRemote: c.EMBEDDING_ALLOW_REMOTE,
+      threads: c.EMBEDDING_THREADS,
+      batchSize: c.EMBEDDING_BATCH_SIZE,
+      workerBatch: c.EMBEDDING_WORKER_BATCH,
+      pollIntervalMs: c.EMBEDDING_POLL_INTERVAL_MS,
+      onDemandMaxBatch: c.EMBEDDING_ONDEMAND_MAX_BATCH,
+      onDemandMaxWaitMs: c.EMBEDDING_ONDEMAND_MAX_WAIT_MS,
+    },
+    ranking: {
+      maxCandidates: c.RANK_MAX_CANDIDATES,
+      timeoutMs: c.RANK_TIMEOUT_MS,
+      historyLength: c.RANK_HISTORY_LENGTH,
+      userVectorTtlSeconds: c.RANK_USER_VECTOR_TTL_SECONDS,
+      recommendMax: c.RANK_RECOMMEND_MAX,
+      recommendPool: c.RANK_RECOMMEND_POOL,
+      profileRefreshMs: c.RANK_PROFILE_REFRESH_MS,
+      catalogRefreshMs: c.RANK_CATALOG_REFRESH_MS,
+    },
+    graphql: {
+      maxComplexity: c.GRAPHQL_MAX_COMPLEXITY,
+      maxAliases: c.GRAPHQL_MAX_ALIASES,
+    },
   };
 }

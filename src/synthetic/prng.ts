@@ -37,7 +37,7 @@ export class Random {
 
   pick<T>(values: readonly T[]): T {
     if (values.length === 0) throw new Error('pick from an empty list');
-    return values[Math.floor(this.next() * values.length)] as T;
+    return values[Math.floor(this.next() * values.length)];
   }
 
   /** `count` distinct values (fewer when the list is shorter). */
@@ -45,7 +45,7 @@ export class Random {
     const copy = [...values];
     const out: T[] = [];
     while (out.length < count && copy.length > 0) {
-      out.push(copy.splice(Math.floor(this.next() * copy.length), 1)[0] as T);
+      out.push(copy.splice(Math.floor(this.next() * copy.length), 1)[0]);
     }
     return out;
   }

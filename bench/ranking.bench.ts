@@ -1,0 +1,328 @@
+import { ChildProcess, fork } from 'node:child_process';
+import { loadavg } from 'node:os';
+import path from 'node:path';
+import autocannon from 'autocannon';
+import { Client } from 'pg';
+import { createClient } from 'redis';
+import { createLogger } from '../src/common/logger';
+import { loadConfig } from '../src/config/config';
+import { ensureDatabase, migrate } from '../src/infra/migrator';
+import { generateBehaviour, generateCatalog, Random } from '../src/synthetic';
+import { Benchmark, progress } from './lib/harness';
+import type { ServerReady } from './servers/common';
+
+const STARTUP_TIMEOUT_MS = 300_000;
+const TRIVIAL = '{ health { status } }';
+const RANK = `query Rank($u: ID!, $c: [CandidateInput!]!) {
+  rank(userId: $u, candidates: $c) { items { itemId score } modelVersion requestId } }`;
+const RECOMMEND = `query Recommend($u: ID!) {
+  recommend(userId: $u, first: 20) { items { itemId score } modelVersion requestId } }`;
+
+interface Settings {
+  readonly items: number;
+  readonly users: number;
+  readonly impressions: number;
+  readonly dimension: number;
+  readonly candidates: number;
+  readonly warmupSeconds: number;
+  readonly measureSeconds: number;
+  readonly connections: number;
+}
+
+function parseSettings(args: readonly string[]): Settings {
+  const value = (flag: string, fallback: number): number => {
+    const index = args.indexOf(`--${flag}`);
+    if (index === -1) return fallback;
+    const parsed = Number(args[index + 1]);
+    if (!Number.isInteger(parsed) || parsed < 0) throw new Error(`--${flag} needs an integer`);
+    return parsed;
+  };
+  return {
+    items: value('items', 50_000),
+    users: value('users', 2000),
+    impressions: value('impressions', 200_000),
+    dimension: value('dimension', 64),
+    candidates: value('candidates', 100),
+    warmupSeconds: value('warmup', 5),
+    measureSeconds: value('measure', 10),
+    connections: value('connections', 32),
+  };
+}
+
+interface Measurement {
+  readonly requestsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly errors: number;
+}
+
+const DATABASE = 'recsys_bench_ranking';
+const SEED = 'bench-ranking';
+
+/** Fresh database with the catalog and behaviour (the last 7 days, so popularity is live). */
+async function seed(settings: Settings, databaseUrl: string) {
+  const admin = new URL(databaseUrl);
+  admin.pathname = '/postgres';
+  const client = new Client({ connectionString: admin.toString() });
+  await client.connect();
+  await client.query(`DROP DATABASE IF EXISTS ${DATABASE} WITH (FORCE)`);
+  await client.end();
+  await ensureDatabase(databaseUrl);
+  await migrate(databaseUrl, createLogger('warn'));
+  const catalog = generateCatalog({ items: settings.items, seed: SEED });
+  const to = new Date();
+  const behaviour = generateBehaviour({
+    catalog,
+    users: settings.users,
+    impressions: settings.impressions,
+    seed: SEED,
+    from: new Date(to.getTime() - 7 * 86_400_000),
+    to,
+  });
+  const db = new Client({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    for (let i = 0; i < catalog.items.length; i += 10_000) {
+      const chunk = catalog.items.slice(i, i + 10_000);
+      await db.query(
+        `INSERT INTO items (item_id, title, description, category, tags, price, created_at, source_ts, text_hash, embed_pending)
+         SELECT u.id, u.title, u.description, u.category, '{}', u.price, u.created_at, now(), 'bench', false
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::timestamptz[])
+           AS u(id, title, description, category, price, created_at)`,
+        [
+          chunk.map((item) => item.itemId),
+          chunk.map((item) => item.title),
+          chunk.map((item) => item.description),
+          chunk.map((item) => item.category),
+          chunk.map((item) => item.price),
+          chunk.map((item) => item.createdAt),
+        ],
+      );
+    }
+    for (let i = 0; i < behaviour.events.length; i += 20_000) {
+      const chunk = behaviour.events.slice(i, i + 20_000);
+      await db.query(
+        `INSERT INTO events (event_id, type, user_id, item_id, ts)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])`,
+        [
+          chunk.map((event) => event.eventId),
+          chunk.map((event) => event.type),
+          chunk.map((event) => event.userId),
+          chunk.map((event) => event.itemId),
+          chunk.map((event) => event.timestamp),
+        ],
+      );
+    }
+  } finally {
+    await db.end();
+  }
+  const active = new Set(
+    behaviour.events.filter((event) => event.type !== 'impression').map((event) => event.userId),
+  );
+  return { catalog, users: [...active], events: behaviour.events.length };
+}
+
+async function clearRedis(url: string, prefix: string): Promise<void> {
+  const redis = createClient({ url });
+  await redis.connect();
+  for await (const keys of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) {
+    if (keys.length > 0) await redis.unlink(keys);
+  }
+  await redis.close();
+}
+
+async function startServer(env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; port: number }> {
+  const child = fork(path.join(__dirname, 'servers', 'ranking.ts'), [], {
+    execArgv: ['-r', 'ts-node/register'],
+    env: { ...process.env, ...env, NODE_ENV: 'production' },
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  child.stdout?.pipe(process.stderr);
+  child.stderr?.pipe(process.stderr);
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new Error('ranking server did not start in time'));
+    }, STARTUP_TIMEOUT_MS);
+    child.once('message', (message: ServerReady) => {
+      clearTimeout(timer);
+      resolve(message.port);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`ranking server exited before listening (code ${String(code)})`));
+    });
+  });
+  return { child, port };
+}
+
+async function check(url: string, body: string): Promise<void> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+  });
+  const text = await response.text();
+  const parsed = JSON.parse(text) as { errors?: unknown };
+  if (response.status !== 200 || parsed.errors !== undefined) {
+    throw new Error(`server answered ${response.status} ${text.slice(0, 500)}`);
+  }
+}
+
+async function load(
+  url: string,
+  bodies: readonly string[],
+  seconds: number,
+  connections: number,
+  overallRate?: number,
+): Promise<Measurement> {
+  let next = 0;
+  const result = await autocannon({
+    url,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    connections,
+    duration: seconds,
+    ...(overallRate === undefined ? {} : { overallRate }),
+    requests: [
+      {
+        setupRequest: (request) => {
+          request.body = bodies[next++ % bodies.length];
+          return request;
+        },
+      },
+    ],
+  });
+  return {
+    requestsPerSecond: result.requests.average,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    errors: result.errors + result.non2xx + result.timeouts,
+  };
+}
+
+const benchmark: Benchmark = {
+  description:
+    'rank (100 candidates) and recommend(first: 20) vs a trivial query, 50,000-item catalog, one server',
+  async run(args) {
+    const settings = parseSettings(args);
+    const base = loadConfig(process.env);
+    const admin = new URL(base.postgres.url);
+    admin.pathname = `/${DATABASE}`;
+    const databaseUrl = admin.toString();
+    const prefix = `bench:ranking:${process.pid}:`;
+    progress(`seeding ${settings.items} items, ${settings.users} users into ${DATABASE}`);
+    const { catalog, users, events } = await seed(settings, databaseUrl);
+    progress(`${events} events; starting the server (online-state rebuild, model load)`);
+    let child: ChildProcess | undefined;
+    const kill = () => child?.kill('SIGKILL');
+    process.once('exit', kill);
+    const loadBefore = loadavg()[0] ?? 0;
+    try {
+      const started = await startServer({
+        DATABASE_URL: databaseUrl,
+        REDIS_URL: base.redis.url,
+        REDIS_KEY_PREFIX: prefix,
+        LOG_LEVEL: 'warn',
+        BENCH_ITEMS: String(settings.items),
+        BENCH_SEED: SEED,
+        BENCH_DIMENSION: String(settings.dimension),
+      });
+      child = started.child;
+      const url = `http://127.0.0.1:${started.port}/graphql`;
+      const random = new Random('bench-requests');
+      const itemIds = catalog.items.map((item) => item.itemId);
+      // Round-robin over the users (in a shuffled order), so the warm-up caches every user vector.
+      const order = random.sample(users, users.length);
+      const rankBodies = order.map((user) =>
+        JSON.stringify({
+          query: RANK,
+          variables: {
+            u: user,
+            c: random.sample(itemIds, settings.candidates).map((itemId) => ({ itemId })),
+          },
+        }),
+      );
+      const recommendBodies = order.map((user) =>
+        JSON.stringify({ query: RECOMMEND, variables: { u: user } }),
+      );
+      const trivialBodies = [JSON.stringify({ query: TRIVIAL })];
+      for (const body of [trivialBodies[0], rankBodies[0], recommendBodies[0]]) {
+        await check(url, body);
+      }
+      const { connections, warmupSeconds, measureSeconds } = settings;
+      let warmed = 0;
+      progress(`warm-up: one rank per user (${users.length}), then ${warmupSeconds} s per query`);
+      await autocannon({
+        url,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        connections,
+        amount: rankBodies.length,
+        requests: [
+          {
+            setupRequest: (request) => {
+              request.body = rankBodies[warmed++ % rankBodies.length];
+              return request;
+            },
+          },
+        ],
+      });
+      for (const bodies of [trivialBodies, rankBodies, recommendBodies]) {
+        await load(url, bodies, warmupSeconds, connections);
+      }
+      progress(`measuring ${measureSeconds} s each`);
+      const trivial = await load(url, trivialBodies, measureSeconds, connections);
+      const rank = await load(url, rankBodies, measureSeconds, connections);
+      const recommend = await load(url, recommendBodies, measureSeconds, connections);
+      const halfRate = Math.max(1, Math.round(rank.requestsPerSecond / 2));
+      progress(`rank at half its max rate (${halfRate} req/s)`);
+      const rankHalf = await load(url, rankBodies, measureSeconds, connections, halfRate);
+      const ratio = rank.requestsPerSecond / trivial.requestsPerSecond;
+      const row = (name: string, m: Measurement) => ({
+        query: name,
+        'requests/s': Math.round(m.requestsPerSecond),
+        'p50 ms': m.p50Ms,
+        'p99 ms': m.p99Ms,
+        errors: m.errors,
+      });
+      return {
+        title: `Ranking API: ${settings.items.toLocaleString('en-US')} items, ${settings.candidates} candidates, ${connections} connections, ${measureSeconds} s each after warm-up`,
+        rows: [
+          row('trivial { health { status } }', trivial),
+          row(`rank (${settings.candidates} candidates)`, rank),
+          row('recommend(first: 20)', recommend),
+          row(`rank at ${halfRate} req/s (half max)`, rankHalf),
+        ],
+        figures: {
+          settings,
+          trivial,
+          rank,
+          recommend,
+          rankAtHalfRate: { rate: halfRate, ...rankHalf },
+          ratioRankOverTrivial: ratio,
+          targets: {
+            ratioAtLeast: 0.5,
+            ratioMet: ratio >= 0.5,
+            halfRateP99UnderMs: 20,
+            halfRateP99Met: rankHalf.p99Ms < 20,
+          },
+          loadAverage1mBefore: loadBefore,
+        },
+        notes: [
+          `ratio rank/trivial requests/s: ${ratio.toFixed(2)} (target >= 0.5: ${ratio >= 0.5 ? 'met' : 'NOT met'})`,
+          `p99 of rank at half its max rate: ${rankHalf.p99Ms} ms (target < 20 ms: ${rankHalf.p99Ms < 20 ? 'met' : 'NOT met'})`,
+          `Model: the in-memory category model (dimension ${settings.dimension}) stands in for the trained scorer; online state rebuilt in Redis from ${events.toLocaleString('en-US')} events of ${settings.users} users.`,
+          'Queries select items { itemId score }, modelVersion and requestId; rank users are random users with clicks (warm user-vector cache).',
+          'Server in a child process (api role, NODE_ENV=production, log level warn); autocannon in the bench process on the same cores.',
+          `1-minute load average before the run: ${loadBefore.toFixed(2)}.`,
+        ],
+      };
+    } finally {
+      kill();
+      process.removeListener('exit', kill);
+      await clearRedis(base.redis.url, prefix).catch(() => undefined);
+    }
+  },
+};
+
+export default benchmark;

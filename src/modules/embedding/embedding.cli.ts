@@ -1,0 +1,82 @@
+import { SingleBar } from 'cli-progress';
+import type { CliCommand } from '../../cli-command';
+import { parseFlags } from '../../cli-command';
+import { createPgPool } from '../../infra/postgres';
+import { createRedisClient } from '../../infra/redis';
+import { Metrics } from '../metrics/metrics.registry';
+import { EmbeddingCacheRepository } from './embedding-cache.repository';
+import { BackfillProgress, EmbeddingIndexer, PassCounts } from './embedding-indexer.service';
+import { EmbeddingRepository } from './embedding.repository';
+import { TextEncoderProvider } from './encoder.provider';
+
+function summary(counts: PassCounts, seconds: number): string {
+  return (
+    `embedded ${counts.items} items in ${seconds.toFixed(1)} s: ${counts.encoded} encoded, ` +
+    `${counts.reused} reused a stored vector of the same text, ${counts.stored} stored` +
+    ` (${counts.items - counts.stored} changed meanwhile, left pending)\n`
+  );
+}
+
+const embedItems: CliCommand = {
+  name: 'embed-items',
+  usage: 'embed-items [--all] [--batch n]',
+  summary:
+    'encode items marked pending; --all: every live item lacking a vector of the configured encoder for its text',
+  async run(args, context) {
+    const { flags } = parseFlags(args);
+    const batchFlag = flags.get('batch');
+    const batch =
+      typeof batchFlag === 'string' ? Number(batchFlag) : context.config.embedding.workerBatch;
+    if (!Number.isInteger(batch) || batch < 1) throw new Error('--batch must be an integer >= 1');
+    const { config, logger } = context;
+    const pool = createPgPool(config.postgres, logger);
+    const redis = createRedisClient(config.redis, logger);
+    const encoder = TextEncoderProvider.fromConfig(config, logger);
+    const repository = new EmbeddingRepository(pool);
+    const indexer = new EmbeddingIndexer(
+      repository,
+      new EmbeddingCacheRepository(redis, config),
+      encoder,
+      logger,
+      new Metrics({ role: 'cli' }),
+    );
+    const started = performance.now();
+    const bar = new SingleBar({
+      format:
+        'embedding |{bar}| {percentage}% {value}/{total} items | {rate} items/s | ETA {eta_formatted}',
+      stream: process.stderr,
+      etaBuffer: 50,
+      hideCursor: true,
+    });
+    try {
+      // The cache is optional: without Redis the vectors still land in PostgreSQL.
+      await redis.connect().catch((error: unknown) => {
+        logger.warn({ err: error }, 'redis unavailable; cache not warmed');
+      });
+      // Load the model before the clock starts, so the rate shows encoding speed.
+      await encoder.get();
+      const onProgress = (progress: BackfillProgress) => {
+        const seconds = (performance.now() - started) / 1000;
+        const rate = seconds > 0 ? (progress.items / seconds).toFixed(1) : '0';
+        if (progress.items === 0) bar.start(progress.total, 0, { rate });
+        else bar.setTotal(progress.total);
+        bar.update(progress.items, { rate });
+      };
+      const counts = await indexer.backfill(
+        flags.has('all') ? 'stale' : 'pending',
+        batch,
+        onProgress,
+      );
+      bar.stop();
+      process.stdout.write(summary(counts, (performance.now() - started) / 1000));
+    } finally {
+      bar.stop();
+      await encoder.onApplicationShutdown();
+      if (redis.isOpen) await redis.close();
+      else redis.destroy();
+      await pool.end();
+    }
+  },
+};
+
+export const EMBEDDING_COMMANDS: readonly CliCommand[] = [embedItems];

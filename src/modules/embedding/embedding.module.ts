@@ -1,0 +1,38 @@
+import { Module } from '@nestjs/common';
+import { APP_CONFIG } from '../../config/config.module';
+import type { AppConfig } from '../../config/config';
+import type { Logger } from '../../common/logger';
+import { LOGGER } from '../../infra/tokens';
+import { HealthModule } from '../health/health.module';
+import { EmbeddingCacheRepository } from './embedding-cache.repository';
+import { EmbeddingIndexer } from './embedding-indexer.service';
+import { EmbeddingRepository } from './embedding.repository';
+import { EmbeddingService } from './embedding.service';
+import { EmbeddingWorker } from './embedding.worker';
+import { TextEncoderProvider } from './encoder.provider';
+
+/** Storage, cache, the lazily loaded encoder, indexing and on-demand encoding; no edge. */
+@Module({
+  providers: [
+    EmbeddingRepository,
+    EmbeddingCacheRepository,
+    {
+      provide: TextEncoderProvider,
+      inject: [APP_CONFIG, LOGGER],
+      useFactory: (config: AppConfig, logger: Logger) =>
+        TextEncoderProvider.fromConfig(config, logger),
+    },
+    EmbeddingIndexer,
+    EmbeddingService,
+  ],
+  exports: [EmbeddingService, EmbeddingIndexer, EmbeddingRepository, TextEncoderProvider],
+})
+export class EmbeddingCoreModule {}
+
+/** The ingest role's part: the worker that embeds items marked by ingest. */
+@Module({ imports: [EmbeddingCoreModule, HealthModule], providers: [EmbeddingWorker] })
+export class EmbeddingModule {}
+
+/** The api role's part: `EmbeddingService` (item vectors, on-demand encoding) for ranking. */
+@Module({ imports: [EmbeddingCoreModule], exports: [EmbeddingCoreModule] })
+export class EmbeddingApiModule {}

@@ -1,0 +1,161 @@
+import {
+  BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  OnApplicationBootstrap,
+} from '@nestjs/common';
+import { APP_CONFIG } from '../../config/config.module';
+import type { AppConfig } from '../../config/config';
+import type { Logger } from '../../common/logger';
+import { LOGGER } from '../../infra/tokens';
+import { HealthService } from '../health/health.service';
+import { EmbeddingIndexer } from './embedding-indexer.service';
+import { EMBED_PENDING_CHANNEL, EmbeddingRepository, Listener } from './embedding.repository';
+
+const RETRY_INITIAL_MS = 1000;
+const LISTEN_RETRY_MS = 5000;
+
+/**
+ * The ingest role's embedding loop. Woken by PostgreSQL notifications (the items triggers fire when
+ * a statement leaves an item pending) and by a slow safety-net poll; each wake drains the pending
+ * items batch by batch. Failures back off exponentially up to the poll interval.
+ */
+@Injectable()
+export class EmbeddingWorker implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger: Logger;
+  private listener: Listener | undefined;
+  private poll: NodeJS.Timeout | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  private draining: Promise<void> | undefined;
+  private wakeAgain = false;
+  private stopped = true;
+  private failures = 0;
+  private lastError: unknown;
+
+  constructor(
+    private readonly indexer: EmbeddingIndexer,
+    private readonly repository: EmbeddingRepository,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(LOGGER) logger: Logger,
+    health: HealthService,
+  ) {
+    this.logger = logger.child({ component: 'embedding-worker' });
+    health.register({
+      name: 'embedding-worker',
+      check: () =>
+        this.failures === 0
+          ? Promise.resolve()
+          : Promise.reject(
+              new Error(
+                `embedding failing: ${this.lastError instanceof Error ? this.lastError.message : String(this.lastError)}`,
+              ),
+            ),
+    });
+  }
+
+  onApplicationBootstrap(): void {
+    this.start();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.stop();
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    void this.listen();
+    this.poll = setInterval(() => {
+      this.wake();
+    }, this.config.embedding.pollIntervalMs);
+    this.wake();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.poll);
+    clearTimeout(this.retry);
+    await this.listener?.close();
+    this.listener = undefined;
+    await this.draining;
+  }
+
+  /** Drains pending items now (or right after the running drain). */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.draining) {
+      this.wakeAgain = true;
+      return;
+    }
+    this.draining = this.drain().finally(() => {
+      this.draining = undefined;
+      if (this.wakeAgain) {
+        this.wakeAgain = false;
+        this.wake();
+      }
+    });
+  }
+
+  /** Resolves once no drain is running or queued (tests, shutdown). */
+  async idle(): Promise<void> {
+    while (this.draining) await this.draining;
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (!this.stopped) {
+        const counts = await this.indexer.embedPending(this.config.embedding.workerBatch);
+        // Another replica (or a backfill) holds the lock and drains; its notification or the poll
+        // brings us back.
+        if (counts === undefined || counts.items === 0) break;
+        this.logger.info(counts, 'embedded pending items');
+      }
+      this.failures = 0;
+      this.lastError = undefined;
+    } catch (error) {
+      this.failures++;
+      this.lastError = error;
+      const delay = Math.min(
+        RETRY_INITIAL_MS * 2 ** (this.failures - 1),
+        this.config.embedding.pollIntervalMs,
+      );
+      this.logger.error(
+        { err: error, failures: this.failures, retryMs: delay },
+        'embedding failed',
+      );
+      clearTimeout(this.retry);
+      this.retry = setTimeout(() => {
+        this.wake();
+      }, delay);
+    }
+  }
+
+  /** A method, not the field: the flag changes across awaits, which narrowing does not see. */
+  private isStopped(): boolean {
+    return this.stopped;
+  }
+
+  private async listen(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      this.listener = await this.repository.listen(
+        EMBED_PENDING_CHANNEL,
+        () => {
+          this.wake();
+        },
+        (error) => {
+          this.listener = undefined;
+          this.logger.warn({ err: error }, 'embedding notifications lost; listening again soon');
+          setTimeout(() => void this.listen(), LISTEN_RETRY_MS).unref();
+        },
+      );
+      // Stopped while connecting: `stop` found no listener to close.
+      if (this.isStopped()) await this.listener.close();
+      // Items marked while not listening.
+      else this.wake();
+    } catch (error) {
+      this.logger.warn({ err: error }, 'cannot listen for embedding notifications; retrying');
+      setTimeout(() => void this.listen(), LISTEN_RETRY_MS).unref();
+    }
+  }
+}

@@ -1,0 +1,85 @@
+export interface MicroBatcherOptions {
+  /** Most distinct texts in one model run. */
+  readonly maxBatch: number;
+  /** How long the first text of a batch waits for company. */
+  readonly maxWaitMs: number;
+}
+
+interface Waiter {
+  resolve(vector: Float32Array): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Coalesces concurrent single-text requests into one `encode` call: a batch closes when it holds
+ * `maxBatch` distinct texts or its first text has waited `maxWaitMs`. One run at a time: requests
+ * arriving during a run form the next batch, so batches grow with load. Identical texts in a batch
+ * are encoded once (their waiters share the vector: treat it as read-only); a failed run rejects
+ * every waiter of that batch.
+ */
+export class MicroBatcher {
+  private pending = new Map<string, Waiter[]>();
+  private timer: NodeJS.Timeout | undefined;
+  private deadlinePassed = false;
+  private running = false;
+
+  constructor(
+    private readonly encode: (texts: readonly string[]) => Promise<Float32Array[]>,
+    private readonly options: MicroBatcherOptions,
+  ) {}
+
+  submit(text: string): Promise<Float32Array> {
+    return new Promise<Float32Array>((resolve, reject) => {
+      const waiters = this.pending.get(text);
+      if (waiters) waiters.push({ resolve, reject });
+      else this.pending.set(text, [{ resolve, reject }]);
+      if (this.pending.size >= this.options.maxBatch) this.flush();
+      else if (this.timer === undefined && !this.deadlinePassed) {
+        this.timer = setTimeout(() => {
+          this.timer = undefined;
+          this.deadlinePassed = true;
+          this.flush();
+        }, this.options.maxWaitMs);
+      }
+    });
+  }
+
+  /** Texts waiting for a run. */
+  get queued(): number {
+    return this.pending.size;
+  }
+
+  private flush(): void {
+    if (this.running || this.pending.size === 0) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.deadlinePassed = false;
+    const batch = new Map<string, Waiter[]>();
+    for (const [text, waiters] of this.pending) {
+      if (batch.size >= this.options.maxBatch) break;
+      batch.set(text, waiters);
+    }
+    for (const text of batch.keys()) this.pending.delete(text);
+    this.running = true;
+    void this.run(batch).finally(() => {
+      this.running = false;
+      // Whatever queued during the run has already waited that long: it goes next.
+      this.flush();
+    });
+  }
+
+  private async run(batch: Map<string, Waiter[]>): Promise<void> {
+    const texts = [...batch.keys()];
+    try {
+      const vectors = await this.encode(texts);
+      if (vectors.length !== texts.length) {
+        throw new Error(`encoder returned ${vectors.length} vectors for ${texts.length} texts`);
+      }
+      texts.forEach((text, i) => {
+        for (const waiter of batch.get(text) ?? []) waiter.resolve(vectors[i]);
+      });
+    } catch (error) {
+      for (const waiters of batch.values()) for (const waiter of waiters) waiter.reject(error);
+    }
+  }
+}

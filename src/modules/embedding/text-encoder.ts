@@ -1,0 +1,10 @@
+/**
+ * Turns texts into L2-normalised sentence vectors. The one swappable seam between the service and
+ * a sentence encoder: the ONNX/transformers.js implementation in production, fakes in unit tests.
+ */
+export interface TextEncoder {
+  /** Identifies model and precision, e.g. `all-MiniLM-L6-v2:fp32`; stored beside every vector. */
+  readonly modelId: string;
+  readonly dimension: number;
+  encode(texts: readonly string[]): Promise<Float32Array[]>;
+}

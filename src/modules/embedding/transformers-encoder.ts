@@ -1,0 +1,141 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+// The package's .d.ts sits in a "type": "module" package, so this CommonJS build may only import
+// its types; the code comes from its CommonJS build (exports.node.require) through require().
+import type * as HF from '@huggingface/transformers' with { 'resolution-mode': 'import' };
+import type { TextEncoder } from './text-encoder';
+
+export interface TransformersEncoderOptions {
+  /** A folder name under `modelDir` (offline), or a Hugging Face hub id such as `Xenova/all-MiniLM-L6-v2`. */
+  readonly model: string;
+  /** Folder holding local models; also where hub downloads are cached. Default `models`. */
+  readonly modelDir?: string;
+  /** int8 `onnx/model_quantized.onnx` instead of fp32 `onnx/model.onnx`. */
+  readonly quantized: boolean;
+  /** ONNX Runtime intra-op threads. */
+  readonly threads: number;
+  /** Most texts per model run inside one `encode` call (default 8). */
+  readonly batchSize?: number;
+  /** Allow downloading `model` from the hub when no local folder has it (default false). */
+  readonly allowRemote?: boolean;
+  /** Token limit per text (default 256, the sentence-transformers max_seq_length of MiniLM). */
+  readonly maxTokens?: number;
+}
+
+const DEFAULT_BATCH_SIZE = 8;
+const DEFAULT_MAX_TOKENS = 256;
+
+let library: typeof HF | undefined;
+function transformers(): typeof HF {
+  // Loaded on first use: the library and ONNX Runtime are heavy, and most importers never encode.
+  library ??= createRequire(__filename)('@huggingface/transformers') as typeof HF;
+  return library;
+}
+
+/** The id stored beside every vector: model and precision, e.g. `all-MiniLM-L6-v2:fp32`. */
+export function encoderIdFor(
+  options: Pick<TransformersEncoderOptions, 'model' | 'quantized'>,
+): string {
+  return `${options.model}:${options.quantized ? 'q8' : 'fp32'}`;
+}
+
+/** `env` is process-global in transformers.js: loads are serialised so each sees its own settings. */
+let loading: Promise<unknown> = Promise.resolve();
+
+/** Where `model` loads from: a complete local folder, else the hub (if allowed). */
+export function resolveModelSource(options: TransformersEncoderOptions): {
+  readonly modelDir: string;
+  readonly local: boolean;
+} {
+  const modelDir = path.resolve(options.modelDir ?? 'models');
+  const local = existsSync(path.join(modelDir, options.model, 'config.json'));
+  if (!local && options.allowRemote !== true) {
+    throw new Error(
+      `embedding model "${options.model}" not found in ${modelDir} and remote models are not allowed: ` +
+        'run scripts/fetch-model.sh, or set EMBEDDING_ALLOW_REMOTE=true to download a hub id',
+    );
+  }
+  return { modelDir, local };
+}
+
+/**
+ * Sentence encoder on transformers.js (ONNX Runtime): tokenise, run the BERT encoder, mean-pool the
+ * last hidden state over the attention mask and L2-normalise: the sentence-transformers recipe of
+ * all-MiniLM-L6-v2. Usable with or without Nest (`await TransformersTextEncoder.create(...)`).
+ */
+export class TransformersTextEncoder implements TextEncoder {
+  private constructor(
+    readonly modelId: string,
+    readonly dimension: number,
+    private readonly tokenizer: HF.PreTrainedTokenizer,
+    private readonly model: HF.PreTrainedModel,
+    private readonly batchSize: number,
+    private readonly maxTokens: number,
+  ) {}
+
+  static async create(options: TransformersEncoderOptions): Promise<TransformersTextEncoder> {
+    const load = loading.then(() => TransformersTextEncoder.load(options));
+    loading = load.catch(() => undefined);
+    return load;
+  }
+
+  private static async load(options: TransformersEncoderOptions): Promise<TransformersTextEncoder> {
+    const { modelDir, local } = resolveModelSource(options);
+    const T = transformers();
+    T.env.allowLocalModels = true;
+    T.env.localModelPath = `${modelDir}${path.sep}`;
+    // Hub downloads land in the same folder layout, so the next start finds them locally.
+    T.env.cacheDir = modelDir;
+    T.env.allowRemoteModels = !local && options.allowRemote === true;
+    const tokenizer = await T.AutoTokenizer.from_pretrained(options.model);
+    const model = await T.AutoModel.from_pretrained(options.model, {
+      dtype: options.quantized ? 'q8' : 'fp32',
+      device: 'cpu',
+      session_options: { intraOpNumThreads: options.threads, interOpNumThreads: 1 },
+    });
+    const hidden = (model.config as unknown as { hidden_size?: unknown }).hidden_size;
+    if (typeof hidden !== 'number') throw new Error(`${options.model}: config has no hidden_size`);
+    const tokenizerMax = Number(tokenizer.model_max_length as unknown);
+    return new TransformersTextEncoder(
+      encoderIdFor(options),
+      hidden,
+      tokenizer,
+      model,
+      Math.max(1, options.batchSize ?? DEFAULT_BATCH_SIZE),
+      Math.min(options.maxTokens ?? DEFAULT_MAX_TOKENS, tokenizerMax > 0 ? tokenizerMax : Infinity),
+    );
+  }
+
+  async encode(texts: readonly string[]): Promise<Float32Array[]> {
+    const out = new Array<Float32Array>(texts.length);
+    // Similar lengths share a run, so little of each run is padding (character count stands in
+    // for token count, which would cost a second tokenisation).
+    const order = texts.map((_, i) => i).sort((a, b) => texts[a].length - texts[b].length);
+    for (let start = 0; start < order.length; start += this.batchSize) {
+      const indices = order.slice(start, start + this.batchSize);
+      const vectors = await this.run(indices.map((i) => texts[i]));
+      indices.forEach((index, k) => (out[index] = vectors[k]));
+    }
+    return out;
+  }
+
+  /** Releases the ONNX session. */
+  async dispose(): Promise<void> {
+    await this.model.dispose();
+  }
+
+  private async run(texts: string[]): Promise<Float32Array[]> {
+    const T = transformers();
+    const inputs = this.tokenizer(texts, {
+      padding: true,
+      truncation: true,
+      max_length: this.maxTokens,
+    }) as { attention_mask: HF.Tensor } & Record<string, HF.Tensor>;
+    const output = (await this.model(inputs)) as { last_hidden_state: HF.Tensor };
+    const pooled = T.mean_pooling(output.last_hidden_state, inputs.attention_mask).normalize(2, -1);
+    const data = pooled.data as Float32Array;
+    const d = this.dimension;
+    return texts.map((_, i) => data.slice(i * d, (i + 1) * d));
+  }
+}

@@ -1,0 +1,29 @@
+import { Module } from '@nestjs/common';
+import { IngestConsumer } from './ingest.consumer';
+import { IngestKafkaRepository } from './ingest-kafka.repository';
+import { IngestRepository } from './ingest.repository';
+import { IngestService } from './ingest.service';
+import { ItemsResolver } from './items.resolver';
+import { OnlineStateRepository } from './online-state.repository';
+import { OnlineStateService } from './online-state.service';
+
+/** Validation, storage and online state; no edge. */
+@Module({
+  providers: [
+    IngestRepository,
+    IngestKafkaRepository,
+    OnlineStateRepository,
+    OnlineStateService,
+    IngestService,
+  ],
+  exports: [IngestService, OnlineStateService, IngestKafkaRepository],
+})
+export class IngestCoreModule {}
+
+/** The ingest role: Kafka consumers into PostgreSQL and Redis. */
+@Module({ imports: [IngestCoreModule], providers: [IngestConsumer] })
+export class IngestModule {}
+
+/** The api role's part: the `upsertItems` mutation. */
+@Module({ imports: [IngestCoreModule], providers: [ItemsResolver] })
+export class IngestApiModule {}

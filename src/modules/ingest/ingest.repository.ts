@@ -1,0 +1,226 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Pool, PoolClient } from 'pg';
+import { PG_POOL } from '../../infra/tokens';
+import type { EventRow, ItemRow } from './ingest.batch';
+import type { EventType } from './ingest.schemas';
+
+export interface StoredEvent extends EventRow {
+  readonly seq: string;
+}
+
+export interface ItemUpsertCounts {
+  readonly inserted: number;
+  readonly updated: number;
+  /** Writes older than what is stored (last write by timestamp wins). */
+  readonly stale: number;
+}
+
+interface EventRecord {
+  event_id: string;
+  seq: string;
+  type: EventType;
+  user_id: string;
+  item_id: string;
+  ts: Date;
+  request_id: string | null;
+  position: number | null;
+  context: Record<string, unknown> | null;
+}
+
+const EVENT_COLUMNS = 'event_id, seq, type, user_id, item_id, ts, request_id, position, context';
+
+function toStored(record: EventRecord): StoredEvent {
+  return {
+    eventId: record.event_id,
+    seq: record.seq,
+    type: record.type,
+    userId: record.user_id,
+    itemId: record.item_id,
+    ts: record.ts,
+    requestId: record.request_id,
+    position: record.position,
+    context: record.context,
+  };
+}
+
+/** All SQL of the ingest module: multi-row (unnest) writes, one transaction per batch. */
+@Injectable()
+export class IngestRepository {
+  constructor(@Inject(PG_POOL) private readonly pool: Pool) {}
+
+  /**
+   * Inserts a batch in one transaction; returns the rows that were new (with their seq), so that
+   * only those reach the online state. Replayed event ids change nothing.
+   */
+  async insertEvents(rows: readonly EventRow[]): Promise<StoredEvent[]> {
+    if (rows.length === 0) return [];
+    return this.transaction(async (client) => {
+      const result = await client.query<{ event_id: string; seq: string }>(
+        `INSERT INTO events (event_id, type, user_id, item_id, ts, request_id, position, context)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                              $6::text[], $7::int[], $8::jsonb[])
+         ON CONFLICT (event_id) DO NOTHING
+         RETURNING event_id, seq`,
+        [
+          rows.map((row) => row.eventId),
+          rows.map((row) => row.type),
+          rows.map((row) => row.userId),
+          rows.map((row) => row.itemId),
+          rows.map((row) => row.ts.toISOString()),
+          rows.map((row) => row.requestId),
+          rows.map((row) => row.position),
+          rows.map((row) => (row.context === null ? null : JSON.stringify(row.context))),
+        ],
+      );
+      const seqs = new Map(result.rows.map((row) => [row.event_id, row.seq]));
+      const inserted: StoredEvent[] = [];
+      for (const row of rows) {
+        const seq = seqs.get(row.eventId);
+        if (seq === undefined) continue;
+        // The same id twice in one batch: only the first insert won.
+        seqs.delete(row.eventId);
+        inserted.push({ ...row, seq });
+      }
+      return inserted;
+    });
+  }
+
+  /**
+   * Upserts one write per item (callers dedupe): a write older than the stored `source_ts` is
+   * ignored; a deletion keeps the stored text; a changed text hash marks the item for embedding.
+   */
+  async upsertItems(rows: readonly ItemRow[]): Promise<ItemUpsertCounts> {
+    if (rows.length === 0) return { inserted: 0, updated: 0, stale: 0 };
+    return this.transaction(async (client) => {
+      const result = await client.query<{ inserted: boolean }>(
+        `INSERT INTO items AS i (item_id, title, description, category, tags, price, created_at,
+                                 source_ts, deleted, text_hash, embed_pending)
+         SELECT u.item_id, u.title, u.description, u.category,
+                COALESCE(ARRAY(SELECT jsonb_array_elements_text(u.tags)), '{}'),
+                u.price, u.created_at, u.source_ts, u.deleted, u.text_hash, NOT u.deleted
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[],
+                     $6::float8[], $7::timestamptz[], $8::timestamptz[], $9::bool[], $10::text[])
+              AS u(item_id, title, description, category, tags, price, created_at, source_ts,
+                   deleted, text_hash)
+         ON CONFLICT (item_id) DO UPDATE SET
+           title = CASE WHEN EXCLUDED.deleted THEN i.title ELSE EXCLUDED.title END,
+           description = CASE WHEN EXCLUDED.deleted THEN i.description ELSE EXCLUDED.description END,
+           category = CASE WHEN EXCLUDED.deleted THEN i.category ELSE EXCLUDED.category END,
+           tags = CASE WHEN EXCLUDED.deleted THEN i.tags ELSE EXCLUDED.tags END,
+           price = CASE WHEN EXCLUDED.deleted THEN i.price ELSE EXCLUDED.price END,
+           created_at = COALESCE(EXCLUDED.created_at, i.created_at),
+           source_ts = EXCLUDED.source_ts,
+           deleted = EXCLUDED.deleted,
+           text_hash = CASE WHEN EXCLUDED.deleted THEN i.text_hash ELSE EXCLUDED.text_hash END,
+           embed_pending = CASE
+             WHEN EXCLUDED.deleted THEN i.embed_pending
+             WHEN i.text_hash IS DISTINCT FROM EXCLUDED.text_hash OR i.deleted THEN true
+             ELSE i.embed_pending END,
+           ingested_at = now()
+         WHERE EXCLUDED.source_ts >= i.source_ts
+         RETURNING (xmax = 0) AS inserted`,
+        [
+          rows.map((row) => row.itemId),
+          rows.map((row) => row.title),
+          rows.map((row) => row.description),
+          rows.map((row) => row.category),
+          rows.map((row) => JSON.stringify(row.tags)),
+          rows.map((row) => row.price),
+          rows.map((row) => row.createdAt?.toISOString() ?? null),
+          rows.map((row) => row.sourceTs.toISOString()),
+          rows.map((row) => row.deleted),
+          rows.map((row) => row.textHash),
+        ],
+      );
+      const inserted = result.rows.filter((row) => row.inserted).length;
+      const updated = result.rows.length - inserted;
+      return { inserted, updated, stale: rows.length - result.rows.length };
+    });
+  }
+
+  /** Records events whose online-state update failed (Redis down), to be applied later. */
+  async queueBacklog(events: readonly StoredEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    await this.pool.query(
+      `INSERT INTO online_state_backlog (event_id, seq)
+       SELECT * FROM unnest($1::text[], $2::bigint[]) ON CONFLICT DO NOTHING`,
+      [events.map((event) => event.eventId), events.map((event) => event.seq)],
+    );
+  }
+
+  async backlogSize(): Promise<number> {
+    const result = await this.pool.query<{ n: string }>(
+      'SELECT count(*) AS n FROM online_state_backlog',
+    );
+    return Number(result.rows[0]?.n ?? 0);
+  }
+
+  /**
+   * Takes up to `limit` backlog events and hands them to `apply`; they leave the backlog only if
+   * `apply` succeeds (the delete commits after it).
+   */
+  async drainBacklog(
+    limit: number,
+    apply: (events: StoredEvent[]) => Promise<void>,
+  ): Promise<number> {
+    return this.transaction(async (client) => {
+      const result = await client.query<EventRecord>(
+        `WITH taken AS (
+           DELETE FROM online_state_backlog WHERE event_id IN (
+             SELECT event_id FROM online_state_backlog ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+           RETURNING event_id)
+         SELECT ${EVENT_COLUMNS} FROM events JOIN taken USING (event_id) ORDER BY seq`,
+        [limit],
+      );
+      if (result.rows.length > 0) await apply(result.rows.map(toStored));
+      return result.rows.length;
+    });
+  }
+
+  /** Highest seq stored so far (0 when empty) and the number of events up to it. */
+  async eventWatermark(): Promise<{ maxSeq: string; count: number }> {
+    const result = await this.pool.query<{ max_seq: string | null; n: string }>(
+      'SELECT max(seq)::text AS max_seq, count(*) AS n FROM events',
+    );
+    return { maxSeq: result.rows[0]?.max_seq ?? '0', count: Number(result.rows[0]?.n ?? 0) };
+  }
+
+  /** Events with afterSeq < seq <= maxSeq, in seq order (keyset pagination for the rebuild). */
+  async eventsPage(afterSeq: string, maxSeq: string, limit: number): Promise<StoredEvent[]> {
+    const result = await this.pool.query<EventRecord>(
+      `SELECT ${EVENT_COLUMNS} FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3`,
+      [afterSeq, maxSeq, limit],
+    );
+    return result.rows.map(toStored);
+  }
+
+  async clearBacklogUpTo(maxSeq: string): Promise<void> {
+    await this.pool.query('DELETE FROM online_state_backlog WHERE seq <= $1', [maxSeq]);
+  }
+
+  async isEmpty(): Promise<boolean> {
+    const result = await this.pool.query<{ empty: boolean }>(
+      'SELECT NOT EXISTS (SELECT 1 FROM items) AND NOT EXISTS (SELECT 1 FROM events) AS empty',
+    );
+    return result.rows[0]?.empty ?? true;
+  }
+
+  private async transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
+      throw error;
+    } finally {
+      // A connection that failed mid-transaction is discarded rather than reused.
+      client.release(broken);
+    }
+  }
+}

@@ -1,0 +1,109 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { APP_CONFIG } from '../../config/config.module';
+import type { AppConfig } from '../../config/config';
+import { REDIS } from '../../infra/tokens';
+import type { RedisClient } from '../../infra/redis';
+import type { OnlineDelta } from './ingest.batch';
+import { ENGAGEMENT_WEIGHTS, onlineKeys } from './online-state.keys';
+
+/**
+ * Applies a whole batch in one script call: atomic (all or nothing, so a failed call can simply be
+ * retried later) and one round trip. Standalone Redis only (keys are computed in the script).
+ * ARGV: halfLifeMs, recentCap, prefix, JSON {u: [[userId, [ts, member, ...], n, lastTs]],
+ * i: [[itemId, ref, imp, clk, cart, buy]]}.
+ */
+const APPLY_SCRIPT = `
+local h = tonumber(ARGV[1])
+local cap = tonumber(ARGV[2])
+local p = ARGV[3]
+local d = cjson.decode(ARGV[4])
+for _, u in ipairs(d.u) do
+  local key = p .. 'recent:' .. u[1]
+  local pairs_ = u[2]
+  for j = 1, #pairs_, 500 do
+    local args = {}
+    for k = j, math.min(j + 499, #pairs_) do args[#args + 1] = pairs_[k] end
+    redis.call('ZADD', key, unpack(args))
+  end
+  redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1))
+  local ikey = p .. 'interest:' .. u[1]
+  redis.call('HINCRBY', ikey, 'version', u[3])
+  local last = tonumber(redis.call('HGET', ikey, 'lastEventTs') or '0')
+  if u[4] > last then redis.call('HSET', ikey, 'lastEventTs', string.format('%d', u[4])) end
+end
+local rank = p .. 'pop-rank'
+for _, it in ipairs(d.i) do
+  local key = p .. 'pop:' .. it[1]
+  local cur = redis.call('HMGET', key, 'ref', 'imp', 'clk', 'cart', 'buy')
+  local ts = it[2]
+  local ref = tonumber(cur[1])
+  local newRef, oldScale, incScale = ts, 0, 1
+  if ref then
+    if ref > ts then newRef = ref; oldScale = 1; incScale = 2 ^ ((ts - ref) / h)
+    else oldScale = 2 ^ ((ref - ts) / h) end
+  end
+  local v = {}
+  for k = 1, 4 do v[k] = (tonumber(cur[k + 1]) or 0) * oldScale + it[k + 2] * incScale end
+  redis.call('HSET', key, 'ref', string.format('%d', newRef), 'imp', v[1], 'clk', v[2], 'cart', v[3], 'buy', v[4])
+  local engagement = v[2] * ${ENGAGEMENT_WEIGHTS.click} + v[3] * ${ENGAGEMENT_WEIGHTS.add_to_cart} + v[4] * ${ENGAGEMENT_WEIGHTS.purchase}
+  if engagement > 0 then
+    redis.call('ZADD', rank, math.log(engagement) / math.log(2) + newRef / h, it[1])
+  end
+end
+return #d.u + #d.i
+`;
+
+/** The only code touching the online state in Redis. */
+@Injectable()
+export class OnlineStateRepository {
+  private readonly keys: ReturnType<typeof onlineKeys>;
+  private scriptSha: string | undefined;
+
+  constructor(
+    @Inject(REDIS) private readonly redis: RedisClient,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {
+    this.keys = onlineKeys(config.redis.keyPrefix);
+    // A reconnect may reach a restarted Redis without the script.
+    redis.on('ready', () => {
+      this.scriptSha = undefined;
+    });
+  }
+
+  async apply(delta: OnlineDelta): Promise<void> {
+    if (delta.users.length === 0 && delta.items.length === 0) return;
+    const payload = JSON.stringify({
+      u: delta.users.map((u) => [u.userId, u.recent.flat(), u.interactions, u.lastEventTs]),
+      i: delta.items.map((i) => [i.itemId, i.ref, i.imp, i.clk, i.cart, i.buy]),
+    });
+    const args = [
+      String(this.config.online.popularityHalfLifeMs),
+      String(this.config.online.recentCap),
+      this.config.redis.keyPrefix,
+      payload,
+    ];
+    this.scriptSha ??= await this.redis.scriptLoad(APPLY_SCRIPT);
+    try {
+      await this.redis.evalSha(this.scriptSha, { arguments: args });
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      this.scriptSha = await this.redis.scriptLoad(APPLY_SCRIPT);
+      await this.redis.evalSha(this.scriptSha, { arguments: args });
+    }
+  }
+
+  /** Deletes every online-state key under the prefix; returns how many. */
+  async clear(): Promise<number> {
+    let deleted = 0;
+    for (const pattern of this.keys.patterns) {
+      for await (const keys of this.redis.scanIterator({ MATCH: pattern, COUNT: 1000 })) {
+        if (keys.length > 0) deleted += await this.redis.unlink(keys);
+      }
+    }
+    return deleted;
+  }
+
+  async ping(): Promise<void> {
+    await this.redis.ping();
+  }
+}

@@ -1,0 +1,73 @@
+import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { APP_CONFIG } from '../../config/config.module';
+import type { AppConfig } from '../../config/config';
+import type { Logger } from '../../common/logger';
+import { LOGGER } from '../../infra/tokens';
+import { ItemFeatures, RankingRepository } from './ranking.repository';
+
+/** Changes committed a little out of `ingested_at` order are caught by re-reading this window. */
+const OVERLAP_MS = 5000;
+
+/**
+ * Per-replica copy of the item features ranking merges (category, price, creation time), kept
+ * in memory so a request never waits for PostgreSQL; refreshed incrementally by `ingested_at`.
+ */
+@Injectable()
+export class CatalogFeatures implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger: Logger;
+  private readonly items = new Map<string, ItemFeatures>();
+  private newest: Date | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private refreshing: Promise<void> | undefined;
+
+  constructor(
+    private readonly repository: RankingRepository,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(LOGGER) logger: Logger,
+  ) {
+    this.logger = logger.child({ component: 'ranking-catalog' });
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.refresh();
+    this.timer = setInterval(() => void this.refresh(), this.config.ranking.catalogRefreshMs);
+    this.timer.unref();
+  }
+
+  onApplicationShutdown(): void {
+    clearInterval(this.timer);
+  }
+
+  get(itemId: string): ItemFeatures | undefined {
+    return this.items.get(itemId);
+  }
+
+  /** Live (not deleted) items, newest first, that `accept` lets through. */
+  newestItems(count: number, accept: (itemId: string) => boolean): string[] {
+    return [...this.items.values()]
+      .filter((item) => !item.deleted && accept(item.itemId))
+      .sort((a, b) => (b.createdAtMs ?? 0) - (a.createdAtMs ?? 0))
+      .slice(0, count)
+      .map((item) => item.itemId);
+  }
+
+  /** Reloads what changed since the last refresh; concurrent callers share one run. */
+  refresh(): Promise<void> {
+    this.refreshing ??= this.load().finally(() => {
+      this.refreshing = undefined;
+    });
+    return this.refreshing;
+  }
+
+  private async load(): Promise<void> {
+    try {
+      const since =
+        this.newest === undefined ? undefined : new Date(this.newest.getTime() - OVERLAP_MS);
+      const { items, newest } = await this.repository.itemFeatures(since);
+      for (const item of items) this.items.set(item.itemId, item);
+      if (newest !== undefined) this.newest = newest;
+    } catch (error) {
+      this.logger.warn({ err: error }, 'catalog features refresh failed; keeping the last copy');
+    }
+  }
+}

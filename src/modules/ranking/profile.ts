@@ -1,0 +1,201 @@
+import { ValidationError } from '../../common/errors';
+
+/**
+ * Ranking profiles: the named, ops-editable recipe that merges the model score with the other
+ * features. Pure functions only: values in, parts and score out.
+ */
+
+/** Built-in features; caller features are `feature:<name>`, weighted by their own key or `feature:*`. */
+export const BUILT_IN_FEATURES = [
+  'model',
+  'prior',
+  'popularity',
+  'ctr',
+  'recency',
+  'price',
+  'boost',
+] as const;
+export type BuiltInFeature = (typeof BUILT_IN_FEATURES)[number];
+
+export const CALLER_FEATURE_PREFIX = 'feature:';
+export const CALLER_FEATURE_DEFAULT = 'feature:*';
+
+export interface Boost {
+  /** Exactly one of `category` and `itemIds` selects the boosted items. */
+  readonly category?: string;
+  readonly itemIds?: readonly string[];
+  readonly value: number;
+}
+
+export interface RankingProfile {
+  readonly name: string;
+  readonly weights: Readonly<Record<string, number>>;
+  readonly boosts: readonly Boost[];
+  readonly recencyHalfLifeDays: number;
+}
+
+/** Same values as the seeded `default` row (migrations/*_ranking-profiles.sql): used until PostgreSQL answers. */
+export const DEFAULT_PROFILE: RankingProfile = {
+  name: 'default',
+  weights: {
+    model: 1,
+    prior: 0.5,
+    popularity: 0.2,
+    ctr: 0.5,
+    recency: 0.1,
+    price: 0,
+    boost: 1,
+    [CALLER_FEATURE_DEFAULT]: 1,
+  },
+  boosts: [],
+  recencyHalfLifeDays: 30,
+};
+
+export interface FeatureValue {
+  readonly name: string;
+  readonly value: number;
+}
+
+export interface ScorePart {
+  readonly name: string;
+  readonly value: number;
+  readonly weight: number;
+}
+
+export function weightOf(profile: RankingProfile, feature: string): number {
+  if (Object.hasOwn(profile.weights, feature)) return profile.weights[feature];
+  if (
+    feature.startsWith(CALLER_FEATURE_PREFIX) &&
+    Object.hasOwn(profile.weights, CALLER_FEATURE_DEFAULT)
+  ) {
+    return profile.weights[CALLER_FEATURE_DEFAULT];
+  }
+  return 0;
+}
+
+/** Each value with its weight; the score is exactly the sum of value × weight over the parts. */
+export function merge(
+  values: readonly FeatureValue[],
+  profile: RankingProfile,
+): { parts: ScorePart[]; score: number } {
+  let score = 0;
+  const parts = values.map(({ name, value }) => {
+    const weight = weightOf(profile, name);
+    score += value * weight;
+    return { name, value, weight };
+  });
+  return { parts, score };
+}
+
+/** Decayed interaction counts of an item (online state). */
+export interface ItemPopularity {
+  readonly impressions: number;
+  readonly clicks: number;
+  readonly addToCarts: number;
+  readonly purchases: number;
+}
+
+const CTR_PRIOR = 0.05;
+const CTR_PRIOR_STRENGTH = 20;
+
+/** Engagement squashed into [0, 1): log-scaled so a few blockbusters do not flatten the rest. */
+export function popularityValue(pop: ItemPopularity | undefined): number {
+  if (pop === undefined) return 0;
+  const engagement = Math.max(0, pop.clicks + 3 * pop.addToCarts + 5 * pop.purchases);
+  const logged = Math.log1p(engagement);
+  return logged / (1 + logged);
+}
+
+/** Click-through rate smoothed towards a 5 % prior, so a single lucky click is not a 100 % CTR. */
+export function ctrValue(pop: ItemPopularity | undefined): number {
+  const clicks = Math.max(0, pop?.clicks ?? 0);
+  const impressions = Math.max(0, pop?.impressions ?? 0);
+  const ctr = (clicks + CTR_PRIOR * CTR_PRIOR_STRENGTH) / (impressions + CTR_PRIOR_STRENGTH);
+  return Math.min(1, ctr);
+}
+
+const DAY_MS = 86_400_000;
+
+/** 1 for a new item, halving every `halfLifeDays`; 0 when the creation time is unknown. */
+export function recencyValue(
+  createdAtMs: number | undefined,
+  nowMs: number,
+  halfLifeDays: number,
+): number {
+  if (createdAtMs === undefined) return 0;
+  const ageDays = Math.max(0, nowMs - createdAtMs) / DAY_MS;
+  return 2 ** (-ageDays / halfLifeDays);
+}
+
+/** log10(1 + price) / 3: about 1 at 1,000; 0 when unknown. A negative weight favours cheap items. */
+export function priceValue(price: number | undefined): number {
+  if (price === undefined || !(price >= 0)) return 0;
+  return Math.log10(1 + price) / 3;
+}
+
+export function boostValue(
+  profile: RankingProfile,
+  itemId: string,
+  category: string | undefined,
+): number {
+  let total = 0;
+  for (const boost of profile.boosts) {
+    if (
+      boost.category !== undefined ? boost.category === category : boost.itemIds?.includes(itemId)
+    ) {
+      total += boost.value;
+    }
+  }
+  return total;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+const CALLER_FEATURE = /^[A-Za-z0-9_.-]{1,64}$/;
+const MAX_WEIGHT = 1e6;
+const MAX_BOOSTS = 1000;
+
+export function isKnownFeature(name: string): boolean {
+  if ((BUILT_IN_FEATURES as readonly string[]).includes(name)) return true;
+  if (name === CALLER_FEATURE_DEFAULT) return true;
+  return (
+    name.startsWith(CALLER_FEATURE_PREFIX) &&
+    CALLER_FEATURE.test(name.slice(CALLER_FEATURE_PREFIX.length))
+  );
+}
+
+export function isCallerFeatureName(name: string): boolean {
+  return CALLER_FEATURE.test(name);
+}
+
+/** Checks a profile an operator submits; names the offending field. */
+export function validateProfile(profile: RankingProfile): RankingProfile {
+  if (!NAME.test(profile.name)) {
+    throw new ValidationError('name', 'must be 1-64 letters, digits, "_" or "-"');
+  }
+  for (const [feature, weight] of Object.entries(profile.weights)) {
+    if (!isKnownFeature(feature)) {
+      throw new ValidationError(
+        `weights.${feature}`,
+        `unknown feature; use one of ${BUILT_IN_FEATURES.join(', ')}, feature:<name> or feature:*`,
+      );
+    }
+    if (!Number.isFinite(weight) || Math.abs(weight) > MAX_WEIGHT) {
+      throw new ValidationError(`weights.${feature}`, `must be finite and at most ${MAX_WEIGHT}`);
+    }
+  }
+  if (profile.boosts.length > MAX_BOOSTS) {
+    throw new ValidationError('boosts', `at most ${MAX_BOOSTS} boosts`);
+  }
+  profile.boosts.forEach((boost, i) => {
+    if ((boost.category === undefined) === (boost.itemIds === undefined)) {
+      throw new ValidationError(`boosts[${i}]`, 'give exactly one of category and itemIds');
+    }
+    if (!Number.isFinite(boost.value) || Math.abs(boost.value) > MAX_WEIGHT) {
+      throw new ValidationError(`boosts[${i}].value`, `must be finite and at most ${MAX_WEIGHT}`);
+    }
+  });
+  if (!(profile.recencyHalfLifeDays > 0 && profile.recencyHalfLifeDays <= 36_500)) {
+    throw new ValidationError('recencyHalfLifeDays', 'must be in (0, 36500]');
+  }
+  return profile;
+}

@@ -1,0 +1,145 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { APP_CONFIG } from '../../config/config.module';
+import type { AppConfig } from '../../config/config';
+import { REDIS } from '../../infra/tokens';
+import type { RedisClient } from '../../infra/redis';
+import { decodeRecent, onlineKeys, popularityAt } from '../ingest/online-state.keys';
+import type { ItemPopularity } from './profile';
+import type { Interaction } from './ranking.repository';
+
+export interface CachedUserVector {
+  readonly modelVersion: string;
+  readonly interestVersion: string;
+  readonly vector: Float32Array;
+}
+
+export interface UserState {
+  /** `interest:{userId}` version; '0' for a user without interactions. */
+  readonly interestVersion: string;
+  readonly cached: CachedUserVector | undefined;
+}
+
+/** HMGET of the popularity fields of every key: one round trip, one reply. */
+const POPULARITY_SCRIPT = `
+local out = {}
+for i, key in ipairs(KEYS) do
+  out[i] = redis.call('HMGET', key, 'ref', 'imp', 'clk', 'cart', 'buy')
+end
+return out
+`;
+
+function encodeVector(vector: Float32Array): string {
+  return Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString('base64');
+}
+
+function decodeVector(text: string): Float32Array {
+  const bytes = Buffer.from(text, 'base64');
+  // Copy into an aligned buffer: Float32Array needs a 4-byte aligned offset.
+  const vector = new Float32Array(bytes.length / 4);
+  new Uint8Array(vector.buffer).set(bytes);
+  return vector;
+}
+
+/**
+ * Ranking's Redis: reads the online state the ingest module writes (layout in
+ * online-state.keys.ts) and owns the user interest vector cache `rank:uvec:{userId}`
+ * (HASH m = model version, v = interest version it was built at, x = base64 float32).
+ */
+@Injectable()
+export class RankingRedisRepository {
+  private readonly keys: ReturnType<typeof onlineKeys>;
+  private readonly prefix: string;
+  private scriptSha: string | undefined;
+
+  constructor(
+    @Inject(REDIS) private readonly redis: RedisClient,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {
+    this.keys = onlineKeys(config.redis.keyPrefix);
+    this.prefix = config.redis.keyPrefix;
+    // A reconnect may reach a restarted Redis without the script.
+    redis.on('ready', () => {
+      this.scriptSha = undefined;
+    });
+  }
+
+  /** False while disconnected: callers go to PostgreSQL without waiting for a failure. */
+  get available(): boolean {
+    return this.redis.isReady;
+  }
+
+  private userVectorKey(userId: string): string {
+    return `${this.prefix}rank:uvec:${userId}`;
+  }
+
+  /** The user's interest version and cached vector in one round trip. */
+  async userState(userId: string): Promise<UserState> {
+    const [version, cached] = await Promise.all([
+      this.redis.hGet(this.keys.interest(userId), 'version'),
+      this.redis.hmGet(this.userVectorKey(userId), ['m', 'v', 'x']),
+    ]);
+    const [m, v, x] = cached;
+    return {
+      interestVersion: version ?? '0',
+      cached:
+        typeof m === 'string' && typeof v === 'string' && typeof x === 'string'
+          ? { modelVersion: m, interestVersion: v, vector: decodeVector(x) }
+          : undefined,
+    };
+  }
+
+  async recent(userId: string, limit: number): Promise<Interaction[]> {
+    const members = await this.redis.zRange(this.keys.recent(userId), 0, limit - 1, {
+      REV: true,
+    });
+    return members.map((member) => {
+      const entry = decodeRecent(member);
+      return { type: entry.type, itemId: entry.itemId, ts: entry.ts };
+    });
+  }
+
+  async cacheUserVector(userId: string, entry: CachedUserVector): Promise<void> {
+    const key = this.userVectorKey(userId);
+    await Promise.all([
+      this.redis.hSet(key, {
+        m: entry.modelVersion,
+        v: entry.interestVersion,
+        x: encodeVector(entry.vector),
+      }),
+      this.redis.expire(key, this.config.ranking.userVectorTtlSeconds),
+    ]);
+  }
+
+  /** Every item's `pop:` hash in one command (100 separate HGETALLs cost ~10x more client CPU). */
+  async popularity(
+    itemIds: readonly string[],
+    nowMs: number,
+  ): Promise<Map<string, ItemPopularity>> {
+    const keys = itemIds.map((itemId) => this.keys.popularity(itemId));
+    const reply = (await this.evalScript(keys)) as (string | null)[][];
+    const result = new Map<string, ItemPopularity>();
+    itemIds.forEach((itemId, i) => {
+      const [ref, imp, clk, cart, buy] = reply[i];
+      if (ref === null) return;
+      const hash = { ref, imp: imp ?? '0', clk: clk ?? '0', cart: cart ?? '0', buy: buy ?? '0' };
+      result.set(itemId, popularityAt(hash, nowMs, this.config.online.popularityHalfLifeMs));
+    });
+    return result;
+  }
+
+  private async evalScript(keys: string[]): Promise<unknown> {
+    this.scriptSha ??= await this.redis.scriptLoad(POPULARITY_SCRIPT);
+    try {
+      return await this.redis.evalSha(this.scriptSha, { keys });
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      this.scriptSha = await this.redis.scriptLoad(POPULARITY_SCRIPT);
+      return this.redis.evalSha(this.scriptSha, { keys });
+    }
+  }
+
+  /** Items by current decayed engagement, best first. */
+  async popularItems(offset: number, count: number): Promise<string[]> {
+    return this.redis.zRange(this.keys.popularityRank, offset, offset + count - 1, { REV: true });
+  }
+}

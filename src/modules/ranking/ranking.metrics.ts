@@ -1,0 +1,77 @@
+import { Counter } from 'prom-client';
+import { Metrics } from '../metrics/metrics.registry';
+
+export type RankingOperation = 'rank' | 'recommend';
+export type RankingStage =
+  'user_vector' | 'online_state' | 'retrieval' | 'item_vectors' | 'scoring' | 'merge';
+
+function counter<L extends string>(
+  metrics: Metrics,
+  name: string,
+  help: string,
+  labelNames: readonly L[],
+): Counter<L> {
+  return (
+    (metrics.registry.getSingleMetric(name) as Counter<L> | undefined) ??
+    new Counter({ name, help, labelNames, registers: [metrics.registry] })
+  );
+}
+
+/** Latency per operation and stage, cache hits and misses, and how often ranking degraded. */
+export class RankingMetrics {
+  readonly operation;
+  readonly stage;
+  readonly cache: Counter<'cache' | 'result'>;
+  readonly degraded: Counter<'reason'>;
+
+  constructor(metrics: Metrics) {
+    const buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+    this.operation = metrics.histogram(
+      'ranking_operation_duration_seconds',
+      'rank / recommend latency inside the service, by outcome',
+      ['operation', 'outcome'],
+      buckets,
+    );
+    this.stage = metrics.histogram(
+      'ranking_stage_duration_seconds',
+      'Latency of each ranking stage (user_vector, online_state, retrieval, item_vectors, scoring, merge)',
+      ['operation', 'stage'],
+      buckets,
+    );
+    this.cache = counter(
+      metrics,
+      'ranking_cache_requests_total',
+      'Cache lookups by cache (user_vector) and result (hit, miss); hit ratio = hit / (hit + miss)',
+      ['cache', 'result'],
+    );
+    this.degraded = counter(
+      metrics,
+      'ranking_degraded_total',
+      'Answers given in a degraded mode, by reason (no_model, online_state_from_postgres, ...)',
+      ['reason'],
+    );
+  }
+
+  /** Runs `work` and records its duration under `stage`. */
+  async time<T>(
+    operation: RankingOperation,
+    stage: RankingStage,
+    work: () => Promise<T>,
+  ): Promise<T> {
+    const started = performance.now();
+    try {
+      return await work();
+    } finally {
+      this.stage.observe({ operation, stage }, (performance.now() - started) / 1000);
+    }
+  }
+
+  timeSync<T>(operation: RankingOperation, stage: RankingStage, work: () => T): T {
+    const started = performance.now();
+    try {
+      return work();
+    } finally {
+      this.stage.observe({ operation, stage }, (performance.now() - started) / 1000);
+    }
+  }
+}

@@ -1,0 +1,222 @@
+import {
+  Args,
+  Context,
+  Field,
+  Float,
+  ID,
+  InputType,
+  Int,
+  Mutation,
+  ObjectType,
+  Query,
+  Resolver,
+} from '@nestjs/graphql';
+import { ValidationError } from '../../common/errors';
+import type { GraphqlContext } from '../../graphql.module';
+import { ProfileService } from './profile.service';
+import type { StoredProfile } from './ranking.repository';
+import { RankingService } from './ranking.service';
+import type { Candidate, RankResult } from './ranking.service';
+
+@InputType('FeatureInput')
+class FeatureInput {
+  @Field() name!: string;
+  @Field(() => Float) value!: number;
+}
+
+@InputType('CandidateInput')
+class CandidateInput {
+  @Field(() => ID) itemId!: string;
+  @Field(() => String, {
+    nullable: true,
+    description: 'encoded for items the catalog lacks; without it such items get the prior',
+  })
+  text?: string | null;
+  @Field(() => [FeatureInput], {
+    nullable: true,
+    description: 'caller features, merged as parts named feature:<name>',
+  })
+  features?: FeatureInput[] | null;
+}
+
+@ObjectType('ScorePart', {
+  description: 'One contribution: the item score is the sum of value × weight',
+})
+class ScorePartType {
+  @Field() name!: string;
+  @Field(() => Float) value!: number;
+  @Field(() => Float) weight!: number;
+}
+
+@ObjectType('RankedItem')
+class RankedItemType {
+  @Field(() => ID) itemId!: string;
+  @Field(() => Int) rank!: number;
+  @Field(() => Float) score!: number;
+  @Field(() => [ScorePartType]) parts!: ScorePartType[];
+}
+
+@ObjectType('RankResult')
+class RankResultType {
+  @Field(() => [RankedItemType]) items!: RankedItemType[];
+  @Field(() => ID, { nullable: true, description: 'the served model version; null when none is' })
+  modelVersion!: string | null;
+  @Field(() => ID) requestId!: string;
+  @Field(() => [String], {
+    description:
+      'why this answer is degraded: no_model, cold_user, online_state_from_postgres, encoder_unavailable',
+  })
+  degraded!: string[];
+}
+
+@ObjectType('ProfileWeight')
+class ProfileWeightType {
+  @Field({
+    description:
+      'model, prior, popularity, ctr, recency, price, boost, feature:<name> or feature:*',
+  })
+  feature!: string;
+  @Field(() => Float) weight!: number;
+}
+
+@ObjectType('ProfileBoost')
+class ProfileBoostType {
+  @Field(() => String, { nullable: true }) category?: string;
+  @Field(() => [ID], { nullable: true }) itemIds?: string[];
+  @Field(() => Float) value!: number;
+}
+
+@ObjectType('RankingProfile')
+class RankingProfileType {
+  @Field() name!: string;
+  @Field(() => [ProfileWeightType]) weights!: ProfileWeightType[];
+  @Field(() => [ProfileBoostType]) boosts!: ProfileBoostType[];
+  @Field(() => Float) recencyHalfLifeDays!: number;
+  @Field({ description: 'ISO-8601' }) updatedAt!: string;
+}
+
+@InputType('ProfileWeightInput')
+class ProfileWeightInput {
+  @Field() feature!: string;
+  @Field(() => Float) weight!: number;
+}
+
+@InputType('ProfileBoostInput', { description: 'give exactly one of category and itemIds' })
+class ProfileBoostInput {
+  @Field(() => String, { nullable: true }) category?: string | null;
+  @Field(() => [ID], { nullable: true }) itemIds?: string[] | null;
+  @Field(() => Float) value!: number;
+}
+
+@InputType('RankingProfileInput')
+class RankingProfileInput {
+  @Field() name!: string;
+  @Field(() => [ProfileWeightInput]) weights!: ProfileWeightInput[];
+  @Field(() => [ProfileBoostInput], { nullable: true }) boosts?: ProfileBoostInput[] | null;
+  @Field(() => Float, { nullable: true, description: 'default 30' })
+  recencyHalfLifeDays?: number | null;
+}
+
+function toType(result: RankResult): RankResultType {
+  return {
+    items: result.items.map((item) => ({ ...item, parts: [...item.parts] })),
+    modelVersion: result.modelVersion,
+    requestId: result.requestId,
+    degraded: [...result.degraded],
+  };
+}
+
+function toProfileType(profile: StoredProfile): RankingProfileType {
+  return {
+    name: profile.name,
+    weights: Object.entries(profile.weights).map(([feature, weight]) => ({ feature, weight })),
+    boosts: profile.boosts.map((boost) => ({
+      category: boost.category,
+      itemIds: boost.itemIds === undefined ? undefined : [...boost.itemIds],
+      value: boost.value,
+    })),
+    recencyHalfLifeDays: profile.recencyHalfLifeDays,
+    updatedAt: profile.updatedAt.toISOString(),
+  };
+}
+
+@Resolver()
+export class RankingResolver {
+  constructor(
+    private readonly ranking: RankingService,
+    private readonly profiles: ProfileService,
+  ) {}
+
+  @Query(() => RankResultType, { description: 'Orders the candidates for the user' })
+  async rank(
+    @Args('userId', { type: () => ID }) userId: string,
+    @Args('candidates', { type: () => [CandidateInput] }) candidates: CandidateInput[],
+    @Args('profile', { type: () => String, nullable: true }) profile: string | null,
+    @Context() context: GraphqlContext,
+  ): Promise<RankResultType> {
+    const input: Candidate[] = candidates.map((candidate) => ({
+      itemId: candidate.itemId,
+      text: candidate.text ?? undefined,
+      features: candidate.features ?? undefined,
+    }));
+    return toType(await this.ranking.rank(userId, input, profile ?? undefined, context.requestId));
+  }
+
+  @Query(() => RankResultType, {
+    description:
+      'Nearest catalog items to the user’s interests (popular ones for new users), ranked',
+  })
+  async recommend(
+    @Args('userId', { type: () => ID }) userId: string,
+    @Args('first', { type: () => Int, defaultValue: 20 }) first: number,
+    @Args('exclude', { type: () => [ID], nullable: true }) exclude: string[] | null,
+    @Args('category', {
+      type: () => String,
+      nullable: true,
+      description: 'only items of this category',
+    })
+    category: string | null,
+    @Context() context: GraphqlContext,
+  ): Promise<RankResultType> {
+    return toType(
+      await this.ranking.recommend(
+        userId,
+        first,
+        exclude ?? [],
+        category ?? undefined,
+        context.requestId,
+      ),
+    );
+  }
+
+  @Query(() => [RankingProfileType])
+  async rankingProfiles(): Promise<RankingProfileType[]> {
+    return (await this.profiles.list()).map(toProfileType);
+  }
+
+  @Mutation(() => RankingProfileType, {
+    description: 'Creates or replaces a ranking profile; every replica uses it within seconds',
+  })
+  async upsertRankingProfile(
+    @Args('profile', { type: () => RankingProfileInput }) input: RankingProfileInput,
+  ): Promise<RankingProfileType> {
+    const weights: Record<string, number> = {};
+    input.weights.forEach((entry, i) => {
+      if (entry.feature in weights) {
+        throw new ValidationError(`weights[${i}].feature`, `duplicate feature "${entry.feature}"`);
+      }
+      weights[entry.feature] = entry.weight;
+    });
+    const stored = await this.profiles.upsert({
+      name: input.name,
+      weights,
+      boosts: (input.boosts ?? []).map((boost) => ({
+        ...(boost.category == null ? {} : { category: boost.category }),
+        ...(boost.itemIds == null ? {} : { itemIds: boost.itemIds }),
+        value: boost.value,
+      })),
+      recencyHalfLifeDays: input.recencyHalfLifeDays ?? 30,
+    });
+    return toProfileType(stored);
+  }
+}

@@ -1,0 +1,92 @@
+import { Random } from '../../synthetic';
+import { buildCatalog, HistoryVector, ServingModel } from './serving-model';
+
+export interface FakeModelItem {
+  readonly itemId: string;
+  readonly category?: string | null;
+}
+
+export interface FakeModelOptions {
+  readonly versionId: string;
+  readonly dimension?: number;
+  /** Item-specific noise relative to the category direction (default 0.3). */
+  readonly noise?: number;
+  /** Fails `encodeTexts` (an encoder outage). */
+  readonly failEncoding?: boolean;
+}
+
+function normalise(vector: Float32Array): Float32Array {
+  let norm = 0;
+  for (const value of vector) norm += value * value;
+  norm = Math.sqrt(norm) || 1;
+  for (let i = 0; i < vector.length; i++) vector[i] /= norm;
+  return vector;
+}
+
+function gaussianVector(seed: string, dimension: number): Float32Array {
+  const random = new Random(seed);
+  return Float32Array.from({ length: dimension }, () => {
+    // Box-Muller: directions uniform on the sphere.
+    const u = 1 - random.next();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random.next());
+  });
+}
+
+/**
+ * An in-memory stand-in for the trained interest model, for tests and benchmarks: an item's
+ * vector is its category's direction plus item noise, the user vector a recency-weighted mean of
+ * history vectors, and a candidate text is placed near the first category it names.
+ */
+export function fakeCategoryModel(
+  items: readonly FakeModelItem[],
+  options: FakeModelOptions,
+): ServingModel {
+  const dimension = options.dimension ?? 32;
+  const noise = options.noise ?? 0.3;
+  const directions = new Map<string, Float32Array>();
+  const direction = (category: string) => {
+    let found = directions.get(category);
+    if (found === undefined) {
+      found = normalise(gaussianVector(`category:${category}`, dimension));
+      directions.set(category, found);
+    }
+    return found;
+  };
+  const place = (category: string | undefined, seed: string) => {
+    const vector = gaussianVector(seed, dimension);
+    const base = category === undefined ? undefined : direction(category);
+    const scale = noise / Math.sqrt(dimension);
+    for (let i = 0; i < dimension; i++) vector[i] = (base?.[i] ?? 0) + vector[i] * scale;
+    return normalise(vector);
+  };
+  for (const item of items) if (item.category) direction(item.category);
+  const catalog = buildCatalog(
+    items.map((item) => item.itemId),
+    items.map((item) => place(item.category ?? undefined, `item:${item.itemId}`)),
+    dimension,
+  );
+  const categories = [...directions.keys()];
+  return {
+    versionId: options.versionId,
+    scale: 1,
+    catalog,
+    userVector(history: readonly HistoryVector[]): Float32Array {
+      const out = new Float32Array(dimension);
+      history.forEach((entry, i) => {
+        const weight = 0.9 ** i;
+        for (let j = 0; j < dimension; j++) out[j] += weight * entry.vector[j];
+      });
+      return normalise(out);
+    },
+    encodeTexts(texts: readonly string[]): Promise<Float32Array[]> {
+      if (options.failEncoding === true) return Promise.reject(new Error('encoder unavailable'));
+      return Promise.resolve(
+        texts.map((text) => {
+          const lower = text.toLowerCase();
+          const category = categories.find((name) => lower.includes(name.toLowerCase()));
+          return place(category, `text:${text}`);
+        }),
+      );
+    },
+  };
+}

@@ -1,0 +1,67 @@
+/**
+ * The seam between ranking and whatever model is served on this replica. The registry swaps the
+ * served model atomically (hot swap); ranking reads `current()` once per request and uses that
+ * one model for the whole request, so a swap never mixes two versions in one answer.
+ */
+
+/** The catalog's item vectors in the model's space: row `i` of `matrix` belongs to `ids[i]`. */
+export interface ModelCatalog {
+  readonly ids: readonly string[];
+  readonly index: ReadonlyMap<string, number>;
+  readonly dimension: number;
+  /** Row-major, `ids.length * dimension` values, contiguous for the top-k kernel. */
+  readonly matrix: Float32Array;
+}
+
+/** One interaction of the user, with the vector of its item. */
+export interface HistoryVector {
+  readonly vector: Float32Array;
+  readonly type: string;
+  readonly ts: number;
+}
+
+export interface ServingModel {
+  readonly versionId: string;
+  /** Multiplies the dot product of user and item vectors (the model's scaled dot score). */
+  readonly scale: number;
+  readonly catalog: ModelCatalog;
+  /** The interest vector pooled from history item vectors, most recent first; never empty input. */
+  userVector(history: readonly HistoryVector[]): Float32Array;
+  /** Vectors for items the catalog lacks, from their text (through the embedding micro-batcher). */
+  encodeTexts(texts: readonly string[]): Promise<Float32Array[]>;
+}
+
+export interface ServingModelSource {
+  current(): ServingModel | undefined;
+}
+
+export const SERVING_MODEL_SOURCE = Symbol('SERVING_MODEL_SOURCE');
+
+/** The replica's served model; `swap` replaces it in one assignment. */
+export class ServedModelHolder implements ServingModelSource {
+  private model: ServingModel | undefined;
+
+  current(): ServingModel | undefined {
+    return this.model;
+  }
+
+  swap(model: ServingModel | undefined): void {
+    this.model = model;
+  }
+}
+
+/** A catalog from ids and their vectors (copied into one contiguous matrix). */
+export function buildCatalog(
+  ids: readonly string[],
+  vectors: readonly Float32Array[],
+  dimension: number,
+): ModelCatalog {
+  const matrix = new Float32Array(ids.length * dimension);
+  vectors.forEach((vector, row) => {
+    if (vector.length !== dimension) {
+      throw new Error(`vector of ${ids[row] ?? row} has ${vector.length} values, not ${dimension}`);
+    }
+    matrix.set(vector, row * dimension);
+  });
+  return { ids, index: new Map(ids.map((id, row) => [id, row])), dimension, matrix };
+}

@@ -1,0 +1,99 @@
+import { Args, ID, Int, Mutation, Parent, Query, ResolveField, Resolver } from '@nestjs/graphql';
+import { ModelSwapService } from './model-swap.service';
+import {
+  metricsGql,
+  ModelMetricGql,
+  ModelVersionGql,
+  runGql,
+  servingGql,
+  ServingModelGql,
+  TrainingModeGql,
+  TrainingRunGql,
+  versionGql,
+} from './registry.graphql';
+import { parseVersionId, RegistryService } from './registry.service';
+import { TrainingRunService } from './training-run.service';
+
+const TRIGGERED_BY = 'graphql';
+
+/** Ops surface of the model lifecycle. */
+@Resolver(() => ModelVersionGql)
+export class RegistryResolver {
+  constructor(
+    private readonly registry: RegistryService,
+    private readonly swap: ModelSwapService,
+  ) {}
+
+  @Query(() => [ModelVersionGql], { description: 'newest first' })
+  async modelVersions(
+    @Args('first', { type: () => Int, defaultValue: 20 }) first: number,
+  ): Promise<ModelVersionGql[]> {
+    return (await this.registry.listVersions(first)).map(versionGql);
+  }
+
+  @Query(() => ModelVersionGql)
+  async modelVersion(@Args('id', { type: () => ID }) id: string): Promise<ModelVersionGql> {
+    return versionGql(await this.registry.getVersion(id));
+  }
+
+  @Query(() => ModelVersionGql, {
+    nullable: true,
+    description: 'the version the registry marks active (see servingModel for this replica)',
+  })
+  async activeModel(): Promise<ModelVersionGql | null> {
+    const version = await this.registry.activeVersion();
+    return version ? versionGql(version) : null;
+  }
+
+  @Query(() => ServingModelGql, { description: 'the version this replica scores with' })
+  servingModel(): ServingModelGql {
+    const { model, failure } = this.swap.status();
+    return servingGql(model, failure);
+  }
+
+  @Mutation(() => ModelVersionGql)
+  async activateModelVersion(@Args('id', { type: () => ID }) id: string): Promise<ModelVersionGql> {
+    return versionGql(await this.registry.activate(id, TRIGGERED_BY));
+  }
+
+  @Mutation(() => ModelVersionGql, { description: 'back to the previously active version' })
+  async rollbackModel(): Promise<ModelVersionGql> {
+    return versionGql(await this.registry.rollback(TRIGGERED_BY));
+  }
+}
+
+@Resolver(() => TrainingRunGql)
+export class TrainingRunResolver {
+  constructor(
+    private readonly training: TrainingRunService,
+    private readonly registry: RegistryService,
+  ) {}
+
+  @Query(() => TrainingRunGql)
+  async trainingRun(@Args('id', { type: () => ID }) id: string): Promise<TrainingRunGql> {
+    return runGql(await this.training.getRun(parseVersionId(id)));
+  }
+
+  @Mutation(() => TrainingRunGql, {
+    description: 'starts training in the background; CONFLICT while another run is in progress',
+  })
+  async trainModel(
+    @Args('mode', { type: () => TrainingModeGql, defaultValue: TrainingModeGql.INCREMENTAL })
+    mode: TrainingModeGql,
+  ): Promise<TrainingRunGql> {
+    return runGql(await this.training.start(mode, TRIGGERED_BY));
+  }
+
+  @ResolveField(() => ModelVersionGql, { nullable: true })
+  async version(@Parent() run: TrainingRunGql): Promise<ModelVersionGql | null> {
+    return run.versionId === null
+      ? null
+      : versionGql(await this.registry.getVersion(run.versionId));
+  }
+
+  @ResolveField(() => [ModelMetricGql], { description: 'the trained version’s metrics' })
+  async metrics(@Parent() run: TrainingRunGql): Promise<ModelMetricGql[]> {
+    if (run.versionId === null) return [];
+    return metricsGql((await this.registry.getVersion(run.versionId)).metrics);
+  }
+}

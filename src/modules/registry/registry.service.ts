@@ -1,0 +1,131 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { DomainError, ValidationError } from '../../common/errors';
+import { LOGGER } from '../../infra/tokens';
+import type { Logger } from '../../common/logger';
+import { RegistryRepository } from './registry.repository';
+import { ARTIFACT_STORE } from './registry.types';
+import type { ArtifactStore, ModelVersion } from './registry.types';
+
+export const MAX_VERSIONS_PAGE = 100;
+
+/** Ids are positive integers (bigint identity) carried as strings. */
+export function parseVersionId(raw: string, field = 'id'): string {
+  const trimmed = raw.trim();
+  if (!/^[1-9]\d{0,17}$/.test(trimmed))
+    throw new ValidationError(field, 'must be a positive integer');
+  return trimmed;
+}
+
+/** Reads the registry and changes the active version (ops activation, rollback, promotion). */
+@Injectable()
+export class RegistryService {
+  private readonly logger: Logger;
+
+  constructor(
+    private readonly repository: RegistryRepository,
+    @Inject(ARTIFACT_STORE) private readonly artifacts: ArtifactStore,
+    @Inject(LOGGER) logger: Logger,
+  ) {
+    this.logger = logger.child({ component: 'model-registry' });
+  }
+
+  listVersions(first: number): Promise<ModelVersion[]> {
+    if (!Number.isInteger(first) || first < 1 || first > MAX_VERSIONS_PAGE) {
+      throw new ValidationError('first', `must be between 1 and ${String(MAX_VERSIONS_PAGE)}`);
+    }
+    return this.repository.listVersions(first);
+  }
+
+  activeVersion(): Promise<ModelVersion | null> {
+    return this.repository.activeVersion();
+  }
+
+  async getVersion(rawId: string): Promise<ModelVersion> {
+    const id = parseVersionId(rawId);
+    const version = await this.repository.getVersion(id);
+    if (!version) throw new DomainError('NOT_FOUND', `model version ${id} does not exist`, { id });
+    return version;
+  }
+
+  /** Ops activation of any loadable version (candidate, retired, or the active one: a no-op). */
+  async activate(rawId: string, triggeredBy: string): Promise<ModelVersion> {
+    const version = await this.getVersion(rawId);
+    await this.assertLoadable(version);
+    await this.repository.activate({
+      id: version.id,
+      action: 'activate',
+      triggeredBy,
+      reason: `activated by ${triggeredBy}`,
+      retiredReason: `replaced by version ${version.id} (activated by ${triggeredBy})`,
+    });
+    this.logger.info({ versionId: version.id, triggeredBy }, 'model version activated');
+    return this.getVersion(version.id);
+  }
+
+  /** The gate's promotion of a freshly trained version. */
+  async promote(id: string, reason: string, triggeredBy: string): Promise<void> {
+    await this.repository.activate({
+      id,
+      action: 'promote',
+      triggeredBy,
+      reason: `promoted: ${reason}`,
+      retiredReason: `replaced by version ${id} (promoted)`,
+    });
+    this.logger.info({ versionId: id, reason }, 'model version promoted');
+  }
+
+  /** Back to the version that was active before the current one. */
+  async rollback(triggeredBy: string): Promise<ModelVersion> {
+    const current = await this.repository.activeVersion();
+    if (!current) throw new DomainError('CONFLICT', 'no active model version to roll back');
+    const previousId = await this.repository.previousOf(current.id);
+    if (previousId === null) {
+      throw new DomainError('CONFLICT', `version ${current.id} has no previous active version`, {
+        activeId: current.id,
+      });
+    }
+    const previous = await this.getVersion(previousId);
+    await this.assertLoadable(previous);
+    await this.repository.activate({
+      id: previous.id,
+      action: 'rollback',
+      triggeredBy,
+      reason: `rollback from version ${current.id} by ${triggeredBy}`,
+      // A second rollback goes one step further back, not forth again.
+      previousOverride: await this.repository.previousOf(previous.id),
+      retiredReason: `rolled back by ${triggeredBy}`,
+    });
+    this.logger.info({ from: current.id, to: previous.id, triggeredBy }, 'model rolled back');
+    return this.getVersion(previous.id);
+  }
+
+  /** Only versions with an intact artifact can be served. */
+  private async assertLoadable(version: ModelVersion): Promise<void> {
+    if (version.status === 'failed' || version.status === 'training') {
+      throw new DomainError(
+        'CONFLICT',
+        `model version ${version.id} is ${version.status} and cannot be activated`,
+        { id: version.id, status: version.status, reason: version.statusReason },
+      );
+    }
+    try {
+      // Reads and digests the bytes: a corrupt artifact is refused before any replica tries it.
+      await this.artifacts.get(version.id);
+    } catch (error) {
+      if (
+        error instanceof DomainError &&
+        (error.code === 'NOT_FOUND' || error.code === 'CONFLICT')
+      ) {
+        throw new DomainError(
+          'CONFLICT',
+          `model version ${version.id} is not loadable: ${error.message}`,
+          {
+            id: version.id,
+            ...error.details,
+          },
+        );
+      }
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,277 @@
+import { BeforeApplicationShutdown, Inject, Injectable } from '@nestjs/common';
+import { DomainError } from '../../common/errors';
+import type { Logger } from '../../common/logger';
+import { APP_CONFIG } from '../../config/config.module';
+import type { AppConfig } from '../../config/config';
+import { LOGGER } from '../../infra/tokens';
+import { decidePromotion, GateDecision } from './promotion-gate';
+import { RegistryRepository, TrainingLock } from './registry.repository';
+import { RegistryService } from './registry.service';
+import { ARTIFACT_STORE, MODEL_TRAINER } from './registry.types';
+import type {
+  ArtifactStore,
+  ModelTrainer,
+  ModelVersion,
+  TrainingMode,
+  TrainingRun,
+  TrainResult,
+} from './registry.types';
+
+/** Progress is written at most this often; training reports far more often. */
+const PROGRESS_WRITE_MS = 1000;
+
+export type ScheduledOutcome =
+  | { readonly kind: 'skipped'; readonly reason: string }
+  | { readonly kind: 'ran'; readonly run: TrainingRun };
+
+/**
+ * One training run end to end: take the cross-process lock, train (warm-started from the active
+ * version for INCREMENTAL), store the artifact, score the active version on the new version's
+ * validation window, and let the promotion gate decide. Failures mark the run and version failed
+ * and leave the active version alone.
+ */
+@Injectable()
+export class TrainingRunService implements BeforeApplicationShutdown {
+  private readonly logger: Logger;
+  private readonly stopping = new AbortController();
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(
+    private readonly repository: RegistryRepository,
+    private readonly registry: RegistryService,
+    @Inject(ARTIFACT_STORE) private readonly artifacts: ArtifactStore,
+    @Inject(MODEL_TRAINER) private readonly trainer: ModelTrainer,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(LOGGER) logger: Logger,
+  ) {
+    this.logger = logger.child({ component: 'training' });
+  }
+
+  /** Starts a run and returns it at once; the work continues in the background. */
+  async start(mode: TrainingMode, triggeredBy: string): Promise<TrainingRun> {
+    const { run, done } = await this.begin(mode, triggeredBy);
+    this.inFlight.add(done);
+    void done.finally(() => this.inFlight.delete(done));
+    return run;
+  }
+
+  /** Starts a run and waits for its end (scheduler, CLI). */
+  async run(mode: TrainingMode, triggeredBy: string): Promise<TrainingRun> {
+    const { run, done } = await this.begin(mode, triggeredBy);
+    await done;
+    return this.getRun(run.id);
+  }
+
+  /** The scheduled path: incremental training once enough events arrived since the active version. */
+  async runIfDue(triggeredBy: string): Promise<ScheduledOutcome> {
+    const minimum = this.config.modelLifecycle.trainMinNewEvents;
+    const active = await this.repository.activeVersion();
+    const { count } = await this.repository.newEvents(active?.eventsSeq ?? null, minimum);
+    if (count < minimum || count === 0) {
+      return {
+        kind: 'skipped',
+        reason: `${String(count)} new events since ${active ? `version ${active.id}` : 'the beginning'}; ${String(minimum)} needed`,
+      };
+    }
+    return { kind: 'ran', run: await this.run('INCREMENTAL', triggeredBy) };
+  }
+
+  async getRun(id: string): Promise<TrainingRun> {
+    const run = await this.repository.getRun(id);
+    if (!run) throw new DomainError('NOT_FOUND', `training run ${id} does not exist`, { id });
+    return run;
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    if (this.inFlight.size === 0) return;
+    this.stopping.abort(new Error('shutting down'));
+    const grace = new Promise((resolve) => setTimeout(resolve, this.config.shutdownTimeoutMs / 2));
+    await Promise.race([Promise.allSettled([...this.inFlight]), grace]);
+  }
+
+  private async begin(
+    mode: TrainingMode,
+    triggeredBy: string,
+  ): Promise<{ run: TrainingRun; done: Promise<void> }> {
+    const lock = await this.repository.tryTrainingLock();
+    if (!lock) {
+      throw new DomainError('CONFLICT', 'a training run is already in progress', {
+        runningRunId: (await this.runningRun())?.id ?? null,
+      });
+    }
+    let run: TrainingRun;
+    try {
+      const abandoned = await this.repository.failAbandonedRuns();
+      if (abandoned > 0) this.logger.warn({ abandoned }, 'marked abandoned training runs failed');
+      run = await this.repository.insertRun(mode, triggeredBy);
+    } catch (error) {
+      await lock.release();
+      throw error;
+    }
+    this.logger.info({ runId: run.id, mode, triggeredBy }, 'training run started');
+    return { run, done: this.execute(run, lock) };
+  }
+
+  /** The holder of the lock records its run right after taking it; give it a moment. */
+  private async runningRun(): Promise<TrainingRun | null> {
+    for (let attempt = 0; ; attempt++) {
+      const run = await this.repository.unfinishedRun();
+      if (run || attempt >= 10) return run;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  private async execute(run: TrainingRun, lock: TrainingLock): Promise<void> {
+    let versionId: string | null = null;
+    const progress = this.progressWriter(run.id);
+    try {
+      const active = await this.repository.activeVersion();
+      const parent = run.mode === 'INCREMENTAL' && active?.artifact ? active : null;
+      if (run.mode === 'INCREMENTAL' && !parent) {
+        // Nothing to warm-start from: the first model learns from every event.
+        await this.repository.updateRun(run.id, { mode: 'FULL' });
+      }
+      const { maxSeq } = await this.repository.newEvents(null, 1);
+      versionId = await this.repository.insertTrainingVersion({
+        parentId: parent?.id ?? null,
+        encoderId: this.trainer.encoderId,
+        triggeredBy: `${run.triggeredBy} (run ${run.id})`,
+      });
+      await this.repository.updateRun(run.id, { versionId });
+      const result = await this.trainer.train({
+        mode: parent ? 'INCREMENTAL' : 'FULL',
+        ...(parent
+          ? { parent: { id: parent.id, artifact: await this.artifacts.get(parent.id) } }
+          : {}),
+        events: { afterSeq: parent?.eventsSeq ?? null, untilSeq: maxSeq },
+        signal: this.stopping.signal,
+        onProgress: progress.report,
+      });
+      await progress.flush();
+      const outcome = await this.judge(versionId, result, maxSeq);
+      if (outcome.kind === 'failed') {
+        await this.repository.finishRun(run.id, 'failed', {
+          outcome: 'failed',
+          error: outcome.reason,
+        });
+      } else {
+        await this.repository.finishRun(run.id, 'succeeded', {
+          outcome: outcome.kind === 'promote' ? 'promoted' : 'candidate',
+        });
+      }
+      this.logger.info(
+        { runId: run.id, versionId, outcome: outcome.kind, reason: outcome.reason },
+        'training run finished',
+      );
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      this.logger.error({ err: error, runId: run.id, versionId }, 'training run failed');
+      await progress.flush().catch(() => undefined);
+      if (versionId !== null) {
+        await this.repository
+          .setVersionStatus(versionId, 'failed', `training failed: ${message}`)
+          .catch(() => undefined);
+      }
+      await this.repository
+        .finishRun(run.id, 'failed', { outcome: 'failed', error: message })
+        .catch((finishError: unknown) => {
+          this.logger.error({ err: finishError, runId: run.id }, 'could not record failed run');
+        });
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** Records the trained version and applies the promotion gate. */
+  private async judge(
+    versionId: string,
+    result: TrainResult,
+    maxSeq: string,
+  ): Promise<GateDecision> {
+    const fields = {
+      encoderId: result.encoderId,
+      backend: result.backend,
+      trainWindow: result.trainWindow,
+      validation: result.validation,
+      trainSamples: result.trainSamples,
+      validSamples: result.validSamples,
+      eventsSeq: maxSeq,
+      hyperparameters: result.hyperparameters,
+      metrics: result.metrics,
+    };
+    const early = decidePromotion({
+      candidate: result.metrics,
+      active: null,
+      tolerance: 0,
+      ...(result.diverged === undefined ? {} : { diverged: result.diverged }),
+    });
+    if (early.kind === 'failed') {
+      await this.repository.completeVersion(versionId, 'failed', early.reason, fields);
+      return early;
+    }
+    await this.artifacts.put(versionId, result.artifact);
+    await this.repository.completeVersion(versionId, 'candidate', null, fields);
+    // Compared with whatever is active now: ops may have switched versions while this trained.
+    const active = await this.repository.activeVersion();
+    const decision = await this.compare(result, active);
+    if (decision.kind === 'promote') {
+      await this.registry.promote(versionId, decision.reason, 'promotion gate');
+    } else {
+      await this.repository.setVersionStatus(versionId, 'candidate', decision.reason);
+    }
+    return decision;
+  }
+
+  private async compare(result: TrainResult, active: ModelVersion | null): Promise<GateDecision> {
+    const tolerance = this.config.modelLifecycle.promotionTolerance;
+    if (!active) return decidePromotion({ candidate: result.metrics, active: null, tolerance });
+    try {
+      const artifact = await this.artifacts.get(active.id);
+      const metrics = await this.trainer.evaluate(
+        artifact,
+        result.validation,
+        this.stopping.signal,
+      );
+      return decidePromotion({
+        candidate: result.metrics,
+        active: { id: active.id, metrics },
+        tolerance,
+      });
+    } catch (error) {
+      if (this.stopping.signal.aborted) throw error;
+      const message = error instanceof Error ? error.message : String(error);
+      return {
+        kind: 'candidate',
+        reason: `could not evaluate active version ${active.id} on the same window: ${message}`,
+      };
+    }
+  }
+
+  private progressWriter(runId: string): {
+    report: (fraction: number) => void;
+    flush: () => Promise<void>;
+  } {
+    let latest: number | undefined;
+    let writing: Promise<void> = Promise.resolve();
+    let lastWrite = 0;
+    const write = () => {
+      const value = latest;
+      latest = undefined;
+      if (value === undefined) return writing;
+      lastWrite = Date.now();
+      writing = writing
+        .then(() => this.repository.updateRun(runId, { progress: value }))
+        .catch((error: unknown) => {
+          this.logger.warn({ err: error, runId }, 'could not record training progress');
+        });
+      return writing;
+    };
+    return {
+      report: (fraction) => {
+        latest = Math.min(1, Math.max(0, Number.isFinite(fraction) ? fraction : 0));
+        if (Date.now() - lastWrite >= PROGRESS_WRITE_MS) void write();
+      },
+      flush: write,
+    };
+  }
+}

@@ -1,0 +1,151 @@
+import 'reflect-metadata';
+import path from 'node:path';
+import { SingleBar } from 'cli-progress';
+import { parseFlags } from '../../../cli-command';
+import { ConfigError, loadConfig } from '../../../config/config';
+import type { TextEncoder } from '../../embedding/text-encoder';
+import { TransformersTextEncoder } from '../../embedding/transformers-encoder';
+import { writeSyntheticMind } from '../dataset/synthetic-mind';
+import { TRAIN_BACKENDS, TrainBackendPreference } from '../model/backend';
+import { HashingTextEncoder } from '../testing/hashing-encoder';
+import { resultTable, summary, writeReport } from './report';
+import { runEval } from './run-eval';
+
+const USAGE = `usage: npm run eval -- --data <MIND dir> | --synthetic [options]
+  --data <dir>          MIND-format folder (news.tsv, train/behaviors.tsv, dev/behaviors.tsv)
+  --synthetic           generate the project's synthetic data as MIND into .cache/synthetic-mind
+  --encoder <name>      transformers (default: EMBEDDING_* settings) | hashing (fast fake)
+  --quantized           int8 encoder model (default: EMBEDDING_QUANTIZED)
+  --backend <name>      auto|${TRAIN_BACKENDS.join('|')} (default: TRAIN_BACKEND)
+  --max-train <n>       seeded sample of at most n train impressions
+  --epochs <n> --batch-size <n> --lr <x> --negatives <k> --max-history <n>
+  --no-ablations        train only the full model
+  --reports <dir>       parent folder of the report (default reports)`;
+
+function numberFlag(flags: Map<string, string | true>, name: string): number | undefined {
+  const value = flags.get(name);
+  if (value === undefined) return undefined;
+  const parsed = Number(value);
+  if (value === true || !Number.isFinite(parsed)) throw new Error(`--${name} needs a number`);
+  return parsed;
+}
+
+async function main(): Promise<void> {
+  const { flags } = parseFlags(process.argv.slice(2));
+  if (flags.has('help') || (!flags.has('data') && !flags.has('synthetic'))) {
+    process.stderr.write(`${USAGE}\n`);
+    process.exit(flags.has('help') ? 0 : 2);
+  }
+  const config = loadConfig(process.env);
+  let dataDir = String(flags.get('data') ?? '');
+  if (flags.has('synthetic')) {
+    dataDir = path.join('.cache', 'synthetic-mind');
+    writeSyntheticMind(dataDir, { items: 600, users: 400, impressions: 60_000, seed: 7 });
+  }
+  const encoderName = String(flags.get('encoder') ?? 'transformers');
+  let encoder: TextEncoder;
+  if (encoderName === 'hashing') encoder = new HashingTextEncoder(384);
+  else if (encoderName === 'transformers') {
+    encoder = await TransformersTextEncoder.create({
+      model: config.embedding.model,
+      modelDir: config.embedding.modelDir,
+      quantized: flags.has('quantized') || config.embedding.quantized,
+      threads: config.embedding.threads,
+      batchSize: config.embedding.batchSize,
+      allowRemote: config.embedding.allowRemote,
+    });
+  } else throw new Error(`unknown --encoder ${encoderName}`);
+  const backend = String(flags.get('backend') ?? config.training.backend);
+  if (backend !== 'auto' && !(TRAIN_BACKENDS as readonly string[]).includes(backend)) {
+    throw new Error(`unknown --backend ${backend}`);
+  }
+
+  const bar = new SingleBar(
+    {
+      format: '{phase} [{bar}] {percentage}% | {detail}',
+      stream: process.stderr,
+      hideCursor: true,
+    },
+    undefined,
+  );
+  let barActive = false;
+  const startBar = (phase: string) => {
+    if (barActive) bar.stop();
+    bar.start(1000, 0, { phase, detail: '' });
+    barActive = true;
+  };
+  const stopBar = () => {
+    if (barActive) bar.stop();
+    barActive = false;
+  };
+  const log = (message: string) => {
+    stopBar();
+    process.stderr.write(`[eval] ${message}\n`);
+  };
+  const maxTrain = numberFlag(flags, 'max-train');
+  const epochs = numberFlag(flags, 'epochs');
+  const batchSize = numberFlag(flags, 'batch-size');
+  const learningRate = numberFlag(flags, 'lr');
+  const negatives = numberFlag(flags, 'negatives');
+  const maxHistory = numberFlag(flags, 'max-history');
+  const started = Date.now();
+  const result = await runEval({
+    dataDir,
+    encoder,
+    cacheDir: path.join('.cache', 'vectors'),
+    backend: backend as TrainBackendPreference,
+    ...(maxTrain === undefined ? {} : { maxTrainImpressions: maxTrain }),
+    architecture: maxHistory === undefined ? {} : { maxHistory },
+    hyperparameters: {
+      seed: config.training.seed,
+      ...(epochs === undefined ? {} : { epochs }),
+      ...(batchSize === undefined ? {} : { batchSize }),
+      ...(learningRate === undefined ? {} : { learningRate }),
+      ...(negatives === undefined ? {} : { negatives }),
+    },
+    validationFraction: 0.05,
+    ablations: !flags.has('no-ablations'),
+    log,
+    onEncode: (done, total) => {
+      if (!barActive) startBar('encoding');
+      bar.update(Math.round((done / total) * 1000), { detail: `${done}/${total} texts` });
+      if (done === total) stopBar();
+    },
+    onTrainStart: (variant) => {
+      startBar(`training ${variant}`);
+    },
+    onTrainProgress: (fraction, loss) => {
+      bar.update(Math.round(fraction * 1000), { detail: `loss ${loss.toFixed(4)}` });
+    },
+    onEpoch: (variant, report) => {
+      log(
+        `${variant} epoch ${report.epoch}: loss ${report.loss.toFixed(4)}` +
+          (report.validation === undefined
+            ? ''
+            : `, validation auc ${report.validation.auc.toFixed(4)} mrr ${report.validation.mrr.toFixed(4)}`) +
+          `, ${report.samplesPerSecond.toFixed(0)} samples/s`,
+      );
+    },
+  });
+  stopBar();
+  const seconds = (Date.now() - started) / 1000;
+  const notes = [
+    `wall time ${seconds.toFixed(0)} s on ${String((await import('node:os')).cpus().length)} cores`,
+    ...(maxTrain === undefined ? [] : [`train impressions subsampled to at most ${maxTrain}`]),
+  ];
+  const dir = writeReport(String(flags.get('reports') ?? 'reports'), result, notes);
+  process.stdout.write(`\n${resultTable(result)}\n\nreport: ${dir}\n`);
+  process.stdout.write(`${JSON.stringify({ ...summary(result), report: dir, seconds })}\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(
+      error instanceof ConfigError
+        ? `${error.message}\n`
+        : `eval failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    process.exit(1);
+  },
+);

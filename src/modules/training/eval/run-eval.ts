@@ -1,0 +1,223 @@
+import { itemText } from '../../embedding/item-text';
+import type { TextEncoder } from '../../embedding/text-encoder';
+import {
+  Impression,
+  ItemVectors,
+  splitByTime,
+  subsample,
+  vectorsFromMap,
+} from '../dataset/dataset';
+import { readMind } from '../dataset/mind';
+import { DEFAULT_ARCHITECTURE, ModelArchitecture } from '../model/architecture';
+import { selectBackend, TrainBackendPreference } from '../model/backend';
+import {
+  DEFAULT_HYPERPARAMETERS,
+  EpochReport,
+  trainInterestModel,
+  TrainingHyperparameters,
+} from '../trainer';
+import { MetricsAccumulator, RankingMetrics } from './metrics';
+import {
+  frozenEncoderScorer,
+  ImpressionScorer,
+  interestModelScorer,
+  popularityScorer,
+  randomScorer,
+} from './scorers';
+import { DiskVectorCache } from './vector-cache';
+
+/** One trained variant: the default model, or it with one part switched off (or on). */
+export interface Variant {
+  readonly name: string;
+  readonly change: Partial<ModelArchitecture>;
+}
+
+export const ABLATIONS: readonly Variant[] = [
+  { name: 'no ID embedding', change: { idEmbedding: false } },
+  { name: 'no attention (mean pool)', change: { attention: false } },
+  { name: 'no recency', change: { recency: false } },
+  { name: 'no adapter', change: { adapterHidden: 0 } },
+  { name: '+ popularity feature', change: { popularity: true } },
+];
+
+export interface EvalOptions {
+  readonly dataDir: string;
+  readonly encoder: TextEncoder;
+  readonly cacheDir: string;
+  readonly backend: TrainBackendPreference;
+  readonly architecture?: Partial<ModelArchitecture>;
+  readonly hyperparameters?: Partial<TrainingHyperparameters>;
+  /** Train impressions used (seeded sample beyond this); undefined = all. */
+  readonly maxTrainImpressions?: number;
+  /** Share of train impressions (the latest) held out for early stopping. */
+  readonly validationFraction: number;
+  readonly ablations: boolean;
+  readonly log: (message: string) => void;
+  readonly onEncode?: (done: number, total: number) => void;
+  readonly onTrainStart?: (variant: string) => void;
+  readonly onTrainProgress?: (fraction: number, loss: number) => void;
+  readonly onEpoch?: (variant: string, report: EpochReport) => void;
+}
+
+export interface EvalRow {
+  readonly name: string;
+  readonly all: RankingMetrics;
+  readonly cold: RankingMetrics;
+  readonly trainSeconds?: number;
+}
+
+export interface EvalResult {
+  readonly dataDir: string;
+  readonly encoderId: string;
+  readonly backend: string;
+  readonly rows: readonly EvalRow[];
+  readonly curves: Readonly<Record<string, readonly EpochReport[]>>;
+  readonly counts: {
+    readonly items: number;
+    readonly trainImpressions: number;
+    readonly validationImpressions: number;
+    readonly devImpressions: number;
+    readonly coldImpressions: number;
+    readonly skippedImpressions: number;
+  };
+  readonly architecture: ModelArchitecture;
+  readonly hyperparameters: TrainingHyperparameters;
+}
+
+function score(
+  scorer: ImpressionScorer,
+  dev: readonly Impression[],
+  cold: ReadonlySet<string>,
+): { all: RankingMetrics; cold: RankingMetrics; skipped: number } {
+  const all = new MetricsAccumulator();
+  const coldOnly = new MetricsAccumulator();
+  for (const impression of dev) {
+    const candidates = [...impression.clicked, ...impression.notClicked];
+    const labels = candidates.map((_, i) => (i < impression.clicked.length ? 1 : 0));
+    const scores = scorer(impression, candidates);
+    all.add(labels, scores);
+    if (cold.has(impression.id)) coldOnly.add(labels, scores);
+  }
+  return { all: all.mean(), cold: coldOnly.mean(), skipped: all.skipped };
+}
+
+/**
+ * Dev impressions whose clicked item has no click in the training data (in no train history and
+ * clicked in no train impression): the model knows it from its text alone.
+ */
+function coldImpressions(train: readonly Impression[], dev: readonly Impression[]): Set<string> {
+  const seen = new Set<string>();
+  for (const impression of train) {
+    for (const click of impression.history) seen.add(click.itemId);
+    for (const id of impression.clicked) seen.add(id);
+  }
+  return new Set(
+    dev.filter((i) => i.clicked.some((id) => !seen.has(id))).map((impression) => impression.id),
+  );
+}
+
+/**
+ * Offline evaluation on a MIND-format folder: encode every item with the service's encoder
+ * (cached by text hash), train with the production trainer on train/, score every dev impression
+ * with the production scorer, next to the baselines and the ablations.
+ */
+export async function runEval(options: EvalOptions): Promise<EvalResult> {
+  const started = Date.now();
+  const data = await readMind(options.dataDir);
+  options.log(
+    `read ${data.items.length} items, ${data.train.length} train and ${data.dev.length} dev impressions`,
+  );
+  const cache = new DiskVectorCache(options.cacheDir, options.encoder);
+  const texts = data.items.map((item) => itemText(item));
+  const encoded = await cache.encode(texts, options.onEncode);
+  const vectors: ItemVectors = vectorsFromMap(
+    options.encoder.modelId,
+    options.encoder.dimension,
+    new Map(data.items.map((item, i) => [item.itemId, encoded[i]])),
+  );
+  options.log(`item vectors ready (${options.encoder.modelId}, ${(Date.now() - started) / 1000}s)`);
+
+  const trainAll =
+    options.maxTrainImpressions === undefined
+      ? data.train
+      : subsample(data.train, options.maxTrainImpressions, 'eval');
+  const { train, validation } = splitByTime(trainAll, options.validationFraction);
+  const cold = coldImpressions(data.train, data.dev);
+  const backend = await selectBackend(options.backend);
+  options.log(
+    `tfjs backend ${backend.name}` +
+      (backend.skipped.length > 0 ? ` (skipped ${backend.skipped.join('; ')})` : ''),
+  );
+
+  const rows: EvalRow[] = [];
+  let skipped = 0;
+  const add = (name: string, scorer: ImpressionScorer, trainSeconds?: number) => {
+    const result = score(scorer, data.dev, cold);
+    skipped = result.skipped;
+    rows.push({
+      name,
+      all: result.all,
+      cold: result.cold,
+      ...(trainSeconds === undefined ? {} : { trainSeconds }),
+    });
+  };
+  add('random', randomScorer(1));
+  add('popularity', popularityScorer(data.train));
+  add('frozen encoder (mean history, cosine)', frozenEncoderScorer(vectors));
+
+  const architecture: ModelArchitecture = {
+    ...DEFAULT_ARCHITECTURE,
+    dimension: options.encoder.dimension,
+    ...options.architecture,
+  };
+  const hyperparameters: TrainingHyperparameters = {
+    ...DEFAULT_HYPERPARAMETERS,
+    ...options.hyperparameters,
+  };
+  const variants: Variant[] = [
+    { name: 'trained model', change: {} },
+    ...(options.ablations ? ABLATIONS : []),
+  ];
+  const curves: Record<string, EpochReport[]> = {};
+  for (const variant of variants) {
+    options.onTrainStart?.(variant.name);
+    const trainStarted = Date.now();
+    curves[variant.name] = [];
+    const outcome = await trainInterestModel(
+      {
+        train,
+        validation,
+        vectors,
+        architecture: { ...architecture, ...variant.change },
+        hyperparameters,
+        backend: backend.name,
+      },
+      {
+        onProgress: options.onTrainProgress,
+        onEpoch: (report) => {
+          curves[variant.name].push(report);
+          options.onEpoch?.(variant.name, report);
+        },
+      },
+    );
+    const seconds = (Date.now() - trainStarted) / 1000;
+    add(variant.name, interestModelScorer(outcome.scorer, vectors), seconds);
+  }
+  return {
+    dataDir: options.dataDir,
+    encoderId: options.encoder.modelId,
+    backend: backend.name,
+    rows,
+    curves,
+    counts: {
+      items: data.items.length,
+      trainImpressions: train.length,
+      validationImpressions: validation.length,
+      devImpressions: data.dev.length,
+      coldImpressions: cold.size,
+      skippedImpressions: skipped,
+    },
+    architecture,
+    hyperparameters,
+  };
+}

@@ -1,0 +1,185 @@
+import * as tf from '@tensorflow/tfjs';
+import { ModelArchitecture } from './architecture';
+import { ModelWeights, WeightName, WeightTensor } from './artifact';
+
+/**
+ * One training batch in index form. Items are referenced through `uniqueItems` (rows of the text
+ * matrix), so the item tower runs once per distinct item in the batch, not once per reference.
+ */
+export interface EncodedBatch {
+  readonly size: number;
+  readonly historyLength: number;
+  readonly candidateCount: number;
+  /** Rows of the text matrix, one per distinct item in the batch. */
+  readonly uniqueItems: Int32Array;
+  /** Per distinct item: its row in `id.table`, or -1 for items without an ID embedding. */
+  readonly warmRows: Int32Array;
+  /** [size * historyLength] positions into `uniqueItems`, most recent first, 0 where padded. */
+  readonly history: Int32Array;
+  readonly historyMask: Float32Array;
+  /** ageFeature() of each history click (0 when unknown). */
+  readonly historyAge: Float32Array;
+  /** [size * candidateCount] positions into `uniqueItems`; candidate 0 is the clicked one. */
+  readonly candidates: Int32Array;
+  /** log1p(training clicks) per candidate. */
+  readonly candidatePopularity: Float32Array;
+}
+
+/**
+ * Row gather whose gradient is a plain scatter-add in JavaScript. tfjs's own gather gradient goes
+ * through UnsortedSegmentSum, which the wasm backend lacks and the cpu backend runs in
+ * O(rows x segments).
+ */
+function gatherRows(table: tf.Tensor2D, indices: Int32Array): tf.Tensor2D {
+  const rows = table.shape[0];
+  const width = table.shape[1];
+  const op = tf.customGrad((...inputs: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const value = tf.gather(inputs[0] as tf.Tensor2D, tf.tensor1d(indices, 'int32'));
+    const gradFunc = (dy: tf.Tensor) => {
+      const upstream = dy.dataSync();
+      const grad = new Float32Array(rows * width);
+      for (let r = 0; r < indices.length; r++) {
+        const target = indices[r] * width;
+        const source = r * width;
+        for (let c = 0; c < width; c++) grad[target + c] += upstream[source + c];
+      }
+      return tf.tensor2d(grad, [rows, width]);
+    };
+    return { value, gradFunc };
+  });
+  return op(table);
+}
+
+/**
+ * The interest model as a tfjs graph, for training. The same function as InterestScorer (which
+ * serving uses); the parity test holds the two together.
+ */
+export class TfInterestModel {
+  private readonly variables = new Map<WeightName, tf.Variable>();
+  private readonly text: tf.Tensor2D;
+
+  constructor(
+    readonly architecture: ModelArchitecture,
+    weights: ModelWeights,
+    /** Frozen text vectors, row-major [rows x dimension]. */
+    textMatrix: Float32Array,
+    /** L2 penalty on the ID embedding rows a batch uses. */
+    private readonly idL2 = 0,
+  ) {
+    const d = architecture.dimension;
+    this.text = tf.tensor2d(textMatrix, [textMatrix.length / d, d]);
+    for (const [name, tensor] of Object.entries(weights) as [WeightName, WeightTensor][]) {
+      this.variables.set(name, tf.variable(tf.tensor(tensor.data, [...tensor.shape]), true, name));
+    }
+  }
+
+  get trainableVariables(): tf.Variable[] {
+    return [...this.variables.values()];
+  }
+
+  /** Scores [size x candidateCount]. */
+  logits(batch: EncodedBatch): tf.Tensor2D {
+    return this.forward(batch).logits;
+  }
+
+  private forward(batch: EncodedBatch): { logits: tf.Tensor2D; penalty: tf.Tensor | null } {
+    let penalty: tf.Tensor | null = null;
+    const arch = this.architecture;
+    const d = arch.dimension;
+    const { size: b, historyLength: h, candidateCount: c } = batch;
+    const x = tf.gather(this.text, tf.tensor1d(batch.uniqueItems, 'int32'));
+    let items: tf.Tensor2D = x;
+    if (arch.adapterHidden > 0) {
+      const hidden = tf.relu(tf.add(tf.matMul(x, this.v('adapter.w1')), this.v('adapter.b1')));
+      items = tf.add(x, tf.add(tf.matMul(hidden, this.v('adapter.w2')), this.v('adapter.b2')));
+    }
+    // A table with no rows (no item has enough clicks yet) has nothing to add.
+    if (arch.idEmbedding && (this.variables.get('id.table')?.shape[0] ?? 0) > 0) {
+      const rows = batch.warmRows.map((row) => Math.max(row, 0));
+      const mask = Float32Array.from(batch.warmRows, (row) => (row >= 0 ? 1 : 0));
+      const embedded = tf.mul(
+        gatherRows(this.v('id.table') as tf.Tensor2D, rows),
+        tf.tensor2d(mask, [mask.length, 1]),
+      );
+      if (this.idL2 > 0) penalty = tf.mul(tf.sum(tf.square(embedded)), this.idL2 / batch.size);
+      items = tf.add<tf.Tensor2D>(items, embedded);
+    }
+    const mask = tf.tensor2d(batch.historyMask, [b, h]);
+    const historyVectors = tf.reshape(gatherRows(items, batch.history), [b, h, d]);
+    let weights: tf.Tensor;
+    if (arch.attention) {
+      const a = arch.attentionDim;
+      const keysPerItem = tf.matMul<tf.Tensor2D>(items, this.v('attention.v'));
+      let keys: tf.Tensor = tf.add(
+        tf.reshape(gatherRows(keysPerItem, batch.history), [b, h, a]),
+        this.v('attention.b'),
+      );
+      if (arch.recency) {
+        const position = tf.reshape(tf.slice(this.v('attention.position'), [0, 0], [h, a]), [
+          1,
+          h,
+          a,
+        ]);
+        const age = tf.mul(
+          tf.tensor3d(batch.historyAge, [b, h, 1]),
+          tf.reshape(this.v('attention.age'), [1, 1, a]),
+        );
+        keys = tf.add(tf.add(keys, position), age);
+      }
+      const scores = tf.sum(tf.mul(tf.tanh(keys), this.v('attention.q')), 2);
+      // Padded slots get a large negative logit, and are zeroed again after the softmax so a user
+      // with no history pools to the zero vector.
+      const masked = tf.add(scores, tf.mul(tf.sub(1, mask), -1e9));
+      weights = tf.mul(tf.softmax(masked), mask);
+    } else {
+      const count = tf.maximum(tf.sum(mask, 1, true), 1);
+      weights = tf.div(mask, count);
+    }
+    const user = tf.sum(tf.mul(historyVectors, tf.expandDims(weights, 2)), 1);
+    const candidates = tf.reshape(gatherRows(items, batch.candidates), [b, c, d]);
+    const dots = tf.sum(tf.mul(candidates, tf.expandDims(user, 1)), 2);
+    let logits = tf.mul(dots, tf.exp(this.v('score.logScale')));
+    if (arch.popularity) {
+      logits = tf.add(
+        logits,
+        tf.mul(tf.tensor2d(batch.candidatePopularity, [b, c]), this.v('score.popularity')),
+      );
+    }
+    return { logits: logits as tf.Tensor2D, penalty };
+  }
+
+  /** Mean softmax cross-entropy with the clicked candidate (column 0) as the label. */
+  loss(batch: EncodedBatch): tf.Scalar {
+    const { logits, penalty } = this.forward(batch);
+    const loss = tf.neg(tf.mean(tf.slice(tf.logSoftmax(logits), [0, 0], [batch.size, 1])));
+    return penalty === null ? (loss as tf.Scalar) : tf.add<tf.Scalar>(loss, penalty);
+  }
+
+  /** One optimiser step; returns the batch loss. */
+  trainStep(batch: EncodedBatch, optimizer: tf.Optimizer): number {
+    return tf.tidy(() => {
+      const cost = optimizer.minimize(() => this.loss(batch), true, this.trainableVariables);
+      if (cost === null) throw new Error('optimizer returned no loss');
+      return cost.dataSync()[0];
+    });
+  }
+
+  exportWeights(): ModelWeights {
+    const out: Partial<Record<WeightName, WeightTensor>> = {};
+    for (const [name, variable] of this.variables) {
+      out[name] = { shape: [...variable.shape], data: Float32Array.from(variable.dataSync()) };
+    }
+    return out;
+  }
+
+  dispose(): void {
+    for (const variable of this.variables.values()) variable.dispose();
+    this.text.dispose();
+  }
+
+  private v(name: WeightName): tf.Tensor {
+    const variable = this.variables.get(name);
+    if (variable === undefined) throw new Error(`model has no weight ${name}`);
+    return variable;
+  }
+}

@@ -1,0 +1,100 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Pool } from 'pg';
+import { PG_POOL } from '../../infra/tokens';
+import { bytesToVector } from '../embedding/vector-codec';
+import { ClickRow, EventRow } from './dataset/events';
+
+interface EventRecord {
+  seq: string;
+  type: 'impression' | 'click';
+  user_id: string;
+  item_id: string;
+  ts: Date;
+  request_id: string | null;
+}
+
+/** The only SQL of the training module: events to learn from, clicks for histories, vectors. */
+@Injectable()
+export class TrainingRepository {
+  constructor(@Inject(PG_POOL) private readonly pool: Pool) {}
+
+  /**
+   * Impressions and clicks with seq in (afterSeq, untilSeq], the newest `limit` of them (returned
+   * oldest first). afterSeq null = from the beginning.
+   */
+  async events(afterSeq: string | null, untilSeq: string, limit: number): Promise<EventRow[]> {
+    const result = await this.pool.query<EventRecord>(
+      `SELECT seq::text AS seq, type, user_id, item_id, ts, request_id FROM (
+         SELECT seq, type, user_id, item_id, ts, request_id FROM events
+         WHERE type IN ('impression', 'click') AND seq <= $2::bigint
+           AND ($1::bigint IS NULL OR seq > $1::bigint)
+         ORDER BY seq DESC LIMIT $3
+       ) newest ORDER BY seq`,
+      [afterSeq, untilSeq, limit],
+    );
+    return result.rows.map((row) => ({
+      seq: row.seq,
+      type: row.type,
+      userId: row.user_id,
+      itemId: row.item_id,
+      ts: row.ts.getTime(),
+      requestId: row.request_id,
+    }));
+  }
+
+  /** Impressions and clicks in a time window (validation of a stored version). */
+  async eventsBetween(from: Date, to: Date, limit: number): Promise<EventRow[]> {
+    const result = await this.pool.query<EventRecord>(
+      `SELECT seq::text AS seq, type, user_id, item_id, ts, request_id FROM events
+       WHERE type IN ('impression', 'click') AND ts >= $1 AND ts <= $2
+       ORDER BY seq LIMIT $3`,
+      [from, to, limit],
+    );
+    return result.rows.map((row) => ({
+      seq: row.seq,
+      type: row.type,
+      userId: row.user_id,
+      itemId: row.item_id,
+      ts: row.ts.getTime(),
+      requestId: row.request_id,
+    }));
+  }
+
+  /** Every click of these users up to untilSeq: the histories. */
+  async clicksOf(userIds: readonly string[], untilSeq: string | null): Promise<ClickRow[]> {
+    if (userIds.length === 0) return [];
+    const result = await this.pool.query<{ user_id: string; item_id: string; ts: Date }>(
+      `SELECT user_id, item_id, ts FROM events
+       WHERE type = 'click' AND user_id = ANY($1::text[])
+         AND ($2::bigint IS NULL OR seq <= $2::bigint)
+       ORDER BY user_id, ts`,
+      [userIds, untilSeq],
+    );
+    return result.rows.map((row) => ({
+      userId: row.user_id,
+      itemId: row.item_id,
+      ts: row.ts.getTime(),
+    }));
+  }
+
+  /** Newest events.seq (null when there are no events). */
+  async latestSeq(): Promise<string | null> {
+    const result = await this.pool.query<{ seq: string | null }>(
+      'SELECT max(seq)::text AS seq FROM events',
+    );
+    return result.rows[0]?.seq ?? null;
+  }
+
+  /** Stored text vectors of this encoder for these items (items without one are absent). */
+  async vectors(encoderId: string, itemIds: readonly string[]): Promise<Map<string, Float32Array>> {
+    const out = new Map<string, Float32Array>();
+    if (itemIds.length === 0) return out;
+    const result = await this.pool.query<{ item_id: string; vector: Buffer }>(
+      `SELECT item_id, vector FROM item_embeddings
+       WHERE encoder_id = $1 AND item_id = ANY($2::text[])`,
+      [encoderId, itemIds],
+    );
+    for (const row of result.rows) out.set(row.item_id, bytesToVector(row.vector));
+    return out;
+  }
+}

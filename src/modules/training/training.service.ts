@@ -1,0 +1,249 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { AppConfig } from '../../config/config';
+import { APP_CONFIG } from '../../config/config.module';
+import type { Logger } from '../../common/logger';
+import { DomainError } from '../../common/errors';
+import { LOGGER } from '../../infra/tokens';
+import { countClicks, Impression, splitByTime, withReplay } from './dataset/dataset';
+import { EventRow, impressionsFromEvents } from './dataset/events';
+import { DEFAULT_ARCHITECTURE, ModelArchitecture } from './model/architecture';
+import { DEFAULT_HYPERPARAMETERS, TrainingHyperparameters } from './trainer';
+import { TrainingRepository } from './training.repository';
+import { runInWorker } from './worker/run-in-worker';
+import { VectorBlock, WorkerMessage } from './worker/worker-protocol';
+
+export type TrainingMode = 'INCREMENTAL' | 'FULL';
+
+/** What to train (the registry's TrainRequest has this shape). */
+export interface TrainingRequest {
+  readonly mode: TrainingMode;
+  /** The version to warm-start from (INCREMENTAL); absent or ignored for FULL. */
+  readonly parent?: { readonly id: string; readonly artifact: Buffer };
+  /** New events: seq in (afterSeq, untilSeq]; afterSeq null = from the beginning. */
+  readonly events: { readonly afterSeq: string | null; readonly untilSeq: string };
+  readonly signal: AbortSignal;
+  readonly onProgress: (fraction: number) => void;
+}
+
+export interface TrainingWindow {
+  readonly from: Date;
+  readonly to: Date;
+}
+
+/** A trained artifact and what it was judged on (the registry's TrainResult has this shape). */
+export interface TrainingResult {
+  readonly artifact: Buffer;
+  readonly metrics: Readonly<Record<string, number>>;
+  readonly validation: TrainingWindow;
+  readonly trainWindow: TrainingWindow | null;
+  readonly trainSamples: number;
+  readonly validSamples: number;
+  readonly hyperparameters: Readonly<Record<string, unknown>>;
+  readonly backend: string;
+  readonly encoderId: string;
+}
+
+/** The seam the registry and the CLI train through; the in-worker implementation is below. */
+export interface Trainer {
+  readonly encoderId: string;
+  train(request: TrainingRequest): Promise<TrainingResult>;
+  evaluate(
+    artifact: Buffer,
+    window: TrainingWindow,
+    signal: AbortSignal,
+  ): Promise<Readonly<Record<string, number>>>;
+}
+
+const window = (impressions: readonly Impression[]): TrainingWindow | null =>
+  impressions.length === 0
+    ? null
+    : {
+        from: new Date(impressions[0].time),
+        to: new Date(impressions[impressions.length - 1].time),
+      };
+
+/**
+ * Trains the interest model from PostgreSQL events on a worker thread: full retrain, or warm
+ * start from a parent version on its new events plus a replay sample of older ones.
+ */
+@Injectable()
+export class TrainingService implements Trainer {
+  readonly encoderId: string;
+  private readonly logger: Logger;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(LOGGER) logger: Logger,
+    private readonly repository: TrainingRepository,
+  ) {
+    this.logger = logger.child({ component: 'training' });
+    // The encoder's modelId format (TransformersTextEncoder): `<model>:<q8|fp32>`.
+    this.encoderId = `${config.embedding.model}:${config.embedding.quantized ? 'q8' : 'fp32'}`;
+  }
+
+  get architecture(): ModelArchitecture {
+    return DEFAULT_ARCHITECTURE;
+  }
+
+  get hyperparameters(): TrainingHyperparameters {
+    const t = this.config.training;
+    return {
+      ...DEFAULT_HYPERPARAMETERS,
+      epochs: t.epochs,
+      batchSize: t.batchSize,
+      learningRate: t.learningRate,
+      seed: t.seed,
+    };
+  }
+
+  async train(request: TrainingRequest): Promise<TrainingResult> {
+    const t = this.config.training;
+    const incremental = request.mode === 'INCREMENTAL' && request.parent !== undefined;
+    const fresh = await this.repository.events(
+      incremental ? request.events.afterSeq : null,
+      request.events.untilSeq,
+      t.maxEvents,
+    );
+    const older =
+      incremental && request.events.afterSeq !== null
+        ? await this.repository.events(null, request.events.afterSeq, t.maxEvents)
+        : [];
+    const [freshImpressions, olderImpressions] = await this.impressions(
+      [fresh, older],
+      request.events.untilSeq,
+    );
+    const impressions = incremental
+      ? withReplay(freshImpressions, olderImpressions, t.replayRatio, t.seed)
+      : freshImpressions;
+    const { train, validation } = splitByTime(impressions, t.validationFraction);
+    if (train.length === 0) {
+      throw new DomainError('BAD_USER_INPUT', 'no clicked impressions to train on', {
+        events: fresh.length,
+      });
+    }
+    const vectors = await this.vectorBlock(impressions);
+    const hyperparameters = this.hyperparameters;
+    this.logger.info(
+      {
+        mode: request.mode,
+        parent: request.parent?.id,
+        events: fresh.length + older.length,
+        trainImpressions: train.length,
+        validationImpressions: validation.length,
+        items: vectors.ids.length,
+      },
+      'training started',
+    );
+    let backend = 'unknown';
+    const onMessage = (message: WorkerMessage) => {
+      switch (message.type) {
+        case 'backend':
+          backend = message.name;
+          this.logger.info({ backend: message.name, skipped: message.skipped }, 'tfjs backend');
+          return;
+        case 'progress':
+          request.onProgress(message.fraction);
+          return;
+        case 'epoch':
+          this.logger.info({ ...message.report }, 'epoch done');
+          return;
+        case 'trained':
+        case 'evaluated':
+        case 'error':
+          return;
+      }
+    };
+    const result = await runInWorker(
+      {
+        kind: 'train',
+        backend: t.backend,
+        train,
+        validation,
+        vectors,
+        architecture: { ...this.architecture, dimension: vectors.dimension },
+        hyperparameters,
+        ...(incremental ? { parent: new Uint8Array(request.parent.artifact) } : {}),
+        clickCounts: [...countClicks([...olderImpressions, ...freshImpressions])],
+        notes: { mode: request.mode, untilSeq: request.events.untilSeq },
+      },
+      { signal: request.signal, onMessage },
+    );
+    if (result.type !== 'trained') throw new Error('training worker returned no model');
+    const metrics = {
+      ...(result.validation ?? {}),
+      trainSamples: result.trainSamples,
+      validSamples: result.validSamples,
+      samplesPerSecond: result.samplesPerSecond,
+    };
+    this.logger.info({ metrics, backend }, 'training finished');
+    const validationWindow = window(validation) ?? window(train);
+    return {
+      artifact: Buffer.from(result.artifact),
+      metrics,
+      validation: validationWindow ?? { from: new Date(0), to: new Date(0) },
+      trainWindow: window(train),
+      trainSamples: result.trainSamples,
+      validSamples: result.validSamples,
+      hyperparameters: { ...hyperparameters, mode: request.mode, replayRatio: t.replayRatio },
+      backend,
+      encoderId: vectors.encoderId,
+    };
+  }
+
+  /** Scores an artifact on the impressions of a time window (comparing versions on equal terms). */
+  async evaluate(
+    artifact: Buffer,
+    validation: TrainingWindow,
+    signal: AbortSignal,
+  ): Promise<Readonly<Record<string, number>>> {
+    const events = await this.repository.eventsBetween(
+      validation.from,
+      validation.to,
+      this.config.training.maxEvents,
+    );
+    const [impressions] = await this.impressions([events], null);
+    if (impressions.length === 0) return {};
+    const result = await runInWorker(
+      {
+        kind: 'evaluate',
+        artifact: new Uint8Array(artifact),
+        impressions,
+        vectors: await this.vectorBlock(impressions),
+      },
+      { signal },
+    );
+    if (result.type !== 'evaluated') throw new Error('evaluation worker returned no metrics');
+    return { ...result.metrics, validSamples: result.count };
+  }
+
+  private async impressions(
+    batches: readonly (readonly EventRow[])[],
+    untilSeq: string | null,
+  ): Promise<Impression[][]> {
+    const users = [...new Set(batches.flat().map((event) => event.userId))];
+    const clicks = await this.repository.clicksOf(users, untilSeq);
+    return batches.map((events) => impressionsFromEvents(events, clicks));
+  }
+
+  private async vectorBlock(impressions: readonly Impression[]): Promise<VectorBlock> {
+    const ids = new Set<string>();
+    for (const impression of impressions) {
+      for (const click of impression.history) ids.add(click.itemId);
+      for (const id of impression.clicked) ids.add(id);
+      for (const id of impression.notClicked) ids.add(id);
+    }
+    const found = await this.repository.vectors(this.encoderId, [...ids]);
+    const dimension = found.values().next().value?.length ?? 0;
+    if (dimension === 0) {
+      throw new DomainError('UNAVAILABLE', `no item vectors for encoder ${this.encoderId} yet`, {
+        items: ids.size,
+      });
+    }
+    const list = [...found];
+    const data = new Float32Array(list.length * dimension);
+    list.forEach(([, vector], row) => {
+      data.set(vector, row * dimension);
+    });
+    return { encoderId: this.encoderId, dimension, ids: list.map(([id]) => id), data };
+  }
+}

@@ -1,0 +1,92 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import { Random } from '../../../synthetic/prng';
+import { ItemVectors } from '../dataset/dataset';
+import { loadModel } from '../model/artifact';
+import { selectBackend } from '../model/backend';
+import { InterestScorer } from '../model/interest-scorer';
+import { evaluateImpressions, trainInterestModel } from '../trainer';
+import { VectorBlock, WorkerJob, WorkerMessage } from './worker-protocol';
+
+/** Worker-thread entry: runs one job from `workerData`, reports through messages, exits. */
+
+function vectorsOf(block: VectorBlock): ItemVectors {
+  const index = new Map(block.ids.map((id, row) => [id, row]));
+  const d = block.dimension;
+  return {
+    encoderId: block.encoderId,
+    dimension: d,
+    get: (itemId) => {
+      const row = index.get(itemId);
+      return row === undefined ? undefined : block.data.subarray(row * d, (row + 1) * d);
+    },
+  };
+}
+
+function post(message: WorkerMessage, transfer: ArrayBuffer[] = []): void {
+  parentPort?.postMessage(message, transfer);
+}
+
+async function run(job: WorkerJob): Promise<void> {
+  switch (job.kind) {
+    case 'train': {
+      const backend = await selectBackend(job.backend);
+      post({ type: 'backend', name: backend.name, skipped: backend.skipped });
+      const outcome = await trainInterestModel(
+        {
+          train: job.train,
+          validation: job.validation,
+          vectors: vectorsOf(job.vectors),
+          architecture: job.architecture,
+          hyperparameters: job.hyperparameters,
+          backend: backend.name,
+          ...(job.parent === undefined ? {} : { parent: loadModel(job.parent) }),
+          ...(job.clickCounts === undefined ? {} : { clickCounts: new Map(job.clickCounts) }),
+          ...(job.notes === undefined ? {} : { notes: job.notes }),
+        },
+        {
+          onProgress: (fraction, loss) => {
+            post({ type: 'progress', fraction, loss });
+          },
+          onEpoch: (report) => {
+            post({ type: 'epoch', report });
+          },
+        },
+      );
+      const artifact = new Uint8Array(outcome.artifact);
+      post(
+        {
+          type: 'trained',
+          artifact,
+          ...(outcome.validation === undefined ? {} : { validation: outcome.validation }),
+          epochs: outcome.epochs,
+          trainSamples: outcome.trainSamples,
+          validSamples: outcome.validSamples,
+          samplesPerSecond: outcome.samplesPerSecond,
+        },
+        [artifact.buffer],
+      );
+      return;
+    }
+    case 'evaluate': {
+      const scorer = InterestScorer.fromArtifact(loadModel(job.artifact));
+      // Click-only impressions are judged against 9 seeded random catalog items.
+      const random = new Random('evaluate');
+      const ids = job.vectors.ids;
+      const { metrics, count } = evaluateImpressions(
+        scorer,
+        job.impressions,
+        vectorsOf(job.vectors),
+        () => Array.from({ length: 9 }, () => ids[Math.floor(random.next() * ids.length)]),
+      );
+      post({ type: 'evaluated', metrics, count });
+      return;
+    }
+  }
+}
+
+run(workerData as WorkerJob).catch((error: unknown) => {
+  post({
+    type: 'error',
+    message: error instanceof Error ? (error.stack ?? error.message) : String(error),
+  });
+});

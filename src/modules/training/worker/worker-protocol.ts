@@ -1,0 +1,56 @@
+import type { Impression } from '../dataset/dataset';
+import type { RankingMetrics } from '../eval/metrics';
+import type { ModelArchitecture } from '../model/architecture';
+import type { TrainBackendName, TrainBackendPreference } from '../model/backend';
+import type { EpochReport, TrainingHyperparameters } from '../trainer';
+
+/** Text vectors shipped to the worker as one transferable block. */
+export interface VectorBlock {
+  readonly encoderId: string;
+  readonly dimension: number;
+  readonly ids: readonly string[];
+  /** ids.length * dimension values. */
+  readonly data: Float32Array;
+}
+
+export interface TrainJob {
+  readonly kind: 'train';
+  readonly backend: TrainBackendPreference;
+  readonly train: readonly Impression[];
+  readonly validation: readonly Impression[];
+  readonly vectors: VectorBlock;
+  readonly architecture: ModelArchitecture;
+  readonly hyperparameters: TrainingHyperparameters;
+  readonly parent?: Uint8Array;
+  readonly clickCounts?: readonly (readonly [string, number])[];
+  readonly notes?: Readonly<Record<string, unknown>>;
+}
+
+export interface EvaluateJob {
+  readonly kind: 'evaluate';
+  readonly artifact: Uint8Array;
+  readonly impressions: readonly Impression[];
+  readonly vectors: VectorBlock;
+}
+
+export type WorkerJob = TrainJob | EvaluateJob;
+
+export type WorkerMessage =
+  | {
+      readonly type: 'backend';
+      readonly name: TrainBackendName;
+      readonly skipped: readonly string[];
+    }
+  | { readonly type: 'progress'; readonly fraction: number; readonly loss: number }
+  | { readonly type: 'epoch'; readonly report: EpochReport }
+  | {
+      readonly type: 'trained';
+      readonly artifact: Uint8Array;
+      readonly validation?: RankingMetrics;
+      readonly epochs: readonly EpochReport[];
+      readonly trainSamples: number;
+      readonly validSamples: number;
+      readonly samplesPerSecond: number;
+    }
+  | { readonly type: 'evaluated'; readonly metrics: RankingMetrics; readonly count: number }
+  | { readonly type: 'error'; readonly message: string };

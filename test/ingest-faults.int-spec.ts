@@ -1,0 +1,170 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { createClient } from 'redis';
+import type { AppConfig } from '../src/config/config';
+import { onlineKeys } from '../src/modules/ingest/online-state.keys';
+import { eventMessage, userEvent } from './support/factories';
+import {
+  countEvents,
+  kafkaFor,
+  produceRaw,
+  sleep,
+  startIngest,
+  waitFor,
+} from './support/ingest-helpers';
+import { TcpProxy } from './support/tcp-proxy';
+import { createTestContext, TestContext } from './support/test-context';
+
+jest.setTimeout(120_000);
+
+const TOPICS = [
+  { name: 'user.events', partitions: 2 },
+  { name: 'catalog.items' },
+  { name: 'user.events.dlq' },
+  { name: 'catalog.items.dlq' },
+];
+const TS = '2025-01-01T00:00:00.000Z';
+
+function envOf(config: AppConfig): Record<string, string> {
+  return {
+    DATABASE_URL: config.postgres.url,
+    REDIS_URL: config.redis.url,
+    REDIS_KEY_PREFIX: config.redis.keyPrefix,
+    KAFKA_BROKERS: config.kafka.brokers.join(','),
+    KAFKA_TOPIC_PREFIX: config.kafka.topicPrefix,
+    KAFKA_CLIENT_ID: config.kafka.clientId,
+    LOG_LEVEL: 'error',
+    INGEST_SESSION_TIMEOUT_MS: String(config.ingest.sessionTimeoutMs),
+  };
+}
+
+/** Runs the worker until it exits (the crash) and returns its exit signal. */
+function runWorker(
+  config: AppConfig,
+  extra: Record<string, string>,
+): Promise<NodeJS.Signals | null> {
+  const root = path.resolve(__dirname, '..');
+  const child = spawn(
+    process.execPath,
+    [require.resolve('ts-node/dist/bin.js'), 'test/support/ingest-worker.ts'],
+    { cwd: root, env: { ...process.env, ...envOf(config), ...extra }, stdio: 'ignore' },
+  );
+  return new Promise((resolve) =>
+    child.once('exit', (_code, signal) => {
+      resolve(signal);
+    }),
+  );
+}
+
+async function committedOffsets(config: AppConfig): Promise<Map<number, string>> {
+  const admin = kafkaFor(config).admin();
+  await admin.connect();
+  try {
+    const topics = await admin.fetchOffsets({
+      groupId: `${config.kafka.topicPrefix}${config.ingest.eventsGroupId}`,
+      topics: [`${config.kafka.topicPrefix}user.events`],
+    });
+    return new Map((topics.at(0)?.partitions ?? []).map((p) => [p.partition, p.offset]));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+describe('ingest faults', () => {
+  let context: TestContext;
+
+  beforeEach(async () => {
+    context = await createTestContext({
+      INGEST_RETRY_INITIAL_MS: '100',
+      INGEST_RETRY_MAX_MS: '500',
+      INGEST_SESSION_TIMEOUT_MS: '6000',
+    });
+    await context.createTopics(TOPICS);
+  });
+  afterEach(async () => {
+    await context.cleanup();
+  });
+
+  it('loses and duplicates nothing when killed between the database and the offset commit', async () => {
+    const { config } = context;
+    const events = Array.from({ length: 60 }, (_, i) =>
+      userEvent({ userId: `k-user-${String(i % 3)}`, itemId: 'k-item', timestamp: TS }),
+    );
+    await produceRaw(config, 'user.events', events.map(eventMessage));
+
+    const signal = await runWorker(config, { CRASH_AFTER_STORE: '1' });
+    expect(signal).toBe('SIGKILL');
+    const afterCrash = await countEvents(config.postgres.url);
+    expect(afterCrash.rows).toBeGreaterThan(0);
+    // The stored batch's offsets were never committed.
+    const committed = await committedOffsets(config);
+    expect([...committed.values()].every((offset) => offset === '-1')).toBe(true);
+
+    const app = await startIngest(config);
+    const redis = createClient({ url: config.redis.url });
+    await redis.connect();
+    try {
+      await waitFor(
+        async () => (await countEvents(config.postgres.url)).rows === 60,
+        60_000,
+        'rows',
+      );
+      await sleep(1000);
+      expect(await countEvents(config.postgres.url)).toEqual({ rows: 60, distinct: 60 });
+      const keys = onlineKeys(config.redis.keyPrefix);
+      // The crashed batch was applied to Redis once, before the crash, and not again after.
+      expect(Number(await redis.hGet(keys.popularity('k-item'), 'clk'))).toBe(60);
+      expect(await redis.hGet(keys.interest('k-user-0'), 'version')).toBe('20');
+    } finally {
+      await redis.close();
+      await app.close();
+    }
+  });
+
+  it('stores every event exactly once when PostgreSQL is cut mid-stream and restored', async () => {
+    const proxy = new TcpProxy('127.0.0.1', 5432);
+    await proxy.start();
+    const direct = context.config;
+    const viaProxy = new URL(direct.postgres.url);
+    viaProxy.port = String(proxy.port);
+    const config: AppConfig = {
+      ...direct,
+      postgres: { ...direct.postgres, url: viaProxy.toString() },
+    };
+    const app = await startIngest(config);
+    try {
+      const batch = (from: number) =>
+        Array.from({ length: 50 }, (_, i) =>
+          userEvent({ eventId: `pg-${String(from + i)}`, userId: `p-user-${String(i % 5)}` }),
+        );
+      await produceRaw(config, 'user.events', batch(0).map(eventMessage));
+      await waitFor(
+        async () => (await countEvents(direct.postgres.url)).rows === 50,
+        30_000,
+        'first',
+      );
+      await sleep(500);
+      const before = await committedOffsets(config);
+
+      await proxy.cut();
+      await produceRaw(config, 'user.events', batch(50).map(eventMessage));
+      await sleep(3000);
+      expect((await countEvents(direct.postgres.url)).rows).toBe(50);
+      // Nothing committed while the database is unreachable.
+      expect(await committedOffsets(config)).toEqual(before);
+
+      await proxy.restore();
+      await produceRaw(config, 'user.events', batch(100).map(eventMessage));
+      await waitFor(
+        async () => (await countEvents(direct.postgres.url)).rows >= 150,
+        60_000,
+        'all',
+      );
+      await sleep(500);
+      expect(await countEvents(direct.postgres.url)).toEqual({ rows: 150, distinct: 150 });
+    } finally {
+      await app.close();
+      await proxy.cut();
+    }
+  });
+});

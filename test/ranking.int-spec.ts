@@ -1,0 +1,393 @@
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { TOPICS } from '../src/modules/ingest/ingest.service';
+import { fakeCategoryModel } from '../src/modules/ranking/serving-model.fake';
+import { ServedModelHolder, ServingModel } from '../src/modules/ranking/serving-model';
+import { generateCatalog, SyntheticItem } from '../src/synthetic';
+import { eventMessage, userEvent } from './support/factories';
+import { produceRaw, sleep, waitFor } from './support/ingest-helpers';
+import {
+  graphql,
+  insertEvents,
+  insertItems,
+  PrivateRedis,
+  RankResultView,
+  rankCall,
+  recommendCall,
+  startRankingApp,
+} from './support/ranking-helpers';
+import { createTestContext, TestContext } from './support/test-context';
+
+const catalog = generateCatalog({ items: 240, seed: 'ranking', categories: 12, idPrefix: 'ri-' });
+const byCategory = (category: string) => catalog.items.filter((item) => item.category === category);
+const [CAT_A = '', CAT_B = '', CAT_C = ''] = catalog.categories;
+const model = (versionId = '7') => fakeCategoryModel(catalog.items, { versionId });
+const itemRows = catalog.items.map((item) => ({
+  itemId: item.itemId,
+  title: item.title,
+  category: item.category,
+  price: item.price,
+  createdAt: item.createdAt,
+}));
+
+function clicks(userId: string, items: readonly SyntheticItem[], baseMs = Date.now()) {
+  return items.map((item, i) =>
+    eventMessage(
+      userEvent({
+        userId,
+        itemId: item.itemId,
+        type: 'click',
+        timestamp: new Date(baseMs + i).toISOString(),
+      }),
+    ),
+  );
+}
+
+function candidates(items: readonly SyntheticItem[]) {
+  return items.map((item) => ({ itemId: item.itemId }));
+}
+
+function expectPartsSumToScore(result: RankResultView): void {
+  for (const item of result.items) {
+    const sum = item.parts.reduce((total, part) => total + part.value * part.weight, 0);
+    expect(item.score).toBeCloseTo(sum, 9);
+  }
+}
+
+const categoryOf = new Map(catalog.items.map((item) => [item.itemId, item.category]));
+
+describe('ranking on the real stack (api + ingest in one app)', () => {
+  let context: TestContext;
+  let app: NestFastifyApplication;
+
+  const rank = async (variables: Record<string, unknown>) => rankCall(app, variables);
+
+  beforeAll(async () => {
+    context = await createTestContext({ RANK_TIMEOUT_MS: '1500' });
+    await context.createTopics(Object.values(TOPICS).map((name) => ({ name })));
+    await insertItems(context.config.postgres.url, itemRows);
+    app = await startRankingApp(context.config, 'all', model());
+  });
+  afterAll(async () => {
+    await app.close();
+    await context.cleanup();
+  });
+
+  it("ranks a one-category clicker's unseen items of that category first; parts sum to score", async () => {
+    const clicked = byCategory(CAT_A).slice(0, 8);
+    await produceRaw(context.config, TOPICS.events, clicks('u-cat', clicked));
+    const unseenA = byCategory(CAT_A).slice(8, 16);
+    const others = [...byCategory(CAT_B).slice(0, 10), ...byCategory(CAT_C).slice(0, 10)];
+    const pool = [...others.slice(0, 10), ...unseenA, ...others.slice(10)];
+    let result: RankResultView | undefined;
+    await waitFor(
+      async () => {
+        result = (await rank({ userId: 'u-cat', candidates: candidates(pool) })).data?.rank;
+        return result?.degraded.length === 0;
+      },
+      30_000,
+      'ingested clicks',
+    );
+    if (result === undefined) throw new Error('no result');
+    expect(result.modelVersion).toBe('7');
+    expect(result.items.map((item) => item.rank)).toEqual(pool.map((_, i) => i + 1));
+    const top = result.items.slice(0, unseenA.length).map((item) => categoryOf.get(item.itemId));
+    expect(top).toEqual(unseenA.map(() => CAT_A));
+    expect(result.items[0]?.parts.map((part) => part.name)).toEqual([
+      'model',
+      'popularity',
+      'ctr',
+      'recency',
+      'price',
+      'boost',
+    ]);
+    expectPartsSumToScore(result);
+
+    const recommended = await recommendCall(app, {
+      userId: 'u-cat',
+      first: 5,
+      exclude: [unseenA[0]?.itemId],
+    });
+    const ids = recommended.data?.recommend.items.map((item) => item.itemId) ?? [];
+    expect(ids).toHaveLength(5);
+    expect(ids.map((id) => categoryOf.get(id))).toEqual(ids.map(() => CAT_A));
+    const excluded = new Set([...clicked.map((item) => item.itemId), unseenA[0]?.itemId]);
+    expect(ids.filter((id) => excluded.has(id))).toEqual([]);
+  });
+
+  it('reflects a click published to user.events in the next ranking within a second', async () => {
+    await produceRaw(
+      context.config,
+      TOPICS.events,
+      clicks('u-fresh', byCategory(CAT_B).slice(0, 6)),
+    );
+    const pool = [...byCategory(CAT_B).slice(6, 12), ...byCategory(CAT_C).slice(10, 16)];
+    const topCategory = async () => {
+      const result = (await rank({ userId: 'u-fresh', candidates: candidates(pool) })).data?.rank;
+      return categoryOf.get(result?.items[0]?.itemId ?? '');
+    };
+    await waitFor(async () => (await topCategory()) === CAT_B, 30_000, 'first clicks');
+    // Many recent clicks on the other category move the interest vector over.
+    const sent = Date.now();
+    await produceRaw(
+      context.config,
+      TOPICS.events,
+      clicks('u-fresh', byCategory(CAT_C).slice(0, 10), Date.now() + 1000),
+    );
+    let elapsed = Number.POSITIVE_INFINITY;
+    for (;;) {
+      if ((await topCategory()) === CAT_C) {
+        elapsed = Date.now() - sent;
+        break;
+      }
+      if (Date.now() - sent > 10_000) break;
+      await sleep(20);
+    }
+    expect(elapsed).toBeLessThan(1000);
+  });
+
+  it('serves unknown users by popularity prior and unknown items by text or prior', async () => {
+    const cold = await rank({
+      userId: 'never-seen',
+      candidates: candidates(byCategory(CAT_A).slice(0, 3)),
+    });
+    expect(cold.data?.rank.degraded).toEqual(['cold_user']);
+    expect(cold.data?.rank.items.every((item) => item.parts[0]?.name === 'prior')).toBe(true);
+
+    const mixed = await rank({
+      userId: 'u-cat',
+      candidates: [
+        { itemId: 'new-with-text', text: `A brand new thing for ${CAT_A} fans` },
+        { itemId: 'new-without-text' },
+        { itemId: byCategory(CAT_B)[15]?.itemId },
+      ],
+    });
+    const parts = new Map(
+      mixed.data?.rank.items.map((item) => [item.itemId, item.parts[0]?.name]) ?? [],
+    );
+    expect(parts.get('new-with-text')).toBe('model');
+    expect(parts.get('new-without-text')).toBe('prior');
+    expect(mixed.data?.rank.items[0]?.itemId).toBe('new-with-text');
+  });
+
+  it('ranks without the model part and says so when no model is served', async () => {
+    const holder = app.get(ServedModelHolder);
+    holder.swap(undefined);
+    try {
+      const result = await rank({
+        userId: 'u-cat',
+        candidates: candidates(byCategory(CAT_A).slice(0, 4)),
+      });
+      expect(result.data?.rank.modelVersion).toBeNull();
+      expect(result.data?.rank.degraded).toEqual(['no_model']);
+      const names = result.data?.rank.items.flatMap((item) => item.parts.map((part) => part.name));
+      expect(names).not.toContain('model');
+      expectPartsSumToScore(
+        result.data?.rank ?? { items: [], modelVersion: null, requestId: '', degraded: [] },
+      );
+    } finally {
+      holder.swap(model());
+    }
+  });
+
+  it('merges caller features and ops-edited profiles (boosts) into the parts', async () => {
+    const upsert = await graphql(
+      app,
+      `
+        mutation ($p: RankingProfileInput!) {
+          upsertRankingProfile(profile: $p) {
+            name
+            weights {
+              feature
+              weight
+            }
+          }
+        }
+      `,
+      {
+        p: {
+          name: 'promo',
+          weights: [
+            { feature: 'model', weight: 1 },
+            { feature: 'boost', weight: 1 },
+            { feature: 'feature:margin', weight: 2 },
+          ],
+          boosts: [{ category: CAT_C, value: 10 }],
+        },
+      },
+    );
+    expect(upsert.errors).toBeUndefined();
+    const listed = (await graphql(app, '{ rankingProfiles { name } }')).data as
+      { rankingProfiles: { name: string }[] } | undefined;
+    expect(listed?.rankingProfiles.map((p) => p.name).sort()).toEqual(['default', 'promo']);
+    const pool = [byCategory(CAT_A).at(-1), byCategory(CAT_C).at(-1)].map((item) => ({
+      itemId: item?.itemId,
+      features: [{ name: 'margin', value: 0.25 }],
+    }));
+    const result = await rank({ userId: 'u-cat', candidates: pool, profile: 'promo' });
+    const first = result.data?.rank.items[0];
+    expect(categoryOf.get(first?.itemId ?? '')).toBe(CAT_C);
+    expect(first?.parts).toEqual(
+      expect.arrayContaining([
+        { name: 'boost', value: 10, weight: 1 },
+        { name: 'feature:margin', value: 0.25, weight: 2 },
+        expect.objectContaining({ name: 'popularity', weight: 0 }),
+      ]),
+    );
+    expectPartsSumToScore(
+      result.data?.rank ?? { items: [], modelVersion: null, requestId: '', degraded: [] },
+    );
+  });
+
+  it.each<[string, Record<string, unknown>, string]>([
+    [
+      'too many candidates',
+      { userId: 'u', candidates: Array.from({ length: 1001 }, (_, i) => ({ itemId: `c${i}` })) },
+      'candidates',
+    ],
+    [
+      'duplicate ids',
+      { userId: 'u', candidates: [{ itemId: 'a' }, { itemId: 'a' }] },
+      'candidates[1].itemId',
+    ],
+    [
+      'an unknown profile',
+      { userId: 'u', candidates: [{ itemId: 'a' }], profile: 'nope' },
+      'profile',
+    ],
+    ['an empty user id', { userId: '', candidates: [{ itemId: 'a' }] }, 'userId'],
+    [
+      'a duplicate feature',
+      {
+        userId: 'u',
+        candidates: [
+          {
+            itemId: 'a',
+            features: [
+              { name: 'f', value: 1 },
+              { name: 'f', value: 2 },
+            ],
+          },
+        ],
+      },
+      'candidates[0].features[1].name',
+    ],
+  ])('rejects %s with BAD_USER_INPUT naming the field', async (_, variables, field) => {
+    const result = await rank(variables);
+    expect(result.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field });
+  });
+
+  it('rejects a bad `first` for recommend', async () => {
+    const result = await recommendCall(app, { userId: 'u', first: 0 });
+    expect(result.errors?.[0]?.extensions).toMatchObject({
+      code: 'BAD_USER_INPUT',
+      field: 'first',
+    });
+  });
+
+  it('limits query depth, aliases and complexity', async () => {
+    const deep = await graphql(
+      app,
+      '{ a: __schema { types { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } } } } }',
+    );
+    expect(deep.status).toBe(400);
+    expect(deep.errors?.[0]?.extensions.code).toBe('BAD_USER_INPUT');
+    const aliases = Array.from({ length: 21 }, (_, i) => `h${i}: health { status }`).join(' ');
+    const many = await graphql(app, `{ ${aliases} }`);
+    expect(many.errors?.[0]).toMatchObject({
+      message: 'Query uses more than 20 aliases',
+      extensions: { code: 'BAD_USER_INPUT' },
+    });
+    const fields = Array.from(
+      { length: 300 },
+      () => 'status checks { name ok latencyMs error }',
+    ).join(' ');
+    const wide = await graphql(app, `{ health { ${fields} } }`);
+    expect(wide.errors?.[0]).toMatchObject({
+      message: 'Query complexity exceeds the limit of 500 fields',
+      extensions: { code: 'BAD_USER_INPUT' },
+    });
+  });
+
+  it('times out with a TIMEOUT error when a stage hangs', async () => {
+    const holder = app.get(ServedModelHolder);
+    const hanging: ServingModel = {
+      ...model('hang'),
+      encodeTexts: () => new Promise(() => undefined),
+    };
+    holder.swap(hanging);
+    try {
+      const started = Date.now();
+      const result = await rank({
+        userId: 'u-cat',
+        candidates: [{ itemId: 'x', text: 'anything' }],
+      });
+      expect(result.errors?.[0]?.extensions.code).toBe('TIMEOUT');
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      holder.swap(model());
+    }
+  });
+
+  it('exports stage latency and cache hit metrics', async () => {
+    const response = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(response.body).toMatch(
+      /ranking_stage_duration_seconds_count\{[^}]*stage="user_vector"[^}]*\} [1-9]/,
+    );
+    expect(response.body).toMatch(/ranking_cache_requests_total\{[^}]*result="hit"[^}]*\} [1-9]/);
+    expect(response.body).toMatch(
+      /ranking_operation_duration_seconds_count\{[^}]*operation="recommend"/,
+    );
+  });
+});
+
+describe('ranking with Redis down', () => {
+  const redis = new PrivateRedis();
+  let context: TestContext;
+  let app: NestFastifyApplication;
+
+  beforeAll(async () => {
+    await redis.start();
+    context = await createTestContext({ REDIS_URL: redis.url });
+    await insertItems(context.config.postgres.url, itemRows);
+    const now = Date.now();
+    await insertEvents(
+      context.config.postgres.url,
+      byCategory(CAT_A)
+        .slice(0, 6)
+        .map((item, i) => ({
+          eventId: `pg-${i}`,
+          type: 'click' as const,
+          userId: 'u-pg',
+          itemId: item.itemId,
+          ts: new Date(now - i * 1000),
+        })),
+    );
+    app = await startRankingApp(context.config, 'api', model());
+  });
+  afterAll(async () => {
+    await app.close();
+    await redis.stop();
+    await context.cleanup();
+  });
+
+  it('still answers rank and recommend, from PostgreSQL', async () => {
+    await redis.stop();
+    const pool = [...byCategory(CAT_B).slice(0, 5), ...byCategory(CAT_A).slice(6, 11)];
+    const result = await rankCall(app, {
+      userId: 'u-pg',
+      candidates: candidates(pool),
+    });
+    expect(result.errors).toBeUndefined();
+    const ranked = result.data?.rank;
+    expect(ranked?.degraded).toEqual(['online_state_from_postgres']);
+    expect(ranked?.items.slice(0, 5).map((item) => categoryOf.get(item.itemId))).toEqual(
+      Array.from({ length: 5 }, () => CAT_A),
+    );
+    const cold = await recommendCall(app, {
+      userId: 'someone-new',
+      first: 3,
+    });
+    expect(cold.errors).toBeUndefined();
+    expect(cold.data?.recommend.items).toHaveLength(3);
+  });
+});

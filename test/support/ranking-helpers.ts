@@ -1,0 +1,212 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import net from 'node:net';
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Client } from 'pg';
+import { createLogger } from '../../src/common/logger';
+import type { AppConfig } from '../../src/config/config';
+import { ServedModelHolder } from '../../src/modules/ranking/serving-model';
+import type { ServingModel } from '../../src/modules/ranking/serving-model';
+import { createServer } from '../../src/server';
+
+export interface RankingItemRow {
+  readonly itemId: string;
+  readonly title: string;
+  readonly category: string;
+  readonly price?: number;
+  readonly createdAt?: string;
+}
+
+/** Stores catalog rows directly (already embedded, so no embedding worker wakes up). */
+export async function insertItems(url: string, items: readonly RankingItemRow[]): Promise<void> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(
+      `INSERT INTO items (item_id, title, category, price, created_at, source_ts, text_hash, embed_pending)
+       SELECT u.id, u.title, u.category, u.price, u.created_at, now(), 'test', false
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::timestamptz[])
+         AS u(id, title, category, price, created_at)`,
+      [
+        items.map((item) => item.itemId),
+        items.map((item) => item.title),
+        items.map((item) => item.category),
+        items.map((item) => item.price ?? null),
+        items.map((item) => item.createdAt ?? null),
+      ],
+    );
+  } finally {
+    await client.end();
+  }
+}
+
+export interface EventRow {
+  readonly eventId: string;
+  readonly type: 'impression' | 'click' | 'add_to_cart' | 'purchase';
+  readonly userId: string;
+  readonly itemId: string;
+  readonly ts: Date;
+}
+
+/** Stores events directly in PostgreSQL (no online state): for the Redis-down fallback. */
+export async function insertEvents(url: string, events: readonly EventRow[]): Promise<void> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(
+      `INSERT INTO events (event_id, type, user_id, item_id, ts)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])`,
+      [
+        events.map((event) => event.eventId),
+        events.map((event) => event.type),
+        events.map((event) => event.userId),
+        events.map((event) => event.itemId),
+        events.map((event) => event.ts),
+      ],
+    );
+  } finally {
+    await client.end();
+  }
+}
+
+/** Starts the service in-process for `role` and serves `model` on it. */
+export async function startRankingApp(
+  config: AppConfig,
+  role: AppConfig['role'],
+  model: ServingModel | undefined,
+): Promise<NestFastifyApplication> {
+  const app = await createServer({ ...config, role }, createLogger('silent'));
+  await app.init();
+  await app.getHttpAdapter().getInstance().ready();
+  app.get(ServedModelHolder).swap(model);
+  return app;
+}
+
+export interface GraphqlError {
+  readonly message: string;
+  readonly extensions: Record<string, unknown>;
+}
+
+export interface GraphqlResponse<T> {
+  readonly status: number;
+  readonly data?: T;
+  readonly errors?: GraphqlError[];
+}
+
+export async function graphql(
+  app: NestFastifyApplication,
+  query: string,
+  variables: Record<string, unknown> = {},
+): Promise<GraphqlResponse<Record<string, unknown>>> {
+  const response = await app.inject({
+    method: 'POST',
+    url: '/graphql',
+    payload: { query, variables },
+  });
+  const body = response.json<{ data?: Record<string, unknown> | null; errors?: GraphqlError[] }>();
+  return { status: response.statusCode, data: body.data ?? undefined, errors: body.errors };
+}
+
+export async function rankCall(
+  app: NestFastifyApplication,
+  variables: Record<string, unknown>,
+): Promise<GraphqlResponse<{ rank: RankResultView }>> {
+  return graphql(app, RANK_QUERY, variables) as Promise<GraphqlResponse<{ rank: RankResultView }>>;
+}
+
+export async function recommendCall(
+  app: NestFastifyApplication,
+  variables: Record<string, unknown>,
+): Promise<GraphqlResponse<{ recommend: RankResultView }>> {
+  return graphql(app, RECOMMEND_QUERY, variables) as Promise<
+    GraphqlResponse<{ recommend: RankResultView }>
+  >;
+}
+
+export interface RankedItemView {
+  itemId: string;
+  rank: number;
+  score: number;
+  parts: { name: string; value: number; weight: number }[];
+}
+
+export interface RankResultView {
+  items: RankedItemView[];
+  modelVersion: string | null;
+  requestId: string;
+  degraded: string[];
+}
+
+export const RANK_QUERY = `query Rank($userId: ID!, $candidates: [CandidateInput!]!, $profile: String) {
+  rank(userId: $userId, candidates: $candidates, profile: $profile) {
+    items { itemId rank score parts { name value weight } }
+    modelVersion requestId degraded
+  }
+}`;
+
+export const RECOMMEND_QUERY = `query Recommend($userId: ID!, $first: Int, $exclude: [ID!], $category: String) {
+  recommend(userId: $userId, first: $first, exclude: $exclude, category: $category) {
+    items { itemId rank score parts { name value weight } }
+    modelVersion requestId degraded
+  }
+}`;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => {
+        resolve(port);
+      });
+    });
+  });
+}
+
+/** A private, throwaway redis-server (never the shared one) that a test may kill. */
+export class PrivateRedis {
+  private child: ChildProcess | undefined;
+  port = 0;
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    this.port = await freePort();
+    const child = spawn(
+      'redis-server',
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    this.child = child;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new Error('redis-server did not start'));
+      }, 10_000);
+      child.stdout.on('data', (chunk: Buffer) => {
+        if (chunk.toString().includes('Ready to accept connections')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`redis-server exited with ${String(code)}`));
+      });
+    });
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (child?.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => {
+      child.once('exit', () => {
+        resolve();
+      });
+    });
+    child.kill('SIGKILL');
+    await exited;
+  }
+}
