@@ -133,7 +133,8 @@ async function clearRedis(url: string, prefix: string): Promise<void> {
 
 async function startServer(env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; port: number }> {
   const child = fork(path.join(__dirname, 'servers', 'ranking.ts'), [], {
-    execArgv: ['-r', 'ts-node/register'],
+    // BENCH_SERVER_NODE_ARGS: extra node flags for the server, e.g. `--cpu-prof` to profile it.
+    execArgv: ['-r', 'ts-node/register', ...(process.env.BENCH_SERVER_NODE_ARGS?.split(' ') ?? [])],
     env: { ...process.env, ...env, NODE_ENV: 'production' },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
@@ -318,6 +319,11 @@ const benchmark: Benchmark = {
         ],
       };
     } finally {
+      // A disconnect lets the server exit on its own (writing a --cpu-prof profile); then kill.
+      const exited =
+        child?.connected === true ? new Promise((done) => child?.once('exit', done)) : undefined;
+      child?.disconnect();
+      await Promise.race([exited, new Promise((done) => setTimeout(done, 5000))]);
       kill();
       process.removeListener('exit', kill);
       await clearRedis(base.redis.url, prefix).catch(() => undefined);

@@ -34,7 +34,7 @@ function syntheticImpressions(slots: number): Impression[] {
 const benchmark: Benchmark = {
   description:
     'interest model training: samples/s per tfjs backend (same model and data), and the wall time ' +
-    'of an incremental fine-tune on 10,000 new impressions (worker thread)',
+    'of an incremental fine-tune on 10,000 new impressions (child process)',
   async run(args) {
     const perBackend = Number(args[0] ?? 2000);
     const catalog = generateCatalog({ items: 2000, seed: 'bench' });
@@ -99,11 +99,13 @@ const benchmark: Benchmark = {
     });
     const ids = [...vectorMap.keys()];
     const data = new Float32Array(ids.length * 384);
-    ids.forEach((id, row) => { data.set(vectorMap.get(id) ?? new Float32Array(384), row * 384); });
+    ids.forEach((id, row) => {
+      data.set(vectorMap.get(id) ?? new Float32Array(384), row * 384);
+    });
     const replay = older.slice(-10_000);
     const { train, validation } = splitByTime([...replay, ...fresh], 0.05);
     progress(
-      `incremental fine-tune: 10,000 new + ${replay.length} replayed impressions, worker thread`,
+      `incremental fine-tune: 10,000 new + ${replay.length} replayed impressions, child process`,
     );
     const started = performance.now();
     const result = await runInWorker({

@@ -7,8 +7,8 @@ describe('parseFlags', () => {
       '--topic',
       'user.events',
       '--file=a.jsonl',
-      '--all',
       'x',
+      '--all',
     ]);
     expect(parsed._).toEqual(['produce', 'x']);
     expect(parsed.flags.get('topic')).toBe('user.events');

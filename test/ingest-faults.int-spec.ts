@@ -109,9 +109,15 @@ describe('ingest faults', () => {
         60_000,
         'rows',
       );
+      const keys = onlineKeys(config.redis.keyPrefix);
+      // Redis follows the PostgreSQL commit; on a loaded machine that can take a moment.
+      await waitFor(
+        async () => Number(await redis.hGet(keys.popularity('k-item'), 'clk')) >= 60,
+        30_000,
+        'online state',
+      );
       await sleep(1000);
       expect(await countEvents(config.postgres.url)).toEqual({ rows: 60, distinct: 60 });
-      const keys = onlineKeys(config.redis.keyPrefix);
       // The crashed batch was applied to Redis once, before the crash, and not again after.
       expect(Number(await redis.hGet(keys.popularity('k-item'), 'clk'))).toBe(60);
       expect(await redis.hGet(keys.interest('k-user-0'), 'version')).toBe('20');

@@ -324,6 +324,19 @@ describe('model lifecycle across two api replicas', () => {
     }
   });
 
+  it('catches up on an activation announced while its LISTEN connection was down', async () => {
+    const dropped = await pg.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE datname = current_database() AND application_name = 'recsys-listener'`,
+    );
+    expect(dropped.rowCount).toBe(2);
+    // Announced before the listeners reconnect (backoff 200 ms): the NOTIFY itself is lost, the
+    // re-read on reconnect finds the new version (the poll is 10 minutes away).
+    const target = second === (await activeId()) ? first : second;
+    expect((await activate(target)).errors).toBeUndefined();
+    await bothServe(target);
+  });
+
   it('lists versions newest first and validates first', async () => {
     const list = await graphql<{ modelVersions: { id: string }[] }>(
       replicas[0],

@@ -9,6 +9,7 @@ import {
   graphql,
   insertEvents,
   insertItems,
+  insertItemVectors,
   PrivateRedis,
   RankResultView,
   rankCall,
@@ -16,6 +17,12 @@ import {
   startRankingApp,
 } from './support/ranking-helpers';
 import { createTestContext, TestContext } from './support/test-context';
+import { RegistryRepository } from '../src/modules/registry/registry.repository';
+import { RegistryService } from '../src/modules/registry/registry.service';
+import { ARTIFACT_STORE, ArtifactStore } from '../src/modules/registry/registry.types';
+import { DEFAULT_ARCHITECTURE } from '../src/modules/training/model/architecture';
+import { serializeModel } from '../src/modules/training/model/artifact';
+import { initialWeights } from '../src/modules/training/model/init-weights';
 
 const catalog = generateCatalog({ items: 240, seed: 'ranking', categories: 12, idPrefix: 'ri-' });
 const byCategory = (category: string) => catalog.items.filter((item) => item.category === category);
@@ -171,7 +178,7 @@ describe('ranking on the real stack (api + ingest in one app)', () => {
 
   it('ranks without the model part and says so when no model is served', async () => {
     const holder = app.get(ServedModelHolder);
-    holder.swap(undefined);
+    holder.pin(undefined);
     try {
       const result = await rank({
         userId: 'u-cat',
@@ -185,7 +192,7 @@ describe('ranking on the real stack (api + ingest in one app)', () => {
         result.data?.rank ?? { items: [], modelVersion: null, requestId: '', degraded: [] },
       );
     } finally {
-      holder.swap(model());
+      holder.pin(model());
     }
   });
 
@@ -312,9 +319,9 @@ describe('ranking on the real stack (api + ingest in one app)', () => {
     const holder = app.get(ServedModelHolder);
     const hanging: ServingModel = {
       ...model('hang'),
-      encodeTexts: () => new Promise(() => undefined),
+      encodeItems: () => new Promise(() => undefined),
     };
-    holder.swap(hanging);
+    holder.pin(hanging);
     try {
       const started = Date.now();
       const result = await rank({
@@ -324,7 +331,64 @@ describe('ranking on the real stack (api + ingest in one app)', () => {
       expect(result.errors?.[0]?.extensions.code).toBe('TIMEOUT');
       expect(Date.now() - started).toBeLessThan(5000);
     } finally {
-      holder.swap(model());
+      holder.pin(model());
+    }
+  });
+
+  it("serves the registry's activated interest model and reports its version id", async () => {
+    // The category model's vectors stand in for the encoder's text vectors of the catalog; an
+    // untrained interest model's item tower is the identity, so its ranking stays checkable.
+    const encoderId = 'test-category-encoder:32';
+    const { catalog: texts } = model();
+    await insertItemVectors(context.config.postgres.url, encoderId, texts);
+    const architecture = {
+      ...DEFAULT_ARCHITECTURE,
+      dimension: texts.dimension,
+      idEmbedding: false,
+    };
+    const artifact = serializeModel(
+      {
+        architecture,
+        encoderId,
+        backend: 'cpu',
+        hyperparameters: {},
+        metrics: {},
+        itemClicks: {},
+        warmItems: [],
+        createdAt: new Date().toISOString(),
+      },
+      initialWeights(architecture, 0, 'ranking-int'),
+    );
+    const registry = app.get(RegistryRepository);
+    const versionId = await registry.insertTrainingVersion({
+      parentId: null,
+      encoderId,
+      triggeredBy: 'test',
+    });
+    await app.get<symbol, ArtifactStore>(ARTIFACT_STORE).put(versionId, artifact);
+    await registry.setVersionStatus(versionId, 'candidate', null);
+    await app.get(RegistryService).activate(versionId, 'test');
+
+    const holder = app.get(ServedModelHolder);
+    holder.unpin();
+    try {
+      const unseenA = byCategory(CAT_A).slice(16, 20);
+      const pool = [...byCategory(CAT_B).slice(16, 20), ...unseenA];
+      let result: RankResultView | undefined;
+      await waitFor(
+        async () => {
+          result = (await rank({ userId: 'u-cat', candidates: candidates(pool) })).data?.rank;
+          return result?.modelVersion === versionId;
+        },
+        15_000,
+        'activated version served',
+      );
+      expect(result?.degraded).toEqual([]);
+      expect(result?.items.every((item) => item.parts[0]?.name === 'model')).toBe(true);
+      const top = result?.items.slice(0, unseenA.length).map((item) => categoryOf.get(item.itemId));
+      expect(top).toEqual(unseenA.map(() => CAT_A));
+    } finally {
+      holder.pin(model());
     }
   });
 

@@ -25,7 +25,7 @@ async function main(): Promise<void> {
     items: Number(process.env.BENCH_ITEMS),
     seed: process.env.BENCH_SEED ?? 'bench',
   });
-  app.get(ServedModelHolder, { strict: false }).swap(
+  app.get(ServedModelHolder, { strict: false }).pin(
     fakeCategoryModel(catalog.items, {
       versionId: 'bench',
       dimension: Number(process.env.BENCH_DIMENSION ?? 64),

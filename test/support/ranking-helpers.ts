@@ -5,7 +5,7 @@ import { Client } from 'pg';
 import { createLogger } from '../../src/common/logger';
 import type { AppConfig } from '../../src/config/config';
 import { ServedModelHolder } from '../../src/modules/ranking/serving-model';
-import type { ServingModel } from '../../src/modules/ranking/serving-model';
+import type { ModelCatalog, ServingModel } from '../../src/modules/ranking/serving-model';
 import { createServer } from '../../src/server';
 
 export interface RankingItemRow {
@@ -32,6 +32,33 @@ export async function insertItems(url: string, items: readonly RankingItemRow[])
         items.map((item) => item.category),
         items.map((item) => item.price ?? null),
         items.map((item) => item.createdAt ?? null),
+      ],
+    );
+  } finally {
+    await client.end();
+  }
+}
+
+/** Stores each catalog row's vector as the item's text vector of `encoderId` (item_embeddings). */
+export async function insertItemVectors(
+  url: string,
+  encoderId: string,
+  catalog: Pick<ModelCatalog, 'ids' | 'dimension' | 'matrix'>,
+): Promise<void> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  const { ids, dimension, matrix } = catalog;
+  try {
+    await client.query(
+      `INSERT INTO item_embeddings (item_id, encoder_id, text_hash, dimension, vector)
+       SELECT u.id, $2, 'test', $3, u.vector FROM unnest($1::text[], $4::bytea[]) AS u(id, vector)`,
+      [
+        ids,
+        encoderId,
+        dimension,
+        ids.map((_, row) =>
+          Buffer.from(matrix.buffer, matrix.byteOffset + row * dimension * 4, dimension * 4),
+        ),
       ],
     );
   } finally {
@@ -68,7 +95,7 @@ export async function insertEvents(url: string, events: readonly EventRow[]): Pr
   }
 }
 
-/** Starts the service in-process for `role` and serves `model` on it. */
+/** Starts the service in-process for `role` and pins `model` as its served model (not the registry's). */
 export async function startRankingApp(
   config: AppConfig,
   role: AppConfig['role'],
@@ -77,7 +104,7 @@ export async function startRankingApp(
   const app = await createServer({ ...config, role }, createLogger('silent'));
   await app.init();
   await app.getHttpAdapter().getInstance().ready();
-  app.get(ServedModelHolder).swap(model);
+  app.get(ServedModelHolder).pin(model);
   return app;
 }
 

@@ -40,13 +40,15 @@ const embedItems: CliCommand = {
       logger,
       new Metrics({ role: 'cli' }),
     );
-    const started = performance.now();
     const bar = new SingleBar({
       format:
         'embedding |{bar}| {percentage}% {value}/{total} items | {rate} items/s | ETA {eta_formatted}',
       stream: process.stderr,
       etaBuffer: 50,
       hideCursor: true,
+      // Redirected (CI, logs): a line every 5 s instead of a redrawn bar.
+      noTTYOutput: true,
+      notTTYSchedule: 5000,
     });
     try {
       // The cache is optional: without Redis the vectors still land in PostgreSQL.
@@ -55,6 +57,7 @@ const embedItems: CliCommand = {
       });
       // Load the model before the clock starts, so the rate shows encoding speed.
       await encoder.get();
+      const started = performance.now();
       const onProgress = (progress: BackfillProgress) => {
         const seconds = (performance.now() - started) / 1000;
         const rate = seconds > 0 ? (progress.items / seconds).toFixed(1) : '0';

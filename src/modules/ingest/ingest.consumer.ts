@@ -21,6 +21,7 @@ export class IngestConsumer implements OnApplicationBootstrap, BeforeApplication
   private readonly handles: ConsumerHandle[] = [];
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private starting: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly kafka: IngestKafkaRepository,
@@ -37,7 +38,9 @@ export class IngestConsumer implements OnApplicationBootstrap, BeforeApplication
     this.timer = setInterval(() => {
       void this.onlineState.catchUp();
     }, this.config.online.catchUpIntervalMs);
-    await Promise.all([
+    // Consumers start in the background: a broker or topic that is not there yet must not keep the
+    // process from serving health and metrics; `start` retries until it is.
+    this.starting = Promise.all([
       this.start(
         TOPICS.events,
         this.config.ingest.eventsGroupId,
@@ -47,12 +50,13 @@ export class IngestConsumer implements OnApplicationBootstrap, BeforeApplication
       this.start(TOPICS.items, this.config.ingest.itemsGroupId, 1, (batch, control) =>
         this.ingest.handleItems(batch, control),
       ),
-    ]);
+    ]).then(() => undefined);
   }
 
   async beforeApplicationShutdown(): Promise<void> {
     this.stopped = true;
     clearInterval(this.timer);
+    await this.starting;
     await Promise.allSettled(this.handles.map((handle) => handle.stop()));
   }
 

@@ -1,4 +1,6 @@
 import { Module } from '@nestjs/common';
+import { EmbeddingApiModule } from '../embedding/embedding.module';
+import { RegistryApiModule } from '../registry/registry.module';
 import { CatalogFeatures } from './catalog-features.service';
 import { OnlineStateReader } from './online-state.reader';
 import { ProfileService } from './profile.service';
@@ -6,13 +8,16 @@ import { RankingRedisRepository } from './ranking-redis.repository';
 import { RankingRepository } from './ranking.repository';
 import { RankingResolver } from './ranking.resolver';
 import { RankingService } from './ranking.service';
+import { RegistryModelSource } from './registry-model.source';
 import { SERVING_MODEL_SOURCE, ServedModelHolder } from './serving-model';
 
 /**
- * The api role's ranking: `rank`, `recommend` and ranking profiles. SERVING_MODEL_SOURCE is a
- * per-replica holder until the registry module provides the hot-swapped served model.
+ * The api role's ranking: `rank`, `recommend` and ranking profiles. The served model is the
+ * registry's hot-swapped active version; `ServedModelHolder.pin` lets tests and benchmarks serve
+ * a fixed model instead.
  */
 @Module({
+  imports: [RegistryApiModule, EmbeddingApiModule],
   providers: [
     RankingRepository,
     RankingRedisRepository,
@@ -21,7 +26,12 @@ import { SERVING_MODEL_SOURCE, ServedModelHolder } from './serving-model';
     ProfileService,
     RankingService,
     RankingResolver,
-    ServedModelHolder,
+    RegistryModelSource,
+    {
+      provide: ServedModelHolder,
+      inject: [RegistryModelSource],
+      useFactory: (registry: RegistryModelSource) => new ServedModelHolder(registry),
+    },
     { provide: SERVING_MODEL_SOURCE, useExisting: ServedModelHolder },
   ],
   exports: [RankingService, ServedModelHolder, SERVING_MODEL_SOURCE],

@@ -311,12 +311,15 @@ export class RankingService {
     const { model } = state;
     if (model !== undefined && user !== undefined) {
       const { catalog } = model;
+      // The model score is scale * (user . item) + bias: fold the scale into the query.
+      const query = catalog.bias === undefined ? user : user.map((value) => value * model.scale);
       const found = topK(
         catalog.matrix,
         catalog.dimension,
-        user,
+        query,
         count,
         (row) => !accept(catalog.ids[row]),
+        catalog.bias,
       );
       return Array.from(found.rows, (row) => catalog.ids[row]);
     }
@@ -359,14 +362,16 @@ export class RankingService {
       this.itemVectors(state, user, candidates),
     );
     const modelScores = this.metrics.timeSync(operation, 'scoring', () =>
-      vectors.map((vector) => {
+      vectors.map((vector, i) => {
         if (model === undefined || user === undefined || vector === undefined) return undefined;
-        return (
-          model.scale *
-          (typeof vector === 'number'
-            ? dotRow(model.catalog.matrix, model.catalog.dimension, vector, user)
-            : dot(vector, user))
-        );
+        const { catalog } = model;
+        if (typeof vector === 'number') {
+          return (
+            model.scale * dotRow(catalog.matrix, catalog.dimension, vector, user) +
+            (catalog.bias === undefined ? 0 : catalog.bias[vector])
+          );
+        }
+        return model.scale * dot(vector, user) + model.itemBias(candidates[i]?.itemId ?? '');
       }),
     );
     return this.metrics.timeSync(operation, 'merge', () => {
@@ -416,16 +421,16 @@ export class RankingService {
     const { model } = state;
     if (model === undefined || user === undefined) return candidates.map(() => undefined);
     const out: (number | Float32Array | undefined)[] = [];
-    const toEncode: { index: number; text: string }[] = [];
+    const toEncode: { index: number; itemId: string; text: string }[] = [];
     candidates.forEach((candidate, i) => {
       const row = model.catalog.index.get(candidate.itemId);
       out.push(row);
       const text = candidate.text?.trim();
-      if (row === undefined && text) toEncode.push({ index: i, text });
+      if (row === undefined && text) toEncode.push({ index: i, itemId: candidate.itemId, text });
     });
     if (toEncode.length > 0) {
       try {
-        const encoded = await model.encodeTexts(toEncode.map((entry) => entry.text));
+        const encoded = await model.encodeItems(toEncode);
         toEncode.forEach((entry, j) => {
           out[entry.index] = encoded[j];
         });

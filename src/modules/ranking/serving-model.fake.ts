@@ -1,5 +1,5 @@
 import { Random } from '../../synthetic';
-import { buildCatalog, HistoryVector, ServingModel } from './serving-model';
+import { buildCatalog, HistoryVector, ItemText, ServingModel } from './serving-model';
 
 export interface FakeModelItem {
   readonly itemId: string;
@@ -78,15 +78,16 @@ export function fakeCategoryModel(
       });
       return normalise(out);
     },
-    encodeTexts(texts: readonly string[]): Promise<Float32Array[]> {
+    encodeItems(texts: readonly ItemText[]): Promise<Float32Array[]> {
       if (options.failEncoding === true) return Promise.reject(new Error('encoder unavailable'));
       return Promise.resolve(
-        texts.map((text) => {
+        texts.map(({ text }) => {
           const lower = text.toLowerCase();
           const category = categories.find((name) => lower.includes(name.toLowerCase()));
           return place(category, `text:${text}`);
         }),
       );
     },
+    itemBias: () => 0,
   };
 }

@@ -11,6 +11,8 @@ export interface ModelCatalog {
   readonly dimension: number;
   /** Row-major, `ids.length * dimension` values, contiguous for the top-k kernel. */
   readonly matrix: Float32Array;
+  /** The item-only score term of each row (the model's popularity bias); absent: none. */
+  readonly bias?: Float32Array;
 }
 
 /** One interaction of the user, with the vector of its item. */
@@ -28,7 +30,14 @@ export interface ServingModel {
   /** The interest vector pooled from history item vectors, most recent first; never empty input. */
   userVector(history: readonly HistoryVector[]): Float32Array;
   /** Vectors for items the catalog lacks, from their text (through the embedding micro-batcher). */
-  encodeTexts(texts: readonly string[]): Promise<Float32Array[]>;
+  encodeItems(items: readonly ItemText[]): Promise<Float32Array[]>;
+  /** The item-only score term of an item outside the catalog (0 when the model has none). */
+  itemBias(itemId: string): number;
+}
+
+export interface ItemText {
+  readonly itemId: string;
+  readonly text: string;
 }
 
 export interface ServingModelSource {
@@ -37,16 +46,28 @@ export interface ServingModelSource {
 
 export const SERVING_MODEL_SOURCE = Symbol('SERVING_MODEL_SOURCE');
 
-/** The replica's served model; `swap` replaces it in one assignment. */
+/**
+ * The replica's served model: the registry's active version (through `served`), unless a fixed
+ * model is pinned. Pinning is for tests and benchmarks that need a deterministic model; it
+ * replaces the answer in one assignment, like a registry swap.
+ */
 export class ServedModelHolder implements ServingModelSource {
-  private model: ServingModel | undefined;
+  private pinned: { readonly model: ServingModel | undefined } | undefined;
+
+  constructor(private readonly served: ServingModelSource) {}
 
   current(): ServingModel | undefined {
-    return this.model;
+    return this.pinned ? this.pinned.model : this.served.current();
   }
 
-  swap(model: ServingModel | undefined): void {
-    this.model = model;
+  /** Serves `model` (undefined: no model) whatever the registry says, until `unpin`. */
+  pin(model: ServingModel | undefined): void {
+    this.pinned = { model };
+  }
+
+  /** Back to the registry's active version. */
+  unpin(): void {
+    this.pinned = undefined;
   }
 }
 

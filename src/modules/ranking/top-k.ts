@@ -34,9 +34,9 @@ export function dot(x: Float32Array, y: Float32Array): number {
 }
 
 /**
- * The `k` rows with the largest dot product with `query`, best first; rows for which `skip`
- * returns true are left out (it is only asked about rows good enough to enter the result).
- * One pass with a size-k min-heap: O(n·d + n·log k), no allocation per row.
+ * The `k` rows with the largest dot product with `query` (plus `bias[row]` when given), best
+ * first; rows for which `skip` returns true are left out (it is only asked about rows good enough
+ * to enter the result). One pass with a size-k min-heap: O(n·d + n·log k), no allocation per row.
  */
 export function topK(
   matrix: Float32Array,
@@ -44,6 +44,7 @@ export function topK(
   query: Float32Array,
   k: number,
   skip?: (row: number) => boolean,
+  bias?: Float32Array,
 ): Neighbours {
   if (query.length !== dimension) {
     throw new Error(`query has ${query.length} values, the matrix ${dimension} per row`);
@@ -54,7 +55,7 @@ export function topK(
   const heapScores = new Float32Array(size);
   let count = 0;
   for (let row = 0; row < rowsTotal; row++) {
-    const score = dotRow(matrix, dimension, row, query);
+    const score = dotRow(matrix, dimension, row, query) + (bias === undefined ? 0 : bias[row]);
     if (count === size) {
       if (size === 0 || score <= heapScores[0]) continue;
       if (skip?.(row)) continue;

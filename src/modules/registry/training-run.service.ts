@@ -49,9 +49,7 @@ export class TrainingRunService implements BeforeApplicationShutdown {
 
   /** Starts a run and returns it at once; the work continues in the background. */
   async start(mode: TrainingMode, triggeredBy: string): Promise<TrainingRun> {
-    const { run, done } = await this.begin(mode, triggeredBy);
-    this.inFlight.add(done);
-    void done.finally(() => this.inFlight.delete(done));
+    const { run } = await this.begin(mode, triggeredBy);
     return run;
   }
 
@@ -109,7 +107,11 @@ export class TrainingRunService implements BeforeApplicationShutdown {
       throw error;
     }
     this.logger.info({ runId: run.id, mode, triggeredBy }, 'training run started');
-    return { run, done: this.execute(run, lock) };
+    // Tracked so shutdown can abort it, whether someone awaits it (scheduler, CLI) or not (GraphQL).
+    const done = this.execute(run, lock);
+    this.inFlight.add(done);
+    void done.finally(() => this.inFlight.delete(done));
+    return { run, done };
   }
 
   /** The holder of the lock records its run right after taking it; give it a moment. */

@@ -21,7 +21,6 @@ export class TrainingScheduler implements OnApplicationBootstrap, BeforeApplicat
   private readonly logger: Logger;
   private readonly schedule: CronSchedule | null;
   private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
   private stopped = false;
 
   constructor(
@@ -42,11 +41,10 @@ export class TrainingScheduler implements OnApplicationBootstrap, BeforeApplicat
     this.arm();
   }
 
-  async beforeApplicationShutdown(): Promise<void> {
+  beforeApplicationShutdown(): void {
+    // A run in progress is aborted and awaited by TrainingRunService's own shutdown hook.
     this.stopped = true;
     clearTimeout(this.timer);
-    // The training service aborts the run itself; this only waits for the bookkeeping.
-    await this.running;
   }
 
   private arm(): void {
@@ -60,8 +58,7 @@ export class TrainingScheduler implements OnApplicationBootstrap, BeforeApplicat
           this.arm();
           return;
         }
-        this.running = this.fire().finally(() => {
-          this.running = undefined;
+        void this.fire().finally(() => {
           this.arm();
         });
       },

@@ -8,7 +8,7 @@ import { TrainingService } from './training.service';
 const train: CliCommand = {
   name: 'train',
   usage: 'train [--out model.bin] [--parent model.bin --after-seq N]',
-  summary: 'fit the interest model on the stored events (worker thread); write the artifact',
+  summary: 'fit the interest model on the stored events (child process); write the artifact',
   async run(args, context) {
     const { flags } = parseFlags(args);
     const app = await context.app('train');

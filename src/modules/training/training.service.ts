@@ -63,7 +63,7 @@ const window = (impressions: readonly Impression[]): TrainingWindow | null =>
       };
 
 /**
- * Trains the interest model from PostgreSQL events on a worker thread: full retrain, or warm
+ * Trains the interest model from PostgreSQL events in a child process: full retrain, or warm
  * start from a parent version on its new events plus a replay sample of older ones.
  */
 @Injectable()

@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   let dataDir = String(flags.get('data') ?? '');
   if (flags.has('synthetic')) {
     dataDir = path.join('.cache', 'synthetic-mind');
-    writeSyntheticMind(dataDir, { items: 600, users: 400, impressions: 60_000, seed: 7 });
+    writeSyntheticMind(dataDir, { items: 300, users: 200, impressions: 150_000, seed: 1 });
   }
   const encoderName = String(flags.get('encoder') ?? 'transformers');
   let encoder: TextEncoder;
@@ -84,7 +84,8 @@ async function main(): Promise<void> {
   };
   const maxTrain = numberFlag(flags, 'max-train');
   const epochs = numberFlag(flags, 'epochs');
-  const batchSize = numberFlag(flags, 'batch-size');
+  // The synthetic set is small: smaller batches give Adam enough steps per epoch.
+  const batchSize = numberFlag(flags, 'batch-size') ?? (flags.has('synthetic') ? 64 : undefined);
   const learningRate = numberFlag(flags, 'lr');
   const negatives = numberFlag(flags, 'negatives');
   const maxHistory = numberFlag(flags, 'max-history');

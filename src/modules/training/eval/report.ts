@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { METRIC_NAMES, RankingMetrics } from './metrics';
+import { METRIC_NAMES } from './metrics';
 import { EvalResult } from './run-eval';
 
 const f3 = (x: number) => (Number.isFinite(x) ? x.toFixed(4) : 'n/a');
@@ -29,65 +29,101 @@ export function resultTable(result: EvalResult): string {
   return lines.join('\n');
 }
 
-/** Validation AUC and training loss per epoch, one line per trained variant. */
-export function learningCurvesSvg(result: EvalResult): string {
-  const width = 760;
-  const height = 300;
-  const panels = [
-    { title: 'training loss', value: (r: { loss: number }) => r.loss },
-    {
-      title: 'validation AUC',
-      value: (r: { validation?: RankingMetrics }) => r.validation?.auc ?? Number.NaN,
-    },
-  ];
-  const entries = Object.entries(result.curves);
-  const maxEpoch = Math.max(1, ...entries.map(([, reports]) => reports.length));
-  const parts: string[] = [];
-  panels.forEach((panel, p) => {
-    const x0 = 60 + p * 360;
-    const y0 = 30;
-    const w = 280;
-    const h = 200;
-    const values = entries
-      .flatMap(([, reports]) => reports.map(panel.value))
-      .filter(Number.isFinite);
-    const lo = Math.min(...values);
-    const hi = Math.max(...values);
-    const span = hi - lo || 1;
-    const sx = (epoch: number) =>
-      x0 + (maxEpoch === 1 ? w / 2 : ((epoch - 1) / (maxEpoch - 1)) * w);
-    const sy = (v: number) => y0 + h - ((v - lo) / span) * h;
-    parts.push(
-      `<text x="${x0 + w / 2}" y="18" text-anchor="middle" font-size="13">${panel.title}</text>`,
-      `<rect x="${x0}" y="${y0}" width="${w}" height="${h}" fill="none" stroke="#999"/>`,
-      `<text x="${x0 - 6}" y="${y0 + 4}" text-anchor="end" font-size="10">${hi.toFixed(3)}</text>`,
-      `<text x="${x0 - 6}" y="${y0 + h}" text-anchor="end" font-size="10">${lo.toFixed(3)}</text>`,
-      `<text x="${x0 + w / 2}" y="${y0 + h + 16}" text-anchor="middle" font-size="10">epoch (1..${maxEpoch})</text>`,
-    );
-    entries.forEach(([, reports], i) => {
-      const points = reports
-        .map((r) => [r.epoch, panel.value(r)] as const)
-        .filter(([, v]) => Number.isFinite(v))
-        .map(([e, v]) => `${sx(e).toFixed(1)},${sy(v).toFixed(1)}`);
-      const color = COLORS[i % COLORS.length];
-      parts.push(
-        `<polyline fill="none" stroke="${color}" stroke-width="2" points="${points.join(' ')}"/>`,
-        ...points.map((pt) => {
-          const [cx, cy] = pt.split(',');
-          return `<circle cx="${cx}" cy="${cy}" r="3" fill="${color}"/>`;
-        }),
-      );
-    });
+/** Moving average over `window` points, so batch-to-batch noise does not hide the trend. */
+function smooth(
+  points: readonly (readonly [number, number])[],
+  window: number,
+): [number, number][] {
+  return points.map(([x], i) => {
+    const from = Math.max(0, i - window + 1);
+    const slice = points.slice(from, i + 1);
+    return [x, slice.reduce((sum, [, y]) => sum + y, 0) / slice.length];
   });
-  entries.forEach(([name], i) => {
+}
+
+interface Panel {
+  readonly title: string;
+  readonly xLabel: string;
+  readonly series: readonly (readonly [number, number])[][];
+}
+
+function panelSvg(panel: Panel, x0: number, markers: boolean): string[] {
+  const y0 = 30;
+  const w = 300;
+  const h = 200;
+  const xs = panel.series.flat().map(([x]) => x);
+  const ys = panel.series
+    .flat()
+    .map(([, y]) => y)
+    .filter(Number.isFinite);
+  if (ys.length === 0) return [];
+  const [xlo, xhi] = [Math.min(...xs), Math.max(...xs)];
+  const [lo, hi] = [Math.min(...ys), Math.max(...ys)];
+  const sx = (x: number) => x0 + (xhi === xlo ? w / 2 : ((x - xlo) / (xhi - xlo)) * w);
+  const sy = (y: number) => y0 + h - ((y - lo) / (hi - lo || 1)) * h;
+  const parts = [
+    `<text x="${x0 + w / 2}" y="18" text-anchor="middle" font-size="13">${panel.title}</text>`,
+    `<rect x="${x0}" y="${y0}" width="${w}" height="${h}" fill="none" stroke="#999"/>`,
+    `<text x="${x0 - 6}" y="${y0 + 4}" text-anchor="end" font-size="10">${hi.toFixed(3)}</text>`,
+    `<text x="${x0 - 6}" y="${y0 + h}" text-anchor="end" font-size="10">${lo.toFixed(3)}</text>`,
+    `<text x="${x0 + w / 2}" y="${y0 + h + 16}" text-anchor="middle" font-size="10">${panel.xLabel}</text>`,
+  ];
+  panel.series.forEach((points, i) => {
+    const color = COLORS[i % COLORS.length];
+    const coords = points
+      .filter(([, y]) => Number.isFinite(y))
+      .map(([x, y]) => [sx(x).toFixed(1), sy(y).toFixed(1)] as const);
+    parts.push(
+      `<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${coords.map((c) => c.join(',')).join(' ')}"/>`,
+    );
+    if (markers) {
+      for (const [cx, cy] of coords)
+        parts.push(`<circle cx="${cx}" cy="${cy}" r="3.5" fill="${color}"/>`);
+    }
+  });
+  return parts;
+}
+
+/**
+ * Learning curves, one colour per trained variant: training loss over the run (batch loss,
+ * moving average of 10 steps) and validation AUC after each epoch.
+ */
+export function learningCurvesSvg(result: EvalResult): string {
+  const names = Object.keys(result.curves);
+  const parts = [
+    ...panelSvg(
+      {
+        title: 'training loss (batch, smoothed)',
+        xLabel: 'share of training done',
+        series: names.map((name) => smooth(result.lossCurves[name] ?? [], 10)),
+      },
+      60,
+      false,
+    ),
+    ...panelSvg(
+      {
+        title: 'validation AUC after each epoch',
+        xLabel: 'epoch',
+        series: names.map((name) =>
+          (result.curves[name] ?? []).map(
+            (r) => [r.epoch, r.validation?.auc ?? Number.NaN] as const,
+          ),
+        ),
+      },
+      440,
+      true,
+    ),
+  ];
+  names.forEach((name, i) => {
     const x = 60 + (i % 3) * 240;
-    const y = 262 + Math.floor(i / 3) * 16;
+    const y = 272 + Math.floor(i / 3) * 16;
     parts.push(
       `<rect x="${x}" y="${y - 9}" width="10" height="10" fill="${COLORS[i % COLORS.length]}"/>`,
       `<text x="${x + 14}" y="${y}" font-size="11">${esc(name)}</text>`,
     );
   });
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height + 10}" font-family="sans-serif">${parts.join('')}</svg>\n`;
+  const height = 290 + Math.ceil(names.length / 3) * 16;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="780" height="${height}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>${parts.join('')}</svg>\n`;
 }
 
 /** AUC of every row, all dev impressions and the cold subset, as grouped horizontal bars. */
@@ -124,7 +160,7 @@ export function metricsSvg(result: EvalResult): string {
       (t) => `<text x="${x(t)}" y="${axisY + 14}" text-anchor="middle" font-size="10">${t}</text>`,
     ),
   );
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${labelWidth + barWidth + 60}" height="${height}" font-family="sans-serif">${parts.join('')}</svg>\n`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${labelWidth + barWidth + 60}" height="${height}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>${parts.join('')}</svg>\n`;
 }
 
 /** The figures the last line of `npm run eval` carries. */

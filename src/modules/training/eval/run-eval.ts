@@ -72,6 +72,8 @@ export interface EvalResult {
   readonly backend: string;
   readonly rows: readonly EvalRow[];
   readonly curves: Readonly<Record<string, readonly EpochReport[]>>;
+  /** Per variant: [fraction of training done, batch loss] for every optimiser step. */
+  readonly lossCurves: Readonly<Record<string, readonly (readonly [number, number])[]>>;
   readonly counts: {
     readonly items: number;
     readonly trainImpressions: number;
@@ -179,10 +181,12 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
     ...(options.ablations ? ABLATIONS : []),
   ];
   const curves: Record<string, EpochReport[]> = {};
+  const lossCurves: Record<string, [number, number][]> = {};
   for (const variant of variants) {
     options.onTrainStart?.(variant.name);
     const trainStarted = Date.now();
     curves[variant.name] = [];
+    const losses: [number, number][] = (lossCurves[variant.name] = []);
     const outcome = await trainInterestModel(
       {
         train,
@@ -193,7 +197,10 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
         backend: backend.name,
       },
       {
-        onProgress: options.onTrainProgress,
+        onProgress: (fraction, loss) => {
+          losses.push([fraction, loss]);
+          options.onTrainProgress?.(fraction, loss);
+        },
         onEpoch: (report) => {
           curves[variant.name].push(report);
           options.onEpoch?.(variant.name, report);
@@ -209,6 +216,7 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
     backend: backend.name,
     rows,
     curves,
+    lossCurves,
     counts: {
       items: data.items.length,
       trainImpressions: train.length,

@@ -1,51 +1,47 @@
+import { fork } from 'node:child_process';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { WorkerJob, WorkerMessage } from './worker-protocol';
 
 type Final = Extract<WorkerMessage, { type: 'trained' | 'evaluated' }>;
 
 /**
- * Runs a training or evaluation job on a worker thread, so the caller's event loop (the API, the
- * scheduler, health checks) stays responsive while tfjs computes. Aborting terminates the worker.
+ * Runs a training or evaluation job in a child process, so the caller's event loop (the API, the
+ * scheduler, health checks) stays responsive while tfjs computes, and tfjs's memory and native
+ * state go away with the process. Aborting kills the child.
  */
 export function runInWorker(
   job: WorkerJob,
   options: { signal?: AbortSignal; onMessage?: (message: WorkerMessage) => void } = {},
 ): Promise<Final> {
   const entry = path.join(__dirname, 'training.worker');
-  // From TypeScript sources (ts-node, jest) the worker registers ts-node itself; built code runs JS.
-  const worker = __filename.endsWith('.ts')
-    ? new Worker(`require('ts-node/register'); require(${JSON.stringify(`${entry}.ts`)});`, {
-        eval: true,
-        workerData: job,
-      })
-    : new Worker(`${entry}.js`, { workerData: job });
+  // From TypeScript sources (ts-node, jest) the child registers ts-node; built code runs JS.
+  const fromSource = __filename.endsWith('.ts');
+  const worker = fork(fromSource ? `${entry}.ts` : `${entry}.js`, [], {
+    execArgv: fromSource ? ['--require', 'ts-node/register'] : [],
+    // Structured clone over IPC: typed arrays (vectors, artifacts) and NaN survive the trip.
+    serialization: 'advanced',
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   return new Promise<Final>((resolve, reject) => {
-    let settled = false;
-    const finish = (error: Error | undefined, value?: Final) => {
-      if (settled) return;
-      settled = true;
-      options.signal?.removeEventListener('abort', onAbort);
-      void worker.terminate();
-      if (error !== undefined) reject(error);
-      else if (value !== undefined) resolve(value);
-    };
+    let result: Final | undefined;
+    let failure: Error | undefined;
+    // Settles on the child's exit, so it is gone before the caller moves on; a result message
+    // marks a clean exit.
     const onAbort = () => {
-      finish(new Error('training aborted'));
+      failure ??= new Error('training aborted');
+      worker.kill();
     };
-    if (options.signal?.aborted === true) {
-      onAbort();
-      return;
-    }
+    if (options.signal?.aborted === true) onAbort();
     options.signal?.addEventListener('abort', onAbort);
+    worker.send(job);
     worker.on('message', (message: WorkerMessage) => {
       switch (message.type) {
         case 'trained':
         case 'evaluated':
-          finish(undefined, message);
+          result = message;
           return;
         case 'error':
-          finish(new Error(message.message));
+          failure ??= new Error(message.message);
           return;
         case 'backend':
         case 'progress':
@@ -55,10 +51,18 @@ export function runInWorker(
       }
     });
     worker.on('error', (error) => {
-      finish(error);
+      failure ??= error;
     });
-    worker.on('exit', (code) => {
-      finish(new Error(`training worker exited with code ${code}`));
+    // 'close', not 'exit': it comes after the last IPC message has been delivered.
+    worker.on('close', (code) => {
+      worker.removeAllListeners('message');
+      options.signal?.removeEventListener('abort', onAbort);
+      if (failure === undefined && result !== undefined) resolve(result);
+      else
+        reject(
+          failure ??
+            new Error(`training process exited with code ${String(code)} without a result`),
+        );
     });
   });
 }

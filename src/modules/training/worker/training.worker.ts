@@ -1,4 +1,3 @@
-import { parentPort, workerData } from 'node:worker_threads';
 import { Random } from '../../../synthetic/prng';
 import { ItemVectors } from '../dataset/dataset';
 import { loadModel } from '../model/artifact';
@@ -7,7 +6,7 @@ import { InterestScorer } from '../model/interest-scorer';
 import { evaluateImpressions, trainInterestModel } from '../trainer';
 import { VectorBlock, WorkerJob, WorkerMessage } from './worker-protocol';
 
-/** Worker-thread entry: runs one job from `workerData`, reports through messages, exits. */
+/** Child-process entry: runs the one job its parent sends, reports through IPC, then exits. */
 
 function vectorsOf(block: VectorBlock): ItemVectors {
   const index = new Map(block.ids.map((id, row) => [id, row]));
@@ -22,15 +21,22 @@ function vectorsOf(block: VectorBlock): ItemVectors {
   };
 }
 
-function post(message: WorkerMessage, transfer: ArrayBuffer[] = []): void {
-  parentPort?.postMessage(message, transfer);
+/** Resolves once the message is handed to the channel, so disconnecting cannot drop it. */
+function post(message: WorkerMessage): Promise<void> {
+  return new Promise((resolve) => {
+    if (process.send === undefined) resolve();
+    else
+      process.send(message, undefined, undefined, () => {
+        resolve();
+      });
+  });
 }
 
 async function run(job: WorkerJob): Promise<void> {
   switch (job.kind) {
     case 'train': {
       const backend = await selectBackend(job.backend);
-      post({ type: 'backend', name: backend.name, skipped: backend.skipped });
+      void post({ type: 'backend', name: backend.name, skipped: backend.skipped });
       const outcome = await trainInterestModel(
         {
           train: job.train,
@@ -45,26 +51,22 @@ async function run(job: WorkerJob): Promise<void> {
         },
         {
           onProgress: (fraction, loss) => {
-            post({ type: 'progress', fraction, loss });
+            void post({ type: 'progress', fraction, loss });
           },
           onEpoch: (report) => {
-            post({ type: 'epoch', report });
+            void post({ type: 'epoch', report });
           },
         },
       );
-      const artifact = new Uint8Array(outcome.artifact);
-      post(
-        {
-          type: 'trained',
-          artifact,
-          ...(outcome.validation === undefined ? {} : { validation: outcome.validation }),
-          epochs: outcome.epochs,
-          trainSamples: outcome.trainSamples,
-          validSamples: outcome.validSamples,
-          samplesPerSecond: outcome.samplesPerSecond,
-        },
-        [artifact.buffer],
-      );
+      await post({
+        type: 'trained',
+        artifact: new Uint8Array(outcome.artifact),
+        ...(outcome.validation === undefined ? {} : { validation: outcome.validation }),
+        epochs: outcome.epochs,
+        trainSamples: outcome.trainSamples,
+        validSamples: outcome.validSamples,
+        samplesPerSecond: outcome.samplesPerSecond,
+      });
       return;
     }
     case 'evaluate': {
@@ -78,15 +80,22 @@ async function run(job: WorkerJob): Promise<void> {
         vectorsOf(job.vectors),
         () => Array.from({ length: 9 }, () => ids[Math.floor(random.next() * ids.length)]),
       );
-      post({ type: 'evaluated', metrics, count });
+      await post({ type: 'evaluated', metrics, count });
       return;
     }
   }
 }
 
-run(workerData as WorkerJob).catch((error: unknown) => {
-  post({
-    type: 'error',
-    message: error instanceof Error ? (error.stack ?? error.message) : String(error),
-  });
+process.once('message', (job: WorkerJob) => {
+  run(job)
+    .catch((error: unknown) =>
+      post({
+        type: 'error',
+        message: error instanceof Error ? (error.stack ?? error.message) : String(error),
+      }),
+    )
+    // Closing the channel lets the process exit once the messages are flushed.
+    .finally(() => {
+      process.disconnect();
+    });
 });
