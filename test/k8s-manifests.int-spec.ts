@@ -28,9 +28,8 @@ async function validate(manifest: Manifest): Promise<void> {
     ? manifest.apiVersion.split('/')
     : [undefined, manifest.apiVersion];
   const modulePath = `kubernetes-models/${group === undefined ? '' : `${group}/`}${version}/${manifest.kind}`;
-  const loaded = (await import(modulePath)) as Record<
-    string,
-    new (data: Manifest) => ValidatingModel
+  const loaded = (await import(modulePath)) as Partial<
+    Record<string, new (data: Manifest) => ValidatingModel>
   >;
   const Model = loaded[manifest.kind];
   if (Model === undefined) throw new Error(`no schema for ${manifest.apiVersion} ${manifest.kind}`);
