@@ -10,7 +10,7 @@ import { MicroBatcher } from '../src/modules/embedding/micro-batcher';
 import { TransformersTextEncoder } from '../src/modules/embedding/transformers-encoder';
 import { cosine } from '../src/modules/embedding/vector-codec';
 import { generateCatalog } from '../src/synthetic';
-import { Benchmark, progress } from './lib/harness';
+import { Benchmark, progress, integerFlag } from './lib/harness';
 
 const BATCH_SIZES = [1, 8, 32, 64];
 const CONCURRENT_CALLERS = 32;
@@ -23,13 +23,7 @@ interface Settings {
 }
 
 function parseSettings(args: readonly string[]): Settings {
-  const value = (flag: string, fallback: number): number => {
-    const index = args.indexOf(`--${flag}`);
-    if (index === -1) return fallback;
-    const parsed = Number(args[index + 1]);
-    if (!Number.isInteger(parsed) || parsed < 1) throw new Error(`--${flag} needs an integer`);
-    return parsed;
-  };
+  const value = (flag: string, fallback: number): number => integerFlag(args, flag, fallback, 1);
   return {
     texts: value('texts', 2000),
     fp32Texts: value('fp32-texts', 500),

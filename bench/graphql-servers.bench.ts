@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
-import { Benchmark, progress } from './lib/harness';
+import { Benchmark, progress, integerFlag } from './lib/harness';
 import type { ServerReady } from './servers/common';
 
 const QUERY = '{ health { status } }';
@@ -38,13 +38,7 @@ const SERVERS: readonly ServerSpec[] = [
 
 /** `--warmup 10 --measure 15 --connections 50 --pipelining 1`; any may be omitted. */
 function parseSettings(args: readonly string[]): Settings {
-  const value = (flag: string, fallback: number): number => {
-    const index = args.indexOf(`--${flag}`);
-    if (index === -1) return fallback;
-    const parsed = Number(args[index + 1]);
-    if (!Number.isInteger(parsed) || parsed < 0) throw new Error(`--${flag} needs an integer`);
-    return parsed;
-  };
+  const value = (flag: string, fallback: number): number => integerFlag(args, flag, fallback, 0);
   return {
     warmupSeconds: value('warmup', 10),
     measureSeconds: value('measure', 15),

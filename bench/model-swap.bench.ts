@@ -11,7 +11,7 @@ import { DEFAULT_ARCHITECTURE } from '../src/modules/training/model/architecture
 import { serializeModel } from '../src/modules/training/model/artifact';
 import { initialWeights } from '../src/modules/training/model/init-weights';
 import { Random } from '../src/synthetic/prng';
-import { Benchmark, progress } from './lib/harness';
+import { Benchmark, progress, integerFlag } from './lib/harness';
 
 const DATABASE = 'recsys_bench_model_swap';
 const ENCODER_ID = 'bench-encoder:fp32';
@@ -27,13 +27,7 @@ interface Settings {
 }
 
 function parseSettings(args: readonly string[]): Settings {
-  const value = (flag: string, fallback: number): number => {
-    const index = args.indexOf(`--${flag}`);
-    if (index === -1) return fallback;
-    const parsed = Number(args[index + 1]);
-    if (!Number.isInteger(parsed) || parsed < 1) throw new Error(`--${flag} needs an integer >= 1`);
-    return parsed;
-  };
+  const value = (flag: string, fallback: number): number => integerFlag(args, flag, fallback, 1);
   return { items: value('items', 50_000), runs: value('runs', 5), warmItems: value('warm', 5000) };
 }
 

@@ -8,7 +8,7 @@ import { createLogger } from '../src/common/logger';
 import { loadConfig } from '../src/config/config';
 import { ensureDatabase, migrate } from '../src/infra/migrator';
 import { generateBehaviour, generateCatalog, Random } from '../src/synthetic';
-import { Benchmark, progress } from './lib/harness';
+import { Benchmark, progress, integerFlag } from './lib/harness';
 import type { ServerReady } from './servers/common';
 
 const STARTUP_TIMEOUT_MS = 300_000;
@@ -30,13 +30,7 @@ interface Settings {
 }
 
 function parseSettings(args: readonly string[]): Settings {
-  const value = (flag: string, fallback: number): number => {
-    const index = args.indexOf(`--${flag}`);
-    if (index === -1) return fallback;
-    const parsed = Number(args[index + 1]);
-    if (!Number.isInteger(parsed) || parsed < 0) throw new Error(`--${flag} needs an integer`);
-    return parsed;
-  };
+  const value = (flag: string, fallback: number): number => integerFlag(args, flag, fallback, 0);
   return {
     items: value('items', 50_000),
     users: value('users', 2000),

@@ -37,3 +37,18 @@ export function formatTable(rows: readonly Record<string, string | number>[]): s
 export function progress(message: string): void {
   process.stderr.write(`[bench] ${message}\n`);
 }
+
+/** `--name N` from a benchmark's arguments, an integer of at least `min`, else `fallback`. */
+export function integerFlag(
+  args: readonly string[],
+  flag: string,
+  fallback: number,
+  min = 0,
+): number {
+  const index = args.indexOf(`--${flag}`);
+  if (index === -1) return fallback;
+  const parsed = Number(args[index + 1]);
+  if (!Number.isInteger(parsed) || parsed < min)
+    throw new Error(`--${flag} needs an integer >= ${min}`);
+  return parsed;
+}

@@ -1,4 +1,4 @@
-import { Pool } from 'pg';
+import { Pool, PoolClient } from 'pg';
 import { AppConfig } from '../config/config';
 import { Logger } from '../common/logger';
 
@@ -16,4 +16,26 @@ export function createPgPool(config: AppConfig['postgres'], logger: Logger): Poo
     logger.warn({ err: error }, 'postgres idle client error');
   });
   return pool;
+}
+
+/** Runs `work` in one transaction; a connection that failed mid-transaction is discarded. */
+export async function inTransaction<T>(
+  pool: Pool,
+  work: (client: PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {
+      broken = true;
+    });
+    throw error;
+  } finally {
+    client.release(broken);
+  }
 }

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Pool, PoolClient } from 'pg';
+import { Pool } from 'pg';
+import { inTransaction } from '../../infra/postgres';
 import { PG_POOL } from '../../infra/tokens';
 import type { ItemTextSource } from './item-text';
 import { bytesToVector, vectorToBytes } from './vector-codec';
@@ -147,7 +148,7 @@ export class EmbeddingRepository {
     if (items.length === 0) return { storedIds: [], cleared: 0 };
     const ids = items.map((item) => item.itemId);
     const hashes = items.map((item) => item.textHash);
-    return this.transaction(async (client) => {
+    return inTransaction(this.pool, async (client) => {
       const stored = await client.query<{ item_id: string }>(
         `INSERT INTO item_embeddings AS e (item_id, encoder_id, text_hash, dimension, vector)
          SELECT u.item_id, $1, u.text_hash, u.dimension, u.vector
@@ -240,20 +241,5 @@ export class EmbeddingRepository {
         client.release();
       },
     };
-  }
-
-  private async transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
   }
 }

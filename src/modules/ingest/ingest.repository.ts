@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Pool, PoolClient } from 'pg';
+import { Pool } from 'pg';
+import { inTransaction } from '../../infra/postgres';
 import { PG_POOL } from '../../infra/tokens';
 import type { EventRow, ItemRow } from './ingest.batch';
 import type { EventType } from './ingest.schemas';
@@ -54,7 +55,7 @@ export class IngestRepository {
    */
   async insertEvents(rows: readonly EventRow[]): Promise<StoredEvent[]> {
     if (rows.length === 0) return [];
-    return this.transaction(async (client) => {
+    return inTransaction(this.pool, async (client) => {
       const result = await client.query<{ event_id: string; seq: string }>(
         `INSERT INTO events (event_id, type, user_id, item_id, ts, request_id, position, context)
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
@@ -91,7 +92,7 @@ export class IngestRepository {
    */
   async upsertItems(rows: readonly ItemRow[]): Promise<ItemUpsertCounts> {
     if (rows.length === 0) return { inserted: 0, updated: 0, stale: 0 };
-    return this.transaction(async (client) => {
+    return inTransaction(this.pool, async (client) => {
       const result = await client.query<{ inserted: boolean }>(
         `INSERT INTO items AS i (item_id, title, description, category, tags, price, created_at,
                                  source_ts, deleted, text_hash, embed_pending)
@@ -163,7 +164,7 @@ export class IngestRepository {
     limit: number,
     apply: (events: StoredEvent[]) => Promise<void>,
   ): Promise<number> {
-    return this.transaction(async (client) => {
+    return inTransaction(this.pool, async (client) => {
       const result = await client.query<EventRecord>(
         `WITH taken AS (
            DELETE FROM online_state_backlog WHERE event_id IN (
@@ -203,24 +204,5 @@ export class IngestRepository {
       'SELECT NOT EXISTS (SELECT 1 FROM items) AND NOT EXISTS (SELECT 1 FROM events) AS empty',
     );
     return result.rows[0]?.empty ?? true;
-  }
-
-  private async transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    let broken = false;
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {
-        broken = true;
-      });
-      throw error;
-    } finally {
-      // A connection that failed mid-transaction is discarded rather than reused.
-      client.release(broken);
-    }
   }
 }

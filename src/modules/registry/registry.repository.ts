@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Pool, PoolClient } from 'pg';
+import { Pool } from 'pg';
+import { inTransaction } from '../../infra/postgres';
 import { PG_POOL } from '../../infra/tokens';
 import type {
   ModelMetrics,
@@ -229,7 +230,7 @@ export class RegistryRepository {
     previousOverride?: string | null;
     retiredReason: string;
   }): Promise<{ previousId: string | null }> {
-    return this.transaction(async (client) => {
+    return inTransaction(this.pool, async (client) => {
       // Serialises activations: two at once would both retire the same row and trip the unique index.
       await client.query('SELECT pg_advisory_xact_lock($1)', [TRAINING_LOCK_KEY + 1]);
       const current = await client.query<{ id: string }>(
@@ -389,21 +390,6 @@ export class RegistryRepository {
     );
     const row = result.rows.at(0);
     return row ? toRun(row) : null;
-  }
-
-  private async transaction<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
   }
 }
 
