@@ -65,6 +65,10 @@ export class IngestService {
    * One `user.events` batch: malformed messages to the DLQ, the rest in one transaction, then
    * the newly stored ones to the online state. Resolves only once everything is durable.
    */
+  private get retryPolicy(): { initialMs: number; maxMs: number } {
+    return { initialMs: this.config.ingest.retryInitialMs, maxMs: this.config.ingest.retryMaxMs };
+  }
+
   async handleEvents(batch: SourceBatch, control: BatchControl): Promise<BatchOutcome> {
     const timer = this.metrics.batchDuration.startTimer({ topic: TOPICS.events });
     const rows: EventRow[] = [];
@@ -74,22 +78,18 @@ export class IngestService {
       if (decoded.ok) rows.push(toEventRow(decoded.value));
       else dead.push(this.deadLetter(batch, message, decoded.rejection));
     }
-    const policy = {
-      initialMs: this.config.ingest.retryInitialMs,
-      maxMs: this.config.ingest.retryMaxMs,
-    };
     await retrying(
       'dead-letter publish',
       () => this.kafka.produce(TOPICS.eventsDlq, dead),
       control,
-      policy,
+      this.retryPolicy,
       this.logger,
     );
     const stored = await retrying(
       'events insert',
       () => this.repository.insertEvents(rows),
       control,
-      policy,
+      this.retryPolicy,
       this.logger,
     );
     await this.onlineState.apply(stored, () =>
@@ -97,7 +97,7 @@ export class IngestService {
         'online state backlog',
         () => this.repository.queueBacklog(stored),
         control,
-        policy,
+        this.retryPolicy,
         this.logger,
       ),
     );
@@ -121,15 +121,11 @@ export class IngestService {
       if (decoded.ok) rows.push(toItemRow(decoded.value, new Date(Number(message.timestamp))));
       else dead.push(this.deadLetter(batch, message, decoded.rejection));
     }
-    const policy = {
-      initialMs: this.config.ingest.retryInitialMs,
-      maxMs: this.config.ingest.retryMaxMs,
-    };
     await retrying(
       'dead-letter publish',
       () => this.kafka.produce(TOPICS.itemsDlq, dead),
       control,
-      policy,
+      this.retryPolicy,
       this.logger,
     );
     const writes = latestItemWrites(rows);
@@ -137,7 +133,7 @@ export class IngestService {
       'items upsert',
       () => this.repository.upsertItems(writes),
       control,
-      policy,
+      this.retryPolicy,
       this.logger,
     );
     const outcome = {

@@ -5,7 +5,7 @@ import { MetricsAccumulator, RankingMetrics } from './eval/metrics';
 import { ageFeature, ModelArchitecture } from './model/architecture';
 import { loadModel, ModelArtifact, serializeModel } from './model/artifact';
 import { initialWeights, warmStartWeights } from './model/init-weights';
-import { InterestScorer } from './model/interest-scorer';
+import { InterestScorer, memoizedItemVectors } from './model/interest-scorer';
 import { EncodedBatch, TfInterestModel } from './model/tf-model';
 
 export interface TrainingHyperparameters {
@@ -253,16 +253,7 @@ export function evaluateImpressions(
   vectors: ItemVectors,
   fallbackNegatives?: (impression: Impression) => string[],
 ): { metrics: RankingMetrics; count: number } {
-  const adapted = new Map<string, Float32Array | null>();
-  const itemVector = (id: string): Float32Array | null => {
-    let vector = adapted.get(id);
-    if (vector === undefined) {
-      const text = vectors.get(id);
-      vector = text === undefined ? null : scorer.itemVector(text, id);
-      adapted.set(id, vector);
-    }
-    return vector;
-  };
+  const itemVector = memoizedItemVectors(scorer, vectors);
   const accumulator = new MetricsAccumulator();
   for (const impression of impressions) {
     const history: Float32Array[] = [];

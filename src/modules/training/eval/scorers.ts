@@ -1,6 +1,6 @@
 import { Random } from '../../../synthetic/prng';
 import { countClicks, Impression, ItemVectors } from '../dataset/dataset';
-import { InterestScorer } from '../model/interest-scorer';
+import { InterestScorer, memoizedItemVectors } from '../model/interest-scorer';
 
 /** Scores the candidates of one impression (same order). */
 export type ImpressionScorer = (impression: Impression, candidates: readonly string[]) => number[];
@@ -46,16 +46,7 @@ export function interestModelScorer(
   scorer: InterestScorer,
   vectors: ItemVectors,
 ): ImpressionScorer {
-  const adapted = new Map<string, Float32Array | null>();
-  const itemVector = (id: string): Float32Array | null => {
-    let vector = adapted.get(id);
-    if (vector === undefined) {
-      const text = vectors.get(id);
-      vector = text === undefined ? null : scorer.itemVector(text, id);
-      adapted.set(id, vector);
-    }
-    return vector;
-  };
+  const itemVector = memoizedItemVectors(scorer, vectors);
   return (impression, candidates) => {
     const history: Float32Array[] = [];
     const ages: number[] = [];

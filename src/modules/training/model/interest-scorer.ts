@@ -170,3 +170,20 @@ export class InterestScorer {
     return tensor;
   }
 }
+
+/** Adapted item vectors looked up by id, each computed once; null for items without a text vector. */
+export function memoizedItemVectors(
+  scorer: InterestScorer,
+  vectors: { get(itemId: string): Float32Array | undefined },
+): (itemId: string) => Float32Array | null {
+  const adapted = new Map<string, Float32Array | null>();
+  return (id) => {
+    let vector = adapted.get(id);
+    if (vector === undefined) {
+      const text = vectors.get(id);
+      vector = text === undefined ? null : scorer.itemVector(text, id);
+      adapted.set(id, vector);
+    }
+    return vector;
+  };
+}
