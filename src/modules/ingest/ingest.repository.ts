@@ -82,6 +82,13 @@ export class IngestRepository {
         seqs.delete(row.eventId);
         inserted.push({ ...row, seq });
       }
+      // Write-ahead for Redis: the online-state update is owed until it is claimed and applied,
+      // so a crash between this commit and the Redis write loses nothing.
+      await client.query(
+        `INSERT INTO online_state_backlog (event_id, seq)
+         SELECT * FROM unnest($1::text[], $2::bigint[])`,
+        [inserted.map((event) => event.eventId), inserted.map((event) => event.seq)],
+      );
       return inserted;
     });
   }
@@ -139,14 +146,27 @@ export class IngestRepository {
     });
   }
 
-  /** Records events whose online-state update failed (Redis down), to be applied later. */
-  async queueBacklog(events: readonly StoredEvent[]): Promise<void> {
+  /**
+   * Claims these events' owed online-state updates and hands the claimed ones to `apply`; the claim
+   * commits only after `apply` succeeds, and rows a concurrent catch-up holds are skipped.
+   */
+  async claimBacklog(
+    events: readonly StoredEvent[],
+    apply: (claimed: StoredEvent[]) => Promise<void>,
+  ): Promise<void> {
     if (events.length === 0) return;
-    await this.pool.query(
-      `INSERT INTO online_state_backlog (event_id, seq)
-       SELECT * FROM unnest($1::text[], $2::bigint[]) ON CONFLICT DO NOTHING`,
-      [events.map((event) => event.eventId), events.map((event) => event.seq)],
-    );
+    await inTransaction(this.pool, async (client) => {
+      const result = await client.query<{ event_id: string }>(
+        `DELETE FROM online_state_backlog WHERE event_id IN (
+           SELECT event_id FROM online_state_backlog WHERE event_id = ANY($1::text[])
+           FOR UPDATE SKIP LOCKED)
+         RETURNING event_id`,
+        [events.map((event) => event.eventId)],
+      );
+      const claimed = new Set(result.rows.map((row) => row.event_id));
+      const owed = events.filter((event) => claimed.has(event.eventId));
+      if (owed.length > 0) await apply(owed);
+    });
   }
 
   async backlogSize(): Promise<number> {

@@ -92,15 +92,7 @@ export class IngestService {
       this.retryPolicy,
       this.logger,
     );
-    await this.onlineState.apply(stored, () =>
-      retrying(
-        'online state backlog',
-        () => this.repository.queueBacklog(stored),
-        control,
-        this.retryPolicy,
-        this.logger,
-      ),
-    );
+    await this.onlineState.apply(stored);
     const outcome = {
       stored: stored.length,
       duplicates: rows.length - stored.length,

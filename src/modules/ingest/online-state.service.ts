@@ -15,8 +15,9 @@ export interface RebuildProgress {
 }
 
 /**
- * Keeps Redis in step with PostgreSQL. Only newly stored events are applied, once; events stored
- * while Redis was down wait in `online_state_backlog` and are applied when it answers again.
+ * Keeps Redis in step with PostgreSQL. Every newly stored event is written to
+ * `online_state_backlog` in the same transaction and leaves it when its update reaches Redis; what
+ * a crash or a Redis outage leaves there is applied by the catch-up.
  */
 @Injectable()
 export class OnlineStateService {
@@ -38,26 +39,25 @@ export class OnlineStateService {
   }
 
   /**
-   * Applies newly stored events to Redis; when Redis fails they are queued in PostgreSQL
-   * instead (`queue`, so the caller decides how to retry that) and the state is marked stale.
+   * Applies newly stored events to Redis by claiming their write-ahead backlog rows. When Redis
+   * fails (or the state is already stale) the rows stay owed and the catch-up applies them later.
    */
-  async apply(events: readonly StoredEvent[], queue: () => Promise<void>): Promise<boolean> {
+  async apply(events: readonly StoredEvent[]): Promise<boolean> {
     if (events.length === 0) return true;
-    if (!this.stale) {
-      try {
-        await this.redis.apply(onlineDelta(events, this.config.online.popularityHalfLifeMs));
-        return true;
-      } catch (error) {
-        this.logger.warn(
-          { err: error, events: events.length },
-          'redis online state update failed; events stored, state marked stale until caught up',
-        );
-      }
+    if (this.stale) return false;
+    try {
+      await this.repository.claimBacklog(events, (owed) =>
+        this.redis.apply(onlineDelta(owed, this.config.online.popularityHalfLifeMs)),
+      );
+      return true;
+    } catch (error) {
+      this.logger.warn(
+        { err: error, events: events.length },
+        'online state update failed; events stored, state marked stale until caught up',
+      );
+      this.markStale();
+      return false;
     }
-    // While stale, new events queue behind the backlog so the catch-up sees them too.
-    this.markStale();
-    await queue();
-    return false;
   }
 
   isStale(): boolean {
