@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Pool } from 'pg';
+import { randomUUID } from 'node:crypto';
 import { inTransaction } from '../../infra/postgres';
 import { PG_POOL } from '../../infra/tokens';
 import type { EventRow, ItemRow } from './ingest.batch';
@@ -45,6 +46,9 @@ function toStored(record: EventRecord): StoredEvent {
 }
 
 /** All SQL of the ingest module: multi-row (unnest) writes, one transaction per batch. */
+/** Applies owed online-state updates to Redis, guarded by the claim token. */
+export type OwedApply = (events: StoredEvent[], claimToken: string) => Promise<void>;
+
 @Injectable()
 export class IngestRepository {
   constructor(@Inject(PG_POOL) private readonly pool: Pool) {}
@@ -147,26 +151,23 @@ export class IngestRepository {
   }
 
   /**
-   * Claims these events' owed online-state updates and hands the claimed ones to `apply`; the claim
-   * commits only after `apply` succeeds, and rows a concurrent catch-up holds are skipped.
+   * Claims these events' owed online-state updates under a fresh token, hands them to `apply` with
+   * that token, then clears them. A crash or failure in between leaves the rows claimed; the
+   * catch-up re-applies them under the same token, which the Redis side applies at most once.
    */
-  async claimBacklog(
-    events: readonly StoredEvent[],
-    apply: (claimed: StoredEvent[]) => Promise<void>,
-  ): Promise<void> {
+  async claimBacklog(events: readonly StoredEvent[], apply: OwedApply): Promise<void> {
     if (events.length === 0) return;
-    await inTransaction(this.pool, async (client) => {
-      const result = await client.query<{ event_id: string }>(
-        `DELETE FROM online_state_backlog WHERE event_id IN (
-           SELECT event_id FROM online_state_backlog WHERE event_id = ANY($1::text[])
-           FOR UPDATE SKIP LOCKED)
-         RETURNING event_id`,
-        [events.map((event) => event.eventId)],
-      );
-      const claimed = new Set(result.rows.map((row) => row.event_id));
-      const owed = events.filter((event) => claimed.has(event.eventId));
-      if (owed.length > 0) await apply(owed);
-    });
+    const token = randomUUID();
+    const result = await this.pool.query<{ event_id: string }>(
+      `UPDATE online_state_backlog SET claim_token = $2
+        WHERE event_id = ANY($1::text[]) AND claim_token IS NULL
+        RETURNING event_id`,
+      [events.map((event) => event.eventId), token],
+    );
+    const claimed = new Set(result.rows.map((row) => row.event_id));
+    const owed = events.filter((event) => claimed.has(event.eventId));
+    if (owed.length > 0) await apply(owed, token);
+    await this.clearClaim(token);
   }
 
   async backlogSize(): Promise<number> {
@@ -177,25 +178,36 @@ export class IngestRepository {
   }
 
   /**
-   * Takes up to `limit` backlog events and hands them to `apply`; they leave the backlog only if
-   * `apply` succeeds (the delete commits after it).
+   * Applies one group of owed updates: first any group left claimed by a crash or a failure (same
+   * token again), else up to `limit` unclaimed ones under a new token. Returns how many events.
    */
-  async drainBacklog(
-    limit: number,
-    apply: (events: StoredEvent[]) => Promise<void>,
-  ): Promise<number> {
-    return inTransaction(this.pool, async (client) => {
-      const result = await client.query<EventRecord>(
-        `WITH taken AS (
-           DELETE FROM online_state_backlog WHERE event_id IN (
-             SELECT event_id FROM online_state_backlog ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)
-           RETURNING event_id)
-         SELECT ${EVENT_COLUMNS} FROM events JOIN taken USING (event_id) ORDER BY seq`,
-        [limit],
+  async drainBacklog(limit: number, apply: OwedApply): Promise<number> {
+    const leftover = await this.pool.query<{ claim_token: string }>(
+      'SELECT claim_token FROM online_state_backlog WHERE claim_token IS NOT NULL LIMIT 1',
+    );
+    let token = leftover.rows.at(0)?.claim_token;
+    if (token === undefined) {
+      token = randomUUID();
+      await this.pool.query(
+        `UPDATE online_state_backlog SET claim_token = $2 WHERE event_id IN (
+           SELECT event_id FROM online_state_backlog WHERE claim_token IS NULL
+            ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)`,
+        [limit, token],
       );
-      if (result.rows.length > 0) await apply(result.rows.map(toStored));
-      return result.rows.length;
-    });
+    }
+    const result = await this.pool.query<EventRecord>(
+      `SELECT ${EVENT_COLUMNS} FROM events
+        WHERE event_id IN (SELECT event_id FROM online_state_backlog WHERE claim_token = $1)
+        ORDER BY seq`,
+      [token],
+    );
+    if (result.rows.length > 0) await apply(result.rows.map(toStored), token);
+    await this.clearClaim(token);
+    return result.rows.length;
+  }
+
+  private async clearClaim(token: string): Promise<void> {
+    await this.pool.query('DELETE FROM online_state_backlog WHERE claim_token = $1', [token]);
   }
 
   /** Highest seq stored so far (0 when empty) and the number of events up to it. */

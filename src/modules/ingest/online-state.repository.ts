@@ -10,13 +10,17 @@ import { ENGAGEMENT_WEIGHTS, onlineKeys } from './online-state.keys';
  * Applies a whole batch in one script call: atomic (all or nothing, so a failed call can simply be
  * retried later) and one round trip. Standalone Redis only (keys are computed in the script).
  * ARGV: halfLifeMs, recentCap, prefix, JSON {u: [[userId, [ts, member, ...], n, lastTs]],
- * i: [[itemId, ref, imp, clk, cart, buy]]}.
+ * i: [[itemId, ref, imp, clk, cart, buy]]}, claim token ('' for none). A token already seen (within
+ * a day) makes the call a no-op, so a batch re-applied after a crash counts once.
  */
 const APPLY_SCRIPT = `
 local h = tonumber(ARGV[1])
 local cap = tonumber(ARGV[2])
 local p = ARGV[3]
 local d = cjson.decode(ARGV[4])
+if ARGV[5] ~= '' and not redis.call('SET', p .. 'applied:' .. ARGV[5], '1', 'NX', 'EX', 86400) then
+  return -1
+end
 for _, u in ipairs(d.u) do
   local key = p .. 'recent:' .. u[1]
   local pairs_ = u[2]
@@ -70,7 +74,7 @@ export class OnlineStateRepository {
     });
   }
 
-  async apply(delta: OnlineDelta): Promise<void> {
+  async apply(delta: OnlineDelta, claimToken = ''): Promise<void> {
     if (delta.users.length === 0 && delta.items.length === 0) return;
     const payload = JSON.stringify({
       u: delta.users.map((u) => [u.userId, u.recent.flat(), u.interactions, u.lastEventTs]),
@@ -81,6 +85,7 @@ export class OnlineStateRepository {
       String(this.config.online.recentCap),
       this.config.redis.keyPrefix,
       payload,
+      claimToken,
     ];
     this.scriptSha ??= await this.redis.scriptLoad(APPLY_SCRIPT);
     try {

@@ -46,9 +46,7 @@ export class OnlineStateService {
     if (events.length === 0) return true;
     if (this.stale) return false;
     try {
-      await this.repository.claimBacklog(events, (owed) =>
-        this.redis.apply(onlineDelta(owed, this.config.online.popularityHalfLifeMs)),
-      );
+      await this.repository.claimBacklog(events, this.applyOwed);
       return true;
     } catch (error) {
       this.logger.warn(
@@ -59,6 +57,9 @@ export class OnlineStateService {
       return false;
     }
   }
+
+  private readonly applyOwed = (events: StoredEvent[], claimToken: string): Promise<void> =>
+    this.redis.apply(onlineDelta(events, this.config.online.popularityHalfLifeMs), claimToken);
 
   isStale(): boolean {
     return this.stale;
@@ -76,8 +77,9 @@ export class OnlineStateService {
     try {
       let total = 0;
       for (;;) {
-        const applied = await this.repository.drainBacklog(this.config.ingest.batchSize, (events) =>
-          this.redis.apply(onlineDelta(events, this.config.online.popularityHalfLifeMs)),
+        const applied = await this.repository.drainBacklog(
+          this.config.ingest.batchSize,
+          this.applyOwed,
         );
         total += applied;
         if (applied === 0) break;
@@ -86,9 +88,7 @@ export class OnlineStateService {
         this.stale = false;
         this.metrics.onlineStale.set(0);
         // Events queued between the last drain and the flag flip are picked up here.
-        total += await this.repository.drainBacklog(this.config.ingest.batchSize, (events) =>
-          this.redis.apply(onlineDelta(events, this.config.online.popularityHalfLifeMs)),
-        );
+        total += await this.repository.drainBacklog(this.config.ingest.batchSize, this.applyOwed);
       }
       if (total > 0) this.logger.info({ events: total }, 'online state caught up');
     } catch (error) {
