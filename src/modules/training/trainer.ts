@@ -5,7 +5,7 @@ import { MetricsAccumulator, RankingMetrics } from './eval/metrics';
 import { ageFeature, ModelArchitecture } from './model/architecture';
 import { loadModel, ModelArtifact, serializeModel } from './model/artifact';
 import { initialWeights, warmStartWeights } from './model/init-weights';
-import { InterestScorer, memoizedItemVectors } from './model/interest-scorer';
+import { historyUserVector, InterestScorer, memoizedItemVectors } from './model/interest-scorer';
 import { EncodedBatch, TfInterestModel } from './model/tf-model';
 
 export interface TrainingHyperparameters {
@@ -256,15 +256,7 @@ export function evaluateImpressions(
   const itemVector = memoizedItemVectors(scorer, vectors);
   const accumulator = new MetricsAccumulator();
   for (const impression of impressions) {
-    const history: Float32Array[] = [];
-    const ages: number[] = [];
-    for (const click of impression.history) {
-      const vector = itemVector(click.itemId);
-      if (vector === null) continue;
-      history.push(vector);
-      ages.push(impression.time - click.time);
-    }
-    const user = scorer.userVector(history, ages);
+    const user = historyUserVector(scorer, itemVector, impression);
     const shown =
       impression.notClicked.length > 0
         ? impression.notClicked

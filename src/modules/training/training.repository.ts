@@ -14,6 +14,17 @@ interface EventRecord {
 }
 
 /** The only SQL of the training module: events to learn from, clicks for histories, vectors. */
+function toEventRow(row: EventRecord): EventRow {
+  return {
+    seq: row.seq,
+    type: row.type,
+    userId: row.user_id,
+    itemId: row.item_id,
+    ts: row.ts.getTime(),
+    requestId: row.request_id,
+  };
+}
+
 @Injectable()
 export class TrainingRepository {
   constructor(@Inject(PG_POOL) private readonly pool: Pool) {}
@@ -32,14 +43,7 @@ export class TrainingRepository {
        ) newest ORDER BY seq`,
       [afterSeq, untilSeq, limit],
     );
-    return result.rows.map((row) => ({
-      seq: row.seq,
-      type: row.type,
-      userId: row.user_id,
-      itemId: row.item_id,
-      ts: row.ts.getTime(),
-      requestId: row.request_id,
-    }));
+    return result.rows.map(toEventRow);
   }
 
   /** Impressions and clicks in a time window (validation of a stored version). */
@@ -50,14 +54,7 @@ export class TrainingRepository {
        ORDER BY seq LIMIT $3`,
       [from, to, limit],
     );
-    return result.rows.map((row) => ({
-      seq: row.seq,
-      type: row.type,
-      userId: row.user_id,
-      itemId: row.item_id,
-      ts: row.ts.getTime(),
-      requestId: row.request_id,
-    }));
+    return result.rows.map(toEventRow);
   }
 
   /** Every click of these users up to untilSeq: the histories. */

@@ -1,6 +1,6 @@
 import { Random } from '../../../synthetic/prng';
 import { countClicks, Impression, ItemVectors } from '../dataset/dataset';
-import { InterestScorer, memoizedItemVectors } from '../model/interest-scorer';
+import { historyUserVector, InterestScorer, memoizedItemVectors } from '../model/interest-scorer';
 
 /** Scores the candidates of one impression (same order). */
 export type ImpressionScorer = (impression: Impression, candidates: readonly string[]) => number[];
@@ -48,15 +48,7 @@ export function interestModelScorer(
 ): ImpressionScorer {
   const itemVector = memoizedItemVectors(scorer, vectors);
   return (impression, candidates) => {
-    const history: Float32Array[] = [];
-    const ages: number[] = [];
-    for (const click of impression.history) {
-      const vector = itemVector(click.itemId);
-      if (vector === null) continue;
-      history.push(vector);
-      ages.push(impression.time - click.time);
-    }
-    const user = scorer.userVector(history, ages);
+    const user = historyUserVector(scorer, itemVector, impression);
     return candidates.map((id) => {
       const vector = itemVector(id);
       // Unknown items rank last; a finite floor keeps the metric's sorting free of NaN.

@@ -187,3 +187,20 @@ export function memoizedItemVectors(
     return vector;
   };
 }
+
+/** The user vector at an impression's time from its click history (items without a vector skipped). */
+export function historyUserVector(
+  scorer: InterestScorer,
+  itemVector: (itemId: string) => Float32Array | null,
+  impression: { time: number; history: readonly { itemId: string; time: number }[] },
+): Float32Array {
+  const history: Float32Array[] = [];
+  const ages: number[] = [];
+  for (const click of impression.history) {
+    const vector = itemVector(click.itemId);
+    if (vector === null) continue;
+    history.push(vector);
+    ages.push(impression.time - click.time);
+  }
+  return scorer.userVector(history, ages);
+}
