@@ -11,6 +11,7 @@ import { DEFAULT_ARCHITECTURE } from '../src/modules/training/model/architecture
 import { serializeModel } from '../src/modules/training/model/artifact';
 import { initialWeights } from '../src/modules/training/model/init-weights';
 import { Random } from '../src/synthetic/prng';
+import { createBenchApiKey } from './lib/api-key';
 import { Benchmark, progress, integerFlag } from './lib/harness';
 
 const DATABASE = 'recsys_bench_model_swap';
@@ -127,7 +128,11 @@ function freePort(): Promise<number> {
 }
 
 /** `node dist/main.js api` as its own process (own event loop, pool and LISTEN connection). */
-async function startReplica(url: string, children: Set<ChildProcess>): Promise<string> {
+async function startReplica(
+  url: string,
+  apiKey: string,
+  children: Set<ChildProcess>,
+): Promise<string> {
   const port = await freePort();
   const child = fork(path.join(__dirname, '..', 'src', 'main.ts'), ['api'], {
     execArgv: ['-r', 'ts-node/register'],
@@ -137,6 +142,7 @@ async function startReplica(url: string, children: Set<ChildProcess>): Promise<s
       PORT: String(port),
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
+      AUTH_MODE: 'api-key',
       REDIS_KEY_PREFIX: 'bench-model-swap:',
       // Only NOTIFY may explain a swap inside the measurement.
       MODEL_POLL_INTERVAL_MS: '600000',
@@ -151,7 +157,7 @@ async function startReplica(url: string, children: Set<ChildProcess>): Promise<s
   for (;;) {
     if (child.exitCode !== null) throw new Error(`replica exited with ${String(child.exitCode)}`);
     try {
-      await served(endpoint);
+      await served(endpoint, apiKey);
       return endpoint;
     } catch {
       if (Date.now() - started > STARTUP_TIMEOUT_MS) throw new Error('replica did not start');
@@ -178,10 +184,15 @@ interface GraphqlBody<T> {
   errors?: { message: string }[];
 }
 
-async function graphql<T>(endpoint: string, query: string, variables = {}): Promise<T> {
+async function graphql<T>(
+  endpoint: string,
+  apiKey: string,
+  query: string,
+  variables = {},
+): Promise<T> {
   const response = await fetch(endpoint, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', 'x-api-key': apiKey },
     body: JSON.stringify({ query, variables }),
   });
   const body = (await response.json()) as GraphqlBody<T>;
@@ -191,9 +202,11 @@ async function graphql<T>(endpoint: string, query: string, variables = {}): Prom
 
 async function served(
   endpoint: string,
+  apiKey: string,
 ): Promise<{ versionId: string | null; loadMs: number | null }> {
   const data = await graphql<{ servingModel: { versionId: string | null; loadMs: number | null } }>(
     endpoint,
+    apiKey,
     '{ servingModel { versionId loadMs } }',
   );
   return data.servingModel;
@@ -202,18 +215,22 @@ async function served(
 /** Milliseconds from sending activateModelVersion until every replica serves `id`. */
 async function measureSwap(
   endpoints: readonly string[],
+  apiKey: string,
   id: string,
 ): Promise<{ ms: number; loadMs: number[] }> {
   const started = performance.now();
-  await graphql(endpoints[0] ?? '', 'mutation($id: ID!) { activateModelVersion(id: $id) { id } }', {
-    id,
-  });
+  await graphql(
+    endpoints[0] ?? '',
+    apiKey,
+    'mutation($id: ID!) { activateModelVersion(id: $id) { id } }',
+    { id },
+  );
   const pending = new Set(endpoints);
   const loadMs = new Map<string, number>();
   while (pending.size > 0) {
     await Promise.all(
       [...pending].map(async (endpoint) => {
-        const state = await served(endpoint);
+        const state = await served(endpoint, apiKey);
         if (state.versionId === id) {
           pending.delete(endpoint);
           loadMs.set(endpoint, state.loadMs ?? Number.NaN);
@@ -259,12 +276,14 @@ const benchmark: Benchmark = {
         reason: 'bench baseline',
         retiredReason: 'bench',
       });
+      // Replicas run with authentication on; activation is an ops mutation.
+      const apiKey = await createBenchApiKey(url.toString(), 'ops');
       const endpoints = await Promise.all([
-        startReplica(url.toString(), children),
-        startReplica(url.toString(), children),
+        startReplica(url.toString(), apiKey, children),
+        startReplica(url.toString(), apiKey, children),
       ]);
       for (const endpoint of endpoints) {
-        if ((await served(endpoint)).versionId !== versions[0]) {
+        if ((await served(endpoint, apiKey)).versionId !== versions[0]) {
           throw new Error(`${endpoint} did not load the active version at boot`);
         }
       }
@@ -280,7 +299,7 @@ const benchmark: Benchmark = {
               [itemId(Number(id))],
             );
           }
-          const { ms, loadMs } = await measureSwap(endpoints, id);
+          const { ms, loadMs } = await measureSwap(endpoints, apiKey, id);
           progress(`swap to ${id} (catalog ${catalog}): ${ms.toFixed(0)} ms`);
           times.push(ms);
           rows.push({

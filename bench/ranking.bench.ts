@@ -8,6 +8,7 @@ import { createLogger } from '../src/common/logger';
 import { loadConfig } from '../src/config/config';
 import { ensureDatabase, migrate } from '../src/infra/migrator';
 import { generateBehaviour, generateCatalog, Random } from '../src/synthetic';
+import { createBenchApiKey } from './lib/api-key';
 import { Benchmark, progress, integerFlag } from './lib/harness';
 import type { ServerReady } from './servers/common';
 
@@ -150,12 +151,8 @@ async function startServer(env: NodeJS.ProcessEnv): Promise<{ child: ChildProces
   return { child, port };
 }
 
-async function check(url: string, body: string): Promise<void> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body,
-  });
+async function check(url: string, headers: Record<string, string>, body: string): Promise<void> {
+  const response = await fetch(url, { method: 'POST', headers, body });
   const text = await response.text();
   const parsed = JSON.parse(text) as { errors?: unknown };
   if (response.status !== 200 || parsed.errors !== undefined) {
@@ -165,6 +162,7 @@ async function check(url: string, body: string): Promise<void> {
 
 async function load(
   url: string,
+  headers: Record<string, string>,
   bodies: readonly string[],
   seconds: number,
   connections: number,
@@ -174,7 +172,7 @@ async function load(
   const result = await autocannon({
     url,
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers,
     connections,
     duration: seconds,
     ...(overallRate === undefined ? {} : { overallRate }),
@@ -207,6 +205,11 @@ const benchmark: Benchmark = {
     const prefix = `bench:ranking:${process.pid}:`;
     progress(`seeding ${settings.items} items, ${settings.users} users into ${DATABASE}`);
     const { catalog, users, events } = await seed(settings, databaseUrl);
+    // Measured with authentication on, as served: every request carries a read key.
+    const headers = {
+      'content-type': 'application/json',
+      'x-api-key': await createBenchApiKey(databaseUrl, 'read'),
+    };
     progress(`${events} events; starting the server (online-state rebuild, model load)`);
     let child: ChildProcess | undefined;
     const kill = () => child?.kill('SIGKILL');
@@ -218,6 +221,7 @@ const benchmark: Benchmark = {
         REDIS_URL: base.redis.url,
         REDIS_KEY_PREFIX: prefix,
         LOG_LEVEL: 'warn',
+        AUTH_MODE: 'api-key',
         BENCH_ITEMS: String(settings.items),
         BENCH_SEED: SEED,
         BENCH_DIMENSION: String(settings.dimension),
@@ -242,7 +246,7 @@ const benchmark: Benchmark = {
       );
       const trivialBodies = [JSON.stringify({ query: TRIVIAL })];
       for (const body of [trivialBodies[0], rankBodies[0], recommendBodies[0]]) {
-        await check(url, body);
+        await check(url, headers, body);
       }
       const { connections, warmupSeconds, measureSeconds } = settings;
       let warmed = 0;
@@ -250,7 +254,7 @@ const benchmark: Benchmark = {
       await autocannon({
         url,
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers,
         connections,
         amount: rankBodies.length,
         requests: [
@@ -263,15 +267,15 @@ const benchmark: Benchmark = {
         ],
       });
       for (const bodies of [trivialBodies, rankBodies, recommendBodies]) {
-        await load(url, bodies, warmupSeconds, connections);
+        await load(url, headers, bodies, warmupSeconds, connections);
       }
       progress(`measuring ${measureSeconds} s each`);
-      const trivial = await load(url, trivialBodies, measureSeconds, connections);
-      const rank = await load(url, rankBodies, measureSeconds, connections);
-      const recommend = await load(url, recommendBodies, measureSeconds, connections);
+      const trivial = await load(url, headers, trivialBodies, measureSeconds, connections);
+      const rank = await load(url, headers, rankBodies, measureSeconds, connections);
+      const recommend = await load(url, headers, recommendBodies, measureSeconds, connections);
       const halfRate = Math.max(1, Math.round(rank.requestsPerSecond / 2));
       progress(`rank at half its max rate (${halfRate} req/s)`);
-      const rankHalf = await load(url, rankBodies, measureSeconds, connections, halfRate);
+      const rankHalf = await load(url, headers, rankBodies, measureSeconds, connections, halfRate);
       const ratio = rank.requestsPerSecond / trivial.requestsPerSecond;
       const row = (name: string, m: Measurement) => ({
         query: name,
@@ -308,7 +312,7 @@ const benchmark: Benchmark = {
           `p99 of rank at half its max rate: ${rankHalf.p99Ms} ms (target < 20 ms: ${rankHalf.p99Ms < 20 ? 'met' : 'NOT met'})`,
           `Model: the in-memory category model (dimension ${settings.dimension}) stands in for the trained scorer; online state rebuilt in Redis from ${events.toLocaleString('en-US')} events of ${settings.users} users.`,
           'Queries select items { itemId score }, modelVersion and requestId; rank users are random users with clicks (warm user-vector cache).',
-          'Server in a child process (api role, NODE_ENV=production, log level warn); autocannon in the bench process on the same cores.',
+          'Server in a child process (api role, NODE_ENV=production, log level warn, AUTH_MODE=api-key: every request sends a read key; `health` needs none); autocannon in the bench process on the same cores.',
           `1-minute load average before the run: ${loadBefore.toFixed(2)}.`,
         ],
       };

@@ -40,6 +40,11 @@ case "${1:-}" in
     node dist/main.js migrate
     # Demo data goes through Kafka (consumed once the ingest role starts); a no-op when not empty.
     node dist/cli.js seed-if-empty
+    # The quick-start curl examples send no key; deployments set AUTH_MODE=api-key (k8s ConfigMap).
+    export AUTH_MODE="${AUTH_MODE:-off}"
+    if [ "$AUTH_MODE" = off ]; then
+      log "AUTH_MODE=off: GraphQL needs no API key in this local demo (AUTH_MODE=api-key npm start requires keys; create one with npm run cli -- api-key create)"
+    fi
     log "starting all roles"
     exec node dist/main.js all
     ;;

@@ -3,6 +3,7 @@ import { AppConfig, Role } from './config/config';
 import { ConfigModule } from './config/config.module';
 import { Logger } from './common/logger';
 import { InfraModule } from './infra/infra.module';
+import { AuthModule } from './modules/auth/auth.module';
 import { HealthModule } from './modules/health/health.module';
 import { MetricsModule } from './modules/metrics/metrics.module';
 import { IngestApiModule, IngestModule } from './modules/ingest/ingest.module';
@@ -19,7 +20,7 @@ import { graphqlModule } from './graphql.module';
 export const ROLE_MODULES: Record<Exclude<Role, 'all'>, { graphql: boolean; modules: Type[] }> = {
   api: {
     graphql: true,
-    modules: [IngestApiModule, EmbeddingApiModule, RankingModule, RegistryApiModule],
+    modules: [AuthModule, IngestApiModule, EmbeddingApiModule, RankingModule, RegistryApiModule],
   },
   ingest: { graphql: false, modules: [IngestModule, EmbeddingModule] },
   train: { graphql: false, modules: [RegistryTrainModule, TrainingModule] },

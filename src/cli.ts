@@ -4,6 +4,7 @@ import { AppModule } from './app.module';
 import { CliCommand, CliContext } from './cli-command';
 import { createLogger } from './common/logger';
 import { ConfigError, loadConfig } from './config/config';
+import { AUTH_COMMANDS } from './modules/auth/auth.cli';
 import { INGEST_COMMANDS } from './modules/ingest/ingest.cli';
 import { EMBEDDING_COMMANDS } from './modules/embedding/embedding.cli';
 import { REGISTRY_COMMANDS } from './modules/registry/registry.cli';
@@ -15,6 +16,7 @@ const COMMANDS: readonly CliCommand[] = [
   ...EMBEDDING_COMMANDS,
   ...REGISTRY_COMMANDS,
   ...TRAINING_COMMANDS,
+  ...AUTH_COMMANDS,
 ];
 
 function usage(): string {

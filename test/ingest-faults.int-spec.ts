@@ -93,7 +93,7 @@ describe('ingest faults', () => {
     await produceRaw(config, 'user.events', events.map(eventMessage));
 
     // Partitions are consumed concurrently, so the kill also catches other batches between their
-    // PostgreSQL commit and their Redis write, or between the Redis write and clearing the claim.
+    // PostgreSQL commit and their Redis write, or between the Redis write and settling its pending row.
     const signal = await runWorker(config, { CRASH_AFTER_STORE: '1' });
     expect(signal).toBe('SIGKILL');
     const afterCrash = await countEvents(config.postgres.url);

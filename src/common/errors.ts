@@ -33,3 +33,40 @@ export class ValidationError extends DomainError {
     this.name = 'ValidationError';
   }
 }
+
+/** Socket errors of a peer that is down, restarting or unreachable. */
+const CONNECTION_ERRNOS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+]);
+/** PostgreSQL shutting down, crashed, or not accepting connections yet (class 08 is checked apart). */
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03']);
+/** The pg driver's own errors for lost or refused connections (they carry no code). */
+const CONNECTION_MESSAGES = [
+  /^Connection terminated/,
+  /timeout exceeded when trying to connect/,
+  /encountered a connection error and is not queryable/,
+];
+
+/**
+ * Whether `error` is a lost or refused connection to a backing service (PostgreSQL restarting, a
+ * socket reset): a retry may succeed, unlike a bug. Duck-typed, so no driver is imported here.
+ */
+export function isConnectionFailure(error: unknown): boolean {
+  // Not `instanceof Error`: Node's socket errors may come from another realm (vm, jest).
+  if (typeof error !== 'object' || error === null) return false;
+  const { code, message } = error as { code?: unknown; message?: unknown };
+  if (typeof code === 'string') {
+    if (CONNECTION_ERRNOS.has(code) || UNAVAILABLE_SQLSTATES.has(code)) return true;
+    // SQLSTATE class 08: connection exception.
+    if (/^08[0-9A-Z]{3}$/.test(code)) return true;
+  }
+  return (
+    typeof message === 'string' && CONNECTION_MESSAGES.some((pattern) => pattern.test(message))
+  );
+}

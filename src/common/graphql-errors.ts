@@ -1,14 +1,28 @@
 import { ExecutionResult, GraphQLError, GraphQLFormattedError } from 'graphql';
-import { DomainError } from './errors';
+import { DomainError, ErrorCode, isConnectionFailure } from './errors';
+
+/** HTTP status of a response that failed as a whole (no data) with one of these codes. */
+const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  RATE_LIMITED: 429,
+};
 
 function codeOf(error: GraphQLError, fallback: string): string {
   return typeof error.extensions.code === 'string' ? error.extensions.code : fallback;
 }
 
+/** Refusals of the HTTP layer before GraphQL runs (body too large, malformed JSON): 4xx status. */
+function isClientHttpError(error: Error): boolean {
+  const status = (error as { statusCode?: unknown }).statusCode;
+  return typeof status === 'number' && status >= 400 && status < 500;
+}
+
 /**
  * The single place where errors become GraphQL errors: domain errors keep their code and details,
- * GraphQL's own parse and validation errors become BAD_USER_INPUT, anything else is reported as
- * INTERNAL without its message so internals never leak.
+ * GraphQL's own parse and validation errors and the HTTP layer's 4xx refusals become
+ * BAD_USER_INPUT, a lost or refused connection to a backing service becomes UNAVAILABLE (retry),
+ * anything else is reported as INTERNAL without its message so internals never leak.
  */
 export function formatGraphqlError(error: GraphQLError): GraphQLFormattedError {
   const { path, locations } = error;
@@ -26,7 +40,19 @@ export function formatGraphqlError(error: GraphQLError): GraphQLFormattedError {
       message: error.message,
       path,
       locations,
-      extensions: { code: codeOf(error, 'BAD_USER_INPUT') },
+      // Details such as the refused field or the exceeded limit stay.
+      extensions: { ...error.extensions, code: codeOf(error, 'BAD_USER_INPUT') },
+    };
+  }
+  if (isClientHttpError(original)) {
+    return { message: original.message, path, locations, extensions: { code: 'BAD_USER_INPUT' } };
+  }
+  if (isConnectionFailure(original)) {
+    return {
+      message: 'A backing service is unavailable; retry shortly',
+      path,
+      locations,
+      extensions: { code: 'UNAVAILABLE' },
     };
   }
   return { message: 'Internal error', path, locations, extensions: { code: 'INTERNAL' } };
@@ -41,11 +67,16 @@ interface StatusCarrier {
 function flatten(error: GraphQLError): GraphQLError[] {
   const wrapped = (error.originalError as StatusCarrier | undefined)?.errors;
   if (Array.isArray(wrapped)) {
-    return wrapped.map((inner: unknown) =>
-      inner instanceof GraphQLError
-        ? inner
-        : new GraphQLError(inner instanceof Error ? inner.message : String(inner)),
-    );
+    return wrapped.map((inner: unknown) => {
+      if (inner instanceof GraphQLError) return inner;
+      // graphql-js parses recursively: a document nested thousands of levels deep overflows.
+      if (inner instanceof Error && inner.name === 'RangeError') {
+        return new GraphQLError('Query document is nested too deeply to parse', {
+          extensions: { code: 'BAD_USER_INPUT', limit: 'depth' },
+        });
+      }
+      return new GraphQLError(inner instanceof Error ? inner.message : String(inner));
+    });
   }
   return [error];
 }
@@ -63,6 +94,7 @@ export function mercuriusErrorFormatter(
         : undefined;
     if (typeof execution.statusCode === 'number') statusCode = execution.statusCode;
     else if (typeof single?.statusCode === 'number') statusCode = single.statusCode;
+    else if (single instanceof DomainError) statusCode = HTTP_STATUS[single.code] ?? statusCode;
   }
   return {
     statusCode,

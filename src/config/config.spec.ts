@@ -28,6 +28,29 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`${name}=`));
   });
 
+  it('defaults to API-key auth and health/metrics on PORT; OPS_PORT must differ from PORT', () => {
+    expect(loadConfig({}).auth).toEqual({
+      mode: 'api-key',
+      rateLimitPerSecond: { read: 1000, ops: 20 },
+    });
+    expect(loadConfig({}).http.opsPort).toBeNull();
+    expect(loadConfig({ OPS_PORT: '9100' }).http.opsPort).toBe(9100);
+    expect(() => loadConfig({ PORT: '3000', OPS_PORT: '3000' })).toThrow(
+      /OPS_PORT="3000": must differ from PORT/,
+    );
+    expect(() => loadConfig({ AUTH_MODE: 'none' })).toThrow(/AUTH_MODE="none"/);
+    expect(() => loadConfig({ AUTH_RATE_LIMIT_READ_PER_SECOND: '0' })).toThrow(
+      /AUTH_RATE_LIMIT_READ_PER_SECOND=/,
+    );
+  });
+
+  it('keeps the GraphQL list limit at least as long as the candidate limit', () => {
+    expect(loadConfig({ RANK_MAX_CANDIDATES: '500' }).graphql.maxListLength).toBe(1000);
+    expect(() => loadConfig({ RANK_MAX_CANDIDATES: '5000' })).toThrow(
+      /GRAPHQL_MAX_LIST_LENGTH="": must be at least RANK_MAX_CANDIDATES \(5000\)/,
+    );
+  });
+
   it('reports every bad variable at once', () => {
     try {
       loadConfig({ PORT: 'x', ROLE: 'y' });

@@ -46,6 +46,7 @@ export const configSchema = z.object({
   ROLE: z.enum(ROLES).default('all'),
   HOST: z.string().min(1).default('0.0.0.0'),
   PORT: int(0, 65535).default(3000),
+  OPS_PORT: int(0, 65535).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   DATABASE_URL: url(['postgres', 'postgresql']).default(
     'postgres://postgres@127.0.0.1:5432/recsys',
@@ -109,13 +110,23 @@ export const configSchema = z.object({
   RANK_CATALOG_REFRESH_MS: int(100, 3_600_000).default(10_000),
   GRAPHQL_MAX_COMPLEXITY: int(1, 1_000_000).default(500),
   GRAPHQL_MAX_ALIASES: int(0, 10_000).default(20),
+  GRAPHQL_MAX_DOCUMENT_BYTES: int(256, 4 * 1024 * 1024).default(16_384),
+  GRAPHQL_MAX_LIST_LENGTH: int(1, 1_000_000).default(1000),
+  AUTH_MODE: z.enum(['api-key', 'off']).default('api-key'),
+  AUTH_RATE_LIMIT_READ_PER_SECOND: int(1, 1_000_000_000).default(1000),
+  AUTH_RATE_LIMIT_OPS_PER_SECOND: int(1, 1_000_000_000).default(20),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
 
 export interface AppConfig {
   readonly role: Role;
-  readonly http: { readonly host: string; readonly port: number };
+  readonly http: {
+    readonly host: string;
+    readonly port: number;
+    /** When set, health and metrics are served only on this port (never authenticated). */
+    readonly opsPort: number | null;
+  };
   readonly logLevel: RawConfig['LOG_LEVEL'];
   readonly postgres: {
     readonly url: string;
@@ -207,6 +218,16 @@ export interface AppConfig {
     /** Most fields in one operation, fragments expanded. */
     readonly maxComplexity: number;
     readonly maxAliases: number;
+    /** Longest query document (UTF-8 bytes); bulk data belongs in variables. */
+    readonly maxDocumentBytes: number;
+    /** Most elements of any list in the variables, checked before GraphQL coerces them. */
+    readonly maxListLength: number;
+  };
+  readonly auth: {
+    /** `off` accepts every GraphQL request without a key (local demo only). */
+    readonly mode: 'api-key' | 'off';
+    /** Requests per second per key and replica when the key sets no override; burst is twice. */
+    readonly rateLimitPerSecond: { readonly read: number; readonly ops: number };
   };
 }
 
@@ -235,9 +256,17 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     );
   }
   const c = parsed.data;
+  if (c.OPS_PORT !== undefined && c.OPS_PORT !== 0 && c.OPS_PORT === c.PORT) {
+    throw new ConfigError([`OPS_PORT=${JSON.stringify(env.OPS_PORT)}: must differ from PORT`]);
+  }
+  if (c.GRAPHQL_MAX_LIST_LENGTH < c.RANK_MAX_CANDIDATES) {
+    throw new ConfigError([
+      `GRAPHQL_MAX_LIST_LENGTH=${JSON.stringify(env.GRAPHQL_MAX_LIST_LENGTH ?? '')}: must be at least RANK_MAX_CANDIDATES (${c.RANK_MAX_CANDIDATES})`,
+    ]);
+  }
   return {
     role: c.ROLE,
-    http: { host: c.HOST, port: c.PORT },
+    http: { host: c.HOST, port: c.PORT, opsPort: c.OPS_PORT ?? null },
     logLevel: c.LOG_LEVEL,
     postgres: {
       url: c.DATABASE_URL,
@@ -309,6 +338,15 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     graphql: {
       maxComplexity: c.GRAPHQL_MAX_COMPLEXITY,
       maxAliases: c.GRAPHQL_MAX_ALIASES,
+      maxDocumentBytes: c.GRAPHQL_MAX_DOCUMENT_BYTES,
+      maxListLength: c.GRAPHQL_MAX_LIST_LENGTH,
+    },
+    auth: {
+      mode: c.AUTH_MODE,
+      rateLimitPerSecond: {
+        read: c.AUTH_RATE_LIMIT_READ_PER_SECOND,
+        ops: c.AUTH_RATE_LIMIT_OPS_PER_SECOND,
+      },
     },
   };
 }

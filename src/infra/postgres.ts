@@ -15,6 +15,14 @@ export function createPgPool(config: AppConfig['postgres'], logger: Logger): Poo
   pool.on('error', (error) => {
     logger.warn({ err: error }, 'postgres idle client error');
   });
+  // A checked-out client (a transaction, the training lock) emits 'error' when its connection
+  // dies, e.g. on a server restart; with no listener that would crash the process. Its queries
+  // fail instead, and the pool discards it on release.
+  pool.on('connect', (client) => {
+    client.on('error', (error) => {
+      logger.warn({ err: error }, 'postgres connection lost');
+    });
+  });
   return pool;
 }
 

@@ -2,6 +2,7 @@ import { INestApplicationContext, Module, Global } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Kafka, logLevel, Message } from 'kafkajs';
 import { Client } from 'pg';
+import type { LevelWithSilent } from 'pino';
 import { ConfigModule } from '../../src/config/config.module';
 import { InfraModule } from '../../src/infra/infra.module';
 import { IngestModule } from '../../src/modules/ingest/ingest.module';
@@ -17,6 +18,7 @@ import { INGEST_FAULTS, IngestFaults } from '../../src/modules/ingest/ingest.fau
 export async function startIngest(
   config: AppConfig,
   faults?: IngestFaults,
+  logLevel: LevelWithSilent = 'warn',
 ): Promise<INestApplicationContext> {
   const ingestConfig = { ...config, role: 'ingest' as const };
   @Global()
@@ -29,7 +31,7 @@ export async function startIngest(
     imports: [
       FaultsModule,
       ConfigModule.forRoot(ingestConfig),
-      InfraModule.forRoot(createLogger('warn')),
+      InfraModule.forRoot(createLogger(logLevel)),
       MetricsModule,
       IngestModule,
     ],

@@ -37,6 +37,8 @@ export async function createTestContext(
     LOG_LEVEL: 'warn',
     PORT: '0',
     HOST: '127.0.0.1',
+    // Tests of other features send no key; test/auth.int-spec.ts sets AUTH_MODE=api-key.
+    AUTH_MODE: 'off',
     ...overrides,
   });
   const kafka = new Kafka({

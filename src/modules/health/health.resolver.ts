@@ -1,4 +1,5 @@
 import { Field, Float, ObjectType, Query, Resolver } from '@nestjs/graphql';
+import { AllowAnonymous } from '../auth/access';
 import { HealthService } from './health.service';
 
 @ObjectType('DependencyCheck')
@@ -22,6 +23,7 @@ class HealthType {
 export class HealthResolver {
   constructor(private readonly healthService: HealthService) {}
 
+  @AllowAnonymous()
   @Query(() => HealthType)
   async health(): Promise<HealthType> {
     const readiness = await this.healthService.readiness();

@@ -41,10 +41,14 @@ export class HealthService {
     repository: HealthRepository,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
+    // Readiness fails only on what this role cannot work without: ranking and ingest both degrade
+    // without Redis (PostgreSQL fallback, write-ahead backlog), and only ingest consumes Kafka.
+    // An outage of a shared dependency that every replica would report must not empty the service.
+    const consumesKafka = config.role === 'ingest' || config.role === 'all';
     this.indicators = [
       { name: 'postgres', check: () => repository.pingPostgres() },
-      { name: 'redis', check: () => repository.pingRedis() },
-      { name: 'kafka', check: () => repository.pingKafka() },
+      { name: 'redis', critical: false, check: () => repository.pingRedis() },
+      { name: 'kafka', critical: consumesKafka, check: () => repository.pingKafka() },
     ];
   }
 

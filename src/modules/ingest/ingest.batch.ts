@@ -83,7 +83,6 @@ export interface OnlineDelta {
     /** score (ms), member pairs for the recent list. */
     readonly recent: readonly (readonly [number, string])[];
     readonly interactions: number;
-    readonly lastEventTs: number;
   }[];
   readonly items: readonly {
     readonly itemId: string;
@@ -101,7 +100,7 @@ export interface OnlineDelta {
 export function onlineDelta(events: readonly EventRow[], halfLifeMs: number): OnlineDelta {
   const users = new Map<
     string,
-    { userId: string; recent: [number, string][]; interactions: number; lastEventTs: number }
+    { userId: string; recent: [number, string][]; interactions: number }
   >();
   const refs = new Map<string, number>();
   for (const event of events) {
@@ -110,7 +109,7 @@ export function onlineDelta(events: readonly EventRow[], halfLifeMs: number): On
     if (!isInteraction(event.type)) continue;
     let user = users.get(event.userId);
     if (user === undefined) {
-      user = { userId: event.userId, recent: [], interactions: 0, lastEventTs: ts };
+      user = { userId: event.userId, recent: [], interactions: 0 };
       users.set(event.userId, user);
     }
     user.recent.push([
@@ -118,7 +117,6 @@ export function onlineDelta(events: readonly EventRow[], halfLifeMs: number): On
       encodeRecent({ type: event.type, itemId: event.itemId, ts, eventId: event.eventId }),
     ]);
     user.interactions++;
-    user.lastEventTs = Math.max(user.lastEventTs, ts);
   }
   const items = new Map<
     string,

@@ -10,6 +10,12 @@ export interface StoredEvent extends EventRow {
   readonly seq: string;
 }
 
+/** Newly stored events and the token their owed online-state update is queued under. */
+export interface StoredBatch {
+  readonly events: StoredEvent[];
+  readonly token: string | undefined;
+}
+
 export interface ItemUpsertCounts {
   readonly inserted: number;
   readonly updated: number;
@@ -45,20 +51,22 @@ function toStored(record: EventRecord): StoredEvent {
   };
 }
 
-/** All SQL of the ingest module: multi-row (unnest) writes, one transaction per batch. */
-/** Applies owed online-state updates to Redis, guarded by the claim token. */
-export type OwedApply = (events: StoredEvent[], claimToken: string) => Promise<void>;
+/** Applies owed online-state updates to Redis, guarded by their token. */
+export type OwedApply = (events: StoredEvent[], token: string) => Promise<void>;
 
+/** All SQL of the ingest module: multi-row (unnest) writes, one transaction per batch. */
 @Injectable()
 export class IngestRepository {
   constructor(@Inject(PG_POOL) private readonly pool: Pool) {}
 
   /**
    * Inserts a batch in one transaction; returns the rows that were new (with their seq), so that
-   * only those reach the online state. Replayed event ids change nothing.
+   * only those reach the online state, and the token their owed online-state update is queued
+   * under (write-ahead: a crash between this commit and the Redis write loses nothing). Replayed
+   * event ids change nothing.
    */
-  async insertEvents(rows: readonly EventRow[]): Promise<StoredEvent[]> {
-    if (rows.length === 0) return [];
+  async insertEvents(rows: readonly EventRow[]): Promise<StoredBatch> {
+    if (rows.length === 0) return { events: [], token: undefined };
     return inTransaction(this.pool, async (client) => {
       const result = await client.query<{ event_id: string; seq: string }>(
         `INSERT INTO events (event_id, type, user_id, item_id, ts, request_id, position, context)
@@ -78,22 +86,23 @@ export class IngestRepository {
         ],
       );
       const seqs = new Map(result.rows.map((row) => [row.event_id, row.seq]));
-      const inserted: StoredEvent[] = [];
+      const events: StoredEvent[] = [];
       for (const row of rows) {
         const seq = seqs.get(row.eventId);
         if (seq === undefined) continue;
         // The same id twice in one batch: only the first insert won.
         seqs.delete(row.eventId);
-        inserted.push({ ...row, seq });
+        events.push({ ...row, seq });
       }
-      // Write-ahead for Redis: the online-state update is owed until it is claimed and applied,
-      // so a crash between this commit and the Redis write loses nothing.
+      if (events.length === 0) return { events, token: undefined };
+      const token = randomUUID();
+      const stored = events.map((event) => event.seq);
       await client.query(
-        `INSERT INTO online_state_backlog (event_id, seq)
-         SELECT * FROM unnest($1::text[], $2::bigint[])`,
-        [inserted.map((event) => event.eventId), inserted.map((event) => event.seq)],
+        `INSERT INTO online_state_pending (token, seqs, max_seq)
+         VALUES ($1, $2::bigint[], (SELECT max(s) FROM unnest($2::bigint[]) s))`,
+        [token, stored],
       );
-      return inserted;
+      return { events, token };
     });
   }
 
@@ -150,64 +159,41 @@ export class IngestRepository {
     });
   }
 
-  /**
-   * Claims these events' owed online-state updates under a fresh token, hands them to `apply` with
-   * that token, then clears them. A crash or failure in between leaves the rows claimed; the
-   * catch-up re-applies them under the same token, which the Redis side applies at most once.
-   */
-  async claimBacklog(events: readonly StoredEvent[], apply: OwedApply): Promise<void> {
-    if (events.length === 0) return;
-    const token = randomUUID();
-    const result = await this.pool.query<{ event_id: string }>(
-      `UPDATE online_state_backlog SET claim_token = $2
-        WHERE event_id = ANY($1::text[]) AND claim_token IS NULL
-        RETURNING event_id`,
-      [events.map((event) => event.eventId), token],
-    );
-    const claimed = new Set(result.rows.map((row) => row.event_id));
-    const owed = events.filter((event) => claimed.has(event.eventId));
-    if (owed.length > 0) await apply(owed, token);
-    await this.clearClaim(token);
+  /** Marks a queued online-state update as applied. */
+  async settlePending(token: string): Promise<void> {
+    await this.pool.query('DELETE FROM online_state_pending WHERE token = $1', [token]);
   }
 
+  /** Events whose online-state update is still owed. */
   async backlogSize(): Promise<number> {
     const result = await this.pool.query<{ n: string }>(
-      'SELECT count(*) AS n FROM online_state_backlog',
+      'SELECT COALESCE(sum(cardinality(seqs)), 0) AS n FROM online_state_pending',
     );
     return Number(result.rows[0]?.n ?? 0);
   }
 
   /**
-   * Applies one group of owed updates: first any group left claimed by a crash or a failure (same
-   * token again), else up to `limit` unclaimed ones under a new token. Returns how many events.
+   * Applies the oldest owed updates, up to about `limit` events, each under its own token (the
+   * Redis side applies a token at most once, so racing the live path or another replica is
+   * harmless), then settles them. Returns how many events.
    */
   async drainBacklog(limit: number, apply: OwedApply): Promise<number> {
-    const leftover = await this.pool.query<{ claim_token: string }>(
-      'SELECT claim_token FROM online_state_backlog WHERE claim_token IS NOT NULL LIMIT 1',
+    const pending = await this.pool.query<{ token: string; seqs: string[] }>(
+      `SELECT token, seqs::text[] AS seqs FROM online_state_pending ORDER BY max_seq LIMIT $1`,
+      [Math.max(1, Math.ceil(limit / 100))],
     );
-    let token = leftover.rows.at(0)?.claim_token;
-    if (token === undefined) {
-      token = randomUUID();
-      await this.pool.query(
-        `UPDATE online_state_backlog SET claim_token = $2 WHERE event_id IN (
-           SELECT event_id FROM online_state_backlog WHERE claim_token IS NULL
-            ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED)`,
-        [limit, token],
+    let applied = 0;
+    for (const { token, seqs } of pending.rows) {
+      if (applied >= limit) break;
+      const result = await this.pool.query<EventRecord>(
+        `SELECT ${EVENT_COLUMNS} FROM events WHERE seq = ANY($1::bigint[]) ORDER BY seq`,
+        [seqs],
       );
+      if (result.rows.length > 0) await apply(result.rows.map(toStored), token);
+      await this.settlePending(token);
+      applied += result.rows.length;
     }
-    const result = await this.pool.query<EventRecord>(
-      `SELECT ${EVENT_COLUMNS} FROM events
-        WHERE event_id IN (SELECT event_id FROM online_state_backlog WHERE claim_token = $1)
-        ORDER BY seq`,
-      [token],
-    );
-    if (result.rows.length > 0) await apply(result.rows.map(toStored), token);
-    await this.clearClaim(token);
-    return result.rows.length;
-  }
-
-  private async clearClaim(token: string): Promise<void> {
-    await this.pool.query('DELETE FROM online_state_backlog WHERE claim_token = $1', [token]);
+    return applied;
   }
 
   /** Highest seq stored so far (0 when empty) and the number of events up to it. */
@@ -227,8 +213,17 @@ export class IngestRepository {
     return result.rows.map(toStored);
   }
 
+  /** Drops owed updates of events up to maxSeq (a rebuild replayed them); keeps the later ones. */
   async clearBacklogUpTo(maxSeq: string): Promise<void> {
-    await this.pool.query('DELETE FROM online_state_backlog WHERE seq <= $1', [maxSeq]);
+    await inTransaction(this.pool, async (client) => {
+      await client.query(
+        `UPDATE online_state_pending
+            SET seqs = ARRAY(SELECT s FROM unnest(seqs) s WHERE s > $1::bigint ORDER BY s)
+          WHERE EXISTS (SELECT 1 FROM unnest(seqs) s WHERE s <= $1::bigint)`,
+        [maxSeq],
+      );
+      await client.query('DELETE FROM online_state_pending WHERE cardinality(seqs) = 0');
+    });
   }
 
   async isEmpty(): Promise<boolean> {

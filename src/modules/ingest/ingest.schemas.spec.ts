@@ -50,6 +50,24 @@ describe('user.events validation', () => {
     ['negative position', { ...valid, position: -1 }, undefined, 'position', /greater than/],
     ['context not object', { ...valid, context: 'x' }, undefined, 'context', /object/],
     ['future schema', { ...valid, schemaVersion: 2 }, undefined, 'schemaVersion', /unsupported/],
+    ['control character in an id', { ...valid, userId: 'u\u0007' }, undefined, 'userId', /control/],
+    ['U+0000 in an id', { ...valid, itemId: 'i\u0000' }, undefined, 'itemId', /control|U\+0000/],
+    [
+      'U+0000 in context',
+      { ...valid, context: { page: 'a\u0000' } },
+      undefined,
+      'context.page',
+      /U\+0000/,
+    ],
+    [
+      'context nested too deeply',
+      undefined,
+      Buffer.from(
+        JSON.stringify(valid).replace(/}$/, `,"context":${'{"a":'.repeat(40)}1${'}'.repeat(41)}`),
+      ),
+      `context${'.a'.repeat(32)}`,
+      /deeper than 32/,
+    ],
   ])('rejects %s, naming the field', (_name, value, raw, field, reason) => {
     const rejection = reject(value, raw);
     expect(rejection.field).toBe(field);
@@ -79,6 +97,18 @@ describe('catalog.items validation', () => {
     expect(price.ok ? null : price.rejection.field).toBe('price');
     expect(tags.ok ? null : tags.rejection.field).toBe('tags.0');
   });
+
+  it('rejects U+0000 in text fields (PostgreSQL cannot store it)', () => {
+    const item = decode(
+      catalogItemSchema,
+      Buffer.from(JSON.stringify({ itemId: 'i', title: 't', description: 'a\u0000' })),
+      MAX,
+    );
+    expect(item).toEqual({
+      ok: false,
+      rejection: { field: 'description', reason: 'must not contain U+0000' },
+    });
+  });
 });
 
 describe('fastUserEvent', () => {
@@ -94,6 +124,7 @@ describe('fastUserEvent', () => {
     { ...base, context: [] },
     { ...base, schemaVersion: 2 },
     { ...base, requestId: '' },
+    { ...base, userId: 'u\n1' },
   ])('agrees with the zod schema on %j', (input) => {
     const fast = fastUserEvent(input);
     const slow = userEventSchema.safeParse(input);

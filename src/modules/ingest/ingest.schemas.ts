@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { z } from 'zod';
+import { hasControlCharacter, MAX_ID_LENGTH } from '../../common/ids';
 
 /** The newest schema version each topic understands; older versions are accepted as they are. */
 export const USER_EVENT_SCHEMA_VERSION = 1;
@@ -36,7 +37,12 @@ const timestamp = z
     return new Date(ms);
   });
 
-const id = z.string().trim().min(1, 'must not be empty').max(256, 'must be at most 256 characters');
+const id = z
+  .string()
+  .trim()
+  .min(1, 'must not be empty')
+  .max(MAX_ID_LENGTH, `must be at most ${MAX_ID_LENGTH} characters`)
+  .refine((value) => !hasControlCharacter(value), 'must not contain control characters');
 
 const schemaVersion = (current: number) =>
   z
@@ -104,7 +110,11 @@ function firstIssue(error: z.ZodError): Rejection {
 }
 
 const isId = (value: unknown): value is string =>
-  typeof value === 'string' && value.length > 0 && value.length <= 256 && value.trim() === value;
+  typeof value === 'string' &&
+  value.length > 0 &&
+  value.length <= MAX_ID_LENGTH &&
+  value.trim() === value &&
+  !hasControlCharacter(value);
 
 function fastTimestamp(value: unknown): Date | undefined {
   let ms: number;
@@ -161,6 +171,38 @@ export function fastUserEvent(input: Readonly<Record<string, unknown>>): UserEve
   return event;
 }
 
+/** Deepest nesting of a stored JSON value (`context`); deeper overflows JSON.stringify and jsonb. */
+export const MAX_JSON_DEPTH = 32;
+
+/**
+ * What PostgreSQL could not store: U+0000 in any string or key (text and jsonb reject it) and
+ * nesting deeper than MAX_JSON_DEPTH. Either would fail the whole chunk's transaction on every
+ * retry and stall the partition, so such a message is rejected here instead. Iterative, since the
+ * input may be nested arbitrarily deep.
+ */
+export function unstorable(input: object): Rejection | undefined {
+  const stack: { value: unknown; path: string; depth: number }[] = [
+    { value: input, path: '', depth: 0 },
+  ];
+  for (let node = stack.pop(); node !== undefined; node = stack.pop()) {
+    const { value, path, depth } = node;
+    const field = path === '' ? 'value' : path;
+    if (typeof value === 'string') {
+      if (value.includes('\0')) return { field, reason: 'must not contain U+0000' };
+    } else if (typeof value === 'object' && value !== null) {
+      if (depth > MAX_JSON_DEPTH) {
+        return { field, reason: `nested deeper than ${MAX_JSON_DEPTH} levels` };
+      }
+      for (const [key, child] of Object.entries(value)) {
+        const childPath = path === '' ? key : `${path}.${key}`;
+        if (key.includes('\0')) return { field: childPath, reason: 'key must not contain U+0000' };
+        stack.push({ value: child, path: childPath, depth: depth + 1 });
+      }
+    }
+  }
+  return undefined;
+}
+
 /** Validates an already parsed JSON value against a schema. */
 export function validate<T>(
   schema: z.ZodType<T, z.ZodTypeDef, unknown>,
@@ -169,6 +211,8 @@ export function validate<T>(
   if (typeof input !== 'object' || input === null || Array.isArray(input)) {
     return { ok: false, rejection: { field: 'value', reason: 'must be a JSON object' } };
   }
+  const rejection = unstorable(input);
+  if (rejection !== undefined) return { ok: false, rejection };
   const parsed = schema.safeParse(input);
   return parsed.success
     ? { ok: true, value: parsed.data }
@@ -196,9 +240,10 @@ export function decode<T>(
   if (!isUtf8(bytes)) {
     return { ok: false, rejection: { field: 'value', reason: 'invalid UTF-8' } };
   }
+  const text = bytes.toString('utf8');
   let json: unknown;
   try {
-    json = JSON.parse(bytes.toString('utf8'));
+    json = JSON.parse(text);
   } catch (error) {
     return {
       ok: false,
@@ -208,7 +253,14 @@ export function decode<T>(
       },
     };
   }
-  if ((schema as unknown) === userEventSchema && typeof json === 'object' && json !== null) {
+  if (
+    (schema as unknown) === userEventSchema &&
+    typeof json === 'object' &&
+    json !== null &&
+    // U+0000 can only arrive escaped; only `context` nests. Else the walk is skipped (hot path).
+    !text.includes('\\u0000') &&
+    !('context' in json && unstorable(json) !== undefined)
+  ) {
     const fast = fastUserEvent(json as Record<string, unknown>);
     if (fast !== undefined) return { ok: true, value: fast as T };
   }

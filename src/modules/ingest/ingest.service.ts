@@ -35,7 +35,12 @@ export const DLQ_HEADERS = {
   partition: 'dlq-source-partition',
   offset: 'dlq-source-offset',
   timestamp: 'dlq-source-timestamp',
+  /** Set when the value was cut to INGEST_MAX_VALUE_BYTES: its original size in bytes. */
+  valueBytes: 'dlq-value-bytes',
 } as const;
+
+/** Most items one `upsertItems` call stores (one transaction); bulk loads go through Kafka. */
+export const MAX_UPSERT_ITEMS = 1000;
 
 export interface BatchOutcome {
   readonly stored: number;
@@ -94,8 +99,8 @@ export class IngestService {
     );
     await this.onlineState.apply(stored);
     const outcome = {
-      stored: stored.length,
-      duplicates: rows.length - stored.length,
+      stored: stored.events.length,
+      duplicates: rows.length - stored.events.length,
       deadLettered: dead.length,
     };
     this.count(TOPICS.events, outcome);
@@ -140,6 +145,12 @@ export class IngestService {
 
   /** Item backfill without Kafka: all items valid or none stored; the error names the field. */
   async upsertItems(inputs: readonly unknown[]): Promise<ItemUpsertCounts & { received: number }> {
+    if (inputs.length > MAX_UPSERT_ITEMS) {
+      throw new ValidationError(
+        'items',
+        `at most ${MAX_UPSERT_ITEMS} items per call (got ${inputs.length}); publish more to catalog.items`,
+      );
+    }
     const now = new Date();
     const rows = inputs.map((input, index) => {
       const decoded = validate(catalogItemSchema, input);
@@ -164,11 +175,16 @@ export class IngestService {
       { topic: batch.topic, partition: batch.partition, offset: message.offset, ...rejection },
       'message dead-lettered',
     );
+    // An oversized value is cut to the limit: the dead-letter topic may accept less than the source
+    // (a refused publish would hold the partition forever); the source offset locates the original.
+    const max = this.config.ingest.maxValueBytes;
+    const cut = message.value !== null && message.value.length > max;
     return {
       key: message.key,
-      value: message.value,
+      value: cut ? message.value.subarray(0, max) : message.value,
       headers: {
         ...message.headers,
+        ...(cut ? { [DLQ_HEADERS.valueBytes]: String(message.value.length) } : {}),
         [DLQ_HEADERS.error]: `${rejection.field}: ${rejection.reason}`,
         [DLQ_HEADERS.field]: rejection.field,
         [DLQ_HEADERS.reason]: rejection.reason,

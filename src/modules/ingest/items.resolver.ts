@@ -8,6 +8,7 @@ import {
   ObjectType,
   Resolver,
 } from '@nestjs/graphql';
+import { RequireRole } from '../auth/access';
 import { IngestService } from './ingest.service';
 
 @InputType('ItemInput', { description: 'A catalog item, validated like a `catalog.items` message' })
@@ -41,6 +42,7 @@ class UpsertItemsResult {
 export class ItemsResolver {
   constructor(private readonly ingest: IngestService) {}
 
+  @RequireRole('ops')
   @Mutation(() => UpsertItemsResult)
   async upsertItems(
     @Args('items', { type: () => [ItemInput] }) items: ItemInput[],

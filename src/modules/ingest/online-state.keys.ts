@@ -7,7 +7,7 @@ import type { EventType } from './ingest.schemas';
  * - `recent:{userId}` ZSET, score = event time (ms), member = JSON `[type, itemId, tsMs, eventId]`;
  *   capped to the newest N; ZREVRANGE gives most recent first. Impressions are not interactions.
  * - `interest:{userId}` HASH `version` (bumped once per new interaction; a cached interest vector
- *   built at another version is stale) and `lastEventTs` (ms).
+ *   built at another version is stale).
  * - `pop:{itemId}` HASH `ref` (ms) and decayed counts `imp`, `clk`, `cart`, `buy` valid at `ref`:
  *   the value now is `count * 2^-((now - ref) / halfLife)`, so no periodic decay job is needed.
  * - `pop-rank` ZSET, member = itemId, score = log2(engagement at ref) + ref / halfLife: the same

@@ -9,8 +9,8 @@ import { ENGAGEMENT_WEIGHTS, onlineKeys } from './online-state.keys';
 /**
  * Applies a whole batch in one script call: atomic (all or nothing, so a failed call can simply be
  * retried later) and one round trip. Standalone Redis only (keys are computed in the script).
- * ARGV: halfLifeMs, recentCap, prefix, JSON {u: [[userId, [ts, member, ...], n, lastTs]],
- * i: [[itemId, ref, imp, clk, cart, buy]]}, claim token ('' for none). A token already seen (within
+ * ARGV: halfLifeMs, recentCap, prefix, JSON {u: [[userId, [ts, member, ...], n]],
+ * i: [[itemId, ref, imp, clk, cart, buy]]}, batch token ('' for none). A token already seen (within
  * a day) makes the call a no-op, so a batch re-applied after a crash counts once.
  */
 const APPLY_SCRIPT = `
@@ -30,10 +30,7 @@ for _, u in ipairs(d.u) do
     redis.call('ZADD', key, unpack(args))
   end
   redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1))
-  local ikey = p .. 'interest:' .. u[1]
-  redis.call('HINCRBY', ikey, 'version', u[3])
-  local last = tonumber(redis.call('HGET', ikey, 'lastEventTs') or '0')
-  if u[4] > last then redis.call('HSET', ikey, 'lastEventTs', string.format('%d', u[4])) end
+  redis.call('HINCRBY', p .. 'interest:' .. u[1], 'version', u[3])
 end
 local rank = p .. 'pop-rank'
 for _, it in ipairs(d.i) do
@@ -74,10 +71,10 @@ export class OnlineStateRepository {
     });
   }
 
-  async apply(delta: OnlineDelta, claimToken = ''): Promise<void> {
+  async apply(delta: OnlineDelta, token = ''): Promise<void> {
     if (delta.users.length === 0 && delta.items.length === 0) return;
     const payload = JSON.stringify({
-      u: delta.users.map((u) => [u.userId, u.recent.flat(), u.interactions, u.lastEventTs]),
+      u: delta.users.map((u) => [u.userId, u.recent.flat(), u.interactions]),
       i: delta.items.map((i) => [i.itemId, i.ref, i.imp, i.clk, i.cart, i.buy]),
     });
     const args = [
@@ -85,7 +82,7 @@ export class OnlineStateRepository {
       String(this.config.online.recentCap),
       this.config.redis.keyPrefix,
       payload,
-      claimToken,
+      token,
     ];
     this.scriptSha ??= await this.redis.scriptLoad(APPLY_SCRIPT);
     try {

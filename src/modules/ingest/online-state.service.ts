@@ -6,7 +6,7 @@ import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
 import { onlineDelta } from './ingest.batch';
 import { IngestMetrics } from './ingest.metrics';
-import { IngestRepository, StoredEvent } from './ingest.repository';
+import { IngestRepository, StoredBatch, StoredEvent } from './ingest.repository';
 import { OnlineStateRepository } from './online-state.repository';
 
 export interface RebuildProgress {
@@ -15,9 +15,9 @@ export interface RebuildProgress {
 }
 
 /**
- * Keeps Redis in step with PostgreSQL. Every newly stored event is written to
- * `online_state_backlog` in the same transaction and leaves it when its update reaches Redis; what
- * a crash or a Redis outage leaves there is applied by the catch-up.
+ * Keeps Redis in step with PostgreSQL. Every stored batch queues its online-state update in
+ * `online_state_pending` (same transaction) under a token; the row goes when the update reaches
+ * Redis. What a crash or a Redis outage leaves there is applied by the catch-up.
  */
 @Injectable()
 export class OnlineStateService {
@@ -39,14 +39,16 @@ export class OnlineStateService {
   }
 
   /**
-   * Applies newly stored events to Redis by claiming their write-ahead backlog rows. When Redis
-   * fails (or the state is already stale) the rows stay owed and the catch-up applies them later.
+   * Applies a newly stored batch to Redis under its token, then settles the queued row. When Redis
+   * fails (or the state is already stale) the row stays owed and the catch-up applies it later.
    */
-  async apply(events: readonly StoredEvent[]): Promise<boolean> {
-    if (events.length === 0) return true;
+  async apply(batch: StoredBatch): Promise<boolean> {
+    const { events, token } = batch;
+    if (events.length === 0 || token === undefined) return true;
     if (this.stale) return false;
     try {
-      await this.repository.claimBacklog(events, this.applyOwed);
+      await this.applyOwed(events, token);
+      await this.repository.settlePending(token);
       return true;
     } catch (error) {
       this.logger.warn(
@@ -58,8 +60,8 @@ export class OnlineStateService {
     }
   }
 
-  private readonly applyOwed = (events: StoredEvent[], claimToken: string): Promise<void> =>
-    this.redis.apply(onlineDelta(events, this.config.online.popularityHalfLifeMs), claimToken);
+  private readonly applyOwed = (events: StoredEvent[], token: string): Promise<void> =>
+    this.redis.apply(onlineDelta(events, this.config.online.popularityHalfLifeMs), token);
 
   isStale(): boolean {
     return this.stale;

@@ -1,5 +1,5 @@
 import { parse } from 'graphql';
-import { operationLabel } from './graphql-hooks';
+import { boundedLabels, operationLabel } from './graphql-hooks';
 
 describe('operationLabel', () => {
   it('uses the operation name when given', () => {
@@ -12,5 +12,19 @@ describe('operationLabel', () => {
     expect(operationLabel(parse('fragment F on Health { status } { health { ...F } }'))).toBe(
       'health',
     );
+  });
+});
+
+describe('boundedLabels', () => {
+  it('keeps the first names and folds later new ones into "other"', () => {
+    const label = boundedLabels(2);
+    expect(['A', 'B', 'C', 'A', 'D', 'B'].map(label)).toEqual([
+      'A',
+      'B',
+      'other',
+      'A',
+      'other',
+      'B',
+    ]);
   });
 });

@@ -5,7 +5,10 @@ import type { Logger } from '../../common/logger';
 import { LOGGER } from '../../infra/tokens';
 import { ItemFeatures, RankingRepository } from './ranking.repository';
 
-/** Changes committed a little out of `ingested_at` order are caught by re-reading this window. */
+/**
+ * `ingested_at` is the writing transaction's start, so a row committed after a read can carry an
+ * earlier time: each refresh re-reads this window before the previous read's database clock.
+ */
 const OVERLAP_MS = 5000;
 
 /**
@@ -16,7 +19,7 @@ const OVERLAP_MS = 5000;
 export class CatalogFeatures implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger: Logger;
   private readonly items = new Map<string, ItemFeatures>();
-  private newest: Date | undefined;
+  private lastReadAt: Date | undefined;
   private timer: NodeJS.Timeout | undefined;
   private refreshing: Promise<void> | undefined;
 
@@ -62,10 +65,12 @@ export class CatalogFeatures implements OnApplicationBootstrap, OnApplicationShu
   private async load(): Promise<void> {
     try {
       const since =
-        this.newest === undefined ? undefined : new Date(this.newest.getTime() - OVERLAP_MS);
-      const { items, newest } = await this.repository.itemFeatures(since);
+        this.lastReadAt === undefined
+          ? undefined
+          : new Date(this.lastReadAt.getTime() - OVERLAP_MS);
+      const { items, readAt } = await this.repository.itemFeatures(since);
       for (const item of items) this.items.set(item.itemId, item);
-      if (newest !== undefined) this.newest = newest;
+      this.lastReadAt = readAt;
     } catch (error) {
       this.logger.warn({ err: error }, 'catalog features refresh failed; keeping the last copy');
     }

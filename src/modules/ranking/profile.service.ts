@@ -4,7 +4,7 @@ import type { AppConfig } from '../../config/config';
 import { ValidationError } from '../../common/errors';
 import type { Logger } from '../../common/logger';
 import { LOGGER } from '../../infra/tokens';
-import { DEFAULT_PROFILE, RankingProfile, validateProfile } from './profile';
+import { DEFAULT_PROFILE, RankingProfile, validateProfile, validateProfileName } from './profile';
 import { RankingRepository, StoredProfile } from './ranking.repository';
 
 /** How often an unknown profile name may trigger an immediate reload. */
@@ -42,6 +42,7 @@ export class ProfileService implements OnApplicationBootstrap, OnApplicationShut
 
   /** The named profile (default when no name); an unknown name is a BAD_USER_INPUT on `profile`. */
   async get(name: string | undefined): Promise<RankingProfile> {
+    if (name !== undefined) validateProfileName(name, 'profile');
     const key = name ?? 'default';
     const found = this.profiles.get(key);
     if (found !== undefined) return found;

@@ -3,13 +3,14 @@ import {
   boostValue,
   ctrValue,
   DEFAULT_PROFILE,
-  merge,
+  MergedParts,
   popularityValue,
   priceValue,
   RankingProfile,
   recencyValue,
   validateProfile,
   weightOf,
+  weightsFor,
 } from './profile';
 
 const profile = (overrides: Partial<RankingProfile> = {}): RankingProfile => ({
@@ -17,21 +18,22 @@ const profile = (overrides: Partial<RankingProfile> = {}): RankingProfile => ({
   ...overrides,
 });
 
-describe('merge', () => {
+describe('MergedParts', () => {
   it('weights every part and sums value × weight into the score', () => {
-    const merged = merge(
-      [
-        { name: 'model', value: 0.8 },
-        { name: 'popularity', value: 0.5 },
-        { name: 'feature:margin', value: 2 },
-      ],
+    const names = ['model', 'popularity', 'feature:margin'];
+    const weights = weightsFor(
       profile({ weights: { model: 2, popularity: -1, 'feature:*': 0.25 } }),
+      names,
     );
+    const merged = new MergedParts(names, [0.8, 0.5, 2], weights);
     expect(merged.parts).toEqual([
       { name: 'model', value: 0.8, weight: 2 },
       { name: 'popularity', value: 0.5, weight: -1 },
       { name: 'feature:margin', value: 2, weight: 0.25 },
     ]);
+    expect(merged.score).toBe(
+      merged.parts.reduce((sum, part) => sum + part.value * part.weight, 0),
+    );
     expect(merged.score).toBeCloseTo(1.6 - 0.5 + 0.5, 12);
   });
 
@@ -96,6 +98,8 @@ describe('validateProfile', () => {
     ['boosts[0]', { boosts: [{ value: 1 }] }],
     ['boosts[0]', { boosts: [{ category: 'x', itemIds: ['y'], value: 1 }] }],
     ['recencyHalfLifeDays', { recencyHalfLifeDays: 0 }],
+    ['boosts[0].itemIds[1]', { boosts: [{ itemIds: ['ok', 'nul\u0000'], value: 1 }] }],
+    ['boosts[0].category', { boosts: [{ category: 'tab\there', value: 1 }] }],
   ])('rejects a bad %s', (field, overrides) => {
     expect(() => validateProfile(profile(overrides))).toThrow(
       expect.objectContaining({ field }) as ValidationError,

@@ -1,4 +1,5 @@
 import { ValidationError } from '../../common/errors';
+import { hasControlCharacter, idProblem } from '../../common/ids';
 
 /**
  * Ranking profiles: the named, ops-editable recipe that merges the model score with the other
@@ -73,18 +74,36 @@ export function weightOf(profile: RankingProfile, feature: string): number {
   return 0;
 }
 
-/** Each value with its weight; the score is exactly the sum of value × weight over the parts. */
-export function merge(
-  values: readonly FeatureValue[],
-  profile: RankingProfile,
-): { parts: ScorePart[]; score: number } {
-  let score = 0;
-  const parts = values.map(({ name, value }) => {
-    const weight = weightOf(profile, name);
-    score += value * weight;
-    return { name, value, weight };
-  });
-  return { parts, score };
+/** The weight of each named part under a profile; resolved once per request, not per item. */
+export function weightsFor(profile: RankingProfile, names: readonly string[]): number[] {
+  return names.map((name) => weightOf(profile, name));
+}
+
+/**
+ * One item's part values merged with their weights. The score is summed now; `parts` are built only
+ * when read (a caller that does not select them allocates nothing per part), in the same order, so
+ * the score is exactly the sum of value × weight over the parts.
+ */
+export class MergedParts {
+  readonly score: number;
+
+  constructor(
+    private readonly names: readonly string[],
+    private readonly values: readonly number[],
+    private readonly weights: readonly number[],
+  ) {
+    let score = 0;
+    for (let i = 0; i < values.length; i++) score += values[i] * weights[i];
+    this.score = score;
+  }
+
+  get parts(): ScorePart[] {
+    return this.names.map((name, i) => ({
+      name,
+      value: this.values[i],
+      weight: this.weights[i],
+    }));
+  }
 }
 
 /** Decayed interaction counts of an item (online state). */
@@ -150,6 +169,8 @@ export function boostValue(
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+const NAME_RULE = 'must be 1-64 letters, digits, "_" or "-"';
+const MAX_CATEGORY_LENGTH = 200;
 const CALLER_FEATURE = /^[A-Za-z0-9_.-]{1,64}$/;
 const MAX_WEIGHT = 1e6;
 const MAX_BOOSTS = 1000;
@@ -168,10 +189,13 @@ export function isCallerFeatureName(name: string): boolean {
 }
 
 /** Checks a profile an operator submits; names the offending field. */
+/** Checks a profile name a caller asks for (`field` names the argument it came in). */
+export function validateProfileName(name: string, field: string): void {
+  if (!NAME.test(name)) throw new ValidationError(field, NAME_RULE);
+}
+
 export function validateProfile(profile: RankingProfile): RankingProfile {
-  if (!NAME.test(profile.name)) {
-    throw new ValidationError('name', 'must be 1-64 letters, digits, "_" or "-"');
-  }
+  validateProfileName(profile.name, 'name');
   for (const [feature, weight] of Object.entries(profile.weights)) {
     if (!isKnownFeature(feature)) {
       throw new ValidationError(
@@ -190,6 +214,21 @@ export function validateProfile(profile: RankingProfile): RankingProfile {
     if ((boost.category === undefined) === (boost.itemIds === undefined)) {
       throw new ValidationError(`boosts[${i}]`, 'give exactly one of category and itemIds');
     }
+    if (
+      boost.category !== undefined &&
+      (boost.category.length === 0 ||
+        boost.category.length > MAX_CATEGORY_LENGTH ||
+        hasControlCharacter(boost.category))
+    ) {
+      throw new ValidationError(
+        `boosts[${i}].category`,
+        `must be 1-${MAX_CATEGORY_LENGTH} characters without control characters`,
+      );
+    }
+    boost.itemIds?.forEach((itemId, j) => {
+      const problem = idProblem(itemId);
+      if (problem !== undefined) throw new ValidationError(`boosts[${i}].itemIds[${j}]`, problem);
+    });
     if (!Number.isFinite(boost.value) || Math.abs(boost.value) > MAX_WEIGHT) {
       throw new ValidationError(`boosts[${i}].value`, `must be finite and at most ${MAX_WEIGHT}`);
     }

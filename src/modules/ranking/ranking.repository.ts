@@ -75,32 +75,34 @@ export class RankingRepository {
     return toProfile(row);
   }
 
-  /** Items changed at or after `since` (all items without it), with the newest change time. */
-  async itemFeatures(since: Date | undefined): Promise<{ items: ItemFeatures[]; newest?: Date }> {
+  /** Items changed at or after `since` (all items without it), and the database clock of the read. */
+  async itemFeatures(since: Date | undefined): Promise<{ items: ItemFeatures[]; readAt: Date }> {
     const { rows } = await this.pool.query<{
-      item_id: string;
+      read_at: Date;
+      item_id: string | null;
       category: string | null;
       price: number | null;
       created_at: Date | null;
-      deleted: boolean;
-      ingested_at: Date;
+      deleted: boolean | null;
     }>(
-      `SELECT item_id, category, price, created_at, deleted, ingested_at FROM items
-       WHERE $1::timestamptz IS NULL OR ingested_at >= $1`,
+      // One row even when nothing changed, so the caller always learns the database clock.
+      `SELECT r.read_at, i.item_id, i.category, i.price, i.created_at, i.deleted
+       FROM (SELECT now() AS read_at) r
+       LEFT JOIN items i ON $1::timestamptz IS NULL OR i.ingested_at >= $1`,
       [since ?? null],
     );
-    let newest: Date | undefined;
-    const items = rows.map((row) => {
-      if (newest === undefined || row.ingested_at > newest) newest = row.ingested_at;
-      return {
+    const items: ItemFeatures[] = [];
+    for (const row of rows) {
+      if (row.item_id === null) continue;
+      items.push({
         itemId: row.item_id,
         category: row.category ?? undefined,
         price: row.price ?? undefined,
         createdAtMs: row.created_at?.getTime(),
-        deleted: row.deleted,
-      };
-    });
-    return { items, newest };
+        deleted: row.deleted === true,
+      });
+    }
+    return { items, readAt: rows[0].read_at };
   }
 
   /** The user's newest interactions (impressions are not interactions), most recent first. */

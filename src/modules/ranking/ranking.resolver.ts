@@ -13,6 +13,7 @@ import {
 } from '@nestjs/graphql';
 import { ValidationError } from '../../common/errors';
 import type { GraphqlContext } from '../../graphql.module';
+import { RequireRole } from '../auth/access';
 import { ProfileService } from './profile.service';
 import type { StoredProfile } from './ranking.repository';
 import { RankingService } from './ranking.service';
@@ -119,7 +120,7 @@ class RankingProfileInput {
 
 function toType(result: RankResult): RankResultType {
   return {
-    items: result.items.map((item) => ({ ...item, parts: [...item.parts] })),
+    items: [...result.items],
     modelVersion: result.modelVersion,
     requestId: result.requestId,
     degraded: [...result.degraded],
@@ -147,6 +148,7 @@ export class RankingResolver {
     private readonly profiles: ProfileService,
   ) {}
 
+  @RequireRole('read')
   @Query(() => RankResultType, { description: 'Orders the candidates for the user' })
   async rank(
     @Args('userId', { type: () => ID }) userId: string,
@@ -162,6 +164,7 @@ export class RankingResolver {
     return toType(await this.ranking.rank(userId, input, profile ?? undefined, context.requestId));
   }
 
+  @RequireRole('read')
   @Query(() => RankResultType, {
     description:
       'Nearest catalog items to the user’s interests (popular ones for new users), ranked',
@@ -189,11 +192,13 @@ export class RankingResolver {
     );
   }
 
+  @RequireRole('read')
   @Query(() => [RankingProfileType])
   async rankingProfiles(): Promise<RankingProfileType[]> {
     return (await this.profiles.list()).map(toProfileType);
   }
 
+  @RequireRole('ops')
   @Mutation(() => RankingProfileType, {
     description: 'Creates or replaces a ranking profile; every replica uses it within seconds',
   })

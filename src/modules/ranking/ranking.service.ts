@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import { ValidationError } from '../../common/errors';
+import { idProblem } from '../../common/ids';
 import type { Logger } from '../../common/logger';
 import { withTimeout } from '../../common/timeout';
 import { LOGGER } from '../../infra/tokens';
@@ -15,12 +16,13 @@ import {
   FeatureValue,
   isCallerFeatureName,
   ItemPopularity,
-  merge,
+  MergedParts,
   popularityValue,
   priceValue,
   RankingProfile,
   recencyValue,
   ScorePart,
+  weightsFor,
 } from './profile';
 import { ProfileService } from './profile.service';
 import { RankingMetrics, RankingOperation } from './ranking.metrics';
@@ -39,7 +41,28 @@ export interface RankedItem {
   readonly itemId: string;
   readonly rank: number;
   readonly score: number;
-  readonly parts: readonly ScorePart[];
+  readonly parts: ScorePart[];
+}
+
+/** Parts in this order, then the candidate's own features; the first is `prior` without a model score. */
+const MODEL_PARTS = ['model', 'popularity', 'ctr', 'recency', 'price', 'boost'] as const;
+const PRIOR_PARTS = ['prior', ...MODEL_PARTS.slice(1)] as const;
+
+/** A ranked item whose parts are built only when a caller selects them. */
+class RankedEntry implements RankedItem {
+  constructor(
+    readonly itemId: string,
+    readonly rank: number,
+    private readonly merged: MergedParts,
+  ) {}
+
+  get score(): number {
+    return this.merged.score;
+  }
+
+  get parts(): ScorePart[] {
+    return this.merged.parts;
+  }
 }
 
 /**
@@ -59,7 +82,6 @@ export interface RankResult {
   readonly degraded: readonly Degradation[];
 }
 
-const MAX_ID_LENGTH = 256;
 const MAX_TEXT_LENGTH = 10_000;
 const MAX_FEATURES = 64;
 
@@ -199,8 +221,9 @@ export class RankingService {
     const seen = new Map<string, number>();
     candidates.forEach((candidate, i) => {
       const field = `candidates[${i}]`;
-      if (candidate.itemId.length === 0 || candidate.itemId.length > MAX_ID_LENGTH) {
-        throw new ValidationError(`${field}.itemId`, `must be 1-${MAX_ID_LENGTH} characters`);
+      const itemIdProblem = idProblem(candidate.itemId);
+      if (itemIdProblem !== undefined) {
+        throw new ValidationError(`${field}.itemId`, itemIdProblem);
       }
       const previous = seen.get(candidate.itemId);
       if (previous !== undefined) {
@@ -213,7 +236,8 @@ export class RankingService {
       if (candidate.text !== undefined && candidate.text.length > MAX_TEXT_LENGTH) {
         throw new ValidationError(`${field}.text`, `at most ${MAX_TEXT_LENGTH} characters`);
       }
-      const features = candidate.features ?? [];
+      const features = candidate.features;
+      if (features === undefined || features.length === 0) return;
       if (features.length > MAX_FEATURES) {
         throw new ValidationError(`${field}.features`, `at most ${MAX_FEATURES} features`);
       }
@@ -375,37 +399,37 @@ export class RankingService {
       }),
     );
     return this.metrics.timeSync(operation, 'merge', () => {
+      const modelWeights = weightsFor(profile, MODEL_PARTS);
+      const priorWeights = weightsFor(profile, PRIOR_PARTS);
       const scored = candidates.map((candidate, i) => {
         const itemPop = popularity.get(candidate.itemId);
         const features = this.catalog.get(candidate.itemId);
         const popularityPart = popularityValue(itemPop);
         const modelScore = modelScores[i];
-        const values: FeatureValue[] = [
-          modelScore === undefined
-            ? { name: 'prior', value: popularityPart }
-            : { name: 'model', value: modelScore },
-          { name: 'popularity', value: popularityPart },
-          { name: 'ctr', value: ctrValue(itemPop) },
-          {
-            name: 'recency',
-            value: recencyValue(features?.createdAtMs, nowMs, profile.recencyHalfLifeDays),
-          },
-          { name: 'price', value: priceValue(features?.price) },
-          { name: 'boost', value: boostValue(profile, candidate.itemId, features?.category) },
+        const values = [
+          modelScore ?? popularityPart,
+          popularityPart,
+          ctrValue(itemPop),
+          recencyValue(features?.createdAtMs, nowMs, profile.recencyHalfLifeDays),
+          priceValue(features?.price),
+          boostValue(profile, candidate.itemId, features?.category),
         ];
-        for (const feature of candidate.features ?? []) {
-          values.push({ name: `${CALLER_FEATURE_PREFIX}${feature.name}`, value: feature.value });
+        let names: readonly string[] = modelScore === undefined ? PRIOR_PARTS : MODEL_PARTS;
+        let weights = modelScore === undefined ? priorWeights : modelWeights;
+        if (candidate.features !== undefined && candidate.features.length > 0) {
+          const own = candidate.features.map((f) => `${CALLER_FEATURE_PREFIX}${f.name}`);
+          names = [...names, ...own];
+          weights = [...weights, ...weightsFor(profile, own)];
+          for (const feature of candidate.features) values.push(feature.value);
         }
-        const { parts, score } = merge(values, profile);
-        return { itemId: candidate.itemId, order: i, score, parts };
+        return {
+          itemId: candidate.itemId,
+          order: i,
+          merged: new MergedParts(names, values, weights),
+        };
       });
-      scored.sort((a, b) => b.score - a.score || a.order - b.order);
-      return scored.map((item, i) => ({
-        itemId: item.itemId,
-        rank: i + 1,
-        score: item.score,
-        parts: item.parts,
-      }));
+      scored.sort((a, b) => b.merged.score - a.merged.score || a.order - b.order);
+      return scored.map((item, i) => new RankedEntry(item.itemId, i + 1, item.merged));
     });
   }
 
@@ -444,7 +468,6 @@ export class RankingService {
 }
 
 function validateUserId(userId: string): void {
-  if (userId.length === 0 || userId.length > MAX_ID_LENGTH) {
-    throw new ValidationError('userId', `must be 1-${MAX_ID_LENGTH} characters`);
-  }
+  const problem = idProblem(userId);
+  if (problem !== undefined) throw new ValidationError('userId', problem);
 }

@@ -1,4 +1,5 @@
 import { Args, ID, Int, Mutation, Parent, Query, ResolveField, Resolver } from '@nestjs/graphql';
+import { RequireRole } from '../auth/access';
 import { ModelSwapService } from './model-swap.service';
 import {
   metricsGql,
@@ -24,6 +25,7 @@ export class RegistryResolver {
     private readonly swap: ModelSwapService,
   ) {}
 
+  @RequireRole('read')
   @Query(() => [ModelVersionGql], { description: 'newest first' })
   async modelVersions(
     @Args('first', { type: () => Int, defaultValue: 20 }) first: number,
@@ -31,11 +33,13 @@ export class RegistryResolver {
     return (await this.registry.listVersions(first)).map(versionGql);
   }
 
+  @RequireRole('read')
   @Query(() => ModelVersionGql)
   async modelVersion(@Args('id', { type: () => ID }) id: string): Promise<ModelVersionGql> {
     return versionGql(await this.registry.getVersion(id));
   }
 
+  @RequireRole('read')
   @Query(() => ModelVersionGql, {
     nullable: true,
     description: 'the version the registry marks active (see servingModel for this replica)',
@@ -45,17 +49,20 @@ export class RegistryResolver {
     return version ? versionGql(version) : null;
   }
 
+  @RequireRole('read')
   @Query(() => ServingModelGql, { description: 'the version this replica scores with' })
   servingModel(): ServingModelGql {
     const { model, failure } = this.swap.status();
     return servingGql(model, failure);
   }
 
+  @RequireRole('ops')
   @Mutation(() => ModelVersionGql)
   async activateModelVersion(@Args('id', { type: () => ID }) id: string): Promise<ModelVersionGql> {
     return versionGql(await this.registry.activate(id, TRIGGERED_BY));
   }
 
+  @RequireRole('ops')
   @Mutation(() => ModelVersionGql, { description: 'back to the previously active version' })
   async rollbackModel(): Promise<ModelVersionGql> {
     return versionGql(await this.registry.rollback(TRIGGERED_BY));
@@ -69,11 +76,13 @@ export class TrainingRunResolver {
     private readonly registry: RegistryService,
   ) {}
 
+  @RequireRole('read')
   @Query(() => TrainingRunGql)
   async trainingRun(@Args('id', { type: () => ID }) id: string): Promise<TrainingRunGql> {
     return runGql(await this.training.getRun(parseVersionId(id)));
   }
 
+  @RequireRole('ops')
   @Mutation(() => TrainingRunGql, {
     description: 'starts training in the background; CONFLICT while another run is in progress',
   })

@@ -21,12 +21,25 @@ function vectorsOf(block: VectorBlock): ItemVectors {
   };
 }
 
+/** Set once the job is over: from then on the channel closing is the normal end. */
+let finished = false;
+
+/**
+ * The parent died (killed, crashed) mid-job: nobody will read the result, so stop computing rather
+ * than burn the CPU until the last epoch. A busy worker learns it from a failed send (EPIPE)
+ * before it gets to read the channel's end.
+ */
+function orphaned(): void {
+  if (!finished) process.exit(1);
+}
+
 /** Resolves once the message is handed to the channel, so disconnecting cannot drop it. */
 function post(message: WorkerMessage): Promise<void> {
   return new Promise((resolve) => {
     if (process.send === undefined) resolve();
     else
-      process.send(message, undefined, undefined, () => {
+      process.send(message, undefined, undefined, (error: Error | null) => {
+        if (error !== null) orphaned();
         resolve();
       });
   });
@@ -86,6 +99,8 @@ async function run(job: WorkerJob): Promise<void> {
   }
 }
 
+process.once('disconnect', orphaned);
+
 process.once('message', (job: WorkerJob) => {
   run(job)
     .catch((error: unknown) =>
@@ -96,6 +111,7 @@ process.once('message', (job: WorkerJob) => {
     )
     // Closing the channel lets the process exit once the messages are flushed.
     .finally(() => {
+      finished = true;
       process.disconnect();
     });
 });

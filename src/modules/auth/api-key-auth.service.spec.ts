@@ -1,0 +1,206 @@
+import { OperationTypeNode } from 'graphql';
+import { createLogger } from '../../common/logger';
+import { loadConfig } from '../../config/config';
+import { Metrics } from '../metrics/metrics.registry';
+import { AuthError } from './access';
+import { ApiKeyRole, generateApiKey } from './api-key';
+import { ApiKeyAuthService } from './api-key-auth.service';
+import type { ApiKeyRecord } from './api-key.repository';
+
+/** An in-memory api_keys table that counts lookups and can be made unreachable. */
+class FakeKeys {
+  readonly rows = new Map<string, ApiKeyRecord>();
+  lookups = 0;
+  down = false;
+  marked: string[] = [];
+
+  add(role: ApiKeyRole, rateLimitPerSecond: number | null = null): { key: string; hash: string } {
+    const generated = generateApiKey();
+    const hash = generated.hash.toString('hex');
+    const id = String(this.rows.size + 1);
+    this.rows.set(hash, {
+      id,
+      name: `key-${id}`,
+      role,
+      prefix: generated.prefix,
+      rateLimitPerSecond,
+      createdAt: new Date(),
+      revokedAt: null,
+      lastUsedAt: null,
+    });
+    return { key: generated.key, hash };
+  }
+
+  findLive(hash: Buffer): Promise<ApiKeyRecord | null> {
+    this.lookups++;
+    if (this.down) return Promise.reject(new Error('connect ECONNREFUSED'));
+    return Promise.resolve(this.rows.get(hash.toString('hex')) ?? null);
+  }
+
+  markUsed(ids: readonly string[]): Promise<void> {
+    this.marked.push(...ids);
+    return Promise.resolve();
+  }
+}
+
+const noListener = {
+  listen: () => Promise.resolve(),
+  onReconnect: () => undefined,
+  close: () => Promise.resolve(),
+};
+
+function setup(env: Record<string, string> = {}) {
+  const keys = new FakeKeys();
+  const service = new ApiKeyAuthService(
+    keys,
+    noListener,
+    loadConfig(env),
+    createLogger('silent'),
+    new Metrics({}),
+  );
+  return { keys, service };
+}
+
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+    return 'ok';
+  } catch (error) {
+    if (error instanceof AuthError) return error.code;
+    throw error;
+  }
+}
+
+describe('ApiKeyAuthService', () => {
+  it('refuses a missing, malformed or unknown key with UNAUTHENTICATED and a clear message', async () => {
+    const { service } = setup();
+    await expect(service.authenticate(undefined, 0)).rejects.toThrow(
+      /missing API key: send x-api-key/,
+    );
+    await expect(service.authenticate('secret', 0)).rejects.toThrow(
+      /malformed API key: expected rk_/,
+    );
+    await expect(service.authenticate(generateApiKey().key, 0)).rejects.toMatchObject({
+      code: 'UNAUTHENTICATED',
+      message: 'unknown or revoked API key',
+    });
+  });
+
+  it('reads PostgreSQL once per key per TTL, and remembers unknown keys briefly', async () => {
+    const { keys, service } = setup();
+    const { key } = keys.add('read');
+    for (let i = 0; i < 100; i++) await service.authenticate(key, i);
+    expect(keys.lookups).toBe(1);
+    await service.authenticate(key, 31_000);
+    expect(keys.lookups).toBe(2);
+
+    const stranger = generateApiKey().key;
+    for (let i = 0; i < 10; i++)
+      expect(await codeOf(service.authenticate(stranger, 40_000 + i))).toBe('UNAUTHENTICATED');
+    expect(keys.lookups).toBe(3);
+    expect(await codeOf(service.authenticate(stranger, 43_000))).toBe('UNAUTHENTICATED');
+    expect(keys.lookups).toBe(4);
+  });
+
+  it('shares one lookup between concurrent requests with the same new key', async () => {
+    const { keys, service } = setup();
+    const { key } = keys.add('read');
+    await Promise.all(Array.from({ length: 20 }, () => service.authenticate(key, 0)));
+    expect(keys.lookups).toBe(1);
+  });
+
+  it('refuses a forgotten (revoked) key at once, before its TTL', async () => {
+    const { keys, service } = setup();
+    const { key, hash } = keys.add('ops');
+    await service.authenticate(key, 0);
+    keys.rows.delete(hash);
+    expect(await codeOf(service.authenticate(key, 1))).toBe('ok');
+    service.forget(hash);
+    expect(await codeOf(service.authenticate(key, 2))).toBe('UNAUTHENTICATED');
+  });
+
+  it('does not cache a lookup that raced a revocation', async () => {
+    const { keys, service } = setup();
+    const { key, hash } = keys.add('read');
+    const first = service.authenticate(key, 0);
+    // The NOTIFY arrives while the lookup is in flight (it read the row before the revoke).
+    keys.rows.delete(hash);
+    service.forget(hash);
+    await first;
+    expect(await codeOf(service.authenticate(key, 1))).toBe('UNAUTHENTICATED');
+  });
+
+  it('rate-limits per key at the role default with a burst of twice the rate', async () => {
+    const { keys, service } = setup({ AUTH_RATE_LIMIT_OPS_PER_SECOND: '5' });
+    const ops = keys.add('ops');
+    const other = keys.add('ops');
+    const outcomes = await Promise.all(
+      Array.from({ length: 12 }, () => codeOf(service.authenticate(ops.key, 0))),
+    );
+    expect(outcomes.filter((code) => code === 'ok')).toHaveLength(10);
+    expect(outcomes.filter((code) => code === 'RATE_LIMITED')).toHaveLength(2);
+    // Other keys have their own bucket.
+    expect(await codeOf(service.authenticate(other.key, 0))).toBe('ok');
+    const refused = await service.authenticate(ops.key, 0).catch((error: unknown) => error);
+    expect(refused).toMatchObject({
+      code: 'RATE_LIMITED',
+      details: { retryAfterSeconds: 1, limitPerSecond: 5 },
+    });
+    expect((refused as Error).message).toMatch(/rate limit of 5 requests\/s on this replica/);
+    // 200 ms later at 5/s: one more request.
+    expect(await codeOf(service.authenticate(ops.key, 200))).toBe('ok');
+    expect(await codeOf(service.authenticate(ops.key, 200))).toBe('RATE_LIMITED');
+  });
+
+  it('uses the per-key override of the rate limit', async () => {
+    const { keys, service } = setup();
+    const { key } = keys.add('read', 1);
+    const outcomes = await Promise.all(
+      Array.from({ length: 3 }, () => codeOf(service.authenticate(key, 0))),
+    );
+    expect(outcomes).toEqual(['ok', 'ok', 'RATE_LIMITED']);
+  });
+
+  it('bounds PostgreSQL lookups of never-seen keys', async () => {
+    const { keys, service } = setup();
+    const codes = [];
+    for (let i = 0; i < 80; i++)
+      codes.push(await codeOf(service.authenticate(generateApiKey().key, 0)));
+    expect(codes.filter((code) => code === 'UNAUTHENTICATED')).toHaveLength(50);
+    expect(codes.filter((code) => code === 'RATE_LIMITED')).toHaveLength(30);
+    expect(keys.lookups).toBe(50);
+  });
+
+  it('keeps serving a known key while PostgreSQL is down, and says UNAVAILABLE for a new one', async () => {
+    const { keys, service } = setup();
+    const known = keys.add('read');
+    const fresh = keys.add('read');
+    await service.authenticate(known.key, 0);
+    keys.down = true;
+    expect(await codeOf(service.authenticate(known.key, 31_000))).toBe('ok');
+    expect(await codeOf(service.authenticate(fresh.key, 31_000))).toBe('UNAVAILABLE');
+  });
+
+  it('names the operation, the role it needs and the key role when forbidden', async () => {
+    const { keys, service } = setup();
+    const principal = await service.authenticate(keys.add('read').key, 0);
+    expect(() => {
+      service.authorize(principal, 'ops', OperationTypeNode.MUTATION, 'activateModelVersion');
+    }).toThrow('mutation activateModelVersion requires role ops; this key has role read');
+    expect(() => {
+      service.authorize(principal, 'read', OperationTypeNode.QUERY, 'rank');
+    }).not.toThrow();
+  });
+
+  it('records which keys were used, in one write per flush', async () => {
+    const { keys, service } = setup();
+    const a = keys.add('read');
+    const b = keys.add('ops');
+    for (let i = 0; i < 5; i++) await service.authenticate(a.key, i);
+    await service.authenticate(b.key, 0);
+    await service.flushUsage();
+    expect(keys.marked.sort()).toEqual(['1', '2']);
+    await service.flushUsage();
+    expect(keys.marked).toHaveLength(2);
+  });
+});

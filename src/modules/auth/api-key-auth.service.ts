@@ -1,0 +1,324 @@
+import {
+  BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  OnApplicationBootstrap,
+} from '@nestjs/common';
+import { OperationTypeNode } from 'graphql';
+import { Counter } from 'prom-client';
+import type { Logger } from '../../common/logger';
+import { APP_CONFIG } from '../../config/config.module';
+import type { AppConfig } from '../../config/config';
+import type { PgListener } from '../../infra/pg-listener';
+import { LOGGER } from '../../infra/tokens';
+import { Metrics } from '../metrics/metrics.registry';
+import { AuthError, AuthErrorCode } from './access';
+import { ApiKeyRole, hashApiKey, isWellFormedApiKey, KEY_FORMAT, roleSatisfies } from './api-key';
+import { API_KEYS_CHANNEL, ApiKeyRecord, ApiKeyRepository } from './api-key.repository';
+import { TokenBucket } from './token-bucket';
+
+export const AUTH_LISTENER = Symbol('AUTH_LISTENER');
+
+/** Who a request acts as. */
+export interface Principal {
+  readonly id: string;
+  readonly name: string;
+  readonly role: ApiKeyRole;
+  /** Requests per second on this replica. */
+  readonly ratePerSecond: number;
+}
+
+/** Safety net only: revocations arrive by NOTIFY; this bounds staleness if one is missed. */
+const KNOWN_TTL_MS = 30_000;
+/** Unknown keys are remembered briefly so a client retrying a bad key does not hit PostgreSQL. */
+const UNKNOWN_TTL_MS = 2_000;
+const MAX_UNKNOWN_ENTRIES = 10_000;
+/** A known key whose refresh fails (PostgreSQL down) is served on for this long per attempt. */
+const STALE_GRACE_MS = 5_000;
+/**
+ * PostgreSQL lookups of never-seen keys per second per replica: random well-formed keys must not
+ * turn into a query each. A brand-new key may wait a second while such a flood lasts.
+ */
+const UNKNOWN_LOOKUPS_PER_SECOND = 50;
+const USAGE_FLUSH_MS = 60_000;
+/** Burst = this × the rate: a client may catch up on a short pause without being refused. */
+const BURST_FACTOR = 2;
+
+type RejectReason =
+  | 'missing'
+  | 'malformed'
+  | 'unknown'
+  | 'forbidden'
+  | 'rate_limited'
+  | 'lookup_limited'
+  | 'unavailable';
+
+interface KnownKey {
+  readonly principal: Principal;
+  expiresAt: number;
+}
+
+/**
+ * Verifies API keys on the request path without a database round trip: keys are cached in
+ * process by hash (loaded on first use), each key has an in-process token bucket, and the
+ * api_keys trigger's NOTIFY evicts a changed key at once on every replica. Rate limits are
+ * therefore per replica: the cluster-wide limit of a key is its limit × the number of replicas,
+ * the price of not asking Redis on every request.
+ */
+@Injectable()
+export class ApiKeyAuthService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger: Logger;
+  private readonly known = new Map<string, KnownKey>();
+  /** Hash → until when it is known to be unknown or revoked. */
+  private readonly unknown = new Map<string, number>();
+  private readonly loading = new Map<string, Promise<Principal | null>>();
+  /** Bumped by every eviction: a lookup that raced one must not cache what it read. */
+  private generation = 0;
+  private readonly buckets = new Map<string, TokenBucket>();
+  private readonly lookupBudget: TokenBucket;
+  private readonly used = new Set<string>();
+  private flushTimer: NodeJS.Timeout | undefined;
+  private readonly rejections: Counter<'reason'>;
+
+  constructor(
+    @Inject(ApiKeyRepository)
+    private readonly repository: Pick<ApiKeyRepository, 'findLive' | 'markUsed'>,
+    @Inject(AUTH_LISTENER)
+    private readonly listener: Pick<PgListener, 'listen' | 'onReconnect' | 'close'>,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(LOGGER) logger: Logger,
+    metrics: Metrics,
+  ) {
+    this.logger = logger.child({ component: 'auth' });
+    this.lookupBudget = new TokenBucket(
+      UNKNOWN_LOOKUPS_PER_SECOND,
+      UNKNOWN_LOOKUPS_PER_SECOND,
+      performance.now(),
+    );
+    this.rejections =
+      (metrics.registry.getSingleMetric('auth_rejections_total') as
+        Counter<'reason'> | undefined) ??
+      new Counter({
+        name: 'auth_rejections_total',
+        help: 'GraphQL requests refused by API-key authentication, by reason',
+        labelNames: ['reason'],
+        registers: [metrics.registry],
+      });
+  }
+
+  get enabled(): boolean {
+    return this.config.auth.mode === 'api-key';
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    if (!this.enabled) {
+      this.logger.warn(
+        'AUTH_MODE=off: GraphQL serves every request WITHOUT an API key, mutations included. ' +
+          'Only for a local demo; set AUTH_MODE=api-key anywhere else.',
+      );
+      return;
+    }
+    // Notifications sent while disconnected are lost: start over from PostgreSQL.
+    this.listener.onReconnect(() => {
+      this.forgetAll();
+    });
+    await this.listener
+      .listen(API_KEYS_CHANNEL, (hashHex) => {
+        this.forget(hashHex);
+      })
+      .catch((error: unknown) => {
+        this.logger.warn({ err: error }, 'cannot LISTEN for API key changes yet; retrying');
+      });
+    this.flushTimer = setInterval(() => {
+      void this.flushUsage();
+    }, USAGE_FLUSH_MS);
+    this.flushTimer.unref();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    clearInterval(this.flushTimer);
+    await this.listener.close();
+    await this.flushUsage();
+  }
+
+  /**
+   * The principal of a presented key, after taking one request from its rate limit. Cached keys
+   * cost a hash and two map lookups; only a key not seen for KNOWN_TTL_MS reads PostgreSQL.
+   */
+  async authenticate(presented: string | undefined, now = performance.now()): Promise<Principal> {
+    if (presented === undefined) {
+      throw this.reject(
+        'missing',
+        'UNAUTHENTICATED',
+        'missing API key: send x-api-key: <key> or authorization: Bearer <key>',
+      );
+    }
+    if (!isWellFormedApiKey(presented)) {
+      throw this.reject(
+        'malformed',
+        'UNAUTHENTICATED',
+        `malformed API key: expected ${KEY_FORMAT}`,
+      );
+    }
+    const hash = hashApiKey(presented).toString('hex');
+    let principal = this.cached(hash, now);
+    if (principal === undefined) principal = await this.load(hash, now);
+    if (principal === null)
+      throw this.reject('unknown', 'UNAUTHENTICATED', 'unknown or revoked API key');
+    this.admit(principal, now);
+    this.used.add(principal.id);
+    return principal;
+  }
+
+  /** Throws FORBIDDEN naming the operation, the role it needs and the key's role. */
+  authorize(
+    principal: Principal,
+    required: ApiKeyRole,
+    operation: OperationTypeNode,
+    field: string,
+  ): void {
+    if (roleSatisfies(principal.role, required)) return;
+    throw this.reject(
+      'forbidden',
+      'FORBIDDEN',
+      `${operation} ${field} requires role ${required}; this key has role ${principal.role}`,
+      { requiredRole: required, role: principal.role },
+    );
+  }
+
+  /** Drops one key from the cache (its hash in hex, the NOTIFY payload). */
+  forget(hashHex: string): void {
+    this.generation++;
+    const known = this.known.get(hashHex);
+    if (known !== undefined) this.buckets.delete(known.principal.id);
+    this.known.delete(hashHex);
+    this.unknown.delete(hashHex);
+  }
+
+  forgetAll(): void {
+    this.generation++;
+    this.known.clear();
+    this.unknown.clear();
+  }
+
+  async flushUsage(): Promise<void> {
+    if (this.used.size === 0) return;
+    const ids = [...this.used];
+    this.used.clear();
+    await this.repository.markUsed(ids, new Date()).catch((error: unknown) => {
+      this.logger.debug({ err: error }, 'cannot record API key use; skipped');
+    });
+  }
+
+  /** Principal, null when known to be unknown or revoked, undefined when PostgreSQL must tell. */
+  private cached(hash: string, now: number): Principal | null | undefined {
+    const known = this.known.get(hash);
+    if (known !== undefined && known.expiresAt > now) return known.principal;
+    const unknownUntil = this.unknown.get(hash);
+    if (unknownUntil !== undefined && unknownUntil > now) return null;
+    return undefined;
+  }
+
+  /** One lookup per key at a time; concurrent requests with the same key share it. */
+  private load(hash: string, now: number): Promise<Principal | null> {
+    let pending = this.loading.get(hash);
+    if (pending === undefined) {
+      pending = this.lookup(hash, now).finally(() => {
+        this.loading.delete(hash);
+      });
+      this.loading.set(hash, pending);
+    }
+    return pending;
+  }
+
+  private async lookup(hash: string, now: number): Promise<Principal | null> {
+    const stale = this.known.get(hash);
+    if (stale === undefined && !this.lookupBudget.tryTake(now)) {
+      throw this.reject(
+        'lookup_limited',
+        'RATE_LIMITED',
+        'too many unrecognised API keys presented to this replica; retry shortly',
+        { retryAfterSeconds: 1 },
+      );
+    }
+    const generation = this.generation;
+    let record: ApiKeyRecord | null;
+    try {
+      record = await this.repository.findLive(Buffer.from(hash, 'hex'));
+    } catch (error) {
+      if (stale !== undefined) {
+        stale.expiresAt = now + STALE_GRACE_MS;
+        this.logger.warn(
+          { err: error, key: stale.principal.name },
+          'API key refresh failed; serving the cached key',
+        );
+        return stale.principal;
+      }
+      this.logger.warn({ err: error }, 'cannot look up an API key');
+      throw this.reject(
+        'unavailable',
+        'UNAVAILABLE',
+        'cannot verify the API key now (PostgreSQL unreachable); retry shortly',
+      );
+    }
+    const principal = record === null ? null : this.principalOf(record);
+    if (generation === this.generation) {
+      if (principal === null) {
+        this.known.delete(hash);
+        this.rememberUnknown(hash, now);
+      } else {
+        this.known.set(hash, { principal, expiresAt: now + KNOWN_TTL_MS });
+        this.unknown.delete(hash);
+      }
+    }
+    return principal;
+  }
+
+  private rememberUnknown(hash: string, now: number): void {
+    if (this.unknown.size >= MAX_UNKNOWN_ENTRIES) {
+      // Oldest first (insertion order): a flood of random keys cannot grow memory without bound.
+      const oldest = this.unknown.keys().next();
+      if (oldest.done !== true) this.unknown.delete(oldest.value);
+    }
+    this.unknown.set(hash, now + UNKNOWN_TTL_MS);
+  }
+
+  private principalOf(record: ApiKeyRecord): Principal {
+    return {
+      id: record.id,
+      name: record.name,
+      role: record.role,
+      ratePerSecond: record.rateLimitPerSecond ?? this.config.auth.rateLimitPerSecond[record.role],
+    };
+  }
+
+  private admit(principal: Principal, now: number): void {
+    let bucket = this.buckets.get(principal.id);
+    if (bucket?.ratePerSecond !== principal.ratePerSecond) {
+      bucket = new TokenBucket(
+        principal.ratePerSecond,
+        principal.ratePerSecond * BURST_FACTOR,
+        now,
+      );
+      this.buckets.set(principal.id, bucket);
+    }
+    if (bucket.tryTake(now)) return;
+    const retryAfterSeconds = Math.max(1, Math.ceil(bucket.secondsUntilNext(now)));
+    throw this.reject(
+      'rate_limited',
+      'RATE_LIMITED',
+      `API key "${principal.name}" exceeded its rate limit of ${principal.ratePerSecond} requests/s on this replica; retry in ${retryAfterSeconds} s`,
+      { retryAfterSeconds, limitPerSecond: principal.ratePerSecond },
+    );
+  }
+
+  private reject(
+    reason: RejectReason,
+    code: AuthErrorCode,
+    message: string,
+    details: Readonly<Record<string, unknown>> = {},
+  ): AuthError {
+    this.rejections.inc({ reason });
+    return new AuthError(code, message, details);
+  }
+}

@@ -1,0 +1,108 @@
+import {
+  ArgumentsHost,
+  CanActivate,
+  Catch,
+  ExceptionFilter,
+  ExecutionContext,
+  Inject,
+  Injectable,
+} from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { GqlContextType } from '@nestjs/graphql';
+import type { FastifyReply } from 'fastify';
+import { GraphQLResolveInfo, OperationTypeNode } from 'graphql';
+import { APP_CONFIG } from '../../config/config.module';
+import type { AppConfig } from '../../config/config';
+import type { GraphqlContext } from '../../graphql.module';
+import { Access, ACCESS_METADATA, AuthError } from './access';
+import { presentedApiKey } from './api-key';
+import { ApiKeyAuthService, Principal } from './api-key-auth.service';
+
+/** Mercurius adds the reply to the context it hands resolvers. */
+type ResolverContext = GraphqlContext & { readonly reply: FastifyReply };
+
+/** What a root field needs: a query its decorator's access (default read), a mutation always ops. */
+export function requiredAccess(declared: Access | undefined, operation: OperationTypeNode): Access {
+  switch (operation) {
+    case OperationTypeNode.MUTATION:
+      return 'ops';
+    case OperationTypeNode.QUERY:
+    case OperationTypeNode.SUBSCRIPTION:
+      return declared ?? 'read';
+  }
+}
+
+/**
+ * Global guard of the api role's GraphQL root fields. A request is authenticated (and charged to
+ * its key's rate limit) once, by its first root field; each root field then checks the role it
+ * needs. HTTP routes (health, metrics) are never guarded.
+ */
+@Injectable()
+export class ApiKeyGuard implements CanActivate {
+  private readonly enabled: boolean;
+  private readonly declared = new Map<object, Access | undefined>();
+  private readonly requests = new WeakMap<object, Promise<Principal>>();
+
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly auth: ApiKeyAuthService,
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    this.enabled = config.auth.mode === 'api-key';
+  }
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    if (!this.enabled || context.getType<GqlContextType>() !== 'graphql') return true;
+    const info = context.getArgByIndex<GraphQLResolveInfo>(3);
+    // A nested field resolver runs under a root field that was checked already.
+    if (info.path.prev !== undefined) return true;
+    const required = requiredAccess(this.declaredAccess(context), info.operation.operation);
+    if (required === 'anonymous') return true;
+    const resolverContext = context.getArgByIndex<ResolverContext>(2);
+    let principal: Principal;
+    try {
+      principal = await this.principalOf(resolverContext);
+    } catch (error) {
+      if (error instanceof AuthError && typeof error.details.retryAfterSeconds === 'number') {
+        void resolverContext.reply.header('retry-after', String(error.details.retryAfterSeconds));
+      }
+      throw error;
+    }
+    this.auth.authorize(principal, required, info.operation.operation, info.fieldName);
+    return true;
+  }
+
+  private declaredAccess(context: ExecutionContext): Access | undefined {
+    const handler = context.getHandler();
+    if (!this.declared.has(handler)) {
+      this.declared.set(
+        handler,
+        this.reflector.getAllAndOverride<Access | undefined>(ACCESS_METADATA, [
+          handler,
+          context.getClass(),
+        ]),
+      );
+    }
+    return this.declared.get(handler);
+  }
+
+  private principalOf(context: ResolverContext): Promise<Principal> {
+    let principal = this.requests.get(context);
+    if (principal === undefined) {
+      principal = this.auth.authenticate(presentedApiKey(context.request.headers));
+      this.requests.set(context, principal);
+    }
+    return principal;
+  }
+}
+
+/**
+ * Refusals are expected traffic (a client over its limit can send thousands a second): rethrow
+ * them to the GraphQL error formatter without Nest's per-error log line.
+ */
+@Catch(AuthError)
+export class AuthErrorFilter implements ExceptionFilter {
+  catch(error: AuthError, _host: ArgumentsHost): never {
+    throw error;
+  }
+}

@@ -1,0 +1,310 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { NestFactory } from '@nestjs/core';
+import { Pool } from 'pg';
+import { AppModule } from '../src/app.module';
+import { createLogger } from '../src/common/logger';
+import type { AppConfig } from '../src/config/config';
+import { itemText, itemTextHash } from '../src/modules/embedding/item-text';
+import { vectorToBytes } from '../src/modules/embedding/vector-codec';
+import type { TrainingRun } from '../src/modules/registry/registry.types';
+import { TrainingRunService } from '../src/modules/registry/training-run.service';
+import { HashingTextEncoder } from '../src/modules/training/testing/hashing-encoder';
+import { generateBehaviour, generateCatalog } from '../src/synthetic';
+import { pollUntil, reportFigures } from './support/fault-helpers';
+import { createTestContext, TestContext } from './support/test-context';
+
+jest.setTimeout(180_000);
+
+/** Epochs of the run that gets killed: far more than it lives through. */
+const KILLED_RUN_EPOCHS = 200;
+
+/** Pids whose parent is `pid` (Linux /proc). */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(entry)) continue;
+    try {
+      // The command may contain spaces and parentheses: the fields after the last ')'.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(entry));
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  return out;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function envOf(config: AppConfig): Record<string, string> {
+  return {
+    ROLE: 'train',
+    DATABASE_URL: config.postgres.url,
+    REDIS_URL: config.redis.url,
+    REDIS_KEY_PREFIX: config.redis.keyPrefix,
+    KAFKA_BROKERS: config.kafka.brokers.join(','),
+    KAFKA_TOPIC_PREFIX: config.kafka.topicPrefix,
+    KAFKA_CLIENT_ID: config.kafka.clientId,
+    TRAIN_BACKEND: 'cpu',
+    TRAIN_EPOCHS: String(KILLED_RUN_EPOCHS),
+    TRAIN_CRON: 'off',
+    // Epochs are logged at info: the test waits for the first one.
+    LOG_LEVEL: 'info',
+  };
+}
+
+/** Items with (hashing-encoder) text vectors and clicked impressions, as the trainer reads them. */
+async function seed(pool: Pool, encoderId: string): Promise<void> {
+  const catalog = generateCatalog({ items: 150, seed: 'trainer-fault' });
+  const encoder = new HashingTextEncoder(384);
+  const vectors = await encoder.encode(catalog.items.map((item) => itemText(item)));
+  await pool.query(
+    `INSERT INTO items (item_id, title, description, category, tags, source_ts, text_hash)
+     SELECT u.id, u.title, u.description, u.category, '{}', now(), u.hash
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+         AS u(id, title, description, category, hash)`,
+    [
+      catalog.items.map((item) => item.itemId),
+      catalog.items.map((item) => item.title),
+      catalog.items.map((item) => item.description),
+      catalog.items.map((item) => item.category),
+      catalog.items.map((item) => itemTextHash(itemText(item))),
+    ],
+  );
+  await pool.query(
+    `INSERT INTO item_embeddings (item_id, encoder_id, text_hash, dimension, vector)
+     SELECT u.id, $2, u.hash, 384, u.vector FROM unnest($1::text[], $3::text[], $4::bytea[])
+       AS u(id, hash, vector)`,
+    [
+      catalog.items.map((item) => item.itemId),
+      encoderId,
+      catalog.items.map((item) => itemTextHash(itemText(item))),
+      catalog.items.map((_, i) => vectorToBytes(vectors[i])),
+    ],
+  );
+  const { events } = generateBehaviour({
+    catalog,
+    users: 80,
+    impressions: 6000,
+    seed: 'trainer-fault',
+  });
+  const rows = events.filter((e) => e.type === 'impression' || e.type === 'click');
+  await pool.query(
+    `INSERT INTO events (event_id, type, user_id, item_id, ts, request_id, position)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                          $6::text[], $7::int[])`,
+    [
+      rows.map((e) => e.eventId),
+      rows.map((e) => e.type),
+      rows.map((e) => e.userId),
+      rows.map((e) => e.itemId),
+      rows.map((e) => e.timestamp),
+      rows.map((e) => e.requestId),
+      rows.map((e) => e.position),
+    ],
+  );
+}
+
+interface RunRow {
+  id: string;
+  status: string;
+  progress: number;
+  version_id: string | null;
+  error: string | null;
+}
+
+interface VersionRow {
+  id: string;
+  status: string;
+  status_reason: string | null;
+  has_artifact: boolean;
+}
+
+/**
+ * Issue #8: the trainer killed mid-run. `train-model` runs as its own process (the CLI the
+ * CronJob's image runs) and is SIGKILLed after its first epoch; no partial version may become
+ * active or servable, and the next run must succeed.
+ */
+describe('trainer killed mid-run', () => {
+  let context: TestContext;
+  let pool: Pool;
+  let child: ChildProcess | undefined;
+  let workers: number[] = [];
+
+  beforeAll(async () => {
+    context = await createTestContext({
+      TRAIN_BACKEND: 'cpu',
+      // The next run, in-process: one epoch is enough to be promoted.
+      TRAIN_EPOCHS: '1',
+      TRAIN_CRON: 'off',
+      LOG_LEVEL: 'fatal',
+    });
+    pool = new Pool({ connectionString: context.config.postgres.url });
+    const { embedding } = context.config;
+    await seed(pool, `${embedding.model}:${embedding.quantized ? 'q8' : 'fp32'}`);
+  });
+
+  afterAll(async () => {
+    // Never leave a trainer behind, whatever failed.
+    for (const pid of [child?.pid, ...workers]) {
+      if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL');
+    }
+    await pool.end();
+    await context.cleanup();
+  });
+
+  const runs = async () =>
+    (
+      await pool.query<RunRow>(
+        'SELECT id, status, progress, version_id, error FROM training_runs ORDER BY id',
+      )
+    ).rows;
+  const versions = async () =>
+    (
+      await pool.query<VersionRow>(
+        `SELECT v.id, v.status, v.status_reason, a.version_id IS NOT NULL AS has_artifact
+           FROM model_versions v LEFT JOIN model_artifacts a ON a.version_id = v.id ORDER BY v.id`,
+      )
+    ).rows;
+
+  it('leaves no partial version active, and the next run succeeds', async () => {
+    const root = path.resolve(__dirname, '..');
+    const started = Date.now();
+    const trainer = spawn(
+      process.execPath,
+      [require.resolve('ts-node/dist/bin.js'), 'src/cli.ts', 'train-model', '--mode', 'FULL'],
+      {
+        cwd: root,
+        env: { ...process.env, ...envOf(context.config) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    child = trainer;
+    let output = '';
+    let epochs = 0;
+    const collect = (chunk: Buffer) => {
+      const text = chunk.toString();
+      output = (output + text).slice(-20_000);
+      epochs += text.split('"msg":"epoch done"').length - 1;
+    };
+    trainer.stdout.on('data', collect);
+    trainer.stderr.on('data', collect);
+    const exited = new Promise<NodeJS.Signals | number | null>((resolve) => {
+      trainer.once('exit', (code, signal) => {
+        resolve(signal ?? code);
+      });
+    });
+
+    // Running, one epoch logged and its progress recorded: then the kill.
+    const running = await pollUntil(
+      async () => ({ run: (await runs()).at(0), epochs }),
+      (state) => state.epochs >= 1 && state.run?.status === 'running' && state.run.progress > 0,
+      120_000,
+      'a running training run past its first epoch',
+      100,
+    ).catch((error: unknown) => {
+      throw new Error(`${String(error)}\ntrainer output:\n${output}`);
+    });
+    const killedRun = running.value.run;
+    if (killedRun?.version_id == null) throw new Error('the run recorded no version');
+    workers = childrenOf(trainer.pid ?? -1);
+    expect(workers.length).toBeGreaterThan(0);
+    const killAt = Date.now();
+    trainer.kill('SIGKILL');
+    expect(await exited).toBe('SIGKILL');
+
+    // The training process it forked goes too (its parent is gone), and PostgreSQL drops the
+    // dead session's training lock ...
+    const [workersGone, lockGone] = await Promise.all([
+      pollUntil(
+        () => Promise.resolve(workers.filter(alive)),
+        (left) => left.length === 0,
+        30_000,
+        'the training worker process to exit after its parent was killed',
+      ),
+      pollUntil(
+        async () =>
+          (
+            await pool.query(
+              `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+            )
+          ).rows.length,
+        (held) => held === 0,
+        30_000,
+        'the training lock to be released',
+      ),
+    ]);
+    // ... and nothing of the killed run is active or servable.
+    const afterKill = await versions();
+    expect(afterKill.filter((v) => v.status === 'active')).toEqual([]);
+    expect(afterKill).toEqual([
+      { id: killedRun.version_id, status: 'training', status_reason: null, has_artifact: false },
+    ]);
+
+    // The next run (as the next CronJob would) takes over: it marks the orphan failed and trains.
+    const app = await NestFactory.createApplicationContext(
+      AppModule.forRole(
+        {
+          ...context.config,
+          role: 'train',
+          modelLifecycle: { ...context.config.modelLifecycle, trainCron: null },
+        },
+        createLogger('fatal'),
+      ),
+      { logger: false },
+    );
+    const nextStarted = Date.now();
+    let next: TrainingRun;
+    try {
+      next = await app.get(TrainingRunService).run('FULL', 'faults test');
+    } finally {
+      await app.close();
+    }
+    const nextMs = Date.now() - nextStarted;
+    expect(next).toMatchObject({ status: 'succeeded', outcome: 'promoted' });
+    expect(Number(next.versionId)).toBeGreaterThan(Number(killedRun.version_id));
+    const [orphan, finished] = await runs();
+    expect(orphan).toMatchObject({
+      id: killedRun.id,
+      status: 'failed',
+      error: 'abandoned: the trainer stopped',
+    });
+    expect(finished).toMatchObject({ id: next.id, status: 'succeeded' });
+    const finalVersions = await versions();
+    expect(finalVersions).toHaveLength(2);
+    const [abandoned, promoted] = finalVersions;
+    expect(abandoned).toEqual({
+      id: killedRun.version_id,
+      status: 'failed',
+      status_reason: 'abandoned: the trainer stopped',
+      has_artifact: false,
+    });
+    expect(promoted).toMatchObject({ id: next.versionId, status: 'active', has_artifact: true });
+
+    reportFigures('trainer-killed', {
+      epochsPlanned: KILLED_RUN_EPOCHS,
+      epochsLoggedBeforeKill: running.value.epochs,
+      progressAtKill: killedRun.progress,
+      killAfterStartMs: killAt - started,
+      workerExitAfterKillMs: workersGone.at - killAt,
+      lockReleasedAfterKillMs: lockGone.at - killAt,
+      killedRunId: killedRun.id,
+      killedVersionId: killedRun.version_id,
+      killedVersionStatusAfterNextRun: 'failed',
+      nextRunVersionId: next.versionId,
+      nextRunOutcome: next.outcome,
+      nextRunMs: nextMs,
+    });
+  });
+});

@@ -1,0 +1,253 @@
+import { INestApplicationContext } from '@nestjs/common';
+import { Producer } from 'kafkajs';
+import { createClient } from 'redis';
+import type { AppConfig } from '../../src/config/config';
+import { onlineKeys } from '../../src/modules/ingest/online-state.keys';
+import { Metrics } from '../../src/modules/metrics/metrics.registry';
+import { eventMessage, userEvent } from './factories';
+import { kafkaFor, query, sleep } from './ingest-helpers';
+
+/** One JSON line with a fault test's figures (the issue's closing note quotes them). */
+export function reportFigures(fault: string, figures: Record<string, unknown>): void {
+  process.stdout.write(`FAULT-FIGURES ${JSON.stringify({ fault, ...figures })}\n`);
+}
+
+/** Click events with ids `<prefix>-<i>`, spread over `users` users and `items` items, one timestamp. */
+export function faultEvents(
+  prefix: string,
+  count: number,
+  shape: { users: number; items: number },
+): { key: string; value: string }[] {
+  return Array.from({ length: count }, (_, i) =>
+    eventMessage(
+      userEvent({
+        eventId: `${prefix}-${i}`,
+        userId: `${prefix}-u${i % shape.users}`,
+        itemId: `${prefix}-i${i % shape.items}`,
+        type: 'click',
+        // One timestamp: decayed Redis counts stay exact integers.
+        timestamp: '2025-01-01T00:00:00.000Z',
+      }),
+    ),
+  );
+}
+
+export interface StreamStats {
+  /** Distinct events the producer got acknowledged. */
+  produced: number;
+  /** Messages sent again after a failed send (may be stored twice in Kafka). */
+  resent: number;
+  failedSends: number;
+  /** When the first send after `markRestart()` succeeded. */
+  firstSendAfterMarkAt: number | undefined;
+  /** Index of the first event acknowledged after `markRestart()`. */
+  firstIndexAfterMark: number | undefined;
+  /** Longest time between two acknowledged sends: the outage as the producer saw it. */
+  longestStallMs: number;
+}
+
+/**
+ * Produces `messages` in batches at a steady pace to a prefixed topic; a failed batch is retried
+ * until `deadline` (an upstream that keeps going through broker outages), so a batch may land twice.
+ */
+export class SteadyProducer {
+  readonly stats: StreamStats = {
+    produced: 0,
+    resent: 0,
+    failedSends: 0,
+    firstSendAfterMarkAt: undefined,
+    firstIndexAfterMark: undefined,
+    longestStallMs: 0,
+  };
+  private marked = false;
+  private readonly producer: Producer;
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly topic: string,
+  ) {
+    this.producer = kafkaFor(config).producer({
+      retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
+    });
+  }
+
+  /** From now on, record the first acknowledged send (the fault is over from the producer's view). */
+  markRestart(): void {
+    this.marked = true;
+  }
+
+  async run(
+    messages: readonly { key: string; value: string }[],
+    options: { batch: number; pauseMs: number; deadlineMs: number },
+  ): Promise<void> {
+    const deadline = Date.now() + options.deadlineMs;
+    await this.connect(deadline);
+    let lastAck = Date.now();
+    try {
+      for (let start = 0; start < messages.length; start += options.batch) {
+        const chunk = messages.slice(start, start + options.batch);
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await this.producer.send({
+              topic: `${this.config.kafka.topicPrefix}${this.topic}`,
+              acks: -1,
+              messages: chunk,
+            });
+            break;
+          } catch (error) {
+            this.stats.failedSends++;
+            if (Date.now() > deadline) throw error;
+            this.stats.resent += chunk.length;
+            await sleep(250);
+          }
+        }
+        const now = Date.now();
+        this.stats.longestStallMs = Math.max(this.stats.longestStallMs, now - lastAck);
+        lastAck = now;
+        if (this.marked && this.stats.firstSendAfterMarkAt === undefined) {
+          this.stats.firstSendAfterMarkAt = now;
+          this.stats.firstIndexAfterMark = start;
+        }
+        this.stats.produced += chunk.length;
+        if (options.pauseMs > 0) await sleep(options.pauseMs);
+      }
+    } finally {
+      await this.producer.disconnect().catch(() => undefined);
+    }
+  }
+
+  private async connect(deadline: number): Promise<void> {
+    for (;;) {
+      try {
+        await this.producer.connect();
+        return;
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+        await sleep(250);
+      }
+    }
+  }
+}
+
+/** Messages in a prefixed topic (sum of the partitions' end offsets). */
+export async function topicMessages(config: AppConfig, topic: string): Promise<number> {
+  const admin = kafkaFor(config).admin();
+  await admin.connect();
+  try {
+    const offsets = await admin.fetchTopicOffsets(`${config.kafka.topicPrefix}${topic}`);
+    return offsets.reduce((sum, partition) => sum + Number(partition.high), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** State (Stable, PreparingRebalance, …) and member ids of a consumer group (prefixed id). */
+export async function groupState(
+  config: AppConfig,
+  groupId: string,
+): Promise<{ state: string; members: string[] }> {
+  const admin = kafkaFor(config).admin();
+  await admin.connect();
+  try {
+    const { groups } = await admin.describeGroups([`${config.kafka.topicPrefix}${groupId}`]);
+    const group = groups.at(0);
+    return {
+      state: group?.state ?? 'Unknown',
+      members: group?.members.map((member) => member.memberId) ?? [],
+    };
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** The ingest module's message counters (`ingest_messages_total`) for one unprefixed topic, by outcome. */
+export async function ingestCounts(
+  app: INestApplicationContext,
+  topic: string,
+): Promise<Partial<Record<string, number>>> {
+  const metric = app.get(Metrics).registry.getSingleMetric('ingest_messages_total');
+  const out: Partial<Record<string, number>> = {};
+  if (metric === undefined) return out;
+  for (const value of (await metric.get()).values) {
+    const labels = value.labels as Record<string, string | number | undefined>;
+    if (labels.topic !== topic) continue;
+    out[String(labels.outcome)] = value.value;
+  }
+  return out;
+}
+
+/** Stored events whose ids are exactly `<prefix>-0 … <prefix>-(count-1)`: rows, distinct, in range. */
+export async function storedFaultEvents(
+  url: string,
+  prefix: string,
+  count: number,
+): Promise<{ rows: number; distinct: number; inRange: number }> {
+  const rows = await query<{ rows: string; distinct: string; in_range: string }>(
+    url,
+    `SELECT count(*) AS rows, count(DISTINCT event_id) AS distinct,
+            count(*) FILTER (WHERE CASE WHEN event_id ~ ('^' || $1 || '-[0-9]+$')
+                                        THEN substr(event_id, length($1) + 2)::int < $2
+                                        ELSE false END) AS in_range
+       FROM events`,
+    [prefix, count],
+  );
+  const row = rows.at(0);
+  return {
+    rows: Number(row?.rows ?? 0),
+    distinct: Number(row?.distinct ?? 0),
+    inRange: Number(row?.in_range ?? 0),
+  };
+}
+
+/**
+ * The Redis online state of a `faultEvents` stream: the sum of the users' interest versions and of
+ * the items' click counts (each must equal the number of stored events: nothing applied twice).
+ */
+export async function onlineTotals(
+  config: AppConfig,
+  prefix: string,
+  shape: { users: number; items: number },
+): Promise<{ interactions: number; clicks: number }> {
+  const redis = createClient({ url: config.redis.url });
+  await redis.connect();
+  try {
+    const keys = onlineKeys(config.redis.keyPrefix);
+    let interactions = 0;
+    for (let u = 0; u < shape.users; u++) {
+      interactions += Number((await redis.hGet(keys.interest(`${prefix}-u${u}`), 'version')) ?? 0);
+    }
+    let clicks = 0;
+    for (let i = 0; i < shape.items; i++) {
+      clicks += Number((await redis.hGet(keys.popularity(`${prefix}-i${i}`), 'clk')) ?? 0);
+    }
+    return { interactions, clicks: Math.round(clicks) };
+  } finally {
+    await redis.close();
+  }
+}
+
+/** Polls `read` every `intervalMs` until `done(value)`; returns the value and when it was seen. */
+export async function pollUntil<T>(
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  timeoutMs: number,
+  what: string,
+  intervalMs = 100,
+): Promise<{ value: T; at: number }> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  for (;;) {
+    try {
+      last = await read();
+      if (done(last)) return { value: last, at: Date.now() };
+    } catch {
+      // Not reachable yet: keep polling.
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`,
+      );
+    }
+    await sleep(intervalMs);
+  }
+}
