@@ -1,5 +1,5 @@
 import { GraphQLError } from 'graphql';
-import { isConnectionFailure } from './errors';
+import { isConnectionFailure, isDataRejection } from './errors';
 import { formatGraphqlError } from './graphql-errors';
 
 function withCode(message: string, code: string): Error {
@@ -42,5 +42,24 @@ describe('formatGraphqlError for a backing service that is down', () => {
       message: 'A backing service is unavailable; retry shortly',
       extensions: { code: 'UNAVAILABLE' },
     });
+  });
+});
+
+describe('isDataRejection', () => {
+  it.each([
+    ['22P02', true],
+    ['22008', true],
+    ['23514', true],
+    ['54000', true],
+    ['08006', false],
+    ['57P01', false],
+    ['ECONNREFUSED', false],
+  ])('classifies SQLSTATE %s', (code, expected) => {
+    expect(isDataRejection(Object.assign(new Error('x'), { code }))).toBe(expected);
+  });
+
+  it('is false for errors without a string code (kafkajs uses numbers)', () => {
+    expect(isDataRejection(Object.assign(new Error('x'), { code: 10 }))).toBe(false);
+    expect(isDataRejection('22P02')).toBe(false);
   });
 });

@@ -70,3 +70,14 @@ export function isConnectionFailure(error: unknown): boolean {
     typeof message === 'string' && CONNECTION_MESSAGES.some((pattern) => pattern.test(message))
   );
 }
+
+/**
+ * Whether PostgreSQL refused the data itself (SQLSTATE class 22 data exception, 23 integrity
+ * constraint violation, 54 program limit such as an oversized index row): unlike an outage, the
+ * same rows fail again on every retry.
+ */
+export function isDataRejection(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const { code } = error as { code?: unknown };
+  return typeof code === 'string' && /^(22|23|54)[0-9A-Z]{3}$/.test(code);
+}

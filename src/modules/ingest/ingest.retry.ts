@@ -1,3 +1,4 @@
+import { isDataRejection } from '../../common/errors';
 import type { Logger } from '../../common/logger';
 import { BatchControl, ConsumerStopping } from './ingest-kafka.repository';
 
@@ -22,7 +23,8 @@ async function pause(ms: number, control: BatchControl): Promise<void> {
 
 /**
  * Holds the batch and retries `work` with exponential backoff until it succeeds or the consumer
- * stops (then nothing is committed and the batch is redelivered later).
+ * stops (then nothing is committed and the batch is redelivered later). Data the database refuses
+ * is not retried (it would fail forever): that error goes to the caller, which isolates the rows.
  */
 export async function retrying<T>(
   what: string,
@@ -38,6 +40,7 @@ export async function retrying<T>(
       if (attempt > 1) logger.info({ what, attempts: attempt }, `${what} succeeded after retrying`);
       return result;
     } catch (error) {
+      if (isDataRejection(error)) throw error;
       if (!control.isRunning()) throw new ConsumerStopping();
       if (attempt === 1 || attempt % 10 === 0) {
         logger.warn({ err: error, what, attempt, retryInMs: delay }, `${what} failed, retrying`);

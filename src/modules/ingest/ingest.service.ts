@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import type { Logger } from '../../common/logger';
-import { ValidationError } from '../../common/errors';
+import { isDataRejection, ValidationError } from '../../common/errors';
 import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
 import { EventRow, ItemRow, latestItemWrites, toEventRow, toItemRow } from './ingest.batch';
@@ -14,7 +14,7 @@ import {
   SourceMessage,
 } from './ingest-kafka.repository';
 import { IngestMetrics } from './ingest.metrics';
-import { IngestRepository, ItemUpsertCounts } from './ingest.repository';
+import { IngestRepository, ItemUpsertCounts, StoredBatch } from './ingest.repository';
 import { retrying } from './ingest.retry';
 import { catalogItemSchema, decode, Rejection, userEventSchema, validate } from './ingest.schemas';
 import { OnlineStateService } from './online-state.service';
@@ -42,6 +42,22 @@ export const DLQ_HEADERS = {
 /** Most items one `upsertItems` call stores (one transaction); bulk loads go through Kafka. */
 export const MAX_UPSERT_ITEMS = 1000;
 
+/** A row to store and the Kafka message it came from (dead-lettered if the database refuses it). */
+interface Entry<R> {
+  readonly row: R;
+  readonly message: SourceMessage;
+}
+
+interface Isolated<T> {
+  readonly stored: T[];
+  readonly refused: { readonly message: SourceMessage; readonly reason: string }[];
+}
+
+function messageOf(error: unknown): string {
+  const { message } = error as { message?: unknown };
+  return typeof message === 'string' ? message : String(error);
+}
+
 export interface BatchOutcome {
   readonly stored: number;
   readonly duplicates: number;
@@ -66,42 +82,37 @@ export class IngestService {
     this.metrics = new IngestMetrics(metrics);
   }
 
-  /**
-   * One `user.events` batch: malformed messages to the DLQ, the rest in one transaction, then
-   * the newly stored ones to the online state. Resolves only once everything is durable.
-   */
   private get retryPolicy(): { initialMs: number; maxMs: number } {
     return { initialMs: this.config.ingest.retryInitialMs, maxMs: this.config.ingest.retryMaxMs };
   }
 
+  /**
+   * One `user.events` batch: malformed messages to the DLQ, the rest in one transaction, then
+   * the newly stored ones to the online state. Resolves only once everything is durable.
+   */
   async handleEvents(batch: SourceBatch, control: BatchControl): Promise<BatchOutcome> {
     const timer = this.metrics.batchDuration.startTimer({ topic: TOPICS.events });
-    const rows: EventRow[] = [];
+    const entries: Entry<EventRow>[] = [];
     const dead: OutgoingMessage[] = [];
     for (const message of batch.messages) {
       const decoded = decode(userEventSchema, message.value, this.config.ingest.maxValueBytes);
-      if (decoded.ok) rows.push(toEventRow(decoded.value));
+      if (decoded.ok) entries.push({ row: toEventRow(decoded.value), message });
       else dead.push(this.deadLetter(batch, message, decoded.rejection));
     }
-    await retrying(
-      'dead-letter publish',
-      () => this.kafka.produce(TOPICS.eventsDlq, dead),
-      control,
-      this.retryPolicy,
-      this.logger,
-    );
-    const stored = await retrying(
+    await this.publishDeadLetters(TOPICS.eventsDlq, dead, control);
+    const { stored, refused } = await this.storeIsolating(
       'events insert',
-      () => this.repository.insertEvents(rows),
+      entries,
+      (rows) => this.repository.insertEvents(rows),
       control,
-      this.retryPolicy,
-      this.logger,
     );
-    await this.onlineState.apply(stored);
+    await this.publishDeadLetters(TOPICS.eventsDlq, this.refusedLetters(batch, refused), control);
+    for (const part of stored) await this.onlineState.apply(part);
+    const storedCount = stored.reduce((sum, part: StoredBatch) => sum + part.events.length, 0);
     const outcome = {
-      stored: stored.events.length,
-      duplicates: rows.length - stored.events.length,
-      deadLettered: dead.length,
+      stored: storedCount,
+      duplicates: entries.length - refused.length - storedCount,
+      deadLettered: dead.length + refused.length,
     };
     this.count(TOPICS.events, outcome);
     timer();
@@ -111,36 +122,92 @@ export class IngestService {
   /** One `catalog.items` batch: the newest write per item wins, in one transaction. */
   async handleItems(batch: SourceBatch, control: BatchControl): Promise<BatchOutcome> {
     const timer = this.metrics.batchDuration.startTimer({ topic: TOPICS.items });
-    const rows: ItemRow[] = [];
+    const entries: Entry<ItemRow>[] = [];
     const dead: OutgoingMessage[] = [];
     for (const message of batch.messages) {
       const decoded = decode(catalogItemSchema, message.value, this.config.ingest.maxValueBytes);
-      if (decoded.ok) rows.push(toItemRow(decoded.value, new Date(Number(message.timestamp))));
-      else dead.push(this.deadLetter(batch, message, decoded.rejection));
+      if (decoded.ok) {
+        entries.push({
+          row: toItemRow(decoded.value, new Date(Number(message.timestamp))),
+          message,
+        });
+      } else dead.push(this.deadLetter(batch, message, decoded.rejection));
     }
-    await retrying(
-      'dead-letter publish',
-      () => this.kafka.produce(TOPICS.itemsDlq, dead),
-      control,
-      this.retryPolicy,
-      this.logger,
-    );
-    const writes = latestItemWrites(rows);
-    const counts = await retrying(
+    await this.publishDeadLetters(TOPICS.itemsDlq, dead, control);
+    const latest = new Set(latestItemWrites(entries.map((entry) => entry.row)));
+    const writes = entries.filter((entry) => latest.has(entry.row));
+    const { stored, refused } = await this.storeIsolating(
       'items upsert',
-      () => this.repository.upsertItems(writes),
+      writes,
+      (items) => this.repository.upsertItems(items),
       control,
-      this.retryPolicy,
-      this.logger,
     );
+    await this.publishDeadLetters(TOPICS.itemsDlq, this.refusedLetters(batch, refused), control);
+    const written = stored.reduce((sum, counts) => sum + counts.inserted + counts.updated, 0);
     const outcome = {
-      stored: counts.inserted + counts.updated,
-      duplicates: rows.length - counts.inserted - counts.updated,
-      deadLettered: dead.length,
+      stored: written,
+      duplicates: entries.length - refused.length - written,
+      deadLettered: dead.length + refused.length,
     };
     this.count(TOPICS.items, outcome);
     timer();
     return outcome;
+  }
+
+  private publishDeadLetters(
+    topic: string,
+    letters: readonly OutgoingMessage[],
+    control: BatchControl,
+  ): Promise<void> {
+    return retrying(
+      'dead-letter publish',
+      () => this.kafka.produce(topic, letters),
+      control,
+      this.retryPolicy,
+      this.logger,
+    );
+  }
+
+  /**
+   * Stores the entries (retried while the database is unavailable). When PostgreSQL refuses the
+   * data itself, halves the set until the refused entries are isolated; those are returned for the
+   * DLQ and the rest is stored, so one bad row never holds its partition.
+   */
+  private async storeIsolating<R, T>(
+    what: string,
+    entries: readonly Entry<R>[],
+    store: (rows: R[]) => Promise<T>,
+    control: BatchControl,
+  ): Promise<Isolated<T>> {
+    try {
+      const result = await retrying(
+        what,
+        () => store(entries.map((entry) => entry.row)),
+        control,
+        this.retryPolicy,
+        this.logger,
+      );
+      return { stored: [result], refused: [] };
+    } catch (error) {
+      if (!isDataRejection(error)) throw error;
+      if (entries.length === 1) {
+        const reason = `refused by PostgreSQL: ${messageOf(error)}`;
+        return { stored: [], refused: [{ message: entries[0].message, reason }] };
+      }
+      const half = Math.ceil(entries.length / 2);
+      const first = await this.storeIsolating(what, entries.slice(0, half), store, control);
+      const second = await this.storeIsolating(what, entries.slice(half), store, control);
+      return {
+        stored: [...first.stored, ...second.stored],
+        refused: [...first.refused, ...second.refused],
+      };
+    }
+  }
+
+  private refusedLetters(batch: SourceBatch, refused: Isolated<unknown>['refused']) {
+    return refused.map(({ message, reason }) =>
+      this.deadLetter(batch, message, { field: 'value', reason }),
+    );
   }
 
   /** Item backfill without Kafka: all items valid or none stored; the error names the field. */
@@ -162,8 +229,15 @@ export class IngestService {
       }
       return toItemRow(decoded.value, now);
     });
-    const counts = await this.repository.upsertItems(latestItemWrites(rows));
-    return { received: inputs.length, ...counts };
+    try {
+      const counts = await this.repository.upsertItems(latestItemWrites(rows));
+      return { received: inputs.length, ...counts };
+    } catch (error) {
+      if (isDataRejection(error)) {
+        throw new ValidationError('items', `refused by PostgreSQL: ${messageOf(error)}`);
+      }
+      throw error;
+    }
   }
 
   private deadLetter(
