@@ -77,14 +77,21 @@ export class OnlineStateReader {
     );
   }
 
+  /** Decayed engagement of each item, aligned with `itemIds` (undefined: none yet). */
   popularity(
     itemIds: readonly string[],
     nowMs: number,
-  ): Promise<Read<Map<string, ItemPopularity>>> {
-    if (itemIds.length === 0) return Promise.resolve({ value: new Map(), fromPostgres: false });
+  ): Promise<Read<(ItemPopularity | undefined)[]>> {
+    if (itemIds.length === 0) return Promise.resolve({ value: [], fromPostgres: false });
     return this.read(
       () => this.redis.popularity(itemIds, nowMs),
-      () => this.postgres.popularity(itemIds, this.config.online.popularityHalfLifeMs),
+      async () => {
+        const found = await this.postgres.popularity(
+          itemIds,
+          this.config.online.popularityHalfLifeMs,
+        );
+        return itemIds.map((itemId) => found.get(itemId));
+      },
     );
   }
 

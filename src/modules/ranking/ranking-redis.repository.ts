@@ -110,21 +110,26 @@ export class RankingRedisRepository {
     ]);
   }
 
-  /** Every item's `pop:` hash in one command (100 separate HGETALLs cost ~10x more client CPU). */
+  /**
+   * Every item's `pop:` hash in one command (100 separate HGETALLs cost ~10x more client CPU),
+   * aligned with `itemIds` (undefined: no engagement yet).
+   */
   async popularity(
     itemIds: readonly string[],
     nowMs: number,
-  ): Promise<Map<string, ItemPopularity>> {
+  ): Promise<(ItemPopularity | undefined)[]> {
     const keys = itemIds.map((itemId) => this.keys.popularity(itemId));
     const reply = (await this.evalScript(keys)) as (string | null)[][];
-    const result = new Map<string, ItemPopularity>();
-    itemIds.forEach((itemId, i) => {
-      const [ref, imp, clk, cart, buy] = reply[i];
-      if (ref === null) return;
-      const hash = { ref, imp: imp ?? '0', clk: clk ?? '0', cart: cart ?? '0', buy: buy ?? '0' };
-      result.set(itemId, popularityAt(hash, nowMs, this.config.online.popularityHalfLifeMs));
-    });
-    return result;
+    const halfLifeMs = this.config.online.popularityHalfLifeMs;
+    return reply.map(([ref, imp, clk, cart, buy]) =>
+      ref === null
+        ? undefined
+        : popularityAt(
+            { ref, imp: imp ?? '0', clk: clk ?? '0', cart: cart ?? '0', buy: buy ?? '0' },
+            nowMs,
+            halfLifeMs,
+          ),
+    );
   }
 
   private async evalScript(keys: string[]): Promise<unknown> {

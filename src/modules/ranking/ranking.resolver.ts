@@ -17,7 +17,7 @@ import { RequireRole } from '../auth/access';
 import { ProfileService } from './profile.service';
 import type { StoredProfile } from './ranking.repository';
 import { RankingService } from './ranking.service';
-import type { Candidate, RankResult } from './ranking.service';
+import type { RankResult } from './ranking.service';
 
 @InputType('FeatureInput')
 class FeatureInput {
@@ -156,12 +156,9 @@ export class RankingResolver {
     @Args('profile', { type: () => String, nullable: true }) profile: string | null,
     @Context() context: GraphqlContext,
   ): Promise<RankResultType> {
-    const input: Candidate[] = candidates.map((candidate) => ({
-      itemId: candidate.itemId,
-      text: candidate.text ?? undefined,
-      features: candidate.features ?? undefined,
-    }));
-    return toType(await this.ranking.rank(userId, input, profile ?? undefined, context.requestId));
+    return toType(
+      await this.ranking.rank(userId, candidates, profile ?? undefined, context.requestId),
+    );
   }
 
   @RequireRole('read')

@@ -31,10 +31,11 @@ import { HistoryVector, SERVING_MODEL_SOURCE, ServingModel } from './serving-mod
 import type { ServingModelSource } from './serving-model';
 import { dot, dotRow, topK } from './top-k';
 
+/** As the GraphQL input arrives: absent optional fields may be null or undefined. */
 export interface Candidate {
   readonly itemId: string;
-  readonly text?: string;
-  readonly features?: readonly FeatureValue[];
+  readonly text?: string | null;
+  readonly features?: readonly FeatureValue[] | null;
 }
 
 export interface RankedItem {
@@ -218,26 +219,26 @@ export class RankingService {
         `at most ${max} candidates (got ${candidates.length})`,
       );
     }
-    const seen = new Map<string, number>();
+    const seen = new Set<string>();
     candidates.forEach((candidate, i) => {
-      const field = `candidates[${i}]`;
       const itemIdProblem = idProblem(candidate.itemId);
       if (itemIdProblem !== undefined) {
-        throw new ValidationError(`${field}.itemId`, itemIdProblem);
+        throw new ValidationError(`candidates[${i}].itemId`, itemIdProblem);
       }
-      const previous = seen.get(candidate.itemId);
-      if (previous !== undefined) {
+      if (seen.has(candidate.itemId)) {
+        const previous = candidates.findIndex((other) => other.itemId === candidate.itemId);
         throw new ValidationError(
-          `${field}.itemId`,
+          `candidates[${i}].itemId`,
           `duplicate of candidates[${previous}] ("${candidate.itemId}")`,
         );
       }
-      seen.set(candidate.itemId, i);
-      if (candidate.text !== undefined && candidate.text.length > MAX_TEXT_LENGTH) {
-        throw new ValidationError(`${field}.text`, `at most ${MAX_TEXT_LENGTH} characters`);
+      seen.add(candidate.itemId);
+      if (candidate.text != null && candidate.text.length > MAX_TEXT_LENGTH) {
+        throw new ValidationError(`candidates[${i}].text`, `at most ${MAX_TEXT_LENGTH} characters`);
       }
       const features = candidate.features;
-      if (features === undefined || features.length === 0) return;
+      if (features == null || features.length === 0) return;
+      const field = `candidates[${i}]`;
       if (features.length > MAX_FEATURES) {
         throw new ValidationError(`${field}.features`, `at most ${MAX_FEATURES} features`);
       }
@@ -364,7 +365,7 @@ export class RankingService {
   private async popularity(
     state: RequestState,
     candidates: readonly Candidate[],
-  ): Promise<Map<string, ItemPopularity>> {
+  ): Promise<(ItemPopularity | undefined)[]> {
     const read = await this.metrics.time(state.operation, 'online_state', () =>
       this.online.popularity(
         candidates.map((candidate) => candidate.itemId),
@@ -379,7 +380,7 @@ export class RankingService {
     state: RequestState,
     user: Float32Array | undefined,
     candidates: readonly Candidate[],
-    popularity: ReadonlyMap<string, ItemPopularity>,
+    popularity: readonly (ItemPopularity | undefined)[],
   ): Promise<RankedItem[]> {
     const { operation, model, profile, nowMs } = state;
     const vectors = await this.metrics.time(operation, 'item_vectors', () =>
@@ -402,7 +403,7 @@ export class RankingService {
       const modelWeights = weightsFor(profile, MODEL_PARTS);
       const priorWeights = weightsFor(profile, PRIOR_PARTS);
       const scored = candidates.map((candidate, i) => {
-        const itemPop = popularity.get(candidate.itemId);
+        const itemPop = popularity[i];
         const features = this.catalog.get(candidate.itemId);
         const popularityPart = popularityValue(itemPop);
         const modelScore = modelScores[i];
@@ -416,7 +417,7 @@ export class RankingService {
         ];
         let names: readonly string[] = modelScore === undefined ? PRIOR_PARTS : MODEL_PARTS;
         let weights = modelScore === undefined ? priorWeights : modelWeights;
-        if (candidate.features !== undefined && candidate.features.length > 0) {
+        if (candidate.features != null && candidate.features.length > 0) {
           const own = candidate.features.map((f) => `${CALLER_FEATURE_PREFIX}${f.name}`);
           names = [...names, ...own];
           weights = [...weights, ...weightsFor(profile, own)];
