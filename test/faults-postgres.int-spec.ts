@@ -12,6 +12,7 @@ import {
   onlineTotals,
   pollUntil,
   reportFigures,
+  settledExactlyOnce,
   SteadyProducer,
   storedFaultEvents,
   topicMessages,
@@ -137,49 +138,27 @@ describe('PostgreSQL restarted', () => {
         50,
       );
       expect(await produced).toBeUndefined();
-      const all = await pollUntil(
-        () => storedFaultEvents(url, 'p', EVENTS),
-        (stored) => stored.rows >= EVENTS,
-        90_000,
-        `${EVENTS} stored events`,
-        100,
-      );
-      await sleep(1000);
-      const stored = await storedFaultEvents(url, 'p', EVENTS);
-      expect(stored).toEqual({ rows: EVENTS, distinct: EVENTS, inRange: EVENTS });
-      const online = await pollUntil(
-        () => onlineTotals(config, 'p', SHAPE),
-        (totals) => totals.interactions >= EVENTS && totals.clicks >= EVENTS,
-        60_000,
-        'the online state to catch up',
-        250,
-      );
-      // Nothing applied twice: a second later the counts are still exact.
-      await sleep(1000);
-      expect(await onlineTotals(config, 'p', SHAPE)).toEqual({
-        interactions: EVENTS,
-        clicks: EVENTS,
-      });
+      const settled = await settledExactlyOnce(config, 'p', EVENTS, SHAPE, 90_000);
       const dlq = await topicMessages(config, TOPICS.eventsDlq);
       expect(dlq).toBe(0);
       const counts = await ingestCounts(ingest, TOPICS.events);
       reportFigures('postgres-restart-ingest', {
         produced: producer.stats.produced,
         messagesInTopic: await topicMessages(config, TOPICS.events),
-        stored: stored.rows,
-        storedDistinct: stored.distinct,
+        stored: settled.stored.rows,
+        storedDistinct: settled.stored.distinct,
         duplicatesDroppedByIngest: counts.duplicate ?? 0,
         deadLettered: dlq,
-        redisInteractions: online.value.interactions,
-        redisClicks: online.value.clicks,
+        redisInteractions: settled.online.interactions,
+        redisClicks: settled.online.clicks,
         producedAtStop,
         storedAtUp,
         pgStopMs: stoppedAt - stopAt,
         pgDowntimeMs: upAt - stopAt,
         ingestRecoveryAfterUpMs: resumed.at - upAt,
-        allStoredAfterUpMs: all.at - upAt,
-        onlineStateCaughtUpAfterUpMs: online.at - upAt,
-        totalMs: all.at - started,
+        allStoredAfterUpMs: settled.storedAt - upAt,
+        onlineStateCaughtUpAfterUpMs: settled.onlineAt - upAt,
+        totalMs: settled.storedAt - started,
       });
     });
   });

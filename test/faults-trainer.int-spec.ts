@@ -13,7 +13,8 @@ import { TrainingRunService } from '../src/modules/registry/training-run.service
 import { HashingTextEncoder } from '../src/modules/training/testing/hashing-encoder';
 import { generateBehaviour, generateCatalog } from '../src/synthetic';
 import { pollUntil, reportFigures } from './support/fault-helpers';
-import { createTestContext, TestContext } from './support/test-context';
+import { processAlive } from './support/processes';
+import { contextEnv, createTestContext, TestContext } from './support/test-context';
 
 jest.setTimeout(180_000);
 
@@ -37,24 +38,10 @@ function childrenOf(pid: number): number[] {
   return out;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function envOf(config: AppConfig): Record<string, string> {
   return {
     ROLE: 'train',
-    DATABASE_URL: config.postgres.url,
-    REDIS_URL: config.redis.url,
-    REDIS_KEY_PREFIX: config.redis.keyPrefix,
-    KAFKA_BROKERS: config.kafka.brokers.join(','),
-    KAFKA_TOPIC_PREFIX: config.kafka.topicPrefix,
-    KAFKA_CLIENT_ID: config.kafka.clientId,
+    ...contextEnv(config),
     TRAIN_BACKEND: 'cpu',
     TRAIN_EPOCHS: String(KILLED_RUN_EPOCHS),
     TRAIN_CRON: 'off',
@@ -157,7 +144,7 @@ describe('trainer killed mid-run', () => {
   afterAll(async () => {
     // Never leave a trainer behind, whatever failed.
     for (const pid of [child?.pid, ...workers]) {
-      if (pid !== undefined && alive(pid)) process.kill(pid, 'SIGKILL');
+      if (pid !== undefined && processAlive(pid)) process.kill(pid, 'SIGKILL');
     }
     await pool.end();
     await context.cleanup();
@@ -227,7 +214,7 @@ describe('trainer killed mid-run', () => {
     // dead session's training lock ...
     const [workersGone, lockGone] = await Promise.all([
       pollUntil(
-        () => Promise.resolve(workers.filter(alive)),
+        () => Promise.resolve(workers.filter(processAlive)),
         (left) => left.length === 0,
         30_000,
         'the training worker process to exit after its parent was killed',

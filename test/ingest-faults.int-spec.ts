@@ -13,7 +13,7 @@ import {
   waitFor,
 } from './support/ingest-helpers';
 import { TcpProxy } from './support/tcp-proxy';
-import { createTestContext, TestContext } from './support/test-context';
+import { contextEnv, createTestContext, TestContext } from './support/test-context';
 
 jest.setTimeout(120_000);
 
@@ -27,12 +27,7 @@ const TS = '2025-01-01T00:00:00.000Z';
 
 function envOf(config: AppConfig): Record<string, string> {
   return {
-    DATABASE_URL: config.postgres.url,
-    REDIS_URL: config.redis.url,
-    REDIS_KEY_PREFIX: config.redis.keyPrefix,
-    KAFKA_BROKERS: config.kafka.brokers.join(','),
-    KAFKA_TOPIC_PREFIX: config.kafka.topicPrefix,
-    KAFKA_CLIENT_ID: config.kafka.clientId,
+    ...contextEnv(config),
     LOG_LEVEL: 'error',
     INGEST_SESSION_TIMEOUT_MS: String(config.ingest.sessionTimeoutMs),
   };

@@ -226,6 +226,49 @@ export async function onlineTotals(
   }
 }
 
+/**
+ * Waits until all `total` events of a `faultEvents` stream are stored and counted in Redis, and
+ * checks that both stay exact a second later (a late redelivery or a double apply would show).
+ * Returns when each was first complete.
+ */
+export async function settledExactlyOnce(
+  config: AppConfig,
+  prefix: string,
+  total: number,
+  shape: { users: number; items: number },
+  storedTimeoutMs: number,
+): Promise<{
+  stored: { rows: number; distinct: number; inRange: number };
+  storedAt: number;
+  online: { interactions: number; clicks: number };
+  onlineAt: number;
+}> {
+  const url = config.postgres.url;
+  const all = await pollUntil(
+    () => storedFaultEvents(url, prefix, total),
+    (stored) => stored.rows >= total,
+    storedTimeoutMs,
+    `${total} stored events`,
+    250,
+  );
+  await sleep(1000);
+  const stored = await storedFaultEvents(url, prefix, total);
+  expect(stored).toEqual({ rows: total, distinct: total, inRange: total });
+  const online = await pollUntil(
+    () => onlineTotals(config, prefix, shape),
+    (totals) => totals.interactions >= total && totals.clicks >= total,
+    60_000,
+    'the online state to catch up',
+    250,
+  );
+  await sleep(1000);
+  expect(await onlineTotals(config, prefix, shape)).toEqual({
+    interactions: total,
+    clicks: total,
+  });
+  return { stored, storedAt: all.at, online: online.value, onlineAt: online.at };
+}
+
 /** Polls `read` every `intervalMs` until `done(value)`; returns the value and when it was seen. */
 export async function pollUntil<T>(
   read: () => Promise<T>,

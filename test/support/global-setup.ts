@@ -1,16 +1,8 @@
 import { Client } from 'pg';
 import { createLogger } from '../../src/common/logger';
 import { migrate } from '../../src/infra/migrator';
+import { processAlive } from './processes';
 import { databaseUrl, STALE_AFTER_SECONDS, TEST_STACK } from './stack';
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Leftovers of interrupted runs: old per-test databases, templates of runs no longer alive. */
 function isStale(name: string, cutoff: number): boolean {

@@ -5,19 +5,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
+import { processAlive } from './processes';
+
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '../..');
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -75,9 +68,9 @@ export class PrivateKafka {
       const pid = Number(
         (await readFile(path.join(dir, 'kafka.pid'), 'utf8').catch(() => '')).trim(),
       );
-      if (pid > 0 && alive(pid)) {
+      if (pid > 0 && processAlive(pid)) {
         process.kill(pid, 'SIGKILL');
-        for (let i = 0; i < 100 && alive(pid); i++) await sleep(100);
+        for (let i = 0; i < 100 && processAlive(pid); i++) await sleep(100);
       }
     } finally {
       this.dir = undefined;

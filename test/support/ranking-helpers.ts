@@ -1,5 +1,4 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import net from 'node:net';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Client } from 'pg';
 import { createLogger } from '../../src/common/logger';
@@ -7,6 +6,7 @@ import type { AppConfig } from '../../src/config/config';
 import { ServedModelHolder } from '../../src/modules/ranking/serving-model';
 import type { ModelCatalog, ServingModel } from '../../src/modules/ranking/serving-model';
 import { createServer } from '../../src/server';
+import { freePort } from './processes';
 
 export interface RankingItemRow {
   readonly itemId: string;
@@ -176,20 +176,6 @@ export const RECOMMEND_QUERY = `query Recommend($userId: ID!, $first: Int, $excl
     modelVersion requestId degraded
   }
 }`;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => {
-        resolve(port);
-      });
-    });
-  });
-}
 
 /** A private, throwaway redis-server (never the shared one) that a test may kill. */
 export class PrivateRedis {

@@ -13,6 +13,18 @@ export interface TestContext {
   cleanup(): Promise<void>;
 }
 
+/** The variables that point a child process at this context's database, Redis prefix and topics. */
+export function contextEnv(config: AppConfig): Record<string, string> {
+  return {
+    DATABASE_URL: config.postgres.url,
+    REDIS_URL: config.redis.url,
+    REDIS_KEY_PREFIX: config.redis.keyPrefix,
+    KAFKA_BROKERS: config.kafka.brokers.join(','),
+    KAFKA_TOPIC_PREFIX: config.kafka.topicPrefix,
+    KAFKA_CLIENT_ID: config.kafka.clientId,
+  };
+}
+
 /**
  * Isolation per test file: its own database cloned from the migrated template, its own Redis key
  * prefix and its own Kafka topic prefix, all on the real local stack.
