@@ -307,11 +307,14 @@ describe('model lifecycle across two api replicas', () => {
     // Rolling back clears it: the replica serves the active version again.
     await rollback(replicas[0]);
     await bothServe(active);
-    const after = await graphql<{ servingModel: { failedVersionId: string | null } }>(
-      replicas[1],
-      '{ servingModel { failedVersionId } }',
-    );
-    expect(after.data?.servingModel.failedVersionId).toBeNull();
+    // Both already served `active`: wait for the replica to take in the rollback itself.
+    await eventually(async () => {
+      const after = await graphql<{ servingModel: { failedVersionId: string | null } }>(
+        replicas[1],
+        '{ servingModel { failedVersionId } }',
+      );
+      expect(after.data?.servingModel.failedVersionId).toBeNull();
+    }, 5000);
   });
 
   it('a replica started later loads the active version at boot', async () => {
