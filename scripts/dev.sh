@@ -46,7 +46,8 @@ case "${1:-}" in
       log "AUTH_MODE=off: GraphQL needs no API key in this local demo (AUTH_MODE=api-key npm start requires keys; create one with npm run cli -- api-key create)"
     fi
     log "starting all roles"
-    exec node dist/main.js all
+    # The image's Node flags (Dockerfile).
+    exec node --max-semi-space-size=64 dist/main.js all
     ;;
   test)
     ensure_dependencies

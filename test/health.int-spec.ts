@@ -81,6 +81,46 @@ describe('health on the real stack', () => {
     expect(body.errors[0]?.message).toContain('nope');
     expect(body.errors[0]?.extensions.code).toBe('BAD_USER_INPUT');
   });
+
+  it('refuses invalid variables with 400 naming the variable and path, before and after jit compiles', async () => {
+    const query =
+      'query Rank($u: ID!, $c: [CandidateInput!]!) { rank(userId: $u, candidates: $c) { requestId } }';
+    const invalid: [unknown, string][] = [
+      [
+        { u: 'u1', c: [{ itemId: 'a', features: [{ name: 'x', value: 'high' }] }] },
+        'Variable "$c" got invalid value "high" at "c[0].features[0].value"',
+      ],
+      [{ u: 'u1', c: [{ item: 'a' }] }, 'Variable "$c" got invalid value'],
+      [{ c: [] }, 'Variable "$u" of required type "ID!" was not provided'],
+    ];
+    // Mercurius compiles a query with graphql-jit on its second use: three rounds cover both paths.
+    for (let round = 0; round < 3; round++) {
+      for (const [variables, message] of invalid) {
+        const response = await app.inject({
+          method: 'POST',
+          url: '/graphql',
+          payload: { query, variables },
+        });
+        expect(response.statusCode).toBe(400);
+        const body = response.json<{
+          data: unknown;
+          errors: { message: string; extensions: { code: string } }[];
+        }>();
+        expect(body.data).toBeNull();
+        expect(body.errors[0]?.message).toContain(message);
+        expect(body.errors[0]?.extensions.code).toBe('BAD_USER_INPUT');
+      }
+    }
+    const valid = await app.inject({
+      method: 'POST',
+      url: '/graphql',
+      payload: { query, variables: { u: 'u1', c: [{ itemId: 'a' }] } },
+    });
+    expect(valid.statusCode).toBe(200);
+    expect(valid.json<{ data: { rank: { requestId: string } } }>().data.rank.requestId).toBe(
+      valid.headers['x-request-id'],
+    );
+  });
 });
 
 describe('readiness with a dependency down', () => {

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 export interface OpenLoopResult {
   readonly requestsPerSecond: number;
@@ -6,6 +7,9 @@ export interface OpenLoopResult {
   readonly p99Ms: number;
   readonly maxMs: number;
   readonly errors: number;
+  /** The generator's own event-loop delay: a stalled sender inflates the latencies it measures. */
+  readonly generatorDelayP99Ms: number;
+  readonly generatorDelayMaxMs: number;
 }
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -60,6 +64,8 @@ export async function openLoop(options: {
   const total = Math.round(options.rate * options.seconds);
   const intervalMs = 1000 / options.rate;
   const inFlight: Promise<void>[] = [];
+  const lag = monitorEventLoopDelay({ resolution: 1 });
+  lag.enable();
   const start = performance.now();
   for (let sent = 0; sent < total;) {
     const due = Math.min(total, Math.floor((performance.now() - start) / intervalMs) + 1);
@@ -71,6 +77,7 @@ export async function openLoop(options: {
     await new Promise((resolve) => setTimeout(resolve, 1));
   }
   await Promise.all(inFlight);
+  lag.disable();
   const elapsedSeconds = (performance.now() - start) / 1000;
   agent.destroy();
   latencies.sort((a, b) => a - b);
@@ -80,5 +87,7 @@ export async function openLoop(options: {
     p99Ms: percentile(latencies, 99),
     maxMs: latencies.at(-1) ?? Number.NaN,
     errors,
+    generatorDelayP99Ms: lag.percentile(99) / 1e6,
+    generatorDelayMaxMs: lag.max / 1e6,
   };
 }

@@ -1,5 +1,7 @@
 import { ExecutionResult, GraphQLError, GraphQLFormattedError } from 'graphql';
+import type { MercuriusContext } from 'mercurius';
 import { DomainError, ErrorCode, isConnectionFailure } from './errors';
+import { variableErrors } from './graphql-variables';
 
 /** HTTP status of a response that failed as a whole (no data) with one of these codes. */
 const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
@@ -8,8 +10,15 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   RATE_LIMITED: 429,
 };
 
+/** graphql-jit's errors may come without `extensions`. */
+function extensionsOf(error: GraphQLError): Readonly<Record<string, unknown>> {
+  const { extensions } = error as { extensions?: Record<string, unknown> };
+  return extensions ?? {};
+}
+
 function codeOf(error: GraphQLError, fallback: string): string {
-  return typeof error.extensions.code === 'string' ? error.extensions.code : fallback;
+  const { code } = extensionsOf(error);
+  return typeof code === 'string' ? code : fallback;
 }
 
 /** Refusals of the HTTP layer before GraphQL runs (body too large, malformed JSON): 4xx status. */
@@ -41,7 +50,7 @@ export function formatGraphqlError(error: GraphQLError): GraphQLFormattedError {
       path,
       locations,
       // Details such as the refused field or the exceeded limit stay.
-      extensions: { ...error.extensions, code: codeOf(error, 'BAD_USER_INPUT') },
+      extensions: { ...extensionsOf(error), code: codeOf(error, 'BAD_USER_INPUT') },
     };
   }
   if (isClientHttpError(original)) {
@@ -84,15 +93,21 @@ function flatten(error: GraphQLError): GraphQLError[] {
 /** Mercurius `errorFormatter`: HTTP status as graphql-over-http says, bodies from formatGraphqlError. */
 export function mercuriusErrorFormatter(
   execution: ExecutionResult & { errors: readonly GraphQLError[]; statusCode?: number },
+  context: MercuriusContext | undefined,
 ): { statusCode: number; response: ExecutionResult } {
-  const errors = execution.errors.flatMap(flatten).map(formatGraphqlError);
+  const refused =
+    execution.data == null && context !== undefined
+      ? variableErrors(context.reply.request)
+      : undefined;
+  const errors = (refused ?? execution.errors).flatMap(flatten).map(formatGraphqlError);
   let statusCode = 200;
   if (!execution.data) {
     const single =
       execution.errors.length === 1
         ? (execution.errors[0]?.originalError as StatusCarrier | undefined)
         : undefined;
-    if (typeof execution.statusCode === 'number') statusCode = execution.statusCode;
+    if (refused !== undefined) statusCode = 400;
+    else if (typeof execution.statusCode === 'number') statusCode = execution.statusCode;
     else if (typeof single?.statusCode === 'number') statusCode = single.statusCode;
     else if (single instanceof DomainError) statusCode = HTTP_STATUS[single.code] ?? statusCode;
   }

@@ -7,6 +7,7 @@ import {
   SelectionSetNode,
 } from 'graphql';
 import type { MercuriusContext } from 'mercurius';
+import { requestVariables } from './graphql-variables';
 
 export interface OperationLimits {
   /** Most fields one operation may select, fragments expanded at every use. */
@@ -186,12 +187,7 @@ export function requestLimitHooks(limits: RequestLimits) {
       if (JSON_VALUE_START.test(source)) {
         throw rejected('query: must be a GraphQL document, not JSON', { field: 'query' });
       }
-      const body: unknown = context.reply.request.body;
-      const variables =
-        typeof body === 'object' && body !== null && 'variables' in body
-          ? body.variables
-          : undefined;
-      const long = overlongList(variables, limits.maxListLength);
+      const long = overlongList(requestVariables(context.reply.request), limits.maxListLength);
       if (long !== undefined) {
         throw rejected(
           `${long.path}: at most ${limits.maxListLength} list elements (got ${long.length})`,

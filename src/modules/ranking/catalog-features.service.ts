@@ -4,6 +4,7 @@ import type { AppConfig } from '../../config/config';
 import type { Logger } from '../../common/logger';
 import { LOGGER } from '../../infra/tokens';
 import { ItemFeatures, RankingRepository } from './ranking.repository';
+import type { ModelCatalog } from './serving-model';
 
 /**
  * `ingested_at` is the writing transaction's start, so a row committed after a read can carry an
@@ -22,6 +23,8 @@ export class CatalogFeatures implements OnApplicationBootstrap, OnApplicationShu
   private lastReadAt: Date | undefined;
   private timer: NodeJS.Timeout | undefined;
   private refreshing: Promise<void> | undefined;
+  /** Features by row of the served model's catalog: one id lookup per candidate, not two. */
+  private alignment: { catalog: ModelCatalog; features: (ItemFeatures | undefined)[] } | undefined;
 
   constructor(
     private readonly repository: RankingRepository,
@@ -43,6 +46,17 @@ export class CatalogFeatures implements OnApplicationBootstrap, OnApplicationShu
 
   get(itemId: string): ItemFeatures | undefined {
     return this.items.get(itemId);
+  }
+
+  /**
+   * Features aligned with `catalog`'s rows. Built once per served catalog (a model swap rebuilds
+   * it) and kept current by every refresh.
+   */
+  alignedWith(catalog: ModelCatalog): readonly (ItemFeatures | undefined)[] {
+    if (this.alignment?.catalog !== catalog) {
+      this.alignment = { catalog, features: catalog.ids.map((itemId) => this.items.get(itemId)) };
+    }
+    return this.alignment.features;
   }
 
   /** Live (not deleted) items, newest first, that `accept` lets through. */
@@ -69,7 +83,12 @@ export class CatalogFeatures implements OnApplicationBootstrap, OnApplicationShu
           ? undefined
           : new Date(this.lastReadAt.getTime() - OVERLAP_MS);
       const { items, readAt } = await this.repository.itemFeatures(since);
-      for (const item of items) this.items.set(item.itemId, item);
+      const aligned = this.alignment;
+      for (const item of items) {
+        this.items.set(item.itemId, item);
+        const row = aligned?.catalog.index.get(item.itemId);
+        if (aligned !== undefined && row !== undefined) aligned.features[row] = item;
+      }
       this.lastReadAt = readAt;
     } catch (error) {
       this.logger.warn({ err: error }, 'catalog features refresh failed; keeping the last copy');

@@ -3,7 +3,7 @@ import {
   boostValue,
   ctrValue,
   DEFAULT_PROFILE,
-  MergedParts,
+  PartTable,
   popularityValue,
   priceValue,
   RankingProfile,
@@ -18,23 +18,37 @@ const profile = (overrides: Partial<RankingProfile> = {}): RankingProfile => ({
   ...overrides,
 });
 
-describe('MergedParts', () => {
-  it('weights every part and sums value × weight into the score', () => {
-    const names = ['model', 'popularity', 'feature:margin'];
-    const weights = weightsFor(
-      profile({ weights: { model: 2, popularity: -1, 'feature:*': 0.25 } }),
-      names,
-    );
-    const merged = new MergedParts(names, [0.8, 0.5, 2], weights);
-    expect(merged.parts).toEqual([
+describe('PartTable', () => {
+  it('weights every part, caller features after the base parts, and sums value × weight', () => {
+    const p = profile({ weights: { model: 2, prior: 3, popularity: -1, 'feature:*': 0.25 } });
+    const layouts = [
+      { names: ['model', 'popularity'], weights: weightsFor(p, ['model', 'popularity']) },
+      { names: ['prior', 'popularity'], weights: weightsFor(p, ['prior', 'popularity']) },
+    ];
+    const table = new PartTable(2, layouts, 2);
+    table.values.set([0.8, 0.5, 0.1, 0.4]);
+    table.complete(0, 0, {
+      names: ['feature:margin'],
+      values: [2],
+      weights: weightsFor(p, ['feature:margin']),
+    });
+    table.complete(1, 1, undefined);
+    expect(table.parts(0)).toEqual([
       { name: 'model', value: 0.8, weight: 2 },
       { name: 'popularity', value: 0.5, weight: -1 },
       { name: 'feature:margin', value: 2, weight: 0.25 },
     ]);
-    expect(merged.score).toBe(
-      merged.parts.reduce((sum, part) => sum + part.value * part.weight, 0),
-    );
-    expect(merged.score).toBeCloseTo(1.6 - 0.5 + 0.5, 12);
+    expect(table.parts(1)).toEqual([
+      { name: 'prior', value: 0.1, weight: 3 },
+      { name: 'popularity', value: 0.4, weight: -1 },
+    ]);
+    for (const i of [0, 1]) {
+      expect(table.scores[i]).toBe(
+        table.parts(i).reduce((sum, part) => sum + part.value * part.weight, 0),
+      );
+    }
+    expect(table.scores[0]).toBeCloseTo(1.6 - 0.5 + 0.5, 12);
+    expect(table.scores[1]).toBeCloseTo(0.3 - 0.4, 12);
   });
 
   it('prefers a caller feature’s own weight over feature:*, and 0 for unknown built-ins', () => {

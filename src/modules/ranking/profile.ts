@@ -79,30 +79,69 @@ export function weightsFor(profile: RankingProfile, names: readonly string[]): n
   return names.map((name) => weightOf(profile, name));
 }
 
+/** Parts beyond an item's base parts: the caller features it came with. */
+export interface ExtraParts {
+  readonly names: readonly string[];
+  readonly values: readonly number[];
+  readonly weights: readonly number[];
+}
+
+/** The base parts of an item: which names and weights its `width` base values go with. */
+export interface PartLayout {
+  readonly names: readonly string[];
+  readonly weights: readonly number[];
+}
+
 /**
- * One item's part values merged with their weights. The score is summed now; `parts` are built only
- * when read (a caller that does not select them allocates nothing per part), in the same order, so
- * the score is exactly the sum of value × weight over the parts.
+ * The merged parts of one request's items, stored column-wise (one allocation per request, not
+ * several per item). Each item has `width` base values, laid out by one of the layouts, plus
+ * optional extra parts. `parts(i)` is built only when read (a caller that does not select parts
+ * allocates nothing per part), in the same order, so a score is exactly the sum of value × weight.
  */
-export class MergedParts {
-  readonly score: number;
+export class PartTable {
+  readonly scores: Float64Array;
+  /** Item i's base values are `values[i * width .. (i + 1) * width)`. */
+  readonly values: Float64Array;
+  private readonly layoutOf: Uint8Array;
+  private readonly extras: (ExtraParts | undefined)[];
 
   constructor(
-    private readonly names: readonly string[],
-    private readonly values: readonly number[],
-    private readonly weights: readonly number[],
+    readonly size: number,
+    private readonly layouts: readonly PartLayout[],
+    readonly width: number,
   ) {
-    let score = 0;
-    for (let i = 0; i < values.length; i++) score += values[i] * weights[i];
-    this.score = score;
+    this.scores = new Float64Array(size);
+    this.values = new Float64Array(size * width);
+    this.layoutOf = new Uint8Array(size);
+    this.extras = new Array<ExtraParts | undefined>(size);
   }
 
-  get parts(): ScorePart[] {
-    return this.names.map((name, i) => ({
-      name,
-      value: this.values[i],
-      weight: this.weights[i],
-    }));
+  /** Sums item i's score once its base values are written. */
+  complete(i: number, layout: number, extra: ExtraParts | undefined): void {
+    const { weights } = this.layouts[layout];
+    const offset = i * this.width;
+    let score = 0;
+    for (let j = 0; j < this.width; j++) score += this.values[offset + j] * weights[j];
+    if (extra !== undefined) {
+      for (let j = 0; j < extra.values.length; j++) score += extra.values[j] * extra.weights[j];
+    }
+    this.scores[i] = score;
+    this.layoutOf[i] = layout;
+    this.extras[i] = extra;
+  }
+
+  parts(i: number): ScorePart[] {
+    const { names, weights } = this.layouts[this.layoutOf[i]];
+    const offset = i * this.width;
+    const parts: ScorePart[] = [];
+    for (let j = 0; j < this.width; j++) {
+      parts.push({ name: names[j], value: this.values[offset + j], weight: weights[j] });
+    }
+    const extra = this.extras[i];
+    extra?.names.forEach((name, j) => {
+      parts.push({ name, value: extra.values[j], weight: extra.weights[j] });
+    });
+    return parts;
   }
 }
 
@@ -188,12 +227,12 @@ export function isCallerFeatureName(name: string): boolean {
   return CALLER_FEATURE.test(name);
 }
 
-/** Checks a profile an operator submits; names the offending field. */
 /** Checks a profile name a caller asks for (`field` names the argument it came in). */
 export function validateProfileName(name: string, field: string): void {
   if (!NAME.test(name)) throw new ValidationError(field, NAME_RULE);
 }
 
+/** Checks a profile an operator submits; names the offending field. */
 export function validateProfile(profile: RankingProfile): RankingProfile {
   validateProfileName(profile.name, 'name');
   for (const [feature, weight] of Object.entries(profile.weights)) {

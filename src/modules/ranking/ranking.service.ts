@@ -15,8 +15,9 @@ import {
   ctrValue,
   FeatureValue,
   isCallerFeatureName,
+  ExtraParts,
   ItemPopularity,
-  MergedParts,
+  PartTable,
   popularityValue,
   priceValue,
   RankingProfile,
@@ -45,25 +46,38 @@ export interface RankedItem {
   readonly parts: ScorePart[];
 }
 
-/** Parts in this order, then the candidate's own features; the first is `prior` without a model score. */
+/** Base parts in this order, then the candidate's own features; the first is `prior` without a model score. */
 const MODEL_PARTS = ['model', 'popularity', 'ctr', 'recency', 'price', 'boost'] as const;
 const PRIOR_PARTS = ['prior', ...MODEL_PARTS.slice(1)] as const;
+/** Indexes of the two layouts in a request's PartTable. */
+const MODEL_LAYOUT = 0;
+const PRIOR_LAYOUT = 1;
 
 /** A ranked item whose parts are built only when a caller selects them. */
 class RankedEntry implements RankedItem {
   constructor(
     readonly itemId: string,
     readonly rank: number,
-    private readonly merged: MergedParts,
+    private readonly table: PartTable,
+    private readonly index: number,
   ) {}
 
   get score(): number {
-    return this.merged.score;
+    return this.table.scores[this.index];
   }
 
   get parts(): ScorePart[] {
-    return this.merged.parts;
+    return this.table.parts(this.index);
   }
+}
+
+/**
+ * Where each candidate's vector comes from: its row in the served catalog (-1: not in it; no rows
+ * without a model) or, for an unknown item with text, a vector encoded for this request.
+ */
+interface CandidateVectors {
+  readonly rows: Int32Array | undefined;
+  readonly encoded: ReadonlyMap<number, Float32Array>;
 }
 
 /**
@@ -382,90 +396,136 @@ export class RankingService {
     candidates: readonly Candidate[],
     popularity: readonly (ItemPopularity | undefined)[],
   ): Promise<RankedItem[]> {
-    const { operation, model, profile, nowMs } = state;
+    const { operation } = state;
     const vectors = await this.metrics.time(operation, 'item_vectors', () =>
       this.itemVectors(state, user, candidates),
     );
     const modelScores = this.metrics.timeSync(operation, 'scoring', () =>
-      vectors.map((vector, i) => {
-        if (model === undefined || user === undefined || vector === undefined) return undefined;
-        const { catalog } = model;
-        if (typeof vector === 'number') {
-          return (
-            model.scale * dotRow(catalog.matrix, catalog.dimension, vector, user) +
-            (catalog.bias === undefined ? 0 : catalog.bias[vector])
-          );
-        }
-        return model.scale * dot(vector, user) + model.itemBias(candidates[i]?.itemId ?? '');
-      }),
+      modelScoresOf(state.model, user, candidates, vectors),
     );
-    return this.metrics.timeSync(operation, 'merge', () => {
-      const modelWeights = weightsFor(profile, MODEL_PARTS);
-      const priorWeights = weightsFor(profile, PRIOR_PARTS);
-      const scored = candidates.map((candidate, i) => {
-        const itemPop = popularity[i];
-        const features = this.catalog.get(candidate.itemId);
-        const popularityPart = popularityValue(itemPop);
-        const modelScore = modelScores[i];
-        const values = [
-          modelScore ?? popularityPart,
-          popularityPart,
-          ctrValue(itemPop),
-          recencyValue(features?.createdAtMs, nowMs, profile.recencyHalfLifeDays),
-          priceValue(features?.price),
-          boostValue(profile, candidate.itemId, features?.category),
-        ];
-        let names: readonly string[] = modelScore === undefined ? PRIOR_PARTS : MODEL_PARTS;
-        let weights = modelScore === undefined ? priorWeights : modelWeights;
-        if (candidate.features != null && candidate.features.length > 0) {
-          const own = candidate.features.map((f) => `${CALLER_FEATURE_PREFIX}${f.name}`);
-          names = [...names, ...own];
-          weights = [...weights, ...weightsFor(profile, own)];
-          for (const feature of candidate.features) values.push(feature.value);
-        }
-        return {
-          itemId: candidate.itemId,
-          order: i,
-          merged: new MergedParts(names, values, weights),
-        };
-      });
-      scored.sort((a, b) => b.merged.score - a.merged.score || a.order - b.order);
-      return scored.map((item, i) => new RankedEntry(item.itemId, i + 1, item.merged));
-    });
+    return this.metrics.timeSync(operation, 'merge', () =>
+      this.merge(state, candidates, vectors.rows, modelScores, popularity),
+    );
   }
 
-  /**
-   * Per candidate: its catalog row (number), an encoded vector for an unknown item with text, or
-   * undefined (no model, no user vector, or no text: the prior stands in).
-   */
+  /** Every candidate's parts and score under the request's profile, best first. */
+  private merge(
+    state: RequestState,
+    candidates: readonly Candidate[],
+    rows: Int32Array | undefined,
+    modelScores: Float64Array,
+    popularity: readonly (ItemPopularity | undefined)[],
+  ): RankedItem[] {
+    const { model, profile, nowMs } = state;
+    const count = candidates.length;
+    const table = new PartTable(
+      count,
+      [
+        { names: MODEL_PARTS, weights: weightsFor(profile, MODEL_PARTS) },
+        { names: PRIOR_PARTS, weights: weightsFor(profile, PRIOR_PARTS) },
+      ],
+      MODEL_PARTS.length,
+    );
+    const aligned =
+      model !== undefined && rows !== undefined ? this.catalog.alignedWith(model.catalog) : [];
+    const { values, width } = table;
+    for (let i = 0; i < count; i++) {
+      const candidate = candidates[i];
+      const row = rows === undefined ? -1 : rows[i];
+      const features = row >= 0 ? aligned[row] : this.catalog.get(candidate.itemId);
+      const itemPopularity = popularity[i];
+      const popularityPart = popularityValue(itemPopularity);
+      const modelScore = modelScores[i];
+      const withModel = !Number.isNaN(modelScore);
+      const offset = i * width;
+      values[offset] = withModel ? modelScore : popularityPart;
+      values[offset + 1] = popularityPart;
+      values[offset + 2] = ctrValue(itemPopularity);
+      values[offset + 3] = recencyValue(features?.createdAtMs, nowMs, profile.recencyHalfLifeDays);
+      values[offset + 4] = priceValue(features?.price);
+      values[offset + 5] = boostValue(profile, candidate.itemId, features?.category);
+      table.complete(
+        i,
+        withModel ? MODEL_LAYOUT : PRIOR_LAYOUT,
+        callerParts(profile, candidate.features),
+      );
+    }
+    const order: number[] = [];
+    for (let i = 0; i < count; i++) order.push(i);
+    const { scores } = table;
+    order.sort((a, b) => scores[b] - scores[a] || a - b);
+    return order.map((index, i) => new RankedEntry(candidates[index].itemId, i + 1, table, index));
+  }
+
+  /** Catalog rows of the candidates, and vectors for unknown items with text (only with a user vector). */
   private async itemVectors(
     state: RequestState,
     user: Float32Array | undefined,
     candidates: readonly Candidate[],
-  ): Promise<(number | Float32Array | undefined)[]> {
+  ): Promise<CandidateVectors> {
     const { model } = state;
-    if (model === undefined || user === undefined) return candidates.map(() => undefined);
-    const out: (number | Float32Array | undefined)[] = [];
+    const encoded = new Map<number, Float32Array>();
+    if (model === undefined) return { rows: undefined, encoded };
+    const rows = new Int32Array(candidates.length);
     const toEncode: { index: number; itemId: string; text: string }[] = [];
-    candidates.forEach((candidate, i) => {
-      const row = model.catalog.index.get(candidate.itemId);
-      out.push(row);
-      const text = candidate.text?.trim();
-      if (row === undefined && text) toEncode.push({ index: i, itemId: candidate.itemId, text });
-    });
+    const { index } = model.catalog;
+    for (let i = 0; i < candidates.length; i++) {
+      const candidate = candidates[i];
+      const row = index.get(candidate.itemId);
+      rows[i] = row ?? -1;
+      const text = row === undefined ? candidate.text?.trim() : undefined;
+      if (user !== undefined && text) toEncode.push({ index: i, itemId: candidate.itemId, text });
+    }
     if (toEncode.length > 0) {
       try {
-        const encoded = await model.encodeItems(toEncode);
-        toEncode.forEach((entry, j) => {
-          out[entry.index] = encoded[j];
-        });
+        const vectors = await model.encodeItems(toEncode);
+        toEncode.forEach((entry, j) => encoded.set(entry.index, vectors[j]));
       } catch (error) {
         state.degraded.add('encoder_unavailable');
         this.logger.warn({ err: error, texts: toEncode.length }, 'candidate text encoding failed');
       }
     }
-    return out;
+    return { rows, encoded };
   }
+}
+
+/** The model score of each candidate; NaN where there is none (no model, user or vector). */
+function modelScoresOf(
+  model: ServingModel | undefined,
+  user: Float32Array | undefined,
+  candidates: readonly Candidate[],
+  { rows, encoded }: CandidateVectors,
+): Float64Array {
+  const scores = new Float64Array(candidates.length).fill(Number.NaN);
+  if (model === undefined || user === undefined || rows === undefined) return scores;
+  const { matrix, dimension, bias } = model.catalog;
+  for (let i = 0; i < candidates.length; i++) {
+    const row = rows[i];
+    if (row >= 0) {
+      scores[i] =
+        model.scale * dotRow(matrix, dimension, row, user) + (bias === undefined ? 0 : bias[row]);
+      continue;
+    }
+    const vector = encoded.get(i);
+    if (vector !== undefined) {
+      scores[i] = model.scale * dot(vector, user) + model.itemBias(candidates[i].itemId);
+    }
+  }
+  return scores;
+}
+
+/** The caller's own features of a candidate as parts named `feature:<name>`. */
+function callerParts(
+  profile: RankingProfile,
+  features: readonly FeatureValue[] | null | undefined,
+): ExtraParts | undefined {
+  if (features == null || features.length === 0) return undefined;
+  const names = features.map((feature) => `${CALLER_FEATURE_PREFIX}${feature.name}`);
+  return {
+    names,
+    values: features.map((feature) => feature.value),
+    weights: weightsFor(profile, names),
+  };
 }
 
 function validateUserId(userId: string): void {
