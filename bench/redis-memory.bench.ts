@@ -20,7 +20,7 @@ type KeyKind =
   | 'recent:{userId}'
   | 'interest:{userId}'
   | 'rank:uvec:{userId}'
-  | 'pop:{itemId}'
+  | 'item-pop:{itemId}'
   | 'pop-rank'
   | 'applied:{token}';
 
@@ -31,7 +31,7 @@ function kindOf(key: string, prefix: string): KeyKind {
   if (rest.startsWith('recent:')) return 'recent:{userId}';
   if (rest.startsWith('interest:')) return 'interest:{userId}';
   if (rest.startsWith('rank:uvec:')) return 'rank:uvec:{userId}';
-  if (rest.startsWith('pop:')) return 'pop:{itemId}';
+  if (rest.startsWith('item-pop:')) return 'item-pop:{itemId}';
   if (rest === 'pop-rank') return 'pop-rank';
   if (rest.startsWith('applied:')) return 'applied:{token}';
   throw new Error(`unexpected key ${key}`);
@@ -241,7 +241,7 @@ const benchmark: Benchmark = {
         vectorBytesPerUser: Math.round(vectorPerUser),
         capBytesPerUser: Math.round(capBytesPerUser),
         popBytesPerItem: Math.round(
-          perKind('pop:{itemId}').bytes / Math.max(1, perKind('pop:{itemId}').keys),
+          perKind('item-pop:{itemId}').bytes / Math.max(1, perKind('item-pop:{itemId}').keys),
         ),
         gibPerMillionUsers: {
           online: gibPerMillion(onlinePerUser),
@@ -256,7 +256,7 @@ const benchmark: Benchmark = {
         notes: [
           `used_memory grew ${((afterOnline - before) / 1024 ** 2).toFixed(1)} MiB for the online state and ${((afterVectors - afterOnline) / 1024 ** 2).toFixed(1)} MiB for the vector cache (includes other clients of a shared Redis)`,
           `GiB per million users: ${figures.gibPerMillionUsers.online.toFixed(2)} online state (~${figures.interactionsPerUser.toFixed(1)} interactions/user), ${figures.gibPerMillionUsers.onlineWithVector.toFixed(2)} with a cached interest vector, ${figures.gibPerMillionUsers.atCapWithVector.toFixed(2)} at the ${recentCap}-interaction cap with a vector`,
-          'item keys (pop:*, pop-rank) grow with the catalog, not with users; applied:* tokens with ingest batches (kept a day)',
+          'item keys (item-pop:*, pop-rank) grow with the catalog, not with users; applied:* tokens with ingest batches (kept a day)',
         ],
       };
     } finally {

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { createClient } from 'redis';
 import type { AppConfig } from '../src/config/config';
-import { onlineKeys } from '../src/modules/ingest/online-state.keys';
+import { onlineKeys, parsePopularity } from '../src/modules/ingest/online-state.keys';
 import { eventMessage, userEvent } from './support/factories';
 import {
   countEvents,
@@ -109,14 +109,14 @@ describe('ingest faults', () => {
       const keys = onlineKeys(config.redis.keyPrefix);
       // Redis follows the PostgreSQL commit; on a loaded machine that can take a moment.
       await waitFor(
-        async () => Number(await redis.hGet(keys.popularity('k-item'), 'clk')) >= 60,
+        async () => parsePopularity((await redis.get(keys.popularity('k-item'))) ?? '').clk >= 60,
         30_000,
         'online state',
       );
       await sleep(1000);
       expect(await countEvents(config.postgres.url)).toEqual({ rows: 60, distinct: 60 });
       // The crashed batch was applied to Redis once, before the crash, and not again after.
-      expect(Number(await redis.hGet(keys.popularity('k-item'), 'clk'))).toBe(60);
+      expect(parsePopularity((await redis.get(keys.popularity('k-item'))) ?? '').clk).toBe(60);
       expect(await redis.hGet(keys.interest('k-user-0'), 'version')).toBe('20');
     } finally {
       await redis.close();

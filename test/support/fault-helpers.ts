@@ -2,7 +2,7 @@ import { INestApplicationContext } from '@nestjs/common';
 import { Producer } from 'kafkajs';
 import { createClient } from 'redis';
 import type { AppConfig } from '../../src/config/config';
-import { onlineKeys } from '../../src/modules/ingest/online-state.keys';
+import { onlineKeys, parsePopularity } from '../../src/modules/ingest/online-state.keys';
 import { Metrics } from '../../src/modules/metrics/metrics.registry';
 import { eventMessage, userEvent } from './factories';
 import { kafkaFor, query, sleep } from './ingest-helpers';
@@ -218,7 +218,7 @@ export async function onlineTotals(
     }
     let clicks = 0;
     for (let i = 0; i < shape.items; i++) {
-      clicks += Number((await redis.hGet(keys.popularity(`${prefix}-i${i}`), 'clk')) ?? 0);
+      clicks += parsePopularity((await redis.get(keys.popularity(`${prefix}-i${i}`))) ?? '').clk;
     }
     return { interactions, clicks: Math.round(clicks) };
   } finally {

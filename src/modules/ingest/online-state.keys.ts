@@ -8,8 +8,10 @@ import type { EventType } from './ingest.schemas';
  *   capped to the newest N; ZREVRANGE gives most recent first. Impressions are not interactions.
  * - `interest:{userId}` HASH `version` (bumped once per new interaction; a cached interest vector
  *   built at another version is stale).
- * - `pop:{itemId}` HASH `ref` (ms) and decayed counts `imp`, `clk`, `cart`, `buy` valid at `ref`:
- *   the value now is `count * 2^-((now - ref) / halfLife)`, so no periodic decay job is needed.
+ * - `item-pop:{itemId}` STRING `ref,imp,clk,cart,buy`: `ref` (ms) and the decayed counts valid at
+ *   `ref`; a count now is `count * 2^-((now - ref) / halfLife)`, so no periodic decay job is
+ *   needed. One string rather than a hash: ranking reads 100 items with one MGET, which costs
+ *   Redis a quarter of the CPU of a script doing 100 HMGETs.
  * - `pop-rank` ZSET, member = itemId, score = log2(engagement at ref) + ref / halfLife: the same
  *   order as current decayed engagement (clk + 3 cart + 5 buy), without ever overflowing.
  */
@@ -17,10 +19,16 @@ export function onlineKeys(prefix: string) {
   return {
     recent: (userId: string) => `${prefix}recent:${userId}`,
     interest: (userId: string) => `${prefix}interest:${userId}`,
-    popularity: (itemId: string) => `${prefix}pop:${itemId}`,
+    popularity: (itemId: string) => `${prefix}item-pop:${itemId}`,
     popularityRank: `${prefix}pop-rank`,
-    /** Patterns of every online-state key, for the rebuild. */
-    patterns: [`${prefix}recent:*`, `${prefix}interest:*`, `${prefix}pop:*`, `${prefix}pop-rank`],
+    /** Patterns of every online-state key, for the rebuild; `pop:*` is the earlier hash layout. */
+    patterns: [
+      `${prefix}recent:*`,
+      `${prefix}interest:*`,
+      `${prefix}item-pop:*`,
+      `${prefix}pop:*`,
+      `${prefix}pop-rank`,
+    ],
   };
 }
 
@@ -67,18 +75,33 @@ export interface Popularity {
   readonly purchases: number;
 }
 
-/** Reads a `pop:{itemId}` hash as decayed counts at `nowMs` (zeros when absent). */
+/** An `item-pop:{itemId}` value: counts valid at `ref`. */
+export interface StoredPopularity {
+  readonly ref: number;
+  readonly imp: number;
+  readonly clk: number;
+  readonly cart: number;
+  readonly buy: number;
+}
+
+/** Parses an `item-pop:{itemId}` value (fields the value lacks read as 0). */
+export function parsePopularity(packed: string): StoredPopularity {
+  const fields = packed.split(',');
+  const field = (i: number) => Number(fields.at(i) ?? 0);
+  return { ref: field(0), imp: field(1), clk: field(2), cart: field(3), buy: field(4) };
+}
+
+/** Stored counts brought forward to `nowMs`. */
 export function popularityAt(
-  hash: Readonly<Partial<Record<string, string>>>,
+  stored: StoredPopularity,
   nowMs: number,
   halfLifeMs: number,
 ): Popularity {
-  const ref = Number(hash.ref ?? nowMs);
-  const at = (field: string) => decayed(Number(hash[field] ?? 0), ref, nowMs, halfLifeMs);
+  const scale = decayed(1, stored.ref, nowMs, halfLifeMs);
   return {
-    impressions: at('imp'),
-    clicks: at('clk'),
-    addToCarts: at('cart'),
-    purchases: at('buy'),
+    impressions: stored.imp * scale,
+    clicks: stored.clk * scale,
+    addToCarts: stored.cart * scale,
+    purchases: stored.buy * scale,
   };
 }

@@ -34,18 +34,23 @@ for _, u in ipairs(d.u) do
 end
 local rank = p .. 'pop-rank'
 for _, it in ipairs(d.i) do
-  local key = p .. 'pop:' .. it[1]
-  local cur = redis.call('HMGET', key, 'ref', 'imp', 'clk', 'cart', 'buy')
+  local key = p .. 'item-pop:' .. it[1]
+  local cur = redis.call('GET', key)
+  local ref, c = nil, {}
+  if cur then
+    local r, i1, i2, i3, i4 = string.match(cur, '^([^,]+),([^,]+),([^,]+),([^,]+),([^,]+)$')
+    ref = tonumber(r)
+    c = { tonumber(i1), tonumber(i2), tonumber(i3), tonumber(i4) }
+  end
   local ts = it[2]
-  local ref = tonumber(cur[1])
   local newRef, oldScale, incScale = ts, 0, 1
   if ref then
     if ref > ts then newRef = ref; oldScale = 1; incScale = 2 ^ ((ts - ref) / h)
     else oldScale = 2 ^ ((ref - ts) / h) end
   end
   local v = {}
-  for k = 1, 4 do v[k] = (tonumber(cur[k + 1]) or 0) * oldScale + it[k + 2] * incScale end
-  redis.call('HSET', key, 'ref', string.format('%d', newRef), 'imp', v[1], 'clk', v[2], 'cart', v[3], 'buy', v[4])
+  for k = 1, 4 do v[k] = (c[k] or 0) * oldScale + it[k + 2] * incScale end
+  redis.call('SET', key, string.format('%d,%.17g,%.17g,%.17g,%.17g', newRef, v[1], v[2], v[3], v[4]))
   local engagement = v[2] * ${ENGAGEMENT_WEIGHTS.click} + v[3] * ${ENGAGEMENT_WEIGHTS.add_to_cart} + v[4] * ${ENGAGEMENT_WEIGHTS.purchase}
   if engagement > 0 then
     redis.call('ZADD', rank, math.log(engagement) / math.log(2) + newRef / h, it[1])

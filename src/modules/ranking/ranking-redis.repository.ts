@@ -3,7 +3,12 @@ import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import { REDIS } from '../../infra/tokens';
 import type { RedisClient } from '../../infra/redis';
-import { decodeRecent, onlineKeys, popularityAt } from '../ingest/online-state.keys';
+import {
+  decodeRecent,
+  onlineKeys,
+  parsePopularity,
+  popularityAt,
+} from '../ingest/online-state.keys';
 import type { ItemPopularity } from './profile';
 import type { Interaction } from './ranking.repository';
 
@@ -18,15 +23,6 @@ export interface UserState {
   readonly interestVersion: string;
   readonly cached: CachedUserVector | undefined;
 }
-
-/** HMGET of the popularity fields of every key: one round trip, one reply. */
-const POPULARITY_SCRIPT = `
-local out = {}
-for i, key in ipairs(KEYS) do
-  out[i] = redis.call('HMGET', key, 'ref', 'imp', 'clk', 'cart', 'buy')
-end
-return out
-`;
 
 function encodeVector(vector: Float32Array): string {
   return Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength).toString('base64');
@@ -49,7 +45,6 @@ function decodeVector(text: string): Float32Array {
 export class RankingRedisRepository {
   private readonly keys: ReturnType<typeof onlineKeys>;
   private readonly prefix: string;
-  private scriptSha: string | undefined;
 
   constructor(
     @Inject(REDIS) private readonly redis: RedisClient,
@@ -57,10 +52,6 @@ export class RankingRedisRepository {
   ) {
     this.keys = onlineKeys(config.redis.keyPrefix);
     this.prefix = config.redis.keyPrefix;
-    // A reconnect may reach a restarted Redis without the script.
-    redis.on('ready', () => {
-      this.scriptSha = undefined;
-    });
   }
 
   /** False while disconnected: callers go to PostgreSQL without waiting for a failure. */
@@ -110,37 +101,16 @@ export class RankingRedisRepository {
     ]);
   }
 
-  /**
-   * Every item's `pop:` hash in one command (100 separate HGETALLs cost ~10x more client CPU),
-   * aligned with `itemIds` (undefined: no engagement yet).
-   */
+  /** Every item's popularity in one MGET, aligned with `itemIds` (undefined: no engagement yet). */
   async popularity(
     itemIds: readonly string[],
     nowMs: number,
   ): Promise<(ItemPopularity | undefined)[]> {
-    const keys = itemIds.map((itemId) => this.keys.popularity(itemId));
-    const reply = (await this.evalScript(keys)) as (string | null)[][];
+    const packed = await this.redis.mGet(itemIds.map((itemId) => this.keys.popularity(itemId)));
     const halfLifeMs = this.config.online.popularityHalfLifeMs;
-    return reply.map(([ref, imp, clk, cart, buy]) =>
-      ref === null
-        ? undefined
-        : popularityAt(
-            { ref, imp: imp ?? '0', clk: clk ?? '0', cart: cart ?? '0', buy: buy ?? '0' },
-            nowMs,
-            halfLifeMs,
-          ),
+    return packed.map((value) =>
+      value === null ? undefined : popularityAt(parsePopularity(value), nowMs, halfLifeMs),
     );
-  }
-
-  private async evalScript(keys: string[]): Promise<unknown> {
-    this.scriptSha ??= await this.redis.scriptLoad(POPULARITY_SCRIPT);
-    try {
-      return await this.redis.evalSha(this.scriptSha, { keys });
-    } catch (error) {
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      this.scriptSha = await this.redis.scriptLoad(POPULARITY_SCRIPT);
-      return this.redis.evalSha(this.scriptSha, { keys });
-    }
   }
 
   /** Items by current decayed engagement, best first. */
