@@ -6,6 +6,7 @@ import type { LoadedInterestModel } from '../registry/interest-model.loader';
 import { ModelSwapService } from '../registry/model-swap.service';
 import type { ServingModel as SwappedModel } from '../registry/registry.types';
 import { InterestScorer } from '../training/model/interest-scorer';
+import { IdIndex } from './id-index';
 import type {
   HistoryVector,
   ItemText,
@@ -33,7 +34,7 @@ export function interestServingModel(
   const { scorer, catalog } = loaded;
   const modelCatalog: ModelCatalog = {
     ids: catalog.ids,
-    index: new Map(catalog.ids.map((id, row) => [id, row])),
+    index: new IdIndex(catalog.ids),
     dimension: catalog.dimension,
     matrix: catalog.matrix,
     // Most models have no popularity term: skip the per-row add then.

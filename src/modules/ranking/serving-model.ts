@@ -1,3 +1,5 @@
+import { IdIndex } from './id-index';
+
 /**
  * The seam between ranking and whatever model is served on this replica. The registry swaps the
  * served model atomically (hot swap); ranking reads `current()` once per request and uses that
@@ -7,7 +9,7 @@
 /** The catalog's item vectors in the model's space: row `i` of `matrix` belongs to `ids[i]`. */
 export interface ModelCatalog {
   readonly ids: readonly string[];
-  readonly index: ReadonlyMap<string, number>;
+  readonly index: IdIndex;
   readonly dimension: number;
   /** Row-major, `ids.length * dimension` values, contiguous for the top-k kernel. */
   readonly matrix: Float32Array;
@@ -84,5 +86,5 @@ export function buildCatalog(
     }
     matrix.set(vector, row * dimension);
   });
-  return { ids, index: new Map(ids.map((id, row) => [id, row])), dimension, matrix };
+  return { ids, index: new IdIndex(ids), dimension, matrix };
 }
