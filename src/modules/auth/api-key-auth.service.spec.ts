@@ -152,6 +152,18 @@ describe('ApiKeyAuthService', () => {
     expect(await codeOf(service.authenticate(ops.key, 200))).toBe('RATE_LIMITED');
   });
 
+  it('keeps a key’s spent rate limit when the key is reloaded after a change notification', async () => {
+    const { keys, service } = setup();
+    const { key, hash } = keys.add('read', 1);
+    expect(await codeOf(service.authenticate(key, 0))).toBe('ok');
+    expect(await codeOf(service.authenticate(key, 0))).toBe('ok');
+    expect(await codeOf(service.authenticate(key, 0))).toBe('RATE_LIMITED');
+    // Any change to the key (or the NOTIFY of its own creation, arriving late) reloads it.
+    service.forget(hash);
+    expect(await codeOf(service.authenticate(key, 0))).toBe('RATE_LIMITED');
+    expect(await codeOf(service.authenticate(key, 1000))).toBe('ok');
+  });
+
   it('uses the per-key override of the rate limit', async () => {
     const { keys, service } = setup();
     const { key } = keys.add('read', 1);

@@ -186,11 +186,12 @@ export class ApiKeyAuthService implements OnApplicationBootstrap, BeforeApplicat
     );
   }
 
-  /** Drops one key from the cache (its hash in hex, the NOTIFY payload). */
+  /**
+   * Drops one key from the cache (its hash in hex, the NOTIFY payload). Its rate-limit bucket
+   * stays: a reload must not refill it (`admit` replaces it when the key's rate changed).
+   */
   forget(hashHex: string): void {
     this.generation++;
-    const known = this.known.get(hashHex);
-    if (known !== undefined) this.buckets.delete(known.principal.id);
     this.known.delete(hashHex);
     this.unknown.delete(hashHex);
   }
