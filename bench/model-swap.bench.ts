@@ -1,5 +1,4 @@
 import { ChildProcess, fork } from 'node:child_process';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { Client, Pool } from 'pg';
 import { createLogger } from '../src/common/logger';
@@ -11,6 +10,7 @@ import { DEFAULT_ARCHITECTURE } from '../src/modules/training/model/architecture
 import { serializeModel } from '../src/modules/training/model/artifact';
 import { initialWeights } from '../src/modules/training/model/init-weights';
 import { Random } from '../src/synthetic/prng';
+import { freePort } from '../test/support/processes';
 import { createBenchApiKey } from './lib/api-key';
 import { Benchmark, progress, integerFlag } from './lib/harness';
 
@@ -111,20 +111,6 @@ async function createVersions(pool: Pool, settings: Settings, count: number): Pr
     ids.push(id);
   }
   return ids;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => {
-        resolve(port);
-      });
-    });
-  });
 }
 
 /** `node dist/main.js api` as its own process (own event loop, pool and LISTEN connection). */
