@@ -4,6 +4,7 @@ import { MercuriusDriver, MercuriusDriverConfig } from '@nestjs/mercurius';
 import type { FastifyRequest } from 'fastify';
 import { mercuriusErrorFormatter } from './common/graphql-errors';
 import { requestLimitHooks } from './common/graphql-limits';
+import { propertyFieldHooks } from './common/graphql-property-fields';
 import { deferredVariables } from './common/graphql-variables';
 import { APP_CONFIG } from './config/config.module';
 import type { AppConfig } from './config/config';
@@ -24,6 +25,7 @@ export function graphqlModule(): DynamicModule {
       const deferred = deferredVariables();
       const metricsHooks = graphqlMetricsHooks(metrics);
       return {
+        ...propertyFieldHooks(),
         autoSchemaFile: true,
         sortSchema: true,
         path: '/graphql',

@@ -145,21 +145,22 @@ export function overlongList(
   variables: unknown,
   max: number,
 ): { path: string; length: number } | undefined {
+  // Only containers are walked: a node per leaf would be most of the garbage of a large request.
+  const stack: Walked[] = [];
+  const pushContainer = (value: unknown, key: string | number, parent: Walked | undefined) => {
+    if (typeof value === 'object' && value !== null) stack.push({ value, key, parent });
+  };
   if (typeof variables !== 'object' || variables === null) return undefined;
-  const stack: Walked[] = Object.entries(variables as Record<string, unknown>).map(
-    ([key, value]) => ({ value, key, parent: undefined }),
-  );
+  for (const key of Object.keys(variables)) {
+    pushContainer((variables as Record<string, unknown>)[key], key, undefined);
+  }
   for (let node = stack.pop(); node !== undefined; node = stack.pop()) {
-    const { value } = node;
+    const value = node.value as Record<string, unknown> | unknown[];
     if (Array.isArray(value)) {
       if (value.length > max) return { path: pathOf(node), length: value.length };
-      for (let i = 0; i < value.length; i++) {
-        stack.push({ value: value[i] as unknown, key: i, parent: node });
-      }
-    } else if (typeof value === 'object' && value !== null) {
-      for (const [key, child] of Object.entries(value)) {
-        stack.push({ value: child, key, parent: node });
-      }
+      for (let i = 0; i < value.length; i++) pushContainer(value[i], i, node);
+    } else {
+      for (const key of Object.keys(value)) pushContainer(value[key], key, node);
     }
   }
   return undefined;
