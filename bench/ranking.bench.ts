@@ -130,7 +130,11 @@ async function clearRedis(url: string, prefix: string): Promise<void> {
 async function startServer(env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; port: number }> {
   const child = fork(path.join(__dirname, 'servers', 'ranking.ts'), [], {
     // BENCH_SERVER_NODE_ARGS: extra node flags for the server, e.g. `--cpu-prof` to profile it.
-    execArgv: ['-r', 'ts-node/register', ...(process.env.BENCH_SERVER_NODE_ARGS?.split(' ') ?? [])],
+    execArgv: [
+      '-r',
+      'ts-node/register',
+      ...(process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+    ],
     env: { ...process.env, ...env, NODE_ENV: 'production' },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
