@@ -145,12 +145,12 @@ export function overlongList(
   variables: unknown,
   max: number,
 ): { path: string; length: number } | undefined {
+  if (typeof variables !== 'object' || variables === null) return undefined;
   // Only containers are walked: a node per leaf would be most of the garbage of a large request.
   const stack: Walked[] = [];
   const pushContainer = (value: unknown, key: string | number, parent: Walked | undefined) => {
     if (typeof value === 'object' && value !== null) stack.push({ value, key, parent });
   };
-  if (typeof variables !== 'object' || variables === null) return undefined;
   for (const key of Object.keys(variables)) {
     pushContainer((variables as Record<string, unknown>)[key], key, undefined);
   }
