@@ -24,7 +24,7 @@ export class CatalogFeatures implements OnApplicationBootstrap, OnApplicationShu
   private timer: NodeJS.Timeout | undefined;
   private refreshing: Promise<void> | undefined;
   /** Features by row of the served model's catalog: one id lookup per candidate, not two. */
-  private alignment: { catalog: ModelCatalog; features: (ItemFeatures | undefined)[] } | undefined;
+  private alignment: { catalog: ModelCatalog; features: AlignedFeatures } | undefined;
 
   constructor(
     private readonly repository: RankingRepository,
@@ -52,9 +52,13 @@ export class CatalogFeatures implements OnApplicationBootstrap, OnApplicationShu
    * Features aligned with `catalog`'s rows. Built once per served catalog (a model swap rebuilds
    * it) and kept current by every refresh.
    */
-  alignedWith(catalog: ModelCatalog): readonly (ItemFeatures | undefined)[] {
+  alignedWith(catalog: ModelCatalog): AlignedFeatures {
     if (this.alignment?.catalog !== catalog) {
-      this.alignment = { catalog, features: catalog.ids.map((itemId) => this.items.get(itemId)) };
+      const features = new AlignedFeatures(catalog.ids.length);
+      catalog.ids.forEach((itemId, row) => {
+        features.set(row, this.items.get(itemId));
+      });
+      this.alignment = { catalog, features };
     }
     return this.alignment.features;
   }
@@ -87,11 +91,44 @@ export class CatalogFeatures implements OnApplicationBootstrap, OnApplicationShu
       for (const item of items) {
         this.items.set(item.itemId, item);
         const row = aligned?.catalog.index.get(item.itemId);
-        if (aligned !== undefined && row !== undefined) aligned.features[row] = item;
+        if (aligned !== undefined && row !== undefined) aligned.features.set(row, item);
       }
       this.lastReadAt = readAt;
     } catch (error) {
       this.logger.warn({ err: error }, 'catalog features refresh failed; keeping the last copy');
     }
+  }
+}
+
+/**
+ * The features ranking merges, by catalog row: creation time and price side by side in one
+ * typed array (NaN: unknown), so a candidate's features are one cache line rather than an array
+ * slot, an object and two boxed numbers scattered over the heap.
+ */
+export class AlignedFeatures {
+  private readonly numbers: Float64Array;
+  private readonly categories: (string | undefined)[];
+
+  constructor(rows: number) {
+    this.numbers = new Float64Array(rows * 2).fill(Number.NaN);
+    this.categories = new Array<string | undefined>(rows).fill(undefined);
+  }
+
+  set(row: number, item: ItemFeatures | undefined): void {
+    this.numbers[2 * row] = item?.createdAtMs ?? Number.NaN;
+    this.numbers[2 * row + 1] = item?.price ?? Number.NaN;
+    this.categories[row] = item?.category;
+  }
+
+  createdAtMs(row: number): number {
+    return this.numbers[2 * row];
+  }
+
+  price(row: number): number {
+    return this.numbers[2 * row + 1];
+  }
+
+  category(row: number): string | undefined {
+    return this.categories[row];
   }
 }

