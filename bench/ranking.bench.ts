@@ -11,6 +11,7 @@ import { generateBehaviour, generateCatalog, Random } from '../src/synthetic';
 import { createBenchApiKey } from './lib/api-key';
 import { Benchmark, progress, integerFlag } from './lib/harness';
 import { openLoop } from './lib/open-loop';
+import { REAL_RANKING, SKIP_RANKING } from './servers/common';
 import type { ServerReady } from './servers/common';
 
 const STARTUP_TIMEOUT_MS = 300_000;
@@ -276,6 +277,19 @@ const benchmark: Benchmark = {
       const trivial = await load(url, headers, trivialBodies, measureSeconds, connections);
       const rank = await load(url, headers, rankBodies, measureSeconds, connections);
       const recommend = await load(url, headers, recommendBodies, measureSeconds, connections);
+      progress('rank with the ranking skipped (the same HTTP + GraphQL path)');
+      const server = child;
+      const switchTo = (message: string) =>
+        new Promise<void>((done) => {
+          server.once('message', () => {
+            done();
+          });
+          server.send(message);
+        });
+      await switchTo(SKIP_RANKING);
+      await load(url, headers, rankBodies, warmupSeconds, connections);
+      const rankSkipped = await load(url, headers, rankBodies, measureSeconds, connections);
+      await switchTo(REAL_RANKING);
       const halfRate = Math.max(1, Math.round(rank.requestsPerSecond / 2));
       progress(`rank at half its max rate (${halfRate} req/s, evenly spaced)`);
       // Steady state only: the saturated phase before leaves a queue behind, drained here.
@@ -283,6 +297,7 @@ const benchmark: Benchmark = {
       await openLoop({ ...halfRateLoad, seconds: warmupSeconds });
       const rankHalf = await openLoop({ ...halfRateLoad, seconds: measureSeconds });
       const ratio = rank.requestsPerSecond / trivial.requestsPerSecond;
+      const skippedRatio = rankSkipped.requestsPerSecond / trivial.requestsPerSecond;
       const row = (name: string, m: Measurement) => ({
         query: name,
         'requests/s': Math.round(m.requestsPerSecond),
@@ -296,6 +311,7 @@ const benchmark: Benchmark = {
           row('trivial { health { status } }', trivial),
           row(`rank (${settings.candidates} candidates)`, rank),
           row('recommend(first: 20)', recommend),
+          row('rank, ranking skipped (reference)', rankSkipped),
           row(`rank at ${halfRate} req/s (half max)`, rankHalf),
         ],
         figures: {
@@ -303,6 +319,8 @@ const benchmark: Benchmark = {
           trivial,
           rank,
           recommend,
+          rankRankingSkipped: rankSkipped,
+          ratioRankingSkippedOverTrivial: skippedRatio,
           rankAtHalfRate: { rate: halfRate, ...rankHalf },
           ratioRankOverTrivial: ratio,
           targets: {
@@ -315,6 +333,7 @@ const benchmark: Benchmark = {
         },
         notes: [
           `ratio rank/trivial requests/s: ${ratio.toFixed(2)} (target >= 0.5: ${ratio >= 0.5 ? 'met' : 'NOT met'})`,
+          `reference: rank with the ranking skipped (same request, answered through the same HTTP + GraphQL path with the candidates in their order) / trivial: ${skippedRatio.toFixed(2)}; the ranking itself has to fit in what is left between that and 0.5`,
           `p99 of rank at half its max rate: ${rankHalf.p99Ms.toFixed(1)} ms (target < 20 ms: ${rankHalf.p99Ms < 20 ? 'met' : 'NOT met'}); the generator's own event-loop delay meanwhile: p99 ${rankHalf.generatorDelayP99Ms.toFixed(1)} ms, max ${rankHalf.generatorDelayMaxMs.toFixed(1)} ms`,
           `Model: the in-memory category model (dimension ${settings.dimension}) stands in for the trained scorer; online state rebuilt in Redis from ${events.toLocaleString('en-US')} events of ${settings.users} users.`,
           'Queries select items { itemId score }, modelVersion and requestId; rank users are random users with clicks (warm user-vector cache).',

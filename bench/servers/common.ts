@@ -2,6 +2,10 @@ import type { AddressInfo } from 'node:net';
 import { Field, ObjectType, Query, Resolver } from '@nestjs/graphql';
 import type { INestApplication } from '@nestjs/common';
 
+/** IPC messages to the ranking server: rank with the ranking skipped, or for real (echoed back). */
+export const SKIP_RANKING = 'skip-ranking';
+export const REAL_RANKING = 'real-ranking';
+
 /** Message a server child sends over IPC once it listens. */
 export interface ServerReady {
   readonly port: number;

@@ -4,9 +4,11 @@ import { createLogger } from '../../src/common/logger';
 import { loadConfig } from '../../src/config/config';
 import { OnlineStateService } from '../../src/modules/ingest/online-state.service';
 import { fakeCategoryModel } from '../../src/modules/ranking/serving-model.fake';
+import { RankingService } from '../../src/modules/ranking/ranking.service';
 import { ServedModelHolder } from '../../src/modules/ranking/serving-model';
 import { createServer } from '../../src/server';
 import { generateCatalog } from '../../src/synthetic';
+import { SKIP_RANKING } from './common';
 import type { ServerReady } from './common';
 
 /**
@@ -31,6 +33,26 @@ async function main(): Promise<void> {
       dimension: Number(process.env.BENCH_DIMENSION ?? 64),
     }),
   );
+  // The bench's reference for what the ranking itself costs: `rank` answered through the same
+  // HTTP + GraphQL path with the ranking skipped (candidates in their order, score 0).
+  const ranking = app.get(RankingService, { strict: false });
+  const rank = ranking.rank.bind(ranking);
+  const skipRanking: RankingService['rank'] = (_userId, candidates, _profile, requestId) =>
+    Promise.resolve({
+      items: candidates.map((candidate, i) => ({
+        itemId: candidate.itemId,
+        rank: i + 1,
+        score: 0,
+        parts: [],
+      })),
+      modelVersion: null,
+      requestId,
+      degraded: [],
+    });
+  process.on('message', (message: unknown) => {
+    ranking.rank = message === SKIP_RANKING ? skipRanking : rank;
+    process.send?.(message);
+  });
   await app.listen(0, '127.0.0.1');
   const { port } = (app.getHttpServer() as { address(): AddressInfo }).address();
   const ready: ServerReady = { port };

@@ -108,6 +108,7 @@ export const configSchema = z.object({
   RANK_RECOMMEND_POOL: int(1, 100_000).default(200),
   RANK_PROFILE_REFRESH_MS: int(100, 3_600_000).default(5000),
   RANK_CATALOG_REFRESH_MS: int(100, 3_600_000).default(10_000),
+  RANK_POPULARITY_SYNC_MS: int(0, 60_000).default(250),
   GRAPHQL_MAX_COMPLEXITY: int(1, 1_000_000).default(500),
   GRAPHQL_MAX_ALIASES: int(0, 10_000).default(20),
   GRAPHQL_MAX_DOCUMENT_BYTES: int(256, 4 * 1024 * 1024).default(16_384),
@@ -213,6 +214,11 @@ export interface AppConfig {
     readonly recommendPool: number;
     readonly profileRefreshMs: number;
     readonly catalogRefreshMs: number;
+    /**
+     * How often a replica applies the `pop-changes` stream to its in-memory copy of every item's
+     * popularity; 0: no copy, each request reads Redis.
+     */
+    readonly popularitySyncMs: number;
   };
   readonly graphql: {
     /** Most fields in one operation, fragments expanded. */
@@ -334,6 +340,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       recommendPool: c.RANK_RECOMMEND_POOL,
       profileRefreshMs: c.RANK_PROFILE_REFRESH_MS,
       catalogRefreshMs: c.RANK_CATALOG_REFRESH_MS,
+      popularitySyncMs: c.RANK_POPULARITY_SYNC_MS,
     },
     graphql: {
       maxComplexity: c.GRAPHQL_MAX_COMPLEXITY,

@@ -14,6 +14,10 @@ import type { EventType } from './ingest.schemas';
  *   Redis a quarter of the CPU of a script doing 100 HMGETs.
  * - `pop-rank` ZSET, member = itemId, score = log2(engagement at ref) + ref / halfLife: the same
  *   order as current decayed engagement (clk + 3 cart + 5 buy), without ever overflowing.
+ * - `pop-changes` STREAM, one entry per applied batch that changed popularity: field `v` holds
+ *   lines `itemId TAB item-pop value` (ids have no control characters); an entry with field
+ *   `reset` follows a clear. Entries older than a minute are trimmed. Ranking replicas follow it
+ *   to keep an in-memory copy of every item's popularity (see popularity-mirror.ts).
  */
 export function onlineKeys(prefix: string) {
   return {
@@ -21,6 +25,7 @@ export function onlineKeys(prefix: string) {
     interest: (userId: string) => `${prefix}interest:${userId}`,
     popularity: (itemId: string) => `${prefix}item-pop:${itemId}`,
     popularityRank: `${prefix}pop-rank`,
+    popularityChanges: `${prefix}pop-changes`,
     /** Patterns of every online-state key, for the rebuild; `pop:*` is the earlier hash layout. */
     patterns: [
       `${prefix}recent:*`,
@@ -28,6 +33,7 @@ export function onlineKeys(prefix: string) {
       `${prefix}item-pop:*`,
       `${prefix}pop:*`,
       `${prefix}pop-rank`,
+      `${prefix}pop-changes`,
     ],
   };
 }
@@ -89,6 +95,17 @@ export function parsePopularity(packed: string): StoredPopularity {
   const fields = packed.split(',');
   const field = (i: number) => Number(fields.at(i) ?? 0);
   return { ref: field(0), imp: field(1), clk: field(2), cart: field(3), buy: field(4) };
+}
+
+/** How long `pop-changes` keeps an entry; a follower that fell further behind reloads. */
+export const POPULARITY_CHANGES_RETENTION_MS = 60_000;
+
+/** The items a `pop-changes` entry's `v` field carries, with their new `item-pop` values. */
+export function parsePopularityChanges(value: string): [string, StoredPopularity][] {
+  return value.split('\n').map((line) => {
+    const tab = line.indexOf('\t');
+    return [line.slice(0, tab), parsePopularity(line.slice(tab + 1))];
+  });
 }
 
 /** Stored counts brought forward to `nowMs`. */

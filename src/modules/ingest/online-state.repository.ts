@@ -4,14 +4,19 @@ import type { AppConfig } from '../../config/config';
 import { REDIS } from '../../infra/tokens';
 import type { RedisClient } from '../../infra/redis';
 import type { OnlineDelta } from './ingest.batch';
-import { ENGAGEMENT_WEIGHTS, onlineKeys } from './online-state.keys';
+import {
+  ENGAGEMENT_WEIGHTS,
+  onlineKeys,
+  POPULARITY_CHANGES_RETENTION_MS,
+} from './online-state.keys';
 
 /**
  * Applies a whole batch in one script call: atomic (all or nothing, so a failed call can simply be
  * retried later) and one round trip. Standalone Redis only (keys are computed in the script).
  * ARGV: halfLifeMs, recentCap, prefix, JSON {u: [[userId, [ts, member, ...], n]],
  * i: [[itemId, ref, imp, clk, cart, buy]]}, batch token ('' for none). A token already seen (within
- * a day) makes the call a no-op, so a batch re-applied after a crash counts once.
+ * a day) makes the call a no-op, so a batch re-applied after a crash counts once. The new
+ * popularity values also go to the `pop-changes` stream, for the ranking replicas' copies.
  */
 const APPLY_SCRIPT = `
 local h = tonumber(ARGV[1])
@@ -33,6 +38,7 @@ for _, u in ipairs(d.u) do
   redis.call('HINCRBY', p .. 'interest:' .. u[1], 'version', u[3])
 end
 local rank = p .. 'pop-rank'
+local changes = {}
 for _, it in ipairs(d.i) do
   local key = p .. 'item-pop:' .. it[1]
   local cur = redis.call('GET', key)
@@ -50,11 +56,18 @@ for _, it in ipairs(d.i) do
   end
   local v = {}
   for k = 1, 4 do v[k] = (c[k] or 0) * oldScale + it[k + 2] * incScale end
-  redis.call('SET', key, string.format('%d,%.17g,%.17g,%.17g,%.17g', newRef, v[1], v[2], v[3], v[4]))
+  local packed = string.format('%d,%.17g,%.17g,%.17g,%.17g', newRef, v[1], v[2], v[3], v[4])
+  redis.call('SET', key, packed)
+  changes[#changes + 1] = it[1] .. '\\t' .. packed
   local engagement = v[2] * ${ENGAGEMENT_WEIGHTS.click} + v[3] * ${ENGAGEMENT_WEIGHTS.add_to_cart} + v[4] * ${ENGAGEMENT_WEIGHTS.purchase}
   if engagement > 0 then
     redis.call('ZADD', rank, math.log(engagement) / math.log(2) + newRef / h, it[1])
   end
+end
+if #changes > 0 then
+  local now = redis.call('TIME')
+  local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - ${POPULARITY_CHANGES_RETENTION_MS}
+  redis.call('XADD', p .. 'pop-changes', 'MINID', '~', oldest, '*', 'v', table.concat(changes, '\\n'))
 end
 return #d.u + #d.i
 `;
@@ -99,7 +112,10 @@ export class OnlineStateRepository {
     }
   }
 
-  /** Deletes every online-state key under the prefix; returns how many. */
+  /**
+   * Deletes every online-state key under the prefix; returns how many. Then tells the followers of
+   * `pop-changes` to drop their copies (a `reset` entry).
+   */
   async clear(): Promise<number> {
     let deleted = 0;
     for (const pattern of this.keys.patterns) {
@@ -107,6 +123,7 @@ export class OnlineStateRepository {
         if (keys.length > 0) deleted += await this.redis.unlink(keys);
       }
     }
+    await this.redis.xAdd(this.keys.popularityChanges, '*', { reset: '1' });
     return deleted;
   }
 

@@ -3,9 +3,11 @@ import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import type { Logger } from '../../common/logger';
 import { LOGGER } from '../../infra/tokens';
+import { PopularityMirror } from './popularity-mirror';
 import type { ItemPopularity } from './profile';
 import { CachedUserVector, RankingRedisRepository, UserState } from './ranking-redis.repository';
 import { Interaction, RankingRepository } from './ranking.repository';
+import type { ModelCatalog } from './serving-model';
 
 /** A read and whether it had to come from PostgreSQL because Redis failed. */
 export interface Read<T> {
@@ -32,6 +34,7 @@ export class OnlineStateReader {
   constructor(
     private readonly redis: RankingRedisRepository,
     private readonly postgres: RankingRepository,
+    private readonly mirror: PopularityMirror,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
   ) {
@@ -77,12 +80,22 @@ export class OnlineStateReader {
     );
   }
 
-  /** Decayed engagement of each item, aligned with `itemIds` (undefined: none yet). */
+  /**
+   * Decayed engagement of each item, aligned with `itemIds` (undefined: none yet): from the
+   * replica's copy while it is fresh (`rows`, the items' catalog rows, spare its id lookups).
+   */
   popularity(
     itemIds: readonly string[],
     nowMs: number,
+    rows?: { readonly catalog: ModelCatalog; readonly rows: Int32Array },
   ): Promise<Read<(ItemPopularity | undefined)[]>> {
     if (itemIds.length === 0) return Promise.resolve({ value: [], fromPostgres: false });
+    if (this.mirror.isFresh()) {
+      return Promise.resolve({
+        value: this.mirror.popularity(itemIds, nowMs, rows),
+        fromPostgres: false,
+      });
+    }
     return this.read(
       () => this.redis.popularity(itemIds, nowMs),
       async () => {

@@ -7,8 +7,11 @@ import {
   decodeRecent,
   onlineKeys,
   parsePopularity,
+  parsePopularityChanges,
   popularityAt,
+  StoredPopularity,
 } from '../ingest/online-state.keys';
+import type { PopularityChange, PopularityFeed } from './popularity-mirror';
 import type { ItemPopularity } from './profile';
 import type { Interaction } from './ranking.repository';
 
@@ -42,7 +45,7 @@ function decodeVector(text: string): Float32Array {
  * (HASH m = model version, v = interest version it was built at, x = base64 float32).
  */
 @Injectable()
-export class RankingRedisRepository {
+export class RankingRedisRepository implements PopularityFeed {
   private readonly keys: ReturnType<typeof onlineKeys>;
   private readonly prefix: string;
 
@@ -111,6 +114,40 @@ export class RankingRedisRepository {
     return packed.map((value) =>
       value === null ? undefined : popularityAt(parsePopularity(value), nowMs, halfLifeMs),
     );
+  }
+
+  async lastPopularityChange(): Promise<string> {
+    const last = await this.redis.xRevRange(this.keys.popularityChanges, '+', '-', { COUNT: 1 });
+    return last.length === 0 ? '0-0' : last[0].id;
+  }
+
+  async popularityChangesAfter(id: string, count: number): Promise<PopularityChange[]> {
+    const entries = await this.redis.xRange(this.keys.popularityChanges, `(${id}`, '+', {
+      COUNT: count,
+    });
+    return entries.map(({ id: entryId, message }) => {
+      const fields = message as Record<string, string | undefined>;
+      return {
+        id: entryId,
+        reset: fields.reset !== undefined,
+        items: fields.v === undefined ? [] : parsePopularityChanges(fields.v),
+      };
+    });
+  }
+
+  async *allPopularity(): AsyncIterable<[string, StoredPopularity][]> {
+    const prefix = this.keys.popularity('');
+    for await (const keys of this.redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) {
+      if (keys.length === 0) continue;
+      const values = await this.redis.mGet(keys);
+      const page: [string, StoredPopularity][] = [];
+      keys.forEach((key, i) => {
+        const value = values[i];
+        if (typeof value === 'string')
+          page.push([key.slice(prefix.length), parsePopularity(value)]);
+      });
+      yield page;
+    }
   }
 
   /** Items by current decayed engagement, best first. */

@@ -3,7 +3,7 @@ import { Metrics } from '../metrics/metrics.registry';
 
 export type RankingOperation = 'rank' | 'recommend';
 export type RankingStage =
-  'user_vector' | 'online_state' | 'retrieval' | 'item_vectors' | 'scoring' | 'merge';
+  'user_vector' | 'online_state' | 'retrieval' | 'item_vectors' | 'encoding' | 'scoring' | 'merge';
 
 function counter<L extends string>(
   metrics: Metrics,
@@ -34,7 +34,7 @@ export class RankingMetrics {
     );
     this.stage = metrics.histogram(
       'ranking_stage_duration_seconds',
-      'Latency of each ranking stage (user_vector, online_state, retrieval, item_vectors, scoring, merge)',
+      'Latency of each ranking stage (user_vector, online_state, retrieval, item_vectors, encoding, scoring, merge)',
       ['operation', 'stage'],
       buckets,
     );

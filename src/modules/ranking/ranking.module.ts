@@ -3,6 +3,7 @@ import { EmbeddingApiModule } from '../embedding/embedding.module';
 import { RegistryApiModule } from '../registry/registry.module';
 import { CatalogFeatures } from './catalog-features.service';
 import { OnlineStateReader } from './online-state.reader';
+import { POPULARITY_FEED, PopularityMirror } from './popularity-mirror';
 import { ProfileService } from './profile.service';
 import { RankingRedisRepository } from './ranking-redis.repository';
 import { RankingRepository } from './ranking.repository';
@@ -21,6 +22,8 @@ import { SERVING_MODEL_SOURCE, ServedModelHolder } from './serving-model';
   providers: [
     RankingRepository,
     RankingRedisRepository,
+    { provide: POPULARITY_FEED, useExisting: RankingRedisRepository },
+    PopularityMirror,
     OnlineStateReader,
     CatalogFeatures,
     ProfileService,

@@ -143,11 +143,12 @@ export class RankingService {
       validateUserId(userId);
       this.validateCandidates(candidates);
       const state = await this.requestState('rank', profileName);
+      const rows = this.catalogRows(state, candidates);
       const [user, popularity] = await Promise.all([
         this.userSignal(state, userId, false),
-        this.popularity(state, candidates),
+        this.popularity(state, candidates, rows),
       ]);
-      const items = await this.score(state, user.vector, candidates, popularity);
+      const items = await this.score(state, user.vector, candidates, rows, popularity);
       return this.result(state, items, requestId);
     });
   }
@@ -183,8 +184,9 @@ export class RankingService {
         this.retrieve(state, user.vector, pool, accept),
       );
       const candidates = ids.map((itemId) => ({ itemId }));
-      const popularity = await this.popularity(state, candidates);
-      const items = await this.score(state, user.vector, candidates, popularity);
+      const rows = this.catalogRows(state, candidates);
+      const popularity = await this.popularity(state, candidates, rows);
+      const items = await this.score(state, user.vector, candidates, rows, popularity);
       return this.result(state, items.slice(0, first), requestId);
     });
   }
@@ -379,11 +381,14 @@ export class RankingService {
   private async popularity(
     state: RequestState,
     candidates: readonly Candidate[],
+    rows: Int32Array | undefined,
   ): Promise<(ItemPopularity | undefined)[]> {
+    const { model } = state;
     const read = await this.metrics.time(state.operation, 'online_state', () =>
       this.online.popularity(
         candidates.map((candidate) => candidate.itemId),
         state.nowMs,
+        model === undefined || rows === undefined ? undefined : { catalog: model.catalog, rows },
       ),
     );
     if (read.fromPostgres) state.degraded.add('online_state_from_postgres');
@@ -394,18 +399,32 @@ export class RankingService {
     state: RequestState,
     user: Float32Array | undefined,
     candidates: readonly Candidate[],
+    rows: Int32Array | undefined,
     popularity: readonly (ItemPopularity | undefined)[],
   ): Promise<RankedItem[]> {
     const { operation } = state;
-    const vectors = await this.metrics.time(operation, 'item_vectors', () =>
-      this.itemVectors(state, user, candidates),
-    );
+    const encoded = await this.encodeUnknown(state, user, candidates, rows);
     const modelScores = this.metrics.timeSync(operation, 'scoring', () =>
-      modelScoresOf(state.model, user, candidates, vectors),
+      modelScoresOf(state.model, user, candidates, { rows, encoded }),
     );
     return this.metrics.timeSync(operation, 'merge', () =>
-      this.merge(state, candidates, vectors.rows, modelScores, popularity),
+      this.merge(state, candidates, rows, modelScores, popularity),
     );
+  }
+
+  /** The candidates' rows in the served catalog (-1: not in it); undefined without a model. */
+  private catalogRows(
+    state: RequestState,
+    candidates: readonly Candidate[],
+  ): Int32Array | undefined {
+    const { model } = state;
+    if (model === undefined) return undefined;
+    return this.metrics.timeSync(state.operation, 'item_vectors', () => {
+      const rows = new Int32Array(candidates.length);
+      const { index } = model.catalog;
+      for (let i = 0; i < candidates.length; i++) rows[i] = index.get(candidates[i].itemId) ?? -1;
+      return rows;
+    });
   }
 
   /** Every candidate's parts and score under the request's profile, best first. */
@@ -473,35 +492,32 @@ export class RankingService {
     );
   }
 
-  /** Catalog rows of the candidates, and vectors for unknown items with text (only with a user vector). */
-  private async itemVectors(
+  /** Vectors of the unknown candidates that come with text (only with a user vector). */
+  private async encodeUnknown(
     state: RequestState,
     user: Float32Array | undefined,
     candidates: readonly Candidate[],
-  ): Promise<CandidateVectors> {
+    rows: Int32Array | undefined,
+  ): Promise<Map<number, Float32Array>> {
     const { model } = state;
     const encoded = new Map<number, Float32Array>();
-    if (model === undefined) return { rows: undefined, encoded };
-    const rows = new Int32Array(candidates.length);
+    if (model === undefined || user === undefined || rows === undefined) return encoded;
     const toEncode: { index: number; itemId: string; text: string }[] = [];
-    const { index } = model.catalog;
     for (let i = 0; i < candidates.length; i++) {
-      const candidate = candidates[i];
-      const row = index.get(candidate.itemId);
-      rows[i] = row ?? -1;
-      const text = row === undefined ? candidate.text?.trim() : undefined;
-      if (user !== undefined && text) toEncode.push({ index: i, itemId: candidate.itemId, text });
+      const text = rows[i] < 0 ? candidates[i].text?.trim() : undefined;
+      if (text) toEncode.push({ index: i, itemId: candidates[i].itemId, text });
     }
-    if (toEncode.length > 0) {
-      try {
-        const vectors = await model.encodeItems(toEncode);
-        toEncode.forEach((entry, j) => encoded.set(entry.index, vectors[j]));
-      } catch (error) {
-        state.degraded.add('encoder_unavailable');
-        this.logger.warn({ err: error, texts: toEncode.length }, 'candidate text encoding failed');
-      }
+    if (toEncode.length === 0) return encoded;
+    try {
+      const vectors = await this.metrics.time(state.operation, 'encoding', () =>
+        model.encodeItems(toEncode),
+      );
+      toEncode.forEach((entry, j) => encoded.set(entry.index, vectors[j]));
+    } catch (error) {
+      state.degraded.add('encoder_unavailable');
+      this.logger.warn({ err: error, texts: toEncode.length }, 'candidate text encoding failed');
     }
-    return { rows, encoded };
+    return encoded;
   }
 }
 
