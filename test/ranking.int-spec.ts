@@ -152,6 +152,31 @@ describe('ranking on the real stack (api + ingest in one app)', () => {
     expect(elapsed).toBeLessThan(1000);
   });
 
+  it("raises an item's popularity part within a second of clicks on it (the replica's copy)", async () => {
+    const item = byCategory(catalog.categories[4])[0];
+    const popularityOf = async () => {
+      const result = await rank({ userId: 'u-pop', candidates: candidates([item]) });
+      const parts = result.data?.rank.items[0]?.parts ?? [];
+      return parts.find((part) => part.name === 'popularity')?.value ?? Number.NaN;
+    };
+    const before = await popularityOf();
+    const sent = Date.now();
+    await produceRaw(
+      context.config,
+      TOPICS.events,
+      ['p-1', 'p-2', 'p-3'].flatMap((userId) => clicks(userId, [item])),
+    );
+    let elapsed = Number.POSITIVE_INFINITY;
+    while (Date.now() - sent < 10_000) {
+      if ((await popularityOf()) > before) {
+        elapsed = Date.now() - sent;
+        break;
+      }
+      await sleep(20);
+    }
+    expect(elapsed).toBeLessThan(1000);
+  });
+
   it('serves unknown users by popularity prior and unknown items by text or prior', async () => {
     const cold = await rank({
       userId: 'never-seen',

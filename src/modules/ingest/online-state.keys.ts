@@ -16,8 +16,9 @@ import type { EventType } from './ingest.schemas';
  *   order as current decayed engagement (clk + 3 cart + 5 buy), without ever overflowing.
  * - `pop-changes` STREAM, one entry per applied batch that changed popularity: field `v` holds
  *   lines `itemId TAB item-pop value` (ids have no control characters); an entry with field
- *   `reset` follows a clear. Entries older than a minute are trimmed. Ranking replicas follow it
- *   to keep an in-memory copy of every item's popularity (see popularity-mirror.ts).
+ *   `reset` follows a clear. Entries older than 15 s are trimmed (memory: ~50 bytes per item
+ *   change). Ranking replicas follow it to keep an in-memory copy of every item's popularity
+ *   (see popularity-mirror.ts).
  */
 export function onlineKeys(prefix: string) {
   return {
@@ -98,7 +99,7 @@ export function parsePopularity(packed: string): StoredPopularity {
 }
 
 /** How long `pop-changes` keeps an entry; a follower that fell further behind reloads. */
-export const POPULARITY_CHANGES_RETENTION_MS = 60_000;
+export const POPULARITY_CHANGES_RETENTION_MS = 15_000;
 
 /** The items a `pop-changes` entry's `v` field carries, with their new `item-pop` values. */
 export function parsePopularityChanges(value: string): [string, StoredPopularity][] {
