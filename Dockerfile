@@ -24,7 +24,7 @@ RUN bash scripts/fetch-model.sh
 FROM node:${NODE_VERSION}-bookworm-slim AS runtime
 WORKDIR /app
 # A 64 MB young generation: ranking and ingest allocate per item, and at the default size
-# scavenges cost rank ~30 % of its throughput (README, Design notes). The benches run the same.
+# scavenges cost rank ~30 % of its throughput (docs/design-notes.md). The benches run the same.
 ENV NODE_ENV=production NODE_OPTIONS=--max-semi-space-size=64
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

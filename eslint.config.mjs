@@ -1,5 +1,6 @@
 import eslint from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import moduleBoundaries from './eslint/module-boundaries.mjs';
 
 export default tseslint.config(
   {
@@ -11,6 +12,7 @@ export default tseslint.config(
       'models/',
       'reports/',
       'eslint.config.mjs',
+      'eslint/',
       'jest.config.js',
     ],
   },
@@ -33,5 +35,27 @@ export default tseslint.config(
       // Code-first GraphQL types are returned as plain objects by design.
       '@typescript-eslint/no-unsafe-class-instance-assignment': 'off',
     },
+  },
+  {
+    files: ['src/**/*.ts'],
+    plugins: { recsys: { rules: { 'module-boundaries': moduleBoundaries } } },
+    rules: {
+      'recsys/module-boundaries': 'error',
+      // Only repositories (and src/infra, which creates the clients) talk to the drivers.
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: ['pg', 'redis', 'kafkajs'].map((name) => ({
+            name,
+            message: 'drivers are imported only by *.repository.ts files and src/infra',
+            allowTypeImports: true,
+          })),
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/**/*.repository.ts', 'src/infra/**/*.ts'],
+    rules: { 'no-restricted-imports': 'off' },
   },
 );

@@ -11,7 +11,7 @@ import { ConfigModule } from '../src/config/config.module';
 import { InfraModule } from '../src/infra/infra.module';
 import { migrate } from '../src/infra/migrator';
 import { IngestModule } from '../src/modules/ingest/ingest.module';
-import { onlineKeys } from '../src/modules/ingest/online-state.keys';
+import { onlineKeys } from '../src/modules/online-state/online-state.schema';
 import { MetricsModule } from '../src/modules/metrics/metrics.module';
 import { Metrics } from '../src/modules/metrics/metrics.registry';
 import { generateBehaviour, generateCatalog } from '../src/synthetic';

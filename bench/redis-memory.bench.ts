@@ -2,11 +2,12 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createLogger } from '../src/common/logger';
 import { loadConfig } from '../src/config/config';
 import { createRedisClient, RedisClient } from '../src/infra/redis';
-import { onlineDelta, toEventRow } from '../src/modules/ingest/ingest.batch';
+import { toEventRow } from '../src/modules/ingest/ingest.batch';
 import type { EventRow } from '../src/modules/ingest/ingest.batch';
 import { fastUserEvent } from '../src/modules/ingest/ingest.schemas';
-import { OnlineStateRepository } from '../src/modules/ingest/online-state.repository';
-import { RankingRedisRepository } from '../src/modules/ranking/ranking-redis.repository';
+import { OnlineStateRedisRepository } from '../src/modules/online-state/online-state-redis.repository';
+import { OnlineStateWriter } from '../src/modules/online-state/online-state.writer';
+import { UserVectorCacheRepository } from '../src/modules/ranking/user-vector-cache.repository';
 import { generateBehaviour, generateCatalog, Random } from '../src/synthetic';
 import { Benchmark, integerFlag, progress } from './lib/harness';
 
@@ -88,9 +89,8 @@ async function deleteKeys(redis: RedisClient, keys: readonly string[]): Promise<
 
 /** The ingest path: contract validation, event rows, the online delta, one script call per chunk. */
 async function applyEvents(
-  repository: OnlineStateRepository,
+  writer: OnlineStateWriter,
   events: readonly Record<string, unknown>[],
-  halfLifeMs: number,
 ): Promise<void> {
   for (let i = 0; i < events.length; i += CHUNK) {
     const rows: EventRow[] = events.slice(i, i + CHUNK).map((event) => {
@@ -99,7 +99,7 @@ async function applyEvents(
         throw new Error(`synthetic event rejected: ${JSON.stringify(event)}`);
       return toEventRow(parsed);
     });
-    await repository.apply(onlineDelta(rows, halfLifeMs), randomUUID());
+    await writer.apply(rows, randomUUID());
   }
 }
 
@@ -123,11 +123,11 @@ const benchmark: Benchmark = {
     const eventIdOf = (fallback: string) => (uuidEventIds ? randomUUID() : fallback);
     const prefix = `bench-redis-memory-${randomBytes(4).toString('hex')}:`;
     const config = loadConfig({ ...process.env, REDIS_KEY_PREFIX: prefix });
-    const { recentCap, popularityHalfLifeMs } = config.online;
+    const { recentCap } = config.online;
     const redis = createRedisClient(config.redis, createLogger('warn'));
     await redis.connect();
-    const online = new OnlineStateRepository(redis, config);
-    const ranking = new RankingRedisRepository(redis, config);
+    const online = new OnlineStateWriter(new OnlineStateRedisRepository(redis, config), config);
+    const userVectors = new UserVectorCacheRepository(redis, config);
     try {
       progress(`generating ${users} users × ~${eventsPerUser} events over ${itemCount} items`);
       const catalog = generateCatalog({ items: itemCount, seed: 'redis-memory' });
@@ -146,7 +146,7 @@ const benchmark: Benchmark = {
 
       const before = await usedMemory(redis);
       progress(`applying ${events.length} events (${interactions} interactions)`);
-      await applyEvents(online, events, popularityHalfLifeMs);
+      await applyEvents(online, events);
       const afterOnline = await usedMemory(redis);
 
       progress(`caching a ${VECTOR_DIMENSION}-d interest vector for every user`);
@@ -154,9 +154,10 @@ const benchmark: Benchmark = {
       for (let i = 0; i < behaviour.users.length; i += 1000) {
         await Promise.all(
           behaviour.users.slice(i, i + 1000).map(({ userId }) =>
-            ranking.cacheUserVector(userId, {
+            userVectors.put(userId, {
               modelVersion: '12',
               interestVersion: '3',
+              vectorsGeneration: undefined,
               vector: Float32Array.from({ length: VECTOR_DIMENSION }, () => random.next() - 0.5),
             }),
           ),
@@ -187,7 +188,7 @@ const benchmark: Benchmark = {
             });
           }
         }
-        await applyEvents(online, heavy, popularityHalfLifeMs);
+        await applyEvents(online, heavy);
         const capKeys = await ownKeys(redis, prefix);
         const capUsage = await usageByKind(redis, prefix, capKeys);
         const perUserBytes = PER_USER.reduce(

@@ -8,7 +8,7 @@ import {
   TRAIN_BACKENDS,
   TrainBackendName,
 } from '../src/modules/training/model/backend';
-import { HashingTextEncoder } from '../src/modules/training/testing/hashing-encoder';
+import { HashingTextEncoder } from '../test/support/fakes/hashing-encoder';
 import { DEFAULT_HYPERPARAMETERS, trainInterestModel } from '../src/modules/training/trainer';
 import { runInWorker } from '../src/modules/training/worker/run-in-worker';
 import { Benchmark, progress } from './lib/harness';

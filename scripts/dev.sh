@@ -58,7 +58,8 @@ case "${1:-}" in
     npx prettier --check .
     npx tsc --noEmit -p tsconfig.json
     log "unit tests"
-    npx jest --selectProjects unit
+    # Mercurius imports its cache module dynamically (src/graphql/fast-path/contract.spec.ts).
+    NODE_OPTIONS=--experimental-vm-modules npx jest --selectProjects unit
     log "integration tests (real PostgreSQL, Redis, Kafka)"
     NODE_OPTIONS=--experimental-vm-modules npx jest --selectProjects integration --runInBand
     ;;

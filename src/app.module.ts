@@ -9,9 +9,10 @@ import { MetricsModule } from './modules/metrics/metrics.module';
 import { IngestApiModule, IngestModule } from './modules/ingest/ingest.module';
 import { EmbeddingApiModule, EmbeddingModule } from './modules/embedding/embedding.module';
 import { RankingModule } from './modules/ranking/ranking.module';
-import { RegistryApiModule, RegistryTrainModule } from './modules/registry/registry.module';
+import { RegistryApiModule } from './modules/registry/registry.module';
+import { ServingModule } from './modules/serving/serving.module';
 import { TrainingModule } from './modules/training/training.module';
-import { graphqlModule } from './graphql.module';
+import { graphqlModule } from './graphql/graphql.module';
 
 /**
  * What each role runs. Every role serves health and metrics over HTTP (for probes and scraping);
@@ -20,10 +21,17 @@ import { graphqlModule } from './graphql.module';
 export const ROLE_MODULES: Record<Exclude<Role, 'all'>, { graphql: boolean; modules: Type[] }> = {
   api: {
     graphql: true,
-    modules: [AuthModule, IngestApiModule, EmbeddingApiModule, RankingModule, RegistryApiModule],
+    modules: [
+      AuthModule,
+      IngestApiModule,
+      EmbeddingApiModule,
+      ServingModule,
+      RankingModule,
+      RegistryApiModule,
+    ],
   },
   ingest: { graphql: false, modules: [IngestModule, EmbeddingModule] },
-  train: { graphql: false, modules: [RegistryTrainModule, TrainingModule] },
+  train: { graphql: false, modules: [TrainingModule] },
 };
 
 export function modulesFor(role: Role): { graphql: boolean; modules: Type[] } {
@@ -39,6 +47,16 @@ export function modulesFor(role: Role): { graphql: boolean; modules: Type[] } {
 export class AppModule {
   static forRole(config: AppConfig, logger: Logger): DynamicModule {
     const { graphql, modules } = modulesFor(config.role);
+    return AppModule.withModules(config, logger, modules, graphql);
+  }
+
+  /** The shared infrastructure plus `modules` (the CLI picks the few a command needs). */
+  static withModules(
+    config: AppConfig,
+    logger: Logger,
+    modules: readonly Type[],
+    graphql = false,
+  ): DynamicModule {
     return {
       module: AppModule,
       imports: [

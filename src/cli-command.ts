@@ -1,12 +1,15 @@
-import { INestApplicationContext } from '@nestjs/common';
+import { INestApplicationContext, Type } from '@nestjs/common';
 import type { AppConfig } from './config/config';
 import type { Logger } from './common/logger';
 
 export interface CliContext {
   readonly config: AppConfig;
   readonly logger: Logger;
-  /** A Nest application context for the given role's modules (no HTTP server), closed by the CLI. */
-  app(role: AppConfig['role']): Promise<INestApplicationContext>;
+  /**
+   * A Nest application context of these modules (and the shared infrastructure), without HTTP;
+   * closed by the CLI when the command ends.
+   */
+  app(...modules: Type[]): Promise<INestApplicationContext>;
 }
 
 /** One verb of `npm run cli -- <name> [args]`; modules export theirs from `<module>.cli.ts`. */

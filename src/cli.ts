@@ -36,17 +36,19 @@ async function main(): Promise<void> {
     process.exit(name === undefined || name === 'help' ? 0 : 2);
   }
   const config = loadConfig(process.env);
-  const logger = createLogger(config.logLevel, { role: 'cli', command: command.name });
+  const logger = createLogger(
+    config.logLevel,
+    { role: 'cli', command: command.name },
+    config.logFormat,
+  );
   const opened: { close(): Promise<void> }[] = [];
   const context: CliContext = {
     config,
     logger,
-    app: async (role) => {
+    app: async (...modules) => {
       const app = await NestFactory.createApplicationContext(
-        AppModule.forRole({ ...config, role }, logger),
-        {
-          logger: false,
-        },
+        AppModule.withModules(config, logger, modules),
+        { logger: false },
       );
       opened.push(app);
       return app;

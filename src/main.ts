@@ -3,7 +3,7 @@ import { AppConfig, ConfigError, loadConfig, ROLES } from './config/config';
 import { createLogger } from './common/logger';
 import { migrate } from './infra/migrator';
 import { createServer } from './server';
-import { runTrainOnce } from './modules/registry/registry.cli';
+import { runTrainOnce } from './modules/training/training.cli';
 
 const USAGE = `usage: node dist/main.js [${ROLES.join('|')}|train --once|migrate [up|down]]`;
 
@@ -18,9 +18,11 @@ async function main(argv: readonly string[]): Promise<void> {
     env.ROLE = command;
   }
   const config: AppConfig = loadConfig(env);
-  const logger = createLogger(config.logLevel, {
-    role: command === 'migrate' ? 'migrate' : config.role,
-  });
+  const logger = createLogger(
+    config.logLevel,
+    { role: command === 'migrate' ? 'migrate' : config.role },
+    config.logFormat,
+  );
 
   if (command === 'migrate') {
     const direction = rest[0] === 'down' ? 'down' : 'up';

@@ -56,12 +56,9 @@ function serveOpsRoutesOnOwnPort(
   opsListeners.set(app, ops);
 }
 
-/** Builds the Nest application for the configured role; tests call this with their own config. */
-export async function createServer(
-  config: AppConfig,
-  logger: Logger,
-): Promise<NestFastifyApplication> {
-  const adapter = new FastifyAdapter({
+/** The HTTP adapter every app of this service runs on. */
+export function fastifyAdapter(logger: Logger): FastifyAdapter {
+  return new FastifyAdapter({
     loggerInstance: logger,
     // Per-request logs cost throughput; completed requests are logged at debug level below.
     logController: new LogController({ disableRequestLogging: true }),
@@ -69,13 +66,14 @@ export async function createServer(
     genReqId: () => randomUUID(),
     bodyLimit: 4 * 1024 * 1024,
   });
-  const app = await NestFactory.create<NestFastifyApplication>(
-    AppModule.forRole(config, logger),
-    adapter,
-    {
-      logger: new NestPinoLogger(logger),
-    },
-  );
+}
+
+/** Request ids, the debug request log, OPS_PORT and shutdown hooks, on an app not yet listening. */
+export function configureServer(
+  app: NestFastifyApplication,
+  config: AppConfig,
+  logger: Logger,
+): NestFastifyApplication {
   const fastify = app.getHttpAdapter().getInstance();
   fastify.addHook('onSend', (request, reply, payload, done) => {
     void reply.header(REQUEST_ID_HEADER, request.id);
@@ -97,4 +95,17 @@ export async function createServer(
     serveOpsRoutesOnOwnPort(app, config, logger, config.http.opsPort);
   app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
   return app;
+}
+
+/** Builds the Nest application for the configured role. */
+export async function createServer(
+  config: AppConfig,
+  logger: Logger,
+): Promise<NestFastifyApplication> {
+  const app = await NestFactory.create<NestFastifyApplication>(
+    AppModule.forRole(config, logger),
+    fastifyAdapter(logger),
+    { logger: new NestPinoLogger(logger) },
+  );
+  return configureServer(app, config, logger);
 }

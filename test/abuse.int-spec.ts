@@ -4,9 +4,11 @@ import { Consumer, Producer } from 'kafkajs';
 import { DLQ_HEADERS } from '../src/modules/ingest/ingest.service';
 import { MAX_OPERATION_LABELS } from '../src/modules/metrics/graphql-hooks';
 import { catalogItem, userEvent } from './support/factories';
-import { kafkaFor, query, startIngest, waitFor } from './support/ingest-helpers';
-import { RANK_QUERY, startRankingApp } from './support/ranking-helpers';
+import { kafkaFor, query, startIngest } from './support/ingest-helpers';
+import { startApp } from './support/app';
+import { RANK_QUERY } from './support/ranking-helpers';
 import { createTestContext, TestContext } from './support/test-context';
+import { eventually } from './support/poll';
 
 /**
  * Abuse on the real stack (issue #8): every hostile input is refused with a clear error naming the
@@ -140,7 +142,7 @@ beforeAll(async () => {
     },
   });
 
-  api = await startRankingApp(config, 'api', undefined);
+  api = await startApp(config, { role: 'api' });
   ingest = await startIngest(config);
 });
 
@@ -520,7 +522,9 @@ describe('Kafka abuse', () => {
       let outcome: string;
       let ms: number;
       if (deadLetter !== undefined) {
-        await waitFor(() => Promise.resolve(deadLetters.has(key)), 30_000, `dead letter ${key}`);
+        await eventually(() => Promise.resolve(deadLetters.has(key)), 30_000, {
+          what: `dead letter ${key}`,
+        });
         const letter = deadLetters.get(key);
         const error = letter?.headers[DLQ_HEADERS.error] ?? '';
         expect(error).toMatch(deadLetter);
@@ -533,7 +537,7 @@ describe('Kafka abuse', () => {
         ms = (letter?.arrivedAt ?? started) - started;
       } else {
         const id = storedId ?? '';
-        await waitFor(() => isStored(topic, id), 30_000, `stored ${id}`);
+        await eventually(() => isStored(topic, id), 30_000, { what: `stored ${id}` });
         ms = performance.now() - started;
         outcome = 'stored; unknown keys dropped';
       }
@@ -548,7 +552,9 @@ describe('Kafka abuse', () => {
       topic: `${context.config.kafka.topicPrefix}user.events`,
       messages: [{ key: null, value: JSON.stringify(userEvent({ eventId: 'evt-null-key' })) }],
     });
-    await waitFor(() => isStored('user.events', 'evt-null-key'), 30_000, 'evt-null-key');
+    await eventually(() => isStored('user.events', 'evt-null-key'), 30_000, {
+      what: 'evt-null-key',
+    });
     table.push({
       surface: 'Kafka',
       input: 'user.events: null key, valid value',
@@ -588,8 +594,12 @@ describe('Kafka abuse', () => {
       topic: `${prefix}catalog.items`,
       messages: [{ key: 'i', value: JSON.stringify(catalogItem({ itemId: 'item-after-abuse' })) }],
     });
-    await waitFor(() => isStored('user.events', 'evt-after-abuse'), 30_000, 'evt-after-abuse');
-    await waitFor(() => isStored('catalog.items', 'item-after-abuse'), 30_000, 'item-after-abuse');
+    await eventually(() => isStored('user.events', 'evt-after-abuse'), 30_000, {
+      what: 'evt-after-abuse',
+    });
+    await eventually(() => isStored('catalog.items', 'item-after-abuse'), 30_000, {
+      what: 'item-after-abuse',
+    });
 
     const events = await query<{ event_id: string; user_id: string; context: unknown }>(
       context.config.postgres.url,

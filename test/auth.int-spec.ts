@@ -11,35 +11,16 @@ import type { AppConfig } from '../src/config/config';
 import { ApiKeyService } from '../src/modules/auth/api-key.service';
 import { createServer, opsListener } from '../src/server';
 import { sleep } from './support/ingest-helpers';
-import { RANK_QUERY, RECOMMEND_QUERY, startRankingApp } from './support/ranking-helpers';
+import { startApp } from './support/app';
+import { graphql, GraphqlResponse } from './support/graphql';
+import { RANK_QUERY, RECOMMEND_QUERY } from './support/ranking-helpers';
 import { createTestContext, TestContext } from './support/test-context';
 
-interface GraphqlReply {
-  readonly status: number;
-  readonly headers: Record<string, unknown>;
-  readonly data: Record<string, unknown> | null | undefined;
-  readonly errors: { message: string; extensions: Record<string, unknown> }[] | undefined;
-}
+type GraphqlReply = GraphqlResponse<Record<string, unknown>>;
 
-type KeyHeader = { 'x-api-key': string } | { authorization: string } | Record<string, never>;
+type KeyHeader = Record<string, string>;
 
 const withKey = (key: string): KeyHeader => ({ 'x-api-key': key });
-
-async function gql(
-  app: NestFastifyApplication,
-  headers: KeyHeader,
-  query: string,
-  variables: Record<string, unknown> = {},
-): Promise<GraphqlReply> {
-  const response = await app.inject({
-    method: 'POST',
-    url: '/graphql',
-    headers,
-    payload: { query, variables },
-  });
-  const body = response.json<Pick<GraphqlReply, 'data' | 'errors'>>();
-  return { status: response.statusCode, headers: response.headers, ...body };
-}
 
 const codes = (reply: GraphqlReply) => (reply.errors ?? []).map((error) => error.extensions.code);
 
@@ -113,8 +94,8 @@ describe('API keys on the real stack (AUTH_MODE=api-key)', () => {
 
   beforeAll(async () => {
     context = await createTestContext({ AUTH_MODE: 'api-key' });
-    app = await startRankingApp(context.config, 'api', undefined);
-    second = await startRankingApp(context.config, 'api', undefined);
+    app = await startApp(context.config, { role: 'api' });
+    second = await startApp(context.config, { role: 'api' });
     keys = app.get(ApiKeyService);
     readKey = (await keys.create({ name: 'storefront', role: 'read' })).key;
     opsKey = (await keys.create({ name: 'operator', role: 'ops' })).key;
@@ -125,14 +106,18 @@ describe('API keys on the real stack (AUTH_MODE=api-key)', () => {
     await context.cleanup();
   });
 
+  it('serves no GraphiQL', async () => {
+    expect((await app.inject({ method: 'GET', url: '/graphiql' })).statusCode).toBe(404);
+  });
+
   it('answers the health query without a key', async () => {
-    const reply = await gql(app, {}, '{ health { status } }');
+    const reply = await graphql(app, '{ health { status } }', {}, {});
     expect(reply.errors).toBeUndefined();
     expect(reply.data).toEqual({ health: { status: 'ok' } });
   });
 
   it('refuses a query without a key: 401 UNAUTHENTICATED naming the header', async () => {
-    const reply = await gql(app, {}, RANK_QUERY, RANK_VARIABLES);
+    const reply = await graphql(app, RANK_QUERY, RANK_VARIABLES, {});
     expect(reply.status).toBe(401);
     expect(codes(reply)).toEqual(['UNAUTHENTICATED']);
     expect(reply.errors?.[0]?.message).toBe(
@@ -143,30 +128,36 @@ describe('API keys on the real stack (AUTH_MODE=api-key)', () => {
   it('refuses an unknown or malformed key', async () => {
     const unknown = `rk_00000000_${'A'.repeat(43)}`;
     for (const headers of [withKey(unknown), { authorization: `Bearer ${unknown}` }]) {
-      const reply = await gql(app, headers, RANK_QUERY, RANK_VARIABLES);
+      const reply = await graphql(app, RANK_QUERY, RANK_VARIABLES, headers);
       expect(reply.status).toBe(401);
       expect(reply.errors?.[0]).toMatchObject({
         message: 'unknown or revoked API key',
         extensions: { code: 'UNAUTHENTICATED' },
       });
     }
-    const malformed = await gql(app, withKey('letmein'), RANK_QUERY, RANK_VARIABLES);
+    const malformed = await graphql(app, RANK_QUERY, RANK_VARIABLES, withKey('letmein'));
     expect(malformed.errors?.[0]?.message).toMatch(/^malformed API key: expected rk_/);
   });
 
   it('lets a read key rank, recommend and query (x-api-key or Bearer)', async () => {
-    const rank = await gql(app, withKey(readKey), RANK_QUERY, RANK_VARIABLES);
+    const rank = await graphql(app, RANK_QUERY, RANK_VARIABLES, withKey(readKey));
     expect(rank.errors).toBeUndefined();
     expect(rank.data?.rank).toMatchObject({ items: expect.any(Array) as unknown });
-    const recommend = await gql(app, { authorization: `Bearer ${readKey}` }, RECOMMEND_QUERY, {
-      userId: 'auth-user',
-      first: 5,
-    });
-    expect(recommend.errors).toBeUndefined();
-    const reads = await gql(
+    const recommend = await graphql(
       app,
-      withKey(readKey),
+      RECOMMEND_QUERY,
+      {
+        userId: 'auth-user',
+        first: 5,
+      },
+      { authorization: `Bearer ${readKey}` },
+    );
+    expect(recommend.errors).toBeUndefined();
+    const reads = await graphql(
+      app,
       '{ servingModel { versionId } modelVersions { id } activeModel { id } rankingProfiles { name } }',
+      {},
+      withKey(readKey),
     );
     expect(reads.errors).toBeUndefined();
     expect(reads.data).toMatchObject({ modelVersions: [], activeModel: null });
@@ -177,7 +168,7 @@ describe('API keys on the real stack (AUTH_MODE=api-key)', () => {
     const schemaMutations = Object.keys(schema.getMutationType()?.getFields() ?? {}).sort();
     expect(Object.keys(MUTATIONS).sort()).toEqual(schemaMutations);
     for (const [name, call] of Object.entries(MUTATIONS)) {
-      const reply = await gql(app, withKey(readKey), call.query, call.variables);
+      const reply = await graphql(app, call.query, call.variables, withKey(readKey));
       expect(reply.status).toBe(403);
       expect(reply.errors).toEqual([
         expect.objectContaining({
@@ -200,27 +191,42 @@ describe('API keys on the real stack (AUTH_MODE=api-key)', () => {
   });
 
   it('lets an ops key mutate (and query)', async () => {
-    const items = await gql(app, withKey(opsKey), MUTATIONS.upsertItems.query, {
-      items: [{ itemId: 'ops-item', title: 'Stored by ops' }],
-    });
+    const items = await graphql(
+      app,
+      MUTATIONS.upsertItems.query,
+      {
+        items: [{ itemId: 'ops-item', title: 'Stored by ops' }],
+      },
+      withKey(opsKey),
+    );
     expect(items.errors).toBeUndefined();
     expect(items.data).toEqual({ upsertItems: { received: 1 } });
-    const profile = await gql(
+    const profile = await graphql(
       app,
+      `
+        mutation {
+          upsertRankingProfile(
+            profile: { name: "ops-profile", weights: [{ feature: "model", weight: 1 }] }
+          ) {
+            name
+          }
+        }
+      `,
+      {},
       withKey(opsKey),
-      `mutation { upsertRankingProfile(profile: { name: "ops-profile", weights: [{ feature: "model", weight: 1 }] }) { name } }`,
     );
     expect(profile.data).toEqual({ upsertRankingProfile: { name: 'ops-profile' } });
     // Past the guard: the registry itself answers.
-    const activate = await gql(
+    const activate = await graphql(
       app,
-      withKey(opsKey),
       'mutation { activateModelVersion(id: "999") { id } }',
+      {},
+      withKey(opsKey),
     );
     expect(codes(activate)).toEqual(['NOT_FOUND']);
-    const rollback = await gql(app, withKey(opsKey), MUTATIONS.rollbackModel.query);
+    const rollback = await graphql(app, MUTATIONS.rollbackModel.query, {}, withKey(opsKey));
     expect(codes(rollback)).toEqual(['CONFLICT']);
-    const rank = await gql(app, withKey(opsKey), RANK_QUERY, RANK_VARIABLES);
+    const rank = await graphql(app, RANK_QUERY, RANK_VARIABLES, withKey(opsKey));
     expect(rank.errors).toBeUndefined();
   });
 
@@ -228,15 +234,17 @@ describe('API keys on the real stack (AUTH_MODE=api-key)', () => {
     const { key } = await keys.create({ name: 'to-revoke', role: 'read' });
     // Both replicas have the key cached.
     for (const replica of [app, second]) {
-      expect((await gql(replica, withKey(key), RANK_QUERY, RANK_VARIABLES)).errors).toBeUndefined();
+      expect(
+        (await graphql(replica, RANK_QUERY, RANK_VARIABLES, withKey(key))).errors,
+      ).toBeUndefined();
     }
     await keys.revoke({ name: 'to-revoke' });
     const tookMs = await within(1000, async () => {
-      const reply = await gql(second, withKey(key), RANK_QUERY, RANK_VARIABLES);
+      const reply = await graphql(second, RANK_QUERY, RANK_VARIABLES, withKey(key));
       return codes(reply).includes('UNAUTHENTICATED');
     });
     expect(tookMs).toBeLessThan(1000);
-    expect(codes(await gql(app, withKey(key), RANK_QUERY, RANK_VARIABLES))).toEqual([
+    expect(codes(await graphql(app, RANK_QUERY, RANK_VARIABLES, withKey(key)))).toEqual([
       'UNAUTHENTICATED',
     ]);
   });
@@ -247,7 +255,7 @@ describe('API keys on the real stack (AUTH_MODE=api-key)', () => {
     let granted = 0;
     let limited: GraphqlReply | undefined;
     while (limited === undefined && granted < 50) {
-      const reply = await gql(app, withKey(key), '{ servingModel { versionId } }');
+      const reply = await graphql(app, '{ servingModel { versionId } }', {}, withKey(key));
       if (reply.errors === undefined) granted++;
       else limited = reply;
     }
@@ -264,12 +272,14 @@ describe('API keys on the real stack (AUTH_MODE=api-key)', () => {
     expect(limited?.errors?.[0]?.message).toMatch(/exceeded its rate limit of 2 requests\/s/);
     // Other keys and the health endpoints are unaffected.
     expect(
-      (await gql(app, withKey(readKey), '{ servingModel { versionId } }')).errors,
+      (await graphql(app, '{ servingModel { versionId } }', {}, withKey(readKey))).errors,
     ).toBeUndefined();
     const ready = await app.inject({ method: 'GET', url: '/health/ready' });
     expect(ready.statusCode).toBe(200);
     await sleep(600);
-    expect((await gql(app, withKey(key), '{ servingModel { versionId } }')).errors).toBeUndefined();
+    expect(
+      (await graphql(app, '{ servingModel { versionId } }', {}, withKey(key))).errors,
+    ).toBeUndefined();
   });
 
   it('administers keys from the CLI: create prints the key once, list hides secrets, revoke refuses it', async () => {
@@ -286,7 +296,9 @@ describe('API keys on the real stack (AUTH_MODE=api-key)', () => {
     const key = created.stdout.trim();
     expect(key).toMatch(/^rk_[0-9a-f]{8}_[A-Za-z0-9_-]{43}$/);
     expect(created.stderr).toContain('created API key "cli-key"');
-    expect((await gql(second, withKey(key), RANK_QUERY, RANK_VARIABLES)).errors).toBeUndefined();
+    expect(
+      (await graphql(second, RANK_QUERY, RANK_VARIABLES, withKey(key))).errors,
+    ).toBeUndefined();
 
     const listed = await cli(context.config, ['list']);
     expect(listed.code).toBe(0);
@@ -308,7 +320,7 @@ describe('API keys on the real stack (AUTH_MODE=api-key)', () => {
     expect(revoked.code).toBe(0);
     expect(revoked.stdout).toContain('revoked API key "cli-key"');
     await within(1000, async () =>
-      codes(await gql(second, withKey(key), RANK_QUERY, RANK_VARIABLES)).includes(
+      codes(await graphql(second, RANK_QUERY, RANK_VARIABLES, withKey(key))).includes(
         'UNAUTHENTICATED',
       ),
     );
@@ -361,7 +373,7 @@ describe('OPS_PORT', () => {
     for (const url of ['/metrics', '/health/ready', '/health/live']) {
       expect((await app.inject({ method: 'GET', url })).statusCode).toBe(404);
     }
-    const reply = await gql(app, {}, '{ health { status } }');
+    const reply = await graphql(app, '{ health { status } }', {}, {});
     expect(reply.data).toEqual({ health: { status: 'ok' } });
   });
 
@@ -376,7 +388,7 @@ describe('OPS_PORT', () => {
 });
 
 describe('AUTH_MODE=off', () => {
-  it('warns at start and serves every operation without a key', async () => {
+  it('warns at start, serves every operation without a key, and GraphiQL', async () => {
     const context = await createTestContext({ AUTH_MODE: 'off' });
     const lines: string[] = [];
     const sink = new Writable({
@@ -393,13 +405,26 @@ describe('AUTH_MODE=off', () => {
       await app.init();
       const warning = lines.find((line) => line.includes('AUTH_MODE=off'));
       expect(JSON.parse(warning ?? '{}')).toMatchObject({ level: 40 });
-      const reply = await gql(
+      const reply = await graphql(
         app,
+        `
+          mutation {
+            upsertRankingProfile(
+              profile: { name: "open", weights: [{ feature: "model", weight: 1 }] }
+            ) {
+              name
+            }
+          }
+        `,
         {},
-        `mutation { upsertRankingProfile(profile: { name: "open", weights: [{ feature: "model", weight: 1 }] }) { name } }`,
+        {},
       );
       expect(reply.errors).toBeUndefined();
       expect(reply.data).toEqual({ upsertRankingProfile: { name: 'open' } });
+      const ide = await app.inject({ method: 'GET', url: '/graphiql' });
+      expect(ide.statusCode).toBe(200);
+      expect(ide.headers['content-type']).toMatch(/^text\/html/);
+      expect(ide.body).toContain('<title>GraphiQL</title>');
     } finally {
       await app.close();
       await context.cleanup();

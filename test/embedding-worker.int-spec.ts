@@ -16,8 +16,9 @@ import { IngestRepository } from '../src/modules/ingest/ingest.repository';
 import { catalogItemSchema } from '../src/modules/ingest/ingest.schemas';
 import { Metrics } from '../src/modules/metrics/metrics.registry';
 import { catalogItem, CatalogItemInput } from './support/factories';
-import { sleep, waitFor } from './support/ingest-helpers';
+import { sleep } from './support/ingest-helpers';
 import { createTestContext, TestContext } from './support/test-context';
+import { eventually } from './support/poll';
 
 /** Deterministic 8-dim vectors from the text; records every text it is asked to encode. */
 class CountingEncoder implements TextEncoder {
@@ -122,7 +123,9 @@ describe('embedding worker on real PostgreSQL and Redis', () => {
       ];
       // No explicit wake: the items trigger's NOTIFY must start the pass (batches of 4).
       await publish(items);
-      await waitFor(async () => (await pendingCount()) === 0, 15_000, 'pending items embedded');
+      await eventually(async () => (await pendingCount()) === 0, 15_000, {
+        what: 'pending items embedded',
+      });
       await worker.idle();
       const distinct = [...new Set(items.map(textOf))];
       expect(encoder.texts.sort()).toEqual(distinct.sort());
@@ -153,7 +156,9 @@ describe('embedding worker on real PostgreSQL and Redis', () => {
         updatedAt: '2025-03-01T00:00:00.000Z',
       };
       await publish([changed]);
-      await waitFor(async () => (await pendingCount()) === 0, 15_000, 'changed item embedded');
+      await eventually(async () => (await pendingCount()) === 0, 15_000, {
+        what: 'changed item embedded',
+      });
       await worker.idle();
       expect(encoder.texts).toHaveLength(before + 1);
       expect(encoder.count(textOf(changed))).toBe(1);

@@ -4,7 +4,6 @@ import {
   faultEvents,
   groupState,
   ingestCounts,
-  pollUntil,
   reportFigures,
   settledExactlyOnce,
   SteadyProducer,
@@ -14,6 +13,7 @@ import {
 import { query, sleep, startIngest } from './support/ingest-helpers';
 import { PrivateKafka } from './support/private-kafka';
 import { createTestContext, TestContext } from './support/test-context';
+import { eventually } from './support/poll';
 
 jest.setTimeout(240_000);
 
@@ -91,13 +91,11 @@ describe('Kafka broker restarted during a 100,000-event stream', () => {
       (error: unknown) => error,
     );
 
-    await pollUntil(
-      () => Promise.resolve(producer.stats.produced),
-      (count) => count >= RESTART_AFTER,
-      60_000,
-      `${RESTART_AFTER} events produced`,
-      10,
-    );
+    await eventually(() => Promise.resolve(producer.stats.produced), 60_000, {
+      what: `${RESTART_AFTER} events produced`,
+      until: (count) => count >= RESTART_AFTER,
+      intervalMs: 10,
+    });
     const producedAtFault = producer.stats.produced;
     const membersBefore = (await groupState(config, config.ingest.eventsGroupId)).members;
     const stopAt = Date.now();
@@ -113,14 +111,12 @@ describe('Kafka broker restarted during a 100,000-event stream', () => {
     // when the coordinator reloaded the group before its session expired), and ingest is back once
     // the first event produced after the restart is stored.
     const [rejoined, firstStored] = await Promise.all([
-      pollUntil(
-        () => groupState(config, config.ingest.eventsGroupId),
-        (group) => group.state === 'Stable' && group.members.length > 0,
-        120_000,
-        'the consumer group to settle after the restart',
-        250,
-      ),
-      pollUntil(
+      eventually(() => groupState(config, config.ingest.eventsGroupId), 120_000, {
+        what: 'the consumer group to settle after the restart',
+        until: (group) => group.state === 'Stable' && group.members.length > 0,
+        intervalMs: 250,
+      }),
+      eventually(
         async () => {
           const index = producer.stats.firstIndexAfterMark;
           if (index === undefined) return false;
@@ -131,9 +127,8 @@ describe('Kafka broker restarted during a 100,000-event stream', () => {
           );
           return rows.at(0)?.n === '1';
         },
-        (found) => found,
         120_000,
-        'the first event produced after the restart',
+        { what: 'the first event produced after the restart', until: (found) => found },
       ),
     ]);
     expect(await produced).toBeUndefined();

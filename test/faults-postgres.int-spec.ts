@@ -3,14 +3,12 @@ import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { createLogger } from '../src/common/logger';
 import { createPgPool } from '../src/infra/postgres';
 import { TOPICS } from '../src/modules/ingest/ingest.service';
-import { fakeCategoryModel } from '../src/modules/ranking/serving-model.fake';
 import { generateCatalog } from '../src/synthetic';
 import { eventMessage, userEvent } from './support/factories';
 import {
   faultEvents,
   ingestCounts,
   onlineTotals,
-  pollUntil,
   reportFigures,
   settledExactlyOnce,
   SteadyProducer,
@@ -19,15 +17,12 @@ import {
 } from './support/fault-helpers';
 import { produceRaw, sleep, startIngest } from './support/ingest-helpers';
 import { PrivatePostgres } from './support/private-postgres';
-import {
-  graphql,
-  GraphqlResponse,
-  insertItems,
-  rankCall,
-  recommendCall,
-  startRankingApp,
-} from './support/ranking-helpers';
+import { insertItems, rankCall, recommendCall } from './support/ranking-helpers';
+import { PinnedModels, startApp } from './support/app';
+import { fakeCategoryModel } from './support/fakes/category-model';
+import { graphql, GraphqlResponse } from './support/graphql';
 import { createTestContext, TestContext } from './support/test-context';
+import { eventually } from './support/poll';
 
 jest.setTimeout(180_000);
 
@@ -116,12 +111,10 @@ describe('PostgreSQL restarted', () => {
           (error: unknown) => error,
         );
       // Mid-stream: some events stored, the rest still coming.
-      await pollUntil(
-        () => storedFaultEvents(url, 'p', EVENTS),
-        (stored) => stored.rows >= EVENTS / 4,
-        60_000,
-        'a quarter of the events stored',
-      );
+      await eventually(() => storedFaultEvents(url, 'p', EVENTS), 60_000, {
+        what: 'a quarter of the events stored',
+        until: (stored) => stored.rows >= EVENTS / 4,
+      });
       const stopAt = Date.now();
       await postgres.stop('fast');
       const stoppedAt = Date.now();
@@ -130,13 +123,11 @@ describe('PostgreSQL restarted', () => {
       await postgres.start();
       const upAt = Date.now();
       const storedAtUp = (await storedFaultEvents(url, 'p', EVENTS)).rows;
-      const resumed = await pollUntil(
-        () => storedFaultEvents(url, 'p', EVENTS),
-        (stored) => stored.rows > storedAtUp,
-        60_000,
-        'the first insert after the restart',
-        50,
-      );
+      const resumed = await eventually(() => storedFaultEvents(url, 'p', EVENTS), 60_000, {
+        what: 'the first insert after the restart',
+        until: (stored) => stored.rows > storedAtUp,
+        intervalMs: 50,
+      });
       expect(await produced).toBeUndefined();
       const settled = await settledExactlyOnce(config, 'p', EVENTS, SHAPE, 90_000);
       const dlq = await topicMessages(config, TOPICS.eventsDlq);
@@ -212,19 +203,25 @@ describe('PostgreSQL restarted', () => {
       const ingest = await startIngest(context.config, undefined, 'fatal');
       try {
         await produceRaw(context.config, TOPICS.events, clicks);
-        await pollUntil(
+        await eventually(
           () => onlineTotals(context.config, 'pf', { users: USERS, items: 0 }),
-          (totals) => totals.interactions === clicks.length,
           60_000,
-          'the warm-up clicks in Redis',
+          {
+            what: 'the warm-up clicks in Redis',
+            until: (totals) => totals.interactions === clicks.length,
+          },
         );
       } finally {
         await ingest.close();
       }
-      app = await startRankingApp(
+      app = await startApp(
         { ...context.config, logLevel: 'fatal' },
-        'api',
-        fakeCategoryModel(catalog.items, { versionId: 'pg-fault' }),
+        {
+          role: 'api',
+          models: new PinnedModels({
+            model: fakeCategoryModel(catalog.items, { versionId: 'pg-fault' }),
+          }),
+        },
       );
     });
 
@@ -312,17 +309,19 @@ describe('PostgreSQL restarted', () => {
       const upAt = Date.now();
       // Back on its own: a PostgreSQL-backed query and readiness succeed again.
       const firstOk = (operation: Operation) =>
-        pollUntil(
+        eventually(
           () =>
             Promise.resolve(
               samples.find(
                 (s) => s.operation === operation && s.startedAt >= upAt && s.outcome === 'ok',
               ),
             ),
-          (sample) => sample !== undefined,
           30_000,
-          `a successful ${operation} after the restart`,
-          50,
+          {
+            what: `a successful ${operation} after the restart`,
+            until: (sample) => sample !== undefined,
+            intervalMs: 50,
+          },
         );
       const [profilesBack, readyBack] = await Promise.all([
         firstOk('rankingProfiles'),

@@ -1,5 +1,4 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import { Pool } from 'pg';
@@ -9,39 +8,25 @@ import type { AppConfig } from '../src/config/config';
 import { itemText, itemTextHash } from '../src/modules/embedding/item-text';
 import { vectorToBytes } from '../src/modules/embedding/vector-codec';
 import type { TrainingRun } from '../src/modules/registry/registry.types';
-import { TrainingRunService } from '../src/modules/registry/training-run.service';
-import { HashingTextEncoder } from '../src/modules/training/testing/hashing-encoder';
+import { TrainingCoreModule } from '../src/modules/training/training.module';
+import { TrainingRunService } from '../src/modules/training/training-run.service';
+import { HashingTextEncoder } from './support/fakes/hashing-encoder';
 import { generateBehaviour, generateCatalog } from '../src/synthetic';
-import { pollUntil, reportFigures } from './support/fault-helpers';
-import { processAlive } from './support/processes';
+import { reportFigures } from './support/fault-helpers';
+import { childrenOf, processAlive } from './support/processes';
 import { contextEnv, createTestContext, TestContext } from './support/test-context';
+import { eventually } from './support/poll';
 
 jest.setTimeout(180_000);
 
 /** Epochs of the run that gets killed: far more than it lives through. */
 const KILLED_RUN_EPOCHS = 200;
 
-/** Pids whose parent is `pid` (Linux /proc). */
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^[0-9]+$/.test(entry)) continue;
-    try {
-      // The command may contain spaces and parentheses: the fields after the last ')'.
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(entry));
-    } catch {
-      // Exited meanwhile.
-    }
-  }
-  return out;
-}
-
 function envOf(config: AppConfig): Record<string, string> {
   return {
-    ROLE: 'train',
     ...contextEnv(config),
+    PORT: '0',
+    HOST: '127.0.0.1',
     TRAIN_BACKEND: 'cpu',
     TRAIN_EPOCHS: String(KILLED_RUN_EPOCHS),
     TRAIN_CRON: 'off',
@@ -118,8 +103,8 @@ interface VersionRow {
 }
 
 /**
- * Issue #8: the trainer killed mid-run. `train-model` runs as its own process (the CLI the
- * CronJob's image runs) and is SIGKILLed after its first epoch; no partial version may become
+ * Issue #8: the trainer killed mid-run. A train-role process (what the train Deployment runs)
+ * picks up a queued run and is SIGKILLed after its first epoch; no partial version may become
  * active or servable, and the next run must succeed.
  */
 describe('trainer killed mid-run', () => {
@@ -167,9 +152,12 @@ describe('trainer killed mid-run', () => {
   it('leaves no partial version active, and the next run succeeds', async () => {
     const root = path.resolve(__dirname, '..');
     const started = Date.now();
+    await pool.query(
+      `INSERT INTO training_runs (mode, status, triggered_by) VALUES ('FULL', 'queued', 'faults test')`,
+    );
     const trainer = spawn(
       process.execPath,
-      [require.resolve('ts-node/dist/bin.js'), 'src/cli.ts', 'train-model', '--mode', 'FULL'],
+      [require.resolve('ts-node/dist/bin.js'), 'src/main.ts', 'train'],
       {
         cwd: root,
         env: { ...process.env, ...envOf(context.config) },
@@ -193,13 +181,12 @@ describe('trainer killed mid-run', () => {
     });
 
     // Running, one epoch logged and its progress recorded: then the kill.
-    const running = await pollUntil(
-      async () => ({ run: (await runs()).at(0), epochs }),
-      (state) => state.epochs >= 1 && state.run?.status === 'running' && state.run.progress > 0,
-      120_000,
-      'a running training run past its first epoch',
-      100,
-    ).catch((error: unknown) => {
+    const running = await eventually(async () => ({ run: (await runs()).at(0), epochs }), 120_000, {
+      what: 'a running training run past its first epoch',
+      until: (state) =>
+        state.epochs >= 1 && state.run?.status === 'running' && state.run.progress > 0,
+      intervalMs: 100,
+    }).catch((error: unknown) => {
       throw new Error(`${String(error)}\ntrainer output:\n${output}`);
     });
     const killedRun = running.value.run;
@@ -213,13 +200,11 @@ describe('trainer killed mid-run', () => {
     // The training process it forked goes too (its parent is gone), and PostgreSQL drops the
     // dead session's training lock ...
     const [workersGone, lockGone] = await Promise.all([
-      pollUntil(
-        () => Promise.resolve(workers.filter(processAlive)),
-        (left) => left.length === 0,
-        30_000,
-        'the training worker process to exit after its parent was killed',
-      ),
-      pollUntil(
+      eventually(() => Promise.resolve(workers.filter(processAlive)), 30_000, {
+        what: 'the training worker process to exit after its parent was killed',
+        until: (left) => left.length === 0,
+      }),
+      eventually(
         async () =>
           (
             await pool.query(
@@ -227,9 +212,8 @@ describe('trainer killed mid-run', () => {
                   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
             )
           ).rows.length,
-        (held) => held === 0,
         30_000,
-        'the training lock to be released',
+        { what: 'the training lock to be released', until: (held) => held === 0 },
       ),
     ]);
     // ... and nothing of the killed run is active or servable.
@@ -239,16 +223,10 @@ describe('trainer killed mid-run', () => {
       { id: killedRun.version_id, status: 'training', status_reason: null, has_artifact: false },
     ]);
 
-    // The next run (as the next CronJob would) takes over: it marks the orphan failed and trains.
+    // The next trainer takes over (as `train --once` would): the orphan is marked failed, and
+    // the new run trains.
     const app = await NestFactory.createApplicationContext(
-      AppModule.forRole(
-        {
-          ...context.config,
-          role: 'train',
-          modelLifecycle: { ...context.config.modelLifecycle, trainCron: null },
-        },
-        createLogger('fatal'),
-      ),
+      AppModule.withModules(context.config, createLogger('fatal'), [TrainingCoreModule]),
       { logger: false },
     );
     const nextStarted = Date.now();

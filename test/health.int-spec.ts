@@ -140,7 +140,11 @@ describe('readiness with a dependency down', () => {
       expect(response.statusCode).toBe(status);
       const body = response.json<{ checks: { name: string; ok: boolean; error?: string }[] }>();
       const failed = body.checks.filter((check) => !check.ok).map((check) => check.name);
-      expect(failed).toEqual([name]);
+      // The embedding worker cannot work without PostgreSQL either; whether its first pass has
+      // failed by now is a matter of timing.
+      expect(failed.filter((check) => check !== 'embedding-worker' || name !== 'postgres')).toEqual(
+        [name],
+      );
     } finally {
       await app.close();
       await context.cleanup();

@@ -2,18 +2,12 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { createClient } from 'redis';
 import type { AppConfig } from '../src/config/config';
-import { onlineKeys, parsePopularity } from '../src/modules/ingest/online-state.keys';
+import { onlineKeys, parsePopularity } from '../src/modules/online-state/online-state.schema';
 import { eventMessage, userEvent } from './support/factories';
-import {
-  countEvents,
-  kafkaFor,
-  produceRaw,
-  sleep,
-  startIngest,
-  waitFor,
-} from './support/ingest-helpers';
+import { countEvents, kafkaFor, produceRaw, sleep, startIngest } from './support/ingest-helpers';
 import { TcpProxy } from './support/tcp-proxy';
 import { contextEnv, createTestContext, TestContext } from './support/test-context';
+import { eventually } from './support/poll';
 
 jest.setTimeout(120_000);
 
@@ -101,17 +95,15 @@ describe('ingest faults', () => {
     const redis = createClient({ url: config.redis.url });
     await redis.connect();
     try {
-      await waitFor(
-        async () => (await countEvents(config.postgres.url)).rows === 60,
-        60_000,
-        'rows',
-      );
+      await eventually(async () => (await countEvents(config.postgres.url)).rows === 60, 60_000, {
+        what: 'rows',
+      });
       const keys = onlineKeys(config.redis.keyPrefix);
       // Redis follows the PostgreSQL commit; on a loaded machine that can take a moment.
-      await waitFor(
+      await eventually(
         async () => parsePopularity((await redis.get(keys.popularity('k-item'))) ?? '').clk >= 60,
         30_000,
-        'online state',
+        { what: 'online state' },
       );
       await sleep(1000);
       expect(await countEvents(config.postgres.url)).toEqual({ rows: 60, distinct: 60 });
@@ -141,11 +133,9 @@ describe('ingest faults', () => {
           userEvent({ eventId: `pg-${String(from + i)}`, userId: `p-user-${String(i % 5)}` }),
         );
       await produceRaw(config, 'user.events', batch(0).map(eventMessage));
-      await waitFor(
-        async () => (await countEvents(direct.postgres.url)).rows === 50,
-        30_000,
-        'first',
-      );
+      await eventually(async () => (await countEvents(direct.postgres.url)).rows === 50, 30_000, {
+        what: 'first',
+      });
       await sleep(500);
       const before = await committedOffsets(config);
 
@@ -158,11 +148,9 @@ describe('ingest faults', () => {
 
       await proxy.restore();
       await produceRaw(config, 'user.events', batch(100).map(eventMessage));
-      await waitFor(
-        async () => (await countEvents(direct.postgres.url)).rows >= 150,
-        60_000,
-        'all',
-      );
+      await eventually(async () => (await countEvents(direct.postgres.url)).rows >= 150, 60_000, {
+        what: 'all',
+      });
       await sleep(500);
       expect(await countEvents(direct.postgres.url)).toEqual({ rows: 150, distinct: 150 });
     } finally {

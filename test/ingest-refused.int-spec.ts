@@ -3,15 +3,9 @@ import { createLogger } from '../src/common/logger';
 import { DLQ_HEADERS } from '../src/modules/ingest/ingest.service';
 import { createServer } from '../src/server';
 import { catalogItem, eventMessage, userEvent } from './support/factories';
-import {
-  countEvents,
-  produceRaw,
-  query,
-  readTopic,
-  startIngest,
-  waitFor,
-} from './support/ingest-helpers';
+import { countEvents, produceRaw, query, readTopic, startIngest } from './support/ingest-helpers';
 import { createTestContext, TestContext } from './support/test-context';
+import { eventually } from './support/poll';
 
 jest.setTimeout(60_000);
 
@@ -57,7 +51,9 @@ describe('rows PostgreSQL refuses', () => {
       ...valid.slice(15).map(eventMessage),
     ]);
 
-    await waitFor(async () => (await countEvents(config.postgres.url)).rows >= 30, 30_000, 'rows');
+    await eventually(async () => (await countEvents(config.postgres.url)).rows >= 30, 30_000, {
+      what: 'rows',
+    });
     const [letter] = await readTopic(config, 'user.events.dlq', 1);
     expect(letter.headers[DLQ_HEADERS.reason]).toMatch(/^refused by PostgreSQL: /);
     expect(letter.headers[DLQ_HEADERS.field]).toBe('value');
@@ -73,7 +69,7 @@ describe('rows PostgreSQL refuses', () => {
     // The consumer carries on with the partition.
     const later = userEvent({ timestamp: TS });
     await produceRaw(config, 'user.events', [eventMessage(later)]);
-    await waitFor(
+    await eventually(
       async () =>
         (
           await query(config.postgres.url, 'SELECT 1 FROM events WHERE event_id = $1', [
@@ -81,7 +77,7 @@ describe('rows PostgreSQL refuses', () => {
           ])
         ).length === 1,
       30_000,
-      'the next event',
+      { what: 'the next event' },
     );
   });
 
@@ -100,10 +96,10 @@ describe('rows PostgreSQL refuses', () => {
     const [letter] = await readTopic(config, 'catalog.items.dlq', 1);
     expect(letter.headers[DLQ_HEADERS.reason]).toMatch(/^refused by PostgreSQL: /);
     expect(letter.key).toBe(bad.itemId);
-    await waitFor(
+    await eventually(
       async () => (await query(config.postgres.url, 'SELECT 1 FROM items')).length === 3,
       30_000,
-      'items',
+      { what: 'items' },
     );
     const items = await query<{ item_id: string }>(
       config.postgres.url,

@@ -5,7 +5,11 @@ import { createClient } from 'redis';
 import { createLogger } from '../src/common/logger';
 import type { AppConfig } from '../src/config/config';
 import { DLQ_HEADERS } from '../src/modules/ingest/ingest.service';
-import { decodeRecent, onlineKeys, parsePopularity } from '../src/modules/ingest/online-state.keys';
+import {
+  decodeRecent,
+  onlineKeys,
+  parsePopularity,
+} from '../src/modules/online-state/online-state.schema';
 import { OnlineStateService } from '../src/modules/ingest/online-state.service';
 import { createServer } from '../src/server';
 import { catalogItem, eventMessage, userEvent } from './support/factories';
@@ -17,9 +21,9 @@ import {
   readTopic,
   sleep,
   startIngest,
-  waitFor,
 } from './support/ingest-helpers';
 import { createTestContext, TestContext } from './support/test-context';
+import { eventually } from './support/poll';
 
 jest.setTimeout(60_000);
 
@@ -92,7 +96,9 @@ describe('ingest on the real stack', () => {
     ];
     await produceRaw(config, 'user.events', messages);
 
-    await waitFor(async () => (await countEvents(config.postgres.url)).rows >= 40, 30_000, 'rows');
+    await eventually(async () => (await countEvents(config.postgres.url)).rows >= 40, 30_000, {
+      what: 'rows',
+    });
     const dead = await readTopic(config, 'user.events.dlq', malformed.length);
     expect(await countEvents(config.postgres.url)).toEqual({ rows: 40, distinct: 40 });
     const stored = await query<{ event_id: string }>(
@@ -122,11 +128,9 @@ describe('ingest on the real stack', () => {
     }
 
     // Online state: recent clicks, popularity and the interest version.
-    await waitFor(
-      async () => (await redis.exists(keys.interest('v-user-0'))) === 1,
-      10_000,
-      'state',
-    );
+    await eventually(async () => (await redis.exists(keys.interest('v-user-0'))) === 1, 10_000, {
+      what: 'state',
+    });
     const recent = await redis.zRange(keys.recent('v-user-0'), 0, -1, { REV: true });
     expect(recent).toHaveLength(10);
     expect(decodeRecent(recent[0] ?? '')).toMatchObject({ type: 'click', ts: Date.parse(TS) });
@@ -142,10 +146,10 @@ describe('ingest on the real stack', () => {
     const first = events.map(eventMessage);
     // The same event id twice in one delivery.
     await produceRaw(config, 'user.events', [...first, eventMessage(events[0] ?? userEvent())]);
-    await waitFor(
+    await eventually(
       async () => (await redis.hGet(keys.interest('d-user'), 'version')) === '30',
       30_000,
-      'first delivery applied',
+      { what: 'first delivery applied' },
     );
     const before = (await countEvents(config.postgres.url)).rows;
     // A replayed batch: the same messages published again, and the group rewound to the start.
@@ -162,7 +166,7 @@ describe('ingest on the real stack', () => {
       app = await startIngest(config);
       const groupId = `${config.kafka.topicPrefix}${config.ingest.eventsGroupId}`;
       const topic = `${config.kafka.topicPrefix}user.events`;
-      await waitFor(
+      await eventually(
         async () => {
           const committed = (await admin.fetchOffsets({ groupId, topics: [topic] })).at(0);
           const ends = await admin.fetchTopicOffsets(topic);
@@ -175,7 +179,7 @@ describe('ingest on the real stack', () => {
           );
         },
         30_000,
-        'replay consumed',
+        { what: 'replay consumed' },
       );
     } finally {
       await admin.disconnect();
@@ -202,10 +206,10 @@ describe('ingest on the real stack', () => {
       { key: 'it-b', value: JSON.stringify(catalogItem({ itemId: 'it-b' })) },
       { key: 'it-c', value: JSON.stringify({ itemId: 'it-c' }) },
     ]);
-    await waitFor(
+    await eventually(
       async () => (await query(config.postgres.url, 'SELECT 1 FROM items')).length === 2,
       30_000,
-      'items stored',
+      { what: 'items stored' },
     );
     await query(config.postgres.url, 'UPDATE items SET embed_pending = false');
     await produceRaw(config, 'catalog.items', [
@@ -218,13 +222,13 @@ describe('ingest on the real stack', () => {
         value: JSON.stringify({ itemId: 'it-b', deleted: true, updatedAt: '2025-02-01T00:00:00Z' }),
       },
     ]);
-    await waitFor(
+    await eventually(
       async () =>
         (await query(config.postgres.url, 'SELECT 1 FROM items WHERE deleted')).length === 1 &&
         (await query(config.postgres.url, "SELECT 1 FROM items WHERE title = 'New title'"))
           .length === 1,
       30_000,
-      'second round',
+      { what: 'second round' },
     );
     const rows = await query<{
       item_id: string;
@@ -336,11 +340,9 @@ describe('ingest with Redis down', () => {
         userEvent({ userId: 'r-user', itemId: `r-item-${String(i % 5)}`, timestamp: TS }),
       );
       await produceRaw(config, 'user.events', events.map(eventMessage));
-      await waitFor(
-        async () => (await countEvents(config.postgres.url)).rows === 25,
-        30_000,
-        'rows',
-      );
+      await eventually(async () => (await countEvents(config.postgres.url)).rows === 25, 30_000, {
+        what: 'rows',
+      });
       const owed = await query<{ n: string }>(
         config.postgres.url,
         'SELECT sum(cardinality(seqs)) AS n FROM online_state_pending',
@@ -351,10 +353,10 @@ describe('ingest with Redis down', () => {
       const redis = createClient({ url: config.redis.url });
       await redis.connect();
       try {
-        await waitFor(
+        await eventually(
           async () => (await redis.hGet(keys.interest('r-user'), 'version')) === '25',
           20_000,
-          'catch-up',
+          { what: 'catch-up' },
         );
         expect(await query(config.postgres.url, 'SELECT 1 FROM online_state_pending')).toEqual([]);
         const snapshot = async () => ({

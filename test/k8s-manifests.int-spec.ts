@@ -45,7 +45,7 @@ describe.each(['dev', 'prod'])('k8s overlay %s', (overlay) => {
       expect.arrayContaining([
         'Deployment/recsys-api',
         'Deployment/recsys-ingest',
-        'CronJob/recsys-train',
+        'Deployment/recsys-train',
         'Job/recsys-migrate',
         'ConfigMap/recsys-config',
         'Secret/recsys-secrets',
@@ -65,9 +65,10 @@ describe.each(['dev', 'prod'])('k8s overlay %s', (overlay) => {
     }
   });
 
-  it('requests a GPU for the trainer', () => {
-    const cronJob = manifests.find((manifest) => manifest.kind === 'CronJob');
-    expect(JSON.stringify(cronJob)).toContain('"nvidia.com/gpu":1');
+  it('requests a GPU for the trainer, which runs the train role', () => {
+    const train = manifests.find((manifest) => manifest.metadata.name === 'recsys-train');
+    expect(JSON.stringify(train)).toContain('"nvidia.com/gpu":1');
+    expect(JSON.stringify(train)).toContain('"args":["train"]');
   });
 });
 

@@ -4,14 +4,14 @@ import { itemText, itemTextHash } from '../src/modules/embedding/item-text';
 import { vectorToBytes } from '../src/modules/embedding/vector-codec';
 import { createLogger } from '../src/common/logger';
 import { RegistryService } from '../src/modules/registry/registry.service';
-import type { ModelTrainer } from '../src/modules/registry/registry.types';
-import { TrainingRunService } from '../src/modules/registry/training-run.service';
+import type { ModelTrainer } from '../src/modules/training/model-trainer';
+import { TrainingRunService } from '../src/modules/training/training-run.service';
 import { loadModel, serializeModel } from '../src/modules/training/model/artifact';
-import { HashingTextEncoder } from '../src/modules/training/testing/hashing-encoder';
+import { HashingTextEncoder } from './support/fakes/hashing-encoder';
 import { TrainingRepository } from '../src/modules/training/training.repository';
 import { TrainingService } from '../src/modules/training/training.service';
 import { generateBehaviour, generateCatalog } from '../src/synthetic';
-import { startAppWith } from './support/model-fakes';
+import { startApp } from './support/app';
 import { createTestContext, TestContext } from './support/test-context';
 
 /**
@@ -67,7 +67,7 @@ describe('promotion gate with the real trainer', () => {
         return { ...result, artifact, metrics };
       },
     };
-    app = await startAppWith(context.config, { trainer });
+    app = await startApp(context.config, { trainer });
     const encoderId = real.encoderId;
     const catalog = generateCatalog({ items: 150, seed: 'gate-int' });
     const vectors = await new HashingTextEncoder(384).encode(

@@ -1,16 +1,13 @@
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Client } from 'pg';
-import {
-  eventually,
-  FakeLoader,
-  FakeTrainer,
-  graphql,
-  GraphqlResponse,
-  startAppWith,
-  VALIDATION,
-} from './support/model-fakes';
+import { MODEL_TRAINER } from '../src/modules/training/model-trainer';
+import { TrainingRunService } from '../src/modules/training/training-run.service';
+import { startApp } from './support/app';
+import { FakeLoader, FakeTrainer, VALIDATION } from './support/fakes/model-lifecycle';
+import { graphql, GraphqlResponse } from './support/graphql';
+import { eventually } from './support/poll';
+import { childrenOf } from './support/processes';
 import { createTestContext, TestContext } from './support/test-context';
-import { TrainingRunService } from '../src/modules/registry/training-run.service';
 
 interface Version {
   id: string;
@@ -40,13 +37,17 @@ function required<T>(value: T | null | undefined): T {
   return value;
 }
 
-/** Two api replicas (separate Nest apps, pools and LISTEN connections) on one database. */
+/**
+ * Two api replicas (separate Nest apps, pools and LISTEN connections) on one database, and one
+ * train-role process that runs what they queue.
+ */
 describe('model lifecycle across two api replicas', () => {
   let context: TestContext;
   let pg: Client;
   const trainer = new FakeTrainer();
   const loaders = [new FakeLoader(), new FakeLoader()] as const;
   let replicas: [NestFastifyApplication, NestFastifyApplication];
+  let trainerApp: NestFastifyApplication;
 
   const served = async (app: NestFastifyApplication) => {
     const response = await graphql<{ servingModel: { versionId: string | null } }>(
@@ -57,10 +58,12 @@ describe('model lifecycle across two api replicas', () => {
   };
 
   /** Milliseconds until both replicas serve `id`; fails after 5 s. */
-  const bothServe = (id: string) =>
-    eventually(async () => {
-      expect(await Promise.all(replicas.map(served))).toEqual([id, id]);
-    }, 5000);
+  const bothServe = async (id: string) =>
+    (
+      await eventually(async () => {
+        expect(await Promise.all(replicas.map(served))).toEqual([id, id]);
+      }, 5000)
+    ).elapsedMs;
 
   const train = async (mode: 'FULL' | 'INCREMENTAL', app = replicas[0]): Promise<Run> => {
     const started = await graphql<{ trainModel: Run }>(
@@ -120,12 +123,14 @@ describe('model lifecycle across two api replicas', () => {
     pg = new Client({ connectionString: context.config.postgres.url });
     await pg.connect();
     replicas = await Promise.all([
-      startAppWith(context.config, { trainer, loader: loaders[0] }),
-      startAppWith(context.config, { trainer, loader: loaders[1] }),
+      startApp(context.config, { loader: loaders[0] }),
+      startApp(context.config, { loader: loaders[1] }),
     ]);
+    trainerApp = await startApp(context.config, { role: 'train', trainer });
   });
 
   afterAll(async () => {
+    await trainerApp.close();
     await Promise.all(replicas.map((app) => app.close()));
     await pg.end();
     await context.cleanup();
@@ -266,7 +271,7 @@ describe('model lifecycle across two api replicas', () => {
       });
     }
     const id = required(started[0]?.data?.trainModel.id);
-    expect(started[0]?.data?.trainModel.status).toBe('RUNNING');
+    expect(started[0]?.data?.trainModel.status).toBe('QUEUED');
     await eventually(async () => {
       const response = await graphql<{ trainingRun: Run }>(
         replicas[1],
@@ -319,7 +324,7 @@ describe('model lifecycle across two api replicas', () => {
 
   it('a replica started later loads the active version at boot', async () => {
     const active = await activeId();
-    const late = await startAppWith(context.config, { trainer, loader: new FakeLoader() });
+    const late = await startApp(context.config, { loader: new FakeLoader() });
     try {
       expect(await served(late)).toBe(active);
     } finally {
@@ -332,7 +337,8 @@ describe('model lifecycle across two api replicas', () => {
       `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
         WHERE datname = current_database() AND application_name = 'recsys-listener'`,
     );
-    expect(dropped.rowCount).toBe(2);
+    // Each replica's activation listener, and the trainer's queue listener.
+    expect(dropped.rowCount).toBe(3);
     // Announced before the listeners reconnect (backoff 200 ms): the NOTIFY itself is lost, the
     // re-read on reconnect finds the new version (the poll is 10 minutes away).
     const target = second === (await activeId()) ? first : second;
@@ -378,7 +384,7 @@ describe('scheduled training (train role)', () => {
     });
     pg = new Client({ connectionString: context.config.postgres.url });
     await pg.connect();
-    app = await startAppWith(context.config, { trainer });
+    app = await startApp(context.config, { trainer });
   });
 
   afterAll(async () => {
@@ -418,5 +424,64 @@ describe('scheduled training (train role)', () => {
       events: { afterSeq: '60', untilSeq: '115' },
     });
     expect(trainer.requests).toHaveLength(2);
+  });
+});
+
+describe('training runs only where the train role runs', () => {
+  let context: TestContext;
+  let api: NestFastifyApplication;
+
+  beforeAll(async () => {
+    context = await createTestContext({ ROLE: 'api', LOG_LEVEL: 'fatal', TRAIN_CRON: 'off' });
+    api = await startApp(context.config);
+  });
+
+  afterAll(async () => {
+    await api.close();
+    await context.cleanup();
+  });
+
+  it('an api process only queues; a train process picks the run up within seconds', async () => {
+    // The api role has no trainer at all.
+    expect(() => {
+      api.get(MODEL_TRAINER, { strict: false });
+    }).toThrow();
+    expect(() => {
+      api.get(TrainingRunService, { strict: false });
+    }).toThrow();
+    const childrenBefore = childrenOf(process.pid);
+    const queued = await graphql<{ trainModel: { id: string; status: string } }>(
+      api,
+      'mutation { trainModel(mode: FULL) { id status } }',
+    );
+    expect(queued.data?.trainModel.status).toBe('QUEUED');
+    const id = required(queued.data?.trainModel.id);
+    const status = async () =>
+      (
+        await graphql<{ trainingRun: { status: string; outcome: string | null } }>(
+          api,
+          `{ trainingRun(id: "${id}") { status outcome } }`,
+        )
+      ).data?.trainingRun;
+    // Nobody trains it here: still queued a while later, and no process was started for it.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect(await status()).toEqual({ status: 'QUEUED', outcome: null });
+    expect(childrenOf(process.pid)).toEqual(childrenBefore);
+
+    const trainer = new FakeTrainer();
+    const started = Date.now();
+    const train = await startApp(context.config, { role: 'train', trainer });
+    try {
+      const done = await eventually(status, 10_000, {
+        what: 'the queued run finished by the train process',
+        until: (run) => run?.status === 'SUCCEEDED',
+        intervalMs: 50,
+      });
+      expect(done.at - started).toBeLessThan(5000);
+      expect(done.value).toEqual({ status: 'SUCCEEDED', outcome: 'promoted' });
+      expect(trainer.requests).toHaveLength(1);
+    } finally {
+      await train.close();
+    }
   });
 });

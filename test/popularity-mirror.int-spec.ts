@@ -1,10 +1,9 @@
 import { createLogger } from '../src/common/logger';
 import { createRedisClient, RedisClient } from '../src/infra/redis';
-import { onlineKeys, parsePopularity } from '../src/modules/ingest/online-state.keys';
-import { OnlineStateRepository } from '../src/modules/ingest/online-state.repository';
 import { Metrics } from '../src/modules/metrics/metrics.registry';
-import { PopularityMirror } from '../src/modules/ranking/popularity-mirror';
-import { RankingRedisRepository } from '../src/modules/ranking/ranking-redis.repository';
+import { OnlineStateRedisRepository } from '../src/modules/online-state/online-state-redis.repository';
+import { onlineKeys, parsePopularity } from '../src/modules/online-state/online-state.schema';
+import { PopularityMirror } from '../src/modules/online-state/popularity-mirror';
 import { createTestContext, TestContext } from './support/test-context';
 
 const NOW = Date.now();
@@ -16,25 +15,19 @@ function itemDelta(itemId: string, clk: number, imp = 0) {
 describe('replica popularity copy on the real Redis (pop-changes stream)', () => {
   let context: TestContext;
   let redis: RedisClient;
-  let writer: OnlineStateRepository;
+  let writer: OnlineStateRedisRepository;
   let mirror: PopularityMirror;
 
   const apply = (items: ReturnType<typeof itemDelta>[]) =>
     writer.apply({ users: [], items, events: items.length });
-  const clicks = (itemIds: string[]) =>
-    mirror.popularity(itemIds, NOW).map((popularity) => popularity?.clicks);
+  const clicks = (itemIds: string[]) => itemIds.map((itemId) => mirror.get(itemId, NOW)?.clicks);
 
   beforeAll(async () => {
     context = await createTestContext({ RANK_POPULARITY_SYNC_MS: '100' });
     redis = createRedisClient(context.config.redis, createLogger('silent'));
     await redis.connect();
-    writer = new OnlineStateRepository(redis, context.config);
-    mirror = new PopularityMirror(
-      new RankingRedisRepository(redis, context.config),
-      context.config,
-      createLogger('silent'),
-      new Metrics({}),
-    );
+    writer = new OnlineStateRedisRepository(redis, context.config);
+    mirror = new PopularityMirror(writer, context.config, createLogger('silent'), new Metrics({}));
   });
   afterAll(async () => {
     await redis.close();

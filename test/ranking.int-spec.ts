@@ -1,12 +1,14 @@
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { TOPICS } from '../src/modules/ingest/ingest.service';
-import { fakeCategoryModel } from '../src/modules/ranking/serving-model.fake';
-import { ServedModelHolder, ServingModel } from '../src/modules/ranking/serving-model';
+import type { LoadedModel } from '../src/modules/serving/served-model';
 import { generateCatalog, SyntheticItem } from '../src/synthetic';
 import { eventMessage, userEvent } from './support/factories';
-import { produceRaw, sleep, waitFor } from './support/ingest-helpers';
+import { produceRaw, query as pgQuery, sleep } from './support/ingest-helpers';
+import { eventually } from './support/poll';
+import { PinnedModels, startApp } from './support/app';
+import { fakeCategoryModel } from './support/fakes/category-model';
+import { graphql } from './support/graphql';
 import {
-  graphql,
   insertEvents,
   insertItems,
   insertItemVectors,
@@ -14,7 +16,6 @@ import {
   RankResultView,
   rankCall,
   recommendCall,
-  startRankingApp,
 } from './support/ranking-helpers';
 import { createTestContext, TestContext } from './support/test-context';
 import { RegistryRepository } from '../src/modules/registry/registry.repository';
@@ -62,9 +63,17 @@ function expectPartsSumToScore(result: RankResultView): void {
 
 const categoryOf = new Map(catalog.items.map((item) => [item.itemId, item.category]));
 
+/** A loaded model's catalog vectors as the text vectors an encoder would have stored. */
+const textVectors = (loaded: LoadedModel) => ({
+  ids: loaded.catalog.ids,
+  dimension: loaded.model.dimension,
+  matrix: loaded.catalog.matrix,
+});
+
 describe('ranking on the real stack (api + ingest in one app)', () => {
   let context: TestContext;
   let app: NestFastifyApplication;
+  const models = new PinnedModels({ model: model() });
 
   const rank = async (variables: Record<string, unknown>) => rankCall(app, variables);
 
@@ -72,7 +81,7 @@ describe('ranking on the real stack (api + ingest in one app)', () => {
     context = await createTestContext({ RANK_TIMEOUT_MS: '1500' });
     await context.createTopics(Object.values(TOPICS).map((name) => ({ name })));
     await insertItems(context.config.postgres.url, itemRows);
-    app = await startRankingApp(context.config, 'all', model());
+    app = await startApp(context.config, { role: 'all', models });
   });
   afterAll(async () => {
     await app.close();
@@ -86,13 +95,13 @@ describe('ranking on the real stack (api + ingest in one app)', () => {
     const others = [...byCategory(CAT_B).slice(0, 10), ...byCategory(CAT_C).slice(0, 10)];
     const pool = [...others.slice(0, 10), ...unseenA, ...others.slice(10)];
     let result: RankResultView | undefined;
-    await waitFor(
+    await eventually(
       async () => {
         result = (await rank({ userId: 'u-cat', candidates: candidates(pool) })).data?.rank;
         return result?.degraded.length === 0;
       },
       30_000,
-      'ingested clicks',
+      { what: 'ingested clicks' },
     );
     if (result === undefined) throw new Error('no result');
     expect(result.modelVersion).toBe('7');
@@ -132,7 +141,7 @@ describe('ranking on the real stack (api + ingest in one app)', () => {
       const result = (await rank({ userId: 'u-fresh', candidates: candidates(pool) })).data?.rank;
       return categoryOf.get(result?.items[0]?.itemId ?? '');
     };
-    await waitFor(async () => (await topCategory()) === CAT_B, 30_000, 'first clicks');
+    await eventually(async () => (await topCategory()) === CAT_B, 30_000, { what: 'first clicks' });
     // Many recent clicks on the other category move the interest vector over.
     const sent = Date.now();
     await produceRaw(
@@ -202,8 +211,7 @@ describe('ranking on the real stack (api + ingest in one app)', () => {
   });
 
   it('ranks without the model part and says so when no model is served', async () => {
-    const holder = app.get(ServedModelHolder);
-    holder.pin(undefined);
+    models.pin(undefined);
     try {
       const result = await rank({
         userId: 'u-cat',
@@ -217,7 +225,7 @@ describe('ranking on the real stack (api + ingest in one app)', () => {
         result.data?.rank ?? { items: [], modelVersion: null, requestId: '', degraded: [] },
       );
     } finally {
-      holder.pin(model());
+      models.pin(model());
     }
   });
 
@@ -241,6 +249,7 @@ describe('ranking on the real stack (api + ingest in one app)', () => {
           weights: [
             { feature: 'model', weight: 1 },
             { feature: 'boost', weight: 1 },
+            { feature: 'popularity', weight: 0 },
             { feature: 'feature:margin', weight: 2 },
           ],
           boosts: [{ category: CAT_C, value: 10 }],
@@ -263,6 +272,8 @@ describe('ranking on the real stack (api + ingest in one app)', () => {
         { name: 'boost', value: 10, weight: 1 },
         { name: 'feature:margin', value: 0.25, weight: 2 },
         expect.objectContaining({ name: 'popularity', weight: 0 }),
+        // A built-in feature the profile does not name takes its default weight.
+        expect.objectContaining({ name: 'ctr', weight: 0.5 }),
       ]),
     );
     expectPartsSumToScore(
@@ -341,12 +352,12 @@ describe('ranking on the real stack (api + ingest in one app)', () => {
   });
 
   it('times out with a TIMEOUT error when a stage hangs', async () => {
-    const holder = app.get(ServedModelHolder);
-    const hanging: ServingModel = {
-      ...model('hang'),
-      encodeItems: () => new Promise(() => undefined),
+    const loaded = model('hang');
+    const hanging: LoadedModel = {
+      ...loaded,
+      model: { ...loaded.model, encodeItems: () => new Promise(() => undefined) },
     };
-    holder.pin(hanging);
+    models.pin(hanging);
     try {
       const started = Date.now();
       const result = await rank({
@@ -356,7 +367,7 @@ describe('ranking on the real stack (api + ingest in one app)', () => {
       expect(result.errors?.[0]?.extensions.code).toBe('TIMEOUT');
       expect(Date.now() - started).toBeLessThan(5000);
     } finally {
-      holder.pin(model());
+      models.pin(model());
     }
   });
 
@@ -364,7 +375,7 @@ describe('ranking on the real stack (api + ingest in one app)', () => {
     // The category model's vectors stand in for the encoder's text vectors of the catalog; an
     // untrained interest model's item tower is the identity, so its ranking stays checkable.
     const encoderId = 'test-category-encoder:32';
-    const { catalog: texts } = model();
+    const texts = textVectors(model());
     await insertItemVectors(context.config.postgres.url, encoderId, texts);
     const architecture = {
       ...DEFAULT_ARCHITECTURE,
@@ -394,26 +405,138 @@ describe('ranking on the real stack (api + ingest in one app)', () => {
     await registry.setVersionStatus(versionId, 'candidate', null);
     await app.get(RegistryService).activate(versionId, 'test');
 
-    const holder = app.get(ServedModelHolder);
-    holder.unpin();
+    models.unpin();
     try {
       const unseenA = byCategory(CAT_A).slice(16, 20);
       const pool = [...byCategory(CAT_B).slice(16, 20), ...unseenA];
       let result: RankResultView | undefined;
-      await waitFor(
+      await eventually(
         async () => {
           result = (await rank({ userId: 'u-cat', candidates: candidates(pool) })).data?.rank;
           return result?.modelVersion === versionId;
         },
         15_000,
-        'activated version served',
+        { what: 'activated version served' },
       );
       expect(result?.degraded).toEqual([]);
       expect(result?.items.every((item) => item.parts[0]?.name === 'model')).toBe(true);
       const top = result?.items.slice(0, unseenA.length).map((item) => categoryOf.get(item.itemId));
       expect(top).toEqual(unseenA.map(() => CAT_A));
     } finally {
-      holder.pin(model());
+      models.pin(model());
+    }
+  });
+
+  it('scores items embedded after the swap within seconds: new items, deletions, text changes', async () => {
+    // The version activated by the test above stays active; serve it instead of the pinned one.
+    const encoderId = 'test-category-encoder:32';
+    const active = await app.get(RegistryService).activeVersion();
+    if (active === null) throw new Error('no active version');
+    models.unpin();
+    try {
+      const url = context.config.postgres.url;
+      const reference = model();
+      const vectorOf = (itemId: string) => {
+        const row = reference.catalog.ids.indexOf(itemId);
+        const d = reference.model.dimension;
+        return reference.catalog.matrix.slice(row * d, (row + 1) * d);
+      };
+      // Three new items whose text vectors point where category A's items point.
+      const fresh = byCategory(CAT_A)
+        .slice(0, 3)
+        .map((item, i) => ({ itemId: `fresh-${i}`, like: item.itemId }));
+      const others = byCategory(CAT_B).slice(0, 6);
+      await insertItems(
+        url,
+        fresh.map((item) => ({ itemId: item.itemId, title: 'new', category: CAT_A })),
+      );
+      const stored = Date.now();
+      await insertItemVectors(url, encoderId, {
+        ids: fresh.map((item) => item.itemId),
+        dimension: reference.model.dimension,
+        matrix: Float32Array.from(fresh.flatMap((item) => Array.from(vectorOf(item.like)))),
+      });
+      // Candidates given by id only: the new items get model scores, and rank first for a user
+      // who likes category A.
+      const pool = [...others, ...fresh].map((item) => ({ itemId: item.itemId }));
+      const scored = await eventually(
+        async () => (await rank({ userId: 'u-cat', candidates: pool })).data?.rank,
+        5000,
+        {
+          what: 'the new items model-scored',
+          until: (result) =>
+            result?.modelVersion === active.id &&
+            result.items.find((item) => item.itemId === 'fresh-0')?.parts[0]?.name === 'model',
+          intervalMs: 50,
+        },
+      );
+      expect(scored.at - stored).toBeLessThan(5000);
+      expect(
+        scored.value?.items
+          .slice(0, fresh.length)
+          .map((item) => item.itemId)
+          .sort(),
+      ).toEqual(fresh.map((item) => item.itemId));
+
+      // A user whose only clicks are on new items is not cold: the model knows them now.
+      await produceRaw(
+        context.config,
+        TOPICS.events,
+        fresh.slice(0, 2).flatMap((item, i) =>
+          eventMessage(
+            userEvent({
+              userId: 'u-new-items',
+              itemId: item.itemId,
+              type: 'click',
+              timestamp: new Date(Date.now() + i).toISOString(),
+            }),
+          ),
+        ),
+      );
+      const unseen = [...others, ...byCategory(CAT_A).slice(3, 6)];
+      const fan = await eventually(
+        async () =>
+          (await rank({ userId: 'u-new-items', candidates: candidates(unseen) })).data?.rank,
+        15_000,
+        { what: 'clicks on new items ingested', until: (result) => result?.degraded.length === 0 },
+      );
+      expect(fan.value?.items.slice(0, 3).map((item) => categoryOf.get(item.itemId))).toEqual([
+        CAT_A,
+        CAT_A,
+        CAT_A,
+      ]);
+
+      // A text change (a new vector, now like category B) and a deletion reach serving too.
+      await pgQuery(
+        url,
+        `UPDATE item_embeddings SET vector = $2, updated_at = now()
+          WHERE item_id = 'fresh-1' AND encoder_id = $1`,
+        [encoderId, Buffer.from(vectorOf(others[0].itemId).buffer)],
+      );
+      await pgQuery(
+        url,
+        `UPDATE items SET deleted = true, ingested_at = now() WHERE item_id = 'fresh-2'`,
+      );
+      const changed = await eventually(
+        async () => (await rank({ userId: 'u-cat', candidates: pool })).data?.rank,
+        5000,
+        {
+          what: 'the text change and the deletion followed',
+          until: (result) => {
+            const order = result?.items.map((item) => item.itemId) ?? [];
+            const deleted = result?.items.find((item) => item.itemId === 'fresh-2');
+            return order.indexOf('fresh-1') >= 2 && deleted?.parts[0]?.name === 'prior';
+          },
+          intervalMs: 50,
+        },
+      );
+      expect(changed.value?.items[0]?.itemId).toBe('fresh-0');
+      const recommended = await recommendCall(app, { userId: 'u-cat', first: 50 });
+      const ids = recommended.data?.recommend.items.map((item) => item.itemId) ?? [];
+      expect(ids).toContain('fresh-0');
+      expect(ids).not.toContain('fresh-2');
+    } finally {
+      models.pin(model());
     }
   });
 
@@ -451,7 +574,10 @@ describe('ranking with Redis down', () => {
           ts: new Date(now - i * 1000),
         })),
     );
-    app = await startRankingApp(context.config, 'api', model());
+    app = await startApp(context.config, {
+      role: 'api',
+      models: new PinnedModels({ model: model() }),
+    });
   });
   afterAll(async () => {
     await app.close();

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { writeSyntheticMind } from '../src/modules/training/dataset/synthetic-mind';
 import { runEval } from '../src/modules/training/eval/run-eval';
-import { HashingTextEncoder } from '../src/modules/training/testing/hashing-encoder';
+import { HashingTextEncoder } from './support/fakes/hashing-encoder';
 
 /**
  * `npm run eval` on the project's synthetic data at CI size: the production trainer and scorer

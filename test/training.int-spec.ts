@@ -4,7 +4,7 @@ import { itemText, itemTextHash } from '../src/modules/embedding/item-text';
 import { vectorToBytes } from '../src/modules/embedding/vector-codec';
 import { loadModel } from '../src/modules/training/model/artifact';
 import { InterestScorer } from '../src/modules/training/model/interest-scorer';
-import { HashingTextEncoder } from '../src/modules/training/testing/hashing-encoder';
+import { HashingTextEncoder } from './support/fakes/hashing-encoder';
 import { TrainingRepository } from '../src/modules/training/training.repository';
 import { TrainingService } from '../src/modules/training/training.service';
 import { generateBehaviour, generateCatalog } from '../src/synthetic';

@@ -6,7 +6,7 @@ import { MercuriusDriver, MercuriusDriverConfig } from '@nestjs/mercurius';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { ConstantHealthResolver, serveOnEphemeralPort } from './common';
 
-/** Mercurius on Fastify 5, configured like the service (src/graphql.module.ts) minus hooks. */
+/** Mercurius on Fastify 5, configured like the service (src/graphql/graphql.module.ts) minus hooks. */
 @Module({
   imports: [
     GraphQLModule.forRoot<MercuriusDriverConfig>({

@@ -1,6 +1,4 @@
-import { GraphQLError } from 'graphql';
 import { isConnectionFailure, isDataRejection } from './errors';
-import { formatGraphqlError } from './graphql-errors';
 
 function withCode(message: string, code: string): Error {
   return Object.assign(new Error(message), { code });
@@ -29,19 +27,6 @@ describe('isConnectionFailure', () => {
     ['a non-error', 'ECONNREFUSED'],
   ])('does not take %s for one', (_, error) => {
     expect(isConnectionFailure(error)).toBe(false);
-  });
-});
-
-describe('formatGraphqlError for a backing service that is down', () => {
-  it('answers UNAVAILABLE without the driver message', () => {
-    const original = withCode('connect ECONNREFUSED 127.0.0.1:5432', 'ECONNREFUSED');
-    const formatted = formatGraphqlError(
-      new GraphQLError(original.message, { originalError: original }),
-    );
-    expect(formatted).toMatchObject({
-      message: 'A backing service is unavailable; retry shortly',
-      extensions: { code: 'UNAVAILABLE' },
-    });
   });
 });
 

@@ -51,6 +51,21 @@ describe('loadConfig', () => {
     );
   });
 
+  it('picks the log format at start unless LOG_FORMAT names one', () => {
+    expect(loadConfig({}).logFormat).toBe('auto');
+    expect(loadConfig({ LOG_FORMAT: 'pretty' }).logFormat).toBe('pretty');
+    expect(() => loadConfig({ LOG_FORMAT: 'text' })).toThrow(/LOG_FORMAT="text"/);
+  });
+
+  it('runs the GraphQL fast path unless GRAPHQL_FAST_PATH is false', () => {
+    expect(loadConfig({}).graphql.fastPath).toBe(true);
+    expect(loadConfig({ GRAPHQL_FAST_PATH: 'false' }).graphql.fastPath).toBe(false);
+    expect(loadConfig({ GRAPHQL_FAST_PATH: '0' }).graphql.fastPath).toBe(false);
+    expect(() => loadConfig({ GRAPHQL_FAST_PATH: 'off' })).toThrow(
+      /GRAPHQL_FAST_PATH="off": must be true or false/,
+    );
+  });
+
   it('reports every bad variable at once', () => {
     try {
       loadConfig({ PORT: 'x', ROLE: 'y' });

@@ -1,8 +1,11 @@
 import { z } from 'zod';
-import { parseCron } from '../modules/registry/cron';
+import { parseCron } from '../common/cron';
 
 export const ROLES = ['api', 'ingest', 'train', 'all'] as const;
 export type Role = (typeof ROLES)[number];
+
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max);
@@ -39,8 +42,8 @@ function cronError(expression: string): string | undefined {
 }
 
 /**
- * Every environment variable the service reads, with its default. The README's configuration
- * table mirrors this object; `describeConfig()` prints it.
+ * Every environment variable the service reads, with its default. Each needs an entry in
+ * `CONFIG_DOCS` (config-docs.ts); `npm run docs:config` renders both into docs/configuration.md.
  */
 export const configSchema = z.object({
   ROLE: z.enum(ROLES).default('all'),
@@ -48,6 +51,7 @@ export const configSchema = z.object({
   PORT: int(0, 65535).default(3000),
   OPS_PORT: int(0, 65535).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_FORMAT: z.enum(LOG_FORMATS).default('auto'),
   DATABASE_URL: url(['postgres', 'postgresql']).default(
     'postgres://postgres@127.0.0.1:5432/recsys',
   ),
@@ -89,6 +93,7 @@ export const configSchema = z.object({
   TRAIN_REPLAY_RATIO: z.coerce.number().min(0).max(100).default(1),
   TRAIN_MAX_EVENTS: int(1).default(2_000_000),
   TRAIN_SEED: int(0).default(42),
+  TRAIN_QUEUE_POLL_MS: int(100, 3_600_000).default(5000),
   MODEL_POLL_INTERVAL_MS: int(100, 3_600_000).default(30_000),
   EMBEDDING_MODEL: z.string().min(1).default('all-MiniLM-L6-v2'),
   EMBEDDING_MODEL_DIR: z.string().min(1).default('models'),
@@ -107,12 +112,13 @@ export const configSchema = z.object({
   RANK_RECOMMEND_MAX: int(1, 10_000).default(200),
   RANK_RECOMMEND_POOL: int(1, 100_000).default(200),
   RANK_PROFILE_REFRESH_MS: int(100, 3_600_000).default(5000),
-  RANK_CATALOG_REFRESH_MS: int(100, 3_600_000).default(10_000),
+  RANK_CATALOG_REFRESH_MS: int(100, 3_600_000).default(1000),
   RANK_POPULARITY_SYNC_MS: int(0, 60_000).default(250),
   GRAPHQL_MAX_COMPLEXITY: int(1, 1_000_000).default(500),
   GRAPHQL_MAX_ALIASES: int(0, 10_000).default(20),
   GRAPHQL_MAX_DOCUMENT_BYTES: int(256, 4 * 1024 * 1024).default(16_384),
   GRAPHQL_MAX_LIST_LENGTH: int(1, 1_000_000).default(1000),
+  GRAPHQL_FAST_PATH: bool.default('true'),
   AUTH_MODE: z.enum(['api-key', 'off']).default('api-key'),
   AUTH_RATE_LIMIT_READ_PER_SECOND: int(1, 1_000_000_000).default(1000),
   AUTH_RATE_LIMIT_OPS_PER_SECOND: int(1, 1_000_000_000).default(20),
@@ -129,6 +135,8 @@ export interface AppConfig {
     readonly opsPort: number | null;
   };
   readonly logLevel: RawConfig['LOG_LEVEL'];
+  /** `auto`: pretty lines when stdout is a terminal, else JSON (decided as the logger starts). */
+  readonly logFormat: LogFormat;
   readonly postgres: {
     readonly url: string;
     readonly poolMax: number;
@@ -170,6 +178,8 @@ export interface AppConfig {
     readonly promotionTolerance: number;
     /** How often a replica re-reads the active version, in case a NOTIFY was missed. */
     readonly pollIntervalMs: number;
+    /** How often a train process looks for queued runs, in case a NOTIFY was missed. */
+    readonly queuePollMs: number;
   };
   readonly training: {
     /** tfjs backend; `auto` = tensorflow-gpu > tensorflow > wasm > cpu, the first that loads. */
@@ -213,6 +223,10 @@ export interface AppConfig {
     /** Nearest neighbours retrieved before re-ranking (at least `first`). */
     readonly recommendPool: number;
     readonly profileRefreshMs: number;
+    /**
+     * How often a replica reads what changed in the catalog: item features, deletions, and text
+     * vectors stored since (items embedded after a model swap are scored within about this long).
+     */
     readonly catalogRefreshMs: number;
     /**
      * How often a replica applies the `pop-changes` stream to its in-memory copy of every item's
@@ -228,6 +242,11 @@ export interface AppConfig {
     readonly maxDocumentBytes: number;
     /** Most elements of any list in the variables, checked before GraphQL coerces them. */
     readonly maxListLength: number;
+    /**
+     * graphql-jit with variables coerced once and object fields read as properties
+     * (src/graphql/fast-path); off: plain Mercurius, to tell a fast-path bug from any other.
+     */
+    readonly fastPath: boolean;
   };
   readonly auth: {
     /** `off` accepts every GraphQL request without a key (local demo only). */
@@ -274,6 +293,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     role: c.ROLE,
     http: { host: c.HOST, port: c.PORT, opsPort: c.OPS_PORT ?? null },
     logLevel: c.LOG_LEVEL,
+    logFormat: c.LOG_FORMAT,
     postgres: {
       url: c.DATABASE_URL,
       poolMax: c.PG_POOL_MAX,
@@ -308,6 +328,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       trainMinNewEvents: c.TRAIN_MIN_NEW_EVENTS,
       promotionTolerance: c.TRAIN_PROMOTION_TOLERANCE,
       pollIntervalMs: c.MODEL_POLL_INTERVAL_MS,
+      queuePollMs: c.TRAIN_QUEUE_POLL_MS,
     },
     training: {
       backend: c.TRAIN_BACKEND,
@@ -347,6 +368,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       maxAliases: c.GRAPHQL_MAX_ALIASES,
       maxDocumentBytes: c.GRAPHQL_MAX_DOCUMENT_BYTES,
       maxListLength: c.GRAPHQL_MAX_LIST_LENGTH,
+      fastPath: c.GRAPHQL_FAST_PATH,
     },
     auth: {
       mode: c.AUTH_MODE,

@@ -2,10 +2,11 @@ import { INestApplicationContext } from '@nestjs/common';
 import { Producer } from 'kafkajs';
 import { createClient } from 'redis';
 import type { AppConfig } from '../../src/config/config';
-import { onlineKeys, parsePopularity } from '../../src/modules/ingest/online-state.keys';
+import { onlineKeys, parsePopularity } from '../../src/modules/online-state/online-state.schema';
 import { Metrics } from '../../src/modules/metrics/metrics.registry';
 import { eventMessage, userEvent } from './factories';
 import { kafkaFor, query, sleep } from './ingest-helpers';
+import { eventually } from './poll';
 
 /** One JSON line with a fault test's figures (the issue's closing note quotes them). */
 export function reportFigures(fault: string, figures: Record<string, unknown>): void {
@@ -244,53 +245,23 @@ export async function settledExactlyOnce(
   onlineAt: number;
 }> {
   const url = config.postgres.url;
-  const all = await pollUntil(
-    () => storedFaultEvents(url, prefix, total),
-    (stored) => stored.rows >= total,
-    storedTimeoutMs,
-    `${total} stored events`,
-    250,
-  );
+  const all = await eventually(() => storedFaultEvents(url, prefix, total), storedTimeoutMs, {
+    what: `${total} stored events`,
+    until: (stored) => stored.rows >= total,
+    intervalMs: 250,
+  });
   await sleep(1000);
   const stored = await storedFaultEvents(url, prefix, total);
   expect(stored).toEqual({ rows: total, distinct: total, inRange: total });
-  const online = await pollUntil(
-    () => onlineTotals(config, prefix, shape),
-    (totals) => totals.interactions >= total && totals.clicks >= total,
-    60_000,
-    'the online state to catch up',
-    250,
-  );
+  const online = await eventually(() => onlineTotals(config, prefix, shape), 60_000, {
+    what: 'the online state to catch up',
+    until: (totals) => totals.interactions >= total && totals.clicks >= total,
+    intervalMs: 250,
+  });
   await sleep(1000);
   expect(await onlineTotals(config, prefix, shape)).toEqual({
     interactions: total,
     clicks: total,
   });
   return { stored, storedAt: all.at, online: online.value, onlineAt: online.at };
-}
-
-/** Polls `read` every `intervalMs` until `done(value)`; returns the value and when it was seen. */
-export async function pollUntil<T>(
-  read: () => Promise<T>,
-  done: (value: T) => boolean,
-  timeoutMs: number,
-  what: string,
-  intervalMs = 100,
-): Promise<{ value: T; at: number }> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T | undefined;
-  for (;;) {
-    try {
-      last = await read();
-      if (done(last)) return { value: last, at: Date.now() };
-    } catch {
-      // Not reachable yet: keep polling.
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`,
-      );
-    }
-    await sleep(intervalMs);
-  }
 }

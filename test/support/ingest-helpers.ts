@@ -10,6 +10,7 @@ import { MetricsModule } from '../../src/modules/metrics/metrics.module';
 import { createLogger } from '../../src/common/logger';
 import type { AppConfig } from '../../src/config/config';
 import { INGEST_FAULTS, IngestFaults } from '../../src/modules/ingest/ingest.faults';
+import { eventually } from './poll';
 
 /**
  * Starts the ingest module's consumers in-process, with only the modules it needs (so other
@@ -99,11 +100,9 @@ export async function readTopic(
         return Promise.resolve();
       },
     });
-    await waitFor(
-      () => Promise.resolve(out.length >= count),
-      timeoutMs,
-      `${count} messages on ${topic}`,
-    );
+    await eventually(() => Promise.resolve(out.length >= count), timeoutMs, {
+      what: `${count} messages on ${topic}`,
+    });
     // A little longer, to catch unexpected extra messages.
     await sleep(500);
   } finally {
@@ -114,19 +113,6 @@ export async function readTopic(
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-export async function waitFor(
-  condition: () => Promise<boolean>,
-  timeoutMs: number,
-  what: string,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await condition().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
 }
 
 /** One-off query on the test database (direct, not through any proxy). */

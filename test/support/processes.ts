@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 
 /** Whether a process with this pid exists (signal 0 only checks). */
@@ -23,4 +24,21 @@ export function freePort(): Promise<number> {
       });
     });
   });
+}
+
+/** Pids whose parent is `pid` (Linux /proc). */
+export function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(entry)) continue;
+    try {
+      // The command may contain spaces and parentheses: the fields after the last ')'.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) out.push(Number(entry));
+    } catch {
+      // Exited meanwhile.
+    }
+  }
+  return out;
 }

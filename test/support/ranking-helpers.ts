@@ -1,11 +1,8 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Client } from 'pg';
-import { createLogger } from '../../src/common/logger';
-import type { AppConfig } from '../../src/config/config';
-import { ServedModelHolder } from '../../src/modules/ranking/serving-model';
-import type { ModelCatalog, ServingModel } from '../../src/modules/ranking/serving-model';
-import { createServer } from '../../src/server';
+import type { TextVectors } from '../../src/modules/serving/served-model';
+import { graphql, GraphqlResponse } from './graphql';
 import { freePort } from './processes';
 
 export interface RankingItemRow {
@@ -43,7 +40,7 @@ export async function insertItems(url: string, items: readonly RankingItemRow[])
 export async function insertItemVectors(
   url: string,
   encoderId: string,
-  catalog: Pick<ModelCatalog, 'ids' | 'dimension' | 'matrix'>,
+  catalog: TextVectors,
 ): Promise<void> {
   const client = new Client({ connectionString: url });
   await client.connect();
@@ -95,58 +92,18 @@ export async function insertEvents(url: string, events: readonly EventRow[]): Pr
   }
 }
 
-/** Starts the service in-process for `role` and pins `model` as its served model (not the registry's). */
-export async function startRankingApp(
-  config: AppConfig,
-  role: AppConfig['role'],
-  model: ServingModel | undefined,
-): Promise<NestFastifyApplication> {
-  const app = await createServer({ ...config, role }, createLogger('silent'));
-  await app.init();
-  await app.getHttpAdapter().getInstance().ready();
-  app.get(ServedModelHolder).pin(model);
-  return app;
-}
-
-export interface GraphqlError {
-  readonly message: string;
-  readonly extensions: Record<string, unknown>;
-}
-
-export interface GraphqlResponse<T> {
-  readonly status: number;
-  readonly data?: T;
-  readonly errors?: GraphqlError[];
-}
-
-export async function graphql(
-  app: NestFastifyApplication,
-  query: string,
-  variables: Record<string, unknown> = {},
-): Promise<GraphqlResponse<Record<string, unknown>>> {
-  const response = await app.inject({
-    method: 'POST',
-    url: '/graphql',
-    payload: { query, variables },
-  });
-  const body = response.json<{ data?: Record<string, unknown> | null; errors?: GraphqlError[] }>();
-  return { status: response.statusCode, data: body.data ?? undefined, errors: body.errors };
-}
-
 export async function rankCall(
   app: NestFastifyApplication,
   variables: Record<string, unknown>,
 ): Promise<GraphqlResponse<{ rank: RankResultView }>> {
-  return graphql(app, RANK_QUERY, variables) as Promise<GraphqlResponse<{ rank: RankResultView }>>;
+  return graphql<{ rank: RankResultView }>(app, RANK_QUERY, variables);
 }
 
 export async function recommendCall(
   app: NestFastifyApplication,
   variables: Record<string, unknown>,
 ): Promise<GraphqlResponse<{ recommend: RankResultView }>> {
-  return graphql(app, RECOMMEND_QUERY, variables) as Promise<
-    GraphqlResponse<{ recommend: RankResultView }>
-  >;
+  return graphql<{ recommend: RankResultView }>(app, RECOMMEND_QUERY, variables);
 }
 
 export interface RankedItemView {

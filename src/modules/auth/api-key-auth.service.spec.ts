@@ -3,45 +3,9 @@ import { createLogger } from '../../common/logger';
 import { loadConfig } from '../../config/config';
 import { Metrics } from '../metrics/metrics.registry';
 import { AuthError } from './access';
-import { ApiKeyRole, generateApiKey } from './api-key';
+import { generateApiKey } from './api-key';
 import { ApiKeyAuthService } from './api-key-auth.service';
-import type { ApiKeyRecord } from './api-key.repository';
-
-/** An in-memory api_keys table that counts lookups and can be made unreachable. */
-class FakeKeys {
-  readonly rows = new Map<string, ApiKeyRecord>();
-  lookups = 0;
-  down = false;
-  marked: string[] = [];
-
-  add(role: ApiKeyRole, rateLimitPerSecond: number | null = null): { key: string; hash: string } {
-    const generated = generateApiKey();
-    const hash = generated.hash.toString('hex');
-    const id = String(this.rows.size + 1);
-    this.rows.set(hash, {
-      id,
-      name: `key-${id}`,
-      role,
-      prefix: generated.prefix,
-      rateLimitPerSecond,
-      createdAt: new Date(),
-      revokedAt: null,
-      lastUsedAt: null,
-    });
-    return { key: generated.key, hash };
-  }
-
-  findLive(hash: Buffer): Promise<ApiKeyRecord | null> {
-    this.lookups++;
-    if (this.down) return Promise.reject(new Error('connect ECONNREFUSED'));
-    return Promise.resolve(this.rows.get(hash.toString('hex')) ?? null);
-  }
-
-  markUsed(ids: readonly string[]): Promise<void> {
-    this.marked.push(...ids);
-    return Promise.resolve();
-  }
-}
+import { FakeKeys } from '../../../test/support/fakes/api-keys';
 
 const noListener = {
   listen: () => Promise.resolve(),

@@ -5,7 +5,7 @@ import {
   OnApplicationBootstrap,
 } from '@nestjs/common';
 import { OperationTypeNode } from 'graphql';
-import { Counter } from 'prom-client';
+import type { Counter } from 'prom-client';
 import type { Logger } from '../../common/logger';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
@@ -95,15 +95,11 @@ export class ApiKeyAuthService implements OnApplicationBootstrap, BeforeApplicat
       UNKNOWN_LOOKUPS_PER_SECOND,
       performance.now(),
     );
-    this.rejections =
-      (metrics.registry.getSingleMetric('auth_rejections_total') as
-        Counter<'reason'> | undefined) ??
-      new Counter({
-        name: 'auth_rejections_total',
-        help: 'GraphQL requests refused by API-key authentication, by reason',
-        labelNames: ['reason'],
-        registers: [metrics.registry],
-      });
+    this.rejections = metrics.counter(
+      'auth_rejections_total',
+      'GraphQL requests refused by API-key authentication, by reason',
+      ['reason'],
+    );
   }
 
   get enabled(): boolean {

@@ -13,7 +13,7 @@ import type { FastifyReply } from 'fastify';
 import { GraphQLResolveInfo, OperationTypeNode } from 'graphql';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
-import type { GraphqlContext } from '../../graphql.module';
+import type { GraphqlContext } from '../../graphql/graphql.module';
 import { Access, ACCESS_METADATA, AuthError } from './access';
 import { presentedApiKey } from './api-key';
 import { ApiKeyAuthService, Principal } from './api-key-auth.service';

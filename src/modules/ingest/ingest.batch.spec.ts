@@ -1,8 +1,5 @@
 import { itemText, itemTextHash } from '../embedding/item-text';
-import { ItemRow, latestItemWrites, onlineDelta, toItemRow } from './ingest.batch';
-import { decodeRecent } from './online-state.keys';
-
-const HOUR = 3_600_000;
+import { ItemRow, latestItemWrites, toItemRow } from './ingest.batch';
 
 function row(itemId: string, ts: string, title: string): ItemRow {
   return toItemRow({ schemaVersion: 1, itemId, title }, new Date(ts));
@@ -54,47 +51,5 @@ describe('latestItemWrites', () => {
     );
     expect(item.textHash).toBe(itemTextHash('Chef Knife. Category: cooking. Tags: kitchen.'));
     expect(item.textHash).toMatch(/^[0-9a-f]{64}$/);
-  });
-});
-
-describe('onlineDelta', () => {
-  const event = (
-    eventId: string,
-    type: 'impression' | 'click',
-    userId: string,
-    itemId: string,
-    ts: number,
-  ) => ({
-    eventId,
-    type,
-    userId,
-    itemId,
-    ts: new Date(ts),
-    requestId: null,
-    position: null,
-    context: null,
-  });
-
-  it('aggregates per user and item, decaying increments to the newest event of the item', () => {
-    const t = Date.UTC(2025, 0, 1);
-    const delta = onlineDelta(
-      [
-        event('e1', 'impression', 'u1', 'i1', t),
-        event('e2', 'click', 'u1', 'i1', t + HOUR),
-        event('e3', 'impression', 'u2', 'i1', t + HOUR),
-      ],
-      HOUR,
-    );
-    expect(delta.users).toHaveLength(1);
-    expect(delta.users[0]?.interactions).toBe(1);
-    expect(decodeRecent(delta.users[0]?.recent[0]?.[1] ?? '')).toEqual({
-      type: 'click',
-      itemId: 'i1',
-      ts: t + HOUR,
-      eventId: 'e2',
-    });
-    expect(delta.items).toEqual([
-      { itemId: 'i1', ref: t + HOUR, imp: 1.5, clk: 1, cart: 0, buy: 0 },
-    ]);
   });
 });

@@ -1,6 +1,6 @@
 import { itemText, itemTextHash } from '../embedding/item-text';
-import type { CatalogItem, EventType, UserEvent } from './ingest.schemas';
-import { encodeRecent, isInteraction, POPULARITY_FIELDS } from './online-state.keys';
+import type { EventType } from '../../common/event-types';
+import type { CatalogItem, UserEvent } from './ingest.schemas';
 
 /** One `events` row. */
 export interface EventRow {
@@ -74,62 +74,4 @@ export function latestItemWrites(rows: readonly ItemRow[]): ItemRow[] {
     }
   }
   return [...latest.values()];
-}
-
-/** What one batch of newly stored events changes in the online state. */
-export interface OnlineDelta {
-  readonly users: readonly {
-    readonly userId: string;
-    /** score (ms), member pairs for the recent list. */
-    readonly recent: readonly (readonly [number, string])[];
-    readonly interactions: number;
-  }[];
-  readonly items: readonly {
-    readonly itemId: string;
-    /** The newest event time of this item in the batch; increments are valid at this time. */
-    readonly ref: number;
-    readonly imp: number;
-    readonly clk: number;
-    readonly cart: number;
-    readonly buy: number;
-  }[];
-  readonly events: number;
-}
-
-/** Aggregates events per user and per item, decaying each increment to the item's newest event. */
-export function onlineDelta(events: readonly EventRow[], halfLifeMs: number): OnlineDelta {
-  const users = new Map<
-    string,
-    { userId: string; recent: [number, string][]; interactions: number }
-  >();
-  const refs = new Map<string, number>();
-  for (const event of events) {
-    const ts = event.ts.getTime();
-    refs.set(event.itemId, Math.max(refs.get(event.itemId) ?? ts, ts));
-    if (!isInteraction(event.type)) continue;
-    let user = users.get(event.userId);
-    if (user === undefined) {
-      user = { userId: event.userId, recent: [], interactions: 0 };
-      users.set(event.userId, user);
-    }
-    user.recent.push([
-      ts,
-      encodeRecent({ type: event.type, itemId: event.itemId, ts, eventId: event.eventId }),
-    ]);
-    user.interactions++;
-  }
-  const items = new Map<
-    string,
-    { itemId: string; ref: number; imp: number; clk: number; cart: number; buy: number }
-  >();
-  for (const event of events) {
-    const ref = refs.get(event.itemId) ?? 0;
-    let item = items.get(event.itemId);
-    if (item === undefined) {
-      item = { itemId: event.itemId, ref, imp: 0, clk: 0, cart: 0, buy: 0 };
-      items.set(event.itemId, item);
-    }
-    item[POPULARITY_FIELDS[event.type]] += 2 ** ((event.ts.getTime() - ref) / halfLifeMs);
-  }
-  return { users: [...users.values()], items: [...items.values()], events: events.length };
 }

@@ -11,7 +11,8 @@ import { Metrics } from '../metrics/metrics.registry';
 import { IngestKafkaRepository, OutgoingMessage } from './ingest-kafka.repository';
 import { IngestRepository } from './ingest.repository';
 import { TOPICS } from './ingest.service';
-import { OnlineStateRepository } from './online-state.repository';
+import { OnlineStateRedisRepository } from '../online-state/online-state-redis.repository';
+import { OnlineStateWriter } from '../online-state/online-state.writer';
 import { OnlineStateService } from './online-state.service';
 
 const PRODUCE_CHUNK = 1000;
@@ -81,7 +82,7 @@ async function withIngest<T>(
         await redis.connect();
         return new OnlineStateService(
           repository,
-          new OnlineStateRepository(redis, config),
+          new OnlineStateWriter(new OnlineStateRedisRepository(redis, config), config),
           config,
           logger,
           new Metrics({ role: 'cli' }),

@@ -1,4 +1,4 @@
-import { Counter, Gauge } from 'prom-client';
+import type { Counter, Gauge } from 'prom-client';
 import { Metrics } from '../metrics/metrics.registry';
 
 /** The ingest module's Prometheus metrics, registered once per registry. */
@@ -8,23 +8,15 @@ export class IngestMetrics {
   readonly batchDuration;
 
   constructor(metrics: Metrics) {
-    const registry = metrics.registry;
-    this.messages =
-      (registry.getSingleMetric('ingest_messages_total') as
-        Counter<'topic' | 'outcome'> | undefined) ??
-      new Counter({
-        name: 'ingest_messages_total',
-        help: 'Consumed messages by outcome (stored, duplicate, dead_lettered, stale)',
-        labelNames: ['topic', 'outcome'],
-        registers: [registry],
-      });
-    this.onlineStale =
-      (registry.getSingleMetric('ingest_online_state_stale') as Gauge | undefined) ??
-      new Gauge({
-        name: 'ingest_online_state_stale',
-        help: '1 while stored events still owe their Redis online-state update',
-        registers: [registry],
-      });
+    this.messages = metrics.counter(
+      'ingest_messages_total',
+      'Consumed messages by outcome (stored, duplicate, dead_lettered, stale)',
+      ['topic', 'outcome'],
+    );
+    this.onlineStale = metrics.gauge(
+      'ingest_online_state_stale',
+      '1 while stored events still owe their Redis online-state update',
+    );
     this.batchDuration = metrics.histogram(
       'ingest_batch_duration_seconds',
       'Time to validate, store and apply one batch',

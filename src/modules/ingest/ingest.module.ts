@@ -1,21 +1,16 @@
 import { Module } from '@nestjs/common';
+import { OnlineStateWriterModule } from '../online-state/online-state.module';
 import { IngestConsumer } from './ingest.consumer';
 import { IngestKafkaRepository } from './ingest-kafka.repository';
 import { IngestRepository } from './ingest.repository';
 import { IngestService } from './ingest.service';
 import { ItemsResolver } from './items.resolver';
-import { OnlineStateRepository } from './online-state.repository';
 import { OnlineStateService } from './online-state.service';
 
 /** Validation, storage and online state; no edge. */
 @Module({
-  providers: [
-    IngestRepository,
-    IngestKafkaRepository,
-    OnlineStateRepository,
-    OnlineStateService,
-    IngestService,
-  ],
+  imports: [OnlineStateWriterModule],
+  providers: [IngestRepository, IngestKafkaRepository, OnlineStateService, IngestService],
   exports: [IngestService, OnlineStateService, IngestKafkaRepository],
 })
 export class IngestCoreModule {}

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { inTransaction } from '../../infra/postgres';
 import { PG_POOL } from '../../infra/tokens';
 import type { EventRow, ItemRow } from './ingest.batch';
-import type { EventType } from './ingest.schemas';
+import type { EventType } from '../../common/event-types';
 
 export interface StoredEvent extends EventRow {
   readonly seq: string;

@@ -1,13 +1,11 @@
 import { isUtf8 } from 'node:buffer';
 import { z } from 'zod';
+import { EVENT_TYPES, EventType } from '../../common/event-types';
 import { hasControlCharacter, MAX_ID_LENGTH } from '../../common/ids';
 
 /** The newest schema version each topic understands; older versions are accepted as they are. */
 export const USER_EVENT_SCHEMA_VERSION = 1;
 export const CATALOG_ITEM_SCHEMA_VERSION = 1;
-
-export const EVENT_TYPES = ['impression', 'click', 'add_to_cart', 'purchase'] as const;
-export type EventType = (typeof EVENT_TYPES)[number];
 
 const MIN_TS = Date.UTC(2000, 0, 1);
 const MAX_TS = Date.UTC(2100, 0, 1);

@@ -4,10 +4,9 @@ import type { AppConfig } from '../../config/config';
 import type { Logger } from '../../common/logger';
 import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
-import { onlineDelta } from './ingest.batch';
+import { OnlineStateWriter } from '../online-state/online-state.writer';
 import { IngestMetrics } from './ingest.metrics';
 import { IngestRepository, StoredBatch, StoredEvent } from './ingest.repository';
-import { OnlineStateRepository } from './online-state.repository';
 
 export interface RebuildProgress {
   readonly applied: number;
@@ -29,7 +28,7 @@ export class OnlineStateService {
 
   constructor(
     private readonly repository: IngestRepository,
-    private readonly redis: OnlineStateRepository,
+    private readonly redis: OnlineStateWriter,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
     metrics: Metrics,
@@ -61,7 +60,7 @@ export class OnlineStateService {
   }
 
   private readonly applyOwed = (events: StoredEvent[], token: string): Promise<void> =>
-    this.redis.apply(onlineDelta(events, this.config.online.popularityHalfLifeMs), token);
+    this.redis.apply(events, token);
 
   isStale(): boolean {
     return this.stale;
@@ -119,7 +118,7 @@ export class OnlineStateService {
     for (;;) {
       const events = await this.repository.eventsPage(after, maxSeq, page);
       if (events.length === 0) break;
-      await this.redis.apply(onlineDelta(events, this.config.online.popularityHalfLifeMs));
+      await this.redis.apply(events);
       applied += events.length;
       after = events[events.length - 1]?.seq ?? after;
       onProgress({ applied, total: count });

@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** The process's Prometheus registry and the metrics shared across modules. */
 export class Metrics {
@@ -26,5 +26,34 @@ export class Metrics {
     const existing = this.registry.getSingleMetric(name);
     if (existing) return existing as Histogram<L>;
     return new Histogram({ name, help, labelNames, buckets, registers: [this.registry] });
+  }
+
+  counter<L extends string = never>(
+    name: string,
+    help: string,
+    labelNames: readonly L[] = [],
+  ): Counter<L> {
+    const existing = this.registry.getSingleMetric(name);
+    if (existing) return existing as Counter<L>;
+    return new Counter({ name, help, labelNames, registers: [this.registry] });
+  }
+
+  /** A gauge set by its owner; `read`, when given, sets it on every scrape instead. */
+  gauge(name: string, help: string, read?: () => number): Gauge {
+    const existing = this.registry.getSingleMetric(name);
+    if (existing) return existing as Gauge;
+    const gauge: Gauge = new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      ...(read === undefined
+        ? {}
+        : {
+            collect: () => {
+              gauge.set(read());
+            },
+          }),
+    });
+    return gauge;
   }
 }

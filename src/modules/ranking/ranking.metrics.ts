@@ -1,21 +1,9 @@
-import { Counter } from 'prom-client';
+import type { Counter } from 'prom-client';
 import { Metrics } from '../metrics/metrics.registry';
 
 export type RankingOperation = 'rank' | 'recommend';
 export type RankingStage =
   'user_vector' | 'online_state' | 'retrieval' | 'item_vectors' | 'encoding' | 'scoring' | 'merge';
-
-function counter<L extends string>(
-  metrics: Metrics,
-  name: string,
-  help: string,
-  labelNames: readonly L[],
-): Counter<L> {
-  return (
-    (metrics.registry.getSingleMetric(name) as Counter<L> | undefined) ??
-    new Counter({ name, help, labelNames, registers: [metrics.registry] })
-  );
-}
 
 /** Latency per operation and stage, cache hits and misses, and how often ranking degraded. */
 export class RankingMetrics {
@@ -38,14 +26,12 @@ export class RankingMetrics {
       ['operation', 'stage'],
       buckets,
     );
-    this.cache = counter(
-      metrics,
+    this.cache = metrics.counter(
       'ranking_cache_requests_total',
       'Cache lookups by cache (user_vector) and result (hit, miss); hit ratio = hit / (hit + miss)',
       ['cache', 'result'],
     );
-    this.degraded = counter(
-      metrics,
+    this.degraded = metrics.counter(
       'ranking_degraded_total',
       'Answers given in a degraded mode, by reason (no_model, online_state_from_postgres, ...)',
       ['reason'],

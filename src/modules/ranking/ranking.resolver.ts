@@ -12,7 +12,7 @@ import {
   Resolver,
 } from '@nestjs/graphql';
 import { ValidationError } from '../../common/errors';
-import type { GraphqlContext } from '../../graphql.module';
+import type { GraphqlContext } from '../../graphql/graphql.module';
 import { RequireRole } from '../auth/access';
 import { ProfileService } from './profile.service';
 import type { StoredProfile } from './ranking.repository';

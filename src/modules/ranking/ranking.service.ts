@@ -7,30 +7,18 @@ import type { Logger } from '../../common/logger';
 import { withTimeout } from '../../common/timeout';
 import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
-import { CatalogFeatures } from './catalog-features.service';
-import { OnlineStateReader } from './online-state.reader';
-import {
-  boostValue,
-  CALLER_FEATURE_PREFIX,
-  ctrValue,
-  FeatureValue,
-  isCallerFeatureName,
-  ExtraParts,
-  ItemPopularity,
-  PartTable,
-  popularityValue,
-  priceValue,
-  RankingProfile,
-  recencyValue,
-  ScorePart,
-  weightsFor,
-} from './profile';
+import { OnlineStateReader } from '../online-state/online-state.reader';
+import type { ItemPopularity } from '../online-state/online-state.schema';
+import type { Interaction } from '../online-state/online-state.store';
+import type { ItemTable } from '../serving/item-table';
+import type { HistoryVector, ServedModel, Serving } from '../serving/served-model';
+import { ServingService } from '../serving/serving.service';
+import { dot, topK } from '../serving/top-k';
+import { merge, PartTable, ScorePart } from './merge';
+import { FeatureValue, isCallerFeatureName, RankingProfile } from './profile';
 import { ProfileService } from './profile.service';
 import { RankingMetrics, RankingOperation } from './ranking.metrics';
-import type { Interaction } from './ranking.repository';
-import { HistoryVector, SERVING_MODEL_SOURCE, ServingModel } from './serving-model';
-import type { ServingModelSource } from './serving-model';
-import { bestFirst, dot, dotRow, topK } from './top-k';
+import { UserVectorCacheRepository } from './user-vector-cache.repository';
 
 /** As the GraphQL input arrives: absent optional fields may be null or undefined. */
 export interface Candidate {
@@ -45,13 +33,6 @@ export interface RankedItem {
   readonly score: number;
   readonly parts: ScorePart[];
 }
-
-/** Base parts in this order, then the candidate's own features; the first is `prior` without a model score. */
-const MODEL_PARTS = ['model', 'popularity', 'ctr', 'recency', 'price', 'boost'] as const;
-const PRIOR_PARTS = ['prior', ...MODEL_PARTS.slice(1)] as const;
-/** Indexes of the two layouts in a request's PartTable. */
-const MODEL_LAYOUT = 0;
-const PRIOR_LAYOUT = 1;
 
 /** A ranked item whose parts are built only when a caller selects them. */
 class RankedEntry implements RankedItem {
@@ -69,15 +50,6 @@ class RankedEntry implements RankedItem {
   get parts(): ScorePart[] {
     return this.table.parts(this.index);
   }
-}
-
-/**
- * Where each candidate's vector comes from: its row in the served catalog (-1: not in it; no rows
- * without a model) or, for an unknown item with text, a vector encoded for this request.
- */
-interface CandidateVectors {
-  readonly rows: Int32Array | undefined;
-  readonly encoded: ReadonlyMap<number, Float32Array>;
 }
 
 /**
@@ -100,10 +72,11 @@ export interface RankResult {
 const MAX_TEXT_LENGTH = 10_000;
 const MAX_FEATURES = 64;
 
-/** What one request works with; the model is read once so a hot swap never mixes versions. */
+/** What one request works with; taken once, so a hot swap never mixes versions in one answer. */
 interface RequestState {
   readonly operation: RankingOperation;
-  readonly model: ServingModel | undefined;
+  readonly items: ItemTable;
+  readonly served: ServedModel | undefined;
   readonly profile: RankingProfile;
   readonly degraded: Set<Degradation>;
   readonly nowMs: number;
@@ -115,15 +88,19 @@ interface UserSignal {
   readonly interacted: readonly Interaction[] | undefined;
 }
 
+/**
+ * `rank` and `recommend`: the served model's score of each candidate merged (merge.ts) with the
+ * other features, all read by item-table row from the serving module.
+ */
 @Injectable()
 export class RankingService {
   private readonly logger: Logger;
   private readonly metrics: RankingMetrics;
 
   constructor(
-    @Inject(SERVING_MODEL_SOURCE) private readonly models: ServingModelSource,
+    private readonly serving: ServingService,
     private readonly online: OnlineStateReader,
-    private readonly catalog: CatalogFeatures,
+    private readonly userVectors: UserVectorCacheRepository,
     private readonly profiles: ProfileService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
@@ -143,7 +120,7 @@ export class RankingService {
       validateUserId(userId);
       this.validateCandidates(candidates);
       const state = await this.requestState('rank', profileName);
-      const rows = this.catalogRows(state, candidates);
+      const rows = this.candidateRows(state, candidates);
       const [user, popularity] = await Promise.all([
         this.userSignal(state, userId, false),
         this.popularity(state, candidates, rows),
@@ -173,21 +150,24 @@ export class RankingService {
       const user = await this.userSignal(state, userId, true);
       const excluded = new Set(exclude);
       for (const interaction of user.interacted ?? []) excluded.add(interaction.itemId);
+      const { items } = state;
+      const acceptRow = (row: number) =>
+        !items.deleted(row) &&
+        !excluded.has(items.id(row)) &&
+        (category === undefined || items.category(row) === category);
       const accept = (itemId: string) => {
-        if (excluded.has(itemId)) return false;
-        const features = this.catalog.get(itemId);
-        if (features?.deleted === true) return false;
-        return category === undefined || features?.category === category;
+        const row = items.row(itemId);
+        return row < 0 ? !excluded.has(itemId) && category === undefined : acceptRow(row);
       };
       const pool = Math.max(first, recommendPool);
       const ids = await this.metrics.time('recommend', 'retrieval', () =>
-        this.retrieve(state, user.vector, pool, accept),
+        this.retrieve(state, user.vector, pool, acceptRow, accept),
       );
       const candidates = ids.map((itemId) => ({ itemId }));
-      const rows = this.catalogRows(state, candidates);
+      const rows = this.candidateRows(state, candidates);
       const popularity = await this.popularity(state, candidates, rows);
-      const items = await this.score(state, user.vector, candidates, rows, popularity);
-      return this.result(state, items.slice(0, first), requestId);
+      const ranked = await this.score(state, user.vector, candidates, rows, popularity);
+      return this.result(state, ranked.slice(0, first), requestId);
     });
   }
 
@@ -212,16 +192,16 @@ export class RankingService {
     profileName: string | undefined,
   ): Promise<RequestState> {
     const profile = await this.profiles.get(profileName);
-    const model = this.models.current();
+    const { items, served }: Serving = this.serving.current();
     const degraded = new Set<Degradation>();
-    if (model === undefined) degraded.add('no_model');
-    return { operation, model, profile, degraded, nowMs: Date.now() };
+    if (served === undefined) degraded.add('no_model');
+    return { operation, items, served, profile, degraded, nowMs: Date.now() };
   }
 
   private result(state: RequestState, items: RankedItem[], requestId: string): RankResult {
     return {
       items,
-      modelVersion: state.model?.versionId ?? null,
+      modelVersion: state.served?.versionId ?? null,
       requestId,
       degraded: [...state.degraded],
     };
@@ -279,8 +259,9 @@ export class RankingService {
 
   /**
    * The user's interest vector: from the cache when it was built for this model at the user's
-   * current interest version (the ingest module bumps it on every interaction), else pooled
-   * from recent history and cached. `withHistory` also returns the interactions.
+   * current interest version (the ingest module bumps it on every interaction) and no item of
+   * the history was embedded since, else pooled from recent history and cached. `withHistory`
+   * also returns the interactions.
    */
   private userSignal(
     state: RequestState,
@@ -288,51 +269,71 @@ export class RankingService {
     withHistory: boolean,
   ): Promise<UserSignal> {
     return this.metrics.time(state.operation, 'user_vector', async () => {
-      const { model } = state;
+      const { served, items } = state;
       const limit = withHistory ? this.config.online.recentCap : this.config.ranking.historyLength;
-      if (model === undefined) {
+      if (served === undefined) {
         const interacted = withHistory ? await this.readRecent(state, userId, limit) : undefined;
         return { vector: undefined, interacted };
       }
-      const [userState, history] = await Promise.all([
-        this.online.userState(userId),
+      const { vectors } = served;
+      const [interestVersion, cached, history] = await Promise.all([
+        this.online.interestVersion(userId),
+        this.cachedVector(userId),
         withHistory ? this.readRecent(state, userId, limit) : Promise.resolve(undefined),
       ]);
-      const cached = userState?.cached;
       if (
-        cached?.modelVersion === model.versionId &&
-        cached.interestVersion === userState?.interestVersion
+        cached?.modelVersion === served.versionId &&
+        cached.interestVersion === interestVersion &&
+        (cached.vectorsGeneration === undefined || cached.vectorsGeneration === vectors.generation)
       ) {
         this.metrics.cache.inc({ cache: 'user_vector', result: 'hit' });
         return { vector: cached.vector, interacted: history };
       }
       this.metrics.cache.inc({ cache: 'user_vector', result: 'miss' });
       const interactions = history ?? (await this.readRecent(state, userId, limit));
-      const vectors: HistoryVector[] = [];
-      const { catalog } = model;
+      const pooled: HistoryVector[] = [];
+      let missing = 0;
       for (const interaction of interactions.slice(0, this.config.ranking.historyLength)) {
-        const row = catalog.index.get(interaction.itemId);
-        if (row === undefined) continue;
-        const offset = row * catalog.dimension;
-        vectors.push({
-          vector: catalog.matrix.subarray(offset, offset + catalog.dimension),
-          type: interaction.type,
-          ts: interaction.ts,
-        });
+        const row = items.row(interaction.itemId);
+        if (row < 0 || !vectors.has(row)) {
+          missing++;
+          continue;
+        }
+        pooled.push({ vector: vectors.vector(row), type: interaction.type, ts: interaction.ts });
       }
-      if (vectors.length === 0) {
+      if (pooled.length === 0) {
         state.degraded.add('cold_user');
         return { vector: undefined, interacted: interactions };
       }
-      const vector = model.userVector(vectors);
-      if (userState !== undefined) {
-        this.online.cacheUserVector(userId, {
-          modelVersion: model.versionId,
-          interestVersion: userState.interestVersion,
+      const vector = served.model.userVector(pooled);
+      if (interestVersion !== undefined) {
+        this.cacheVector(userId, {
+          modelVersion: served.versionId,
+          interestVersion,
+          vectorsGeneration: missing > 0 ? vectors.generation : undefined,
           vector,
         });
       }
       return { vector, interacted: interactions };
+    });
+  }
+
+  /** Undefined without Redis (no cache then) or on a failed read. */
+  private async cachedVector(userId: string) {
+    if (!this.userVectors.available) return undefined;
+    try {
+      return await this.userVectors.get(userId);
+    } catch (error) {
+      this.online.warn(error);
+      return undefined;
+    }
+  }
+
+  /** Best effort: a failed write only costs a recomputation next time. */
+  private cacheVector(userId: string, entry: Parameters<UserVectorCacheRepository['put']>[1]) {
+    if (!this.userVectors.available) return;
+    this.userVectors.put(userId, entry).catch((error: unknown) => {
+      this.online.warn(error);
     });
   }
 
@@ -342,36 +343,39 @@ export class RankingService {
     return read.value;
   }
 
-  /** Nearest catalog items to the user vector; popular (then newest) items for cold users. */
+  /** Nearest items to the user vector; popular (then newest) items for cold users. */
   private async retrieve(
     state: RequestState,
     user: Float32Array | undefined,
     count: number,
+    acceptRow: (row: number) => boolean,
     accept: (itemId: string) => boolean,
   ): Promise<string[]> {
-    const { model } = state;
-    if (model !== undefined && user !== undefined) {
-      const { catalog } = model;
+    const { served, items } = state;
+    if (served !== undefined && user !== undefined) {
+      const { vectors, model } = served;
+      const rows = Math.min(vectors.rows, items.size);
+      const d = vectors.dimension;
       // The model score is scale * (user . item) + bias: fold the scale into the query.
-      const query = catalog.bias === undefined ? user : user.map((value) => value * model.scale);
+      const query = vectors.bias === undefined ? user : user.map((value) => value * model.scale);
       const found = topK(
-        catalog.matrix,
-        catalog.dimension,
+        vectors.matrix.subarray(0, rows * d),
+        d,
         query,
         count,
-        (row) => !accept(catalog.ids[row]),
-        catalog.bias,
+        (row) => !vectors.has(row) || !acceptRow(row),
+        vectors.bias,
       );
-      return Array.from(found.rows, (row) => catalog.ids[row]);
+      return Array.from(found.rows, (row) => items.id(row));
     }
-    if (user === undefined && model !== undefined) state.degraded.add('cold_user');
+    if (user === undefined && served !== undefined) state.degraded.add('cold_user');
     const popular = await this.online.popularItems(count, accept);
     if (popular.fromPostgres) state.degraded.add('online_state_from_postgres');
     if (popular.value.length >= count) return popular.value;
     const taken = new Set(popular.value);
     return [
       ...popular.value,
-      ...this.catalog.newestItems(
+      ...items.newest(
         count - popular.value.length,
         (itemId) => !taken.has(itemId) && accept(itemId),
       ),
@@ -381,136 +385,86 @@ export class RankingService {
   private async popularity(
     state: RequestState,
     candidates: readonly Candidate[],
-    rows: Int32Array | undefined,
+    rows: Int32Array,
   ): Promise<(ItemPopularity | undefined)[]> {
-    const { model } = state;
     const read = await this.metrics.time(state.operation, 'online_state', () =>
-      this.online.popularity(
+      this.serving.popularity(
         candidates.map((candidate) => candidate.itemId),
+        rows,
         state.nowMs,
-        model === undefined || rows === undefined ? undefined : { catalog: model.catalog, rows },
       ),
     );
     if (read.fromPostgres) state.degraded.add('online_state_from_postgres');
     return read.value;
   }
 
-  private async score(
-    state: RequestState,
-    user: Float32Array | undefined,
-    candidates: readonly Candidate[],
-    rows: Int32Array | undefined,
-    popularity: readonly (ItemPopularity | undefined)[],
-  ): Promise<RankedItem[]> {
-    const { operation } = state;
-    const encoded = await this.encodeUnknown(state, user, candidates, rows);
-    const modelScores = this.metrics.timeSync(operation, 'scoring', () =>
-      modelScoresOf(state.model, user, candidates, { rows, encoded }),
-    );
-    return this.metrics.timeSync(operation, 'merge', () =>
-      this.merge(state, candidates, rows, modelScores, popularity),
-    );
-  }
-
-  /** The candidates' rows in the served catalog (-1: not in it); undefined without a model. */
-  private catalogRows(
-    state: RequestState,
-    candidates: readonly Candidate[],
-  ): Int32Array | undefined {
-    const { model } = state;
-    if (model === undefined) return undefined;
+  /** The candidates' item-table rows (-1: an item this replica never heard of). */
+  private candidateRows(state: RequestState, candidates: readonly Candidate[]): Int32Array {
     return this.metrics.timeSync(state.operation, 'item_vectors', () => {
       const rows = new Int32Array(candidates.length);
-      const { index } = model.catalog;
-      for (let i = 0; i < candidates.length; i++) rows[i] = index.get(candidates[i].itemId) ?? -1;
+      const { items } = state;
+      for (let i = 0; i < candidates.length; i++) rows[i] = items.row(candidates[i].itemId);
       return rows;
     });
   }
 
-  /** Every candidate's parts and score under the request's profile, best first. */
-  private merge(
+  private async score(
     state: RequestState,
+    user: Float32Array | undefined,
     candidates: readonly Candidate[],
-    rows: Int32Array | undefined,
-    modelScores: Float64Array,
+    rows: Int32Array,
     popularity: readonly (ItemPopularity | undefined)[],
-  ): RankedItem[] {
-    const { model, profile, nowMs } = state;
-    const count = candidates.length;
-    const table = new PartTable(
-      count,
-      [
-        { names: MODEL_PARTS, weights: weightsFor(profile, MODEL_PARTS) },
-        { names: PRIOR_PARTS, weights: weightsFor(profile, PRIOR_PARTS) },
-      ],
-      MODEL_PARTS.length,
+  ): Promise<RankedItem[]> {
+    const { operation, items, profile, nowMs } = state;
+    const encoded = await this.encodeUnknown(state, user, candidates, rows);
+    const modelScores = this.metrics.timeSync(operation, 'scoring', () =>
+      modelScoresOf(state.served, user, candidates, rows, encoded),
     );
-    const aligned =
-      model !== undefined && rows !== undefined
-        ? this.catalog.alignedWith(model.catalog)
-        : undefined;
-    // Categories only matter to boosts; without any the category is not read at all.
-    const boosted = profile.boosts.length > 0;
-    const { values, width } = table;
-    for (let i = 0; i < count; i++) {
-      const candidate = candidates[i];
-      const row = rows === undefined ? -1 : rows[i];
-      let createdAtMs: number | undefined;
-      let price: number | undefined;
-      let category: string | undefined;
-      if (aligned !== undefined && row >= 0) {
-        createdAtMs = aligned.createdAtMs(row);
-        price = aligned.price(row);
-        if (boosted) category = aligned.category(row);
-      } else {
-        const features = this.catalog.get(candidate.itemId);
-        createdAtMs = features?.createdAtMs;
-        price = features?.price;
-        category = features?.category;
+    return this.metrics.timeSync(operation, 'merge', () => {
+      const count = candidates.length;
+      const createdAtMs = new Float64Array(count);
+      const price = new Float64Array(count);
+      const category = new Array<string | undefined>(count);
+      const itemIds = new Array<string>(count);
+      const callerFeatures = new Array<readonly FeatureValue[] | null | undefined>(count);
+      // Categories only matter to boosts; without any the category is not read at all.
+      const boosted = profile.boosts.length > 0;
+      for (let i = 0; i < count; i++) {
+        const row = rows[i];
+        itemIds[i] = candidates[i].itemId;
+        callerFeatures[i] = candidates[i].features;
+        createdAtMs[i] = row < 0 ? Number.NaN : items.createdAtMs(row);
+        price[i] = row < 0 ? Number.NaN : items.price(row);
+        category[i] = row < 0 || !boosted ? undefined : items.category(row);
       }
-      const itemPopularity = popularity[i];
-      const popularityPart = popularityValue(itemPopularity);
-      const modelScore = modelScores[i];
-      const withModel = !Number.isNaN(modelScore);
-      const offset = i * width;
-      values[offset] = withModel ? modelScore : popularityPart;
-      values[offset + 1] = popularityPart;
-      values[offset + 2] = ctrValue(itemPopularity);
-      values[offset + 3] = recencyValue(createdAtMs, nowMs, profile.recencyHalfLifeDays);
-      values[offset + 4] = priceValue(price);
-      values[offset + 5] = boostValue(profile, candidate.itemId, category);
-      table.complete(
-        i,
-        withModel ? MODEL_LAYOUT : PRIOR_LAYOUT,
-        callerParts(profile, candidate.features),
+      const { table, order } = merge(
+        { itemIds, popularity, createdAtMs, price, category, modelScores, callerFeatures },
+        { profile, nowMs },
       );
-    }
-    const order = bestFirst(table.scores);
-    return Array.from(
-      order,
-      (index, i) => new RankedEntry(candidates[index].itemId, i + 1, table, index),
-    );
+      return Array.from(order, (index, i) => new RankedEntry(itemIds[index], i + 1, table, index));
+    });
   }
 
-  /** Vectors of the unknown candidates that come with text (only with a user vector). */
+  /** Vectors of the candidates without one that come with text (only with a user vector). */
   private async encodeUnknown(
     state: RequestState,
     user: Float32Array | undefined,
     candidates: readonly Candidate[],
-    rows: Int32Array | undefined,
+    rows: Int32Array,
   ): Promise<Map<number, Float32Array>> {
-    const { model } = state;
+    const { served } = state;
     const encoded = new Map<number, Float32Array>();
-    if (model === undefined || user === undefined || rows === undefined) return encoded;
+    if (served === undefined || user === undefined) return encoded;
     const toEncode: { index: number; itemId: string; text: string }[] = [];
     for (let i = 0; i < candidates.length; i++) {
-      const text = rows[i] < 0 ? candidates[i].text?.trim() : undefined;
+      if (rows[i] >= 0 && served.vectors.has(rows[i])) continue;
+      const text = candidates[i].text?.trim();
       if (text) toEncode.push({ index: i, itemId: candidates[i].itemId, text });
     }
     if (toEncode.length === 0) return encoded;
     try {
       const vectors = await this.metrics.time(state.operation, 'encoding', () =>
-        model.encodeItems(toEncode),
+        served.model.encodeItems(toEncode),
       );
       toEncode.forEach((entry, j) => encoded.set(entry.index, vectors[j]));
     } catch (error) {
@@ -523,41 +477,28 @@ export class RankingService {
 
 /** The model score of each candidate; NaN where there is none (no model, user or vector). */
 function modelScoresOf(
-  model: ServingModel | undefined,
+  served: ServedModel | undefined,
   user: Float32Array | undefined,
   candidates: readonly Candidate[],
-  { rows, encoded }: CandidateVectors,
+  rows: Int32Array,
+  encoded: ReadonlyMap<number, Float32Array>,
 ): Float64Array {
   const scores = new Float64Array(candidates.length).fill(Number.NaN);
-  if (model === undefined || user === undefined || rows === undefined) return scores;
-  const { matrix, dimension, bias } = model.catalog;
+  if (served === undefined || user === undefined) return scores;
+  const { vectors, model } = served;
+  const { scale } = model;
   for (let i = 0; i < candidates.length; i++) {
     const row = rows[i];
-    if (row >= 0) {
-      scores[i] =
-        model.scale * dotRow(matrix, dimension, row, user) + (bias === undefined ? 0 : bias[row]);
+    if (row >= 0 && vectors.has(row)) {
+      scores[i] = vectors.score(row, user, scale);
       continue;
     }
     const vector = encoded.get(i);
     if (vector !== undefined) {
-      scores[i] = model.scale * dot(vector, user) + model.itemBias(candidates[i].itemId);
+      scores[i] = scale * dot(vector, user) + model.itemBias(candidates[i].itemId);
     }
   }
   return scores;
-}
-
-/** The caller's own features of a candidate as parts named `feature:<name>`. */
-function callerParts(
-  profile: RankingProfile,
-  features: readonly FeatureValue[] | null | undefined,
-): ExtraParts | undefined {
-  if (features == null || features.length === 0) return undefined;
-  const names = features.map((feature) => `${CALLER_FEATURE_PREFIX}${feature.name}`);
-  return {
-    names,
-    values: features.map((feature) => feature.value),
-    weights: weightsFor(profile, names),
-  };
 }
 
 function validateUserId(userId: string): void {

@@ -1,78 +1,46 @@
-import { INestApplicationContext } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { AppModule } from '../../app.module';
-import type { CliCommand } from '../../cli-command';
+import type { CliCommand, CliContext } from '../../cli-command';
 import { parseFlags } from '../../cli-command';
-import type { Logger } from '../../common/logger';
-import type { AppConfig } from '../../config/config';
+import { RegistryModule } from './registry.module';
 import { RegistryService } from './registry.service';
 import { TRAINING_MODES, TrainingMode, TrainingRun } from './registry.types';
-import { ScheduledOutcome, TrainingRunService } from './training-run.service';
 
 const TRIGGERED_BY = 'cli';
+/** How often `train-model --wait` reads the run. */
+const WAIT_POLL_MS = 500;
 
-/** The train role's modules without the scheduler timer: a CLI run trains once and exits. */
-async function withTrainContext<T>(
-  config: AppConfig,
-  logger: Logger,
-  work: (app: INestApplicationContext) => Promise<T>,
-): Promise<T> {
-  const app = await NestFactory.createApplicationContext(
-    AppModule.forRole(
-      { ...config, role: 'train', modelLifecycle: { ...config.modelLifecycle, trainCron: null } },
-      logger,
-    ),
-    { logger: false },
-  );
-  try {
-    return await work(app);
-  } finally {
-    await app.close();
-  }
+async function registry(context: CliContext): Promise<RegistryService> {
+  return (await context.app(RegistryModule)).get(RegistryService);
 }
 
 function print(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-function describeRun(run: TrainingRun): string {
+export function describeRun(run: TrainingRun): string {
   const error = run.error === null ? '' : `: ${run.error}`;
   return `training run ${run.id} ${run.status} (${run.outcome ?? 'no outcome'}), version ${run.versionId ?? '-'}${error}`;
 }
 
-/** `train --once`: what the Kubernetes CronJob runs; trains only when enough events arrived. */
-export async function runTrainOnce(config: AppConfig, logger: Logger): Promise<ScheduledOutcome> {
-  return withTrainContext(config, logger, (app) =>
-    app.get(TrainingRunService).runIfDue('train --once'),
-  );
-}
-
-const train: CliCommand = {
-  name: 'train',
-  usage: 'train --once',
-  summary: `incremental training if TRAIN_MIN_NEW_EVENTS arrived since the active version (CronJob)`,
-  async run(args, context) {
-    if (!parseFlags(args).flags.has('once')) throw new Error(`usage: ${this.usage}`);
-    const outcome = await runTrainOnce(context.config, context.logger);
-    process.stdout.write(
-      outcome.kind === 'skipped' ? `skipped: ${outcome.reason}\n` : `${describeRun(outcome.run)}\n`,
-    );
-    if (outcome.kind === 'ran' && outcome.run.status === 'failed') process.exitCode = 1;
-  },
-};
-
 const trainModel: CliCommand = {
   name: 'train-model',
-  usage: 'train-model [--mode INCREMENTAL|FULL]',
-  summary: 'train now (waits; CONFLICT if another run is in progress), then apply the gate',
+  usage: 'train-model [--mode INCREMENTAL|FULL] [--wait]',
+  summary:
+    'queue a training run for the train role (CONFLICT if one is queued or running); --wait for its end',
   async run(args, context) {
-    const mode = parseFlags(args).flags.get('mode') ?? 'INCREMENTAL';
+    const { flags } = parseFlags(args);
+    const mode = flags.get('mode') ?? 'INCREMENTAL';
     if (typeof mode !== 'string' || !(TRAINING_MODES as readonly string[]).includes(mode)) {
       throw new Error(`--mode must be one of ${TRAINING_MODES.join(', ')}`);
     }
-    const run = await withTrainContext(context.config, context.logger, (app) =>
-      app.get(TrainingRunService).run(mode as TrainingMode, TRIGGERED_BY),
-    );
+    const service = await registry(context);
+    let run = await service.requestTraining(mode as TrainingMode, TRIGGERED_BY);
+    process.stdout.write(`${describeRun(run)}\n`);
+    if (!flags.has('wait')) return;
+    process.stderr.write('waiting for a train-role process (npm start, or `main.js train`)\n');
+    while (run.status === 'queued' || run.status === 'running') {
+      await new Promise((resolve) => setTimeout(resolve, WAIT_POLL_MS));
+      run = await service.getRun(run.id);
+    }
     process.stdout.write(`${describeRun(run)}\n`);
     if (run.status === 'failed') process.exitCode = 1;
   },
@@ -85,11 +53,7 @@ const trainingRun: CliCommand = {
   async run(args, context) {
     const id = parseFlags(args)._.at(0);
     if (id === undefined) throw new Error(`usage: ${this.usage}`);
-    print(
-      await withTrainContext(context.config, context.logger, (app) =>
-        app.get(TrainingRunService).getRun(id),
-      ),
-    );
+    print(await (await registry(context)).getRun(id));
   },
 };
 
@@ -99,11 +63,7 @@ const modelVersions: CliCommand = {
   summary: 'registered model versions, newest first',
   async run(args, context) {
     const first = Number(parseFlags(args).flags.get('first') ?? 20);
-    print(
-      await withTrainContext(context.config, context.logger, (app) =>
-        app.get(RegistryService).listVersions(first),
-      ),
-    );
+    print(await (await registry(context)).listVersions(first));
   },
 };
 
@@ -112,11 +72,7 @@ const activeModel: CliCommand = {
   usage: 'active-model',
   summary: 'the active model version',
   async run(_args, context) {
-    print(
-      await withTrainContext(context.config, context.logger, (app) =>
-        app.get(RegistryService).activeVersion(),
-      ),
-    );
+    print(await (await registry(context)).activeVersion());
   },
 };
 
@@ -127,9 +83,7 @@ const activate: CliCommand = {
   async run(args, context) {
     const id = parseFlags(args)._.at(0);
     if (id === undefined) throw new Error(`usage: ${this.usage}`);
-    const version = await withTrainContext(context.config, context.logger, (app) =>
-      app.get(RegistryService).activate(id, TRIGGERED_BY),
-    );
+    const version = await (await registry(context)).activate(id, TRIGGERED_BY);
     process.stdout.write(`version ${version.id} is active\n`);
   },
 };
@@ -139,9 +93,7 @@ const rollback: CliCommand = {
   usage: 'rollback-model',
   summary: 'reactivate the version that was active before the current one',
   async run(_args, context) {
-    const version = await withTrainContext(context.config, context.logger, (app) =>
-      app.get(RegistryService).rollback(TRIGGERED_BY),
-    );
+    const version = await (await registry(context)).rollback(TRIGGERED_BY);
     process.stdout.write(`rolled back: version ${version.id} is active\n`);
   },
 };
@@ -151,7 +103,6 @@ export const REGISTRY_COMMANDS: readonly CliCommand[] = [
   activeModel,
   trainingRun,
   trainModel,
-  train,
   activate,
   rollback,
 ];

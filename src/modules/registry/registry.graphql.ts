@@ -1,11 +1,9 @@
 import { Field, Float, ID, Int, ObjectType, registerEnumType } from '@nestjs/graphql';
-import type { LoadFailure } from './model-swap.service';
 import type {
   ModelMetrics,
   ModelStatus,
   ModelVersion,
   RunStatus,
-  ServingModel,
   TrainingMode,
   TrainingRun,
 } from './registry.types';
@@ -94,18 +92,6 @@ export class TrainingRunGql {
   @Field(() => Date, { nullable: true }) finishedAt!: Date | null;
 }
 
-@ObjectType('ServingModel', { description: 'What this replica scores with right now' })
-export class ServingModelGql {
-  @Field(() => ID, { nullable: true, description: 'null until a version was loaded' })
-  versionId!: string | null;
-  @Field(() => Date, { nullable: true }) loadedAt!: Date | null;
-  @Field(() => Float, { nullable: true, description: 'fetch, verify and precompute time' })
-  loadMs!: number | null;
-  @Field(() => ID, { nullable: true, description: 'a version this replica failed to load' })
-  failedVersionId!: string | null;
-  @Field(() => String, { nullable: true }) loadError!: string | null;
-}
-
 const VERSION_STATUS: Record<ModelStatus, ModelVersionStatusGql> = {
   training: ModelVersionStatusGql.TRAINING,
   candidate: ModelVersionStatusGql.CANDIDATE,
@@ -174,18 +160,5 @@ export function runGql(run: TrainingRun): TrainingRunGql {
     createdAt: run.createdAt,
     startedAt: run.startedAt,
     finishedAt: run.finishedAt,
-  };
-}
-
-export function servingGql(
-  model: ServingModel | undefined,
-  failure: LoadFailure | undefined,
-): ServingModelGql {
-  return {
-    versionId: model?.versionId ?? null,
-    loadedAt: model?.loadedAt ?? null,
-    loadMs: model?.loadMs ?? null,
-    failedVersionId: failure?.versionId ?? null,
-    loadError: failure?.error ?? null,
   };
 }

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Pool } from 'pg';
+import { DatabaseError, Pool } from 'pg';
 import { inTransaction } from '../../infra/postgres';
 import { PG_POOL } from '../../infra/tokens';
 import type {
@@ -14,6 +14,8 @@ import type {
 
 /** NOTIFY channel announcing a change of the active version; the payload is its id. */
 export const ACTIVATION_CHANNEL = 'recsys_model_activated';
+/** NOTIFY channel announcing a queued training run; the payload is its id. */
+export const TRAINING_QUEUE_CHANNEL = 'recsys_training_queued';
 
 /** Key of the session advisory lock that every trainer takes (scoped to the database). */
 const TRAINING_LOCK_KEY = 7_301_962_417;
@@ -324,29 +326,53 @@ export class RegistryRepository {
     };
   }
 
-  /** Runs left unfinished by a trainer that died; only called while holding the lock. */
+  /**
+   * Runs left running by a trainer that died, and their versions; only called while holding the
+   * lock (so no live trainer owns them). Queued runs wait for the next trainer.
+   */
   async failAbandonedRuns(): Promise<number> {
-    const result = await this.pool.query(
-      `UPDATE training_runs SET status = 'failed', error = 'abandoned: the trainer stopped',
-              finished_at = now()
-        WHERE status IN ('queued', 'running')`,
-    );
-    await this.pool.query(
-      `UPDATE model_versions SET status = 'failed', status_reason = 'abandoned: the trainer stopped'
-        WHERE status = 'training'`,
-    );
-    return result.rowCount ?? 0;
+    return failAbandoned(this.pool);
   }
 
-  async insertRun(mode: TrainingMode, triggeredBy: string): Promise<TrainingRun> {
+  /**
+   * Records a queued run and wakes the trainers (NOTIFY on commit). Null when a run is already
+   * queued or running: a unique index allows one unfinished run at a time. A run left running by
+   * a trainer that died (nobody holds the training lock) is marked failed first, so it does not
+   * block the queue until the next trainer starts.
+   */
+  async enqueueRun(mode: TrainingMode, triggeredBy: string): Promise<TrainingRun | null> {
+    try {
+      return await inTransaction(this.pool, async (client) => {
+        const free = await client.query<{ free: boolean }>(
+          'SELECT pg_try_advisory_xact_lock($1) AS free',
+          [TRAINING_LOCK_KEY],
+        );
+        if (free.rows[0].free) await failAbandoned(client);
+        const result = await client.query<RunRecord>(
+          `INSERT INTO training_runs (mode, status, triggered_by)
+           VALUES ($1, 'queued', $2) RETURNING ${RUN_COLUMNS}`,
+          [mode, triggeredBy],
+        );
+        const run = toRun(result.rows[0]);
+        await client.query('SELECT pg_notify($1, $2)', [TRAINING_QUEUE_CHANNEL, run.id]);
+        return run;
+      });
+    } catch (error) {
+      if (error instanceof DatabaseError && error.code === '23505') return null;
+      throw error;
+    }
+  }
+
+  /** Marks the oldest queued run running and returns it; null when none is queued. */
+  async claimQueuedRun(): Promise<TrainingRun | null> {
     const result = await this.pool.query<RunRecord>(
-      `INSERT INTO training_runs (mode, status, triggered_by, started_at)
-       VALUES ($1, 'running', $2, now()) RETURNING ${RUN_COLUMNS}`,
-      [mode, triggeredBy],
+      `UPDATE training_runs SET status = 'running', started_at = now()
+        WHERE id = (SELECT id FROM training_runs WHERE status = 'queued'
+                     ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+        RETURNING ${RUN_COLUMNS}`,
     );
     const row = result.rows.at(0);
-    if (!row) throw new Error('training run insert returned nothing');
-    return toRun(row);
+    return row ? toRun(row) : null;
   }
 
   async updateRun(
@@ -398,4 +424,18 @@ function sanitizeMetrics(metrics: ModelMetrics): Record<string, number | null> {
   return Object.fromEntries(
     Object.entries(metrics).map(([name, value]) => [name, Number.isFinite(value) ? value : null]),
   );
+}
+
+/** Marks runs left running, and versions left training, failed; returns how many runs. */
+async function failAbandoned(db: Pick<Pool, 'query'>): Promise<number> {
+  const result = await db.query(
+    `UPDATE training_runs SET status = 'failed', error = 'abandoned: the trainer stopped',
+            finished_at = now()
+      WHERE status = 'running'`,
+  );
+  await db.query(
+    `UPDATE model_versions SET status = 'failed', status_reason = 'abandoned: the trainer stopped'
+      WHERE status = 'training'`,
+  );
+  return result.rowCount ?? 0;
 }

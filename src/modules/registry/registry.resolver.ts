@@ -1,29 +1,22 @@
 import { Args, ID, Int, Mutation, Parent, Query, ResolveField, Resolver } from '@nestjs/graphql';
 import { RequireRole } from '../auth/access';
-import { ModelSwapService } from './model-swap.service';
 import {
   metricsGql,
   ModelMetricGql,
   ModelVersionGql,
   runGql,
-  servingGql,
-  ServingModelGql,
   TrainingModeGql,
   TrainingRunGql,
   versionGql,
 } from './registry.graphql';
-import { parseVersionId, RegistryService } from './registry.service';
-import { TrainingRunService } from './training-run.service';
+import { RegistryService } from './registry.service';
 
 const TRIGGERED_BY = 'graphql';
 
 /** Ops surface of the model lifecycle. */
 @Resolver(() => ModelVersionGql)
 export class RegistryResolver {
-  constructor(
-    private readonly registry: RegistryService,
-    private readonly swap: ModelSwapService,
-  ) {}
+  constructor(private readonly registry: RegistryService) {}
 
   @RequireRole('read')
   @Query(() => [ModelVersionGql], { description: 'newest first' })
@@ -49,13 +42,6 @@ export class RegistryResolver {
     return version ? versionGql(version) : null;
   }
 
-  @RequireRole('read')
-  @Query(() => ServingModelGql, { description: 'the version this replica scores with' })
-  servingModel(): ServingModelGql {
-    const { model, failure } = this.swap.status();
-    return servingGql(model, failure);
-  }
-
   @RequireRole('ops')
   @Mutation(() => ModelVersionGql)
   async activateModelVersion(@Args('id', { type: () => ID }) id: string): Promise<ModelVersionGql> {
@@ -71,26 +57,24 @@ export class RegistryResolver {
 
 @Resolver(() => TrainingRunGql)
 export class TrainingRunResolver {
-  constructor(
-    private readonly training: TrainingRunService,
-    private readonly registry: RegistryService,
-  ) {}
+  constructor(private readonly registry: RegistryService) {}
 
   @RequireRole('read')
   @Query(() => TrainingRunGql)
   async trainingRun(@Args('id', { type: () => ID }) id: string): Promise<TrainingRunGql> {
-    return runGql(await this.training.getRun(parseVersionId(id)));
+    return runGql(await this.registry.getRun(id));
   }
 
   @RequireRole('ops')
   @Mutation(() => TrainingRunGql, {
-    description: 'starts training in the background; CONFLICT while another run is in progress',
+    description:
+      'queues a training run for the train role and returns it; CONFLICT while another run is queued or running',
   })
   async trainModel(
     @Args('mode', { type: () => TrainingModeGql, defaultValue: TrainingModeGql.INCREMENTAL })
     mode: TrainingModeGql,
   ): Promise<TrainingRunGql> {
-    return runGql(await this.training.start(mode, TRIGGERED_BY));
+    return runGql(await this.registry.requestTraining(mode, TRIGGERED_BY));
   }
 
   @ResolveField(() => ModelVersionGql, { nullable: true })

@@ -2,9 +2,9 @@ import { Inject, Injectable } from '@nestjs/common';
 import { DomainError, ValidationError } from '../../common/errors';
 import { LOGGER } from '../../infra/tokens';
 import type { Logger } from '../../common/logger';
-import { RegistryRepository } from './registry.repository';
+import { ACTIVATION_CHANNEL, RegistryRepository } from './registry.repository';
 import { ARTIFACT_STORE } from './registry.types';
-import type { ArtifactStore, ModelVersion } from './registry.types';
+import type { ArtifactStore, ModelVersion, TrainingMode, TrainingRun } from './registry.types';
 
 export const MAX_VERSIONS_PAGE = 100;
 
@@ -16,9 +16,15 @@ export function parseVersionId(raw: string, field = 'id'): string {
   return trimmed;
 }
 
-/** Reads the registry and changes the active version (ops activation, rollback, promotion). */
+/**
+ * Reads the registry, changes the active version (ops activation, rollback, promotion) and queues
+ * training runs for the train role.
+ */
 @Injectable()
 export class RegistryService {
+  /** Replicas LISTEN here: every change of the active version is announced with its id. */
+  readonly activationChannel = ACTIVATION_CHANNEL;
+
   private readonly logger: Logger;
 
   constructor(
@@ -38,6 +44,38 @@ export class RegistryService {
 
   activeVersion(): Promise<ModelVersion | null> {
     return this.repository.activeVersion();
+  }
+
+  /** Only the id: what every replica polls. */
+  activeVersionId(): Promise<string | null> {
+    return this.repository.activeVersionId();
+  }
+
+  /** The version's artifact bytes, sha256-verified. */
+  artifact(versionId: string): Promise<Buffer> {
+    return this.artifacts.get(versionId);
+  }
+
+  /**
+   * Records a queued run for the train role to pick up, and returns it. CONFLICT while another run
+   * is queued or running (one at a time).
+   */
+  async requestTraining(mode: TrainingMode, triggeredBy: string): Promise<TrainingRun> {
+    const run = await this.repository.enqueueRun(mode, triggeredBy);
+    if (run === null) {
+      throw new DomainError('CONFLICT', 'a training run is already in progress', {
+        runningRunId: (await this.repository.unfinishedRun())?.id ?? null,
+      });
+    }
+    this.logger.info({ runId: run.id, mode, triggeredBy }, 'training run queued');
+    return run;
+  }
+
+  async getRun(rawId: string): Promise<TrainingRun> {
+    const id = parseVersionId(rawId);
+    const run = await this.repository.getRun(id);
+    if (!run) throw new DomainError('NOT_FOUND', `training run ${id} does not exist`, { id });
+    return run;
   }
 
   async getVersion(rawId: string): Promise<ModelVersion> {

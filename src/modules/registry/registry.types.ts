@@ -1,7 +1,8 @@
 /**
- * The registry's seams and records. Training, artifact storage and model loading are reached only
- * through the interfaces here, so the registry runs with in-memory fakes in tests and the training
- * module's implementations in production.
+ * The registry's records: model versions (each with one immutable artifact, an interest-model
+ * artifact as training/model/artifact.ts writes it), training runs and activations. It neither
+ * trains (the training module does, in the train role) nor serves (the serving module loads the
+ * active version in the api role).
  */
 
 export const MODEL_STATUSES = ['training', 'candidate', 'active', 'retired', 'failed'] as const;
@@ -59,54 +60,6 @@ export interface TrainingRun {
   readonly finishedAt: Date | null;
 }
 
-export interface TrainRequest {
-  readonly mode: TrainingMode;
-  /** The version to warm-start from (INCREMENTAL); absent for FULL. */
-  readonly parent?: { readonly id: string; readonly artifact: Buffer };
-  /** Events to learn from: seq in (afterSeq, untilSeq]; afterSeq null = from the beginning. */
-  readonly events: { readonly afterSeq: string | null; readonly untilSeq: string };
-  readonly signal: AbortSignal;
-  /** Fraction done, 0..1. */
-  readonly onProgress: (fraction: number) => void;
-}
-
-export interface TrainResult {
-  readonly artifact: Buffer;
-  readonly metrics: ModelMetrics;
-  /** The held-out, time-based window the metrics were computed on. */
-  readonly validation: TimeWindow;
-  readonly trainWindow: TimeWindow | null;
-  readonly trainSamples: number;
-  readonly validSamples: number;
-  readonly hyperparameters: Readonly<Record<string, unknown>>;
-  readonly backend: string;
-  readonly encoderId: string;
-  /** Set when the optimiser blew up (NaN loss, exploding weights): the version is marked failed. */
-  readonly diverged?: string;
-}
-
-/** Trains off the event loop (worker thread or child process in the real implementation). */
-export interface ModelTrainer {
-  /** Encoder the next version will be trained against; known before training starts. */
-  readonly encoderId: string;
-  train(request: TrainRequest): Promise<TrainResult>;
-  /** Scores an artifact on a validation window, for comparing versions on equal terms. */
-  evaluate(artifact: Buffer, window: TimeWindow, signal: AbortSignal): Promise<ModelMetrics>;
-}
-
-/** What serving holds: the version id and whatever the loader precomputed. */
-export interface ServingModel<T = unknown> {
-  readonly versionId: string;
-  readonly model: T;
-  readonly loadedAt: Date;
-  readonly loadMs: number;
-}
-
-/** Turns artifact bytes into a ready-to-score object (parsing, item-vector precompute). */
-export interface ModelLoader<T = unknown> {
-  load(artifact: Buffer, version: { readonly id: string; readonly encoderId: string }): Promise<T>;
-}
-
 /** Immutable artifact bytes under a version id. PostgreSQL bytea now; object storage later. */
 export interface ArtifactStore {
   /** Writes once; a second write for the same version is a CONFLICT. */
@@ -117,6 +70,4 @@ export interface ArtifactStore {
   stat(versionId: string): Promise<{ sha256: string; size: number } | null>;
 }
 
-export const MODEL_TRAINER = Symbol('MODEL_TRAINER');
-export const MODEL_LOADER = Symbol('MODEL_LOADER');
 export const ARTIFACT_STORE = Symbol('ARTIFACT_STORE');

@@ -1,10 +1,50 @@
 import { Module } from '@nestjs/common';
+import type { Logger } from '../../common/logger';
+import { APP_CONFIG } from '../../config/config.module';
+import type { AppConfig } from '../../config/config';
+import { createPgListener } from '../../infra/pg-listener';
+import { LOGGER } from '../../infra/tokens';
+import { RegistryModule } from '../registry/registry.module';
+import { MODEL_TRAINER } from './model-trainer';
+import type { ModelTrainer } from './model-trainer';
+import { TRAINING_QUEUE_LISTENER, TrainingQueueWorker } from './training-queue.worker';
 import { TrainingRepository } from './training.repository';
+import { TrainingRunService } from './training-run.service';
+import { TrainingScheduler } from './training.scheduler';
 import { TrainingService } from './training.service';
 
 /**
- * The train role's model fitting: events from PostgreSQL in, artifact and metrics out. Scheduling,
- * storage and promotion (the registry) build on `TrainingService` through its `Trainer` seam.
+ * Fitting and running: events from PostgreSQL in, a registered version out. The trainer works in
+ * a child process; runs go through the registry's queue and lock.
  */
-@Module({ providers: [TrainingRepository, TrainingService], exports: [TrainingService] })
+@Module({
+  imports: [RegistryModule],
+  providers: [
+    TrainingRepository,
+    TrainingService,
+    // A factory, not `useExisting`: tests override this token with a fake trainer.
+    {
+      provide: MODEL_TRAINER,
+      inject: [TrainingService],
+      useFactory: (trainer: TrainingService): ModelTrainer => trainer,
+    },
+    TrainingRunService,
+  ],
+  exports: [TrainingService, TrainingRunService, MODEL_TRAINER],
+})
+export class TrainingCoreModule {}
+
+/** The train role: runs queued runs as they arrive, and scheduled ones (TRAIN_CRON). */
+@Module({
+  imports: [TrainingCoreModule],
+  providers: [
+    {
+      provide: TRAINING_QUEUE_LISTENER,
+      inject: [APP_CONFIG, LOGGER],
+      useFactory: (config: AppConfig, logger: Logger) => createPgListener(config.postgres, logger),
+    },
+    TrainingQueueWorker,
+    TrainingScheduler,
+  ],
+})
 export class TrainingModule {}

@@ -9,52 +9,12 @@ import { EventRow, impressionsFromEvents } from './dataset/events';
 import { DEFAULT_ARCHITECTURE, ModelArchitecture } from './model/architecture';
 import { DEFAULT_HYPERPARAMETERS, TrainingHyperparameters } from './trainer';
 import { TrainingRepository } from './training.repository';
+import type { ModelMetrics, TimeWindow } from '../registry/registry.types';
+import type { ModelTrainer, TrainRequest, TrainResult } from './model-trainer';
 import { runInWorker } from './worker/run-in-worker';
 import { VectorBlock, WorkerMessage } from './worker/worker-protocol';
 
-export type TrainingMode = 'INCREMENTAL' | 'FULL';
-
-/** What to train (the registry's TrainRequest has this shape). */
-export interface TrainingRequest {
-  readonly mode: TrainingMode;
-  /** The version to warm-start from (INCREMENTAL); absent or ignored for FULL. */
-  readonly parent?: { readonly id: string; readonly artifact: Buffer };
-  /** New events: seq in (afterSeq, untilSeq]; afterSeq null = from the beginning. */
-  readonly events: { readonly afterSeq: string | null; readonly untilSeq: string };
-  readonly signal: AbortSignal;
-  readonly onProgress: (fraction: number) => void;
-}
-
-export interface TrainingWindow {
-  readonly from: Date;
-  readonly to: Date;
-}
-
-/** A trained artifact and what it was judged on (the registry's TrainResult has this shape). */
-export interface TrainingResult {
-  readonly artifact: Buffer;
-  readonly metrics: Readonly<Record<string, number>>;
-  readonly validation: TrainingWindow;
-  readonly trainWindow: TrainingWindow | null;
-  readonly trainSamples: number;
-  readonly validSamples: number;
-  readonly hyperparameters: Readonly<Record<string, unknown>>;
-  readonly backend: string;
-  readonly encoderId: string;
-}
-
-/** The seam the registry and the CLI train through; the in-worker implementation is below. */
-export interface Trainer {
-  readonly encoderId: string;
-  train(request: TrainingRequest): Promise<TrainingResult>;
-  evaluate(
-    artifact: Buffer,
-    window: TrainingWindow,
-    signal: AbortSignal,
-  ): Promise<Readonly<Record<string, number>>>;
-}
-
-const window = (impressions: readonly Impression[]): TrainingWindow | null =>
+const window = (impressions: readonly Impression[]): TimeWindow | null =>
   impressions.length === 0
     ? null
     : {
@@ -67,7 +27,7 @@ const window = (impressions: readonly Impression[]): TrainingWindow | null =>
  * start from a parent version on its new events plus a replay sample of older ones.
  */
 @Injectable()
-export class TrainingService implements Trainer {
+export class TrainingService implements ModelTrainer {
   readonly encoderId: string;
   private readonly logger: Logger;
 
@@ -96,7 +56,7 @@ export class TrainingService implements Trainer {
     };
   }
 
-  async train(request: TrainingRequest): Promise<TrainingResult> {
+  async train(request: TrainRequest): Promise<TrainResult> {
     const t = this.config.training;
     const incremental = request.mode === 'INCREMENTAL' && request.parent !== undefined;
     const fresh = await this.repository.events(
@@ -193,9 +153,9 @@ export class TrainingService implements Trainer {
   /** Scores an artifact on the impressions of a time window (comparing versions on equal terms). */
   async evaluate(
     artifact: Buffer,
-    validation: TrainingWindow,
+    validation: TimeWindow,
     signal: AbortSignal,
-  ): Promise<Readonly<Record<string, number>>> {
+  ): Promise<ModelMetrics> {
     const events = await this.repository.eventsBetween(
       validation.from,
       validation.to,

@@ -7,14 +7,12 @@ import type { TextEncoder } from '../../embedding/text-encoder';
 import { TransformersTextEncoder } from '../../embedding/transformers-encoder';
 import { writeSyntheticMind } from '../dataset/synthetic-mind';
 import { TRAIN_BACKENDS, TrainBackendPreference } from '../model/backend';
-import { HashingTextEncoder } from '../testing/hashing-encoder';
 import { resultTable, summary, writeReport } from './report';
 import { runEval } from './run-eval';
 
 const USAGE = `usage: npm run eval -- --data <MIND dir> | --synthetic [options]
   --data <dir>          MIND-format folder (news.tsv, train/behaviors.tsv, dev/behaviors.tsv)
   --synthetic           generate the project's synthetic data as MIND into .cache/synthetic-mind
-  --encoder <name>      transformers (default: EMBEDDING_* settings) | hashing (fast fake)
   --quantized           int8 encoder model (default: EMBEDDING_QUANTIZED)
   --backend <name>      auto|${TRAIN_BACKENDS.join('|')} (default: TRAIN_BACKEND)
   --max-train <n>       seeded sample of at most n train impressions
@@ -42,19 +40,14 @@ async function main(): Promise<void> {
     dataDir = path.join('.cache', 'synthetic-mind');
     writeSyntheticMind(dataDir, { items: 300, users: 200, impressions: 150_000, seed: 1 });
   }
-  const encoderName = String(flags.get('encoder') ?? 'transformers');
-  let encoder: TextEncoder;
-  if (encoderName === 'hashing') encoder = new HashingTextEncoder(384);
-  else if (encoderName === 'transformers') {
-    encoder = await TransformersTextEncoder.create({
-      model: config.embedding.model,
-      modelDir: config.embedding.modelDir,
-      quantized: flags.has('quantized') || config.embedding.quantized,
-      threads: config.embedding.threads,
-      batchSize: config.embedding.batchSize,
-      allowRemote: config.embedding.allowRemote,
-    });
-  } else throw new Error(`unknown --encoder ${encoderName}`);
+  const encoder: TextEncoder = await TransformersTextEncoder.create({
+    model: config.embedding.model,
+    modelDir: config.embedding.modelDir,
+    quantized: flags.has('quantized') || config.embedding.quantized,
+    threads: config.embedding.threads,
+    batchSize: config.embedding.batchSize,
+    allowRemote: config.embedding.allowRemote,
+  });
   const backend = String(flags.get('backend') ?? config.training.backend);
   if (backend !== 'auto' && !(TRAIN_BACKENDS as readonly string[]).includes(backend)) {
     throw new Error(`unknown --backend ${backend}`);

@@ -1,0 +1,336 @@
+import type { configSchema } from './config';
+
+/**
+ * The documentation of every environment variable in `configSchema`. Names, types, bounds and
+ * defaults come from the schema itself (`render-config-docs.ts`); this file adds what the schema
+ * cannot say: a group and a description. The Record type makes a new variable without an entry a
+ * type error. After a change, `npm run docs:config` rewrites docs/configuration.md (a unit test
+ * fails while that file is stale).
+ */
+
+/** Sections of docs/configuration.md, in this order. */
+export const CONFIG_GROUPS = [
+  'Server',
+  'PostgreSQL',
+  'Redis',
+  'Kafka',
+  'Ingest',
+  'Online state',
+  'Embedding',
+  'Training',
+  'Serving',
+  'Ranking',
+  'GraphQL',
+  'Auth',
+] as const;
+export type ConfigGroup = (typeof CONFIG_GROUPS)[number];
+
+export type ConfigVariable = keyof typeof configSchema.shape;
+
+export interface ConfigDoc {
+  readonly group: ConfigGroup;
+  /** Markdown, one line; what the variable controls and what its values mean. */
+  readonly description: string;
+}
+
+export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
+  ROLE: {
+    group: 'Server',
+    description:
+      'Which modules this process runs; `all` runs every role in one process. The first argument of `node dist/main.js` overrides it.',
+  },
+  HOST: { group: 'Server', description: 'Address the HTTP server binds to.' },
+  PORT: {
+    group: 'Server',
+    description:
+      'HTTP port of GraphQL (`POST /graphql`) and, unless `OPS_PORT` is set, of `/health/*` and `/metrics`. `0` picks a free port.',
+  },
+  OPS_PORT: {
+    group: 'Server',
+    description:
+      'When set, `/health/*` and `/metrics` are served only on this port (404 on `PORT`), never authenticated; keep it off the public ingress. Must differ from `PORT`; `0` picks a free port.',
+  },
+  LOG_LEVEL: {
+    group: 'Server',
+    description: 'Lowest level written to the log on stdout; `silent` writes none.',
+  },
+  LOG_FORMAT: {
+    group: 'Server',
+    description:
+      '`json`: one JSON object per line; `pretty`: one readable, coloured line per record; `auto`: `pretty` when stdout is a terminal (`npm start`), else `json`.',
+  },
+  HEALTH_TIMEOUT_MS: {
+    group: 'Server',
+    description:
+      'Time each dependency check of `/health/ready` may take before it counts as failed.',
+  },
+  SHUTDOWN_TIMEOUT_MS: {
+    group: 'Server',
+    description:
+      'Grace period after SIGTERM or SIGINT for closing consumers, servers and clients; past it the process exits with status 1.',
+  },
+  DATABASE_URL: {
+    group: 'PostgreSQL',
+    description: 'PostgreSQL connection string (`postgres://` or `postgresql://`).',
+  },
+  PG_POOL_MAX: {
+    group: 'PostgreSQL',
+    description:
+      'Most PostgreSQL connections per process. Every replica of every role holds up to this many, plus dedicated `LISTEN` connections.',
+  },
+  PG_STATEMENT_TIMEOUT_MS: {
+    group: 'PostgreSQL',
+    description: 'Server-side `statement_timeout` of every pooled connection; `0` means none.',
+  },
+  REDIS_URL: {
+    group: 'Redis',
+    description: 'Redis connection string (`redis://` or `rediss://` for TLS).',
+  },
+  REDIS_KEY_PREFIX: {
+    group: 'Redis',
+    description:
+      'Prefix of every Redis key the service writes or reads, so several deployments or test runs can share one Redis.',
+  },
+  KAFKA_BROKERS: {
+    group: 'Kafka',
+    description: 'Comma-separated `host:port` list of bootstrap brokers.',
+  },
+  KAFKA_CLIENT_ID: { group: 'Kafka', description: 'Client id the Kafka clients send to brokers.' },
+  KAFKA_TOPIC_PREFIX: {
+    group: 'Kafka',
+    description:
+      'Prefix of every topic name (`<prefix>user.events`, its `.dlq`, …) and of the consumer group ids, so several deployments or test runs can share one cluster.',
+  },
+  INGEST_EVENTS_GROUP_ID: {
+    group: 'Ingest',
+    description: 'Consumer group of `user.events`, prefixed with `KAFKA_TOPIC_PREFIX`.',
+  },
+  INGEST_ITEMS_GROUP_ID: {
+    group: 'Ingest',
+    description: 'Consumer group of `catalog.items`, prefixed with `KAFKA_TOPIC_PREFIX`.',
+  },
+  INGEST_MAX_VALUE_BYTES: {
+    group: 'Ingest',
+    description:
+      'Largest message value accepted, in bytes; a larger one is dead-lettered, cut to this size, with its original size in the `dlq-value-bytes` header.',
+  },
+  INGEST_BATCH_SIZE: {
+    group: 'Ingest',
+    description:
+      'Most messages stored in one PostgreSQL transaction; offsets are committed after each such chunk.',
+  },
+  INGEST_PARTITIONS_CONCURRENCY: {
+    group: 'Ingest',
+    description: 'Partitions of `user.events` one consumer processes at the same time.',
+  },
+  INGEST_FETCH_MAX_BYTES_PER_PARTITION: {
+    group: 'Ingest',
+    description: 'Most bytes one Kafka fetch returns per partition.',
+  },
+  INGEST_RETRY_INITIAL_MS: {
+    group: 'Ingest',
+    description:
+      'First backoff while a PostgreSQL or Kafka write fails; it doubles per attempt up to `INGEST_RETRY_MAX_MS`. The chunk is held and its offsets are not committed meanwhile.',
+  },
+  INGEST_RETRY_MAX_MS: { group: 'Ingest', description: 'Longest backoff between retries.' },
+  INGEST_SESSION_TIMEOUT_MS: {
+    group: 'Ingest',
+    description:
+      'Kafka consumer session timeout: a consumer silent for this long loses its partitions to the rest of the group.',
+  },
+  ONLINE_RECENT_CAP: {
+    group: 'Online state',
+    description:
+      'Interactions (click, add to cart, purchase) kept per user in the `recent:` list; older ones are dropped.',
+  },
+  ONLINE_POPULARITY_HALF_LIFE_HOURS: {
+    group: 'Online state',
+    description:
+      'Half-life of the decayed item popularity counts (impressions, clicks, carts, purchases).',
+  },
+  ONLINE_CATCH_UP_INTERVAL_MS: {
+    group: 'Online state',
+    description:
+      'How often ingest applies online-state updates that Redis missed (after an outage or a crash), from `online_state_pending`.',
+  },
+  RANK_POPULARITY_SYNC_MS: {
+    group: 'Online state',
+    description:
+      'How often an api replica applies the `pop-changes` stream to its in-memory copy of item popularity. `0`: no copy; every `rank` reads popularity from Redis.',
+  },
+  EMBEDDING_MODEL: {
+    group: 'Embedding',
+    description:
+      'Sentence encoder: a folder under `EMBEDDING_MODEL_DIR`, or a Hugging Face hub id such as `Xenova/all-MiniLM-L6-v2` (needs `EMBEDDING_ALLOW_REMOTE=true`). Part of the encoder id: changing it needs re-embedding and retraining ([model lifecycle](model-lifecycle.md#changing-the-sentence-encoder)).',
+  },
+  EMBEDDING_MODEL_DIR: {
+    group: 'Embedding',
+    description:
+      'Folder of local models (`scripts/fetch-model.sh` fills it); hub downloads are cached here too.',
+  },
+  EMBEDDING_QUANTIZED: {
+    group: 'Embedding',
+    description:
+      '`true`: the int8 model `onnx/model_quantized.onnx` (about 2.5 times as fast, cosine at least 0.98 to fp32); `false`: fp32. Part of the encoder id: switching needs `embed-items --all` and retraining ([model lifecycle](model-lifecycle.md#changing-the-sentence-encoder)).',
+  },
+  EMBEDDING_ALLOW_REMOTE: {
+    group: 'Embedding',
+    description:
+      'Allow downloading `EMBEDDING_MODEL` from the Hugging Face hub when no local folder has it.',
+  },
+  EMBEDDING_THREADS: {
+    group: 'Embedding',
+    description:
+      'ONNX Runtime intra-op threads per encoder. Use 2 only for a process that has two cores to itself ([embedding](embedding.md#threads-and-batch-size)).',
+  },
+  EMBEDDING_BATCH_SIZE: {
+    group: 'Embedding',
+    description:
+      'Most texts per model run; texts are sorted by length first, so a run carries little padding.',
+  },
+  EMBEDDING_WORKER_BATCH: {
+    group: 'Embedding',
+    description:
+      'Items the embedding worker reads, encodes and stores per transaction (ingest role).',
+  },
+  EMBEDDING_POLL_INTERVAL_MS: {
+    group: 'Embedding',
+    description:
+      'Safety-net poll of the embedding worker; a PostgreSQL notification normally wakes it at once.',
+  },
+  EMBEDDING_ONDEMAND_MAX_BATCH: {
+    group: 'Embedding',
+    description:
+      'On-demand encoding of candidate texts (api role): most distinct texts per model run.',
+  },
+  EMBEDDING_ONDEMAND_MAX_WAIT_MS: {
+    group: 'Embedding',
+    description: 'On-demand encoding: longest time a text waits for others to share its model run.',
+  },
+  TRAIN_CRON: {
+    group: 'Training',
+    description:
+      'When the `train` role checks for new events and fine-tunes: a 5-field cron expression in UTC (`@hourly` and the like are accepted), or `off` for never on its own.',
+  },
+  TRAIN_MIN_NEW_EVENTS: {
+    group: 'Training',
+    description:
+      'Events (counted by `events.seq`) since the active version below which a scheduled run or `train --once` is skipped.',
+  },
+  TRAIN_PROMOTION_TOLERANCE: {
+    group: 'Training',
+    description:
+      'Largest AUC drop versus the active version (both scored on the new version’s validation window) at which a new version is still activated automatically; a larger drop leaves it a `candidate`.',
+  },
+  TRAIN_BACKEND: {
+    group: 'Training',
+    description:
+      'tfjs backend for training and evaluation: `auto` takes the first that loads of `tensorflow-gpu`, `tensorflow`, `wasm`, `cpu`; any other value forces that backend.',
+  },
+  TRAIN_EPOCHS: {
+    group: 'Training',
+    description: 'Most epochs per run; early stopping on validation AUC keeps the best epoch.',
+  },
+  TRAIN_BATCH_SIZE: {
+    group: 'Training',
+    description: 'Clicked impressions per optimiser step.',
+  },
+  TRAIN_LEARNING_RATE: { group: 'Training', description: 'Adam learning rate.' },
+  TRAIN_VALIDATION_FRACTION: {
+    group: 'Training',
+    description:
+      'Share of the training window, the latest by time, held out for validation metrics and the promotion gate.',
+  },
+  TRAIN_REPLAY_RATIO: {
+    group: 'Training',
+    description: 'Older impressions replayed per new impression in incremental fine-tuning.',
+  },
+  TRAIN_MAX_EVENTS: {
+    group: 'Training',
+    description: 'Most impression and click events one run reads (the newest).',
+  },
+  TRAIN_SEED: {
+    group: 'Training',
+    description: 'Seed of weight initialisation, shuffling and negative sampling.',
+  },
+  TRAIN_QUEUE_POLL_MS: {
+    group: 'Training',
+    description:
+      'How often a `train` process looks for queued runs, in case it missed the notification that announced one (a notification starts a queued run at once).',
+  },
+  MODEL_POLL_INTERVAL_MS: {
+    group: 'Serving',
+    description:
+      'How often an api replica re-reads the active model version, in case it missed an activation notification.',
+  },
+  RANK_CATALOG_REFRESH_MS: {
+    group: 'Serving',
+    description:
+      'How often an api replica reads what changed in the catalog: item features (category, price, creation time), deletions, and text vectors stored since (items embedded after a model swap are model-scored within about this long).',
+  },
+  RANK_MAX_CANDIDATES: {
+    group: 'Ranking',
+    description:
+      'Most candidates per `rank` call; more is a `BAD_USER_INPUT` on `candidates`. `GRAPHQL_MAX_LIST_LENGTH` must be at least this.',
+  },
+  RANK_TIMEOUT_MS: {
+    group: 'Ranking',
+    description:
+      'Time limit of one `rank` or `recommend`; past it the answer is a `TIMEOUT` error.',
+  },
+  RANK_HISTORY_LENGTH: {
+    group: 'Ranking',
+    description: 'Most recent interactions pooled into a user’s interest vector.',
+  },
+  RANK_USER_VECTOR_TTL_SECONDS: {
+    group: 'Ranking',
+    description:
+      'Lifetime of a cached user interest vector in Redis; a new interaction of the user invalidates it at once.',
+  },
+  RANK_RECOMMEND_MAX: { group: 'Ranking', description: 'Largest `first` of `recommend`.' },
+  RANK_RECOMMEND_POOL: {
+    group: 'Ranking',
+    description:
+      'Nearest catalog items `recommend` retrieves before re-ranking them with the profile (at least `first` are retrieved).',
+  },
+  RANK_PROFILE_REFRESH_MS: {
+    group: 'Ranking',
+    description:
+      'How often an api replica re-reads `ranking_profiles`; an edited profile reaches every replica within this time.',
+  },
+  GRAPHQL_MAX_COMPLEXITY: {
+    group: 'GraphQL',
+    description: 'Most fields one GraphQL operation may select, fragments counted at every spread.',
+  },
+  GRAPHQL_MAX_ALIASES: { group: 'GraphQL', description: 'Most aliases in one GraphQL operation.' },
+  GRAPHQL_MAX_DOCUMENT_BYTES: {
+    group: 'GraphQL',
+    description:
+      'Longest GraphQL document in UTF-8 bytes, refused before parsing; data belongs in variables.',
+  },
+  GRAPHQL_FAST_PATH: {
+    group: 'GraphQL',
+    description:
+      'graphql-jit with variables coerced once and object fields read as properties (src/graphql/fast-path); `false` serves plain Mercurius, with the same responses and the same request limits.',
+  },
+  GRAPHQL_MAX_LIST_LENGTH: {
+    group: 'GraphQL',
+    description:
+      'Most elements of any list in a request’s variables, checked on the raw JSON before GraphQL coerces them. Must be at least `RANK_MAX_CANDIDATES`.',
+  },
+  AUTH_MODE: {
+    group: 'Auth',
+    description:
+      '`api-key`: every GraphQL operation but `health` needs an API key ([authentication](graphql.md#authentication)). `off`: none does, and a warning is logged at start; for a local demo only (`npm start` sets it).',
+  },
+  AUTH_RATE_LIMIT_READ_PER_SECOND: {
+    group: 'Auth',
+    description:
+      'Requests per second per `read` key and per api replica, unless the key sets its own limit; the burst is twice the rate.',
+  },
+  AUTH_RATE_LIMIT_OPS_PER_SECOND: {
+    group: 'Auth',
+    description:
+      'Requests per second per `ops` key and per api replica, unless the key sets its own limit; the burst is twice the rate.',
+  },
+};

@@ -1,0 +1,79 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Pool } from 'pg';
+import { APP_CONFIG } from '../../config/config.module';
+import type { AppConfig } from '../../config/config';
+import type { EventType } from '../../common/event-types';
+import { PG_POOL } from '../../infra/tokens';
+import { decaySql, ENGAGEMENT_WEIGHT_SQL, ItemPopularity } from './online-state.schema';
+import type { Interaction, OnlineStateStore } from './online-state.store';
+
+/**
+ * The online state computed from `events`, for when Redis fails: the same answers (the contract
+ * test holds both to it), at the cost of scanning events. Slow: callers cache what they can.
+ */
+@Injectable()
+export class OnlineStatePostgresRepository implements OnlineStateStore {
+  constructor(
+    @Inject(PG_POOL) private readonly pool: Pool,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  async recent(userId: string, limit: number): Promise<Interaction[]> {
+    const { rows } = await this.pool.query<{ type: EventType; item_id: string; ts: Date }>(
+      `SELECT type, item_id, ts FROM events
+       WHERE user_id = $1 AND type <> 'impression' ORDER BY ts DESC, event_id DESC LIMIT $2`,
+      [userId, limit],
+    );
+    return rows.map((row) => ({ type: row.type, itemId: row.item_id, ts: row.ts.getTime() }));
+  }
+
+  async popularity(
+    itemIds: readonly string[],
+    nowMs: number,
+  ): Promise<(ItemPopularity | undefined)[]> {
+    if (itemIds.length === 0) return [];
+    const { rows } = await this.pool.query<{
+      item_id: string;
+      imp: number | null;
+      clk: number | null;
+      cart: number | null;
+      buy: number | null;
+    }>(
+      `SELECT item_id,
+              sum(d) FILTER (WHERE type = 'impression') AS imp,
+              sum(d) FILTER (WHERE type = 'click') AS clk,
+              sum(d) FILTER (WHERE type = 'add_to_cart') AS cart,
+              sum(d) FILTER (WHERE type = 'purchase') AS buy
+       FROM (SELECT item_id, type, ${decaySql('ts', 'to_timestamp($3::float8 / 1000)', '$2')} AS d
+             FROM events WHERE item_id = ANY($1)) e
+       GROUP BY item_id`,
+      [itemIds, this.config.online.popularityHalfLifeMs, nowMs],
+    );
+    const found = new Map(
+      rows.map((row) => [
+        row.item_id,
+        {
+          impressions: row.imp ?? 0,
+          clicks: row.clk ?? 0,
+          addToCarts: row.cart ?? 0,
+          purchases: row.buy ?? 0,
+        },
+      ]),
+    );
+    return itemIds.map((itemId) => found.get(itemId));
+  }
+
+  /** Decayed relative to the newest event: the order is the same, the numbers stay representable. */
+  async popularItems(offset: number, count: number): Promise<string[]> {
+    const { rows } = await this.pool.query<{ item_id: string }>(
+      `WITH newest AS (SELECT max(ts) AS t FROM events)
+       SELECT item_id FROM events, newest
+       GROUP BY item_id
+       HAVING sum(${ENGAGEMENT_WEIGHT_SQL}) > 0
+       ORDER BY sum(${ENGAGEMENT_WEIGHT_SQL} * ${decaySql('ts', 'newest.t', '$3')}) DESC, item_id
+       OFFSET $1 LIMIT $2`,
+      [offset, count, this.config.online.popularityHalfLifeMs],
+    );
+    return rows.map((row) => row.item_id);
+  }
+}

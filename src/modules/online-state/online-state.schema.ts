@@ -1,0 +1,249 @@
+import type { EventType } from '../../common/event-types';
+
+/**
+ * The one source of the online state's semantics: key layout, stored formats, the decay and the
+ * engagement weights. The Redis script (online-state-redis.repository.ts) and the PostgreSQL
+ * fallback (online-state-postgres.repository.ts) take their constants and formulas from here, in
+ * their own syntax, generated below; the contract test (test/online-state.int-spec.ts) checks
+ * that both compute what the TypeScript functions here compute.
+ *
+ * Layout (every key under REDIS_KEY_PREFIX):
+ * - `recent:{userId}` ZSET, score = event time (ms), member = JSON `[type, itemId, tsMs, eventId]`;
+ *   capped to the newest ONLINE_RECENT_CAP; impressions are not interactions.
+ * - `interest:{userId}` HASH `version`, bumped once per new interaction (a cached interest vector
+ *   built at another version is stale).
+ * - `item-pop:{itemId}` STRING `ref,imp,clk,cart,buy`: the decayed counts valid at `ref` (ms). A
+ *   count now is `count × decay(ref, now)`, so no periodic decay job is needed. One string rather
+ *   than a hash: 100 items are one MGET.
+ * - `pop-rank` ZSET, member = itemId, score = log2(engagement at ref) + ref / halfLife: the order
+ *   of current decayed engagement, without ever overflowing.
+ * - `pop-changes` STREAM, one entry per applied batch: field `v` holds lines `itemId TAB value`;
+ *   an entry with field `reset` follows a clear. Entries older than 15 s are trimmed. Ranking
+ *   replicas follow it to keep a copy of every item's popularity (popularity-mirror.ts).
+ * - `applied:{token}` STRING, kept a day: a batch applied under this token counts once.
+ */
+export const KEY = {
+  recent: 'recent:',
+  interest: 'interest:',
+  popularity: 'item-pop:',
+  popularityRank: 'pop-rank',
+  popularityChanges: 'pop-changes',
+  applied: 'applied:',
+  /** The hash layout before `item-pop:`; only the rebuild still removes it. */
+  legacyPopularity: 'pop:',
+} as const;
+
+export function onlineKeys(prefix: string) {
+  return {
+    recent: (userId: string) => `${prefix}${KEY.recent}${userId}`,
+    interest: (userId: string) => `${prefix}${KEY.interest}${userId}`,
+    popularity: (itemId: string) => `${prefix}${KEY.popularity}${itemId}`,
+    popularityRank: `${prefix}${KEY.popularityRank}`,
+    popularityChanges: `${prefix}${KEY.popularityChanges}`,
+    /** Patterns of every online-state key, for the rebuild. */
+    patterns: [
+      `${prefix}${KEY.recent}*`,
+      `${prefix}${KEY.interest}*`,
+      `${prefix}${KEY.popularity}*`,
+      `${prefix}${KEY.legacyPopularity}*`,
+      `${prefix}${KEY.popularityRank}`,
+      `${prefix}${KEY.popularityChanges}`,
+    ],
+  };
+}
+
+/** How long `pop-changes` keeps an entry; a follower that fell further behind reloads. */
+export const POPULARITY_CHANGES_RETENTION_MS = 15_000;
+
+/** Event types that are user interactions (recent list, interest version). */
+export function isInteraction(type: EventType): boolean {
+  return type !== 'impression';
+}
+
+export interface RecentInteraction {
+  readonly type: EventType;
+  readonly itemId: string;
+  readonly ts: number;
+  readonly eventId: string;
+}
+
+export function encodeRecent(entry: RecentInteraction): string {
+  return JSON.stringify([entry.type, entry.itemId, entry.ts, entry.eventId]);
+}
+
+export function decodeRecent(member: string): RecentInteraction {
+  const [type, itemId, ts, eventId] = JSON.parse(member) as [EventType, string, number, string];
+  return { type, itemId, ts, eventId };
+}
+
+/** Decayed interaction counts of an item at some time. */
+export interface ItemPopularity {
+  readonly impressions: number;
+  readonly clicks: number;
+  readonly addToCarts: number;
+  readonly purchases: number;
+}
+
+/** Where each event type's count is stored, in the order of the packed value after `ref`. */
+export const COUNT_FIELDS = {
+  impression: 'imp',
+  click: 'clk',
+  add_to_cart: 'cart',
+  purchase: 'buy',
+} as const satisfies Record<EventType, string>;
+
+/** An `item-pop:{itemId}` value: counts valid at `ref` (ms). */
+export interface StoredPopularity {
+  readonly ref: number;
+  readonly imp: number;
+  readonly clk: number;
+  readonly cart: number;
+  readonly buy: number;
+}
+
+export function packPopularity(stored: StoredPopularity): string {
+  return `${stored.ref},${stored.imp},${stored.clk},${stored.cart},${stored.buy}`;
+}
+
+/** Parses an `item-pop:{itemId}` value (fields the value lacks read as 0). */
+export function parsePopularity(packed: string): StoredPopularity {
+  const fields = packed.split(',');
+  const field = (i: number) => Number(fields.at(i) ?? 0);
+  return { ref: field(0), imp: field(1), clk: field(2), cart: field(3), buy: field(4) };
+}
+
+/** The items a `pop-changes` entry's `v` field carries, with their new values. */
+export function parsePopularityChanges(value: string): [string, StoredPopularity][] {
+  return value.split('\n').map((line) => {
+    const tab = line.indexOf('\t');
+    return [line.slice(0, tab), parsePopularity(line.slice(tab + 1))];
+  });
+}
+
+/**
+ * The decay: a count recorded at `fromMs` is worth `decay(fromMs, toMs)` of itself at `toMs`,
+ * halving every half-life. The exponent is clamped at ±1000 half-lives, where float8 would
+ * underflow or overflow (PostgreSQL raises an error rather than returning 0 or Infinity).
+ */
+export function decay(fromMs: number, toMs: number, halfLifeMs: number): number {
+  return 2 ** clampExponent((fromMs - toMs) / halfLifeMs);
+}
+
+const MAX_EXPONENT = 1000;
+
+function clampExponent(exponent: number): number {
+  return Math.min(MAX_EXPONENT, Math.max(-MAX_EXPONENT, exponent));
+}
+
+/** `decay` in Lua; the arguments are Lua expressions (numbers, ms). */
+export function decayLua(from: string, to: string, halfLife: string): string {
+  return `2 ^ math.min(${MAX_EXPONENT}, math.max(-${MAX_EXPONENT}, (${from} - ${to}) / ${halfLife}))`;
+}
+
+/** `decay` in SQL; `from` and `to` are timestamptz expressions, `halfLifeMs` a number. */
+export function decaySql(from: string, to: string, halfLifeMs: string): string {
+  return `power(2::float8, least(${MAX_EXPONENT}, greatest(-${MAX_EXPONENT}, extract(epoch FROM ${from} - ${to})::float8 * 1000 / ${halfLifeMs}::float8)))`;
+}
+
+/** How much each kind of event counts towards an item's engagement (popularity and `pop-rank`). */
+export const ENGAGEMENT_WEIGHTS = {
+  impression: 0,
+  click: 1,
+  add_to_cart: 3,
+  purchase: 5,
+} as const satisfies Record<EventType, number>;
+
+export function engagement(popularity: ItemPopularity): number {
+  return (
+    ENGAGEMENT_WEIGHTS.impression * popularity.impressions +
+    ENGAGEMENT_WEIGHTS.click * popularity.clicks +
+    ENGAGEMENT_WEIGHTS.add_to_cart * popularity.addToCarts +
+    ENGAGEMENT_WEIGHTS.purchase * popularity.purchases
+  );
+}
+
+/** `engagement` in Lua over the stored counts (Lua expressions, in COUNT_FIELDS order). */
+export function engagementLua(imp: string, clk: string, cart: string, buy: string): string {
+  const w = ENGAGEMENT_WEIGHTS;
+  return `${imp} * ${w.impression} + ${clk} * ${w.click} + ${cart} * ${w.add_to_cart} + ${buy} * ${w.purchase}`;
+}
+
+/** The engagement weight of an `events` row in SQL (the row's `type` column). */
+export const ENGAGEMENT_WEIGHT_SQL = `CASE type ${Object.entries(ENGAGEMENT_WEIGHTS)
+  .map(([type, weight]) => `WHEN '${type}' THEN ${weight}`)
+  .join(' ')} ELSE 0 END`;
+
+/** Stored counts brought forward to `nowMs`. */
+export function popularityAt(
+  stored: StoredPopularity,
+  nowMs: number,
+  halfLifeMs: number,
+): ItemPopularity {
+  const scale = decay(stored.ref, nowMs, halfLifeMs);
+  return {
+    impressions: stored.imp * scale,
+    clicks: stored.clk * scale,
+    addToCarts: stored.cart * scale,
+    purchases: stored.buy * scale,
+  };
+}
+
+/** What the online state needs of a stored event. */
+export interface OnlineEvent {
+  readonly eventId: string;
+  readonly type: EventType;
+  readonly userId: string;
+  readonly itemId: string;
+  readonly ts: Date;
+}
+
+/** What one batch of newly stored events changes in the online state. */
+export interface OnlineDelta {
+  readonly users: readonly {
+    readonly userId: string;
+    /** score (ms), member pairs for the recent list. */
+    readonly recent: readonly (readonly [number, string])[];
+    readonly interactions: number;
+  }[];
+  /** Per item, the counts the batch adds, valid at `ref` (its newest event in the batch). */
+  readonly items: readonly ({ readonly itemId: string } & StoredPopularity)[];
+  readonly events: number;
+}
+
+/** Aggregates events per user and per item, decaying each increment to the item's newest event. */
+export function onlineDelta(events: readonly OnlineEvent[], halfLifeMs: number): OnlineDelta {
+  const users = new Map<
+    string,
+    { userId: string; recent: [number, string][]; interactions: number }
+  >();
+  const refs = new Map<string, number>();
+  for (const event of events) {
+    const ts = event.ts.getTime();
+    refs.set(event.itemId, Math.max(refs.get(event.itemId) ?? ts, ts));
+    if (!isInteraction(event.type)) continue;
+    let user = users.get(event.userId);
+    if (user === undefined) {
+      user = { userId: event.userId, recent: [], interactions: 0 };
+      users.set(event.userId, user);
+    }
+    user.recent.push([
+      ts,
+      encodeRecent({ type: event.type, itemId: event.itemId, ts, eventId: event.eventId }),
+    ]);
+    user.interactions++;
+  }
+  const items = new Map<
+    string,
+    { itemId: string; ref: number; imp: number; clk: number; cart: number; buy: number }
+  >();
+  for (const event of events) {
+    const ref = refs.get(event.itemId) ?? 0;
+    let item = items.get(event.itemId);
+    if (item === undefined) {
+      item = { itemId: event.itemId, ref, imp: 0, clk: 0, cart: 0, buy: 0 };
+      items.set(event.itemId, item);
+    }
+    item[COUNT_FIELDS[event.type]] += decay(event.ts.getTime(), ref, halfLifeMs);
+  }
+  return { users: [...users.values()], items: [...items.values()], events: events.length };
+}

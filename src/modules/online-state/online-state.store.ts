@@ -1,0 +1,42 @@
+import type { EventType } from '../../common/event-types';
+import type { ItemPopularity, StoredPopularity } from './online-state.schema';
+
+/** One interaction of a user, most recent first in the lists below. */
+export interface Interaction {
+  readonly type: EventType;
+  readonly itemId: string;
+  readonly ts: number;
+}
+
+/**
+ * The online state as readers see it, whatever keeps it: Redis (online-state-redis.repository.ts)
+ * or, when Redis fails, PostgreSQL computing it from `events` (online-state-postgres.repository.ts).
+ * Both pass the same contract test (test/online-state.int-spec.ts).
+ */
+export interface OnlineStateStore {
+  /** The user's newest interactions, most recent first. */
+  recent(userId: string, limit: number): Promise<Interaction[]>;
+  /** Each item's decayed counts at `nowMs`, aligned with `itemIds` (undefined: no events). */
+  popularity(itemIds: readonly string[], nowMs: number): Promise<(ItemPopularity | undefined)[]>;
+  /** A page of items by current decayed engagement, best first. */
+  popularItems(offset: number, count: number): Promise<string[]>;
+}
+
+/** One `pop-changes` entry: new values of the items a batch touched, or a reset after a clear. */
+export interface PopularityChange {
+  readonly id: string;
+  readonly reset: boolean;
+  readonly items: readonly (readonly [string, StoredPopularity])[];
+}
+
+/** What the replica copy of popularity follows (Redis in production; a fake in unit tests). */
+export interface PopularityFeed {
+  /** Id of the newest `pop-changes` entry; '0-0' when there is none. */
+  lastPopularityChange(): Promise<string>;
+  /** Entries after `id` (exclusive), oldest first, at most `count`. */
+  popularityChangesAfter(id: string, count: number): Promise<PopularityChange[]>;
+  /** Every item's stored popularity, a page at a time. */
+  allPopularity(): AsyncIterable<readonly (readonly [string, StoredPopularity])[]>;
+}
+
+export const POPULARITY_FEED = Symbol('POPULARITY_FEED');

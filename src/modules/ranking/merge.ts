@@ -1,0 +1,146 @@
+import { bestFirst } from '../serving/top-k';
+import { CandidateFacts, FEATURE_PARTS, PartContext, SCORE_PARTS } from './features';
+import { CALLER_FEATURE_PREFIX, FeatureValue, RankingProfile, weightsFor } from './profile';
+
+/** One term of an item's score: the score is exactly the sum of value × weight. */
+export interface ScorePart {
+  readonly name: string;
+  readonly value: number;
+  readonly weight: number;
+}
+
+/** What the merge takes: the candidates' facts, their model scores and their own features. */
+export interface MergeInput extends CandidateFacts {
+  /** The model's score of each candidate; NaN where there is none (the prior stands in). */
+  readonly modelScores: Float64Array;
+  /** The caller's features of each candidate, if any. */
+  readonly callerFeatures: readonly (readonly FeatureValue[] | null | undefined)[];
+}
+
+export interface Merged {
+  /** Every candidate's parts and score. */
+  readonly table: PartTable;
+  /** Candidate indexes, best score first (ties: input order). */
+  readonly order: Int32Array;
+}
+
+/** Parts beyond an item's base parts: the caller features it came with. */
+interface ExtraParts {
+  readonly names: readonly string[];
+  readonly values: readonly number[];
+  readonly weights: readonly number[];
+}
+
+/** The base parts of an item: which names and weights its `width` base values go with. */
+interface PartLayout {
+  readonly names: readonly string[];
+  readonly weights: readonly number[];
+}
+
+const MODEL_LAYOUT = 0;
+const PRIOR_LAYOUT = 1;
+
+/**
+ * The merge of every candidate's score part (model or prior) and built-in feature parts
+ * (features.ts), weighted by the profile, plus the caller's own features. Pure: the same input
+ * gives the same table and order.
+ */
+export function merge(input: MergeInput, context: PartContext): Merged {
+  const { profile } = context;
+  const featureNames = FEATURE_PARTS.map((part) => part.name);
+  const modelNames = [SCORE_PARTS.model.name, ...featureNames];
+  const priorNames = [SCORE_PARTS.prior.name, ...featureNames];
+  const width = modelNames.length;
+  const count = input.itemIds.length;
+  const table = new PartTable(
+    count,
+    [
+      { names: modelNames, weights: weightsFor(profile, modelNames) },
+      { names: priorNames, weights: weightsFor(profile, priorNames) },
+    ],
+    width,
+  );
+  const { values } = table;
+  for (let i = 0; i < count; i++) {
+    const offset = i * width;
+    const modelScore = input.modelScores[i];
+    const withModel = !Number.isNaN(modelScore);
+    values[offset] = withModel ? modelScore : SCORE_PARTS.prior.value(input, i);
+    for (let j = 0; j < FEATURE_PARTS.length; j++) {
+      values[offset + 1 + j] = FEATURE_PARTS[j].value(input, i, context);
+    }
+    table.complete(
+      i,
+      withModel ? MODEL_LAYOUT : PRIOR_LAYOUT,
+      callerParts(profile, input.callerFeatures[i]),
+    );
+  }
+  return { table, order: bestFirst(table.scores) };
+}
+
+/** The caller's own features of a candidate as parts named `feature:<name>`. */
+function callerParts(
+  profile: RankingProfile,
+  features: readonly FeatureValue[] | null | undefined,
+): ExtraParts | undefined {
+  if (features == null || features.length === 0) return undefined;
+  const names = features.map((feature) => `${CALLER_FEATURE_PREFIX}${feature.name}`);
+  return {
+    names,
+    values: features.map((feature) => feature.value),
+    weights: weightsFor(profile, names),
+  };
+}
+
+/**
+ * The merged parts of one request's items, stored column-wise (one allocation per request, not
+ * several per item). Each item has `width` base values, laid out by one of the layouts, plus
+ * optional extra parts. `parts(i)` is built only when read (a caller that does not select parts
+ * allocates nothing per part), in the same order, so a score is exactly the sum of value × weight.
+ */
+export class PartTable {
+  readonly scores: Float64Array;
+  /** Item i's base values are `values[i * width .. (i + 1) * width)`. */
+  readonly values: Float64Array;
+  private readonly layoutOf: Uint8Array;
+  private readonly extras: (ExtraParts | undefined)[];
+
+  constructor(
+    readonly size: number,
+    private readonly layouts: readonly PartLayout[],
+    readonly width: number,
+  ) {
+    this.scores = new Float64Array(size);
+    this.values = new Float64Array(size * width);
+    this.layoutOf = new Uint8Array(size);
+    this.extras = new Array<ExtraParts | undefined>(size);
+  }
+
+  /** Sums item i's score once its base values are written. */
+  complete(i: number, layout: number, extra: ExtraParts | undefined): void {
+    const { weights } = this.layouts[layout];
+    const offset = i * this.width;
+    let score = 0;
+    for (let j = 0; j < this.width; j++) score += this.values[offset + j] * weights[j];
+    if (extra !== undefined) {
+      for (let j = 0; j < extra.values.length; j++) score += extra.values[j] * extra.weights[j];
+    }
+    this.scores[i] = score;
+    this.layoutOf[i] = layout;
+    this.extras[i] = extra;
+  }
+
+  parts(i: number): ScorePart[] {
+    const { names, weights } = this.layouts[this.layoutOf[i]];
+    const offset = i * this.width;
+    const parts: ScorePart[] = [];
+    for (let j = 0; j < this.width; j++) {
+      parts.push({ name: names[j], value: this.values[offset + j], weight: weights[j] });
+    }
+    const extra = this.extras[i];
+    extra?.names.forEach((name, j) => {
+      parts.push({ name, value: extra.values[j], weight: extra.weights[j] });
+    });
+    return parts;
+  }
+}

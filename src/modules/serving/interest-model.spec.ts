@@ -1,0 +1,90 @@
+import { DEFAULT_ARCHITECTURE } from '../training/model/architecture';
+import { loadModel, serializeModel } from '../training/model/artifact';
+import { initialWeights } from '../training/model/init-weights';
+import { InterestScorer } from '../training/model/interest-scorer';
+import { ArtifactInterestModel } from './interest-model';
+
+const D = 8;
+const architecture = {
+  ...DEFAULT_ARCHITECTURE,
+  dimension: D,
+  idEmbedding: false,
+  popularity: true,
+};
+
+function artifact(): Buffer {
+  const weights = initialWeights(architecture, 0, 'spec');
+  const popularity = Float32Array.of(0.5);
+  return serializeModel(
+    {
+      architecture,
+      encoderId: 'enc',
+      backend: 'cpu',
+      hyperparameters: {},
+      metrics: {},
+      itemClicks: { a: 9, x: 3 },
+      warmItems: [],
+      createdAt: new Date(0).toISOString(),
+    },
+    { ...weights, 'score.popularity': { shape: [1], data: popularity } },
+  );
+}
+
+const vector = (seed: number) => Float32Array.from({ length: D }, (_, i) => Math.sin(seed + i));
+
+describe('ArtifactInterestModel', () => {
+  const bytes = artifact();
+  const model = InterestScorer.fromArtifact(bytes);
+  const encoder = {
+    encoderId: 'enc',
+    encodeOnDemand: (text: string) => Promise.resolve(vector(text.length)),
+  };
+  const served = (onDemand = encoder) =>
+    new ArtifactInterestModel('42', loadModel(bytes), onDemand);
+
+  it('runs the item tower over text vectors, with the bias, and exposes the scale', async () => {
+    const text = { ids: ['a', 'b'], dimension: D, matrix: new Float32Array(2 * D) };
+    text.matrix.set(vector(1), 0);
+    text.matrix.set(vector(2), D);
+    const { matrix, bias } = await served().itemTower(text);
+    const expected = model.itemVector(vector(2), 'b');
+    Array.from(matrix.subarray(D, 2 * D)).forEach((value, i) => {
+      expect(value).toBeCloseTo(expected[i], 4);
+    });
+    expect(bias[0]).toBeCloseTo(0.5 * Math.log1p(9), 5);
+    expect(served().versionId).toBe('42');
+    expect(served().scale).toBeCloseTo(model.scale, 6);
+    expect(served().itemBias('x')).toBeCloseTo(0.5 * Math.log1p(3), 5);
+  });
+
+  it('refuses text vectors of another size', async () => {
+    const text = { ids: ['a'], dimension: D + 1, matrix: new Float32Array(D + 1) };
+    await expect(served().itemTower(text)).rejects.toThrow(/values, the model expects/);
+  });
+
+  it('pools history with the attention of the model, ages from the timestamps', () => {
+    const now = Date.now();
+    const history = [
+      { vector: vector(1), type: 'click', ts: now - 60_000 },
+      { vector: vector(2), type: 'click', ts: now - 7_200_000 },
+    ];
+    const expected = model.userVector(
+      history.map((entry) => entry.vector),
+      [60_000, 7_200_000],
+    );
+    const actual = served().userVector(history);
+    actual.forEach((value, i) => {
+      expect(value).toBeCloseTo(expected[i], 3);
+    });
+  });
+
+  it("runs on-demand text vectors through the model's item tower", async () => {
+    const [encoded] = await served().encodeItems([{ itemId: 'new', text: 'abc' }]);
+    expect(Array.from(encoded)).toEqual(Array.from(model.itemVector(vector(3))));
+  });
+
+  it('refuses text vectors of another encoder', async () => {
+    const other = served({ ...encoder, encoderId: 'other' });
+    await expect(other.encodeItems([{ itemId: 'new', text: 'abc' }])).rejects.toThrow(/other/);
+  });
+});

@@ -1,0 +1,71 @@
+import type { ModelArtifact } from '../training/model/artifact';
+import { InterestScorer } from '../training/model/interest-scorer';
+import { adaptCatalog } from './catalog-adapter';
+import type { HistoryVector, InterestModel, ItemText, TextVectors } from './served-model';
+
+/** Encodes one free text with the service's text encoder (shared model runs). */
+export interface OnDemandEncoder {
+  readonly encoderId: string;
+  encodeOnDemand(text: string): Promise<Float32Array>;
+}
+
+/**
+ * A trained interest-model artifact as serving runs it: the item tower over catalogs in batched
+ * matrix products (catalog-adapter.ts), the attention pooling for the user, and the tower over
+ * on-demand text vectors for candidates the catalog lacks.
+ */
+export class ArtifactInterestModel implements InterestModel {
+  private readonly scorer: InterestScorer;
+
+  constructor(
+    readonly versionId: string,
+    private readonly artifact: ModelArtifact,
+    private readonly encoder: OnDemandEncoder,
+  ) {
+    this.scorer = InterestScorer.fromArtifact(artifact);
+  }
+
+  get encoderId(): string {
+    return this.scorer.encoderId;
+  }
+
+  get dimension(): number {
+    return this.scorer.dimension;
+  }
+
+  get scale(): number {
+    return this.scorer.scale;
+  }
+
+  async itemTower(text: TextVectors): Promise<{ matrix: Float32Array; bias: Float32Array }> {
+    if (text.ids.length > 0 && text.dimension !== this.dimension) {
+      throw new Error(
+        `text vectors of ${this.encoderId} have ${String(text.dimension)} values, the model expects ${String(this.dimension)}`,
+      );
+    }
+    return await adaptCatalog(this.artifact, this.scorer, text);
+  }
+
+  userVector(history: readonly HistoryVector[]): Float32Array {
+    const now = Date.now();
+    return this.scorer.userVector(
+      history.map((entry) => entry.vector),
+      history.map((entry) => now - entry.ts),
+    );
+  }
+
+  async encodeItems(items: readonly ItemText[]): Promise<Float32Array[]> {
+    // Vectors of another encoder live in another space: scoring them would be noise.
+    if (this.encoder.encoderId !== this.encoderId) {
+      throw new Error(
+        `model ${this.versionId} reads ${this.encoderId} vectors, the on-demand encoder is ${this.encoder.encoderId}`,
+      );
+    }
+    const vectors = await Promise.all(items.map((item) => this.encoder.encodeOnDemand(item.text)));
+    return vectors.map((vector, i) => this.scorer.itemVector(vector, items[i]?.itemId));
+  }
+
+  itemBias(itemId: string): number {
+    return this.scorer.itemBias(itemId);
+  }
+}

@@ -1,0 +1,111 @@
+import { dotRow } from './top-k';
+
+/**
+ * One served model's item vectors (the item tower's output) and score biases, by item-table row:
+ * row-major, contiguous for the top-k kernel. Rows without a vector (not embedded yet, deleted,
+ * or added to the table after this object last grew) read as absent. Updated in place as items
+ * are embedded after the swap; `generation` counts those updates, so a cache of something built
+ * from these vectors can tell that it is out of date.
+ */
+export class RowVectors {
+  private capacity = 0;
+  private values = new Float32Array(0);
+  private biases: Float32Array | undefined;
+  private present = new Uint8Array(0);
+  /** When each row's text vector was stored (ms): an update seen twice is applied once. */
+  private storedAt = new Float64Array(0);
+  private updates = 0;
+
+  constructor(
+    readonly dimension: number,
+    capacity: number,
+  ) {
+    this.grow(capacity);
+  }
+
+  /** Rows 0 .. rows - 1 may hold vectors. */
+  get rows(): number {
+    return this.capacity;
+  }
+
+  /** `rows × dimension` values; a row without a vector holds zeros. */
+  get matrix(): Float32Array {
+    return this.values;
+  }
+
+  /** The item-only score term by row; undefined while every row's is 0 (most models). */
+  get bias(): Float32Array | undefined {
+    return this.biases;
+  }
+
+  get generation(): number {
+    return this.updates;
+  }
+
+  has(row: number): boolean {
+    return row < this.capacity && this.present[row] === 1;
+  }
+
+  /** The row's vector (a view, not a copy); only for rows that `has`. */
+  vector(row: number): Float32Array {
+    const offset = row * this.dimension;
+    return this.values.subarray(offset, offset + this.dimension);
+  }
+
+  /** scale × (vector · user) + bias of a row that `has`. */
+  score(row: number, user: Float32Array, scale: number): number {
+    const bias = this.biases === undefined ? 0 : this.biases[row];
+    return scale * dotRow(this.values, this.dimension, row, user) + bias;
+  }
+
+  /** When the row's vector was stored; NaN when it has none. */
+  storedAtMs(row: number): number {
+    return row < this.capacity && this.present[row] === 1 ? this.storedAt[row] : Number.NaN;
+  }
+
+  set(row: number, vector: ArrayLike<number>, bias: number, storedAtMs: number): void {
+    if (vector.length !== this.dimension) {
+      throw new Error(`vector has ${vector.length} values, the model ${this.dimension}`);
+    }
+    if (row >= this.capacity) this.grow(Math.max(row + 1, this.capacity * 2));
+    this.values.set(vector, row * this.dimension);
+    if (bias !== 0 || this.biases !== undefined) {
+      this.biases ??= new Float32Array(this.capacity);
+      this.biases[row] = bias;
+    }
+    this.present[row] = 1;
+    this.storedAt[row] = storedAtMs;
+    this.updates++;
+  }
+
+  /** The row no longer has a vector (its item was deleted). */
+  clear(row: number): void {
+    if (row >= this.capacity || this.present[row] === 0) return;
+    this.present[row] = 0;
+    this.values.fill(0, row * this.dimension, (row + 1) * this.dimension);
+    this.updates++;
+  }
+
+  /** Makes room for at least `rows` rows (the item table grew). */
+  reserve(rows: number): void {
+    if (rows > this.capacity) this.grow(rows);
+  }
+
+  private grow(capacity: number): void {
+    const values = new Float32Array(capacity * this.dimension);
+    values.set(this.values);
+    const present = new Uint8Array(capacity);
+    present.set(this.present);
+    const storedAt = new Float64Array(capacity);
+    storedAt.set(this.storedAt);
+    if (this.biases !== undefined) {
+      const biases = new Float32Array(capacity);
+      biases.set(this.biases);
+      this.biases = biases;
+    }
+    this.values = values;
+    this.present = present;
+    this.storedAt = storedAt;
+    this.capacity = capacity;
+  }
+}

@@ -1,0 +1,87 @@
+import type { ItemTable } from './item-table';
+import type { RowVectors } from './row-vectors';
+
+/** One interaction of the user, with the vector of its item. */
+export interface HistoryVector {
+  readonly vector: Float32Array;
+  readonly type: string;
+  readonly ts: number;
+}
+
+export interface ItemText {
+  readonly itemId: string;
+  readonly text: string;
+}
+
+/** Text vectors of items, one row-major matrix: row `i` belongs to `ids[i]`. */
+export interface TextVectors {
+  readonly ids: readonly string[];
+  readonly dimension: number;
+  readonly matrix: Float32Array;
+}
+
+/**
+ * What one model version computes. The loader builds it from the version's artifact
+ * (interest-model.ts); tests serve stand-ins of their own.
+ */
+export interface InterestModel {
+  readonly versionId: string;
+  /** The text encoder whose vectors the item tower reads. */
+  readonly encoderId: string;
+  readonly dimension: number;
+  /** Multiplies the dot product of user and item vectors (the model's scaled dot score). */
+  readonly scale: number;
+  /** The item tower over items' stored text vectors, and each item's score bias. */
+  itemTower(text: TextVectors): Promise<{ matrix: Float32Array; bias: Float32Array }>;
+  /** The interest vector pooled from history item vectors, most recent first; never empty input. */
+  userVector(history: readonly HistoryVector[]): Float32Array;
+  /** Item vectors of texts no stored vector covers (on-demand encoding, then the tower). */
+  encodeItems(items: readonly ItemText[]): Promise<Float32Array[]>;
+  /** The item-only score term of an item outside the table (0 when the model has none). */
+  itemBias(itemId: string): number;
+}
+
+/** A model version as loaded, with its item vectors for the catalog of that moment. */
+export interface LoadedModel {
+  readonly model: InterestModel;
+  readonly catalog: {
+    readonly ids: readonly string[];
+    readonly matrix: Float32Array;
+    readonly bias?: Float32Array;
+  };
+  /** When the catalog's text vectors were read (database clock): later ones are followed. */
+  readonly catalogReadAt?: Date;
+}
+
+/** The served version: its model and its item vectors by item-table row. */
+export interface ServedModel {
+  readonly versionId: string;
+  readonly model: InterestModel;
+  readonly vectors: RowVectors;
+}
+
+/**
+ * What a request works with, taken once per request: every known item by row, and the served
+ * model (undefined: none yet). The table only grows and the model only changes by replacing the
+ * whole object, so one request never mixes two versions.
+ */
+export interface Serving {
+  readonly items: ItemTable;
+  readonly served: ServedModel | undefined;
+}
+
+/** Turns a version's artifact into a loaded model (parsing, the item tower over the catalog). */
+export interface ModelLoader {
+  load(artifact: Buffer, version: { readonly id: string }): Promise<LoadedModel>;
+}
+
+export const MODEL_LOADER = Symbol('MODEL_LOADER');
+
+/** The loaded active version of this replica; the model-swap service in production. */
+export interface LoadedModels {
+  current(): LoadedModel | undefined;
+  /** `listener` runs after every change of `current()`. */
+  onChange(listener: () => void): void;
+}
+
+export const LOADED_MODELS = Symbol('LOADED_MODELS');

@@ -1,0 +1,210 @@
+import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import type { Counter } from 'prom-client';
+import type { Logger } from '../../common/logger';
+import { APP_CONFIG } from '../../config/config.module';
+import type { AppConfig } from '../../config/config';
+import { LOGGER } from '../../infra/tokens';
+import { Metrics } from '../metrics/metrics.registry';
+import { OnlineStateReader, Read } from '../online-state/online-state.reader';
+import type { ItemPopularity } from '../online-state/online-state.schema';
+import { PopularityMirror } from '../online-state/popularity-mirror';
+import { ItemTable } from './item-table';
+import { RowVectors } from './row-vectors';
+import { LOADED_MODELS } from './served-model';
+import type { LoadedModel, LoadedModels, ServedModel, Serving } from './served-model';
+import { ServingRepository } from './serving.repository';
+
+/**
+ * `ingested_at` and `updated_at` are their writing transaction's start, so a row committed after
+ * a read can carry an earlier time: each read goes back this far before the previous read's
+ * database clock (rows seen twice are applied once).
+ */
+const OVERLAP_MS = 5000;
+
+/** A served model and how far its vectors have followed `item_embeddings`. */
+interface Following {
+  readonly served: ServedModel;
+  readonly from: LoadedModel;
+  vectorsReadAt: Date;
+}
+
+/**
+ * This replica's view of what it ranks with: one item table (every known item by row: features
+ * from `items`, popularity from the replica copy) and the served model's item vectors by the
+ * same rows. A model swap re-binds the new version's vectors to the table (off the request path);
+ * every RANK_CATALOG_REFRESH_MS the catalog's changes are followed: features, deletions, and
+ * items embedded since, run through the served version's item tower, so a new item is
+ * model-scored within seconds of its embedding, without a training run.
+ */
+@Injectable()
+export class ServingService implements OnApplicationBootstrap, OnApplicationShutdown {
+  readonly items = new ItemTable();
+  private readonly logger: Logger;
+  private following: Following | undefined;
+  private featuresReadAt: Date | undefined;
+  private syncing: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly followed: Counter;
+
+  constructor(
+    @Inject(LOADED_MODELS) private readonly models: LoadedModels,
+    private readonly repository: ServingRepository,
+    private readonly mirror: PopularityMirror,
+    private readonly onlineState: OnlineStateReader,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(LOGGER) logger: Logger,
+    metrics: Metrics,
+  ) {
+    this.logger = logger.child({ component: 'serving' });
+    const items = this.items;
+    this.followed = metrics.counter(
+      'serving_catalog_vectors_followed_total',
+      'Item vectors run through the served version after its swap (items embedded since)',
+    );
+    metrics.gauge(
+      'serving_items',
+      'Rows of the replica item table (catalog items and items seen in events)',
+      () => items.size,
+    );
+    mirror.subscribe({
+      changed: (itemId, stored) => {
+        items.setPopularity(items.ensureRow(itemId), stored);
+      },
+      reloaded: (values) => {
+        items.resetPopularity(values);
+      },
+    });
+    models.onChange(() => {
+      this.bind();
+    });
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.sync();
+    this.timer = setInterval(() => void this.sync(), this.config.ranking.catalogRefreshMs);
+    this.timer.unref();
+  }
+
+  onApplicationShutdown(): void {
+    clearInterval(this.timer);
+  }
+
+  /** What a request ranks with; take it once per request. */
+  current(): Serving {
+    if (this.models.current() !== this.following?.from) this.bind();
+    return { items: this.items, served: this.following?.served };
+  }
+
+  /**
+   * The items' decayed popularity at `nowMs`, aligned with `itemIds` (`rows` their table rows):
+   * from the replica copy while it is fresh, else read per request (Redis, PostgreSQL fallback).
+   */
+  async popularity(
+    itemIds: readonly string[],
+    rows: Int32Array,
+    nowMs: number,
+  ): Promise<Read<(ItemPopularity | undefined)[]>> {
+    if (!this.mirror.isFresh()) return this.onlineState.popularity(itemIds, nowMs);
+    const halfLifeMs = this.config.online.popularityHalfLifeMs;
+    const value = new Array<ItemPopularity | undefined>(rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      value[i] = rows[i] < 0 ? undefined : this.items.popularityAt(rows[i], nowMs, halfLifeMs);
+    }
+    return { value, fromPostgres: false };
+  }
+
+  /** Reads what changed in the catalog since the last time; concurrent callers share one run. */
+  sync(): Promise<void> {
+    this.syncing ??= this.follow().finally(() => {
+      this.syncing = undefined;
+    });
+    return this.syncing;
+  }
+
+  /** The loaded version's vectors by table row (rows are added for items the table lacks). */
+  private bind(): void {
+    const loaded = this.models.current();
+    if (loaded === undefined) {
+      this.following = undefined;
+      return;
+    }
+    const { model, catalog } = loaded;
+    const vectors = new RowVectors(model.dimension, Math.max(this.items.size, catalog.ids.length));
+    const d = model.dimension;
+    const readAt = loaded.catalogReadAt ?? new Date();
+    catalog.ids.forEach((itemId, i) => {
+      const row = this.items.ensureRow(itemId);
+      if (this.items.deleted(row)) return;
+      vectors.set(row, catalog.matrix.subarray(i * d, (i + 1) * d), catalog.bias?.[i] ?? 0, 0);
+    });
+    this.following = {
+      served: { versionId: model.versionId, model, vectors },
+      from: loaded,
+      vectorsReadAt: readAt,
+    };
+  }
+
+  private async follow(): Promise<void> {
+    try {
+      const revived = this.followFeatures(
+        await this.repository.itemFeatures(
+          this.featuresReadAt && new Date(this.featuresReadAt.getTime() - OVERLAP_MS),
+        ),
+      );
+      const following = this.following;
+      if (following !== undefined) await this.followVectors(following, revived);
+    } catch (error) {
+      this.logger.warn({ err: error }, 'catalog follow failed; keeping what this replica has');
+    }
+  }
+
+  /** Applies changed features; returns live items the served model has no vector for. */
+  private followFeatures(read: Awaited<ReturnType<ServingRepository['itemFeatures']>>): string[] {
+    const vectors = this.following?.served.vectors;
+    const missing: string[] = [];
+    for (const item of read.items) {
+      const row = this.items.setFeatures(item);
+      if (vectors === undefined) continue;
+      if (item.deleted) vectors.clear(row);
+      else if (!vectors.has(row)) missing.push(item.itemId);
+    }
+    this.featuresReadAt = read.readAt;
+    return missing;
+  }
+
+  /** Text vectors stored since the last read (and those of `missing`), through the tower. */
+  private async followVectors(following: Following, missing: readonly string[]): Promise<void> {
+    const { served } = following;
+    const { vectors, model } = served;
+    const since = new Date(following.vectorsReadAt.getTime() - OVERLAP_MS);
+    const { stored, readAt } = await this.repository.textVectorsChanged(
+      model.encoderId,
+      since,
+      missing,
+    );
+    const fresh = stored.filter((entry) => {
+      const row = this.items.row(entry.itemId);
+      return (
+        entry.vector.length === model.dimension &&
+        !(row >= 0 && this.items.deleted(row)) &&
+        !(row >= 0 && vectors.storedAtMs(row) === entry.storedAtMs)
+      );
+    });
+    if (fresh.length > 0) {
+      const d = model.dimension;
+      const text = new Float32Array(fresh.length * d);
+      fresh.forEach((entry, i) => {
+        text.set(entry.vector, i * d);
+      });
+      const ids = fresh.map((entry) => entry.itemId);
+      const { matrix, bias } = await model.itemTower({ ids, dimension: d, matrix: text });
+      fresh.forEach((entry, i) => {
+        const row = this.items.ensureRow(entry.itemId);
+        vectors.set(row, matrix.subarray(i * d, (i + 1) * d), bias[i] ?? 0, entry.storedAtMs);
+      });
+      this.followed.inc(fresh.length);
+      this.logger.debug({ versionId: served.versionId, items: fresh.length }, 'vectors followed');
+    }
+    following.vectorsReadAt = readAt;
+  }
+}
