@@ -196,6 +196,7 @@ const benchmark: Benchmark = {
         },
         {
           maxBatch: config.embedding.onDemandMaxBatch,
+          maxQueued: Number.MAX_SAFE_INTEGER,
           maxWaitMs: config.embedding.onDemandMaxWaitMs,
         },
       );

@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   // HTTP + GraphQL path with the ranking skipped (candidates in their order, score 0).
   const ranking = app.get(RankingService, { strict: false });
   const rank = ranking.rank.bind(ranking);
-  const skipRanking: RankingService['rank'] = (_userId, candidates, _profile, requestId) =>
+  const skipRanking: RankingService['rank'] = (_userId, candidates, _profile, { requestId }) =>
     Promise.resolve({
       items: candidates.map((candidate, i) => ({
         itemId: candidate.itemId,

@@ -6,6 +6,8 @@ export const ERROR_CODES = [
   'UNAUTHENTICATED',
   'FORBIDDEN',
   'RATE_LIMITED',
+  /** A bounded queue is full: the work was refused, not started; retry later or send less. */
+  'RESOURCE_EXHAUSTED',
   'UNAVAILABLE',
   'TIMEOUT',
   'INTERNAL',

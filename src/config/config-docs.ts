@@ -109,6 +109,11 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
     group: 'Ingest',
     description: 'Consumer group of `catalog.items`, prefixed with `KAFKA_TOPIC_PREFIX`.',
   },
+  INGEST_MAX_CLOCK_SKEW_MS: {
+    group: 'Ingest',
+    description:
+      'How far an event’s `timestamp`, or an item’s `updatedAt` or `createdAt`, may lie ahead of the time the broker received it (or of now, if that is earlier); a message further ahead goes to the dead-letter topic, since one producer with a wrong clock would otherwise skew every decayed count and freeze items.',
+  },
   INGEST_MAX_VALUE_BYTES: {
     group: 'Ingest',
     description:
@@ -202,6 +207,11 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
     group: 'Embedding',
     description:
       'On-demand encoding of candidate texts (api role): most distinct texts per model run.',
+  },
+  EMBEDDING_ONDEMAND_MAX_QUEUE: {
+    group: 'Embedding',
+    description:
+      'Most distinct candidate texts waiting for on-demand encoding on one replica. A `rank` whose texts would not fit is answered `RESOURCE_EXHAUSTED` at once instead of queueing work nobody will wait for; texts of a request that timed out leave the queue.',
   },
   EMBEDDING_ONDEMAND_MAX_WAIT_MS: {
     group: 'Embedding',

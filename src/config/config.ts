@@ -67,6 +67,7 @@ export const configSchema = z.object({
   INGEST_EVENTS_GROUP_ID: z.string().min(1).default('recsys-ingest-events'),
   INGEST_ITEMS_GROUP_ID: z.string().min(1).default('recsys-ingest-items'),
   INGEST_MAX_VALUE_BYTES: int(64, 16 * 1024 * 1024).default(65_536),
+  INGEST_MAX_CLOCK_SKEW_MS: int(0, 7 * 86_400_000).default(300_000),
   INGEST_BATCH_SIZE: int(1, 100_000).default(20_000),
   INGEST_PARTITIONS_CONCURRENCY: int(1, 64).default(6),
   INGEST_FETCH_MAX_BYTES_PER_PARTITION: int(1024, 64 * 1024 * 1024).default(4_194_304),
@@ -105,6 +106,7 @@ export const configSchema = z.object({
   EMBEDDING_POLL_INTERVAL_MS: int(100, 3_600_000).default(30_000),
   EMBEDDING_ONDEMAND_MAX_BATCH: int(1, 1024).default(32),
   EMBEDDING_ONDEMAND_MAX_WAIT_MS: int(0, 1000).default(5),
+  EMBEDDING_ONDEMAND_MAX_QUEUE: int(1, 100_000).default(128),
   RANK_MAX_CANDIDATES: int(1, 100_000).default(1000),
   RANK_TIMEOUT_MS: int(10, 60_000).default(2000),
   RANK_HISTORY_LENGTH: int(1, 10_000).default(50),
@@ -155,6 +157,11 @@ export interface AppConfig {
     readonly eventsGroupId: string;
     readonly itemsGroupId: string;
     readonly maxValueBytes: number;
+    /**
+     * How far an event's `timestamp` or an item's `updatedAt`/`createdAt` may lie ahead of the
+     * broker's time (the message timestamp, or now if that is later); further is dead-lettered.
+     */
+    readonly maxClockSkewMs: number;
     /** Most messages stored in one PostgreSQL transaction. */
     readonly batchSize: number;
     readonly partitionsConcurrency: number;
@@ -210,6 +217,8 @@ export interface AppConfig {
     /** Safety-net poll; notifications from PostgreSQL normally wake the worker at once. */
     readonly pollIntervalMs: number;
     readonly onDemandMaxBatch: number;
+    /** Most texts waiting for on-demand encoding per replica; more are refused. */
+    readonly onDemandMaxQueue: number;
     readonly onDemandMaxWaitMs: number;
   };
   readonly ranking: {
@@ -311,6 +320,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       eventsGroupId: c.INGEST_EVENTS_GROUP_ID,
       itemsGroupId: c.INGEST_ITEMS_GROUP_ID,
       maxValueBytes: c.INGEST_MAX_VALUE_BYTES,
+      maxClockSkewMs: c.INGEST_MAX_CLOCK_SKEW_MS,
       batchSize: c.INGEST_BATCH_SIZE,
       partitionsConcurrency: c.INGEST_PARTITIONS_CONCURRENCY,
       fetchMaxBytesPerPartition: c.INGEST_FETCH_MAX_BYTES_PER_PARTITION,
@@ -351,6 +361,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       pollIntervalMs: c.EMBEDDING_POLL_INTERVAL_MS,
       onDemandMaxBatch: c.EMBEDDING_ONDEMAND_MAX_BATCH,
       onDemandMaxWaitMs: c.EMBEDDING_ONDEMAND_MAX_WAIT_MS,
+      onDemandMaxQueue: c.EMBEDDING_ONDEMAND_MAX_QUEUE,
     },
     ranking: {
       maxCandidates: c.RANK_MAX_CANDIDATES,

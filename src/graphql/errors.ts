@@ -8,6 +8,7 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   UNAUTHENTICATED: 401,
   FORBIDDEN: 403,
   RATE_LIMITED: 429,
+  RESOURCE_EXHAUSTED: 429,
 };
 
 /** graphql-jit's errors may come without `extensions`. */

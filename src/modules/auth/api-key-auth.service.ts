@@ -37,9 +37,13 @@ const MAX_UNKNOWN_ENTRIES = 10_000;
 const STALE_GRACE_MS = 5_000;
 /**
  * PostgreSQL lookups of never-seen keys per second per replica: random well-formed keys must not
- * turn into a query each. A brand-new key may wait a second while such a flood lasts.
+ * turn into a query each. Every live key is loaded at start (and on every reconnect), and a new
+ * one arrives by NOTIFY, so only a key created a moment ago needs a lookup: such a key may wait a
+ * second while a flood lasts; known keys never do.
  */
 const UNKNOWN_LOOKUPS_PER_SECOND = 50;
+/** Retry of the start-up load of every live key while PostgreSQL does not answer. */
+const PRELOAD_RETRY_MS = 5_000;
 const USAGE_FLUSH_MS = 60_000;
 /** Burst = this × the rate: a client may catch up on a short pause without being refused. */
 const BURST_FACTOR = 2;
@@ -78,11 +82,12 @@ export class ApiKeyAuthService implements OnApplicationBootstrap, BeforeApplicat
   private readonly lookupBudget: TokenBucket;
   private readonly used = new Set<string>();
   private flushTimer: NodeJS.Timeout | undefined;
+  private preloadRetry: NodeJS.Timeout | undefined;
   private readonly rejections: Counter<'reason'>;
 
   constructor(
     @Inject(ApiKeyRepository)
-    private readonly repository: Pick<ApiKeyRepository, 'findLive' | 'markUsed'>,
+    private readonly repository: Pick<ApiKeyRepository, 'allLive' | 'findLive' | 'markUsed'>,
     @Inject(AUTH_LISTENER)
     private readonly listener: Pick<PgListener, 'listen' | 'onReconnect' | 'close'>,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -117,6 +122,7 @@ export class ApiKeyAuthService implements OnApplicationBootstrap, BeforeApplicat
     // Notifications sent while disconnected are lost: start over from PostgreSQL.
     this.listener.onReconnect(() => {
       this.forgetAll();
+      void this.preload();
     });
     await this.listener
       .listen(API_KEYS_CHANNEL, (hashHex) => {
@@ -125,21 +131,48 @@ export class ApiKeyAuthService implements OnApplicationBootstrap, BeforeApplicat
       .catch((error: unknown) => {
         this.logger.warn({ err: error }, 'cannot LISTEN for API key changes yet; retrying');
       });
+    await this.preload();
     this.flushTimer = setInterval(() => {
       void this.flushUsage();
     }, USAGE_FLUSH_MS);
     this.flushTimer.unref();
   }
 
+  /**
+   * Every live key into the cache, so real keys are known before anyone presents them: a flood of
+   * random keys on a fresh replica then only competes with keys created since.
+   */
+  private async preload(): Promise<void> {
+    clearTimeout(this.preloadRetry);
+    const generation = this.generation;
+    try {
+      const live = await this.repository.allLive();
+      if (generation !== this.generation) return;
+      const now = performance.now();
+      for (const { hash, record } of live) {
+        this.known.set(hash, {
+          principal: this.principalOf(record),
+          expiresAt: now + KNOWN_TTL_MS,
+        });
+      }
+      this.logger.info({ keys: live.length }, 'API keys loaded');
+    } catch (error) {
+      this.logger.warn({ err: error }, 'cannot load the API keys yet; retrying');
+      this.preloadRetry = setTimeout(() => void this.preload(), PRELOAD_RETRY_MS);
+      this.preloadRetry.unref();
+    }
+  }
+
   async beforeApplicationShutdown(): Promise<void> {
     clearInterval(this.flushTimer);
+    clearTimeout(this.preloadRetry);
     await this.listener.close();
     await this.flushUsage();
   }
 
   /**
-   * The principal of a presented key, after taking one request from its rate limit. Cached keys
-   * cost a hash and two map lookups; only a key not seen for KNOWN_TTL_MS reads PostgreSQL.
+   * The principal of a presented key (not yet charged: see `charge`). Cached keys cost a hash and
+   * two map lookups; only a key not seen for KNOWN_TTL_MS reads PostgreSQL.
    */
   async authenticate(presented: string | undefined, now = performance.now()): Promise<Principal> {
     if (presented === undefined) {
@@ -161,9 +194,16 @@ export class ApiKeyAuthService implements OnApplicationBootstrap, BeforeApplicat
     if (principal === undefined) principal = await this.load(hash, now);
     if (principal === null)
       throw this.reject('unknown', 'UNAUTHENTICATED', 'unknown or revoked API key');
-    this.admit(principal, now);
     this.used.add(principal.id);
     return principal;
+  }
+
+  /**
+   * Takes `units` from the key's rate limit (a root field costs one, each candidate text encoded
+   * for it one more); RATE_LIMITED naming the key when they are not there.
+   */
+  charge(principal: Principal, units: number, now = performance.now()): void {
+    if (units > 0) this.admit(principal, units, now);
   }
 
   /** Throws FORBIDDEN naming the operation, the role it needs and the key's role. */
@@ -289,7 +329,7 @@ export class ApiKeyAuthService implements OnApplicationBootstrap, BeforeApplicat
     };
   }
 
-  private admit(principal: Principal, now: number): void {
+  private admit(principal: Principal, units: number, now: number): void {
     let bucket = this.buckets.get(principal.id);
     if (bucket?.ratePerSecond !== principal.ratePerSecond) {
       bucket = new TokenBucket(
@@ -299,13 +339,13 @@ export class ApiKeyAuthService implements OnApplicationBootstrap, BeforeApplicat
       );
       this.buckets.set(principal.id, bucket);
     }
-    if (bucket.tryTake(now)) return;
-    const retryAfterSeconds = Math.max(1, Math.ceil(bucket.secondsUntilNext(now)));
+    if (bucket.tryTake(now, units)) return;
+    const retryAfterSeconds = Math.max(1, Math.ceil(bucket.secondsUntil(units, now)));
     throw this.reject(
       'rate_limited',
       'RATE_LIMITED',
-      `API key "${principal.name}" exceeded its rate limit of ${principal.ratePerSecond} requests/s on this replica; retry in ${retryAfterSeconds} s`,
-      { retryAfterSeconds, limitPerSecond: principal.ratePerSecond },
+      `API key "${principal.name}" exceeded its rate limit of ${principal.ratePerSecond} units/s on this replica (this call costs ${units}); retry in ${retryAfterSeconds} s`,
+      { retryAfterSeconds, limitPerSecond: principal.ratePerSecond, cost: units },
     );
   }
 

@@ -17,6 +17,7 @@ import type { GraphqlContext } from '../../graphql/graphql.module';
 import { Access, ACCESS_METADATA, AuthError } from './access';
 import { presentedApiKey } from './api-key';
 import { ApiKeyAuthService, Principal } from './api-key-auth.service';
+import { RequestCosts } from './request-costs';
 
 /** Mercurius adds the reply to the context it hands resolvers. */
 type ResolverContext = GraphqlContext & { readonly reply: FastifyReply };
@@ -33,9 +34,9 @@ export function requiredAccess(declared: Access | undefined, operation: Operatio
 }
 
 /**
- * Global guard of the api role's GraphQL root fields. A request is authenticated (and charged to
- * its key's rate limit) once, by its first root field; each root field then checks the role it
- * needs. HTTP routes (health, metrics) are never guarded.
+ * Global guard of the api role's GraphQL root fields. A request is authenticated once, by its
+ * first root field; each root field (every alias of it too) then costs one unit of the key's rate
+ * limit and checks the role it needs. HTTP routes (health, metrics) are never guarded.
  */
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
@@ -46,6 +47,7 @@ export class ApiKeyGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly auth: ApiKeyAuthService,
+    private readonly costs: RequestCosts,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
     this.enabled = config.auth.mode === 'api-key';
@@ -59,16 +61,17 @@ export class ApiKeyGuard implements CanActivate {
     const required = requiredAccess(this.declaredAccess(context), info.operation.operation);
     if (required === 'anonymous') return true;
     const resolverContext = context.getArgByIndex<ResolverContext>(2);
-    let principal: Principal;
     try {
-      principal = await this.principalOf(resolverContext);
+      const principal = await this.principalOf(resolverContext);
+      this.auth.authorize(principal, required, info.operation.operation, info.fieldName);
+      this.auth.charge(principal, 1);
+      this.costs.remember(resolverContext, principal);
     } catch (error) {
       if (error instanceof AuthError && typeof error.details.retryAfterSeconds === 'number') {
         void resolverContext.reply.header('retry-after', String(error.details.retryAfterSeconds));
       }
       throw error;
     }
-    this.auth.authorize(principal, required, info.operation.operation, info.fieldName);
     return true;
   }
 

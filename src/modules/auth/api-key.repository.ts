@@ -68,6 +68,14 @@ export class ApiKeyRepository {
     return row === undefined ? null : toRecord(row);
   }
 
+  /** Every live key with its hash (hex), for a replica's start: a handful of rows. */
+  async allLive(): Promise<{ hash: string; record: ApiKeyRecord }[]> {
+    const { rows } = await this.pool.query<ApiKeyRow & { hash: string }>(
+      `SELECT ${COLUMNS}, encode(key_hash, 'hex') AS hash FROM api_keys WHERE revoked_at IS NULL`,
+    );
+    return rows.map((row) => ({ hash: row.hash, record: toRecord(row) }));
+  }
+
   /** Stores the key; null when a live key already has this name. */
   async insert(key: NewApiKey): Promise<ApiKeyRecord | null> {
     const { rows } = await this.pool.query<ApiKeyRow>(

@@ -9,6 +9,7 @@ import { ApiKeyAuthService, AUTH_LISTENER } from './api-key-auth.service';
 import { ApiKeyGuard, AuthErrorFilter } from './api-key.guard';
 import { ApiKeyRepository } from './api-key.repository';
 import { ApiKeyService } from './api-key.service';
+import { RequestCosts } from './request-costs';
 
 /** API keys of the api role: every GraphQL root field but `health` needs one (AUTH_MODE). */
 @Module({
@@ -21,9 +22,10 @@ import { ApiKeyService } from './api-key.service';
       useFactory: (config: AppConfig, logger: Logger) => createPgListener(config.postgres, logger),
     },
     ApiKeyAuthService,
+    RequestCosts,
     { provide: APP_GUARD, useClass: ApiKeyGuard },
     { provide: APP_FILTER, useClass: AuthErrorFilter },
   ],
-  exports: [ApiKeyService, ApiKeyAuthService],
+  exports: [ApiKeyService, ApiKeyAuthService, RequestCosts],
 })
 export class AuthModule {}

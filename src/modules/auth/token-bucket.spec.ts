@@ -6,7 +6,7 @@ describe('TokenBucket', () => {
     const granted = Array.from({ length: 25 }, () => bucket.tryTake(0)).filter(Boolean);
     expect(granted).toHaveLength(20);
     expect(bucket.tryTake(0)).toBe(false);
-    expect(bucket.secondsUntilNext(0)).toBeCloseTo(0.1, 9);
+    expect(bucket.secondsUntil(1, 0)).toBeCloseTo(0.1, 9);
   });
 
   it('refills at the rate and never above the burst', () => {
@@ -18,7 +18,7 @@ describe('TokenBucket', () => {
       true,
       false,
     ]);
-    expect(bucket.secondsUntilNext(250)).toBeCloseTo(0.05, 9);
+    expect(bucket.secondsUntil(1, 250)).toBeCloseTo(0.05, 9);
     const later = 250 + 3_600_000;
     const grantedAfterIdle = Array.from({ length: 30 }, () => bucket.tryTake(later));
     expect(grantedAfterIdle.filter(Boolean)).toHaveLength(20);
@@ -42,5 +42,16 @@ describe('TokenBucket', () => {
   it('rejects a rate or burst that could never grant', () => {
     expect(() => new TokenBucket(0, 1, 0)).toThrow(RangeError);
     expect(() => new TokenBucket(1, 0.5, 0)).toThrow(RangeError);
+  });
+
+  it('takes a cost of several tokens at once, or none', () => {
+    const bucket = new TokenBucket(10, 20, 0);
+    expect(bucket.tryTake(0, 15)).toBe(true);
+    expect(bucket.tryTake(0, 6)).toBe(false);
+    expect(bucket.secondsUntil(6, 0)).toBeCloseTo(0.1, 9);
+    expect(bucket.tryTake(0, 5)).toBe(true);
+    // A cost above the burst takes a full bucket.
+    expect(bucket.tryTake(2000, 100)).toBe(true);
+    expect(bucket.tryTake(2000)).toBe(false);
   });
 });

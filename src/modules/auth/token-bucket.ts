@@ -1,6 +1,6 @@
 /**
- * A token bucket: `ratePerSecond` tokens refill continuously up to `burst`; each request takes
- * one. Time is passed in (milliseconds, monotonic) so callers read the clock once per request.
+ * A token bucket: `ratePerSecond` tokens refill continuously up to `burst`; a call takes as many as
+ * it costs. Time is passed in (milliseconds, monotonic) so callers read the clock once per request.
  */
 /** Refill adds fractions (0.1 + 0.1 + … is not exactly 1): count a token within this as whole. */
 const EPSILON = 1e-9;
@@ -23,18 +23,23 @@ export class TokenBucket {
     this.updatedAt = now;
   }
 
-  /** Takes a token when one is there. */
-  tryTake(now: number): boolean {
+  /**
+   * Takes `count` tokens when they are there; a cost above the burst can never be paid, so it
+   * takes the whole bucket once it is full.
+   */
+  tryTake(now: number, count = 1): boolean {
     this.refill(now);
-    if (this.tokens + EPSILON < 1) return false;
-    this.tokens -= 1;
+    const cost = Math.min(count, this.burst);
+    if (this.tokens + EPSILON < cost) return false;
+    this.tokens -= cost;
     return true;
   }
 
-  /** Seconds until the next token (0 when one is there). */
-  secondsUntilNext(now: number): number {
+  /** Seconds until `count` tokens are there (0 when they are). */
+  secondsUntil(count: number, now: number): number {
     this.refill(now);
-    return this.tokens + EPSILON >= 1 ? 0 : (1 - this.tokens) / this.ratePerSecond;
+    const cost = Math.min(count, this.burst);
+    return this.tokens + EPSILON >= cost ? 0 : (cost - this.tokens) / this.ratePerSecond;
   }
 
   private refill(now: number): void {

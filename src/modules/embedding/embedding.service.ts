@@ -36,6 +36,7 @@ export class EmbeddingService {
     );
     this.batcher = new MicroBatcher((texts) => this.run(texts), {
       maxBatch: config.embedding.onDemandMaxBatch,
+      maxQueued: config.embedding.onDemandMaxQueue,
       maxWaitMs: config.embedding.onDemandMaxWaitMs,
     });
   }
@@ -45,8 +46,8 @@ export class EmbeddingService {
   }
 
   /** The vector of a text the catalog may not have; shares a model run with concurrent callers. */
-  encodeOnDemand(text: string): Promise<Float32Array> {
-    return this.batcher.submit(text);
+  encodeOnDemand(text: string, signal?: AbortSignal): Promise<Float32Array> {
+    return this.batcher.submit(text, signal);
   }
 
   /** Stored vectors of these items (absent: not embedded yet). Redis first, misses from PostgreSQL. */

@@ -18,7 +18,7 @@ function fakeEncoder(
 describe('MicroBatcher', () => {
   it('coalesces concurrent requests into one run and answers each with its own vector', async () => {
     const fake = fakeEncoder();
-    const batcher = new MicroBatcher(fake.encode, { maxBatch: 32, maxWaitMs: 5 });
+    const batcher = new MicroBatcher(fake.encode, { maxBatch: 32, maxWaitMs: 5, maxQueued: 1000 });
     const texts = ['a', 'bb', 'ccc', 'dddd', 'eeeee'];
     const vectors = await Promise.all(texts.map((text) => batcher.submit(text)));
     expect(fake.calls).toEqual([texts]);
@@ -29,7 +29,7 @@ describe('MicroBatcher', () => {
 
   it('encodes identical concurrent texts once and gives every caller the vector', async () => {
     const fake = fakeEncoder();
-    const batcher = new MicroBatcher(fake.encode, { maxBatch: 32, maxWaitMs: 5 });
+    const batcher = new MicroBatcher(fake.encode, { maxBatch: 32, maxWaitMs: 5, maxQueued: 1000 });
     const vectors = await Promise.all(['x', 'yy', 'x', 'x'].map((text) => batcher.submit(text)));
     expect(fake.calls).toEqual([['x', 'yy']]);
     expect(vectors.map((vector) => vector[0])).toEqual([1, 2, 1, 1]);
@@ -37,7 +37,11 @@ describe('MicroBatcher', () => {
 
   it('closes a batch at maxBatch distinct texts without waiting for the timer', async () => {
     const fake = fakeEncoder({ delayMs: 20 });
-    const batcher = new MicroBatcher(fake.encode, { maxBatch: 3, maxWaitMs: 10_000 });
+    const batcher = new MicroBatcher(fake.encode, {
+      maxBatch: 3,
+      maxWaitMs: 10_000,
+      maxQueued: 1000,
+    });
     const texts = ['1', '2', '3', '4', '5', '6', '7'];
     const started = Date.now();
     const pending = texts.map((text) => batcher.submit(text));
@@ -50,7 +54,7 @@ describe('MicroBatcher', () => {
 
   it('runs one batch at a time; requests arriving during a run form the next batch', async () => {
     const fake = fakeEncoder({ delayMs: 30 });
-    const batcher = new MicroBatcher(fake.encode, { maxBatch: 32, maxWaitMs: 1 });
+    const batcher = new MicroBatcher(fake.encode, { maxBatch: 32, maxWaitMs: 1, maxQueued: 1000 });
     const first = batcher.submit('first');
     await new Promise((resolve) => setTimeout(resolve, 10)); // first run has started
     const later = ['b', 'c', 'd'].map((text) => batcher.submit(text));
@@ -60,7 +64,7 @@ describe('MicroBatcher', () => {
 
   it('waits at most about maxWaitMs for company', async () => {
     const fake = fakeEncoder();
-    const batcher = new MicroBatcher(fake.encode, { maxBatch: 32, maxWaitMs: 20 });
+    const batcher = new MicroBatcher(fake.encode, { maxBatch: 32, maxWaitMs: 20, maxQueued: 1000 });
     const started = Date.now();
     await batcher.submit('alone');
     const waited = Date.now() - started;
@@ -70,7 +74,7 @@ describe('MicroBatcher', () => {
 
   it('rejects every waiter of a failed run and serves the next batch normally', async () => {
     const fake = fakeEncoder({ fail: (texts) => texts.includes('boom') });
-    const batcher = new MicroBatcher(fake.encode, { maxBatch: 32, maxWaitMs: 2 });
+    const batcher = new MicroBatcher(fake.encode, { maxBatch: 32, maxWaitMs: 2, maxQueued: 1000 });
     const results = await Promise.allSettled(
       ['ok', 'boom', 'ok', 'other'].map((text) => batcher.submit(text)),
     );
@@ -89,7 +93,42 @@ describe('MicroBatcher', () => {
   });
 
   it('rejects when the encoder returns the wrong number of vectors', async () => {
-    const batcher = new MicroBatcher(() => Promise.resolve([]), { maxBatch: 8, maxWaitMs: 1 });
+    const batcher = new MicroBatcher(() => Promise.resolve([]), {
+      maxBatch: 8,
+      maxWaitMs: 1,
+      maxQueued: 1000,
+    });
     await expect(batcher.submit('a')).rejects.toThrow(/0 vectors for 1 texts/);
+  });
+});
+
+describe('MicroBatcher bounds', () => {
+  it('refuses texts beyond the queue bound with RESOURCE_EXHAUSTED, at once', async () => {
+    const fake = fakeEncoder({ delayMs: 20 });
+    const batcher = new MicroBatcher(fake.encode, { maxBatch: 2, maxWaitMs: 0, maxQueued: 2 });
+    const first = batcher.submit('running');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const queued = [batcher.submit('q1'), batcher.submit('q2'), batcher.submit('q1')];
+    await expect(batcher.submit('q3')).rejects.toMatchObject({ code: 'RESOURCE_EXHAUSTED' });
+    await Promise.all([first, ...queued]);
+    expect(fake.calls).toEqual([['running'], ['q1', 'q2']]);
+  });
+
+  it('drops the texts of callers that gave up before their run', async () => {
+    const fake = fakeEncoder({ delayMs: 20 });
+    const batcher = new MicroBatcher(fake.encode, { maxBatch: 8, maxWaitMs: 0, maxQueued: 8 });
+    const running = batcher.submit('running');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const controller = new AbortController();
+    const abandoned = batcher.submit('abandoned', controller.signal);
+    const shared = batcher.submit('shared', controller.signal);
+    const kept = batcher.submit('shared');
+    controller.abort(new Error('request timed out'));
+    await expect(abandoned).rejects.toThrow('request timed out');
+    await expect(shared).rejects.toThrow('request timed out');
+    await running;
+    expect(Array.from(await kept)).toEqual([6, 2]);
+    expect(fake.calls).toEqual([['running'], ['shared']]);
+    expect(batcher.queued).toBe(0);
   });
 });

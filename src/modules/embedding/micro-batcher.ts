@@ -1,8 +1,12 @@
+import { DomainError } from '../../common/errors';
+
 export interface MicroBatcherOptions {
   /** Most distinct texts in one model run. */
   readonly maxBatch: number;
   /** How long the first text of a batch waits for company. */
   readonly maxWaitMs: number;
+  /** Most distinct texts waiting for a run; more are refused (RESOURCE_EXHAUSTED). */
+  readonly maxQueued: number;
 }
 
 interface Waiter {
@@ -15,7 +19,8 @@ interface Waiter {
  * `maxBatch` distinct texts or its first text has waited `maxWaitMs`. One run at a time: requests
  * arriving during a run form the next batch, so batches grow with load. Identical texts in a batch
  * are encoded once (their waiters share the vector: treat it as read-only); a failed run rejects
- * every waiter of that batch.
+ * every waiter of that batch. The queue is bounded, and a text whose callers all gave up (their
+ * signal aborted: a timed-out request) leaves the queue before it costs a model run.
  */
 export class MicroBatcher {
   private pending = new Map<string, Waiter[]>();
@@ -28,11 +33,36 @@ export class MicroBatcher {
     private readonly options: MicroBatcherOptions,
   ) {}
 
-  submit(text: string): Promise<Float32Array> {
+  submit(text: string, signal?: AbortSignal): Promise<Float32Array> {
     return new Promise<Float32Array>((resolve, reject) => {
-      const waiters = this.pending.get(text);
-      if (waiters) waiters.push({ resolve, reject });
-      else this.pending.set(text, [{ resolve, reject }]);
+      if (signal?.aborted === true) {
+        reject(abortReason(signal));
+        return;
+      }
+      let waiters = this.pending.get(text);
+      if (waiters === undefined) {
+        if (this.pending.size >= this.options.maxQueued) {
+          reject(
+            new DomainError(
+              'RESOURCE_EXHAUSTED',
+              `${this.options.maxQueued} texts are already waiting to be encoded; retry shortly`,
+              { queued: this.pending.size },
+            ),
+          );
+          return;
+        }
+        waiters = [];
+        this.pending.set(text, waiters);
+      }
+      const waiter: Waiter = { resolve, reject };
+      waiters.push(waiter);
+      signal?.addEventListener(
+        'abort',
+        () => {
+          this.withdraw(text, waiter, abortReason(signal));
+        },
+        { once: true },
+      );
       if (this.pending.size >= this.options.maxBatch) this.flush();
       else if (this.timer === undefined && !this.deadlinePassed) {
         this.timer = setTimeout(() => {
@@ -47,6 +77,16 @@ export class MicroBatcher {
   /** Texts waiting for a run. */
   get queued(): number {
     return this.pending.size;
+  }
+
+  /** A caller gave up: its waiter goes, and its text too when nobody else waits for it. */
+  private withdraw(text: string, waiter: Waiter, reason: Error): void {
+    const waiters = this.pending.get(text);
+    const index = waiters?.indexOf(waiter) ?? -1;
+    if (waiters === undefined || index < 0) return;
+    waiters.splice(index, 1);
+    if (waiters.length === 0) this.pending.delete(text);
+    waiter.reject(reason);
   }
 
   private flush(): void {
@@ -82,4 +122,9 @@ export class MicroBatcher {
       for (const waiters of batch.values()) for (const waiter of waiters) waiter.reject(error);
     }
   }
+}
+
+function abortReason(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason : new Error('aborted');
 }

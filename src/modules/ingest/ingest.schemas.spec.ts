@@ -1,4 +1,10 @@
-import { catalogItemSchema, decode, fastUserEvent, userEventSchema } from './ingest.schemas';
+import {
+  aheadOfTime,
+  catalogItemSchema,
+  decode,
+  fastUserEvent,
+  userEventSchema,
+} from './ingest.schemas';
 
 const MAX = 1024;
 const valid = {
@@ -130,5 +136,20 @@ describe('fastUserEvent', () => {
     const slow = userEventSchema.safeParse(input);
     if (fast !== undefined) expect(slow).toEqual({ success: true, data: fast });
     else if (slow.success) expect(JSON.stringify(input)).toContain(' padded ');
+  });
+});
+
+describe('aheadOfTime', () => {
+  const broker = Date.UTC(2026, 0, 1);
+  it('names the first time further ahead of the broker than the skew allows', () => {
+    expect(aheadOfTime({ timestamp: new Date(broker + 60_000) }, broker, 300_000)).toBeUndefined();
+    expect(
+      aheadOfTime({ updatedAt: undefined, createdAt: new Date(broker + 300_001) }, broker, 300_000),
+    ).toEqual({
+      field: 'createdAt',
+      reason: '300001 ms ahead of the broker time (INGEST_MAX_CLOCK_SKEW_MS allows 300000)',
+    });
+    // Far past is fine: it only decays to nearly nothing.
+    expect(aheadOfTime({ timestamp: new Date(Date.UTC(2000, 0, 1)) }, broker, 0)).toBeUndefined();
   });
 });

@@ -264,3 +264,26 @@ export function decode<T>(
   }
   return validate(schema, json);
 }
+
+/**
+ * The first of `times` (field → time) lying more than `maxSkewMs` ahead of `referenceMs` (when the
+ * broker received the message): a producer clock that far ahead would skew every decayed count it
+ * touches, and a future `updatedAt` would freeze its item against later writes.
+ */
+export function aheadOfTime(
+  times: Readonly<Record<string, Date | undefined>>,
+  referenceMs: number,
+  maxSkewMs: number,
+): Rejection | undefined {
+  for (const [field, time] of Object.entries(times)) {
+    if (time === undefined) continue;
+    const ahead = time.getTime() - referenceMs;
+    if (ahead > maxSkewMs) {
+      return {
+        field,
+        reason: `${ahead} ms ahead of the broker time (INGEST_MAX_CLOCK_SKEW_MS allows ${maxSkewMs})`,
+      };
+    }
+  }
+  return undefined;
+}

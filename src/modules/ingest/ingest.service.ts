@@ -16,7 +16,14 @@ import {
 import { IngestMetrics } from './ingest.metrics';
 import { IngestRepository, ItemUpsertCounts, StoredBatch } from './ingest.repository';
 import { retrying } from './ingest.retry';
-import { catalogItemSchema, decode, Rejection, userEventSchema, validate } from './ingest.schemas';
+import {
+  aheadOfTime,
+  catalogItemSchema,
+  decode,
+  Rejection,
+  userEventSchema,
+  validate,
+} from './ingest.schemas';
 import { OnlineStateService } from './online-state.service';
 
 export const TOPICS = {
@@ -96,8 +103,11 @@ export class IngestService {
     const dead: OutgoingMessage[] = [];
     for (const message of batch.messages) {
       const decoded = decode(userEventSchema, message.value, this.config.ingest.maxValueBytes);
-      if (decoded.ok) entries.push({ row: toEventRow(decoded.value), message });
-      else dead.push(this.deadLetter(batch, message, decoded.rejection));
+      const rejection = decoded.ok
+        ? this.early(message, { timestamp: decoded.value.timestamp })
+        : decoded.rejection;
+      if (rejection !== undefined) dead.push(this.deadLetter(batch, message, rejection));
+      else if (decoded.ok) entries.push({ row: toEventRow(decoded.value), message });
     }
     await this.publishDeadLetters(TOPICS.eventsDlq, dead, control);
     const { stored, refused } = await this.storeIsolating(
@@ -126,12 +136,19 @@ export class IngestService {
     const dead: OutgoingMessage[] = [];
     for (const message of batch.messages) {
       const decoded = decode(catalogItemSchema, message.value, this.config.ingest.maxValueBytes);
-      if (decoded.ok) {
+      const rejection = decoded.ok
+        ? this.early(message, {
+            updatedAt: decoded.value.updatedAt,
+            createdAt: decoded.value.createdAt,
+          })
+        : decoded.rejection;
+      if (rejection !== undefined) dead.push(this.deadLetter(batch, message, rejection));
+      else if (decoded.ok) {
         entries.push({
           row: toItemRow(decoded.value, new Date(Number(message.timestamp))),
           message,
         });
-      } else dead.push(this.deadLetter(batch, message, decoded.rejection));
+      }
     }
     await this.publishDeadLetters(TOPICS.itemsDlq, dead, control);
     const latest = new Set(latestItemWrites(entries.map((entry) => entry.row)));
@@ -221,12 +238,18 @@ export class IngestService {
     const now = new Date();
     const rows = inputs.map((input, index) => {
       const decoded = validate(catalogItemSchema, input);
-      if (!decoded.ok) {
-        throw new ValidationError(
-          `items[${index}].${decoded.rejection.field}`,
-          decoded.rejection.reason,
-        );
-      }
+      const rejection = decoded.ok
+        ? aheadOfTime(
+            { updatedAt: decoded.value.updatedAt, createdAt: decoded.value.createdAt },
+            now.getTime(),
+            this.config.ingest.maxClockSkewMs,
+          )
+        : decoded.rejection;
+      const field = (name: string) => `items[${index}].${name}`;
+      if (!decoded.ok)
+        throw new ValidationError(field(decoded.rejection.field), decoded.rejection.reason);
+      if (rejection !== undefined)
+        throw new ValidationError(field(rejection.field), rejection.reason);
       return toItemRow(decoded.value, now);
     });
     try {
@@ -238,6 +261,16 @@ export class IngestService {
       }
       throw error;
     }
+  }
+
+  /** A producer time too far ahead of the broker's (or of now, when the broker's is later). */
+  private early(
+    message: SourceMessage,
+    times: Readonly<Record<string, Date | undefined>>,
+  ): Rejection | undefined {
+    const brokerMs = Number(message.timestamp);
+    const referenceMs = Number.isFinite(brokerMs) ? Math.min(brokerMs, Date.now()) : Date.now();
+    return aheadOfTime(times, referenceMs, this.config.ingest.maxClockSkewMs);
   }
 
   private deadLetter(

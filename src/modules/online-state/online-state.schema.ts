@@ -122,14 +122,15 @@ export function parsePopularityChanges(value: string): [string, StoredPopularity
 
 /**
  * The decay: a count recorded at `fromMs` is worth `decay(fromMs, toMs)` of itself at `toMs`,
- * halving every half-life. The exponent is clamped at ±1000 half-lives, where float8 would
- * underflow or overflow (PostgreSQL raises an error rather than returning 0 or Infinity).
+ * halving every half-life. The exponent is clamped at ±256 half-lives: an event from a clock far
+ * off (stored before ingest refused such times) weighs at most 2^256, so even sums of billions of
+ * them stay finite, and PostgreSQL never raises a float8 underflow or overflow.
  */
 export function decay(fromMs: number, toMs: number, halfLifeMs: number): number {
   return 2 ** clampExponent((fromMs - toMs) / halfLifeMs);
 }
 
-const MAX_EXPONENT = 1000;
+const MAX_EXPONENT = 256;
 
 function clampExponent(exponent: number): number {
   return Math.min(MAX_EXPONENT, Math.max(-MAX_EXPONENT, exponent));

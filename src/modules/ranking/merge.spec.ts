@@ -100,4 +100,14 @@ describe('merge', () => {
     expect(Array.from(second.table.scores)).toEqual(Array.from(first.table.scores));
     expect(Array.from(second.order)).toEqual(Array.from(first.order));
   });
+
+  it('refuses a score that is not a finite number, naming the item and the part', () => {
+    const broken = input({ modelScores: Float64Array.of(Number.POSITIVE_INFINITY, 1, 1) });
+    expect(() => merge(broken, { profile: DEFAULT_PROFILE, nowMs: NOW })).toThrow(
+      expect.objectContaining({
+        code: 'INTERNAL',
+        details: { itemId: 'a', part: 'model' },
+      }) as Error,
+    );
+  });
 });

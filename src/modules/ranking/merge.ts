@@ -1,3 +1,4 @@
+import { DomainError } from '../../common/errors';
 import { bestFirst } from '../serving/top-k';
 import { CandidateFacts, FEATURE_PARTS, PartContext, SCORE_PARTS } from './features';
 import { CALLER_FEATURE_PREFIX, FeatureValue, RankingProfile, weightsFor } from './profile';
@@ -74,8 +75,22 @@ export function merge(input: MergeInput, context: PartContext): Merged {
       withModel ? MODEL_LAYOUT : PRIOR_LAYOUT,
       callerParts(profile, input.callerFeatures[i]),
     );
+    if (!Number.isFinite(table.scores[i])) throw notFinite(input.itemIds[i], table.parts(i));
   }
   return { table, order: bestFirst(table.scores) };
+}
+
+/**
+ * Every input is bounded (decay clamped, times and values validated at ingest), so this is a
+ * bug, not bad input: say which item and which part, never a NaN the GraphQL layer refuses.
+ */
+function notFinite(itemId: string, parts: readonly ScorePart[]): DomainError {
+  const part = parts.find((entry) => !Number.isFinite(entry.value * entry.weight));
+  return new DomainError(
+    'INTERNAL',
+    `item ${itemId}: the score is not a finite number (part ${part?.name ?? 'sum'})`,
+    { itemId, part: part?.name ?? null },
+  );
 }
 
 /** The caller's own features of a candidate as parts named `feature:<name>`. */

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { AuthModule } from '../auth/auth.module';
 import { OnlineStateReaderModule } from '../online-state/online-state.module';
 import { ServingModule } from '../serving/serving.module';
 import { ProfileService } from './profile.service';
@@ -9,7 +10,7 @@ import { UserVectorCacheRepository } from './user-vector-cache.repository';
 
 /** The api role's ranking: `rank`, `recommend` and ranking profiles, over what serving holds. */
 @Module({
-  imports: [ServingModule, OnlineStateReaderModule],
+  imports: [AuthModule, ServingModule, OnlineStateReaderModule],
   providers: [
     RankingRepository,
     UserVectorCacheRepository,

@@ -14,10 +14,11 @@ import {
 import { ValidationError } from '../../common/errors';
 import type { GraphqlContext } from '../../graphql/graphql.module';
 import { RequireRole } from '../auth/access';
+import { RequestCosts } from '../auth/request-costs';
 import { ProfileService } from './profile.service';
 import type { StoredProfile } from './ranking.repository';
 import { RankingService } from './ranking.service';
-import type { RankResult } from './ranking.service';
+import type { RankingRequest, RankResult } from './ranking.service';
 
 @InputType('FeatureInput')
 class FeatureInput {
@@ -146,7 +147,18 @@ export class RankingResolver {
   constructor(
     private readonly ranking: RankingService,
     private readonly profiles: ProfileService,
+    private readonly costs: RequestCosts,
   ) {}
+
+  /** The request as ranking sees it: its id, and the key that pays for encoded texts. */
+  private request(context: GraphqlContext): RankingRequest {
+    return {
+      requestId: context.requestId,
+      charge: (units) => {
+        this.costs.charge(context, units);
+      },
+    };
+  }
 
   @RequireRole('read')
   @Query(() => RankResultType, { description: 'Orders the candidates for the user' })
@@ -157,7 +169,7 @@ export class RankingResolver {
     @Context() context: GraphqlContext,
   ): Promise<RankResultType> {
     return toType(
-      await this.ranking.rank(userId, candidates, profile ?? undefined, context.requestId),
+      await this.ranking.rank(userId, candidates, profile ?? undefined, this.request(context)),
     );
   }
 
@@ -184,7 +196,7 @@ export class RankingResolver {
         first,
         exclude ?? [],
         category ?? undefined,
-        context.requestId,
+        this.request(context),
       ),
     );
   }

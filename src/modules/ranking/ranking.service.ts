@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
-import { ValidationError } from '../../common/errors';
+import { DomainError, ValidationError } from '../../common/errors';
 import { idProblem } from '../../common/ids';
 import type { Logger } from '../../common/logger';
 import { withTimeout } from '../../common/timeout';
@@ -25,6 +25,13 @@ export interface Candidate {
   readonly itemId: string;
   readonly text?: string | null;
   readonly features?: readonly FeatureValue[] | null;
+}
+
+/** Who asks: the request id answers carry, and what pays for work beyond the call itself. */
+export interface RankingRequest {
+  readonly requestId: string;
+  /** Charges `units` (one per candidate text to encode) to the caller; throws when it cannot pay. */
+  readonly charge?: (units: number) => void;
 }
 
 export interface RankedItem {
@@ -75,6 +82,9 @@ const MAX_FEATURES = 64;
 /** What one request works with; taken once, so a hot swap never mixes versions in one answer. */
 interface RequestState {
   readonly operation: RankingOperation;
+  readonly request: RankingRequest;
+  /** Aborted when the request times out: work queued for it is withdrawn. */
+  readonly signal: AbortSignal;
   readonly items: ItemTable;
   readonly served: ServedModel | undefined;
   readonly profile: RankingProfile;
@@ -114,19 +124,19 @@ export class RankingService {
     userId: string,
     candidates: readonly Candidate[],
     profileName: string | undefined,
-    requestId: string,
+    request: RankingRequest,
   ): Promise<RankResult> {
-    return this.observe('rank', async () => {
+    return this.observe('rank', async (signal) => {
       validateUserId(userId);
       this.validateCandidates(candidates);
-      const state = await this.requestState('rank', profileName);
+      const state = await this.requestState('rank', profileName, request, signal);
       const rows = this.candidateRows(state, candidates);
       const [user, popularity] = await Promise.all([
         this.userSignal(state, userId, false),
         this.popularity(state, candidates, rows),
       ]);
       const items = await this.score(state, user.vector, candidates, rows, popularity);
-      return this.result(state, items, requestId);
+      return this.result(state, items);
     });
   }
 
@@ -135,9 +145,9 @@ export class RankingService {
     first: number,
     exclude: readonly string[],
     category: string | undefined,
-    requestId: string,
+    request: RankingRequest,
   ): Promise<RankResult> {
-    return this.observe('recommend', async () => {
+    return this.observe('recommend', async (signal) => {
       validateUserId(userId);
       const { recommendMax, maxCandidates, recommendPool } = this.config.ranking;
       if (!Number.isInteger(first) || first < 1 || first > recommendMax) {
@@ -146,7 +156,7 @@ export class RankingService {
       if (exclude.length > maxCandidates) {
         throw new ValidationError('exclude', `at most ${maxCandidates} ids`);
       }
-      const state = await this.requestState('recommend', undefined);
+      const state = await this.requestState('recommend', undefined, request, signal);
       const user = await this.userSignal(state, userId, true);
       const excluded = new Set(exclude);
       for (const interaction of user.interacted ?? []) excluded.add(interaction.itemId);
@@ -167,21 +177,30 @@ export class RankingService {
       const rows = this.candidateRows(state, candidates);
       const popularity = await this.popularity(state, candidates, rows);
       const ranked = await this.score(state, user.vector, candidates, rows, popularity);
-      return this.result(state, ranked.slice(0, first), requestId);
+      return this.result(state, ranked.slice(0, first));
     });
   }
 
   private async observe(
     operation: RankingOperation,
-    work: () => Promise<RankResult>,
+    work: (signal: AbortSignal) => Promise<RankResult>,
   ): Promise<RankResult> {
     const started = performance.now();
+    const abandon = new AbortController();
     let outcome = 'error';
     try {
-      const result = await withTimeout(work(), this.config.ranking.timeoutMs, operation);
+      const result = await withTimeout(
+        work(abandon.signal),
+        this.config.ranking.timeoutMs,
+        operation,
+      );
       outcome = result.degraded.length > 0 ? 'degraded' : 'ok';
       for (const reason of result.degraded) this.metrics.degraded.inc({ reason });
       return result;
+    } catch (error) {
+      // Nobody waits for this answer any more: withdraw what is still queued for it.
+      abandon.abort(error);
+      throw error;
     } finally {
       this.metrics.operation.observe({ operation, outcome }, (performance.now() - started) / 1000);
     }
@@ -190,19 +209,21 @@ export class RankingService {
   private async requestState(
     operation: RankingOperation,
     profileName: string | undefined,
+    request: RankingRequest,
+    signal: AbortSignal,
   ): Promise<RequestState> {
     const profile = await this.profiles.get(profileName);
     const { items, served }: Serving = this.serving.current();
     const degraded = new Set<Degradation>();
     if (served === undefined) degraded.add('no_model');
-    return { operation, items, served, profile, degraded, nowMs: Date.now() };
+    return { operation, request, signal, items, served, profile, degraded, nowMs: Date.now() };
   }
 
-  private result(state: RequestState, items: RankedItem[], requestId: string): RankResult {
+  private result(state: RequestState, items: RankedItem[]): RankResult {
     return {
       items,
       modelVersion: state.served?.versionId ?? null,
-      requestId,
+      requestId: state.request.requestId,
       degraded: [...state.degraded],
     };
   }
@@ -462,12 +483,16 @@ export class RankingService {
       if (text) toEncode.push({ index: i, itemId: candidates[i].itemId, text });
     }
     if (toEncode.length === 0) return encoded;
+    // Encoding costs more than the rest of a rank: the caller pays per text (RATE_LIMITED).
+    state.request.charge?.(toEncode.length);
     try {
       const vectors = await this.metrics.time(state.operation, 'encoding', () =>
-        served.model.encodeItems(toEncode),
+        served.model.encodeItems(toEncode, state.signal),
       );
       toEncode.forEach((entry, j) => encoded.set(entry.index, vectors[j]));
     } catch (error) {
+      // A full queue or an abandoned request is the answer, not a degradation.
+      if (error instanceof DomainError || state.signal.aborted) throw error;
       state.degraded.add('encoder_unavailable');
       this.logger.warn({ err: error, texts: toEncode.length }, 'candidate text encoding failed');
     }

@@ -6,7 +6,7 @@ import type { HistoryVector, InterestModel, ItemText, TextVectors } from './serv
 /** Encodes one free text with the service's text encoder (shared model runs). */
 export interface OnDemandEncoder {
   readonly encoderId: string;
-  encodeOnDemand(text: string): Promise<Float32Array>;
+  encodeOnDemand(text: string, signal?: AbortSignal): Promise<Float32Array>;
 }
 
 /**
@@ -54,14 +54,16 @@ export class ArtifactInterestModel implements InterestModel {
     );
   }
 
-  async encodeItems(items: readonly ItemText[]): Promise<Float32Array[]> {
+  async encodeItems(items: readonly ItemText[], signal?: AbortSignal): Promise<Float32Array[]> {
     // Vectors of another encoder live in another space: scoring them would be noise.
     if (this.encoder.encoderId !== this.encoderId) {
       throw new Error(
         `model ${this.versionId} reads ${this.encoderId} vectors, the on-demand encoder is ${this.encoder.encoderId}`,
       );
     }
-    const vectors = await Promise.all(items.map((item) => this.encoder.encodeOnDemand(item.text)));
+    const vectors = await Promise.all(
+      items.map((item) => this.encoder.encodeOnDemand(item.text, signal)),
+    );
     return vectors.map((vector, i) => this.scorer.itemVector(vector, items[i]?.itemId));
   }
 

@@ -35,8 +35,11 @@ export interface InterestModel {
   itemTower(text: TextVectors): Promise<{ matrix: Float32Array; bias: Float32Array }>;
   /** The interest vector pooled from history item vectors, most recent first; never empty input. */
   userVector(history: readonly HistoryVector[]): Float32Array;
-  /** Item vectors of texts no stored vector covers (on-demand encoding, then the tower). */
-  encodeItems(items: readonly ItemText[]): Promise<Float32Array[]>;
+  /**
+   * Item vectors of texts no stored vector covers (on-demand encoding, then the tower); `signal`
+   * withdraws texts not yet encoded when the request gives up.
+   */
+  encodeItems(items: readonly ItemText[], signal?: AbortSignal): Promise<Float32Array[]>;
   /** The item-only score term of an item outside the table (0 when the model has none). */
   itemBias(itemId: string): number;
 }

@@ -25,6 +25,11 @@ export class FakeKeys {
     return { key: generated.key, hash };
   }
 
+  allLive(): Promise<{ hash: string; record: ApiKeyRecord }[]> {
+    if (this.down) return Promise.reject(new Error('connect ECONNREFUSED'));
+    return Promise.resolve([...this.rows].map(([hash, record]) => ({ hash, record })));
+  }
+
   findLive(hash: Buffer): Promise<ApiKeyRecord | null> {
     this.lookups++;
     if (this.down) return Promise.reject(new Error('connect ECONNREFUSED'));

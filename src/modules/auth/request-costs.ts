@@ -1,0 +1,36 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { APP_CONFIG } from '../../config/config.module';
+import type { AppConfig } from '../../config/config';
+import { ApiKeyAuthService, Principal } from './api-key-auth.service';
+
+/**
+ * What each GraphQL request is charged to: the guard records the key a request authenticated
+ * with; resolvers charge work beyond the root field itself (each candidate text encoded) here.
+ */
+@Injectable()
+export class RequestCosts {
+  private readonly principals = new WeakMap<object, Principal>();
+  private readonly enabled: boolean;
+
+  constructor(
+    private readonly auth: ApiKeyAuthService,
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    this.enabled = config.auth.mode === 'api-key';
+  }
+
+  /** The guard's record: `context` (the GraphQL context of a request) acts as `principal`. */
+  remember(context: object, principal: Principal): void {
+    this.principals.set(context, principal);
+  }
+
+  /**
+   * Charges `units` to the request's key (RATE_LIMITED when its bucket cannot pay); nothing
+   * without API keys, or for a request no key was needed for.
+   */
+  charge(context: object, units: number): void {
+    if (!this.enabled) return;
+    const principal = this.principals.get(context);
+    if (principal !== undefined) this.auth.charge(principal, units);
+  }
+}
