@@ -4,6 +4,7 @@ import { Metrics } from '../src/modules/metrics/metrics.registry';
 import { OnlineStateRedisRepository } from '../src/modules/online-state/online-state-redis.repository';
 import { onlineKeys, parsePopularity } from '../src/modules/online-state/online-state.schema';
 import { PopularityMirror } from '../src/modules/online-state/popularity-mirror';
+import { MapKeeper } from './support/fakes/popularity-feed';
 import { createTestContext, TestContext } from './support/test-context';
 
 const NOW = Date.now();
@@ -20,7 +21,8 @@ describe('replica popularity copy on the real Redis (pop-changes stream)', () =>
 
   const apply = (items: ReturnType<typeof itemDelta>[]) =>
     writer.apply({ users: [], items, events: items.length });
-  const clicks = (itemIds: string[]) => itemIds.map((itemId) => mirror.get(itemId, NOW)?.clicks);
+  const keeper = new MapKeeper(new Set(['m-a', 'm-b', 'm-c', 'm-d', 'm-e']));
+  const clicks = (itemIds: string[]) => itemIds.map((itemId) => keeper.values.get(itemId)?.clk);
 
   beforeAll(async () => {
     context = await createTestContext({ RANK_POPULARITY_SYNC_MS: '100' });
@@ -28,6 +30,7 @@ describe('replica popularity copy on the real Redis (pop-changes stream)', () =>
     await redis.connect();
     writer = new OnlineStateRedisRepository(redis, context.config);
     mirror = new PopularityMirror(writer, context.config, createLogger('silent'), new Metrics({}));
+    mirror.keepIn(keeper);
   });
   afterAll(async () => {
     await redis.close();

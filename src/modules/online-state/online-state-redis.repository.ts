@@ -165,16 +165,14 @@ export class OnlineStateRedisRepository implements OnlineStateStore, PopularityF
     });
   }
 
-  /** Every item's popularity in one MGET, aligned with `itemIds` (undefined: no engagement yet). */
+  /** Every item's popularity (one MGET per 1,000), aligned with `itemIds` (undefined: none yet). */
   async popularity(
     itemIds: readonly string[],
     nowMs: number,
   ): Promise<(ItemPopularity | undefined)[]> {
-    if (itemIds.length === 0) return [];
-    const packed = await this.redis.mGet(itemIds.map((itemId) => this.keys.popularity(itemId)));
     const halfLifeMs = this.config.online.popularityHalfLifeMs;
-    return packed.map((value) =>
-      value === null ? undefined : popularityAt(parsePopularity(value), nowMs, halfLifeMs),
+    return (await this.popularityOf(itemIds)).map((stored) =>
+      stored === undefined ? undefined : popularityAt(stored, nowMs, halfLifeMs),
     );
   }
 
@@ -199,6 +197,17 @@ export class OnlineStateRedisRepository implements OnlineStateStore, PopularityF
         items: fields.v === undefined ? [] : parsePopularityChanges(fields.v),
       };
     });
+  }
+
+  async popularityOf(itemIds: readonly string[]): Promise<(StoredPopularity | undefined)[]> {
+    const out: (StoredPopularity | undefined)[] = [];
+    for (let start = 0; start < itemIds.length; start += 1000) {
+      const keys = itemIds.slice(start, start + 1000).map((id) => this.keys.popularity(id));
+      for (const value of await this.redis.mGet(keys)) {
+        out.push(value === null ? undefined : parsePopularity(value));
+      }
+    }
+    return out;
   }
 
   async *allPopularity(): AsyncIterable<[string, StoredPopularity][]> {

@@ -37,6 +37,8 @@ export interface PopularityFeed {
   popularityChangesAfter(id: string, count: number): Promise<PopularityChange[]>;
   /** Every item's stored popularity, a page at a time. */
   allPopularity(): AsyncIterable<readonly (readonly [string, StoredPopularity])[]>;
+  /** These items' stored popularity, aligned (undefined: none). */
+  popularityOf(itemIds: readonly string[]): Promise<(StoredPopularity | undefined)[]>;
 }
 
 export const POPULARITY_FEED = Symbol('POPULARITY_FEED');

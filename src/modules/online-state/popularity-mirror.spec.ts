@@ -3,10 +3,9 @@ import { loadConfig } from '../../config/config';
 import { Metrics } from '../metrics/metrics.registry';
 import type { StoredPopularity } from './online-state.schema';
 import type { PopularityFeed } from './online-state.store';
-import { FakeFeed } from '../../../test/support/fakes/popularity-feed';
+import { FakeFeed, MapKeeper } from '../../../test/support/fakes/popularity-feed';
 import { PopularityMirror } from './popularity-mirror';
 
-const HALF_LIFE_MS = 7 * 86_400_000;
 const ENV = { RANK_POPULARITY_SYNC_MS: '250', ONLINE_POPULARITY_HALF_LIFE_HOURS: '168' };
 
 const stored = (clk: number, ref = 1_000_000): StoredPopularity => ({
@@ -17,72 +16,65 @@ const stored = (clk: number, ref = 1_000_000): StoredPopularity => ({
   buy: 0,
 });
 
-function mirrorOn(feed: PopularityFeed): PopularityMirror {
+function mirrorOn(
+  feed: PopularityFeed,
+  held: string[],
+): { mirror: PopularityMirror; keeper: MapKeeper } {
   const config = loadConfig(ENV);
-  return new PopularityMirror(feed, config, createLogger('silent'), new Metrics({}));
+  const mirror = new PopularityMirror(feed, config, createLogger('silent'), new Metrics({}));
+  const keeper = new MapKeeper(new Set(held));
+  mirror.keepIn(keeper);
+  return { mirror, keeper };
 }
 
-const clicksOf = (mirror: PopularityMirror, ids: string[], nowMs = 1_000_000) =>
-  ids.map((id) => mirror.get(id, nowMs)?.clicks);
+const clicksOf = (keeper: MapKeeper, ids: string[]) => ids.map((id) => keeper.values.get(id)?.clk);
 
 describe('PopularityMirror', () => {
-  it('loads every item, then follows the changes in order', async () => {
+  it('loads every held item, then follows the changes in order', async () => {
     const feed = new FakeFeed();
     feed.write('a', stored(1));
     feed.write('b', stored(2));
-    const mirror = mirrorOn(feed);
+    const { mirror, keeper } = mirrorOn(feed, ['a', 'b', 'c']);
     expect(mirror.isFresh()).toBe(false);
     await mirror.sync();
     expect(mirror.isFresh()).toBe(true);
-    expect(clicksOf(mirror, ['a', 'b', 'c'])).toEqual([1, 2, undefined]);
+    expect(clicksOf(keeper, ['a', 'b', 'c'])).toEqual([1, 2, undefined]);
 
     feed.write('a', stored(5));
     feed.write('c', stored(3));
     feed.write('a', stored(7));
     await mirror.sync();
-    expect(clicksOf(mirror, ['a', 'b', 'c'])).toEqual([7, 2, 3]);
+    expect(clicksOf(keeper, ['a', 'b', 'c'])).toEqual([7, 2, 3]);
   });
 
-  it('tells its listener of every change and of reloads, decayed reads by id', async () => {
+  it('keeps nothing of items its keeper does not hold (memory bounded by the catalog)', async () => {
     const feed = new FakeFeed();
-    feed.write('a', stored(4));
-    const mirror = mirrorOn(feed);
+    feed.write('catalog', stored(1));
+    feed.write('not-in-catalog', stored(9));
+    const { mirror, keeper } = mirrorOn(feed, ['catalog']);
     await mirror.sync();
-    const changed: [string, number][] = [];
-    const reloads: number[] = [];
-    mirror.subscribe({
-      changed: (itemId, value) => changed.push([itemId, value.clk]),
-      reloaded: (values) => reloads.push(values.size),
-    });
-    expect(reloads).toEqual([1]);
-    feed.write('z', stored(6));
+    feed.write('another-stranger', stored(4));
     await mirror.sync();
-    expect(changed).toEqual([['z', 6]]);
-    feed.clear();
-    await mirror.sync();
-    expect(reloads).toEqual([1, 0]);
-    expect(mirror.get('a', 1_000_000)).toBeUndefined();
-    feed.write('a', stored(4));
-    await mirror.sync();
-    expect(mirror.get('a', 1_000_000 + HALF_LIFE_MS)?.clicks).toBeCloseTo(2, 10);
+    expect([...keeper.values.keys()]).toEqual(['catalog']);
+    expect(await mirror.current(['not-in-catalog', 'none'])).toEqual([stored(9), undefined]);
   });
 
   it('drops what a reset cleared and takes what came after it', async () => {
     const feed = new FakeFeed();
     feed.write('a', stored(1));
-    const mirror = mirrorOn(feed);
+    const { mirror, keeper } = mirrorOn(feed, ['a', 'b']);
     await mirror.sync();
     feed.clear();
     feed.write('b', stored(2));
     await mirror.sync();
-    expect(clicksOf(mirror, ['a', 'b'])).toEqual([undefined, 2]);
+    expect(clicksOf(keeper, ['a', 'b'])).toEqual([undefined, 2]);
   });
 
   it('goes stale while the feed fails and catches up when it is back', async () => {
     jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate'] });
     try {
       const feed = new FakeFeed();
-      const mirror = mirrorOn(feed);
+      const { mirror, keeper } = mirrorOn(feed, ['a']);
       await mirror.sync();
       feed.fail = true;
       feed.write('a', stored(9));
@@ -93,7 +85,7 @@ describe('PopularityMirror', () => {
       feed.fail = false;
       await mirror.sync();
       expect(mirror.isFresh()).toBe(true);
-      expect(clicksOf(mirror, ['a'])).toEqual([9]);
+      expect(clicksOf(keeper, ['a'])).toEqual([9]);
     } finally {
       jest.useRealTimers();
     }

@@ -5,19 +5,20 @@ import type { AppConfig } from '../../config/config';
 import type { Logger } from '../../common/logger';
 import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
-import {
-  ItemPopularity,
-  popularityAt,
-  POPULARITY_CHANGES_RETENTION_MS,
-  StoredPopularity,
-} from './online-state.schema';
+import { POPULARITY_CHANGES_RETENTION_MS, StoredPopularity } from './online-state.schema';
 import { POPULARITY_FEED } from './online-state.store';
 import type { PopularityFeed } from './online-state.store';
 
-/** Told of every value the copy takes in; `reload` after the copy was replaced as a whole. */
-export interface PopularityListener {
-  changed(itemId: string, stored: StoredPopularity): void;
-  reloaded(values: ReadonlyMap<string, StoredPopularity>): void;
+/**
+ * Where the followed values are kept (the serving module's item table, by row). It keeps only the
+ * items it holds, so the copy's memory is bounded by the catalog, not by every id in events.
+ */
+export interface PopularityKeeper {
+  holds(itemId: string): boolean;
+  /** Replaces every value (after a reload); items not in `values` have no engagement. */
+  replaceAll(values: readonly (readonly [string, StoredPopularity])[]): void;
+  /** A newer value of an item it holds. */
+  set(itemId: string, stored: StoredPopularity): void;
 }
 
 const PAGE = 200;
@@ -29,8 +30,9 @@ const RELOAD_AFTER_MS = POPULARITY_CHANGES_RETENTION_MS / 2;
 const WARN_INTERVAL_MS = 10_000;
 
 /**
- * This replica's copy of every item's popularity, kept current by following the `pop-changes`
- * stream the ingest module writes with each batch (every `RANK_POPULARITY_SYNC_MS`). A `rank`
+ * Keeps this replica's copy of its catalog items' popularity current, by following the
+ * `pop-changes` stream the ingest module writes with each batch (every `RANK_POPULARITY_SYNC_MS`)
+ * into a keeper. A `rank`
  * then reads its candidates' popularity from memory (the serving module's item table keeps it by
  * row, told of changes through `subscribe`) instead of an MGET:
  * that MGET cost the API ~100 µs and Redis ~120 µs of CPU per request, which would cap a whole
@@ -41,14 +43,13 @@ const WARN_INTERVAL_MS = 10_000;
 export class PopularityMirror implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger: Logger;
   private readonly reloads: Counter;
-  private values = new Map<string, StoredPopularity>();
+  private keeper: PopularityKeeper | undefined;
   /** Id of the last applied entry; undefined until the first load. */
   private lastId: string | undefined;
   private syncedAt = Number.NEGATIVE_INFINITY;
   private syncing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lastWarned = 0;
-  private listener: PopularityListener | undefined;
   private readonly staleAfterMs: number;
 
   constructor(
@@ -97,21 +98,22 @@ export class PopularityMirror implements OnApplicationBootstrap, OnApplicationSh
     return this.syncing;
   }
 
-  /** One item's decayed popularity at `nowMs` (undefined: no engagement yet). */
-  get(itemId: string, nowMs: number): ItemPopularity | undefined {
-    const stored = this.values.get(itemId);
-    return stored === undefined
-      ? undefined
-      : popularityAt(stored, nowMs, this.config.online.popularityHalfLifeMs);
+  /** Where values go from now on; the next sync reloads everything into it. */
+  keepIn(keeper: PopularityKeeper): void {
+    this.keeper = keeper;
+    this.lastId = undefined;
   }
 
-  /** Sends every later change to `listener` (one: the serving module's item table). */
-  subscribe(listener: PopularityListener): void {
-    this.listener = listener;
-    listener.reloaded(this.values);
+  /**
+   * Current values of items the keeper just started to hold (new catalog items), read directly:
+   * the stream only carries changes. Undefined for items without engagement.
+   */
+  current(itemIds: readonly string[]): Promise<(StoredPopularity | undefined)[]> {
+    return this.feed.popularityOf(itemIds);
   }
 
   private async step(): Promise<void> {
+    if (this.keeper === undefined) return;
     const started = performance.now();
     try {
       if (this.lastId === undefined || started - this.syncedAt > RELOAD_AFTER_MS) {
@@ -138,7 +140,9 @@ export class PopularityMirror implements OnApplicationBootstrap, OnApplicationSh
           await this.reload();
           return;
         }
-        for (const [itemId, stored] of change.items) this.set(itemId, stored);
+        for (const [itemId, stored] of change.items) {
+          if (this.keeper?.holds(itemId) === true) this.keeper.set(itemId, stored);
+        }
         after = change.id;
         this.lastId = after;
       }
@@ -149,19 +153,13 @@ export class PopularityMirror implements OnApplicationBootstrap, OnApplicationSh
   /** Reads every item's value; entries written meanwhile are applied again by the next follow. */
   private async reload(): Promise<void> {
     const lastId = await this.feed.lastPopularityChange();
-    const values = new Map<string, StoredPopularity>();
+    const kept: (readonly [string, StoredPopularity])[] = [];
     for await (const page of this.feed.allPopularity()) {
-      for (const [itemId, stored] of page) values.set(itemId, stored);
+      for (const entry of page) if (this.keeper?.holds(entry[0]) === true) kept.push(entry);
     }
-    this.values = values;
+    this.keeper?.replaceAll(kept);
     this.lastId = lastId;
-    this.listener?.reloaded(values);
     this.reloads.inc();
-    this.logger.info({ items: values.size }, 'popularity copy loaded');
-  }
-
-  private set(itemId: string, stored: StoredPopularity): void {
-    this.values.set(itemId, stored);
-    this.listener?.changed(itemId, stored);
+    this.logger.info({ items: kept.length }, 'popularity copy loaded');
   }
 }

@@ -102,9 +102,16 @@ export class ItemTable {
   }
 
   /** Replaces every row's popularity with `values` (rows without a value: none). */
-  resetPopularity(values: ReadonlyMap<string, StoredPopularity>): void {
+  resetPopularity(values: readonly (readonly [string, StoredPopularity])[]): void {
     this.popularity.fill(Number.NaN);
-    for (const [itemId, stored] of values) this.setPopularity(this.ensureRow(itemId), stored);
+    for (const [itemId, stored] of values) {
+      const row = this.row(itemId);
+      if (row >= 0) this.setPopularity(row, stored);
+    }
+  }
+
+  hasPopularity(row: number): boolean {
+    return !Number.isNaN(this.popularity[POPULARITY_STRIDE * row]);
   }
 
   /** The row's decayed counts at `nowMs`; undefined without engagement. */

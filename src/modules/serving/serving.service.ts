@@ -29,9 +29,9 @@ interface Following {
 }
 
 /**
- * This replica's view of what it ranks with: one item table (every known item by row: features
- * from `items`, popularity from the replica copy) and the served model's item vectors by the
- * same rows. A model swap re-binds the new version's vectors to the table (off the request path);
+ * This replica's view of what it ranks with: one item table (every catalog item by row: features
+ * from `items`, popularity from the replica copy, which keeps no item outside the table) and the
+ * served model's item vectors by the same rows. A model swap re-binds the new version's vectors to the table (off the request path);
  * every RANK_CATALOG_REFRESH_MS the catalog's changes are followed: features, deletions, and
  * items embedded since, run through the served version's item tower, so a new item is
  * model-scored within seconds of its embedding, without a training run.
@@ -56,22 +56,23 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
     metrics: Metrics,
   ) {
     this.logger = logger.child({ component: 'serving' });
-    const items = this.items;
+    const { items } = this;
     this.followed = metrics.counter(
       'serving_catalog_vectors_followed_total',
       'Item vectors run through the served version after its swap (items embedded since)',
     );
     metrics.gauge(
       'serving_items',
-      'Rows of the replica item table (catalog items and items seen in events)',
+      'Rows of the replica item table (every catalog item, deleted ones included)',
       () => items.size,
     );
-    mirror.subscribe({
-      changed: (itemId, stored) => {
-        items.setPopularity(items.ensureRow(itemId), stored);
-      },
-      reloaded: (values) => {
+    mirror.keepIn({
+      holds: (itemId) => items.row(itemId) >= 0,
+      replaceAll: (values) => {
         items.resetPopularity(values);
+      },
+      set: (itemId, stored) => {
+        items.setPopularity(items.row(itemId), stored);
       },
     });
     models.onChange(() => {
@@ -123,6 +124,7 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
 
   /** The loaded version's vectors by table row (rows are added for items the table lacks). */
   private bind(): void {
+    const firstNewRow = this.items.size;
     const loaded = this.models.current();
     if (loaded === undefined) {
       this.following = undefined;
@@ -142,9 +144,30 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
       from: loaded,
       vectorsReadAt: readAt,
     };
+    void this.loadPopularity(firstNewRow);
+  }
+
+  /**
+   * The popularity of rows added from `firstRow` on: the copy follows only changes of items it
+   * holds, so a new item's value so far is read once. A change that arrived meanwhile is newer.
+   */
+  private async loadPopularity(firstRow: number): Promise<void> {
+    const { items } = this;
+    if (this.config.ranking.popularitySyncMs === 0 || firstRow >= items.size) return;
+    const ids = Array.from({ length: items.size - firstRow }, (_, i) => items.id(firstRow + i));
+    try {
+      const values = await this.mirror.current(ids);
+      values.forEach((stored, i) => {
+        const row = firstRow + i;
+        if (stored !== undefined && !items.hasPopularity(row)) items.setPopularity(row, stored);
+      });
+    } catch (error) {
+      this.logger.warn({ err: error, items: ids.length }, 'cannot read new items’ popularity');
+    }
   }
 
   private async follow(): Promise<void> {
+    const firstNewRow = this.items.size;
     try {
       const revived = this.followFeatures(
         await this.repository.itemFeatures(
@@ -156,6 +179,7 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
     } catch (error) {
       this.logger.warn({ err: error }, 'catalog follow failed; keeping what this replica has');
     }
+    await this.loadPopularity(firstNewRow);
   }
 
   /** Applies changed features; returns live items the served model has no vector for. */

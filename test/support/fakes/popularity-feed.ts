@@ -3,6 +3,7 @@ import type {
   PopularityChange,
   PopularityFeed,
 } from '../../../src/modules/online-state/online-state.store';
+import type { PopularityKeeper } from '../../../src/modules/online-state/popularity-mirror';
 
 /** An in-memory `pop-changes` stream and `item-pop:*` keys. */
 export class FakeFeed implements PopularityFeed {
@@ -36,5 +37,30 @@ export class FakeFeed implements PopularityFeed {
   async *allPopularity(): AsyncIterable<[string, StoredPopularity][]> {
     await Promise.resolve();
     yield [...this.values];
+  }
+
+  popularityOf(itemIds: readonly string[]): Promise<(StoredPopularity | undefined)[]> {
+    if (this.fail) return Promise.reject(new Error('redis down'));
+    return Promise.resolve(itemIds.map((itemId) => this.values.get(itemId)));
+  }
+}
+
+/** A keeper holding a fixed set of items in a map. */
+export class MapKeeper implements PopularityKeeper {
+  readonly values = new Map<string, StoredPopularity>();
+
+  constructor(private readonly held: ReadonlySet<string>) {}
+
+  holds(itemId: string): boolean {
+    return this.held.has(itemId);
+  }
+
+  replaceAll(values: readonly (readonly [string, StoredPopularity])[]): void {
+    this.values.clear();
+    for (const [itemId, stored] of values) this.values.set(itemId, stored);
+  }
+
+  set(itemId: string, stored: StoredPopularity): void {
+    this.values.set(itemId, stored);
   }
 }
