@@ -81,7 +81,7 @@ async function seedCatalog(pool: Pool, settings: Settings): Promise<void> {
 
 /** Real interest-model artifacts (default architecture, `warm` ID embeddings), one per version. */
 async function createVersions(pool: Pool, settings: Settings, count: number): Promise<string[]> {
-  const repository = new RegistryRepository(pool);
+  const repository = new RegistryRepository(pool, pool);
   const artifacts = new PgArtifactStore(pool);
   const random = new Random('model-swap-bench-clicks');
   const warmItems = Array.from({ length: settings.warmItems }, (_, i) => itemId(i * 7)).sort();
@@ -255,7 +255,7 @@ const benchmark: Benchmark = {
       const versions = await createVersions(pool, settings, 2 * settings.runs + 1);
       const artifactBytes = (await new PgArtifactStore(pool).stat(versions[0] ?? ''))?.size ?? 0;
       progress(`seeded in ${((Date.now() - seeded) / 1000).toFixed(1)} s; starting 2 replicas`);
-      await new RegistryRepository(pool).activate({
+      await new RegistryRepository(pool, pool).activate({
         id: versions[0] ?? '',
         action: 'activate',
         triggeredBy: 'bench',

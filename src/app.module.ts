@@ -13,6 +13,7 @@ import { RegistryApiModule } from './modules/registry/registry.module';
 import { ServingModule } from './modules/serving/serving.module';
 import { TrainingModule } from './modules/training/training.module';
 import { graphqlModule } from './graphql/graphql.module';
+import { OperationGatesModule } from './graphql/operation-gates';
 
 /**
  * What each role runs. Every role serves health and metrics over HTTP (for probes and scraping);
@@ -64,7 +65,7 @@ export class AppModule {
         InfraModule.forRoot(logger),
         MetricsModule,
         HealthModule,
-        ...(graphql ? [graphqlModule()] : []),
+        ...(graphql ? [OperationGatesModule, graphqlModule()] : []),
         ...modules,
       ],
     };

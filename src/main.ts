@@ -27,7 +27,7 @@ async function main(argv: readonly string[]): Promise<void> {
   if (command === 'migrate') {
     const direction = rest[0] === 'down' ? 'down' : 'up';
     const applied = await migrate(
-      config.postgres.url,
+      config.postgres.directUrl,
       logger,
       direction,
       direction === 'down' ? 1 : Infinity,

@@ -41,7 +41,7 @@ function serveOpsRoutesOnOwnPort(
   });
   const ops = Fastify({ logger: false });
   ops.get('/health/live', () => app.get(HealthController).live());
-  ops.get('/health/ready', (_request, reply) => app.get(HealthController).ready(reply));
+  ops.get('/health/ready', (_request, reply) => app.get(HealthController).ready(reply, true));
   ops.get('/metrics', async (_request, reply) => {
     const { registry } = app.get(Metrics);
     return reply.type(registry.contentType).send(await registry.metrics());

@@ -153,14 +153,54 @@ describe('API keys on the real stack (AUTH_MODE=api-key)', () => {
       { authorization: `Bearer ${readKey}` },
     );
     expect(recommend.errors).toBeUndefined();
-    const reads = await graphql(
+    const reads = await graphql(app, '{ rankingProfiles { name } }', {}, withKey(readKey));
+    expect(reads.errors).toBeUndefined();
+    // The model lifecycle (load errors, hyperparameters) is ops detail.
+    const opsDetail = '{ servingModel { versionId } modelVersions { id } activeModel { id } }';
+    const refused = await graphql(app, opsDetail, {}, withKey(readKey));
+    expect(refused.data).toBeUndefined();
+    expect(codes(refused).length).toBeGreaterThan(0);
+    expect(new Set(codes(refused))).toEqual(new Set(['FORBIDDEN']));
+    const ops = await graphql(app, opsDetail, {}, withKey(opsKey));
+    expect(ops.errors).toBeUndefined();
+    expect(ops.data).toMatchObject({ modelVersions: [], activeModel: null });
+  });
+
+  it('answers introspection to ops keys only; health shows no dependency errors publicly', async () => {
+    const introspection = '{ __schema { queryType { name } } }';
+    expect((await graphql(app, introspection, {})).status).toBe(401);
+    const read = await graphql(
       app,
-      '{ servingModel { versionId } modelVersions { id } activeModel { id } rankingProfiles { name } }',
+      `
+        query Q {
+          ...F
+        }
+        fragment F on Query {
+          __type(name: "Query") {
+            name
+          }
+        }
+      `,
       {},
       withKey(readKey),
     );
-    expect(reads.errors).toBeUndefined();
-    expect(reads.data).toMatchObject({ modelVersions: [], activeModel: null });
+    expect(read.status).toBe(403);
+    expect(codes(read)).toEqual(['FORBIDDEN']);
+    const ops = await graphql(app, introspection, {}, withKey(opsKey));
+    expect(ops.data).toEqual({ __schema: { queryType: { name: 'Query' } } });
+    // __typename is not introspection.
+    expect((await graphql(app, '{ __typename }', {}, withKey(readKey))).data).toEqual({
+      __typename: 'Query',
+    });
+    const health = await graphql<{ health: { checks: { name: string; error: string | null }[] } }>(
+      app,
+      '{ health { checks { name error } } }',
+    );
+    expect(health.data?.health.checks.every((check) => check.error === null)).toBe(true);
+    const ready = (await app.inject({ method: 'GET', url: '/health/ready' })).json<{
+      checks: Record<string, unknown>[];
+    }>();
+    expect(ready.checks.every((check) => !('error' in check))).toBe(true);
   });
 
   it('refuses every mutation to a read key: 403 FORBIDDEN naming the role, nothing changed', async () => {
@@ -255,7 +295,7 @@ describe('API keys on the real stack (AUTH_MODE=api-key)', () => {
     let granted = 0;
     let limited: GraphqlReply | undefined;
     while (limited === undefined && granted < 50) {
-      const reply = await graphql(app, '{ servingModel { versionId } }', {}, withKey(key));
+      const reply = await graphql(app, '{ rankingProfiles { name } }', {}, withKey(key));
       if (reply.errors === undefined) granted++;
       else limited = reply;
     }
@@ -269,16 +309,16 @@ describe('API keys on the real stack (AUTH_MODE=api-key)', () => {
       retryAfterSeconds: 1,
       limitPerSecond: 2,
     });
-    expect(limited?.errors?.[0]?.message).toMatch(/exceeded its rate limit of 2 requests\/s/);
+    expect(limited?.errors?.[0]?.message).toMatch(/exceeded its rate limit of 2 units\/s/);
     // Other keys and the health endpoints are unaffected.
     expect(
-      (await graphql(app, '{ servingModel { versionId } }', {}, withKey(readKey))).errors,
+      (await graphql(app, '{ rankingProfiles { name } }', {}, withKey(readKey))).errors,
     ).toBeUndefined();
     const ready = await app.inject({ method: 'GET', url: '/health/ready' });
     expect(ready.statusCode).toBe(200);
     await sleep(600);
     expect(
-      (await graphql(app, '{ servingModel { versionId } }', {}, withKey(key))).errors,
+      (await graphql(app, '{ rankingProfiles { name } }', {}, withKey(key))).errors,
     ).toBeUndefined();
   });
 

@@ -90,7 +90,7 @@ describe('embedding worker on real PostgreSQL and Redis', () => {
     redis = createRedisClient(context.config.redis, logger);
     await redis.connect();
     ingest = new IngestRepository(pool);
-    repository = new EmbeddingRepository(pool);
+    repository = new EmbeddingRepository(pool, pool);
     cache = new EmbeddingCacheRepository(redis, context.config);
   });
 

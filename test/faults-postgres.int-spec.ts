@@ -49,7 +49,7 @@ describe('PostgreSQL restarted', () => {
 
   it('does not crash a process holding a connection (a transaction, the training lock)', async () => {
     const pool = createPgPool(
-      { url: databaseUrl, poolMax: 2, statementTimeoutMs: 0 },
+      { url: databaseUrl, directUrl: databaseUrl, poolMax: 2, statementTimeoutMs: 0 },
       createLogger('silent'),
     );
     try {

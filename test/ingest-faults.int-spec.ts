@@ -124,7 +124,11 @@ describe('ingest faults', () => {
     viaProxy.port = String(proxy.port);
     const config: AppConfig = {
       ...direct,
-      postgres: { ...direct.postgres, url: viaProxy.toString() },
+      postgres: {
+        ...direct.postgres,
+        url: viaProxy.toString(),
+        directUrl: viaProxy.toString(),
+      },
     };
     const app = await startIngest(config);
     try {

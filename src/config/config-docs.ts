@@ -73,6 +73,11 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
     group: 'PostgreSQL',
     description: 'PostgreSQL connection string (`postgres://` or `postgresql://`).',
   },
+  DATABASE_DIRECT_URL: {
+    group: 'PostgreSQL',
+    description:
+      'A direct PostgreSQL connection string for what a transaction-mode pooler such as PgBouncer cannot carry: LISTEN/NOTIFY, the session advisory locks of training and embedding, migrations, and the readiness ping (on a pool of its own, so ranking’s fallback reads cannot starve it). Unset: `DATABASE_URL`.',
+  },
   PG_POOL_MAX: {
     group: 'PostgreSQL',
     description:

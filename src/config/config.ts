@@ -55,6 +55,7 @@ export const configSchema = z.object({
   DATABASE_URL: url(['postgres', 'postgresql']).default(
     'postgres://postgres@127.0.0.1:5432/recsys',
   ),
+  DATABASE_DIRECT_URL: url(['postgres', 'postgresql']).optional(),
   PG_POOL_MAX: int(1, 1000).default(10),
   PG_STATEMENT_TIMEOUT_MS: int(0).default(10_000),
   REDIS_URL: url(['redis', 'rediss']).default('redis://127.0.0.1:6379'),
@@ -140,7 +141,13 @@ export interface AppConfig {
   /** `auto`: pretty lines when stdout is a terminal, else JSON (decided as the logger starts). */
   readonly logFormat: LogFormat;
   readonly postgres: {
+    /** Ordinary queries: may go through a transaction-mode pooler (PgBouncer). */
     readonly url: string;
+    /**
+     * A direct connection for what a transaction pooler breaks: LISTEN, session advisory locks
+     * (training, embedding), migrations, and the health ping. DATABASE_URL when not set.
+     */
+    readonly directUrl: string;
     readonly poolMax: number;
     readonly statementTimeoutMs: number;
   };
@@ -305,6 +312,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     logFormat: c.LOG_FORMAT,
     postgres: {
       url: c.DATABASE_URL,
+      directUrl: c.DATABASE_DIRECT_URL ?? c.DATABASE_URL,
       poolMax: c.PG_POOL_MAX,
       statementTimeoutMs: c.PG_STATEMENT_TIMEOUT_MS,
     },

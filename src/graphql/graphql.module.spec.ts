@@ -2,10 +2,11 @@ import { loadConfig } from '../config/config';
 import { Metrics } from '../modules/metrics/metrics.registry';
 import { mercuriusErrorFormatter } from './errors';
 import { mercuriusOptions } from './graphql.module';
+import { OperationGates } from './operation-gates';
 
 function options(fastPath?: 'true' | 'false', authMode?: 'off' | 'api-key') {
   const config = loadConfig({ GRAPHQL_FAST_PATH: fastPath, AUTH_MODE: authMode });
-  return mercuriusOptions(config, new Metrics({}));
+  return mercuriusOptions(config, new Metrics({}), new OperationGates());
 }
 
 describe('mercuriusOptions', () => {
@@ -39,7 +40,8 @@ describe('mercuriusOptions', () => {
     (fastPath) => {
       const { hooks, errorFormatter, queryDepth } = options(fastPath);
       expect(hooks?.preParsing).toBeInstanceOf(Function);
-      expect(hooks?.preValidation).toBeInstanceOf(Function);
+      // The request limits, then the gates other modules add (introspection needs an ops key).
+      expect(hooks?.preValidation).toHaveLength(2);
       expect(hooks?.onResolution).toBeInstanceOf(Function);
       expect(errorFormatter).toBe(mercuriusErrorFormatter);
       expect(queryDepth).toBe(12);

@@ -2,6 +2,8 @@ import { DynamicModule } from '@nestjs/common';
 import { GraphQLModule } from '@nestjs/graphql';
 import { MercuriusDriver, MercuriusDriverConfig } from '@nestjs/mercurius';
 import type { FastifyRequest } from 'fastify';
+import type { DocumentNode, GraphQLSchema } from 'graphql';
+import type { MercuriusContext } from 'mercurius';
 import { APP_CONFIG } from '../config/config.module';
 import type { AppConfig } from '../config/config';
 import { graphqlMetricsHooks } from '../modules/metrics/graphql-hooks';
@@ -10,6 +12,7 @@ import { mercuriusErrorFormatter } from './errors';
 import { propertyFieldHooks } from './fast-path/property-fields';
 import { deferredVariables } from './fast-path/variables';
 import { requestLimitHooks } from './limits';
+import { OperationGates } from './operation-gates';
 
 export interface GraphqlContext {
   readonly requestId: string;
@@ -21,7 +24,11 @@ export interface GraphqlContext {
  * both (safety, not speed); with GRAPHQL_FAST_PATH=false the rest is plain Mercurius: no
  * graphql-jit, variables coerced by graphql-js, Nest's field resolvers kept.
  */
-export function mercuriusOptions(config: AppConfig, metrics: Metrics): MercuriusDriverConfig {
+export function mercuriusOptions(
+  config: AppConfig,
+  metrics: Metrics,
+  gates: OperationGates,
+): MercuriusDriverConfig {
   const limits = requestLimitHooks(config.graphql);
   const timing = graphqlMetricsHooks(metrics);
   const deferred = config.graphql.fastPath ? deferredVariables() : undefined;
@@ -43,6 +50,12 @@ export function mercuriusOptions(config: AppConfig, metrics: Metrics): Mercurius
     ...(deferred ? { additionalRouteOptions: { preHandler: deferred.routePreHandler } } : {}),
     hooks: {
       ...limits,
+      // The limits first: a gate may authenticate, which costs more than counting fields.
+      preValidation: [
+        limits.preValidation,
+        (_schema: GraphQLSchema, document: DocumentNode, context: MercuriusContext) =>
+          gates.check(document, context.reply.request),
+      ],
       // Mercurius runs a list in order.
       preExecution: deferred ? [timing.preExecution, deferred.preExecution] : timing.preExecution,
       onResolution: timing.onResolution,
@@ -51,11 +64,11 @@ export function mercuriusOptions(config: AppConfig, metrics: Metrics): Mercurius
   };
 }
 
-/** Code-first GraphQL on Mercurius (measured faster than Apollo; see README design notes). */
+/** Code-first GraphQL on Mercurius (measured faster than Apollo; see docs/design-notes.md). */
 export function graphqlModule(): DynamicModule {
   return GraphQLModule.forRootAsync<MercuriusDriverConfig>({
     driver: MercuriusDriver,
-    inject: [APP_CONFIG, Metrics],
+    inject: [APP_CONFIG, Metrics, OperationGates],
     useFactory: mercuriusOptions,
   });
 }

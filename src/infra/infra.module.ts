@@ -10,11 +10,11 @@ import { Pool } from 'pg';
 import { APP_CONFIG } from '../config/config.module';
 import type { AppConfig } from '../config/config';
 import type { Logger } from '../common/logger';
-import { createPgPool } from './postgres';
+import { createDirectPgPool, createPgPool } from './postgres';
 import { createRedisClient } from './redis';
 import type { RedisClient } from './redis';
 import { KafkaClients } from './kafka';
-import { KAFKA, LOGGER, PG_POOL, REDIS } from './tokens';
+import { KAFKA, LOGGER, PG_DIRECT_POOL, PG_POOL, REDIS } from './tokens';
 import { withTimeout } from '../common/timeout';
 
 const REDIS_START_WAIT_MS = 3000;
@@ -32,6 +32,12 @@ const REDIS_START_WAIT_MS = 3000;
       useFactory: (config: AppConfig, logger: Logger) => createPgPool(config.postgres, logger),
     },
     {
+      provide: PG_DIRECT_POOL,
+      inject: [APP_CONFIG, LOGGER],
+      useFactory: (config: AppConfig, logger: Logger) =>
+        createDirectPgPool(config.postgres, logger),
+    },
+    {
       provide: REDIS,
       inject: [APP_CONFIG, LOGGER],
       useFactory: (config: AppConfig, logger: Logger) => createRedisClient(config.redis, logger),
@@ -42,7 +48,7 @@ const REDIS_START_WAIT_MS = 3000;
       useFactory: (config: AppConfig, logger: Logger) => new KafkaClients(config.kafka, logger),
     },
   ],
-  exports: [PG_POOL, REDIS, KAFKA],
+  exports: [PG_POOL, PG_DIRECT_POOL, REDIS, KAFKA],
 })
 export class InfraModule implements OnModuleInit, OnApplicationShutdown {
   static forRoot(logger: Logger): DynamicModule {
@@ -55,6 +61,7 @@ export class InfraModule implements OnModuleInit, OnApplicationShutdown {
 
   constructor(
     @Inject(PG_POOL) private readonly pool: Pool,
+    @Inject(PG_DIRECT_POOL) private readonly directPool: Pool,
     @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(KAFKA) private readonly kafka: KafkaClients,
     @Inject(LOGGER) private readonly logger: Logger,
@@ -77,6 +84,7 @@ export class InfraModule implements OnModuleInit, OnApplicationShutdown {
       this.redis.destroy();
     }
     await this.pool.end();
+    await this.directPool.end();
     this.logger.info('clients closed');
   }
 }

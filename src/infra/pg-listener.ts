@@ -64,7 +64,7 @@ export class PgListener {
 
   private async open(): Promise<void> {
     const client = new Client({
-      connectionString: this.config.url,
+      connectionString: this.config.directUrl,
       connectionTimeoutMillis: 5000,
       application_name: 'recsys-listener',
       keepAlive: true,

@@ -2,14 +2,42 @@ import { Pool, PoolClient } from 'pg';
 import { AppConfig } from '../config/config';
 import { Logger } from '../common/logger';
 
+/** Connections of the direct pool: the readiness ping and one held session lock or two. */
+const DIRECT_POOL_MAX = 3;
+
+/** The pool for ordinary queries (DATABASE_URL, PG_POOL_MAX connections). */
 export function createPgPool(config: AppConfig['postgres'], logger: Logger): Pool {
+  return pool(config.url, config.poolMax, config.statementTimeoutMs, 'recsys', logger);
+}
+
+/**
+ * A small pool on DATABASE_DIRECT_URL for session-level work (advisory locks held across
+ * transactions) and the readiness ping, apart from the query pool.
+ */
+export function createDirectPgPool(config: AppConfig['postgres'], logger: Logger): Pool {
+  return pool(
+    config.directUrl,
+    DIRECT_POOL_MAX,
+    config.statementTimeoutMs,
+    'recsys-direct',
+    logger,
+  );
+}
+
+function pool(
+  connectionString: string,
+  max: number,
+  statementTimeoutMs: number,
+  applicationName: string,
+  logger: Logger,
+): Pool {
   const pool = new Pool({
-    connectionString: config.url,
-    max: config.poolMax,
-    statement_timeout: config.statementTimeoutMs || undefined,
+    connectionString,
+    max,
+    statement_timeout: statementTimeoutMs || undefined,
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30_000,
-    application_name: 'recsys',
+    application_name: applicationName,
   });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', (error) => {

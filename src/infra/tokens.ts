@@ -1,5 +1,7 @@
 /** Injection tokens for the clients created in src/infra; repositories inject these. */
 export const PG_POOL = Symbol('PG_POOL');
+/** Session-level work and the readiness ping: DATABASE_DIRECT_URL, a few connections. */
+export const PG_DIRECT_POOL = Symbol('PG_DIRECT_POOL');
 export const REDIS = Symbol('REDIS');
 export const KAFKA = Symbol('KAFKA');
 export const LOGGER = Symbol('LOGGER');

@@ -17,6 +17,7 @@ export interface TestContext {
 export function contextEnv(config: AppConfig): Record<string, string> {
   return {
     DATABASE_URL: config.postgres.url,
+    DATABASE_DIRECT_URL: config.postgres.directUrl,
     REDIS_URL: config.redis.url,
     REDIS_KEY_PREFIX: config.redis.keyPrefix,
     KAFKA_BROKERS: config.kafka.brokers.join(','),

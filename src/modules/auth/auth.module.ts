@@ -9,6 +9,7 @@ import { ApiKeyAuthService, AUTH_LISTENER } from './api-key-auth.service';
 import { ApiKeyGuard, AuthErrorFilter } from './api-key.guard';
 import { ApiKeyRepository } from './api-key.repository';
 import { ApiKeyService } from './api-key.service';
+import { IntrospectionGate } from './introspection-gate';
 import { RequestCosts } from './request-costs';
 
 /** API keys of the api role: every GraphQL root field but `health` needs one (AUTH_MODE). */
@@ -23,6 +24,7 @@ import { RequestCosts } from './request-costs';
     },
     ApiKeyAuthService,
     RequestCosts,
+    IntrospectionGate,
     { provide: APP_GUARD, useClass: ApiKeyGuard },
     { provide: APP_FILTER, useClass: AuthErrorFilter },
   ],

@@ -1,7 +1,7 @@
 import { SingleBar } from 'cli-progress';
 import type { CliCommand } from '../../cli-command';
 import { parseFlags } from '../../cli-command';
-import { createPgPool } from '../../infra/postgres';
+import { createDirectPgPool, createPgPool } from '../../infra/postgres';
 import { createRedisClient } from '../../infra/redis';
 import { Metrics } from '../metrics/metrics.registry';
 import { EmbeddingCacheRepository } from './embedding-cache.repository';
@@ -32,7 +32,8 @@ const embedItems: CliCommand = {
     const pool = createPgPool(config.postgres, logger);
     const redis = createRedisClient(config.redis, logger);
     const encoder = TextEncoderProvider.fromConfig(config, logger);
-    const repository = new EmbeddingRepository(pool);
+    const directPool = createDirectPgPool(config.postgres, logger);
+    const repository = new EmbeddingRepository(pool, directPool);
     const indexer = new EmbeddingIndexer(
       repository,
       new EmbeddingCacheRepository(redis, config),
@@ -78,6 +79,7 @@ const embedItems: CliCommand = {
       if (redis.isOpen) await redis.close();
       else redis.destroy();
       await pool.end();
+      await directPool.end();
     }
   },
 };

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Pool } from 'pg';
 import { inTransaction } from '../../infra/postgres';
-import { PG_POOL } from '../../infra/tokens';
+import { PG_DIRECT_POOL, PG_POOL } from '../../infra/tokens';
 import type { ItemTextSource } from './item-text';
 import { bytesToVector, vectorToBytes } from './vector-codec';
 
@@ -57,14 +57,18 @@ export interface Listener {
 
 @Injectable()
 export class EmbeddingRepository {
-  constructor(@Inject(PG_POOL) private readonly pool: Pool) {}
+  constructor(
+    @Inject(PG_POOL) private readonly pool: Pool,
+    /** The work lock is a session lock: a transaction-mode pooler would drop it. */
+    @Inject(PG_DIRECT_POOL) private readonly directPool: Pool,
+  ) {}
 
   /**
    * Runs `work` holding the database-wide embedding lock; returns `{ ran: false }` when another
    * pass holds it. Passes are short (one batch), so waiters retry rather than block.
    */
   async withWorkLock<T>(work: () => Promise<T>): Promise<{ ran: true; value: T } | { ran: false }> {
-    const client = await this.pool.connect();
+    const client = await this.directPool.connect();
     let broken = false;
     try {
       const locked = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [

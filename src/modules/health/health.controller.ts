@@ -11,9 +11,15 @@ export class HealthController {
     return { status: 'ok' };
   }
 
+  /** `detailed`: the OPS_PORT listener's view, with each failing dependency's error. */
   @Get('ready')
-  async ready(@Res({ passthrough: true }) reply: FastifyReply): Promise<Readiness> {
-    const readiness = await this.health.readiness();
+  async ready(
+    @Res({ passthrough: true }) reply: FastifyReply,
+    detailed = false,
+  ): Promise<Readiness> {
+    const readiness = detailed
+      ? await this.health.readiness()
+      : await this.health.publicReadiness();
     void reply.status(readiness.status === 'ok' ? 200 : 503);
     return readiness;
   }

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Pool } from 'pg';
-import { KAFKA, PG_POOL, REDIS } from '../../infra/tokens';
+import { KAFKA, PG_DIRECT_POOL, REDIS } from '../../infra/tokens';
 import type { RedisClient } from '../../infra/redis';
 import { KafkaClients } from '../../infra/kafka';
 
@@ -8,7 +8,8 @@ import { KafkaClients } from '../../infra/kafka';
 @Injectable()
 export class HealthRepository {
   constructor(
-    @Inject(PG_POOL) private readonly pool: Pool,
+    // Its own pool: ranking's fallback reads during a Redis outage may fill the query pool.
+    @Inject(PG_DIRECT_POOL) private readonly pool: Pool,
     @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(KAFKA) private readonly kafka: KafkaClients,
   ) {}

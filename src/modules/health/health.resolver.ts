@@ -26,7 +26,7 @@ export class HealthResolver {
   @AllowAnonymous()
   @Query(() => HealthType)
   async health(): Promise<HealthType> {
-    const readiness = await this.healthService.readiness();
+    const readiness = await this.healthService.publicReadiness();
     return { status: readiness.status, checks: [...readiness.checks] };
   }
 }

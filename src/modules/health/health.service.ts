@@ -44,9 +44,11 @@ export class HealthService {
     // Readiness fails only on what this role cannot work without: ranking and ingest both degrade
     // without Redis (PostgreSQL fallback, write-ahead backlog), and only ingest consumes Kafka.
     // An outage of a shared dependency that every replica would report must not empty the service.
+    // An api replica answers from what it holds in memory (keys, model, catalog, popularity):
+    // a PostgreSQL blip shorter than those caches live must not take every replica out at once.
     const consumesKafka = config.role === 'ingest' || config.role === 'all';
     this.indicators = [
-      { name: 'postgres', check: () => repository.pingPostgres() },
+      { name: 'postgres', critical: config.role !== 'api', check: () => repository.pingPostgres() },
       { name: 'redis', critical: false, check: () => repository.pingRedis() },
       { name: 'kafka', critical: consumesKafka, check: () => repository.pingKafka() },
     ];
@@ -54,6 +56,24 @@ export class HealthService {
 
   register(indicator: HealthIndicator): void {
     this.indicators.push(indicator);
+  }
+
+  /**
+   * What anyone may see: with API keys on, the dependencies' raw errors are left out (they are on
+   * the OPS_PORT listener and in the logs).
+   */
+  async publicReadiness(): Promise<Readiness> {
+    const readiness = await this.readiness();
+    if (this.config.auth.mode === 'off') return readiness;
+    return {
+      status: readiness.status,
+      checks: readiness.checks.map(({ name, ok, critical, latencyMs }) => ({
+        name,
+        ok,
+        critical,
+        latencyMs,
+      })),
+    };
   }
 
   readiness(): Promise<Readiness> {

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DatabaseError, Pool } from 'pg';
 import { inTransaction } from '../../infra/postgres';
-import { PG_POOL } from '../../infra/tokens';
+import { PG_DIRECT_POOL, PG_POOL } from '../../infra/tokens';
 import type {
   ModelMetrics,
   ModelStatus,
@@ -131,7 +131,11 @@ export type ActivationAction = 'promote' | 'activate' | 'rollback';
 /** Registry SQL: versions, runs, activations and the training lock. */
 @Injectable()
 export class RegistryRepository {
-  constructor(@Inject(PG_POOL) private readonly pool: Pool) {}
+  constructor(
+    @Inject(PG_POOL) private readonly pool: Pool,
+    /** The training lock is a session lock: a transaction-mode pooler would drop it. */
+    @Inject(PG_DIRECT_POOL) private readonly directPool: Pool,
+  ) {}
 
   async getVersion(id: string): Promise<ModelVersion | null> {
     const result = await this.pool.query<VersionRecord>(`${VERSION_SELECT} WHERE v.id = $1`, [id]);
@@ -296,7 +300,7 @@ export class RegistryRepository {
    * run, so it is released even when the process dies. Null when another trainer holds it.
    */
   async tryTrainingLock(): Promise<TrainingLock | null> {
-    const client = await this.pool.connect();
+    const client = await this.directPool.connect();
     try {
       const result = await client.query<{ locked: boolean }>(
         'SELECT pg_try_advisory_lock($1) AS locked',

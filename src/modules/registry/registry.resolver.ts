@@ -13,12 +13,12 @@ import { RegistryService } from './registry.service';
 
 const TRIGGERED_BY = 'graphql';
 
-/** Ops surface of the model lifecycle. */
+/** Ops surface of the model lifecycle: every field needs an ops key (storefronts need none). */
 @Resolver(() => ModelVersionGql)
 export class RegistryResolver {
   constructor(private readonly registry: RegistryService) {}
 
-  @RequireRole('read')
+  @RequireRole('ops')
   @Query(() => [ModelVersionGql], { description: 'newest first' })
   async modelVersions(
     @Args('first', { type: () => Int, defaultValue: 20 }) first: number,
@@ -26,13 +26,13 @@ export class RegistryResolver {
     return (await this.registry.listVersions(first)).map(versionGql);
   }
 
-  @RequireRole('read')
+  @RequireRole('ops')
   @Query(() => ModelVersionGql)
   async modelVersion(@Args('id', { type: () => ID }) id: string): Promise<ModelVersionGql> {
     return versionGql(await this.registry.getVersion(id));
   }
 
-  @RequireRole('read')
+  @RequireRole('ops')
   @Query(() => ModelVersionGql, {
     nullable: true,
     description: 'the version the registry marks active (see servingModel for this replica)',
@@ -59,7 +59,7 @@ export class RegistryResolver {
 export class TrainingRunResolver {
   constructor(private readonly registry: RegistryService) {}
 
-  @RequireRole('read')
+  @RequireRole('ops')
   @Query(() => TrainingRunGql)
   async trainingRun(@Args('id', { type: () => ID }) id: string): Promise<TrainingRunGql> {
     return runGql(await this.registry.getRun(id));

@@ -18,7 +18,7 @@ export class ServingModelGql {
 export class ServingResolver {
   constructor(private readonly swap: ModelSwapService) {}
 
-  @RequireRole('read')
+  @RequireRole('ops')
   @Query(() => ServingModelGql, { description: 'the version this replica scores with' })
   servingModel(): ServingModelGql {
     const { model, failure } = this.swap.status();
