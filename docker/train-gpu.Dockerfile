@@ -4,9 +4,10 @@
 # syntax=docker/dockerfile:1.7
 FROM nvidia/cuda:11.2.2-cudnn8-runtime-ubuntu20.04 AS runtime
 ARG NODE_MAJOR=20
+ARG NODE_VERSION=20.20.2
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl gnupg \
  && curl -fsSL https://deb.nodesource.com/setup_${NODE_MAJOR}.x | bash - \
- && apt-get install -y --no-install-recommends nodejs build-essential python3 \
+ && apt-get install -y --no-install-recommends "nodejs=${NODE_VERSION}-1nodesource1" build-essential python3 \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 ENV ONNXRUNTIME_NODE_INSTALL_CUDA=skip

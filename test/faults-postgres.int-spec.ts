@@ -374,7 +374,9 @@ describe('PostgreSQL restarted', () => {
       // The outage was exercised: PostgreSQL-backed calls failed while it was down ...
       const profilesDuring = during.filter((s) => s.operation === 'rankingProfiles');
       expect(profilesDuring.filter((s) => s.outcome === 'UNAVAILABLE').length).toBeGreaterThan(0);
-      expect(during.some((s) => s.operation === 'health' && s.outcome === 'http-503')).toBe(true);
+      // The api replica stays ready: it answers from what it holds, so a PostgreSQL outage does not
+      // take every replica out of the Service at once.
+      expect(during.filter((s) => s.operation === 'health' && s.outcome !== 'ok')).toEqual([]);
       // ... never by hanging: every request came back within the ranking timeout (plus slack for
       // 20 clients on two cores) ...
       expect(maxMs(samples)).toBeLessThan(timeoutMs + 1000);

@@ -13,6 +13,16 @@ interface ValidatingModel {
   validate(): void;
 }
 
+interface PodSpec {
+  automountServiceAccountToken?: boolean;
+  securityContext?: Record<string, unknown>;
+  containers: {
+    image: string;
+    securityContext?: Record<string, unknown>;
+    readinessProbe?: { httpGet: { port: string } };
+  }[];
+}
+
 const root = path.resolve(__dirname, '..');
 
 function build(overlay: string): Manifest[] {
@@ -48,7 +58,6 @@ describe.each(['dev', 'prod'])('k8s overlay %s', (overlay) => {
         'Deployment/recsys-train',
         'Job/recsys-migrate',
         'ConfigMap/recsys-config',
-        'Secret/recsys-secrets',
         'PodDisruptionBudget/recsys-api',
         'HorizontalPodAutoscaler/recsys-api',
         'NetworkPolicy/recsys-default-deny',
@@ -57,6 +66,56 @@ describe.each(['dev', 'prod'])('k8s overlay %s', (overlay) => {
     expect(new Set(manifests.map((manifest) => manifest.metadata.namespace))).toEqual(
       new Set([overlay === 'prod' ? 'recsys' : 'recsys-dev']),
     );
+  });
+
+  it(
+    overlay === 'prod'
+      ? 'ships no Secret and no placeholder credential'
+      : 'generates the dev Secret',
+    () => {
+      const secrets = manifests.filter((manifest) => manifest.kind === 'Secret');
+      expect(secrets.map((secret) => secret.metadata.name)).toEqual(
+        overlay === 'prod' ? [] : ['recsys-secrets'],
+      );
+      expect(JSON.stringify(manifests)).not.toMatch(/change-me/);
+    },
+  );
+
+  it('runs every pod locked down, on pinned images, probed and scraped on the ops port', () => {
+    const pods = manifests.flatMap((manifest) => {
+      const spec = manifest.spec as
+        | { template?: { spec?: PodSpec }; jobTemplate?: { spec: { template: { spec: PodSpec } } } }
+        | undefined;
+      const pod = spec?.template?.spec ?? spec?.jobTemplate?.spec.template.spec;
+      return pod === undefined ? [] : [{ name: manifest.metadata.name, pod }];
+    });
+    expect(pods.map((entry) => entry.name).sort()).toEqual([
+      'recsys-api',
+      'recsys-ingest',
+      'recsys-migrate',
+      'recsys-train',
+    ]);
+    for (const { pod } of pods) {
+      expect(pod.automountServiceAccountToken).toBe(false);
+      expect(pod.securityContext).toMatchObject({
+        runAsNonRoot: true,
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
+      for (const container of pod.containers) {
+        expect(container.image).toMatch(/:\d+\.\d+\.\d+$/);
+        expect(container.securityContext).toEqual({
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          capabilities: { drop: ['ALL'] },
+        });
+        if (container.readinessProbe !== undefined) {
+          expect(container.readinessProbe.httpGet.port).toBe('ops');
+        }
+      }
+    }
+    const config = manifests.find((manifest) => manifest.kind === 'ConfigMap') as
+      { data: Record<string, string> } | undefined;
+    expect(config?.data.OPS_PORT).toBe('9090');
   });
 
   it('validates every manifest against the Kubernetes schemas', async () => {

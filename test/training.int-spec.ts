@@ -97,6 +97,15 @@ describe('TrainingService on stored events', () => {
     expect(full.validation.from.getTime()).toBeGreaterThan(full.trainWindow?.to.getTime() ?? 0);
     const parent = loadModel(full.artifact);
     expect(parent.manifest.encoderId).toBe(service.encoderId);
+    // The popularity feature counts clicks from before the validation window only.
+    const before = await pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM (SELECT DISTINCT user_id, item_id FROM events
+        WHERE type = 'click' AND seq <= $1 AND ts < $2) pairs`,
+      [mid, full.validation.from],
+    );
+    const counted = Object.values(parent.manifest.itemClicks).reduce((sum, n) => sum + n, 0);
+    expect(counted).toBeGreaterThan(0);
+    expect(counted).toBeLessThanOrEqual(before.rows[0].n);
 
     const incremental = await service.train({
       mode: 'INCREMENTAL',

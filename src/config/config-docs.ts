@@ -101,6 +101,28 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
     description: 'Comma-separated `host:port` list of bootstrap brokers.',
   },
   KAFKA_CLIENT_ID: { group: 'Kafka', description: 'Client id the Kafka clients send to brokers.' },
+  KAFKA_SSL: {
+    group: 'Kafka',
+    description: 'TLS to the brokers (the system’s trusted CAs unless `KAFKA_SSL_CA_FILE`).',
+  },
+  KAFKA_SSL_CA_FILE: {
+    group: 'Kafka',
+    description:
+      'A PEM file of the CAs to trust for the brokers’ certificates (a private CA); read at start. Needs `KAFKA_SSL=true`.',
+  },
+  KAFKA_SASL_MECHANISM: {
+    group: 'Kafka',
+    description:
+      'SASL authentication to the brokers: `plain`, `scram-sha-256` or `scram-sha-512` (with `KAFKA_SASL_USERNAME` and `KAFKA_SASL_PASSWORD`), or `none`. Use it with `KAFKA_SSL=true`: PLAIN sends the password as is.',
+  },
+  KAFKA_SASL_USERNAME: {
+    group: 'Kafka',
+    description: 'SASL user name; required with a SASL mechanism.',
+  },
+  KAFKA_SASL_PASSWORD: {
+    group: 'Kafka',
+    description: 'SASL password; required with a SASL mechanism. Keep it in the Secret.',
+  },
   KAFKA_TOPIC_PREFIX: {
     group: 'Kafka',
     description:

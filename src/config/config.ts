@@ -63,6 +63,11 @@ export const configSchema = z.object({
   KAFKA_BROKERS: csv.default('127.0.0.1:9092'),
   KAFKA_CLIENT_ID: z.string().min(1).default('recsys'),
   KAFKA_TOPIC_PREFIX: z.string().default(''),
+  KAFKA_SSL: bool.default('false'),
+  KAFKA_SSL_CA_FILE: z.string().min(1).optional(),
+  KAFKA_SASL_MECHANISM: z.enum(['none', 'plain', 'scram-sha-256', 'scram-sha-512']).default('none'),
+  KAFKA_SASL_USERNAME: z.string().min(1).optional(),
+  KAFKA_SASL_PASSWORD: z.string().min(1).optional(),
   HEALTH_TIMEOUT_MS: int(100, 60_000).default(2000),
   SHUTDOWN_TIMEOUT_MS: int(100, 120_000).default(10_000),
   INGEST_EVENTS_GROUP_ID: z.string().min(1).default('recsys-ingest-events'),
@@ -156,6 +161,13 @@ export interface AppConfig {
     readonly brokers: readonly string[];
     readonly clientId: string;
     readonly topicPrefix: string;
+    /** TLS to the brokers; `caFile`: a PEM bundle to trust instead of the system's. */
+    readonly ssl: { readonly caFile: string | null } | null;
+    readonly sasl: {
+      readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512';
+      readonly username: string;
+      readonly password: string;
+    } | null;
   };
   readonly healthTimeoutMs: number;
   readonly shutdownTimeoutMs: number;
@@ -300,6 +312,20 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
   if (c.OPS_PORT !== undefined && c.OPS_PORT !== 0 && c.OPS_PORT === c.PORT) {
     throw new ConfigError([`OPS_PORT=${JSON.stringify(env.OPS_PORT)}: must differ from PORT`]);
   }
+  if (c.KAFKA_SASL_MECHANISM !== 'none') {
+    for (const name of ['KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD'] as const) {
+      if (c[name] === undefined) {
+        throw new ConfigError([
+          `${name}="": required with KAFKA_SASL_MECHANISM=${c.KAFKA_SASL_MECHANISM}`,
+        ]);
+      }
+    }
+  }
+  if (c.KAFKA_SSL_CA_FILE !== undefined && !c.KAFKA_SSL) {
+    throw new ConfigError([
+      `KAFKA_SSL_CA_FILE=${JSON.stringify(c.KAFKA_SSL_CA_FILE)}: needs KAFKA_SSL=true`,
+    ]);
+  }
   if (c.GRAPHQL_MAX_LIST_LENGTH < c.RANK_MAX_CANDIDATES) {
     throw new ConfigError([
       `GRAPHQL_MAX_LIST_LENGTH=${JSON.stringify(env.GRAPHQL_MAX_LIST_LENGTH ?? '')}: must be at least RANK_MAX_CANDIDATES (${c.RANK_MAX_CANDIDATES})`,
@@ -321,6 +347,15 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       brokers: c.KAFKA_BROKERS,
       clientId: c.KAFKA_CLIENT_ID,
       topicPrefix: c.KAFKA_TOPIC_PREFIX,
+      ssl: c.KAFKA_SSL ? { caFile: c.KAFKA_SSL_CA_FILE ?? null } : null,
+      sasl:
+        c.KAFKA_SASL_MECHANISM === 'none'
+          ? null
+          : {
+              mechanism: c.KAFKA_SASL_MECHANISM,
+              username: c.KAFKA_SASL_USERNAME ?? '',
+              password: c.KAFKA_SASL_PASSWORD ?? '',
+            },
     },
     healthTimeoutMs: c.HEALTH_TIMEOUT_MS,
     shutdownTimeoutMs: c.SHUTDOWN_TIMEOUT_MS,

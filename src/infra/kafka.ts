@@ -1,4 +1,14 @@
-import { Admin, Consumer, ConsumerConfig, Kafka, logLevel, Producer } from 'kafkajs';
+import { readFileSync } from 'node:fs';
+import {
+  Admin,
+  Consumer,
+  ConsumerConfig,
+  Kafka,
+  KafkaConfig,
+  logLevel,
+  Producer,
+  SASLOptions,
+} from 'kafkajs';
 import { AppConfig } from '../config/config';
 import { Logger } from '../common/logger';
 
@@ -9,6 +19,32 @@ const levels: Record<logLevel, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.INFO]: 'info',
   [logLevel.DEBUG]: 'debug',
 };
+
+/** How to reach the brokers: addresses, TLS and SASL (the CA file is read here, at start). */
+export function brokerConnection(
+  config: AppConfig['kafka'],
+): Pick<KafkaConfig, 'brokers' | 'ssl' | 'sasl'> {
+  const { ssl, sasl } = config;
+  return {
+    brokers: [...config.brokers],
+    ...(ssl === null
+      ? {}
+      : { ssl: ssl.caFile === null ? true : { ca: [readFileSync(ssl.caFile, 'utf8')] } }),
+    ...(sasl === null ? {} : { sasl: saslOptions(sasl) }),
+  };
+}
+
+function saslOptions(sasl: NonNullable<AppConfig['kafka']['sasl']>): SASLOptions {
+  const { username, password } = sasl;
+  switch (sasl.mechanism) {
+    case 'plain':
+      return { mechanism: 'plain', username, password };
+    case 'scram-sha-256':
+      return { mechanism: 'scram-sha-256', username, password };
+    case 'scram-sha-512':
+      return { mechanism: 'scram-sha-512', username, password };
+  }
+}
 
 /** The one Kafka client of a process: a shared producer and admin, and consumers on demand. */
 export class KafkaClients {
@@ -25,9 +61,10 @@ export class KafkaClients {
     logger: Logger,
   ) {
     const kafkaLogger = logger.child({ component: 'kafkajs' });
+    const connection = brokerConnection(config);
     this.kafka = new Kafka({
       clientId: config.clientId,
-      brokers: [...config.brokers],
+      ...connection,
       connectionTimeout: 3000,
       requestTimeout: 10_000,
       retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 },
@@ -43,7 +80,7 @@ export class KafkaClients {
     this.admin = this.kafka.admin();
     this.probeAdmin = new Kafka({
       clientId: `${config.clientId}-probe`,
-      brokers: [...config.brokers],
+      ...connection,
       connectionTimeout: 1000,
       retry: { retries: 0 },
       logLevel: logLevel.NOTHING,

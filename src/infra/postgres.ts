@@ -2,7 +2,10 @@ import { Pool, PoolClient } from 'pg';
 import { AppConfig } from '../config/config';
 import { Logger } from '../common/logger';
 
-/** Connections of the direct pool: the readiness ping and one held session lock or two. */
+/**
+ * Connections of the direct pool, opened on demand and closed when idle: the readiness ping, one
+ * held session lock (training or embedding) and the embedding worker's LISTEN, at once.
+ */
 const DIRECT_POOL_MAX = 3;
 
 /** The pool for ordinary queries (DATABASE_URL, PG_POOL_MAX connections). */

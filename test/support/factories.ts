@@ -31,6 +31,7 @@ export interface CatalogItemInput {
   category?: string;
   tags?: string[];
   price?: number;
+  createdAt?: string;
   updatedAt?: string;
   deleted?: boolean;
 }

@@ -17,7 +17,7 @@ import type { GraphqlContext } from '../../graphql/graphql.module';
 import { Access, ACCESS_METADATA, AuthError } from './access';
 import { presentedApiKey } from './api-key';
 import { ApiKeyAuthService, Principal } from './api-key-auth.service';
-import { RequestCosts } from './request-costs';
+import { GraphqlCallers } from './graphql-callers';
 
 /** Mercurius adds the reply to the context it hands resolvers. */
 type ResolverContext = GraphqlContext & { readonly reply: FastifyReply };
@@ -47,7 +47,7 @@ export class ApiKeyGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly auth: ApiKeyAuthService,
-    private readonly costs: RequestCosts,
+    private readonly costs: GraphqlCallers,
     @Inject(APP_CONFIG) config: AppConfig,
   ) {
     this.enabled = config.auth.mode === 'api-key';

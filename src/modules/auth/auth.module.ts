@@ -10,7 +10,7 @@ import { ApiKeyGuard, AuthErrorFilter } from './api-key.guard';
 import { ApiKeyRepository } from './api-key.repository';
 import { ApiKeyService } from './api-key.service';
 import { IntrospectionGate } from './introspection-gate';
-import { RequestCosts } from './request-costs';
+import { GraphqlCallers } from './graphql-callers';
 
 /** API keys of the api role: every GraphQL root field but `health` needs one (AUTH_MODE). */
 @Module({
@@ -23,11 +23,11 @@ import { RequestCosts } from './request-costs';
       useFactory: (config: AppConfig, logger: Logger) => createPgListener(config.postgres, logger),
     },
     ApiKeyAuthService,
-    RequestCosts,
+    GraphqlCallers,
     IntrospectionGate,
     { provide: APP_GUARD, useClass: ApiKeyGuard },
     { provide: APP_FILTER, useClass: AuthErrorFilter },
   ],
-  exports: [ApiKeyService, ApiKeyAuthService, RequestCosts],
+  exports: [ApiKeyService, ApiKeyAuthService, GraphqlCallers],
 })
 export class AuthModule {}

@@ -208,7 +208,7 @@ export class EmbeddingRepository {
   }
 
   /**
-   * LISTENs on `channel` on a dedicated connection. `onError` is called once if the connection
+   * LISTENs on `channel` on a dedicated connection (a direct one: a pooler would drop it). `onError` is called once if the connection
    * breaks; the listener is then closed and the caller decides when to listen again.
    */
   async listen(
@@ -216,7 +216,7 @@ export class EmbeddingRepository {
     onNotify: () => void,
     onError: (error: unknown) => void,
   ): Promise<Listener> {
-    const client = await this.pool.connect();
+    const client = await this.directPool.connect();
     let closed = false;
     const fail = (error: unknown) => {
       if (closed) return;

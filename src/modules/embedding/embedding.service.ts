@@ -34,6 +34,12 @@ export class EmbeddingService {
       ['outcome'],
       [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     );
+    const batcher = () => this.batcher;
+    metrics.gauge(
+      'embedding_on_demand_queued_texts',
+      'Candidate texts waiting for on-demand encoding (bounded by EMBEDDING_ONDEMAND_MAX_QUEUE)',
+      () => batcher().queued,
+    );
     this.batcher = new MicroBatcher((texts) => this.run(texts), {
       maxBatch: config.embedding.onDemandMaxBatch,
       maxQueued: config.embedding.onDemandMaxQueue,

@@ -1,7 +1,8 @@
 import type { AppConfig } from '../../config/config';
 import type { Logger } from '../../common/logger';
 import type { TextEncoder } from './text-encoder';
-import { TransformersTextEncoder, encoderIdFor } from './transformers-encoder';
+import { ThreadTextEncoder } from './thread-encoder';
+import { encoderIdFor } from './transformers-encoder';
 
 /**
  * The process's text encoder, loaded on first use (a model load costs a second of CPU and ~100-300
@@ -29,7 +30,7 @@ export class TextEncoderProvider {
     };
     return new TextEncoderProvider(
       encoderIdFor(options),
-      () => TransformersTextEncoder.create(options),
+      () => ThreadTextEncoder.create(options),
       logger.child({ component: 'text-encoder' }),
     );
   }

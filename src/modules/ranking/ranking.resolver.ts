@@ -14,7 +14,7 @@ import {
 import { ValidationError } from '../../common/errors';
 import type { GraphqlContext } from '../../graphql/graphql.module';
 import { RequireRole } from '../auth/access';
-import { RequestCosts } from '../auth/request-costs';
+import { GraphqlCallers } from '../auth/graphql-callers';
 import { ProfileService } from './profile.service';
 import type { StoredProfile } from './ranking.repository';
 import { RankingService } from './ranking.service';
@@ -147,7 +147,7 @@ export class RankingResolver {
   constructor(
     private readonly ranking: RankingService,
     private readonly profiles: ProfileService,
-    private readonly costs: RequestCosts,
+    private readonly costs: GraphqlCallers,
   ) {}
 
   /** The request as ranking sees it: its id, and the key that pays for encoded texts. */

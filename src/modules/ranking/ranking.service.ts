@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
@@ -187,6 +188,8 @@ export class RankingService {
   ): Promise<RankResult> {
     const started = performance.now();
     const abandon = new AbortController();
+    // Every text queued for encoding listens for the abandon: many listeners, on purpose.
+    setMaxListeners(0, abandon.signal);
     let outcome = 'error';
     try {
       const result = await withTimeout(

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { AuthModule } from '../auth/auth.module';
 import { PgArtifactStore } from './artifact.repository';
 import { RegistryRepository } from './registry.repository';
 import { RegistryResolver, TrainingRunResolver } from './registry.resolver';
@@ -17,5 +18,8 @@ import { ARTIFACT_STORE } from './registry.types';
 export class RegistryModule {}
 
 /** The api role's ops GraphQL over the registry (training is queued, never run, here). */
-@Module({ imports: [RegistryModule], providers: [RegistryResolver, TrainingRunResolver] })
+@Module({
+  imports: [RegistryModule, AuthModule],
+  providers: [RegistryResolver, TrainingRunResolver],
+})
 export class RegistryApiModule {}

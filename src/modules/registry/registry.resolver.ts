@@ -1,5 +1,16 @@
-import { Args, ID, Int, Mutation, Parent, Query, ResolveField, Resolver } from '@nestjs/graphql';
+import {
+  Args,
+  Context,
+  ID,
+  Int,
+  Mutation,
+  Parent,
+  Query,
+  ResolveField,
+  Resolver,
+} from '@nestjs/graphql';
 import { RequireRole } from '../auth/access';
+import { GraphqlCallers } from '../auth/graphql-callers';
 import {
   metricsGql,
   ModelMetricGql,
@@ -11,12 +22,13 @@ import {
 } from './registry.graphql';
 import { RegistryService } from './registry.service';
 
-const TRIGGERED_BY = 'graphql';
-
 /** Ops surface of the model lifecycle: every field needs an ops key (storefronts need none). */
 @Resolver(() => ModelVersionGql)
 export class RegistryResolver {
-  constructor(private readonly registry: RegistryService) {}
+  constructor(
+    private readonly registry: RegistryService,
+    private readonly callers: GraphqlCallers,
+  ) {}
 
   @RequireRole('ops')
   @Query(() => [ModelVersionGql], { description: 'newest first' })
@@ -44,20 +56,26 @@ export class RegistryResolver {
 
   @RequireRole('ops')
   @Mutation(() => ModelVersionGql)
-  async activateModelVersion(@Args('id', { type: () => ID }) id: string): Promise<ModelVersionGql> {
-    return versionGql(await this.registry.activate(id, TRIGGERED_BY));
+  async activateModelVersion(
+    @Args('id', { type: () => ID }) id: string,
+    @Context() context: object,
+  ): Promise<ModelVersionGql> {
+    return versionGql(await this.registry.activate(id, this.callers.triggeredBy(context)));
   }
 
   @RequireRole('ops')
   @Mutation(() => ModelVersionGql, { description: 'back to the previously active version' })
-  async rollbackModel(): Promise<ModelVersionGql> {
-    return versionGql(await this.registry.rollback(TRIGGERED_BY));
+  async rollbackModel(@Context() context: object): Promise<ModelVersionGql> {
+    return versionGql(await this.registry.rollback(this.callers.triggeredBy(context)));
   }
 }
 
 @Resolver(() => TrainingRunGql)
 export class TrainingRunResolver {
-  constructor(private readonly registry: RegistryService) {}
+  constructor(
+    private readonly registry: RegistryService,
+    private readonly callers: GraphqlCallers,
+  ) {}
 
   @RequireRole('ops')
   @Query(() => TrainingRunGql)
@@ -73,8 +91,9 @@ export class TrainingRunResolver {
   async trainModel(
     @Args('mode', { type: () => TrainingModeGql, defaultValue: TrainingModeGql.INCREMENTAL })
     mode: TrainingModeGql,
+    @Context() context: object,
   ): Promise<TrainingRunGql> {
-    return runGql(await this.registry.requestTraining(mode, TRIGGERED_BY));
+    return runGql(await this.registry.requestTraining(mode, this.callers.triggeredBy(context)));
   }
 
   @ResolveField(() => ModelVersionGql, { nullable: true })

@@ -75,7 +75,7 @@ export class TrainingService implements ModelTrainer {
     const impressions = incremental
       ? withReplay(freshImpressions, olderImpressions, t.replayRatio, t.seed)
       : freshImpressions;
-    const { train, validation } = splitByTime(impressions, t.validationFraction);
+    const { train, validation, cutoff } = splitByTime(impressions, t.validationFraction);
     if (train.length === 0) {
       throw new DomainError('BAD_USER_INPUT', 'no clicked impressions to train on', {
         events: fresh.length,
@@ -123,7 +123,13 @@ export class TrainingService implements ModelTrainer {
         architecture: { ...this.architecture, dimension: vectors.dimension },
         hyperparameters,
         ...(incremental ? { parent: new Uint8Array(request.parent.artifact) } : {}),
-        clickCounts: [...countClicks([...olderImpressions, ...freshImpressions])],
+        // Popularity from before the validation window only: counting its clicks would tell the
+        // model the answers it is then scored on (the offline eval counts train clicks alone too).
+        clickCounts: [
+          ...countClicks(
+            [...olderImpressions, ...freshImpressions].filter((entry) => entry.time < cutoff),
+          ),
+        ],
         notes: { mode: request.mode, untilSeq: request.events.untilSeq },
       },
       { signal: request.signal, onMessage },

@@ -8,6 +8,11 @@ export type TrainBackendPreference = TrainBackendName | 'auto';
 
 export interface BackendChoice {
   readonly name: TrainBackendName;
+  /**
+   * What it runs on, as recorded in the model version: `tensorflow-gpu (gpu)`, or
+   * `tensorflow-gpu (cpu: no GPU visible)` when libtensorflow found no usable GPU and fell back.
+   */
+  readonly label: string;
   /** Why earlier candidates were skipped, for the log line. */
   readonly skipped: readonly string[];
 }
@@ -40,6 +45,25 @@ async function tryBackend(name: TrainBackendName): Promise<void> {
 }
 
 /**
+ * The backend and the device it really computes on. The native packages register the same
+ * `tensorflow` backend, whose `isUsingGpuDevice` says whether libtensorflow found a GPU: the GPU
+ * package loads, and silently runs on the CPU, on a machine without one.
+ */
+export function backendLabel(name: TrainBackendName, backend: object): string {
+  switch (name) {
+    case 'tensorflow-gpu':
+    case 'tensorflow': {
+      const gpu = (backend as { isUsingGpuDevice?: unknown }).isUsingGpuDevice === true;
+      if (gpu) return `${name} (gpu)`;
+      return name === 'tensorflow-gpu' ? `${name} (cpu: no GPU visible)` : `${name} (cpu)`;
+    }
+    case 'wasm':
+    case 'cpu':
+      return name;
+  }
+}
+
+/**
  * Activates a tfjs backend: the forced one, or with `auto` the best that loads here (native GPU >
  * native CPU > WebAssembly > pure JavaScript). A forced backend that fails to load is an error.
  */
@@ -50,7 +74,7 @@ export async function selectBackend(preference: TrainBackendPreference): Promise
     try {
       await tryBackend(name);
       await tf.ready();
-      return { name, skipped };
+      return { name, label: backendLabel(name, tf.backend()), skipped };
     } catch (error) {
       const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
       if (preference !== 'auto') throw new Error(`TRAIN_BACKEND=${name} unavailable: ${reason}`);

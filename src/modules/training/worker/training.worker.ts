@@ -49,7 +49,7 @@ async function run(job: WorkerJob): Promise<void> {
   switch (job.kind) {
     case 'train': {
       const backend = await selectBackend(job.backend);
-      void post({ type: 'backend', name: backend.name, skipped: backend.skipped });
+      void post({ type: 'backend', name: backend.label, skipped: backend.skipped });
       const outcome = await trainInterestModel(
         {
           train: job.train,
@@ -57,7 +57,7 @@ async function run(job: WorkerJob): Promise<void> {
           vectors: vectorsOf(job.vectors),
           architecture: job.architecture,
           hyperparameters: job.hyperparameters,
-          backend: backend.name,
+          backend: backend.label,
           ...(job.parent === undefined ? {} : { parent: loadModel(job.parent) }),
           ...(job.clickCounts === undefined ? {} : { clickCounts: new Map(job.clickCounts) }),
           ...(job.notes === undefined ? {} : { notes: job.notes }),

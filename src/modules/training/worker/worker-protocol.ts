@@ -1,7 +1,7 @@
 import type { Impression } from '../dataset/dataset';
 import type { RankingMetrics } from '../eval/metrics';
 import type { ModelArchitecture } from '../model/architecture';
-import type { TrainBackendName, TrainBackendPreference } from '../model/backend';
+import type { TrainBackendPreference } from '../model/backend';
 import type { EpochReport, TrainingHyperparameters } from '../trainer';
 
 /** Text vectors shipped to the worker as one transferable block. */
@@ -38,7 +38,8 @@ export type WorkerJob = TrainJob | EvaluateJob;
 export type WorkerMessage =
   | {
       readonly type: 'backend';
-      readonly name: TrainBackendName;
+      /** The backend and the device it runs on (`backendLabel`). */
+      readonly name: string;
       readonly skipped: readonly string[];
     }
   | { readonly type: 'progress'; readonly fraction: number; readonly loss: number }

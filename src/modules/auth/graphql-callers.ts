@@ -4,11 +4,12 @@ import type { AppConfig } from '../../config/config';
 import { ApiKeyAuthService, Principal } from './api-key-auth.service';
 
 /**
- * What each GraphQL request is charged to: the guard records the key a request authenticated
- * with; resolvers charge work beyond the root field itself (each candidate text encoded) here.
+ * Who each GraphQL request acts as: the guard records the key a request authenticated with;
+ * resolvers charge work beyond the root field itself (each candidate text encoded) to it, and
+ * record it as who triggered what they change.
  */
 @Injectable()
-export class RequestCosts {
+export class GraphqlCallers {
   private readonly principals = new WeakMap<object, Principal>();
   private readonly enabled: boolean;
 
@@ -22,6 +23,12 @@ export class RequestCosts {
   /** The guard's record: `context` (the GraphQL context of a request) acts as `principal`. */
   remember(context: object, principal: Principal): void {
     this.principals.set(context, principal);
+  }
+
+  /** Who a change made through this request is recorded as: the API key's name. */
+  triggeredBy(context: object): string {
+    const principal = this.principals.get(context);
+    return principal === undefined ? 'graphql' : `graphql (api key "${principal.name}")`;
   }
 
   /**
