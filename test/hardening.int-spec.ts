@@ -7,13 +7,7 @@ import { generateApiKey } from '../src/modules/auth/api-key';
 import { EmbeddingService } from '../src/modules/embedding/embedding.service';
 import { DLQ_HEADERS, TOPICS } from '../src/modules/ingest/ingest.service';
 import { OnlineStateWriter } from '../src/modules/online-state/online-state.writer';
-import { RegistryRepository } from '../src/modules/registry/registry.repository';
-import { RegistryService } from '../src/modules/registry/registry.service';
-import { ARTIFACT_STORE, ArtifactStore } from '../src/modules/registry/registry.types';
 import { ServingService } from '../src/modules/serving/serving.service';
-import { DEFAULT_ARCHITECTURE } from '../src/modules/training/model/architecture';
-import { serializeModel } from '../src/modules/training/model/artifact';
-import { initialWeights } from '../src/modules/training/model/init-weights';
 import { PinnedModels, startApp } from './support/app';
 import { catalogItem, eventMessage, userEvent } from './support/factories';
 import { fakeCategoryModel } from './support/fakes/category-model';
@@ -29,6 +23,7 @@ import {
   RECOMMEND_QUERY,
 } from './support/ranking-helpers';
 import { TcpProxy } from './support/tcp-proxy';
+import { activateUntrainedModel } from './support/untrained-model';
 import { createTestContext, TestContext } from './support/test-context';
 
 jest.setTimeout(90_000);
@@ -306,20 +301,6 @@ describe('on-demand encoding: bounded, and withdrawn when the request gives up',
     app = await startApp(context.config);
     // An untrained model over the real encoder: every candidate text goes through the batcher.
     const encoderId = app.get(EmbeddingService, { strict: false }).encoderId;
-    const architecture = { ...DEFAULT_ARCHITECTURE, dimension: 384, idEmbedding: false };
-    const artifact = serializeModel(
-      {
-        architecture,
-        encoderId,
-        backend: 'cpu',
-        hyperparameters: {},
-        metrics: {},
-        itemClicks: {},
-        warmItems: [],
-        createdAt: new Date().toISOString(),
-      },
-      initialWeights(architecture, 0, 'hardening'),
-    );
     // A user with a history the model knows, so candidate texts are worth encoding.
     const seen = Float32Array.from({ length: 384 }, (_, i) => Math.sin(i));
     await insertItems(context.config.postgres.url, [
@@ -335,15 +316,7 @@ describe('on-demand encoding: bounded, and withdrawn when the request gives up',
       .apply([
         { eventId: 'seen-click', type: 'click', userId: 'u-text', itemId: 'seen', ts: new Date() },
       ]);
-    const registry = app.get(RegistryRepository, { strict: false });
-    const id = await registry.insertTrainingVersion({
-      parentId: null,
-      encoderId,
-      triggeredBy: 'test',
-    });
-    await app.get<symbol, ArtifactStore>(ARTIFACT_STORE, { strict: false }).put(id, artifact);
-    await registry.setVersionStatus(id, 'candidate', null);
-    await app.get(RegistryService, { strict: false }).activate(id, 'test');
+    const id = await activateUntrainedModel(app, encoderId, 384);
     await eventually(
       async () =>
         (

@@ -5,6 +5,7 @@ import { generateCatalog, SyntheticItem } from '../src/synthetic';
 import { eventMessage, userEvent } from './support/factories';
 import { produceRaw, query as pgQuery, sleep } from './support/ingest-helpers';
 import { eventually } from './support/poll';
+import { activateUntrainedModel } from './support/untrained-model';
 import { PinnedModels, startApp } from './support/app';
 import { fakeCategoryModel } from './support/fakes/category-model';
 import { graphql } from './support/graphql';
@@ -18,12 +19,7 @@ import {
   recommendCall,
 } from './support/ranking-helpers';
 import { createTestContext, TestContext } from './support/test-context';
-import { RegistryRepository } from '../src/modules/registry/registry.repository';
 import { RegistryService } from '../src/modules/registry/registry.service';
-import { ARTIFACT_STORE, ArtifactStore } from '../src/modules/registry/registry.types';
-import { DEFAULT_ARCHITECTURE } from '../src/modules/training/model/architecture';
-import { serializeModel } from '../src/modules/training/model/artifact';
-import { initialWeights } from '../src/modules/training/model/init-weights';
 
 const catalog = generateCatalog({ items: 240, seed: 'ranking', categories: 12, idPrefix: 'ri-' });
 const byCategory = (category: string) => catalog.items.filter((item) => item.category === category);
@@ -377,33 +373,7 @@ describe('ranking on the real stack (api + ingest in one app)', () => {
     const encoderId = 'test-category-encoder:32';
     const texts = textVectors(model());
     await insertItemVectors(context.config.postgres.url, encoderId, texts);
-    const architecture = {
-      ...DEFAULT_ARCHITECTURE,
-      dimension: texts.dimension,
-      idEmbedding: false,
-    };
-    const artifact = serializeModel(
-      {
-        architecture,
-        encoderId,
-        backend: 'cpu',
-        hyperparameters: {},
-        metrics: {},
-        itemClicks: {},
-        warmItems: [],
-        createdAt: new Date().toISOString(),
-      },
-      initialWeights(architecture, 0, 'ranking-int'),
-    );
-    const registry = app.get(RegistryRepository);
-    const versionId = await registry.insertTrainingVersion({
-      parentId: null,
-      encoderId,
-      triggeredBy: 'test',
-    });
-    await app.get<symbol, ArtifactStore>(ARTIFACT_STORE).put(versionId, artifact);
-    await registry.setVersionStatus(versionId, 'candidate', null);
-    await app.get(RegistryService).activate(versionId, 'test');
+    const versionId = await activateUntrainedModel(app, encoderId, texts.dimension);
 
     models.unpin();
     try {

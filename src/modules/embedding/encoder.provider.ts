@@ -28,11 +28,15 @@ export class TextEncoderProvider {
       batchSize: config.embedding.batchSize,
       allowRemote: config.embedding.allowRemote,
     };
-    return new TextEncoderProvider(
+    const provider: TextEncoderProvider = new TextEncoderProvider(
       encoderIdFor(options),
-      () => ThreadTextEncoder.create(options),
+      () =>
+        ThreadTextEncoder.create(options, (gone) => {
+          provider.forget(gone);
+        }),
       logger.child({ component: 'text-encoder' }),
     );
+    return provider;
   }
 
   get(): Promise<TextEncoder> {
@@ -44,10 +48,16 @@ export class TextEncoderProvider {
     return this.loaded !== undefined;
   }
 
-  async onApplicationShutdown(): Promise<void> {
-    const encoder = this.loaded;
+  /** `encoder` is gone (its thread ended): the next caller loads a new one. */
+  forget(encoder: TextEncoder): void {
+    if (this.loaded !== encoder) return;
     this.loaded = undefined;
     this.loading = undefined;
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    const encoder = this.loaded;
+    if (encoder) this.forget(encoder);
     if (encoder && 'dispose' in encoder && typeof encoder.dispose === 'function') {
       await (encoder as { dispose(): Promise<void> }).dispose();
     }

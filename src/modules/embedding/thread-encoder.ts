@@ -22,6 +22,7 @@ export class ThreadTextEncoder implements TextEncoder {
     private readonly worker: Worker,
     readonly modelId: string,
     readonly dimension: number,
+    onExit: (encoder: ThreadTextEncoder) => void,
   ) {
     worker.on('message', (reply: EncoderThreadReply) => {
       if (reply.type !== 'encoded' && reply.type !== 'error') return;
@@ -35,22 +36,30 @@ export class ThreadTextEncoder implements TextEncoder {
     });
     worker.on('exit', (code) => {
       this.failAll(new Error(`encoder thread exited with code ${code}`));
+      onExit(this);
     });
   }
 
-  static create(options: TransformersEncoderOptions): Promise<ThreadTextEncoder> {
+  /** `onExit` runs when the thread ends, whether closed or lost (so its owner can load anew). */
+  static create(
+    options: TransformersEncoderOptions,
+    onExit: (encoder: ThreadTextEncoder) => void,
+  ): Promise<ThreadTextEncoder> {
     const entry = path.join(__dirname, 'encoder.thread');
-    // From TypeScript sources (ts-node, jest) the thread registers ts-node; built code runs JS.
-    const fromSource = __filename.endsWith('.ts');
-    const worker = new Worker(fromSource ? `${entry}.ts` : `${entry}.js`, {
-      workerData: options,
-      execArgv: fromSource ? ['--require', 'ts-node/register/transpile-only'] : [],
-    });
+    // From TypeScript sources (ts-node, jest) the thread compiles with ts-node, without swc: swc's
+    // native addon crashes when a second thread of a process loads it. Built code runs JS.
+    const worker = __filename.endsWith('.ts')
+      ? new Worker(
+          `require('ts-node').register({ transpileOnly: true, swc: false });
+           require(${JSON.stringify(`${entry}.ts`)});`,
+          { eval: true, workerData: options },
+        )
+      : new Worker(`${entry}.js`, { workerData: options });
     return new Promise((resolve, reject) => {
       const onReply = (reply: EncoderThreadReply) => {
         if (reply.type === 'ready') {
           cleanup();
-          resolve(new ThreadTextEncoder(worker, reply.modelId, reply.dimension));
+          resolve(new ThreadTextEncoder(worker, reply.modelId, reply.dimension, onExit));
         } else if (reply.type === 'failed') {
           cleanup();
           void worker.terminate();

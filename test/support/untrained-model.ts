@@ -1,0 +1,42 @@
+import type { INestApplicationContext } from '@nestjs/common';
+import { RegistryRepository } from '../../src/modules/registry/registry.repository';
+import { RegistryService } from '../../src/modules/registry/registry.service';
+import { ARTIFACT_STORE, ArtifactStore } from '../../src/modules/registry/registry.types';
+import { DEFAULT_ARCHITECTURE } from '../../src/modules/training/model/architecture';
+import { serializeModel } from '../../src/modules/training/model/artifact';
+import { initialWeights } from '../../src/modules/training/model/init-weights';
+
+/**
+ * Registers and activates an untrained interest model over `encoderId`'s vectors, as training
+ * would: its item tower is the identity, so rankings stay checkable. Returns the version id.
+ */
+export async function activateUntrainedModel(
+  app: INestApplicationContext,
+  encoderId: string,
+  dimension: number,
+): Promise<string> {
+  const architecture = { ...DEFAULT_ARCHITECTURE, dimension, idEmbedding: false };
+  const artifact = serializeModel(
+    {
+      architecture,
+      encoderId,
+      backend: 'cpu',
+      hyperparameters: {},
+      metrics: {},
+      itemClicks: {},
+      warmItems: [],
+      createdAt: new Date().toISOString(),
+    },
+    initialWeights(architecture, 0, `untrained-${encoderId}`),
+  );
+  const registry = app.get(RegistryRepository, { strict: false });
+  const id = await registry.insertTrainingVersion({
+    parentId: null,
+    encoderId,
+    triggeredBy: 'test',
+  });
+  await app.get<symbol, ArtifactStore>(ARTIFACT_STORE, { strict: false }).put(id, artifact);
+  await registry.setVersionStatus(id, 'candidate', null);
+  await app.get(RegistryService, { strict: false }).activate(id, 'test');
+  return id;
+}
