@@ -90,4 +90,31 @@ describe('PopularityMirror', () => {
       jest.useRealTimers();
     }
   });
+
+  it('follows after a reload slower than the change stream is kept, instead of reloading again', async () => {
+    jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate'] });
+    try {
+      let scans = 0;
+      const feed = new FakeFeed();
+      // Every full scan takes 20 s of clock, longer than the stream keeps its entries.
+      const scanAll = feed.allPopularity.bind(feed);
+      feed.allPopularity = () => {
+        scans += 1;
+        jest.advanceTimersByTime(20_000);
+        return scanAll();
+      };
+      feed.write('a', stored(1));
+      const { mirror, keeper } = mirrorOn(feed, ['a']);
+      await mirror.sync();
+      for (let i = 0; i < 3; i++) {
+        jest.advanceTimersByTime(250);
+        feed.write('a', stored(2 + i));
+        await mirror.sync();
+      }
+      expect(scans).toBe(1);
+      expect(clicksOf(keeper, ['a'])).toEqual([4]);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
 });

@@ -23,10 +23,10 @@ export interface PopularityKeeper {
 
 const PAGE = 200;
 /**
- * A follower that has not synced for this long may have missed entries Redis trimmed since:
- * it reloads everything instead.
+ * How long after its last read point a follower may still follow: later, Redis may have trimmed
+ * entries it has not read (half the retention leaves room for a sync interval and a slow read).
  */
-const RELOAD_AFTER_MS = POPULARITY_CHANGES_RETENTION_MS / 2;
+const FOLLOW_WINDOW_MS = POPULARITY_CHANGES_RETENTION_MS / 2;
 const WARN_INTERVAL_MS = 10_000;
 
 /**
@@ -47,6 +47,8 @@ export class PopularityMirror implements OnApplicationBootstrap, OnApplicationSh
   /** Id of the last applied entry; undefined until the first load. */
   private lastId: string | undefined;
   private syncedAt = Number.NEGATIVE_INFINITY;
+  /** Until when following from `lastId` misses nothing (see FOLLOW_WINDOW_MS). */
+  private followableUntil = Number.NEGATIVE_INFINITY;
   private syncing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lastWarned = 0;
@@ -116,10 +118,10 @@ export class PopularityMirror implements OnApplicationBootstrap, OnApplicationSh
     if (this.keeper === undefined) return;
     const started = performance.now();
     try {
-      if (this.lastId === undefined || started - this.syncedAt > RELOAD_AFTER_MS) {
+      if (this.lastId === undefined || started > this.followableUntil) {
         await this.reload();
       } else {
-        await this.followFrom(this.lastId);
+        await this.followFrom(this.lastId, started);
       }
       this.syncedAt = started;
     } catch (error) {
@@ -131,7 +133,8 @@ export class PopularityMirror implements OnApplicationBootstrap, OnApplicationSh
     }
   }
 
-  private async followFrom(from: string): Promise<void> {
+  /** Applies the entries after `from`, read from `started` on. */
+  private async followFrom(from: string, started: number): Promise<void> {
     let after = from;
     for (;;) {
       const changes = await this.feed.popularityChangesAfter(after, PAGE);
@@ -146,12 +149,18 @@ export class PopularityMirror implements OnApplicationBootstrap, OnApplicationSh
         after = change.id;
         this.lastId = after;
       }
-      if (changes.length < PAGE) return;
+      if (changes.length < PAGE) break;
     }
+    this.followableUntil = started + FOLLOW_WINDOW_MS;
   }
 
-  /** Reads every item's value; entries written meanwhile are applied again by the next follow. */
+  /**
+   * Reads every item's value; entries written meanwhile are applied again by the next follow. A
+   * reload longer than the follow window would be followed by another, and so on for ever: it is
+   * followed anyway, from what Redis still holds, and says what it may have missed.
+   */
   private async reload(): Promise<void> {
+    const started = performance.now();
     const lastId = await this.feed.lastPopularityChange();
     const kept: (readonly [string, StoredPopularity])[] = [];
     for await (const page of this.feed.allPopularity()) {
@@ -159,7 +168,18 @@ export class PopularityMirror implements OnApplicationBootstrap, OnApplicationSh
     }
     this.keeper?.replaceAll(kept);
     this.lastId = lastId;
+    const finished = performance.now();
+    const overran = finished - started > FOLLOW_WINDOW_MS;
+    this.followableUntil = (overran ? finished : started) + FOLLOW_WINDOW_MS;
     this.reloads.inc();
-    this.logger.info({ items: kept.length }, 'popularity copy loaded');
+    const ms = Math.round(finished - started);
+    if (overran) {
+      this.logger.warn(
+        { items: kept.length, ms, followWindowMs: FOLLOW_WINDOW_MS },
+        'popularity copy loaded more slowly than the change stream is kept: items that changed while it loaded may be stale until their next change',
+      );
+    } else {
+      this.logger.info({ items: kept.length, ms }, 'popularity copy loaded');
+    }
   }
 }
