@@ -13,9 +13,10 @@ import { catalogItem, eventMessage, userEvent } from './support/factories';
 import { fakeCategoryModel } from './support/fakes/category-model';
 import { reportFigures } from './support/fault-helpers';
 import { graphql, GraphqlResponse } from './support/graphql';
-import { produceRaw, query, readTopic } from './support/ingest-helpers';
+import { produceRaw, query, readTopic, sleep } from './support/ingest-helpers';
 import { eventually } from './support/poll';
 import {
+  insertEvents,
   insertItems,
   insertItemVectors,
   RANK_QUERY,
@@ -400,7 +401,7 @@ describe('on-demand encoding: bounded, and withdrawn when the request gives up',
   });
 });
 
-describe('readiness when PostgreSQL is away or busy (api role)', () => {
+describe('readiness when PostgreSQL or Redis is away or busy (api role)', () => {
   let context: TestContext;
 
   beforeAll(async () => {
@@ -471,6 +472,80 @@ describe('readiness when PostgreSQL is away or busy (api role)', () => {
     } finally {
       held.release();
       await app.close();
+    }
+  });
+
+  it('keeps readiness fast while a Redis outage sends every ranking read to PostgreSQL', async () => {
+    const users = Array.from({ length: 20 }, (_, i) => `u-outage-${i}`);
+    await insertEvents(
+      context.config.postgres.url,
+      users.flatMap((userId, u) =>
+        ITEMS.map(({ itemId }, i) => ({
+          eventId: `outage-${u}-${i}`,
+          type: 'click' as const,
+          userId,
+          itemId,
+          ts: new Date(Date.now() - i * 60_000),
+        })),
+      ),
+    );
+    const proxy = new TcpProxy('127.0.0.1', 6379);
+    await proxy.start();
+    const viaProxy = new URL(context.config.redis.url);
+    viaProxy.port = String(proxy.port);
+    // Two query connections, as a small pool under load would be: ranking reads take both.
+    const app = await startApp(
+      {
+        ...context.config,
+        redis: { ...context.config.redis, url: viaProxy.toString() },
+        postgres: { ...context.config.postgres, poolMax: 2 },
+      },
+      { models: new PinnedModels({ model: model() }) },
+    );
+    try {
+      await proxy.cut();
+      // The popularity copy goes stale (2 s), so every rank reads popularity per request too.
+      await sleep(2500);
+      const outcomes: Record<string, number> = {};
+      const readiness: { status: number; ms: number }[] = [];
+      const until = Date.now() + 3000;
+      const flood = async (worker: number) => {
+        for (let n = 0; Date.now() < until; n++) {
+          const response = await graphql<{ rank: RankResultView }>(app, RANK_QUERY, {
+            userId: users[(worker + n) % users.length],
+            candidates: ITEMS.map(({ itemId }) => ({ itemId })),
+          });
+          const degraded = response.data?.rank.degraded ?? [];
+          const outcome =
+            response.errors?.[0]?.extensions?.code ??
+            (degraded.length > 0 ? degraded.join('+') : 'ok');
+          outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+        }
+      };
+      const probe = async () => {
+        while (Date.now() < until) {
+          const started = Date.now();
+          const ready = await app.inject({ method: 'GET', url: '/health/ready' });
+          readiness.push({ status: ready.statusCode, ms: Date.now() - started });
+          await sleep(100);
+        }
+      };
+      await Promise.all([...Array.from({ length: 16 }, (_, worker) => flood(worker)), probe()]);
+      const slowestReadyMs = Math.max(...readiness.map((answer) => answer.ms));
+      reportFigures('redis-outage', {
+        rankOutcomes: outcomes,
+        readinessProbes: readiness.length,
+        readyStatuses: [...new Set(readiness.map((answer) => answer.status))],
+        slowestReadyMs,
+      });
+      expect(readiness.length).toBeGreaterThan(10);
+      expect(readiness.every((answer) => answer.status === 200)).toBe(true);
+      expect(slowestReadyMs).toBeLessThan(1000);
+      // Ranking answered from PostgreSQL, and said so.
+      expect(outcomes.online_state_from_postgres).toBeGreaterThan(0);
+    } finally {
+      await app.close();
+      await proxy.cut();
     }
   });
 });
