@@ -1,17 +1,20 @@
 import { ChildProcess, fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import { Client } from 'pg';
 import { createClient } from 'redis';
 import { createLogger } from '../src/common/logger';
-import { loadConfig } from '../src/config/config';
+import { Kafka, logLevel } from 'kafkajs';
+import { AppConfig, loadConfig } from '../src/config/config';
+import { SERVED_LOG_TOPICS } from '../src/modules/served-log/served-slate.codec';
 import { ensureDatabase, migrate } from '../src/infra/migrator';
 import { generateBehaviour, generateCatalog, Random } from '../src/synthetic';
 import { createBenchApiKey } from './lib/api-key';
 import { Benchmark, progress, integerFlag } from './lib/harness';
 import { openLoop } from './lib/open-loop';
-import { REAL_RANKING, SKIP_RANKING } from './servers/common';
+import { RankVariant, REAL_RANKING, SKIP_RANKING } from './servers/common';
 import type { ServerReady } from './servers/common';
 
 const STARTUP_TIMEOUT_MS = 300_000;
@@ -30,6 +33,10 @@ interface Settings {
   readonly warmupSeconds: number;
   readonly measureSeconds: number;
   readonly connections: number;
+  /** Alternating rounds of the rank variants (hand, combiner, log off) at half the max rate. */
+  readonly variantRounds: number;
+  readonly variantWarmupSeconds: number;
+  readonly variantSeconds: number;
 }
 
 function parseSettings(args: readonly string[]): Settings {
@@ -43,6 +50,9 @@ function parseSettings(args: readonly string[]): Settings {
     warmupSeconds: value('warmup', 5),
     measureSeconds: value('measure', 10),
     connections: value('connections', 32),
+    variantRounds: value('variant-rounds', 3),
+    variantWarmupSeconds: value('variant-warmup', 3),
+    variantSeconds: value('variant-seconds', 6),
   };
 }
 
@@ -54,6 +64,31 @@ interface Measurement {
 }
 
 const DATABASE = 'recsys_bench_ranking';
+
+type VariantName = 'hand' | 'combiner' | 'logOff';
+const VARIANT_NAMES: readonly VariantName[] = ['hand', 'combiner', 'logOff'];
+const VARIANT_LABELS: Record<VariantName, string> = {
+  hand: 'hand weights, served-slate log on (as served)',
+  combiner: 'learned combiner, log on',
+  logOff: 'hand weights, log off',
+};
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.at(Math.floor(sorted.length / 2));
+  if (middle === undefined) throw new Error('no measurement');
+  return middle;
+}
+
+/** User + system CPU seconds of a process, all its threads (Linux /proc). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  // utime and stime: fields 14 and 15 of stat, 12 and 13 after the command name.
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** Linux's USER_HZ on every architecture Node runs on. */
+const CLOCK_TICKS_PER_SECOND = 100;
 const SEED = 'bench-ranking';
 
 /** Fresh database with the catalog and behaviour (the last 7 days, so popularity is live). */
@@ -197,6 +232,28 @@ async function load(
   };
 }
 
+async function createServedTopic(config: AppConfig, topicPrefix: string): Promise<void> {
+  const kafka = new Kafka({
+    clientId: 'bench-ranking',
+    brokers: [...config.kafka.brokers],
+    logLevel: logLevel.NOTHING,
+  });
+  const admin = kafka.admin();
+  try {
+    await admin.connect();
+    await admin.createTopics({
+      topics: [{ topic: `${topicPrefix}${SERVED_LOG_TOPICS.slates}`, numPartitions: 6 }],
+      waitForLeaders: true,
+    });
+  } catch (error) {
+    throw new Error(
+      `no Kafka broker at ${config.kafka.brokers.join(',')} (start one: npm run stack): ${String(error)}`,
+    );
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 const benchmark: Benchmark = {
   description:
     'rank (100 candidates) and recommend(first: 20) vs a trivial query, 50,000-item catalog, one server',
@@ -214,6 +271,9 @@ const benchmark: Benchmark = {
       'content-type': 'application/json',
       'x-api-key': await createBenchApiKey(databaseUrl, 'read'),
     };
+    // The served-slate log sends every answer to rank.served: measured against a real broker.
+    const topicPrefix = `bench-ranking-${process.pid}-`;
+    await createServedTopic(base, topicPrefix);
     progress(`${events} events; starting the server (online-state rebuild, model load)`);
     let child: ChildProcess | undefined;
     const kill = () => child?.kill('SIGKILL');
@@ -229,6 +289,7 @@ const benchmark: Benchmark = {
         BENCH_ITEMS: String(settings.items),
         BENCH_SEED: SEED,
         BENCH_DIMENSION: String(settings.dimension),
+        KAFKA_TOPIC_PREFIX: topicPrefix,
       });
       child = started.child;
       const url = `http://127.0.0.1:${started.port}/graphql`;
@@ -279,7 +340,7 @@ const benchmark: Benchmark = {
       const recommend = await load(url, headers, recommendBodies, measureSeconds, connections);
       progress('rank with the ranking skipped (the same HTTP + GraphQL path)');
       const server = child;
-      const switchTo = (message: string) =>
+      const switchTo = (message: string | RankVariant) =>
         new Promise<void>((done) => {
           server.once('message', () => {
             done();
@@ -296,6 +357,40 @@ const benchmark: Benchmark = {
       const halfRateLoad = { url, headers, bodies: rankBodies, rate: halfRate };
       await openLoop({ ...halfRateLoad, seconds: warmupSeconds });
       const rankHalf = await openLoop({ ...halfRateLoad, seconds: measureSeconds });
+      // The variants' cost as the server's CPU time per `rank` (all its threads, the served-slate
+      // producer's included) at a fixed rate, in alternating rounds, medians compared. Saturated
+      // throughput swings ±15 % between rounds on 2 shared cores; CPU per request at a steady
+      // rate is what a variant adds, and capacity is its inverse.
+      const variants: Record<VariantName, RankVariant> = {
+        hand: { combiner: false, servedLog: true },
+        combiner: { combiner: true, servedLog: true },
+        logOff: { combiner: false, servedLog: false },
+      };
+      const cpuPerRank: Record<VariantName, number[]> = { hand: [], combiner: [], logOff: [] };
+      const serverPid = server.pid;
+      if (serverPid === undefined) throw new Error('the server has no pid');
+      for (let round = 1; round <= settings.variantRounds; round++) {
+        progress(
+          `variants at ${halfRate} req/s, round ${round}/${settings.variantRounds}: hand, combiner, log off`,
+        );
+        for (const name of VARIANT_NAMES) {
+          await switchTo(variants[name]);
+          await openLoop({ ...halfRateLoad, seconds: settings.variantWarmupSeconds });
+          const before = cpuSeconds(serverPid);
+          const measured = await openLoop({ ...halfRateLoad, seconds: settings.variantSeconds });
+          const requests = measured.requestsPerSecond * settings.variantSeconds;
+          cpuPerRank[name].push(((cpuSeconds(serverPid) - before) / requests) * 1e6);
+        }
+      }
+      await switchTo(variants.hand);
+      const cpu = {
+        hand: median(cpuPerRank.hand),
+        combiner: median(cpuPerRank.combiner),
+        logOff: median(cpuPerRank.logOff),
+      };
+      // Capacity ratios: the same cores serve 1 / (CPU per request) requests.
+      const combinerRatio = cpu.hand / cpu.combiner;
+      const logRatio = cpu.logOff / cpu.hand;
       const ratio = rank.requestsPerSecond / trivial.requestsPerSecond;
       const skippedRatio = rankSkipped.requestsPerSecond / trivial.requestsPerSecond;
       const row = (name: string, m: Measurement) => ({
@@ -314,6 +409,16 @@ const benchmark: Benchmark = {
           row('rank, ranking skipped (reference)', rankSkipped),
           row(`rank at ${halfRate} req/s (half max)`, rankHalf),
         ],
+        tables: [
+          {
+            title: `Server CPU per rank at ${halfRate} req/s (all threads; median of ${settings.variantRounds} alternating rounds)`,
+            rows: VARIANT_NAMES.map((name) => ({
+              variant: VARIANT_LABELS[name],
+              'CPU µs per rank': Math.round(cpu[name]),
+              rounds: cpuPerRank[name].map((value) => Math.round(value)).join(' '),
+            })),
+          },
+        ],
         figures: {
           settings,
           trivial,
@@ -323,7 +428,15 @@ const benchmark: Benchmark = {
           ratioRankingSkippedOverTrivial: skippedRatio,
           rankAtHalfRate: { rate: halfRate, ...rankHalf },
           ratioRankOverTrivial: ratio,
+          cpuMicrosPerRank: cpu,
+          cpuMicrosPerRankRounds: cpuPerRank,
+          ratioCombinerOverHand: combinerRatio,
+          ratioLogOnOverOff: logRatio,
           targets: {
+            combinerRatioAtLeast: 0.9,
+            combinerRatioMet: combinerRatio >= 0.9,
+            logRatioAtLeast: 0.95,
+            logRatioMet: logRatio >= 0.95,
             ratioAtLeast: 0.5,
             ratioMet: ratio >= 0.5,
             halfRateP99UnderMs: 20,
@@ -333,6 +446,8 @@ const benchmark: Benchmark = {
         },
         notes: [
           `ratio rank/trivial requests/s: ${ratio.toFixed(2)} (target >= 0.5: ${ratio >= 0.5 ? 'met' : 'NOT met'})`,
+          `capacity ratio learned combiner / hand weights (CPU per rank, inverted): ${combinerRatio.toFixed(3)} (target >= 0.9: ${combinerRatio >= 0.9 ? 'met' : 'NOT met'})`,
+          `capacity ratio served-slate log on / off (CPU per rank, inverted): ${logRatio.toFixed(3)} (target >= 0.95, i.e. the log costs < 5 %: ${logRatio >= 0.95 ? 'met' : 'NOT met'}); log on = slates sent to rank.served on the running broker`,
           `reference: rank with the ranking skipped (same request, answered through the same HTTP + GraphQL path with the candidates in their order) / trivial: ${skippedRatio.toFixed(2)}; the ranking itself has to fit in what is left between that and 0.5`,
           `p99 of rank at half its max rate: ${rankHalf.p99Ms.toFixed(1)} ms (target < 20 ms: ${rankHalf.p99Ms < 20 ? 'met' : 'NOT met'}); the generator's own event-loop delay meanwhile: p99 ${rankHalf.generatorDelayP99Ms.toFixed(1)} ms, max ${rankHalf.generatorDelayMaxMs.toFixed(1)} ms`,
           `Model: the in-memory category model (dimension ${settings.dimension}) stands in for the trained scorer; online state rebuilt in Redis from ${events.toLocaleString('en-US')} events of ${settings.users} users.`,

@@ -23,6 +23,9 @@ async function main(): Promise<void> {
   const started = Date.now();
   const result = await benchmark.run(args);
   process.stdout.write(`\n## ${result.title}\n\n${formatTable(result.rows)}\n\n`);
+  for (const table of result.tables ?? []) {
+    process.stdout.write(`### ${table.title}\n\n${formatTable(table.rows)}\n\n`);
+  }
   for (const note of result.notes ?? []) process.stdout.write(`- ${note}\n`);
   const machine = { cpus: (await import('node:os')).cpus().length, node: process.version };
   process.stdout.write(

@@ -25,8 +25,18 @@ export const MODULE_MAP = {
     'modules/online-state',
     'synthetic',
   ],
+  'modules/served-log': [...BASE, 'modules/ingest', 'modules/metrics'],
   'modules/registry': [...BASE, 'modules/auth'],
-  'modules/training': [...BASE, 'modules/embedding', 'modules/registry', 'synthetic'],
+  // The offline eval scores what `rank` returns: ranking's features and merge over the online
+  // state's decay, rebuilt at each impression's time.
+  'modules/training': [
+    ...BASE,
+    'modules/embedding',
+    'modules/online-state',
+    'modules/ranking',
+    'modules/registry',
+    'synthetic',
+  ],
   'modules/serving': [
     ...BASE,
     'modules/auth',
@@ -44,6 +54,7 @@ export const MODULE_MAP = {
     'modules/auth',
     'modules/metrics',
     'modules/online-state',
+    'modules/served-log',
     'modules/serving',
   ],
 };

@@ -51,7 +51,7 @@ LOG4J_BROKER=$STACK_DIR/log4j2-broker.properties
 LOG4J_TOOLS=$STACK_DIR/log4j2-tools.properties
 
 # Topics the service uses: name:partitions.
-TOPICS=(user.events:6 catalog.items:3 user.events.dlq:1 catalog.items.dlq:1)
+TOPICS=(user.events:6 catalog.items:3 user.events.dlq:1 catalog.items.dlq:1 rank.served:6 rank.served.dlq:1)
 if [[ -n ${STACK_TOPICS:-} ]]; then
   read -r -a _extra <<<"${STACK_TOPICS//,/ }"
   TOPICS+=("${_extra[@]}")

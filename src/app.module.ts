@@ -10,6 +10,7 @@ import { IngestApiModule, IngestModule } from './modules/ingest/ingest.module';
 import { EmbeddingApiModule, EmbeddingModule } from './modules/embedding/embedding.module';
 import { RankingModule } from './modules/ranking/ranking.module';
 import { RegistryApiModule } from './modules/registry/registry.module';
+import { ServedLogIngestModule } from './modules/served-log/served-log.module';
 import { ServingModule } from './modules/serving/serving.module';
 import { TrainingModule } from './modules/training/training.module';
 import { graphqlModule } from './graphql/graphql.module';
@@ -31,7 +32,7 @@ export const ROLE_MODULES: Record<Exclude<Role, 'all'>, { graphql: boolean; modu
       RegistryApiModule,
     ],
   },
-  ingest: { graphql: false, modules: [IngestModule, EmbeddingModule] },
+  ingest: { graphql: false, modules: [IngestModule, ServedLogIngestModule, EmbeddingModule] },
   train: { graphql: false, modules: [TrainingModule] },
 };
 

@@ -31,6 +31,7 @@ describe('offline evaluation on synthetic MIND data', () => {
       hyperparameters: { epochs: 3, batchSize: 64 },
       validationFraction: 0.1,
       ablations: false,
+      popularityHalfLifeMs: 24 * 3_600_000,
       log: () => undefined,
     });
     const auc = (name: string) => result.rows.find((row) => row.name === name)?.all.auc ?? 0;
@@ -39,5 +40,14 @@ describe('offline evaluation on synthetic MIND data', () => {
     expect(trained).toBeGreaterThan(auc('frozen encoder (mean history, cosine)'));
     expect(trained).toBeGreaterThan(auc('popularity'));
     expect(trained).toBeGreaterThan(auc('random'));
+    // What rank returns is scored too: the model merged by ranking's merge, hand and learned.
+    const hand = auc('served: default profile, hand weights');
+    const learned = auc('served: learned combiner (additive shapes)');
+    process.stdout.write(
+      `synthetic eval AUC: model ${trained.toFixed(4)}, served hand ${hand.toFixed(4)}, served learned ${learned.toFixed(4)}\n`,
+    );
+    expect(hand).toBeGreaterThan(auc('random'));
+    expect(learned).toBeGreaterThan(auc('popularity'));
+    expect(result.combiner?.kind).toBe('additive');
   }, 120_000);
 });

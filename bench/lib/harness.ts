@@ -2,6 +2,11 @@
 export interface BenchResult {
   readonly title: string;
   readonly rows: readonly Record<string, string | number>[];
+  /** Further tables, printed after the first. */
+  readonly tables?: readonly {
+    readonly title: string;
+    readonly rows: readonly Record<string, string | number>[];
+  }[];
   readonly figures: Readonly<Record<string, unknown>>;
   readonly notes?: readonly string[];
 }

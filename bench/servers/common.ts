@@ -5,6 +5,15 @@ import type { INestApplication } from '@nestjs/common';
 /** IPC messages to the ranking server: rank with the ranking skipped, or for real (echoed back). */
 export const SKIP_RANKING = 'skip-ranking';
 export const REAL_RANKING = 'real-ranking';
+/**
+ * Which variant of `rank` the ranking server runs: the served model with or without a learned
+ * combiner (8 knots per input, as a trained version carries), the served-slate log on or off
+ * (nothing built, nothing sent). Echoed back once in effect.
+ */
+export interface RankVariant {
+  readonly combiner: boolean;
+  readonly servedLog: boolean;
+}
 
 /** Message a server child sends over IPC once it listens. */
 export interface ServerReady {

@@ -3,10 +3,18 @@ import type { AddressInfo } from 'node:net';
 import { loadConfig } from '../../src/config/config';
 import { OnlineStateService } from '../../src/modules/ingest/online-state.service';
 import { RankingService } from '../../src/modules/ranking/ranking.service';
+import type { LoadedModel } from '../../src/modules/serving/served-model';
+import { ServingService } from '../../src/modules/serving/serving.service';
 import { generateCatalog } from '../../src/synthetic';
 import { PinnedModels, startApp } from '../../test/support/app';
 import { fakeCategoryModel } from '../../test/support/fakes/category-model';
-import { SKIP_RANKING } from './common';
+import { ServedSlateRecorder } from '../../src/modules/served-log/served-slate.recorder';
+import {
+  COMBINER_INPUTS,
+  CombinerSpec,
+  runnableCombiner,
+} from '../../src/modules/training/model/combiner';
+import { RankVariant, SKIP_RANKING } from './common';
 import type { ServerReady } from './common';
 
 /**
@@ -26,7 +34,8 @@ async function main(): Promise<void> {
     versionId: 'bench',
     dimension: Number(process.env.BENCH_DIMENSION ?? 64),
   });
-  const app = await startApp(config, { models: new PinnedModels({ model }) });
+  const models = new PinnedModels({ model });
+  const app = await startApp(config, { models });
   await app.get(OnlineStateService, { strict: false }).rebuild(() => undefined);
   // The bench's reference for what the ranking itself costs: `rank` answered through the same
   // HTTP + GraphQL path with the ranking skipped (candidates in their order, score 0).
@@ -44,14 +53,63 @@ async function main(): Promise<void> {
       requestId,
       degraded: [],
     });
+  const withCombiner = {
+    ...model,
+    // The same version id: users' cached interest vectors stay valid across variants.
+    model: { ...model.model, combiner: runnableCombiner(benchSpec()) },
+  };
+  const recorder = app.get(ServedSlateRecorder, { strict: false });
+  const serving = app.get(ServingService, { strict: false });
+  const serve = async (loaded: LoadedModel) => {
+    models.pin(loaded);
+    while (serving.current().served?.model !== loaded.model) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  const variant = async ({ combiner, servedLog }: RankVariant) => {
+    await serve(combiner ? withCombiner : model);
+    // An own property hides the recorder's depth getter; deleting it brings the getter back.
+    if (servedLog) Reflect.deleteProperty(recorder, 'depth');
+    else Object.defineProperty(recorder, 'depth', { value: 0, configurable: true });
+  };
   process.on('message', (message: unknown) => {
     ranking.rank = message === SKIP_RANKING ? skipRanking : rank;
-    process.send?.(message);
+    const switched =
+      typeof message === 'object' ? variant(message as RankVariant) : Promise.resolve();
+    void switched.then(() => process.send?.(message));
   });
   await app.listen(0, '127.0.0.1');
   const { port } = (app.getHttpServer() as { address(): AddressInfo }).address();
   const ready: ServerReady = { port };
   process.send(ready);
+}
+
+/** A combiner of the shape training fits: 8 knots per input over its usual range. */
+function benchSpec(): CombinerSpec {
+  const shape = (lo: number, hi: number, slope: number) => {
+    const knots = Array.from({ length: 8 }, (_, k) => lo + ((hi - lo) * k) / 7);
+    return { knots, values: knots.map((x) => slope * Math.tanh(x)) };
+  };
+  const ranges: Record<(typeof COMBINER_INPUTS)[number], [number, number, number]> = {
+    model: [-6, 12, 1],
+    popularity: [0, 1, 0.5],
+    ctr: [0, 0.2, 3],
+    recency: [0, 1, 0.3],
+    price: [0, 1.5, -0.4],
+  };
+  return {
+    kind: 'additive',
+    shapes: {
+      model: shape(...ranges.model),
+      popularity: shape(...ranges.popularity),
+      ctr: shape(...ranges.ctr),
+      recency: shape(...ranges.recency),
+      price: shape(...ranges.price),
+    },
+    missingModel: 0,
+    positionBias: [],
+    fit: {},
+  };
 }
 
 void main().catch((error: unknown) => {

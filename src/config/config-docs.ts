@@ -20,6 +20,7 @@ export const CONFIG_GROUPS = [
   'Training',
   'Serving',
   'Ranking',
+  'Served-slate log',
   'GraphQL',
   'Auth',
 ] as const;
@@ -135,6 +136,11 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
   INGEST_ITEMS_GROUP_ID: {
     group: 'Ingest',
     description: 'Consumer group of `catalog.items`, prefixed with `KAFKA_TOPIC_PREFIX`.',
+  },
+  INGEST_SERVED_GROUP_ID: {
+    group: 'Ingest',
+    description:
+      'Consumer group of `rank.served` (the served-slate log), prefixed with `KAFKA_TOPIC_PREFIX`.',
   },
   INGEST_MAX_CLOCK_SKEW_MS: {
     group: 'Ingest',
@@ -290,6 +296,21 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
     group: 'Training',
     description: 'Seed of weight initialisation, shuffling and negative sampling.',
   },
+  TRAIN_SHOWN_DEPTH: {
+    group: 'Training',
+    description:
+      'Where producers send no `impression` events, the first this many items of a served slate (and any clicked item below them) count as shown to the user; explicit impression events win where they exist.',
+  },
+  TRAIN_COMBINER: {
+    group: 'Training',
+    description:
+      'Fit the learned combiner (docs/learned-combiner.md) with each model version, on the logged slates of the held-out window; `false` ships versions without one, so every profile ranks by its hand weights.',
+  },
+  TRAIN_COMBINER_MIN_SLATES: {
+    group: 'Training',
+    description:
+      'Clicked, logged slates the held-out window must hold before a combiner is fitted (half fit it, half judge it against the model alone).',
+  },
   TRAIN_QUEUE_POLL_MS: {
     group: 'Training',
     description:
@@ -334,6 +355,36 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
     group: 'Ranking',
     description:
       'How often an api replica re-reads `ranking_profiles`; an edited profile reaches every replica within this time.',
+  },
+  SERVED_LOG_ENABLED: {
+    group: 'Served-slate log',
+    description:
+      'Record every `rank` and `recommend` answer to `rank.served` (request id, user, time, model version, profile, and per item its position, score and feature values) for training and evaluation ([served-log.md](served-log.md)). `false`: nothing is recorded.',
+  },
+  SERVED_LOG_DEPTH: {
+    group: 'Served-slate log',
+    description:
+      'Items of each answer that are logged: the first ones in served order (the logged `candidates` still counts all ranked). A slate must fit 1 MB on the wire: about depth × (5.4 × (inputs + 1) + the id length) bytes, 1.2 KB at 20 items with 6 inputs. Encoding and sending cost grows with the bytes (docs/performance.md).',
+  },
+  SERVED_LOG_BUFFER: {
+    group: 'Served-slate log',
+    description:
+      'Slates an api replica holds while they wait for Kafka; when it is full (Kafka slow or down) further slates are dropped and counted in `served_log_slates_total{outcome="dropped_buffer_full"}`, never waited for. A slate of 50 items with 6 inputs holds about 3.5 KB, so a full buffer at the default takes about 70 MB.',
+  },
+  SERVED_LOG_BATCH: {
+    group: 'Served-slate log',
+    description:
+      'Slates per Kafka send; as soon as this many are waiting they are sent without waiting for `SERVED_LOG_FLUSH_MS`.',
+  },
+  SERVED_LOG_FLUSH_MS: {
+    group: 'Served-slate log',
+    description:
+      'Longest a recorded slate waits before it is sent (serialisation happens then, off the request).',
+  },
+  SERVED_LOG_RETENTION_DAYS: {
+    group: 'Served-slate log',
+    description:
+      'Days of `served_slates` kept: the ingest role drops the daily partitions that ended longer ago (hourly) and skips older slates it consumes.',
   },
   GRAPHQL_MAX_COMPLEXITY: {
     group: 'GraphQL',

@@ -7,6 +7,9 @@ export type Role = (typeof ROLES)[number];
 export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
+/** Most items one logged slate carries: SERVED_LOG_DEPTH's bound, and the consumer refuses more. */
+export const MAX_SERVED_LOG_DEPTH = 1000;
+
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max);
 
@@ -72,6 +75,7 @@ export const configSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: int(100, 120_000).default(10_000),
   INGEST_EVENTS_GROUP_ID: z.string().min(1).default('recsys-ingest-events'),
   INGEST_ITEMS_GROUP_ID: z.string().min(1).default('recsys-ingest-items'),
+  INGEST_SERVED_GROUP_ID: z.string().min(1).default('recsys-ingest-served'),
   INGEST_MAX_VALUE_BYTES: int(64, 16 * 1024 * 1024).default(65_536),
   INGEST_MAX_CLOCK_SKEW_MS: int(0, 7 * 86_400_000).default(300_000),
   INGEST_BATCH_SIZE: int(1, 100_000).default(20_000),
@@ -100,6 +104,9 @@ export const configSchema = z.object({
   TRAIN_REPLAY_RATIO: z.coerce.number().min(0).max(100).default(1),
   TRAIN_MAX_EVENTS: int(1).default(2_000_000),
   TRAIN_SEED: int(0).default(42),
+  TRAIN_SHOWN_DEPTH: int(1, 1000).default(10),
+  TRAIN_COMBINER: bool.default('true'),
+  TRAIN_COMBINER_MIN_SLATES: int(2).default(200),
   TRAIN_QUEUE_POLL_MS: int(100, 3_600_000).default(5000),
   MODEL_POLL_INTERVAL_MS: int(100, 3_600_000).default(30_000),
   EMBEDDING_MODEL: z.string().min(1).default('all-MiniLM-L6-v2'),
@@ -122,6 +129,12 @@ export const configSchema = z.object({
   RANK_PROFILE_REFRESH_MS: int(100, 3_600_000).default(5000),
   RANK_CATALOG_REFRESH_MS: int(100, 3_600_000).default(1000),
   RANK_POPULARITY_SYNC_MS: int(0, 60_000).default(250),
+  SERVED_LOG_ENABLED: bool.default('true'),
+  SERVED_LOG_DEPTH: int(1, MAX_SERVED_LOG_DEPTH).default(20),
+  SERVED_LOG_BUFFER: int(1, 10_000_000).default(20_000),
+  SERVED_LOG_BATCH: int(1, 100_000).default(500),
+  SERVED_LOG_FLUSH_MS: int(1, 60_000).default(200),
+  SERVED_LOG_RETENTION_DAYS: int(1, 3650).default(30),
   GRAPHQL_MAX_COMPLEXITY: int(1, 1_000_000).default(500),
   GRAPHQL_MAX_ALIASES: int(0, 10_000).default(20),
   GRAPHQL_MAX_DOCUMENT_BYTES: int(256, 4 * 1024 * 1024).default(16_384),
@@ -175,6 +188,7 @@ export interface AppConfig {
     /** Consumer group ids; prefixed with the Kafka topic prefix like the topics. */
     readonly eventsGroupId: string;
     readonly itemsGroupId: string;
+    readonly servedGroupId: string;
     readonly maxValueBytes: number;
     /**
      * How far an event's `timestamp` or an item's `updatedAt`/`createdAt` may lie ahead of the
@@ -220,6 +234,12 @@ export interface AppConfig {
     /** Most impression and click events one run reads (the newest). */
     readonly maxEvents: number;
     readonly seed: number;
+    /** Items of a logged slate that count as shown where producers send no impression events. */
+    readonly shownDepth: number;
+    /** Fit the learned combiner with each version (on slates of the held-out window). */
+    readonly combiner: boolean;
+    /** Clicked, logged slates the held-out window needs before a combiner is fitted. */
+    readonly combinerMinSlates: number;
   };
   readonly embedding: {
     /** Folder name under `modelDir`, or a hub id (needs `allowRemote`). */
@@ -261,6 +281,21 @@ export interface AppConfig {
      * popularity; 0: no copy, each request reads Redis.
      */
     readonly popularitySyncMs: number;
+  };
+  /** The served-slate log (src/modules/served-log): what every `rank`/`recommend` answer showed. */
+  readonly servedLog: {
+    /** Off: `record` does nothing (the ingest role still consumes what was logged). */
+    readonly enabled: boolean;
+    /** Items of a slate logged (the first ones, in served order). */
+    readonly depth: number;
+    /** Slates an api replica holds unsent; more are dropped and counted. */
+    readonly bufferSlates: number;
+    /** Slates per Kafka send; a full batch is sent at once. */
+    readonly batchSlates: number;
+    /** Longest a recorded slate waits for its send. */
+    readonly flushMs: number;
+    /** Days of `served_slates` partitions kept; the ingest role drops older ones. */
+    readonly retentionDays: number;
   };
   readonly graphql: {
     /** Most fields in one operation, fragments expanded. */
@@ -362,6 +397,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     ingest: {
       eventsGroupId: c.INGEST_EVENTS_GROUP_ID,
       itemsGroupId: c.INGEST_ITEMS_GROUP_ID,
+      servedGroupId: c.INGEST_SERVED_GROUP_ID,
       maxValueBytes: c.INGEST_MAX_VALUE_BYTES,
       maxClockSkewMs: c.INGEST_MAX_CLOCK_SKEW_MS,
       batchSize: c.INGEST_BATCH_SIZE,
@@ -392,6 +428,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       replayRatio: c.TRAIN_REPLAY_RATIO,
       maxEvents: c.TRAIN_MAX_EVENTS,
       seed: c.TRAIN_SEED,
+      shownDepth: c.TRAIN_SHOWN_DEPTH,
+      combiner: c.TRAIN_COMBINER,
+      combinerMinSlates: c.TRAIN_COMBINER_MIN_SLATES,
     },
     embedding: {
       model: c.EMBEDDING_MODEL,
@@ -416,6 +455,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       profileRefreshMs: c.RANK_PROFILE_REFRESH_MS,
       catalogRefreshMs: c.RANK_CATALOG_REFRESH_MS,
       popularitySyncMs: c.RANK_POPULARITY_SYNC_MS,
+    },
+    servedLog: {
+      enabled: c.SERVED_LOG_ENABLED,
+      depth: c.SERVED_LOG_DEPTH,
+      bufferSlates: c.SERVED_LOG_BUFFER,
+      batchSlates: c.SERVED_LOG_BATCH,
+      flushMs: c.SERVED_LOG_FLUSH_MS,
+      retentionDays: c.SERVED_LOG_RETENTION_DAYS,
     },
     graphql: {
       maxComplexity: c.GRAPHQL_MAX_COMPLEXITY,

@@ -11,6 +11,7 @@ import {
 } from 'kafkajs';
 import { AppConfig } from '../config/config';
 import { Logger } from '../common/logger';
+import { BestEffortProducer } from './best-effort-producer';
 
 const levels: Record<logLevel, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.NOTHING]: 'debug',
@@ -53,6 +54,12 @@ export class KafkaClients {
   readonly admin: Admin;
   /** A separate admin that never retries, so a dead broker shows up in readiness at once. */
   private readonly probeAdmin: Admin;
+  /**
+   * For logs that may lose messages but must never hold or slow their caller (the served-slate
+   * log): on a thread of its own, with short timeouts, so a dead broker fails a send within
+   * seconds instead of retrying for as long as the shared producer.
+   */
+  readonly bestEffort: BestEffortProducer;
   private readonly consumers = new Set<Consumer>();
   private producerConnection: Promise<void> | undefined;
 
@@ -85,6 +92,7 @@ export class KafkaClients {
       retry: { retries: 0 },
       logLevel: logLevel.NOTHING,
     }).admin();
+    this.bestEffort = new BestEffortProducer(config);
   }
 
   async probeCluster(): Promise<void> {
@@ -122,6 +130,7 @@ export class KafkaClients {
     this.consumers.clear();
     await Promise.allSettled([
       this.producer.disconnect(),
+      this.bestEffort.close(),
       this.admin.disconnect(),
       this.probeAdmin.disconnect(),
     ]);

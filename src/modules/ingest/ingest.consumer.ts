@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   BeforeApplicationShutdown,
   Inject,
@@ -14,53 +15,42 @@ import { OnlineStateService } from './online-state.service';
 
 const START_RETRY_MS = 5000;
 
-/** The ingest role's edge: the two consumer groups and the online-state catch-up timer. */
-@Injectable()
-export class IngestConsumer implements OnApplicationBootstrap, BeforeApplicationShutdown {
-  private readonly logger: Logger;
+/**
+ * Consumer groups started in the background: a broker or topic that is not there yet must not
+ * keep the process from serving health and metrics, so each start is retried until it succeeds or
+ * `stop` is called. Shared by every module whose topic the ingest role consumes.
+ */
+export class BackgroundConsumers {
   private readonly handles: ConsumerHandle[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private readonly starting: Promise<void>[] = [];
   private stopped = false;
-  private starting: Promise<void> = Promise.resolve();
+  /** Ends the wait between start attempts at once when `stop` is called. */
+  private readonly stopping = new AbortController();
 
   constructor(
     private readonly kafka: IngestKafkaRepository,
-    private readonly ingest: IngestService,
-    private readonly onlineState: OnlineStateService,
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
-    @Inject(LOGGER) logger: Logger,
-  ) {
-    this.logger = logger.child({ component: 'ingest-consumer' });
+    private readonly logger: Logger,
+  ) {}
+
+  /** Starts consuming `topic` (unprefixed) in group `groupId`; returns at once. */
+  start(
+    topic: string,
+    groupId: string,
+    concurrency: number,
+    handler: (...args: Parameters<BatchHandler>) => Promise<unknown>,
+  ): void {
+    this.starting.push(this.startRetrying(topic, groupId, concurrency, handler));
   }
 
-  async onApplicationBootstrap(): Promise<void> {
-    await this.onlineState.catchUp();
-    this.timer = setInterval(() => {
-      void this.onlineState.catchUp();
-    }, this.config.online.catchUpIntervalMs);
-    // Consumers start in the background: a broker or topic that is not there yet must not keep the
-    // process from serving health and metrics; `start` retries until it is.
-    this.starting = Promise.all([
-      this.start(
-        TOPICS.events,
-        this.config.ingest.eventsGroupId,
-        this.config.ingest.partitionsConcurrency,
-        (batch, control) => this.ingest.handleEvents(batch, control),
-      ),
-      this.start(TOPICS.items, this.config.ingest.itemsGroupId, 1, (batch, control) =>
-        this.ingest.handleItems(batch, control),
-      ),
-    ]).then(() => undefined);
-  }
-
-  async beforeApplicationShutdown(): Promise<void> {
+  /** Ends the start attempts, then disconnects every started consumer. */
+  async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.timer);
-    await this.starting;
+    this.stopping.abort();
+    await Promise.all(this.starting);
     await Promise.allSettled(this.handles.map((handle) => handle.stop()));
   }
 
-  private async start(
+  private async startRetrying(
     topic: string,
     groupId: string,
     concurrency: number,
@@ -78,9 +68,50 @@ export class IngestConsumer implements OnApplicationBootstrap, BeforeApplication
         this.logger.info({ topic, groupId }, 'consuming');
         return;
       } catch (error) {
+        if (this.stopping.signal.aborted) return;
         this.logger.error({ err: error, topic }, 'consumer failed to start, retrying');
-        await new Promise((resolve) => setTimeout(resolve, START_RETRY_MS));
+        await sleep(START_RETRY_MS, undefined, { signal: this.stopping.signal }).catch(
+          () => undefined,
+        );
       }
     }
+  }
+}
+
+/** The ingest role's edge: the two consumer groups and the online-state catch-up timer. */
+@Injectable()
+export class IngestConsumer implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly consumers: BackgroundConsumers;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    kafka: IngestKafkaRepository,
+    private readonly ingest: IngestService,
+    private readonly onlineState: OnlineStateService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(LOGGER) logger: Logger,
+  ) {
+    this.consumers = new BackgroundConsumers(kafka, logger.child({ component: 'ingest-consumer' }));
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.onlineState.catchUp();
+    this.timer = setInterval(() => {
+      void this.onlineState.catchUp();
+    }, this.config.online.catchUpIntervalMs);
+    this.consumers.start(
+      TOPICS.events,
+      this.config.ingest.eventsGroupId,
+      this.config.ingest.partitionsConcurrency,
+      (batch, control) => this.ingest.handleEvents(batch, control),
+    );
+    this.consumers.start(TOPICS.items, this.config.ingest.itemsGroupId, 1, (batch, control) =>
+      this.ingest.handleItems(batch, control),
+    );
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    clearInterval(this.timer);
+    await this.consumers.stop();
   }
 }

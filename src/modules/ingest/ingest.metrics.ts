@@ -10,7 +10,7 @@ export class IngestMetrics {
   constructor(metrics: Metrics) {
     this.messages = metrics.counter(
       'ingest_messages_total',
-      'Consumed messages by outcome (stored, duplicate, dead_lettered, stale)',
+      'Consumed messages by outcome (stored, duplicate, dead_lettered, expired)',
       ['topic', 'outcome'],
     );
     this.onlineStale = metrics.gauge(

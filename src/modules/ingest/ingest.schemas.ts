@@ -13,7 +13,7 @@ const ISO_8601 =
   /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
 
 /** ISO-8601 string or epoch milliseconds, normalised to a Date. */
-const timestamp = z
+export const timestampSchema = z
   .union([z.string(), z.number()], {
     errorMap: () => ({ message: 'must be an ISO-8601 string or epoch milliseconds' }),
   })
@@ -35,14 +35,16 @@ const timestamp = z
     return new Date(ms);
   });
 
-const id = z
+/** An id (user, item, event, request): the rule of common/ids, with zod's messages. */
+export const idSchema = z
   .string()
   .trim()
   .min(1, 'must not be empty')
   .max(MAX_ID_LENGTH, `must be at most ${MAX_ID_LENGTH} characters`)
   .refine((value) => !hasControlCharacter(value), 'must not contain control characters');
 
-const schemaVersion = (current: number) =>
+/** A message's `schemaVersion`: 1 up to `current` (newer is refused), default 1. */
+export const schemaVersionSchema = (current: number) =>
   z
     .number()
     .int()
@@ -52,15 +54,15 @@ const schemaVersion = (current: number) =>
 
 /** `user.events` value, version 1. Unknown fields are dropped so producers can add fields first. */
 export const userEventSchema = z.object({
-  schemaVersion: schemaVersion(USER_EVENT_SCHEMA_VERSION),
-  eventId: id,
+  schemaVersion: schemaVersionSchema(USER_EVENT_SCHEMA_VERSION),
+  eventId: idSchema,
   type: z.enum(EVENT_TYPES, {
     errorMap: () => ({ message: `must be one of ${EVENT_TYPES.join(', ')}` }),
   }),
-  userId: id,
-  itemId: id,
-  timestamp,
-  requestId: id.optional(),
+  userId: idSchema,
+  itemId: idSchema,
+  timestamp: timestampSchema,
+  requestId: idSchema.optional(),
   position: z.number().int().min(0).max(100_000).optional(),
   context: z.record(z.unknown()).optional(),
 });
@@ -72,15 +74,15 @@ export type UserEvent = z.output<typeof userEventSchema>;
  */
 export const catalogItemSchema = z
   .object({
-    schemaVersion: schemaVersion(CATALOG_ITEM_SCHEMA_VERSION),
-    itemId: id,
+    schemaVersion: schemaVersionSchema(CATALOG_ITEM_SCHEMA_VERSION),
+    itemId: idSchema,
     title: z.string().trim().min(1, 'must not be empty').max(1000).optional(),
     description: z.string().max(20_000).optional(),
     category: z.string().trim().min(1).max(200).optional(),
     tags: z.array(z.string().trim().min(1).max(100)).max(100).optional(),
     price: z.number().finite().min(0).optional(),
-    createdAt: timestamp.optional(),
-    updatedAt: timestamp.optional(),
+    createdAt: timestampSchema.optional(),
+    updatedAt: timestampSchema.optional(),
     deleted: z.boolean().optional(),
   })
   .superRefine((item, ctx) => {

@@ -1,4 +1,5 @@
 import { engagement, ItemPopularity } from '../online-state/online-state.schema';
+import type { ScoreCombiner } from '../serving/served-model';
 import type { RankingProfile } from './profile';
 
 /** What the merge knows of each candidate, one column per fact (index i: the i-th candidate). */
@@ -15,6 +16,8 @@ export interface CandidateFacts {
 export interface PartContext {
   readonly profile: RankingProfile;
   readonly nowMs: number;
+  /** The served version's learned combiner, if it has one (used by `learned` profiles). */
+  readonly combiner?: ScoreCombiner;
 }
 
 /** A built-in ranking feature: its name in profiles and answers, its default weight, its value. */

@@ -1,3 +1,4 @@
+import type { ScoreCombiner } from '../serving/served-model';
 import { FEATURE_PARTS } from './features';
 import { merge, PartTable } from './merge';
 import { DEFAULT_PROFILE, RankingProfile, weightsFor } from './profile';
@@ -15,7 +16,7 @@ describe('PartTable', () => {
       { names: ['prior', 'popularity'], weights: weightsFor(p, ['prior', 'popularity']) },
     ];
     const table = new PartTable(2, layouts, 2);
-    table.values.set([0.8, 0.5, 0.1, 0.4]);
+    table.inputs.set([0.8, 0.5, 0.1, 0.4]);
     table.complete(0, 0, {
       names: ['feature:margin'],
       values: [2],
@@ -23,13 +24,13 @@ describe('PartTable', () => {
     });
     table.complete(1, 1, undefined);
     expect(table.parts(0)).toEqual([
-      { name: 'model', value: 0.8, weight: 2 },
-      { name: 'popularity', value: 0.5, weight: -1 },
-      { name: 'feature:margin', value: 2, weight: 0.25 },
+      { name: 'model', value: 0.8, weight: 2, input: 0.8 },
+      { name: 'popularity', value: 0.5, weight: -1, input: 0.5 },
+      { name: 'feature:margin', value: 2, weight: 0.25, input: 2 },
     ]);
     expect(table.parts(1)).toEqual([
-      { name: 'prior', value: 0.1, weight: 3 },
-      { name: 'popularity', value: 0.4, weight: -1 },
+      { name: 'prior', value: 0.1, weight: 3, input: 0.1 },
+      { name: 'popularity', value: 0.4, weight: -1, input: 0.4 },
     ]);
     for (const i of [0, 1]) {
       expect(table.scores[i]).toBe(
@@ -70,6 +71,7 @@ describe('merge', () => {
       name: 'prior',
       value: table.parts(2)[1].value,
       weight: DEFAULT_PROFILE.weights.prior,
+      input: table.parts(2)[1].value,
     });
   });
 
@@ -109,5 +111,48 @@ describe('merge', () => {
         details: { itemId: 'a', part: 'model' },
       }) as Error,
     );
+  });
+
+  describe('with a learned combiner', () => {
+    // Contribution = slope × input per combined input, so the expected values are easy to read.
+    const slopes = [2, 1, -3, 0.5, -1];
+    const combiner: ScoreCombiner = {
+      inputs: ['model', 'popularity', 'ctr', 'recency', 'price'],
+      missingModel: -0.7,
+      contribution: (f, x) => slopes[f] * x,
+    };
+    const boosted = profile({
+      boosts: [{ category: 'y', value: 4 }],
+      weights: { boost: 0.5, 'feature:*': 1 },
+    });
+
+    it('a learned profile takes the shapes at weight 1; boosts and caller features keep theirs', () => {
+      const { table } = merge(input(), { profile: boosted, nowMs: NOW, combiner });
+      const [model, popularity, ctr] = table.parts(0);
+      expect(model).toEqual({ name: 'model', input: 0.5, value: 1, weight: 1 });
+      expect(popularity.value).toBeCloseTo(popularity.input, 12);
+      expect(ctr.value).toBeCloseTo(-3 * ctr.input, 12);
+      expect(ctr.weight).toBe(1);
+      expect(table.parts(2).find((part) => part.name === 'boost')).toEqual({
+        name: 'boost',
+        input: 4,
+        value: 4,
+        weight: 0.5,
+      });
+      expect(table.parts(1).at(-1)).toMatchObject({ name: 'feature:margin', weight: 1 });
+      // No model score: the prior's value is the combiner's constant, its input the popularity.
+      expect(table.parts(2)[0]).toMatchObject({ name: 'prior', value: -0.7, weight: 1 });
+      for (let i = 0; i < 3; i++) {
+        const sum = table.parts(i).reduce((total, part) => total + part.value * part.weight, 0);
+        expect(table.scores[i]).toBeCloseTo(sum, 12);
+      }
+    });
+
+    it('a hand profile ignores the combiner', () => {
+      const hand = profile({ scoring: 'hand' });
+      const withCombiner = merge(input(), { profile: hand, nowMs: NOW, combiner });
+      const without = merge(input(), { profile: hand, nowMs: NOW });
+      expect(Array.from(withCombiner.table.scores)).toEqual(Array.from(without.table.scores));
+    });
   });
 });

@@ -1,13 +1,19 @@
 import { DomainError } from '../../common/errors';
+import type { ScoreCombiner } from '../serving/served-model';
 import { bestFirst } from '../serving/top-k';
 import { CandidateFacts, FEATURE_PARTS, PartContext, SCORE_PARTS } from './features';
 import { CALLER_FEATURE_PREFIX, FeatureValue, RankingProfile, weightsFor } from './profile';
 
-/** One term of an item's score: the score is exactly the sum of value × weight. */
+/**
+ * One term of an item's score: the score is exactly the sum of value × weight. `input` is the
+ * feature's own value; `value` is the same under hand weights, and the learned shape's
+ * contribution at `input` under the version's combiner.
+ */
 export interface ScorePart {
   readonly name: string;
   readonly value: number;
   readonly weight: number;
+  readonly input: number;
 }
 
 /** What the merge takes: the candidates' facts, their model scores and their own features. */
@@ -32,19 +38,29 @@ interface ExtraParts {
   readonly weights: readonly number[];
 }
 
-/** The base parts of an item: which names and weights its `width` base values go with. */
-interface PartLayout {
+/**
+ * The base parts of an item: which names and weights its `width` base inputs go with, and, under
+ * a learned combiner, which shape turns each input into its value (`shapes[j]`: the combiner's
+ * input index, UNSHAPED, or MISSING_MODEL for the prior standing in for the model).
+ */
+export interface PartLayout {
   readonly names: readonly string[];
   readonly weights: readonly number[];
+  readonly shapes?: Int8Array;
+  readonly combiner?: ScoreCombiner;
 }
 
 const MODEL_LAYOUT = 0;
 const PRIOR_LAYOUT = 1;
+const UNSHAPED = -1;
+const MISSING_MODEL = -2;
 
 /**
  * The merge of every candidate's score part (model or prior) and built-in feature parts
- * (features.ts), weighted by the profile, plus the caller's own features. Pure: the same input
- * gives the same table and order.
+ * (features.ts), plus the caller's own features. Under a `learned` profile and a version with a
+ * combiner, the built-in parts are the combiner's shapes (weight 1) and only boosts and caller
+ * features take the profile's weights; otherwise the profile weights every part by hand. Pure:
+ * the same input gives the same table and order.
  */
 export function merge(input: MergeInput, context: PartContext): Merged {
   const { profile } = context;
@@ -53,22 +69,26 @@ export function merge(input: MergeInput, context: PartContext): Merged {
   const priorNames = [SCORE_PARTS.prior.name, ...featureNames];
   const width = modelNames.length;
   const count = input.itemIds.length;
-  const table = new PartTable(
-    count,
-    [
-      { names: modelNames, weights: weightsFor(profile, modelNames) },
-      { names: priorNames, weights: weightsFor(profile, priorNames) },
-    ],
-    width,
-  );
-  const { values } = table;
+  const combiner = profile.scoring === 'learned' ? context.combiner : undefined;
+  const layouts =
+    combiner === undefined
+      ? [
+          { names: modelNames, weights: weightsFor(profile, modelNames) },
+          { names: priorNames, weights: weightsFor(profile, priorNames) },
+        ]
+      : [
+          learnedLayout(profile, modelNames, combiner, false),
+          learnedLayout(profile, priorNames, combiner, true),
+        ];
+  const table = new PartTable(count, layouts, width);
+  const { inputs } = table;
   for (let i = 0; i < count; i++) {
     const offset = i * width;
     const modelScore = input.modelScores[i];
     const withModel = !Number.isNaN(modelScore);
-    values[offset] = withModel ? modelScore : SCORE_PARTS.prior.value(input, i);
+    inputs[offset] = withModel ? modelScore : SCORE_PARTS.prior.value(input, i);
     for (let j = 0; j < FEATURE_PARTS.length; j++) {
-      values[offset + 1 + j] = FEATURE_PARTS[j].value(input, i, context);
+      inputs[offset + 1 + j] = FEATURE_PARTS[j].value(input, i, context);
     }
     table.complete(
       i,
@@ -78,6 +98,22 @@ export function merge(input: MergeInput, context: PartContext): Merged {
     if (!Number.isFinite(table.scores[i])) throw notFinite(input.itemIds[i], table.parts(i));
   }
   return { table, order: bestFirst(table.scores) };
+}
+
+/** Parts the combiner has a shape for weigh 1; the rest (boosts) keep the profile's weight. */
+function learnedLayout(
+  profile: RankingProfile,
+  names: readonly string[],
+  combiner: ScoreCombiner,
+  prior: boolean,
+): PartLayout {
+  const shapes = Int8Array.from(names, (name, j) =>
+    j === 0 && prior ? MISSING_MODEL : combiner.inputs.indexOf(name),
+  );
+  const weights = weightsFor(profile, names).map((weight, j) =>
+    shapes[j] === UNSHAPED ? weight : 1,
+  );
+  return { names, weights, shapes, combiner };
 }
 
 /**
@@ -109,13 +145,15 @@ function callerParts(
 
 /**
  * The merged parts of one request's items, stored column-wise (one allocation per request, not
- * several per item). Each item has `width` base values, laid out by one of the layouts, plus
+ * several per item). Each item has `width` base inputs, laid out by one of the layouts, plus
  * optional extra parts. `parts(i)` is built only when read (a caller that does not select parts
  * allocates nothing per part), in the same order, so a score is exactly the sum of value × weight.
  */
 export class PartTable {
   readonly scores: Float64Array;
-  /** Item i's base values are `values[i * width .. (i + 1) * width)`. */
+  /** Item i's base inputs are `inputs[i * width .. (i + 1) * width)`. */
+  readonly inputs: Float64Array;
+  /** The base parts' values: the inputs themselves unless a layout shapes them. */
   readonly values: Float64Array;
   private readonly layoutOf: Uint8Array;
   private readonly extras: (ExtraParts | undefined)[];
@@ -126,15 +164,30 @@ export class PartTable {
     readonly width: number,
   ) {
     this.scores = new Float64Array(size);
-    this.values = new Float64Array(size * width);
+    this.inputs = new Float64Array(size * width);
+    this.values = layouts.some((layout) => layout.shapes !== undefined)
+      ? new Float64Array(size * width)
+      : this.inputs;
     this.layoutOf = new Uint8Array(size);
     this.extras = new Array<ExtraParts | undefined>(size);
   }
 
-  /** Sums item i's score once its base values are written. */
+  /** Shapes item i's inputs into values and sums its score, once its inputs are written. */
   complete(i: number, layout: number, extra: ExtraParts | undefined): void {
-    const { weights } = this.layouts[layout];
+    const { weights, shapes, combiner } = this.layouts[layout];
     const offset = i * this.width;
+    if (shapes !== undefined && combiner !== undefined) {
+      for (let j = 0; j < this.width; j++) {
+        const shape = shapes[j];
+        const input = this.inputs[offset + j];
+        this.values[offset + j] =
+          shape === UNSHAPED
+            ? input
+            : shape === MISSING_MODEL
+              ? combiner.missingModel
+              : combiner.contribution(shape, input);
+      }
+    }
     let score = 0;
     for (let j = 0; j < this.width; j++) score += this.values[offset + j] * weights[j];
     if (extra !== undefined) {
@@ -150,11 +203,21 @@ export class PartTable {
     const offset = i * this.width;
     const parts: ScorePart[] = [];
     for (let j = 0; j < this.width; j++) {
-      parts.push({ name: names[j], value: this.values[offset + j], weight: weights[j] });
+      parts.push({
+        name: names[j],
+        value: this.values[offset + j],
+        weight: weights[j],
+        input: this.inputs[offset + j],
+      });
     }
     const extra = this.extras[i];
     extra?.names.forEach((name, j) => {
-      parts.push({ name, value: extra.values[j], weight: extra.weights[j] });
+      parts.push({
+        name,
+        value: extra.values[j],
+        weight: extra.weights[j],
+        input: extra.values[j],
+      });
     });
     return parts;
   }

@@ -30,8 +30,16 @@ export interface Boost {
   readonly value: number;
 }
 
+/**
+ * How a profile merges the built-in features: `learned` takes the served version's learned
+ * combiner where it has one (hand weights otherwise); `hand` always takes the profile's weights.
+ */
+export const PROFILE_SCORINGS = ['learned', 'hand'] as const;
+export type ProfileScoring = (typeof PROFILE_SCORINGS)[number];
+
 export interface RankingProfile {
   readonly name: string;
+  readonly scoring: ProfileScoring;
   readonly weights: Readonly<Record<string, number>>;
   readonly boosts: readonly Boost[];
   readonly recencyHalfLifeDays: number;
@@ -43,6 +51,7 @@ export interface RankingProfile {
  */
 export const DEFAULT_PROFILE: RankingProfile = {
   name: 'default',
+  scoring: 'learned',
   weights: { ...Object.fromEntries(DEFAULT_WEIGHTS), [CALLER_FEATURE_DEFAULT]: 1 },
   boosts: [],
   recencyHalfLifeDays: 30,
@@ -103,6 +112,9 @@ export function validateProfileName(name: string, field: string): void {
 /** Checks a profile an operator submits; names the offending field. */
 export function validateProfile(profile: RankingProfile): RankingProfile {
   validateProfileName(profile.name, 'name');
+  if (!PROFILE_SCORINGS.includes(profile.scoring)) {
+    throw new ValidationError('scoring', `must be one of ${PROFILE_SCORINGS.join(', ')}`);
+  }
   for (const [feature, weight] of Object.entries(profile.weights)) {
     if (!isKnownFeature(feature)) {
       throw new ValidationError(

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { AuthModule } from '../auth/auth.module';
 import { OnlineStateReaderModule } from '../online-state/online-state.module';
+import { ServedLogModule } from '../served-log/served-log.module';
 import { ServingModule } from '../serving/serving.module';
 import { ProfileService } from './profile.service';
 import { RankingRepository } from './ranking.repository';
@@ -10,7 +11,7 @@ import { UserVectorCacheRepository } from './user-vector-cache.repository';
 
 /** The api role's ranking: `rank`, `recommend` and ranking profiles, over what serving holds. */
 @Module({
-  imports: [AuthModule, ServingModule, OnlineStateReaderModule],
+  imports: [AuthModule, ServingModule, OnlineStateReaderModule, ServedLogModule],
   providers: [
     RankingRepository,
     UserVectorCacheRepository,

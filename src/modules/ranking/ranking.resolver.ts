@@ -9,12 +9,14 @@ import {
   Mutation,
   ObjectType,
   Query,
+  registerEnumType,
   Resolver,
 } from '@nestjs/graphql';
 import { ValidationError } from '../../common/errors';
 import type { GraphqlContext } from '../../graphql/graphql.module';
 import { RequireRole } from '../auth/access';
 import { GraphqlCallers } from '../auth/graphql-callers';
+import type { ProfileScoring } from './profile';
 import { ProfileService } from './profile.service';
 import type { StoredProfile } from './ranking.repository';
 import { RankingService } from './ranking.service';
@@ -46,9 +48,30 @@ class CandidateInput {
 })
 class ScorePartType {
   @Field() name!: string;
-  @Field(() => Float) value!: number;
+  @Field(() => Float, {
+    description: 'the input itself under hand weights; its learned contribution under a combiner',
+  })
+  value!: number;
   @Field(() => Float) weight!: number;
+  @Field(() => Float, { description: 'the feature value the part was computed from' })
+  input!: number;
 }
+
+const PROFILE_SCORING = { LEARNED: 'learned', HAND: 'hand' } as const satisfies Record<
+  string,
+  ProfileScoring
+>;
+registerEnumType(PROFILE_SCORING, {
+  name: 'ProfileScoring',
+  description: 'How a profile merges the built-in features',
+  valuesMap: {
+    LEARNED: {
+      description:
+        "the served version's learned combiner where it has one (hand weights otherwise); boosts and caller features keep their weights",
+    },
+    HAND: { description: "the profile's own weights" },
+  },
+});
 
 @ObjectType('RankedItem')
 class RankedItemType {
@@ -91,6 +114,7 @@ class ProfileBoostType {
 @ObjectType('RankingProfile')
 class RankingProfileType {
   @Field() name!: string;
+  @Field(() => PROFILE_SCORING) scoring!: ProfileScoring;
   @Field(() => [ProfileWeightType]) weights!: ProfileWeightType[];
   @Field(() => [ProfileBoostType]) boosts!: ProfileBoostType[];
   @Field(() => Float) recencyHalfLifeDays!: number;
@@ -113,6 +137,8 @@ class ProfileBoostInput {
 @InputType('RankingProfileInput')
 class RankingProfileInput {
   @Field() name!: string;
+  @Field(() => PROFILE_SCORING, { nullable: true, description: 'default LEARNED' })
+  scoring?: ProfileScoring | null;
   @Field(() => [ProfileWeightInput]) weights!: ProfileWeightInput[];
   @Field(() => [ProfileBoostInput], { nullable: true }) boosts?: ProfileBoostInput[] | null;
   @Field(() => Float, { nullable: true, description: 'default 30' })
@@ -131,6 +157,7 @@ function toType(result: RankResult): RankResultType {
 function toProfileType(profile: StoredProfile): RankingProfileType {
   return {
     name: profile.name,
+    scoring: profile.scoring,
     weights: Object.entries(profile.weights).map(([feature, weight]) => ({ feature, weight })),
     boosts: profile.boosts.map((boost) => ({
       category: boost.category,
@@ -223,6 +250,7 @@ export class RankingResolver {
     });
     const stored = await this.profiles.upsert({
       name: input.name,
+      scoring: input.scoring ?? 'learned',
       weights,
       boosts: (input.boosts ?? []).map((boost) => ({
         ...(boost.category == null ? {} : { category: boost.category }),

@@ -14,7 +14,10 @@ import type { Interaction } from '../online-state/online-state.store';
 import type { ItemTable } from '../serving/item-table';
 import type { HistoryVector, ServedModel, Serving } from '../serving/served-model';
 import { ServingService } from '../serving/serving.service';
+import type { ServedSlate } from '../served-log/served-slate';
+import { ServedSlateRecorder } from '../served-log/served-slate.recorder';
 import { dot, topK } from '../serving/top-k';
+import { FEATURE_PARTS, SCORE_PARTS } from './features';
 import { merge, PartTable, ScorePart } from './merge';
 import { FeatureValue, isCallerFeatureName, RankingProfile } from './profile';
 import { ProfileService } from './profile.service';
@@ -80,9 +83,24 @@ export interface RankResult {
 const MAX_TEXT_LENGTH = 10_000;
 const MAX_FEATURES = 64;
 
+/** The inputs each served item is logged with, in order: the model score, then the features. */
+const SERVED_INPUTS: readonly string[] = [
+  SCORE_PARTS.model.name,
+  ...FEATURE_PARTS.map((part) => part.name),
+];
+
+/** One request's merged candidates: the ranked entries and what the served-slate log reads. */
+interface Scored {
+  readonly ranked: RankedEntry[];
+  readonly table: PartTable;
+  readonly order: Int32Array;
+  readonly modelScores: Float64Array;
+}
+
 /** What one request works with; taken once, so a hot swap never mixes versions in one answer. */
 interface RequestState {
   readonly operation: RankingOperation;
+  readonly userId: string;
   readonly request: RankingRequest;
   /** Aborted when the request times out: work queued for it is withdrawn. */
   readonly signal: AbortSignal;
@@ -113,6 +131,7 @@ export class RankingService {
     private readonly online: OnlineStateReader,
     private readonly userVectors: UserVectorCacheRepository,
     private readonly profiles: ProfileService,
+    private readonly servedLog: ServedSlateRecorder,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
     metrics: Metrics,
@@ -130,14 +149,14 @@ export class RankingService {
     return this.observe('rank', async (signal) => {
       validateUserId(userId);
       this.validateCandidates(candidates);
-      const state = await this.requestState('rank', profileName, request, signal);
+      const state = await this.requestState('rank', userId, profileName, request, signal);
       const rows = this.candidateRows(state, candidates);
       const [user, popularity] = await Promise.all([
         this.userSignal(state, userId, false),
         this.popularity(state, candidates, rows),
       ]);
-      const items = await this.score(state, user.vector, candidates, rows, popularity);
-      return this.result(state, items);
+      const scored = await this.score(state, user.vector, candidates, rows, popularity);
+      return this.result(state, scored, scored.ranked.length);
     });
   }
 
@@ -157,7 +176,7 @@ export class RankingService {
       if (exclude.length > maxCandidates) {
         throw new ValidationError('exclude', `at most ${maxCandidates} ids`);
       }
-      const state = await this.requestState('recommend', undefined, request, signal);
+      const state = await this.requestState('recommend', userId, undefined, request, signal);
       const user = await this.userSignal(state, userId, true);
       const excluded = new Set(exclude);
       for (const interaction of user.interacted ?? []) excluded.add(interaction.itemId);
@@ -177,8 +196,8 @@ export class RankingService {
       const candidates = ids.map((itemId) => ({ itemId }));
       const rows = this.candidateRows(state, candidates);
       const popularity = await this.popularity(state, candidates, rows);
-      const ranked = await this.score(state, user.vector, candidates, rows, popularity);
-      return this.result(state, ranked.slice(0, first));
+      const scored = await this.score(state, user.vector, candidates, rows, popularity);
+      return this.result(state, scored, first);
     });
   }
 
@@ -211,6 +230,7 @@ export class RankingService {
 
   private async requestState(
     operation: RankingOperation,
+    userId: string,
     profileName: string | undefined,
     request: RankingRequest,
     signal: AbortSignal,
@@ -219,15 +239,60 @@ export class RankingService {
     const { items, served }: Serving = this.serving.current();
     const degraded = new Set<Degradation>();
     if (served === undefined) degraded.add('no_model');
-    return { operation, request, signal, items, served, profile, degraded, nowMs: Date.now() };
+    return {
+      operation,
+      userId,
+      request,
+      signal,
+      items,
+      served,
+      profile,
+      degraded,
+      nowMs: Date.now(),
+    };
   }
 
-  private result(state: RequestState, items: RankedItem[]): RankResult {
+  /** The answer: the first `shown` ranked items, logged as the served slate. */
+  private result(state: RequestState, scored: Scored, shown: number): RankResult {
+    const items = scored.ranked.length > shown ? scored.ranked.slice(0, shown) : scored.ranked;
+    const depth = Math.min(items.length, this.servedLog.depth);
+    if (depth > 0) this.servedLog.record(this.servedSlate(state, scored, depth));
     return {
       items,
       modelVersion: state.served?.versionId ?? null,
       requestId: state.request.requestId,
       degraded: [...state.degraded],
+    };
+  }
+
+  /** The answer's first `depth` items as the served-slate log keeps them. */
+  private servedSlate(state: RequestState, scored: Scored, depth: number): ServedSlate {
+    const { table, order, modelScores } = scored;
+    const width = SERVED_INPUTS.length;
+    const itemIds = new Array<string>(depth);
+    const scores = new Float64Array(depth);
+    const values = new Float64Array(depth * width);
+    for (let p = 0; p < depth; p++) {
+      const index = order[p];
+      itemIds[p] = scored.ranked[p].itemId;
+      scores[p] = table.scores[index];
+      // The model's own score (NaN when the prior stood in), then each feature's input.
+      values[p * width] = modelScores[index];
+      const from = index * table.width;
+      for (let f = 1; f < width; f++) values[p * width + f] = table.inputs[from + f];
+    }
+    return {
+      requestId: state.request.requestId,
+      userId: state.userId,
+      operation: state.operation,
+      servedAt: state.nowMs,
+      modelVersion: state.served?.versionId ?? null,
+      profile: state.profile.name,
+      candidates: order.length,
+      features: SERVED_INPUTS,
+      itemIds,
+      scores,
+      values,
     };
   }
 
@@ -438,8 +503,8 @@ export class RankingService {
     candidates: readonly Candidate[],
     rows: Int32Array,
     popularity: readonly (ItemPopularity | undefined)[],
-  ): Promise<RankedItem[]> {
-    const { operation, items, profile, nowMs } = state;
+  ): Promise<Scored> {
+    const { operation, items, profile, nowMs, served } = state;
     const encoded = await this.encodeUnknown(state, user, candidates, rows);
     const modelScores = this.metrics.timeSync(operation, 'scoring', () =>
       modelScoresOf(state.served, user, candidates, rows, encoded),
@@ -463,9 +528,13 @@ export class RankingService {
       }
       const { table, order } = merge(
         { itemIds, popularity, createdAtMs, price, category, modelScores, callerFeatures },
-        { profile, nowMs },
+        { profile, nowMs, combiner: served?.model.combiner },
       );
-      return Array.from(order, (index, i) => new RankedEntry(itemIds[index], i + 1, table, index));
+      const ranked = Array.from(
+        order,
+        (index, i) => new RankedEntry(itemIds[index], i + 1, table, index),
+      );
+      return { ranked, table, order, modelScores };
     });
   }
 

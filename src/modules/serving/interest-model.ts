@@ -1,7 +1,14 @@
 import type { ModelArtifact } from '../training/model/artifact';
 import { InterestScorer } from '../training/model/interest-scorer';
 import { adaptCatalog } from './catalog-adapter';
-import type { HistoryVector, InterestModel, ItemText, TextVectors } from './served-model';
+import { runnableCombiner } from '../training/model/combiner';
+import type {
+  HistoryVector,
+  InterestModel,
+  ItemText,
+  ScoreCombiner,
+  TextVectors,
+} from './served-model';
 
 /** Encodes one free text with the service's text encoder (shared model runs). */
 export interface OnDemandEncoder {
@@ -16,6 +23,7 @@ export interface OnDemandEncoder {
  */
 export class ArtifactInterestModel implements InterestModel {
   private readonly scorer: InterestScorer;
+  readonly combiner: ScoreCombiner | undefined;
 
   constructor(
     readonly versionId: string,
@@ -23,6 +31,8 @@ export class ArtifactInterestModel implements InterestModel {
     private readonly encoder: OnDemandEncoder,
   ) {
     this.scorer = InterestScorer.fromArtifact(artifact);
+    const spec = artifact.manifest.combiner;
+    this.combiner = spec === undefined ? undefined : runnableCombiner(spec);
   }
 
   get encoderId(): string {

@@ -42,6 +42,20 @@ export interface InterestModel {
   encodeItems(items: readonly ItemText[], signal?: AbortSignal): Promise<Float32Array[]>;
   /** The item-only score term of an item outside the table (0 when the model has none). */
   itemBias(itemId: string): number;
+  /** The learned combiner fitted with this model; absent: profiles' hand weights merge. */
+  readonly combiner?: ScoreCombiner;
+}
+
+/**
+ * A version's learned combiner (training/model/combiner.ts): the contribution of each input it
+ * has a shape for, by ranking part name.
+ */
+export interface ScoreCombiner {
+  readonly inputs: readonly string[];
+  /** The model part's contribution for an item without a model score. */
+  readonly missingModel: number;
+  /** The shape of `inputs[input]` at `value`. */
+  contribution(input: number, value: number): number;
 }
 
 /** A model version as loaded, with its item vectors for the catalog of that moment. */

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { Pool } from 'pg';
 import { PG_POOL } from '../../infra/tokens';
 import { bytesToVector } from '../embedding/vector-codec';
-import { ClickRow, EventRow } from './dataset/events';
+import { ClickRow, EventRow, ServedSlateRow } from './dataset/events';
 
 interface EventRecord {
   seq: string;
@@ -71,6 +71,39 @@ export class TrainingRepository {
       userId: row.user_id,
       itemId: row.item_id,
       ts: row.ts.getTime(),
+    }));
+  }
+
+  /**
+   * Served slates of these request ids served in [from, to] (the time bounds let PostgreSQL skip
+   * the day partitions outside them).
+   */
+  async servedSlates(
+    requestIds: readonly string[],
+    from: Date,
+    to: Date,
+  ): Promise<ServedSlateRow[]> {
+    if (requestIds.length === 0) return [];
+    const result = await this.pool.query<{
+      request_id: string;
+      user_id: string;
+      served_at: Date;
+      features: string[];
+      item_ids: string[];
+      feature_values: number[];
+    }>(
+      `SELECT request_id, user_id, served_at, features, item_ids, feature_values
+       FROM served_slates
+       WHERE request_id = ANY($1::text[]) AND served_at >= $2 AND served_at <= $3`,
+      [requestIds, from, to],
+    );
+    return result.rows.map((row) => ({
+      requestId: row.request_id,
+      userId: row.user_id,
+      servedAt: row.served_at.getTime(),
+      features: row.features,
+      itemIds: row.item_ids,
+      values: row.feature_values,
     }));
   }
 

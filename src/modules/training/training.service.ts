@@ -5,7 +5,7 @@ import type { Logger } from '../../common/logger';
 import { DomainError } from '../../common/errors';
 import { LOGGER } from '../../infra/tokens';
 import { countClicks, Impression, splitByTime, withReplay } from './dataset/dataset';
-import { EventRow, impressionsFromEvents } from './dataset/events';
+import { EventRow, impressionsFromEvents, ServedSlateRow } from './dataset/events';
 import { DEFAULT_ARCHITECTURE, ModelArchitecture } from './model/architecture';
 import { DEFAULT_HYPERPARAMETERS, TrainingHyperparameters } from './trainer';
 import { TrainingRepository } from './training.repository';
@@ -13,6 +13,10 @@ import type { ModelMetrics, TimeWindow } from '../registry/registry.types';
 import type { ModelTrainer, TrainRequest, TrainResult } from './model-trainer';
 import { runInWorker } from './worker/run-in-worker';
 import { VectorBlock, WorkerMessage } from './worker/worker-protocol';
+
+/** How long before its click a slate may have been served and still earn it. */
+const ATTRIBUTION_WINDOW_MS = 86_400_000;
+const CLOCK_SLACK_MS = 60_000;
 
 const window = (impressions: readonly Impression[]): TimeWindow | null =>
   impressions.length === 0
@@ -131,6 +135,7 @@ export class TrainingService implements ModelTrainer {
           ),
         ],
         notes: { mode: request.mode, untilSeq: request.events.untilSeq },
+        ...(t.combiner ? { combiner: { minSlates: t.combinerMinSlates } } : {}),
       },
       { signal: request.signal, onMessage },
     );
@@ -140,8 +145,12 @@ export class TrainingService implements ModelTrainer {
       trainSamples: result.trainSamples,
       validSamples: result.validSamples,
       samplesPerSecond: result.samplesPerSecond,
+      ...result.combiner?.metrics,
     };
-    this.logger.info({ metrics, backend }, 'training finished');
+    this.logger.info(
+      { metrics, backend, combiner: result.combiner?.note ?? 'off (TRAIN_COMBINER=false)' },
+      'training finished',
+    );
     const validationWindow = window(validation) ?? window(train);
     return {
       artifact: Buffer.from(result.artifact),
@@ -150,7 +159,12 @@ export class TrainingService implements ModelTrainer {
       trainWindow: window(train),
       trainSamples: result.trainSamples,
       validSamples: result.validSamples,
-      hyperparameters: { ...hyperparameters, mode: request.mode, replayRatio: t.replayRatio },
+      hyperparameters: {
+        ...hyperparameters,
+        mode: request.mode,
+        replayRatio: t.replayRatio,
+        combiner: result.combiner?.note ?? 'off (TRAIN_COMBINER=false)',
+      },
       backend,
       encoderId: vectors.encoderId,
     };
@@ -182,13 +196,42 @@ export class TrainingService implements ModelTrainer {
     return { ...result.metrics, validSamples: result.count };
   }
 
+  /**
+   * Each batch's impressions: its events joined to the users' click histories and to the served
+   * slates its clicks name (served at most a day before the click: the attribution window).
+   */
   private async impressions(
     batches: readonly (readonly EventRow[])[],
     untilSeq: string | null,
   ): Promise<Impression[][]> {
-    const users = [...new Set(batches.flat().map((event) => event.userId))];
+    const all = batches.flat();
+    const users = [...new Set(all.map((event) => event.userId))];
     const clicks = await this.repository.clicksOf(users, untilSeq);
-    return batches.map((events) => impressionsFromEvents(events, clicks));
+    return Promise.all(
+      batches.map(async (events) => {
+        const slates = await this.servedSlatesOf(events);
+        return impressionsFromEvents(events, clicks, slates, this.config.training.shownDepth);
+      }),
+    );
+  }
+
+  private async servedSlatesOf(events: readonly EventRow[]): Promise<ServedSlateRow[]> {
+    const requestIds = new Set<string>();
+    let from = Infinity;
+    let to = -Infinity;
+    for (const event of events) {
+      if (event.type !== 'click' || event.requestId === null) continue;
+      requestIds.add(event.requestId);
+      from = Math.min(from, event.ts);
+      to = Math.max(to, event.ts);
+    }
+    if (requestIds.size === 0) return [];
+    return this.repository.servedSlates(
+      [...requestIds],
+      new Date(from - ATTRIBUTION_WINDOW_MS),
+      // Clocks of API replicas and event producers differ a little.
+      new Date(to + CLOCK_SLACK_MS),
+    );
   }
 
   private async vectorBlock(impressions: readonly Impression[]): Promise<VectorBlock> {

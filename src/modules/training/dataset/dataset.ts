@@ -1,4 +1,5 @@
 import { Random } from '../../../synthetic/prng';
+import { COMBINER_INPUTS } from '../model/combiner';
 
 /** A click the user made before an impression. */
 export interface HistoryClick {
@@ -21,7 +22,19 @@ export interface Impression {
   readonly clicked: readonly string[];
   /** Shown and not clicked; empty when the producer sent clicks without impressions. */
   readonly notClicked: readonly string[];
+  /** What the served-slate log recorded of the candidates it holds (the combiner's inputs). */
+  readonly served?: Readonly<Record<string, ServedInputs>>;
 }
+
+/** One candidate as it was served: its position and its feature inputs (SERVED_FEATURE_INPUTS). */
+export interface ServedInputs {
+  /** 1-based. */
+  readonly position: number;
+  readonly inputs: readonly number[];
+}
+
+/** The served features the combiner learns from besides the model score, in `inputs` order. */
+export const SERVED_FEATURE_INPUTS = COMBINER_INPUTS.slice(1);
 
 /** Text vectors of the frozen encoder, by item id. */
 export interface ItemVectors {

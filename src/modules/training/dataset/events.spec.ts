@@ -1,5 +1,5 @@
 import { splitByTime, withReplay } from './dataset';
-import { ClickRow, EventRow, impressionsFromEvents } from './events';
+import { ClickRow, EventRow, impressionsFromEvents, ServedSlateRow } from './events';
 
 const event = (
   seq: number,
@@ -11,6 +11,46 @@ const event = (
 ): EventRow => ({ seq: String(seq), type, userId, itemId, ts, requestId });
 
 describe('impressionsFromEvents', () => {
+  const slate = (requestId: string, itemIds: string[], servedAt = 900): ServedSlateRow => ({
+    requestId,
+    userId: 'u1',
+    servedAt,
+    features: ['model', 'popularity', 'ctr', 'recency', 'price', 'boost'],
+    itemIds,
+    // Item p's values: model p, popularity 10 + p, ctr 20 + p, recency 30 + p, price 40 + p.
+    values: itemIds.flatMap((_, p) => [p, 10 + p, 20 + p, 30 + p, 40 + p, 0]),
+  });
+
+  it('without impression events, the top of the served slate counts as shown', () => {
+    const events = [event(1, 'click', 'c', 1500, 'r1'), event(2, 'click', 'f', 1600, 'r1')];
+    const [impression] = impressionsFromEvents(
+      events,
+      [],
+      [slate('r1', ['a', 'b', 'c', 'd', 'e', 'f'])],
+      3,
+    );
+    // Depth 3: a, b, c shown; f was clicked below the depth, so it was seen too.
+    expect(impression).toMatchObject({
+      id: 'r1',
+      time: 900,
+      clicked: ['c', 'f'],
+      notClicked: ['a', 'b'],
+    });
+    expect(impression.served?.c).toEqual({ position: 3, inputs: [12, 22, 32, 42] });
+    expect(impression.served?.f).toEqual({ position: 6, inputs: [15, 25, 35, 45] });
+  });
+
+  it('explicit impression events win; the slate only adds positions and inputs', () => {
+    const events = [
+      event(1, 'impression', 'b', 1000, 'r1'),
+      event(2, 'impression', 'x', 1000, 'r1'),
+      event(3, 'click', 'b', 1500, 'r1'),
+    ];
+    const [impression] = impressionsFromEvents(events, [], [slate('r1', ['a', 'b'])], 10);
+    expect(impression).toMatchObject({ clicked: ['b'], notClicked: ['x'] });
+    expect(impression.served?.b.position).toBe(2);
+  });
+
   it('groups impressions by request, labels them with that request’s clicks, keeps clicked slates', () => {
     const events = [
       event(1, 'impression', 'a', 1000, 'r1'),

@@ -18,6 +18,7 @@ const USAGE = `usage: npm run eval -- --data <MIND dir> | --synthetic [options]
   --max-train <n>       seeded sample of at most n train impressions
   --epochs <n> --batch-size <n> --lr <x> --negatives <k> --max-history <n>
   --no-ablations        train only the full model
+  --half-life-hours <x> popularity half-life of the serving features (default: ONLINE_POPULARITY_HALF_LIFE_HOURS)
   --reports <dir>       parent folder of the report (default reports)`;
 
 function numberFlag(flags: Map<string, string | true>, name: string): number | undefined {
@@ -98,6 +99,9 @@ async function main(): Promise<void> {
       ...(negatives === undefined ? {} : { negatives }),
     },
     validationFraction: 0.05,
+    popularityHalfLifeMs:
+      (numberFlag(flags, 'half-life-hours') ?? config.online.popularityHalfLifeMs / 3_600_000) *
+      3_600_000,
     ablations: !flags.has('no-ablations'),
     log,
     onEncode: (done, total) => {

@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { COMBINER_INPUTS, CombinerSpec } from '../model/combiner';
 import { METRIC_NAMES } from './metrics';
 import { EvalResult } from './run-eval';
 
@@ -14,6 +15,7 @@ export function resultTable(result: EvalResult): string {
     'model',
     ...METRIC_NAMES.map((m) => `${m} (all)`),
     ...METRIC_NAMES.map((m) => `${m} (cold)`),
+    'auc (new users)',
     'train s',
   ];
   const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
@@ -22,6 +24,7 @@ export function resultTable(result: EvalResult): string {
       row.name,
       ...METRIC_NAMES.map((m) => f3(row.all[m])),
       ...METRIC_NAMES.map((m) => f3(row.cold[m])),
+      row.coldUsers === undefined ? '' : f3(row.coldUsers.auc),
       row.trainSeconds === undefined ? '' : row.trainSeconds.toFixed(0),
     ];
     lines.push(`| ${cells.join(' | ')} |`);
@@ -126,14 +129,33 @@ export function learningCurvesSvg(result: EvalResult): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="780" height="${height}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>${parts.join('')}</svg>\n`;
 }
 
-/** AUC of every row, all dev impressions and the cold subset, as grouped horizontal bars. */
+/** The learned combiner's shape functions: each input's contribution over its knots. */
+export function combinerSvg(spec: CombinerSpec): string {
+  const parts = COMBINER_INPUTS.flatMap((input, i) =>
+    panelSvg(
+      {
+        title: `${input}: contribution`,
+        xLabel: `${input} input`,
+        series: [spec.shapes[input].knots.map((knot, k) => [knot, spec.shapes[input].values[k]])],
+      },
+      60 + i * 380,
+      true,
+    ),
+  );
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${60 + COMBINER_INPUTS.length * 380}" height="260" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>${parts.join('')}</svg>\n`;
+}
+
+/**
+ * AUC of every row, all dev impressions, the cold-item subset and every impression served as to
+ * a new user, as grouped horizontal bars.
+ */
 export function metricsSvg(result: EvalResult): string {
-  const rowHeight = 34;
+  const rowHeight = 46;
   const labelWidth = 260;
   const barWidth = 440;
   const height = 40 + result.rows.length * rowHeight + 30;
   const parts: string[] = [
-    `<text x="${labelWidth}" y="18" font-size="13">AUC on dev: all impressions (blue), cold subset (orange); line at 0.5</text>`,
+    `<text x="${labelWidth}" y="18" font-size="13">AUC on dev: all impressions (blue), cold items (orange), new users (green); line at 0.5</text>`,
   ];
   const x = (v: number) => labelWidth + Math.max(0, Math.min(1, v)) * barWidth;
   result.rows.forEach((row, i) => {
@@ -144,6 +166,7 @@ export function metricsSvg(result: EvalResult): string {
     [
       [row.all.auc, COLORS[0], 0],
       [row.cold.auc, COLORS[1], 13],
+      [row.coldUsers?.auc ?? Number.NaN, COLORS[2], 26],
     ].forEach(([value, color, dy]) => {
       const v = Number(value);
       if (!Number.isFinite(v)) return;
@@ -181,6 +204,14 @@ export function summary(result: EvalResult): Record<string, unknown> {
       popularity: metrics('popularity'),
       frozenEncoder: metrics('frozen encoder (mean history, cosine)'),
     },
+    served: Object.fromEntries(
+      result.rows
+        .filter((row) => row.name.startsWith('served: ') || row.quoted === true)
+        .map((row) => [
+          row.name,
+          { ...row.all, coldAuc: row.cold.auc, newUsersAuc: row.coldUsers?.auc ?? null },
+        ]),
+    ),
     ablations: Object.fromEntries(
       result.rows
         .filter((row) => row.name.startsWith('no ') || row.name.startsWith('+ '))
@@ -197,6 +228,9 @@ export function writeReport(root: string, result: EvalResult, notes: readonly st
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, 'learning-curves.svg'), learningCurvesSvg(result));
   writeFileSync(path.join(dir, 'metrics.svg'), metricsSvg(result));
+  if (result.combiner !== undefined) {
+    writeFileSync(path.join(dir, 'combiner.svg'), combinerSvg(result.combiner));
+  }
   writeFileSync(path.join(dir, 'results.json'), `${JSON.stringify(result, null, 2)}\n`);
   const c = result.counts;
   const markdown = [
@@ -207,12 +241,18 @@ export function writeReport(root: string, result: EvalResult, notes: readonly st
       `scored on ${c.devImpressions} dev impressions (${c.skippedImpressions} without a click or a ` +
       `non-click skipped), of which ${c.coldImpressions} are cold (clicked item absent from train).`,
     '',
-    'Metrics as MIND defines them (AUC, MRR, nDCG@5, nDCG@10), averaged over impressions.',
+    'Metrics as MIND defines them (AUC, MRR, nDCG@5, nDCG@10), averaged over impressions. ' +
+      '`served:` rows score what `rank` returns: the model merged with the serving features ' +
+      '(popularity and CTR decayed to each impression from train impressions before it, recency ' +
+      'from the first time an item was shown) by ranking’s own merge; learned combiners are ' +
+      `fitted on the ${c.combinerImpressions} validation impressions the model did not train on. ` +
+      '"new users": every dev impression served without history.',
     '',
     resultTable(result),
     '',
     '![metric comparison](metrics.svg)',
     '',
+    ...(result.combiner === undefined ? [] : ['![learned combiner shapes](combiner.svg)', '']),
     '![learning curves](learning-curves.svg)',
     '',
     '## Setup',

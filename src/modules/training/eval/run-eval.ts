@@ -1,3 +1,5 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { itemText } from '../../embedding/item-text';
 import type { TextEncoder } from '../../embedding/text-encoder';
 import {
@@ -16,7 +18,17 @@ import {
   trainInterestModel,
   TrainingHyperparameters,
 } from '../trainer';
+import { DEFAULT_PROFILE } from '../../ranking/profile';
+import { COMBINER_INPUTS, CombinerSpec, runnableCombiner } from '../model/combiner';
+import {
+  CombinerFitOptions,
+  CombinerSlate,
+  DEFAULT_COMBINER_FIT,
+  fitCombiner,
+} from '../model/combiner-fit';
 import { MetricsAccumulator, RankingMetrics } from './metrics';
+import { combinerSlates } from '../combiner-stage';
+import { servedFactsAt, servedScorer, withServedInputs } from './served-ranking';
 import {
   frozenEncoderScorer,
   ImpressionScorer,
@@ -52,6 +64,8 @@ export interface EvalOptions {
   /** Share of train impressions (the latest) held out for early stopping. */
   readonly validationFraction: number;
   readonly ablations: boolean;
+  /** The popularity half-life serving decays counts with (ONLINE_POPULARITY_HALF_LIFE_HOURS). */
+  readonly popularityHalfLifeMs: number;
   readonly log: (message: string) => void;
   readonly onEncode?: (done: number, total: number) => void;
   readonly onTrainStart?: (variant: string) => void;
@@ -63,7 +77,11 @@ export interface EvalRow {
   readonly name: string;
   readonly all: RankingMetrics;
   readonly cold: RankingMetrics;
+  /** Every dev impression served as to a new user (no history), where the row can serve one. */
+  readonly coldUsers?: RankingMetrics;
   readonly trainSeconds?: number;
+  /** Quoted from the dataset's README, not measured by this run. */
+  readonly quoted?: boolean;
 }
 
 export interface EvalResult {
@@ -74,12 +92,16 @@ export interface EvalResult {
   readonly curves: Readonly<Record<string, readonly EpochReport[]>>;
   /** Per variant: [fraction of training done, batch loss] for every optimiser step. */
   readonly lossCurves: Readonly<Record<string, readonly (readonly [number, number])[]>>;
+  /** The learned combiner's shapes, for the report's plot. */
+  readonly combiner?: CombinerSpec;
   readonly counts: {
     readonly items: number;
     readonly trainImpressions: number;
     readonly validationImpressions: number;
     readonly devImpressions: number;
     readonly coldImpressions: number;
+    /** Validation impressions the combiner was fitted on. */
+    readonly combinerImpressions: number;
     readonly skippedImpressions: number;
   };
   readonly architecture: ModelArchitecture;
@@ -153,18 +175,26 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
 
   const rows: EvalRow[] = [];
   let skipped = 0;
-  const add = (name: string, scorer: ImpressionScorer, trainSeconds?: number) => {
+  const add = (
+    name: string,
+    scorer: ImpressionScorer,
+    extra: { trainSeconds?: number; coldUsers?: ImpressionScorer } = {},
+  ) => {
     const result = score(scorer, data.dev, cold);
     skipped = result.skipped;
     rows.push({
       name,
       all: result.all,
       cold: result.cold,
-      ...(trainSeconds === undefined ? {} : { trainSeconds }),
+      ...(extra.coldUsers === undefined
+        ? {}
+        : { coldUsers: score(extra.coldUsers, data.dev, cold).all }),
+      ...(extra.trainSeconds === undefined ? {} : { trainSeconds: extra.trainSeconds }),
     });
   };
   add('random', randomScorer(1));
-  add('popularity', popularityScorer(data.train));
+  const popularity = popularityScorer(data.train);
+  add('popularity', popularity, { coldUsers: popularity });
   add('frozen encoder (mean history, cosine)', frozenEncoderScorer(vectors));
 
   const architecture: ModelArchitecture = {
@@ -180,6 +210,7 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
     { name: 'trained model', change: {} },
     ...(options.ablations ? ABLATIONS : []),
   ];
+  let modelScorer: ImpressionScorer | undefined;
   const curves: Record<string, EpochReport[]> = {};
   const lossCurves: Record<string, [number, number][]> = {};
   for (const variant of variants) {
@@ -208,8 +239,15 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
       },
     );
     const seconds = (Date.now() - trainStarted) / 1000;
-    add(variant.name, interestModelScorer(outcome.scorer, vectors), seconds);
+    const scorer = interestModelScorer(outcome.scorer, vectors);
+    modelScorer ??= scorer;
+    add(variant.name, scorer, { trainSeconds: seconds });
   }
+  if (modelScorer === undefined) throw new Error('no model trained');
+  const served = await servedRows(modelScorer, trainAll, validation, data.dev, options);
+  for (const row of served.rows) add(row.name, row.scorer, { coldUsers: row.coldUsers });
+  const reference = quotedReference(options.dataDir);
+  if (reference !== undefined) rows.push(reference);
   return {
     dataDir: options.dataDir,
     encoderId: options.encoder.modelId,
@@ -217,15 +255,96 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
     rows,
     curves,
     lossCurves,
+    combiner: served.combiner,
     counts: {
       items: data.items.length,
       trainImpressions: train.length,
       validationImpressions: validation.length,
       devImpressions: data.dev.length,
       coldImpressions: cold.size,
+      combinerImpressions: validation.length,
       skippedImpressions: skipped,
     },
     architecture,
     hyperparameters,
+  };
+}
+
+/**
+ * The served ranking's rows: the model's scores merged with the serving features by ranking's
+ * own merge, under the default profile's hand weights and under learned combiners fitted on the
+ * validation window (impressions the model did not train on), with the additive shapes and, for
+ * comparison, straight lines.
+ */
+async function servedRows(
+  model: ImpressionScorer,
+  train: readonly Impression[],
+  validation: readonly Impression[],
+  dev: readonly Impression[],
+  options: EvalOptions,
+) {
+  const facts = servedFactsAt(train, [...validation, ...dev], options.popularityHalfLifeMs);
+  const hand = { ...DEFAULT_PROFILE, scoring: 'hand' as const };
+  const learned = { ...DEFAULT_PROFILE, scoring: 'learned' as const };
+  const slates = combinerSlates(withServedInputs(validation, facts), model);
+  const fit = async (on: readonly CombinerSlate[], fitOptions: CombinerFitOptions) => {
+    const fitted = await fitCombiner(on, fitOptions);
+    options.log(
+      `combiner (${fitOptions.knots} knots) fitted on ${on.length} slates, loss ${fitted.loss.toFixed(4)}`,
+    );
+    return fitted.spec;
+  };
+  const additive = await fit(slates, DEFAULT_COMBINER_FIT);
+  const linear = await fit(slates, { ...DEFAULT_COMBINER_FIT, knots: 2 });
+  // Each input left out in turn (held at 0, so its shape is flat): where the gain comes from.
+  const without: { input: string; spec: CombinerSpec }[] = [];
+  for (const [f, input] of COMBINER_INPUTS.entries()) {
+    if (f === 0) continue;
+    const held = slates.map((slate) => {
+      const inputs = slate.inputs.slice();
+      for (let i = f; i < inputs.length; i += COMBINER_INPUTS.length) inputs[i] = 0;
+      return { ...slate, inputs };
+    });
+    without.push({ input, spec: await fit(held, DEFAULT_COMBINER_FIT) });
+  }
+  const row = (name: string, combiner?: CombinerSpec) => {
+    const profile = combiner === undefined ? hand : learned;
+    const runnable = combiner === undefined ? undefined : runnableCombiner(combiner);
+    return {
+      name,
+      scorer: servedScorer(model, facts, profile, runnable),
+      coldUsers: servedScorer(model, facts, profile, runnable, true),
+    };
+  };
+  return {
+    combiner: additive,
+    rows: [
+      row('served: default profile, hand weights'),
+      row('served: learned combiner (additive shapes)', additive),
+      row('served: learned combiner (linear)', linear),
+      ...without.map(({ input, spec }) => row(`served: learned combiner without ${input}`, spec)),
+    ],
+  };
+}
+
+/** The dataset README's learned-features reference row, when the README is there. */
+function quotedReference(dataDir: string): EvalRow | undefined {
+  const readme = path.join(dataDir, '..', '..', 'README.md');
+  if (!existsSync(readme)) return undefined;
+  const line = readFileSync(readme, 'utf8')
+    .split('\n')
+    .find((text) => text.startsWith('| learned features'));
+  const cells = line?.split('|').map((cell) => cell.trim());
+  const numbers = cells?.slice(2, 6).map(Number);
+  if (numbers === undefined || numbers.length < 4 || numbers.some((n) => !Number.isFinite(n))) {
+    return undefined;
+  }
+  const [auc, mrr, ndcg5, ndcg10] = numbers;
+  const none = { auc: Number.NaN, mrr: Number.NaN, ndcg5: Number.NaN, ndcg10: Number.NaN };
+  return {
+    name: 'learned-features reference (quoted from the datasets README)',
+    all: { auc, mrr, ndcg5, ndcg10 },
+    cold: none,
+    quoted: true,
   };
 }

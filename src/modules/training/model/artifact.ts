@@ -1,4 +1,5 @@
 import { ModelArchitecture } from './architecture';
+import type { CombinerSpec } from './combiner';
 
 /** One named weight tensor, row-major. */
 export interface WeightTensor {
@@ -37,6 +38,8 @@ export interface ModelManifest {
   /** Row order of `id.table`: the items that own a learned ID embedding. */
   readonly warmItems: readonly string[];
   readonly createdAt: string;
+  /** The learned combiner fitted with this model (absent: hand-weighted profiles merge). */
+  readonly combiner?: CombinerSpec;
   readonly tensors: readonly { name: WeightName; shape: number[]; offset: number }[];
 }
 

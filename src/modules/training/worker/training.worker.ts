@@ -1,6 +1,7 @@
 import { Random } from '../../../synthetic/prng';
 import { ItemVectors } from '../dataset/dataset';
-import { loadModel } from '../model/artifact';
+import { fitServedCombiner } from '../combiner-stage';
+import { loadModel, serializeModel } from '../model/artifact';
 import { selectBackend } from '../model/backend';
 import { InterestScorer } from '../model/interest-scorer';
 import { evaluateImpressions, trainInterestModel } from '../trainer';
@@ -50,11 +51,12 @@ async function run(job: WorkerJob): Promise<void> {
     case 'train': {
       const backend = await selectBackend(job.backend);
       void post({ type: 'backend', name: backend.label, skipped: backend.skipped });
+      const vectors = vectorsOf(job.vectors);
       const outcome = await trainInterestModel(
         {
           train: job.train,
           validation: job.validation,
-          vectors: vectorsOf(job.vectors),
+          vectors,
           architecture: job.architecture,
           hyperparameters: job.hyperparameters,
           backend: backend.label,
@@ -71,9 +73,25 @@ async function run(job: WorkerJob): Promise<void> {
           },
         },
       );
+      let artifact = outcome.artifact;
+      const stage =
+        job.combiner === undefined
+          ? undefined
+          : await fitServedCombiner(
+              outcome.scorer,
+              job.validation,
+              vectors,
+              job.combiner.minSlates,
+            );
+      if (stage?.spec !== undefined) {
+        // Not stored yet: the version's one artifact carries the model and its combiner.
+        const { manifest, weights } = loadModel(artifact);
+        artifact = serializeModel({ ...manifest, combiner: stage.spec }, weights);
+      }
       await post({
         type: 'trained',
-        artifact: new Uint8Array(outcome.artifact),
+        artifact: new Uint8Array(artifact),
+        ...(stage === undefined ? {} : { combiner: { metrics: stage.metrics, note: stage.note } }),
         ...(outcome.validation === undefined ? {} : { validation: outcome.validation }),
         epochs: outcome.epochs,
         trainSamples: outcome.trainSamples,

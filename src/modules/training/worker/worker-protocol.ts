@@ -24,6 +24,8 @@ export interface TrainJob {
   readonly parent?: Uint8Array;
   readonly clickCounts?: readonly (readonly [string, number])[];
   readonly notes?: Readonly<Record<string, unknown>>;
+  /** Fit the learned combiner on the validation window's logged slates (combiner-stage.ts). */
+  readonly combiner?: { readonly minSlates: number };
 }
 
 export interface EvaluateJob {
@@ -52,6 +54,11 @@ export type WorkerMessage =
       readonly trainSamples: number;
       readonly validSamples: number;
       readonly samplesPerSecond: number;
+      /** The combiner stage's figures and why it ships or not (absent: not asked for). */
+      readonly combiner?: {
+        readonly metrics: Readonly<Record<string, number>>;
+        readonly note: string;
+      };
     }
   | { readonly type: 'evaluated'; readonly metrics: RankingMetrics; readonly count: number }
   | { readonly type: 'error'; readonly message: string };

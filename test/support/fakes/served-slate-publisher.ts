@@ -1,0 +1,43 @@
+import type {
+  KeyedMessage,
+  ServedSlatePublisher,
+} from '../../../src/modules/served-log/served-log-kafka.repository';
+
+/**
+ * An in-memory `rank.served`: keeps every published batch. `fail` makes sends reject; `hold`
+ * keeps them pending until `release`, like a slow broker.
+ */
+export class FakeServedSlatePublisher implements ServedSlatePublisher {
+  readonly batches: KeyedMessage[][] = [];
+  fail = false;
+  private held: (() => void)[] | undefined;
+
+  get messages(): KeyedMessage[] {
+    return this.batches.flat();
+  }
+
+  /** Parsed values of every published message, in order. */
+  values(): Record<string, unknown>[] {
+    return this.messages.map((message) => JSON.parse(message.value) as Record<string, unknown>);
+  }
+
+  hold(): void {
+    this.held ??= [];
+  }
+
+  /** Lets every held send through and stops holding. */
+  release(): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    for (const resume of held) resume();
+  }
+
+  async publish(messages: readonly KeyedMessage[]): Promise<void> {
+    if (this.held !== undefined) {
+      const held = this.held;
+      await new Promise<void>((resolve) => held.push(resolve));
+    }
+    if (this.fail) throw new Error('broker unreachable');
+    this.batches.push([...messages]);
+  }
+}
