@@ -1,16 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { INestApplicationContext, Module, Type } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
+import type { INestApplicationContext } from '@nestjs/common';
 import { Kafka, logLevel } from 'kafkajs';
 import { Client } from 'pg';
 import { Counter } from 'prom-client';
 import { createLogger } from '../src/common/logger';
-import { AppConfig, loadConfig } from '../src/config/config';
-import { ConfigModule } from '../src/config/config.module';
-import { InfraModule } from '../src/infra/infra.module';
+import { loadConfig } from '../src/config/config';
 import { migrate } from '../src/infra/migrator';
-import { MetricsModule } from '../src/modules/metrics/metrics.module';
 import { Metrics } from '../src/modules/metrics/metrics.registry';
 import {
   ServedLogIngestModule,
@@ -19,6 +15,7 @@ import {
 import type { ServedSlate } from '../src/modules/served-log/served-slate';
 import { encodeServedSlate, SERVED_LOG_TOPICS } from '../src/modules/served-log/served-slate.codec';
 import { ServedSlateRecorder } from '../src/modules/served-log/served-slate.recorder';
+import { startModules } from '../test/support/module-context';
 import { Benchmark, integerFlag, progress } from './lib/harness';
 
 const DATABASE = 'recsys_bench_served_log';
@@ -30,22 +27,6 @@ interface Settings {
   readonly rate: number;
   readonly seconds: number;
   readonly items: number;
-}
-
-async function start(
-  config: AppConfig,
-  modules: readonly Type[],
-): Promise<INestApplicationContext> {
-  @Module({
-    imports: [
-      ConfigModule.forRoot(config),
-      InfraModule.forRoot(createLogger('warn')),
-      MetricsModule,
-      ...modules,
-    ],
-  })
-  class BenchServedLogModule {}
-  return NestFactory.createApplicationContext(BenchServedLogModule, { logger: false });
 }
 
 /** A `rank` answer of 100 candidates as the ranking module hands it over (fresh arrays each). */
@@ -171,14 +152,14 @@ const benchmark: Benchmark = {
       progress(
         `log off: ${settings.rate} slates/s for ${settings.seconds} s (building slates only)`,
       );
-      const off = await start(loadConfig({ ...env, SERVED_LOG_ENABLED: 'false' }), [
+      const off = await startModules(loadConfig({ ...env, SERVED_LOG_ENABLED: 'false' }), [
         ServedLogModule,
       ]);
       const baseline = await generate(off.get(ServedSlateRecorder), settings);
       await off.close();
 
       progress(`log on: ${settings.rate} slates/s for ${settings.seconds} s into Kafka`);
-      const on = await start(config, [ServedLogModule]);
+      const on = await startModules(config, [ServedLogModule]);
       const recorder = on.get(ServedSlateRecorder);
       // Connects the producer and warms the encoder outside the measured phase.
       await generate(recorder, { ...settings, seconds: 1 });
@@ -195,7 +176,7 @@ const benchmark: Benchmark = {
       const produced = outcomes.sent ?? 0;
       progress(`ingest: consuming ${produced} slates into served_slates`);
       const started = performance.now();
-      const ingest = await start(config, [ServedLogIngestModule]);
+      const ingest = await startModules(config, [ServedLogIngestModule]);
       while ((await counter(ingest, 'ingest_messages_total')) < produced) {
         await new Promise((resolve) => setTimeout(resolve, 100));
       }

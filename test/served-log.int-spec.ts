@@ -1,12 +1,7 @@
-import { INestApplicationContext, Module, Type } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { createLogger } from '../src/common/logger';
+import { INestApplicationContext, Type } from '@nestjs/common';
 import type { AppConfig } from '../src/config/config';
-import { ConfigModule } from '../src/config/config.module';
-import { InfraModule } from '../src/infra/infra.module';
 import { DLQ_HEADERS } from '../src/modules/ingest/ingest.service';
 import { Metrics } from '../src/modules/metrics/metrics.registry';
-import { MetricsModule } from '../src/modules/metrics/metrics.module';
 import {
   ServedLogIngestModule,
   ServedLogModule,
@@ -22,6 +17,7 @@ import { ServedSlateConsumer } from '../src/modules/served-log/served-slate.cons
 import { ServedSlateRecorder } from '../src/modules/served-log/served-slate.recorder';
 import { ingestCounts } from './support/fault-helpers';
 import { produceRaw, query, readTopic } from './support/ingest-helpers';
+import { startModules } from './support/module-context';
 import { eventually } from './support/poll';
 import { createTestContext, TestContext } from './support/test-context';
 
@@ -31,23 +27,11 @@ const DAY_MS = 86_400_000;
 const FEATURES = ['model', 'popularity', 'feature:margin'];
 
 /** The recorder (api role) and the consumer (ingest role), with only the modules they need. */
-async function startServedLog(
+function startServedLog(
   config: AppConfig,
   modules: readonly Type[] = [ServedLogModule, ServedLogIngestModule],
 ): Promise<INestApplicationContext> {
-  @Module({
-    imports: [
-      ConfigModule.forRoot(config),
-      InfraModule.forRoot(createLogger('warn')),
-      MetricsModule,
-      ...modules,
-    ],
-  })
-  class TestServedLogModule {}
-  return NestFactory.createApplicationContext(TestServedLogModule, {
-    logger: false,
-    abortOnError: false,
-  });
+  return startModules(config, modules);
 }
 
 function slate(requestId: string, servedAt: number, items = 4): ServedSlate {
