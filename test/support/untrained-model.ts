@@ -2,9 +2,33 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { RegistryRepository } from '../../src/modules/registry/registry.repository';
 import { RegistryService } from '../../src/modules/registry/registry.service';
 import { ARTIFACT_STORE, ArtifactStore } from '../../src/modules/registry/registry.types';
-import { DEFAULT_ARCHITECTURE } from '../../src/modules/training/model/architecture';
+import {
+  DEFAULT_ARCHITECTURE,
+  ModelArchitecture,
+} from '../../src/modules/training/model/architecture';
 import { serializeModel } from '../../src/modules/training/model/artifact';
 import { initialWeights } from '../../src/modules/training/model/init-weights';
+
+/** The artifact of an untrained interest model: what training would write before any step. */
+export function untrainedArtifact(
+  architecture: ModelArchitecture,
+  encoderId: string,
+  seed: string,
+): Buffer {
+  return serializeModel(
+    {
+      architecture,
+      encoderId,
+      backend: 'cpu',
+      hyperparameters: {},
+      metrics: {},
+      itemClicks: {},
+      warmItems: [],
+      createdAt: new Date(0).toISOString(),
+    },
+    initialWeights(architecture, 0, seed),
+  );
+}
 
 /**
  * Registers and activates an untrained interest model over `encoderId`'s vectors, as training
@@ -16,19 +40,7 @@ export async function activateUntrainedModel(
   dimension: number,
 ): Promise<string> {
   const architecture = { ...DEFAULT_ARCHITECTURE, dimension, idEmbedding: false };
-  const artifact = serializeModel(
-    {
-      architecture,
-      encoderId,
-      backend: 'cpu',
-      hyperparameters: {},
-      metrics: {},
-      itemClicks: {},
-      warmItems: [],
-      createdAt: new Date().toISOString(),
-    },
-    initialWeights(architecture, 0, `untrained-${encoderId}`),
-  );
+  const artifact = untrainedArtifact(architecture, encoderId, `untrained-${encoderId}`);
   const registry = app.get(RegistryRepository, { strict: false });
   const id = await registry.insertTrainingVersion({
     parentId: null,

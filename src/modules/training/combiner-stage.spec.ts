@@ -1,9 +1,9 @@
 import { Random } from '../../synthetic/prng';
+import { untrainedArtifact } from '../../../test/support/untrained-model';
 import { fitServedCombiner } from './combiner-stage';
 import { Impression, vectorsFromMap } from './dataset/dataset';
 import { DEFAULT_ARCHITECTURE } from './model/architecture';
-import { loadModel, serializeModel } from './model/artifact';
-import { initialWeights } from './model/init-weights';
+import { loadModel } from './model/artifact';
 import { InterestScorer } from './model/interest-scorer';
 
 const D = 8;
@@ -12,19 +12,7 @@ const ITEMS = 40;
 /** An untrained model over random text vectors: its scores carry no sign of the rule below. */
 function untrained() {
   const architecture = { ...DEFAULT_ARCHITECTURE, dimension: D, idEmbedding: false };
-  const artifact = serializeModel(
-    {
-      architecture,
-      encoderId: 'fake:8',
-      backend: 'cpu',
-      hyperparameters: {},
-      metrics: {},
-      itemClicks: {},
-      warmItems: [],
-      createdAt: new Date(0).toISOString(),
-    },
-    initialWeights(architecture, 0, 'combiner-stage'),
-  );
+  const artifact = untrainedArtifact(architecture, 'fake:8', 'combiner-stage');
   const random = new Random('vectors');
   const vectors = vectorsFromMap(
     'fake:8',
