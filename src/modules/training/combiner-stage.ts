@@ -8,6 +8,10 @@ import type { InterestScorer } from './model/interest-scorer';
 /** The interest scorer's floor for items without a vector: serving has no model score there. */
 export const NO_MODEL_SCORE = -1e29;
 
+/** An interest-scorer score as serving has it: NaN where the scorer had no vector. */
+export const servedModelScore = (score: number): number =>
+  score <= NO_MODEL_SCORE ? Number.NaN : score;
+
 /**
  * Impressions with served inputs as combiner slates: per candidate the model's score (NaN where
  * it has none) and the logged inputs, with the logged position (0 when unknown). Candidates the
@@ -30,7 +34,7 @@ export function combinerSlates(
     const scores = model(impression, candidates);
     const inputs = new Float64Array(candidates.length * width);
     candidates.forEach((itemId, i) => {
-      inputs[i * width] = scores[i] <= NO_MODEL_SCORE ? Number.NaN : scores[i];
+      inputs[i * width] = servedModelScore(scores[i]);
       inputs.set(served[itemId].inputs, i * width + 1);
     });
     slates.push({

@@ -2,7 +2,7 @@ import { decay, ItemPopularity } from '../../online-state/online-state.schema';
 import { FEATURE_PARTS } from '../../ranking/features';
 import { merge, MergeInput } from '../../ranking/merge';
 import { DEFAULT_PROFILE, RankingProfile } from '../../ranking/profile';
-import { NO_MODEL_SCORE } from '../combiner-stage';
+import { servedModelScore } from '../combiner-stage';
 import { Impression, SERVED_FEATURE_INPUTS, ServedInputs } from '../dataset/dataset';
 import type { RunnableCombiner } from '../model/combiner';
 import { ImpressionScorer } from './scorers';
@@ -104,9 +104,7 @@ export function servedScorer(
     if (known === undefined) throw new Error(`no served facts for impression ${impression.id}`);
     const modelScores = coldUsers
       ? new Float64Array(candidates.length).fill(Number.NaN)
-      : Float64Array.from(model(impression, candidates), (score) =>
-          score <= NO_MODEL_SCORE ? Number.NaN : score,
-        );
+      : Float64Array.from(model(impression, candidates), servedModelScore);
     const { table } = merge(mergeInput(candidates, known, modelScores), {
       profile,
       nowMs: impression.time,
