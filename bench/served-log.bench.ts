@@ -43,6 +43,7 @@ function makeSlate(index: number, items: number): ServedSlate {
     servedAt: Date.now(),
     modelVersion: '42',
     profile: 'default',
+    experiment: null,
     candidates: 100,
     features: FEATURES,
     itemIds: Array.from(

@@ -27,6 +27,7 @@ export const MODULE_MAP = {
   ],
   'modules/served-log': [...BASE, 'modules/ingest', 'modules/metrics'],
   'modules/registry': [...BASE, 'modules/auth'],
+  'modules/experiments': [...BASE, 'modules/auth', 'modules/metrics', 'modules/registry'],
   // The offline eval scores what `rank` returns: ranking's features and merge over the online
   // state's decay, rebuilt at each impression's time.
   'modules/training': [
@@ -41,6 +42,7 @@ export const MODULE_MAP = {
     ...BASE,
     'modules/auth',
     'modules/embedding',
+    'modules/experiments',
     'modules/health',
     'modules/metrics',
     'modules/online-state',
@@ -52,6 +54,7 @@ export const MODULE_MAP = {
     ...BASE,
     'graphql',
     'modules/auth',
+    'modules/experiments',
     'modules/metrics',
     'modules/online-state',
     'modules/served-log',

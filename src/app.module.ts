@@ -4,6 +4,7 @@ import { ConfigModule } from './config/config.module';
 import { Logger } from './common/logger';
 import { InfraModule } from './infra/infra.module';
 import { AuthModule } from './modules/auth/auth.module';
+import { ExperimentsApiModule } from './modules/experiments/experiments.module';
 import { HealthModule } from './modules/health/health.module';
 import { MetricsModule } from './modules/metrics/metrics.module';
 import { IngestApiModule, IngestModule } from './modules/ingest/ingest.module';
@@ -30,6 +31,7 @@ export const ROLE_MODULES: Record<Exclude<Role, 'all'>, { graphql: boolean; modu
       ServingModule,
       RankingModule,
       RegistryApiModule,
+      ExperimentsApiModule,
     ],
   },
   ingest: { graphql: false, modules: [IngestModule, ServedLogIngestModule, EmbeddingModule] },

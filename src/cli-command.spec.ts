@@ -1,4 +1,4 @@
-import { parseFlags } from './cli-command';
+import { formatTable, parseFlags } from './cli-command';
 
 describe('parseFlags', () => {
   it('reads values, inline values, booleans and positionals', () => {
@@ -14,5 +14,25 @@ describe('parseFlags', () => {
     expect(parsed.flags.get('topic')).toBe('user.events');
     expect(parsed.flags.get('file')).toBe('a.jsonl');
     expect(parsed.flags.get('all')).toBe(true);
+  });
+});
+
+describe('formatTable', () => {
+  it('pads columns to the widest cell and right-aligns numeric ones', () => {
+    expect(
+      formatTable(
+        ['arm', 'impressions', 'ctr'],
+        [
+          ['control', 1200, '4.10%'],
+          ['new', 35, '12.00%'],
+        ],
+      ),
+    ).toBe(
+      [
+        'arm      impressions  ctr',
+        'control         1200  4.10%',
+        'new               35  12.00%',
+      ].join('\n'),
+    );
   });
 });

@@ -45,3 +45,23 @@ export function parseFlags(args: readonly string[]): {
   }
   return { _: positional, flags };
 }
+
+/** Rows under headers, columns padded to their widest cell; numbers right-aligned. */
+export function formatTable(
+  headers: readonly string[],
+  rows: readonly (readonly (string | number)[])[],
+): string {
+  const cells = [headers, ...rows].map((row) => row.map(String));
+  const widths = headers.map((_, c) => Math.max(...cells.map((row) => (row[c] ?? '').length)));
+  const numeric = headers.map(
+    (_, c) => rows.length > 0 && rows.every((row) => typeof row[c] === 'number'),
+  );
+  return cells
+    .map((row) =>
+      row
+        .map((cell, c) => (numeric[c] ? cell.padStart(widths[c]) : cell.padEnd(widths[c])))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}

@@ -7,6 +7,7 @@ import { ConfigError, loadConfig } from './config/config';
 import { AUTH_COMMANDS } from './modules/auth/auth.cli';
 import { INGEST_COMMANDS } from './modules/ingest/ingest.cli';
 import { EMBEDDING_COMMANDS } from './modules/embedding/embedding.cli';
+import { EXPERIMENT_COMMANDS } from './modules/experiments/experiments.cli';
 import { REGISTRY_COMMANDS } from './modules/registry/registry.cli';
 import { TRAINING_COMMANDS } from './modules/training/training.cli';
 
@@ -15,6 +16,7 @@ const COMMANDS: readonly CliCommand[] = [
   ...INGEST_COMMANDS,
   ...EMBEDDING_COMMANDS,
   ...REGISTRY_COMMANDS,
+  ...EXPERIMENT_COMMANDS,
   ...TRAINING_COMMANDS,
   ...AUTH_COMMANDS,
 ];

@@ -38,6 +38,12 @@ const MUTATIONS: Record<string, { query: string; variables?: Record<string, unkn
   activateModelVersion: { query: 'mutation { activateModelVersion(id: "1") { id } }' },
   rollbackModel: { query: 'mutation { rollbackModel { id } }' },
   trainModel: { query: 'mutation { trainModel(mode: FULL) { id } }' },
+  createExperiment: {
+    query: `mutation { createExperiment(experiment: { name: "forbidden", arms: [{ name: "a", share: 50 }, { name: "b", profile: "x", share: 50 }] }) { id } }`,
+  },
+  startExperiment: { query: 'mutation { startExperiment(id: "1") { id } }' },
+  stopExperiment: { query: 'mutation { stopExperiment(id: "1") { id } }' },
+  promoteArm: { query: 'mutation { promoteArm(experimentId: "1", arm: "a") { id } }' },
 };
 
 async function count(url: string, sql: string): Promise<number> {
@@ -228,6 +234,27 @@ describe('API keys on the real stack (AUTH_MODE=api-key)', () => {
       await count(url, `SELECT count(*) AS n FROM ranking_profiles WHERE name = 'forbidden'`),
     ).toBe(0);
     expect(await count(url, 'SELECT count(*) AS n FROM training_runs')).toBe(0);
+    expect(await count(url, 'SELECT count(*) AS n FROM experiments')).toBe(0);
+  });
+
+  it('lets only an ops key force an experiment arm', async () => {
+    const forced = { ...RANK_VARIABLES, arm: 'treatment' };
+    const query = RANK_QUERY.replace('$profile: String', '$profile: String, $arm: String').replace(
+      'profile: $profile',
+      'profile: $profile, arm: $arm',
+    );
+    const read = await graphql(app, query, forced, withKey(readKey));
+    expect(read.errors).toEqual([
+      expect.objectContaining({
+        message: 'arm: forcing an experiment arm requires role ops',
+        extensions: expect.objectContaining({ code: 'FORBIDDEN', field: 'arm' }) as unknown,
+      }),
+    ]);
+    // An ops key passes the check and learns that no experiment runs.
+    const ops = await graphql(app, query, forced, withKey(opsKey));
+    expect(ops.errors).toEqual([
+      expect.objectContaining({ message: 'arm: no experiment is running' }),
+    ]);
   });
 
   it('lets an ops key mutate (and query)', async () => {

@@ -48,6 +48,7 @@ function slate(requestId: string, servedAt: number, items = 4): ServedSlate {
     servedAt,
     modelVersion: '12',
     profile: 'default',
+    experiment: null,
     candidates: items + 10,
     features: FEATURES,
     itemIds: Array.from({ length: items }, (_, p) => `item-${requestId}-${p}`),

@@ -50,6 +50,8 @@ async function main(): Promise<void> {
         parts: [],
       })),
       modelVersion: null,
+      experiment: null,
+      arm: null,
       requestId,
       degraded: [],
     });

@@ -21,6 +21,7 @@ export const CONFIG_GROUPS = [
   'Serving',
   'Ranking',
   'Served-slate log',
+  'Experiments',
   'GraphQL',
   'Auth',
 ] as const;
@@ -355,6 +356,26 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
     group: 'Ranking',
     description:
       'How often an api replica re-reads `ranking_profiles`; an edited profile reaches every replica within this time.',
+  },
+  EXPERIMENT_REFRESH_MS: {
+    group: 'Experiments',
+    description:
+      'How often an api replica re-reads the running experiment ([experiments.md](experiments.md)); a started, stopped or promoted experiment reaches every replica within this time.',
+  },
+  EXPERIMENT_JUDGE_INTERVAL_MS: {
+    group: 'Experiments',
+    description:
+      'How often an api replica reads the running experiment’s online figures: it refreshes the per-arm gauges and judges a canary that has its impressions (promote, or roll back with the reason). Every replica judges; the first to record the outcome wins.',
+  },
+  EXPERIMENT_VERSION_WINDOW_HOURS: {
+    group: 'Experiments',
+    description:
+      'The window of a model version’s own online figures (`modelVersions { online }`): slates it served in the last this many hours.',
+  },
+  CANARY_MIN_IMPRESSIONS: {
+    group: 'Experiments',
+    description:
+      'Impressions each arm of a canary needs before it is judged, when `activateModelVersion` names none. Fewer decide faster and miss smaller harms: see the impressions-needed figure of the report.',
   },
   SERVED_LOG_ENABLED: {
     group: 'Served-slate log',

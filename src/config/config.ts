@@ -135,6 +135,10 @@ export const configSchema = z.object({
   SERVED_LOG_BATCH: int(1, 100_000).default(500),
   SERVED_LOG_FLUSH_MS: int(1, 60_000).default(200),
   SERVED_LOG_RETENTION_DAYS: int(1, 3650).default(30),
+  EXPERIMENT_REFRESH_MS: int(100, 3_600_000).default(2000),
+  EXPERIMENT_JUDGE_INTERVAL_MS: int(100, 3_600_000).default(15_000),
+  EXPERIMENT_VERSION_WINDOW_HOURS: int(1, 24 * 3650).default(24),
+  CANARY_MIN_IMPRESSIONS: int(1).default(5000),
   GRAPHQL_MAX_COMPLEXITY: int(1, 1_000_000).default(500),
   GRAPHQL_MAX_ALIASES: int(0, 10_000).default(20),
   GRAPHQL_MAX_DOCUMENT_BYTES: int(256, 4 * 1024 * 1024).default(16_384),
@@ -296,6 +300,17 @@ export interface AppConfig {
     readonly flushMs: number;
     /** Days of `served_slates` partitions kept; the ingest role drops older ones. */
     readonly retentionDays: number;
+  };
+  /** Online experiments and canaries (src/modules/experiments). */
+  readonly experiments: {
+    /** How often an api replica re-reads the running experiment (an edit reaches all within it). */
+    readonly refreshMs: number;
+    /** How often a running canary's figures are read and judged; also refreshes the gauges. */
+    readonly judgeIntervalMs: number;
+    /** The window of a model version's own online figures (`modelVersions { online }`). */
+    readonly versionWindowHours: number;
+    /** Impressions each arm of a canary needs before it is judged, unless the call says. */
+    readonly canaryMinImpressions: number;
   };
   readonly graphql: {
     /** Most fields in one operation, fragments expanded. */
@@ -463,6 +478,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       batchSlates: c.SERVED_LOG_BATCH,
       flushMs: c.SERVED_LOG_FLUSH_MS,
       retentionDays: c.SERVED_LOG_RETENTION_DAYS,
+    },
+    experiments: {
+      refreshMs: c.EXPERIMENT_REFRESH_MS,
+      judgeIntervalMs: c.EXPERIMENT_JUDGE_INTERVAL_MS,
+      versionWindowHours: c.EXPERIMENT_VERSION_WINDOW_HOURS,
+      canaryMinImpressions: c.CANARY_MIN_IMPRESSIONS,
     },
     graphql: {
       maxComplexity: c.GRAPHQL_MAX_COMPLEXITY,

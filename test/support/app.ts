@@ -30,14 +30,19 @@ export class PinnedModels implements LoadedModels {
 
   attach(registry: LoadedModels): this {
     this.registry = registry;
+    // Arm versions follow the registry even while the active one is pinned.
     registry.onChange(() => {
-      if (this.pinned === undefined) this.changed();
+      this.changed();
     });
     return this;
   }
 
   current(): LoadedModel | undefined {
     return this.pinned ? this.pinned.model : this.registry?.current();
+  }
+
+  others(): ReadonlyMap<string, LoadedModel> {
+    return this.registry?.others() ?? new Map<string, LoadedModel>();
   }
 
   onChange(listener: () => void): void {

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
+import { ApiKeyRole, roleSatisfies } from './api-key';
 import { ApiKeyAuthService, Principal } from './api-key-auth.service';
 
 /**
@@ -29,6 +30,13 @@ export class GraphqlCallers {
   triggeredBy(context: object): string {
     const principal = this.principals.get(context);
     return principal === undefined ? 'graphql' : `graphql (api key "${principal.name}")`;
+  }
+
+  /** Whether the request may do what `role` may (always, without API keys). */
+  hasRole(context: object, role: ApiKeyRole): boolean {
+    if (!this.enabled) return true;
+    const principal = this.principals.get(context);
+    return principal !== undefined && roleSatisfies(principal.role, role);
   }
 
   /**

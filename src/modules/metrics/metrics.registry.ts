@@ -38,6 +38,13 @@ export class Metrics {
     return new Counter({ name, help, labelNames, registers: [this.registry] });
   }
 
+  /** A gauge with labels, set by its owner. */
+  labelledGauge<L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> {
+    const existing = this.registry.getSingleMetric(name);
+    if (existing) return existing as Gauge<L>;
+    return new Gauge({ name, help, labelNames, registers: [this.registry] });
+  }
+
   /** A gauge set by its owner; `read`, when given, sets it on every scrape instead. */
   gauge(name: string, help: string, read?: () => number): Gauge {
     const existing = this.registry.getSingleMetric(name);

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { AuthModule } from '../auth/auth.module';
+import { ExperimentsModule } from '../experiments/experiments.module';
 import { OnlineStateReaderModule } from '../online-state/online-state.module';
 import { ServedLogModule } from '../served-log/served-log.module';
 import { ServingModule } from '../serving/serving.module';
@@ -11,7 +12,7 @@ import { UserVectorCacheRepository } from './user-vector-cache.repository';
 
 /** The api role's ranking: `rank`, `recommend` and ranking profiles, over what serving holds. */
 @Module({
-  imports: [AuthModule, ServingModule, OnlineStateReaderModule, ServedLogModule],
+  imports: [AuthModule, ServingModule, ExperimentsModule, OnlineStateReaderModule, ServedLogModule],
   providers: [
     RankingRepository,
     UserVectorCacheRepository,

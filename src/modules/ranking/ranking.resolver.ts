@@ -12,7 +12,7 @@ import {
   registerEnumType,
   Resolver,
 } from '@nestjs/graphql';
-import { ValidationError } from '../../common/errors';
+import { DomainError, ValidationError } from '../../common/errors';
 import type { GraphqlContext } from '../../graphql/graphql.module';
 import { RequireRole } from '../auth/access';
 import { GraphqlCallers } from '../auth/graphql-callers';
@@ -86,6 +86,13 @@ class RankResultType {
   @Field(() => [RankedItemType]) items!: RankedItemType[];
   @Field(() => ID, { nullable: true, description: 'the served model version; null when none is' })
   modelVersion!: string | null;
+  @Field(() => String, {
+    nullable: true,
+    description: 'the running experiment that served this answer; null outside one',
+  })
+  experiment!: string | null;
+  @Field(() => String, { nullable: true, description: 'the experiment arm that served it' })
+  arm!: string | null;
   @Field(() => ID) requestId!: string;
   @Field(() => [String], {
     description:
@@ -145,10 +152,18 @@ class RankingProfileInput {
   recencyHalfLifeDays?: number | null;
 }
 
+const ARM_ARG = {
+  type: () => String,
+  nullable: true,
+  description: 'serve this arm of the running experiment instead of the user’s own (ops keys only)',
+};
+
 function toType(result: RankResult): RankResultType {
   return {
     items: [...result.items],
     modelVersion: result.modelVersion,
+    experiment: result.experiment,
+    arm: result.arm,
     requestId: result.requestId,
     degraded: [...result.degraded],
   };
@@ -177,10 +192,20 @@ export class RankingResolver {
     private readonly costs: GraphqlCallers,
   ) {}
 
-  /** The request as ranking sees it: its id, and the key that pays for encoded texts. */
-  private request(context: GraphqlContext): RankingRequest {
+  /**
+   * The request as ranking sees it: its id, the arm an ops caller forces (FORBIDDEN for others),
+   * and the key that pays for encoded texts.
+   */
+  private request(context: GraphqlContext, forcedArm: string | null | undefined): RankingRequest {
+    if (forcedArm != null && !this.costs.hasRole(context, 'ops')) {
+      throw new DomainError('FORBIDDEN', 'arm: forcing an experiment arm requires role ops', {
+        field: 'arm',
+        requiredRole: 'ops',
+      });
+    }
     return {
       requestId: context.requestId,
+      ...(forcedArm == null ? {} : { forcedArm }),
       charge: (units) => {
         this.costs.charge(context, units);
       },
@@ -193,10 +218,11 @@ export class RankingResolver {
     @Args('userId', { type: () => ID }) userId: string,
     @Args('candidates', { type: () => [CandidateInput] }) candidates: CandidateInput[],
     @Args('profile', { type: () => String, nullable: true }) profile: string | null,
+    @Args('arm', ARM_ARG) arm: string | null | undefined,
     @Context() context: GraphqlContext,
   ): Promise<RankResultType> {
     return toType(
-      await this.ranking.rank(userId, candidates, profile ?? undefined, this.request(context)),
+      await this.ranking.rank(userId, candidates, profile ?? undefined, this.request(context, arm)),
     );
   }
 
@@ -215,6 +241,7 @@ export class RankingResolver {
       description: 'only items of this category',
     })
     category: string | null,
+    @Args('arm', ARM_ARG) arm: string | null | undefined,
     @Context() context: GraphqlContext,
   ): Promise<RankResultType> {
     return toType(
@@ -223,7 +250,7 @@ export class RankingResolver {
         first,
         exclude ?? [],
         category ?? undefined,
-        this.request(context),
+        this.request(context, arm),
       ),
     );
   }

@@ -12,6 +12,8 @@ import { OnlineStateReader } from '../online-state/online-state.reader';
 import type { ItemPopularity } from '../online-state/online-state.schema';
 import type { Interaction } from '../online-state/online-state.store';
 import type { ItemTable } from '../serving/item-table';
+import type { Assignment } from '../experiments/experiment-assignment.service';
+import { ExperimentAssignment } from '../experiments/experiment-assignment.service';
 import type { HistoryVector, ServedModel, Serving } from '../serving/served-model';
 import { ServingService } from '../serving/serving.service';
 import type { ServedSlate } from '../served-log/served-slate';
@@ -34,6 +36,8 @@ export interface Candidate {
 /** Who asks: the request id answers carry, and what pays for work beyond the call itself. */
 export interface RankingRequest {
   readonly requestId: string;
+  /** An experiment arm to serve instead of the user's own (ops QA). */
+  readonly forcedArm?: string;
   /** Charges `units` (one per candidate text to encode) to the caller; throws when it cannot pay. */
   readonly charge?: (units: number) => void;
 }
@@ -76,6 +80,9 @@ export type Degradation =
 export interface RankResult {
   readonly items: readonly RankedItem[];
   readonly modelVersion: string | null;
+  /** The running experiment and the arm that served this answer; null outside one. */
+  readonly experiment: string | null;
+  readonly arm: string | null;
   readonly requestId: string;
   readonly degraded: readonly Degradation[];
 }
@@ -107,6 +114,7 @@ interface RequestState {
   readonly items: ItemTable;
   readonly served: ServedModel | undefined;
   readonly profile: RankingProfile;
+  readonly assignment: Assignment | undefined;
   readonly degraded: Set<Degradation>;
   readonly nowMs: number;
 }
@@ -132,6 +140,7 @@ export class RankingService {
     private readonly userVectors: UserVectorCacheRepository,
     private readonly profiles: ProfileService,
     private readonly servedLog: ServedSlateRecorder,
+    private readonly experiments: ExperimentAssignment,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
     metrics: Metrics,
@@ -235,8 +244,9 @@ export class RankingService {
     request: RankingRequest,
     signal: AbortSignal,
   ): Promise<RequestState> {
-    const profile = await this.profiles.get(profileName);
-    const { items, served }: Serving = this.serving.current();
+    const { serving, assignment } = this.armServing(userId, request.forcedArm);
+    const profile = await this.profiles.get(assignment?.arm.profile ?? profileName);
+    const { items, served } = serving;
     const degraded = new Set<Degradation>();
     if (served === undefined) degraded.add('no_model');
     return {
@@ -247,9 +257,32 @@ export class RankingService {
       items,
       served,
       profile,
+      assignment,
       degraded,
       nowMs: Date.now(),
     };
+  }
+
+  /**
+   * What the user's experiment arm serves: its version (the active one when it names none) and
+   * the assignment; outside an experiment, or while the arm's version is not loaded here, the
+   * active version and no assignment.
+   */
+  private armServing(
+    userId: string,
+    forcedArm: string | undefined,
+  ): { serving: Serving; assignment: Assignment | undefined } {
+    const assignment = this.experiments.assign(userId, forcedArm);
+    if (assignment === undefined) return { serving: this.serving.current(), assignment };
+    const { modelVersion } = assignment.arm;
+    const serving =
+      modelVersion === null ? this.serving.current() : this.serving.version(modelVersion);
+    if (serving === undefined) {
+      this.experiments.unavailable(assignment);
+      return { serving: this.serving.current(), assignment: undefined };
+    }
+    this.experiments.served(assignment);
+    return { serving, assignment };
   }
 
   /** The answer: the first `shown` ranked items, logged as the served slate. */
@@ -260,6 +293,8 @@ export class RankingService {
     return {
       items,
       modelVersion: state.served?.versionId ?? null,
+      experiment: state.assignment?.experiment.name ?? null,
+      arm: state.assignment?.arm.name ?? null,
       requestId: state.request.requestId,
       degraded: [...state.degraded],
     };
@@ -288,6 +323,10 @@ export class RankingService {
       servedAt: state.nowMs,
       modelVersion: state.served?.versionId ?? null,
       profile: state.profile.name,
+      experiment:
+        state.assignment === undefined
+          ? null
+          : { id: state.assignment.experiment.id, arm: state.assignment.arm.name },
       candidates: order.length,
       features: SERVED_INPUTS,
       itemIds,

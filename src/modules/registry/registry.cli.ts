@@ -1,5 +1,5 @@
 import type { CliCommand, CliContext } from '../../cli-command';
-import { parseFlags } from '../../cli-command';
+import { formatTable, parseFlags } from '../../cli-command';
 import { RegistryModule } from './registry.module';
 import { RegistryService } from './registry.service';
 import { TRAINING_MODES, TrainingMode, TrainingRun } from './registry.types';
@@ -76,15 +76,24 @@ const activeModel: CliCommand = {
   },
 };
 
-const activate: CliCommand = {
-  name: 'activate-model-version',
-  usage: 'activate-model-version <id>',
-  summary: 'make a version active; every api replica swaps to it',
+const activations: CliCommand = {
+  name: 'model-activations',
+  usage: 'model-activations [--first n]',
+  summary: 'the activation log, newest first: activations, rollbacks and canaries',
   async run(args, context) {
-    const id = parseFlags(args)._.at(0);
-    if (id === undefined) throw new Error(`usage: ${this.usage}`);
-    const version = await (await registry(context)).activate(id, TRIGGERED_BY);
-    process.stdout.write(`version ${version.id} is active\n`);
+    const first = Number(parseFlags(args).flags.get('first') ?? 20);
+    const rows = (await (await registry(context)).activations(first)).map((entry) => [
+      entry.id,
+      entry.createdAt.toISOString(),
+      entry.action,
+      entry.versionId,
+      entry.previousVersionId ?? '-',
+      entry.triggeredBy,
+      entry.reason ?? '-',
+    ]);
+    process.stdout.write(
+      `${formatTable(['id', 'at', 'action', 'version', 'previous', 'by', 'reason'], rows)}\n`,
+    );
   },
 };
 
@@ -103,6 +112,6 @@ export const REGISTRY_COMMANDS: readonly CliCommand[] = [
   activeModel,
   trainingRun,
   trainModel,
-  activate,
+  activations,
   rollback,
 ];

@@ -73,6 +73,28 @@ export class ModelVersionGql {
   @Field(() => Int, { nullable: true }) artifactBytes!: number | null;
 }
 
+@ObjectType('ModelActivation', {
+  description: 'An entry of the activation log: a change of the active version, or a canary event',
+})
+export class ModelActivationGql {
+  @Field(() => ID) id!: string;
+  @Field(() => ID) versionId!: string;
+  @Field(() => ID, {
+    nullable: true,
+    description: 'the version active before (for canary entries: the one active then)',
+  })
+  previousVersionId!: string | null;
+  @Field({
+    description: 'promote, activate, rollback, canary_start, canary_promote or canary_rollback',
+  })
+  action!: string;
+  @Field(() => String, { nullable: true }) reason!: string | null;
+  @Field(() => ID, { nullable: true, description: 'the canary experiment' })
+  experimentId!: string | null;
+  @Field() triggeredBy!: string;
+  @Field() createdAt!: Date;
+}
+
 @ObjectType('TrainingRun')
 export class TrainingRunGql {
   @Field(() => ID) id!: string;

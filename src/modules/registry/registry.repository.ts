@@ -3,6 +3,7 @@ import { DatabaseError, Pool } from 'pg';
 import { inTransaction } from '../../infra/postgres';
 import { PG_DIRECT_POOL, PG_POOL } from '../../infra/tokens';
 import type {
+  Activation,
   ModelMetrics,
   ModelStatus,
   ModelVersion,
@@ -126,7 +127,32 @@ export interface TrainingLock {
   release(): Promise<void>;
 }
 
-export type ActivationAction = 'promote' | 'activate' | 'rollback';
+/** What changed the active version. */
+export type ActivationAction = 'promote' | 'activate' | 'rollback' | 'canary_promote';
+/** What the activation log also records about a canary (the active version does not change). */
+export type CanaryAction = 'canary_start' | 'canary_rollback';
+
+interface ActivationRow {
+  id: string;
+  version_id: string;
+  previous_version_id: string | null;
+  action: ActivationAction | CanaryAction;
+  reason: string | null;
+  experiment_id: string | null;
+  triggered_by: string;
+  created_at: Date;
+}
+
+const toActivation = (row: ActivationRow): Activation => ({
+  id: row.id,
+  versionId: row.version_id,
+  previousVersionId: row.previous_version_id,
+  action: row.action,
+  reason: row.reason,
+  experimentId: row.experiment_id,
+  triggeredBy: row.triggered_by,
+  createdAt: row.created_at,
+});
 
 /** Registry SQL: versions, runs, activations and the training lock. */
 @Injectable()
@@ -235,6 +261,8 @@ export class RegistryRepository {
     /** For rollbacks: what a later rollback from `id` goes back to. */
     previousOverride?: string | null;
     retiredReason: string;
+    /** The canary experiment that promoted it. */
+    experimentId?: string;
   }): Promise<{ previousId: string | null }> {
     return inTransaction(this.pool, async (client) => {
       // Serialises activations: two at once would both retire the same row and trip the unique index.
@@ -256,13 +284,16 @@ export class RegistryRepository {
         [input.id, input.reason],
       );
       await client.query(
-        `INSERT INTO model_activations (version_id, previous_version_id, action, triggered_by)
-         VALUES ($1, $2, $3, $4)`,
+        `INSERT INTO model_activations
+           (version_id, previous_version_id, action, triggered_by, reason, experiment_id)
+         VALUES ($1, $2, $3, $4, $5, $6)`,
         [
           input.id,
           input.previousOverride === undefined ? previousId : input.previousOverride,
           input.action,
           input.triggeredBy,
+          input.reason,
+          input.experimentId ?? null,
         ],
       );
       await client.query('SELECT pg_notify($1, $2)', [ACTIVATION_CHANNEL, input.id]);
@@ -274,10 +305,49 @@ export class RegistryRepository {
   async previousOf(versionId: string): Promise<string | null> {
     const result = await this.pool.query<{ previous_version_id: string | null }>(
       `SELECT previous_version_id FROM model_activations
-        WHERE version_id = $1 ORDER BY id DESC LIMIT 1`,
+        WHERE version_id = $1 AND action NOT IN ('canary_start', 'canary_rollback')
+        ORDER BY id DESC LIMIT 1`,
       [versionId],
     );
     return result.rows.at(0)?.previous_version_id ?? null;
+  }
+
+  /**
+   * Logs a canary's start or rollback next to the activations (the active version is unchanged);
+   * a rollback also records its reason as the version's status reason.
+   */
+  async logCanary(input: {
+    versionId: string;
+    action: CanaryAction;
+    triggeredBy: string;
+    reason: string;
+    experimentId: string;
+  }): Promise<void> {
+    await inTransaction(this.pool, async (client) => {
+      await client.query(
+        `INSERT INTO model_activations
+           (version_id, previous_version_id, action, triggered_by, reason, experiment_id)
+         SELECT $1, (SELECT id FROM model_versions WHERE status = 'active'), $2, $3, $4, $5`,
+        [input.versionId, input.action, input.triggeredBy, input.reason, input.experimentId],
+      );
+      if (input.action === 'canary_rollback') {
+        await client.query('UPDATE model_versions SET status_reason = $2 WHERE id = $1', [
+          input.versionId,
+          input.reason,
+        ]);
+      }
+    });
+  }
+
+  /** The activation log, newest first. */
+  async activations(first: number): Promise<Activation[]> {
+    const { rows } = await this.pool.query<ActivationRow>(
+      `SELECT id, version_id, previous_version_id, action, reason, experiment_id, triggered_by,
+              created_at
+         FROM model_activations ORDER BY id DESC LIMIT $1`,
+      [first],
+    );
+    return rows.map(toActivation);
   }
 
   /** Events after `afterSeq` (all when null), counted up to `cap`, and the newest seq. */

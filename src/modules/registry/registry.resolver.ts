@@ -13,6 +13,7 @@ import { RequireRole } from '../auth/access';
 import { GraphqlCallers } from '../auth/graphql-callers';
 import {
   metricsGql,
+  ModelActivationGql,
   ModelMetricGql,
   ModelVersionGql,
   runGql,
@@ -55,12 +56,13 @@ export class RegistryResolver {
   }
 
   @RequireRole('ops')
-  @Mutation(() => ModelVersionGql)
-  async activateModelVersion(
-    @Args('id', { type: () => ID }) id: string,
-    @Context() context: object,
-  ): Promise<ModelVersionGql> {
-    return versionGql(await this.registry.activate(id, this.callers.triggeredBy(context)));
+  @Query(() => [ModelActivationGql], {
+    description: 'the activation log, newest first: activations, rollbacks and canaries',
+  })
+  async modelActivations(
+    @Args('first', { type: () => Int, defaultValue: 20 }) first: number,
+  ): Promise<ModelActivationGql[]> {
+    return this.registry.activations(first);
   }
 
   @RequireRole('ops')

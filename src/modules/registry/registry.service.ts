@@ -4,7 +4,13 @@ import { LOGGER } from '../../infra/tokens';
 import type { Logger } from '../../common/logger';
 import { ACTIVATION_CHANNEL, RegistryRepository } from './registry.repository';
 import { ARTIFACT_STORE } from './registry.types';
-import type { ArtifactStore, ModelVersion, TrainingMode, TrainingRun } from './registry.types';
+import type {
+  Activation,
+  ArtifactStore,
+  ModelVersion,
+  TrainingMode,
+  TrainingRun,
+} from './registry.types';
 
 export const MAX_VERSIONS_PAGE = 100;
 
@@ -87,8 +93,7 @@ export class RegistryService {
 
   /** Ops activation of any loadable version (candidate, retired, or the active one: a no-op). */
   async activate(rawId: string, triggeredBy: string): Promise<ModelVersion> {
-    const version = await this.getVersion(rawId);
-    await this.assertLoadable(version);
+    const version = await this.loadableVersion(rawId);
     await this.repository.activate({
       id: version.id,
       action: 'activate',
@@ -112,6 +117,37 @@ export class RegistryService {
     this.logger.info({ versionId: id, reason }, 'model version promoted');
   }
 
+  /** A canary's promotion: `id` becomes active, the log says which experiment judged it. */
+  async promoteCanary(
+    id: string,
+    reason: string,
+    experimentId: string,
+    triggeredBy: string,
+  ): Promise<void> {
+    await this.repository.activate({
+      id,
+      action: 'canary_promote',
+      triggeredBy,
+      reason: `canary promoted: ${reason}`,
+      retiredReason: `replaced by version ${id} (canary promoted)`,
+      experimentId,
+    });
+    this.logger.info({ versionId: id, experimentId, reason }, 'canary promoted');
+  }
+
+  /** Logs a canary's start or rollback in the activation log (see the repository). */
+  async logCanary(input: Parameters<RegistryRepository['logCanary']>[0]): Promise<void> {
+    await this.repository.logCanary(input);
+    this.logger.info(input, 'canary logged');
+  }
+
+  activations(first: number): Promise<Activation[]> {
+    if (!Number.isInteger(first) || first < 1 || first > MAX_VERSIONS_PAGE) {
+      throw new ValidationError('first', `must be between 1 and ${String(MAX_VERSIONS_PAGE)}`);
+    }
+    return this.repository.activations(first);
+  }
+
   /** Back to the version that was active before the current one. */
   async rollback(triggeredBy: string): Promise<ModelVersion> {
     const current = await this.repository.activeVersion();
@@ -122,8 +158,7 @@ export class RegistryService {
         activeId: current.id,
       });
     }
-    const previous = await this.getVersion(previousId);
-    await this.assertLoadable(previous);
+    const previous = await this.loadableVersion(previousId);
     await this.repository.activate({
       id: previous.id,
       action: 'rollback',
@@ -137,8 +172,9 @@ export class RegistryService {
     return this.getVersion(previous.id);
   }
 
-  /** Only versions with an intact artifact can be served. */
-  private async assertLoadable(version: ModelVersion): Promise<void> {
+  /** The version, when it can be served: not failed or training, and its artifact intact. */
+  async loadableVersion(rawId: string): Promise<ModelVersion> {
+    const version = await this.getVersion(rawId);
     if (version.status === 'failed' || version.status === 'training') {
       throw new DomainError(
         'CONFLICT',
@@ -165,5 +201,6 @@ export class RegistryService {
       }
       throw error;
     }
+    return version;
   }
 }

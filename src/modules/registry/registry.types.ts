@@ -45,6 +45,20 @@ export interface ModelVersion {
   readonly artifact: { readonly sha256: string; readonly size: number } | null;
 }
 
+/** One entry of the activation log: a change of the active version, or a canary's start or end. */
+export interface Activation {
+  readonly id: string;
+  readonly versionId: string;
+  /** The version active before (for a canary entry: the one active at the time). */
+  readonly previousVersionId: string | null;
+  readonly action:
+    'promote' | 'activate' | 'rollback' | 'canary_start' | 'canary_promote' | 'canary_rollback';
+  readonly reason: string | null;
+  readonly experimentId: string | null;
+  readonly triggeredBy: string;
+  readonly createdAt: Date;
+}
+
 export interface TrainingRun {
   readonly id: string;
   readonly mode: TrainingMode;

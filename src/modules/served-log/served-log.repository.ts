@@ -65,14 +65,16 @@ export class ServedLogRepository {
     // array travels as its literal, cast per row.
     const result = await this.pool.query(
       `INSERT INTO served_slates (served_at, request_id, user_id, operation, model_version, profile,
-                                  candidates, features, item_ids, scores, feature_values)
+                                  candidates, features, item_ids, scores, feature_values,
+                                  experiment_id, arm)
        SELECT u.served_at, u.request_id, u.user_id, u.operation, u.model_version, u.profile,
               u.candidates, u.features::text[], u.item_ids::text[], u.scores::real[],
-              u.feature_values::real[]
+              u.feature_values::real[], u.experiment_id, u.arm
        FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],
-                   $7::int[], $8::text[], $9::text[], $10::text[], $11::text[])
+                   $7::int[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[],
+                   $13::text[])
             AS u(served_at, request_id, user_id, operation, model_version, profile, candidates,
-                 features, item_ids, scores, feature_values)
+                 features, item_ids, scores, feature_values, experiment_id, arm)
        ON CONFLICT (served_at, request_id) DO NOTHING`,
       [
         rows.map((row) => row.servedAt.toISOString()),
@@ -86,6 +88,8 @@ export class ServedLogRepository {
         rows.map((row) => textArrayLiteral(row.itemIds)),
         rows.map((row) => realArrayLiteral(row.scores)),
         rows.map((row) => realArrayLiteral(row.values)),
+        rows.map((row) => row.experimentId),
+        rows.map((row) => row.arm),
       ],
     );
     return result.rowCount ?? 0;

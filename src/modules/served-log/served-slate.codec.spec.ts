@@ -16,6 +16,7 @@ function slate(overrides: Partial<ServedSlate> = {}): ServedSlate {
     servedAt: SERVED_AT,
     modelVersion: '7',
     profile: 'default',
+    experiment: null,
     candidates: 3,
     features: ['model', 'popularity'],
     itemIds: ['a', 'b', 'c'],
@@ -58,6 +59,8 @@ describe('served-slate wire format', () => {
       servedAt: '2025-01-02T03:04:05.678Z',
       modelVersion: '7',
       profile: 'default',
+      experimentId: null,
+      arm: null,
       candidates: 3,
       features: ['model', 'popularity'],
       itemIds: ['a', 'b', 'c'],
@@ -74,11 +77,25 @@ describe('served-slate wire format', () => {
       servedAt: new Date(SERVED_AT),
       modelVersion: '7',
       profile: 'default',
+      experimentId: null,
+      arm: null,
       candidates: 3,
       features: ['model', 'popularity'],
       itemIds: ['a', 'b', 'c'],
       scores: [0.9, 0.5, 0.25].map(Math.fround),
       values: [6.5, 0.1, Number.NaN, 0.2, -1, Number.POSITIVE_INFINITY].map(Math.fround),
+    });
+  });
+
+  it('carries the experiment and arm that served it; a slate of v1 without them is outside one', () => {
+    const row = decoded(wire(10, { experiment: { id: '4', arm: 'treatment' } }));
+    expect(row).toMatchObject({ experimentId: '4', arm: 'treatment' });
+    const { experimentId, arm, ...before } = wire();
+    expect([experimentId, arm]).toEqual([null, null]);
+    expect(decoded(before)).toMatchObject({ experimentId: null, arm: null });
+    expect(rejection({ ...wire(), experimentId: '4' })).toEqual({
+      field: 'arm',
+      reason: 'must be given exactly when experimentId is',
     });
   });
 

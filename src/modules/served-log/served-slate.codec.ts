@@ -73,6 +73,8 @@ export function encodeServedSlate(slate: ServedSlate, depth: number): string {
     servedAt: Number.isNaN(servedAt.getTime()) ? null : servedAt.toISOString(),
     modelVersion: slate.modelVersion,
     profile: slate.profile,
+    experimentId: slate.experiment?.id ?? null,
+    arm: slate.experiment?.arm ?? null,
     candidates: slate.candidates,
     features: slate.features,
     itemIds: count === slate.itemIds.length ? slate.itemIds : slate.itemIds.slice(0, count),
@@ -90,6 +92,9 @@ export interface ServedSlateRow {
   /** The registry's version id (decimal), or null when no model served. */
   readonly modelVersion: string | null;
   readonly profile: string;
+  /** The experiment (id) and arm that served it; both null outside one. */
+  readonly experimentId: string | null;
+  readonly arm: string | null;
   readonly candidates: number;
   readonly features: readonly string[];
   readonly itemIds: readonly string[];
@@ -108,8 +113,9 @@ const float32Array = z
   );
 
 /**
- * `rank.served` value, version 1. Unknown fields are dropped so the producer can add fields first
- * (the experiment arm, later). Items are in served order: position p is `itemIds[p - 1]`.
+ * `rank.served` value, version 1. Unknown fields are dropped so the producer can add fields first;
+ * `experimentId` and `arm` were added so (absent: outside any experiment). Items are in served
+ * order: position p is `itemIds[p - 1]`.
  */
 export const servedSlateSchema = z
   .object({
@@ -128,6 +134,15 @@ export const servedSlateSchema = z
       .string()
       .min(1, 'must not be empty')
       .max(MAX_PROFILE_LENGTH, `must be at most ${MAX_PROFILE_LENGTH} characters`),
+    experimentId: z
+      .string({ invalid_type_error: 'must be an experiment id (a string of digits) or null' })
+      .regex(/^[0-9]{1,18}$/, 'must be an experiment id (a string of digits) or null')
+      .nullish(),
+    arm: z
+      .string({ invalid_type_error: 'must be an arm name or null' })
+      .min(1, 'must not be empty')
+      .max(MAX_PROFILE_LENGTH, `must be at most ${MAX_PROFILE_LENGTH} characters`)
+      .nullish(),
     candidates: z.number().int('must be an integer').min(0).max(MAX_CANDIDATES),
     features: z
       .array(
@@ -157,6 +172,9 @@ export const servedSlateSchema = z
       if (first !== undefined) return issue(['features', index], `duplicate of features.${first}`);
       seen.set(name, index);
     }
+    if ((slate.experimentId == null) !== (slate.arm == null)) {
+      return issue(['arm'], 'must be given exactly when experimentId is');
+    }
     const items = slate.itemIds.length;
     if (slate.candidates < items) {
       return issue(['candidates'], `must be at least the number of items (${items})`);
@@ -183,6 +201,8 @@ export const servedSlateSchema = z
       servedAt: slate.servedAt,
       modelVersion: slate.modelVersion,
       profile: slate.profile,
+      experimentId: slate.experimentId ?? null,
+      arm: slate.arm ?? null,
       candidates: slate.candidates,
       features: slate.features,
       itemIds: slate.itemIds,

@@ -15,6 +15,7 @@ function slate(index: number, items = 3, features = 2): ServedSlate {
     servedAt: Date.UTC(2025, 0, 1) + index,
     modelVersion: '3',
     profile: 'default',
+    experiment: null,
     candidates: items,
     features: Array.from({ length: features }, (_, f) => `f${f}`),
     itemIds: Array.from({ length: items }, (_, i) => `item-${i}`),

@@ -18,6 +18,8 @@ export interface ServedSlate {
   readonly servedAt: number;
   readonly modelVersion: string | null;
   readonly profile: string;
+  /** The running experiment (its id) and the arm that served the slate; null outside one. */
+  readonly experiment: { readonly id: string; readonly arm: string } | null;
   /** How many candidates were ranked (the slate may be cut to the logging depth). */
   readonly candidates: number;
   /** Names of the logged inputs, in the order `values` holds them per item. */

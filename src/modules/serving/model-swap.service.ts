@@ -13,6 +13,7 @@ import type { PgListener } from '../../infra/pg-listener';
 import { LOGGER } from '../../infra/tokens';
 import { HealthService } from '../health/health.service';
 import { Metrics } from '../metrics/metrics.registry';
+import { ExperimentAssignment } from '../experiments/experiment-assignment.service';
 import { RegistryService } from '../registry/registry.service';
 import { MODEL_LOADER } from './served-model';
 import type { LoadedModel, LoadedModels, ModelLoader } from './served-model';
@@ -40,9 +41,11 @@ export interface ServingStatus {
 }
 
 /**
- * Keeps this replica serving the active version. Activation NOTIFYs (and a periodic poll, in case
- * one is missed) trigger a refresh: the artifact is fetched and verified, the loader precomputes
- * what scoring needs, and the new model replaces the old in one reference assignment. Requests
+ * Keeps this replica serving the active version, and the versions the running experiment's arms
+ * serve (loaded the same way, dropped when the experiment ends). Activation and experiment
+ * NOTIFYs (and a periodic poll, in case one is missed) trigger a refresh: the artifact is fetched
+ * and verified, the loader precomputes what scoring needs, and the new model replaces the old in
+ * one reference assignment. Requests
  * that already took `serving()` finish on the object they hold. A failed load keeps the old model
  * and is reported in health.
  */
@@ -52,6 +55,8 @@ export class ModelSwapService
 {
   private readonly logger: Logger;
   private swapped: SwappedModel | undefined;
+  /** Versions an experiment arm serves besides the active one. */
+  private readonly armModels = new Map<string, SwappedModel>();
   private readonly listeners: (() => void)[] = [];
   private failure: LoadFailure | undefined;
   private refreshing: Promise<void> | undefined;
@@ -63,6 +68,7 @@ export class ModelSwapService
 
   constructor(
     private readonly registry: RegistryService,
+    private readonly experiments: ExperimentAssignment,
     @Inject(MODEL_LOADER) private readonly loader: ModelLoader,
     @Inject(ACTIVATION_LISTENER) private readonly listener: PgListener,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -98,6 +104,10 @@ export class ModelSwapService
 
   current(): LoadedModel | undefined {
     return this.swapped?.loaded;
+  }
+
+  others(): ReadonlyMap<string, LoadedModel> {
+    return new Map([...this.armModels].map(([id, swapped]) => [id, swapped.loaded]));
   }
 
   onChange(listener: () => void): void {
@@ -162,46 +172,77 @@ export class ModelSwapService
 
   private async refreshOnce(reason: string): Promise<void> {
     let activeId: string | null;
+    let armIds: readonly string[];
     try {
-      activeId = await this.registry.activeVersionId();
+      [activeId, armIds] = await Promise.all([
+        this.registry.activeVersionId(),
+        this.experiments.armVersions(),
+      ]);
     } catch (error) {
       // PostgreSQL unreachable: its own health check says so; keep serving and retry on the poll.
-      this.logger.warn({ err: error, reason }, 'cannot read the active model version');
+      this.logger.warn({ err: error, reason }, 'cannot read the versions to serve');
       return;
     }
-    if (activeId === null || activeId === this.swapped?.versionId) {
-      if (activeId !== null) this.failure = undefined;
-      return;
+    const wanted = new Set(armIds.filter((id) => id !== activeId));
+    let changed = false;
+    for (const id of [...this.armModels.keys()]) {
+      if (wanted.has(id)) continue;
+      this.armModels.delete(id);
+      changed = true;
     }
+    if (activeId !== null && activeId !== this.swapped?.versionId) {
+      const next = this.armModels.get(activeId) ?? (await this.load(activeId, reason));
+      if (next !== undefined) {
+        const previous = this.swapped;
+        this.armModels.delete(activeId);
+        // The version that was active may go on serving an arm: keep it rather than reload it.
+        if (previous !== undefined && wanted.has(previous.versionId)) {
+          this.armModels.set(previous.versionId, previous);
+        }
+        this.swapped = next;
+        this.servedGauge.set(Number(activeId));
+        changed = true;
+      }
+    }
+    for (const id of wanted) {
+      if (this.armModels.has(id) || this.stopped) continue;
+      const loaded = await this.load(id, reason);
+      if (loaded === undefined) continue;
+      this.armModels.set(id, loaded);
+      changed = true;
+    }
+    // A failed version nobody asks for any more (ops moved on) is no longer a fault.
+    const failed = this.failure?.versionId;
+    if (failed !== undefined && failed !== activeId && !wanted.has(failed)) {
+      this.failure = undefined;
+    }
+    if (changed) for (const listener of this.listeners) listener();
+  }
+
+  /** Fetches, verifies and loads one version; undefined (and reported) when it fails. */
+  private async load(versionId: string, reason: string): Promise<SwappedModel | undefined> {
     const started = performance.now();
     try {
-      const bytes = await this.registry.artifact(activeId);
-      const loaded = await this.loader.load(bytes, { id: activeId });
+      const bytes = await this.registry.artifact(versionId);
+      const loaded = await this.loader.load(bytes, { id: versionId });
       const loadMs = performance.now() - started;
-      this.swapped = { versionId: activeId, loaded, loadedAt: new Date(), loadMs };
-      this.failure = undefined;
-      for (const listener of this.listeners) listener();
-      this.servedGauge.set(Number(activeId));
+      if (this.failure?.versionId === versionId) this.failure = undefined;
       this.swapSeconds.observe({ outcome: 'ok' }, loadMs / 1000);
-      this.logger.info(
-        { versionId: activeId, loadMs: Math.round(loadMs), reason },
-        'model swapped',
-      );
+      this.logger.info({ versionId, loadMs: Math.round(loadMs), reason }, 'model loaded');
+      return { versionId, loaded, loadedAt: new Date(), loadMs };
     } catch (error) {
       this.swapSeconds.observe({ outcome: 'error' }, (performance.now() - started) / 1000);
       if (!(error instanceof DomainError) && isConnectionError(error)) {
-        this.logger.warn(
-          { err: error, versionId: activeId },
-          'model fetch interrupted; will retry',
-        );
-        return;
+        this.logger.warn({ err: error, versionId }, 'model fetch interrupted; will retry');
+        return undefined;
       }
       const message = error instanceof Error ? error.message : String(error);
-      this.failure = { versionId: activeId, error: message, at: new Date() };
+      this.failure = { versionId, error: message, at: new Date() };
       this.logger.error(
-        { err: error, versionId: activeId, servingVersionId: this.swapped?.versionId ?? null },
+        { err: error, versionId, servingVersionId: this.swapped?.versionId ?? null },
         'model load failed; keeping the previous model',
       );
+      return undefined;
     }
   }
 }

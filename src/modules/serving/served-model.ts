@@ -94,10 +94,15 @@ export interface ModelLoader {
 
 export const MODEL_LOADER = Symbol('MODEL_LOADER');
 
-/** The loaded active version of this replica; the model-swap service in production. */
+/**
+ * The loaded versions of this replica: the active one, and those the running experiment's arms
+ * serve besides it; the model-swap service in production.
+ */
 export interface LoadedModels {
   current(): LoadedModel | undefined;
-  /** `listener` runs after every change of `current()`. */
+  /** Arm versions by id (never the active one); a new map per call. */
+  others(): ReadonlyMap<string, LoadedModel>;
+  /** `listener` runs after every change of `current()` or `others()`. */
   onChange(listener: () => void): void;
 }
 

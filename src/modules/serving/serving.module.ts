@@ -5,6 +5,7 @@ import type { AppConfig } from '../../config/config';
 import { createPgListener } from '../../infra/pg-listener';
 import { LOGGER } from '../../infra/tokens';
 import { EmbeddingApiModule } from '../embedding/embedding.module';
+import { ExperimentsModule } from '../experiments/experiments.module';
 import { HealthModule } from '../health/health.module';
 import { OnlineStateReaderModule } from '../online-state/online-state.module';
 import { RegistryModule } from '../registry/registry.module';
@@ -21,7 +22,13 @@ import { ServingService } from './serving.service';
  * item table every request ranks over (features, popularity, the version's item vectors by row).
  */
 @Module({
-  imports: [RegistryModule, EmbeddingApiModule, OnlineStateReaderModule, HealthModule],
+  imports: [
+    RegistryModule,
+    ExperimentsModule,
+    EmbeddingApiModule,
+    OnlineStateReaderModule,
+    HealthModule,
+  ],
   providers: [
     ServingRepository,
     { provide: MODEL_LOADER, useClass: InterestModelLoader },

@@ -40,7 +40,10 @@ interface Following {
 export class ServingService implements OnApplicationBootstrap, OnApplicationShutdown {
   readonly items = new ItemTable();
   private readonly logger: Logger;
-  private following: Following | undefined;
+  /** The active version's binding. */
+  private active: Following | undefined;
+  /** The arm versions' bindings (experiments), by version id. */
+  private arms = new Map<string, Following>();
   private featuresReadAt: Date | undefined;
   private syncing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -92,8 +95,16 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
 
   /** What a request ranks with; take it once per request. */
   current(): Serving {
-    if (this.models.current() !== this.following?.from) this.bind();
-    return { items: this.items, served: this.following?.served };
+    if (this.models.current() !== this.active?.from) this.bind();
+    return { items: this.items, served: this.active?.served };
+  }
+
+  /** What a request of an experiment arm serving `versionId` ranks with; undefined: not loaded. */
+  version(versionId: string): Serving | undefined {
+    const { served } = this.current();
+    if (served?.versionId === versionId) return { items: this.items, served };
+    const arm = this.arms.get(versionId);
+    return arm === undefined ? undefined : { items: this.items, served: arm.served };
   }
 
   /**
@@ -122,14 +133,23 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
     return this.syncing;
   }
 
-  /** The loaded version's vectors by table row (rows are added for items the table lacks). */
+  /** Every loaded version's vectors by table row (rows are added for items the table lacks). */
   private bind(): void {
     const firstNewRow = this.items.size;
-    const loaded = this.models.current();
-    if (loaded === undefined) {
-      this.following = undefined;
-      return;
+    const active = this.models.current();
+    const arms = new Map<string, Following>();
+    for (const [versionId, loaded] of this.models.others()) {
+      arms.set(versionId, this.bound(loaded));
     }
+    this.active = active === undefined ? undefined : this.bound(active);
+    this.arms = arms;
+    void this.loadPopularity(firstNewRow);
+  }
+
+  /** The binding of `loaded`: the one it already has, else new (vectors copied to their rows). */
+  private bound(loaded: LoadedModel): Following {
+    const existing = this.followings().find((following) => following.from === loaded);
+    if (existing !== undefined) return existing;
     const { model, catalog } = loaded;
     const vectors = new RowVectors(model.dimension, Math.max(this.items.size, catalog.ids.length));
     const d = model.dimension;
@@ -139,12 +159,17 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
       if (this.items.deleted(row)) return;
       vectors.set(row, catalog.matrix.subarray(i * d, (i + 1) * d), catalog.bias?.[i] ?? 0, 0);
     });
-    this.following = {
+    return {
       served: { versionId: model.versionId, model, vectors },
       from: loaded,
       vectorsReadAt: readAt,
     };
-    void this.loadPopularity(firstNewRow);
+  }
+
+  private followings(): Following[] {
+    return this.active === undefined
+      ? [...this.arms.values()]
+      : [this.active, ...this.arms.values()];
   }
 
   /**
@@ -169,28 +194,35 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
   private async follow(): Promise<void> {
     const firstNewRow = this.items.size;
     try {
-      const revived = this.followFeatures(
-        await this.repository.itemFeatures(
-          this.featuresReadAt && new Date(this.featuresReadAt.getTime() - OVERLAP_MS),
-        ),
+      const read = await this.repository.itemFeatures(
+        this.featuresReadAt && new Date(this.featuresReadAt.getTime() - OVERLAP_MS),
       );
-      const following = this.following;
-      if (following !== undefined) await this.followVectors(following, revived);
+      const followings = this.followings();
+      const missing = this.followFeatures(read, followings);
+      for (const [i, following] of followings.entries()) {
+        await this.followVectors(following, missing[i]);
+      }
     } catch (error) {
       this.logger.warn({ err: error }, 'catalog follow failed; keeping what this replica has');
     }
     await this.loadPopularity(firstNewRow);
   }
 
-  /** Applies changed features; returns live items the served model has no vector for. */
-  private followFeatures(read: Awaited<ReturnType<ServingRepository['itemFeatures']>>): string[] {
-    const vectors = this.following?.served.vectors;
-    const missing: string[] = [];
+  /**
+   * Applies changed features; returns, per binding of `followings`, the live items its version
+   * has no vector for.
+   */
+  private followFeatures(
+    read: Awaited<ReturnType<ServingRepository['itemFeatures']>>,
+    followings: readonly Following[],
+  ): string[][] {
+    const missing = followings.map((): string[] => []);
     for (const item of read.items) {
       const row = this.items.setFeatures(item);
-      if (vectors === undefined) continue;
-      if (item.deleted) vectors.clear(row);
-      else if (!vectors.has(row)) missing.push(item.itemId);
+      followings.forEach(({ served: { vectors } }, i) => {
+        if (item.deleted) vectors.clear(row);
+        else if (!vectors.has(row)) missing[i].push(item.itemId);
+      });
     }
     this.featuresReadAt = read.readAt;
     return missing;

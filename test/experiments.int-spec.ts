@@ -1,0 +1,352 @@
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { TOPICS } from '../src/modules/ingest/ingest.service';
+import { RegistryRepository } from '../src/modules/registry/registry.repository';
+import { ARTIFACT_STORE, ArtifactStore } from '../src/modules/registry/registry.types';
+import { SERVED_LOG_TOPICS } from '../src/modules/served-log/served-slate.codec';
+import { loadModel, serializeModel } from '../src/modules/training/model/artifact';
+import { TrainingService } from '../src/modules/training/training.service';
+import { generateCatalog, Random, SyntheticItem } from '../src/synthetic';
+import { startApp } from './support/app';
+import { eventMessage, userEvent } from './support/factories';
+import { fakeCategoryModel } from './support/fakes/category-model';
+import { graphql } from './support/graphql';
+import { produceRaw, query } from './support/ingest-helpers';
+import { eventually } from './support/poll';
+import { insertItems, insertItemVectors } from './support/ranking-helpers';
+import { createTestContext, TestContext } from './support/test-context';
+import { activateUntrainedModel } from './support/untrained-model';
+
+const catalog = generateCatalog({
+  items: 200,
+  seed: 'experiments',
+  categories: 4,
+  idPrefix: 'ex-',
+});
+const USERS = 40;
+const SLATE = 20;
+const SHOWN = 10;
+/** A shown item of the user's category is clicked with this probability; any other rarely. */
+const CLICK_FAVOURITE = 0.5;
+const CLICK_OTHER = 0.02;
+
+const favourite = (user: number) => catalog.categories[user % catalog.categories.length];
+const categoryOf = new Map(catalog.items.map((item) => [item.itemId, item.category]));
+const userId = (user: number) => `xu-${String(user)}`;
+
+interface Answer {
+  requestId: string;
+  modelVersion: string | null;
+  experiment: string | null;
+  arm: string | null;
+  items: { itemId: string }[];
+}
+
+interface ArmView {
+  name: string;
+  modelVersion: string | null;
+  online: {
+    impressions: number;
+    clicks: number;
+    ctr: { rate: number; low: number; high: number };
+    ctrVsControl: { difference: number; pValue: number; significant: boolean } | null;
+    impressionsNeeded: number | null;
+    verdict: string;
+    summary: string;
+  };
+}
+
+const RANK = `query($userId: ID!, $candidates: [CandidateInput!]!, $arm: String) {
+  rank(userId: $userId, candidates: $candidates, arm: $arm) {
+    requestId modelVersion experiment arm items { itemId }
+  }
+}`;
+
+const EXPERIMENT_FIELDS = `id name kind status outcome outcomeReason
+  arms { name modelVersion online { impressions clicks ctr { rate low high }
+    ctrVsControl { difference pValue significant } impressionsNeeded verdict summary } }`;
+
+/**
+ * Experiments and canaries on the real stack (api + ingest + train in one app): synthetic users
+ * who click items of their own category, a version trained on their clicks and a deliberately
+ * blinded copy of it. Split 50/50, the trained arm's online CTR is significantly higher and the
+ * report says so; a canary of the blinded version is rolled back by the judge, with its reason.
+ */
+describe('experiments and canaries (online metrics from the served-slate log)', () => {
+  let context: TestContext;
+  let app: NestFastifyApplication;
+  const random = new Random('experiment-users');
+  let trainedId = '';
+  let blindedId = '';
+
+  beforeAll(async () => {
+    context = await createTestContext({
+      TRAIN_BACKEND: 'cpu',
+      TRAIN_EPOCHS: '3',
+      TRAIN_CRON: 'off',
+      SERVED_LOG_FLUSH_MS: '20',
+      EXPERIMENT_REFRESH_MS: '200',
+      EXPERIMENT_JUDGE_INTERVAL_MS: '300',
+      MODEL_POLL_INTERVAL_MS: '500',
+    });
+    await context.createTopics(
+      [...Object.values(TOPICS), ...Object.values(SERVED_LOG_TOPICS)].map((name) => ({ name })),
+    );
+    await insertItems(
+      context.config.postgres.url,
+      catalog.items.map((item) => ({
+        itemId: item.itemId,
+        title: item.title,
+        category: item.category,
+        price: item.price,
+      })),
+    );
+    app = await startApp(context.config, { role: 'all' });
+    const encoderId = app.get(TrainingService, { strict: false }).encoderId;
+    const vectors = fakeCategoryModel(catalog.items, { versionId: '0', dimension: 32 }).catalog;
+    await insertItemVectors(context.config.postgres.url, encoderId, {
+      ids: vectors.ids,
+      dimension: 32,
+      matrix: vectors.matrix,
+    });
+    await activateUntrainedModel(app, encoderId, 32);
+  }, 60_000);
+
+  afterAll(async () => {
+    await app.close();
+    await context.cleanup();
+  });
+
+  const rank = async (user: number, arm?: string): Promise<Answer> => {
+    const candidates = [...catalog.items]
+      .sort(() => random.next() - 0.5)
+      .slice(0, SLATE)
+      .map((item: SyntheticItem) => ({ itemId: item.itemId }));
+    const response = await graphql<{ rank: Answer }>(app, RANK, {
+      userId: userId(user),
+      candidates,
+      arm: arm ?? null,
+    });
+    if (response.data === undefined) throw new Error(JSON.stringify(response.errors));
+    return response.data.rank;
+  };
+
+  /**
+   * `rounds` slates per user: the top SHOWN items are reported as impressions, and those of the
+   * user's category clicked with CLICK_FAVOURITE (others with CLICK_OTHER). Returns the answers.
+   */
+  const simulate = async (rounds: number): Promise<Answer[]> => {
+    const answers: Answer[] = [];
+    for (let round = 0; round < rounds; round++) {
+      const messages: ReturnType<typeof eventMessage>[] = [];
+      for (let user = 0; user < USERS; user++) {
+        const answer = await rank(user);
+        answers.push(answer);
+        answer.items.slice(0, SHOWN).forEach(({ itemId }, i) => {
+          const event = { userId: userId(user), itemId, requestId: answer.requestId };
+          const timestamp = new Date().toISOString();
+          messages.push(
+            eventMessage(userEvent({ ...event, type: 'impression', position: i + 1, timestamp })),
+          );
+          const p = categoryOf.get(itemId) === favourite(user) ? CLICK_FAVOURITE : CLICK_OTHER;
+          if (random.next() < p) {
+            messages.push(
+              eventMessage(userEvent({ ...event, type: 'click', position: i + 1, timestamp })),
+            );
+          }
+        });
+      }
+      await produceRaw(context.config, TOPICS.events, messages);
+    }
+    await eventually(
+      async () => {
+        const [stored] = await query<{ n: number }>(
+          context.config.postgres.url,
+          'SELECT count(*)::int AS n FROM served_slates WHERE request_id = ANY($1)',
+          [answers.map((answer) => answer.requestId)],
+        );
+        const [events] = await query<{ n: number }>(
+          context.config.postgres.url,
+          "SELECT count(*)::int AS n FROM events WHERE type = 'impression' AND request_id = ANY($1)",
+          [answers.map((answer) => answer.requestId)],
+        );
+        return stored.n === answers.length && events.n === answers.length * SHOWN;
+      },
+      60_000,
+      { what: 'slates and impressions stored' },
+    );
+    return answers;
+  };
+
+  const ops = async <T>(text: string, variables: Record<string, unknown> = {}): Promise<T> => {
+    const response = await graphql<T>(app, text, variables);
+    if (response.data === undefined || response.errors !== undefined) {
+      throw new Error(JSON.stringify(response.errors));
+    }
+    return response.data;
+  };
+
+  it('trains a version on clicks and blinds a copy of it', async () => {
+    await simulate(4);
+    const { trainModel } = await ops<{ trainModel: { id: string } }>(
+      'mutation { trainModel(mode: FULL) { id } }',
+    );
+    const run = await eventually(
+      async () =>
+        (
+          await ops<{ trainingRun: { status: string; versionId: string | null } }>(
+            `query { trainingRun(id: "${trainModel.id}") { status versionId } }`,
+          )
+        ).trainingRun,
+      120_000,
+      { what: 'training run', until: (state) => /^(SUCCEEDED|FAILED)$/.test(state.status) },
+    );
+    expect(run.value.status).toBe('SUCCEEDED');
+    trainedId = run.value.versionId ?? '';
+    // Blinded: the trained weights with the user-item score scaled to nothing and no combiner,
+    // so it ranks by popularity, recency and price alone.
+    const store = app.get<symbol, ArtifactStore>(ARTIFACT_STORE, { strict: false });
+    const trained = loadModel(await store.get(trainedId));
+    const registry = app.get(RegistryRepository, { strict: false });
+    blindedId = await registry.insertTrainingVersion({
+      parentId: trainedId,
+      encoderId: trained.manifest.encoderId,
+      triggeredBy: 'test (blinded)',
+    });
+    await store.put(
+      blindedId,
+      serializeModel(
+        { ...trained.manifest, combiner: undefined },
+        {
+          ...trained.weights,
+          'score.logScale': { shape: [1], data: Float32Array.of(-30) },
+          ...(trained.weights['score.popularity'] === undefined
+            ? {}
+            : { 'score.popularity': { shape: [1], data: Float32Array.of(0) } }),
+        },
+      ),
+    );
+    await registry.setVersionStatus(blindedId, 'candidate', null);
+    await ops(`mutation { activateModelVersion(id: "${trainedId}") { id } }`);
+  }, 240_000);
+
+  it('splits users 50/50 and finds the trained arm significantly better online', async () => {
+    const { createExperiment } = await ops<{ createExperiment: { id: string; status: string } }>(
+      `mutation($experiment: ExperimentInput!) { createExperiment(experiment: $experiment) { id status } }`,
+      {
+        experiment: {
+          name: 'trained-vs-blinded',
+          arms: [
+            { name: 'blinded', modelVersion: blindedId, share: 50 },
+            { name: 'trained', modelVersion: trainedId, share: 50 },
+          ],
+          minImpressions: 500,
+        },
+      },
+    );
+    expect(createExperiment.status).toBe('DRAFT');
+    await ops(`mutation { startExperiment(id: "${createExperiment.id}") { status } }`);
+    // Every arm's version loads on the replica within a poll or two of the start.
+    await eventually(
+      async () => {
+        const answers = await Promise.all([0, 1, 2, 3, 4, 5].map((user) => rank(user)));
+        return answers.every((answer) => answer.experiment === 'trained-vs-blinded');
+      },
+      20_000,
+      { what: 'both arms served' },
+    );
+    const forced = await rank(0, 'blinded');
+    expect(forced).toMatchObject({ arm: 'blinded', modelVersion: blindedId });
+
+    const answers = await simulate(12);
+    const armOfUser = new Map<string, Set<string | null>>();
+    for (const answer of answers) {
+      expect(answer.modelVersion).toBe(answer.arm === 'trained' ? trainedId : blindedId);
+    }
+    answers.forEach((answer, i) => {
+      const user = userId(i % USERS);
+      armOfUser.set(user, (armOfUser.get(user) ?? new Set()).add(answer.arm));
+    });
+    // Sticky: every user stayed in one arm; both arms have users.
+    expect([...armOfUser.values()].every((arms) => arms.size === 1)).toBe(true);
+    expect(new Set(answers.map((answer) => answer.arm))).toEqual(new Set(['trained', 'blinded']));
+
+    const { experiment } = await ops<{ experiment: { arms: ArmView[] } }>(
+      `query { experiment(id: "${createExperiment.id}") { ${EXPERIMENT_FIELDS} } }`,
+    );
+    const [blinded, trained] = experiment.arms;
+    process.stdout.write(
+      `experiment report:\n  ${blinded.online.summary}\n  ${trained.online.summary}\n`,
+    );
+    expect(blinded.online.verdict).toBe('CONTROL');
+    expect(trained.online.impressions).toBeGreaterThanOrEqual(500);
+    expect(blinded.online.impressions).toBeGreaterThanOrEqual(500);
+    expect(trained.online.ctr.low).toBeGreaterThan(blinded.online.ctr.high);
+    expect(trained.online.ctrVsControl).toMatchObject({ significant: true });
+    expect(trained.online.ctrVsControl?.pValue).toBeLessThan(0.001);
+    expect(trained.online.verdict).toBe('BETTER');
+    expect(trained.online.summary).toMatch(/^trained: significantly better than control/);
+
+    const { modelVersions } = await ops<{
+      modelVersions: { id: string; online: { impressions: number; clicks: number } }[];
+    }>('query { modelVersions(first: 10) { id online { impressions clicks } } }');
+    const trainedOnline = modelVersions.find((version) => version.id === trainedId)?.online;
+    expect(trainedOnline?.impressions).toBeGreaterThanOrEqual(trained.online.impressions);
+
+    const { stopExperiment } = await ops<{ stopExperiment: { status: string; outcome: string } }>(
+      `mutation { stopExperiment(id: "${createExperiment.id}") { status outcome } }`,
+    );
+    expect(stopExperiment).toEqual({ status: 'STOPPED', outcome: 'stopped' });
+  }, 240_000);
+
+  it('rolls a canary of the blinded version back automatically, with the reason', async () => {
+    const { activateModelVersion } = await ops<{ activateModelVersion: { id: string } }>(
+      `mutation { activateModelVersion(id: "${blindedId}", canaryPercent: 50, canaryMinImpressions: 400) { id status } }`,
+    );
+    expect(activateModelVersion.id).toBe(blindedId);
+    await eventually(
+      async () => (await rank(1)).experiment?.startsWith(`canary-v${blindedId}-`) === true,
+      20_000,
+      { what: 'canary served' },
+    );
+    await simulate(10);
+    const judged = await eventually(
+      async () =>
+        (
+          await ops<{
+            experiments: {
+              kind: string;
+              status: string;
+              outcome: string | null;
+              outcomeReason: string | null;
+            }[];
+          }>('query { experiments(first: 1) { kind status outcome outcomeReason } }')
+        ).experiments[0],
+      30_000,
+      { what: 'canary judged', until: (experiment) => experiment.status === 'STOPPED' },
+    );
+    expect(judged.value).toMatchObject({ kind: 'CANARY', outcome: 'rolled back' });
+    expect(judged.value.outcomeReason).toMatch(
+      /^canary rolled back: canary: significantly worse than control/,
+    );
+
+    const { modelVersion, activeModel, modelActivations } = await ops<{
+      modelVersion: { status: string; statusReason: string };
+      activeModel: { id: string };
+      modelActivations: { action: string; versionId: string; reason: string | null }[];
+    }>(
+      `query { modelVersion(id: "${blindedId}") { status statusReason } activeModel { id }
+               modelActivations(first: 5) { action versionId reason } }`,
+    );
+    expect(modelVersion.status).toBe('CANDIDATE');
+    expect(modelVersion.statusReason).toMatch(/^canary rolled back/);
+    expect(activeModel.id).toBe(trainedId);
+    expect(modelActivations.slice(0, 2)).toEqual([
+      { action: 'canary_rollback', versionId: blindedId, reason: judged.value.outcomeReason },
+      expect.objectContaining({ action: 'canary_start', versionId: blindedId }),
+    ]);
+    // Everyone is back on the active version.
+    await eventually(async () => (await rank(1)).experiment === null, 10_000, {
+      what: 'canary gone from answers',
+    });
+  }, 240_000);
+});
