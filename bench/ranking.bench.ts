@@ -33,7 +33,7 @@ interface Settings {
   readonly warmupSeconds: number;
   readonly measureSeconds: number;
   readonly connections: number;
-  /** Alternating rounds of the rank variants (hand, combiner, log off) at half the max rate. */
+  /** Alternating rounds of the rank variants (hand, combiner, log off, experiment) at half rate. */
   readonly variantRounds: number;
   readonly variantWarmupSeconds: number;
   readonly variantSeconds: number;
@@ -65,12 +65,13 @@ interface Measurement {
 
 const DATABASE = 'recsys_bench_ranking';
 
-type VariantName = 'hand' | 'combiner' | 'logOff';
-const VARIANT_NAMES: readonly VariantName[] = ['hand', 'combiner', 'logOff'];
+type VariantName = 'hand' | 'combiner' | 'logOff' | 'experiment';
+const VARIANT_NAMES: readonly VariantName[] = ['hand', 'combiner', 'logOff', 'experiment'];
 const VARIANT_LABELS: Record<VariantName, string> = {
   hand: 'hand weights, served-slate log on (as served)',
   combiner: 'learned combiner, log on',
   logOff: 'hand weights, log off',
+  experiment: 'hand weights, log on, experiment running (2 versions, 50/50)',
 };
 
 function median(values: readonly number[]): number {
@@ -314,23 +315,27 @@ const benchmark: Benchmark = {
         await check(url, headers, body);
       }
       const { connections, warmupSeconds, measureSeconds } = settings;
-      let warmed = 0;
-      progress(`warm-up: one rank per user (${users.length}), then ${warmupSeconds} s per query`);
-      await autocannon({
-        url,
-        method: 'POST',
-        headers,
-        connections,
-        amount: rankBodies.length,
-        requests: [
-          {
-            setupRequest: (request) => {
-              request.body = rankBodies[warmed++ % rankBodies.length];
-              return request;
+      // One rank per user: every user vector cached for the version the user is served.
+      const rankEveryUser = async () => {
+        let warmed = 0;
+        await autocannon({
+          url,
+          method: 'POST',
+          headers,
+          connections,
+          amount: rankBodies.length,
+          requests: [
+            {
+              setupRequest: (request) => {
+                request.body = rankBodies[warmed++ % rankBodies.length];
+                return request;
+              },
             },
-          },
-        ],
-      });
+          ],
+        });
+      };
+      progress(`warm-up: one rank per user (${users.length}), then ${warmupSeconds} s per query`);
+      await rankEveryUser();
       for (const bodies of [trivialBodies, rankBodies, recommendBodies]) {
         await load(url, headers, bodies, warmupSeconds, connections);
       }
@@ -361,20 +366,29 @@ const benchmark: Benchmark = {
       // producer's included) at a fixed rate, in alternating rounds, medians compared. Saturated
       // throughput swings ±15 % between rounds on 2 shared cores; CPU per request at a steady
       // rate is what a variant adds, and capacity is its inverse.
+      // A switch into or out of the experiment moves half the users to another version, whose
+      // interest vectors are not cached yet: every switch is followed by one rank per user.
       const variants: Record<VariantName, RankVariant> = {
-        hand: { combiner: false, servedLog: true },
-        combiner: { combiner: true, servedLog: true },
-        logOff: { combiner: false, servedLog: false },
+        hand: { combiner: false, servedLog: true, experiment: false },
+        combiner: { combiner: true, servedLog: true, experiment: false },
+        logOff: { combiner: false, servedLog: false, experiment: false },
+        experiment: { combiner: false, servedLog: true, experiment: true },
       };
-      const cpuPerRank: Record<VariantName, number[]> = { hand: [], combiner: [], logOff: [] };
+      const cpuPerRank: Record<VariantName, number[]> = {
+        hand: [],
+        combiner: [],
+        logOff: [],
+        experiment: [],
+      };
       const serverPid = server.pid;
       if (serverPid === undefined) throw new Error('the server has no pid');
       for (let round = 1; round <= settings.variantRounds; round++) {
         progress(
-          `variants at ${halfRate} req/s, round ${round}/${settings.variantRounds}: hand, combiner, log off`,
+          `variants at ${halfRate} req/s, round ${round}/${settings.variantRounds}: hand, combiner, log off, experiment`,
         );
         for (const name of VARIANT_NAMES) {
           await switchTo(variants[name]);
+          await rankEveryUser();
           await openLoop({ ...halfRateLoad, seconds: settings.variantWarmupSeconds });
           const before = cpuSeconds(serverPid);
           const measured = await openLoop({ ...halfRateLoad, seconds: settings.variantSeconds });
@@ -387,10 +401,12 @@ const benchmark: Benchmark = {
         hand: median(cpuPerRank.hand),
         combiner: median(cpuPerRank.combiner),
         logOff: median(cpuPerRank.logOff),
+        experiment: median(cpuPerRank.experiment),
       };
       // Capacity ratios: the same cores serve 1 / (CPU per request) requests.
       const combinerRatio = cpu.hand / cpu.combiner;
       const logRatio = cpu.logOff / cpu.hand;
+      const experimentRatio = cpu.hand / cpu.experiment;
       const ratio = rank.requestsPerSecond / trivial.requestsPerSecond;
       const skippedRatio = rankSkipped.requestsPerSecond / trivial.requestsPerSecond;
       const row = (name: string, m: Measurement) => ({
@@ -432,11 +448,14 @@ const benchmark: Benchmark = {
           cpuMicrosPerRankRounds: cpuPerRank,
           ratioCombinerOverHand: combinerRatio,
           ratioLogOnOverOff: logRatio,
+          ratioExperimentOverNone: experimentRatio,
           targets: {
             combinerRatioAtLeast: 0.9,
             combinerRatioMet: combinerRatio >= 0.9,
             logRatioAtLeast: 0.95,
             logRatioMet: logRatio >= 0.95,
+            experimentRatioAtLeast: 0.95,
+            experimentRatioMet: experimentRatio >= 0.95,
             ratioAtLeast: 0.5,
             ratioMet: ratio >= 0.5,
             halfRateP99UnderMs: 20,
@@ -448,6 +467,7 @@ const benchmark: Benchmark = {
           `ratio rank/trivial requests/s: ${ratio.toFixed(2)} (target >= 0.5: ${ratio >= 0.5 ? 'met' : 'NOT met'})`,
           `capacity ratio learned combiner / hand weights (CPU per rank, inverted): ${combinerRatio.toFixed(3)} (target >= 0.9: ${combinerRatio >= 0.9 ? 'met' : 'NOT met'})`,
           `capacity ratio served-slate log on / off (CPU per rank, inverted): ${logRatio.toFixed(3)} (target >= 0.95, i.e. the log costs < 5 %: ${logRatio >= 0.95 ? 'met' : 'NOT met'}); log on = slates sent to rank.served on the running broker`,
+          `capacity ratio experiment running / none (CPU per rank, inverted): ${experimentRatio.toFixed(3)} (target >= 0.95, i.e. within 5 %: ${experimentRatio >= 0.95 ? 'met' : 'NOT met'}); experiment = a running 50/50 experiment of the served version against a second one, both loaded, each request assigned, counted and logged with its arm`,
           `reference: rank with the ranking skipped (same request, answered through the same HTTP + GraphQL path with the candidates in their order) / trivial: ${skippedRatio.toFixed(2)}; the ranking itself has to fit in what is left between that and 0.5`,
           `p99 of rank at half its max rate: ${rankHalf.p99Ms.toFixed(1)} ms (target < 20 ms: ${rankHalf.p99Ms < 20 ? 'met' : 'NOT met'}); the generator's own event-loop delay meanwhile: p99 ${rankHalf.generatorDelayP99Ms.toFixed(1)} ms, max ${rankHalf.generatorDelayMaxMs.toFixed(1)} ms`,
           `Model: the in-memory category model (dimension ${settings.dimension}) stands in for the trained scorer; online state rebuilt in Redis from ${events.toLocaleString('en-US')} events of ${settings.users} users.`,

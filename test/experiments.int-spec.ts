@@ -254,6 +254,10 @@ describe('experiments and canaries (online metrics from the served-slate log)', 
       20_000,
       { what: 'both arms served' },
     );
+    const { servingModel } = await ops<{
+      servingModel: { versionId: string; armVersionIds: string[] };
+    }>('{ servingModel { versionId armVersionIds } }');
+    expect(servingModel).toEqual({ versionId: trainedId, armVersionIds: [blindedId] });
     const forced = await rank(0, 'blinded');
     expect(forced).toMatchObject({ arm: 'blinded', modelVersion: blindedId });
 
@@ -349,4 +353,34 @@ describe('experiments and canaries (online metrics from the served-slate log)', 
       what: 'canary gone from answers',
     });
   }, 240_000);
+
+  it('promotes a profile arm: the default profile takes its weights', async () => {
+    await ops(
+      `mutation { upsertRankingProfile(profile: { name: "fresh", scoring: HAND, weights: [{ feature: "recency", weight: 3 }] }) { name } }`,
+    );
+    const { createExperiment } = await ops<{ createExperiment: { id: string } }>(
+      `mutation { createExperiment(experiment: { name: "fresh-profile", arms: [{ name: "as-is", share: 70 }, { name: "fresh", profile: "fresh", share: 30 }] }) { id } }`,
+    );
+    await ops(`mutation { startExperiment(id: "${createExperiment.id}") { status } }`);
+    await eventually(async () => (await rank(2)).experiment === 'fresh-profile', 10_000, {
+      what: 'profile experiment served',
+    });
+    expect((await rank(2, 'fresh')).arm).toBe('fresh');
+    const { promoteArm } = await ops<{ promoteArm: { status: string; outcome: string } }>(
+      `mutation { promoteArm(experimentId: "${createExperiment.id}", arm: "fresh") { status outcome } }`,
+    );
+    expect(promoteArm).toEqual({ status: 'STOPPED', outcome: 'promoted fresh' });
+    const { rankingProfiles } = await ops<{
+      rankingProfiles: {
+        name: string;
+        scoring: string;
+        weights: { feature: string; weight: number }[];
+      }[];
+    }>('{ rankingProfiles { name scoring weights { feature weight } } }');
+    expect(rankingProfiles.find((profile) => profile.name === 'default')).toEqual({
+      name: 'default',
+      scoring: 'HAND',
+      weights: [{ feature: 'recency', weight: 3 }],
+    });
+  });
 });

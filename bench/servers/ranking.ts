@@ -3,7 +3,12 @@ import type { AddressInfo } from 'node:net';
 import { loadConfig } from '../../src/config/config';
 import { OnlineStateService } from '../../src/modules/ingest/online-state.service';
 import { RankingService } from '../../src/modules/ranking/ranking.service';
-import type { LoadedModel } from '../../src/modules/serving/served-model';
+import type { INestApplicationContext } from '@nestjs/common';
+import { ExperimentAssignment } from '../../src/modules/experiments/experiment-assignment.service';
+import { ExperimentService } from '../../src/modules/experiments/experiment.service';
+import { RegistryRepository } from '../../src/modules/registry/registry.repository';
+import { ARTIFACT_STORE, ArtifactStore } from '../../src/modules/registry/registry.types';
+import type { LoadedModel, ModelLoader } from '../../src/modules/serving/served-model';
 import { ServingService } from '../../src/modules/serving/serving.service';
 import { generateCatalog } from '../../src/synthetic';
 import { PinnedModels, startApp } from '../../test/support/app';
@@ -35,7 +40,19 @@ async function main(): Promise<void> {
     dimension: Number(process.env.BENCH_DIMENSION ?? 64),
   });
   const models = new PinnedModels({ model });
-  const app = await startApp(config, { models });
+  // The experiment's second version loads through the registry like any version: its artifact
+  // row is a placeholder, this loader turns it into the same category model with other noise.
+  const loader: ModelLoader = {
+    load: (_bytes, { id }) =>
+      Promise.resolve(
+        fakeCategoryModel(catalog.items, {
+          versionId: id,
+          dimension: model.model.dimension,
+          noise: 0.4,
+        }),
+      ),
+  };
+  const app = await startApp(config, { models, loader });
   await app.get(OnlineStateService, { strict: false }).rebuild(() => undefined);
   // The bench's reference for what the ranking itself costs: `rank` answered through the same
   // HTTP + GraphQL path with the ranking skipped (candidates in their order, score 0).
@@ -68,8 +85,10 @@ async function main(): Promise<void> {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   };
-  const variant = async ({ combiner, servedLog }: RankVariant) => {
+  const experiment = await benchExperiment(app);
+  const variant = async ({ combiner, servedLog, experiment: running }: RankVariant) => {
     await serve(combiner ? withCombiner : model);
+    await (running ? experiment.start() : experiment.stop());
     // An own property hides the recorder's depth getter; deleting it brings the getter back.
     if (servedLog) Reflect.deleteProperty(recorder, 'depth');
     else Object.defineProperty(recorder, 'depth', { value: 0, configurable: true });
@@ -84,6 +103,60 @@ async function main(): Promise<void> {
   const { port } = (app.getHttpServer() as { address(): AddressInfo }).address();
   const ready: ServerReady = { port };
   process.send(ready);
+}
+
+/**
+ * A 50/50 experiment of the served version against a second one (registered with a placeholder
+ * artifact the bench loader understands); `start` and `stop` return once this replica serves
+ * accordingly: the assignment sees it and the second version is loaded.
+ */
+async function benchExperiment(app: INestApplicationContext) {
+  const registry = app.get(RegistryRepository, { strict: false });
+  const versionId = await registry.insertTrainingVersion({
+    parentId: null,
+    encoderId: 'bench',
+    triggeredBy: 'bench',
+  });
+  await app
+    .get<symbol, ArtifactStore>(ARTIFACT_STORE, { strict: false })
+    .put(versionId, Buffer.from('bench placeholder'));
+  await registry.setVersionStatus(versionId, 'candidate', null);
+  const experiments = app.get(ExperimentService, { strict: false });
+  const assignment = app.get(ExperimentAssignment, { strict: false });
+  const serving = app.get(ServingService, { strict: false });
+  const until = async (done: () => boolean) => {
+    while (!done()) await new Promise((resolve) => setTimeout(resolve, 50));
+  };
+  let started = 0;
+  let running: string | undefined;
+  return {
+    async start() {
+      if (running !== undefined) return;
+      // A stopped experiment does not run again: each start is a new one.
+      const created = await experiments.create(
+        {
+          name: `bench-${versionId}-${String(++started)}`,
+          arms: [
+            { name: 'control', modelVersion: null, profile: null, share: 50 },
+            { name: 'second', modelVersion: versionId, profile: null, share: 50 },
+          ],
+        },
+        'bench',
+      );
+      running = (await experiments.start(created.id, 'bench')).id;
+      await until(
+        () =>
+          assignment.assign('bench-probe') !== undefined &&
+          serving.version(versionId) !== undefined,
+      );
+    },
+    async stop() {
+      if (running === undefined) return;
+      await experiments.stop(running, 'bench');
+      running = undefined;
+      await until(() => assignment.assign('bench-probe') === undefined);
+    },
+  };
 }
 
 /** A combiner of the shape training fits: 8 knots per input over its usual range. */

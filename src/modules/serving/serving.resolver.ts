@@ -12,6 +12,8 @@ export class ServingModelGql {
   @Field(() => ID, { nullable: true, description: 'a version this replica failed to load' })
   failedVersionId!: string | null;
   @Field(() => String, { nullable: true }) loadError!: string | null;
+  @Field(() => [ID], { description: 'versions loaded for the running experiment’s arms' })
+  armVersionIds!: string[];
 }
 
 @Resolver()
@@ -28,6 +30,7 @@ export class ServingResolver {
       loadMs: model?.loadMs ?? null,
       failedVersionId: failure?.versionId ?? null,
       loadError: failure?.error ?? null,
+      armVersionIds: [...this.swap.others().keys()],
     };
   }
 }
