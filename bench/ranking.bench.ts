@@ -33,7 +33,7 @@ interface Settings {
   readonly warmupSeconds: number;
   readonly measureSeconds: number;
   readonly connections: number;
-  /** Alternating rounds of the rank variants (hand, combiner, log off, experiment) at half rate. */
+  /** Rounds of the rank variants (hand, combiner, log off, experiment) at half rate, rotated. */
   readonly variantRounds: number;
   readonly variantWarmupSeconds: number;
   readonly variantSeconds: number;
@@ -50,7 +50,7 @@ function parseSettings(args: readonly string[]): Settings {
     warmupSeconds: value('warmup', 5),
     measureSeconds: value('measure', 10),
     connections: value('connections', 32),
-    variantRounds: value('variant-rounds', 3),
+    variantRounds: value('variant-rounds', 4),
     variantWarmupSeconds: value('variant-warmup', 3),
     variantSeconds: value('variant-seconds', 6),
   };
@@ -363,7 +363,7 @@ const benchmark: Benchmark = {
       await openLoop({ ...halfRateLoad, seconds: warmupSeconds });
       const rankHalf = await openLoop({ ...halfRateLoad, seconds: measureSeconds });
       // The variants' cost as the server's CPU time per `rank` (all its threads, the served-slate
-      // producer's included) at a fixed rate, in alternating rounds, medians compared. Saturated
+      // producer's included) at a fixed rate, in rounds of rotating order, medians compared. Saturated
       // throughput swings ±15 % between rounds on 2 shared cores; CPU per request at a steady
       // rate is what a variant adds, and capacity is its inverse.
       // A switch into or out of the experiment moves half the users to another version, whose
@@ -383,10 +383,15 @@ const benchmark: Benchmark = {
       const serverPid = server.pid;
       if (serverPid === undefined) throw new Error('the server has no pid');
       for (let round = 1; round <= settings.variantRounds; round++) {
-        progress(
-          `variants at ${halfRate} req/s, round ${round}/${settings.variantRounds}: hand, combiner, log off, experiment`,
+        // Each round starts one variant later: what a switch leaves behind (a dropped version's
+        // garbage, re-cached users) falls on every variant in turn, not always on the same one.
+        const order = VARIANT_NAMES.map(
+          (_, i) => VARIANT_NAMES[(i + round - 1) % VARIANT_NAMES.length],
         );
-        for (const name of VARIANT_NAMES) {
+        progress(
+          `variants at ${halfRate} req/s, round ${round}/${settings.variantRounds}: ${order.join(', ')}`,
+        );
+        for (const name of order) {
           await switchTo(variants[name]);
           await rankEveryUser();
           await openLoop({ ...halfRateLoad, seconds: settings.variantWarmupSeconds });
@@ -427,7 +432,7 @@ const benchmark: Benchmark = {
         ],
         tables: [
           {
-            title: `Server CPU per rank at ${halfRate} req/s (all threads; median of ${settings.variantRounds} alternating rounds)`,
+            title: `Server CPU per rank at ${halfRate} req/s (all threads; median of ${settings.variantRounds} rounds, order rotated)`,
             rows: VARIANT_NAMES.map((name) => ({
               variant: VARIANT_LABELS[name],
               'CPU µs per rank': Math.round(cpu[name]),

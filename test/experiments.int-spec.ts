@@ -354,6 +354,39 @@ describe('experiments and canaries (online metrics from the served-slate log)', 
     });
   }, 240_000);
 
+  it('promotes a canary that is not worse: the trained version against the blinded one', async () => {
+    await ops(`mutation { activateModelVersion(id: "${blindedId}") { id } }`);
+    await ops(
+      `mutation { activateModelVersion(id: "${trainedId}", canaryPercent: 50, canaryMinImpressions: 400) { id } }`,
+    );
+    await eventually(
+      async () => (await rank(1)).experiment?.startsWith(`canary-v${trainedId}-`) === true,
+      20_000,
+      { what: 'canary served' },
+    );
+    await simulate(10);
+    const active = await eventually(
+      async () =>
+        (await ops<{ activeModel: { id: string } }>('{ activeModel { id } }')).activeModel.id,
+      30_000,
+      { what: 'canary promoted', until: (id) => id === trainedId },
+    );
+    expect(active.value).toBe(trainedId);
+    const { experiments, modelActivations } = await ops<{
+      experiments: { outcome: string; outcomeReason: string }[];
+      modelActivations: { action: string; versionId: string; reason: string }[];
+    }>(
+      '{ experiments(first: 1) { outcome outcomeReason } modelActivations(first: 1) { action versionId reason } }',
+    );
+    expect(experiments[0].outcome).toBe('promoted canary');
+    expect(experiments[0].outcomeReason).toMatch(/^canary: significantly better than control/);
+    expect(modelActivations[0]).toEqual({
+      action: 'canary_promote',
+      versionId: trainedId,
+      reason: `canary promoted: ${experiments[0].outcomeReason}`,
+    });
+  }, 240_000);
+
   it('promotes a profile arm: the default profile takes its weights', async () => {
     await ops(
       `mutation { upsertRankingProfile(profile: { name: "fresh", scoring: HAND, weights: [{ feature: "recency", weight: 3 }] }) { name } }`,

@@ -37,7 +37,7 @@ export class ExperimentAssignment implements OnApplicationBootstrap, OnApplicati
     this.logger = logger.child({ component: 'experiments' });
     this.requests = metrics.counter(
       'experiment_requests_total',
-      'rank/recommend requests of the running experiment by arm; outcome unavailable: the arm’s version was not loaded on this replica yet, served outside the experiment',
+      'rank/recommend requests of the running experiment by arm; outcome forced: an ops caller forced the arm (not in its figures); unavailable: the arm’s version was not loaded on this replica yet, served outside the experiment',
       ['experiment', 'arm', 'outcome'],
     );
   }
@@ -81,7 +81,7 @@ export class ExperimentAssignment implements OnApplicationBootstrap, OnApplicati
     this.requests.inc({
       experiment: assignment.experiment.name,
       arm: assignment.arm.name,
-      outcome: 'served',
+      outcome: assignment.forced ? 'forced' : 'served',
     });
   }
 

@@ -323,8 +323,9 @@ export class RankingService {
       servedAt: state.nowMs,
       modelVersion: state.served?.versionId ?? null,
       profile: state.profile.name,
+      // A forced arm is QA looking, not a user of the arm: it stays out of the arm's figures.
       experiment:
-        state.assignment === undefined
+        state.assignment === undefined || state.assignment.forced
           ? null
           : { id: state.assignment.experiment.id, arm: state.assignment.arm.name },
       candidates: order.length,
