@@ -33,8 +33,10 @@ interface Settings {
   readonly warmupSeconds: number;
   readonly measureSeconds: number;
   readonly connections: number;
-  /** Rounds of the rank variants (hand, combiner, log off, experiment) at half rate, rotated. */
+  /** Rounds of the rank variants at half rate (hand, combiner, log off; experiment pairs). */
   readonly variantRounds: number;
+  /** ABBA pairs of as served without and with a running experiment. */
+  readonly experimentPairs: number;
   readonly variantWarmupSeconds: number;
   readonly variantSeconds: number;
 }
@@ -51,6 +53,7 @@ function parseSettings(args: readonly string[]): Settings {
     measureSeconds: value('measure', 10),
     connections: value('connections', 32),
     variantRounds: value('variant-rounds', 4),
+    experimentPairs: value('experiment-pairs', 8),
     variantWarmupSeconds: value('variant-warmup', 3),
     variantSeconds: value('variant-seconds', 6),
   };
@@ -65,13 +68,20 @@ interface Measurement {
 
 const DATABASE = 'recsys_bench_ranking';
 
-type VariantName = 'hand' | 'combiner' | 'logOff' | 'experiment';
-const VARIANT_NAMES: readonly VariantName[] = ['hand', 'combiner', 'logOff', 'experiment'];
+type VariantName = 'hand' | 'combiner' | 'logOff' | 'noExperiment' | 'experiment';
+const VARIANT_NAMES: readonly VariantName[] = [
+  'hand',
+  'combiner',
+  'logOff',
+  'noExperiment',
+  'experiment',
+];
 const VARIANT_LABELS: Record<VariantName, string> = {
   hand: 'hand weights, served-slate log on (as served)',
   combiner: 'learned combiner, log on',
   logOff: 'hand weights, log off',
-  experiment: 'hand weights, log on, experiment running (2 versions, 50/50)',
+  noExperiment: 'as served, paired with the experiment (no experiment)',
+  experiment: 'as served, experiment running (2 versions, 50/50)',
 };
 
 function median(values: readonly number[]): number {
@@ -363,55 +373,73 @@ const benchmark: Benchmark = {
       await openLoop({ ...halfRateLoad, seconds: warmupSeconds });
       const rankHalf = await openLoop({ ...halfRateLoad, seconds: measureSeconds });
       // The variants' cost as the server's CPU time per `rank` (all its threads, the served-slate
-      // producer's included) at a fixed rate, in rounds of rotating order, medians compared. Saturated
-      // throughput swings ±15 % between rounds on 2 shared cores; CPU per request at a steady
-      // rate is what a variant adds, and capacity is its inverse.
-      // A switch into or out of the experiment moves half the users to another version, whose
-      // interest vectors are not cached yet: every switch is followed by one rank per user.
+      // producer's included) at a fixed rate, medians compared. Saturated throughput swings ±15 %
+      // between rounds on 2 shared cores; CPU per request at a steady rate is what a variant adds,
+      // and capacity is its inverse.
+      const asServed: RankVariant = { combiner: false, servedLog: true, experiment: false };
       const variants: Record<VariantName, RankVariant> = {
-        hand: { combiner: false, servedLog: true, experiment: false },
-        combiner: { combiner: true, servedLog: true, experiment: false },
-        logOff: { combiner: false, servedLog: false, experiment: false },
-        experiment: { combiner: false, servedLog: true, experiment: true },
+        hand: asServed,
+        combiner: { ...asServed, combiner: true },
+        logOff: { ...asServed, servedLog: false },
+        noExperiment: asServed,
+        experiment: { ...asServed, experiment: true },
       };
       const cpuPerRank: Record<VariantName, number[]> = {
         hand: [],
         combiner: [],
         logOff: [],
+        noExperiment: [],
         experiment: [],
       };
       const serverPid = server.pid;
       if (serverPid === undefined) throw new Error('the server has no pid');
+      // Every switch is followed by one rank per user: a switch into or out of the experiment
+      // moves half the users to another version, whose interest vectors are not cached yet.
+      const measureVariant = async (name: VariantName) => {
+        await switchTo(variants[name]);
+        await rankEveryUser();
+        await openLoop({ ...halfRateLoad, seconds: settings.variantWarmupSeconds });
+        const before = cpuSeconds(serverPid);
+        const measured = await openLoop({ ...halfRateLoad, seconds: settings.variantSeconds });
+        const requests = measured.requestsPerSecond * settings.variantSeconds;
+        cpuPerRank[name].push(((cpuSeconds(serverPid) - before) / requests) * 1e6);
+      };
+      const threeVariants: VariantName[] = ['hand', 'combiner', 'logOff'];
       for (let round = 1; round <= settings.variantRounds; round++) {
-        // Each round starts one variant later: what a switch leaves behind (a dropped version's
-        // garbage, re-cached users) falls on every variant in turn, not always on the same one.
-        const order = VARIANT_NAMES.map(
-          (_, i) => VARIANT_NAMES[(i + round - 1) % VARIANT_NAMES.length],
-        );
+        // Each round starts one variant later, so no variant is always measured first.
+        const order = threeVariants.map((_, i) => threeVariants[(i + round - 1) % 3]);
         progress(
           `variants at ${halfRate} req/s, round ${round}/${settings.variantRounds}: ${order.join(', ')}`,
         );
-        for (const name of order) {
-          await switchTo(variants[name]);
-          await rankEveryUser();
-          await openLoop({ ...halfRateLoad, seconds: settings.variantWarmupSeconds });
-          const before = cpuSeconds(serverPid);
-          const measured = await openLoop({ ...halfRateLoad, seconds: settings.variantSeconds });
-          const requests = measured.requestsPerSecond * settings.variantSeconds;
-          cpuPerRank[name].push(((cpuSeconds(serverPid) - before) / requests) * 1e6);
-        }
+        for (const name of order) await measureVariant(name);
       }
+      // The experiment against none in ABBA pairs: each follows itself and the other equally
+      // often, so what a start or a stop leaves behind (a dropped version's garbage) is shared.
+      // Each pair's ratio compares neighbours in time; their median resists the bursts in which
+      // these shared cores run a whole window 40 % slower.
+      for (let pair = 1; pair <= settings.experimentPairs; pair++) {
+        const order: VariantName[] =
+          pair % 2 === 1 ? ['noExperiment', 'experiment'] : ['experiment', 'noExperiment'];
+        progress(
+          `experiment at ${halfRate} req/s, pair ${pair}/${settings.experimentPairs}: ${order.join(', ')}`,
+        );
+        for (const name of order) await measureVariant(name);
+      }
+      const experimentPairRatios = cpuPerRank.experiment.map(
+        (experiment, i) => cpuPerRank.noExperiment[i] / experiment,
+      );
       await switchTo(variants.hand);
       const cpu = {
         hand: median(cpuPerRank.hand),
         combiner: median(cpuPerRank.combiner),
         logOff: median(cpuPerRank.logOff),
+        noExperiment: median(cpuPerRank.noExperiment),
         experiment: median(cpuPerRank.experiment),
       };
       // Capacity ratios: the same cores serve 1 / (CPU per request) requests.
       const combinerRatio = cpu.hand / cpu.combiner;
       const logRatio = cpu.logOff / cpu.hand;
-      const experimentRatio = cpu.hand / cpu.experiment;
+      const experimentRatio = median(experimentPairRatios);
       const ratio = rank.requestsPerSecond / trivial.requestsPerSecond;
       const skippedRatio = rankSkipped.requestsPerSecond / trivial.requestsPerSecond;
       const row = (name: string, m: Measurement) => ({
@@ -432,7 +460,7 @@ const benchmark: Benchmark = {
         ],
         tables: [
           {
-            title: `Server CPU per rank at ${halfRate} req/s (all threads; median of ${settings.variantRounds} rounds, order rotated)`,
+            title: `Server CPU per rank at ${halfRate} req/s (all threads; medians: the first three of ${settings.variantRounds} rounds in rotating order, the experiment of ${settings.experimentPairs} ABBA pairs)`,
             rows: VARIANT_NAMES.map((name) => ({
               variant: VARIANT_LABELS[name],
               'CPU µs per rank': Math.round(cpu[name]),
@@ -454,6 +482,7 @@ const benchmark: Benchmark = {
           ratioCombinerOverHand: combinerRatio,
           ratioLogOnOverOff: logRatio,
           ratioExperimentOverNone: experimentRatio,
+          experimentPairRatios,
           targets: {
             combinerRatioAtLeast: 0.9,
             combinerRatioMet: combinerRatio >= 0.9,
@@ -472,7 +501,7 @@ const benchmark: Benchmark = {
           `ratio rank/trivial requests/s: ${ratio.toFixed(2)} (target >= 0.5: ${ratio >= 0.5 ? 'met' : 'NOT met'})`,
           `capacity ratio learned combiner / hand weights (CPU per rank, inverted): ${combinerRatio.toFixed(3)} (target >= 0.9: ${combinerRatio >= 0.9 ? 'met' : 'NOT met'})`,
           `capacity ratio served-slate log on / off (CPU per rank, inverted): ${logRatio.toFixed(3)} (target >= 0.95, i.e. the log costs < 5 %: ${logRatio >= 0.95 ? 'met' : 'NOT met'}); log on = slates sent to rank.served on the running broker`,
-          `capacity ratio experiment running / none (CPU per rank, inverted): ${experimentRatio.toFixed(3)} (target >= 0.95, i.e. within 5 %: ${experimentRatio >= 0.95 ? 'met' : 'NOT met'}); experiment = a running 50/50 experiment of the served version against a second one, both loaded, each request assigned, counted and logged with its arm`,
+          `capacity ratio experiment running / none (CPU per rank, inverted; median of the ${settings.experimentPairs} pairs' ratios: ${experimentPairRatios.map((r) => r.toFixed(2)).join(' ')}): ${experimentRatio.toFixed(3)} (target >= 0.95, i.e. within 5 %: ${experimentRatio >= 0.95 ? 'met' : 'NOT met'}); experiment = a running 50/50 experiment of the served version against a second one, both loaded, each request assigned, counted and logged with its arm`,
           `reference: rank with the ranking skipped (same request, answered through the same HTTP + GraphQL path with the candidates in their order) / trivial: ${skippedRatio.toFixed(2)}; the ranking itself has to fit in what is left between that and 0.5`,
           `p99 of rank at half its max rate: ${rankHalf.p99Ms.toFixed(1)} ms (target < 20 ms: ${rankHalf.p99Ms < 20 ? 'met' : 'NOT met'}); the generator's own event-loop delay meanwhile: p99 ${rankHalf.generatorDelayP99Ms.toFixed(1)} ms, max ${rankHalf.generatorDelayMaxMs.toFixed(1)} ms`,
           `Model: the in-memory category model (dimension ${settings.dimension}) stands in for the trained scorer; online state rebuilt in Redis from ${events.toLocaleString('en-US')} events of ${settings.users} users.`,

@@ -2,19 +2,14 @@ import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { TOPICS } from '../src/modules/ingest/ingest.service';
 import { RegistryRepository } from '../src/modules/registry/registry.repository';
 import { ARTIFACT_STORE, ArtifactStore } from '../src/modules/registry/registry.types';
-import { SERVED_LOG_TOPICS } from '../src/modules/served-log/served-slate.codec';
 import { loadModel, serializeModel } from '../src/modules/training/model/artifact';
-import { TrainingService } from '../src/modules/training/training.service';
 import { generateCatalog, Random, SyntheticItem } from '../src/synthetic';
-import { startApp } from './support/app';
 import { eventMessage, userEvent } from './support/factories';
-import { fakeCategoryModel } from './support/fakes/category-model';
 import { graphql } from './support/graphql';
 import { produceRaw, query } from './support/ingest-helpers';
 import { eventually } from './support/poll';
-import { insertItems, insertItemVectors } from './support/ranking-helpers';
-import { createTestContext, TestContext } from './support/test-context';
-import { activateUntrainedModel } from './support/untrained-model';
+import { TestContext } from './support/test-context';
+import { startCategoryStack } from './support/category-stack';
 
 const catalog = generateCatalog({
   items: 200,
@@ -79,36 +74,11 @@ describe('experiments and canaries (online metrics from the served-slate log)', 
   let blindedId = '';
 
   beforeAll(async () => {
-    context = await createTestContext({
-      TRAIN_BACKEND: 'cpu',
-      TRAIN_EPOCHS: '3',
-      TRAIN_CRON: 'off',
-      SERVED_LOG_FLUSH_MS: '20',
+    ({ context, app } = await startCategoryStack(catalog.items, {
       EXPERIMENT_REFRESH_MS: '200',
       EXPERIMENT_JUDGE_INTERVAL_MS: '300',
       MODEL_POLL_INTERVAL_MS: '500',
-    });
-    await context.createTopics(
-      [...Object.values(TOPICS), ...Object.values(SERVED_LOG_TOPICS)].map((name) => ({ name })),
-    );
-    await insertItems(
-      context.config.postgres.url,
-      catalog.items.map((item) => ({
-        itemId: item.itemId,
-        title: item.title,
-        category: item.category,
-        price: item.price,
-      })),
-    );
-    app = await startApp(context.config, { role: 'all' });
-    const encoderId = app.get(TrainingService, { strict: false }).encoderId;
-    const vectors = fakeCategoryModel(catalog.items, { versionId: '0', dimension: 32 }).catalog;
-    await insertItemVectors(context.config.postgres.url, encoderId, {
-      ids: vectors.ids,
-      dimension: 32,
-      matrix: vectors.matrix,
-    });
-    await activateUntrainedModel(app, encoderId, 32);
+    }));
   }, 60_000);
 
   afterAll(async () => {

@@ -2,25 +2,16 @@ import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { TOPICS } from '../src/modules/ingest/ingest.service';
 import { RegistryService } from '../src/modules/registry/registry.service';
 import { ARTIFACT_STORE, ArtifactStore } from '../src/modules/registry/registry.types';
-import { SERVED_LOG_TOPICS } from '../src/modules/served-log/served-slate.codec';
 import { loadModel } from '../src/modules/training/model/artifact';
 import { runnableCombiner } from '../src/modules/training/model/combiner';
-import { TrainingService } from '../src/modules/training/training.service';
 import { generateCatalog, Random, SyntheticItem } from '../src/synthetic';
-import { startApp } from './support/app';
 import { eventMessage, userEvent } from './support/factories';
-import { fakeCategoryModel } from './support/fakes/category-model';
 import { graphql } from './support/graphql';
 import { produceRaw, query } from './support/ingest-helpers';
 import { eventually } from './support/poll';
-import {
-  insertItems,
-  insertItemVectors,
-  RankResultView,
-  rankCall,
-} from './support/ranking-helpers';
-import { createTestContext, TestContext } from './support/test-context';
-import { activateUntrainedModel } from './support/untrained-model';
+import { RankResultView, rankCall } from './support/ranking-helpers';
+import { TestContext } from './support/test-context';
+import { startCategoryStack } from './support/category-stack';
 
 const catalog = generateCatalog({ items: 160, seed: 'combiner', categories: 4, idPrefix: 'lc-' });
 const USERS = 24;
@@ -69,38 +60,13 @@ describe('learned combiner on served slates (api + ingest + train in one app)', 
   let app: NestFastifyApplication;
 
   beforeAll(async () => {
-    context = await createTestContext({
-      TRAIN_BACKEND: 'cpu',
-      TRAIN_EPOCHS: '3',
-      TRAIN_CRON: 'off',
+    // Text vectors that say the category (and nothing of the price): only the combiner sees it.
+    ({ context, app } = await startCategoryStack(catalog.items, {
       // Half the slates held out: the combiner fits on one half of them, is judged on the other.
       TRAIN_VALIDATION_FRACTION: '0.5',
       TRAIN_COMBINER_MIN_SLATES: '40',
       TRAIN_SHOWN_DEPTH: String(SHOWN),
-      SERVED_LOG_FLUSH_MS: '20',
-    });
-    await context.createTopics(
-      [...Object.values(TOPICS), ...Object.values(SERVED_LOG_TOPICS)].map((name) => ({ name })),
-    );
-    await insertItems(
-      context.config.postgres.url,
-      catalog.items.map((item) => ({
-        itemId: item.itemId,
-        title: item.title,
-        category: item.category,
-        price: item.price,
-      })),
-    );
-    app = await startApp(context.config, { role: 'all' });
-    // Text vectors that say the category (and nothing of the price), under the trainer's encoder.
-    const encoderId = app.get(TrainingService, { strict: false }).encoderId;
-    const vectors = fakeCategoryModel(catalog.items, { versionId: '0', dimension: 32 }).catalog;
-    await insertItemVectors(context.config.postgres.url, encoderId, {
-      ids: vectors.ids,
-      dimension: 32,
-      matrix: vectors.matrix,
-    });
-    await activateUntrainedModel(app, encoderId, 32);
+    }));
   }, 60_000);
 
   afterAll(async () => {
