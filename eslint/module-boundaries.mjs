@@ -33,6 +33,7 @@ export const MODULE_MAP = {
   'modules/training': [
     ...BASE,
     'modules/embedding',
+    'modules/metrics',
     'modules/online-state',
     'modules/ranking',
     'modules/registry',

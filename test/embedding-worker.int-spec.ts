@@ -109,6 +109,7 @@ describe('embedding worker on real PostgreSQL and Redis', () => {
       context.config,
       logger,
       health,
+      new Metrics({}),
     );
     worker.start();
     try {

@@ -52,6 +52,7 @@ export class KafkaClients {
   readonly kafka: Kafka;
   readonly producer: Producer;
   readonly admin: Admin;
+  private adminConnection: Promise<void> | undefined;
   /** A separate admin that never retries, so a dead broker shows up in readiness at once. */
   private readonly probeAdmin: Admin;
   /**
@@ -117,6 +118,15 @@ export class KafkaClients {
     });
     await this.producerConnection;
     return this.producer;
+  }
+
+  async connectedAdmin(): Promise<Admin> {
+    this.adminConnection ??= this.admin.connect().catch((error: unknown) => {
+      this.adminConnection = undefined;
+      throw error;
+    });
+    await this.adminConnection;
+    return this.admin;
   }
 
   consumer(config: ConsumerConfig): Consumer {

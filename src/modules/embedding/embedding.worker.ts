@@ -8,6 +8,7 @@ import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import type { Logger } from '../../common/logger';
 import { LOGGER } from '../../infra/tokens';
+import { Metrics } from '../metrics/metrics.registry';
 import { HealthService } from '../health/health.service';
 import { EmbeddingIndexer } from './embedding-indexer.service';
 import { EMBED_PENDING_CHANNEL, EmbeddingRepository, Listener } from './embedding.repository';
@@ -38,8 +39,14 @@ export class EmbeddingWorker implements OnApplicationBootstrap, BeforeApplicatio
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
     health: HealthService,
+    metrics: Metrics,
   ) {
     this.logger = logger.child({ component: 'embedding-worker' });
+    metrics.gauge(
+      'embedding_backlog_items',
+      'Catalog items waiting for their text vector (read from PostgreSQL at each scrape)',
+      () => this.repository.countPending(),
+    );
     health.register({
       name: 'embedding-worker',
       check: () =>

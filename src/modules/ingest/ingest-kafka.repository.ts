@@ -148,6 +148,33 @@ export class IngestKafkaRepository {
     };
   }
 
+  /**
+   * Messages of `topic` (prefixed) not yet committed by group `groupId`, per partition: the
+   * partition's end offset minus the group's committed one (the whole partition when the group
+   * committed nothing). Read from the broker, so a consumer that is stuck still shows its lag.
+   */
+  async consumerLag(groupId: string, topic: string): Promise<Map<number, number>> {
+    const prefixed = this.kafka.topic(topic);
+    const admin = await this.kafka.connectedAdmin();
+    const [ends, committed] = await Promise.all([
+      admin.fetchTopicOffsets(prefixed),
+      admin.fetchOffsets({
+        groupId: `${this.config.kafka.topicPrefix}${groupId}`,
+        topics: [prefixed],
+      }),
+    ]);
+    const done = new Map(
+      (committed.at(0)?.partitions ?? []).map((entry) => [entry.partition, Number(entry.offset)]),
+    );
+    return new Map(
+      ends.map((end) => {
+        const at = done.get(end.partition) ?? -1;
+        const from = at < 0 ? Number(end.low) : at;
+        return [end.partition, Math.max(0, Number(end.high) - from)];
+      }),
+    );
+  }
+
   /** Sends and waits for all in-sync replicas to have the messages. */
   async produce(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
     if (messages.length === 0) return;

@@ -8,12 +8,16 @@ import {
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import type { Logger } from '../../common/logger';
+import type { Gauge } from 'prom-client';
 import { LOGGER } from '../../infra/tokens';
+import { Metrics } from '../metrics/metrics.registry';
 import { BatchHandler, ConsumerHandle, IngestKafkaRepository } from './ingest-kafka.repository';
 import { IngestService, TOPICS } from './ingest.service';
 import { OnlineStateService } from './online-state.service';
 
 const START_RETRY_MS = 5000;
+/** How often each started consumer's lag is read from the broker. */
+const LAG_POLL_MS = 15_000;
 
 /**
  * Consumer groups started in the background: a broker or topic that is not there yet must not
@@ -23,14 +27,26 @@ const START_RETRY_MS = 5000;
 export class BackgroundConsumers {
   private readonly handles: ConsumerHandle[] = [];
   private readonly starting: Promise<void>[] = [];
+  private readonly started: { topic: string; groupId: string }[] = [];
   private stopped = false;
   /** Ends the wait between start attempts at once when `stop` is called. */
   private readonly stopping = new AbortController();
+  private readonly lag: Gauge<'topic' | 'partition'>;
+  private readonly lagTimer: NodeJS.Timeout;
 
   constructor(
     private readonly kafka: IngestKafkaRepository,
     private readonly logger: Logger,
-  ) {}
+    metrics: Metrics,
+  ) {
+    this.lag = metrics.labelledGauge(
+      'ingest_consumer_lag_messages',
+      'Messages of a topic partition not yet committed by its consumer group (read from the broker every 15 s)',
+      ['topic', 'partition'],
+    );
+    this.lagTimer = setInterval(() => void this.readLag(), LAG_POLL_MS);
+    this.lagTimer.unref();
+  }
 
   /** Starts consuming `topic` (unprefixed) in group `groupId`; returns at once. */
   start(
@@ -45,9 +61,23 @@ export class BackgroundConsumers {
   /** Ends the start attempts, then disconnects every started consumer. */
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.lagTimer);
     this.stopping.abort();
     await Promise.all(this.starting);
     await Promise.allSettled(this.handles.map((handle) => handle.stop()));
+  }
+
+  /** Best effort: a broker that does not answer leaves the last values (and shows in health). */
+  private async readLag(): Promise<void> {
+    for (const { topic, groupId } of this.started) {
+      try {
+        for (const [partition, lag] of await this.kafka.consumerLag(groupId, topic)) {
+          this.lag.set({ topic, partition: String(partition) }, lag);
+        }
+      } catch (error) {
+        this.logger.warn({ err: error, topic }, 'cannot read consumer lag');
+      }
+    }
   }
 
   private async startRetrying(
@@ -65,6 +95,7 @@ export class BackgroundConsumers {
           },
         );
         this.handles.push(handle);
+        this.started.push({ topic, groupId });
         this.logger.info({ topic, groupId }, 'consuming');
         return;
       } catch (error) {
@@ -90,8 +121,13 @@ export class IngestConsumer implements OnApplicationBootstrap, BeforeApplication
     private readonly onlineState: OnlineStateService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
+    metrics: Metrics,
   ) {
-    this.consumers = new BackgroundConsumers(kafka, logger.child({ component: 'ingest-consumer' }));
+    this.consumers = new BackgroundConsumers(
+      kafka,
+      logger.child({ component: 'ingest-consumer' }),
+      metrics,
+    );
   }
 
   async onApplicationBootstrap(): Promise<void> {

@@ -45,8 +45,11 @@ export class Metrics {
     return new Gauge({ name, help, labelNames, registers: [this.registry] });
   }
 
-  /** A gauge set by its owner; `read`, when given, sets it on every scrape instead. */
-  gauge(name: string, help: string, read?: () => number): Gauge {
+  /**
+   * A gauge set by its owner; `read`, when given, sets it on every scrape instead. A `read` that
+   * fails (its database away) leaves the last value: the scrape itself must not fail.
+   */
+  gauge(name: string, help: string, read?: () => number | Promise<number>): Gauge {
     const existing = this.registry.getSingleMetric(name);
     if (existing) return existing as Gauge;
     const gauge: Gauge = new Gauge({
@@ -56,8 +59,12 @@ export class Metrics {
       ...(read === undefined
         ? {}
         : {
-            collect: () => {
-              gauge.set(read());
+            collect: async () => {
+              try {
+                gauge.set(await read());
+              } catch {
+                // Keeps the last value; the owner's health check reports the cause.
+              }
             },
           }),
     });

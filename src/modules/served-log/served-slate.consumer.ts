@@ -8,6 +8,7 @@ import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import type { Logger } from '../../common/logger';
 import { LOGGER } from '../../infra/tokens';
+import { Metrics } from '../metrics/metrics.registry';
 import { BackgroundConsumers } from '../ingest/ingest.consumer';
 import {
   BatchControl,
@@ -43,9 +44,10 @@ export class ServedSlateConsumer implements OnApplicationBootstrap, BeforeApplic
     private readonly repository: ServedLogRepository,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
+    metrics: Metrics,
   ) {
     this.logger = logger.child({ component: 'served-slate-consumer' });
-    this.consumers = new BackgroundConsumers(kafka, this.logger);
+    this.consumers = new BackgroundConsumers(kafka, this.logger, metrics);
     this.retentionMs = config.servedLog.retentionDays * DAY_MS;
   }
 

@@ -65,6 +65,7 @@ export class ModelSwapService
   private stopped = false;
   private readonly swapSeconds;
   private readonly servedGauge: Gauge;
+  private readonly servedCreatedGauge: Gauge;
 
   constructor(
     private readonly registry: RegistryService,
@@ -88,6 +89,10 @@ export class ModelSwapService
       'Id of the model version this replica serves (0: none)',
     );
     this.servedGauge.set(0);
+    this.servedCreatedGauge = metrics.gauge(
+      'model_served_version_created_timestamp_seconds',
+      'When the version this replica serves was created by its training run (unix seconds; 0: none)',
+    );
     health.register({
       name: 'model',
       critical: false,
@@ -201,6 +206,7 @@ export class ModelSwapService
         }
         this.swapped = next;
         this.servedGauge.set(Number(activeId));
+        await this.recordCreated(activeId);
         changed = true;
       }
     }
@@ -217,6 +223,16 @@ export class ModelSwapService
       this.failure = undefined;
     }
     if (changed) for (const listener of this.listeners) listener();
+  }
+
+  /** Best effort: the staleness gauge must not hold up a swap. */
+  private async recordCreated(versionId: string): Promise<void> {
+    try {
+      const version = await this.registry.getVersion(versionId);
+      this.servedCreatedGauge.set(version.createdAt.getTime() / 1000);
+    } catch (error) {
+      this.logger.warn({ err: error, versionId }, 'cannot read the served version’s creation time');
+    }
   }
 
   /** Fetches, verifies and loads one version; undefined (and reported) when it fails. */

@@ -2,7 +2,9 @@ import { BeforeApplicationShutdown, Inject, Injectable } from '@nestjs/common';
 import type { Logger } from '../../common/logger';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
+import type { Counter, Gauge } from 'prom-client';
 import { LOGGER } from '../../infra/tokens';
+import { Metrics } from '../metrics/metrics.registry';
 import { RegistryRepository, TrainingLock } from '../registry/registry.repository';
 import { RegistryService } from '../registry/registry.service';
 import { ARTIFACT_STORE } from '../registry/registry.types';
@@ -37,6 +39,8 @@ export class TrainingRunService implements BeforeApplicationShutdown {
   private readonly logger: Logger;
   private readonly stopping = new AbortController();
   private readonly inFlight = new Set<Promise<void>>();
+  private readonly runs: Counter<'outcome'>;
+  private readonly lastSuccess: Gauge;
 
   constructor(
     private readonly repository: RegistryRepository,
@@ -45,8 +49,18 @@ export class TrainingRunService implements BeforeApplicationShutdown {
     @Inject(MODEL_TRAINER) private readonly trainer: ModelTrainer,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
+    metrics: Metrics,
   ) {
     this.logger = logger.child({ component: 'training' });
+    this.runs = metrics.counter(
+      'training_runs_total',
+      'Training runs finished here, by outcome (promoted, candidate, failed)',
+      ['outcome'],
+    );
+    this.lastSuccess = metrics.gauge(
+      'training_last_success_timestamp_seconds',
+      'When the last training run of this process succeeded (unix seconds; 0: none yet)',
+    );
   }
 
   /**
@@ -168,10 +182,12 @@ export class TrainingRunService implements BeforeApplicationShutdown {
           outcome: 'failed',
           error: outcome.reason,
         });
+        this.runs.inc({ outcome: 'failed' });
       } else {
-        await this.repository.finishRun(run.id, 'succeeded', {
-          outcome: outcome.kind === 'promote' ? 'promoted' : 'candidate',
-        });
+        const finished = outcome.kind === 'promote' ? 'promoted' : 'candidate';
+        await this.repository.finishRun(run.id, 'succeeded', { outcome: finished });
+        this.runs.inc({ outcome: finished });
+        this.lastSuccess.set(Date.now() / 1000);
       }
       this.logger.info(
         { runId: run.id, versionId, outcome: outcome.kind, reason: outcome.reason },
@@ -179,6 +195,7 @@ export class TrainingRunService implements BeforeApplicationShutdown {
       );
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
+      this.runs.inc({ outcome: 'failed' });
       this.logger.error({ err: error, runId: run.id, versionId }, 'training run failed');
       await progress.flush().catch(() => undefined);
       if (versionId !== null) {
