@@ -1,5 +1,6 @@
 import eslint from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import globals from 'globals';
 import moduleBoundaries from './eslint/module-boundaries.mjs';
 
 export default tseslint.config(
@@ -57,5 +58,15 @@ export default tseslint.config(
   {
     files: ['src/**/*.repository.ts', 'src/infra/**/*.ts'],
     rules: { 'no-restricted-imports': 'off' },
+  },
+  {
+    // The console's browser script: plain JavaScript, no build step, Chart.js as a global.
+    files: ['src/modules/console/public/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      sourceType: 'script',
+      globals: { ...globals.browser, Chart: 'readonly' },
+    },
   },
 );

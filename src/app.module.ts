@@ -4,6 +4,7 @@ import { ConfigModule } from './config/config.module';
 import { Logger } from './common/logger';
 import { InfraModule } from './infra/infra.module';
 import { AuthModule } from './modules/auth/auth.module';
+import { ConsoleModule } from './modules/console/console.module';
 import { ExperimentsApiModule } from './modules/experiments/experiments.module';
 import { HealthModule } from './modules/health/health.module';
 import { MetricsModule } from './modules/metrics/metrics.module';
@@ -32,6 +33,7 @@ export const ROLE_MODULES: Record<Exclude<Role, 'all'>, { graphql: boolean; modu
       RankingModule,
       RegistryApiModule,
       ExperimentsApiModule,
+      ConsoleModule,
     ],
   },
   ingest: { graphql: false, modules: [IngestModule, ServedLogIngestModule, EmbeddingModule] },

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { AppConfig, ConfigError, loadConfig, ROLES } from './config/config';
 import { createLogger } from './common/logger';
 import { migrate } from './infra/migrator';
+import { modulesFor } from './app.module';
 import { createServer } from './server';
 import { runTrainOnce } from './modules/training/training.cli';
 
@@ -56,7 +57,11 @@ async function main(argv: readonly string[]): Promise<void> {
   }
   await app.listen(config.http.port, config.http.host);
   const url = `http://${config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host}:${config.http.port}`;
-  logger.info({ url: `${url}/graphql` }, `recsys ${config.role} ready: GraphQL at ${url}/graphql`);
+  const consoleNote = modulesFor(config.role).graphql ? `, ops console at ${url}/console` : '';
+  logger.info(
+    { url: `${url}/graphql` },
+    `recsys ${config.role} ready: GraphQL at ${url}/graphql${consoleNote}`,
+  );
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
