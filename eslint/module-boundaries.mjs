@@ -28,6 +28,7 @@ export const MODULE_MAP = {
   'modules/served-log': [...BASE, 'modules/ingest', 'modules/metrics'],
   'modules/registry': [...BASE, 'modules/auth'],
   'modules/console': [...BASE],
+  'modules/inspector': [...BASE, 'modules/auth', 'modules/online-state', 'modules/serving'],
   'modules/experiments': [...BASE, 'modules/auth', 'modules/metrics', 'modules/registry'],
   // The offline eval scores what `rank` returns: ranking's features and merge over the online
   // state's decay, rebuilt at each impression's time.

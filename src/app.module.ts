@@ -8,6 +8,7 @@ import { ConsoleModule } from './modules/console/console.module';
 import { ExperimentsApiModule } from './modules/experiments/experiments.module';
 import { HealthModule } from './modules/health/health.module';
 import { MetricsModule } from './modules/metrics/metrics.module';
+import { InspectorModule } from './modules/inspector/inspector.module';
 import { IngestApiModule, IngestModule } from './modules/ingest/ingest.module';
 import { EmbeddingApiModule, EmbeddingModule } from './modules/embedding/embedding.module';
 import { RankingModule } from './modules/ranking/ranking.module';
@@ -33,6 +34,7 @@ export const ROLE_MODULES: Record<Exclude<Role, 'all'>, { graphql: boolean; modu
       RankingModule,
       RegistryApiModule,
       ExperimentsApiModule,
+      InspectorModule,
       ConsoleModule,
     ],
   },

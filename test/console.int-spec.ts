@@ -168,6 +168,22 @@ describeWithBrowser('ops console in a browser', () => {
     );
     expect(headers).toEqual(expect.arrayContaining(['model', 'popularity']));
     expect(await text('#served-by')).toMatch(/experiment console-ab arm (first|second)/);
+    expect(await rows('#interactions')).toBe(12);
+    expect(await text('#interactions')).toContain(catalog.items[11].title);
+  });
+
+  it('item: its text, events per day and nearest items', async () => {
+    const clicked = catalog.items[0];
+    await open(`item/${clicked.itemId}`, 'item');
+    expect(await text('#item-title')).toBe(clicked.title);
+    expect(await rows('#nearest')).toBe(10);
+    // The category model puts an item's own category nearest.
+    const nearest = await inPage<string[]>(
+      "[...document.querySelectorAll('#nearest tbody tr td:first-child')].map((td) => td.textContent)",
+    );
+    const category = new Map(catalog.items.map((item) => [item.itemId, item.category]));
+    expect(category.get(nearest[0])).toBe(clicked.category);
+    expect(await page.$('#events-chart')).not.toBeNull();
   });
 
   it('training run: queued from the console, followed to its end', async () => {

@@ -418,9 +418,10 @@ async function inspector(userId) {
     location.hash = `#/inspector/${encodeURIComponent($('#user-id').value.trim())}`;
   });
   if (!userId) return;
-  const { recommend: r } = await gql(
+  const { recommend: r, userInteractions } = await gql(
     `query($u: ID!) { recommend(userId: $u, first: 10) { modelVersion experiment arm degraded
-      items { itemId rank score parts { name value weight } } } }`,
+      items { itemId rank score parts { name value weight } } }
+      userInteractions(userId: $u, first: 20) { itemId title type at } }`,
     { u: userId },
   );
   const names = [...new Set(r.items.flatMap((item) => item.parts.map((part) => part.name)))];
@@ -428,6 +429,7 @@ async function inspector(userId) {
     r.experiment ? `, experiment ${esc(r.experiment)} arm ${esc(r.arm)}` : ''
   }${r.degraded.length ? `; degraded: ${esc(r.degraded.join(', '))}` : ''}</p>
     <div class="chart"><canvas id="parts-chart"></canvas></div>
+    <h2>Recommended, with each score's parts</h2>
     <table id="recommended"><thead><tr><th>rank</th><th>item</th><th>score</th>${names
       .map((name) => `<th>${esc(name)}</th>`)
       .join('')}</tr></thead><tbody>${r.items
@@ -439,6 +441,13 @@ async function inspector(userId) {
               return `<td class="num">${part ? num(part.value * part.weight) : '–'}</td>`;
             })
             .join('')}</tr>`,
+      )
+      .join('')}</tbody></table>
+    <h2>Recent interactions</h2>
+    <table id="interactions"><thead><tr><th>when</th><th>type</th><th>item</th><th>title</th></tr></thead><tbody>${userInteractions
+      .map(
+        (i) =>
+          `<tr><td>${when(i.at)}</td><td>${esc(i.type)}</td><td>${itemLink(i.itemId)}</td><td>${esc(i.title ?? '–')}</td></tr>`,
       )
       .join('')}</tbody></table>`;
   chart($('#parts-chart'), {
@@ -466,9 +475,51 @@ async function inspector(userId) {
   });
 }
 
+const itemLink = (itemId) => `<a href="#/item/${encodeURIComponent(itemId)}">${esc(itemId)}</a>`;
+
+async function item(itemId) {
+  render(`<h1>Item</h1>
+    <form class="inline" id="item-form"><label>item id <input id="item-id" value="${esc(itemId ?? '')}" /></label>
+      <button type="submit">show</button></form>
+    <div id="item"></div>`);
+  $('#item-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    location.hash = `#/item/${encodeURIComponent($('#item-id').value.trim())}`;
+  });
+  if (!itemId) return;
+  const { catalogItem: i } = await gql(
+    `query($id: ID!) { catalogItem(itemId: $id) { itemId title description category tags price createdAt deleted
+      dailyEvents(days: 30) { day impressions clicks addToCarts purchases }
+      nearest(first: 10) { itemId title similarity } } }`,
+    { id: itemId },
+  );
+  $('#item').innerHTML = `<h2 id="item-title">${esc(i.title)}${i.deleted ? ' (deleted)' : ''}</h2>
+    <p>${esc(i.description ?? '')}</p>
+    <p class="muted">category ${esc(i.category ?? '–')}; tags ${esc(i.tags.join(', ') || '–')}; price ${esc(i.price ?? '–')}; created ${when(i.createdAt)}</p>
+    <div class="chart"><canvas id="events-chart"></canvas></div>
+    <h2>Nearest items under the served version</h2>
+    <table id="nearest"><thead><tr><th>item</th><th>title</th><th>similarity</th></tr></thead><tbody>${i.nearest
+      .map(
+        (n) =>
+          `<tr><td>${itemLink(n.itemId)}</td><td>${esc(n.title ?? '–')}</td><td class="num">${num(n.similarity)}</td></tr>`,
+      )
+      .join('')}</tbody></table>`;
+  chart($('#events-chart'), {
+    type: 'line',
+    data: {
+      labels: i.dailyEvents.map((d) => d.day.slice(0, 10)),
+      datasets: ['impressions', 'clicks', 'addToCarts', 'purchases'].map((type) => ({
+        label: type,
+        data: i.dailyEvents.map((d) => d[type]),
+      })),
+    },
+    options: { plugins: { title: { display: true, text: 'Events per day (last 30 days, UTC)' } } },
+  });
+}
+
 // --- routing ------------------------------------------------------------------------------
 
-const PAGES = { overview, models, training, experiments, inspector };
+const PAGES = { overview, models, training, experiments, inspector, item };
 
 async function route() {
   const [, name = 'overview', argument] = location.hash.split('/');
