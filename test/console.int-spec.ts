@@ -194,6 +194,8 @@ describeWithBrowser('ops console in a browser', () => {
       { timeout: 120_000 },
     );
     expect(await text('#run-status')).toBe('SUCCEEDED');
+    // Every epoch of the interest model charted (TRAIN_EPOCHS is 3 here).
+    expect(await inPage<string>('document.body.dataset.epochs')).toBe('3');
     await page.screenshot({ path: screenshot('training'), fullPage: true });
   }, 150_000);
 

@@ -95,6 +95,15 @@ export class ModelActivationGql {
   @Field() createdAt!: Date;
 }
 
+@ObjectType('TrainingEpoch', { description: 'One finished epoch of the interest model' })
+export class TrainingEpochGql {
+  @Field(() => Int) epoch!: number;
+  @Field(() => Float, { description: 'mean training loss over the epoch' }) loss!: number;
+  @Field(() => Float, { nullable: true, description: 'validation AUC after the epoch' })
+  validationAuc!: number | null;
+  @Field(() => Float) seconds!: number;
+}
+
 @ObjectType('TrainingRun')
 export class TrainingRunGql {
   @Field(() => ID) id!: string;
@@ -112,6 +121,8 @@ export class TrainingRunGql {
   @Field() createdAt!: Date;
   @Field(() => Date, { nullable: true }) startedAt!: Date | null;
   @Field(() => Date, { nullable: true }) finishedAt!: Date | null;
+  @Field(() => [TrainingEpochGql], { description: 'finished epochs so far, in order' })
+  epochs!: TrainingEpochGql[];
 }
 
 const VERSION_STATUS: Record<ModelStatus, ModelVersionStatusGql> = {
@@ -182,5 +193,6 @@ export function runGql(run: TrainingRun): TrainingRunGql {
     createdAt: run.createdAt,
     startedAt: run.startedAt,
     finishedAt: run.finishedAt,
+    epochs: run.epochs.map((epoch) => ({ ...epoch })),
   };
 }

@@ -7,6 +7,7 @@ import type {
   ModelMetrics,
   ModelStatus,
   ModelVersion,
+  RunEpoch,
   RunStatus,
   TimeWindow,
   TrainingMode,
@@ -89,10 +90,11 @@ interface RunRecord {
   created_at: Date;
   started_at: Date | null;
   finished_at: Date | null;
+  epochs: RunEpoch[];
 }
 
 const RUN_COLUMNS =
-  'id, mode, status, progress, version_id, outcome, error, triggered_by, created_at, started_at, finished_at';
+  'id, mode, status, progress, version_id, outcome, error, triggered_by, created_at, started_at, finished_at, epochs';
 
 function toRun(row: RunRecord): TrainingRun {
   return {
@@ -107,6 +109,7 @@ function toRun(row: RunRecord): TrainingRun {
     createdAt: row.created_at,
     startedAt: row.started_at,
     finishedAt: row.finished_at,
+    epochs: row.epochs,
   };
 }
 
@@ -459,6 +462,14 @@ export class RegistryRepository {
         WHERE id = $1`,
       [id, fields.progress ?? null, fields.versionId ?? null, fields.mode ?? null],
     );
+  }
+
+  /** Appends a finished epoch to the run's record. */
+  async appendRunEpoch(id: string, epoch: RunEpoch): Promise<void> {
+    await this.pool.query('UPDATE training_runs SET epochs = epochs || $2::jsonb WHERE id = $1', [
+      id,
+      JSON.stringify([epoch]),
+    ]);
   }
 
   async finishRun(

@@ -59,6 +59,16 @@ export interface Activation {
   readonly createdAt: Date;
 }
 
+/** One finished epoch of a training run. */
+export interface RunEpoch {
+  readonly epoch: number;
+  /** Mean training loss over the epoch. */
+  readonly loss: number;
+  /** AUC on the validation window after the epoch; null without validation data. */
+  readonly validationAuc: number | null;
+  readonly seconds: number;
+}
+
 export interface TrainingRun {
   readonly id: string;
   readonly mode: TrainingMode;
@@ -72,6 +82,7 @@ export interface TrainingRun {
   readonly createdAt: Date;
   readonly startedAt: Date | null;
   readonly finishedAt: Date | null;
+  readonly epochs: readonly RunEpoch[];
 }
 
 /** Immutable artifact bytes under a version id. PostgreSQL bytea now; object storage later. */

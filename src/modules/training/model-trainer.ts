@@ -1,4 +1,4 @@
-import type { ModelMetrics, TimeWindow, TrainingMode } from '../registry/registry.types';
+import type { ModelMetrics, RunEpoch, TimeWindow, TrainingMode } from '../registry/registry.types';
 
 /** What to train. */
 export interface TrainRequest {
@@ -10,6 +10,8 @@ export interface TrainRequest {
   readonly signal: AbortSignal;
   /** Fraction done, 0..1. */
   readonly onProgress: (fraction: number) => void;
+  /** Each finished epoch of the interest model. */
+  readonly onEpoch?: (epoch: RunEpoch) => void;
 }
 
 /** A trained artifact and what it was judged on. */

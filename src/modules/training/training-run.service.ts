@@ -152,6 +152,7 @@ export class TrainingRunService implements BeforeApplicationShutdown {
   private async execute(run: TrainingRun, lock: TrainingLock): Promise<void> {
     let versionId: string | null = null;
     const progress = this.progressWriter(run.id);
+    let epochs = Promise.resolve();
     try {
       const active = await this.repository.activeVersion();
       const parent = run.mode === 'INCREMENTAL' && active?.artifact ? active : null;
@@ -174,7 +175,16 @@ export class TrainingRunService implements BeforeApplicationShutdown {
         events: { afterSeq: parent?.eventsSeq ?? null, untilSeq: maxSeq },
         signal: this.stopping.signal,
         onProgress: progress.report,
+        onEpoch: (epoch) => {
+          // In order, and never failing the run: the epochs are for watching it.
+          epochs = epochs
+            .then(() => this.repository.appendRunEpoch(run.id, epoch))
+            .catch((error: unknown) => {
+              this.logger.warn({ err: error, runId: run.id }, 'could not record an epoch');
+            });
+        },
       });
+      await epochs;
       await progress.flush();
       const outcome = await this.judge(versionId, result, maxSeq);
       if (outcome.kind === 'failed') {

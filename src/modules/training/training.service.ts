@@ -110,6 +110,12 @@ export class TrainingService implements ModelTrainer {
           return;
         case 'epoch':
           this.logger.info({ ...message.report }, 'epoch done');
+          request.onEpoch?.({
+            epoch: message.report.epoch,
+            loss: message.report.loss,
+            validationAuc: message.report.validation?.auc ?? null,
+            seconds: message.report.seconds,
+          });
           return;
         case 'trained':
         case 'evaluated':

@@ -287,7 +287,8 @@ async function training(runId) {
   const show = async () => {
     const { trainingRun: run } = await gql(
       `query($id: ID!) { trainingRun(id: $id) { id mode status progress outcome error triggeredBy
-        createdAt startedAt finishedAt versionId metrics { name value } } }`,
+        createdAt startedAt finishedAt versionId metrics { name value }
+        epochs { epoch loss validationAuc seconds } } }`,
       { id: runId },
     );
     $('#run').innerHTML =
@@ -297,9 +298,30 @@ async function training(runId) {
       ${run.error ? `<p class="error">${esc(run.error)}</p>` : ''}
       <p>queued ${when(run.createdAt)}, started ${when(run.startedAt)}, finished ${when(run.finishedAt)};
         version ${run.versionId ? `<a href="#/models">${esc(run.versionId)}</a>` : '–'}</p>
-      <table><thead><tr><th>metric</th><th>value</th></tr></thead><tbody>${run.metrics
+      <div class="chart"><canvas id="epochs-chart"></canvas></div>
+      <table id="run-metrics"><thead><tr><th>metric</th><th>value</th></tr></thead><tbody>${run.metrics
         .map((m) => `<tr><td>${esc(m.name)}</td><td class="num">${num(m.value)}</td></tr>`)
         .join('')}</tbody></table>`;
+    for (const previous of charts) previous.destroy();
+    charts = [];
+    chart($('#epochs-chart'), {
+      type: 'line',
+      data: {
+        labels: run.epochs.map((e) => `epoch ${e.epoch}`),
+        datasets: [
+          { label: 'training loss', data: run.epochs.map((e) => e.loss), yAxisID: 'loss' },
+          { label: 'validation AUC', data: run.epochs.map((e) => e.validationAuc), yAxisID: 'auc' },
+        ],
+      },
+      options: {
+        plugins: { title: { display: true, text: 'Per epoch: training loss and validation AUC' } },
+        scales: {
+          loss: { position: 'left' },
+          auc: { position: 'right', grid: { drawOnChartArea: false } },
+        },
+      },
+    });
+    document.body.dataset.epochs = String(run.epochs.length);
     return run.status === 'QUEUED' || run.status === 'RUNNING';
   };
   if (await show()) {
