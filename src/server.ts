@@ -1,16 +1,28 @@
 import { randomUUID } from 'node:crypto';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
-import Fastify, { FastifyInstance, LogController, onRequestHookHandler } from 'fastify';
+import Fastify, {
+  FastifyInstance,
+  FastifyReply,
+  LogController,
+  onRequestHookHandler,
+} from 'fastify';
 import { AppConfig } from './config/config';
 import { Logger, NestPinoLogger } from './common/logger';
-import { AppModule } from './app.module';
+import { AppModule, modulesFor } from './app.module';
+import { CONSOLE_HEADERS, consoleAsset } from './modules/console/console.assets';
 import { HealthController } from './modules/health/health.controller';
 import { Metrics } from './modules/metrics/metrics.registry';
 
 const REQUEST_ID_HEADER = 'x-request-id';
 
-const isOpsRoute = (url: string) => url === '/metrics' || url.startsWith('/health/');
+const isOpsRoute = (url: string) =>
+  url === '/metrics' ||
+  url.startsWith('/health/') ||
+  url === '/console' ||
+  url.startsWith('/console/');
+/** What the console's GraphQL calls carry that the main app needs to see. */
+const FORWARDED_HEADERS = ['content-type', 'x-api-key', 'authorization'] as const;
 
 const opsListeners = new WeakMap<NestFastifyApplication, FastifyInstance>();
 
@@ -20,9 +32,11 @@ export function opsListener(app: NestFastifyApplication): FastifyInstance | unde
 }
 
 /**
- * OPS_PORT: health and metrics move to a second, small listener (probes and scrapers reach it,
- * the public port does not) and answer 404 on the main port. They call the same Nest providers,
- * and the listener opens and closes with the app.
+ * OPS_PORT: health, metrics and (in roles with GraphQL) the ops console move to a second, small
+ * listener (probes, scrapers and operators reach it, the public port does not) and answer 404 on
+ * the main port. They call the same Nest providers; the console's GraphQL calls are answered by
+ * the main app in process, with the same keys and limits. The listener opens and closes with the
+ * app.
  */
 function serveOpsRoutesOnOwnPort(
   app: NestFastifyApplication,
@@ -46,6 +60,7 @@ function serveOpsRoutesOnOwnPort(
     const { registry } = app.get(Metrics);
     return reply.type(registry.contentType).send(await registry.metrics());
   });
+  if (modulesFor(config.role).graphql) serveConsole(ops, main);
   main.addHook('onReady', async () => {
     const url = await ops.listen({ port: opsPort, host: config.http.host });
     logger.info({ url }, `health and metrics on ${url} (OPS_PORT)`);
@@ -54,6 +69,36 @@ function serveOpsRoutesOnOwnPort(
     await ops.close();
   });
   opsListeners.set(app, ops);
+}
+
+/** The console's files, and its GraphQL calls forwarded to the main app (in process). */
+function serveConsole(ops: FastifyInstance, main: FastifyInstance): void {
+  const send = (name: string, reply: FastifyReply) => {
+    const asset = consoleAsset(name);
+    if (asset === undefined) return reply.code(404).send({ message: `no console file "${name}"` });
+    return reply.headers(CONSOLE_HEADERS).type(asset.type).send(asset.body);
+  };
+  ops.get('/console', (_request, reply) => send('index.html', reply));
+  ops.get<{ Params: { file: string } }>('/console/:file', (request, reply) =>
+    send(request.params.file, reply),
+  );
+  ops.post('/graphql', async (request, reply) => {
+    const headers: Record<string, string> = {};
+    for (const name of FORWARDED_HEADERS) {
+      const value = request.headers[name];
+      if (typeof value === 'string') headers[name] = value;
+    }
+    const answer = await main.inject({
+      method: 'POST',
+      url: '/graphql',
+      headers,
+      payload: JSON.stringify(request.body),
+    });
+    return reply
+      .code(answer.statusCode)
+      .type(answer.headers['content-type']?.toString() ?? 'application/json')
+      .send(answer.body);
+  });
 }
 
 /** The HTTP adapter every app of this service runs on. */

@@ -410,6 +410,7 @@ describe('OPS_PORT', () => {
   let context: TestContext;
   let app: NestFastifyApplication;
   let opsUrl: string;
+  let opsKey: string;
 
   beforeAll(async () => {
     context = await createTestContext({ AUTH_MODE: 'api-key', OPS_PORT: '0' });
@@ -418,6 +419,7 @@ describe('OPS_PORT', () => {
     await app.getHttpAdapter().getInstance().ready();
     const address = opsListener(app)?.server.address() as AddressInfo;
     opsUrl = `http://127.0.0.1:${address.port}`;
+    opsKey = (await app.get(ApiKeyService).create({ name: 'console', role: 'ops' })).key;
   });
   afterAll(async () => {
     await app.close();
@@ -433,11 +435,37 @@ describe('OPS_PORT', () => {
     expect(ready.status).toBe(200);
     expect(await ready.json()).toMatchObject({ status: 'ok' });
     expect((await fetch(`${opsUrl}/health/live`)).status).toBe(200);
-    expect((await fetch(`${opsUrl}/graphql`, { method: 'POST' })).status).toBe(404);
   });
 
-  it('answers 404 for metrics and health on the main port, which still serves GraphQL', async () => {
-    for (const url of ['/metrics', '/health/ready', '/health/live']) {
+  it('serves the ops console there, its GraphQL calls answered by the app with the same keys', async () => {
+    const page = await fetch(`${opsUrl}/console`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<title>recsys console</title>');
+    expect((await fetch(`${opsUrl}/console/console.js`)).status).toBe(200);
+    expect((await fetch(`${opsUrl}/console/secret.txt`)).status).toBe(404);
+    const call = (headers: Record<string, string>) =>
+      fetch(`${opsUrl}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ query: '{ activeModel { id } }' }),
+      });
+    const refused = (await (await call({})).json()) as {
+      errors?: { extensions: { code: string } }[];
+    };
+    expect(refused.errors?.map((error) => error.extensions.code)).toEqual(['UNAUTHENTICATED']);
+    const answered = await call({ 'x-api-key': opsKey });
+    expect(answered.status).toBe(200);
+    expect(await answered.json()).toEqual({ data: { activeModel: null } });
+  });
+
+  it('answers 404 for metrics, health and the console on the main port, which still serves GraphQL', async () => {
+    for (const url of [
+      '/metrics',
+      '/health/ready',
+      '/health/live',
+      '/console',
+      '/console/console.js',
+    ]) {
       expect((await app.inject({ method: 'GET', url })).statusCode).toBe(404);
     }
     const reply = await graphql(app, '{ health { status } }', {}, {});

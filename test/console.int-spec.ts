@@ -151,6 +151,7 @@ describeWithBrowser('ops console in a browser', () => {
     expect(await text('#card-experiment')).toContain('console-ab');
     expect(await rows('#operations')).toBeGreaterThan(0);
     expect(await rows('#versions')).toBe(2);
+    expect(await page.$('#runs-table')).not.toBeNull();
   });
 
   it('experiments: both arms with their figures and the CTR chart', async () => {
@@ -196,6 +197,9 @@ describeWithBrowser('ops console in a browser', () => {
     expect(await text('#run-status')).toBe('SUCCEEDED');
     // Every epoch of the interest model charted (TRAIN_EPOCHS is 3 here).
     expect(await inPage<string>('document.body.dataset.epochs')).toBe('3');
+    // The overview lists it among the recent runs.
+    await open('overview', 'overview');
+    expect(await text('#runs-table')).toContain('SUCCEEDED');
     await page.screenshot({ path: screenshot('training'), fullPage: true });
   }, 150_000);
 

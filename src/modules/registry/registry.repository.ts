@@ -494,6 +494,14 @@ export class RegistryRepository {
     return row ? toRun(row) : null;
   }
 
+  async listRuns(first: number): Promise<TrainingRun[]> {
+    const result = await this.pool.query<RunRecord>(
+      `SELECT ${RUN_COLUMNS} FROM training_runs ORDER BY id DESC LIMIT $1`,
+      [first],
+    );
+    return result.rows.map(toRun);
+  }
+
   async getRun(id: string): Promise<TrainingRun | null> {
     const result = await this.pool.query<RunRecord>(
       `SELECT ${RUN_COLUMNS} FROM training_runs WHERE id = $1`,

@@ -80,6 +80,14 @@ export class TrainingRunResolver {
   ) {}
 
   @RequireRole('ops')
+  @Query(() => [TrainingRunGql], { description: 'newest first' })
+  async trainingRuns(
+    @Args('first', { type: () => Int, defaultValue: 10 }) first: number,
+  ): Promise<TrainingRunGql[]> {
+    return (await this.registry.listRuns(first)).map(runGql);
+  }
+
+  @RequireRole('ops')
   @Query(() => TrainingRunGql)
   async trainingRun(@Args('id', { type: () => ID }) id: string): Promise<TrainingRunGql> {
     return runGql(await this.registry.getRun(id));

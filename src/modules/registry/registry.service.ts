@@ -77,6 +77,13 @@ export class RegistryService {
     return run;
   }
 
+  listRuns(first: number): Promise<TrainingRun[]> {
+    if (!Number.isInteger(first) || first < 1 || first > MAX_VERSIONS_PAGE) {
+      throw new ValidationError('first', `must be between 1 and ${String(MAX_VERSIONS_PAGE)}`);
+    }
+    return this.repository.listRuns(first);
+  }
+
   async getRun(rawId: string): Promise<TrainingRun> {
     const id = parseVersionId(rawId);
     const run = await this.repository.getRun(id);

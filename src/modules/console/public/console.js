@@ -117,14 +117,26 @@ async function overview() {
     <table id="operations"><thead><tr><th>operation</th><th>requests</th><th>requests/s</th><th>p99 ≤ (s)</th></tr></thead><tbody></tbody></table>
     <h2>Ingest</h2>
     <table id="ingest"><thead><tr><th>topic</th><th>consumer lag</th><th>stored</th><th>dead-lettered</th></tr></thead><tbody></tbody></table>
-    <h2>Recent model versions <span class="muted">(each from a training run)</span></h2>
+    <h2>Recent training runs</h2>
+    <table id="runs-table"><thead><tr><th>run</th><th>mode</th><th>status</th><th>outcome</th><th>version</th><th>queued</th><th>by</th></tr></thead><tbody></tbody></table>
+    <h2>Recent model versions</h2>
     <table id="versions"><thead><tr><th>version</th><th>status</th><th>AUC</th><th>created</th><th>by</th></tr></thead><tbody></tbody></table>`);
   const data = await gql(`{
     health { status }
     servingModel { versionId loadedAt armVersionIds }
     modelVersions(first: 5) { id status auc createdAt triggeredBy }
+    trainingRuns(first: 5) { id mode status outcome versionId createdAt triggeredBy }
     experiments(first: 1) { name kind status }
   }`);
+  $('#runs-table tbody').innerHTML = data.trainingRuns
+    .map(
+      (
+        run,
+      ) => `<tr><td><a href="#/training/${esc(run.id)}">${esc(run.id)}</a></td><td>${esc(run.mode)}</td>
+        <td>${esc(run.status)}</td><td>${esc(run.outcome ?? '–')}</td><td>${esc(run.versionId ?? '–')}</td>
+        <td>${when(run.createdAt)}</td><td>${esc(run.triggeredBy)}</td></tr>`,
+    )
+    .join('');
   const running = data.experiments.find((experiment) => experiment.status === 'RUNNING');
   const card = (label, value, id) =>
     `<div class="card" id="${id}"><div class="label">${esc(label)}</div><div class="value">${esc(value)}</div></div>`;
