@@ -276,17 +276,12 @@ async function models() {
 }
 
 async function training(runId) {
-  render(`<h1>Training run</h1>
-    <form class="inline" id="run-form"><label>run id <input id="run-id" value="${esc(runId ?? '')}" size="6" /></label>
-      <button type="submit">show</button>
-      <span class="muted">or queue one:</span>
+  render(`<h1>Training run</h1>${idForm('training', 'run id', runId, 'show')}
+    <p><span class="muted">or queue one:</span>
       <button type="button" id="train-incremental">train (incremental)</button>
-      <button type="button" id="train-full">train (full)</button></form>
+      <button type="button" id="train-full">train (full)</button></p>
     <div id="run"></div>`);
-  $('#run-form').addEventListener('submit', (event) => {
-    event.preventDefault();
-    location.hash = `#/training/${encodeURIComponent($('#run-id').value.trim())}`;
-  });
+  wireIdForm('training');
   const queue = (mode) =>
     gql(`mutation { trainModel(mode: ${mode}) { id } }`)
       .then(({ trainModel }) => {
@@ -442,15 +437,23 @@ async function experiments(selectedId) {
   });
 }
 
-async function inspector(userId) {
-  render(`<h1>Inspector</h1>
-    <form class="inline" id="user-form"><label>user id <input id="user-id" value="${esc(userId ?? '')}" /></label>
-      <button type="submit">recommend</button></form>
-    <div id="inspection"></div>`);
-  $('#user-form').addEventListener('submit', (event) => {
+/** A one-field form that opens `#/<route>/<value>`; `wireIdForm` makes it do so. */
+const idForm = (route, label, value, button) =>
+  `<form class="inline" id="${route}-form"><label>${esc(label)} <input id="${route}-id" value="${esc(value ?? '')}" /></label>
+    <button type="submit">${esc(button)}</button></form>`;
+
+function wireIdForm(route) {
+  $(`#${route}-form`).addEventListener('submit', (event) => {
     event.preventDefault();
-    location.hash = `#/inspector/${encodeURIComponent($('#user-id').value.trim())}`;
+    location.hash = `#/${route}/${encodeURIComponent($(`#${route}-id`).value.trim())}`;
   });
+}
+
+async function inspector(userId) {
+  render(
+    `<h1>Inspector</h1>${idForm('inspector', 'user id', userId, 'recommend')}<div id="inspection"></div>`,
+  );
+  wireIdForm('inspector');
   if (!userId) return;
   const { recommend: r, userInteractions } = await gql(
     `query($u: ID!) { recommend(userId: $u, first: 10) { modelVersion experiment arm degraded
@@ -512,14 +515,8 @@ async function inspector(userId) {
 const itemLink = (itemId) => `<a href="#/item/${encodeURIComponent(itemId)}">${esc(itemId)}</a>`;
 
 async function item(itemId) {
-  render(`<h1>Item</h1>
-    <form class="inline" id="item-form"><label>item id <input id="item-id" value="${esc(itemId ?? '')}" /></label>
-      <button type="submit">show</button></form>
-    <div id="item"></div>`);
-  $('#item-form').addEventListener('submit', (event) => {
-    event.preventDefault();
-    location.hash = `#/item/${encodeURIComponent($('#item-id').value.trim())}`;
-  });
+  render(`<h1>Item</h1>${idForm('item', 'item id', itemId, 'show')}<div id="item"></div>`);
+  wireIdForm('item');
   if (!itemId) return;
   const { catalogItem: i } = await gql(
     `query($id: ID!) { catalogItem(itemId: $id) { itemId title description category tags price createdAt deleted
