@@ -116,7 +116,7 @@ async function overview() {
     <h2>GraphQL operations <span class="muted" id="window"></span></h2>
     <table id="operations"><thead><tr><th>operation</th><th>requests</th><th>requests/s</th><th>p99 ≤ (s)</th></tr></thead><tbody></tbody></table>
     <h2>Ingest</h2>
-    <table id="ingest"><thead><tr><th>topic</th><th>consumer lag</th><th>stored</th><th>dead-lettered</th></tr></thead><tbody></tbody></table>
+    <table id="ingest"><thead><tr><th>topic</th><th>consumer lag</th><th>stored</th><th>dead-lettered</th><th>dead-lettered/s</th></tr></thead><tbody></tbody></table>
     <h2>Recent training runs</h2>
     <table id="runs-table"><thead><tr><th>run</th><th>mode</th><th>status</th><th>outcome</th><th>version</th><th>queued</th><th>by</th></tr></thead><tbody></tbody></table>
     <h2>Recent model versions</h2>
@@ -188,17 +188,19 @@ async function overview() {
       .join('');
     const lag = sumBy(samples, 'ingest_consumer_lag_messages', 'topic');
     const stored = sumBy(samples, 'ingest_messages_total', 'topic', (l) => l.outcome === 'stored');
-    const dead = sumBy(
-      samples,
-      'ingest_messages_total',
-      'topic',
-      (l) => l.outcome === 'dead_lettered',
-    );
+    const isDead = (l) => l.outcome === 'dead_lettered';
+    const dead = sumBy(samples, 'ingest_messages_total', 'topic', isDead);
+    const deadBefore = before ? sumBy(before, 'ingest_messages_total', 'topic', isDead) : undefined;
+    const deadRate = (topic) =>
+      deadBefore
+        ? (((dead.get(topic) ?? 0) - (deadBefore.get(topic) ?? 0)) / seconds).toFixed(2)
+        : '–';
     const topics = [...new Set([...lag.keys(), ...stored.keys(), ...dead.keys()])].sort();
     $('#ingest tbody').innerHTML = topics
       .map(
         (topic) => `<tr><td>${esc(topic)}</td><td class="num">${lag.get(topic) ?? '–'}</td>
-          <td class="num">${stored.get(topic) ?? 0}</td><td class="num">${dead.get(topic) ?? 0}</td></tr>`,
+          <td class="num">${stored.get(topic) ?? 0}</td><td class="num">${dead.get(topic) ?? 0}</td>
+          <td class="num">${deadRate(topic)}</td></tr>`,
       )
       .join('');
     const backlog = samples.find((s) => s.name === 'embedding_backlog_items');
