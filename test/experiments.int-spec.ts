@@ -274,7 +274,7 @@ describe('experiments and canaries (online metrics from the served-slate log)', 
 
   it('rolls a canary of the blinded version back automatically, with the reason', async () => {
     const { activateModelVersion } = await ops<{ activateModelVersion: { id: string } }>(
-      `mutation { activateModelVersion(id: "${blindedId}", canaryPercent: 50, canaryMinImpressions: 400) { id status } }`,
+      `mutation { activateModelVersion(id: "${blindedId}", canaryPercent: 50, canaryMinImpressions: 1200) { id status } }`,
     );
     expect(activateModelVersion.id).toBe(blindedId);
     await eventually(
@@ -282,7 +282,9 @@ describe('experiments and canaries (online metrics from the served-slate log)', 
       20_000,
       { what: 'canary served' },
     );
-    await simulate(10);
+    // 1200 impressions an arm: at 400 (about 20 users an arm, some clicks of the last round not
+    // yet ingested when the judge looks) a run in CI saw no significant difference and promoted.
+    await simulate(14);
     const judged = await eventually(
       async () =>
         (
@@ -334,7 +336,9 @@ describe('experiments and canaries (online metrics from the served-slate log)', 
       20_000,
       { what: 'canary served' },
     );
-    await simulate(10);
+    // 1200 impressions an arm: at 400 (about 20 users an arm, some clicks of the last round not
+    // yet ingested when the judge looks) a run in CI saw no significant difference and promoted.
+    await simulate(14);
     const active = await eventually(
       async () =>
         (await ops<{ activeModel: { id: string } }>('{ activeModel { id } }')).activeModel.id,
