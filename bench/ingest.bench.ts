@@ -21,6 +21,7 @@ const MIN_EVENTS = 200_000;
 const STEADY_RATE = 2000;
 const STEADY_SECONDS = 15;
 const TICK_MS = 50;
+const DAY_MS = 86_400_000;
 
 function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
@@ -102,11 +103,18 @@ const benchmark: Benchmark = {
       });
 
       const catalog = generateCatalog({ items: 5000, seed: 'bench' });
+      // Live traffic: the last hour (within today, UTC), so events land in today's partition.
+      const to = new Date();
+      const from = new Date(
+        Math.max(to.getTime() - 3_600_000, to.getTime() - (to.getTime() % DAY_MS)),
+      );
       const { events } = generateBehaviour({
         catalog,
         users: 20_000,
         impressions: Math.ceil(wanted * 0.93),
         seed: 'bench',
+        from,
+        to,
       });
       const total = events.length;
       progress(`producing ${total} synthetic events once`);
@@ -155,7 +163,18 @@ const benchmark: Benchmark = {
       const stored = Number(
         (await pg.query<{ n: string }>('SELECT count(*) AS n FROM events')).rows[0]?.n,
       );
+      // Heap, indexes and TOAST of every partition (or of the table, when not partitioned).
+      const storedBytes = Number(
+        (
+          await pg.query<{ bytes: string }>(
+            `SELECT COALESCE(
+               (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('events')),
+               pg_total_relation_size('events')) AS bytes`,
+          )
+        ).rows[0]?.bytes,
+      );
       await pg.end();
+      const bytesPerEvent = storedBytes / stored;
 
       progress(`steady ${STEADY_RATE} events/s for ${STEADY_SECONDS} s, probing Redis`);
       const keys = onlineKeys(config.redis.keyPrefix);
@@ -229,6 +248,7 @@ const benchmark: Benchmark = {
           { measure: 'raw kafkajs consume (no processing)', value: rawRate, unit: 'events/s' },
           { measure: 'end-to-end ingest (PG + Redis)', value: e2eRate, unit: 'events/s' },
           { measure: 'ratio end-to-end / raw (target >= 0.5)', value: ratio, unit: '' },
+          { measure: 'stored bytes per event (table + indexes)', value: bytesPerEvent, unit: 'B' },
           { measure: `publish -> Redis p50 @ ${STEADY_RATE}/s`, value: p50, unit: 'ms' },
           {
             measure: `publish -> Redis p99 @ ${STEADY_RATE}/s (target < 1000)`,
@@ -244,6 +264,8 @@ const benchmark: Benchmark = {
           endToEndEventsPerSecond: Math.round(e2eRate),
           ratio: Number(ratio.toFixed(3)),
           ratioTargetMet: ratio >= 0.5,
+          storedBytes,
+          bytesPerEvent: Math.round(bytesPerEvent),
           steadyRate: STEADY_RATE,
           latencyProbes: latencies.length,
           latencyProbesMissing: lost,
