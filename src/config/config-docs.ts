@@ -293,6 +293,11 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
     group: 'Training',
     description: 'Most impression and click events one run reads (the newest).',
   },
+  TRAIN_WINDOW_DAYS: {
+    group: 'Training',
+    description:
+      "Days back from now a run reads events from, the click histories included (only those days' partitions are read). 0: every stored event; at most EVENTS_RETENTION_DAYS when that is set.",
+  },
   TRAIN_SEED: {
     group: 'Training',
     description: 'Seed of weight initialisation, shuffling and negative sampling.',
@@ -401,6 +406,16 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
     group: 'Served-slate log',
     description:
       'Longest a recorded slate waits before it is sent (serialisation happens then, off the request).',
+  },
+  EVENTS_RETENTION_DAYS: {
+    group: 'Ingest',
+    description:
+      'Days of `events` kept: the ingest role drops the daily partitions that ended longer ago (at start and hourly). 0 keeps every day.',
+  },
+  EVENTS_PARTITIONS_AHEAD_DAYS: {
+    group: 'Ingest',
+    description:
+      'Daily `events` partitions the ingest role keeps created ahead of today (at start and hourly); events of a day without one wait in the default partition.',
   },
   SERVED_LOG_RETENTION_DAYS: {
     group: 'Served-slate log',

@@ -103,6 +103,7 @@ export const configSchema = z.object({
   TRAIN_VALIDATION_FRACTION: z.coerce.number().min(0).max(0.5).default(0.1),
   TRAIN_REPLAY_RATIO: z.coerce.number().min(0).max(100).default(1),
   TRAIN_MAX_EVENTS: int(1).default(2_000_000),
+  TRAIN_WINDOW_DAYS: int(0, 36_500).default(0),
   TRAIN_SEED: int(0).default(42),
   TRAIN_SHOWN_DEPTH: int(1, 1000).default(10),
   TRAIN_COMBINER: bool.default('true'),
@@ -135,6 +136,8 @@ export const configSchema = z.object({
   SERVED_LOG_BATCH: int(1, 100_000).default(500),
   SERVED_LOG_FLUSH_MS: int(1, 60_000).default(200),
   SERVED_LOG_RETENTION_DAYS: int(1, 3650).default(30),
+  EVENTS_RETENTION_DAYS: int(0, 36_500).default(0),
+  EVENTS_PARTITIONS_AHEAD_DAYS: int(1, 366).default(3),
   EXPERIMENT_REFRESH_MS: int(100, 3_600_000).default(2000),
   EXPERIMENT_JUDGE_INTERVAL_MS: int(100, 3_600_000).default(15_000),
   EXPERIMENT_VERSION_WINDOW_HOURS: int(1, 24 * 3650).default(24),
@@ -237,6 +240,8 @@ export interface AppConfig {
     readonly replayRatio: number;
     /** Most impression and click events one run reads (the newest). */
     readonly maxEvents: number;
+    /** Days back from now one run reads events from (its clicks' histories too); 0: all stored. */
+    readonly windowDays: number;
     readonly seed: number;
     /** Items of a logged slate that count as shown where producers send no impression events. */
     readonly shownDepth: number;
@@ -300,6 +305,13 @@ export interface AppConfig {
     readonly flushMs: number;
     /** Days of `served_slates` partitions kept; the ingest role drops older ones. */
     readonly retentionDays: number;
+  };
+  /** Storage of `events`: daily partitions, kept by the ingest role (docs/operations/retention.md). */
+  readonly events: {
+    /** Days of events kept: older daily partitions are dropped; 0 keeps every day. */
+    readonly retentionDays: number;
+    /** Daily partitions created ahead of today. */
+    readonly partitionsAheadDays: number;
   };
   /** Online experiments and canaries (src/modules/experiments). */
   readonly experiments: {
@@ -381,6 +393,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       `GRAPHQL_MAX_LIST_LENGTH=${JSON.stringify(env.GRAPHQL_MAX_LIST_LENGTH ?? '')}: must be at least RANK_MAX_CANDIDATES (${c.RANK_MAX_CANDIDATES})`,
     ]);
   }
+  if (c.EVENTS_RETENTION_DAYS > 0 && c.TRAIN_WINDOW_DAYS > c.EVENTS_RETENTION_DAYS) {
+    throw new ConfigError([
+      `TRAIN_WINDOW_DAYS=${JSON.stringify(env.TRAIN_WINDOW_DAYS ?? '')}: must not exceed EVENTS_RETENTION_DAYS (${c.EVENTS_RETENTION_DAYS}); older events are dropped`,
+    ]);
+  }
   return {
     role: c.ROLE,
     http: { host: c.HOST, port: c.PORT, opsPort: c.OPS_PORT ?? null },
@@ -442,6 +459,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       validationFraction: c.TRAIN_VALIDATION_FRACTION,
       replayRatio: c.TRAIN_REPLAY_RATIO,
       maxEvents: c.TRAIN_MAX_EVENTS,
+      windowDays: c.TRAIN_WINDOW_DAYS,
       seed: c.TRAIN_SEED,
       shownDepth: c.TRAIN_SHOWN_DEPTH,
       combiner: c.TRAIN_COMBINER,
@@ -478,6 +496,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       batchSlates: c.SERVED_LOG_BATCH,
       flushMs: c.SERVED_LOG_FLUSH_MS,
       retentionDays: c.SERVED_LOG_RETENTION_DAYS,
+    },
+    events: {
+      retentionDays: c.EVENTS_RETENTION_DAYS,
+      partitionsAheadDays: c.EVENTS_PARTITIONS_AHEAD_DAYS,
     },
     experiments: {
       refreshMs: c.EXPERIMENT_REFRESH_MS,

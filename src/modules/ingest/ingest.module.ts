@@ -1,5 +1,7 @@
 import { Module } from '@nestjs/common';
 import { OnlineStateWriterModule } from '../online-state/online-state.module';
+import { EventPartitionsRepository } from './event-partitions.repository';
+import { EventPartitionsService } from './event-partitions.service';
 import { IngestConsumer } from './ingest.consumer';
 import { IngestKafkaRepository } from './ingest-kafka.repository';
 import { IngestPipeline } from './ingest.pipeline';
@@ -26,8 +28,11 @@ export class IngestPipelineModule {}
 })
 export class IngestCoreModule {}
 
-/** The ingest role: Kafka consumers into PostgreSQL and Redis. */
-@Module({ imports: [IngestCoreModule], providers: [IngestConsumer] })
+/** The ingest role: Kafka consumers into PostgreSQL and Redis; `events`' partitions kept. */
+@Module({
+  imports: [IngestCoreModule],
+  providers: [IngestConsumer, EventPartitionsRepository, EventPartitionsService],
+})
 export class IngestModule {}
 
 /** The api role's part: the `upsertItems` mutation. */

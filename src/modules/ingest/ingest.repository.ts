@@ -51,6 +51,11 @@ function toStored(record: EventRecord): StoredEvent {
   };
 }
 
+/** What makes an event a duplicate: its id and time (the key of the partitioned `events`). */
+function eventKey(eventId: string, ts: Date): string {
+  return `${eventId}\u0000${String(ts.getTime())}`;
+}
+
 /** Applies owed online-state updates to Redis, guarded by their token. */
 export type OwedApply = (events: StoredEvent[], token: string) => Promise<void>;
 
@@ -63,17 +68,17 @@ export class IngestRepository {
    * Inserts a batch in one transaction; returns the rows that were new (with their seq), so that
    * only those reach the online state, and the token their owed online-state update is queued
    * under (write-ahead: a crash between this commit and the Redis write loses nothing). Replayed
-   * event ids change nothing.
+   * events (same id and time) change nothing.
    */
   async insertEvents(rows: readonly EventRow[]): Promise<StoredBatch> {
     if (rows.length === 0) return { events: [], token: undefined };
     return inTransaction(this.pool, async (client) => {
-      const result = await client.query<{ event_id: string; seq: string }>(
+      const result = await client.query<{ event_id: string; ts: Date; seq: string }>(
         `INSERT INTO events (event_id, type, user_id, item_id, ts, request_id, position, context)
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
                               $6::text[], $7::int[], $8::jsonb[])
-         ON CONFLICT (event_id) DO NOTHING
-         RETURNING event_id, seq`,
+         ON CONFLICT (event_id, ts) DO NOTHING
+         RETURNING event_id, ts, seq`,
         [
           rows.map((row) => row.eventId),
           rows.map((row) => row.type),
@@ -85,13 +90,14 @@ export class IngestRepository {
           rows.map((row) => (row.context === null ? null : JSON.stringify(row.context))),
         ],
       );
-      const seqs = new Map(result.rows.map((row) => [row.event_id, row.seq]));
+      const seqs = new Map(result.rows.map((row) => [eventKey(row.event_id, row.ts), row.seq]));
       const events: StoredEvent[] = [];
       for (const row of rows) {
-        const seq = seqs.get(row.eventId);
+        const key = eventKey(row.eventId, row.ts);
+        const seq = seqs.get(key);
         if (seq === undefined) continue;
-        // The same id twice in one batch: only the first insert won.
-        seqs.delete(row.eventId);
+        // The same event twice in one batch: only the first insert won.
+        seqs.delete(key);
         events.push({ ...row, seq });
       }
       if (events.length === 0) return { events, token: undefined };

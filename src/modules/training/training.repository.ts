@@ -30,18 +30,25 @@ export class TrainingRepository {
   constructor(@Inject(PG_POOL) private readonly pool: Pool) {}
 
   /**
-   * Impressions and clicks with seq in (afterSeq, untilSeq], the newest `limit` of them (returned
-   * oldest first). afterSeq null = from the beginning.
+   * Impressions and clicks with seq in (afterSeq, untilSeq] and time from `since`, the newest
+   * `limit` of them (returned oldest first). afterSeq null = from the beginning; since null = any
+   * time (a time bound lets PostgreSQL skip the day partitions before it).
    */
-  async events(afterSeq: string | null, untilSeq: string, limit: number): Promise<EventRow[]> {
+  async events(
+    afterSeq: string | null,
+    untilSeq: string,
+    limit: number,
+    since: Date | null,
+  ): Promise<EventRow[]> {
     const result = await this.pool.query<EventRecord>(
       `SELECT seq::text AS seq, type, user_id, item_id, ts, request_id FROM (
          SELECT seq, type, user_id, item_id, ts, request_id FROM events
          WHERE type IN ('impression', 'click') AND seq <= $2::bigint
            AND ($1::bigint IS NULL OR seq > $1::bigint)
+           AND ($4::timestamptz IS NULL OR ts >= $4::timestamptz)
          ORDER BY seq DESC LIMIT $3
        ) newest ORDER BY seq`,
-      [afterSeq, untilSeq, limit],
+      [afterSeq, untilSeq, limit, since],
     );
     return result.rows.map(toEventRow);
   }
@@ -57,15 +64,20 @@ export class TrainingRepository {
     return result.rows.map(toEventRow);
   }
 
-  /** Every click of these users up to untilSeq: the histories. */
-  async clicksOf(userIds: readonly string[], untilSeq: string | null): Promise<ClickRow[]> {
+  /** Every click of these users up to untilSeq and from `since` (null: any time): the histories. */
+  async clicksOf(
+    userIds: readonly string[],
+    untilSeq: string | null,
+    since: Date | null,
+  ): Promise<ClickRow[]> {
     if (userIds.length === 0) return [];
     const result = await this.pool.query<{ user_id: string; item_id: string; ts: Date }>(
       `SELECT user_id, item_id, ts FROM events
        WHERE type = 'click' AND user_id = ANY($1::text[])
          AND ($2::bigint IS NULL OR seq <= $2::bigint)
+         AND ($3::timestamptz IS NULL OR ts >= $3::timestamptz)
        ORDER BY user_id, ts`,
-      [userIds, untilSeq],
+      [userIds, untilSeq, since],
     );
     return result.rows.map((row) => ({
       userId: row.user_id,

@@ -17,6 +17,7 @@ import { VectorBlock, WorkerMessage } from './worker/worker-protocol';
 /** How long before its click a slate may have been served and still earn it. */
 const ATTRIBUTION_WINDOW_MS = 86_400_000;
 const CLOCK_SLACK_MS = 60_000;
+const DAY_MS = 86_400_000;
 
 const window = (impressions: readonly Impression[]): TimeWindow | null =>
   impressions.length === 0
@@ -63,18 +64,21 @@ export class TrainingService implements ModelTrainer {
   async train(request: TrainRequest): Promise<TrainResult> {
     const t = this.config.training;
     const incremental = request.mode === 'INCREMENTAL' && request.parent !== undefined;
+    const since = this.windowStart();
     const fresh = await this.repository.events(
       incremental ? request.events.afterSeq : null,
       request.events.untilSeq,
       t.maxEvents,
+      since,
     );
     const older =
       incremental && request.events.afterSeq !== null
-        ? await this.repository.events(null, request.events.afterSeq, t.maxEvents)
+        ? await this.repository.events(null, request.events.afterSeq, t.maxEvents, since)
         : [];
     const [freshImpressions, olderImpressions] = await this.impressions(
       [fresh, older],
       request.events.untilSeq,
+      since,
     );
     const impressions = incremental
       ? withReplay(freshImpressions, olderImpressions, t.replayRatio, t.seed)
@@ -187,7 +191,8 @@ export class TrainingService implements ModelTrainer {
       validation.to,
       this.config.training.maxEvents,
     );
-    const [impressions] = await this.impressions([events], null);
+    // The validation window bounds these events; their users' histories reach back as far.
+    const [impressions] = await this.impressions([events], null, null);
     if (impressions.length === 0) return {};
     const result = await runInWorker(
       {
@@ -209,16 +214,23 @@ export class TrainingService implements ModelTrainer {
   private async impressions(
     batches: readonly (readonly EventRow[])[],
     untilSeq: string | null,
+    since: Date | null,
   ): Promise<Impression[][]> {
     const all = batches.flat();
     const users = [...new Set(all.map((event) => event.userId))];
-    const clicks = await this.repository.clicksOf(users, untilSeq);
+    const clicks = await this.repository.clicksOf(users, untilSeq, since);
     return Promise.all(
       batches.map(async (events) => {
         const slates = await this.servedSlatesOf(events);
         return impressionsFromEvents(events, clicks, slates, this.config.training.shownDepth);
       }),
     );
+  }
+
+  /** Where a run's events begin (TRAIN_WINDOW_DAYS back from now); null: no bound. */
+  private windowStart(): Date | null {
+    const days = this.config.training.windowDays;
+    return days === 0 ? null : new Date(Date.now() - days * DAY_MS);
   }
 
   private async servedSlatesOf(events: readonly EventRow[]): Promise<ServedSlateRow[]> {

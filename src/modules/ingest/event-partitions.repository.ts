@@ -1,0 +1,121 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Pool } from 'pg';
+import { inTransaction } from '../../infra/postgres';
+import { PG_POOL } from '../../infra/tokens';
+
+export const DAY_MS = 86_400_000;
+/** Key of the transaction advisory lock under which `events` partitions are created and dropped. */
+const PARTITION_LOCK_KEY = 0x65766e74; // 'evnt'
+/**
+ * How long a partition change may wait for its lock: the lock queues ahead of later inserts (and
+ * a drop's ahead of every read), so it gives up and waits for the next round instead of holding
+ * them up behind a long training read.
+ */
+const DDL_LOCK_TIMEOUT = '2s';
+const PARTITION_NAME = /^events_p(\d{4})(\d{2})(\d{2})$/;
+
+/** The UTC day (days since epoch) a time falls on. */
+export function dayOf(time: Date): number {
+  return Math.floor(time.getTime() / DAY_MS);
+}
+
+/** `events_pYYYYMMDD`: the partition holding that UTC day. */
+export function eventsPartitionName(day: number): string {
+  return `events_p${new Date(day * DAY_MS).toISOString().slice(0, 10).replaceAll('-', '')}`;
+}
+
+/** The day an `events_pYYYYMMDD` name holds; undefined for any other name. */
+export function dayOfPartition(name: string): number | undefined {
+  const match = PARTITION_NAME.exec(name);
+  if (match === null) return undefined;
+  return dayOf(new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3]))));
+}
+
+export interface DefaultPartitionDay {
+  readonly day: number;
+  readonly rows: number;
+}
+
+/**
+ * The SQL of `events`' daily partitions (migrations/1796302500000_events-partitioned.sql): list,
+ * create ahead (taking over the default partition's rows of that day), drop past the retention.
+ */
+@Injectable()
+export class EventPartitionsRepository {
+  constructor(@Inject(PG_POOL) private readonly pool: Pool) {}
+
+  /** Days that have a daily partition, ascending. */
+  async partitionDays(): Promise<number[]> {
+    const { rows } = await this.pool.query<{ name: string }>(
+      `SELECT c.relname AS name
+         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = 'events'::regclass`,
+    );
+    return rows
+      .map(({ name }) => dayOfPartition(name))
+      .filter((day): day is number => day !== undefined)
+      .sort((a, b) => a - b);
+  }
+
+  /** The days of the rows waiting in the default partition, with how many each. */
+  async defaultPartitionDays(): Promise<DefaultPartitionDay[]> {
+    const { rows } = await this.pool.query<{ day: number; rows: number }>(
+      `SELECT floor(extract(epoch FROM ts) / 86400)::int AS day, count(*)::int AS rows
+         FROM events_default GROUP BY 1 ORDER BY 1`,
+    );
+    return rows;
+  }
+
+  /**
+   * Creates the partition of `day` unless it exists; returns the rows it took over from the
+   * default partition, or undefined when it existed. The table is built apart and attached,
+   * which locks `events` only against other schema changes (inserts and reads go on); the
+   * default partition is locked while it is checked for (and cleared of) the day's rows.
+   */
+  async createPartition(day: number): Promise<number | undefined> {
+    const name = eventsPartitionName(day);
+    // Only integers reach this text: the name and bounds are derived from the day number.
+    const from = new Date(day * DAY_MS).toISOString();
+    const to = new Date((day + 1) * DAY_MS).toISOString();
+    return inTransaction(this.pool, async (client) => {
+      await client.query(`SET LOCAL lock_timeout = '${DDL_LOCK_TIMEOUT}'`);
+      await client.query('SELECT pg_advisory_xact_lock($1)', [PARTITION_LOCK_KEY]);
+      const exists = await client.query<{ found: boolean }>(
+        'SELECT to_regclass($1) IS NOT NULL AS found',
+        [name],
+      );
+      if (exists.rows[0]?.found) return undefined;
+      await client.query(
+        `CREATE TABLE ${name} (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`,
+      );
+      const moved = await client.query(
+        `WITH moved AS (
+           DELETE FROM events_default WHERE ts >= $1 AND ts < $2 RETURNING *
+         )
+         INSERT INTO ${name} SELECT * FROM moved`,
+        [from, to],
+      );
+      await client.query(
+        `ALTER TABLE events ATTACH PARTITION ${name} FOR VALUES FROM ('${from}') TO ('${to}')`,
+      );
+      return moved.rowCount ?? 0;
+    });
+  }
+
+  /** Drops the partition of `day` (if it still exists). */
+  async dropPartition(day: number): Promise<void> {
+    await inTransaction(this.pool, async (client) => {
+      await client.query(`SET LOCAL lock_timeout = '${DDL_LOCK_TIMEOUT}'`);
+      await client.query('SELECT pg_advisory_xact_lock($1)', [PARTITION_LOCK_KEY]);
+      await client.query(`DROP TABLE IF EXISTS ${eventsPartitionName(day)}`);
+    });
+  }
+
+  /** Deletes the default partition's rows from before `day` began; returns how many. */
+  async deleteDefaultBefore(day: number): Promise<number> {
+    const result = await this.pool.query('DELETE FROM events_default WHERE ts < $1', [
+      new Date(day * DAY_MS).toISOString(),
+    ]);
+    return result.rowCount ?? 0;
+  }
+}
