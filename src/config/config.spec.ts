@@ -51,6 +51,20 @@ describe('loadConfig', () => {
     );
   });
 
+  it('keeps every event by default; a training window must fit the retention', () => {
+    expect(loadConfig({}).events).toEqual({ retentionDays: 0, partitionsAheadDays: 3 });
+    expect(loadConfig({}).training.windowDays).toBe(0);
+    expect(
+      loadConfig({ EVENTS_RETENTION_DAYS: '30', TRAIN_WINDOW_DAYS: '30' }).training.windowDays,
+    ).toBe(30);
+    expect(() => loadConfig({ EVENTS_RETENTION_DAYS: '30', TRAIN_WINDOW_DAYS: '45' })).toThrow(
+      /TRAIN_WINDOW_DAYS="45": must not exceed EVENTS_RETENTION_DAYS \(30\)/,
+    );
+    expect(() => loadConfig({ EVENTS_PARTITIONS_AHEAD_DAYS: '0' })).toThrow(
+      /EVENTS_PARTITIONS_AHEAD_DAYS="0"/,
+    );
+  });
+
   it('picks the log format at start unless LOG_FORMAT names one', () => {
     expect(loadConfig({}).logFormat).toBe('auto');
     expect(loadConfig({ LOG_FORMAT: 'pretty' }).logFormat).toBe('pretty');
