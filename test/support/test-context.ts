@@ -90,11 +90,16 @@ export async function createTestContext(
         await admin.deleteTopics({ topics: created }).catch(() => undefined);
         await admin.disconnect();
       }
-      // The context's own Redis (every master of a cluster), even when a test pointed it elsewhere.
-      const redis = createRedisClient(
-        { ...config.redis, url: TEST_STACK.redisUrl },
-        createLogger('silent'),
-      );
+      // The stack's Redis of the context's mode (every master of a cluster), even when a test
+      // pointed it elsewhere.
+      const stackRedis = loadConfig({
+        REDIS_URL: TEST_STACK.redisUrl,
+        REDIS_KEY_PREFIX: config.redis.keyPrefix,
+        ...(config.redis.clusterNodes === null
+          ? {}
+          : { REDIS_CLUSTER_NODES: TEST_STACK.redisClusterNodes }),
+      }).redis;
+      const redis = createRedisClient(stackRedis, createLogger('silent'));
       await redis.connect();
       for await (const keys of redis.scan(`${config.redis.keyPrefix}*`, { count: 500 })) {
         await redis.unlinkAll(keys);
