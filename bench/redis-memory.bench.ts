@@ -24,6 +24,7 @@ type KeyKind =
   | 'rank:uvec:{userId}'
   | 'item-pop:{itemId}'
   | 'pop-rank'
+  | 'pop-changes'
   | 'applied:{token}';
 
 const PER_USER: readonly KeyKind[] = ['recent:{userId}', 'interest:{userId}'];
@@ -39,6 +40,7 @@ function kindOf(key: string, prefix: string): KeyKind {
   if (rest.startsWith('rank:uvec:')) return 'rank:uvec:{userId}';
   if (rest.startsWith('item-pop:')) return 'item-pop:{itemId}';
   if (rest === 'pop-rank') return 'pop-rank';
+  if (rest === 'pop-changes') return 'pop-changes';
   if (rest.startsWith('applied:')) return 'applied:{token}';
   throw new Error(`unexpected key ${key}`);
 }
