@@ -212,10 +212,17 @@ describe.each(REDIS_MODES)('online state batches on Redis ($mode)', ({ mode, env
 
   it('clears every online-state key (on every master) and leaves a reset for the copies', async () => {
     await writer.apply(batch('c', 40, 2));
+    // Keys of the layout before hash tags, in other slots: the rebuild removes them too.
+    const prefix = context.config.redis.keyPrefix;
+    const legacy = [`${prefix}interest:c-u0`, `${prefix}item-pop:c-i0`, `${prefix}pop-rank`];
+    for (const key of legacy) await redis.commands.hSet(key, 'version', '1');
     const before = await store.lastPopularityChange();
     const deleted = await writer.clear();
-    // 40 recent + 40 interest + 2 item-pop + pop-rank + pop-changes, and the earlier test's keys.
-    expect(deleted).toBeGreaterThanOrEqual(40 * 2 + 2 + 2);
+    const left = await Promise.all(legacy.map((key) => redis.commands.hGet(key, 'version')));
+    expect(left).toEqual([null, null, null]);
+    // 40 recent + 40 interest + 2 item-pop + pop-rank + pop-changes + the legacy keys, and the
+    // earlier test's keys.
+    expect(deleted).toBeGreaterThanOrEqual(40 * 2 + 2 + 2 + legacy.length);
     expect(await store.interestVersion('c-u0')).toBe('0');
     expect(await store.popularItems(0, 10)).toEqual([]);
     const [reset] = await store.popularityChangesAfter(before, 10);
