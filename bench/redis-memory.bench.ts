@@ -1,7 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createLogger } from '../src/common/logger';
 import { loadConfig } from '../src/config/config';
-import { createRedisClient, RedisClient } from '../src/infra/redis';
+import { createClient } from 'redis';
+import { createRedisClient } from '../src/infra/redis';
 import { toEventRow } from '../src/modules/ingest/ingest.batch';
 import type { EventRow } from '../src/modules/ingest/ingest.batch';
 import { fastUserEvent } from '../src/modules/ingest/ingest.schemas';
@@ -23,29 +24,35 @@ type KeyKind =
   | 'rank:uvec:{userId}'
   | 'item-pop:{itemId}'
   | 'pop-rank'
+  | 'pop-changes'
   | 'applied:{token}';
 
 const PER_USER: readonly KeyKind[] = ['recent:{userId}', 'interest:{userId}'];
 
+/** The measured server itself (INFO, MEMORY USAGE: one standalone Redis). */
+type Server = ReturnType<typeof createClient>;
+
 function kindOf(key: string, prefix: string): KeyKind {
-  const rest = key.slice(prefix.length);
+  // Without the hash tag (`{u3}`, `{items}`) that follows the prefix.
+  const rest = key.slice(prefix.length).replace(/^\{[^}]*\}/, '');
   if (rest.startsWith('recent:')) return 'recent:{userId}';
   if (rest.startsWith('interest:')) return 'interest:{userId}';
   if (rest.startsWith('rank:uvec:')) return 'rank:uvec:{userId}';
   if (rest.startsWith('item-pop:')) return 'item-pop:{itemId}';
   if (rest === 'pop-rank') return 'pop-rank';
+  if (rest === 'pop-changes') return 'pop-changes';
   if (rest.startsWith('applied:')) return 'applied:{token}';
   throw new Error(`unexpected key ${key}`);
 }
 
-async function usedMemory(redis: RedisClient): Promise<number> {
+async function usedMemory(redis: Server): Promise<number> {
   const info = await redis.info('memory');
   const match = /^used_memory:(\d+)/m.exec(info);
   if (match?.[1] === undefined) throw new Error('INFO memory has no used_memory');
   return Number(match[1]);
 }
 
-async function ownKeys(redis: RedisClient, prefix: string): Promise<string[]> {
+async function ownKeys(redis: Server, prefix: string): Promise<string[]> {
   const keys: string[] = [];
   for await (const page of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) {
     keys.push(...page);
@@ -61,7 +68,7 @@ interface KindUsage {
 
 /** MEMORY USAGE (all nested values counted: SAMPLES 0) of every key, summed per kind. */
 async function usageByKind(
-  redis: RedisClient,
+  redis: Server,
   prefix: string,
   keys: readonly string[],
 ): Promise<Map<KeyKind, KindUsage>> {
@@ -83,7 +90,7 @@ async function usageByKind(
   return usage;
 }
 
-async function deleteKeys(redis: RedisClient, keys: readonly string[]): Promise<void> {
+async function deleteKeys(redis: Server, keys: readonly string[]): Promise<void> {
   for (let i = 0; i < keys.length; i += 1000) await redis.unlink(keys.slice(i, i + 1000));
 }
 
@@ -124,10 +131,12 @@ const benchmark: Benchmark = {
     const prefix = `bench-redis-memory-${randomBytes(4).toString('hex')}:`;
     const config = loadConfig({ ...process.env, REDIS_KEY_PREFIX: prefix });
     const { recentCap } = config.online;
-    const redis = createRedisClient(config.redis, createLogger('warn'));
+    const client = createRedisClient(config.redis, createLogger('warn'));
+    await client.connect();
+    const redis: Server = createClient({ url: config.redis.url });
     await redis.connect();
-    const online = new OnlineStateWriter(new OnlineStateRedisRepository(redis, config), config);
-    const userVectors = new UserVectorCacheRepository(redis, config);
+    const online = new OnlineStateWriter(new OnlineStateRedisRepository(client, config), config);
+    const userVectors = new UserVectorCacheRepository(client, config);
     try {
       progress(`generating ${users} users × ~${eventsPerUser} events over ${itemCount} items`);
       const catalog = generateCatalog({ items: itemCount, seed: 'redis-memory' });
@@ -264,6 +273,7 @@ const benchmark: Benchmark = {
       const leftovers = await ownKeys(redis, prefix).catch(() => []);
       if (leftovers.length > 0) await deleteKeys(redis, leftovers);
       await redis.close();
+      await client.close();
     }
   },
 };

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Local stack for development and CI: PostgreSQL, Redis and a single-node
-# Apache Kafka 4.x broker (KRaft, broker+controller in one JVM).
+# Local stack for development and CI: PostgreSQL, Redis, a 3-master Redis
+# Cluster (for the tests that run on both) and a single-node Apache Kafka 4.x
+# broker (KRaft, broker+controller in one JVM).
 #
 #   scripts/stack.sh up       start what is not running, create topics (idempotent)
 #   scripts/stack.sh down     stop Kafka and whatever this script started
@@ -17,9 +18,11 @@
 #   KAFKA_HEAP_OPTS        JVM heap for the broker (-Xms256m -Xmx512m)
 #   KAFKA_READY_TIMEOUT    seconds to wait for the broker to answer (60)
 #   PG_PORT / REDIS_PORT   5432 / 6379
+#   REDIS_CLUSTER_PORTS    the cluster's masters (7101 7102 7103), separated by spaces or commas
 #
 # Files: $STACK_DIR/kafka.log (broker log; previous run in kafka.log.1),
-#        $STACK_DIR/kafka.pid, $STACK_DIR/kafka-data/, $STACK_DIR/*.started markers.
+#        $STACK_DIR/kafka.pid, $STACK_DIR/kafka-data/, $STACK_DIR/*.started markers,
+#        $STACK_DIR/redis-cluster/<port>/ (nodes.conf, redis.log, redis.pid).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -33,6 +36,8 @@ KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
 KAFKA_READY_TIMEOUT=${KAFKA_READY_TIMEOUT:-60}
 PG_PORT=${PG_PORT:-5432}
 REDIS_PORT=${REDIS_PORT:-6379}
+read -r -a REDIS_CLUSTER_PORTS <<<"${REDIS_CLUSTER_PORTS:-7101 7102 7103}"
+read -r -a REDIS_CLUSTER_PORTS <<<"${REDIS_CLUSTER_PORTS[*]//,/ }"
 HOST=127.0.0.1
 
 KAFKA_POM=$ROOT/stack/kafka/pom.xml
@@ -162,6 +167,59 @@ redis_down() {
     kill -9 "$pid" 2>/dev/null || true
   fi
   rm -f "$STACK_DIR/redis.started" "$STACK_DIR/redis.pid"
+}
+
+# ------------------------------------------------------------- Redis Cluster
+# Masters only (no replicas), data in memory; nodes.conf keeps the slot map, so
+# nodes restarted together form the same cluster again.
+redis_cluster_info() { redis-cli -h "$HOST" -p "$1" cluster info 2>/dev/null | tr -d '\r'; }
+
+redis_cluster_up() {
+  local port dir pid started=0 nodes=() info
+  command -v redis-server >/dev/null || apt_install redis-server
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+    dir=$STACK_DIR/redis-cluster/$port
+    nodes+=("$HOST:$port")
+    if pid=$(live_pid "$dir/redis.pid" "redis-server $HOST:$port"); then continue; fi
+    listening "$port" && die "redis-cluster: $HOST:$port is taken by something stack.sh did not start (set REDIS_CLUSTER_PORTS)"
+    mkdir -p "$dir"
+    redis-server --daemonize yes --bind "$HOST" --port "$port" \
+      --cluster-enabled yes --cluster-config-file "$dir/nodes.conf" --cluster-node-timeout 5000 \
+      --save "" --appendonly no --dir "$dir" \
+      --logfile "$dir/redis.log" --pidfile "$dir/redis.pid"
+    started=1
+  done
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+    wait_port "$port" 15 || die "redis-cluster: not listening on $HOST:$port after 15s (see ${STACK_DIR#"$ROOT"/}/redis-cluster/$port/redis.log)"
+  done
+  info=$(redis_cluster_info "${REDIS_CLUSTER_PORTS[0]}")
+  if [[ $info == *cluster_slots_assigned:0* ]]; then
+    log "redis-cluster: creating (${nodes[*]})"
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$STACK_DIR/redis-cluster/create.log" 2>&1 \
+      || die "redis-cluster: create failed (see ${STACK_DIR#"$ROOT"/}/redis-cluster/create.log)"
+  fi
+  for _ in $(seq 1 60); do
+    [[ $(redis_cluster_info "${REDIS_CLUSTER_PORTS[0]}") == *cluster_state:ok* ]] && break
+    sleep 0.25
+  done
+  [[ $(redis_cluster_info "${REDIS_CLUSTER_PORTS[0]}") == *cluster_state:ok* ]] \
+    || die "redis-cluster: cluster_state not ok after 15s (scripts/stack.sh down, then up, starts it afresh)"
+  log "redis-cluster: up   ${nodes[*]}$([[ $started -eq 1 ]] && echo ' (started)')"
+}
+
+redis_cluster_down() {
+  local port dir pid
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do
+    dir=$STACK_DIR/redis-cluster/$port
+    if pid=$(live_pid "$dir/redis.pid" "redis-server $HOST:$port"); then
+      log "redis-cluster: stopping pid $pid ($HOST:$port)"
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+  done
+  # The data is not kept (no persistence): the next up creates the cluster afresh.
+  rm -rf "$STACK_DIR/redis-cluster"
 }
 
 # --------------------------------------------------------------------- Kafka
@@ -344,6 +402,8 @@ cmd_status() {
   local ok=0 pid note=""
   status_line postgres "$PG_PORT" || ok=1
   status_line redis "$REDIS_PORT" || ok=1
+  local port
+  for port in "${REDIS_CLUSTER_PORTS[@]}"; do status_line redis-cluster "$port" || ok=1; done
   if pid=$(live_pid "$KAFKA_PID" "$KAFKA_PROPS"); then note="pid $pid"; else note="not started by stack.sh"; fi
   status_line kafka "$KAFKA_PORT" "$note" || ok=1
   return $ok
@@ -354,11 +414,13 @@ case ${1:-} in
     mkdir -p "$STACK_DIR"
     pg_up
     redis_up
+    redis_cluster_up
     kafka_up
     ;;
   down)
     mkdir -p "$STACK_DIR"
     kafka_down
+    redis_cluster_down
     redis_down
     pg_down
     log "stack: down"

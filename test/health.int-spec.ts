@@ -128,6 +128,7 @@ describe('readiness with a dependency down', () => {
     ['kafka', 'all', 503, { KAFKA_BROKERS: '127.0.0.1:1' }],
     ['kafka', 'api', 200, { KAFKA_BROKERS: '127.0.0.1:1' }],
     ['redis', 'all', 200, { REDIS_URL: 'redis://127.0.0.1:1' }],
+    ['redis', 'all', 200, { REDIS_CLUSTER_NODES: '127.0.0.1:1,127.0.0.1:2' }],
     ['postgres', 'all', 503, { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' }],
   ])('reports %s down (role %s) as failed, status %d', async (name, role, status, overrides) => {
     const context = await createTestContext({ ...overrides, ROLE: role });

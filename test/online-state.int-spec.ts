@@ -1,4 +1,5 @@
 import { Pool } from 'pg';
+import { createClient } from 'redis';
 import type { EventType } from '../src/common/event-types';
 import { createLogger } from '../src/common/logger';
 import { createRedisClient, RedisClient } from '../src/infra/redis';
@@ -15,6 +16,7 @@ import type { OnlineStateStore } from '../src/modules/online-state/online-state.
 import { OnlineStateWriter } from '../src/modules/online-state/online-state.writer';
 import { Random } from '../src/synthetic';
 import { insertEvents } from './support/ranking-helpers';
+import { REDIS_MODES, TEST_STACK } from './support/stack';
 import { createTestContext, TestContext } from './support/test-context';
 
 const HOUR = 3_600_000;
@@ -93,32 +95,43 @@ function expectClose(actual: ItemPopularity | undefined, wanted: ItemPopularity 
  */
 describe('online state contract', () => {
   let context: TestContext;
-  let redis: RedisClient;
+  let clusterContext: TestContext;
+  const clients: RedisClient[] = [];
   let pool: Pool;
   const stores: Record<string, OnlineStateStore> = {};
   const all = events();
 
-  beforeAll(async () => {
-    context = await createTestContext({ ONLINE_POPULARITY_HALF_LIFE_HOURS: '48' });
-    redis = createRedisClient(context.config.redis, createLogger('silent'));
+  /** The Redis store of `context`, written as ingest would: several batches, out of time order. */
+  async function redisStore(of: TestContext): Promise<OnlineStateRedisRepository> {
+    const redis = createRedisClient(of.config.redis, createLogger('silent'));
+    clients.push(redis);
     await redis.connect();
-    pool = new Pool({ connectionString: context.config.postgres.url });
-    const redisStore = new OnlineStateRedisRepository(redis, context.config);
-    const writer = new OnlineStateWriter(redisStore, context.config);
-    // In several batches and out of time order, as ingest would see them.
+    const store = new OnlineStateRedisRepository(redis, of.config);
+    const writer = new OnlineStateWriter(store, of.config);
     for (let i = 0; i < all.length; i += 150) await writer.apply(all.slice(i, i + 150));
+    return store;
+  }
+
+  beforeAll(async () => {
+    const [standalone, cluster] = REDIS_MODES;
+    const halfLife = { ONLINE_POPULARITY_HALF_LIFE_HOURS: '48' };
+    context = await createTestContext({ ...halfLife, ...standalone.env });
+    clusterContext = await createTestContext({ ...halfLife, ...cluster.env });
+    pool = new Pool({ connectionString: context.config.postgres.url });
+    stores.Redis = await redisStore(context);
+    stores['Redis Cluster'] = await redisStore(clusterContext);
     await insertEvents(context.config.postgres.url, all);
-    stores.Redis = redisStore;
     stores.PostgreSQL = new OnlineStatePostgresRepository(pool, context.config);
   });
 
   afterAll(async () => {
-    await redis.close();
+    for (const redis of clients) await redis.close();
     await pool.end();
     await context.cleanup();
+    await clusterContext.cleanup();
   });
 
-  describe.each(['Redis', 'PostgreSQL'])('%s', (name) => {
+  describe.each(['Redis', 'Redis Cluster', 'PostgreSQL'])('%s', (name) => {
     const store = () => stores[name];
     const halfLifeMs = () => context.config.online.popularityHalfLifeMs;
 
@@ -151,4 +164,97 @@ describe('online state contract', () => {
       expect(await store().recent('nobody', 5)).toEqual([]);
     });
   });
+});
+
+describe.each(REDIS_MODES)('online state batches on Redis ($mode)', ({ mode, env }) => {
+  let context: TestContext;
+  let redis: RedisClient;
+  let store: OnlineStateRedisRepository;
+  let writer: OnlineStateWriter;
+
+  /** One click of each of `users` users on each of `items` items, all at one time. */
+  const batch = (tag: string, users: number, items: number): OnlineEvent[] =>
+    Array.from({ length: users * items }, (_, i) => ({
+      eventId: `${tag}-${i}`,
+      type: 'click',
+      userId: `${tag}-u${i % users}`,
+      itemId: `${tag}-i${Math.floor(i / users)}`,
+      ts: new Date(NOW),
+    }));
+
+  beforeAll(async () => {
+    context = await createTestContext(env);
+    redis = createRedisClient(context.config.redis, createLogger('silent'));
+    await redis.connect();
+    store = new OnlineStateRedisRepository(redis, context.config);
+    writer = new OnlineStateWriter(store, context.config);
+  });
+  afterAll(async () => {
+    await redis.close();
+    await context.cleanup();
+  });
+
+  it('counts a batch re-applied under its token once, in every user bucket and the items', async () => {
+    const events = batch('t', 64, 3);
+    await writer.apply(events, 'token-1');
+    await writer.apply(events, 'token-1');
+    const versions = await Promise.all(
+      Array.from({ length: 64 }, (_, u) => store.interestVersion(`t-u${u}`)),
+    );
+    expect(versions).toEqual(versions.map(() => '3'));
+    const popularity = await store.popularity(['t-i0', 't-i1', 't-i2'], NOW);
+    expect(popularity.map((p) => p?.clicks)).toEqual([64, 64, 64]);
+    expect((await store.recent('t-u5', 10)).map((entry) => entry.itemId)).toHaveLength(3);
+    // Under another token the same events count again (tokens are per batch, not per event).
+    await writer.apply(events.slice(0, 1), 'token-2');
+    expect(await store.interestVersion('t-u0')).toBe('4');
+  });
+
+  it('clears every online-state key (on every master) and leaves a reset for the copies', async () => {
+    await writer.apply(batch('c', 40, 2));
+    // Keys of the layout before hash tags, in other slots: the rebuild removes them too.
+    const prefix = context.config.redis.keyPrefix;
+    const legacy = [`${prefix}interest:c-u0`, `${prefix}item-pop:c-i0`, `${prefix}pop-rank`];
+    for (const key of legacy) await redis.commands.hSet(key, 'version', '1');
+    const before = await store.lastPopularityChange();
+    const deleted = await writer.clear();
+    const left = await Promise.all(legacy.map((key) => redis.commands.hGet(key, 'version')));
+    expect(left).toEqual([null, null, null]);
+    // 40 recent + 40 interest + 2 item-pop + pop-rank + pop-changes + the legacy keys, and the
+    // earlier test's keys.
+    expect(deleted).toBeGreaterThanOrEqual(40 * 2 + 2 + 2 + legacy.length);
+    expect(await store.interestVersion('c-u0')).toBe('0');
+    expect(await store.popularItems(0, 10)).toEqual([]);
+    const [reset] = await store.popularityChangesAfter(before, 10);
+    expect(reset.reset).toBe(true);
+  });
+
+  if (mode === 'cluster') {
+    it("spreads users' keys over every master, with every item key on one", async () => {
+      await writer.apply(batch('s', 300, 1));
+      const perNode: { recent: number; items: number }[] = [];
+      for (const node of TEST_STACK.redisClusterNodes.split(',')) {
+        const client = createClient({ url: `redis://${node}` });
+        await client.connect();
+        const count = async (match: string) => {
+          let found = 0;
+          for await (const keys of client.scanIterator({ MATCH: match, COUNT: 1000 })) {
+            found += keys.length;
+          }
+          return found;
+        };
+        const prefix = context.config.redis.keyPrefix;
+        perNode.push({
+          recent: await count(`${prefix}*recent:s-u*`),
+          items: await count(`${prefix}*item-pop:*`),
+        });
+        await client.close();
+      }
+      expect(perNode).toHaveLength(3);
+      expect(perNode.reduce((sum, node) => sum + node.recent, 0)).toBe(300);
+      // 16 buckets over 3 masters: 5 or 6 each, so about a third of the users.
+      for (const node of perNode) expect(node.recent).toBeGreaterThan(300 * 0.2);
+      expect(perNode.filter((node) => node.items > 0)).toHaveLength(1);
+    });
+  }
 });

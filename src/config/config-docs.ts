@@ -91,12 +91,18 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
   },
   REDIS_URL: {
     group: 'Redis',
-    description: 'Redis connection string (`redis://` or `rediss://` for TLS).',
+    description:
+      'Redis connection string (`redis://` or `rediss://` for TLS). With `REDIS_CLUSTER_NODES` only its scheme, user and password are used, for every node.',
+  },
+  REDIS_CLUSTER_NODES: {
+    group: 'Redis',
+    description:
+      'Comma-separated `host:port` seed nodes of a Redis Cluster; set, the service runs in cluster mode (key layout: [operations/scaling.md](operations/scaling.md#redis-cluster)). Unset: the standalone server at `REDIS_URL`.',
   },
   REDIS_KEY_PREFIX: {
     group: 'Redis',
     description:
-      'Prefix of every Redis key the service writes or reads, so several deployments or test runs can share one Redis.',
+      'Prefix of every Redis key the service writes or reads, so several deployments or test runs can share one Redis. No `{` or `}`: the keys after it carry the cluster hash tags.',
   },
   KAFKA_BROKERS: {
     group: 'Kafka',

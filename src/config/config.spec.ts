@@ -23,9 +23,24 @@ describe('loadConfig', () => {
     ['DATABASE_URL', 'mysql://x'],
     ['REDIS_URL', 'not a url'],
     ['KAFKA_BROKERS', ' , '],
+    ['REDIS_KEY_PREFIX', '{recsys}:'],
+    ['REDIS_CLUSTER_NODES', 'redis-0'],
+    ['REDIS_CLUSTER_NODES', 'redis-0:7000,redis-1:70000'],
   ])('rejects %s=%s naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`${name}=`));
+  });
+
+  it('talks to a Redis Cluster when REDIS_CLUSTER_NODES lists its nodes', () => {
+    expect(loadConfig({}).redis.clusterNodes).toBeNull();
+    expect(
+      loadConfig({ REDIS_CLUSTER_NODES: 'redis-0:7000, 10.0.0.2:7001,[::1]:7002' }).redis
+        .clusterNodes,
+    ).toEqual([
+      { host: 'redis-0', port: 7000 },
+      { host: '10.0.0.2', port: 7001 },
+      { host: '::1', port: 7002 },
+    ]);
   });
 
   it('defaults to API-key auth and health/metrics on PORT; OPS_PORT must differ from PORT', () => {

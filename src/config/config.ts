@@ -31,6 +31,14 @@ const csv = z
   )
   .refine((parts) => parts.length > 0, { message: 'must list at least one entry' });
 
+/** `host:port` with a port in 1..65535; undefined when malformed. */
+function hostPort(value: string): { host: string; port: number } | undefined {
+  const match = /^(.+):([0-9]{1,5})$/.exec(value);
+  const port = Number(match?.[2]);
+  if (match === null || port < 1 || port > 65535) return undefined;
+  return { host: match[1].replace(/^\[(.*)\]$/, '$1'), port };
+}
+
 const bool = z
   .enum(['true', 'false', '1', '0'], { message: 'must be true or false' })
   .transform((value) => value === 'true' || value === '1');
@@ -62,7 +70,15 @@ export const configSchema = z.object({
   PG_POOL_MAX: int(1, 1000).default(10),
   PG_STATEMENT_TIMEOUT_MS: int(0).default(10_000),
   REDIS_URL: url(['redis', 'rediss']).default('redis://127.0.0.1:6379'),
-  REDIS_KEY_PREFIX: z.string().default('recsys:'),
+  REDIS_KEY_PREFIX: z
+    .string()
+    .refine((value) => !/[{}]/.test(value), { message: 'must not contain { or }' })
+    .default('recsys:'),
+  REDIS_CLUSTER_NODES: csv
+    .refine((nodes) => nodes.every((node) => hostPort(node) !== undefined), {
+      message: 'must list host:port entries',
+    })
+    .optional(),
   KAFKA_BROKERS: csv.default('127.0.0.1:9092'),
   KAFKA_CLIENT_ID: z.string().min(1).default('recsys'),
   KAFKA_TOPIC_PREFIX: z.string().default(''),
@@ -176,7 +192,12 @@ export interface AppConfig {
     readonly poolMax: number;
     readonly statementTimeoutMs: number;
   };
-  readonly redis: { readonly url: string; readonly keyPrefix: string };
+  readonly redis: {
+    readonly url: string;
+    readonly keyPrefix: string;
+    /** Redis Cluster seed nodes; null: the standalone server at `url`. */
+    readonly clusterNodes: readonly { readonly host: string; readonly port: number }[] | null;
+  };
   readonly kafka: {
     readonly brokers: readonly string[];
     readonly clientId: string;
@@ -409,7 +430,15 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       poolMax: c.PG_POOL_MAX,
       statementTimeoutMs: c.PG_STATEMENT_TIMEOUT_MS,
     },
-    redis: { url: c.REDIS_URL, keyPrefix: c.REDIS_KEY_PREFIX },
+    redis: {
+      url: c.REDIS_URL,
+      keyPrefix: c.REDIS_KEY_PREFIX,
+      clusterNodes:
+        c.REDIS_CLUSTER_NODES?.flatMap((node) => {
+          const parsed = hostPort(node);
+          return parsed === undefined ? [] : [parsed];
+        }) ?? null,
+    },
     kafka: {
       brokers: c.KAFKA_BROKERS,
       clientId: c.KAFKA_CLIENT_ID,

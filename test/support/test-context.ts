@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
 import { Client } from 'pg';
-import { createClient } from 'redis';
+import { createLogger } from '../../src/common/logger';
 import { AppConfig, loadConfig } from '../../src/config/config';
+import { createRedisClient } from '../../src/infra/redis';
 import { databaseUrl, TEST_STACK, testDatabaseName } from './stack';
 
 export interface TestContext {
@@ -20,6 +21,9 @@ export function contextEnv(config: AppConfig): Record<string, string> {
     DATABASE_DIRECT_URL: config.postgres.directUrl,
     REDIS_URL: config.redis.url,
     REDIS_KEY_PREFIX: config.redis.keyPrefix,
+    REDIS_CLUSTER_NODES: (config.redis.clusterNodes ?? [])
+      .map(({ host, port }) => `${host}:${port}`)
+      .join(','),
     KAFKA_BROKERS: config.kafka.brokers.join(','),
     KAFKA_TOPIC_PREFIX: config.kafka.topicPrefix,
     KAFKA_CLIENT_ID: config.kafka.clientId,
@@ -86,13 +90,19 @@ export async function createTestContext(
         await admin.deleteTopics({ topics: created }).catch(() => undefined);
         await admin.disconnect();
       }
-      const redis = createClient({ url: TEST_STACK.redisUrl });
+      // The stack's Redis of the context's mode (every master of a cluster), even when a test
+      // pointed it elsewhere.
+      const stackRedis = loadConfig({
+        REDIS_URL: TEST_STACK.redisUrl,
+        REDIS_KEY_PREFIX: config.redis.keyPrefix,
+        ...(config.redis.clusterNodes === null
+          ? {}
+          : { REDIS_CLUSTER_NODES: TEST_STACK.redisClusterNodes }),
+      }).redis;
+      const redis = createRedisClient(stackRedis, createLogger('silent'));
       await redis.connect();
-      for await (const keys of redis.scanIterator({
-        MATCH: `${config.redis.keyPrefix}*`,
-        COUNT: 500,
-      })) {
-        if (keys.length > 0) await redis.del(keys);
+      for await (const keys of redis.scan(`${config.redis.keyPrefix}*`, { count: 500 })) {
+        await redis.unlinkAll(keys);
       }
       await redis.close();
       const pg = new Client({ connectionString: TEST_STACK.postgresAdminUrl });

@@ -1,5 +1,4 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { RESP_TYPES } from 'redis';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import { REDIS } from '../../infra/tokens';
@@ -14,14 +13,10 @@ import { bytesToVector, vectorToBytes } from './vector-codec';
  */
 @Injectable()
 export class EmbeddingCacheRepository {
-  private readonly binary;
-
   constructor(
     @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {
-    this.binary = redis.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer });
-  }
+  ) {}
 
   key(encoderId: string): string {
     return `${this.config.redis.keyPrefix}embedding:${encoderId}`;
@@ -33,12 +28,12 @@ export class EmbeddingCacheRepository {
   ): Promise<void> {
     if (entries.length === 0) return;
     const fields = new Map(entries.map((entry) => [entry.itemId, vectorToBytes(entry.vector)]));
-    await this.redis.hSet(this.key(encoderId), fields);
+    await this.redis.commands.hSet(this.key(encoderId), fields);
   }
 
   async get(encoderId: string, itemIds: readonly string[]): Promise<Map<string, Float32Array>> {
     if (itemIds.length === 0) return new Map();
-    const values = await this.binary.hmGet(this.key(encoderId), [...itemIds]);
+    const values = await this.redis.binary.hmGet(this.key(encoderId), [...itemIds]);
     const found = new Map<string, Float32Array>();
     values.forEach((value, i) => {
       if (value instanceof Buffer) found.set(itemIds[i], bytesToVector(value));

@@ -2,13 +2,12 @@ import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import { REDIS } from '../../infra/tokens';
-import type { RedisClient } from '../../infra/redis';
+import { RedisClient, RedisScript } from '../../infra/redis';
 import {
   decayLua,
   decodeRecent,
   engagementLua,
   ItemPopularity,
-  KEY,
   OnlineDelta,
   onlineKeys,
   parsePopularity,
@@ -16,6 +15,7 @@ import {
   popularityAt,
   POPULARITY_CHANGES_RETENTION_MS,
   StoredPopularity,
+  userBucket,
 } from './online-state.schema';
 import type {
   Interaction,
@@ -25,36 +25,48 @@ import type {
 } from './online-state.store';
 
 /**
- * Applies a whole batch in one script call: atomic (all or nothing, so a failed call can simply be
- * retried later) and one round trip. Standalone Redis only (keys are computed in the script).
- * ARGV: halfLifeMs, recentCap, prefix, JSON {u: [[userId, [ts, member, ...], n]],
- * i: [[itemId, ref, imp, clk, cart, buy]]}, batch token ('' for none). A token already seen (within
- * a day) makes the call a no-op, so a batch re-applied after a crash counts once. The new
- * popularity values also go to the `pop-changes` stream, for the ranking replicas' copies.
+ * A batch's update of the users in one bucket (one hash tag, so one slot): atomic, one round
+ * trip. KEYS: the bucket's applied-batch marker, then `recent`, `interest` of each user.
+ * ARGV: recentCap, token ('' for none), JSON [[[ts, member, ...], interactions], ...] aligned
+ * with the users' keys. A token already seen (within a day) makes the call a no-op, so a batch
+ * re-applied after a crash counts once.
  */
-const APPLY_SCRIPT = `
-local h = tonumber(ARGV[1])
-local cap = tonumber(ARGV[2])
-local p = ARGV[3]
-local d = cjson.decode(ARGV[4])
-if ARGV[5] ~= '' and not redis.call('SET', p .. '${KEY.applied}' .. ARGV[5], '1', 'NX', 'EX', 86400) then
+const APPLY_USERS = new RedisScript(`
+local cap = tonumber(ARGV[1])
+if ARGV[2] ~= '' and not redis.call('SET', KEYS[1], '1', 'NX', 'EX', 86400) then
   return -1
 end
-for _, u in ipairs(d.u) do
-  local key = p .. '${KEY.recent}' .. u[1]
-  local pairs_ = u[2]
+local d = cjson.decode(ARGV[3])
+for i, u in ipairs(d) do
+  local key = KEYS[2 * i]
+  local pairs_ = u[1]
   for j = 1, #pairs_, 500 do
     local args = {}
     for k = j, math.min(j + 499, #pairs_) do args[#args + 1] = pairs_[k] end
     redis.call('ZADD', key, unpack(args))
   end
   redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1))
-  redis.call('HINCRBY', p .. '${KEY.interest}' .. u[1], 'version', u[3])
+  redis.call('HINCRBY', KEYS[2 * i + 1], 'version', u[2])
 end
-local rank = p .. '${KEY.popularityRank}'
+return #d
+`);
+
+/**
+ * A batch's update of item popularity (every item key shares one tag): atomic, one round trip.
+ * KEYS: the applied-batch marker, `pop-rank`, `pop-changes`, then `item-pop` of each item.
+ * ARGV: halfLifeMs, token ('' for none), JSON [[itemId, ref, imp, clk, cart, buy], ...] aligned
+ * with the items' keys. The new values also go to the `pop-changes` stream, for the ranking
+ * replicas' copies.
+ */
+const APPLY_ITEMS = new RedisScript(`
+local h = tonumber(ARGV[1])
+if ARGV[2] ~= '' and not redis.call('SET', KEYS[1], '1', 'NX', 'EX', 86400) then
+  return -1
+end
+local d = cjson.decode(ARGV[3])
 local changes = {}
-for _, it in ipairs(d.i) do
-  local key = p .. '${KEY.popularity}' .. it[1]
+for i, it in ipairs(d) do
+  local key = KEYS[3 + i]
   local cur = redis.call('GET', key)
   local ref, c = nil, {}
   if cur then
@@ -75,32 +87,27 @@ for _, it in ipairs(d.i) do
   changes[#changes + 1] = it[1] .. '\\t' .. packed
   local engagement = ${engagementLua('v[1]', 'v[2]', 'v[3]', 'v[4]')}
   if engagement > 0 then
-    redis.call('ZADD', rank, math.log(engagement) / math.log(2) + newRef / h, it[1])
+    redis.call('ZADD', KEYS[2], math.log(engagement) / math.log(2) + newRef / h, it[1])
   end
 end
 if #changes > 0 then
   local now = redis.call('TIME')
   local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - ${POPULARITY_CHANGES_RETENTION_MS}
-  redis.call('XADD', p .. '${KEY.popularityChanges}', 'MINID', '~', oldest, '*', 'v', table.concat(changes, '\\n'))
+  redis.call('XADD', KEYS[3], 'MINID', '~', oldest, '*', 'v', table.concat(changes, '\\n'))
 end
-return #d.u + #d.i
-`;
+return #d
+`);
 
 /** The only code touching the online state in Redis: the batch writer and every read. */
 @Injectable()
 export class OnlineStateRedisRepository implements OnlineStateStore, PopularityFeed {
   private readonly keys: ReturnType<typeof onlineKeys>;
-  private scriptSha: string | undefined;
 
   constructor(
     @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     this.keys = onlineKeys(config.redis.keyPrefix);
-    // A reconnect may reach a restarted Redis without the script.
-    redis.on('ready', () => {
-      this.scriptSha = undefined;
-    });
   }
 
   /** False while disconnected: readers go to PostgreSQL without waiting for a failure. */
@@ -108,27 +115,52 @@ export class OnlineStateRedisRepository implements OnlineStateStore, PopularityF
     return this.redis.isReady;
   }
 
+  /**
+   * One script call per user bucket the batch touches and one for its items, sent together. Each
+   * is atomic and marks the token in its own slot, so after a partial failure the retry (under the
+   * same token) applies only what is missing.
+   */
   async apply(delta: OnlineDelta, token = ''): Promise<void> {
-    if (delta.users.length === 0 && delta.items.length === 0) return;
-    const payload = JSON.stringify({
-      u: delta.users.map((u) => [u.userId, u.recent.flat(), u.interactions]),
-      i: delta.items.map((i) => [i.itemId, i.ref, i.imp, i.clk, i.cart, i.buy]),
-    });
-    const args = [
-      String(this.config.online.popularityHalfLifeMs),
-      String(this.config.online.recentCap),
-      this.config.redis.keyPrefix,
-      payload,
-      token,
-    ];
-    this.scriptSha ??= await this.redis.scriptLoad(APPLY_SCRIPT);
-    try {
-      await this.redis.evalSha(this.scriptSha, { arguments: args });
-    } catch (error) {
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      this.scriptSha = await this.redis.scriptLoad(APPLY_SCRIPT);
-      await this.redis.evalSha(this.scriptSha, { arguments: args });
+    const buckets = new Map<number, OnlineDelta['users'][number][]>();
+    for (const user of delta.users) {
+      const bucket = userBucket(user.userId);
+      const users = buckets.get(bucket);
+      if (users === undefined) buckets.set(bucket, [user]);
+      else users.push(user);
     }
+    const calls = [...buckets].map(([bucket, users]) =>
+      this.redis.runScript(
+        APPLY_USERS,
+        [
+          this.keys.userApplied(bucket, token),
+          ...users.flatMap((u) => [this.keys.recent(u.userId), this.keys.interest(u.userId)]),
+        ],
+        [
+          String(this.config.online.recentCap),
+          token,
+          JSON.stringify(users.map((u) => [u.recent.flat(), u.interactions])),
+        ],
+      ),
+    );
+    if (delta.items.length > 0) {
+      calls.push(
+        this.redis.runScript(
+          APPLY_ITEMS,
+          [
+            this.keys.itemsApplied(token),
+            this.keys.popularityRank,
+            this.keys.popularityChanges,
+            ...delta.items.map((i) => this.keys.popularity(i.itemId)),
+          ],
+          [
+            String(this.config.online.popularityHalfLifeMs),
+            token,
+            JSON.stringify(delta.items.map((i) => [i.itemId, i.ref, i.imp, i.clk, i.cart, i.buy])),
+          ],
+        ),
+      );
+    }
+    await Promise.all(calls);
   }
 
   /**
@@ -138,11 +170,11 @@ export class OnlineStateRedisRepository implements OnlineStateStore, PopularityF
   async clear(): Promise<number> {
     let deleted = 0;
     for (const pattern of this.keys.patterns) {
-      for await (const keys of this.redis.scanIterator({ MATCH: pattern, COUNT: 1000 })) {
-        if (keys.length > 0) deleted += await this.redis.unlink(keys);
+      for await (const keys of this.redis.scan(pattern, { count: 1000 })) {
+        deleted += await this.redis.unlinkAll(keys);
       }
     }
-    await this.redis.xAdd(this.keys.popularityChanges, '*', { reset: '1' });
+    await this.redis.commands.xAdd(this.keys.popularityChanges, '*', { reset: '1' });
     return deleted;
   }
 
@@ -152,11 +184,11 @@ export class OnlineStateRedisRepository implements OnlineStateStore, PopularityF
 
   /** `interest:{userId}` version; '0' for a user without interactions. */
   async interestVersion(userId: string): Promise<string> {
-    return (await this.redis.hGet(this.keys.interest(userId), 'version')) ?? '0';
+    return (await this.redis.commands.hGet(this.keys.interest(userId), 'version')) ?? '0';
   }
 
   async recent(userId: string, limit: number): Promise<Interaction[]> {
-    const members = await this.redis.zRange(this.keys.recent(userId), 0, limit - 1, {
+    const members = await this.redis.commands.zRange(this.keys.recent(userId), 0, limit - 1, {
       REV: true,
     });
     return members.map((member) => {
@@ -177,16 +209,20 @@ export class OnlineStateRedisRepository implements OnlineStateStore, PopularityF
   }
 
   async popularItems(offset: number, count: number): Promise<string[]> {
-    return this.redis.zRange(this.keys.popularityRank, offset, offset + count - 1, { REV: true });
+    return this.redis.commands.zRange(this.keys.popularityRank, offset, offset + count - 1, {
+      REV: true,
+    });
   }
 
   async lastPopularityChange(): Promise<string> {
-    const last = await this.redis.xRevRange(this.keys.popularityChanges, '+', '-', { COUNT: 1 });
+    const last = await this.redis.commands.xRevRange(this.keys.popularityChanges, '+', '-', {
+      COUNT: 1,
+    });
     return last.length === 0 ? '0-0' : last[0].id;
   }
 
   async popularityChangesAfter(id: string, count: number): Promise<PopularityChange[]> {
-    const entries = await this.redis.xRange(this.keys.popularityChanges, `(${id}`, '+', {
+    const entries = await this.redis.commands.xRange(this.keys.popularityChanges, `(${id}`, '+', {
       COUNT: count,
     });
     return entries.map(({ id: entryId, message }) => {
@@ -203,7 +239,7 @@ export class OnlineStateRedisRepository implements OnlineStateStore, PopularityF
     const out: (StoredPopularity | undefined)[] = [];
     for (let start = 0; start < itemIds.length; start += 1000) {
       const keys = itemIds.slice(start, start + 1000).map((id) => this.keys.popularity(id));
-      for (const value of await this.redis.mGet(keys)) {
+      for (const value of await this.redis.commands.mGet(keys)) {
         out.push(value === null ? undefined : parsePopularity(value));
       }
     }
@@ -212,9 +248,10 @@ export class OnlineStateRedisRepository implements OnlineStateStore, PopularityF
 
   async *allPopularity(): AsyncIterable<[string, StoredPopularity][]> {
     const prefix = this.keys.popularity('');
-    for await (const keys of this.redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) {
+    // Every item key shares one slot: only its master is scanned, and one MGET reads a page.
+    for await (const keys of this.redis.scan(`${prefix}*`, { count: 1000, slotOf: prefix })) {
       if (keys.length === 0) continue;
-      const values = await this.redis.mGet(keys);
+      const values = await this.redis.commands.mGet(keys);
       const page: [string, StoredPopularity][] = [];
       keys.forEach((key, i) => {
         const value = values[i];

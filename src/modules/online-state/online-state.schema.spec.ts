@@ -1,12 +1,17 @@
+import { KEY_SLOTS, keySlot } from '../../common/key-slot';
 import {
   decay,
   decodeRecent,
   engagement,
   ENGAGEMENT_WEIGHT_SQL,
   onlineDelta,
+  onlineKeys,
   packPopularity,
   parsePopularity,
   popularityAt,
+  USER_BUCKETS,
+  USER_TAGS,
+  userBucket,
 } from './online-state.schema';
 
 const HOUR = 3_600_000;
@@ -83,6 +88,89 @@ describe('onlineDelta', () => {
     });
     expect(delta.items).toEqual([
       { itemId: 'i1', ref: t + HOUR, imp: 1.5, clk: 1, cart: 0, buy: 0 },
+    ]);
+  });
+});
+
+/** The slot ranges `redis-cli --cluster create` assigns to `masters` masters (its own arithmetic). */
+function createdSlotRanges(masters: number): [number, number][] {
+  const perMaster = KEY_SLOTS / masters;
+  const ranges: [number, number][] = [];
+  let first = 0;
+  for (let i = 0; i < masters; i++) {
+    const last =
+      i === masters - 1
+        ? KEY_SLOTS - 1
+        : Math.max(first, Math.round(i * perMaster + perMaster - 1));
+    ranges.push([first, last]);
+    first = last + 1;
+  }
+  return ranges;
+}
+
+describe('key layout on a Redis Cluster', () => {
+  const keys = onlineKeys('recsys:');
+  const userIds = Array.from({ length: 2000 }, (_, i) => `user-${i}`);
+  const itemIds = Array.from({ length: 500 }, (_, i) => `item-${i}`);
+
+  it("puts each script's keys in one slot: a bucket's users with its marker, every item key", () => {
+    for (const userId of userIds) {
+      const bucket = userBucket(userId);
+      const slot = keySlot(keys.userApplied(bucket, 'token'));
+      expect(keySlot(keys.recent(userId))).toBe(slot);
+      expect(keySlot(keys.interest(userId))).toBe(slot);
+    }
+    const itemSlots = new Set([
+      keySlot(keys.itemsApplied('token')),
+      keySlot(keys.popularityRank),
+      keySlot(keys.popularityChanges),
+      ...itemIds.map((itemId) => keySlot(keys.popularity(itemId))),
+    ]);
+    expect(itemSlots.size).toBe(1);
+  });
+
+  it('spreads users evenly over the buckets, and the buckets over the slot space', () => {
+    const perBucket = new Array<number>(USER_BUCKETS).fill(0);
+    for (const userId of userIds) perBucket[userBucket(userId)]++;
+    expect(Math.min(...perBucket)).toBeGreaterThan((userIds.length / USER_BUCKETS) * 0.8);
+    expect(Math.max(...perBucket)).toBeLessThan((userIds.length / USER_BUCKETS) * 1.2);
+    // Each master of a cluster made by `redis-cli --cluster create` holds USER_BUCKETS / N
+    // buckets (rounded), for N masters up to USER_BUCKETS.
+    for (let masters = 1; masters <= USER_BUCKETS; masters++) {
+      const ranges = createdSlotRanges(masters);
+      const held = ranges.map(
+        ([first, last]) =>
+          USER_TAGS.filter((tag) => keySlot(tag) >= first && keySlot(tag) <= last).length,
+      );
+      expect(Math.min(...held)).toBe(Math.floor(USER_BUCKETS / masters));
+      expect(Math.max(...held)).toBe(Math.ceil(USER_BUCKETS / masters));
+    }
+    expect(new Set(USER_TAGS.map((tag) => keySlot(tag))).size).toBe(USER_BUCKETS);
+    expect(USER_TAGS.every((tag) => /^\{u[0-9]+(\.[0-9]+)?\}$/.test(tag))).toBe(true);
+  });
+
+  it('keeps the stored key format stable', () => {
+    expect(keys.recent('user-1')).toBe(`recsys:${USER_TAGS[userBucket('user-1')]}recent:user-1`);
+    expect(keys.popularity('i-1')).toBe('recsys:{items}item-pop:i-1');
+    expect(keys.popularityChanges).toBe('recsys:{items}pop-changes');
+    // Stored keys carry these tags: a change would orphan every deployment's user keys.
+    expect(USER_TAGS).toEqual([
+      '{u0.696}',
+      '{u1.470}',
+      '{u2.719}',
+      '{u3.82}',
+      '{u4.245}',
+      '{u5.218}',
+      '{u6.4}',
+      '{u7.397}',
+      '{u8.669}',
+      '{u9.91}',
+      '{u10.957}',
+      '{u11.411}',
+      '{u12.183}',
+      '{u13.57}',
+      '{u14.224}',
+      '{u15.279}',
     ]);
   });
 });

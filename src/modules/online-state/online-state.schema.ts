@@ -1,4 +1,5 @@
 import type { EventType } from '../../common/event-types';
+import { KEY_SLOTS, keySlot } from '../../common/key-slot';
 
 /**
  * The one source of the online state's semantics: key layout, stored formats, the decay and the
@@ -7,20 +8,27 @@ import type { EventType } from '../../common/event-types';
  * their own syntax, generated below; the contract test (test/online-state.int-spec.ts) checks
  * that both compute what the TypeScript functions here compute.
  *
- * Layout (every key under REDIS_KEY_PREFIX):
- * - `recent:{userId}` ZSET, score = event time (ms), member = JSON `[type, itemId, tsMs, eventId]`;
+ * Layout (every key under REDIS_KEY_PREFIX, then a Redis Cluster hash tag `{…}`: a script's keys
+ * must share one slot):
+ * - `{u…}recent:{userId}` ZSET, score = event time (ms), member = JSON `[type, itemId, tsMs, eventId]`;
  *   capped to the newest ONLINE_RECENT_CAP; impressions are not interactions.
- * - `interest:{userId}` HASH `version`, bumped once per new interaction (a cached interest vector
- *   built at another version is stale).
- * - `item-pop:{itemId}` STRING `ref,imp,clk,cart,buy`: the decayed counts valid at `ref` (ms). A
- *   count now is `count × decay(ref, now)`, so no periodic decay job is needed. One string rather
- *   than a hash: 100 items are one MGET.
- * - `pop-rank` ZSET, member = itemId, score = log2(engagement at ref) + ref / halfLife: the order
- *   of current decayed engagement, without ever overflowing.
- * - `pop-changes` STREAM, one entry per applied batch: field `v` holds lines `itemId TAB value`;
- *   an entry with field `reset` follows a clear. Entries older than 15 s are trimmed. Ranking
- *   replicas follow it to keep a copy of every item's popularity (popularity-mirror.ts).
- * - `applied:{token}` STRING, kept a day: a batch applied under this token counts once.
+ * - `{u…}interest:{userId}` HASH `version`, bumped once per new interaction (a cached interest
+ *   vector built at another version is stale).
+ * - `{items}item-pop:{itemId}` STRING `ref,imp,clk,cart,buy`: the decayed counts valid at `ref`
+ *   (ms). A count now is `count × decay(ref, now)`, so no periodic decay job is needed. One string
+ *   rather than a hash: 100 items are one MGET.
+ * - `{items}pop-rank` ZSET, member = itemId, score = log2(engagement at ref) + ref / halfLife: the
+ *   order of current decayed engagement, without ever overflowing.
+ * - `{items}pop-changes` STREAM, one entry per applied batch: field `v` holds lines
+ *   `itemId TAB value`; an entry with field `reset` follows a clear. Entries older than 15 s are
+ *   trimmed. Ranking replicas follow it to keep a copy of every item's popularity
+ *   (popularity-mirror.ts).
+ * - `{u…}applied:{token}`, `{items}applied:{token}` STRING, kept a day: a batch applied under this
+ *   token counts once (one marker per tag the batch touched).
+ *
+ * Users are spread over USER_BUCKETS tags `{u…}` (by a hash of the user id), whose slots lie in
+ * distinct sixteenths of the slot space, so a cluster's masters share them evenly. The item keys
+ * share one tag: `pop-rank` and `pop-changes` are single keys updated with the counts atomically.
  */
 export const KEY = {
   recent: 'recent:',
@@ -29,28 +37,71 @@ export const KEY = {
   popularityRank: 'pop-rank',
   popularityChanges: 'pop-changes',
   applied: 'applied:',
-  /** The hash layout before `item-pop:`; only the rebuild still removes it. */
-  legacyPopularity: 'pop:',
 } as const;
 
+/** How many hash tags users' keys are spread over; changing it needs a rebuild. */
+export const USER_BUCKETS = 16;
+
+/** The hash tag of every item key. */
+export const ITEMS_TAG = '{items}';
+
+/**
+ * Bucket `b`'s tag: `{u<b>.<n>}` with the smallest `n` that puts its slot within 16 slots of the
+ * middle of the b-th 1/USER_BUCKETS of the slot space. `redis-cli --cluster create` gives N
+ * masters contiguous equal slot ranges, whose bounds all lie further than that from those
+ * middles for N up to USER_BUCKETS: each master then holds USER_BUCKETS / N buckets (rounded).
+ */
+export const USER_TAGS: readonly string[] = Array.from({ length: USER_BUCKETS }, (_, bucket) => {
+  const middle = ((bucket + 0.5) * KEY_SLOTS) / USER_BUCKETS;
+  for (let n = 0; ; n++) {
+    const tag = `{u${bucket}.${n}}`;
+    if (Math.abs(keySlot(tag) - middle) <= 16) return tag;
+  }
+});
+
+/**
+ * Which of the USER_BUCKETS tags holds this user's keys: FNV-1a of the id (CRC16's low bits, being
+ * linear, put sequential ids unevenly).
+ */
+export function userBucket(userId: string): number {
+  let hash = 0x811c9dc5;
+  for (const byte of Buffer.from(userId)) hash = Math.imul(hash ^ byte, 0x01000193);
+  return (hash >>> 0) % USER_BUCKETS;
+}
+
 export function onlineKeys(prefix: string) {
+  const user = (userId: string) => `${prefix}${USER_TAGS[userBucket(userId)] ?? ''}`;
   return {
-    recent: (userId: string) => `${prefix}${KEY.recent}${userId}`,
-    interest: (userId: string) => `${prefix}${KEY.interest}${userId}`,
-    popularity: (itemId: string) => `${prefix}${KEY.popularity}${itemId}`,
-    popularityRank: `${prefix}${KEY.popularityRank}`,
-    popularityChanges: `${prefix}${KEY.popularityChanges}`,
-    /** Patterns of every online-state key, for the rebuild. */
+    recent: (userId: string) => `${user(userId)}${KEY.recent}${userId}`,
+    interest: (userId: string) => `${user(userId)}${KEY.interest}${userId}`,
+    /** The applied-batch marker in user bucket `bucket`. */
+    userApplied: (bucket: number, token: string) =>
+      `${prefix}${USER_TAGS[bucket] ?? ''}${KEY.applied}${token}`,
+    popularity: (itemId: string) => `${prefix}${ITEMS_TAG}${KEY.popularity}${itemId}`,
+    popularityRank: `${prefix}${ITEMS_TAG}${KEY.popularityRank}`,
+    popularityChanges: `${prefix}${ITEMS_TAG}${KEY.popularityChanges}`,
+    itemsApplied: (token: string) => `${prefix}${ITEMS_TAG}${KEY.applied}${token}`,
+    /** Patterns of every online-state key, for the rebuild; the prefix's slot-less layout too. */
     patterns: [
-      `${prefix}${KEY.recent}*`,
-      `${prefix}${KEY.interest}*`,
-      `${prefix}${KEY.popularity}*`,
-      `${prefix}${KEY.legacyPopularity}*`,
-      `${prefix}${KEY.popularityRank}`,
-      `${prefix}${KEY.popularityChanges}`,
+      `${prefix}{u*}${KEY.recent}*`,
+      `${prefix}{u*}${KEY.interest}*`,
+      `${prefix}${ITEMS_TAG}${KEY.popularity}*`,
+      `${prefix}${ITEMS_TAG}${KEY.popularityRank}`,
+      `${prefix}${ITEMS_TAG}${KEY.popularityChanges}`,
+      ...LEGACY_KEYS.map((key) => `${prefix}${key}`),
     ],
   };
 }
+
+/** Keys of the layouts before hash tags (and `pop:` hashes before `item-pop:`): the rebuild removes them. */
+const LEGACY_KEYS = [
+  `${KEY.recent}*`,
+  `${KEY.interest}*`,
+  `${KEY.popularity}*`,
+  'pop:*',
+  KEY.popularityRank,
+  KEY.popularityChanges,
+] as const;
 
 /** How long `pop-changes` keeps an entry; a follower that fell further behind reloads. */
 export const POPULARITY_CHANGES_RETENTION_MS = 15_000;

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import { REDIS } from '../../infra/tokens';
-import type { RedisClient } from '../../infra/redis';
+import { RedisClient, RedisScript } from '../../infra/redis';
 
 /** A user's interest vector as pooled by one model version at one interest version. */
 export interface CachedUserVector {
@@ -28,6 +28,13 @@ function decodeVector(text: string): Float32Array {
   return vector;
 }
 
+/** Replaces the hash at KEYS[1] with the field/value pairs ARGV[2..] and expires it in ARGV[1] s. */
+const REPLACE_HASH = new RedisScript(`
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+`);
+
 /**
  * Ranking's own Redis: the user interest vector cache `rank:uvec:{userId}` (HASH m = model
  * version, v = interest version it was built at, g = vectors generation when history items
@@ -49,7 +56,7 @@ export class UserVectorCacheRepository {
   }
 
   async get(userId: string): Promise<CachedUserVector | undefined> {
-    const [m, v, g, x] = await this.redis.hmGet(this.key(userId), ['m', 'v', 'g', 'x']);
+    const [m, v, g, x] = await this.redis.commands.hmGet(this.key(userId), ['m', 'v', 'g', 'x']);
     if (typeof m !== 'string' || typeof v !== 'string' || typeof x !== 'string') return undefined;
     return {
       modelVersion: m,
@@ -60,17 +67,16 @@ export class UserVectorCacheRepository {
   }
 
   async put(userId: string, entry: CachedUserVector): Promise<void> {
-    const key = this.key(userId);
-    await this.redis
-      .multi()
-      .del(key)
-      .hSet(key, {
-        m: entry.modelVersion,
-        v: entry.interestVersion,
-        ...(entry.vectorsGeneration === undefined ? {} : { g: String(entry.vectorsGeneration) }),
-        x: encodeVector(entry.vector),
-      })
-      .expire(key, this.config.ranking.userVectorTtlSeconds)
-      .exec();
+    const fields = [
+      ['m', entry.modelVersion],
+      ['v', entry.interestVersion],
+      ...(entry.vectorsGeneration === undefined ? [] : [['g', String(entry.vectorsGeneration)]]),
+      ['x', encodeVector(entry.vector)],
+    ];
+    await this.redis.runScript(
+      REPLACE_HASH,
+      [this.key(userId)],
+      [String(this.config.ranking.userVectorTtlSeconds), ...fields.flat()],
+    );
   }
 }
