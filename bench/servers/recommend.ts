@@ -129,7 +129,10 @@ function recall(serving: ServingService, request: RecallRequest): RecallAnswer {
   return { recallAtK: found / Math.max(1, users * request.k), users };
 }
 
-void main().catch((error: unknown) => {
-  process.stderr.write(`recommend server failed: ${String(error)}\n`);
-  process.exit(1);
-});
+// The bench imports this file for its types and `rssBytes`: only a forked server runs main.
+if (require.main === module) {
+  void main().catch((error: unknown) => {
+    process.stderr.write(`recommend server failed: ${String(error)}\n`);
+    process.exit(1);
+  });
+}
