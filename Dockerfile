@@ -6,6 +6,9 @@ ARG NODE_VERSION=20.20.2
 FROM node:${NODE_VERSION}-bookworm-slim AS deps
 WORKDIR /app
 ENV ONNXRUNTIME_NODE_INSTALL_CUDA=skip
+# hnswlib-node (recommend's ANN index) compiles its addon at install: node-gyp needs these.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ \
+  && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 

@@ -363,6 +363,34 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
     description:
       'Nearest catalog items `recommend` retrieves before re-ranking them with the profile (at least `first` are retrieved).',
   },
+  RECOMMEND_ANN_MIN_ITEMS: {
+    group: 'Ranking',
+    description:
+      'Item vectors a served version needs before `recommend` retrieves through an ANN (HNSW) index; below, and while the index builds, the exact scan answers. See docs/ranking.md, ANN retrieval.',
+  },
+  RECOMMEND_ANN_CANDIDATES: {
+    group: 'Ranking',
+    description:
+      'Rows `recommend` asks of the ANN index (at least its pool); they and the items changed since the build are re-scored exactly with the model.',
+  },
+  RECOMMEND_ANN_MAX_DELTA: {
+    group: 'Ranking',
+    description:
+      'Items embedded, re-embedded or deleted since the index build that `recommend` scans exactly besides the index; beyond this many a new index is built in the background.',
+  },
+  RECOMMEND_ANN_M: {
+    group: 'Ranking',
+    description: 'HNSW links per item (recall, memory and build time grow with it).',
+  },
+  RECOMMEND_ANN_EF_CONSTRUCTION: {
+    group: 'Ranking',
+    description: 'HNSW candidate list while building (recall and build time grow with it).',
+  },
+  RECOMMEND_ANN_EF_SEARCH: {
+    group: 'Ranking',
+    description:
+      'HNSW candidate list while searching, at least `RECOMMEND_ANN_CANDIDATES` (recall and search time grow with it).',
+  },
   RANK_PROFILE_REFRESH_MS: {
     group: 'Ranking',
     description:

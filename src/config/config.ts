@@ -146,6 +146,12 @@ export const configSchema = z.object({
   RANK_PROFILE_REFRESH_MS: int(100, 3_600_000).default(5000),
   RANK_CATALOG_REFRESH_MS: int(100, 3_600_000).default(1000),
   RANK_POPULARITY_SYNC_MS: int(0, 60_000).default(250),
+  RECOMMEND_ANN_MIN_ITEMS: int(0).default(50_000),
+  RECOMMEND_ANN_CANDIDATES: int(1, 100_000).default(400),
+  RECOMMEND_ANN_MAX_DELTA: int(0).default(10_000),
+  RECOMMEND_ANN_M: int(2, 100).default(16),
+  RECOMMEND_ANN_EF_CONSTRUCTION: int(1, 10_000).default(100),
+  RECOMMEND_ANN_EF_SEARCH: int(1, 100_000).default(400),
   SERVED_LOG_ENABLED: bool.default('true'),
   SERVED_LOG_DEPTH: int(1, MAX_SERVED_LOG_DEPTH).default(20),
   SERVED_LOG_BUFFER: int(1, 10_000_000).default(20_000),
@@ -311,6 +317,24 @@ export interface AppConfig {
      * popularity; 0: no copy, each request reads Redis.
      */
     readonly popularitySyncMs: number;
+  };
+  /**
+   * `recommend`'s retrieval (src/modules/serving/retrieval.ts): an HNSW index per served version
+   * above `annMinItems` item vectors, its candidates re-scored exactly; the exact scan below.
+   */
+  readonly retrieval: {
+    /** Fewer item vectors than this: the exact scan (and no index is built). */
+    readonly annMinItems: number;
+    /** Rows asked of the index per request (at least `recommendPool`), re-scored exactly. */
+    readonly annCandidates: number;
+    /** Items embedded, re-embedded or deleted since the build beyond which it is rebuilt. */
+    readonly annMaxDelta: number;
+    /** HNSW links per node (memory and recall grow with it). */
+    readonly m: number;
+    /** HNSW candidate list while building (build time and recall grow with it). */
+    readonly efConstruction: number;
+    /** HNSW candidate list while searching (at least the rows asked for). */
+    readonly efSearch: number;
   };
   /** The served-slate log (src/modules/served-log): what every `rank`/`recommend` answer showed. */
   readonly servedLog: {
@@ -517,6 +541,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       profileRefreshMs: c.RANK_PROFILE_REFRESH_MS,
       catalogRefreshMs: c.RANK_CATALOG_REFRESH_MS,
       popularitySyncMs: c.RANK_POPULARITY_SYNC_MS,
+    },
+    retrieval: {
+      annMinItems: c.RECOMMEND_ANN_MIN_ITEMS,
+      annCandidates: c.RECOMMEND_ANN_CANDIDATES,
+      annMaxDelta: c.RECOMMEND_ANN_MAX_DELTA,
+      m: c.RECOMMEND_ANN_M,
+      efConstruction: c.RECOMMEND_ANN_EF_CONSTRUCTION,
+      efSearch: c.RECOMMEND_ANN_EF_SEARCH,
     },
     servedLog: {
       enabled: c.SERVED_LOG_ENABLED,

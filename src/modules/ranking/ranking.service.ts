@@ -18,7 +18,7 @@ import type { HistoryVector, ServedModel, Serving } from '../serving/served-mode
 import { ServingService } from '../serving/serving.service';
 import type { ServedSlate } from '../served-log/served-slate';
 import { ServedSlateRecorder } from '../served-log/served-slate.recorder';
-import { dot, topK } from '../serving/top-k';
+import { dot } from '../serving/top-k';
 import { FEATURE_PARTS, SCORE_PARTS } from './features';
 import { merge, PartTable, ScorePart } from './merge';
 import { FeatureValue, isCallerFeatureName, RankingProfile } from './profile';
@@ -482,20 +482,8 @@ export class RankingService {
   ): Promise<string[]> {
     const { served, items } = state;
     if (served !== undefined && user !== undefined) {
-      const { vectors, model } = served;
-      const rows = Math.min(vectors.rows, items.size);
-      const d = vectors.dimension;
-      // The model score is scale * (user . item) + bias: fold the scale into the query.
-      const query = vectors.bias === undefined ? user : user.map((value) => value * model.scale);
-      const found = topK(
-        vectors.matrix.subarray(0, rows * d),
-        d,
-        query,
-        count,
-        (row) => !vectors.has(row) || !acceptRow(row),
-        vectors.bias,
-      );
-      return Array.from(found.rows, (row) => items.id(row));
+      const found = served.retrieval.nearest(user, count, acceptRow, items.size);
+      return Array.from(found, (row) => items.id(row));
     }
     if (user === undefined && served !== undefined) state.degraded.add('cold_user');
     const popular = await this.online.popularItems(count, accept);

@@ -15,6 +15,8 @@ export class RowVectors {
   /** When each row's text vector was stored (ms): an update seen twice is applied once. */
   private storedAt = new Float64Array(0);
   private updates = 0;
+  /** Sets that collect the rows set or cleared from their creation on (see `watch`). */
+  private readonly watchers = new Set<Set<number>>();
 
   constructor(
     readonly dimension: number,
@@ -76,6 +78,7 @@ export class RowVectors {
     this.present[row] = 1;
     this.storedAt[row] = storedAtMs;
     this.updates++;
+    for (const watcher of this.watchers) watcher.add(row);
   }
 
   /** The row no longer has a vector (its item was deleted). */
@@ -84,6 +87,21 @@ export class RowVectors {
     this.present[row] = 0;
     this.values.fill(0, row * this.dimension, (row + 1) * this.dimension);
     this.updates++;
+    for (const watcher of this.watchers) watcher.add(row);
+  }
+
+  /**
+   * A set that collects every row set or cleared from now on, until `unwatch`: what an index
+   * built from a snapshot of these vectors has not seen.
+   */
+  watch(): ReadonlySet<number> {
+    const watcher = new Set<number>();
+    this.watchers.add(watcher);
+    return watcher;
+  }
+
+  unwatch(watcher: ReadonlySet<number>): void {
+    this.watchers.delete(watcher as Set<number>);
   }
 
   /** Makes room for at least `rows` rows (the item table grew). */

@@ -1,4 +1,5 @@
 import type { ItemTable } from './item-table';
+import type { Retrieval } from './retrieval';
 import type { RowVectors } from './row-vectors';
 
 /** One interaction of the user, with the vector of its item. */
@@ -70,11 +71,12 @@ export interface LoadedModel {
   readonly catalogReadAt?: Date;
 }
 
-/** The served version: its model and its item vectors by item-table row. */
+/** The served version: its model, its item vectors by item-table row, and retrieval over them. */
 export interface ServedModel {
   readonly versionId: string;
   readonly model: InterestModel;
   readonly vectors: RowVectors;
+  readonly retrieval: Retrieval;
 }
 
 /**

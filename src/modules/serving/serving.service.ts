@@ -1,5 +1,5 @@
 import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import type { Counter } from 'prom-client';
+import type { Counter, Histogram } from 'prom-client';
 import type { Logger } from '../../common/logger';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
@@ -8,7 +8,9 @@ import { Metrics } from '../metrics/metrics.registry';
 import { OnlineStateReader, Read } from '../online-state/online-state.reader';
 import type { ItemPopularity } from '../online-state/online-state.schema';
 import { PopularityMirror } from '../online-state/popularity-mirror';
+import { hnswIndexFactory } from './hnsw-index';
 import { ItemTable } from './item-table';
+import { Retrieval, RetrievalObserver } from './retrieval';
 import { RowVectors } from './row-vectors';
 import { LOADED_MODELS } from './served-model';
 import type { LoadedModel, LoadedModels, ServedModel, Serving } from './served-model';
@@ -48,6 +50,8 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
   private syncing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly followed: Counter;
+  private readonly retrievals: Counter;
+  private readonly indexBuildSeconds: Histogram;
 
   constructor(
     @Inject(LOADED_MODELS) private readonly models: LoadedModels,
@@ -63,6 +67,22 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
     this.followed = metrics.counter(
       'serving_catalog_vectors_followed_total',
       'Item vectors run through the served version after its swap (items embedded since)',
+    );
+    this.retrievals = metrics.counter(
+      'recommend_retrieval_total',
+      'recommend retrievals by path: exact scan, ANN index (+ exact re-scoring), exact after ANN',
+      ['path'],
+    );
+    this.indexBuildSeconds = metrics.histogram(
+      'retrieval_index_build_seconds',
+      'Time to build a served version’s ANN index (in the background)',
+      [],
+      [1, 5, 15, 30, 60, 120, 300, 600, 1800],
+    );
+    metrics.gauge(
+      'retrieval_index_bytes',
+      'Bytes held by the ANN indexes of the versions this replica serves',
+      () => this.followings().reduce((sum, { served }) => sum + served.retrieval.bytes, 0),
     );
     metrics.gauge(
       'serving_items',
@@ -141,8 +161,11 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
     for (const [versionId, loaded] of this.models.others()) {
       arms.set(versionId, this.bound(loaded));
     }
+    const previous = this.followings();
     this.active = active === undefined ? undefined : this.bound(active);
     this.arms = arms;
+    const kept = new Set(this.followings());
+    for (const following of previous) if (!kept.has(following)) following.served.retrieval.close();
     void this.loadPopularity(firstNewRow);
   }
 
@@ -159,10 +182,36 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
       if (this.items.deleted(row)) return;
       vectors.set(row, catalog.matrix.subarray(i * d, (i + 1) * d), catalog.bias?.[i] ?? 0, 0);
     });
+    const retrieval = new Retrieval(
+      vectors,
+      model.scale,
+      this.config.retrieval,
+      hnswIndexFactory(this.config.retrieval),
+      this.retrievalObserver(model.versionId),
+    );
+    void retrieval.maintain();
     return {
-      served: { versionId: model.versionId, model, vectors },
+      served: { versionId: model.versionId, model, vectors, retrieval },
       from: loaded,
       vectorsReadAt: readAt,
+    };
+  }
+
+  private retrievalObserver(versionId: string): RetrievalObserver {
+    return {
+      answered: (path) => {
+        this.retrievals.inc({ path });
+      },
+      built: ({ rows, buildMs, bytes }) => {
+        this.indexBuildSeconds.observe(buildMs / 1000);
+        this.logger.info(
+          { versionId, rows, buildMs: Math.round(buildMs), bytes },
+          'retrieval index built',
+        );
+      },
+      buildFailed: (error) => {
+        this.logger.error({ err: error, versionId }, 'retrieval index build failed; exact scan');
+      },
     };
   }
 
@@ -262,5 +311,6 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
       this.logger.debug({ versionId: served.versionId, items: fresh.length }, 'vectors followed');
     }
     following.vectorsReadAt = readAt;
+    void served.retrieval.maintain();
   }
 }

@@ -1,0 +1,348 @@
+import { ChildProcess, fork } from 'node:child_process';
+import { loadavg } from 'node:os';
+import path from 'node:path';
+import autocannon from 'autocannon';
+import { Client } from 'pg';
+import { createClient } from 'redis';
+import { createLogger } from '../src/common/logger';
+import { loadConfig } from '../src/config/config';
+import { ensureDatabase, migrate } from '../src/infra/migrator';
+import { generateBehaviour, generateCatalog, Random } from '../src/synthetic';
+import { createBenchApiKey } from './lib/api-key';
+import { Benchmark, integerFlag, progress } from './lib/harness';
+import type { RecallAnswer, RecallRequest, RecommendServerReady } from './servers/recommend';
+import { rssBytes } from './servers/recommend';
+
+const STARTUP_TIMEOUT_MS = 3 * 3_600_000;
+const RECOMMEND = `query Recommend($u: ID!) {
+  recommend(userId: $u, first: 20) { items { itemId score } modelVersion requestId } }`;
+const DATABASE = 'recsys_bench_recommend';
+const SEED = 'bench-recommend';
+/** The exact scan serves whatever the catalog size. */
+const NEVER = String(Number.MAX_SAFE_INTEGER);
+
+interface Settings {
+  readonly items: number;
+  readonly large: number;
+  readonly users: number;
+  readonly impressions: number;
+  readonly dimension: number;
+  readonly warmupSeconds: number;
+  readonly measureSeconds: number;
+  readonly connections: number;
+  readonly recallUsers: number;
+}
+
+function parseSettings(args: readonly string[]): Settings {
+  const value = (flag: string, fallback: number): number => integerFlag(args, flag, fallback, 0);
+  return {
+    items: value('items', 50_000),
+    large: value('large', 1_000_000),
+    users: value('users', 2000),
+    impressions: value('impressions', 200_000),
+    dimension: value('dimension', 384),
+    warmupSeconds: value('warmup', 5),
+    measureSeconds: value('measure', 15),
+    connections: value('connections', 32),
+    recallUsers: value('recall-users', 200),
+  };
+}
+
+/**
+ * A fresh database with the catalog and the last 7 days of behaviour (as bench/ranking.bench.ts
+ * seeds it); returns each active user's history, most recent first.
+ */
+async function seed(settings: Settings, databaseUrl: string) {
+  const admin = new URL(databaseUrl);
+  admin.pathname = '/postgres';
+  const client = new Client({ connectionString: admin.toString() });
+  await client.connect();
+  await client.query(`DROP DATABASE IF EXISTS ${DATABASE} WITH (FORCE)`);
+  await client.end();
+  await ensureDatabase(databaseUrl);
+  await migrate(databaseUrl, createLogger('warn'));
+  const catalog = generateCatalog({ items: settings.items, seed: SEED });
+  const to = new Date();
+  const { events } = generateBehaviour({
+    catalog,
+    users: settings.users,
+    impressions: settings.impressions,
+    seed: SEED,
+    from: new Date(to.getTime() - 7 * 86_400_000),
+    to,
+  });
+  const db = new Client({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    for (let i = 0; i < catalog.items.length; i += 10_000) {
+      const chunk = catalog.items.slice(i, i + 10_000);
+      await db.query(
+        `INSERT INTO items (item_id, title, description, category, tags, price, created_at, source_ts, text_hash, embed_pending)
+         SELECT u.id, u.title, u.description, u.category, '{}', u.price, u.created_at, now(), 'bench', false
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::timestamptz[])
+           AS u(id, title, description, category, price, created_at)`,
+        [
+          chunk.map((item) => item.itemId),
+          chunk.map((item) => item.title),
+          chunk.map((item) => item.description),
+          chunk.map((item) => item.category),
+          chunk.map((item) => item.price),
+          chunk.map((item) => item.createdAt),
+        ],
+      );
+    }
+    for (let i = 0; i < events.length; i += 20_000) {
+      const chunk = events.slice(i, i + 20_000);
+      await db.query(
+        `INSERT INTO events (event_id, type, user_id, item_id, ts)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])`,
+        [
+          chunk.map((event) => event.eventId),
+          chunk.map((event) => event.type),
+          chunk.map((event) => event.userId),
+          chunk.map((event) => event.itemId),
+          chunk.map((event) => event.timestamp),
+        ],
+      );
+    }
+  } finally {
+    await db.end();
+  }
+  const histories = new Map<string, { itemId: string; ts: number }[]>();
+  for (const event of events) {
+    if (event.type === 'impression') continue;
+    const history = histories.get(event.userId) ?? [];
+    history.push({ itemId: event.itemId, ts: new Date(event.timestamp).getTime() });
+    histories.set(event.userId, history);
+  }
+  const byUser = new Map(
+    [...histories].map(([userId, history]) => [
+      userId,
+      history.sort((a, b) => b.ts - a.ts).map((entry) => entry.itemId),
+    ]),
+  );
+  return { byUser, events: events.length };
+}
+
+interface Run {
+  readonly label: string;
+  readonly ready: RecommendServerReady;
+  readonly requestsPerSecond: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly errors: number;
+  readonly recallAt20: number;
+  readonly rssAfterBytes: number;
+}
+
+function startServer(
+  env: NodeJS.ProcessEnv,
+): Promise<{ child: ChildProcess; ready: RecommendServerReady }> {
+  const child = fork(path.join(__dirname, 'servers', 'recommend.ts'), [], {
+    execArgv: ['-r', 'ts-node/register'],
+    env: { ...process.env, ...env, NODE_ENV: 'production' },
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  child.stdout?.pipe(process.stderr);
+  child.stderr?.pipe(process.stderr);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new Error('recommend server did not start in time'));
+    }, STARTUP_TIMEOUT_MS);
+    child.once('message', (ready: RecommendServerReady) => {
+      clearTimeout(timer);
+      resolve({ child, ready });
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`recommend server exited before listening (code ${String(code)})`));
+    });
+  });
+}
+
+function ask(child: ChildProcess, request: RecallRequest): Promise<RecallAnswer> {
+  return new Promise((resolve) => {
+    child.once('message', (answer: RecallAnswer) => {
+      resolve(answer);
+    });
+    child.send(request);
+  });
+}
+
+async function load(
+  url: string,
+  headers: Record<string, string>,
+  bodies: readonly string[],
+  options: { seconds?: number; amount?: number; connections: number },
+) {
+  let next = 0;
+  const result = await autocannon({
+    url,
+    method: 'POST',
+    headers,
+    connections: options.connections,
+    ...(options.amount === undefined ? { duration: options.seconds } : { amount: options.amount }),
+    requests: [
+      {
+        setupRequest: (request) => {
+          request.body = bodies[next++ % bodies.length];
+          return request;
+        },
+      },
+    ],
+  });
+  return {
+    requestsPerSecond: result.requests.average,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    errors: result.errors + result.non2xx + result.timeouts,
+  };
+}
+
+async function clearRedis(url: string, prefix: string): Promise<void> {
+  const redis = createClient({ url });
+  await redis.connect();
+  for await (const keys of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) {
+    if (keys.length > 0) await redis.unlink(keys);
+  }
+  await redis.close();
+}
+
+const MIB = 2 ** 20;
+
+const benchmark: Benchmark = {
+  description:
+    'recommend(first: 20): exact scan at 50,000 items vs ANN (HNSW) at 50,000 and 1,000,000 items, 384-d',
+  async run(args) {
+    const settings = parseSettings(args);
+    const base = loadConfig(process.env);
+    const admin = new URL(base.postgres.url);
+    admin.pathname = `/${DATABASE}`;
+    const databaseUrl = admin.toString();
+    const prefix = `bench:recommend:${process.pid}:`;
+    progress(`seeding ${settings.items} items, ${settings.users} users into ${DATABASE}`);
+    const { byUser, events } = await seed(settings, databaseUrl);
+    const headers = {
+      'content-type': 'application/json',
+      'x-api-key': await createBenchApiKey(databaseUrl, 'read'),
+    };
+    const random = new Random('bench-recommend-requests');
+    const users = random.sample([...byUser.keys()], byUser.size);
+    const bodies = users.map((user) =>
+      JSON.stringify({ query: RECOMMEND, variables: { u: user } }),
+    );
+    const recallHistories = users
+      .slice(0, settings.recallUsers)
+      .map((user) => (byUser.get(user) ?? []).slice(0, base.ranking.historyLength));
+    const loadBefore = loadavg()[0] ?? 0;
+    const runs: Run[] = [];
+    const measure = async (label: string, env: Record<string, string>) => {
+      progress(`${label}: starting the server (model, online state, index build when ANN)`);
+      let child: ChildProcess | undefined;
+      const kill = () => child?.kill('SIGKILL');
+      process.once('exit', kill);
+      try {
+        const started = await startServer({
+          DATABASE_URL: databaseUrl,
+          REDIS_URL: base.redis.url,
+          REDIS_KEY_PREFIX: prefix,
+          LOG_LEVEL: 'warn',
+          AUTH_MODE: 'api-key',
+          SERVED_LOG_ENABLED: 'false',
+          BENCH_ITEMS: String(settings.items),
+          BENCH_SEED: SEED,
+          BENCH_DIMENSION: String(settings.dimension),
+          ...env,
+        });
+        child = started.child;
+        const { ready } = started;
+        const url = `http://127.0.0.1:${ready.port}/graphql`;
+        progress(
+          `${label}: ${ready.items} item vectors, index ${ready.indexed ? `built in ${((ready.indexBuildMs ?? 0) / 1000).toFixed(0)} s` : 'none'}; warm-up`,
+        );
+        // One recommend per user caches every user vector, then a timed warm-up.
+        await load(url, headers, bodies, {
+          amount: bodies.length,
+          connections: settings.connections,
+        });
+        await load(url, headers, bodies, {
+          seconds: settings.warmupSeconds,
+          connections: settings.connections,
+        });
+        const measured = await load(url, headers, bodies, {
+          seconds: settings.measureSeconds,
+          connections: settings.connections,
+        });
+        const server = child;
+        const recall = await ask(server, {
+          histories: recallHistories,
+          k: 20,
+          pool: base.ranking.recommendPool,
+        });
+        if (server.pid === undefined) throw new Error('the server has no pid');
+        runs.push({
+          label,
+          ready,
+          ...measured,
+          recallAt20: recall.recallAtK,
+          rssAfterBytes: rssBytes(server.pid),
+        });
+        progress(
+          `${label}: ${Math.round(measured.requestsPerSecond)} req/s, recall@20 ${recall.recallAtK.toFixed(3)}`,
+        );
+      } finally {
+        child?.kill('SIGKILL');
+        process.removeListener('exit', kill);
+        await clearRedis(base.redis.url, prefix).catch(() => undefined);
+      }
+    };
+    const small = settings.items.toLocaleString('en-US');
+    const large = settings.large.toLocaleString('en-US');
+    await measure(`exact scan, ${small} items (today)`, { RECOMMEND_ANN_MIN_ITEMS: NEVER });
+    await measure(`ANN, ${small} items`, { RECOMMEND_ANN_MIN_ITEMS: '1' });
+    await measure(`ANN, ${large} items`, {
+      RECOMMEND_ANN_MIN_ITEMS: '1',
+      BENCH_EXTRA_ITEMS: String(Math.max(0, settings.large - settings.items)),
+    });
+    const [exact, , annLarge] = runs;
+    const ratio = annLarge.requestsPerSecond / exact.requestsPerSecond;
+    const minRecall = Math.min(...runs.slice(1).map((run) => run.recallAt20));
+    return {
+      title: `recommend(first: 20) through GraphQL, ${settings.dimension}-d item vectors, ${settings.connections} connections, ${settings.measureSeconds} s each after warm-up`,
+      rows: runs.map((run) => ({
+        retrieval: run.label,
+        'requests/s': Math.round(run.requestsPerSecond),
+        'p50 ms': run.p50Ms,
+        'p99 ms': run.p99Ms,
+        errors: run.errors,
+        'recall@20': Number(run.recallAt20.toFixed(3)),
+        'index build s': run.ready.indexed ? Math.round((run.ready.indexBuildMs ?? 0) / 1000) : '-',
+        'index MiB': Math.round(run.ready.indexBytes / MIB),
+        'RSS MiB': Math.round(run.rssAfterBytes / MIB),
+      })),
+      figures: {
+        settings,
+        runs,
+        ratioAnnLargeOverExactSmall: ratio,
+        targets: {
+          ratioAtLeast: 5,
+          ratioMet: ratio >= 5,
+          recallAt20AtLeast: 0.95,
+          recallMet: minRecall >= 0.95,
+        },
+        loadAverage1mBefore: loadBefore,
+        retrieval: base.retrieval,
+      },
+      notes: [
+        `ratio ANN ${large} items / exact scan ${small} items, requests/s: ${ratio.toFixed(2)} (target >= 5: ${ratio >= 5 ? 'met' : 'NOT met'})`,
+        `recall@20: the served retrieval's top 20 (index candidates re-scored exactly, pool ${base.ranking.recommendPool}) against the exact scan's, for ${recallHistories.length} users' vectors pooled from their histories (target >= 0.95: ${minRecall >= 0.95 ? 'met' : 'NOT met'})`,
+        `Model: the in-memory category model (dimension ${settings.dimension}) stands in for the trained scorer. ${small} items are seeded in PostgreSQL with ${events.toLocaleString('en-US')} events of ${settings.users} users; the ${large}-item run serves ${(settings.large - settings.items).toLocaleString('en-US')} more item vectors of the same categories without catalog rows (no features; their retrieval and scoring cost the same).`,
+        `Settings: ${JSON.stringify(base.retrieval)}; RANK_RECOMMEND_POOL ${base.ranking.recommendPool}; the served-slate log off.`,
+        "RSS: the server process after the measurement (item vectors, index, online state, the model stand-in's own copy of the vectors). Index MiB: hnswlib's layout estimated from its parameters.",
+        `Server in a child process (api role, NODE_ENV=production, AUTH_MODE=api-key); autocannon in the bench process on the same cores; 1-minute load average before: ${loadBefore.toFixed(2)} (other work was running on this machine).`,
+      ],
+    };
+  },
+};
+
+export default benchmark;

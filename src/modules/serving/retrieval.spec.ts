@@ -1,0 +1,191 @@
+import { Random } from '../../synthetic';
+import { hnswIndexFactory } from './hnsw-index';
+import { IndexBuilt, Retrieval, RetrievalPath, RetrievalSettings } from './retrieval';
+import { RowVectors } from './row-vectors';
+import { topK } from './top-k';
+
+const DIMENSION = 32;
+const HNSW = hnswIndexFactory({ m: 16, efConstruction: 100, efSearch: 100 });
+
+/** Items around a few cluster directions (as embeddings are), with a bias when asked. */
+function catalog(rows: number, seed: string, withBias = false): RowVectors {
+  const random = new Random(seed);
+  const gaussian = () =>
+    Math.sqrt(-2 * Math.log(1 - random.next())) * Math.cos(2 * Math.PI * random.next());
+  const centres = Array.from({ length: 20 }, () =>
+    Float32Array.from({ length: DIMENSION }, gaussian),
+  );
+  const vectors = new RowVectors(DIMENSION, rows);
+  for (let row = 0; row < rows; row++) {
+    const centre = centres[row % centres.length];
+    const vector = Float32Array.from(centre, (value) => value + 0.8 * gaussian());
+    vectors.set(row, vector, withBias ? random.next() * 4 - 2 : 0, 0);
+  }
+  return vectors;
+}
+
+function user(seed: string): Float32Array {
+  const random = new Random(seed);
+  return Float32Array.from({ length: DIMENSION }, () => random.next() * 2 - 1);
+}
+
+/** A user vector as the model pools it: near the items of the user's history. */
+function historyUser(vectors: RowVectors, seed: string): Float32Array {
+  const random = new Random(seed);
+  const a = vectors.vector(Math.floor(random.next() * vectors.rows));
+  const b = vectors.vector(Math.floor(random.next() * vectors.rows));
+  return Float32Array.from(a, (value, i) => (value + b[i]) / 2 + 0.3 * (random.next() * 2 - 1));
+}
+
+/** What the exact scan answers (the reference). */
+function exact(
+  vectors: RowVectors,
+  query: Float32Array,
+  scale: number,
+  count: number,
+  accept = (_row: number) => true,
+) {
+  const folded = vectors.bias === undefined ? query : query.map((value) => value * scale);
+  return Array.from(
+    topK(
+      vectors.matrix,
+      DIMENSION,
+      folded,
+      count,
+      (row) => !vectors.has(row) || !accept(row),
+      vectors.bias,
+    ).rows,
+  );
+}
+
+function recording() {
+  const paths: RetrievalPath[] = [];
+  const builds: IndexBuilt[] = [];
+  return {
+    paths,
+    builds,
+    observer: {
+      answered: (path: RetrievalPath) => paths.push(path),
+      built: (built: IndexBuilt) => builds.push(built),
+      buildFailed: (error: unknown) => {
+        throw error;
+      },
+    },
+  };
+}
+
+const SETTINGS: RetrievalSettings = { annMinItems: 1000, annCandidates: 100, annMaxDelta: 50 };
+
+function recallAt(found: readonly number[], expected: readonly number[]): number {
+  const wanted = new Set(expected);
+  return found.filter((row) => wanted.has(row)).length / expected.length;
+}
+
+describe('Retrieval', () => {
+  it.each([false, true])(
+    'finds at least 95 %% of the exact top 20 through the index (bias %s)',
+    async (withBias) => {
+      const vectors = catalog(4000, `recall-${String(withBias)}`, withBias);
+      const { observer, paths, builds } = recording();
+      const retrieval = new Retrieval(vectors, 1.5, SETTINGS, HNSW, observer);
+      await retrieval.maintain();
+      expect(builds).toEqual([expect.objectContaining({ rows: 4000 })]);
+      let recall = 0;
+      const queries = 50;
+      for (let q = 0; q < queries; q++) {
+        const query = historyUser(vectors, `q${q}`);
+        const found = Array.from(retrieval.nearest(query, 20, () => true, vectors.rows));
+        recall += recallAt(found, exact(vectors, query, 1.5, 20)) / queries;
+      }
+      expect(recall).toBeGreaterThanOrEqual(0.95);
+      expect(new Set(paths)).toEqual(new Set(['ann']));
+    },
+  );
+
+  it('scans exactly below the item threshold, and builds no index', async () => {
+    const vectors = catalog(500, 'small');
+    const { observer, paths, builds } = recording();
+    const retrieval = new Retrieval(vectors, 1, SETTINGS, HNSW, observer);
+    await retrieval.maintain();
+    const query = user('small');
+    expect(Array.from(retrieval.nearest(query, 10, () => true, 500))).toEqual(
+      exact(vectors, query, 1, 10),
+    );
+    expect(builds).toEqual([]);
+    expect(paths).toEqual(['exact']);
+    expect(retrieval.indexed).toBe(false);
+  });
+
+  it('scans exactly until the index is built', async () => {
+    const vectors = catalog(2000, 'building');
+    const { observer, paths } = recording();
+    const retrieval = new Retrieval(vectors, 1, SETTINGS, HNSW, observer);
+    const building = retrieval.maintain();
+    const query = user('building');
+    expect(Array.from(retrieval.nearest(query, 10, () => true, 2000))).toEqual(
+      exact(vectors, query, 1, 10),
+    );
+    await building;
+    retrieval.nearest(query, 10, () => true, 2000);
+    expect(paths).toEqual(['exact', 'ann']);
+  });
+
+  it('answers deletions and items set after the build, and rebuilds past the delta', async () => {
+    const vectors = catalog(2000, 'changes');
+    const { observer, paths, builds } = recording();
+    const retrieval = new Retrieval(vectors, 1, SETTINGS, HNSW, observer);
+    await retrieval.maintain();
+    const query = user('changes');
+    const before = Array.from(retrieval.nearest(query, 10, () => true, 2000));
+    // The best item is deleted; a new item points exactly along the query; another moves there.
+    vectors.clear(before[0]);
+    const along = query.map((value) => value * 10);
+    vectors.set(2000, along, 0, 1);
+    vectors.set(
+      before[5],
+      along.map((value) => value * 0.99),
+      0,
+      1,
+    );
+    const after = Array.from(retrieval.nearest(query, 10, () => true, 2001));
+    expect(after.slice(0, 2)).toEqual([2000, before[5]]);
+    expect(after).not.toContain(before[0]);
+    expect(after).toEqual(exact(vectors, query, 1, 10));
+    expect(retrieval.maintain()).toBeUndefined();
+    // Past annMaxDelta changes, an index of the current vectors replaces the first.
+    for (let row = 0; row < SETTINGS.annMaxDelta; row++)
+      vectors.set(3000 + row, user(`n${row}`), 0, 2);
+    await retrieval.maintain();
+    expect(builds.map((built) => built.rows)).toEqual([2000, 2000 + SETTINGS.annMaxDelta]);
+    expect(Array.from(retrieval.nearest(query, 10, () => true, 3100))).toEqual(
+      exact(vectors, query, 1, 10),
+    );
+    expect(paths.every((path) => path === 'ann')).toBe(true);
+  });
+
+  it('falls back to the exact scan when too few of the index candidates pass the filter', async () => {
+    const vectors = catalog(2000, 'filter');
+    const { observer, paths } = recording();
+    const retrieval = new Retrieval(vectors, 1, SETTINGS, HNSW, observer);
+    await retrieval.maintain();
+    const query = user('filter');
+    // One row in a hundred: far fewer than 10 among the index's 100 candidates.
+    const rare = (row: number) => row % 100 === 7;
+    expect(Array.from(retrieval.nearest(query, 10, rare, 2000))).toEqual(
+      exact(vectors, query, 1, 10, rare),
+    );
+    expect(paths).toEqual(['ann_fallback']);
+  });
+
+  it('stops a build when closed, and serves exactly after', async () => {
+    const vectors = catalog(3000, 'closed');
+    const { observer, paths, builds } = recording();
+    const retrieval = new Retrieval(vectors, 1, SETTINGS, HNSW, observer);
+    const building = retrieval.maintain();
+    retrieval.close();
+    await building;
+    expect(builds).toEqual([]);
+    retrieval.nearest(user('closed'), 5, () => true, 3000);
+    expect(paths).toEqual(['exact']);
+  });
+});

@@ -1,0 +1,252 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import type { RowVectors } from './row-vectors';
+import { bestFirst, dotRow, topK } from './top-k';
+
+/**
+ * Approximate nearest neighbours by inner product, over item-table rows. Built once per served
+ * version (vectors added one by one, off the request path), then only searched; the one
+ * implementation is HNSW (hnsw-index.ts), tests may build their own.
+ */
+export interface VectorIndex {
+  readonly dimension: number;
+  /** Vectors added so far. */
+  readonly size: number;
+  /** About how many bytes the index holds (vectors and graph). */
+  readonly bytes: number;
+  add(row: number, vector: Float32Array): void;
+  /** Up to `count` rows with about the largest inner product with `query`, best first. */
+  search(query: Float32Array, count: number): Int32Array;
+}
+
+/** A new empty index for up to `capacity` vectors of `dimension` values. */
+export type VectorIndexFactory = (dimension: number, capacity: number) => VectorIndex;
+
+export interface RetrievalSettings {
+  /** Below this many item vectors the exact scan serves (it is fast enough, and exact). */
+  readonly annMinItems: number;
+  /** Rows asked of the index per request (at least the count wanted), re-scored exactly. */
+  readonly annCandidates: number;
+  /** Items set or deleted since the build beyond which the index is rebuilt. */
+  readonly annMaxDelta: number;
+}
+
+/**
+ * Which path answered: `exact` (small catalog, or no index yet), `ann` (index candidates and the
+ * rows changed since its build, re-scored exactly), `ann_fallback` (the index's candidates held
+ * too few acceptable items, e.g. a narrow category filter: the exact scan answered).
+ */
+export type RetrievalPath = 'exact' | 'ann' | 'ann_fallback';
+
+export interface IndexBuilt {
+  readonly rows: number;
+  readonly buildMs: number;
+  readonly bytes: number;
+}
+
+/** What a retrieval reports: each answer's path, each finished index. */
+export interface RetrievalObserver {
+  answered(path: RetrievalPath): void;
+  built(built: IndexBuilt): void;
+  buildFailed(error: unknown): void;
+}
+
+/** An index and the rows changed since its build started (re-scored exactly per request). */
+interface BuiltIndex {
+  readonly index: VectorIndex;
+  readonly changed: ReadonlySet<number>;
+  /** The index vectors carry `bias / scale` as one more value (the query then carries 1). */
+  readonly withBias: boolean;
+}
+
+/** Longest stretch a build holds the event loop before letting requests run. */
+const BUILD_SLICE_MS = 10;
+
+/**
+ * The nearest items to a user vector for one served version: the exact scan over every row for
+ * small catalogs; above `annMinItems` an ANN index of the version's vectors, built in the
+ * background (the exact scan serves until it is ready), whose candidates are re-scored exactly.
+ * Vectors set or deleted after the build started (new and re-embedded items, deletions) are
+ * collected and scanned exactly alongside the index's candidates; past `annMaxDelta` of them an
+ * index is rebuilt in the background and replaces the old one when done.
+ */
+export class Retrieval {
+  private built: BuiltIndex | undefined;
+  private building: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly vectors: RowVectors,
+    /** The model's scale: score = scale × (user · item) + bias. */
+    private readonly scale: number,
+    private readonly settings: RetrievalSettings,
+    private readonly createIndex: VectorIndexFactory,
+    private readonly observer: RetrievalObserver,
+  ) {}
+
+  /** Whether an index serves (false: the exact scan). */
+  get indexed(): boolean {
+    return this.built !== undefined;
+  }
+
+  /** What the serving index holds (0 without one). */
+  get bytes(): number {
+    return this.built?.index.bytes ?? 0;
+  }
+
+  /**
+   * Starts a build when one is due: none yet and enough vectors, or too many changes since the
+   * last. Returns the build in progress, if any (tests and benches wait for it).
+   */
+  maintain(): Promise<void> | undefined {
+    if (this.building !== undefined || this.closed || !this.annUsable()) return this.building;
+    const due =
+      this.built === undefined
+        ? this.presentRows() >= this.settings.annMinItems
+        : this.built.changed.size > this.settings.annMaxDelta;
+    if (!due) return undefined;
+    this.building = this.build()
+      .catch((error: unknown) => {
+        this.observer.buildFailed(error);
+      })
+      .finally(() => {
+        this.building = undefined;
+      });
+    return this.building;
+  }
+
+  /** Stops a build in progress and drops the index (the version is no longer served). */
+  close(): void {
+    this.closed = true;
+    if (this.built !== undefined) this.vectors.unwatch(this.built.changed);
+    this.built = undefined;
+  }
+
+  /**
+   * Up to `count` rows with the highest model score for `user` (scale × dot + bias) among rows
+   * below `rowLimit` that have a vector and that `accept` lets through, best first.
+   */
+  nearest(
+    user: Float32Array,
+    count: number,
+    accept: (row: number) => boolean,
+    rowLimit: number,
+  ): Int32Array {
+    const { vectors } = this;
+    const d = vectors.dimension;
+    // The model score is scale * (user . item) + bias: fold the scale into the query.
+    const query = vectors.bias === undefined ? user : user.map((value) => value * this.scale);
+    const built = this.built;
+    if (built !== undefined && count > 0) {
+      const found = this.annNearest(built, user, query, count, accept);
+      if (found !== undefined) {
+        this.observer.answered('ann');
+        return found;
+      }
+    }
+    this.observer.answered(built === undefined ? 'exact' : 'ann_fallback');
+    const rows = Math.min(vectors.rows, rowLimit);
+    return topK(
+      vectors.matrix.subarray(0, rows * d),
+      d,
+      query,
+      count,
+      (row) => !vectors.has(row) || !accept(row),
+      vectors.bias,
+    ).rows;
+  }
+
+  /** The index's candidates and the changed rows, re-scored; undefined: too few accepted. */
+  private annNearest(
+    built: BuiltIndex,
+    user: Float32Array,
+    query: Float32Array,
+    count: number,
+    accept: (row: number) => boolean,
+  ): Int32Array | undefined {
+    const { vectors } = this;
+    const { matrix, bias, dimension } = vectors;
+    const wanted = Math.max(count, this.settings.annCandidates);
+    const found = built.index.search(annQuery(user, built.withBias), wanted);
+    const rows = new Int32Array(found.length + built.changed.size);
+    const scores = new Float32Array(rows.length);
+    let n = 0;
+    const consider = (row: number) => {
+      if (!vectors.has(row) || !accept(row)) return;
+      rows[n] = row;
+      scores[n] = dotRow(matrix, dimension, row, query) + (bias === undefined ? 0 : bias[row]);
+      n++;
+    };
+    for (const row of found) if (!built.changed.has(row)) consider(row);
+    for (const row of built.changed) consider(row);
+    // The index had more to give than it was asked for, and too few of these passed the filter.
+    if (n < count && found.length === wanted) return undefined;
+    const order = bestFirst(scores.subarray(0, n), rows.subarray(0, n));
+    const best = new Int32Array(Math.min(count, n));
+    for (let i = 0; i < best.length; i++) best[i] = rows[order[i]];
+    return best;
+  }
+
+  /** The index only ranks by the model's order when the scale is positive (as trained). */
+  private annUsable(): boolean {
+    return this.scale > 0;
+  }
+
+  private presentRows(): number {
+    let present = 0;
+    for (let row = 0; row < this.vectors.rows; row++) if (this.vectors.has(row)) present++;
+    return present;
+  }
+
+  /** Adds every row with a vector, yielding to requests every BUILD_SLICE_MS; then swaps in. */
+  private async build(): Promise<void> {
+    const { vectors, scale } = this;
+    const started = performance.now();
+    const changed = vectors.watch();
+    const withBias = vectors.bias !== undefined;
+    const biasOf = (row: number) => vectors.bias?.[row] ?? 0;
+    const d = vectors.dimension;
+    const rows = vectors.rows;
+    const capacity = this.presentRows();
+    const index = this.createIndex(d + (withBias ? 1 : 0), capacity);
+    const vector = new Float32Array(index.dimension);
+    let slice = performance.now();
+    try {
+      // Rows set meanwhile are in `changed` (scanned exactly), even those with no room left.
+      for (let row = 0; row < rows && index.size < capacity; row++) {
+        if (!vectors.has(row)) continue;
+        vector.set(vectors.vector(row));
+        if (withBias) vector[d] = biasOf(row) / scale;
+        index.add(row, vector);
+        if (performance.now() - slice > BUILD_SLICE_MS) {
+          await yieldToEventLoop();
+          if (this.closed) break;
+          slice = performance.now();
+        }
+      }
+    } catch (error) {
+      vectors.unwatch(changed);
+      throw error;
+    }
+    if (this.closed) {
+      vectors.unwatch(changed);
+      return;
+    }
+    const previous = this.built;
+    this.built = { index, changed, withBias };
+    if (previous !== undefined) vectors.unwatch(previous.changed);
+    this.observer.built({
+      rows: index.size,
+      buildMs: performance.now() - started,
+      bytes: index.bytes,
+    });
+  }
+}
+
+/** The user vector as the index compares: with the bias slot's 1 when the index has one. */
+function annQuery(user: Float32Array, withBias: boolean): Float32Array {
+  if (!withBias) return user;
+  const query = new Float32Array(user.length + 1);
+  query.set(user);
+  query[user.length] = 1;
+  return query;
+}
