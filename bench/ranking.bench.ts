@@ -5,25 +5,25 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import { Client } from 'pg';
 import { createClient } from 'redis';
-import { NestFactory } from '@nestjs/core';
 import { Kafka, logLevel } from 'kafkajs';
-import { AppModule } from '../src/app.module';
-import { createLogger } from '../src/common/logger';
 import { AppConfig, loadConfig } from '../src/config/config';
 import { SERVED_LOG_TOPICS } from '../src/modules/served-log/served-slate.codec';
-import { ensureDatabase, migrate } from '../src/infra/migrator';
 import { RegistryRepository } from '../src/modules/registry/registry.repository';
 import { RegistryService } from '../src/modules/registry/registry.service';
 import { ARTIFACT_STORE, ArtifactStore } from '../src/modules/registry/registry.types';
-import { TrainingCoreModule } from '../src/modules/training/training.module';
 import { TrainingRunService } from '../src/modules/training/training-run.service';
-import { TrainingService } from '../src/modules/training/training.service';
 import { generateBehaviour, generateCatalog, Random } from '../src/synthetic';
 import type { SyntheticItem } from '../src/synthetic';
-import { fakeCategoryModel } from '../test/support/fakes/category-model';
 import { createBenchApiKey } from './lib/api-key';
 import { Benchmark, progress, integerFlag } from './lib/harness';
 import { openLoop } from './lib/open-loop';
+import {
+  freshDatabase,
+  insertCatalog,
+  insertTextVectors,
+  TEXT_DIMENSION,
+  trainingContext,
+} from './lib/trained-model';
 import { RankVariant, REAL_RANKING, SKIP_RANKING } from './servers/common';
 import type { ServerReady } from './servers/common';
 
@@ -132,14 +132,7 @@ const SEED = 'bench-ranking';
 
 /** Fresh database with the catalog and behaviour (the last 7 days, so popularity is live). */
 async function seed(settings: Settings, databaseUrl: string) {
-  const admin = new URL(databaseUrl);
-  admin.pathname = '/postgres';
-  const client = new Client({ connectionString: admin.toString() });
-  await client.connect();
-  await client.query(`DROP DATABASE IF EXISTS ${DATABASE} WITH (FORCE)`);
-  await client.end();
-  await ensureDatabase(databaseUrl);
-  await migrate(databaseUrl, createLogger('warn'));
+  await freshDatabase(databaseUrl);
   const catalog = generateCatalog({ items: settings.items, seed: SEED });
   const to = new Date();
   const behaviour = generateBehaviour({
@@ -150,26 +143,10 @@ async function seed(settings: Settings, databaseUrl: string) {
     from: new Date(to.getTime() - 7 * 86_400_000),
     to,
   });
+  await insertCatalog(databaseUrl, catalog.items);
   const db = new Client({ connectionString: databaseUrl });
   await db.connect();
   try {
-    for (let i = 0; i < catalog.items.length; i += 10_000) {
-      const chunk = catalog.items.slice(i, i + 10_000);
-      await db.query(
-        `INSERT INTO items (item_id, title, description, category, tags, price, created_at, source_ts, text_hash, embed_pending)
-         SELECT u.id, u.title, u.description, u.category, '{}', u.price, u.created_at, now(), 'bench', false
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::timestamptz[])
-           AS u(id, title, description, category, price, created_at)`,
-        [
-          chunk.map((item) => item.itemId),
-          chunk.map((item) => item.title),
-          chunk.map((item) => item.description),
-          chunk.map((item) => item.category),
-          chunk.map((item) => item.price),
-          chunk.map((item) => item.createdAt),
-        ],
-      );
-    }
     for (let i = 0; i < behaviour.events.length; i += 20_000) {
       const chunk = behaviour.events.slice(i, i + 20_000);
       await db.query(
@@ -193,51 +170,6 @@ async function seed(settings: Settings, databaseUrl: string) {
   return { catalog, users: [...active], events: behaviour.events.length };
 }
 
-/** The text vectors' dimension: the production encoder's (all-MiniLM-L6-v2). */
-const TEXT_DIMENSION = 384;
-const VECTOR_CHUNK = 5000;
-
-/**
- * Text vectors for every item under the trainer's encoder id, in place of running the encoder
- * over 50,000 texts: each item's category direction plus item noise, so training has something
- * to learn. The served model's cost depends on the dimension, not on the values.
- */
-async function insertTextVectors(
-  databaseUrl: string,
-  encoderId: string,
-  items: readonly SyntheticItem[],
-): Promise<void> {
-  const { ids, matrix } = fakeCategoryModel(items, {
-    versionId: 'text',
-    dimension: TEXT_DIMENSION,
-  }).catalog;
-  const db = new Client({ connectionString: databaseUrl });
-  await db.connect();
-  try {
-    for (let start = 0; start < ids.length; start += VECTOR_CHUNK) {
-      const chunk = ids.slice(start, start + VECTOR_CHUNK);
-      await db.query(
-        `INSERT INTO item_embeddings (item_id, encoder_id, text_hash, dimension, vector)
-         SELECT u.id, $2, 'bench', $3, u.vector FROM unnest($1::text[], $4::bytea[]) AS u(id, vector)`,
-        [
-          chunk,
-          encoderId,
-          TEXT_DIMENSION,
-          chunk.map((_, i) =>
-            Buffer.from(
-              matrix.buffer,
-              matrix.byteOffset + (start + i) * TEXT_DIMENSION * 4,
-              TEXT_DIMENSION * 4,
-            ),
-          ),
-        ],
-      );
-    }
-  } finally {
-    await db.end();
-  }
-}
-
 interface TrainedVersions {
   /** Trained by a FULL training run and active. */
   readonly served: string;
@@ -259,14 +191,9 @@ async function trainServedVersion(
   config: AppConfig,
   items: readonly SyntheticItem[],
 ): Promise<TrainedVersions> {
-  const logger = createLogger('warn');
-  const app = await NestFactory.createApplicationContext(
-    AppModule.withModules(config, logger, [TrainingCoreModule]),
-    { logger: false },
-  );
+  const app = await trainingContext(config);
   try {
-    const { encoderId } = app.get(TrainingService);
-    await insertTextVectors(config.postgres.url, encoderId, items);
+    const encoderId = await insertTextVectors(app, config.postgres.url, items);
     const started = Date.now();
     const run = await app.get(TrainingRunService).run('FULL', 'bench');
     const trainSeconds = (Date.now() - started) / 1000;
