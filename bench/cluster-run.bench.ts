@@ -58,7 +58,7 @@ function parseSettings(args: readonly string[]): Settings {
     users: value('users', 1000),
     impressions: value('impressions', 40_000),
     candidates: value('candidates', 100),
-    rate: value('rate', 60),
+    rate: value('rate', 40),
     eventsRate: value('events-rate', 50),
     trainEpochs: value('train-epochs', 2),
     trainAfter: value('train-after', 10),
@@ -86,7 +86,7 @@ function ensureBuilt(): void {
 
 interface GraphqlBody<T> {
   data?: T;
-  errors?: { message: string }[];
+  errors?: { message: string; extensions?: { code?: string } }[];
 }
 
 async function graphql<T>(
@@ -204,6 +204,12 @@ async function waitForEvents(databaseUrl: string, expected: number, timeoutMs: n
   return stored;
 }
 
+interface Attempt {
+  readonly endpoint: number;
+  readonly sentMs: number;
+  readonly error: string;
+}
+
 /** One `rank` request as the client saw it; times in ms since the load started. */
 interface RequestRecord {
   readonly endpoint: number;
@@ -215,8 +221,8 @@ interface RequestRecord {
   readonly ok: boolean;
   readonly modelVersion: string | null;
   readonly error: string | null;
-  /** Refused a connection on one endpoint and sent to the other. */
-  readonly rerouted: boolean;
+  /** The first attempt, when its connection failed before any answer and it went to another endpoint. */
+  readonly retriedFrom: Attempt | null;
 }
 
 /**
@@ -247,7 +253,7 @@ function balancedLoad(options: {
     }
     return undefined;
   };
-  const send = (body: string, scheduledMs: number, endpoint: number, rerouted: boolean) =>
+  const send = (body: string, scheduledMs: number, endpoint: number, retriedFrom: Attempt | null) =>
     new Promise<void>((done) => {
       const target = new URL(options.endpoints[endpoint] ?? '');
       const sentMs = now();
@@ -259,7 +265,7 @@ function balancedLoad(options: {
           sentMs,
           doneMs,
           latencyMs: doneMs - scheduledMs,
-          rerouted,
+          retriedFrom,
           ...fields,
         });
         done();
@@ -288,19 +294,27 @@ function balancedLoad(options: {
             finish({
               ok,
               modelVersion: parsed.data?.rank.modelVersion ?? null,
-              error: ok ? null : `${String(response.statusCode)} ${JSON.stringify(parsed.errors)}`,
+              error: ok
+                ? null
+                : `${String(response.statusCode)} ${parsed.errors?.map((e) => e.extensions?.code ?? e.message).join(', ') ?? ''}`,
             });
           });
         },
       );
       request.on('error', (error: NodeJS.ErrnoException) => {
         alive[endpoint] = false;
-        const other = error.code === 'ECONNREFUSED' && !rerouted ? pick(endpoint) : undefined;
-        if (other !== undefined) {
-          void send(body, scheduledMs, other, true).then(done);
+        const code = error.code ?? error.message;
+        // Before any answer: refused, or a kept-alive connection the server had closed. Retried
+        // once elsewhere, as HTTP clients do for an idempotent request (rank only reads).
+        const retry =
+          retriedFrom === null && (code === 'ECONNREFUSED' || request.reusedSocket)
+            ? pick(endpoint)
+            : undefined;
+        if (retry !== undefined) {
+          void send(body, scheduledMs, retry, { endpoint, sentMs, error: code }).then(done);
           return;
         }
-        finish({ ok: false, modelVersion: null, error: error.code ?? error.message });
+        finish({ ok: false, modelVersion: null, error: code });
       });
       request.end(body);
     });
@@ -317,7 +331,7 @@ function balancedLoad(options: {
           options.bodies[sent % options.bodies.length] ?? '',
           sent * intervalMs,
           endpoint,
-          false,
+          null,
         );
         inFlight.add(pending);
         void pending.then(() => inFlight.delete(pending));
@@ -634,10 +648,32 @@ const benchmark: Benchmark = {
         behaviour.events.length;
       const killedIndex = 1;
       const failed = records.filter((r) => !r.ok);
-      const inFlightAtKill = (r: RequestRecord) =>
-        r.endpoint === killedIndex && r.sentMs <= killMs && r.doneMs >= killMs;
-      const allowed = failed.filter(inFlightAtKill);
-      const disallowed = failed.filter((r) => !inFlightAtKill(r));
+      // Sent to the killed process before the kill and not answered by then.
+      const inFlightAtKill = (r: Pick<RequestRecord, 'endpoint' | 'sentMs'>, doneMs: number) =>
+        r.endpoint === killedIndex && r.sentMs <= killMs && doneMs >= killMs;
+      const allowed = failed.filter((r) => inFlightAtKill(r, r.doneMs));
+      const disallowed = failed.filter((r) => !inFlightAtKill(r, r.doneMs));
+      const retried = records.filter((r) => r.retriedFrom !== null);
+      const retriedInFlight = retried.filter(
+        (r) => r.retriedFrom !== null && inFlightAtKill(r.retriedFrom, r.sentMs),
+      );
+      // One row per api, error and whether in flight at the kill: a count and its time span.
+      const groups = new Map<string, { rows: RequestRecord[]; inFlight: boolean }>();
+      for (const r of failed) {
+        const inFlight = inFlightAtKill(r, r.doneMs);
+        const key = `${String(r.endpoint)}|${r.error ?? ''}|${String(inFlight)}`;
+        const group = groups.get(key) ?? { rows: [], inFlight };
+        group.rows.push(r);
+        groups.set(key, group);
+      }
+      const failureRows = [...groups.values()].map(({ rows, inFlight }) => ({
+        api: apis[rows[0]?.endpoint ?? 0]?.name ?? '',
+        error: rows[0]?.error ?? '',
+        'in flight on the killed process at the kill': inFlight ? 'yes' : 'NO',
+        requests: rows.length,
+        'first sent s': Number((Math.min(...rows.map((r) => r.sentMs)) / 1000).toFixed(2)),
+        'last ended s': Number((Math.max(...rows.map((r) => r.doneMs)) / 1000).toFixed(2)),
+      }));
       const swapSeen = endpoints.map((_, endpoint) => {
         const mine = records.filter((r) => r.endpoint === endpoint && r.ok);
         const firstNew = mine.find((r) => r.modelVersion === second.versionId);
@@ -684,23 +720,13 @@ const benchmark: Benchmark = {
           (((swapSeen[endpoint]?.lastOldMs ?? Number.NaN) - activatedMs) / 1000).toFixed(2),
         ),
       }));
-      const rerouted = records.filter((r) => r.rerouted).length;
       const overall = latencies(records);
       return {
         title: `Cluster run: 2 api + ingest + train processes, ${settings.items.toLocaleString('en-US')} items × ${TEXT_DIMENSION}-d, ${settings.rate} rank/s + ${settings.eventsRate} events/s, ${(endMs / 1000).toFixed(0)} s`,
         rows: windows,
         tables: [
           { title: 'Per api process', rows: perApi },
-          {
-            title: 'Failed requests',
-            rows: failed.map((r) => ({
-              api: apis[r.endpoint]?.name ?? String(r.endpoint),
-              'sent s': Number((r.sentMs / 1000).toFixed(3)),
-              'ended s': Number((r.doneMs / 1000).toFixed(3)),
-              error: r.error ?? '',
-              'in flight on the killed process at the kill': inFlightAtKill(r) ? 'yes' : 'NO',
-            })),
-          },
+          { title: 'Failed requests (grouped)', rows: failureRows },
         ],
         figures: {
           settings,
@@ -709,7 +735,8 @@ const benchmark: Benchmark = {
           failed: failed.length,
           failedInFlightAtKill: allowed.length,
           failedOtherwise: disallowed.length,
-          rerouted,
+          retried: retried.length,
+          retriedInFlightAtKill: retriedInFlight.length,
           overall,
           windows,
           perApi,
@@ -729,10 +756,11 @@ const benchmark: Benchmark = {
           loadAverage1mBefore: loadBefore,
         },
         notes: [
-          `requests: ${records.length}, failed: ${failed.length} (${allowed.length} in flight on ${killed.name} when it was killed, ${disallowed.length} otherwise: ${disallowed.length === 0 ? 'only in-flight requests failed' : 'NOT only in-flight requests failed'}); ${rerouted} refused a connection on the killed process and went to the other`,
+          `requests: ${records.length}, failed: ${failed.length} (${allowed.length} in flight on ${killed.name} when it was killed, ${disallowed.length} otherwise: ${disallowed.length === 0 ? 'only in-flight requests failed' : 'NOT only in-flight requests failed'})`,
+          `retried on api-a after their connection to ${killed.name} failed before any answer: ${retried.length} (${retriedInFlight.length} of them in flight at the kill, ${retried.length - retriedInFlight.length} sent after it on a connection the dead process had held or refused); HTTP clients retry an idempotent request once when a kept-alive connection turns out closed, and rank only reads`,
           `p50/p99 over the whole run: ${overall.p50Ms.toFixed(1)} / ${overall.p99Ms.toFixed(1)} ms; through the swap (${(swapFrom / 1000).toFixed(1)}–${(swapTo / 1000).toFixed(1)} s, ${swap.requests} requests): ${swap.p50Ms.toFixed(1)} / ${swap.p99Ms.toFixed(1)} ms`,
           `training: run ${run.id} (INCREMENTAL, queued at ${(trainQueuedMs / 1000).toFixed(1)} s by trainModel on api-a, run by the train process) → version ${second.versionId}, active at ${(activatedMs / 1000).toFixed(1)} s (${second.by}); activation announced by PostgreSQL NOTIFY; swap seen = the first rank answer of each process carrying the new modelVersion`,
-          `${killed.name} SIGKILLed at ${(killMs / 1000).toFixed(1)} s; the balancer drops an endpoint on a connection error; a request refused a connection goes to the other endpoint, one that lost its connection after being sent fails`,
+          `${killed.name} SIGKILLed at ${(killMs / 1000).toFixed(1)} s; the balancer drops an endpoint on its first connection error; a request whose connection was refused or whose kept-alive connection failed before any answer goes once to the other endpoint; one that lost its connection after an answer began, or on a fresh connection, fails`,
           `events: ${produced} produced to user.events during the load, ${liveStored} stored by the ingest process by the end (+30 s grace); ${behaviour.events.length} seed events went through the same topic and ingest before the load`,
           `first version ${initial.versionId}: FULL training run queued by trainModel, run by the train process (${settings.trainEpochs} epochs), ${initial.by}; text vectors are ${TEXT_DIMENSION}-d synthetic (category direction + noise) under the trainer's encoder id`,
           `isolation: database ${DATABASE}, Redis prefix ${prefix}, Kafka topics and consumer groups prefixed ${topicPrefix}; every process is node dist/main.js <role> with NODE_ENV=production, AUTH_MODE=api-key (rank sends a read key, trainModel an ops key)`,
