@@ -1,18 +1,14 @@
 import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
+import type { INestApplicationContext } from '@nestjs/common';
 import { loadConfig } from '../../src/config/config';
 import { OnlineStateService } from '../../src/modules/ingest/online-state.service';
 import { RankingService } from '../../src/modules/ranking/ranking.service';
-import type { INestApplicationContext } from '@nestjs/common';
 import { ExperimentAssignment } from '../../src/modules/experiments/experiment-assignment.service';
 import { ExperimentService } from '../../src/modules/experiments/experiment.service';
-import { RegistryRepository } from '../../src/modules/registry/registry.repository';
-import { ARTIFACT_STORE, ArtifactStore } from '../../src/modules/registry/registry.types';
-import type { LoadedModel, ModelLoader } from '../../src/modules/serving/served-model';
+import type { InterestModel, LoadedModel } from '../../src/modules/serving/served-model';
 import { ServingService } from '../../src/modules/serving/serving.service';
-import { generateCatalog } from '../../src/synthetic';
 import { PinnedModels, startApp } from '../../test/support/app';
-import { fakeCategoryModel } from '../../test/support/fakes/category-model';
 import { ServedSlateRecorder } from '../../src/modules/served-log/served-slate.recorder';
 import {
   COMBINER_INPUTS,
@@ -22,37 +18,25 @@ import {
 import { RankVariant, SKIP_RANKING } from './common';
 import type { ServerReady } from './common';
 
+const MODEL_WAIT_MS = 300_000;
+
 /**
- * The real service (api role) for the ranking benchmark: serves the in-memory category model
- * over the seeded catalog, rebuilds the online state from the seeded PostgreSQL, then listens.
- * Env: DATABASE_URL, REDIS_URL, REDIS_KEY_PREFIX, BENCH_ITEMS, BENCH_SEED, BENCH_DIMENSION.
+ * The real service (api role) for the ranking benchmark: serves the registry's active version
+ * (a trained artifact, loaded by the production loader over the stored item vectors), rebuilds
+ * the online state from the seeded PostgreSQL, then listens.
+ * Env: DATABASE_URL, REDIS_URL, REDIS_KEY_PREFIX, KAFKA_TOPIC_PREFIX, BENCH_SECOND_VERSION (a
+ * registered candidate for the experiment variant).
  */
 async function main(): Promise<void> {
   if (process.send === undefined) throw new Error('start this server from the bench (needs IPC)');
   process.on('disconnect', () => process.exit(0));
+  const secondVersion = process.env.BENCH_SECOND_VERSION;
+  if (secondVersion === undefined) throw new Error('BENCH_SECOND_VERSION is not set');
   const config = loadConfig({ ...process.env, ROLE: 'api', PORT: '0', HOST: '127.0.0.1' });
-  const catalog = generateCatalog({
-    items: Number(process.env.BENCH_ITEMS),
-    seed: process.env.BENCH_SEED ?? 'bench',
-  });
-  const model = fakeCategoryModel(catalog.items, {
-    versionId: 'bench',
-    dimension: Number(process.env.BENCH_DIMENSION ?? 64),
-  });
-  const models = new PinnedModels({ model });
-  // The experiment's second version loads through the registry like any version: its artifact
-  // row is a placeholder, this loader turns it into the same category model with other noise.
-  const loader: ModelLoader = {
-    load: (_bytes, { id }) =>
-      Promise.resolve(
-        fakeCategoryModel(catalog.items, {
-          versionId: id,
-          dimension: model.model.dimension,
-          noise: 0.4,
-        }),
-      ),
-  };
-  const app = await startApp(config, { models, loader });
+  const models = new PinnedModels();
+  const app = await startApp(config, { models });
+  const serving = app.get(ServingService, { strict: false });
+  const trained = await activeModel(models);
   await app.get(OnlineStateService, { strict: false }).rebuild(() => undefined);
   // The bench's reference for what the ranking itself costs: `rank` answered through the same
   // HTTP + GraphQL path with the ranking skipped (candidates in their order, score 0).
@@ -72,22 +56,21 @@ async function main(): Promise<void> {
       requestId,
       degraded: [],
     });
-  const withCombiner = {
-    ...model,
-    // The same version id: users' cached interest vectors stay valid across variants.
-    model: { ...model.model, combiner: runnableCombiner(benchSpec()) },
-  };
+  // The same trained version with hand weights or a learned combiner (the same version id:
+  // users' cached interest vectors stay valid across variants).
+  const handWeights = withCombiner(trained, undefined);
+  const combined = withCombiner(trained, runnableCombiner(benchSpec()));
   const recorder = app.get(ServedSlateRecorder, { strict: false });
-  const serving = app.get(ServingService, { strict: false });
   const serve = async (loaded: LoadedModel) => {
     models.pin(loaded);
     while (serving.current().served?.model !== loaded.model) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   };
-  const experiment = await benchExperiment(app);
+  await serve(handWeights);
+  const experiment = benchExperiment(app, secondVersion);
   const variant = async ({ combiner, servedLog, experiment: running }: RankVariant) => {
-    await serve(combiner ? withCombiner : model);
+    await serve(combiner ? combined : handWeights);
     await (running ? experiment.start() : experiment.stop());
     // An own property hides the recorder's depth getter; deleting it brings the getter back.
     if (servedLog) Reflect.deleteProperty(recorder, 'depth');
@@ -105,22 +88,34 @@ async function main(): Promise<void> {
   process.send(ready);
 }
 
+/** The registry's active version once the model-swap service has loaded it. */
+async function activeModel(models: PinnedModels): Promise<LoadedModel> {
+  const started = Date.now();
+  for (;;) {
+    const loaded = models.current();
+    if (loaded !== undefined) return loaded;
+    if (Date.now() - started > MODEL_WAIT_MS) throw new Error('no active model version loaded');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** `loaded` with `combiner` in place of its own (the rest of the model shared, not copied). */
+function withCombiner(
+  loaded: LoadedModel,
+  combiner: InterestModel['combiner'] | undefined,
+): LoadedModel {
+  const model = Object.create(loaded.model, {
+    combiner: { value: combiner, enumerable: true },
+  }) as InterestModel;
+  return { ...loaded, model };
+}
+
 /**
- * A 50/50 experiment of the served version against a second one (registered with a placeholder
- * artifact the bench loader understands); `start` and `stop` return once this replica serves
- * accordingly: the assignment sees it and the second version is loaded.
+ * A 50/50 experiment of the served version against `versionId` (a registered candidate);
+ * `start` and `stop` return once this replica serves accordingly: the assignment sees it and the
+ * second version is loaded.
  */
-async function benchExperiment(app: INestApplicationContext) {
-  const registry = app.get(RegistryRepository, { strict: false });
-  const versionId = await registry.insertTrainingVersion({
-    parentId: null,
-    encoderId: 'bench',
-    triggeredBy: 'bench',
-  });
-  await app
-    .get<symbol, ArtifactStore>(ARTIFACT_STORE, { strict: false })
-    .put(versionId, Buffer.from('bench placeholder'));
-  await registry.setVersionStatus(versionId, 'candidate', null);
+function benchExperiment(app: INestApplicationContext, versionId: string) {
   const experiments = app.get(ExperimentService, { strict: false });
   const assignment = app.get(ExperimentAssignment, { strict: false });
   const serving = app.get(ServingService, { strict: false });
