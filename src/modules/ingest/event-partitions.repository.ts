@@ -69,8 +69,9 @@ export class EventPartitionsRepository {
   /**
    * Creates the partition of `day` unless it exists; returns the rows it took over from the
    * default partition, or undefined when it existed. The table is built apart and attached,
-   * which locks `events` only against other schema changes (inserts and reads go on); the
-   * default partition is locked while it is checked for (and cleared of) the day's rows.
+   * which locks `events` only against other schema changes (inserts go on); the default
+   * partition is locked exclusively while it is checked for (and cleared of) the day's rows, so
+   * reads that cover it (no upper time bound) wait for that, or it for them.
    */
   async createPartition(day: number): Promise<number | undefined> {
     const name = eventsPartitionName(day);

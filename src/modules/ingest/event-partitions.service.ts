@@ -99,21 +99,20 @@ export class EventPartitionsService implements OnApplicationBootstrap, BeforeApp
       retentionDays > 0 ? dayOf(new Date(now.getTime() - retentionDays * DAY_MS)) : -Infinity;
     const existing = new Set(await this.repository.partitionDays());
     const waitingDays = await this.repository.defaultPartitionDays();
-    const wanted = new Set<number>();
-    for (let day = today; day <= lastAhead; day++) wanted.add(day);
-    for (const { day } of waitingDays) if (day >= firstKept && day <= lastAhead) wanted.add(day);
-
     const created: string[] = [];
     let moved = 0;
-    for (const day of [...wanted].sort((a, b) => a - b)) {
-      if (existing.has(day)) continue;
+    const create = async (day: number) => {
+      if (existing.has(day)) return;
       const took = await this.repository.createPartition(day);
-      if (took === undefined) continue;
+      existing.add(day);
+      if (took === undefined) return;
       created.push(eventsPartitionName(day));
       moved += took;
-      existing.add(day);
       this.created.inc();
-    }
+    };
+    // The days ahead first: a late day's move is what can fail (a row of that day inserted into the
+    // default partition meanwhile, still uncommitted), and it must not hold up the rest.
+    for (let day = today; day <= lastAhead; day++) await create(day);
     const dropped: string[] = [];
     let expired = 0;
     if (retentionDays > 0) {
@@ -127,6 +126,9 @@ export class EventPartitionsService implements OnApplicationBootstrap, BeforeApp
       if (waitingDays.some(({ day }) => day < firstKept)) {
         expired = await this.repository.deleteDefaultBefore(firstKept);
       }
+    }
+    for (const { day } of waitingDays) {
+      if (day >= firstKept && day <= lastAhead) await create(day);
     }
     const waiting = waitingDays
       .filter(({ day }) => day >= firstKept && !existing.has(day))
