@@ -24,7 +24,8 @@ import {
   trainingContext,
 } from './lib/trained-model';
 
-const DATABASE = 'recsys_bench_cluster';
+/** Own database per run: concurrent runs must not drop each other's. */
+const DATABASE = `recsys_bench_cluster_${String(process.pid)}`;
 const SEED = 'bench-cluster';
 const ROOT = path.join(__dirname, '..');
 const STARTUP_TIMEOUT_MS = 180_000;
@@ -58,7 +59,7 @@ function parseSettings(args: readonly string[]): Settings {
     users: value('users', 1000),
     impressions: value('impressions', 40_000),
     candidates: value('candidates', 100),
-    rate: value('rate', 40),
+    rate: value('rate', 20),
     eventsRate: value('events-rate', 50),
     trainEpochs: value('train-epochs', 2),
     trainAfter: value('train-after', 10),
@@ -703,7 +704,7 @@ const benchmark: Benchmark = {
           window,
           'from s': Number((from / 1000).toFixed(1)),
           'to s': Number((until / 1000).toFixed(1)),
-          requests: measured.requests,
+          answered: measured.requests,
           'p50 ms': measured.p50Ms,
           'p99 ms': measured.p99Ms,
           'max ms': measured.maxMs,

@@ -43,6 +43,8 @@ interface Settings {
   readonly uncachedShare: number;
   /** Epochs of the training run that makes the served version (short: its shape is what counts). */
   readonly trainEpochs: number;
+  /** Most events that training reads (TRAIN_MAX_EVENTS): a small set keeps the run short. */
+  readonly trainEvents: number;
   readonly warmupSeconds: number;
   readonly measureSeconds: number;
   readonly connections: number;
@@ -76,6 +78,7 @@ function parseSettings(args: readonly string[]): Settings {
     candidates: value('candidates', 100),
     uncachedShare: fractionFlag(args, 'uncached-share', 0.2),
     trainEpochs: integerFlag(args, 'train-epochs', 2, 1),
+    trainEvents: integerFlag(args, 'train-events', 50_000, 1),
     warmupSeconds: value('warmup', 5),
     measureSeconds: value('measure', 10),
     connections: value('connections', 32),
@@ -394,6 +397,7 @@ const benchmark: Benchmark = {
         KAFKA_TOPIC_PREFIX: topicPrefix,
         LOG_LEVEL: 'warn',
         TRAIN_EPOCHS: String(settings.trainEpochs),
+        TRAIN_MAX_EVENTS: String(settings.trainEvents),
       }),
       catalog.items,
     );
@@ -616,7 +620,7 @@ const benchmark: Benchmark = {
           `the ranking's share of a rank request (server CPU per request, rank vs ranking skipped at the same rate, median of ${settings.halfRateRuns} runs: ${rankingShares.map(percent).join(' ')}): ${percent(rankingShare)} (target <= 35 %: ${rankingShare <= 0.35 ? 'met' : 'NOT met'}); from saturated throughput (1 - rank / skipped req/s): ${percent(throughputShare)}`,
           `ratio rank/trivial requests/s: ${ratio.toFixed(2)}; reference (ranking skipped) / trivial: ${skippedRatio.toFixed(2)}`,
           ...variantTables.notes,
-          `Model: version ${trained.served}, trained by a FULL training run (${settings.trainEpochs} epochs, ${trained.trainSeconds.toFixed(0)} s, gate: ${trained.outcome}) on the seeded events over ${TEXT_DIMENSION}-d text vectors (category direction + noise, under the trainer's encoder id), artifact ${(trained.artifactBytes / 1e6).toFixed(1)} MB in the artifact store, active in the registry; the server loads it like any api replica (item tower over the catalog). Online state rebuilt in Redis from ${events.toLocaleString('en-US')} events of ${settings.users} users.`,
+          `Model: version ${trained.served}, trained by a FULL training run (${settings.trainEpochs} epochs on at most ${settings.trainEvents.toLocaleString('en-US')} events, ${trained.trainSeconds.toFixed(0)} s, gate: ${trained.outcome}) on the seeded events over ${TEXT_DIMENSION}-d text vectors (category direction + noise, under the trainer's encoder id), artifact ${(trained.artifactBytes / 1e6).toFixed(1)} MB in the artifact store, active in the registry; the server loads it like any api replica (item tower over the catalog). Online state rebuilt in Redis from ${events.toLocaleString('en-US')} events of ${settings.users} users.`,
           `Users: ${order.length} users with clicks, round-robin; ${uncached.length} of them (${percent(uncached.length / order.length)}, --uncached-share) have their cached interest vector unlinked from Redis every ${EVICT_INTERVAL_MS} ms by the bench, so each of their requests runs the user tower (attention over the history) and writes the cache, as a user new to the served version does; "cache miss share" is the server's ranking_cache_requests_total over the window.`,
           "Server in a child process (api role, NODE_ENV=production and the image's NODE_OPTIONS=--max-semi-space-size=64 (inherited from npm run bench), log level warn, AUTH_MODE=api-key: every request sends a read key; `health` needs none); the load generators in the bench process on the same cores.",
           `Half rate: requests evenly spaced (open loop), ${settings.variantWarmupSeconds} s at that rate discarded first, latency from each one's scheduled send time.`,
