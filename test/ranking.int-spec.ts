@@ -69,486 +69,464 @@ const textVectors = (loaded: LoadedModel) => ({
 
 describe.each(REDIS_MODES)(
   'ranking on the real stack (api + ingest in one app, $mode Redis)',
-  ({ mode, env }) => {
-    /** What does not touch Redis is checked once, with standalone Redis. */
-    const itOnce = (name: string, fn: jest.ProvidesCallback, timeout?: number) => {
-      if (mode === 'standalone') it(name, fn, timeout);
+  rankingOnTheRealStack,
+);
+
+function rankingOnTheRealStack({ env }: (typeof REDIS_MODES)[number]): void {
+  let context: TestContext;
+  let app: NestFastifyApplication;
+  const models = new PinnedModels({ model: model() });
+
+  const rank = async (variables: Record<string, unknown>) => rankCall(app, variables);
+
+  beforeAll(async () => {
+    context = await createTestContext({ RANK_TIMEOUT_MS: '1500', ...env });
+    await context.createTopics(Object.values(TOPICS).map((name) => ({ name })));
+    await insertItems(context.config.postgres.url, itemRows);
+    app = await startApp(context.config, { role: 'all', models });
+  });
+  afterAll(async () => {
+    await app.close();
+    await context.cleanup();
+  });
+
+  it("ranks a one-category clicker's unseen items of that category first; parts sum to score", async () => {
+    const clicked = byCategory(CAT_A).slice(0, 8);
+    await produceRaw(context.config, TOPICS.events, clicks('u-cat', clicked));
+    const unseenA = byCategory(CAT_A).slice(8, 16);
+    const others = [...byCategory(CAT_B).slice(0, 10), ...byCategory(CAT_C).slice(0, 10)];
+    const pool = [...others.slice(0, 10), ...unseenA, ...others.slice(10)];
+    let result: RankResultView | undefined;
+    await eventually(
+      async () => {
+        result = (await rank({ userId: 'u-cat', candidates: candidates(pool) })).data?.rank;
+        return result?.degraded.length === 0;
+      },
+      30_000,
+      { what: 'ingested clicks' },
+    );
+    if (result === undefined) throw new Error('no result');
+    expect(result.modelVersion).toBe('7');
+    expect(result.items.map((item) => item.rank)).toEqual(pool.map((_, i) => i + 1));
+    const top = result.items.slice(0, unseenA.length).map((item) => categoryOf.get(item.itemId));
+    expect(top).toEqual(unseenA.map(() => CAT_A));
+    expect(result.items[0]?.parts.map((part) => part.name)).toEqual([
+      'model',
+      'popularity',
+      'ctr',
+      'recency',
+      'price',
+      'boost',
+    ]);
+    expectPartsSumToScore(result);
+
+    const recommended = await recommendCall(app, {
+      userId: 'u-cat',
+      first: 5,
+      exclude: [unseenA[0]?.itemId],
+    });
+    const ids = recommended.data?.recommend.items.map((item) => item.itemId) ?? [];
+    expect(ids).toHaveLength(5);
+    expect(ids.map((id) => categoryOf.get(id))).toEqual(ids.map(() => CAT_A));
+    const excluded = new Set([...clicked.map((item) => item.itemId), unseenA[0]?.itemId]);
+    expect(ids.filter((id) => excluded.has(id))).toEqual([]);
+  });
+
+  it('reflects a click published to user.events in the next ranking within a second', async () => {
+    await produceRaw(
+      context.config,
+      TOPICS.events,
+      clicks('u-fresh', byCategory(CAT_B).slice(0, 6)),
+    );
+    const pool = [...byCategory(CAT_B).slice(6, 12), ...byCategory(CAT_C).slice(10, 16)];
+    const topCategory = async () => {
+      const result = (await rank({ userId: 'u-fresh', candidates: candidates(pool) })).data?.rank;
+      return categoryOf.get(result?.items[0]?.itemId ?? '');
     };
-    let context: TestContext;
-    let app: NestFastifyApplication;
-    const models = new PinnedModels({ model: model() });
+    await eventually(async () => (await topCategory()) === CAT_B, 30_000, { what: 'first clicks' });
+    // Many recent clicks on the other category move the interest vector over.
+    const sent = Date.now();
+    await produceRaw(
+      context.config,
+      TOPICS.events,
+      clicks('u-fresh', byCategory(CAT_C).slice(0, 10), Date.now() + 1000),
+    );
+    let elapsed = Number.POSITIVE_INFINITY;
+    for (;;) {
+      if ((await topCategory()) === CAT_C) {
+        elapsed = Date.now() - sent;
+        break;
+      }
+      if (Date.now() - sent > 10_000) break;
+      await sleep(20);
+    }
+    expect(elapsed).toBeLessThan(1000);
+  });
 
-    const rank = async (variables: Record<string, unknown>) => rankCall(app, variables);
+  it("raises an item's popularity part within a second of clicks on it (the replica's copy)", async () => {
+    const item = byCategory(catalog.categories[4])[0];
+    const popularityOf = async () => {
+      const result = await rank({ userId: 'u-pop', candidates: candidates([item]) });
+      const parts = result.data?.rank.items[0]?.parts ?? [];
+      return parts.find((part) => part.name === 'popularity')?.value ?? Number.NaN;
+    };
+    const before = await popularityOf();
+    const sent = Date.now();
+    await produceRaw(
+      context.config,
+      TOPICS.events,
+      ['p-1', 'p-2', 'p-3'].flatMap((userId) => clicks(userId, [item])),
+    );
+    let elapsed = Number.POSITIVE_INFINITY;
+    while (Date.now() - sent < 10_000) {
+      if ((await popularityOf()) > before) {
+        elapsed = Date.now() - sent;
+        break;
+      }
+      await sleep(20);
+    }
+    expect(elapsed).toBeLessThan(1000);
+  });
 
-    beforeAll(async () => {
-      context = await createTestContext({ RANK_TIMEOUT_MS: '1500', ...env });
-      await context.createTopics(Object.values(TOPICS).map((name) => ({ name })));
-      await insertItems(context.config.postgres.url, itemRows);
-      app = await startApp(context.config, { role: 'all', models });
+  it('serves unknown users by popularity prior and unknown items by text or prior', async () => {
+    const cold = await rank({
+      userId: 'never-seen',
+      candidates: candidates(byCategory(CAT_A).slice(0, 3)),
     });
-    afterAll(async () => {
-      await app.close();
-      await context.cleanup();
-    });
+    expect(cold.data?.rank.degraded).toEqual(['cold_user']);
+    expect(cold.data?.rank.items.every((item) => item.parts[0]?.name === 'prior')).toBe(true);
 
-    it("ranks a one-category clicker's unseen items of that category first; parts sum to score", async () => {
-      const clicked = byCategory(CAT_A).slice(0, 8);
-      await produceRaw(context.config, TOPICS.events, clicks('u-cat', clicked));
-      const unseenA = byCategory(CAT_A).slice(8, 16);
-      const others = [...byCategory(CAT_B).slice(0, 10), ...byCategory(CAT_C).slice(0, 10)];
-      const pool = [...others.slice(0, 10), ...unseenA, ...others.slice(10)];
+    const mixed = await rank({
+      userId: 'u-cat',
+      candidates: [
+        { itemId: 'new-with-text', text: `A brand new thing for ${CAT_A} fans` },
+        { itemId: 'new-without-text' },
+        { itemId: byCategory(CAT_B)[15]?.itemId },
+      ],
+    });
+    const parts = new Map(
+      mixed.data?.rank.items.map((item) => [item.itemId, item.parts[0]?.name]) ?? [],
+    );
+    expect(parts.get('new-with-text')).toBe('model');
+    expect(parts.get('new-without-text')).toBe('prior');
+    expect(mixed.data?.rank.items[0]?.itemId).toBe('new-with-text');
+  });
+
+  it('ranks without the model part and says so when no model is served', async () => {
+    models.pin(undefined);
+    try {
+      const result = await rank({
+        userId: 'u-cat',
+        candidates: candidates(byCategory(CAT_A).slice(0, 4)),
+      });
+      expect(result.data?.rank.modelVersion).toBeNull();
+      expect(result.data?.rank.degraded).toEqual(['no_model']);
+      const names = result.data?.rank.items.flatMap((item) => item.parts.map((part) => part.name));
+      expect(names).not.toContain('model');
+      expectPartsSumToScore(
+        result.data?.rank ?? { items: [], modelVersion: null, requestId: '', degraded: [] },
+      );
+    } finally {
+      models.pin(model());
+    }
+  });
+
+  it('merges caller features and ops-edited profiles (boosts) into the parts', async () => {
+    const upsert = await graphql(
+      app,
+      `
+        mutation ($p: RankingProfileInput!) {
+          upsertRankingProfile(profile: $p) {
+            name
+            weights {
+              feature
+              weight
+            }
+          }
+        }
+      `,
+      {
+        p: {
+          name: 'promo',
+          weights: [
+            { feature: 'model', weight: 1 },
+            { feature: 'boost', weight: 1 },
+            { feature: 'popularity', weight: 0 },
+            { feature: 'feature:margin', weight: 2 },
+          ],
+          boosts: [{ category: CAT_C, value: 10 }],
+        },
+      },
+    );
+    expect(upsert.errors).toBeUndefined();
+    const listed = (await graphql(app, '{ rankingProfiles { name } }')).data as
+      { rankingProfiles: { name: string }[] } | undefined;
+    expect(listed?.rankingProfiles.map((p) => p.name).sort()).toEqual(['default', 'promo']);
+    const pool = [byCategory(CAT_A).at(-1), byCategory(CAT_C).at(-1)].map((item) => ({
+      itemId: item?.itemId,
+      features: [{ name: 'margin', value: 0.25 }],
+    }));
+    const result = await rank({ userId: 'u-cat', candidates: pool, profile: 'promo' });
+    const first = result.data?.rank.items[0];
+    expect(categoryOf.get(first?.itemId ?? '')).toBe(CAT_C);
+    expect(first?.parts).toEqual(
+      expect.arrayContaining([
+        { name: 'boost', value: 10, weight: 1 },
+        { name: 'feature:margin', value: 0.25, weight: 2 },
+        expect.objectContaining({ name: 'popularity', weight: 0 }),
+        // A built-in feature the profile does not name takes its default weight.
+        expect.objectContaining({ name: 'ctr', weight: 0.5 }),
+      ]),
+    );
+    expectPartsSumToScore(
+      result.data?.rank ?? { items: [], modelVersion: null, requestId: '', degraded: [] },
+    );
+  });
+
+  it.each<[string, Record<string, unknown>, string]>([
+    [
+      'too many candidates',
+      { userId: 'u', candidates: Array.from({ length: 1001 }, (_, i) => ({ itemId: `c${i}` })) },
+      'candidates',
+    ],
+    [
+      'duplicate ids',
+      { userId: 'u', candidates: [{ itemId: 'a' }, { itemId: 'a' }] },
+      'candidates[1].itemId',
+    ],
+    [
+      'an unknown profile',
+      { userId: 'u', candidates: [{ itemId: 'a' }], profile: 'nope' },
+      'profile',
+    ],
+    ['an empty user id', { userId: '', candidates: [{ itemId: 'a' }] }, 'userId'],
+    [
+      'a duplicate feature',
+      {
+        userId: 'u',
+        candidates: [
+          {
+            itemId: 'a',
+            features: [
+              { name: 'f', value: 1 },
+              { name: 'f', value: 2 },
+            ],
+          },
+        ],
+      },
+      'candidates[0].features[1].name',
+    ],
+  ])('rejects %s with BAD_USER_INPUT naming the field', async (_, variables, field) => {
+    const result = await rank(variables);
+    expect(result.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field });
+  });
+
+  it('rejects a bad `first` for recommend', async () => {
+    const result = await recommendCall(app, { userId: 'u', first: 0 });
+    expect(result.errors?.[0]?.extensions).toMatchObject({
+      code: 'BAD_USER_INPUT',
+      field: 'first',
+    });
+  });
+
+  it('limits query depth, aliases and complexity', async () => {
+    const deep = await graphql(
+      app,
+      '{ a: __schema { types { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } } } } }',
+    );
+    expect(deep.status).toBe(400);
+    expect(deep.errors?.[0]?.extensions.code).toBe('BAD_USER_INPUT');
+    const aliases = Array.from({ length: 21 }, (_, i) => `h${i}: health { status }`).join(' ');
+    const many = await graphql(app, `{ ${aliases} }`);
+    expect(many.errors?.[0]).toMatchObject({
+      message: 'Query uses more than 20 aliases',
+      extensions: { code: 'BAD_USER_INPUT' },
+    });
+    const fields = Array.from(
+      { length: 300 },
+      () => 'status checks { name ok latencyMs error }',
+    ).join(' ');
+    const wide = await graphql(app, `{ health { ${fields} } }`);
+    expect(wide.errors?.[0]).toMatchObject({
+      message: 'Query complexity exceeds the limit of 500 fields',
+      extensions: { code: 'BAD_USER_INPUT' },
+    });
+  });
+
+  it('times out with a TIMEOUT error when a stage hangs', async () => {
+    const loaded = model('hang');
+    const hanging: LoadedModel = {
+      ...loaded,
+      model: { ...loaded.model, encodeItems: () => new Promise(() => undefined) },
+    };
+    models.pin(hanging);
+    try {
+      const started = Date.now();
+      const result = await rank({
+        userId: 'u-cat',
+        candidates: [{ itemId: 'x', text: 'anything' }],
+      });
+      expect(result.errors?.[0]?.extensions.code).toBe('TIMEOUT');
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      models.pin(model());
+    }
+  });
+
+  it("serves the registry's activated interest model and reports its version id", async () => {
+    // The category model's vectors stand in for the encoder's text vectors of the catalog; an
+    // untrained interest model's item tower is the identity, so its ranking stays checkable.
+    const encoderId = 'test-category-encoder:32';
+    const texts = textVectors(model());
+    await insertItemVectors(context.config.postgres.url, encoderId, texts);
+    const versionId = await activateUntrainedModel(app, encoderId, texts.dimension);
+
+    models.unpin();
+    try {
+      const unseenA = byCategory(CAT_A).slice(16, 20);
+      const pool = [...byCategory(CAT_B).slice(16, 20), ...unseenA];
       let result: RankResultView | undefined;
       await eventually(
         async () => {
           result = (await rank({ userId: 'u-cat', candidates: candidates(pool) })).data?.rank;
-          return result?.degraded.length === 0;
+          return result?.modelVersion === versionId;
         },
-        30_000,
-        { what: 'ingested clicks' },
+        15_000,
+        { what: 'activated version served' },
       );
-      if (result === undefined) throw new Error('no result');
-      expect(result.modelVersion).toBe('7');
-      expect(result.items.map((item) => item.rank)).toEqual(pool.map((_, i) => i + 1));
-      const top = result.items.slice(0, unseenA.length).map((item) => categoryOf.get(item.itemId));
+      expect(result?.degraded).toEqual([]);
+      expect(result?.items.every((item) => item.parts[0]?.name === 'model')).toBe(true);
+      const top = result?.items.slice(0, unseenA.length).map((item) => categoryOf.get(item.itemId));
       expect(top).toEqual(unseenA.map(() => CAT_A));
-      expect(result.items[0]?.parts.map((part) => part.name)).toEqual([
-        'model',
-        'popularity',
-        'ctr',
-        'recency',
-        'price',
-        'boost',
-      ]);
-      expectPartsSumToScore(result);
+    } finally {
+      models.pin(model());
+    }
+  });
 
-      const recommended = await recommendCall(app, {
-        userId: 'u-cat',
-        first: 5,
-        exclude: [unseenA[0]?.itemId],
-      });
-      const ids = recommended.data?.recommend.items.map((item) => item.itemId) ?? [];
-      expect(ids).toHaveLength(5);
-      expect(ids.map((id) => categoryOf.get(id))).toEqual(ids.map(() => CAT_A));
-      const excluded = new Set([...clicked.map((item) => item.itemId), unseenA[0]?.itemId]);
-      expect(ids.filter((id) => excluded.has(id))).toEqual([]);
-    });
-
-    it('reflects a click published to user.events in the next ranking within a second', async () => {
-      await produceRaw(
-        context.config,
-        TOPICS.events,
-        clicks('u-fresh', byCategory(CAT_B).slice(0, 6)),
-      );
-      const pool = [...byCategory(CAT_B).slice(6, 12), ...byCategory(CAT_C).slice(10, 16)];
-      const topCategory = async () => {
-        const result = (await rank({ userId: 'u-fresh', candidates: candidates(pool) })).data?.rank;
-        return categoryOf.get(result?.items[0]?.itemId ?? '');
+  it('scores items embedded after the swap within seconds: new items, deletions, text changes', async () => {
+    // The version activated by the test above stays active; serve it instead of the pinned one.
+    const encoderId = 'test-category-encoder:32';
+    const active = await app.get(RegistryService).activeVersion();
+    if (active === null) throw new Error('no active version');
+    models.unpin();
+    try {
+      const url = context.config.postgres.url;
+      const reference = model();
+      const vectorOf = (itemId: string) => {
+        const row = reference.catalog.ids.indexOf(itemId);
+        const d = reference.model.dimension;
+        return reference.catalog.matrix.slice(row * d, (row + 1) * d);
       };
-      await eventually(async () => (await topCategory()) === CAT_B, 30_000, {
-        what: 'first clicks',
-      });
-      // Many recent clicks on the other category move the interest vector over.
-      const sent = Date.now();
-      await produceRaw(
-        context.config,
-        TOPICS.events,
-        clicks('u-fresh', byCategory(CAT_C).slice(0, 10), Date.now() + 1000),
+      // Three new items whose text vectors point where category A's items point.
+      const fresh = byCategory(CAT_A)
+        .slice(0, 3)
+        .map((item, i) => ({ itemId: `fresh-${i}`, like: item.itemId }));
+      const others = byCategory(CAT_B).slice(0, 6);
+      await insertItems(
+        url,
+        fresh.map((item) => ({ itemId: item.itemId, title: 'new', category: CAT_A })),
       );
-      let elapsed = Number.POSITIVE_INFINITY;
-      for (;;) {
-        if ((await topCategory()) === CAT_C) {
-          elapsed = Date.now() - sent;
-          break;
-        }
-        if (Date.now() - sent > 10_000) break;
-        await sleep(20);
-      }
-      expect(elapsed).toBeLessThan(1000);
-    });
-
-    it("raises an item's popularity part within a second of clicks on it (the replica's copy)", async () => {
-      const item = byCategory(catalog.categories[4])[0];
-      const popularityOf = async () => {
-        const result = await rank({ userId: 'u-pop', candidates: candidates([item]) });
-        const parts = result.data?.rank.items[0]?.parts ?? [];
-        return parts.find((part) => part.name === 'popularity')?.value ?? Number.NaN;
-      };
-      const before = await popularityOf();
-      const sent = Date.now();
-      await produceRaw(
-        context.config,
-        TOPICS.events,
-        ['p-1', 'p-2', 'p-3'].flatMap((userId) => clicks(userId, [item])),
-      );
-      let elapsed = Number.POSITIVE_INFINITY;
-      while (Date.now() - sent < 10_000) {
-        if ((await popularityOf()) > before) {
-          elapsed = Date.now() - sent;
-          break;
-        }
-        await sleep(20);
-      }
-      expect(elapsed).toBeLessThan(1000);
-    });
-
-    it('serves unknown users by popularity prior and unknown items by text or prior', async () => {
-      const cold = await rank({
-        userId: 'never-seen',
-        candidates: candidates(byCategory(CAT_A).slice(0, 3)),
+      const stored = Date.now();
+      await insertItemVectors(url, encoderId, {
+        ids: fresh.map((item) => item.itemId),
+        dimension: reference.model.dimension,
+        matrix: Float32Array.from(fresh.flatMap((item) => Array.from(vectorOf(item.like)))),
       });
-      expect(cold.data?.rank.degraded).toEqual(['cold_user']);
-      expect(cold.data?.rank.items.every((item) => item.parts[0]?.name === 'prior')).toBe(true);
-
-      const mixed = await rank({
-        userId: 'u-cat',
-        candidates: [
-          { itemId: 'new-with-text', text: `A brand new thing for ${CAT_A} fans` },
-          { itemId: 'new-without-text' },
-          { itemId: byCategory(CAT_B)[15]?.itemId },
-        ],
-      });
-      const parts = new Map(
-        mixed.data?.rank.items.map((item) => [item.itemId, item.parts[0]?.name]) ?? [],
-      );
-      expect(parts.get('new-with-text')).toBe('model');
-      expect(parts.get('new-without-text')).toBe('prior');
-      expect(mixed.data?.rank.items[0]?.itemId).toBe('new-with-text');
-    });
-
-    itOnce('ranks without the model part and says so when no model is served', async () => {
-      models.pin(undefined);
-      try {
-        const result = await rank({
-          userId: 'u-cat',
-          candidates: candidates(byCategory(CAT_A).slice(0, 4)),
-        });
-        expect(result.data?.rank.modelVersion).toBeNull();
-        expect(result.data?.rank.degraded).toEqual(['no_model']);
-        const names = result.data?.rank.items.flatMap((item) =>
-          item.parts.map((part) => part.name),
-        );
-        expect(names).not.toContain('model');
-        expectPartsSumToScore(
-          result.data?.rank ?? { items: [], modelVersion: null, requestId: '', degraded: [] },
-        );
-      } finally {
-        models.pin(model());
-      }
-    });
-
-    itOnce('merges caller features and ops-edited profiles (boosts) into the parts', async () => {
-      const upsert = await graphql(
-        app,
-        `
-          mutation ($p: RankingProfileInput!) {
-            upsertRankingProfile(profile: $p) {
-              name
-              weights {
-                feature
-                weight
-              }
-            }
-          }
-        `,
+      // Candidates given by id only: the new items get model scores, and rank first for a user
+      // who likes category A.
+      const pool = [...others, ...fresh].map((item) => ({ itemId: item.itemId }));
+      const scored = await eventually(
+        async () => (await rank({ userId: 'u-cat', candidates: pool })).data?.rank,
+        5000,
         {
-          p: {
-            name: 'promo',
-            weights: [
-              { feature: 'model', weight: 1 },
-              { feature: 'boost', weight: 1 },
-              { feature: 'popularity', weight: 0 },
-              { feature: 'feature:margin', weight: 2 },
-            ],
-            boosts: [{ category: CAT_C, value: 10 }],
-          },
+          what: 'the new items model-scored',
+          until: (result) =>
+            result?.modelVersion === active.id &&
+            result.items.find((item) => item.itemId === 'fresh-0')?.parts[0]?.name === 'model',
+          intervalMs: 50,
         },
       );
-      expect(upsert.errors).toBeUndefined();
-      const listed = (await graphql(app, '{ rankingProfiles { name } }')).data as
-        { rankingProfiles: { name: string }[] } | undefined;
-      expect(listed?.rankingProfiles.map((p) => p.name).sort()).toEqual(['default', 'promo']);
-      const pool = [byCategory(CAT_A).at(-1), byCategory(CAT_C).at(-1)].map((item) => ({
-        itemId: item?.itemId,
-        features: [{ name: 'margin', value: 0.25 }],
-      }));
-      const result = await rank({ userId: 'u-cat', candidates: pool, profile: 'promo' });
-      const first = result.data?.rank.items[0];
-      expect(categoryOf.get(first?.itemId ?? '')).toBe(CAT_C);
-      expect(first?.parts).toEqual(
-        expect.arrayContaining([
-          { name: 'boost', value: 10, weight: 1 },
-          { name: 'feature:margin', value: 0.25, weight: 2 },
-          expect.objectContaining({ name: 'popularity', weight: 0 }),
-          // A built-in feature the profile does not name takes its default weight.
-          expect.objectContaining({ name: 'ctr', weight: 0.5 }),
-        ]),
+      expect(scored.at - stored).toBeLessThan(5000);
+      expect(
+        scored.value?.items
+          .slice(0, fresh.length)
+          .map((item) => item.itemId)
+          .sort(),
+      ).toEqual(fresh.map((item) => item.itemId));
+
+      // A user whose only clicks are on new items is not cold: the model knows them now.
+      await produceRaw(
+        context.config,
+        TOPICS.events,
+        fresh.slice(0, 2).flatMap((item, i) =>
+          eventMessage(
+            userEvent({
+              userId: 'u-new-items',
+              itemId: item.itemId,
+              type: 'click',
+              timestamp: new Date(Date.now() + i).toISOString(),
+            }),
+          ),
+        ),
       );
-      expectPartsSumToScore(
-        result.data?.rank ?? { items: [], modelVersion: null, requestId: '', degraded: [] },
+      const unseen = [...others, ...byCategory(CAT_A).slice(3, 6)];
+      const fan = await eventually(
+        async () =>
+          (await rank({ userId: 'u-new-items', candidates: candidates(unseen) })).data?.rank,
+        15_000,
+        { what: 'clicks on new items ingested', until: (result) => result?.degraded.length === 0 },
       );
-    });
+      expect(fan.value?.items.slice(0, 3).map((item) => categoryOf.get(item.itemId))).toEqual([
+        CAT_A,
+        CAT_A,
+        CAT_A,
+      ]);
 
-    if (mode === 'standalone') {
-      it.each<[string, Record<string, unknown>, string]>([
-        [
-          'too many candidates',
-          {
-            userId: 'u',
-            candidates: Array.from({ length: 1001 }, (_, i) => ({ itemId: `c${i}` })),
-          },
-          'candidates',
-        ],
-        [
-          'duplicate ids',
-          { userId: 'u', candidates: [{ itemId: 'a' }, { itemId: 'a' }] },
-          'candidates[1].itemId',
-        ],
-        [
-          'an unknown profile',
-          { userId: 'u', candidates: [{ itemId: 'a' }], profile: 'nope' },
-          'profile',
-        ],
-        ['an empty user id', { userId: '', candidates: [{ itemId: 'a' }] }, 'userId'],
-        [
-          'a duplicate feature',
-          {
-            userId: 'u',
-            candidates: [
-              {
-                itemId: 'a',
-                features: [
-                  { name: 'f', value: 1 },
-                  { name: 'f', value: 2 },
-                ],
-              },
-            ],
-          },
-          'candidates[0].features[1].name',
-        ],
-      ])('rejects %s with BAD_USER_INPUT naming the field', async (_, variables, field) => {
-        const result = await rank(variables);
-        expect(result.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field });
-      });
-    }
-
-    itOnce('rejects a bad `first` for recommend', async () => {
-      const result = await recommendCall(app, { userId: 'u', first: 0 });
-      expect(result.errors?.[0]?.extensions).toMatchObject({
-        code: 'BAD_USER_INPUT',
-        field: 'first',
-      });
-    });
-
-    itOnce('limits query depth, aliases and complexity', async () => {
-      const deep = await graphql(
-        app,
-        '{ a: __schema { types { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } } } } }',
-      );
-      expect(deep.status).toBe(400);
-      expect(deep.errors?.[0]?.extensions.code).toBe('BAD_USER_INPUT');
-      const aliases = Array.from({ length: 21 }, (_, i) => `h${i}: health { status }`).join(' ');
-      const many = await graphql(app, `{ ${aliases} }`);
-      expect(many.errors?.[0]).toMatchObject({
-        message: 'Query uses more than 20 aliases',
-        extensions: { code: 'BAD_USER_INPUT' },
-      });
-      const fields = Array.from(
-        { length: 300 },
-        () => 'status checks { name ok latencyMs error }',
-      ).join(' ');
-      const wide = await graphql(app, `{ health { ${fields} } }`);
-      expect(wide.errors?.[0]).toMatchObject({
-        message: 'Query complexity exceeds the limit of 500 fields',
-        extensions: { code: 'BAD_USER_INPUT' },
-      });
-    });
-
-    itOnce('times out with a TIMEOUT error when a stage hangs', async () => {
-      const loaded = model('hang');
-      const hanging: LoadedModel = {
-        ...loaded,
-        model: { ...loaded.model, encodeItems: () => new Promise(() => undefined) },
-      };
-      models.pin(hanging);
-      try {
-        const started = Date.now();
-        const result = await rank({
-          userId: 'u-cat',
-          candidates: [{ itemId: 'x', text: 'anything' }],
-        });
-        expect(result.errors?.[0]?.extensions.code).toBe('TIMEOUT');
-        expect(Date.now() - started).toBeLessThan(5000);
-      } finally {
-        models.pin(model());
-      }
-    });
-
-    itOnce(
-      "serves the registry's activated interest model and reports its version id",
-      async () => {
-        // The category model's vectors stand in for the encoder's text vectors of the catalog; an
-        // untrained interest model's item tower is the identity, so its ranking stays checkable.
-        const encoderId = 'test-category-encoder:32';
-        const texts = textVectors(model());
-        await insertItemVectors(context.config.postgres.url, encoderId, texts);
-        const versionId = await activateUntrainedModel(app, encoderId, texts.dimension);
-
-        models.unpin();
-        try {
-          const unseenA = byCategory(CAT_A).slice(16, 20);
-          const pool = [...byCategory(CAT_B).slice(16, 20), ...unseenA];
-          let result: RankResultView | undefined;
-          await eventually(
-            async () => {
-              result = (await rank({ userId: 'u-cat', candidates: candidates(pool) })).data?.rank;
-              return result?.modelVersion === versionId;
-            },
-            15_000,
-            { what: 'activated version served' },
-          );
-          expect(result?.degraded).toEqual([]);
-          expect(result?.items.every((item) => item.parts[0]?.name === 'model')).toBe(true);
-          const top = result?.items
-            .slice(0, unseenA.length)
-            .map((item) => categoryOf.get(item.itemId));
-          expect(top).toEqual(unseenA.map(() => CAT_A));
-        } finally {
-          models.pin(model());
-        }
-      },
-    );
-
-    itOnce(
-      'scores items embedded after the swap within seconds: new items, deletions, text changes',
-      async () => {
-        // The version activated by the test above stays active; serve it instead of the pinned one.
-        const encoderId = 'test-category-encoder:32';
-        const active = await app.get(RegistryService).activeVersion();
-        if (active === null) throw new Error('no active version');
-        models.unpin();
-        try {
-          const url = context.config.postgres.url;
-          const reference = model();
-          const vectorOf = (itemId: string) => {
-            const row = reference.catalog.ids.indexOf(itemId);
-            const d = reference.model.dimension;
-            return reference.catalog.matrix.slice(row * d, (row + 1) * d);
-          };
-          // Three new items whose text vectors point where category A's items point.
-          const fresh = byCategory(CAT_A)
-            .slice(0, 3)
-            .map((item, i) => ({ itemId: `fresh-${i}`, like: item.itemId }));
-          const others = byCategory(CAT_B).slice(0, 6);
-          await insertItems(
-            url,
-            fresh.map((item) => ({ itemId: item.itemId, title: 'new', category: CAT_A })),
-          );
-          const stored = Date.now();
-          await insertItemVectors(url, encoderId, {
-            ids: fresh.map((item) => item.itemId),
-            dimension: reference.model.dimension,
-            matrix: Float32Array.from(fresh.flatMap((item) => Array.from(vectorOf(item.like)))),
-          });
-          // Candidates given by id only: the new items get model scores, and rank first for a user
-          // who likes category A.
-          const pool = [...others, ...fresh].map((item) => ({ itemId: item.itemId }));
-          const scored = await eventually(
-            async () => (await rank({ userId: 'u-cat', candidates: pool })).data?.rank,
-            5000,
-            {
-              what: 'the new items model-scored',
-              until: (result) =>
-                result?.modelVersion === active.id &&
-                result.items.find((item) => item.itemId === 'fresh-0')?.parts[0]?.name === 'model',
-              intervalMs: 50,
-            },
-          );
-          expect(scored.at - stored).toBeLessThan(5000);
-          expect(
-            scored.value?.items
-              .slice(0, fresh.length)
-              .map((item) => item.itemId)
-              .sort(),
-          ).toEqual(fresh.map((item) => item.itemId));
-
-          // A user whose only clicks are on new items is not cold: the model knows them now.
-          await produceRaw(
-            context.config,
-            TOPICS.events,
-            fresh.slice(0, 2).flatMap((item, i) =>
-              eventMessage(
-                userEvent({
-                  userId: 'u-new-items',
-                  itemId: item.itemId,
-                  type: 'click',
-                  timestamp: new Date(Date.now() + i).toISOString(),
-                }),
-              ),
-            ),
-          );
-          const unseen = [...others, ...byCategory(CAT_A).slice(3, 6)];
-          const fan = await eventually(
-            async () =>
-              (await rank({ userId: 'u-new-items', candidates: candidates(unseen) })).data?.rank,
-            15_000,
-            {
-              what: 'clicks on new items ingested',
-              until: (result) => result?.degraded.length === 0,
-            },
-          );
-          expect(fan.value?.items.slice(0, 3).map((item) => categoryOf.get(item.itemId))).toEqual([
-            CAT_A,
-            CAT_A,
-            CAT_A,
-          ]);
-
-          // A text change (a new vector, now like category B) and a deletion reach serving too.
-          await pgQuery(
-            url,
-            `UPDATE item_embeddings SET vector = $2, updated_at = now()
+      // A text change (a new vector, now like category B) and a deletion reach serving too.
+      await pgQuery(
+        url,
+        `UPDATE item_embeddings SET vector = $2, updated_at = now()
           WHERE item_id = 'fresh-1' AND encoder_id = $1`,
-            [encoderId, Buffer.from(vectorOf(others[0].itemId).buffer)],
-          );
-          await pgQuery(
-            url,
-            `UPDATE items SET deleted = true, ingested_at = now() WHERE item_id = 'fresh-2'`,
-          );
-          const changed = await eventually(
-            async () => (await rank({ userId: 'u-cat', candidates: pool })).data?.rank,
-            5000,
-            {
-              what: 'the text change and the deletion followed',
-              until: (result) => {
-                const order = result?.items.map((item) => item.itemId) ?? [];
-                const deleted = result?.items.find((item) => item.itemId === 'fresh-2');
-                return order.indexOf('fresh-1') >= 2 && deleted?.parts[0]?.name === 'prior';
-              },
-              intervalMs: 50,
-            },
-          );
-          expect(changed.value?.items[0]?.itemId).toBe('fresh-0');
-          const recommended = await recommendCall(app, { userId: 'u-cat', first: 50 });
-          const ids = recommended.data?.recommend.items.map((item) => item.itemId) ?? [];
-          expect(ids).toContain('fresh-0');
-          expect(ids).not.toContain('fresh-2');
-        } finally {
-          models.pin(model());
-        }
-      },
-    );
+        [encoderId, Buffer.from(vectorOf(others[0].itemId).buffer)],
+      );
+      await pgQuery(
+        url,
+        `UPDATE items SET deleted = true, ingested_at = now() WHERE item_id = 'fresh-2'`,
+      );
+      const changed = await eventually(
+        async () => (await rank({ userId: 'u-cat', candidates: pool })).data?.rank,
+        5000,
+        {
+          what: 'the text change and the deletion followed',
+          until: (result) => {
+            const order = result?.items.map((item) => item.itemId) ?? [];
+            const deleted = result?.items.find((item) => item.itemId === 'fresh-2');
+            return order.indexOf('fresh-1') >= 2 && deleted?.parts[0]?.name === 'prior';
+          },
+          intervalMs: 50,
+        },
+      );
+      expect(changed.value?.items[0]?.itemId).toBe('fresh-0');
+      const recommended = await recommendCall(app, { userId: 'u-cat', first: 50 });
+      const ids = recommended.data?.recommend.items.map((item) => item.itemId) ?? [];
+      expect(ids).toContain('fresh-0');
+      expect(ids).not.toContain('fresh-2');
+    } finally {
+      models.pin(model());
+    }
+  });
 
-    itOnce('exports stage latency and cache hit metrics', async () => {
-      const response = await app.inject({ method: 'GET', url: '/metrics' });
-      expect(response.body).toMatch(
-        /ranking_stage_duration_seconds_count\{[^}]*stage="user_vector"[^}]*\} [1-9]/,
-      );
-      expect(response.body).toMatch(/ranking_cache_requests_total\{[^}]*result="hit"[^}]*\} [1-9]/);
-      expect(response.body).toMatch(
-        /ranking_operation_duration_seconds_count\{[^}]*operation="recommend"/,
-      );
-    });
-  },
-);
+  it('exports stage latency and cache hit metrics', async () => {
+    const response = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(response.body).toMatch(
+      /ranking_stage_duration_seconds_count\{[^}]*stage="user_vector"[^}]*\} [1-9]/,
+    );
+    expect(response.body).toMatch(/ranking_cache_requests_total\{[^}]*result="hit"[^}]*\} [1-9]/);
+    expect(response.body).toMatch(
+      /ranking_operation_duration_seconds_count\{[^}]*operation="recommend"/,
+    );
+  });
+}
 
 describe('ranking with Redis down', () => {
   const redis = new PrivateRedis();
