@@ -287,9 +287,8 @@ const benchmark: Benchmark = {
           recallAt20: recall.recallAtK,
           rssAfterBytes: rssBytes(server.pid),
         });
-        progress(
-          `${label}: ${Math.round(measured.requestsPerSecond)} req/s, recall@20 ${recall.recallAtK.toFixed(3)}`,
-        );
+        // Each run's figures as soon as they are measured: a long large-catalog build may not end.
+        progress(`${label}: ${JSON.stringify(runs.at(-1))}`);
       } finally {
         child?.kill('SIGKILL');
         process.removeListener('exit', kill);
