@@ -187,7 +187,7 @@ const benchmark: Benchmark = {
           `${choice.label}: forward+backward k=${k}, ${BATCH} items × ${STEP_TOKENS} tokens`,
         );
         const trainable = EncoderTopLayers.fromOnnx(onnx, k);
-        const step = padTokenStates(input.slice(0, BATCH), 384, STEP_TOKENS);
+        const step = padTokenStates((byLayer.get(6 - k) ?? []).slice(0, BATCH), 384, STEP_TOKENS);
         const optimizer = tf.train.adam(1e-5);
         const target = tf.randomNormal([BATCH, 384]);
         const loss = (): tf.Scalar =>
