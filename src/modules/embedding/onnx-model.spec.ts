@@ -73,9 +73,9 @@ describe('parseOnnxGraph', () => {
 
 describe('withGraphOutputs', () => {
   it('replaces the graph outputs and keeps every other field', () => {
-    const rewritten = withGraphOutputs(model, ['x', 'w']);
+    const rewritten = withGraphOutputs(model, ['y', 'x']);
     const parsed = parseOnnxGraph(rewritten);
-    expect(parsed.outputs).toEqual(['x', 'w']);
+    expect(parsed.outputs).toEqual(['y', 'x']);
     expect(parsed.nodes).toEqual(parseOnnxGraph(model).nodes);
     expect(Array.from(parsed.initializers.get('w')?.floatValues() ?? [])).toEqual([
       1, 2, 3, 4, 5, 6,
@@ -86,5 +86,12 @@ describe('withGraphOutputs', () => {
     // Each new output is a ValueInfoProto with a float tensor type.
     const output = bytesField(12, [...text(1, 'x'), ...bytesField(2, bytesField(1, int(1, 1)))]);
     expect(Buffer.from(rewritten).includes(Buffer.from(output))).toBe(true);
+  });
+
+  it('drops the nodes and initializers no output depends on', () => {
+    const parsed = parseOnnxGraph(withGraphOutputs(model, ['x']));
+    expect(parsed.outputs).toEqual(['x']);
+    expect(parsed.nodes).toEqual([]);
+    expect([...parsed.initializers.keys()]).toEqual([]);
   });
 });

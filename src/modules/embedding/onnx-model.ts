@@ -295,9 +295,29 @@ function floatOutput(name: string): Uint8Array {
 }
 
 /**
- * The same model with `outputs` (float tensors of the graph) as its only graph outputs. Every other
- * field is copied byte for byte; only the graph's length prefix is recomputed. Nodes that no longer
- * feed an output are left in the file; ONNX Runtime does not run them.
+ * Indices of the nodes that `outputs` depend on. Only explicit inputs are followed: enough for
+ * graphs without control flow (a subgraph attribute may read outer tensors implicitly).
+ */
+function neededNodes(nodes: readonly OnnxNode[], outputs: readonly string[]): Set<number> {
+  const producer = new Map<string, number>();
+  nodes.forEach((node, i) => {
+    for (const output of node.outputs) producer.set(output, i);
+  });
+  const needed = new Set<number>();
+  const pending = [...outputs];
+  for (let tensor = pending.pop(); tensor !== undefined; tensor = pending.pop()) {
+    const index = producer.get(tensor);
+    if (index === undefined || needed.has(index)) continue;
+    needed.add(index);
+    pending.push(...nodes[index].inputs.filter((input) => input !== ''));
+  }
+  return needed;
+}
+
+/**
+ * The same model with `outputs` (float tensors of the graph) as its only graph outputs, and only
+ * the nodes and initializers they depend on (ONNX Runtime would otherwise still run every node of
+ * the original graph). Every other field is copied byte for byte; only the graph's length prefix is recomputed.
  */
 export function withGraphOutputs(model: Uint8Array, outputs: readonly string[]): Uint8Array {
   const parts: Uint8Array[] = [];
@@ -308,9 +328,21 @@ export function withGraphOutputs(model: Uint8Array, outputs: readonly string[]):
       continue;
     }
     if (graphs++ > 0) throw new Error('onnx: more than one graph field; not supported');
+    const graphFields = [...fields(modelField.bytes)];
+    const nodeFields = graphFields.filter((field) => field.number === GRAPH_NODE);
+    const needed = neededNodes(
+      nodeFields.map((field) => parseNode(field.bytes)),
+      outputs,
+    );
+    const kept = new Set(nodeFields.filter((_, i) => needed.has(i)));
+    const used = new Set([...needed].flatMap((i) => parseNode(nodeFields[i].bytes).inputs));
     const graphParts: Uint8Array[] = [];
-    for (const field of fields(modelField.bytes)) {
-      if (field.number !== GRAPH_OUTPUT) graphParts.push(field.raw);
+    for (const field of graphFields) {
+      if (field.number === GRAPH_OUTPUT) continue;
+      if (field.number === GRAPH_NODE && !kept.has(field)) continue;
+      // Initializers of dropped nodes go too (ONNX Runtime warns about each one left unused).
+      if (field.number === GRAPH_INITIALIZER && !used.has(parseTensor(field.bytes).name)) continue;
+      graphParts.push(field.raw);
     }
     for (const name of outputs) graphParts.push(lengthDelimited(GRAPH_OUTPUT, floatOutput(name)));
     parts.push(lengthDelimited(MODEL_GRAPH, concat(graphParts)));
