@@ -44,7 +44,9 @@ export function encoderIdFor(
 let loading: Promise<unknown> = Promise.resolve();
 
 /** Where `model` loads from: a complete local folder, else the hub (if allowed). */
-export function resolveModelSource(options: TransformersEncoderOptions): {
+export function resolveModelSource(
+  options: Pick<TransformersEncoderOptions, 'model' | 'modelDir' | 'allowRemote'>,
+): {
   readonly modelDir: string;
   readonly local: boolean;
 } {
@@ -57,6 +59,31 @@ export function resolveModelSource(options: TransformersEncoderOptions): {
     );
   }
   return { modelDir, local };
+}
+
+/** Points transformers.js at `model`'s source; call only inside a serialised load. */
+function useModelSource(
+  options: Pick<TransformersEncoderOptions, 'model' | 'modelDir' | 'allowRemote'>,
+): typeof HF {
+  const { modelDir, local } = resolveModelSource(options);
+  const T = transformers();
+  T.env.allowLocalModels = true;
+  T.env.localModelPath = `${modelDir}${path.sep}`;
+  // Hub downloads land in the same folder layout, so the next start finds them locally.
+  T.env.cacheDir = modelDir;
+  T.env.allowRemoteModels = !local && options.allowRemote === true;
+  return T;
+}
+
+/** The model's tokenizer alone, for code that runs the ONNX graph itself (encoder-states.ts). */
+export async function loadTokenizer(
+  options: Pick<TransformersEncoderOptions, 'model' | 'modelDir' | 'allowRemote'>,
+): Promise<HF.PreTrainedTokenizer> {
+  const load = loading.then(() =>
+    useModelSource(options).AutoTokenizer.from_pretrained(options.model),
+  );
+  loading = load.catch(() => undefined);
+  return load;
 }
 
 /**
@@ -81,13 +108,7 @@ export class TransformersTextEncoder implements TextEncoder {
   }
 
   private static async load(options: TransformersEncoderOptions): Promise<TransformersTextEncoder> {
-    const { modelDir, local } = resolveModelSource(options);
-    const T = transformers();
-    T.env.allowLocalModels = true;
-    T.env.localModelPath = `${modelDir}${path.sep}`;
-    // Hub downloads land in the same folder layout, so the next start finds them locally.
-    T.env.cacheDir = modelDir;
-    T.env.allowRemoteModels = !local && options.allowRemote === true;
+    const T = useModelSource(options);
     const tokenizer = await T.AutoTokenizer.from_pretrained(options.model);
     const model = await T.AutoModel.from_pretrained(options.model, {
       dtype: options.quantized ? 'q8' : 'fp32',
