@@ -1,4 +1,4 @@
-import type { TokenStates } from './token-codec';
+import type { TokenStates } from '../../common/token-states';
 
 /**
  * Turns texts into L2-normalised sentence vectors. The one swappable seam between the service and

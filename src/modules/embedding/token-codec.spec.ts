@@ -1,4 +1,3 @@
-import { Random } from '../../synthetic/prng';
 import {
   bytesToTokenStates,
   decodeHalf,
@@ -8,6 +7,17 @@ import {
   tokenStatesByteLength,
   tokenStatesToBytes,
 } from './token-codec';
+
+/** Deterministic uniforms in [0, 1) (xorshift32): the embedding module has no seeded PRNG. */
+function uniforms(seed: number): () => number {
+  let state = seed >>> 0 || 1;
+  return () => {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    return (state >>> 0) / 2 ** 32;
+  };
+}
 
 describe('binary16 codec', () => {
   it('encodes exact values exactly and the edge cases as IEEE 754 does', () => {
@@ -25,11 +35,11 @@ describe('binary16 codec', () => {
   });
 
   it('round-trips encoder-like values within half a unit in the last place (2^-11 relative)', () => {
-    const random = new Random('fp16');
+    const next = uniforms(16);
     // BERT final states: mostly |x| < 1, a few outliers up to ~10.
     const values = Float32Array.from({ length: 20_000 }, () => {
-      const u = random.next() * 2 - 1;
-      return random.next() < 0.01 ? u * 10 : u;
+      const u = next() * 2 - 1;
+      return next() < 0.01 ? u * 10 : u;
     });
     const back = decodeHalf(encodeHalf(values));
     let worst = 0;
@@ -44,14 +54,14 @@ describe('binary16 codec', () => {
 
   it('stores token states as count + binary16 and reads them back', () => {
     const d = 6;
-    const random = new Random('record');
-    const states = { count: 3, data: Float32Array.from({ length: 18 }, () => random.next() - 0.5) };
+    const next = uniforms(7);
+    const states = { count: 3, data: Float32Array.from({ length: 18 }, () => next() - 0.5) };
     const bytes = tokenStatesToBytes(states, d);
     expect(bytes.length).toBe(tokenStatesByteLength(3, d));
     expect(bytes.length).toBe(2 + 3 * d * 2);
     const back = bytesToTokenStates(bytes, d);
     expect(back.count).toBe(3);
-    back.data.forEach((x, i) => expect(Math.abs(x - states.data[i])).toBeLessThan(2 ** -11));
+    back.data.forEach((x, i) => { expect(Math.abs(x - states.data[i])).toBeLessThan(2 ** -11); });
     expect(() => bytesToTokenStates(bytes.subarray(0, bytes.length - 2), d)).toThrow(/truncated/);
     expect(() => tokenStatesToBytes({ count: 4, data: states.data }, d)).toThrow(/values/);
   });

@@ -1,11 +1,4 @@
-/**
- * Final-layer token states of one text: `count` rows of `dimension` values, [CLS] first and [SEP]
- * last, row-major. Padding is not stored: the attention mask is "the first `count` rows".
- */
-export interface TokenStates {
-  readonly count: number;
-  readonly data: Float32Array;
-}
+import type { TokenStates } from '../../common/token-states';
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);

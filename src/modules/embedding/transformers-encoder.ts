@@ -5,7 +5,7 @@ import path from 'node:path';
 // its types; the code comes from its CommonJS build (exports.node.require) through require().
 import type * as HF from '@huggingface/transformers' with { 'resolution-mode': 'import' };
 import type { TextEncoder, TokenEncoder } from './text-encoder';
-import type { TokenStates } from './token-codec';
+import type { TokenStates } from '../../common/token-states';
 
 export interface TransformersEncoderOptions {
   /** A folder name under `modelDir` (offline), or a Hugging Face hub id such as `Xenova/all-MiniLM-L6-v2`. */

@@ -1,6 +1,6 @@
 import { Random } from '../../../synthetic/prng';
 import { COMBINER_INPUTS } from '../model/combiner';
-import type { TokenStates } from '../../embedding/token-codec';
+import type { TokenStates } from '../../../common/token-states';
 
 /** A click the user made before an impression. */
 export interface HistoryClick {

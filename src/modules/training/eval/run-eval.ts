@@ -2,7 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { itemText } from '../../embedding/item-text';
 import type { TextEncoder, TokenEncoder } from '../../embedding/text-encoder';
-import { decodeHalf, encodeHalf, TokenStates } from '../../embedding/token-codec';
+import type { TokenStates } from '../../../common/token-states';
+import { decodeHalf, encodeHalf } from '../../embedding/token-codec';
 import {
   Impression,
   ItemVectors,

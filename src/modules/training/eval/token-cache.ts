@@ -1,10 +1,10 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import type { TokenStates } from '../../../common/token-states';
 import { itemTextHash } from '../../embedding/item-text';
 import type { TokenEncoder } from '../../embedding/text-encoder';
 import {
   decodeHalf,
-  TokenStates,
   tokenHalvesFromBytes,
   tokenStatesByteLength,
   tokenStatesToBytes,

@@ -4,7 +4,7 @@ import { ageFeature, DEFAULT_ARCHITECTURE, ModelArchitecture } from './architect
 import { loadModel, ModelWeights, serializeModel, WeightName, WeightTensor } from './artifact';
 import { initialWeights } from './init-weights';
 import { InterestScorer } from './interest-scorer';
-import type { TokenStates } from '../../embedding/token-codec';
+import type { TokenStates } from '../../../common/token-states';
 import { EncodedBatch, groupTokens, TfInterestModel } from './tf-model';
 
 const D = 16;

@@ -1,5 +1,4 @@
-import type { TokenStates } from '../../embedding/token-codec';
-import type { ItemTokens } from '../dataset/dataset';
+import type { TokenStates } from '../../../common/token-states';
 import { ageFeature, ModelArchitecture } from './architecture';
 import { loadModel, ModelArtifact, ModelManifest, WeightName, WeightTensor } from './artifact';
 
@@ -219,7 +218,10 @@ export class InterestScorer {
  */
 export function memoizedItemVectors(
   scorer: InterestScorer,
-  vectors: { get(itemId: string): Float32Array | undefined; readonly tokens?: ItemTokens },
+  vectors: {
+    get(itemId: string): Float32Array | undefined;
+    readonly tokens?: { get(itemId: string): TokenStates | undefined };
+  },
 ): (itemId: string) => Float32Array | null {
   const tokens = vectors.tokens;
   if (scorer.architecture.tokenAttention && tokens === undefined) {

@@ -36,7 +36,9 @@ describe('token attention pooling', () => {
     const a = weights.arraySync();
     expect(a[0][3]).toBe(0);
     expect(a[0][4]).toBe(0);
-    a.forEach((row) => expect(row.reduce((sum, x) => sum + x, 0)).toBeCloseTo(1, 5));
+    a.forEach((row) => {
+      expect(row.reduce((sum, x) => sum + x, 0)).toBeCloseTo(1, 5);
+    });
     // The second item's weights differ between tokens: the check below is not about uniform weights.
     expect(Math.max(...a[1]) - Math.min(...a[1])).toBeGreaterThan(0.01);
 
@@ -48,7 +50,9 @@ describe('token attention pooling', () => {
     const first = pooled.arraySync();
     for (let i = 0; i < D; i++) expect(again[0][i]).toBeCloseTo(first[0][i], 6);
     // And each pooled vector is unit length.
-    first.forEach((v) => expect(Math.hypot(...v)).toBeCloseTo(1, 5));
+    first.forEach((v) => {
+      expect(Math.hypot(...v)).toBeCloseTo(1, 5);
+    });
   });
 
   it('with q = 0 is the encoder pooling: the normalised mean of the real tokens', () => {
@@ -68,7 +72,9 @@ describe('token attention pooling', () => {
         data[item].slice(0, counts[item]).reduce((sum, token) => sum + token[i], 0),
       );
       const norm = Math.hypot(...mean);
-      vector.forEach((x, i) => expect(x).toBeCloseTo(mean[i] / norm, 5));
+      vector.forEach((x, i) => {
+        expect(x).toBeCloseTo(mean[i] / norm, 5);
+      });
     });
   });
 
@@ -80,7 +86,7 @@ describe('token attention pooling', () => {
     const b = tf.variable(tf.zeros([A]));
     const q = tf.variable(tf.zeros([A]));
     const loss = () =>
-      tf.sum(tf.mul(tokenAttentionPool(states, mask(), w, b, q).pooled, target)) as tf.Scalar;
+      tf.sum<tf.Scalar>(tf.mul(tokenAttentionPool(states, mask(), w, b, q).pooled, target));
     const first = tf.variableGrads(loss, [w, b, q]).grads;
     // At q = 0 the weights do not depend on W and b yet; q is what moves first.
     expect(tf.max(tf.abs(first[q.name])).dataSync()[0]).toBeGreaterThan(1e-4);

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { TokenStates } from '../../embedding/token-codec';
+import type { TokenStates } from '../../../common/token-states';
 import { ModelArchitecture } from './architecture';
 import { ModelWeights, WeightName, WeightTensor } from './artifact';
 
