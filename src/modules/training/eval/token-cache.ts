@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, truncateSync } from 'node:fs';
 import path from 'node:path';
 import type { TokenStates } from '../../../common/token-states';
 import { itemTextHash } from '../../embedding/item-text';
@@ -86,7 +86,6 @@ export class DiskTokenCache {
     const d = this.encoder.dimension;
     const bytes = readFileSync(this.file);
     let offset = 0;
-    // A torn last record (killed mid-append) is ignored and re-encoded.
     while (offset + 34 <= bytes.length) {
       const count = bytes.readUInt16LE(offset + 32);
       const end = offset + 32 + tokenStatesByteLength(count, d);
@@ -95,5 +94,8 @@ export class DiskTokenCache {
       this.states.set(hash, tokenHalvesFromBytes(bytes.subarray(offset + 32, end), d));
       offset = end;
     }
+    // A torn last record (killed mid-append) is cut off, so the next append starts on a record
+    // boundary; its text is encoded again.
+    if (offset < bytes.length) truncateSync(this.file, offset);
   }
 }
