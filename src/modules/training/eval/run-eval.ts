@@ -353,11 +353,13 @@ async function tokenStates(
       fp16MaxError = Math.max(fp16MaxError, Math.abs(exact[i] - rounded[i]));
     }
   }
-  const meanTokens = (cache.bytes / cache.size - 2) / (2 * d);
+  const stored = cache.bytesOf(texts);
+  const bytesPerItem = stored.bytes / stored.texts;
+  const meanTokens = (bytesPerItem - 2) / (2 * d);
   const cost: TokenCost = {
     maxTokens,
     meanTokens,
-    bytesPerItem: cache.bytes / cache.size,
+    bytesPerItem,
     pooledBytesPerItem: d * 4,
     pooledMsPerItem: median(pooledMs),
     tokensMsPerItem: median(tokensMs),
@@ -365,7 +367,7 @@ async function tokenStates(
     timedItems: timed.length,
   };
   options.log(
-    `token states ready: ${cache.size} texts, ${meanTokens.toFixed(1)} tokens and ` +
+    `token states ready: ${stored.texts} texts, ${meanTokens.toFixed(1)} tokens and ` +
       `${(cost.bytesPerItem / 1024).toFixed(1)} KiB per item (binary16, at most ${maxTokens} tokens)`,
   );
   return {

@@ -20,7 +20,7 @@ describe('DiskTokenCache', () => {
     await cache.fill(texts);
     expect(cache.size).toBe(2);
     // 2 bytes of count + 2 bytes per value; the second text is truncated to 4 tokens.
-    expect(cache.bytes).toBe(2 + 3 * 8 * 2 + (2 + 4 * 8 * 2));
+    expect(cache.bytesOf(texts)).toEqual({ texts: 2, bytes: 2 + 3 * 8 * 2 + (2 + 4 * 8 * 2) });
     const [exact] = await encoder.encodeTokens(['blue slow boat on the sea'], 4);
     const stored = cache.get('blue slow boat on the sea');
     expect(stored?.count).toBe(4);

@@ -33,13 +33,18 @@ export class DiskTokenCache {
     if (existsSync(this.file)) this.read();
   }
 
-  /** Stored bytes of the cached states (hashes excluded). */
-  get bytes(): number {
-    let total = 0;
-    for (const { count } of this.states.values()) {
-      total += tokenStatesByteLength(count, this.encoder.dimension);
+  /** Stored bytes of the states of `texts` (hashes excluded; each distinct text once). */
+  bytesOf(texts: readonly string[]): { texts: number; bytes: number } {
+    const hashes = new Set(texts.map((text) => itemTextHash(text)));
+    let bytes = 0;
+    let found = 0;
+    for (const hash of hashes) {
+      const stored = this.states.get(hash);
+      if (stored === undefined) continue;
+      found++;
+      bytes += tokenStatesByteLength(stored.count, this.encoder.dimension);
     }
-    return total;
+    return { texts: found, bytes };
   }
 
   get size(): number {
