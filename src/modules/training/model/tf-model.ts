@@ -59,7 +59,9 @@ export function groupTokens(
   items.forEach((item, position) => {
     const count = Math.min(item?.count ?? 0, maxTokens);
     const bound = TOKEN_GROUP_BOUNDS.find((b) => count <= b) ?? maxTokens;
-    members.set(bound, [...(members.get(bound) ?? []), position]);
+    const group = members.get(bound);
+    if (group === undefined) members.set(bound, [position]);
+    else group.push(position);
   });
   const groups = [...members.values()].map((positions) => {
     const length = Math.max(1, ...positions.map((p) => Math.min(items[p]?.count ?? 0, maxTokens)));
