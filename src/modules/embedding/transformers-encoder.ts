@@ -4,7 +4,8 @@ import path from 'node:path';
 // The package's .d.ts sits in a "type": "module" package, so this CommonJS build may only import
 // its types; the code comes from its CommonJS build (exports.node.require) through require().
 import type * as HF from '@huggingface/transformers' with { 'resolution-mode': 'import' };
-import type { TextEncoder } from './text-encoder';
+import type { TextEncoder, TokenEncoder } from './text-encoder';
+import type { TokenStates } from '../../common/token-states';
 
 export interface TransformersEncoderOptions {
   /** A folder name under `modelDir` (offline), or a Hugging Face hub id such as `Xenova/all-MiniLM-L6-v2`. */
@@ -91,7 +92,7 @@ export async function loadTokenizer(
  * last hidden state over the attention mask and L2-normalise: the sentence-transformers recipe of
  * all-MiniLM-L6-v2. Usable with or without Nest (`await TransformersTextEncoder.create(...)`).
  */
-export class TransformersTextEncoder implements TextEncoder {
+export class TransformersTextEncoder implements TextEncoder, TokenEncoder {
   private constructor(
     readonly modelId: string,
     readonly dimension: number,
@@ -129,14 +130,45 @@ export class TransformersTextEncoder implements TextEncoder {
   }
 
   async encode(texts: readonly string[]): Promise<Float32Array[]> {
-    const out = new Array<Float32Array>(texts.length);
+    const T = transformers();
+    const d = this.dimension;
+    return this.batched(texts, async (batch) => {
+      const { states, mask } = await this.run(batch, this.maxTokens);
+      const data = T.mean_pooling(states, mask).normalize(2, -1).data as Float32Array;
+      return batch.map((_, i) => data.slice(i * d, (i + 1) * d));
+    });
+  }
+
+  async encodeTokens(texts: readonly string[], maxTokens: number): Promise<TokenStates[]> {
+    const d = this.dimension;
+    return this.batched(texts, async (batch) => {
+      const { states, mask } = await this.run(batch, Math.min(maxTokens, this.maxTokens));
+      const length = states.dims[1];
+      const data = states.data as Float32Array;
+      const flags = mask.data as BigInt64Array;
+      return batch.map((_, i) => {
+        // Right padding: the real tokens are the first `count` of the row.
+        let count = 0;
+        while (count < length && flags[i * length + count] !== 0n) count++;
+        const start = i * length * d;
+        return { count, data: data.slice(start, start + count * d) };
+      });
+    });
+  }
+
+  /** Runs `work` over runs of at most `batchSize` texts of similar length; results in `texts` order. */
+  private async batched<R>(
+    texts: readonly string[],
+    work: (batch: string[]) => Promise<R[]>,
+  ): Promise<R[]> {
+    const out = new Array<R>(texts.length);
     // Similar lengths share a run, so little of each run is padding (character count stands in
     // for token count, which would cost a second tokenisation).
     const order = texts.map((_, i) => i).sort((a, b) => texts[a].length - texts[b].length);
     for (let start = 0; start < order.length; start += this.batchSize) {
       const indices = order.slice(start, start + this.batchSize);
-      const vectors = await this.run(indices.map((i) => texts[i]));
-      indices.forEach((index, k) => (out[index] = vectors[k]));
+      const results = await work(indices.map((i) => texts[i]));
+      indices.forEach((index, k) => (out[index] = results[k]));
     }
     return out;
   }
@@ -146,17 +178,17 @@ export class TransformersTextEncoder implements TextEncoder {
     await this.model.dispose();
   }
 
-  private async run(texts: string[]): Promise<Float32Array[]> {
-    const T = transformers();
+  /** The last hidden state [texts x tokens x dimension] and its attention mask. */
+  private async run(
+    texts: string[],
+    maxTokens: number,
+  ): Promise<{ states: HF.Tensor; mask: HF.Tensor }> {
     const inputs = this.tokenizer(texts, {
       padding: true,
       truncation: true,
-      max_length: this.maxTokens,
+      max_length: maxTokens,
     }) as { attention_mask: HF.Tensor } & Record<string, HF.Tensor>;
     const output = (await this.model(inputs)) as { last_hidden_state: HF.Tensor };
-    const pooled = T.mean_pooling(output.last_hidden_state, inputs.attention_mask).normalize(2, -1);
-    const data = pooled.data as Float32Array;
-    const d = this.dimension;
-    return texts.map((_, i) => data.slice(i * d, (i + 1) * d));
+    return { states: output.last_hidden_state, mask: inputs.attention_mask };
   }
 }

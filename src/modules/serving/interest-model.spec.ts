@@ -87,4 +87,23 @@ describe('ArtifactInterestModel', () => {
     const other = served({ ...encoder, encoderId: 'other' });
     await expect(other.encodeItems([{ itemId: 'new', text: 'abc' }])).rejects.toThrow(/other/);
   });
+
+  it('refuses a token-attention version, whose item tower needs token states serving lacks', () => {
+    const tokenArchitecture = { ...architecture, tokenAttention: true };
+    const tokenModel = loadModel(
+      serializeModel(
+        { ...loadModel(bytes).manifest, architecture: tokenArchitecture },
+        initialWeights(tokenArchitecture, 0, 'spec'),
+      ),
+    );
+    expect(() => new ArtifactInterestModel('43', tokenModel, encoder)).toThrow(/token states/);
+    // Artifacts written before the option existed (no token fields) load as encoder-pooled.
+    const older = Object.fromEntries(
+      Object.entries(architecture).filter(([key]) => !/^(tokenAttention|maxTokens)/.test(key)),
+    ) as unknown as typeof architecture;
+    const manifest = { ...loadModel(bytes).manifest, architecture: older };
+    const loaded = loadModel(serializeModel(manifest, loadModel(bytes).weights));
+    expect(loaded.manifest.architecture).toEqual(architecture);
+    expect(() => new ArtifactInterestModel('44', loaded, encoder)).not.toThrow();
+  });
 });

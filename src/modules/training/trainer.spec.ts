@@ -3,6 +3,7 @@ import { Random } from '../../synthetic/prng';
 import { Impression, vectorsFromMap } from './dataset/dataset';
 import { DEFAULT_ARCHITECTURE, ModelArchitecture } from './model/architecture';
 import { loadModel } from './model/artifact';
+import { InterestScorer, memoizedItemVectors } from './model/interest-scorer';
 import { DEFAULT_HYPERPARAMETERS, trainInterestModel, TrainingHyperparameters } from './trainer';
 
 const D = 16;
@@ -80,6 +81,36 @@ describe('trainInterestModel', () => {
     expect(manifest.encoderId).toBe('fake:16');
     expect(manifest.metrics.auc).toBeCloseTo(a.validation?.auc ?? 0, 10);
     expect(manifest.warmItems.length).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('trains the token-attention item tower from token states, and the artifact serves from them', async () => {
+    // Each item: its text vector's direction as one token among 1-3 noise tokens.
+    const random = new Random('tokens');
+    const tokens = new Map(
+      [...vectors].map(([id, vector], i) => {
+        const count = 2 + (i % 3);
+        const data = Float32Array.from({ length: count * D }, () => random.next() - 0.5);
+        data.set(vector, (i % count) * D);
+        return [id, { count, data }] as const;
+      }),
+    );
+    const tokenInput = {
+      ...input,
+      vectors: { ...input.vectors, tokens: { get: (id: string) => tokens.get(id) } },
+      architecture: { ...arch, tokenAttention: true, tokenAttentionDim: 4, maxTokens: 3 },
+    };
+    const outcome = await trainInterestModel(tokenInput);
+    expect(outcome.validation?.auc).toBeGreaterThan(0.7);
+    const artifact = loadModel(outcome.artifact);
+    expect(artifact.manifest.architecture.tokenAttention).toBe(true);
+    expect(artifact.weights['tokens.q']?.data.some((x) => x !== 0)).toBe(true);
+    const scorer = InterestScorer.fromArtifact(artifact);
+    expect(() => memoizedItemVectors(scorer, input.vectors)).toThrow(/token states/);
+    const itemVector = memoizedItemVectors(scorer, tokenInput.vectors);
+    expect(itemVector('i0')).toHaveLength(D);
+    await expect(trainInterestModel({ ...tokenInput, vectors: input.vectors })).rejects.toThrow(
+      /token states/,
+    );
   }, 60_000);
 
   it('warm-starts from a parent: its ID embedding rows carry over before any new step', async () => {

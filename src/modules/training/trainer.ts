@@ -6,7 +6,7 @@ import { ageFeature, ModelArchitecture } from './model/architecture';
 import { loadModel, ModelArtifact, serializeModel } from './model/artifact';
 import { initialWeights, warmStartWeights } from './model/init-weights';
 import { historyUserVector, InterestScorer, memoizedItemVectors } from './model/interest-scorer';
-import { EncodedBatch, TfInterestModel } from './model/tf-model';
+import { BatchTokens, EncodedBatch, groupTokens, TfInterestModel } from './model/tf-model';
 
 export interface TrainingHyperparameters {
   readonly epochs: number;
@@ -89,15 +89,34 @@ interface Sample {
 class Vocabulary {
   readonly ids: string[] = [];
   readonly index = new Map<string, number>();
-  constructor(private readonly vectors: ItemVectors) {}
+  constructor(
+    private readonly vectors: ItemVectors,
+    /** Admit only items with token states too (models with token attention). */
+    private readonly needsTokens: boolean,
+  ) {}
+
+  /** Whether the item has what the model reads (text vector, token states). */
+  admits(itemId: string): boolean {
+    if (this.vectors.get(itemId) === undefined) return false;
+    return !this.needsTokens || this.vectors.tokens?.get(itemId) !== undefined;
+  }
 
   row(itemId: string): number | undefined {
     const known = this.index.get(itemId);
     if (known !== undefined) return known;
-    if (this.vectors.get(itemId) === undefined) return undefined;
+    if (!this.admits(itemId)) return undefined;
     this.index.set(itemId, this.ids.length);
     this.ids.push(itemId);
     return this.ids.length - 1;
+  }
+
+  /** Token states of `rows`, grouped by length (at most `maxTokens` each). */
+  tokens(rows: Int32Array, maxTokens: number): BatchTokens {
+    return groupTokens(
+      Array.from(rows, (row) => this.vectors.tokens?.get(this.ids[row])),
+      maxTokens,
+      this.vectors.dimension,
+    );
   }
 
   matrix(): Float32Array {
@@ -195,6 +214,7 @@ function encodeBatch(
   arch: ModelArchitecture,
   warmRowOf: Int32Array,
   popularityOf: Float32Array,
+  vocabulary: Vocabulary,
 ): EncodedBatch {
   const size = samples.length;
   const h = Math.max(
@@ -243,6 +263,7 @@ function encodeBatch(
     historyAge,
     candidates,
     candidatePopularity,
+    ...(arch.tokenAttention ? { tokens: vocabulary.tokens(uniqueItems, arch.maxTokens) } : {}),
   };
 }
 
@@ -293,7 +314,10 @@ export async function trainInterestModel(
   if (input.vectors.dimension !== arch.dimension) {
     throw new Error(`encoder dimension ${input.vectors.dimension} != model ${arch.dimension}`);
   }
-  const vocabulary = new Vocabulary(input.vectors);
+  if (arch.tokenAttention && input.vectors.tokens === undefined) {
+    throw new Error('the architecture pools token states, and the input has none');
+  }
+  const vocabulary = new Vocabulary(input.vectors, arch.tokenAttention);
   const samples = buildSamples(input.train, vocabulary, arch.maxHistory);
   if (samples.length === 0)
     throw new Error('no training samples (no clicks on items with vectors)');
@@ -301,7 +325,7 @@ export async function trainInterestModel(
   const clickCounts = input.clickCounts ?? countClicks(input.train);
   const warmItems = arch.idEmbedding
     ? [...clickCounts]
-        .filter(([id, n]) => n >= arch.idMinInteractions && input.vectors.get(id) !== undefined)
+        .filter(([id, n]) => n >= arch.idMinInteractions && vocabulary.admits(id))
         .map(([id]) => id)
         .sort()
     : [];
@@ -372,7 +396,14 @@ export async function trainInterestModel(
         if (callbacks.signal?.aborted === true) throw new Error('training aborted');
         const batchSamples = order.slice(start, start + hp.batchSize).map((i) => samples[i]);
         const negatives = batchSamples.map((s) => negativesFor(s, hp.negatives, random, sampler));
-        const batch = encodeBatch(batchSamples, negatives, arch, warmRowOf, popularityOf);
+        const batch = encodeBatch(
+          batchSamples,
+          negatives,
+          arch,
+          warmRowOf,
+          popularityOf,
+          vocabulary,
+        );
         const loss = model.trainStep(batch, optimizer);
         if (!Number.isFinite(loss))
           throw new Error(`training diverged: loss ${loss} at epoch ${epoch}`);

@@ -1,5 +1,6 @@
 import { Random } from '../../../synthetic/prng';
 import { COMBINER_INPUTS } from '../model/combiner';
+import type { TokenStates } from '../../../common/token-states';
 
 /** A click the user made before an impression. */
 export interface HistoryClick {
@@ -41,6 +42,12 @@ export interface ItemVectors {
   readonly encoderId: string;
   readonly dimension: number;
   get(itemId: string): Float32Array | undefined;
+  /** The same encoder's final token states, for models with token attention. */
+  readonly tokens?: ItemTokens;
+}
+
+export interface ItemTokens {
+  get(itemId: string): TokenStates | undefined;
 }
 
 export function vectorsFromMap(

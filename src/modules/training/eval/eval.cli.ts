@@ -3,11 +3,10 @@ import path from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { parseFlags } from '../../../cli-command';
 import { ConfigError, loadConfig } from '../../../config/config';
-import type { TextEncoder } from '../../embedding/text-encoder';
 import { TransformersTextEncoder } from '../../embedding/transformers-encoder';
 import { writeSyntheticMind } from '../dataset/synthetic-mind';
 import { TRAIN_BACKENDS, TrainBackendPreference } from '../model/backend';
-import { resultTable, summary, writeReport } from './report';
+import { resultTable, summary, tokenCostLines, writeReport } from './report';
 import { runEval } from './run-eval';
 
 const USAGE = `usage: npm run eval -- --data <MIND dir> | --synthetic [options]
@@ -18,6 +17,8 @@ const USAGE = `usage: npm run eval -- --data <MIND dir> | --synthetic [options]
   --max-train <n>       seeded sample of at most n train impressions
   --epochs <n> --batch-size <n> --lr <x> --negatives <k> --max-history <n>
   --no-ablations        train only the full model
+  --token-attention     also train the item tower over the encoder's token states (NRMS pooling)
+  --max-tokens <n>      token states read per item (default 64)
   --half-life-hours <x> popularity half-life of the serving features (default: ONLINE_POPULARITY_HALF_LIFE_HOURS)
   --reports <dir>       parent folder of the report (default reports)`;
 
@@ -41,7 +42,7 @@ async function main(): Promise<void> {
     dataDir = path.join('.cache', 'synthetic-mind');
     writeSyntheticMind(dataDir, { items: 300, users: 200, impressions: 150_000, seed: 1 });
   }
-  const encoder: TextEncoder = await TransformersTextEncoder.create({
+  const encoder = await TransformersTextEncoder.create({
     model: config.embedding.model,
     modelDir: config.embedding.modelDir,
     quantized: flags.has('quantized') || config.embedding.quantized,
@@ -83,14 +84,19 @@ async function main(): Promise<void> {
   const learningRate = numberFlag(flags, 'lr');
   const negatives = numberFlag(flags, 'negatives');
   const maxHistory = numberFlag(flags, 'max-history');
+  const maxTokens = numberFlag(flags, 'max-tokens');
   const started = Date.now();
   const result = await runEval({
     dataDir,
     encoder,
+    ...(flags.has('token-attention') ? { tokenEncoder: encoder } : {}),
     cacheDir: path.join('.cache', 'vectors'),
     backend: backend as TrainBackendPreference,
     ...(maxTrain === undefined ? {} : { maxTrainImpressions: maxTrain }),
-    architecture: maxHistory === undefined ? {} : { maxHistory },
+    architecture: {
+      ...(maxHistory === undefined ? {} : { maxHistory }),
+      ...(maxTokens === undefined ? {} : { maxTokens }),
+    },
     hyperparameters: {
       seed: config.training.seed,
       ...(epochs === undefined ? {} : { epochs }),
@@ -132,7 +138,9 @@ async function main(): Promise<void> {
     ...(maxTrain === undefined ? [] : [`train impressions subsampled to at most ${maxTrain}`]),
   ];
   const dir = writeReport(String(flags.get('reports') ?? 'reports'), result, notes);
-  process.stdout.write(`\n${resultTable(result)}\n\nreport: ${dir}\n`);
+  process.stdout.write(`\n${resultTable(result)}\n\n`);
+  if (result.tokens !== undefined) process.stdout.write(`${tokenCostLines(result.tokens)}\n\n`);
+  process.stdout.write(`report: ${dir}\n`);
   process.stdout.write(`${JSON.stringify({ ...summary(result), report: dir, seconds })}\n`);
 }
 

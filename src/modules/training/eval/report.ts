@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { COMBINER_INPUTS, CombinerSpec } from '../model/combiner';
 import { METRIC_NAMES } from './metrics';
-import { EvalResult } from './run-eval';
+import { EvalResult, TOKEN_ATTENTION, TokenCost } from './run-eval';
 
 const f3 = (x: number) => (Number.isFinite(x) ? x.toFixed(4) : 'n/a');
 const esc = (text: string) =>
@@ -11,12 +11,14 @@ const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b'
 
 /** The comparison table (Markdown); the CLI prints it and the report embeds it. */
 export function resultTable(result: EvalResult): string {
+  const withRss = result.rows.some((row) => row.peakRssMb !== undefined);
   const header = [
     'model',
     ...METRIC_NAMES.map((m) => `${m} (all)`),
     ...METRIC_NAMES.map((m) => `${m} (cold)`),
     'auc (new users)',
     'train s',
+    ...(withRss ? ['peak RSS MiB'] : []),
   ];
   const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
   for (const row of result.rows) {
@@ -26,10 +28,23 @@ export function resultTable(result: EvalResult): string {
       ...METRIC_NAMES.map((m) => f3(row.cold[m])),
       row.coldUsers === undefined ? '' : f3(row.coldUsers.auc),
       row.trainSeconds === undefined ? '' : row.trainSeconds.toFixed(0),
+      ...(withRss ? [row.peakRssMb?.toFixed(0) ?? ''] : []),
     ];
     lines.push(`| ${cells.join(' | ')} |`);
   }
   return lines.join('\n');
+}
+
+/** Storage and encode time of token states next to the pooled vector, as report lines. */
+export function tokenCostLines(cost: TokenCost): string {
+  return [
+    `token states: ${cost.meanTokens.toFixed(1)} tokens per item on average (at most ${cost.maxTokens}), ` +
+      `${(cost.bytesPerItem / 1024).toFixed(1)} KiB per item in binary16 ` +
+      `(pooled vector: ${(cost.pooledBytesPerItem / 1024).toFixed(1)} KiB in float32)`,
+    `encoding one new item alone (median of ${cost.timedItems}): pooled vector ` +
+      `${cost.pooledMsPerItem.toFixed(1)} ms, token states ${cost.tokensMsPerItem.toFixed(1)} ms`,
+    `binary16 states: mean-pooled vector within ${cost.fp16MaxError.toExponential(1)} of float32 (max abs)`,
+  ].join('\n');
 }
 
 /** Moving average over `window` points, so batch-to-batch noise does not hide the trend. */
@@ -199,6 +214,9 @@ export function summary(result: EvalResult): Record<string, unknown> {
     encoder: result.encoderId,
     backend: result.backend,
     trained: metrics('trained model'),
+    ...(result.tokens === undefined
+      ? {}
+      : { tokenAttention: { ...metrics(TOKEN_ATTENTION.name), cost: result.tokens } }),
     baselines: {
       random: metrics('random'),
       popularity: metrics('popularity'),
@@ -250,6 +268,7 @@ export function writeReport(root: string, result: EvalResult, notes: readonly st
     '',
     resultTable(result),
     '',
+    ...(result.tokens === undefined ? [] : [tokenCostLines(result.tokens), '']),
     '![metric comparison](metrics.svg)',
     '',
     ...(result.combiner === undefined ? [] : ['![learned combiner shapes](combiner.svg)', '']),

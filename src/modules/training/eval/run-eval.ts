@@ -1,7 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { itemText } from '../../embedding/item-text';
-import type { TextEncoder } from '../../embedding/text-encoder';
+import type { TextEncoder, TokenEncoder } from '../../embedding/text-encoder';
+import type { TokenStates } from '../../../common/token-states';
+import { decodeHalf, encodeHalf } from '../../embedding/token-codec';
 import {
   Impression,
   ItemVectors,
@@ -36,6 +38,7 @@ import {
   popularityScorer,
   randomScorer,
 } from './scorers';
+import { DiskTokenCache } from './token-cache';
 import { DiskVectorCache } from './vector-cache';
 
 /** One trained variant: the default model, or it with one part switched off (or on). */
@@ -55,6 +58,8 @@ export const ABLATIONS: readonly Variant[] = [
 export interface EvalOptions {
   readonly dataDir: string;
   readonly encoder: TextEncoder;
+  /** Adds the token-attention row: the same encoder's token states (cached beside the vectors). */
+  readonly tokenEncoder?: TokenEncoder;
   readonly cacheDir: string;
   readonly backend: TrainBackendPreference;
   readonly architecture?: Partial<ModelArchitecture>;
@@ -80,6 +85,8 @@ export interface EvalRow {
   /** Every dev impression served as to a new user (no history), where the row can serve one. */
   readonly coldUsers?: RankingMetrics;
   readonly trainSeconds?: number;
+  /** The process's peak resident set after training this row (a running maximum). */
+  readonly peakRssMb?: number;
   /** Quoted from the dataset's README, not measured by this run. */
   readonly quoted?: boolean;
 }
@@ -106,6 +113,22 @@ export interface EvalResult {
   };
   readonly architecture: ModelArchitecture;
   readonly hyperparameters: TrainingHyperparameters;
+  readonly tokens?: TokenCost;
+}
+
+/** What token states cost per item, next to the pooled vector. */
+export interface TokenCost {
+  readonly maxTokens: number;
+  readonly meanTokens: number;
+  /** Stored binary16 bytes per item (count + states), and the float32 vector's for comparison. */
+  readonly bytesPerItem: number;
+  readonly pooledBytesPerItem: number;
+  /** Encoding one new item alone (no batching): pooled vector vs token states, median ms. */
+  readonly pooledMsPerItem: number;
+  readonly tokensMsPerItem: number;
+  /** Largest |mean-pooled normalised states, binary16 vs float32| over the timed items. */
+  readonly fp16MaxError: number;
+  readonly timedItems: number;
 }
 
 function score(
@@ -160,6 +183,9 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
     new Map(data.items.map((item, i) => [item.itemId, encoded[i]])),
   );
   options.log(`item vectors ready (${options.encoder.modelId}, ${(Date.now() - started) / 1000}s)`);
+  const textOf = new Map(data.items.map((item, i) => [item.itemId, texts[i]]));
+  // Read when the token row trains, so the rows before it do not carry the states in their memory.
+  let tokenSetup: Awaited<ReturnType<typeof tokenStates>> | undefined;
 
   const trainAll =
     options.maxTrainImpressions === undefined
@@ -178,7 +204,7 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
   const add = (
     name: string,
     scorer: ImpressionScorer,
-    extra: { trainSeconds?: number; coldUsers?: ImpressionScorer } = {},
+    extra: { trainSeconds?: number; peakRssMb?: number; coldUsers?: ImpressionScorer } = {},
   ) => {
     const result = score(scorer, data.dev, cold);
     skipped = result.skipped;
@@ -190,6 +216,7 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
         ? {}
         : { coldUsers: score(extra.coldUsers, data.dev, cold).all }),
       ...(extra.trainSeconds === undefined ? {} : { trainSeconds: extra.trainSeconds }),
+      ...(extra.peakRssMb === undefined ? {} : { peakRssMb: extra.peakRssMb }),
     });
   };
   add('random', randomScorer(1));
@@ -209,20 +236,28 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
   const variants: Variant[] = [
     { name: 'trained model', change: {} },
     ...(options.ablations ? ABLATIONS : []),
+    ...(options.tokenEncoder === undefined ? [] : [TOKEN_ATTENTION]),
   ];
   let modelScorer: ImpressionScorer | undefined;
   const curves: Record<string, EpochReport[]> = {};
   const lossCurves: Record<string, [number, number][]> = {};
   for (const variant of variants) {
     options.onTrainStart?.(variant.name);
+    if (variant.change.tokenAttention === true && options.tokenEncoder !== undefined) {
+      tokenSetup ??= await tokenStates(options.tokenEncoder, options, texts, textOf);
+    }
     const trainStarted = Date.now();
+    const variantVectors: ItemVectors =
+      variant.change.tokenAttention === true && tokenSetup !== undefined
+        ? { ...vectors, tokens: tokenSetup.tokens }
+        : vectors;
     curves[variant.name] = [];
     const losses: [number, number][] = (lossCurves[variant.name] = []);
     const outcome = await trainInterestModel(
       {
         train,
         validation,
-        vectors,
+        vectors: variantVectors,
         architecture: { ...architecture, ...variant.change },
         hyperparameters,
         backend: backend.name,
@@ -239,9 +274,10 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
       },
     );
     const seconds = (Date.now() - trainStarted) / 1000;
-    const scorer = interestModelScorer(outcome.scorer, vectors);
+    const peakRssMb = process.resourceUsage().maxRSS / 1024;
+    const scorer = interestModelScorer(outcome.scorer, variantVectors);
     modelScorer ??= scorer;
-    add(variant.name, scorer, { trainSeconds: seconds });
+    add(variant.name, scorer, { trainSeconds: seconds, peakRssMb });
   }
   if (modelScorer === undefined) throw new Error('no model trained');
   const served = await servedRows(modelScorer, trainAll, validation, data.dev, options);
@@ -267,7 +303,89 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
     },
     architecture,
     hyperparameters,
+    ...(tokenSetup === undefined ? {} : { tokens: tokenSetup.cost }),
   };
+}
+
+export const TOKEN_ATTENTION: Variant = {
+  name: 'token attention pooling (k=0)',
+  change: { tokenAttention: true },
+};
+
+/** Items timed alone for the per-item encode cost. */
+const TIMED_ITEMS = 48;
+
+/**
+ * Every item's token states (cached on disk like the vectors), and what they cost: bytes per
+ * item, and the time to encode one new item alone, pooled vector vs token states.
+ */
+async function tokenStates(
+  encoder: TokenEncoder,
+  options: EvalOptions,
+  texts: readonly string[],
+  textOf: ReadonlyMap<string, string>,
+): Promise<{ tokens: { get(itemId: string): TokenStates | undefined }; cost: TokenCost }> {
+  const maxTokens = options.architecture?.maxTokens ?? DEFAULT_ARCHITECTURE.maxTokens;
+  const cache = new DiskTokenCache(options.cacheDir, encoder, maxTokens);
+  await cache.fill(texts, options.onEncode);
+  const d = encoder.dimension;
+  const timed = Array.from(
+    { length: Math.min(TIMED_ITEMS, texts.length) },
+    (_, i) => texts[Math.floor((i * texts.length) / TIMED_ITEMS)],
+  );
+  const median = (values: number[]) => values.sort((a, b) => a - b)[values.length >> 1] ?? NaN;
+  const pooledMs: number[] = [];
+  const tokensMs: number[] = [];
+  let fp16MaxError = 0;
+  // The first runs warm ONNX Runtime up; they are not timed.
+  await options.encoder.encode(timed.slice(0, 2));
+  await encoder.encodeTokens(timed.slice(0, 2), maxTokens);
+  for (const text of timed) {
+    let start = performance.now();
+    await options.encoder.encode([text]);
+    pooledMs.push(performance.now() - start);
+    start = performance.now();
+    const [states] = await encoder.encodeTokens([text], maxTokens);
+    tokensMs.push(performance.now() - start);
+    const exact = meanPooled(states.data, states.count, d);
+    const rounded = meanPooled(decodeHalf(encodeHalf(states.data)), states.count, d);
+    for (let i = 0; i < d; i++) {
+      fp16MaxError = Math.max(fp16MaxError, Math.abs(exact[i] - rounded[i]));
+    }
+  }
+  const stored = cache.bytesOf(texts);
+  const bytesPerItem = stored.bytes / stored.texts;
+  const meanTokens = (bytesPerItem - 2) / (2 * d);
+  const cost: TokenCost = {
+    maxTokens,
+    meanTokens,
+    bytesPerItem,
+    pooledBytesPerItem: d * 4,
+    pooledMsPerItem: median(pooledMs),
+    tokensMsPerItem: median(tokensMs),
+    fp16MaxError,
+    timedItems: timed.length,
+  };
+  options.log(
+    `token states ready: ${stored.texts} texts, ${meanTokens.toFixed(1)} tokens and ` +
+      `${(cost.bytesPerItem / 1024).toFixed(1)} KiB per item (binary16, at most ${maxTokens} tokens)`,
+  );
+  return {
+    tokens: {
+      get: (itemId) => {
+        const text = textOf.get(itemId);
+        return text === undefined ? undefined : cache.get(text);
+      },
+    },
+    cost,
+  };
+}
+
+function meanPooled(data: Float32Array, count: number, d: number): Float64Array {
+  const out = new Float64Array(d);
+  for (let t = 0; t < count; t++) for (let i = 0; i < d; i++) out[i] += data[t * d + i];
+  const norm = Math.sqrt(out.reduce((sum, x) => sum + x * x, 0)) || 1;
+  return out.map((x) => x / norm);
 }
 
 /**

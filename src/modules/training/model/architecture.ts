@@ -5,6 +5,14 @@
 export interface ModelArchitecture {
   /** Dimension of the frozen encoder's text vectors, and of every vector the model produces. */
   readonly dimension: number;
+  /**
+   * The item tower's text input: learned additive attention over the encoder's final token states
+   * (NRMS's news encoder), L2-normalised, instead of the encoder's mean-pooled vector.
+   */
+  readonly tokenAttention: boolean;
+  readonly tokenAttentionDim: number;
+  /** Token states read per item ([CLS] and [SEP] included): the token cache's truncation. */
+  readonly maxTokens: number;
   /** Residual bottleneck adapter over the text vector (0 hidden units = no adapter). */
   readonly adapterHidden: number;
   /** Learned residual ID embedding for items with at least `idMinInteractions` training clicks. */
@@ -23,6 +31,10 @@ export interface ModelArchitecture {
 
 export const DEFAULT_ARCHITECTURE: ModelArchitecture = {
   dimension: 384,
+  // Off: on MovieLens it did not beat the pooled vector (docs/model-lifecycle.md#token-attention).
+  tokenAttention: false,
+  tokenAttentionDim: 32,
+  maxTokens: 64,
   adapterHidden: 32,
   idEmbedding: true,
   idMinInteractions: 2,

@@ -1,4 +1,4 @@
-import { ModelArchitecture } from './architecture';
+import { DEFAULT_ARCHITECTURE, ModelArchitecture } from './architecture';
 import type { CombinerSpec } from './combiner';
 
 /** One named weight tensor, row-major. */
@@ -8,6 +8,9 @@ export interface WeightTensor {
 }
 
 export type WeightName =
+  | 'tokens.w'
+  | 'tokens.b'
+  | 'tokens.q'
   | 'adapter.w1'
   | 'adapter.b1'
   | 'adapter.w2'
@@ -91,6 +94,15 @@ export function serializeModel(
   return out;
 }
 
+const ENCODER_POOLING: Pick<
+  ModelArchitecture,
+  'tokenAttention' | 'tokenAttentionDim' | 'maxTokens'
+> = {
+  tokenAttention: false,
+  tokenAttentionDim: DEFAULT_ARCHITECTURE.tokenAttentionDim,
+  maxTokens: DEFAULT_ARCHITECTURE.maxTokens,
+};
+
 /** Parses an artifact; throws on anything that is not one (wrong magic, truncated, bad JSON). */
 export function loadModel(buffer: Uint8Array): ModelArtifact {
   if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
@@ -109,7 +121,12 @@ export function loadModel(buffer: Uint8Array): ModelArtifact {
   if (parsed.format !== ARTIFACT_FORMAT || parsed.formatVersion !== 1) {
     throw new Error(`unsupported artifact format ${JSON.stringify(parsed.format)}`);
   }
-  const manifest = parsed as ModelManifest;
+  const stored = parsed as ModelManifest;
+  // Artifacts written before the token-attention option existed pool with the encoder.
+  const manifest: ModelManifest = {
+    ...stored,
+    architecture: { ...ENCODER_POOLING, ...stored.architecture },
+  };
   const base = 8 + Math.ceil(length / 4) * 4;
   const weights: Partial<Record<WeightName, WeightTensor>> = {};
   for (const entry of manifest.tensors) {

@@ -55,6 +55,13 @@ export function initialWeights(
       out['attention.age'] = tensor([a]);
     }
   }
+  if (arch.tokenAttention) {
+    // q = 0: equal weight on every token, i.e. the encoder's own mean pooling, to start from.
+    const a = arch.tokenAttentionDim;
+    out['tokens.w'] = tensor([d, a], normal(random, d * a, Math.sqrt(1 / d)));
+    out['tokens.b'] = tensor([a]);
+    out['tokens.q'] = tensor([a]);
+  }
   return out;
 }
 

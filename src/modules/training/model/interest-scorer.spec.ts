@@ -4,7 +4,8 @@ import { ageFeature, DEFAULT_ARCHITECTURE, ModelArchitecture } from './architect
 import { loadModel, ModelWeights, serializeModel, WeightName, WeightTensor } from './artifact';
 import { initialWeights } from './init-weights';
 import { InterestScorer } from './interest-scorer';
-import { EncodedBatch, TfInterestModel } from './tf-model';
+import type { TokenStates } from '../../../common/token-states';
+import { EncodedBatch, groupTokens, TfInterestModel } from './tf-model';
 
 const D = 16;
 const ITEMS = 12;
@@ -41,7 +42,20 @@ const variants: [string, Partial<ModelArchitecture>][] = [
   ['no attention', { attention: false }],
   ['no recency', { recency: false }],
   ['no ID embedding', { idEmbedding: false }],
+  ['token attention', { tokenAttention: true, tokenAttentionDim: 5, maxTokens: 20 }],
 ];
+
+/**
+ * Per item 1..26 token states, unnormalised like BERT's: some are truncated at maxTokens 20, and
+ * lengths fall in more than one of the trainer's length groups.
+ */
+function tokenStates(seed: string): TokenStates[] {
+  const random = new Random(seed);
+  return Array.from({ length: ITEMS }, (_, i) => {
+    const count = 1 + ((i * 7) % 26);
+    return { count, data: Float32Array.from({ length: count * D }, () => random.next() * 4 - 2) };
+  });
+}
 
 describe('InterestScorer matches the tfjs training graph', () => {
   beforeAll(async () => {
@@ -63,6 +77,7 @@ describe('InterestScorer matches the tfjs training graph', () => {
     const clicks: Record<string, number> = { i0: 5, i2: 3, i5: 2, i7: 9, i9: 1 };
     const weights = randomWeights(arch, warmItems.length, 'parity');
     const text = textMatrix('text');
+    const tokens = tokenStates('tokens');
     // Two users: one with 4 history clicks (ages known), one with none; 3 candidates each.
     const histories = [[3, 5, 0, 9], []];
     const ages = [[3_600_000, 86_400_000, Number.NaN, 7 * 86_400_000], []];
@@ -91,6 +106,7 @@ describe('InterestScorer matches the tfjs training graph', () => {
       candidatePopularity: Float32Array.from(candidates.flat(), (i) =>
         Math.log1p(clicks[`i${i}`] ?? 0),
       ),
+      ...(arch.tokenAttention ? { tokens: groupTokens(tokens, arch.maxTokens, D) } : {}),
     };
     const model = new TfInterestModel(arch, weights, text);
     const expected = tf.tidy(() => model.logits(batch).arraySync());
@@ -110,7 +126,8 @@ describe('InterestScorer matches the tfjs training graph', () => {
       weights,
     );
     const scorer = InterestScorer.fromArtifact(loadModel(artifact));
-    const row = (i: number) => text.subarray(i * D, (i + 1) * D);
+    const row = (i: number) =>
+      arch.tokenAttention ? scorer.tokenPooledText(tokens[i]) : text.subarray(i * D, (i + 1) * D);
     histories.forEach((history, u) => {
       const user = scorer.userVector(
         history.map((i) => scorer.itemVector(row(i), `i${i}`)),

@@ -1,3 +1,4 @@
+import type { TokenStates } from '../../../common/token-states';
 import { ageFeature, ModelArchitecture } from './architecture';
 import { loadModel, ModelArtifact, ModelManifest, WeightName, WeightTensor } from './artifact';
 
@@ -45,6 +46,46 @@ export class InterestScorer {
 
   get encoderId(): string {
     return this.manifest.encoderId;
+  }
+
+  /**
+   * The text vector of a model with token attention: the learned additive attention over the
+   * item's first `maxTokens` token states, L2-normalised (then `itemVector` as for any text vector).
+   */
+  tokenPooledText(tokens: TokenStates): Float32Array {
+    const d = this.dimension;
+    const a = this.architecture.tokenAttentionDim;
+    const n = Math.min(tokens.count, this.architecture.maxTokens);
+    if (tokens.data.length < n * d) {
+      throw new Error(`token states have ${tokens.data.length} values, not ${n} x ${d}`);
+    }
+    const w = this.tensor('tokens.w').data;
+    const b = this.tensor('tokens.b').data;
+    const q = this.tensor('tokens.q').data;
+    const logits = new Float64Array(n);
+    const key = new Float64Array(a);
+    let max = -Infinity;
+    for (let t = 0; t < n; t++) {
+      for (let k = 0; k < a; k++) key[k] = b[k];
+      for (let i = 0; i < d; i++) {
+        const x = tokens.data[t * d + i];
+        const row = i * a;
+        for (let k = 0; k < a; k++) key[k] += x * w[row + k];
+      }
+      let logit = 0;
+      for (let k = 0; k < a; k++) logit += Math.tanh(key[k]) * q[k];
+      logits[t] = logit;
+      if (logit > max) max = logit;
+    }
+    let sum = 0;
+    for (let t = 0; t < n; t++) sum += logits[t] = Math.exp(logits[t] - max);
+    const acc = new Float64Array(d);
+    for (let t = 0; t < n; t++) {
+      const weight = logits[t] / sum;
+      for (let i = 0; i < d; i++) acc[i] += weight * tokens.data[t * d + i];
+    }
+    const norm = Math.max(Math.sqrt(acc.reduce((total, x) => total + x * x, 0)), 1e-12);
+    return Float32Array.from(acc, (x) => x / norm);
   }
 
   /** The item tower: text vector through the residual adapter, plus the item's ID embedding. */
@@ -171,16 +212,31 @@ export class InterestScorer {
   }
 }
 
-/** Adapted item vectors looked up by id, each computed once; null for items without a text vector. */
+/**
+ * Adapted item vectors looked up by id, each computed once; null for items without a text vector
+ * (token states, for a model with token attention).
+ */
 export function memoizedItemVectors(
   scorer: InterestScorer,
-  vectors: { get(itemId: string): Float32Array | undefined },
+  vectors: {
+    get(itemId: string): Float32Array | undefined;
+    readonly tokens?: { get(itemId: string): TokenStates | undefined };
+  },
 ): (itemId: string) => Float32Array | null {
+  const tokens = vectors.tokens;
+  if (scorer.architecture.tokenAttention && tokens === undefined) {
+    throw new Error('the model pools token states, and none were given');
+  }
+  const textOf = (id: string): Float32Array | undefined => {
+    if (tokens === undefined || !scorer.architecture.tokenAttention) return vectors.get(id);
+    const states = tokens.get(id);
+    return states === undefined ? undefined : scorer.tokenPooledText(states);
+  };
   const adapted = new Map<string, Float32Array | null>();
   return (id) => {
     let vector = adapted.get(id);
     if (vector === undefined) {
-      const text = vectors.get(id);
+      const text = textOf(id);
       vector = text === undefined ? null : scorer.itemVector(text, id);
       adapted.set(id, vector);
     }

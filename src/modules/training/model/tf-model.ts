@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import type { TokenStates } from '../../../common/token-states';
 import { ModelArchitecture } from './architecture';
 import { ModelWeights, WeightName, WeightTensor } from './artifact';
 
@@ -23,6 +24,82 @@ export interface EncodedBatch {
   readonly candidates: Int32Array;
   /** log1p(training clicks) per candidate. */
   readonly candidatePopularity: Float32Array;
+  /** Token states of `uniqueItems` (models with token attention only). */
+  readonly tokens?: BatchTokens;
+}
+
+/**
+ * Token states of a batch's items in groups of similar length, each padded to its longest, so
+ * a few long texts do not pad every item to `maxTokens`.
+ */
+export interface BatchTokens {
+  readonly groups: readonly TokenGroup[];
+}
+
+export interface TokenGroup {
+  /** Positions in `uniqueItems` of the group's items. */
+  readonly positions: Int32Array;
+  readonly length: number;
+  /** [items x length x dimension]. */
+  readonly states: Float32Array;
+  /** [items x length]: 1 for a real token, 0 for padding. */
+  readonly mask: Float32Array;
+}
+
+/** Group bounds in tokens; items longer than the last share one group padded to its longest. */
+const TOKEN_GROUP_BOUNDS = [16, 24, 32, 48];
+
+/** Groups the items' token states (first `maxTokens` of each) by length; missing items: no tokens. */
+export function groupTokens(
+  items: readonly (TokenStates | undefined)[],
+  maxTokens: number,
+  d: number,
+): BatchTokens {
+  const members = new Map<number, number[]>();
+  items.forEach((item, position) => {
+    const count = Math.min(item?.count ?? 0, maxTokens);
+    const bound = TOKEN_GROUP_BOUNDS.find((b) => count <= b) ?? maxTokens;
+    const group = members.get(bound);
+    if (group === undefined) members.set(bound, [position]);
+    else group.push(position);
+  });
+  const groups = [...members.values()].map((positions) => {
+    const length = Math.max(1, ...positions.map((p) => Math.min(items[p]?.count ?? 0, maxTokens)));
+    const states = new Float32Array(positions.length * length * d);
+    const mask = new Float32Array(positions.length * length);
+    positions.forEach((position, i) => {
+      const item = items[position];
+      if (item === undefined) return;
+      const n = Math.min(item.count, length);
+      states.set(item.data.subarray(0, n * d), i * length * d);
+      mask.fill(1, i * length, i * length + n);
+    });
+    return { positions: Int32Array.from(positions), length, states, mask };
+  });
+  return { groups };
+}
+
+/**
+ * NRMS's additive attention over token states, L2-normalised: a_t = softmax_t(q . tanh(W h_t + b))
+ * over the real tokens, item = sum_t a_t h_t / |.|. With q = 0 it is the encoder's own
+ * (normalised mean) pooling. Returns the pooled [items x d] and the weights [items x tokens].
+ */
+export function tokenAttentionPool(
+  states: tf.Tensor3D,
+  mask: tf.Tensor2D,
+  w: tf.Tensor,
+  b: tf.Tensor,
+  q: tf.Tensor,
+): { pooled: tf.Tensor2D; weights: tf.Tensor2D } {
+  const [items, length, d] = states.shape;
+  const a = w.shape[1] ?? 0;
+  const keys = tf.tanh(tf.add(tf.matMul(tf.reshape(states, [items * length, d]), w), b));
+  const scores = tf.reshape(tf.matMul(keys, tf.reshape(q, [a, 1])), [items, length]);
+  // Padding gets a large negative logit, and is zeroed again after the softmax.
+  const weights = tf.mul(tf.softmax(tf.add(scores, tf.mul(tf.sub(1, mask), -1e9))), mask);
+  const summed = tf.sum(tf.mul(states, tf.expandDims(weights, 2)), 1);
+  const norm = tf.maximum(tf.norm(summed, 'euclidean', 1, true), 1e-12);
+  return { pooled: tf.div(summed, norm), weights: weights as tf.Tensor2D };
 }
 
 /**
@@ -87,7 +164,9 @@ export class TfInterestModel {
     const arch = this.architecture;
     const d = arch.dimension;
     const { size: b, historyLength: h, candidateCount: c } = batch;
-    const x = tf.gather(this.text, tf.tensor1d(batch.uniqueItems, 'int32'));
+    const x = arch.tokenAttention
+      ? this.pooledTokens(batch)
+      : tf.gather(this.text, tf.tensor1d(batch.uniqueItems, 'int32'));
     let items: tf.Tensor2D = x;
     if (arch.adapterHidden > 0) {
       const hidden = tf.relu(tf.add(tf.matMul(x, this.v('adapter.w1')), this.v('adapter.b1')));
@@ -175,6 +254,28 @@ export class TfInterestModel {
   dispose(): void {
     for (const variable of this.variables.values()) variable.dispose();
     this.text.dispose();
+  }
+
+  private pooledTokens(batch: EncodedBatch): tf.Tensor2D {
+    const tokens = batch.tokens;
+    if (tokens === undefined) throw new Error('the model pools token states; the batch has none');
+    const d = this.architecture.dimension;
+    const parts = tokens.groups.map(
+      (group) =>
+        tokenAttentionPool(
+          tf.tensor3d(group.states, [group.positions.length, group.length, d]),
+          tf.tensor2d(group.mask, [group.positions.length, group.length]),
+          this.v('tokens.w'),
+          this.v('tokens.b'),
+          this.v('tokens.q'),
+        ).pooled,
+    );
+    // Back from group order to `uniqueItems` order.
+    const rowOf = new Int32Array(batch.uniqueItems.length);
+    let row = 0;
+    for (const group of tokens.groups)
+      for (const position of group.positions) rowOf[position] = row++;
+    return gatherRows(tf.concat(parts, 0), rowOf);
   }
 
   private v(name: WeightName): tf.Tensor {
