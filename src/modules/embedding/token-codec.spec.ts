@@ -61,7 +61,9 @@ describe('binary16 codec', () => {
     expect(bytes.length).toBe(2 + 3 * d * 2);
     const back = bytesToTokenStates(bytes, d);
     expect(back.count).toBe(3);
-    back.data.forEach((x, i) => { expect(Math.abs(x - states.data[i])).toBeLessThan(2 ** -11); });
+    back.data.forEach((x, i) => {
+      expect(Math.abs(x - states.data[i])).toBeLessThan(2 ** -11);
+    });
     expect(() => bytesToTokenStates(bytes.subarray(0, bytes.length - 2), d)).toThrow(/truncated/);
     expect(() => tokenStatesToBytes({ count: 4, data: states.data }, d)).toThrow(/values/);
   });

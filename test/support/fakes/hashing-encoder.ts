@@ -25,7 +25,9 @@ export class HashingTextEncoder implements TextEncoder, TokenEncoder {
       texts.map((text) => {
         const words = (text.toLowerCase().match(/[a-z0-9]+/g) ?? []).slice(0, maxTokens);
         const data = new Float32Array(words.length * this.dimension);
-        words.forEach((word, t) => { data.set(this.direction(word), t * this.dimension); });
+        words.forEach((word, t) => {
+          data.set(this.direction(word), t * this.dimension);
+        });
         return { count: words.length, data };
       }),
     );

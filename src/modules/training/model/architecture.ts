@@ -31,7 +31,8 @@ export interface ModelArchitecture {
 
 export const DEFAULT_ARCHITECTURE: ModelArchitecture = {
   dimension: 384,
-  // Off: on MovieLens it did not beat the pooled vector (docs/model-lifecycle.md#token-attention).
+  // Off: short of issue #19's targets on MovieLens, 4x the training time, and serving cannot run it
+  // (docs/model-lifecycle.md#token-attention).
   tokenAttention: false,
   tokenAttentionDim: 32,
   maxTokens: 64,
