@@ -6,7 +6,7 @@ import { loadConfig } from '../src/config/config';
 import { EncoderOnnx, readEncoderOnnx } from '../src/modules/embedding/encoder-onnx';
 import { EncoderStates, TokenStates } from '../src/modules/embedding/encoder-states';
 import { EncoderTopLayers, padTokenStates } from '../src/modules/embedding/encoder-top-layers';
-import { fromFloat16, toFloat16 } from '../src/modules/embedding/float16';
+import { decodeHalf, encodeHalf } from '../src/modules/embedding/token-codec';
 import { itemText } from '../src/modules/embedding/item-text';
 import { selectBackend } from '../src/modules/training/model/backend';
 import { generateCatalog } from '../src/synthetic';
@@ -61,7 +61,7 @@ async function maxAbsError(
 }
 
 function roundTripFloat16(items: readonly TokenStates[]): TokenStates[] {
-  return items.map((item) => ({ tokens: item.tokens, data: fromFloat16(toFloat16(item.data)) }));
+  return items.map((item) => ({ tokens: item.tokens, data: decodeHalf(encodeHalf(item.data)) }));
 }
 
 /** Milliseconds per item of ONNX Runtime computing the states after `layer`, in timed rounds. */
