@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
+import { closedLoop, Measurement } from './lib/closed-loop';
 import { Client } from 'pg';
 import { createClient } from 'redis';
 import { Kafka, logLevel } from 'kafkajs';
@@ -88,13 +89,6 @@ function parseSettings(args: readonly string[]): Settings {
     variantWarmupSeconds: value('variant-warmup', 3),
     variantSeconds: value('variant-seconds', 6),
   };
-}
-
-interface Measurement {
-  readonly requestsPerSecond: number;
-  readonly p50Ms: number;
-  readonly p99Ms: number;
-  readonly errors: number;
 }
 
 const DATABASE = 'recsys_bench_ranking';
@@ -320,37 +314,6 @@ async function check(url: string, headers: Record<string, string>, body: string)
   }
 }
 
-async function load(
-  url: string,
-  headers: Record<string, string>,
-  bodies: readonly string[],
-  seconds: number,
-  connections: number,
-): Promise<Measurement> {
-  let next = 0;
-  const result = await autocannon({
-    url,
-    method: 'POST',
-    headers,
-    connections,
-    duration: seconds,
-    requests: [
-      {
-        setupRequest: (request) => {
-          request.body = bodies[next++ % bodies.length];
-          return request;
-        },
-      },
-    ],
-  });
-  return {
-    requestsPerSecond: result.requests.average,
-    p50Ms: result.latency.p50,
-    p99Ms: result.latency.p99,
-    errors: result.errors + result.non2xx + result.timeouts,
-  };
-}
-
 async function createServedTopic(config: AppConfig, topicPrefix: string): Promise<void> {
   const kafka = new Kafka({
     clientId: 'bench-ranking',
@@ -479,14 +442,23 @@ const benchmark: Benchmark = {
       await rankEveryUser();
       stopEvicting = await evictEvery(base.redis.url, prefix, uncached);
       for (const bodies of [trivialBodies, rankBodies, recommendBodies]) {
-        await load(url, headers, bodies, warmupSeconds, connections);
+        await closedLoop(url, headers, bodies, { seconds: warmupSeconds, connections });
       }
       progress(
         `measuring ${measureSeconds} s each; ${uncached.length} of ${order.length} users (${(settings.uncachedShare * 100).toFixed(0)} %) kept uncached`,
       );
-      const trivial = await load(url, headers, trivialBodies, measureSeconds, connections);
-      const rank = await load(url, headers, rankBodies, measureSeconds, connections);
-      const recommend = await load(url, headers, recommendBodies, measureSeconds, connections);
+      const trivial = await closedLoop(url, headers, trivialBodies, {
+        seconds: measureSeconds,
+        connections,
+      });
+      const rank = await closedLoop(url, headers, rankBodies, {
+        seconds: measureSeconds,
+        connections,
+      });
+      const recommend = await closedLoop(url, headers, recommendBodies, {
+        seconds: measureSeconds,
+        connections,
+      });
       progress('rank with the ranking skipped (the same HTTP + GraphQL path)');
       const server = child;
       const serverPid = server.pid;
@@ -499,8 +471,11 @@ const benchmark: Benchmark = {
           server.send(message);
         });
       await switchTo(SKIP_RANKING);
-      await load(url, headers, rankBodies, warmupSeconds, connections);
-      const rankSkipped = await load(url, headers, rankBodies, measureSeconds, connections);
+      await closedLoop(url, headers, rankBodies, { seconds: warmupSeconds, connections });
+      const rankSkipped = await closedLoop(url, headers, rankBodies, {
+        seconds: measureSeconds,
+        connections,
+      });
       await switchTo(REAL_RANKING);
       const halfRate = Math.max(1, Math.round(rank.requestsPerSecond / 2));
       const halfRateLoad = { url, headers, bodies: rankBodies, rate: halfRate };

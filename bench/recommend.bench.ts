@@ -1,7 +1,7 @@
 import { ChildProcess, fork } from 'node:child_process';
 import { loadavg } from 'node:os';
 import path from 'node:path';
-import autocannon from 'autocannon';
+import { closedLoop } from './lib/closed-loop';
 import { Client } from 'pg';
 import { createClient } from 'redis';
 import { createLogger } from '../src/common/logger';
@@ -169,36 +169,6 @@ function ask(child: ChildProcess, request: RecallRequest): Promise<RecallAnswer>
   });
 }
 
-async function load(
-  url: string,
-  headers: Record<string, string>,
-  bodies: readonly string[],
-  options: { seconds?: number; amount?: number; connections: number },
-) {
-  let next = 0;
-  const result = await autocannon({
-    url,
-    method: 'POST',
-    headers,
-    connections: options.connections,
-    ...(options.amount === undefined ? { duration: options.seconds } : { amount: options.amount }),
-    requests: [
-      {
-        setupRequest: (request) => {
-          request.body = bodies[next++ % bodies.length];
-          return request;
-        },
-      },
-    ],
-  });
-  return {
-    requestsPerSecond: result.requests.average,
-    p50Ms: result.latency.p50,
-    p99Ms: result.latency.p99,
-    errors: result.errors + result.non2xx + result.timeouts,
-  };
-}
-
 async function clearRedis(url: string, prefix: string): Promise<void> {
   const redis = createClient({ url });
   await redis.connect();
@@ -261,15 +231,15 @@ const benchmark: Benchmark = {
           `${label}: ${ready.items} item vectors, index ${ready.indexed ? `built in ${((ready.indexBuildMs ?? 0) / 1000).toFixed(0)} s` : 'none'}; warm-up`,
         );
         // One recommend per user caches every user vector, then a timed warm-up.
-        await load(url, headers, bodies, {
+        await closedLoop(url, headers, bodies, {
           amount: bodies.length,
           connections: settings.connections,
         });
-        await load(url, headers, bodies, {
+        await closedLoop(url, headers, bodies, {
           seconds: settings.warmupSeconds,
           connections: settings.connections,
         });
-        const measured = await load(url, headers, bodies, {
+        const measured = await closedLoop(url, headers, bodies, {
           seconds: settings.measureSeconds,
           connections: settings.connections,
         });
