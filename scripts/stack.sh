@@ -181,7 +181,13 @@ redis_cluster_up() {
     dir=$STACK_DIR/redis-cluster/$port
     nodes+=("$HOST:$port")
     if pid=$(live_pid "$dir/redis.pid" "redis-server $HOST:$port"); then continue; fi
-    listening "$port" && die "redis-cluster: $HOST:$port is taken by something stack.sh did not start (set REDIS_CLUSTER_PORTS)"
+    # Like Kafka: a cluster node another checkout started is used as it is.
+    if listening "$port"; then
+      [[ $(redis_cluster_info "$port") == *cluster_state:* ]] \
+        || die "redis-cluster: $HOST:$port is taken by something that is not a Redis Cluster node (set REDIS_CLUSTER_PORTS)"
+      log "redis-cluster: a node already listens on $HOST:$port (not started by this checkout); using it"
+      continue
+    fi
     mkdir -p "$dir"
     redis-server --daemonize yes --bind "$HOST" --port "$port" \
       --cluster-enabled yes --cluster-config-file "$dir/nodes.conf" --cluster-node-timeout 5000 \

@@ -3,9 +3,8 @@ import { Pool } from 'pg';
 import { createLogger } from '../src/common/logger';
 import type { AppConfig } from '../src/config/config';
 import { migrate } from '../src/infra/migrator';
+import { DAY_MS, dayOf } from '../src/common/daily-partitions';
 import {
-  DAY_MS,
-  dayOf,
   EventPartitionsRepository,
   eventsPartitionName,
 } from '../src/modules/ingest/event-partitions.repository';

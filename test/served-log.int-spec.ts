@@ -6,8 +6,8 @@ import {
   ServedLogIngestModule,
   ServedLogModule,
 } from '../src/modules/served-log/served-log.module';
+import { dayOf } from '../src/common/daily-partitions';
 import {
-  dayOf,
   partitionName,
   ServedLogRepository,
 } from '../src/modules/served-log/served-log.repository';

@@ -1,4 +1,5 @@
-import { dayOf, dayOfPartition, eventsPartitionName } from './event-partitions.repository';
+import { dayOf } from '../../common/daily-partitions';
+import { dayOfPartition, eventsPartitionName } from './event-partitions.repository';
 
 describe('events partition names', () => {
   it('name the UTC day a time falls on, and read back to it', () => {

@@ -2,8 +2,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import { Pool } from 'pg';
 import { inTransaction } from '../../infra/postgres';
 import { PG_POOL } from '../../infra/tokens';
+import { DAY_MS, dailyPartitionNames } from '../../common/daily-partitions';
 
-export const DAY_MS = 86_400_000;
 /** Key of the transaction advisory lock under which `events` partitions are created and dropped. */
 const PARTITION_LOCK_KEY = 0x65766e74; // 'evnt'
 /**
@@ -12,24 +12,9 @@ const PARTITION_LOCK_KEY = 0x65766e74; // 'evnt'
  * them up behind a long training read.
  */
 const DDL_LOCK_TIMEOUT = '2s';
-const PARTITION_NAME = /^events_p(\d{4})(\d{2})(\d{2})$/;
-
-/** The UTC day (days since epoch) a time falls on. */
-export function dayOf(time: Date): number {
-  return Math.floor(time.getTime() / DAY_MS);
-}
-
-/** `events_pYYYYMMDD`: the partition holding that UTC day. */
-export function eventsPartitionName(day: number): string {
-  return `events_p${new Date(day * DAY_MS).toISOString().slice(0, 10).replaceAll('-', '')}`;
-}
-
-/** The day an `events_pYYYYMMDD` name holds; undefined for any other name. */
-export function dayOfPartition(name: string): number | undefined {
-  const match = PARTITION_NAME.exec(name);
-  if (match === null) return undefined;
-  return dayOf(new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3]))));
-}
+const EVENTS_PARTITIONS = dailyPartitionNames('events');
+export const eventsPartitionName = EVENTS_PARTITIONS.nameOf;
+export const dayOfPartition = EVENTS_PARTITIONS.dayOfName;
 
 export interface DefaultPartitionDay {
   readonly day: number;

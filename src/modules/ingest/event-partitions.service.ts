@@ -10,12 +10,8 @@ import type { AppConfig } from '../../config/config';
 import type { Logger } from '../../common/logger';
 import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
-import {
-  DAY_MS,
-  dayOf,
-  EventPartitionsRepository,
-  eventsPartitionName,
-} from './event-partitions.repository';
+import { DAY_MS, dayOf } from '../../common/daily-partitions';
+import { EventPartitionsRepository, eventsPartitionName } from './event-partitions.repository';
 
 /** How often the ingest role keeps the partitions; creation runs days ahead, so a miss is cheap. */
 const MAINTENANCE_INTERVAL_MS = 3_600_000;

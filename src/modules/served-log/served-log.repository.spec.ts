@@ -1,4 +1,5 @@
-import { dayOf, partitionName, realArrayLiteral, textArrayLiteral } from './served-log.repository';
+import { dayOf } from '../../common/daily-partitions';
+import { partitionName, realArrayLiteral, textArrayLiteral } from './served-log.repository';
 
 describe('served_slates SQL helpers', () => {
   it('names the partition of a time by its UTC day', () => {

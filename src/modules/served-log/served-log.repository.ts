@@ -2,9 +2,9 @@ import { Inject, Injectable } from '@nestjs/common';
 import { Pool } from 'pg';
 import { inTransaction } from '../../infra/postgres';
 import { PG_POOL } from '../../infra/tokens';
+import { DAY_MS, dailyPartitionNames, dayOf } from '../../common/daily-partitions';
 import type { ServedSlateRow } from './served-slate.codec';
 
-const DAY_MS = 86_400_000;
 /** Key of the transaction advisory lock under which partitions are created and dropped. */
 const PARTITION_LOCK_KEY = 0x73657276; // 'serv'
 /**
@@ -12,23 +12,10 @@ const PARTITION_LOCK_KEY = 0x73657276; // 'serv'
  * queues ahead of every later insert, so it gives up (and is retried) rather than hold them.
  */
 const DDL_LOCK_TIMEOUT = '2s';
-const PARTITION_NAME = /^served_slates_p(\d{4})(\d{2})(\d{2})$/;
-
-/** The UTC day (days since epoch) a time falls on. */
-export function dayOf(time: Date): number {
-  return Math.floor(time.getTime() / DAY_MS);
-}
-
+const SLATE_PARTITIONS = dailyPartitionNames('served_slates');
 /** `served_slates_pYYYYMMDD`: the partition holding that UTC day. */
-export function partitionName(day: number): string {
-  return `served_slates_p${new Date(day * DAY_MS).toISOString().slice(0, 10).replaceAll('-', '')}`;
-}
-
-function dayOfPartition(name: string): number | undefined {
-  const match = PARTITION_NAME.exec(name);
-  if (match === null) return undefined;
-  return dayOf(new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3]))));
-}
+export const partitionName = SLATE_PARTITIONS.nameOf;
+const dayOfPartition = SLATE_PARTITIONS.dayOfName;
 
 /** A PostgreSQL array literal of strings: every element quoted, `"` and `\` escaped. */
 export function textArrayLiteral(values: readonly string[]): string {

@@ -17,10 +17,10 @@ import {
   SourceBatch,
 } from '../ingest/ingest-kafka.repository';
 import { BatchOutcome, Entry, IngestPipeline } from '../ingest/ingest.pipeline';
-import { dayOf, ServedLogRepository } from './served-log.repository';
+import { DAY_MS, dayOf } from '../../common/daily-partitions';
+import { ServedLogRepository } from './served-log.repository';
 import { decodeServedSlate, SERVED_LOG_TOPICS, ServedSlateRow } from './served-slate.codec';
 
-const DAY_MS = 86_400_000;
 /** How often the ingest role creates the coming days' partitions and drops expired ones. */
 const MAINTENANCE_INTERVAL_MS = 3_600_000;
 
