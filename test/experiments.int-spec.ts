@@ -282,8 +282,9 @@ describe('experiments and canaries (online metrics from the served-slate log)', 
       20_000,
       { what: 'canary served' },
     );
-    // 1200 impressions an arm: at 400 (about 20 users an arm, some clicks of the last round not
-    // yet ingested when the judge looks) a run in CI saw no significant difference and promoted.
+    // 1200 impressions an arm: a slate counts its logged items as impressions until its events
+    // are stored, and 400 is one round of slates (about 20 users an arm), so the judge could look
+    // before that round's clicks arrive (it did under load and found no difference).
     await simulate(14);
     const judged = await eventually(
       async () =>
@@ -329,15 +330,16 @@ describe('experiments and canaries (online metrics from the served-slate log)', 
   it('promotes a canary that is not worse: the trained version against the blinded one', async () => {
     await ops(`mutation { activateModelVersion(id: "${blindedId}") { id } }`);
     await ops(
-      `mutation { activateModelVersion(id: "${trainedId}", canaryPercent: 50, canaryMinImpressions: 400) { id } }`,
+      `mutation { activateModelVersion(id: "${trainedId}", canaryPercent: 50, canaryMinImpressions: 1200) { id } }`,
     );
     await eventually(
       async () => (await rank(1)).experiment?.startsWith(`canary-v${trainedId}-`) === true,
       20_000,
       { what: 'canary served' },
     );
-    // 1200 impressions an arm: at 400 (about 20 users an arm, some clicks of the last round not
-    // yet ingested when the judge looks) a run in CI saw no significant difference and promoted.
+    // 1200 impressions an arm: a slate counts its logged items as impressions until its events
+    // are stored, and 400 is one round of slates (about 20 users an arm), so the judge could look
+    // before that round's clicks arrive (it did under load and found no difference).
     await simulate(14);
     const active = await eventually(
       async () =>
