@@ -5,7 +5,11 @@ import { CanaryJudge } from './canary.judge';
 import { ExperimentAssignment } from './experiment-assignment.service';
 import { ExperimentService } from './experiment.service';
 import { ExperimentsRepository } from './experiments.repository';
-import { ExperimentsResolver, VersionOnlineResolver } from './experiments.resolver';
+import {
+  ArmOnlineResolver,
+  ExperimentsResolver,
+  VersionOnlineResolver,
+} from './experiments.resolver';
 
 /** The running experiment and each request's arm: what serving and ranking read. */
 @Module({
@@ -25,6 +29,6 @@ export class ExperimentsOpsModule {}
 /** The api role's experiments: ops GraphQL and the judge of running canaries. */
 @Module({
   imports: [ExperimentsOpsModule, AuthModule],
-  providers: [ExperimentsResolver, VersionOnlineResolver, CanaryJudge],
+  providers: [ExperimentsResolver, ArmOnlineResolver, VersionOnlineResolver, CanaryJudge],
 })
 export class ExperimentsApiModule {}

@@ -111,8 +111,8 @@ class ArmGql {
   @Field(() => String, { nullable: true, description: 'null: the profile the request names' })
   profile!: string | null;
   @Field(() => Float, { description: 'percent of users' }) share!: number;
-  @Field(() => ArmOnlineGql, { description: 'since the experiment started' })
-  online!: Promise<ArmOnlineGql>;
+  /** `online`, from one report shared by the experiment's arms and read on first use. */
+  report!: () => Promise<ArmOnlineGql>;
 }
 
 @ObjectType('Experiment')
@@ -193,7 +193,7 @@ export class ExperimentsResolver {
     private readonly callers: GraphqlCallers,
   ) {}
 
-  /** The experiment with `arms.online` resolved on first read, one report for all arms. */
+  /** The experiment with `arms.online` computed on first read, one report for all arms. */
   private toGql(experiment: Experiment): ExperimentGql {
     let reports: Promise<ArmReport[]> | undefined;
     const report = () => (reports ??= this.service.report(experiment));
@@ -201,9 +201,7 @@ export class ExperimentsResolver {
       ...experiment,
       arms: experiment.arms.map((arm, index) => ({
         ...arm,
-        get online() {
-          return report().then((all) => armOnlineGql(all[index]));
-        },
+        report: () => report().then((all) => armOnlineGql(all[index])),
       })),
     };
   }
@@ -305,6 +303,18 @@ export class ExperimentsResolver {
         ? undefined
         : { percent: canaryPercent, minImpressions: optional(canaryMinImpressions) };
     return versionGql(await this.service.activate(id, canary, this.callers.triggeredBy(context)));
+  }
+}
+
+/**
+ * `ExperimentArm.online`. A resolver, not a property holding a promise: the fast path (graphql-jit)
+ * reads a field without one as a plain value and would not await it.
+ */
+@Resolver(() => ArmGql)
+export class ArmOnlineResolver {
+  @ResolveField(() => ArmOnlineGql, { description: 'since the experiment started' })
+  online(@Parent() arm: ArmGql): Promise<ArmOnlineGql> {
+    return arm.report();
   }
 }
 
