@@ -416,6 +416,11 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
     description:
       'Impressions each arm of a canary needs before it is judged, when `activateModelVersion` names none. Fewer decide faster and miss smaller harms: see the impressions-needed figure of the report.',
   },
+  EXPERIMENT_ATTRIBUTION_DELAY_MS: {
+    group: 'Experiments',
+    description:
+      'Age a served slate must reach before the online figures (experiment reports, the canary judge, `modelVersions { online }`) count it, so that its impression and click events are stored first ([experiments.md](experiments.md#what-the-figures-mean)). Above the storefront’s event delay plus the ingest lag; a canary is judged this much later.',
+  },
   SERVED_LOG_ENABLED: {
     group: 'Served-slate log',
     description:

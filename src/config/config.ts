@@ -164,6 +164,7 @@ export const configSchema = z.object({
   EXPERIMENT_JUDGE_INTERVAL_MS: int(100, 3_600_000).default(15_000),
   EXPERIMENT_VERSION_WINDOW_HOURS: int(1, 24 * 3650).default(24),
   CANARY_MIN_IMPRESSIONS: int(1).default(5000),
+  EXPERIMENT_ATTRIBUTION_DELAY_MS: int(0, 86_400_000).default(60_000),
   GRAPHQL_MAX_COMPLEXITY: int(1, 1_000_000).default(500),
   GRAPHQL_MAX_ALIASES: int(0, 10_000).default(20),
   GRAPHQL_MAX_DOCUMENT_BYTES: int(256, 4 * 1024 * 1024).default(16_384),
@@ -368,6 +369,11 @@ export interface AppConfig {
     readonly versionWindowHours: number;
     /** Impressions each arm of a canary needs before it is judged, unless the call says. */
     readonly canaryMinImpressions: number;
+    /**
+     * Age a served slate must reach before online figures count it: its impression and click
+     * events arrive after it, and until they are stored it would count as shown and not clicked.
+     */
+    readonly attributionDelayMs: number;
   };
   readonly graphql: {
     /** Most fields in one operation, fragments expanded. */
@@ -567,6 +573,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       judgeIntervalMs: c.EXPERIMENT_JUDGE_INTERVAL_MS,
       versionWindowHours: c.EXPERIMENT_VERSION_WINDOW_HOURS,
       canaryMinImpressions: c.CANARY_MIN_IMPRESSIONS,
+      attributionDelayMs: c.EXPERIMENT_ATTRIBUTION_DELAY_MS,
     },
     graphql: {
       maxComplexity: c.GRAPHQL_MAX_COMPLEXITY,

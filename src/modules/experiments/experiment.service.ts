@@ -204,23 +204,28 @@ export class ExperimentService {
     return this.registry.getVersion(version.id);
   }
 
-  /** Each arm's online figures since the experiment started, against the control. */
+  /**
+   * Each arm's online figures since the experiment started, against the control; slates inside
+   * the attribution delay wait, so that the canary judge never reads one before its events.
+   */
   async report(experiment: Experiment): Promise<ArmReport[]> {
-    const since = experiment.startedAt ?? experiment.createdAt;
     const counts =
       experiment.startedAt === null
         ? new Map()
-        : await this.repository.armCounts(experiment.id, since);
+        : await this.repository.armCounts(experiment.id, experiment.startedAt, this.attributed());
     return armReports(experiment.arms, counts, experiment);
   }
 
-  /** A version's own online figures over the last EXPERIMENT_VERSION_WINDOW_HOURS. */
+  /**
+   * A version's own online figures over the last EXPERIMENT_VERSION_WINDOW_HOURS (the slates past
+   * the attribution delay).
+   */
   async versionFigures(
     versionId: string,
   ): Promise<{ figures: OnlineFigures; windowHours: number }> {
     const windowHours = this.config.experiments.versionWindowHours;
     const since = new Date(Date.now() - windowHours * 3_600_000);
-    const counts = await this.repository.versionCounts(versionId, since);
+    const counts = await this.repository.versionCounts(versionId, since, this.attributed());
     return { figures: onlineFigures(counts, DEFAULT_DESIGN.confidence), windowHours };
   }
 
@@ -250,6 +255,14 @@ export class ExperimentService {
     if (stopped === null) return undefined;
     await this.registry.promoteCanary(versionId, canary.summary, stopped.id, judge);
     return 'promoted';
+  }
+
+  /**
+   * The figures count slates served before this: EXPERIMENT_ATTRIBUTION_DELAY_MS gives their
+   * events time to be stored (until then a slate counts its logged items, none clicked).
+   */
+  private attributed(): Date {
+    return new Date(Date.now() - this.config.experiments.attributionDelayMs);
   }
 
   private async claimEnd(

@@ -240,26 +240,34 @@ export class ExperimentsRepository {
     });
   }
 
-  /** Outcome counts per arm of the experiment's slates served since `since`. */
-  async armCounts(experimentId: string, since: Date): Promise<Map<string, OutcomeCounts>> {
+  /** Outcome counts per arm of the experiment's slates served from `since` until before `until`. */
+  async armCounts(
+    experimentId: string,
+    since: Date,
+    until: Date,
+  ): Promise<Map<string, OutcomeCounts>> {
     const { rows } = await this.pool.query<CountsRow>(
       `WITH slates AS (
          SELECT request_id, arm AS key, cardinality(item_ids) AS logged FROM served_slates
-          WHERE experiment_id = $1 AND served_at >= $2),
+          WHERE experiment_id = $1 AND served_at >= $2 AND served_at < $3),
        ${OUTCOMES_BY_KEY}`,
-      [experimentId, since],
+      [experimentId, since, until],
     );
     return new Map(rows.map((row) => [row.key, toCounts(row)]));
   }
 
-  /** Outcome counts of the slates a version served since `since`, whatever arm. */
-  async versionCounts(versionId: string, since: Date): Promise<OutcomeCounts | undefined> {
+  /** Outcome counts of the slates a version served from `since` until before `until`, any arm. */
+  async versionCounts(
+    versionId: string,
+    since: Date,
+    until: Date,
+  ): Promise<OutcomeCounts | undefined> {
     const { rows } = await this.pool.query<CountsRow>(
       `WITH slates AS (
-         SELECT request_id, '' AS key, cardinality(item_ids) AS logged
-           FROM served_slates WHERE model_version = $1 AND served_at >= $2),
+         SELECT request_id, '' AS key, cardinality(item_ids) AS logged FROM served_slates
+          WHERE model_version = $1 AND served_at >= $2 AND served_at < $3),
        ${OUTCOMES_BY_KEY}`,
-      [versionId, since],
+      [versionId, since, until],
     );
     const row = rows.at(0);
     return row === undefined ? undefined : toCounts(row);

@@ -75,7 +75,7 @@ class RateComparisonGql {
 
 @ObjectType('OnlineFigures', {
   description:
-    'Served slates joined with the events carrying their request ids. Impressions: the request’s impression events, else its logged items; clicks, carts and purchases count distinct items.',
+    'Served slates joined with the events carrying their request ids, once past EXPERIMENT_ATTRIBUTION_DELAY_MS. Impressions: the request’s impression events, else its logged items; clicks, carts and purchases count distinct items.',
 })
 class OnlineFiguresGql {
   @Field(() => Int) slates!: number;
