@@ -3,9 +3,14 @@ import { loadavg } from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { loadConfig } from '../src/config/config';
-import { EncoderOnnx, readEncoderOnnx } from '../src/modules/embedding/encoder-onnx';
-import { EncoderStates, TokenStates } from '../src/modules/embedding/encoder-states';
-import { EncoderTopLayers, padTokenStates } from '../src/modules/embedding/encoder-top-layers';
+import {
+  EncoderOnnx,
+  readEncoderOnnx,
+  topLayerWeights,
+} from '../src/modules/embedding/encoder-onnx';
+import type { TokenStates } from '../src/common/token-states';
+import { EncoderStates } from '../src/modules/embedding/encoder-states';
+import { EncoderTopLayers, padTokenStates } from '../src/modules/training/model/bert-layers';
 import { decodeHalf, encodeHalf } from '../src/modules/embedding/token-codec';
 import { itemText } from '../src/modules/embedding/item-text';
 import { selectBackend } from '../src/modules/training/model/backend';
@@ -25,7 +30,7 @@ async function timed(work: () => Promise<void>): Promise<number> {
 
 /** Batches of `BATCH` texts of similar length (as the service batches), as padded tensors. */
 function batchesOf(items: readonly TokenStates[]): { states: tf.Tensor3D; mask: tf.Tensor2D }[] {
-  const order = items.map((_, i) => i).sort((a, b) => items[a].tokens - items[b].tokens);
+  const order = items.map((_, i) => i).sort((a, b) => items[a].count - items[b].count);
   const batches = [];
   for (let start = 0; start < order.length; start += BATCH) {
     batches.push(
@@ -61,7 +66,7 @@ async function maxAbsError(
 }
 
 function roundTripFloat16(items: readonly TokenStates[]): TokenStates[] {
-  return items.map((item) => ({ tokens: item.tokens, data: decodeHalf(encodeHalf(item.data)) }));
+  return items.map((item) => ({ count: item.count, data: decodeHalf(encodeHalf(item.data)) }));
 }
 
 /** Milliseconds per item of ONNX Runtime computing the states after `layer`, in timed rounds. */
@@ -121,7 +126,7 @@ const benchmark: Benchmark = {
     await all.dispose();
     const byLayer = new Map(all.layers.map((layer, i) => [layer, encoded[i]]));
     const last = byLayer.get(6) ?? [];
-    const tokens = last.map((item) => item.tokens);
+    const tokens = last.map((item) => item.count);
     const meanTokens = tokens.reduce((a, b) => a + b, 0) / tokens.length;
 
     const rows: Record<string, string | number>[] = [
@@ -150,7 +155,9 @@ const benchmark: Benchmark = {
       const sample = backend === 'cpu' ? Math.min(cpuTexts, texts.length) : texts.length;
       for (const k of TOP_KS) {
         progress(`${choice.label}: forward k=${k} over ${sample} items`);
-        const top = EncoderTopLayers.fromOnnx(onnx, k, { trainable: false });
+        const top = EncoderTopLayers.fromWeights(onnx.shape, topLayerWeights(onnx, k), {
+          trainable: false,
+        });
         const input = (byLayer.get(6 - k) ?? []).slice(0, sample);
         const batches = batchesOf(input);
         const forward = async () => {
@@ -186,7 +193,7 @@ const benchmark: Benchmark = {
         progress(
           `${choice.label}: forward+backward k=${k}, ${BATCH} items × ${STEP_TOKENS} tokens`,
         );
-        const trainable = EncoderTopLayers.fromOnnx(onnx, k);
+        const trainable = EncoderTopLayers.fromWeights(onnx.shape, topLayerWeights(onnx, k));
         const step = padTokenStates((byLayer.get(6 - k) ?? []).slice(0, BATCH), 384, STEP_TOKENS);
         const optimizer = tf.train.adam(1e-5);
         const target = tf.randomNormal([BATCH, 384]);

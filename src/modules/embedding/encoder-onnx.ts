@@ -1,15 +1,12 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import {
+  BERT_LAYER_PARAMS,
+  BertLayerParam,
+  BertLayerWeights,
+  BertShape,
+} from '../../common/bert-layer';
 import { FloatTensor, OnnxGraph, OnnxNode, parseOnnxGraph } from './onnx-model';
-
-/** The BERT hyper-parameters the top layers need (from the model folder's config.json). */
-export interface BertShape {
-  readonly layers: number;
-  readonly hidden: number;
-  readonly heads: number;
-  readonly intermediate: number;
-  readonly layerNormEps: number;
-}
 
 /** The fp32 ONNX export of a sentence encoder, read once: its bytes, graph and shape. */
 export interface EncoderOnnx {
@@ -19,28 +16,6 @@ export interface EncoderOnnx {
   readonly graph: OnnxGraph;
   readonly shape: BertShape;
 }
-
-/** The parameters of one BERT layer; kernels are [in, out] (they multiply from the right). */
-export const BERT_LAYER_PARAMS = [
-  'query.kernel',
-  'query.bias',
-  'key.kernel',
-  'key.bias',
-  'value.kernel',
-  'value.bias',
-  'attentionOutput.kernel',
-  'attentionOutput.bias',
-  'attentionNorm.gamma',
-  'attentionNorm.beta',
-  'intermediate.kernel',
-  'intermediate.bias',
-  'output.kernel',
-  'output.bias',
-  'outputNorm.gamma',
-  'outputNorm.beta',
-] as const;
-export type BertLayerParam = (typeof BERT_LAYER_PARAMS)[number];
-export type BertLayerWeights = Readonly<Record<BertLayerParam, FloatTensor>>;
 
 /**
  * Where each parameter sits in a PyTorch BERT export: the initializer input of the named node

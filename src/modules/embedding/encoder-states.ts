@@ -1,15 +1,10 @@
 import path from 'node:path';
 import type * as HF from '@huggingface/transformers' with { 'resolution-mode': 'import' };
 import * as ort from 'onnxruntime-node';
+import type { TokenStates } from '../../common/token-states';
 import { EncoderOnnx, hiddenStateTensor } from './encoder-onnx';
 import { withGraphOutputs } from './onnx-model';
 import { loadTokenizer } from './transformers-encoder';
-
-/** One text's hidden states: `tokens` rows of `hidden` floats, real tokens only (no padding). */
-export interface TokenStates {
-  readonly tokens: number;
-  readonly data: Float32Array;
-}
 
 export interface EncoderStatesOptions {
   /** Hidden states wanted, by the number of encoder layers below them (0 … layers). */
@@ -27,7 +22,7 @@ const DEFAULT_BATCH_SIZE = 8;
 
 /**
  * Per-token hidden states after chosen encoder layers, from ONNX Runtime: the input of the top
- * layers trained in tfjs (encoder-top-layers.ts). The session runs a copy of the fp32 graph cut
+ * layers trained in tfjs (training/model/bert-layers.ts). The session runs a copy of the fp32 graph cut
  * down to those intermediate tensors, made in memory (nothing is written): states after layer 4
  * cost about two thirds of the full encoder. Tokenisation is the service encoder's (transformers.js).
  */
@@ -115,7 +110,7 @@ export class EncoderStates {
       const data = result[name].data as Float32Array;
       // Padding comes after the real tokens (right padding), so each text's rows are contiguous.
       return tokens.map((count, r) => ({
-        tokens: count,
+        count,
         data: data.slice(r * width * d, (r * width + count) * d),
       }));
     });

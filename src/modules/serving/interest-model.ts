@@ -31,7 +31,8 @@ export class ArtifactInterestModel implements InterestModel {
     private readonly encoder: OnDemandEncoder,
   ) {
     // Serving stores mean-pooled text vectors only: a token-attention model's item tower needs the
-    // token states, which no table holds yet. Refusing beats ranking with the wrong item vectors.
+    // token states (after layer L − k when it fine-tunes k encoder layers), which no table holds
+    // yet. Refusing beats ranking with the wrong item vectors.
     if (artifact.manifest.architecture.tokenAttention) {
       throw new Error(
         `model ${versionId} pools token states, which serving does not store (only offline eval reads them)`,

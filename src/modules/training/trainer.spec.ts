@@ -1,9 +1,17 @@
 import * as tf from '@tensorflow/tfjs';
+import {
+  BERT_LAYER_PARAMS,
+  BertLayerParam,
+  BertLayerWeights,
+  BertTensor,
+} from '../../common/bert-layer';
+import type { TokenStates } from '../../common/token-states';
 import { Random } from '../../synthetic/prng';
 import { Impression, vectorsFromMap } from './dataset/dataset';
 import { DEFAULT_ARCHITECTURE, ModelArchitecture } from './model/architecture';
-import { loadModel } from './model/artifact';
+import { loadModel, topLayerWeightName } from './model/artifact';
 import { InterestScorer, memoizedItemVectors } from './model/interest-scorer';
+import { pooledTokenTexts } from './model/token-tower';
 import { DEFAULT_HYPERPARAMETERS, trainInterestModel, TrainingHyperparameters } from './trainer';
 
 const D = 16;
@@ -49,6 +57,40 @@ const hp: TrainingHyperparameters = {
   patience: 5,
 };
 
+/** Each item: its text vector's direction as one token among 1-3 noise tokens. */
+function tokenStatesOf(vectors: ReadonlyMap<string, Float32Array>): Map<string, TokenStates> {
+  const random = new Random('tokens');
+  return new Map(
+    [...vectors].map(([id, vector], i) => {
+      const count = 2 + (i % 3);
+      const data = Float32Array.from({ length: count * D }, () => random.next() - 0.5);
+      data.set(vector, (i % count) * D);
+      return [id, { count, data }] as const;
+    }),
+  );
+}
+
+/** A small random "pretrained" BERT layer: D hidden, 2 heads, 2·D intermediate. */
+function bertLayer(seed: string): BertLayerWeights {
+  const random = new Random(seed);
+  const shapes: Record<string, number[]> = {
+    kernel: [D, D],
+    'intermediate.kernel': [D, 2 * D],
+    'intermediate.bias': [2 * D],
+    'output.kernel': [2 * D, D],
+  };
+  const layer: Partial<Record<BertLayerParam, BertTensor>> = {};
+  for (const param of BERT_LAYER_PARAMS) {
+    const shape = shapes[param] ?? (param.endsWith('kernel') ? shapes.kernel : [D]);
+    const size = shape.reduce((a, b) => a * b, 1);
+    const data = param.endsWith('gamma')
+      ? new Float32Array(size).fill(1)
+      : Float32Array.from({ length: size }, () => (random.next() - 0.5) * 0.3);
+    layer[param] = { shape, data };
+  }
+  return layer as BertLayerWeights;
+}
+
 describe('trainInterestModel', () => {
   beforeAll(async () => {
     tf.env().set('PROD', true);
@@ -84,16 +126,7 @@ describe('trainInterestModel', () => {
   }, 60_000);
 
   it('trains the token-attention item tower from token states, and the artifact serves from them', async () => {
-    // Each item: its text vector's direction as one token among 1-3 noise tokens.
-    const random = new Random('tokens');
-    const tokens = new Map(
-      [...vectors].map(([id, vector], i) => {
-        const count = 2 + (i % 3);
-        const data = Float32Array.from({ length: count * D }, () => random.next() - 0.5);
-        data.set(vector, (i % count) * D);
-        return [id, { count, data }] as const;
-      }),
-    );
+    const tokens = tokenStatesOf(vectors);
     const tokenInput = {
       ...input,
       vectors: { ...input.vectors, tokens: { get: (id: string) => tokens.get(id) } },
@@ -112,6 +145,57 @@ describe('trainInterestModel', () => {
       /token states/,
     );
   }, 60_000);
+
+  it('fine-tunes the top encoder layer with the towers, and warm-starts from its own copy', async () => {
+    const tokens = tokenStatesOf(vectors);
+    const pretrained = bertLayer('layer');
+    const tokenInput = {
+      ...input,
+      vectors: { ...input.vectors, tokens: { get: (id: string) => tokens.get(id) } },
+      architecture: {
+        ...arch,
+        tokenAttention: true,
+        tokenAttentionDim: 4,
+        maxTokens: 3,
+        encoderTopLayers: 1,
+        encoderHeads: 2,
+      },
+      hyperparameters: { ...hp, encoderLearningRate: 0.003 },
+    };
+    await expect(trainInterestModel(tokenInput)).rejects.toThrow(/0 pretrained given/);
+    const outcome = await trainInterestModel({ ...tokenInput, encoderLayers: [pretrained] });
+    expect(outcome.validation?.auc).toBeGreaterThan(0.7);
+    const artifact = loadModel(outcome.artifact);
+    const kernel = artifact.weights[topLayerWeightName(0, 'query.kernel')];
+    expect(kernel?.shape).toEqual([D, D]);
+    // Trained: the layer moved away from the pretrained weights.
+    const moved = kernel?.data.some(
+      (x, i) => Math.abs(x - pretrained['query.kernel'].data[i]) > 1e-4,
+    );
+    expect(moved).toBe(true);
+    const scorer = InterestScorer.fromArtifact(artifact);
+    expect(() => memoizedItemVectors(scorer, tokenInput.vectors)).toThrow(/pooledTokenTexts/);
+    const pooled = await pooledTokenTexts(artifact, tokenInput.vectors.tokens, vectors.keys());
+    expect(pooled.size).toBe(ITEMS);
+    expect(Math.hypot(...(pooled.get('i0') ?? []))).toBeCloseTo(1, 5);
+    const itemVector = memoizedItemVectors(scorer, { ...tokenInput.vectors, pooledTexts: pooled });
+    expect(itemVector('i0')).toHaveLength(D);
+    // The periodic run: warm-started from the version's own layers, no pretrained ones needed.
+    const child = await trainInterestModel({
+      ...tokenInput,
+      parent: artifact,
+      hyperparameters: {
+        ...tokenInput.hyperparameters,
+        epochs: 1,
+        learningRate: 1e-9,
+        encoderLearningRate: 1e-9,
+      },
+    });
+    const childKernel = loadModel(child.artifact).weights[topLayerWeightName(0, 'query.kernel')];
+    childKernel?.data.forEach((x, i) => {
+      expect(x).toBeCloseTo(kernel?.data[i] ?? NaN, 4);
+    });
+  }, 120_000);
 
   it('warm-starts from a parent: its ID embedding rows carry over before any new step', async () => {
     const parent = await trainInterestModel(input);

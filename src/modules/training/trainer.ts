@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import type { BertLayerWeights } from '../../common/bert-layer';
 import { Random } from '../../synthetic/prng';
 import { countClicks, Impression, ItemVectors, sampleOf, shuffle } from './dataset/dataset';
 import { MetricsAccumulator, RankingMetrics } from './eval/metrics';
@@ -7,11 +8,20 @@ import { loadModel, ModelArtifact, serializeModel } from './model/artifact';
 import { initialWeights, warmStartWeights } from './model/init-weights';
 import { historyUserVector, InterestScorer, memoizedItemVectors } from './model/interest-scorer';
 import { BatchTokens, EncodedBatch, groupTokens, TfInterestModel } from './model/tf-model';
+import { pooledTokenTexts } from './model/token-tower';
 
 export interface TrainingHyperparameters {
   readonly epochs: number;
   readonly batchSize: number;
   readonly learningRate: number;
+  /** Of the fine-tuned encoder layers (architecture.encoderTopLayers): they start pretrained. */
+  readonly encoderLearningRate: number;
+  /**
+   * Samples per step when encoder layers are fine-tuned: a step holds those layers' activations
+   * for every candidate (about 1.3 MB an item at 26 tokens) until its backward pass, and the wasm
+   * heap ends at 4 GiB.
+   */
+  readonly encoderBatchSize: number;
   /** Non-clicked candidates per clicked one (K in NRMS's 1 + K softmax). */
   readonly negatives: number;
   /** L2 penalty on the ID embeddings used in a batch. */
@@ -27,6 +37,8 @@ export const DEFAULT_HYPERPARAMETERS: TrainingHyperparameters = {
   epochs: 4,
   batchSize: 256,
   learningRate: 0.003,
+  encoderLearningRate: 0.0001,
+  encoderBatchSize: 64,
   negatives: 4,
   idL2: 1e-4,
   patience: 0,
@@ -45,6 +57,11 @@ export interface TrainingInput {
   readonly backend: string;
   /** Warm start (incremental fine-tuning); absent = from scratch. */
   readonly parent?: ModelArtifact;
+  /**
+   * The encoder's pretrained top k layers (architecture.encoderTopLayers), bottom first: where a
+   * model that fine-tunes them starts. Not needed when `parent` has its own.
+   */
+  readonly encoderLayers?: readonly BertLayerWeights[];
   /** Click counts for the popularity feature and warm set; default: counted from `train`. */
   readonly clickCounts?: ReadonlyMap<string, number>;
   /** Extra manifest fields (data window, mode). */
@@ -263,7 +280,34 @@ function encodeBatch(
     historyAge,
     candidates,
     candidatePopularity,
-    ...(arch.tokenAttention ? { tokens: vocabulary.tokens(uniqueItems, arch.maxTokens) } : {}),
+    ...(arch.tokenAttention
+      ? { tokens: batchTokens(uniqueItems, candidates, arch, vocabulary) }
+      : {}),
+  };
+}
+
+/**
+ * The batch items the token tower runs on: all of them, or, for a model that fine-tunes encoder
+ * layers, only the candidates (history-only items read the per-epoch text matrix). Group positions
+ * index `uniqueItems`.
+ */
+function batchTokens(
+  uniqueItems: Int32Array,
+  candidates: Int32Array,
+  arch: ModelArchitecture,
+  vocabulary: Vocabulary,
+): BatchTokens {
+  if (arch.encoderTopLayers === 0) return vocabulary.tokens(uniqueItems, arch.maxTokens);
+  const positions = Int32Array.from(new Set(candidates)).sort();
+  const { groups } = vocabulary.tokens(
+    positions.map((position) => uniqueItems[position]),
+    arch.maxTokens,
+  );
+  return {
+    groups: groups.map((group) => ({
+      ...group,
+      positions: group.positions.map((i) => positions[i]),
+    })),
   };
 }
 
@@ -343,10 +387,14 @@ export async function trainInterestModel(
 
   const weights =
     input.parent === undefined
-      ? initialWeights(arch, warmItems.length, hp.seed)
-      : warmStartWeights(input.parent, arch, warmItems, hp.seed);
+      ? initialWeights(arch, warmItems.length, hp.seed, {
+          ...(input.encoderLayers === undefined ? {} : { encoderLayers: input.encoderLayers }),
+        })
+      : warmStartWeights(input.parent, arch, warmItems, hp.seed, input.encoderLayers);
   const model = new TfInterestModel(arch, weights, vocabulary.matrix(), hp.idL2);
   const optimizer = tf.train.adam(hp.learningRate);
+  const encoderOptimizer =
+    arch.encoderTopLayers > 0 ? tf.train.adam(hp.encoderLearningRate) : undefined;
   const random = new Random(`train:${String(hp.seed)}`);
   const validationRandom = new Random(`validation:${String(hp.seed)}`);
   const validation = sampleOf(validationRandom, input.validation, hp.maxValidation);
@@ -376,7 +424,27 @@ export async function trainInterestModel(
     createdAt: new Date().toISOString(),
   });
 
-  const batchesPerEpoch = Math.ceil(samples.length / hp.batchSize);
+  // A model with fine-tuned encoder layers pools its items' token states in tfjs, per epoch.
+  const validationItems = validation.flatMap((impression) => [
+    ...impression.history.map((click) => click.itemId),
+    ...impression.clicked,
+    ...impression.notClicked,
+  ]);
+  const validationVectors = async (artifact: Buffer): Promise<ItemVectors> => {
+    const tokens = input.vectors.tokens;
+    if (arch.encoderTopLayers === 0 || tokens === undefined) return input.vectors;
+    // Impressions without shown items are scored against negatives drawn from the vocabulary.
+    const needsVocabulary = validation.some((impression) => impression.notClicked.length === 0);
+    const pooled = await pooledTokenTexts(loadModel(artifact), tokens, [
+      ...validationItems,
+      ...(needsVocabulary ? vocabulary.ids : []),
+    ]);
+    return { ...input.vectors, pooledTexts: pooled };
+  };
+
+  const batchSize =
+    arch.encoderTopLayers > 0 ? Math.min(hp.batchSize, hp.encoderBatchSize) : hp.batchSize;
+  const batchesPerEpoch = Math.ceil(samples.length / batchSize);
   const totalBatches = batchesPerEpoch * hp.epochs;
   const epochs: EpochReport[] = [];
   let best: { artifact: Buffer; epoch: number; validation?: RankingMetrics } | undefined;
@@ -387,14 +455,19 @@ export async function trainInterestModel(
   try {
     for (let epoch = 1; epoch <= hp.epochs; epoch++) {
       const started = performance.now();
+      if (arch.encoderTopLayers > 0) {
+        model.refreshTokenTexts(vocabulary.ids.length, (rows) =>
+          vocabulary.tokens(rows, arch.maxTokens),
+        );
+      }
       const order = shuffle(
         random,
         samples.map((_, i) => i),
       );
       let lossSum = 0;
-      for (let start = 0; start < order.length; start += hp.batchSize) {
+      for (let start = 0; start < order.length; start += batchSize) {
         if (callbacks.signal?.aborted === true) throw new Error('training aborted');
-        const batchSamples = order.slice(start, start + hp.batchSize).map((i) => samples[i]);
+        const batchSamples = order.slice(start, start + batchSize).map((i) => samples[i]);
         const negatives = batchSamples.map((s) => negativesFor(s, hp.negatives, random, sampler));
         const batch = encodeBatch(
           batchSamples,
@@ -404,7 +477,7 @@ export async function trainInterestModel(
           popularityOf,
           vocabulary,
         );
-        const loss = model.trainStep(batch, optimizer);
+        const loss = model.trainStep(batch, optimizer, encoderOptimizer);
         if (!Number.isFinite(loss))
           throw new Error(`training diverged: loss ${loss} at epoch ${epoch}`);
         lossSum += loss * batch.size;
@@ -421,7 +494,12 @@ export async function trainInterestModel(
       const scorer = InterestScorer.fromArtifact(loadModel(artifact));
       const scored =
         validation.length > 0
-          ? evaluateImpressions(scorer, validation, input.vectors, negativesForValidation).metrics
+          ? evaluateImpressions(
+              scorer,
+              validation,
+              await validationVectors(artifact),
+              negativesForValidation,
+            ).metrics
           : undefined;
       const report: EpochReport = {
         epoch,
@@ -446,6 +524,7 @@ export async function trainInterestModel(
     }
   } finally {
     optimizer.dispose();
+    encoderOptimizer?.dispose();
     model.dispose();
   }
   if (best === undefined) throw new Error('training produced no epoch');

@@ -42,8 +42,13 @@ export interface ItemVectors {
   readonly encoderId: string;
   readonly dimension: number;
   get(itemId: string): Float32Array | undefined;
-  /** The same encoder's final token states, for models with token attention. */
+  /**
+   * The same encoder's token states, for models with token attention: after its last layer, or
+   * after layer L − k for a model that fine-tunes the top k.
+   */
   readonly tokens?: ItemTokens;
+  /** Text vectors a token model's own tower pooled from `tokens` (pooledTokenTexts). */
+  readonly pooledTexts?: { get(itemId: string): Float32Array | undefined };
 }
 
 export interface ItemTokens {

@@ -3,11 +3,13 @@ import path from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { parseFlags } from '../../../cli-command';
 import { ConfigError, loadConfig } from '../../../config/config';
+import { readEncoderOnnx, topLayerWeights } from '../../embedding/encoder-onnx';
+import { EncoderStates } from '../../embedding/encoder-states';
 import { TransformersTextEncoder } from '../../embedding/transformers-encoder';
 import { writeSyntheticMind } from '../dataset/synthetic-mind';
 import { TRAIN_BACKENDS, TrainBackendPreference } from '../model/backend';
 import { resultTable, summary, tokenCostLines, writeReport } from './report';
-import { runEval } from './run-eval';
+import { FineTuneSource, runEval } from './run-eval';
 
 const USAGE = `usage: npm run eval -- --data <MIND dir> | --synthetic [options]
   --data <dir>          MIND-format folder (news.tsv, train/behaviors.tsv, dev/behaviors.tsv)
@@ -19,8 +21,34 @@ const USAGE = `usage: npm run eval -- --data <MIND dir> | --synthetic [options]
   --no-ablations        train only the full model
   --token-attention     also train the item tower over the encoder's token states (NRMS pooling)
   --max-tokens <n>      token states read per item (default 64)
+  --encoder-top-layers <k[,k]>  also fine-tune the encoder's top k layers under the token tower
+                        (one row per k; states after layer L − k cached like the vectors)
+  --encoder-lr <x>      learning rate of those layers (default 1e-4)
+  --incremental <n>     time a warm-started one-epoch run on the latest n train impressions
   --half-life-hours <x> popularity half-life of the serving features (default: ONLINE_POPULARITY_HALF_LIFE_HOURS)
   --reports <dir>       parent folder of the report (default reports)`;
+
+/** The encoder's states under its top k layers, and those layers' weights, from the fp32 ONNX. */
+async function fineTuneSource(
+  folder: string,
+  k: number,
+  encoderId: string,
+  threads: number,
+): Promise<FineTuneSource> {
+  const onnx = readEncoderOnnx(folder);
+  const layer = onnx.shape.layers - k;
+  const states = await EncoderStates.create(onnx, { layers: [layer], threads });
+  return {
+    states: {
+      modelId: `${encoderId}@layer${layer}`,
+      dimension: onnx.shape.hidden,
+      encodeTokens: async (texts) => (await states.encode(texts))[0],
+    },
+    layers: topLayerWeights(onnx, k),
+    heads: onnx.shape.heads,
+    layerNormEps: onnx.shape.layerNormEps,
+  };
+}
 
 function numberFlag(flags: Map<string, string | true>, name: string): number | undefined {
   const value = flags.get(name);
@@ -85,11 +113,37 @@ async function main(): Promise<void> {
   const negatives = numberFlag(flags, 'negatives');
   const maxHistory = numberFlag(flags, 'max-history');
   const maxTokens = numberFlag(flags, 'max-tokens');
+  const encoderLearningRate = numberFlag(flags, 'encoder-lr');
+  const incremental = numberFlag(flags, 'incremental');
+  const topLayers = flags.get('encoder-top-layers');
+  const ks =
+    topLayers === undefined
+      ? []
+      : String(topLayers)
+          .split(',')
+          .map((k) => {
+            const parsed = Number(k);
+            if (!Number.isInteger(parsed) || parsed < 1) {
+              throw new Error(`--encoder-top-layers: ${k} is not a layer count of at least 1`);
+            }
+            return parsed;
+          });
+  const folder = path.join(path.resolve(config.embedding.modelDir), config.embedding.model);
   const started = Date.now();
   const result = await runEval({
     dataDir,
     encoder,
     ...(flags.has('token-attention') ? { tokenEncoder: encoder } : {}),
+    ...(ks.length === 0
+      ? {}
+      : {
+          fineTune: {
+            ks,
+            source: (k: number) =>
+              fineTuneSource(folder, k, encoder.modelId, config.embedding.threads),
+          },
+        }),
+    ...(incremental === undefined ? {} : { incrementalImpressions: incremental }),
     cacheDir: path.join('.cache', 'vectors'),
     backend: backend as TrainBackendPreference,
     ...(maxTrain === undefined ? {} : { maxTrainImpressions: maxTrain }),
@@ -103,6 +157,7 @@ async function main(): Promise<void> {
       ...(batchSize === undefined ? {} : { batchSize }),
       ...(learningRate === undefined ? {} : { learningRate }),
       ...(negatives === undefined ? {} : { negatives }),
+      ...(encoderLearningRate === undefined ? {} : { encoderLearningRate }),
     },
     validationFraction: 0.05,
     popularityHalfLifeMs:

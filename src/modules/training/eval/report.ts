@@ -12,12 +12,14 @@ const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b'
 /** The comparison table (Markdown); the CLI prints it and the report embeds it. */
 export function resultTable(result: EvalResult): string {
   const withRss = result.rows.some((row) => row.peakRssMb !== undefined);
+  const withIncremental = result.rows.some((row) => row.incrementalSeconds !== undefined);
   const header = [
     'model',
     ...METRIC_NAMES.map((m) => `${m} (all)`),
     ...METRIC_NAMES.map((m) => `${m} (cold)`),
     'auc (new users)',
     'train s',
+    ...(withIncremental ? ['incremental s'] : []),
     ...(withRss ? ['peak RSS MiB'] : []),
   ];
   const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
@@ -28,6 +30,7 @@ export function resultTable(result: EvalResult): string {
       ...METRIC_NAMES.map((m) => f3(row.cold[m])),
       row.coldUsers === undefined ? '' : f3(row.coldUsers.auc),
       row.trainSeconds === undefined ? '' : row.trainSeconds.toFixed(0),
+      ...(withIncremental ? [row.incrementalSeconds?.toFixed(0) ?? ''] : []),
       ...(withRss ? [row.peakRssMb?.toFixed(0) ?? ''] : []),
     ];
     lines.push(`| ${cells.join(' | ')} |`);
@@ -217,6 +220,18 @@ export function summary(result: EvalResult): Record<string, unknown> {
     ...(result.tokens === undefined
       ? {}
       : { tokenAttention: { ...metrics(TOKEN_ATTENTION.name), cost: result.tokens } }),
+    fineTuned: Object.fromEntries(
+      result.rows
+        .filter((row) => row.name.includes('fine-tuned'))
+        .map((row) => [
+          row.name,
+          {
+            ...metrics(row.name),
+            trainSeconds: row.trainSeconds,
+            incrementalSeconds: row.incrementalSeconds,
+          },
+        ]),
+    ),
     baselines: {
       random: metrics('random'),
       popularity: metrics('popularity'),

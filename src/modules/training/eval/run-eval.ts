@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { itemText } from '../../embedding/item-text';
 import type { TextEncoder, TokenEncoder } from '../../embedding/text-encoder';
+import type { BertLayerWeights } from '../../../common/bert-layer';
 import type { TokenStates } from '../../../common/token-states';
 import { decodeHalf, encodeHalf } from '../../embedding/token-codec';
 import {
@@ -13,6 +14,8 @@ import {
 } from '../dataset/dataset';
 import { readMind } from '../dataset/mind';
 import { DEFAULT_ARCHITECTURE, ModelArchitecture } from '../model/architecture';
+import { loadModel } from '../model/artifact';
+import { pooledTokenTexts } from '../model/token-tower';
 import { selectBackend, TrainBackendPreference } from '../model/backend';
 import {
   DEFAULT_HYPERPARAMETERS,
@@ -60,6 +63,14 @@ export interface EvalOptions {
   readonly encoder: TextEncoder;
   /** Adds the token-attention row: the same encoder's token states (cached beside the vectors). */
   readonly tokenEncoder?: TokenEncoder;
+  /** Adds a row per k: token attention over the encoder's top k layers, fine-tuned. */
+  readonly fineTune?: {
+    readonly ks: readonly number[];
+    readonly source: (k: number) => Promise<FineTuneSource>;
+  };
+  /** After each trained token row and the default model: time a warm-started one-epoch run on
+   * the latest n train impressions (the periodic incremental run). */
+  readonly incrementalImpressions?: number;
   readonly cacheDir: string;
   readonly backend: TrainBackendPreference;
   readonly architecture?: Partial<ModelArchitecture>;
@@ -78,6 +89,15 @@ export interface EvalOptions {
   readonly onEpoch?: (variant: string, report: EpochReport) => void;
 }
 
+/** What a fine-tuned-layers row reads: states under the top k layers, and those layers. */
+export interface FineTuneSource {
+  /** The encoder's hidden states after layer L − k (its modelId names the layer). */
+  readonly states: TokenEncoder;
+  readonly layers: readonly BertLayerWeights[];
+  readonly heads: number;
+  readonly layerNormEps: number;
+}
+
 export interface EvalRow {
   readonly name: string;
   readonly all: RankingMetrics;
@@ -85,6 +105,8 @@ export interface EvalRow {
   /** Every dev impression served as to a new user (no history), where the row can serve one. */
   readonly coldUsers?: RankingMetrics;
   readonly trainSeconds?: number;
+  /** The warm-started one-epoch run on the latest train impressions (incrementalImpressions). */
+  readonly incrementalSeconds?: number;
   /** The process's peak resident set after training this row (a running maximum). */
   readonly peakRssMb?: number;
   /** Quoted from the dataset's README, not measured by this run. */
@@ -204,7 +226,12 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
   const add = (
     name: string,
     scorer: ImpressionScorer,
-    extra: { trainSeconds?: number; peakRssMb?: number; coldUsers?: ImpressionScorer } = {},
+    extra: {
+      trainSeconds?: number;
+      incrementalSeconds?: number;
+      peakRssMb?: number;
+      coldUsers?: ImpressionScorer;
+    } = {},
   ) => {
     const result = score(scorer, data.dev, cold);
     skipped = result.skipped;
@@ -216,6 +243,9 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
         ? {}
         : { coldUsers: score(extra.coldUsers, data.dev, cold).all }),
       ...(extra.trainSeconds === undefined ? {} : { trainSeconds: extra.trainSeconds }),
+      ...(extra.incrementalSeconds === undefined
+        ? {}
+        : { incrementalSeconds: extra.incrementalSeconds }),
       ...(extra.peakRssMb === undefined ? {} : { peakRssMb: extra.peakRssMb }),
     });
   };
@@ -237,20 +267,35 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
     { name: 'trained model', change: {} },
     ...(options.ablations ? ABLATIONS : []),
     ...(options.tokenEncoder === undefined ? [] : [TOKEN_ATTENTION]),
+    ...(options.fineTune?.ks ?? []).map(fineTunedVariant),
   ];
+  const recent = [...data.train]
+    .sort((a, b) => a.time - b.time)
+    .slice(-(options.incrementalImpressions ?? 0));
   let modelScorer: ImpressionScorer | undefined;
   const curves: Record<string, EpochReport[]> = {};
   const lossCurves: Record<string, [number, number][]> = {};
   for (const variant of variants) {
     options.onTrainStart?.(variant.name);
-    if (variant.change.tokenAttention === true && options.tokenEncoder !== undefined) {
+    const k = variant.change.encoderTopLayers ?? 0;
+    let variantVectors: ItemVectors = vectors;
+    let fineTune: FineTuneSource | undefined;
+    if (variant.change.tokenAttention === true && k === 0 && options.tokenEncoder !== undefined) {
       tokenSetup ??= await tokenStates(options.tokenEncoder, options, texts, textOf);
+      variantVectors = { ...vectors, tokens: tokenSetup.tokens };
+    } else if (k > 0 && options.fineTune !== undefined) {
+      fineTune = await options.fineTune.source(k);
+      const cache = await cachedTokens(fineTune.states, options, texts, textOf);
+      variantVectors = { ...vectors, tokens: cache };
     }
+    const variantArchitecture: ModelArchitecture = {
+      ...architecture,
+      ...variant.change,
+      ...(fineTune === undefined
+        ? {}
+        : { encoderHeads: fineTune.heads, encoderLayerNormEps: fineTune.layerNormEps }),
+    };
     const trainStarted = Date.now();
-    const variantVectors: ItemVectors =
-      variant.change.tokenAttention === true && tokenSetup !== undefined
-        ? { ...vectors, tokens: tokenSetup.tokens }
-        : vectors;
     curves[variant.name] = [];
     const losses: [number, number][] = (lossCurves[variant.name] = []);
     const outcome = await trainInterestModel(
@@ -258,9 +303,10 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
         train,
         validation,
         vectors: variantVectors,
-        architecture: { ...architecture, ...variant.change },
+        architecture: variantArchitecture,
         hyperparameters,
         backend: backend.name,
+        ...(fineTune === undefined ? {} : { encoderLayers: fineTune.layers }),
       },
       {
         onProgress: (fraction, loss) => {
@@ -274,10 +320,45 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
       },
     );
     const seconds = (Date.now() - trainStarted) / 1000;
+    const artifact = loadModel(outcome.artifact);
+    const tokens = variantVectors.tokens;
+    const scorerVectors: ItemVectors =
+      k > 0 && tokens !== undefined
+        ? {
+            ...variantVectors,
+            pooledTexts: await pooledTokenTexts(
+              artifact,
+              tokens,
+              data.items.map((item) => item.itemId),
+            ),
+          }
+        : variantVectors;
+    let incrementalSeconds: number | undefined;
+    if (recent.length > 0 && !ABLATIONS.includes(variant)) {
+      options.onTrainStart?.(`${variant.name}: incremental run`);
+      const incrementalStarted = Date.now();
+      await trainInterestModel({
+        train: recent,
+        validation: [],
+        vectors: variantVectors,
+        architecture: variantArchitecture,
+        hyperparameters: { ...hyperparameters, epochs: 1 },
+        backend: backend.name,
+        parent: artifact,
+      });
+      incrementalSeconds = (Date.now() - incrementalStarted) / 1000;
+      options.log(
+        `${variant.name}: incremental run on ${recent.length} impressions, ${incrementalSeconds.toFixed(0)} s`,
+      );
+    }
     const peakRssMb = process.resourceUsage().maxRSS / 1024;
-    const scorer = interestModelScorer(outcome.scorer, variantVectors);
+    const scorer = interestModelScorer(outcome.scorer, scorerVectors);
     modelScorer ??= scorer;
-    add(variant.name, scorer, { trainSeconds: seconds, peakRssMb });
+    add(variant.name, scorer, {
+      trainSeconds: seconds,
+      peakRssMb,
+      ...(incrementalSeconds === undefined ? {} : { incrementalSeconds }),
+    });
   }
   if (modelScorer === undefined) throw new Error('no model trained');
   const served = await servedRows(modelScorer, trainAll, validation, data.dev, options);
@@ -312,6 +393,32 @@ export const TOKEN_ATTENTION: Variant = {
   change: { tokenAttention: true },
 };
 
+export function fineTunedVariant(k: number): Variant {
+  return {
+    name: `token attention, top ${k} encoder layer${k === 1 ? '' : 's'} fine-tuned (k=${k})`,
+    change: { tokenAttention: true, encoderTopLayers: k },
+  };
+}
+
+/** Token states of every text from `encoder` (cached on disk by text hash), looked up by item. */
+async function cachedTokens(
+  encoder: TokenEncoder,
+  options: EvalOptions,
+  texts: readonly string[],
+  textOf: ReadonlyMap<string, string>,
+): Promise<{ get(itemId: string): TokenStates | undefined; cache: DiskTokenCache }> {
+  const maxTokens = options.architecture?.maxTokens ?? DEFAULT_ARCHITECTURE.maxTokens;
+  const cache = new DiskTokenCache(options.cacheDir, encoder, maxTokens);
+  await cache.fill(texts, options.onEncode);
+  return {
+    get: (itemId) => {
+      const text = textOf.get(itemId);
+      return text === undefined ? undefined : cache.get(text);
+    },
+    cache,
+  };
+}
+
 /** Items timed alone for the per-item encode cost. */
 const TIMED_ITEMS = 48;
 
@@ -326,8 +433,8 @@ async function tokenStates(
   textOf: ReadonlyMap<string, string>,
 ): Promise<{ tokens: { get(itemId: string): TokenStates | undefined }; cost: TokenCost }> {
   const maxTokens = options.architecture?.maxTokens ?? DEFAULT_ARCHITECTURE.maxTokens;
-  const cache = new DiskTokenCache(options.cacheDir, encoder, maxTokens);
-  await cache.fill(texts, options.onEncode);
+  const tokens = await cachedTokens(encoder, options, texts, textOf);
+  const cache = tokens.cache;
   const d = encoder.dimension;
   const timed = Array.from(
     { length: Math.min(TIMED_ITEMS, texts.length) },
@@ -370,15 +477,7 @@ async function tokenStates(
     `token states ready: ${stored.texts} texts, ${meanTokens.toFixed(1)} tokens and ` +
       `${(cost.bytesPerItem / 1024).toFixed(1)} KiB per item (binary16, at most ${maxTokens} tokens)`,
   );
-  return {
-    tokens: {
-      get: (itemId) => {
-        const text = textOf.get(itemId);
-        return text === undefined ? undefined : cache.get(text);
-      },
-    },
-    cost,
-  };
+  return { tokens, cost };
 }
 
 function meanPooled(data: Float32Array, count: number, d: number): Float64Array {

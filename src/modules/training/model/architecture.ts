@@ -13,6 +13,16 @@ export interface ModelArchitecture {
   readonly tokenAttentionDim: number;
   /** Token states read per item ([CLS] and [SEP] included): the token cache's truncation. */
   readonly maxTokens: number;
+  /**
+   * The encoder's top k transformer layers, trained with the towers (0 = the frozen encoder's
+   * final token states). With k > 0 the token states are those after layer L − k, and the item
+   * tower runs the version's own copy of the top k layers (weights `top.<i>.<param>`) before
+   * the token attention. Needs `tokenAttention`.
+   */
+  readonly encoderTopLayers: number;
+  /** Attention heads and LayerNorm epsilon of those layers (the encoder's own). */
+  readonly encoderHeads: number;
+  readonly encoderLayerNormEps: number;
   /** Residual bottleneck adapter over the text vector (0 hidden units = no adapter). */
   readonly adapterHidden: number;
   /** Learned residual ID embedding for items with at least `idMinInteractions` training clicks. */
@@ -31,11 +41,15 @@ export interface ModelArchitecture {
 
 export const DEFAULT_ARCHITECTURE: ModelArchitecture = {
   dimension: 384,
-  // Off: short of issue #19's targets on MovieLens, 4x the training time, and serving cannot run it
-  // (docs/model-lifecycle.md#token-attention).
+  // Off: serving cannot run it yet, and on MovieLens its gain is near issue #19's target, not clear
+  // of it (docs/model-lifecycle.md#measured).
   tokenAttention: false,
   tokenAttentionDim: 32,
   maxTokens: 64,
+  encoderTopLayers: 0,
+  // all-MiniLM-L6-v2's; read from the encoder's config.json when layers are fine-tuned.
+  encoderHeads: 12,
+  encoderLayerNormEps: 1e-12,
   adapterHidden: 32,
   idEmbedding: true,
   idMinInteractions: 2,

@@ -1,3 +1,4 @@
+import type { BertLayerParam } from '../../../common/bert-layer';
 import { DEFAULT_ARCHITECTURE, ModelArchitecture } from './architecture';
 import type { CombinerSpec } from './combiner';
 
@@ -22,7 +23,15 @@ export type WeightName =
   | 'attention.position'
   | 'attention.age'
   | 'score.logScale'
-  | 'score.popularity';
+  | 'score.popularity'
+  | TopLayerWeightName;
+
+/** A fine-tuned encoder layer's parameter: layer `i` of the model's top k, bottom first. */
+export type TopLayerWeightName = `top.${number}.${BertLayerParam}`;
+
+export function topLayerWeightName(layer: number, param: BertLayerParam): TopLayerWeightName {
+  return `top.${layer}.${param}`;
+}
 
 export type ModelWeights = Readonly<Partial<Record<WeightName, WeightTensor>>>;
 
@@ -96,11 +105,19 @@ export function serializeModel(
 
 const ENCODER_POOLING: Pick<
   ModelArchitecture,
-  'tokenAttention' | 'tokenAttentionDim' | 'maxTokens'
+  | 'tokenAttention'
+  | 'tokenAttentionDim'
+  | 'maxTokens'
+  | 'encoderTopLayers'
+  | 'encoderHeads'
+  | 'encoderLayerNormEps'
 > = {
   tokenAttention: false,
   tokenAttentionDim: DEFAULT_ARCHITECTURE.tokenAttentionDim,
   maxTokens: DEFAULT_ARCHITECTURE.maxTokens,
+  encoderTopLayers: 0,
+  encoderHeads: DEFAULT_ARCHITECTURE.encoderHeads,
+  encoderLayerNormEps: DEFAULT_ARCHITECTURE.encoderLayerNormEps,
 };
 
 /** Parses an artifact; throws on anything that is not one (wrong magic, truncated, bad JSON). */
@@ -122,7 +139,7 @@ export function loadModel(buffer: Uint8Array): ModelArtifact {
     throw new Error(`unsupported artifact format ${JSON.stringify(parsed.format)}`);
   }
   const stored = parsed as ModelManifest;
-  // Artifacts written before the token-attention option existed pool with the encoder.
+  // Artifacts written before the token options existed pool the frozen encoder's vector.
   const manifest: ModelManifest = {
     ...stored,
     architecture: { ...ENCODER_POOLING, ...stored.architecture },

@@ -1,6 +1,13 @@
+import { BERT_LAYER_PARAMS, BertLayerWeights } from '../../../common/bert-layer';
 import { Random } from '../../../synthetic/prng';
 import { ModelArchitecture } from './architecture';
-import { ModelArtifact, ModelWeights, WeightName, WeightTensor } from './artifact';
+import {
+  ModelArtifact,
+  ModelWeights,
+  topLayerWeightName,
+  WeightName,
+  WeightTensor,
+} from './artifact';
 
 function normal(random: Random, count: number, std: number): Float32Array {
   const out = new Float32Array(count);
@@ -23,14 +30,19 @@ const tensor = (shape: number[], data?: Float32Array): WeightTensor => ({
 /**
  * Fresh, seeded weights. The adapter's output layer starts at zero and the ID embeddings at zero,
  * so an untrained model scores exactly like the frozen encoder (mean-pooled history, dot product):
- * training can only move away from that baseline where the clicks say so.
+ * training can only move away from that baseline where the clicks say so. Fine-tuned encoder
+ * layers start as the pretrained ones (`encoderLayers`, the encoder's top k, bottom first).
  */
 export function initialWeights(
   arch: ModelArchitecture,
   warmItems: number,
   seed: number | string,
-  initialScale = 10,
+  options: {
+    readonly initialScale?: number;
+    readonly encoderLayers?: readonly BertLayerWeights[];
+  } = {},
 ): ModelWeights {
+  const initialScale = options.initialScale ?? 10;
   const random = new Random(`init:${String(seed)}`);
   const d = arch.dimension;
   const out: Partial<Record<WeightName, WeightTensor>> = {
@@ -62,6 +74,21 @@ export function initialWeights(
     out['tokens.b'] = tensor([a]);
     out['tokens.q'] = tensor([a]);
   }
+  if (arch.encoderTopLayers > 0) {
+    const layers = options.encoderLayers ?? [];
+    if (!arch.tokenAttention) throw new Error('encoderTopLayers > 0 needs tokenAttention');
+    if (layers.length !== arch.encoderTopLayers) {
+      throw new Error(
+        `the architecture fine-tunes ${arch.encoderTopLayers} encoder layers; ${layers.length} pretrained given`,
+      );
+    }
+    layers.forEach((layer, i) => {
+      for (const param of BERT_LAYER_PARAMS) {
+        const { shape, data } = layer[param];
+        out[topLayerWeightName(i, param)] = tensor([...shape], Float32Array.from(data));
+      }
+    });
+  }
   return out;
 }
 
@@ -74,8 +101,16 @@ export function warmStartWeights(
   arch: ModelArchitecture,
   warmItems: readonly string[],
   seed: number | string,
+  encoderLayers?: readonly BertLayerWeights[],
 ): ModelWeights {
-  const fresh = initialWeights(arch, warmItems.length, seed);
+  // Without the pretrained layers, fine-tuned layers can only come from the parent.
+  const layersFromParent = encoderLayers === undefined && arch.encoderTopLayers > 0;
+  const fresh = initialWeights(
+    layersFromParent ? { ...arch, encoderTopLayers: 0 } : arch,
+    warmItems.length,
+    seed,
+    encoderLayers === undefined ? {} : { encoderLayers },
+  );
   const out: Partial<Record<WeightName, WeightTensor>> = {};
   for (const [name, value] of Object.entries(fresh) as [WeightName, WeightTensor][]) {
     const old = parent.weights[name];
@@ -94,6 +129,17 @@ export function warmStartWeights(
       out[name] = { shape: value.shape, data: Float32Array.from(old.data) };
     } else {
       out[name] = value;
+    }
+  }
+  if (layersFromParent) {
+    for (let layer = 0; layer < arch.encoderTopLayers; layer++) {
+      for (const param of BERT_LAYER_PARAMS) {
+        const name = topLayerWeightName(layer, param);
+        const old = parent.weights[name];
+        if (old === undefined)
+          throw new Error(`the parent has no ${name}, and no pretrained layers were given`);
+        out[name] = { shape: [...old.shape], data: Float32Array.from(old.data) };
+      }
     }
   }
   return out;

@@ -53,6 +53,9 @@ export class InterestScorer {
    * item's first `maxTokens` token states, L2-normalised (then `itemVector` as for any text vector).
    */
   tokenPooledText(tokens: TokenStates): Float32Array {
+    if (this.architecture.encoderTopLayers > 0) {
+      throw new Error('the model fine-tunes encoder layers: pool with pooledTokenTexts');
+    }
     const d = this.dimension;
     const a = this.architecture.tokenAttentionDim;
     const n = Math.min(tokens.count, this.architecture.maxTokens);
@@ -221,15 +224,24 @@ export function memoizedItemVectors(
   vectors: {
     get(itemId: string): Float32Array | undefined;
     readonly tokens?: { get(itemId: string): TokenStates | undefined };
+    /** Text vectors the model's own token tower pooled (pooledTokenTexts, token-tower.ts). */
+    readonly pooledTexts?: { get(itemId: string): Float32Array | undefined };
   },
 ): (itemId: string) => Float32Array | null {
-  const tokens = vectors.tokens;
-  if (scorer.architecture.tokenAttention && tokens === undefined) {
-    throw new Error('the model pools token states, and none were given');
+  const arch = scorer.architecture;
+  const { tokens, pooledTexts } = vectors;
+  if (arch.tokenAttention && pooledTexts === undefined) {
+    if (arch.encoderTopLayers > 0) {
+      throw new Error(
+        'the model fine-tunes encoder layers: pool its token states with pooledTokenTexts',
+      );
+    }
+    if (tokens === undefined) throw new Error('the model pools token states, and none were given');
   }
   const textOf = (id: string): Float32Array | undefined => {
-    if (tokens === undefined || !scorer.architecture.tokenAttention) return vectors.get(id);
-    const states = tokens.get(id);
+    if (!arch.tokenAttention) return vectors.get(id);
+    if (pooledTexts !== undefined) return pooledTexts.get(id);
+    const states = tokens?.get(id);
     return states === undefined ? undefined : scorer.tokenPooledText(states);
   };
   const adapted = new Map<string, Float32Array | null>();

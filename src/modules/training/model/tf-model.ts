@@ -1,7 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
+import { BERT_LAYER_PARAMS } from '../../../common/bert-layer';
 import type { TokenStates } from '../../../common/token-states';
 import { ModelArchitecture } from './architecture';
-import { ModelWeights, WeightName, WeightTensor } from './artifact';
+import { ModelWeights, topLayerWeightName, WeightName, WeightTensor } from './artifact';
+import { applyBertLayers, BertLayerTensors } from './bert-layers';
+import { matMul2d } from './tf-ops';
 
 /**
  * One training batch in index form. Items are referenced through `uniqueItems` (rows of the text
@@ -93,13 +96,37 @@ export function tokenAttentionPool(
 ): { pooled: tf.Tensor2D; weights: tf.Tensor2D } {
   const [items, length, d] = states.shape;
   const a = w.shape[1] ?? 0;
-  const keys = tf.tanh(tf.add(tf.matMul(tf.reshape(states, [items * length, d]), w), b));
-  const scores = tf.reshape(tf.matMul(keys, tf.reshape(q, [a, 1])), [items, length]);
+  const keys = tf.tanh(
+    tf.add<tf.Tensor2D>(matMul2d(tf.reshape(states, [items * length, d]), w as tf.Tensor2D), b),
+  );
+  const scores = tf.reshape(matMul2d(keys, tf.reshape(q, [a, 1])), [items, length]);
   // Padding gets a large negative logit, and is zeroed again after the softmax.
   const weights = tf.mul(tf.softmax(tf.add(scores, tf.mul(tf.sub(1, mask), -1e9))), mask);
   const summed = tf.sum(tf.mul(states, tf.expandDims(weights, 2)), 1);
   const norm = tf.maximum(tf.norm(summed, 'euclidean', 1, true), 1e-12);
   return { pooled: tf.div(summed, norm), weights: weights as tf.Tensor2D };
+}
+
+/**
+ * The item tower's text vectors for one token group: the states through the fine-tuned encoder
+ * layers (if any), then the token attention [w, b, q]. [items x d].
+ */
+export function poolTokenGroup(
+  group: TokenGroup,
+  arch: ModelArchitecture,
+  layers: readonly BertLayerTensors[],
+  attention: readonly [tf.Tensor, tf.Tensor, tf.Tensor],
+): tf.Tensor2D {
+  const d = arch.dimension;
+  const mask = tf.tensor2d(group.mask, [group.positions.length, group.length]);
+  let states = tf.tensor3d(group.states, [group.positions.length, group.length, d]);
+  if (layers.length > 0) {
+    states = applyBertLayers(layers, states, mask, {
+      heads: arch.encoderHeads,
+      layerNormEps: arch.encoderLayerNormEps,
+    });
+  }
+  return tokenAttentionPool(states, mask, ...attention).pooled;
 }
 
 /**
@@ -133,7 +160,8 @@ function gatherRows(table: tf.Tensor2D, indices: Int32Array): tf.Tensor2D {
  */
 export class TfInterestModel {
   private readonly variables = new Map<WeightName, tf.Variable>();
-  private readonly text: tf.Tensor2D;
+  /** Text vectors by vocabulary row: the frozen encoder's, or the token tower's (refreshTokenTexts). */
+  private text: tf.Tensor2D;
 
   constructor(
     readonly architecture: ModelArchitecture,
@@ -154,6 +182,17 @@ export class TfInterestModel {
     return [...this.variables.values()];
   }
 
+  /** The fine-tuned encoder layers' parameters, bottom layer first. */
+  private get encoderLayers(): BertLayerTensors[] {
+    return Array.from(
+      { length: this.architecture.encoderTopLayers },
+      (_, layer) =>
+        Object.fromEntries(
+          BERT_LAYER_PARAMS.map((param) => [param, this.v(topLayerWeightName(layer, param))]),
+        ) as BertLayerTensors,
+    );
+  }
+
   /** Scores [size x candidateCount]. */
   logits(batch: EncodedBatch): tf.Tensor2D {
     return this.forward(batch).logits;
@@ -169,8 +208,10 @@ export class TfInterestModel {
       : tf.gather(this.text, tf.tensor1d(batch.uniqueItems, 'int32'));
     let items: tf.Tensor2D = x;
     if (arch.adapterHidden > 0) {
-      const hidden = tf.relu(tf.add(tf.matMul(x, this.v('adapter.w1')), this.v('adapter.b1')));
-      items = tf.add(x, tf.add(tf.matMul(hidden, this.v('adapter.w2')), this.v('adapter.b2')));
+      const hidden = tf.relu(
+        tf.add<tf.Tensor2D>(matMul2d(x, this.v2('adapter.w1')), this.v('adapter.b1')),
+      );
+      items = tf.add(x, tf.add(matMul2d(hidden, this.v2('adapter.w2')), this.v('adapter.b2')));
     }
     // A table with no rows (no item has enough clicks yet) has nothing to add.
     if (arch.idEmbedding && (this.variables.get('id.table')?.shape[0] ?? 0) > 0) {
@@ -188,7 +229,7 @@ export class TfInterestModel {
     let weights: tf.Tensor;
     if (arch.attention) {
       const a = arch.attentionDim;
-      const keysPerItem = tf.matMul<tf.Tensor2D>(items, this.v('attention.v'));
+      const keysPerItem = matMul2d(items, this.v2('attention.v'));
       let keys: tf.Tensor = tf.add(
         tf.reshape(gatherRows(keysPerItem, batch.history), [b, h, a]),
         this.v('attention.b'),
@@ -234,12 +275,30 @@ export class TfInterestModel {
     return penalty === null ? (loss as tf.Scalar) : tf.add<tf.Scalar>(loss, penalty);
   }
 
-  /** One optimiser step; returns the batch loss. */
-  trainStep(batch: EncodedBatch, optimizer: tf.Optimizer): number {
+  /**
+   * One optimiser step; returns the batch loss. Fine-tuned encoder layers step with
+   * `encoderOptimizer` (a much smaller learning rate: they start pretrained), the rest with
+   * `optimizer`.
+   */
+  trainStep(batch: EncodedBatch, optimizer: tf.Optimizer, encoderOptimizer?: tf.Optimizer): number {
     return tf.tidy(() => {
-      const cost = optimizer.minimize(() => this.loss(batch), true, this.trainableVariables);
-      if (cost === null) throw new Error('optimizer returned no loss');
-      return cost.dataSync()[0];
+      if (this.architecture.encoderTopLayers === 0) {
+        const cost = optimizer.minimize(() => this.loss(batch), true, this.trainableVariables);
+        if (cost === null) throw new Error('optimizer returned no loss');
+        return cost.dataSync()[0];
+      }
+      if (encoderOptimizer === undefined) {
+        throw new Error('the model fine-tunes encoder layers: give their optimizer');
+      }
+      const { value, grads } = tf.variableGrads(() => this.loss(batch), this.trainableVariables);
+      const towers: tf.NamedTensorMap = {};
+      const encoder: tf.NamedTensorMap = {};
+      for (const [name, grad] of Object.entries(grads)) {
+        (name.startsWith('top.') ? encoder : towers)[name] = grad;
+      }
+      optimizer.applyGradients(towers);
+      encoderOptimizer.applyGradients(encoder);
+      return value.dataSync()[0];
     });
   }
 
@@ -256,26 +315,69 @@ export class TfInterestModel {
     this.text.dispose();
   }
 
+  /**
+   * Text vectors of the batch's items. Items in `batch.tokens` go through the token tower (with
+   * gradients); the rest (history-only items of a model that fine-tunes encoder layers) read the
+   * text matrix, which refreshTokenTexts fills with the same tower's output once per epoch: running
+   * encoder layers with gradients over every history item would cost ~5x the step.
+   */
   private pooledTokens(batch: EncodedBatch): tf.Tensor2D {
     const tokens = batch.tokens;
     if (tokens === undefined) throw new Error('the model pools token states; the batch has none');
-    const d = this.architecture.dimension;
-    const parts = tokens.groups.map(
-      (group) =>
-        tokenAttentionPool(
-          tf.tensor3d(group.states, [group.positions.length, group.length, d]),
-          tf.tensor2d(group.mask, [group.positions.length, group.length]),
-          this.v('tokens.w'),
-          this.v('tokens.b'),
-          this.v('tokens.q'),
-        ).pooled,
-    );
-    // Back from group order to `uniqueItems` order.
-    const rowOf = new Int32Array(batch.uniqueItems.length);
-    let row = 0;
+    const parts = tokens.groups.map((group) => this.poolGroup(group));
+    const unique = batch.uniqueItems.length;
+    const covered = tokens.groups.reduce((sum, group) => sum + group.positions.length, 0);
+    // Rows of [text rows of every item; tower rows in group order], back in `uniqueItems` order.
+    const base = covered === unique ? 0 : unique;
+    const rowOf = Int32Array.from({ length: unique }, (_, i) => i);
+    let row = base;
     for (const group of tokens.groups)
       for (const position of group.positions) rowOf[position] = row++;
-    return gatherRows(tf.concat(parts, 0), rowOf);
+    const pooled = tf.concat(parts, 0);
+    const rows =
+      base === 0
+        ? pooled
+        : tf.concat([tf.gather(this.text, tf.tensor1d(batch.uniqueItems, 'int32')), pooled], 0);
+    return gatherRows(rows, rowOf);
+  }
+
+  /**
+   * Replaces the text matrix with the current token tower's output for every vocabulary row
+   * (`groupsOf(rows)` gives their token states), without gradients, `chunk` rows at a time.
+   */
+  refreshTokenTexts(
+    rowCount: number,
+    groupsOf: (rows: Int32Array) => BatchTokens,
+    chunk = 256,
+  ): void {
+    const d = this.architecture.dimension;
+    const matrix = new Float32Array(rowCount * d);
+    for (let start = 0; start < rowCount; start += chunk) {
+      const rows = Int32Array.from(
+        { length: Math.min(chunk, rowCount - start) },
+        (_, i) => start + i,
+      );
+      for (const group of groupsOf(rows).groups) {
+        const values = tf.tidy(() => this.poolGroup(group).dataSync());
+        group.positions.forEach((position, i) => {
+          matrix.set(values.subarray(i * d, (i + 1) * d), rows[position] * d);
+        });
+      }
+    }
+    this.text.dispose();
+    this.text = tf.tensor2d(matrix, [rowCount, d]);
+  }
+
+  private poolGroup(group: TokenGroup): tf.Tensor2D {
+    return poolTokenGroup(group, this.architecture, this.encoderLayers, [
+      this.v('tokens.w'),
+      this.v('tokens.b'),
+      this.v('tokens.q'),
+    ]);
+  }
+
+  private v2(name: WeightName): tf.Tensor2D {
+    return this.v(name) as tf.Tensor2D;
   }
 
   private v(name: WeightName): tf.Tensor {

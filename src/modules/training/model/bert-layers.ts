@@ -4,20 +4,22 @@ import {
   BertLayerParam,
   BertLayerWeights,
   BertShape,
-  type EncoderOnnx,
-  topLayerWeights,
-} from './encoder-onnx';
-import type { TokenStates } from './encoder-states';
-import type { FloatTensor } from './onnx-model';
+  BertTensor,
+} from '../../../common/bert-layer';
+import type { TokenStates } from '../../../common/token-states';
+import { matMul2d } from './tf-ops';
 
 /** Added to attention scores of padding keys: their softmax weight underflows to exactly 0. */
 const MASKED_SCORE = -1e9;
 
 type LayerVariables = Readonly<Record<BertLayerParam, tf.Variable>>;
 
+/** One BERT layer's parameters as tensors (variables when trained). */
+export type BertLayerTensors = Readonly<Record<BertLayerParam, tf.Tensor>>;
+
 /**
  * The top k BERT layers of the sentence encoder in tfjs, initialised from the ONNX weights
- * (encoder-onnx.ts): post-LayerNorm self-attention and exact-GELU feed-forward, exactly as the
+ * (embedding/encoder-onnx.ts): post-LayerNorm self-attention and exact-GELU feed-forward, exactly as the
  * PyTorch export computes them, on the hidden states ONNX Runtime gives after layer L − k
  * (encoder-states.ts). Trainable: every parameter is a tf.Variable. No dropout: fine-tuning at a
  * small learning rate from pretrained weights, and serving must compute what training saw.
@@ -49,15 +51,6 @@ export class EncoderTopLayers {
     return new EncoderTopLayers(shape, layers);
   }
 
-  /** The top `k` layers of the ONNX encoder (trainable unless told otherwise). */
-  static fromOnnx(
-    onnx: EncoderOnnx,
-    k: number,
-    options: { readonly trainable?: boolean } = {},
-  ): EncoderTopLayers {
-    return EncoderTopLayers.fromWeights(onnx.shape, topLayerWeights(onnx, k), options);
-  }
-
   get k(): number {
     return this.layers.length;
   }
@@ -72,14 +65,7 @@ export class EncoderTopLayers {
    * → the last hidden state [batch, tokens, hidden].
    */
   apply(states: tf.Tensor3D, mask: tf.Tensor2D): tf.Tensor3D {
-    return tf.tidy(() => {
-      const [batch, tokens] = states.shape;
-      // [batch, 1, 1, tokens]: broadcast over heads and query positions.
-      const scoreBias = tf.sub(1, mask.toFloat()).mul(MASKED_SCORE).reshape([batch, 1, 1, tokens]);
-      let hidden = states;
-      for (const layer of this.layers) hidden = this.layer(layer, hidden, scoreBias);
-      return hidden;
-    });
+    return tf.tidy(() => applyBertLayers(this.layers, states, mask, this.shape));
   }
 
   /** Masked mean over tokens, L2-normalised: the sentence vector the service stores. */
@@ -97,7 +83,7 @@ export class EncoderTopLayers {
     return this.layers.map(
       (layer) =>
         Object.fromEntries(
-          BERT_LAYER_PARAMS.map((param): [BertLayerParam, FloatTensor] => [
+          BERT_LAYER_PARAMS.map((param): [BertLayerParam, BertTensor] => [
             param,
             { shape: [...layer[param].shape], data: layer[param].dataSync() as Float32Array },
           ]),
@@ -108,40 +94,61 @@ export class EncoderTopLayers {
   dispose(): void {
     for (const variable of this.variables) variable.dispose();
   }
+}
 
-  private layer(w: LayerVariables, input: tf.Tensor3D, scoreBias: tf.Tensor): tf.Tensor3D {
-    const { hidden, heads, layerNormEps } = this.shape;
-    const [batch, tokens] = input.shape;
-    const size = hidden / heads;
-    const rows = input.reshape<tf.Tensor2D>([batch * tokens, hidden]);
-    const dense = (x: tf.Tensor2D, kernel: tf.Variable, bias: tf.Variable) =>
-      tf.matMul(x, kernel).add<tf.Tensor2D>(bias);
-    // [batch, heads, tokens, size]
-    const split = (x: tf.Tensor2D) =>
-      x.reshape([batch, tokens, heads, size]).transpose([0, 2, 1, 3]);
-    const query = split(dense(rows, w['query.kernel'], w['query.bias']));
-    const key = split(dense(rows, w['key.kernel'], w['key.bias']));
-    const value = split(dense(rows, w['value.kernel'], w['value.bias']));
-    const scores = tf.matMul(query, key, false, true).div(Math.sqrt(size)).add(scoreBias);
-    const context = tf
-      .matMul(tf.softmax(scores), value)
-      .transpose([0, 2, 1, 3])
-      .reshape<tf.Tensor2D>([batch * tokens, hidden]);
-    const attended = layerNorm(
-      dense(context, w['attentionOutput.kernel'], w['attentionOutput.bias']).add(rows),
-      w['attentionNorm.gamma'],
-      w['attentionNorm.beta'],
-      layerNormEps,
-    );
-    const inner = gelu(dense(attended, w['intermediate.kernel'], w['intermediate.bias']));
-    const output = layerNorm(
-      dense(inner, w['output.kernel'], w['output.bias']).add(attended),
-      w['outputNorm.gamma'],
-      w['outputNorm.beta'],
-      layerNormEps,
-    );
-    return output.reshape([batch, tokens, hidden]);
-  }
+/**
+ * `states` [batch, tokens, hidden] through `layers`, bottom first; `mask` [batch, tokens] (1 real,
+ * 0 padding). Padding keys get zero attention weight; padding rows are computed but never read.
+ */
+export function applyBertLayers(
+  layers: readonly BertLayerTensors[],
+  states: tf.Tensor3D,
+  mask: tf.Tensor2D,
+  shape: Pick<BertShape, 'heads' | 'layerNormEps'>,
+): tf.Tensor3D {
+  const [batch, tokens] = states.shape;
+  // [batch, 1, 1, tokens]: broadcast over heads and query positions.
+  const scoreBias = tf.sub(1, mask.toFloat()).mul(MASKED_SCORE).reshape([batch, 1, 1, tokens]);
+  let hidden = states;
+  for (const layer of layers) hidden = bertLayer(layer, hidden, scoreBias, shape);
+  return hidden;
+}
+
+function bertLayer(
+  w: BertLayerTensors,
+  input: tf.Tensor3D,
+  scoreBias: tf.Tensor,
+  { heads, layerNormEps }: Pick<BertShape, 'heads' | 'layerNormEps'>,
+): tf.Tensor3D {
+  const [batch, tokens, hidden] = input.shape;
+  const size = hidden / heads;
+  const rows = input.reshape<tf.Tensor2D>([batch * tokens, hidden]);
+  const dense = (x: tf.Tensor2D, kernel: tf.Tensor, bias: tf.Tensor) =>
+    matMul2d(x, kernel as tf.Tensor2D).add<tf.Tensor2D>(bias);
+  // [batch, heads, tokens, size]
+  const split = (x: tf.Tensor2D) => x.reshape([batch, tokens, heads, size]).transpose([0, 2, 1, 3]);
+  const query = split(dense(rows, w['query.kernel'], w['query.bias']));
+  const key = split(dense(rows, w['key.kernel'], w['key.bias']));
+  const value = split(dense(rows, w['value.kernel'], w['value.bias']));
+  const scores = tf.matMul(query, key, false, true).div(Math.sqrt(size)).add(scoreBias);
+  const context = tf
+    .matMul(tf.softmax(scores), value)
+    .transpose([0, 2, 1, 3])
+    .reshape<tf.Tensor2D>([batch * tokens, hidden]);
+  const attended = layerNorm(
+    dense(context, w['attentionOutput.kernel'], w['attentionOutput.bias']).add(rows),
+    w['attentionNorm.gamma'],
+    w['attentionNorm.beta'],
+    layerNormEps,
+  );
+  const inner = gelu(dense(attended, w['intermediate.kernel'], w['intermediate.bias']));
+  const output = layerNorm(
+    dense(inner, w['output.kernel'], w['output.bias']).add(attended),
+    w['outputNorm.gamma'],
+    w['outputNorm.beta'],
+    layerNormEps,
+  );
+  return output.reshape([batch, tokens, hidden]);
 }
 
 function layerNorm(x: tf.Tensor2D, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor2D {
@@ -163,12 +170,12 @@ function gelu(x: tf.Tensor2D): tf.Tensor2D {
 export function padTokenStates(
   items: readonly TokenStates[],
   hidden: number,
-  width = Math.max(1, ...items.map((item) => item.tokens)),
+  width = Math.max(1, ...items.map((item) => item.count)),
 ): { states: tf.Tensor3D; mask: tf.Tensor2D } {
   const states = new Float32Array(items.length * width * hidden);
   const mask = new Float32Array(items.length * width);
   items.forEach((item, r) => {
-    const count = Math.min(item.tokens, width);
+    const count = Math.min(item.count, width);
     states.set(item.data.subarray(0, count * hidden), r * width * hidden);
     mask.fill(1, r * width, r * width + count);
   });

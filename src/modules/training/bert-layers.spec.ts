@@ -6,10 +6,11 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { EncoderOnnx, readEncoderOnnx, topLayerWeights } from './encoder-onnx';
-import { EncoderStates, TokenStates } from './encoder-states';
-import { EncoderTopLayers, padTokenStates } from './encoder-top-layers';
-import { TransformersTextEncoder } from './transformers-encoder';
+import type { TokenStates } from '../../common/token-states';
+import { EncoderOnnx, readEncoderOnnx, topLayerWeights } from '../embedding/encoder-onnx';
+import { EncoderStates } from '../embedding/encoder-states';
+import { TransformersTextEncoder } from '../embedding/transformers-encoder';
+import { EncoderTopLayers, padTokenStates } from './model/bert-layers';
 
 /**
  * Parity of the tfjs top layers with ONNX Runtime on the real model: the states ONNX Runtime
@@ -51,7 +52,7 @@ function maxAbsDifference(
 ): number {
   let max = 0;
   expected.forEach((item, r) => {
-    for (let t = 0; t < item.tokens; t++) {
+    for (let t = 0; t < item.count; t++) {
       for (let i = 0; i < d; i++) {
         max = Math.max(max, Math.abs(hidden[r][t][i] - item.data[t * d + i]));
       }
@@ -107,7 +108,9 @@ describeModel('encoder top layers (all-MiniLM-L6-v2)', () => {
     'on %s, layers 6−k..5 (k=%i) in tfjs reproduce ONNX Runtime within 1e-4',
     async (backend, k) => {
       await selectBackend(backend);
-      const top = EncoderTopLayers.fromOnnx(onnx, k, { trainable: false });
+      const top = EncoderTopLayers.fromWeights(onnx.shape, topLayerWeights(onnx, k), {
+        trainable: false,
+      });
       const input = byLayer.get(6 - k) ?? [];
       const { states: batch, mask } = padTokenStates(input, 384);
       const hidden = top.apply(batch, mask);
@@ -129,7 +132,7 @@ describeModel('encoder top layers (all-MiniLM-L6-v2)', () => {
     });
     const expected = await encoder.encode(TEXTS);
     await encoder.dispose();
-    const top = EncoderTopLayers.fromOnnx(onnx, 2);
+    const top = EncoderTopLayers.fromWeights(onnx.shape, topLayerWeights(onnx, 2));
     const { states: batch, mask } = padTokenStates(byLayer.get(4) ?? [], 384);
     const pooled = tf.tidy(() => EncoderTopLayers.pool(top.apply(batch, mask), mask).arraySync());
     pooled.forEach((vector, r) => {
@@ -142,7 +145,7 @@ describeModel('encoder top layers (all-MiniLM-L6-v2)', () => {
 
   it('trains: every parameter gets a gradient and a step moves the sentence vectors', async () => {
     await selectBackend('wasm');
-    const top = EncoderTopLayers.fromOnnx(onnx, 1);
+    const top = EncoderTopLayers.fromWeights(onnx.shape, topLayerWeights(onnx, 1));
     const { states: batch, mask } = padTokenStates(byLayer.get(5) ?? [], 384);
     // Pull the first two texts' vectors together.
     const loss = (): tf.Scalar =>
