@@ -269,9 +269,9 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
     ...(options.tokenEncoder === undefined ? [] : [TOKEN_ATTENTION]),
     ...(options.fineTune?.ks ?? []).map(fineTunedVariant),
   ];
-  const recent = [...data.train]
-    .sort((a, b) => a.time - b.time)
-    .slice(-(options.incrementalImpressions ?? 0));
+  const incremental = options.incrementalImpressions ?? 0;
+  const recent =
+    incremental > 0 ? [...data.train].sort((a, b) => a.time - b.time).slice(-incremental) : [];
   let modelScorer: ImpressionScorer | undefined;
   const curves: Record<string, EpochReport[]> = {};
   const lossCurves: Record<string, [number, number][]> = {};
