@@ -1,5 +1,6 @@
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startThread } from '../common/thread';
 import type { AppConfig } from '../config/config';
 import type { ProducerThreadReply, ProducerThreadRequest } from './best-effort-producer.thread';
 
@@ -52,16 +53,7 @@ export class BestEffortProducer {
   }
 
   private start(): Worker {
-    const entry = path.join(__dirname, 'best-effort-producer.thread');
-    // From TypeScript sources (ts-node, jest) the thread compiles with ts-node, without swc (its
-    // native addon crashes in a second thread of a process); built code runs JS.
-    const worker = __filename.endsWith('.ts')
-      ? new Worker(
-          `require('ts-node').register({ transpileOnly: true, swc: false });
-           require(${JSON.stringify(`${entry}.ts`)});`,
-          { eval: true, workerData: this.config },
-        )
-      : new Worker(`${entry}.js`, { workerData: this.config });
+    const worker = startThread(path.join(__dirname, 'best-effort-producer.thread'), this.config);
     // Idle, it must not keep the process alive (a CLI command that logged a slate still exits).
     worker.unref();
     worker.on('message', (reply: ProducerThreadReply) => {

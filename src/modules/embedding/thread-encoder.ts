@@ -1,5 +1,6 @@
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startThread } from '../../common/thread';
 import type { EncoderThreadReply, EncoderThreadRequest } from './encoder.thread';
 import type { TextEncoder } from './text-encoder';
 import type { TransformersEncoderOptions } from './transformers-encoder';
@@ -45,16 +46,7 @@ export class ThreadTextEncoder implements TextEncoder {
     options: TransformersEncoderOptions,
     onExit: (encoder: ThreadTextEncoder) => void,
   ): Promise<ThreadTextEncoder> {
-    const entry = path.join(__dirname, 'encoder.thread');
-    // From TypeScript sources (ts-node, jest) the thread compiles with ts-node, without swc: swc's
-    // native addon crashes when a second thread of a process loads it. Built code runs JS.
-    const worker = __filename.endsWith('.ts')
-      ? new Worker(
-          `require('ts-node').register({ transpileOnly: true, swc: false });
-           require(${JSON.stringify(`${entry}.ts`)});`,
-          { eval: true, workerData: options },
-        )
-      : new Worker(`${entry}.js`, { workerData: options });
+    const worker = startThread(path.join(__dirname, 'encoder.thread'), options);
     return new Promise((resolve, reject) => {
       const onReply = (reply: EncoderThreadReply) => {
         if (reply.type === 'ready') {

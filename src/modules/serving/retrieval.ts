@@ -1,25 +1,34 @@
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { RowVectors } from './row-vectors';
 import { bestFirst, dotRow, topK } from './top-k';
 
 /**
  * Approximate nearest neighbours by inner product, over item-table rows. Built once per served
- * version (vectors added one by one, off the request path), then only searched; the one
- * implementation is HNSW (hnsw-index.ts), tests may build their own.
+ * version (off the request path), then only searched; the one implementation is HNSW
+ * (hnsw-index.ts), tests may build their own.
  */
 export interface VectorIndex {
   readonly dimension: number;
-  /** Vectors added so far. */
+  /** Vectors indexed. */
   readonly size: number;
   /** About how many bytes the index holds (vectors and graph). */
   readonly bytes: number;
-  add(row: number, vector: Float32Array): void;
   /** Up to `count` rows with about the largest inner product with `query`, best first. */
   search(query: Float32Array, count: number): Int32Array;
 }
 
-/** A new empty index for up to `capacity` vectors of `dimension` values. */
-export type VectorIndexFactory = (dimension: number, capacity: number) => VectorIndex;
+/** What an index is built of: some rows of a matrix that the build reads in place. */
+export interface IndexSource {
+  /** Row-major, `dimension` values a row; shared, as another thread reads it. */
+  readonly matrix: Float32Array<SharedArrayBuffer>;
+  readonly dimension: number;
+  /** The rows to index; the index answers with these numbers. */
+  readonly rows: Int32Array;
+  /** Per row of `rows`, one more value appended to its vector; undefined: none. */
+  readonly extra: Float32Array | undefined;
+}
+
+/** Builds an index of `source` (off the serving thread); `signal` abandons the build. */
+export type VectorIndexBuilder = (source: IndexSource, signal: AbortSignal) => Promise<VectorIndex>;
 
 export interface RetrievalSettings {
   /** Below this many item vectors the exact scan serves (it is fast enough, and exact). */
@@ -58,9 +67,6 @@ interface BuiltIndex {
   readonly withBias: boolean;
 }
 
-/** Longest stretch a build holds the event loop before letting requests run. */
-const BUILD_SLICE_MS = 10;
-
 /**
  * The nearest items to a user vector for one served version: the exact scan over every row for
  * small catalogs; above `annMinItems` an ANN index of the version's vectors, built in the
@@ -72,14 +78,15 @@ const BUILD_SLICE_MS = 10;
 export class Retrieval {
   private built: BuiltIndex | undefined;
   private building: Promise<void> | undefined;
-  private closed = false;
+  /** Abandons the build in progress (the version is no longer served). */
+  private readonly closing = new AbortController();
 
   constructor(
     private readonly vectors: RowVectors,
     /** The model's scale: score = scale × (user · item) + bias. */
     private readonly scale: number,
     private readonly settings: RetrievalSettings,
-    private readonly createIndex: VectorIndexFactory,
+    private readonly buildIndex: VectorIndexBuilder,
     private readonly observer: RetrievalObserver,
   ) {}
 
@@ -98,7 +105,9 @@ export class Retrieval {
    * last. Returns the build in progress, if any (tests and benches wait for it).
    */
   maintain(): Promise<void> | undefined {
-    if (this.building !== undefined || this.closed || !this.annUsable()) return this.building;
+    if (this.building !== undefined || this.closing.signal.aborted || !this.annUsable()) {
+      return this.building;
+    }
     const due =
       this.built === undefined
         ? this.presentRows() >= this.settings.annMinItems
@@ -116,7 +125,7 @@ export class Retrieval {
 
   /** Stops a build in progress and drops the index (the version is no longer served). */
   close(): void {
-    this.closed = true;
+    this.closing.abort();
     if (this.built !== undefined) this.vectors.unwatch(this.built.changed);
     this.built = undefined;
   }
@@ -197,48 +206,44 @@ export class Retrieval {
     return present;
   }
 
-  /** Adds every row with a vector, yielding to requests every BUILD_SLICE_MS; then swaps in. */
+  /** Indexes every row with a vector as it is now; swaps the index in when built. */
   private async build(): Promise<void> {
     const { vectors, scale } = this;
+    const { signal } = this.closing;
     const started = performance.now();
+    // Rows set or cleared from here on are scanned exactly next to the index's candidates.
     const changed = vectors.watch();
-    const withBias = vectors.bias !== undefined;
-    const biasOf = (row: number) => vectors.bias?.[row] ?? 0;
-    const d = vectors.dimension;
-    const rows = vectors.rows;
-    const capacity = this.presentRows();
-    const index = this.createIndex(d + (withBias ? 1 : 0), capacity);
-    const vector = new Float32Array(index.dimension);
-    let slice = performance.now();
+    const { matrix, dimension, bias } = vectors;
+    const rows = this.indexedRows();
+    const extra = bias && Float32Array.from(rows, (row) => bias[row] / scale);
+    let index: VectorIndex;
     try {
-      // Rows set meanwhile are in `changed` (scanned exactly), even those with no room left.
-      for (let row = 0; row < rows && index.size < capacity; row++) {
-        if (!vectors.has(row)) continue;
-        vector.set(vectors.vector(row));
-        if (withBias) vector[d] = biasOf(row) / scale;
-        index.add(row, vector);
-        if (performance.now() - slice > BUILD_SLICE_MS) {
-          await yieldToEventLoop();
-          if (this.closed) break;
-          slice = performance.now();
-        }
-      }
+      index = await this.buildIndex({ matrix, dimension, rows, extra }, signal);
     } catch (error) {
       vectors.unwatch(changed);
+      if (signal.aborted) return;
       throw error;
     }
-    if (this.closed) {
+    if (signal.aborted) {
       vectors.unwatch(changed);
       return;
     }
     const previous = this.built;
-    this.built = { index, changed, withBias };
+    this.built = { index, changed, withBias: extra !== undefined };
     if (previous !== undefined) vectors.unwatch(previous.changed);
     this.observer.built({
       rows: index.size,
       buildMs: performance.now() - started,
       bytes: index.bytes,
     });
+  }
+
+  /** The rows that have a vector. */
+  private indexedRows(): Int32Array {
+    const rows = new Int32Array(this.vectors.rows);
+    let n = 0;
+    for (let row = 0; row < rows.length; row++) if (this.vectors.has(row)) rows[n++] = row;
+    return rows.slice(0, n);
   }
 }
 

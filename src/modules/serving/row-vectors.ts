@@ -9,7 +9,7 @@ import { dotRow } from './top-k';
  */
 export class RowVectors {
   private capacity = 0;
-  private values = new Float32Array(0);
+  private values = new Float32Array(new SharedArrayBuffer(0));
   private biases: Float32Array | undefined;
   private present = new Uint8Array(0);
   /** When each row's text vector was stored (ms): an update seen twice is applied once. */
@@ -31,7 +31,7 @@ export class RowVectors {
   }
 
   /** `rows × dimension` values; a row without a vector holds zeros. */
-  get matrix(): Float32Array {
+  get matrix(): Float32Array<SharedArrayBuffer> {
     return this.values;
   }
 
@@ -110,7 +110,8 @@ export class RowVectors {
   }
 
   private grow(capacity: number): void {
-    const values = new Float32Array(capacity * this.dimension);
+    // Shared: an index build on another thread reads the vectors in place (retrieval.ts).
+    const values = new Float32Array(new SharedArrayBuffer(capacity * this.dimension * 4));
     values.set(this.values);
     const present = new Uint8Array(capacity);
     present.set(this.present);

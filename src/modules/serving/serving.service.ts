@@ -8,7 +8,7 @@ import { Metrics } from '../metrics/metrics.registry';
 import { OnlineStateReader, Read } from '../online-state/online-state.reader';
 import type { ItemPopularity } from '../online-state/online-state.schema';
 import { PopularityMirror } from '../online-state/popularity-mirror';
-import { hnswIndexFactory } from './hnsw-index';
+import { hnswIndexBuilder } from './hnsw-index';
 import { ItemTable } from './item-table';
 import { Retrieval, RetrievalObserver } from './retrieval';
 import { RowVectors } from './row-vectors';
@@ -111,6 +111,8 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
 
   onApplicationShutdown(): void {
     clearInterval(this.timer);
+    // An index build runs on a thread of its own, which would keep the process alive.
+    for (const { served } of this.followings()) served.retrieval.close();
   }
 
   /** What a request ranks with; take it once per request. */
@@ -186,7 +188,7 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
       vectors,
       model.scale,
       this.config.retrieval,
-      hnswIndexFactory(this.config.retrieval),
+      hnswIndexBuilder(this.config.retrieval),
       this.retrievalObserver(model.versionId),
     );
     void retrieval.maintain();
