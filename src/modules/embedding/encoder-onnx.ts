@@ -6,7 +6,13 @@ import {
   BertLayerWeights,
   BertShape,
 } from '../../common/bert-layer';
-import { FloatTensor, OnnxGraph, OnnxNode, parseOnnxGraph } from './onnx-model';
+import {
+  FloatTensor,
+  OnnxGraph,
+  OnnxNode,
+  parseOnnxGraph,
+  withInitializerValues,
+} from './onnx-model';
 
 /** The fp32 ONNX export of a sentence encoder, read once: its bytes, graph and shape. */
 export interface EncoderOnnx {
@@ -90,12 +96,12 @@ export function hiddenStateTensor(onnx: EncoderOnnx, layer: number): string {
   return node.outputs[0];
 }
 
-/** The weights of encoder layer `layer` (0-based), copied out of the initializers. */
-export function bertLayerWeights(onnx: EncoderOnnx, layer: number): BertLayerWeights {
+/** The initializer holding each parameter of encoder layer `layer` (0-based). */
+function layerInitializers(onnx: EncoderOnnx, layer: number): Record<BertLayerParam, string> {
   const prefix = `/encoder/layer.${layer}/`;
   // The activation must be exact GELU, x·½(1 + erf(x/√2)), which is what the tfjs layer computes.
   nodeNamed(onnx.graph, `${prefix}intermediate/intermediate_act_fn/Erf`);
-  const entries = BERT_LAYER_PARAMS.map((param): [BertLayerParam, FloatTensor] => {
+  const entries = BERT_LAYER_PARAMS.map((param): [BertLayerParam, string] => {
     const node = nodeNamed(onnx.graph, prefix + PARAM_NODES[param]);
     const initializers = node.inputs.filter((input) => onnx.graph.initializers.has(input));
     if (initializers.length !== 1) {
@@ -103,13 +109,60 @@ export function bertLayerWeights(onnx: EncoderOnnx, layer: number): BertLayerWei
         `onnx: ${node.name} has ${initializers.length} initializer inputs, expected 1`,
       );
     }
-    const tensor = onnx.graph.initializers.get(initializers[0]);
-    if (tensor === undefined) throw new Error(`onnx: initializer ${initializers[0]} vanished`);
-    return [param, { shape: [...tensor.dims], data: tensor.floatValues() }];
+    return [param, initializers[0]];
   });
-  const weights = Object.fromEntries(entries) as BertLayerWeights;
+  return Object.fromEntries(entries) as Record<BertLayerParam, string>;
+}
+
+/** The weights of encoder layer `layer` (0-based), copied out of the initializers. */
+export function bertLayerWeights(onnx: EncoderOnnx, layer: number): BertLayerWeights {
+  const names = layerInitializers(onnx, layer);
+  const weights = Object.fromEntries(
+    BERT_LAYER_PARAMS.map((param): [BertLayerParam, FloatTensor] => {
+      const tensor = onnx.graph.initializers.get(names[param]);
+      if (tensor === undefined) throw new Error(`onnx: initializer ${names[param]} vanished`);
+      return [param, { shape: [...tensor.dims], data: tensor.floatValues() }];
+    }),
+  ) as BertLayerWeights;
   checkShapes(weights, onnx.shape, layer);
   return weights;
+}
+
+/**
+ * The encoder with its top `layers.length` layers' weights replaced (bottom first, as
+ * topLayerWeights gives them): a model version's fine-tuned layers run by ONNX Runtime, so
+ * serving encodes through them natively instead of in tfjs. An initializer that another node
+ * shares would change that node too: refused.
+ */
+export function withTopLayerWeights(
+  onnx: EncoderOnnx,
+  layers: readonly BertLayerWeights[],
+): EncoderOnnx {
+  if (layers.length === 0) return onnx;
+  const first = onnx.shape.layers - layers.length;
+  if (first < 0) {
+    throw new Error(`top layers: ${layers.length} given, the encoder has ${onnx.shape.layers}`);
+  }
+  const values = new Map<string, Float32Array>();
+  const owner = new Map<string, string>();
+  layers.forEach((weights, i) => {
+    checkShapes(weights, onnx.shape, first + i);
+    const names = layerInitializers(onnx, first + i);
+    for (const param of BERT_LAYER_PARAMS) {
+      values.set(names[param], weights[param].data);
+      owner.set(names[param], `/encoder/layer.${first + i}/`);
+    }
+  });
+  for (const node of onnx.graph.nodes) {
+    for (const input of node.inputs) {
+      const prefix = owner.get(input);
+      if (prefix !== undefined && !node.name.startsWith(prefix)) {
+        throw new Error(`onnx: ${node.name} shares ${prefix}'s initializer ${input}`);
+      }
+    }
+  }
+  const bytes = withInitializerValues(onnx.bytes, values);
+  return { ...onnx, bytes, graph: parseOnnxGraph(bytes) };
 }
 
 function checkShapes(weights: BertLayerWeights, shape: BertShape, layer: number): void {

@@ -1,4 +1,4 @@
-import { ONNX_FLOAT, parseOnnxGraph, withGraphOutputs } from './onnx-model';
+import { ONNX_FLOAT, parseOnnxGraph, withGraphOutputs, withInitializerValues } from './onnx-model';
 
 // A protobuf encoder for the test's own messages, independent of the module's writer.
 function varint(value: number): number[] {
@@ -93,5 +93,39 @@ describe('withGraphOutputs', () => {
     expect(parsed.outputs).toEqual(['x']);
     expect(parsed.nodes).toEqual([]);
     expect([...parsed.initializers.keys()]).toEqual([]);
+  });
+});
+
+describe('withInitializerValues', () => {
+  it('writes new values over raw_data and keeps every other byte', () => {
+    const patched = withInitializerValues(
+      model,
+      new Map([['w', Float32Array.from([6, 5, 4, 3, 2, 1])]]),
+    );
+    expect(patched.length).toBe(model.length);
+    const parsed = parseOnnxGraph(patched);
+    expect(Array.from(parsed.initializers.get('w')?.floatValues() ?? [])).toEqual([
+      6, 5, 4, 3, 2, 1,
+    ]);
+    expect(parsed.nodes).toEqual(parseOnnxGraph(model).nodes);
+    const changed = Array.from(patched).filter((byte, i) => byte !== model[i]).length;
+    expect(changed).toBeGreaterThan(0);
+    expect(changed).toBeLessThanOrEqual(24);
+    // The input is left as it was.
+    expect(Array.from(parseOnnxGraph(model).initializers.get('w')?.floatValues() ?? [])).toEqual([
+      1, 2, 3, 4, 5, 6,
+    ]);
+  });
+
+  it('names the initializer it cannot replace', () => {
+    expect(() => withInitializerValues(model, new Map([['w', new Float32Array(5)]]))).toThrow(
+      /initializer w holds 6 values, the replacement 5/,
+    );
+    expect(() => withInitializerValues(model, new Map([['b', new Float32Array(2)]]))).toThrow(
+      /initializer b has no raw_data/,
+    );
+    expect(() => withInitializerValues(model, new Map([['nope', new Float32Array(1)]]))).toThrow(
+      /no initializer nope/,
+    );
   });
 });

@@ -350,3 +350,46 @@ export function withGraphOutputs(model: Uint8Array, outputs: readonly string[]):
   if (graphs === 0) throw new Error('onnx: no graph in the model (is this an ONNX file?)');
   return concat(parts);
 }
+
+/**
+ * A copy of the model with the values of float initializers replaced, each by as many values as
+ * it has, written over its raw_data in place: no length prefix changes, so the copy is the same
+ * size and every other byte stays. Initializers stored as float_data are refused (exports of
+ * PyTorch models store raw_data).
+ */
+export function withInitializerValues(
+  model: Uint8Array,
+  values: ReadonlyMap<string, Float32Array>,
+): Uint8Array {
+  const out = Uint8Array.from(model);
+  const written = new Set<string>();
+  for (const modelField of fields(model)) {
+    if (modelField.number !== MODEL_GRAPH || modelField.wireType !== LENGTH_DELIMITED) continue;
+    for (const field of fields(modelField.bytes)) {
+      if (field.number !== GRAPH_INITIALIZER) continue;
+      let name = '';
+      let raw: Uint8Array | undefined;
+      for (const tensorField of fields(field.bytes)) {
+        if (tensorField.number === TENSOR_NAME) name = utf8.decode(tensorField.bytes);
+        else if (tensorField.number === TENSOR_RAW_DATA) raw = tensorField.bytes;
+      }
+      const value = values.get(name);
+      if (value === undefined) continue;
+      if (raw === undefined)
+        throw new Error(`onnx: initializer ${name} has no raw_data to replace`);
+      if (raw.length !== value.byteLength) {
+        throw new Error(
+          `onnx: initializer ${name} holds ${raw.length / 4} values, the replacement ${value.length}`,
+        );
+      }
+      out.set(
+        new Uint8Array(value.buffer, value.byteOffset, value.byteLength),
+        raw.byteOffset - model.byteOffset,
+      );
+      written.add(name);
+    }
+  }
+  const missing = [...values.keys()].filter((name) => !written.has(name));
+  if (missing.length > 0) throw new Error(`onnx: no initializer ${missing.join(', ')}`);
+  return out;
+}

@@ -7,7 +7,13 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import type { TokenStates } from '../../common/token-states';
-import { EncoderOnnx, readEncoderOnnx, topLayerWeights } from '../embedding/encoder-onnx';
+import type { BertLayerWeights } from '../../common/bert-layer';
+import {
+  EncoderOnnx,
+  readEncoderOnnx,
+  topLayerWeights,
+  withTopLayerWeights,
+} from '../embedding/encoder-onnx';
 import { EncoderStates } from '../embedding/encoder-states';
 import { TransformersTextEncoder } from '../embedding/transformers-encoder';
 import { EncoderTopLayers, padTokenStates } from './model/bert-layers';
@@ -117,6 +123,47 @@ describeModel('encoder top layers (all-MiniLM-L6-v2)', () => {
       const error = maxAbsDifference(hidden.arraySync(), byLayer.get(6) ?? [], 384);
       process.stderr.write(`parity ${backend} k=${k}: max abs ${error.toExponential(2)}\n`);
       expect(error).toBeLessThan(TOLERANCE);
+      tf.dispose([hidden, batch, mask]);
+      top.dispose();
+    },
+  );
+
+  it.each([1, 2])(
+    'a version’s own top %i layers written into the ONNX graph give what tfjs computes with them',
+    async (k) => {
+      await selectBackend('wasm');
+      // Weights a fine-tuning run could have produced: every value moved by up to ±5 %.
+      let seed = k;
+      const nudged: BertLayerWeights[] = topLayerWeights(onnx, k).map(
+        (layer) =>
+          Object.fromEntries(
+            Object.entries(layer).map(([param, tensor]) => [
+              param,
+              {
+                shape: tensor.shape,
+                data: tensor.data.map((value) => {
+                  seed = (seed * 1103515245 + 12345) % 2 ** 31;
+                  return value * (1 + 0.1 * (seed / 2 ** 31 - 0.5));
+                }),
+              },
+            ]),
+          ) as BertLayerWeights,
+      );
+      const patched = await EncoderStates.create(withTopLayerWeights(onnx, nudged), {
+        layers: [6],
+        threads: 1,
+      });
+      const [onnxStates] = await patched.encode(TEXTS);
+      await patched.dispose();
+      const top = EncoderTopLayers.fromWeights(onnx.shape, nudged, { trainable: false });
+      const { states: batch, mask } = padTokenStates(byLayer.get(6 - k) ?? [], 384);
+      const hidden = top.apply(batch, mask);
+      const error = maxAbsDifference(hidden.arraySync(), onnxStates, 384);
+      const moved = maxAbsDifference(hidden.arraySync(), byLayer.get(6) ?? [], 384);
+      process.stderr.write(`patched onnx k=${k}: max abs ${error.toExponential(2)}\n`);
+      expect(error).toBeLessThan(TOLERANCE);
+      // The nudge must show, or the test would pass on the pretrained graph.
+      expect(moved).toBeGreaterThan(100 * TOLERANCE);
       tf.dispose([hidden, batch, mask]);
       top.dispose();
     },
