@@ -30,17 +30,12 @@ export function untrainedArtifact(
   );
 }
 
-/**
- * Registers and activates an untrained interest model over `encoderId`'s vectors, as training
- * would: its item tower is the identity, so rankings stay checkable. Returns the version id.
- */
-export async function activateUntrainedModel(
+/** Registers and activates `artifact` as training would; returns the version id. */
+export async function activateArtifact(
   app: INestApplicationContext,
   encoderId: string,
-  dimension: number,
+  artifact: Buffer,
 ): Promise<string> {
-  const architecture = { ...DEFAULT_ARCHITECTURE, dimension, idEmbedding: false };
-  const artifact = untrainedArtifact(architecture, encoderId, `untrained-${encoderId}`);
   const registry = app.get(RegistryRepository, { strict: false });
   const id = await registry.insertTrainingVersion({
     parentId: null,
@@ -51,4 +46,21 @@ export async function activateUntrainedModel(
   await registry.setVersionStatus(id, 'candidate', null);
   await app.get(RegistryService, { strict: false }).activate(id, 'test');
   return id;
+}
+
+/**
+ * Registers and activates an untrained interest model over `encoderId`'s vectors, as training
+ * would: its item tower is the identity, so rankings stay checkable. Returns the version id.
+ */
+export function activateUntrainedModel(
+  app: INestApplicationContext,
+  encoderId: string,
+  dimension: number,
+): Promise<string> {
+  const architecture = { ...DEFAULT_ARCHITECTURE, dimension, idEmbedding: false };
+  return activateArtifact(
+    app,
+    encoderId,
+    untrainedArtifact(architecture, encoderId, `untrained-${encoderId}`),
+  );
 }

@@ -10,6 +10,7 @@ import { EmbeddingRepository } from './embedding.repository';
 import { EmbeddingService } from './embedding.service';
 import { EmbeddingWorker } from './embedding.worker';
 import { TextEncoderProvider } from './encoder.provider';
+import { TokenEncoders } from './token-encoders';
 
 /** Storage, cache, the lazily loaded encoder, indexing and on-demand encoding; no edge. */
 @Module({
@@ -24,8 +25,15 @@ import { TextEncoderProvider } from './encoder.provider';
     },
     EmbeddingIndexer,
     EmbeddingService,
+    TokenEncoders,
   ],
-  exports: [EmbeddingService, EmbeddingIndexer, EmbeddingRepository, TextEncoderProvider],
+  exports: [
+    EmbeddingService,
+    EmbeddingIndexer,
+    EmbeddingRepository,
+    TextEncoderProvider,
+    TokenEncoders,
+  ],
 })
 export class EmbeddingCoreModule {}
 

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { Pool } from 'pg';
 import { inTransaction } from '../../infra/postgres';
 import { PG_DIRECT_POOL, PG_POOL } from '../../infra/tokens';
-import type { ItemTextSource } from './item-text';
+import { itemText, ItemTextSource } from './item-text';
 import { bytesToVector, vectorToBytes } from './vector-codec';
 
 /** An item whose text needs (re-)encoding, with the hash ingest computed for that text. */
@@ -190,6 +190,16 @@ export class EmbeddingRepository {
       [encoderId, itemIds],
     );
     return new Map(result.rows.map((row) => [row.item_id, bytesToVector(row.vector)]));
+  }
+
+  /** The encoder input text of each live item among `itemIds` (deleted and unknown ones absent). */
+  async itemTexts(itemIds: readonly string[]): Promise<Map<string, string>> {
+    if (itemIds.length === 0) return new Map();
+    const result = await this.pool.query<ItemRecord>(
+      `SELECT ${ITEM_COLUMNS} FROM items i WHERE i.item_id = ANY($1::text[]) AND NOT i.deleted`,
+      [itemIds],
+    );
+    return new Map(result.rows.map((row) => [row.item_id, itemText(toItem(row))]));
   }
 
   /** This encoder's vectors of live items after `afterItemId`, in item order (for export). */

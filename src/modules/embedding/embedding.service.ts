@@ -74,6 +74,11 @@ export class EmbeddingService {
     return found;
   }
 
+  /** The encoder input text of each live item among `itemIds` (the catalog's current text). */
+  itemTexts(itemIds: readonly string[]): Promise<Map<string, string>> {
+    return this.repository.itemTexts(itemIds);
+  }
+
   private async run(texts: readonly string[]): Promise<Float32Array[]> {
     const encoder = await this.encoder.get();
     const stop = this.runDuration.startTimer();

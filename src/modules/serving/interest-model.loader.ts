@@ -1,8 +1,9 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
 import { EmbeddingService } from '../embedding/embedding.service';
-import { loadModel } from '../training/model/artifact';
+import { TokenEncoders } from '../embedding/token-encoders';
+import { artifactTopLayers, loadModel, ModelArtifact } from '../training/model/artifact';
 import { catalogBackend } from './catalog-adapter';
-import { ArtifactInterestModel } from './interest-model';
+import { ArtifactInterestModel, TokenTowerSource } from './interest-model';
 import type { LoadedModel, ModelLoader, TextVectors } from './served-model';
 import { ServingRepository } from './serving.repository';
 
@@ -21,6 +22,7 @@ export class InterestModelLoader implements ModelLoader, OnModuleInit {
   constructor(
     private readonly repository: ServingRepository,
     private readonly encoder: EmbeddingService,
+    private readonly tokenEncoders: TokenEncoders,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -28,10 +30,30 @@ export class InterestModelLoader implements ModelLoader, OnModuleInit {
   }
 
   async load(artifact: Buffer, version: { readonly id: string }): Promise<LoadedModel> {
-    const model = new ArtifactInterestModel(version.id, loadModel(artifact), this.encoder);
+    const parsed = loadModel(artifact);
+    const model = new ArtifactInterestModel(
+      version.id,
+      parsed,
+      this.encoder,
+      parsed.manifest.architecture.tokenAttention
+        ? this.tokenSource(version.id, parsed)
+        : undefined,
+    );
     const { text, readAt } = await this.textVectors(model.encoderId);
     const { matrix, bias } = await model.itemTower(text);
     return { model, catalog: { ids: text.ids, matrix, bias }, catalogReadAt: readAt };
+  }
+
+  /** The version's own top encoder layers (none: the pretrained encoder) over the items' texts. */
+  private tokenSource(versionId: string, artifact: ModelArtifact): TokenTowerSource {
+    return {
+      encoder: this.tokenEncoders.forLayers(
+        versionId,
+        artifactTopLayers(artifact),
+        artifact.manifest.architecture.maxTokens,
+      ),
+      texts: (ids) => this.encoder.itemTexts(ids),
+    };
   }
 
   private async textVectors(encoderId: string): Promise<{ text: TextVectors; readAt: Date }> {

@@ -88,7 +88,7 @@ describe('ArtifactInterestModel', () => {
     await expect(other.encodeItems([{ itemId: 'new', text: 'abc' }])).rejects.toThrow(/other/);
   });
 
-  it('refuses a token-attention version, whose item tower needs token states serving lacks', () => {
+  describe('a token-attention version', () => {
     const tokenArchitecture = { ...architecture, tokenAttention: true };
     const tokenModel = loadModel(
       serializeModel(
@@ -96,8 +96,56 @@ describe('ArtifactInterestModel', () => {
         initialWeights(tokenArchitecture, 0, 'spec'),
       ),
     );
-    expect(() => new ArtifactInterestModel('43', tokenModel, encoder)).toThrow(/token states/);
-    // Artifacts written before the option existed (no token fields) load as encoder-pooled.
+    const tokenScorer = InterestScorer.fromArtifact(tokenModel);
+    /** Two tokens per text, from its length: a fake of the version's encoder. */
+    const statesOf = (text: string) => ({
+      count: 2,
+      data: Float32Array.from({ length: 2 * D }, (_, i) => Math.cos(text.length + i)),
+    });
+    const texts = new Map([
+      ['a', 'first item'],
+      ['b', 'second, longer item'],
+    ]);
+    const source = {
+      encoder: { encode: (list: readonly string[]) => Promise.resolve(list.map(statesOf)) },
+      texts: (ids: readonly string[]) =>
+        Promise.resolve(
+          new Map(
+            ids.flatMap((id) => {
+              const text = texts.get(id);
+              return text === undefined ? [] : [[id, text] as const];
+            }),
+          ),
+        ),
+    };
+    const expected = (text: string, id?: string) =>
+      tokenScorer.itemVector(tokenScorer.tokenPooledText(statesOf(text)), id);
+
+    it('is refused without a token encoder', () => {
+      expect(() => new ArtifactInterestModel('43', tokenModel, encoder)).toThrow(/token encoder/);
+    });
+
+    it("pools its items' token states, not their stored vectors, for the catalog and new texts", async () => {
+      const served = new ArtifactInterestModel('43', tokenModel, encoder, source);
+      const stored = {
+        ids: ['a', 'b', 'gone'],
+        dimension: D,
+        matrix: Float32Array.from({ length: 3 * D }, () => 1),
+      };
+      const { matrix } = await served.itemTower(stored);
+      Array.from(matrix.subarray(D, 2 * D)).forEach((value, i) => {
+        expect(value).toBeCloseTo(expected('second, longer item', 'b')[i], 5);
+      });
+      // An item whose text is gone (deleted since) gets no pooled text.
+      expect(Array.from(matrix.subarray(2 * D))).toEqual(
+        Array.from(tokenScorer.itemVector(new Float32Array(D))),
+      );
+      const [encoded] = await served.encodeItems([{ itemId: 'new', text: 'abc' }]);
+      expect(Array.from(encoded)).toEqual(Array.from(expected('abc', 'new')));
+    });
+  });
+
+  it('loads artifacts written before token attention existed as encoder-pooled', () => {
     const older = Object.fromEntries(
       Object.entries(architecture).filter(([key]) => !/^(tokenAttention|maxTokens)/.test(key)),
     ) as unknown as typeof architecture;

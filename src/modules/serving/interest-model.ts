@@ -1,3 +1,4 @@
+import type { TokenStateEncoder } from '../embedding/token-encoders';
 import type { ModelArtifact } from '../training/model/artifact';
 import { InterestScorer } from '../training/model/interest-scorer';
 import { adaptCatalog } from './catalog-adapter';
@@ -17,27 +18,40 @@ export interface OnDemandEncoder {
 }
 
 /**
+ * What the item tower of a model with token attention reads instead of stored text vectors: the
+ * items' texts, encoded to final token states through the version's own top encoder layers.
+ */
+export interface TokenTowerSource {
+  readonly encoder: TokenStateEncoder;
+  /** The current text of each item (deleted and unknown ones absent). */
+  texts(itemIds: readonly string[]): Promise<ReadonlyMap<string, string>>;
+}
+
+/** Texts per encoder call of a catalog pass: bounds the token states held at once. */
+const CATALOG_CHUNK = 256;
+
+/**
  * A trained interest-model artifact as serving runs it: the item tower over catalogs in batched
  * matrix products (catalog-adapter.ts), the attention pooling for the user, and the tower over
- * on-demand text vectors for candidates the catalog lacks.
+ * on-demand text vectors for candidates the catalog lacks. A model with token attention pools
+ * its items' token states instead of their stored vectors, for the catalog and on demand alike.
  */
 export class ArtifactInterestModel implements InterestModel {
   private readonly scorer: InterestScorer;
+  private readonly tokens: TokenTowerSource | undefined;
   readonly combiner: ScoreCombiner | undefined;
 
   constructor(
     readonly versionId: string,
     private readonly artifact: ModelArtifact,
     private readonly encoder: OnDemandEncoder,
+    tokens?: TokenTowerSource,
   ) {
-    // Serving stores mean-pooled text vectors only: a token-attention model's item tower needs the
-    // token states (after layer L − k when it fine-tunes k encoder layers), which no table holds
-    // yet. Refusing beats ranking with the wrong item vectors.
-    if (artifact.manifest.architecture.tokenAttention) {
-      throw new Error(
-        `model ${versionId} pools token states, which serving does not store (only offline eval reads them)`,
-      );
+    // Stored text vectors are mean-pooled: a token-attention model's tower needs the texts.
+    if (artifact.manifest.architecture.tokenAttention && tokens === undefined) {
+      throw new Error(`model ${versionId} pools token states, and no token encoder was given`);
     }
+    this.tokens = artifact.manifest.architecture.tokenAttention ? tokens : undefined;
     this.scorer = InterestScorer.fromArtifact(artifact);
     const spec = artifact.manifest.combiner;
     this.combiner = spec === undefined ? undefined : runnableCombiner(spec);
@@ -61,7 +75,24 @@ export class ArtifactInterestModel implements InterestModel {
         `text vectors of ${this.encoderId} have ${String(text.dimension)} values, the model expects ${String(this.dimension)}`,
       );
     }
-    return await adaptCatalog(this.artifact, this.scorer, text);
+    const { tokens } = this;
+    if (tokens === undefined) return await adaptCatalog(this.artifact, this.scorer, text);
+    // The stored vectors only say which items are embedded and when their text changed.
+    const pooled = new Float32Array(text.ids.length * this.dimension);
+    for (let start = 0; start < text.ids.length; start += CATALOG_CHUNK) {
+      const ids = text.ids.slice(start, start + CATALOG_CHUNK);
+      const texts = await tokens.texts(ids);
+      // An item deleted since the vectors were read keeps a zero row until the follower drops it.
+      const known = ids.flatMap((id, i) => {
+        const itemText = texts.get(id);
+        return itemText === undefined ? [] : [{ row: start + i, text: itemText }];
+      });
+      const states = await tokens.encoder.encode(known.map((entry) => entry.text));
+      known.forEach(({ row }, i) => {
+        pooled.set(this.scorer.tokenPooledText(states[i]), row * this.dimension);
+      });
+    }
+    return await adaptCatalog(this.artifact, this.scorer, { ...text, matrix: pooled });
   }
 
   userVector(history: readonly HistoryVector[]): Float32Array {
@@ -79,9 +110,13 @@ export class ArtifactInterestModel implements InterestModel {
         `model ${this.versionId} reads ${this.encoderId} vectors, the on-demand encoder is ${this.encoder.encoderId}`,
       );
     }
-    const vectors = await Promise.all(
-      items.map((item) => this.encoder.encodeOnDemand(item.text, signal)),
-    );
+    const texts = items.map((item) => item.text);
+    const vectors =
+      this.tokens === undefined
+        ? await Promise.all(texts.map((text) => this.encoder.encodeOnDemand(text, signal)))
+        : (await this.tokens.encoder.encode(texts)).map((states) =>
+            this.scorer.tokenPooledText(states),
+          );
     return vectors.map((vector, i) => this.scorer.itemVector(vector, items[i]?.itemId));
   }
 

@@ -7,7 +7,6 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import type { TokenStates } from '../../common/token-states';
-import type { BertLayerWeights } from '../../common/bert-layer';
 import {
   EncoderOnnx,
   readEncoderOnnx,
@@ -16,6 +15,7 @@ import {
 } from '../embedding/encoder-onnx';
 import { EncoderStates } from '../embedding/encoder-states';
 import { TransformersTextEncoder } from '../embedding/transformers-encoder';
+import { nudgedLayers } from '../../../test/support/nudged-layers';
 import { EncoderTopLayers, padTokenStates } from './model/bert-layers';
 
 /**
@@ -132,23 +132,7 @@ describeModel('encoder top layers (all-MiniLM-L6-v2)', () => {
     'a version’s own top %i layers written into the ONNX graph give what tfjs computes with them',
     async (k) => {
       await selectBackend('wasm');
-      // Weights a fine-tuning run could have produced: every value moved by up to ±5 %.
-      let seed = k;
-      const nudged: BertLayerWeights[] = topLayerWeights(onnx, k).map(
-        (layer) =>
-          Object.fromEntries(
-            Object.entries(layer).map(([param, tensor]) => [
-              param,
-              {
-                shape: tensor.shape,
-                data: tensor.data.map((value) => {
-                  seed = (seed * 1103515245 + 12345) % 2 ** 31;
-                  return value * (1 + 0.1 * (seed / 2 ** 31 - 0.5));
-                }),
-              },
-            ]),
-          ) as BertLayerWeights,
-      );
+      const nudged = nudgedLayers(topLayerWeights(onnx, k), k);
       const patched = await EncoderStates.create(withTopLayerWeights(onnx, nudged), {
         layers: [6],
         threads: 1,

@@ -1,4 +1,4 @@
-import type { BertLayerParam } from '../../../common/bert-layer';
+import { BERT_LAYER_PARAMS, BertLayerParam, BertLayerWeights } from '../../../common/bert-layer';
 import { DEFAULT_ARCHITECTURE, ModelArchitecture } from './architecture';
 import type { CombinerSpec } from './combiner';
 
@@ -34,6 +34,23 @@ export function topLayerWeightName(layer: number, param: BertLayerParam): TopLay
 }
 
 export type ModelWeights = Readonly<Partial<Record<WeightName, WeightTensor>>>;
+
+/** The model's own top encoder layers (architecture.encoderTopLayers of them), bottom first. */
+export function artifactTopLayers(artifact: ModelArtifact): BertLayerWeights[] {
+  return Array.from(
+    { length: artifact.manifest.architecture.encoderTopLayers },
+    (_, layer) =>
+      Object.fromEntries(
+        BERT_LAYER_PARAMS.map((param) => {
+          const tensor = artifact.weights[topLayerWeightName(layer, param)];
+          if (tensor === undefined) {
+            throw new Error(`model artifact lacks tensor ${topLayerWeightName(layer, param)}`);
+          }
+          return [param, tensor];
+        }),
+      ) as BertLayerWeights,
+  );
+}
 
 /** Everything serving needs besides the weights; JSON in the artifact. */
 export interface ModelManifest {

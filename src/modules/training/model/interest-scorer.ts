@@ -50,12 +50,11 @@ export class InterestScorer {
 
   /**
    * The text vector of a model with token attention: the learned additive attention over the
-   * item's first `maxTokens` token states, L2-normalised (then `itemVector` as for any text vector).
+   * item's first `maxTokens` final token states, L2-normalised (then `itemVector` as for any text
+   * vector). A model that fine-tunes encoder layers needs the states through its own layers
+   * (serving: the encoder with them written in; training: pooledTokenTexts).
    */
   tokenPooledText(tokens: TokenStates): Float32Array {
-    if (this.architecture.encoderTopLayers > 0) {
-      throw new Error('the model fine-tunes encoder layers: pool with pooledTokenTexts');
-    }
     const d = this.dimension;
     const a = this.architecture.tokenAttentionDim;
     const n = Math.min(tokens.count, this.architecture.maxTokens);
