@@ -1,5 +1,8 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { Pool } from 'pg';
 import pino from 'pino';
+import { readEncoderOnnx, topLayerWeights } from '../src/modules/embedding/encoder-onnx';
 import { itemText, itemTextHash } from '../src/modules/embedding/item-text';
 import { vectorToBytes } from '../src/modules/embedding/vector-codec';
 import { loadModel } from '../src/modules/training/model/artifact';
@@ -9,6 +12,12 @@ import { TrainingRepository } from '../src/modules/training/training.repository'
 import { TrainingService } from '../src/modules/training/training.service';
 import { generateBehaviour, generateCatalog } from '../src/synthetic';
 import { createTestContext, TestContext } from './support/test-context';
+
+const MODEL_FOLDER = path.resolve(__dirname, '..', 'models', 'all-MiniLM-L6-v2');
+const modelPresent = existsSync(path.join(MODEL_FOLDER, 'onnx', 'model.onnx'));
+if (!modelPresent) {
+  process.stderr.write(`SKIPPED token-attention training test: ${MODEL_FOLDER} is missing\n`);
+}
 
 /** Training from PostgreSQL events on a worker thread: full retrain, then a warm-started one. */
 describe('TrainingService on stored events', () => {
@@ -128,6 +137,57 @@ describe('TrainingService on stored events', () => {
     );
     expect(metrics.auc).toBeGreaterThan(0.5);
   }, 120_000);
+
+  (modelPresent ? it : it.skip)(
+    'trains an item tower over token states with its own fine-tuned top encoder layer',
+    async () => {
+      const { rows } = await pool.query<{ mid: string }>(
+        'SELECT (max(seq) / 4)::text AS mid FROM events',
+      );
+      const tokens = new TrainingService(
+        {
+          ...context.config,
+          training: {
+            ...context.config.training,
+            // The layer's products on plain-JS tfjs would take minutes; wasm is the CPU default.
+            backend: 'wasm',
+            epochs: 1,
+            tokenAttention: true,
+            encoderTopLayers: 1,
+          },
+        },
+        pino({ level: 'silent' }),
+        new TrainingRepository(pool),
+      );
+      const trained = await tokens.train({
+        mode: 'FULL',
+        events: { afterSeq: null, untilSeq: rows[0].mid },
+        signal: new AbortController().signal,
+        onProgress: () => undefined,
+      });
+      const artifact = loadModel(trained.artifact);
+      expect(artifact.manifest.architecture).toMatchObject({
+        tokenAttention: true,
+        encoderTopLayers: 1,
+        encoderHeads: 12,
+      });
+      expect(artifact.manifest.hyperparameters).toMatchObject({ encoderLearningRate: 0.00002 });
+      // The version carries its own copy of layer 5, moved away from the pretrained weights.
+      const [pretrained] = topLayerWeights(readEncoderOnnx(MODEL_FOLDER), 1);
+      const own = artifact.weights['top.0.value.kernel']?.data ?? new Float32Array(0);
+      expect(own).toHaveLength(pretrained['value.kernel'].data.length);
+      expect(own).not.toEqual(pretrained['value.kernel'].data);
+      expect(trained.metrics.auc).toBeGreaterThan(0.5);
+      // Scoring a token version on another window encodes and pools that window's items too.
+      const rescored = await tokens.evaluate(
+        trained.artifact,
+        trained.validation,
+        new AbortController().signal,
+      );
+      expect(rescored.auc).toBeGreaterThan(0.5);
+    },
+    300_000,
+  );
 
   it('aborting stops the worker', async () => {
     const controller = new AbortController();

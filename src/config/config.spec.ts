@@ -80,6 +80,19 @@ describe('loadConfig', () => {
     );
   });
 
+  it('trains the pooled-vector tower unless token attention is asked for', () => {
+    expect(loadConfig({}).training).toMatchObject({ tokenAttention: false, encoderTopLayers: 0 });
+    expect(
+      loadConfig({ TRAIN_TOKEN_ATTENTION: 'true', TRAIN_ENCODER_TOP_LAYERS: '1' }).training,
+    ).toMatchObject({ tokenAttention: true, encoderTopLayers: 1, encoderLearningRate: 0.00002 });
+    expect(() => loadConfig({ TRAIN_ENCODER_TOP_LAYERS: '1' })).toThrow(
+      /TRAIN_ENCODER_TOP_LAYERS="1": needs TRAIN_TOKEN_ATTENTION=true/,
+    );
+    expect(() =>
+      loadConfig({ TRAIN_TOKEN_ATTENTION: 'true', TRAIN_ENCODER_TOP_LAYERS: '3' }),
+    ).toThrow(/TRAIN_ENCODER_TOP_LAYERS/);
+  });
+
   it('picks the log format at start unless LOG_FORMAT names one', () => {
     expect(loadConfig({}).logFormat).toBe('auto');
     expect(loadConfig({ LOG_FORMAT: 'pretty' }).logFormat).toBe('pretty');

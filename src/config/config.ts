@@ -124,6 +124,9 @@ export const configSchema = z.object({
   TRAIN_SHOWN_DEPTH: int(1, 1000).default(10),
   TRAIN_COMBINER: bool.default('true'),
   TRAIN_COMBINER_MIN_SLATES: int(2).default(200),
+  TRAIN_TOKEN_ATTENTION: bool.default('false'),
+  TRAIN_ENCODER_TOP_LAYERS: int(0, 2).default(0),
+  TRAIN_ENCODER_LEARNING_RATE: z.coerce.number().positive().max(1).default(0.00002),
   TRAIN_QUEUE_POLL_MS: int(100, 3_600_000).default(5000),
   MODEL_POLL_INTERVAL_MS: int(100, 3_600_000).default(30_000),
   EMBEDDING_MODEL: z.string().min(1).default('all-MiniLM-L6-v2'),
@@ -277,6 +280,14 @@ export interface AppConfig {
     readonly combiner: boolean;
     /** Clicked, logged slates the held-out window needs before a combiner is fitted. */
     readonly combinerMinSlates: number;
+    /**
+     * The item tower pools the encoder's token states with a learned attention instead of
+     * adapting its mean-pooled vector (docs/model-lifecycle.md#fine-tuned-encoder-layers).
+     */
+    readonly tokenAttention: boolean;
+    /** The encoder's top layers each version fine-tunes (0–2; needs `tokenAttention`). */
+    readonly encoderTopLayers: number;
+    readonly encoderLearningRate: number;
   };
   readonly embedding: {
     /** Folder name under `modelDir`, or a hub id (needs `allowRemote`). */
@@ -444,6 +455,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       `GRAPHQL_MAX_LIST_LENGTH=${JSON.stringify(env.GRAPHQL_MAX_LIST_LENGTH ?? '')}: must be at least RANK_MAX_CANDIDATES (${c.RANK_MAX_CANDIDATES})`,
     ]);
   }
+  if (c.TRAIN_ENCODER_TOP_LAYERS > 0 && !c.TRAIN_TOKEN_ATTENTION) {
+    throw new ConfigError([
+      `TRAIN_ENCODER_TOP_LAYERS=${JSON.stringify(env.TRAIN_ENCODER_TOP_LAYERS ?? '')}: needs TRAIN_TOKEN_ATTENTION=true (the fine-tuned layers feed the token attention)`,
+    ]);
+  }
   if (c.EVENTS_RETENTION_DAYS > 0 && c.TRAIN_WINDOW_DAYS > c.EVENTS_RETENTION_DAYS) {
     throw new ConfigError([
       `TRAIN_WINDOW_DAYS=${JSON.stringify(env.TRAIN_WINDOW_DAYS ?? '')}: must not exceed EVENTS_RETENTION_DAYS (${c.EVENTS_RETENTION_DAYS}); older events are dropped`,
@@ -523,6 +539,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       shownDepth: c.TRAIN_SHOWN_DEPTH,
       combiner: c.TRAIN_COMBINER,
       combinerMinSlates: c.TRAIN_COMBINER_MIN_SLATES,
+      tokenAttention: c.TRAIN_TOKEN_ATTENTION,
+      encoderTopLayers: c.TRAIN_ENCODER_TOP_LAYERS,
+      encoderLearningRate: c.TRAIN_ENCODER_LEARNING_RATE,
     },
     embedding: {
       model: c.EMBEDDING_MODEL,

@@ -51,6 +51,19 @@ function toItem(record: ItemRecord): ItemToEmbed {
   };
 }
 
+/** The encoder input text of each live item among `itemIds`; training reads them too. */
+export async function readItemTexts(
+  pool: Pool,
+  itemIds: readonly string[],
+): Promise<Map<string, string>> {
+  if (itemIds.length === 0) return new Map();
+  const result = await pool.query<ItemRecord>(
+    `SELECT ${ITEM_COLUMNS} FROM items i WHERE i.item_id = ANY($1::text[]) AND NOT i.deleted`,
+    [itemIds],
+  );
+  return new Map(result.rows.map((row) => [row.item_id, itemText(toItem(row))]));
+}
+
 export interface Listener {
   close(): Promise<void>;
 }
@@ -193,13 +206,8 @@ export class EmbeddingRepository {
   }
 
   /** The encoder input text of each live item among `itemIds` (deleted and unknown ones absent). */
-  async itemTexts(itemIds: readonly string[]): Promise<Map<string, string>> {
-    if (itemIds.length === 0) return new Map();
-    const result = await this.pool.query<ItemRecord>(
-      `SELECT ${ITEM_COLUMNS} FROM items i WHERE i.item_id = ANY($1::text[]) AND NOT i.deleted`,
-      [itemIds],
-    );
-    return new Map(result.rows.map((row) => [row.item_id, itemText(toItem(row))]));
+  itemTexts(itemIds: readonly string[]): Promise<Map<string, string>> {
+    return readItemTexts(this.pool, itemIds);
   }
 
   /** This encoder's vectors of live items after `afterItemId`, in item order (for export). */

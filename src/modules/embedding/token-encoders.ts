@@ -12,6 +12,11 @@ export interface TokenStateEncoder {
   encode(texts: readonly string[]): Promise<TokenStates[]>;
 }
 
+/** The configured encoder's folder: its fp32 ONNX file, config and tokenizer. */
+export function encoderFolder(embedding: AppConfig['embedding']): string {
+  return path.join(path.resolve(embedding.modelDir), embedding.model);
+}
+
 /** Sessions kept at once: the active version, experiment arms, the one loading. */
 const MAX_SESSIONS = 4;
 /** An evicted session may still be running a request's or a catalog pass's batch. */
@@ -36,12 +41,6 @@ export class TokenEncoders implements OnApplicationShutdown {
   private readonly releases = new Set<NodeJS.Timeout>();
 
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
-
-  /** The configured encoder's folder (its fp32 ONNX file and tokenizer). */
-  get folder(): string {
-    const { modelDir, model } = this.config.embedding;
-    return path.join(path.resolve(modelDir), model);
-  }
 
   /**
    * The encoder with `topLayers` (bottom first; none: the pretrained encoder) as its top layers;
@@ -81,7 +80,7 @@ export class TokenEncoders implements OnApplicationShutdown {
   }
 
   private encoderOnnx(): EncoderOnnx {
-    this.onnx ??= readEncoderOnnx(this.folder);
+    this.onnx ??= readEncoderOnnx(encoderFolder(this.config.embedding));
     return this.onnx;
   }
 

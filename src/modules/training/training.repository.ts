@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { Pool } from 'pg';
 import { PG_POOL } from '../../infra/tokens';
+import { readItemTexts } from '../embedding/embedding.repository';
 import { bytesToVector } from '../embedding/vector-codec';
 import { ClickRow, EventRow, ServedSlateRow } from './dataset/events';
 
@@ -13,7 +14,7 @@ interface EventRecord {
   request_id: string | null;
 }
 
-/** The only SQL of the training module: events to learn from, clicks for histories, vectors. */
+/** The only SQL of the training module: events to learn from, clicks for histories, vectors, texts. */
 function toEventRow(row: EventRecord): EventRow {
   return {
     seq: row.seq,
@@ -138,5 +139,10 @@ export class TrainingRepository {
     );
     for (const row of result.rows) out.set(row.item_id, bytesToVector(row.vector));
     return out;
+  }
+
+  /** The current encoder input text of these items (models with token attention encode them). */
+  itemTexts(itemIds: readonly string[]): Promise<Map<string, string>> {
+    return readItemTexts(this.pool, itemIds);
   }
 }

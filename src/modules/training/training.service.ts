@@ -6,13 +6,15 @@ import { DomainError } from '../../common/errors';
 import { LOGGER } from '../../infra/tokens';
 import { countClicks, Impression, splitByTime, withReplay } from './dataset/dataset';
 import { EventRow, impressionsFromEvents, ServedSlateRow } from './dataset/events';
+import { encoderFolder } from '../embedding/token-encoders';
 import { DEFAULT_ARCHITECTURE, ModelArchitecture } from './model/architecture';
+import { loadModel } from './model/artifact';
 import { DEFAULT_HYPERPARAMETERS, TrainingHyperparameters } from './trainer';
 import { TrainingRepository } from './training.repository';
 import type { ModelMetrics, TimeWindow } from '../registry/registry.types';
 import type { ModelTrainer, TrainRequest, TrainResult } from './model-trainer';
 import { runInWorker } from './worker/run-in-worker';
-import { VectorBlock, WorkerMessage } from './worker/worker-protocol';
+import { TextBlock, VectorBlock, WorkerMessage } from './worker/worker-protocol';
 
 /** How long before its click a slate may have been served and still earn it. */
 const ATTRIBUTION_WINDOW_MS = 86_400_000;
@@ -47,7 +49,12 @@ export class TrainingService implements ModelTrainer {
   }
 
   get architecture(): ModelArchitecture {
-    return DEFAULT_ARCHITECTURE;
+    const t = this.config.training;
+    return {
+      ...DEFAULT_ARCHITECTURE,
+      tokenAttention: t.tokenAttention,
+      encoderTopLayers: t.encoderTopLayers,
+    };
   }
 
   get hyperparameters(): TrainingHyperparameters {
@@ -57,6 +64,7 @@ export class TrainingService implements ModelTrainer {
       epochs: t.epochs,
       batchSize: t.batchSize,
       learningRate: t.learningRate,
+      encoderLearningRate: t.encoderLearningRate,
       seed: t.seed,
     };
   }
@@ -90,6 +98,7 @@ export class TrainingService implements ModelTrainer {
       });
     }
     const vectors = await this.vectorBlock(impressions);
+    const architecture = { ...this.architecture, dimension: vectors.dimension };
     const hyperparameters = this.hyperparameters;
     this.logger.info(
       {
@@ -108,6 +117,9 @@ export class TrainingService implements ModelTrainer {
         case 'backend':
           backend = message.name;
           this.logger.info({ backend: message.name, skipped: message.skipped }, 'tfjs backend');
+          return;
+        case 'encoding':
+          this.logger.info({ done: message.done, total: message.total }, 'item texts encoded');
           return;
         case 'progress':
           request.onProgress(message.fraction);
@@ -134,7 +146,8 @@ export class TrainingService implements ModelTrainer {
         train,
         validation,
         vectors,
-        architecture: { ...this.architecture, dimension: vectors.dimension },
+        ...(architecture.tokenAttention ? { texts: await this.textBlock(vectors.ids) } : {}),
+        architecture,
         hyperparameters,
         ...(incremental ? { parent: new Uint8Array(request.parent.artifact) } : {}),
         // Popularity from before the validation window only: counting its clicks would tell the
@@ -194,12 +207,15 @@ export class TrainingService implements ModelTrainer {
     // The validation window bounds these events; their users' histories reach back as far.
     const [impressions] = await this.impressions([events], null, null);
     if (impressions.length === 0) return {};
+    const vectors = await this.vectorBlock(impressions);
+    const { tokenAttention } = loadModel(artifact).manifest.architecture;
     const result = await runInWorker(
       {
         kind: 'evaluate',
         artifact: new Uint8Array(artifact),
         impressions,
-        vectors: await this.vectorBlock(impressions),
+        vectors,
+        ...(tokenAttention ? { texts: await this.textBlock(vectors.ids) } : {}),
       },
       { signal },
     );
@@ -250,6 +266,16 @@ export class TrainingService implements ModelTrainer {
       // Clocks of API replicas and event producers differ a little.
       new Date(to + CLOCK_SLACK_MS),
     );
+  }
+
+  /** The current texts of the items a model with token attention reads (encoded in the worker). */
+  private async textBlock(itemIds: readonly string[]): Promise<TextBlock> {
+    const texts = await this.repository.itemTexts(itemIds);
+    return {
+      folder: encoderFolder(this.config.embedding),
+      threads: this.config.embedding.threads,
+      texts: [...texts],
+    };
   }
 
   private async vectorBlock(impressions: readonly Impression[]): Promise<VectorBlock> {

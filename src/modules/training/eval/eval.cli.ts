@@ -5,6 +5,7 @@ import { parseFlags } from '../../../cli-command';
 import { ConfigError, loadConfig } from '../../../config/config';
 import { readEncoderOnnx, topLayerWeights } from '../../embedding/encoder-onnx';
 import { EncoderStates } from '../../embedding/encoder-states';
+import { encoderFolder } from '../../embedding/token-encoders';
 import { TransformersTextEncoder } from '../../embedding/transformers-encoder';
 import { writeSyntheticMind } from '../dataset/synthetic-mind';
 import { TRAIN_BACKENDS, TrainBackendPreference } from '../model/backend';
@@ -128,7 +129,7 @@ async function main(): Promise<void> {
             }
             return parsed;
           });
-  const folder = path.join(path.resolve(config.embedding.modelDir), config.embedding.model);
+  const folder = encoderFolder(config.embedding);
   const started = Date.now();
   const result = await runEval({
     dataDir,

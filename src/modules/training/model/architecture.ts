@@ -41,8 +41,8 @@ export interface ModelArchitecture {
 
 export const DEFAULT_ARCHITECTURE: ModelArchitecture = {
   dimension: 384,
-  // Off: serving cannot run it yet, and on MovieLens its gain is near issue #19's target, not clear
-  // of it (docs/model-lifecycle.md#measured).
+  // Off (TRAIN_TOKEN_ATTENTION): on MovieLens its gain is near issue #19's target, not clear of it,
+  // and serving re-encodes the catalog per version (docs/model-lifecycle.md#measured).
   tokenAttention: false,
   tokenAttentionDim: 32,
   maxTokens: 64,

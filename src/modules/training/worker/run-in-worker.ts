@@ -44,6 +44,7 @@ export function runInWorker(
           failure ??= new Error(message.message);
           return;
         case 'backend':
+        case 'encoding':
         case 'progress':
         case 'epoch':
           options.onMessage?.(message);

@@ -5,7 +5,9 @@ import { loadModel, serializeModel } from '../model/artifact';
 import { selectBackend } from '../model/backend';
 import { InterestScorer } from '../model/interest-scorer';
 import { evaluateImpressions, trainInterestModel } from '../trainer';
-import { VectorBlock, WorkerJob, WorkerMessage } from './worker-protocol';
+import type { ModelArchitecture } from '../model/architecture';
+import { scoringVectors, TokenInputs, tokenInputs } from './token-inputs';
+import { TextBlock, VectorBlock, WorkerJob, WorkerMessage } from './worker-protocol';
 
 /** Child-process entry: runs the one job its parent sends, reports through IPC, then exits. */
 
@@ -20,6 +22,20 @@ function vectorsOf(block: VectorBlock): ItemVectors {
       return row === undefined ? undefined : block.data.subarray(row * d, (row + 1) * d);
     },
   };
+}
+
+/** The text vectors, and the token states when the model reads them (reporting progress). */
+async function inputsOf(
+  block: VectorBlock,
+  architecture: ModelArchitecture,
+  texts: TextBlock | undefined,
+): Promise<TokenInputs> {
+  const vectors = vectorsOf(block);
+  if (!architecture.tokenAttention) return { vectors, architecture };
+  if (texts === undefined) throw new Error('the model pools token states, and no texts were sent');
+  return tokenInputs(vectors, architecture, texts, (done, total) => {
+    void post({ type: 'encoding', done, total });
+  });
 }
 
 /** Set once the job is over: from then on the channel closing is the normal end. */
@@ -51,13 +67,15 @@ async function run(job: WorkerJob): Promise<void> {
     case 'train': {
       const backend = await selectBackend(job.backend);
       void post({ type: 'backend', name: backend.label, skipped: backend.skipped });
-      const vectors = vectorsOf(job.vectors);
+      const inputs = await inputsOf(job.vectors, job.architecture, job.texts);
+      const { vectors } = inputs;
       const outcome = await trainInterestModel(
         {
           train: job.train,
           validation: job.validation,
           vectors,
-          architecture: job.architecture,
+          architecture: inputs.architecture,
+          ...(inputs.encoderLayers === undefined ? {} : { encoderLayers: inputs.encoderLayers }),
           hyperparameters: job.hyperparameters,
           backend: backend.label,
           ...(job.parent === undefined ? {} : { parent: loadModel(job.parent) }),
@@ -80,7 +98,7 @@ async function run(job: WorkerJob): Promise<void> {
           : await fitServedCombiner(
               outcome.scorer,
               job.validation,
-              vectors,
+              await scoringVectors(loadModel(outcome.artifact), vectors, job.vectors.ids),
               job.combiner.minSlates,
             );
       if (stage?.spec !== undefined) {
@@ -101,14 +119,16 @@ async function run(job: WorkerJob): Promise<void> {
       return;
     }
     case 'evaluate': {
-      const scorer = InterestScorer.fromArtifact(loadModel(job.artifact));
+      const artifact = loadModel(job.artifact);
+      const scorer = InterestScorer.fromArtifact(artifact);
+      const inputs = await inputsOf(job.vectors, artifact.manifest.architecture, job.texts);
       // Click-only impressions are judged against 9 seeded random catalog items.
       const random = new Random('evaluate');
       const ids = job.vectors.ids;
       const { metrics, count } = evaluateImpressions(
         scorer,
         job.impressions,
-        vectorsOf(job.vectors),
+        await scoringVectors(artifact, inputs.vectors, ids),
         () => Array.from({ length: 9 }, () => ids[Math.floor(random.next() * ids.length)]),
       );
       await post({ type: 'evaluated', metrics, count });

@@ -13,12 +13,26 @@ export interface VectorBlock {
   readonly data: Float32Array;
 }
 
+/**
+ * Item texts for a model with token attention: the worker encodes them to the token states its
+ * item tower reads (the fp32 encoder's, after layer L − k, each text cut at the model's limit).
+ */
+export interface TextBlock {
+  /** The encoder's folder: its fp32 ONNX file, config and tokenizer. */
+  readonly folder: string;
+  /** ONNX Runtime intra-op threads. */
+  readonly threads: number;
+  readonly texts: readonly (readonly [itemId: string, text: string])[];
+}
+
 export interface TrainJob {
   readonly kind: 'train';
   readonly backend: TrainBackendPreference;
   readonly train: readonly Impression[];
   readonly validation: readonly Impression[];
   readonly vectors: VectorBlock;
+  /** Needed when `architecture.tokenAttention`. */
+  readonly texts?: TextBlock;
   readonly architecture: ModelArchitecture;
   readonly hyperparameters: TrainingHyperparameters;
   readonly parent?: Uint8Array;
@@ -33,6 +47,8 @@ export interface EvaluateJob {
   readonly artifact: Uint8Array;
   readonly impressions: readonly Impression[];
   readonly vectors: VectorBlock;
+  /** Needed when the artifact's model has token attention. */
+  readonly texts?: TextBlock;
 }
 
 export type WorkerJob = TrainJob | EvaluateJob;
@@ -45,6 +61,8 @@ export type WorkerMessage =
       readonly skipped: readonly string[];
     }
   | { readonly type: 'progress'; readonly fraction: number; readonly loss: number }
+  /** Item texts encoded to token states so far (models with token attention). */
+  | { readonly type: 'encoding'; readonly done: number; readonly total: number }
   | { readonly type: 'epoch'; readonly report: EpochReport }
   | {
       readonly type: 'trained';
