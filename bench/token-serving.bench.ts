@@ -11,9 +11,9 @@ import {
   DEFAULT_ARCHITECTURE,
   ModelArchitecture,
 } from '../src/modules/training/model/architecture';
-import { loadModel, serializeModel } from '../src/modules/training/model/artifact';
-import { initialWeights } from '../src/modules/training/model/init-weights';
+import { loadModel } from '../src/modules/training/model/artifact';
 import { generateCatalog } from '../src/synthetic';
+import { untrainedArtifact } from '../test/support/untrained-model';
 import { Benchmark, integerFlag, progress } from './lib/harness';
 
 const D = 384;
@@ -87,21 +87,7 @@ const benchmark: Benchmark = {
     for (const [index, variant] of variants.entries()) {
       const arch = { ...variant.architecture, idEmbedding: false };
       const layers = topLayerWeights(onnx, arch.encoderTopLayers);
-      const artifact = loadModel(
-        serializeModel(
-          {
-            architecture: arch,
-            encoderId: pooledEncoder.modelId,
-            backend: 'cpu',
-            hyperparameters: {},
-            metrics: {},
-            itemClicks: {},
-            warmItems: [],
-            createdAt: new Date(0).toISOString(),
-          },
-          initialWeights(arch, 0, 'bench', { encoderLayers: layers }),
-        ),
-      );
+      const artifact = loadModel(untrainedArtifact(arch, pooledEncoder.modelId, 'bench', layers));
       const model = new ArtifactInterestModel(
         String(index + 1),
         artifact,

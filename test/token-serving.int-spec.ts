@@ -13,8 +13,7 @@ import { itemText } from '../src/modules/embedding/item-text';
 import { TOPICS } from '../src/modules/ingest/ingest.service';
 import { ServingService } from '../src/modules/serving/serving.service';
 import { DEFAULT_ARCHITECTURE } from '../src/modules/training/model/architecture';
-import { loadModel, serializeModel } from '../src/modules/training/model/artifact';
-import { initialWeights } from '../src/modules/training/model/init-weights';
+import { loadModel } from '../src/modules/training/model/artifact';
 import { InterestScorer } from '../src/modules/training/model/interest-scorer';
 import { pooledTokenTexts } from '../src/modules/training/model/token-tower';
 import { generateCatalog } from '../src/synthetic';
@@ -23,7 +22,7 @@ import { nudgedLayers } from './support/nudged-layers';
 import { eventually } from './support/poll';
 import { insertItems, insertItemVectors } from './support/ranking-helpers';
 import { createTestContext, TestContext } from './support/test-context';
-import { activateArtifact } from './support/untrained-model';
+import { activateArtifact, untrainedArtifact } from './support/untrained-model';
 
 /**
  * A version whose item tower pools token states through its own fine-tuned top encoder layer,
@@ -83,19 +82,7 @@ describeModel('a version with fine-tuned encoder layers, served (real stack, rea
     });
     const onnx = readEncoderOnnx(FOLDER);
     const layers = nudgedLayers(topLayerWeights(onnx, 1), 7);
-    const bytes = serializeModel(
-      {
-        architecture,
-        encoderId,
-        backend: 'cpu',
-        hyperparameters: {},
-        metrics: {},
-        itemClicks: {},
-        warmItems: [],
-        createdAt: new Date(0).toISOString(),
-      },
-      initialWeights(architecture, 0, 'token-serving', { encoderLayers: layers }),
-    );
+    const bytes = untrainedArtifact(architecture, encoderId, 'token-serving', layers);
     const versionId = await activateArtifact(app, encoderId, bytes);
     const serving = app.get(ServingService, { strict: false });
     const served = (

@@ -1,4 +1,5 @@
 import type { INestApplicationContext } from '@nestjs/common';
+import type { BertLayerWeights } from '../../src/common/bert-layer';
 import { RegistryRepository } from '../../src/modules/registry/registry.repository';
 import { RegistryService } from '../../src/modules/registry/registry.service';
 import { ARTIFACT_STORE, ArtifactStore } from '../../src/modules/registry/registry.types';
@@ -9,11 +10,15 @@ import {
 import { serializeModel } from '../../src/modules/training/model/artifact';
 import { initialWeights } from '../../src/modules/training/model/init-weights';
 
-/** The artifact of an untrained interest model: what training would write before any step. */
+/**
+ * The artifact of an untrained interest model: what training would write before any step
+ * (`encoderLayers`: where a model that fine-tunes encoder layers starts them).
+ */
 export function untrainedArtifact(
   architecture: ModelArchitecture,
   encoderId: string,
   seed: string,
+  encoderLayers?: readonly BertLayerWeights[],
 ): Buffer {
   return serializeModel(
     {
@@ -26,7 +31,7 @@ export function untrainedArtifact(
       warmItems: [],
       createdAt: new Date(0).toISOString(),
     },
-    initialWeights(architecture, 0, seed),
+    initialWeights(architecture, 0, seed, encoderLayers === undefined ? {} : { encoderLayers }),
   );
 }
 
