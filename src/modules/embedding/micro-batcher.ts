@@ -9,8 +9,8 @@ export interface MicroBatcherOptions {
   readonly maxQueued: number;
 }
 
-interface Waiter {
-  resolve(vector: Float32Array): void;
+interface Waiter<T> {
+  resolve(encoded: T): void;
   reject(error: unknown): void;
 }
 
@@ -22,19 +22,19 @@ interface Waiter {
  * every waiter of that batch. The queue is bounded, and a text whose callers all gave up (their
  * signal aborted: a timed-out request) leaves the queue before it costs a model run.
  */
-export class MicroBatcher {
-  private pending = new Map<string, Waiter[]>();
+export class MicroBatcher<T = Float32Array> {
+  private pending = new Map<string, Waiter<T>[]>();
   private timer: NodeJS.Timeout | undefined;
   private deadlinePassed = false;
   private running = false;
 
   constructor(
-    private readonly encode: (texts: readonly string[]) => Promise<Float32Array[]>,
+    private readonly encode: (texts: readonly string[]) => Promise<T[]>,
     private readonly options: MicroBatcherOptions,
   ) {}
 
-  submit(text: string, signal?: AbortSignal): Promise<Float32Array> {
-    return new Promise<Float32Array>((resolve, reject) => {
+  submit(text: string, signal?: AbortSignal): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
       if (signal?.aborted === true) {
         reject(abortReason(signal));
         return;
@@ -54,7 +54,7 @@ export class MicroBatcher {
         waiters = [];
         this.pending.set(text, waiters);
       }
-      const waiter: Waiter = { resolve, reject };
+      const waiter: Waiter<T> = { resolve, reject };
       waiters.push(waiter);
       signal?.addEventListener(
         'abort',
@@ -80,7 +80,7 @@ export class MicroBatcher {
   }
 
   /** A caller gave up: its waiter goes, and its text too when nobody else waits for it. */
-  private withdraw(text: string, waiter: Waiter, reason: Error): void {
+  private withdraw(text: string, waiter: Waiter<T>, reason: Error): void {
     const waiters = this.pending.get(text);
     const index = waiters?.indexOf(waiter) ?? -1;
     if (waiters === undefined || index < 0) return;
@@ -94,7 +94,7 @@ export class MicroBatcher {
     clearTimeout(this.timer);
     this.timer = undefined;
     this.deadlinePassed = false;
-    const batch = new Map<string, Waiter[]>();
+    const batch = new Map<string, Waiter<T>[]>();
     for (const [text, waiters] of this.pending) {
       if (batch.size >= this.options.maxBatch) break;
       batch.set(text, waiters);
@@ -108,7 +108,7 @@ export class MicroBatcher {
     });
   }
 
-  private async run(batch: Map<string, Waiter[]>): Promise<void> {
+  private async run(batch: Map<string, Waiter<T>[]>): Promise<void> {
     const texts = [...batch.keys()];
     try {
       const vectors = await this.encode(texts);

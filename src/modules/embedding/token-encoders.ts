@@ -6,10 +6,17 @@ import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import { EncoderOnnx, readEncoderOnnx, withTopLayerWeights } from './encoder-onnx';
 import { EncoderStates } from './encoder-states';
+import { MicroBatcher } from './micro-batcher';
 
-/** Final token states of texts, through the encoder a model version reads (text-encoder.ts's seam). */
+/** Final token states of texts, through the encoder a model version reads. */
 export interface TokenStateEncoder {
+  /** A catalog pass's texts, in one call. */
   encode(texts: readonly string[]): Promise<TokenStates[]>;
+  /**
+   * A request's text: shares model runs with concurrent requests, bounded like the service
+   * encoder's on-demand queue (EMBEDDING_ONDEMAND_*; RESOURCE_EXHAUSTED beyond it).
+   */
+  encodeOnDemand(text: string, signal?: AbortSignal): Promise<TokenStates>;
 }
 
 /** The configured encoder's folder: its fp32 ONNX file, config and tokenizer. */
@@ -24,6 +31,7 @@ const RELEASE_GRACE_MS = 60_000;
 
 interface Session {
   readonly states: Promise<EncoderStates>;
+  readonly onDemand: MicroBatcher<TokenStates>;
   usedAt: number;
 }
 
@@ -62,13 +70,21 @@ export class TokenEncoders implements OnApplicationShutdown {
       });
       // A failed session is not kept: the next load tries again.
       states.catch(() => this.sessions.delete(id));
-      session = { states, usedAt: 0 };
+      const { onDemandMaxBatch, onDemandMaxQueue, onDemandMaxWaitMs } = this.config.embedding;
+      const onDemand = new MicroBatcher<TokenStates>(
+        async (texts) => (await (await states).encode(texts))[0],
+        { maxBatch: onDemandMaxBatch, maxQueued: onDemandMaxQueue, maxWaitMs: onDemandMaxWaitMs },
+      );
+      session = { states, onDemand, usedAt: 0 };
       this.sessions.set(id, session);
       this.evict();
     }
     session.usedAt = performance.now();
-    const { states } = session;
-    return { encode: async (texts) => (await (await states).encode(texts))[0] };
+    const { states, onDemand } = session;
+    return {
+      encode: async (texts) => (await (await states).encode(texts))[0],
+      encodeOnDemand: (text, signal) => onDemand.submit(text, signal),
+    };
   }
 
   // The last shutdown phase: catalog follows and requests stop before it.

@@ -107,7 +107,10 @@ describe('ArtifactInterestModel', () => {
       ['b', 'second, longer item'],
     ]);
     const source = {
-      encoder: { encode: (list: readonly string[]) => Promise.resolve(list.map(statesOf)) },
+      encoder: {
+        encode: (list: readonly string[]) => Promise.resolve(list.map(statesOf)),
+        encodeOnDemand: (text: string) => Promise.resolve(statesOf(text)),
+      },
       texts: (ids: readonly string[]) =>
         Promise.resolve(
           new Map(

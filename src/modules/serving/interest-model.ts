@@ -111,11 +111,14 @@ export class ArtifactInterestModel implements InterestModel {
       );
     }
     const texts = items.map((item) => item.text);
+    const tokens = this.tokens?.encoder;
     const vectors =
-      this.tokens === undefined
+      tokens === undefined
         ? await Promise.all(texts.map((text) => this.encoder.encodeOnDemand(text, signal)))
-        : (await this.tokens.encoder.encode(texts)).map((states) =>
-            this.scorer.tokenPooledText(states),
+        : await Promise.all(
+            texts.map(async (text) =>
+              this.scorer.tokenPooledText(await tokens.encodeOnDemand(text, signal)),
+            ),
           );
     return vectors.map((vector, i) => this.scorer.itemVector(vector, items[i]?.itemId));
   }
