@@ -65,6 +65,9 @@ const fit: CliCommand = {
       format: 'training [{bar}] {percentage}% | {eta}s left',
       stream: process.stderr,
       hideCursor: true,
+      // Redirected (logs, CI): a line every 30 s instead of a redrawn bar.
+      noTTYOutput: true,
+      notTTYSchedule: 30_000,
     });
     bar.start(1000, 0);
     try {

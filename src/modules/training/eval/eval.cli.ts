@@ -89,6 +89,9 @@ async function main(): Promise<void> {
       format: '{phase} [{bar}] {percentage}% | {detail}',
       stream: process.stderr,
       hideCursor: true,
+      // Redirected (logs, CI): a line every 30 s instead of a redrawn bar.
+      noTTYOutput: true,
+      notTTYSchedule: 30_000,
     },
     undefined,
   );
