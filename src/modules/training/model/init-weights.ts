@@ -1,4 +1,4 @@
-import { BERT_LAYER_PARAMS, BertLayerWeights } from '../../../common/bert-layer';
+import { BERT_LAYER_PARAMS, BertLayerParam, BertLayerWeights } from '../../../common/bert-layer';
 import { Random } from '../../../synthetic/prng';
 import { ModelArchitecture } from './architecture';
 import {
@@ -111,9 +111,17 @@ export function warmStartWeights(
     seed,
     encoderLayers === undefined ? {} : { encoderLayers },
   );
+  // `top.<i>` counts from the bottom of the fine-tuned stack: the same encoder layer sits at another
+  // index in a parent that fine-tuned another number of layers.
+  const shift = arch.encoderTopLayers - parent.manifest.architecture.encoderTopLayers;
+  const parentName = (name: WeightName): WeightName => {
+    const top = /^top\.(\d+)\.(.+)$/.exec(name);
+    if (top === null || shift === 0) return name;
+    return topLayerWeightName(Number(top[1]) - shift, top[2] as BertLayerParam);
+  };
   const out: Partial<Record<WeightName, WeightTensor>> = {};
   for (const [name, value] of Object.entries(fresh) as [WeightName, WeightTensor][]) {
-    const old = parent.weights[name];
+    const old = parent.weights[parentName(name)];
     if (name === 'id.table') {
       const d = arch.dimension;
       const data = new Float32Array(warmItems.length * d);
@@ -135,9 +143,12 @@ export function warmStartWeights(
     for (let layer = 0; layer < arch.encoderTopLayers; layer++) {
       for (const param of BERT_LAYER_PARAMS) {
         const name = topLayerWeightName(layer, param);
-        const old = parent.weights[name];
-        if (old === undefined)
-          throw new Error(`the parent has no ${name}, and no pretrained layers were given`);
+        const old = parent.weights[parentName(name)];
+        if (old === undefined) {
+          throw new Error(
+            `the parent fine-tunes ${String(arch.encoderTopLayers - shift)} encoder layers, not ${String(arch.encoderTopLayers)}: the pretrained layers are needed`,
+          );
+        }
         out[name] = { shape: [...old.shape], data: Float32Array.from(old.data) };
       }
     }
