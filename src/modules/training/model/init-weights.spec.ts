@@ -1,4 +1,9 @@
-import { BERT_LAYER_PARAMS, BertLayerWeights } from '../../../common/bert-layer';
+import {
+  BERT_LAYER_PARAMS,
+  BertLayerParam,
+  BertLayerWeights,
+  BertTensor,
+} from '../../../common/bert-layer';
 import { DEFAULT_ARCHITECTURE } from './architecture';
 import { loadModel, serializeModel } from './artifact';
 import { initialWeights, warmStartWeights } from './init-weights';
@@ -8,7 +13,7 @@ const D = 4;
 /** A layer whose every value is `marker` (shapes do not matter to the warm start). */
 const layerOf = (marker: number): BertLayerWeights =>
   Object.fromEntries(
-    BERT_LAYER_PARAMS.map((param) => [
+    BERT_LAYER_PARAMS.map((param): [BertLayerParam, BertTensor] => [
       param,
       { shape: [2], data: Float32Array.of(marker, marker) },
     ]),
