@@ -5,8 +5,9 @@ import {
   BertTensor,
 } from '../../../common/bert-layer';
 import { DEFAULT_ARCHITECTURE } from './architecture';
-import { loadModel, serializeModel } from './artifact';
-import { initialWeights, warmStartWeights } from './init-weights';
+import { untrainedArtifact } from '../../../../test/support/untrained-model';
+import { loadModel } from './artifact';
+import { warmStartWeights } from './init-weights';
 
 const D = 4;
 
@@ -28,21 +29,7 @@ const architecture = (k: number) => ({
 });
 
 function parentWith(k: number, layers: BertLayerWeights[]) {
-  return loadModel(
-    serializeModel(
-      {
-        architecture: architecture(k),
-        encoderId: 'enc',
-        backend: 'cpu',
-        hyperparameters: {},
-        metrics: {},
-        itemClicks: {},
-        warmItems: [],
-        createdAt: new Date(0).toISOString(),
-      },
-      initialWeights(architecture(k), 0, 'parent', { encoderLayers: layers }),
-    ),
-  );
+  return loadModel(untrainedArtifact(architecture(k), 'enc', 'parent', layers));
 }
 
 describe('warmStartWeights with fine-tuned encoder layers', () => {
