@@ -52,7 +52,8 @@ export class TokenEncoders implements OnApplicationShutdown {
 
   /**
    * The encoder with `topLayers` (bottom first; none: the pretrained encoder) as its top layers;
-   * `key` names those weights (a version id), so each set is written into a graph once.
+   * `key` names those weights (a version id), so each set is written into a graph once. A call
+   * after the session was evicted opens it again.
    */
   forLayers(
     key: string,
@@ -60,30 +61,11 @@ export class TokenEncoders implements OnApplicationShutdown {
     maxTokens: number,
   ): TokenStateEncoder {
     const id = `${topLayers.length === 0 ? 'pretrained' : key}:${String(maxTokens)}`;
-    let session = this.sessions.get(id);
-    if (session === undefined) {
-      const onnx = this.encoderOnnx();
-      const states = EncoderStates.create(withTopLayerWeights(onnx, topLayers), {
-        layers: [onnx.shape.layers],
-        threads: this.config.embedding.threads,
-        maxTokens,
-      });
-      // A failed session is not kept: the next load tries again.
-      states.catch(() => this.sessions.delete(id));
-      const { onDemandMaxBatch, onDemandMaxQueue, onDemandMaxWaitMs } = this.config.embedding;
-      const onDemand = new MicroBatcher<TokenStates>(
-        async (texts) => (await (await states).encode(texts))[0],
-        { maxBatch: onDemandMaxBatch, maxQueued: onDemandMaxQueue, maxWaitMs: onDemandMaxWaitMs },
-      );
-      session = { states, onDemand, usedAt: 0 };
-      this.sessions.set(id, session);
-      this.evict();
-    }
-    session.usedAt = performance.now();
-    const { states, onDemand } = session;
+    const session = () => this.session(id, topLayers, maxTokens);
+    session();
     return {
-      encode: async (texts) => (await (await states).encode(texts))[0],
-      encodeOnDemand: (text, signal) => onDemand.submit(text, signal),
+      encode: async (texts) => (await (await session().states).encode(texts))[0],
+      encodeOnDemand: (text, signal) => session().onDemand.submit(text, signal),
     };
   }
 
@@ -93,6 +75,30 @@ export class TokenEncoders implements OnApplicationShutdown {
     const all = [...this.sessions.values()];
     this.sessions.clear();
     await Promise.allSettled(all.map(async (session) => (await session.states).dispose()));
+  }
+
+  private session(id: string, topLayers: readonly BertLayerWeights[], maxTokens: number): Session {
+    let session = this.sessions.get(id);
+    if (session === undefined) {
+      const onnx = this.encoderOnnx();
+      const states = EncoderStates.create(withTopLayerWeights(onnx, topLayers), {
+        layers: [onnx.shape.layers],
+        threads: this.config.embedding.threads,
+        maxTokens,
+      });
+      // A failed session is not kept: the next call tries again.
+      states.catch(() => this.sessions.delete(id));
+      const { onDemandMaxBatch, onDemandMaxQueue, onDemandMaxWaitMs } = this.config.embedding;
+      const onDemand = new MicroBatcher<TokenStates>(
+        async (texts) => (await (await states).encode(texts))[0],
+        { maxBatch: onDemandMaxBatch, maxQueued: onDemandMaxQueue, maxWaitMs: onDemandMaxWaitMs },
+      );
+      session = { states, onDemand, usedAt: performance.now() };
+      this.sessions.set(id, session);
+      this.evict();
+    }
+    session.usedAt = performance.now();
+    return session;
   }
 
   private encoderOnnx(): EncoderOnnx {
