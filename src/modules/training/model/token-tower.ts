@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { BERT_LAYER_PARAMS } from '../../../common/bert-layer';
 import type { TokenStates } from '../../../common/token-states';
-import { ModelArtifact, topLayerWeightName, WeightName } from './artifact';
+import { artifactTopLayers, ModelArtifact, WeightName } from './artifact';
 import type { BertLayerTensors } from './bert-layers';
 import { groupTokens, poolTokenGroup } from './tf-model';
 
@@ -27,11 +27,13 @@ export async function pooledTokenTexts(
     if (stored === undefined) throw new Error(`model has no weight ${name}`);
     return tf.tensor(stored.data, [...stored.shape]);
   };
-  const layers: BertLayerTensors[] = Array.from(
-    { length: arch.encoderTopLayers },
-    (_, layer) =>
+  const layers = artifactTopLayers(artifact).map(
+    (layer) =>
       Object.fromEntries(
-        BERT_LAYER_PARAMS.map((param) => [param, weight(topLayerWeightName(layer, param))]),
+        BERT_LAYER_PARAMS.map((param) => [
+          param,
+          tf.tensor(layer[param].data, [...layer[param].shape]),
+        ]),
       ) as BertLayerTensors,
   );
   const attention = [weight('tokens.w'), weight('tokens.b'), weight('tokens.q')] as const;
