@@ -162,8 +162,8 @@ const benchmark: Benchmark = {
       for (const ef of settings.efs) {
         let found = 0;
         const searchStarted = performance.now();
-        queries.forEach(({ vector, seen }, q) => {
-          const candidates = index.search(vector, ef).filter((row) => !seen.has(row));
+        for (const [q, { vector, seen }] of queries.entries()) {
+          const candidates = (await index.search(vector, ef)).filter((row) => !seen.has(row));
           const scores = Float32Array.from(candidates, (row) =>
             dotRow(matrix, DIMENSION, row, vector),
           );
@@ -171,7 +171,7 @@ const benchmark: Benchmark = {
           for (const i of bestFirst(scores, candidates).subarray(0, K)) {
             if (truth.has(candidates[i])) found++;
           }
-        });
+        }
         rows.push({
           'M, efConstruction': `${m}, ${efConstruction}`,
           'build s': buildSeconds,

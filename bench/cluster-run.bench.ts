@@ -5,7 +5,6 @@ import { loadavg } from 'node:os';
 import path from 'node:path';
 import { Kafka, logLevel, Producer } from 'kafkajs';
 import { Client } from 'pg';
-import { createClient } from 'redis';
 import { loadConfig } from '../src/config/config';
 import { TOPICS } from '../src/modules/ingest/ingest.service';
 import { USER_EVENT_SCHEMA_VERSION } from '../src/modules/ingest/ingest.schemas';
@@ -16,13 +15,13 @@ import { freePort } from '../test/support/processes';
 import { createBenchApiKey } from './lib/api-key';
 import { Benchmark, integerFlag, progress } from './lib/harness';
 import {
+  clearRedis,
+  databaseUrlFor,
   dropDatabase,
   freshDatabase,
   insertCatalog,
-  insertTextVectors,
-  TEXT_DIMENSION,
-  trainingContext,
-} from './lib/trained-model';
+} from './lib/bench-store';
+import { insertTextVectors, TEXT_DIMENSION, trainingContext } from './lib/trained-model';
 
 /** Own database per run: concurrent runs must not drop each other's. */
 const DATABASE = `recsys_bench_cluster_${String(process.pid)}`;
@@ -449,15 +448,6 @@ async function activationTime(databaseUrl: string, versionId: string): Promise<n
   }
 }
 
-async function clearRedis(url: string, prefix: string): Promise<void> {
-  const redis = createClient({ url });
-  await redis.connect();
-  for await (const keys of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) {
-    if (keys.length > 0) await redis.unlink(keys);
-  }
-  await redis.close();
-}
-
 const benchmark: Benchmark = {
   description:
     '2 api + 1 ingest + 1 train processes (dist/main.js): rank load while events flow, a training run activates a new version, one api process SIGKILLed mid-load',
@@ -465,9 +455,7 @@ const benchmark: Benchmark = {
     const settings = parseSettings(args);
     ensureBuilt();
     const base = loadConfig(process.env);
-    const dbUrl = new URL(base.postgres.url);
-    dbUrl.pathname = `/${DATABASE}`;
-    const databaseUrl = dbUrl.toString();
+    const databaseUrl = databaseUrlFor(base.postgres.url, DATABASE);
     const prefix = `bench:cluster:${process.pid}:`;
     const topicPrefix = `bench-cluster-${process.pid}-`;
     const kafka = new Kafka({

@@ -4,7 +4,6 @@ import { loadavg } from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import { closedLoop, Measurement } from './lib/closed-loop';
-import { Client } from 'pg';
 import { createClient } from 'redis';
 import { Kafka, logLevel } from 'kafkajs';
 import { AppConfig, loadConfig } from '../src/config/config';
@@ -13,18 +12,13 @@ import { RegistryRepository } from '../src/modules/registry/registry.repository'
 import { RegistryService } from '../src/modules/registry/registry.service';
 import { ARTIFACT_STORE, ArtifactStore } from '../src/modules/registry/registry.types';
 import { TrainingRunService } from '../src/modules/training/training-run.service';
-import { generateBehaviour, generateCatalog, Random } from '../src/synthetic';
+import { Random } from '../src/synthetic';
 import type { SyntheticItem } from '../src/synthetic';
 import { createBenchApiKey } from './lib/api-key';
 import { Benchmark, progress, integerFlag } from './lib/harness';
 import { openLoop } from './lib/open-loop';
-import {
-  freshDatabase,
-  insertCatalog,
-  insertTextVectors,
-  TEXT_DIMENSION,
-  trainingContext,
-} from './lib/trained-model';
+import { clearRedis, databaseUrlFor, seedCatalogAndWeek } from './lib/bench-store';
+import { insertTextVectors, TEXT_DIMENSION, trainingContext } from './lib/trained-model';
 import { RankVariant, REAL_RANKING, SKIP_RANKING } from './servers/common';
 import type { ServerReady } from './servers/common';
 
@@ -127,44 +121,13 @@ function cpuSeconds(pid: number): number {
 const CLOCK_TICKS_PER_SECOND = 100;
 const SEED = 'bench-ranking';
 
-/** Fresh database with the catalog and behaviour (the last 7 days, so popularity is live). */
+/** Fresh database with the catalog and behaviour; the users who did more than see items. */
 async function seed(settings: Settings, databaseUrl: string) {
-  await freshDatabase(databaseUrl);
-  const catalog = generateCatalog({ items: settings.items, seed: SEED });
-  const to = new Date();
-  const behaviour = generateBehaviour({
-    catalog,
-    users: settings.users,
-    impressions: settings.impressions,
-    seed: SEED,
-    from: new Date(to.getTime() - 7 * 86_400_000),
-    to,
-  });
-  await insertCatalog(databaseUrl, catalog.items);
-  const db = new Client({ connectionString: databaseUrl });
-  await db.connect();
-  try {
-    for (let i = 0; i < behaviour.events.length; i += 20_000) {
-      const chunk = behaviour.events.slice(i, i + 20_000);
-      await db.query(
-        `INSERT INTO events (event_id, type, user_id, item_id, ts)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])`,
-        [
-          chunk.map((event) => event.eventId),
-          chunk.map((event) => event.type),
-          chunk.map((event) => event.userId),
-          chunk.map((event) => event.itemId),
-          chunk.map((event) => event.timestamp),
-        ],
-      );
-    }
-  } finally {
-    await db.end();
-  }
+  const { catalog, events } = await seedCatalogAndWeek(databaseUrl, { ...settings, seed: SEED });
   const active = new Set(
-    behaviour.events.filter((event) => event.type !== 'impression').map((event) => event.userId),
+    events.filter((event) => event.type !== 'impression').map((event) => event.userId),
   );
-  return { catalog, users: [...active], events: behaviour.events.length };
+  return { catalog, users: [...active], events: events.length };
 }
 
 interface TrainedVersions {
@@ -279,15 +242,6 @@ async function cacheCounts(metricsUrl: string): Promise<{ hit: number; miss: num
   return { hit: count('hit'), miss: count('miss') };
 }
 
-async function clearRedis(url: string, prefix: string): Promise<void> {
-  const redis = createClient({ url });
-  await redis.connect();
-  for await (const keys of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) {
-    if (keys.length > 0) await redis.unlink(keys);
-  }
-  await redis.close();
-}
-
 async function startServer(env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; port: number }> {
   const child = fork(path.join(__dirname, 'servers', 'ranking.ts'), [], {
     // BENCH_SERVER_NODE_ARGS: extra node flags for the server, e.g. `--cpu-prof` to profile it.
@@ -354,9 +308,7 @@ const benchmark: Benchmark = {
   async run(args) {
     const settings = parseSettings(args);
     const base = loadConfig(process.env);
-    const admin = new URL(base.postgres.url);
-    admin.pathname = `/${DATABASE}`;
-    const databaseUrl = admin.toString();
+    const databaseUrl = databaseUrlFor(base.postgres.url, DATABASE);
     const prefix = `bench:ranking:${process.pid}:`;
     const topicPrefix = `bench-ranking-${process.pid}-`;
     progress(`seeding ${settings.items} items, ${settings.users} users into ${DATABASE}`);

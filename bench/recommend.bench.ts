@@ -2,13 +2,10 @@ import { ChildProcess, fork } from 'node:child_process';
 import { loadavg } from 'node:os';
 import path from 'node:path';
 import { closedLoop } from './lib/closed-loop';
-import { Client } from 'pg';
-import { createClient } from 'redis';
-import { createLogger } from '../src/common/logger';
 import { loadConfig } from '../src/config/config';
-import { ensureDatabase, migrate } from '../src/infra/migrator';
-import { generateBehaviour, generateCatalog, Random } from '../src/synthetic';
+import { Random } from '../src/synthetic';
 import { createBenchApiKey } from './lib/api-key';
+import { clearRedis, databaseUrlFor, seedCatalogAndWeek } from './lib/bench-store';
 import { Benchmark, integerFlag, progress } from './lib/harness';
 import type { RecommendServerReady, ServerAnswer, ServerRequest } from './servers/recommend';
 import { rssBytes } from './servers/recommend';
@@ -67,61 +64,7 @@ function vectorsFlag(args: readonly string[]): Settings['vectors'] {
  * seeds it); returns each active user's history, most recent first.
  */
 async function seed(settings: Settings, databaseUrl: string) {
-  const admin = new URL(databaseUrl);
-  admin.pathname = '/postgres';
-  const client = new Client({ connectionString: admin.toString() });
-  await client.connect();
-  await client.query(`DROP DATABASE IF EXISTS ${DATABASE} WITH (FORCE)`);
-  await client.end();
-  await ensureDatabase(databaseUrl);
-  await migrate(databaseUrl, createLogger('warn'));
-  const catalog = generateCatalog({ items: settings.items, seed: SEED });
-  const to = new Date();
-  const { events } = generateBehaviour({
-    catalog,
-    users: settings.users,
-    impressions: settings.impressions,
-    seed: SEED,
-    from: new Date(to.getTime() - 7 * 86_400_000),
-    to,
-  });
-  const db = new Client({ connectionString: databaseUrl });
-  await db.connect();
-  try {
-    for (let i = 0; i < catalog.items.length; i += 10_000) {
-      const chunk = catalog.items.slice(i, i + 10_000);
-      await db.query(
-        `INSERT INTO items (item_id, title, description, category, tags, price, created_at, source_ts, text_hash, embed_pending)
-         SELECT u.id, u.title, u.description, u.category, '{}', u.price, u.created_at, now(), 'bench', false
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[], $6::timestamptz[])
-           AS u(id, title, description, category, price, created_at)`,
-        [
-          chunk.map((item) => item.itemId),
-          chunk.map((item) => item.title),
-          chunk.map((item) => item.description),
-          chunk.map((item) => item.category),
-          chunk.map((item) => item.price),
-          chunk.map((item) => item.createdAt),
-        ],
-      );
-    }
-    for (let i = 0; i < events.length; i += 20_000) {
-      const chunk = events.slice(i, i + 20_000);
-      await db.query(
-        `INSERT INTO events (event_id, type, user_id, item_id, ts)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])`,
-        [
-          chunk.map((event) => event.eventId),
-          chunk.map((event) => event.type),
-          chunk.map((event) => event.userId),
-          chunk.map((event) => event.itemId),
-          chunk.map((event) => event.timestamp),
-        ],
-      );
-    }
-  } finally {
-    await db.end();
-  }
+  const { events } = await seedCatalogAndWeek(databaseUrl, { ...settings, seed: SEED });
   const histories = new Map<string, { itemId: string; ts: number }[]>();
   for (const event of events) {
     if (event.type === 'impression') continue;
@@ -224,15 +167,6 @@ function overlap(found: readonly string[][], expected: readonly string[][]): num
   return hits / Math.max(1, total);
 }
 
-async function clearRedis(url: string, prefix: string): Promise<void> {
-  const redis = createClient({ url });
-  await redis.connect();
-  for await (const keys of redis.scanIterator({ MATCH: `${prefix}*`, COUNT: 1000 })) {
-    if (keys.length > 0) await redis.unlink(keys);
-  }
-  await redis.close();
-}
-
 const MIB = 2 ** 20;
 
 const benchmark: Benchmark = {
@@ -241,9 +175,7 @@ const benchmark: Benchmark = {
   async run(args) {
     const settings = parseSettings(args);
     const base = loadConfig(process.env);
-    const admin = new URL(base.postgres.url);
-    admin.pathname = `/${DATABASE}`;
-    const databaseUrl = admin.toString();
+    const databaseUrl = databaseUrlFor(base.postgres.url, DATABASE);
     const prefix = `bench:recommend:${process.pid}:`;
     progress(`seeding ${settings.items} items, ${settings.users} users into ${DATABASE}`);
     const { byUser, events } = await seed(settings, databaseUrl);

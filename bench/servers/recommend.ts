@@ -101,7 +101,7 @@ async function main(): Promise<void> {
   await served.retrieval.maintain();
   process.on('message', (request: ServerRequest) => {
     if (request.type === 'recall') {
-      process.send?.(recall(serving, request) satisfies ServerAnswer);
+      void recall(serving, request).then((answer) => process.send?.(answer satisfies ServerAnswer));
     } else {
       served.retrieval.close();
       process.send?.({ type: 'exact' } satisfies ServerAnswer);
@@ -131,7 +131,7 @@ async function indexBuildMs(metrics: Metrics): Promise<number | undefined> {
 }
 
 /** The users' top k by the served retrieval (pool rows re-scored) against the exact scan's. */
-function recall(serving: ServingService, request: RecallRequest): RecallAnswer {
+async function recall(serving: ServingService, request: RecallRequest): Promise<RecallAnswer> {
   const { items, served } = serving.current();
   if (served === undefined) throw new Error('no served model');
   const { vectors, model, retrieval } = served;
@@ -147,7 +147,10 @@ function recall(serving: ServingService, request: RecallRequest): RecallAnswer {
       rows.map((row, i) => ({ vector: vectors.vector(row), type: 'click', ts: Date.now() - i })),
     );
     const unseen = (row: number) => !seen.has(row);
-    const served = retrieval.nearest(user, request.pool, unseen, items.size).subarray(0, request.k);
+    const served = (await retrieval.nearest(user, request.pool, unseen, items.size)).subarray(
+      0,
+      request.k,
+    );
     const exact = topK(
       vectors.matrix.subarray(0, items.size * vectors.dimension),
       vectors.dimension,

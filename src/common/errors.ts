@@ -83,3 +83,14 @@ export function isDataRejection(error: unknown): boolean {
   const { code } = error as { code?: unknown };
   return typeof code === 'string' && /^(22|23|54)[0-9A-Z]{3}$/.test(code);
 }
+
+/** Why `signal` was aborted, as an Error. */
+export function abortReason(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  if (reason instanceof Error) return reason;
+  // The default reason, a DOMException, may come from another realm (a vm context, a thread).
+  if (typeof reason === 'object' && reason !== null && 'name' in reason && 'message' in reason) {
+    return reason as Error;
+  }
+  return new Error('aborted');
+}

@@ -1,4 +1,4 @@
-import { DomainError } from '../../common/errors';
+import { abortReason, DomainError } from '../../common/errors';
 
 export interface MicroBatcherOptions {
   /** Most distinct texts in one model run. */
@@ -122,9 +122,4 @@ export class MicroBatcher<T = Float32Array> {
       for (const waiters of batch.values()) for (const waiter of waiters) waiter.reject(error);
     }
   }
-}
-
-function abortReason(signal: AbortSignal): Error {
-  const reason: unknown = signal.reason;
-  return reason instanceof Error ? reason : new Error('aborted');
 }

@@ -482,7 +482,13 @@ export class RankingService {
   ): Promise<string[]> {
     const { served, items } = state;
     if (served !== undefined && user !== undefined) {
-      const found = served.retrieval.nearest(user, count, acceptRow, items.size);
+      const found = await served.retrieval.nearest(
+        user,
+        count,
+        acceptRow,
+        items.size,
+        state.signal,
+      );
       return Array.from(found, (row) => items.id(row));
     }
     if (user === undefined && served !== undefined) state.degraded.add('cold_user');

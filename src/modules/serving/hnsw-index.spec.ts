@@ -1,5 +1,3 @@
-import { readdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Random } from '../../synthetic';
 import { hnswIndexBuilder } from './hnsw-index';
@@ -18,35 +16,76 @@ function source(rows: number, seed: string): IndexSource {
   return { matrix, dimension: DIMENSION, rows: indexed, extra: undefined };
 }
 
-/** This process's index files left in the temporary directory. */
-async function leftFiles(): Promise<string[]> {
-  return (await readdir(tmpdir())).filter((name) => name.startsWith(`recsys-hnsw-${process.pid}-`));
+function row(built: IndexSource, index: number): Float32Array {
+  return built.matrix.slice(index * DIMENSION, (index + 1) * DIMENSION);
 }
 
 describe('hnswIndexBuilder', () => {
-  it('builds on another thread: this one stays idle, and the index finds the nearest rows', async () => {
+  it('builds and searches on another thread: this one stays idle, and the index finds the nearest rows', async () => {
     const built = source(40_000, 'thread');
     const before = performance.eventLoopUtilization();
     const index = await build(built, new AbortController().signal);
-    const busy = performance.eventLoopUtilization(before).utilization;
     // Building here took the whole event loop; on its thread, this one mostly waits.
-    expect(busy).toBeLessThan(0.5);
+    expect(performance.eventLoopUtilization(before).utilization).toBeLessThan(0.5);
     expect(index.size).toBe(20_000);
     expect(index.bytes).toBeGreaterThan(20_000 * DIMENSION * 4);
-    const query = built.matrix.slice(4 * DIMENSION, 5 * DIMENSION);
-    const exact = topK(built.matrix, DIMENSION, query, 10, (row) => row % 2 === 1).rows;
-    const found = new Set(index.search(query, 10));
-    expect(Array.from(exact).filter((row) => found.has(row)).length).toBeGreaterThanOrEqual(9);
-    expect(await leftFiles()).toEqual([]);
+    const query = row(built, 4);
+    const exact = topK(built.matrix, DIMENSION, query, 10, (r) => r % 2 === 1).rows;
+    const found = new Set(await index.search(query, 10));
+    expect(Array.from(exact).filter((r) => found.has(r)).length).toBeGreaterThanOrEqual(9);
+    // Many searches at once: each answered with its own rows, this thread mostly idle.
+    const searching = performance.eventLoopUtilization();
+    const queries = Array.from({ length: 200 }, (_, i) => row(built, 2 * i));
+    const answers = await Promise.all(queries.map((q) => index.search(q, 5)));
+    expect(performance.eventLoopUtilization(searching).utilization).toBeLessThan(0.5);
+    answers.forEach((rows, i) => {
+      expect(rows[0]).toBe(2 * i);
+    });
+    index.close();
   });
 
-  it('stops the thread when aborted, and leaves no file behind', async () => {
+  it('answers the searches taken before close, and refuses later ones', async () => {
+    const built = source(4000, 'close');
+    const index = await build(built, new AbortController().signal);
+    const taken = Array.from({ length: 20 }, (_, i) => index.search(row(built, 2 * i), 3));
+    index.close();
+    const answers = await Promise.all(taken);
+    expect(answers.map((rows) => rows[0])).toEqual(Array.from({ length: 20 }, (_, i) => 2 * i));
+    await expect(index.search(row(built, 0), 3)).rejects.toThrow('closed');
+  });
+
+  it('refuses searches past 2 in flight and 256 waiting (RESOURCE_EXHAUSTED)', async () => {
+    const built = source(4000, 'bound');
+    const index = await build(built, new AbortController().signal);
+    const settled = await Promise.allSettled(
+      Array.from({ length: 263 }, (_, i) => index.search(row(built, 2 * (i % 100)), 3)),
+    );
+    const refused = settled.filter((outcome) => outcome.status === 'rejected');
+    expect(refused).toHaveLength(5);
+    expect(refused[0]).toMatchObject({ reason: { code: 'RESOURCE_EXHAUSTED' } });
+    index.close();
+  });
+
+  it('withdraws a waiting search whose signal is aborted', async () => {
+    const built = source(4000, 'withdraw');
+    const index = await build(built, new AbortController().signal);
+    const abandoned = new AbortController();
+    const searches = Array.from({ length: 10 }, (_, i) =>
+      index.search(row(built, 2 * i), 3, i === 9 ? abandoned.signal : undefined),
+    );
+    abandoned.abort(new Error('request abandoned'));
+    const settled = await Promise.allSettled(searches);
+    expect(settled.slice(0, 9).every((outcome) => outcome.status === 'fulfilled')).toBe(true);
+    expect(settled[9]).toEqual({ status: 'rejected', reason: new Error('request abandoned') });
+    index.close();
+  });
+
+  it('stops the thread when aborted while building', async () => {
     const abort = new AbortController();
     const building = build(source(40_000, 'abort'), abort.signal);
     setTimeout(() => {
       abort.abort();
     }, 200);
     await expect(building).rejects.toMatchObject({ name: 'AbortError' });
-    expect(await leftFiles()).toEqual([]);
   });
 });

@@ -1,6 +1,7 @@
 import { Random } from '../../synthetic';
 import { hnswIndexBuilder } from './hnsw-index';
 import { IndexBuilt, Retrieval, RetrievalPath, RetrievalSettings } from './retrieval';
+import type { VectorIndexBuilder } from './retrieval';
 import { RowVectors } from './row-vectors';
 import { topK } from './top-k';
 
@@ -61,14 +62,16 @@ function exact(
 function recording() {
   const paths: RetrievalPath[] = [];
   const builds: IndexBuilt[] = [];
+  const failures: unknown[] = [];
   return {
     paths,
     builds,
+    failures,
     observer: {
       answered: (path: RetrievalPath) => paths.push(path),
       built: (built: IndexBuilt) => builds.push(built),
-      buildFailed: (error: unknown) => {
-        throw error;
+      failed: (error: unknown) => {
+        failures.push(error);
       },
     },
   };
@@ -94,7 +97,7 @@ describe('Retrieval', () => {
       const queries = 50;
       for (let q = 0; q < queries; q++) {
         const query = historyUser(vectors, `q${q}`);
-        const found = Array.from(retrieval.nearest(query, 20, () => true, vectors.rows));
+        const found = Array.from(await retrieval.nearest(query, 20, () => true, vectors.rows));
         recall += recallAt(found, exact(vectors, query, 1.5, 20)) / queries;
       }
       expect(recall).toBeGreaterThanOrEqual(0.95);
@@ -108,7 +111,7 @@ describe('Retrieval', () => {
     const retrieval = new Retrieval(vectors, 1, SETTINGS, HNSW, observer);
     await retrieval.maintain();
     const query = user('small');
-    expect(Array.from(retrieval.nearest(query, 10, () => true, 500))).toEqual(
+    expect(Array.from(await retrieval.nearest(query, 10, () => true, 500))).toEqual(
       exact(vectors, query, 1, 10),
     );
     expect(builds).toEqual([]);
@@ -122,11 +125,11 @@ describe('Retrieval', () => {
     const retrieval = new Retrieval(vectors, 1, SETTINGS, HNSW, observer);
     const building = retrieval.maintain();
     const query = user('building');
-    expect(Array.from(retrieval.nearest(query, 10, () => true, 2000))).toEqual(
+    expect(Array.from(await retrieval.nearest(query, 10, () => true, 2000))).toEqual(
       exact(vectors, query, 1, 10),
     );
     await building;
-    retrieval.nearest(query, 10, () => true, 2000);
+    await retrieval.nearest(query, 10, () => true, 2000);
     expect(paths).toEqual(['exact', 'ann']);
   });
 
@@ -136,7 +139,7 @@ describe('Retrieval', () => {
     const retrieval = new Retrieval(vectors, 1, SETTINGS, HNSW, observer);
     await retrieval.maintain();
     const query = user('changes');
-    const before = Array.from(retrieval.nearest(query, 10, () => true, 2000));
+    const before = Array.from(await retrieval.nearest(query, 10, () => true, 2000));
     // The best item is deleted; a new item points exactly along the query; another moves there.
     vectors.clear(before[0]);
     const along = query.map((value) => value * 10);
@@ -147,7 +150,7 @@ describe('Retrieval', () => {
       0,
       1,
     );
-    const after = Array.from(retrieval.nearest(query, 10, () => true, 2001));
+    const after = Array.from(await retrieval.nearest(query, 10, () => true, 2001));
     expect(after.slice(0, 2)).toEqual([2000, before[5]]);
     expect(after).not.toContain(before[0]);
     expect(after).toEqual(exact(vectors, query, 1, 10));
@@ -157,7 +160,7 @@ describe('Retrieval', () => {
       vectors.set(3000 + row, user(`n${row}`), 0, 2);
     await retrieval.maintain();
     expect(builds.map((built) => built.rows)).toEqual([2000, 2000 + SETTINGS.annMaxDelta]);
-    expect(Array.from(retrieval.nearest(query, 10, () => true, 3100))).toEqual(
+    expect(Array.from(await retrieval.nearest(query, 10, () => true, 3100))).toEqual(
       exact(vectors, query, 1, 10),
     );
     expect(paths.every((path) => path === 'ann')).toBe(true);
@@ -171,7 +174,7 @@ describe('Retrieval', () => {
     const query = user('filter');
     // One row in a hundred: far fewer than 10 among the index's 100 candidates.
     const rare = (row: number) => row % 100 === 7;
-    expect(Array.from(retrieval.nearest(query, 10, rare, 2000))).toEqual(
+    expect(Array.from(await retrieval.nearest(query, 10, rare, 2000))).toEqual(
       exact(vectors, query, 1, 10, rare),
     );
     expect(paths).toEqual(['ann_fallback']);
@@ -185,7 +188,40 @@ describe('Retrieval', () => {
     retrieval.close();
     await building;
     expect(builds).toEqual([]);
-    retrieval.nearest(user('closed'), 5, () => true, 3000);
+    await retrieval.nearest(user('closed'), 5, () => true, 3000);
     expect(paths).toEqual(['exact']);
+  });
+
+  it('drops an index that stops answering: the exact scan serves until the next build', async () => {
+    const vectors = catalog(2000, 'failing');
+    const { observer, paths, builds, failures } = recording();
+    let failing = true;
+    const flaky: VectorIndexBuilder = async (source, signal) => {
+      const index = await HNSW(source, signal);
+      return {
+        dimension: index.dimension,
+        size: index.size,
+        bytes: index.bytes,
+        search: (query, count) =>
+          failing ? Promise.reject(new Error('thread gone')) : index.search(query, count),
+        close: () => {
+          index.close();
+        },
+      };
+    };
+    const retrieval = new Retrieval(vectors, 1, SETTINGS, flaky, observer);
+    await retrieval.maintain();
+    const query = user('failing');
+    expect(Array.from(await retrieval.nearest(query, 10, () => true, 2000))).toEqual(
+      exact(vectors, query, 1, 10),
+    );
+    expect(failures).toEqual([new Error('thread gone')]);
+    expect(retrieval.indexed).toBe(false);
+    failing = false;
+    await retrieval.maintain();
+    await retrieval.nearest(query, 10, () => true, 2000);
+    expect(builds).toHaveLength(2);
+    expect(paths).toEqual(['ann_fallback', 'ann']);
+    retrieval.close();
   });
 });

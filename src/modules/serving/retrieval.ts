@@ -1,10 +1,11 @@
+import { DomainError } from '../../common/errors';
 import type { RowVectors } from './row-vectors';
 import { bestFirst, dotRow, topK } from './top-k';
 
 /**
  * Approximate nearest neighbours by inner product, over item-table rows. Built once per served
- * version (off the request path), then only searched; the one implementation is HNSW
- * (hnsw-index.ts), tests may build their own.
+ * version (off the request path), then only searched, off the serving thread; the one
+ * implementation is HNSW (hnsw-index.ts), tests may build their own.
  */
 export interface VectorIndex {
   readonly dimension: number;
@@ -12,8 +13,13 @@ export interface VectorIndex {
   readonly size: number;
   /** About how many bytes the index holds (vectors and graph). */
   readonly bytes: number;
-  /** Up to `count` rows with about the largest inner product with `query`, best first. */
-  search(query: Float32Array, count: number): Int32Array;
+  /**
+   * Up to `count` rows with about the largest inner product with `query`, best first; an
+   * aborted `signal` withdraws a search not yet started.
+   */
+  search(query: Float32Array, count: number, signal?: AbortSignal): Promise<Int32Array>;
+  /** Frees the index once the searches already taken are answered. */
+  close(): void;
 }
 
 /** What an index is built of: some rows of a matrix that the build reads in place. */
@@ -56,7 +62,8 @@ export interface IndexBuilt {
 export interface RetrievalObserver {
   answered(path: RetrievalPath): void;
   built(built: IndexBuilt): void;
-  buildFailed(error: unknown): void;
+  /** A build failed, or a built index stopped answering: the exact scan answers. */
+  failed(error: unknown): void;
 }
 
 /** An index and the rows changed since its build started (re-scored exactly per request). */
@@ -115,7 +122,7 @@ export class Retrieval {
     if (!due) return undefined;
     this.building = this.build()
       .catch((error: unknown) => {
-        this.observer.buildFailed(error);
+        this.observer.failed(error);
       })
       .finally(() => {
         this.building = undefined;
@@ -126,27 +133,33 @@ export class Retrieval {
   /** Stops a build in progress and drops the index (the version is no longer served). */
   close(): void {
     this.closing.abort();
-    if (this.built !== undefined) this.vectors.unwatch(this.built.changed);
+    if (this.built !== undefined) {
+      this.vectors.unwatch(this.built.changed);
+      this.built.index.close();
+    }
     this.built = undefined;
   }
 
   /**
    * Up to `count` rows with the highest model score for `user` (scale × dot + bias) among rows
-   * below `rowLimit` that have a vector and that `accept` lets through, best first.
+   * below `rowLimit` that have a vector and that `accept` lets through, best first. An index
+   * that fails (its thread ended) leaves the answer to the exact scan; `signal` withdraws a
+   * search not yet started.
    */
-  nearest(
+  async nearest(
     user: Float32Array,
     count: number,
     accept: (row: number) => boolean,
     rowLimit: number,
-  ): Int32Array {
+    signal?: AbortSignal,
+  ): Promise<Int32Array> {
     const { vectors } = this;
     const d = vectors.dimension;
     // The model score is scale * (user . item) + bias: fold the scale into the query.
     const query = vectors.bias === undefined ? user : user.map((value) => value * this.scale);
     const built = this.built;
     if (built !== undefined && count > 0) {
-      const found = this.annNearest(built, user, query, count, accept);
+      const found = await this.annNearest(built, user, query, count, accept, signal);
       if (found !== undefined) {
         this.observer.answered('ann');
         return found;
@@ -164,18 +177,29 @@ export class Retrieval {
     ).rows;
   }
 
-  /** The index's candidates and the changed rows, re-scored; undefined: too few accepted. */
-  private annNearest(
+  /**
+   * The index's candidates and the changed rows, re-scored; undefined: too few accepted, or
+   * the index failed.
+   */
+  private async annNearest(
     built: BuiltIndex,
     user: Float32Array,
     query: Float32Array,
     count: number,
     accept: (row: number) => boolean,
-  ): Int32Array | undefined {
+    signal: AbortSignal | undefined,
+  ): Promise<Int32Array | undefined> {
     const { vectors } = this;
     const { matrix, bias, dimension } = vectors;
     const wanted = Math.max(count, this.settings.annCandidates);
-    const found = built.index.search(annQuery(user, built.withBias), wanted);
+    let found: Int32Array;
+    try {
+      found = await built.index.search(annQuery(user, built.withBias), wanted, signal);
+    } catch (error) {
+      if (error instanceof DomainError || signal?.aborted === true) throw error;
+      this.dropFailed(built, error);
+      return undefined;
+    }
     const rows = new Int32Array(found.length + built.changed.size);
     const scores = new Float32Array(rows.length);
     let n = 0;
@@ -193,6 +217,18 @@ export class Retrieval {
     const best = new Int32Array(Math.min(count, n));
     for (let i = 0; i < best.length; i++) best[i] = rows[order[i]];
     return best;
+  }
+
+  /**
+   * A failed index (its thread ended) is dropped: the exact scan answers until the next
+   * `maintain` builds another.
+   */
+  private dropFailed(built: BuiltIndex, error: unknown): void {
+    if (this.built !== built) return;
+    this.built = undefined;
+    this.vectors.unwatch(built.changed);
+    built.index.close();
+    this.observer.failed(error);
   }
 
   /** The index only ranks by the model's order when the scale is positive (as trained). */
@@ -226,11 +262,15 @@ export class Retrieval {
     }
     if (signal.aborted) {
       vectors.unwatch(changed);
+      index.close();
       return;
     }
     const previous = this.built;
     this.built = { index, changed, withBias: extra !== undefined };
-    if (previous !== undefined) vectors.unwatch(previous.changed);
+    if (previous !== undefined) {
+      vectors.unwatch(previous.changed);
+      previous.index.close();
+    }
     this.observer.built({
       rows: index.size,
       buildMs: performance.now() - started,

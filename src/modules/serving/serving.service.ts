@@ -211,8 +211,8 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
           'retrieval index built',
         );
       },
-      buildFailed: (error) => {
-        this.logger.error({ err: error, versionId }, 'retrieval index build failed; exact scan');
+      failed: (error) => {
+        this.logger.error({ err: error, versionId }, 'retrieval index failed; exact scan');
       },
     };
   }
