@@ -8,6 +8,7 @@ import Fastify, {
   onRequestHookHandler,
 } from 'fastify';
 import { AppConfig } from './config/config';
+import { installLeanAsyncResourceBind } from './common/async-resource-bind';
 import { Logger, NestPinoLogger } from './common/logger';
 import { AppModule, modulesFor } from './app.module';
 import { CONSOLE_HEADERS, consoleAsset } from './modules/console/console.assets';
@@ -103,6 +104,9 @@ function serveConsole(ops: FastifyInstance, main: FastifyInstance): void {
 
 /** The HTTP adapter every app of this service runs on. */
 export function fastifyAdapter(logger: Logger): FastifyAdapter {
+  // Fastify binds an AsyncResource per parsed body: Node 20's bind made each request outlive
+  // scavenges (see the function).
+  installLeanAsyncResourceBind();
   return new FastifyAdapter({
     loggerInstance: logger,
     // Per-request logs cost throughput; completed requests are logged at debug level below.
