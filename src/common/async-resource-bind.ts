@@ -8,8 +8,8 @@ let installed = false;
  * builds that accessor per call with `util.deprecate`, which makes a fresh closure the prototype
  * of another; Fastify binds one per request body it parses, and whatever those closures reach (the
  * request) then outlived every scavenge: with this service's 64 MB young generation each request
- * promoted several KB and scavenges paused 15-50 ms (docs/performance.md, "Where the tail comes
- * from"). Idempotent; process-wide, like the method it replaces.
+ * promoted several KB and scavenges paused 15-50 ms (docs/performance.md, "Where the tail came
+ * from, and the fix"). Idempotent; process-wide, like the method it replaces.
  */
 export function installLeanAsyncResourceBind(): void {
   if (installed) return;
