@@ -6,6 +6,7 @@ import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import { LOGGER } from '../../infra/tokens';
 import { parseVersionId, RegistryService } from '../registry/registry.service';
+import type { CanaryLog } from '../registry/registry.repository';
 import type { ModelVersion } from '../registry/registry.types';
 import {
   DEFAULT_DESIGN,
@@ -109,9 +110,9 @@ export class ExperimentService {
   async stop(rawId: string, triggeredBy: string): Promise<Experiment> {
     const experiment = await this.get(rawId);
     const reason = `stopped by ${triggeredBy}`;
-    const stopped = await this.claimEnd(experiment, 'stopped', reason);
-    if (stopped.kind === 'canary') await this.logCanaryRollback(stopped, reason, triggeredBy);
-    return stopped;
+    return this.claimEnd(experiment, 'stopped', reason, {
+      canaryLog: canaryRollback(experiment, reason, triggeredBy),
+    });
   }
 
   /**
@@ -129,12 +130,9 @@ export class ExperimentService {
     }
     if (arm.modelVersion !== null) await this.registry.loadableVersion(arm.modelVersion);
     const reason = `arm ${arm.name} promoted by ${triggeredBy}`;
-    const stopped = await this.claimEnd(
-      experiment,
-      `promoted ${arm.name}`,
-      reason,
-      arm.profile ?? undefined,
-    );
+    const stopped = await this.claimEnd(experiment, `promoted ${arm.name}`, reason, {
+      promoteProfile: arm.profile ?? undefined,
+    });
     if (arm.modelVersion !== null) {
       if (stopped.kind === 'canary') {
         await this.registry.promoteCanary(arm.modelVersion, reason, stopped.id, triggeredBy);
@@ -245,9 +243,10 @@ export class ExperimentService {
     const judge = 'canary judge';
     if (canary.verdict === 'worse') {
       const reason = `canary rolled back: ${canary.summary}`;
-      const stopped = await this.repository.stop(experiment.id, 'rolled back', reason);
+      const stopped = await this.repository.stop(experiment.id, 'rolled back', reason, {
+        canaryLog: canaryRollback(experiment, reason, judge),
+      });
       if (stopped === null) return undefined;
-      await this.logCanaryRollback(stopped, reason, judge);
       this.logger.warn({ versionId, experiment: experiment.name, reason }, 'canary rolled back');
       return 'rolled_back';
     }
@@ -269,9 +268,9 @@ export class ExperimentService {
     experiment: Experiment,
     outcome: string,
     reason: string,
-    promoteProfile?: string,
+    effects?: Parameters<ExperimentsRepository['stop']>[3],
   ): Promise<Experiment> {
-    const stopped = await this.repository.stop(experiment.id, outcome, reason, promoteProfile);
+    const stopped = await this.repository.stop(experiment.id, outcome, reason, effects);
     if (stopped === null) {
       throw new DomainError('CONFLICT', `experiment ${experiment.id} is not running`, {
         status: experiment.status,
@@ -279,22 +278,6 @@ export class ExperimentService {
     }
     this.logger.info({ experiment: stopped.name, outcome, reason }, 'experiment ended');
     return stopped;
-  }
-
-  private async logCanaryRollback(
-    experiment: Experiment,
-    reason: string,
-    triggeredBy: string,
-  ): Promise<void> {
-    const versionId = experiment.arms.at(1)?.modelVersion;
-    if (versionId === null || versionId === undefined) return;
-    await this.registry.logCanary({
-      versionId,
-      action: 'canary_rollback',
-      triggeredBy,
-      reason,
-      experimentId: experiment.id,
-    });
   }
 
   /** Every arm's version loadable and every arm's profile existing; CONFLICT / BAD_USER_INPUT. */
@@ -312,6 +295,19 @@ export class ExperimentService {
       );
     }
   }
+}
+
+/** The activation-log entry for ending a canary without promoting it; undefined otherwise. */
+function canaryRollback(
+  experiment: Experiment,
+  reason: string,
+  triggeredBy: string,
+): CanaryLog | undefined {
+  const versionId = experiment.arms.at(1)?.modelVersion;
+  if (experiment.kind !== 'canary' || versionId === null || versionId === undefined) {
+    return undefined;
+  }
+  return { versionId, action: 'canary_rollback', triggeredBy, reason, experimentId: experiment.id };
 }
 
 /** The draft without its undefined fields, so that defaults stand. */

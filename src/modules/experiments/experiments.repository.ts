@@ -3,7 +3,7 @@ import { DatabaseError, Pool } from 'pg';
 import { DomainError } from '../../common/errors';
 import { inTransaction } from '../../infra/postgres';
 import { PG_POOL } from '../../infra/tokens';
-import { ACTIVATION_CHANNEL } from '../registry/registry.repository';
+import { ACTIVATION_CHANNEL, CanaryLog, insertCanaryLog } from '../registry/registry.repository';
 import type {
   Arm,
   Experiment,
@@ -205,15 +205,17 @@ export class ExperimentsRepository {
 
   /**
    * Running to stopped with its outcome; null when it was not running (another replica or call
-   * ended it first: only one caller records an outcome). `promoteProfile` copies that profile
-   * into `default` in the same transaction.
+   * ended it first: only one caller records an outcome). In the same transaction,
+   * `promoteProfile` copies that profile into `default` and `canaryLog` logs the canary's end,
+   * so that nobody reads a stopped canary without its log entry.
    */
   async stop(
     id: string,
     outcome: string,
     reason: string,
-    promoteProfile?: string,
+    effects: { promoteProfile?: string; canaryLog?: CanaryLog } = {},
   ): Promise<Experiment | null> {
+    const { promoteProfile, canaryLog } = effects;
     return inTransaction(this.pool, async (client) => {
       const { rows } = await client.query<ExperimentRow>(
         `UPDATE experiments
@@ -235,6 +237,7 @@ export class ExperimentsRepository {
           [promoteProfile],
         );
       }
+      if (canaryLog !== undefined) await insertCanaryLog(client, canaryLog);
       await client.query('SELECT pg_notify($1, $2)', [ACTIVATION_CHANNEL, 'experiment']);
       return toExperiment(row);
     });

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { DatabaseError, Pool } from 'pg';
+import { DatabaseError, Pool, PoolClient } from 'pg';
 import { inTransaction } from '../../infra/postgres';
 import { PG_DIRECT_POOL, PG_POOL } from '../../infra/tokens';
 import type {
@@ -134,6 +134,34 @@ export interface TrainingLock {
 export type ActivationAction = 'promote' | 'activate' | 'rollback' | 'canary_promote';
 /** What the activation log also records about a canary (the active version does not change). */
 export type CanaryAction = 'canary_start' | 'canary_rollback';
+
+export interface CanaryLog {
+  versionId: string;
+  action: CanaryAction;
+  triggeredBy: string;
+  reason: string;
+  experimentId: string;
+}
+
+/**
+ * Logs a canary's start or rollback next to the activations (the active version is unchanged);
+ * a rollback also records its reason as the version's status reason. Takes the caller's
+ * transaction, so that ending a canary and logging it commit together.
+ */
+export async function insertCanaryLog(client: PoolClient, input: CanaryLog): Promise<void> {
+  await client.query(
+    `INSERT INTO model_activations
+       (version_id, previous_version_id, action, triggered_by, reason, experiment_id)
+     SELECT $1, (SELECT id FROM model_versions WHERE status = 'active'), $2, $3, $4, $5`,
+    [input.versionId, input.action, input.triggeredBy, input.reason, input.experimentId],
+  );
+  if (input.action === 'canary_rollback') {
+    await client.query('UPDATE model_versions SET status_reason = $2 WHERE id = $1', [
+      input.versionId,
+      input.reason,
+    ]);
+  }
+}
 
 interface ActivationRow {
   id: string;
@@ -315,31 +343,9 @@ export class RegistryRepository {
     return result.rows.at(0)?.previous_version_id ?? null;
   }
 
-  /**
-   * Logs a canary's start or rollback next to the activations (the active version is unchanged);
-   * a rollback also records its reason as the version's status reason.
-   */
-  async logCanary(input: {
-    versionId: string;
-    action: CanaryAction;
-    triggeredBy: string;
-    reason: string;
-    experimentId: string;
-  }): Promise<void> {
-    await inTransaction(this.pool, async (client) => {
-      await client.query(
-        `INSERT INTO model_activations
-           (version_id, previous_version_id, action, triggered_by, reason, experiment_id)
-         SELECT $1, (SELECT id FROM model_versions WHERE status = 'active'), $2, $3, $4, $5`,
-        [input.versionId, input.action, input.triggeredBy, input.reason, input.experimentId],
-      );
-      if (input.action === 'canary_rollback') {
-        await client.query('UPDATE model_versions SET status_reason = $2 WHERE id = $1', [
-          input.versionId,
-          input.reason,
-        ]);
-      }
-    });
+  /** Logs a canary's start or rollback next to the activations (see `insertCanaryLog`). */
+  async logCanary(input: CanaryLog): Promise<void> {
+    await inTransaction(this.pool, (client) => insertCanaryLog(client, input));
   }
 
   /** The activation log, newest first. */
