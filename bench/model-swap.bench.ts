@@ -1,5 +1,4 @@
 import { ChildProcess, fork } from 'node:child_process';
-import path from 'node:path';
 import { Client, Pool } from 'pg';
 import { createLogger } from '../src/common/logger';
 import { loadConfig } from '../src/config/config';
@@ -13,6 +12,7 @@ import { Random } from '../src/synthetic/prng';
 import { freePort } from '../test/support/processes';
 import { createBenchApiKey } from './lib/api-key';
 import { Benchmark, progress, integerFlag } from './lib/harness';
+import { compiled } from './lib/built-servers';
 
 const DATABASE = 'recsys_bench_model_swap';
 const ENCODER_ID = 'bench-encoder:fp32';
@@ -120,8 +120,7 @@ async function startReplica(
   children: Set<ChildProcess>,
 ): Promise<string> {
   const port = await freePort();
-  const child = fork(path.join(__dirname, '..', 'src', 'main.ts'), ['api'], {
-    execArgv: ['-r', 'ts-node/register'],
+  const child = fork(compiled('src/main.ts'), ['api'], {
     env: {
       ...process.env,
       DATABASE_URL: url,
@@ -328,7 +327,7 @@ const benchmark: Benchmark = {
         },
         notes: [
           `target < ${String(TARGET_MS)} ms (issue 6): median ${medianMs.toFixed(0)} ms = ${(medianMs / TARGET_MS).toFixed(2)} × target with an unchanged catalog, ${changedMedianMs.toFixed(0)} ms = ${(changedMedianMs / TARGET_MS).toFixed(2)} × target when the catalog changed since the last load`,
-          'each replica is `src/main.ts api` in its own process; the swap is announced by PostgreSQL NOTIFY (poll fallback disabled for the run); time = from sending activateModelVersion until both answer servingModel with the new id (10 ms polling)',
+          'each replica is `src/main.ts api` compiled to JavaScript, in its own process; the swap is announced by PostgreSQL NOTIFY (poll fallback disabled for the run); time = from sending activateModelVersion until both answer servingModel with the new id (10 ms polling)',
           'a load = read the artifact (sha256 verified), fingerprint the live item vectors (one scan), re-read all of them only when the fingerprint changed, run every item through the item tower (tfjs WebAssembly matrix products + ID embeddings), swap one reference',
           'both replicas and PostgreSQL share this machine’s 2 CPUs (and other sessions’ work), so the two loads compete',
         ],

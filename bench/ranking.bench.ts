@@ -1,7 +1,6 @@
 import { ChildProcess, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import path from 'node:path';
 import autocannon from 'autocannon';
 import { closedLoop, Measurement } from './lib/closed-loop';
 import { createClient } from 'redis';
@@ -21,6 +20,7 @@ import { clearRedis, databaseUrlFor, seedCatalogAndWeek } from './lib/bench-stor
 import { insertTextVectors, TEXT_DIMENSION, trainingContext } from './lib/trained-model';
 import { RankVariant, REAL_RANKING, SKIP_RANKING } from './servers/common';
 import type { ServerReady } from './servers/common';
+import { compiled } from './lib/built-servers';
 
 const STARTUP_TIMEOUT_MS = 300_000;
 const TRIVIAL = '{ health { status } }';
@@ -243,13 +243,9 @@ async function cacheCounts(metricsUrl: string): Promise<{ hit: number; miss: num
 }
 
 async function startServer(env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; port: number }> {
-  const child = fork(path.join(__dirname, 'servers', 'ranking.ts'), [], {
+  const child = fork(compiled('bench/servers/ranking.ts'), [], {
     // BENCH_SERVER_NODE_ARGS: extra node flags for the server, e.g. `--cpu-prof` to profile it.
-    execArgv: [
-      '-r',
-      'ts-node/register',
-      ...(process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
-    ],
+    execArgv: process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [],
     env: { ...process.env, ...env, NODE_ENV: 'production' },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
@@ -567,7 +563,7 @@ const benchmark: Benchmark = {
           ...variantTables.notes,
           `Model: version ${trained.served}, trained by a FULL training run (${settings.trainEpochs} epochs on at most ${settings.trainEvents.toLocaleString('en-US')} events, ${trained.trainSeconds.toFixed(0)} s, gate: ${trained.outcome}) on the seeded events over ${TEXT_DIMENSION}-d text vectors (category direction + noise, under the trainer's encoder id), artifact ${(trained.artifactBytes / 1e6).toFixed(1)} MB in the artifact store, active in the registry; the server loads it like any api replica (item tower over the catalog). Online state rebuilt in Redis from ${events.toLocaleString('en-US')} events of ${settings.users} users.`,
           `Users: ${order.length} users with clicks, round-robin; ${uncached.length} of them (${percent(uncached.length / order.length)}, --uncached-share) have their cached interest vector unlinked from Redis every ${EVICT_INTERVAL_MS} ms by the bench, so each of their requests runs the user tower (attention over the history) and writes the cache, as a user new to the served version does; "cache miss share" is the server's ranking_cache_requests_total over the window.`,
-          "Server in a child process (api role, NODE_ENV=production and the image's NODE_OPTIONS=--max-semi-space-size=64 (inherited from npm run bench), log level warn, AUTH_MODE=api-key: every request sends a read key; `health` needs none); the load generators in the bench process on the same cores.",
+          "Server in a child process, compiled to JavaScript as the image runs it (api role, NODE_ENV=production and the image's NODE_OPTIONS=--max-semi-space-size=64 (inherited from npm run bench), log level warn, AUTH_MODE=api-key: every request sends a read key; `health` needs none); the load generators in the bench process on the same cores.",
           `Half rate: requests evenly spaced (open loop), ${settings.variantWarmupSeconds} s at that rate discarded first, latency from each one's scheduled send time.`,
           `1-minute load average before the run: ${loadBefore.toFixed(2)}.`,
         ],

@@ -57,20 +57,23 @@ async function main(): Promise<void> {
       degraded: [],
     });
   // The same trained version with hand weights or a learned combiner (the same version id:
-  // users' cached interest vectors stay valid across variants).
-  const handWeights = withCombiner(trained, undefined);
-  const combined = withCombiner(trained, runnableCombiner(benchSpec()));
+  // users' cached interest vectors stay valid across variants). One model served throughout,
+  // its combiner switched in place: a model pinned anew would be bound anew (its vectors copied,
+  // its ANN index rebuilt on the other core while the variant is measured).
+  const benched = switchableCombiner(trained);
+  const combiner = runnableCombiner(benchSpec());
   const recorder = app.get(ServedSlateRecorder, { strict: false });
-  const serve = async (loaded: LoadedModel) => {
-    models.pin(loaded);
-    while (serving.current().served?.model !== loaded.model) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  };
-  await serve(handWeights);
+  models.pin(benched.loaded);
+  while (serving.current().served?.model !== benched.loaded.model) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
   const experiment = benchExperiment(app, secondVersion);
-  const variant = async ({ combiner, servedLog, experiment: running }: RankVariant) => {
-    await serve(combiner ? combined : handWeights);
+  const variant = async ({
+    combiner: useCombiner,
+    servedLog,
+    experiment: running,
+  }: RankVariant) => {
+    benched.use(useCombiner ? combiner : undefined);
     await (running ? experiment.start() : experiment.stop());
     // An own property hides the recorder's depth getter; deleting it brings the getter back.
     if (servedLog) Reflect.deleteProperty(recorder, 'depth');
@@ -99,15 +102,17 @@ async function activeModel(models: PinnedModels): Promise<LoadedModel> {
   }
 }
 
-/** `loaded` with `combiner` in place of its own (the rest of the model shared, not copied). */
-function withCombiner(
-  loaded: LoadedModel,
-  combiner: InterestModel['combiner'] | undefined,
-): LoadedModel {
+/** `loaded` with a combiner of the bench's choosing in place of its own (the rest shared). */
+function switchableCombiner(loaded: LoadedModel) {
   const model = Object.create(loaded.model, {
-    combiner: { value: combiner, enumerable: true },
-  }) as InterestModel;
-  return { ...loaded, model };
+    combiner: { value: undefined, enumerable: true, writable: true },
+  }) as { -readonly [K in keyof InterestModel]: InterestModel[K] };
+  return {
+    loaded: { ...loaded, model },
+    use(combiner: InterestModel['combiner']) {
+      model.combiner = combiner;
+    },
+  };
 }
 
 /**

@@ -80,12 +80,16 @@ describe('hnswIndexBuilder', () => {
     index.close();
   });
 
-  it('stops the thread when aborted while building', async () => {
+  it('reports progress, and stops the thread between two points when aborted while building', async () => {
     const abort = new AbortController();
-    const building = build(source(40_000, 'abort'), abort.signal);
-    setTimeout(() => {
+    const reported: number[] = [];
+    // Aborted in the middle of adding points: a Worker.terminate landing inside hnswlib-node's
+    // read of a point aborted the whole process (FATAL ERROR ... napi_throw).
+    const building = build(source(40_000, 'abort'), abort.signal, (indexed) => {
+      reported.push(indexed);
       abort.abort();
-    }, 200);
+    });
     await expect(building).rejects.toMatchObject({ name: 'AbortError' });
+    expect(reported[0]).toBe(1000);
   });
 });

@@ -110,7 +110,7 @@ class HnswVectorIndex implements VectorIndex {
   }
 
   private answered(reply: HnswReply): void {
-    if (reply.type === 'built') return;
+    if (reply.type === 'built' || reply.type === 'progress') return;
     const search = this.inFlight.get(reply.id);
     if (search === undefined) return;
     this.inFlight.delete(reply.id);
@@ -135,10 +135,11 @@ class HnswVectorIndex implements VectorIndex {
  * (a SharedArrayBuffer), keeps the index and answers its searches.
  */
 export function hnswIndexBuilder(settings: HnswSettings): VectorIndexBuilder {
-  return async (source, signal) => {
+  return async (source, signal, progress) => {
     signal.throwIfAborted();
-    const thread = startThread(path.join(__dirname, 'hnsw.thread'), job(source, settings));
-    await built(thread, signal);
+    const stop = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
+    const thread = startThread(path.join(__dirname, 'hnsw.thread'), job(source, settings, stop));
+    await built(thread, signal, stop, progress);
     const dimension = source.dimension + (source.extra === undefined ? 0 : 1);
     const { length: rows } = source.rows;
     return new HnswVectorIndex(
@@ -159,17 +160,28 @@ function hnswBytes(rows: number, dimension: number, m: number): number {
   return Math.round(rows * (4 * dimension + 4 * 2 * m + 4 + 8 + 4 * (1 + 1 / m)));
 }
 
-function job(source: IndexSource, settings: HnswSettings): HnswBuildJob {
+function job(
+  source: IndexSource,
+  settings: HnswSettings,
+  stop: Int32Array<SharedArrayBuffer>,
+): HnswBuildJob {
   const { matrix, dimension, rows, extra } = source;
   const { m, efConstruction } = settings;
-  return { matrix, dimension, rows, extra, m, efConstruction };
+  return { matrix, dimension, rows, extra, m, efConstruction, stop };
 }
 
-/** Settles when the thread has built its index; an abort ends the thread. */
-function built(thread: Worker, signal: AbortSignal): Promise<void> {
+/** Settles when the thread has built its index; an abort asks the thread to stop and end. */
+function built(
+  thread: Worker,
+  signal: AbortSignal,
+  stop: Int32Array<SharedArrayBuffer>,
+  progress: ((indexed: number) => void) | undefined,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     let failure: Error | undefined;
-    const abort = () => void thread.terminate();
+    const abort = () => {
+      Atomics.store(stop, 0, 1);
+    };
     const settle = (outcome: () => void) => {
       signal.removeEventListener('abort', abort);
       thread.off('message', onMessage);
@@ -179,6 +191,7 @@ function built(thread: Worker, signal: AbortSignal): Promise<void> {
     };
     const onMessage = (reply: HnswReply) => {
       if (reply.type === 'built') settle(resolve);
+      else if (reply.type === 'progress') progress?.(reply.indexed);
     };
     const onError = (error: Error) => {
       failure = error;

@@ -11,6 +11,8 @@ export interface HnswBuildJob {
   readonly extra: Float32Array | undefined;
   readonly m: number;
   readonly efConstruction: number;
+  /** Set to 1 (Atomics) to stop a build: the thread ends after the point it is adding. */
+  readonly stop: Int32Array<SharedArrayBuffer>;
 }
 
 /** A search asked of the thread once the index is built. */
@@ -23,12 +25,15 @@ export interface HnswSearch {
 
 /** The thread's messages: the index is built, then one answer per search. */
 export type HnswReply =
+  | { readonly type: 'progress'; readonly indexed: number }
   | { readonly type: 'built' }
   | { readonly type: 'found'; readonly id: number; readonly rows: Int32Array }
   | { readonly type: 'failed'; readonly id: number; readonly message: string };
 
 /** hnswlib's fixed seed: the same vectors in the same order build the same graph. */
 const SEED = 100;
+/** Progress reports per build. */
+const PROGRESS_STEPS = 20;
 
 /**
  * Builds an HNSW index (hnswlib, inner product) on this thread and then answers searches here,
@@ -37,12 +42,22 @@ const SEED = 100;
 function serve(job: HnswBuildJob): void {
   const port = parentPort;
   if (port === null) throw new Error('hnsw.thread runs as a worker thread');
-  const { matrix, dimension, rows, extra } = job;
+  const { matrix, dimension, rows, extra, stop } = job;
   const hnsw = new HierarchicalNSW('ip', dimension + (extra === undefined ? 0 : 1));
   hnsw.initIndex(Math.max(1, rows.length), job.m, job.efConstruction, SEED);
   // hnswlib-node takes plain arrays: one reused per row.
   const point = new Array<number>(hnsw.getNumDimensions()).fill(0);
+  const reportEvery = Math.max(1000, Math.ceil(rows.length / PROGRESS_STEPS));
   for (let i = 0; i < rows.length; i++) {
+    // Stopped here, never by Worker.terminate: hnswlib-node reads each point's values through
+    // N-API, and a termination that lands inside that read aborts the whole process.
+    if (Atomics.load(stop, 0) !== 0) {
+      port.close();
+      return;
+    }
+    if (i > 0 && i % reportEvery === 0) {
+      port.postMessage({ type: 'progress', indexed: i } satisfies HnswReply);
+    }
     const offset = rows[i] * dimension;
     for (let j = 0; j < dimension; j++) point[j] = matrix[offset + j];
     if (extra !== undefined) point[dimension] = extra[i];

@@ -69,6 +69,7 @@ function recording() {
     failures,
     observer: {
       answered: (path: RetrievalPath) => paths.push(path),
+      progress: () => undefined,
       built: (built: IndexBuilt) => builds.push(built),
       failed: (error: unknown) => {
         failures.push(error);

@@ -34,7 +34,12 @@ export interface IndexSource {
 }
 
 /** Builds an index of `source` (off the serving thread); `signal` abandons the build. */
-export type VectorIndexBuilder = (source: IndexSource, signal: AbortSignal) => Promise<VectorIndex>;
+/** Builds an index of `source`; `progress` hears how many rows are in so far, now and then. */
+export type VectorIndexBuilder = (
+  source: IndexSource,
+  signal: AbortSignal,
+  progress?: (indexed: number) => void,
+) => Promise<VectorIndex>;
 
 export interface RetrievalSettings {
   /** Below this many item vectors the exact scan serves (it is fast enough, and exact). */
@@ -61,6 +66,8 @@ export interface IndexBuilt {
 /** What a retrieval reports: each answer's path, each finished index. */
 export interface RetrievalObserver {
   answered(path: RetrievalPath): void;
+  /** A build in progress has `indexed` of its `rows` in. */
+  progress(indexed: number, rows: number): void;
   built(built: IndexBuilt): void;
   /** A build failed, or a built index stopped answering: the exact scan answers. */
   failed(error: unknown): void;
@@ -254,7 +261,9 @@ export class Retrieval {
     const extra = bias && Float32Array.from(rows, (row) => bias[row] / scale);
     let index: VectorIndex;
     try {
-      index = await this.buildIndex({ matrix, dimension, rows, extra }, signal);
+      index = await this.buildIndex({ matrix, dimension, rows, extra }, signal, (indexed) => {
+        this.observer.progress(indexed, rows.length);
+      });
     } catch (error) {
       vectors.unwatch(changed);
       if (signal.aborted) return;

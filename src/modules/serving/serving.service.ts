@@ -204,6 +204,12 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
       answered: (path) => {
         this.retrievals.inc({ path });
       },
+      progress: (indexed, rows) => {
+        this.logger.info(
+          { versionId, indexed, rows, percent: Math.round((100 * indexed) / rows) },
+          'retrieval index building',
+        );
+      },
       built: ({ rows, buildMs, bytes }) => {
         this.indexBuildSeconds.observe(buildMs / 1000);
         this.logger.info(

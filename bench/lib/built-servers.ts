@@ -1,0 +1,35 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import path from 'node:path';
+import { progress } from './harness';
+
+const ROOT = path.join(__dirname, '..', '..');
+const OUT = path.join(ROOT, '.cache', 'bench-build');
+/** Read at run time next to the code (`src/infra/migrator.ts`, `console.assets.ts`). */
+const LINKED = ['migrations', path.join('src', 'modules', 'console', 'public')];
+
+let built = false;
+
+/**
+ * `source` (relative to the repository: `bench/servers/ranking.ts`, `src/main.ts`) compiled to
+ * JavaScript with the rest of `src` (bench/tsconfig.servers.json, once per bench process), so
+ * that a server under measurement runs as the image does (`node dist/main.js`), not under
+ * ts-node: a worker thread under ts-node loads the TypeScript compiler (about 20 MB of heap it
+ * collects over and over, on the cores being measured) and reaches its work seconds later.
+ */
+export function compiled(source: string): string {
+  if (!built) {
+    progress('compiling src and the bench servers to JavaScript (tsc)');
+    rmSync(OUT, { recursive: true, force: true });
+    execFileSync('npx', ['tsc', '-p', path.join(ROOT, 'bench', 'tsconfig.servers.json')], {
+      cwd: ROOT,
+      stdio: ['ignore', 2, 2],
+    });
+    for (const linked of LINKED) {
+      mkdirSync(path.dirname(path.join(OUT, linked)), { recursive: true });
+      symlinkSync(path.join(ROOT, linked), path.join(OUT, linked));
+    }
+    built = true;
+  }
+  return path.join(OUT, source.replace(/\.ts$/, '.js'));
+}
