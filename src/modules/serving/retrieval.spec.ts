@@ -186,7 +186,7 @@ describe('Retrieval', () => {
     const { observer, paths, builds } = recording();
     const retrieval = new Retrieval(vectors, 1, SETTINGS, HNSW, observer);
     const building = retrieval.maintain();
-    retrieval.close();
+    await retrieval.close();
     await building;
     expect(builds).toEqual([]);
     await retrieval.nearest(user('closed'), 5, () => true, 3000);
@@ -223,6 +223,6 @@ describe('Retrieval', () => {
     await retrieval.nearest(query, 10, () => true, 2000);
     expect(builds).toHaveLength(2);
     expect(paths).toEqual(['ann_fallback', 'ann']);
-    retrieval.close();
+    await retrieval.close();
   });
 });

@@ -137,14 +137,18 @@ export class Retrieval {
     return this.building;
   }
 
-  /** Stops a build in progress and drops the index (the version is no longer served). */
-  close(): void {
+  /**
+   * Stops a build in progress and drops the index (the version is no longer served). Settles
+   * once the build's thread has ended (it stops between two points; ms).
+   */
+  close(): Promise<void> {
     this.closing.abort();
     if (this.built !== undefined) {
       this.vectors.unwatch(this.built.changed);
       this.built.index.close();
     }
     this.built = undefined;
+    return this.building ?? Promise.resolve();
   }
 
   /**

@@ -109,10 +109,11 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
     this.timer.unref();
   }
 
-  onApplicationShutdown(): void {
+  async onApplicationShutdown(): Promise<void> {
     clearInterval(this.timer);
-    // An index build runs on a thread of its own, which would keep the process alive.
-    for (const { served } of this.followings()) served.retrieval.close();
+    // An index build runs on a thread of its own, which would keep the process alive; a thread
+    // still adding points when the process exits would abort it (see hnsw.thread.ts).
+    await Promise.all(this.followings().map(({ served }) => served.retrieval.close()));
   }
 
   /** What a request ranks with; take it once per request. */
@@ -167,7 +168,9 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
     this.active = active === undefined ? undefined : this.bound(active);
     this.arms = arms;
     const kept = new Set(this.followings());
-    for (const following of previous) if (!kept.has(following)) following.served.retrieval.close();
+    for (const following of previous) {
+      if (!kept.has(following)) void following.served.retrieval.close();
+    }
     void this.loadPopularity(firstNewRow);
   }
 
