@@ -103,8 +103,9 @@ async function main(): Promise<void> {
     if (request.type === 'recall') {
       void recall(serving, request).then((answer) => process.send?.(answer satisfies ServerAnswer));
     } else {
-      served.retrieval.close();
-      process.send?.({ type: 'exact' } satisfies ServerAnswer);
+      void served.retrieval
+        .close()
+        .then(() => process.send?.({ type: 'exact' } satisfies ServerAnswer));
     }
   });
   await app.listen(0, '127.0.0.1');
