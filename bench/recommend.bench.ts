@@ -313,7 +313,7 @@ const benchmark: Benchmark = {
         `Model: the in-memory stand-in model (dimension ${settings.dimension}, vectors placed by ${settings.vectors === 'words' ? "the words of each item's text (IDF-weighted word directions plus a little noise: close to a sentence encoder's low intrinsic dimension)" : 'category (a category direction plus isotropic noise: the hardest case for a graph index)'}) stands in for the trained scorer. ${small} items are seeded in PostgreSQL with ${events.toLocaleString('en-US')} events of ${settings.users} users; the ${large}-item run serves ${(settings.large - settings.items).toLocaleString('en-US')} more items of the same generator without catalog rows (no features; their retrieval and scoring cost the same).`,
         `Settings: ${JSON.stringify(base.retrieval)}; RANK_RECOMMEND_POOL ${base.ranking.recommendPool}; the served-slate log off.`,
         "RSS: the server process after the measurement (item vectors, index, online state, the model stand-in's own copy of the vectors). Index MiB: hnswlib's memory as estimated from its layout (vectors, level-0 links, labels), on the index thread.",
-        `Server in a child process, compiled to JavaScript as the image runs it (api role, NODE_ENV=production, AUTH_MODE=api-key); autocannon in the bench process on the same cores; 1-minute load average before: ${loadBefore.toFixed(2)} (other work was running on this machine).`,
+        `Server in a child process, compiled to JavaScript as the image runs it (api role, NODE_ENV=production, AUTH_MODE=api-key); autocannon in the bench process on the same cores; 1-minute load average before: ${loadBefore.toFixed(2)}; compare runs at a similar load.`,
       ],
     };
   },
