@@ -176,27 +176,22 @@ export class ExperimentService {
       throw new ValidationError('canaryPercent', 'must be a percent above 0 and below 100');
     }
     const name = `canary-v${version.id}-${randomBytes(3).toString('hex')}`;
-    const experiment = await this.repository.create(
-      validateExperiment({
-        ...DEFAULT_DESIGN,
-        name,
-        kind: 'canary',
-        salt: name,
-        minImpressions: canary.minImpressions ?? this.config.experiments.canaryMinImpressions,
-        arms: [
-          { name: 'control', modelVersion: null, profile: null, share: 100 - percent },
-          { name: 'canary', modelVersion: version.id, profile: null, share: percent },
-        ],
-      }),
-      'running',
-      triggeredBy,
-    );
-    await this.registry.logCanary({
+    const draft = validateExperiment({
+      ...DEFAULT_DESIGN,
+      name,
+      kind: 'canary',
+      salt: name,
+      minImpressions: canary.minImpressions ?? this.config.experiments.canaryMinImpressions,
+      arms: [
+        { name: 'control', modelVersion: null, profile: null, share: 100 - percent },
+        { name: 'canary', modelVersion: version.id, profile: null, share: percent },
+      ],
+    });
+    await this.repository.create(draft, 'running', triggeredBy, {
       versionId: version.id,
       action: 'canary_start',
       triggeredBy,
-      reason: `canary at ${percent}% of users (experiment ${experiment.name}), judged after ${experiment.minImpressions} impressions per arm`,
-      experimentId: experiment.id,
+      reason: `canary at ${percent}% of users (experiment ${name}), judged after ${draft.minImpressions} impressions per arm`,
     });
     this.logger.info({ versionId: version.id, experiment: name, percent }, 'canary started');
     return this.registry.getVersion(version.id);

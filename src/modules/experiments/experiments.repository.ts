@@ -160,32 +160,40 @@ export class ExperimentsRepository {
     input: NewExperiment,
     status: 'draft' | 'running',
     createdBy: string,
+    canaryLog?: Omit<CanaryLog, 'experimentId'>,
   ): Promise<Experiment> {
-    return this.conflicts(async () => {
-      const { rows } = await this.pool.query<ExperimentRow>(
-        `WITH created AS (
+    return this.conflicts(() =>
+      inTransaction(this.pool, async (client) => {
+        const { rows } = await client.query<ExperimentRow>(
+          `WITH created AS (
            INSERT INTO experiments (name, kind, status, salt, arms, min_impressions,
                                     min_detectable_lift, confidence, power, created_by, started_at)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
                    CASE WHEN $3 = 'running' THEN now() END)
            RETURNING ${COLUMNS})
          SELECT created.*, pg_notify($11, 'experiment') FROM created`,
-        [
-          input.name,
-          input.kind,
-          status,
-          input.salt,
-          JSON.stringify(input.arms),
-          input.minImpressions,
-          input.minDetectableLift,
-          input.confidence,
-          input.power,
-          createdBy,
-          ACTIVATION_CHANNEL,
-        ],
-      );
-      return toExperiment(rows[0]);
-    });
+          [
+            input.name,
+            input.kind,
+            status,
+            input.salt,
+            JSON.stringify(input.arms),
+            input.minImpressions,
+            input.minDetectableLift,
+            input.confidence,
+            input.power,
+            createdBy,
+            ACTIVATION_CHANNEL,
+          ],
+        );
+        const created = toExperiment(rows[0]);
+        // In the same transaction: nobody reads a running canary without its log entry.
+        if (canaryLog !== undefined) {
+          await insertCanaryLog(client, { ...canaryLog, experimentId: created.id });
+        }
+        return created;
+      }),
+    );
   }
 
   /** Draft to running; null when it is not a draft. CONFLICT while another one runs. */

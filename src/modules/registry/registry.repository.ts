@@ -146,7 +146,7 @@ export interface CanaryLog {
 /**
  * Logs a canary's start or rollback next to the activations (the active version is unchanged);
  * a rollback also records its reason as the version's status reason. Takes the caller's
- * transaction, so that ending a canary and logging it commit together.
+ * transaction, so that a canary's start or end and its log entry commit together.
  */
 export async function insertCanaryLog(client: PoolClient, input: CanaryLog): Promise<void> {
   await client.query(
@@ -341,11 +341,6 @@ export class RegistryRepository {
       [versionId],
     );
     return result.rows.at(0)?.previous_version_id ?? null;
-  }
-
-  /** Logs a canary's start or rollback next to the activations (see `insertCanaryLog`). */
-  async logCanary(input: CanaryLog): Promise<void> {
-    await inTransaction(this.pool, (client) => insertCanaryLog(client, input));
   }
 
   /** The activation log, newest first. */

@@ -142,12 +142,6 @@ export class RegistryService {
     this.logger.info({ versionId: id, experimentId, reason }, 'canary promoted');
   }
 
-  /** Logs a canary's start or rollback in the activation log (see the repository). */
-  async logCanary(input: Parameters<RegistryRepository['logCanary']>[0]): Promise<void> {
-    await this.repository.logCanary(input);
-    this.logger.info(input, 'canary logged');
-  }
-
   activations(first: number): Promise<Activation[]> {
     if (!Number.isInteger(first) || first < 1 || first > MAX_VERSIONS_PAGE) {
       throw new ValidationError('first', `must be between 1 and ${String(MAX_VERSIONS_PAGE)}`);
