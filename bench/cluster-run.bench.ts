@@ -1,5 +1,4 @@
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
 import { loadavg } from 'node:os';
 import path from 'node:path';
@@ -22,6 +21,7 @@ import {
   insertCatalog,
 } from './lib/bench-store';
 import { insertTextVectors, TEXT_DIMENSION, trainingContext } from './lib/trained-model';
+import { compiled } from './lib/built-servers';
 
 /** Own database per run: concurrent runs must not drop each other's. */
 const DATABASE = `recsys_bench_cluster_${String(process.pid)}`;
@@ -68,22 +68,6 @@ function parseSettings(args: readonly string[]): Settings {
   };
 }
 
-/** Builds dist/ when it is missing or older than a source file (the processes run dist/main.js). */
-function ensureBuilt(): void {
-  const main = path.join(ROOT, 'dist', 'main.js');
-  const newest = (dir: string): number =>
-    Math.max(
-      0,
-      ...readdirSync(dir, { withFileTypes: true }).map((entry) => {
-        const full = path.join(dir, entry.name);
-        return entry.isDirectory() ? newest(full) : statSync(full).mtimeMs;
-      }),
-    );
-  if (existsSync(main) && statSync(main).mtimeMs >= newest(path.join(ROOT, 'src'))) return;
-  progress('building dist/ (npx nest build)');
-  execFileSync('npx', ['nest', 'build'], { cwd: ROOT, stdio: ['ignore', 2, 2] });
-}
-
 interface GraphqlBody<T> {
   data?: T;
   errors?: { message: string; extensions?: { code?: string } }[];
@@ -112,9 +96,9 @@ interface Role {
   readonly child: ChildProcess;
 }
 
-/** `node dist/main.js <role>`: its own process, event loop and connections. */
+/** `node main.js <role>` (compiled, as the image runs it): its own process, event loop and connections. */
 function startRole(name: string, role: Role['role'], port: number, env: NodeJS.ProcessEnv): Role {
-  const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'main.js'), role], {
+  const child = spawn(process.execPath, [compiled('src/main.ts'), role], {
     cwd: ROOT,
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -450,10 +434,10 @@ async function activationTime(databaseUrl: string, versionId: string): Promise<n
 
 const benchmark: Benchmark = {
   description:
-    '2 api + 1 ingest + 1 train processes (dist/main.js): rank load while events flow, a training run activates a new version, one api process SIGKILLed mid-load',
+    '2 api + 1 ingest + 1 train processes (compiled main.js): rank load while events flow, a training run activates a new version, one api process SIGKILLed mid-load',
   async run(args) {
     const settings = parseSettings(args);
-    ensureBuilt();
+    compiled('src/main.ts');
     const base = loadConfig(process.env);
     const databaseUrl = databaseUrlFor(base.postgres.url, DATABASE);
     const prefix = `bench:cluster:${process.pid}:`;
@@ -510,7 +494,7 @@ const benchmark: Benchmark = {
       }
       const readKey = await createBenchApiKey(databaseUrl, 'read');
       const opsKey = await createBenchApiKey(databaseUrl, 'ops');
-      progress('starting api A, api B, ingest, train (node dist/main.js <role>)');
+      progress('starting api A, api B, ingest, train (node main.js <role>, compiled)');
       for (const [name, role] of [
         ['api-a', 'api'],
         ['api-b', 'api'],
@@ -752,7 +736,7 @@ const benchmark: Benchmark = {
           `${killed.name} SIGKILLed at ${(killMs / 1000).toFixed(1)} s; the balancer drops an endpoint on its first connection error; a request whose connection was refused or whose kept-alive connection failed before any answer goes once to the other endpoint; one that lost its connection after an answer began, or on a fresh connection, fails`,
           `events: ${produced} produced to user.events during the load, ${liveStored} stored by the ingest process by the end (+30 s grace); ${behaviour.events.length} seed events went through the same topic and ingest before the load`,
           `first version ${initial.versionId}: FULL training run queued by trainModel, run by the train process (${settings.trainEpochs} epochs), ${initial.by}; text vectors are ${TEXT_DIMENSION}-d synthetic (category direction + noise) under the trainer's encoder id`,
-          `isolation: database ${DATABASE}, Redis prefix ${prefix}, Kafka topics and consumer groups prefixed ${topicPrefix}; every process is node dist/main.js <role> with NODE_ENV=production, AUTH_MODE=api-key (rank sends a read key, trainModel an ops key)`,
+          `isolation: database ${DATABASE}, Redis prefix ${prefix}, Kafka topics and consumer groups prefixed ${topicPrefix}; every process is node main.js <role> (src compiled to JavaScript) with NODE_ENV=production, AUTH_MODE=api-key (rank sends a read key, trainModel an ops key)`,
           `all four processes, PostgreSQL, Redis, Kafka and the load generator share this machine's cores; 1-minute load average before the run: ${loadBefore.toFixed(2)}`,
         ],
       };

@@ -15,7 +15,7 @@ import {
   NewExperiment,
   validateExperiment,
 } from './experiment';
-import { ExperimentsRepository } from './experiments.repository';
+import { ExperimentsRepository, StopEffects } from './experiments.repository';
 import { ArmReport, armReports, OnlineFigures, onlineFigures } from './online-report';
 
 export const MAX_EXPERIMENTS_PAGE = 100;
@@ -263,7 +263,7 @@ export class ExperimentService {
     experiment: Experiment,
     outcome: string,
     reason: string,
-    effects?: Parameters<ExperimentsRepository['stop']>[3],
+    effects?: StopEffects,
   ): Promise<Experiment> {
     const stopped = await this.repository.stop(experiment.id, outcome, reason, effects);
     if (stopped === null) {

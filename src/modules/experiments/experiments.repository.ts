@@ -12,6 +12,14 @@ import type {
   NewExperiment,
 } from './experiment';
 
+/** What ending an experiment also writes, in the same transaction (see `stop`). */
+export interface StopEffects {
+  /** Copied into the `default` profile. */
+  readonly promoteProfile?: string;
+  /** The canary's end, logged next to the activations. */
+  readonly canaryLog?: CanaryLog;
+}
+
 interface ExperimentRow {
   id: string;
   name: string;
@@ -221,7 +229,7 @@ export class ExperimentsRepository {
     id: string,
     outcome: string,
     reason: string,
-    effects: { promoteProfile?: string; canaryLog?: CanaryLog } = {},
+    effects: StopEffects = {},
   ): Promise<Experiment | null> {
     const { promoteProfile, canaryLog } = effects;
     return inTransaction(this.pool, async (client) => {

@@ -33,8 +33,10 @@ export interface IndexSource {
   readonly extra: Float32Array | undefined;
 }
 
-/** Builds an index of `source` (off the serving thread); `signal` abandons the build. */
-/** Builds an index of `source`; `progress` hears how many rows are in so far, now and then. */
+/**
+ * Builds an index of `source` (off the serving thread); `signal` abandons the build; `progress`
+ * hears how many rows are in so far, now and then.
+ */
 export type VectorIndexBuilder = (
   source: IndexSource,
   signal: AbortSignal,
