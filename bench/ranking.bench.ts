@@ -3,9 +3,12 @@ import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import autocannon from 'autocannon';
 import { closedLoop, Measurement } from './lib/closed-loop';
-import { createClient } from 'redis';
 import { Kafka, logLevel } from 'kafkajs';
+import { createClient } from 'redis';
 import { AppConfig, loadConfig } from '../src/config/config';
+import { createLogger } from '../src/common/logger';
+import { createRedisClient } from '../src/infra/redis';
+import { OnlineStateRedisRepository } from '../src/modules/online-state/online-state-redis.repository';
 import { SERVED_LOG_TOPICS } from '../src/modules/served-log/served-slate.codec';
 import { RegistryRepository } from '../src/modules/registry/registry.repository';
 import { RegistryService } from '../src/modules/registry/registry.service';
@@ -49,6 +52,8 @@ interface Settings {
   readonly variantRounds: number;
   /** ABBA pairs of as served without and with a running experiment. */
   readonly experimentPairs: number;
+  /** ABBA pairs of as served with and without the replica's copy of users' interest vectors. */
+  readonly copyPairs: number;
   readonly variantWarmupSeconds: number;
   readonly variantSeconds: number;
 }
@@ -80,6 +85,7 @@ function parseSettings(args: readonly string[]): Settings {
     halfRateRuns: integerFlag(args, 'half-rate-runs', 5, 1),
     variantRounds: value('variant-rounds', 4),
     experimentPairs: value('experiment-pairs', 8),
+    copyPairs: value('copy-pairs', 4),
     variantWarmupSeconds: value('variant-warmup', 3),
     variantSeconds: value('variant-seconds', 6),
   };
@@ -87,13 +93,16 @@ function parseSettings(args: readonly string[]): Settings {
 
 const DATABASE = 'recsys_bench_ranking';
 
-type VariantName = 'hand' | 'combiner' | 'logOff' | 'noExperiment' | 'experiment';
+type VariantName =
+  'hand' | 'combiner' | 'logOff' | 'noExperiment' | 'experiment' | 'copyOn' | 'copyOff';
 const VARIANT_NAMES: readonly VariantName[] = [
   'hand',
   'combiner',
   'logOff',
   'noExperiment',
   'experiment',
+  'copyOn',
+  'copyOff',
 ];
 const VARIANT_LABELS: Record<VariantName, string> = {
   hand: 'hand weights, served-slate log on (as served)',
@@ -101,6 +110,8 @@ const VARIANT_LABELS: Record<VariantName, string> = {
   logOff: 'hand weights, log off',
   noExperiment: 'as served, paired with the experiment (no experiment)',
   experiment: 'as served, experiment running (2 versions, 50/50)',
+  copyOn: "as served: users' interest vectors from the replica's copy when it has them",
+  copyOff: 'as served, without the replica copy (every rank reads the vector from Redis)',
 };
 
 function median(values: readonly number[]): number {
@@ -108,6 +119,19 @@ function median(values: readonly number[]): number {
   const middle = sorted.at(Math.floor(sorted.length / 2));
   if (middle === undefined) throw new Error('no measurement');
   return middle;
+}
+
+/** The process id Redis reports (INFO server): the bench runs on Redis's machine. */
+async function redisServerPid(url: string): Promise<number> {
+  const redis = createClient({ url });
+  await redis.connect();
+  try {
+    const pid = /process_id:(\d+)/.exec(await redis.info('server'))?.[1];
+    if (pid === undefined) throw new Error('Redis did not report its process_id');
+    return Number(pid);
+  } finally {
+    await redis.close();
+  }
 }
 
 /** User + system CPU seconds of a process, all its threads (Linux /proc). */
@@ -187,24 +211,30 @@ async function trainServedVersion(
 }
 
 /**
- * Keeps the interest vectors of `users` out of the cache: unlinks them every EVICT_INTERVAL_MS.
- * The bodies cycle through all users in seconds, far longer than the interval, so each request of
- * one of these users finds no vector and the user tower runs, as for a user new to this version.
+ * Keeps the interest vectors of `users` stale: every EVICT_INTERVAL_MS, bumps their interest
+ * versions through the ingest module's batch script, as an interaction of each would (the
+ * `interest-changes` streams tell the replica to drop its copy; the Redis cache no longer matches).
+ * The bodies cycle through all users in seconds, far longer than the interval and the replica's
+ * sync, so each request of one of these users finds no vector and the user tower runs, as for a
+ * user who just interacted or is new to this version.
  */
 const EVICT_INTERVAL_MS = 100;
 
 async function evictEvery(
-  url: string,
-  prefix: string,
+  config: AppConfig,
   users: readonly string[],
 ): Promise<() => Promise<void>> {
-  const redis = createClient({ url });
+  const redis = createRedisClient(config.redis, createLogger('silent'));
   await redis.connect();
-  // The ranking module's key (user-vector-cache.repository.ts).
-  const keys = users.map((user) => `${prefix}rank:uvec:${user}`);
+  const online = new OnlineStateRedisRepository(redis, config);
+  const delta = {
+    users: users.map((userId) => ({ userId, recent: [], interactions: 1 })),
+    items: [],
+    events: users.length,
+  };
   let evicting: Promise<unknown> = Promise.resolve();
   const timer = setInterval(() => {
-    if (keys.length > 0) evicting = redis.unlink(keys).catch(() => undefined);
+    if (users.length > 0) evicting = online.apply(delta).catch(() => undefined);
   }, EVICT_INTERVAL_MS);
   return async () => {
     clearInterval(timer);
@@ -406,7 +436,10 @@ const benchmark: Benchmark = {
       };
       progress(`warm-up: one rank per user (${users.length}), then ${warmupSeconds} s per query`);
       await rankEveryUser();
-      stopEvicting = await evictEvery(base.redis.url, prefix, uncached);
+      stopEvicting = await evictEvery(
+        loadConfig({ ...process.env, REDIS_KEY_PREFIX: prefix }),
+        uncached,
+      );
       for (const bodies of [trivialBodies, rankBodies, recommendBodies]) {
         await closedLoop(url, headers, bodies, { seconds: warmupSeconds, connections });
       }
@@ -489,6 +522,7 @@ const benchmark: Benchmark = {
         rankEveryUser,
         halfRateLoad,
         serverPid,
+        redisPid: await redisServerPid(base.redis.url),
       });
       const ratio = rank.requestsPerSecond / trivial.requestsPerSecond;
       const skippedRatio = rankSkipped.requestsPerSecond / trivial.requestsPerSecond;
@@ -562,7 +596,7 @@ const benchmark: Benchmark = {
           `ratio rank/trivial requests/s: ${ratio.toFixed(2)}; reference (ranking skipped) / trivial: ${skippedRatio.toFixed(2)}`,
           ...variantTables.notes,
           `Model: version ${trained.served}, trained by a FULL training run (${settings.trainEpochs} epochs on at most ${settings.trainEvents.toLocaleString('en-US')} events, ${trained.trainSeconds.toFixed(0)} s, gate: ${trained.outcome}) on the seeded events over ${TEXT_DIMENSION}-d text vectors (category direction + noise, under the trainer's encoder id), artifact ${(trained.artifactBytes / 1e6).toFixed(1)} MB in the artifact store, active in the registry; the server loads it like any api replica (item tower over the catalog). Online state rebuilt in Redis from ${events.toLocaleString('en-US')} events of ${settings.users} users.`,
-          `Users: ${order.length} users with clicks, round-robin; ${uncached.length} of them (${percent(uncached.length / order.length)}, --uncached-share) have their cached interest vector unlinked from Redis every ${EVICT_INTERVAL_MS} ms by the bench, so each of their requests runs the user tower (attention over the history) and writes the cache, as a user new to the served version does; "cache miss share" is the server's ranking_cache_requests_total over the window.`,
+          `Users: ${order.length} users with clicks, round-robin; ${uncached.length} of them (${percent(uncached.length / order.length)}, --uncached-share) have their interest versions bumped every ${EVICT_INTERVAL_MS} ms by the bench (the ingest module's batch script, as an interaction would), so each of their requests runs the user tower (attention over the history) and writes the caches, as a user who just interacted does; "cache miss share" is the server's ranking_cache_requests_total over the window.`,
           "Server in a child process, compiled to JavaScript as the image runs it (api role, NODE_ENV=production and the image's NODE_OPTIONS=--max-semi-space-size=64 (inherited from npm run bench), log level warn, AUTH_MODE=api-key: every request sends a read key; `health` needs none); the load generators in the bench process on the same cores.",
           `Half rate: requests evenly spaced (open loop), ${settings.variantWarmupSeconds} s at that rate discarded first, latency from each one's scheduled send time.`,
           `1-minute load average before the run: ${loadBefore.toFixed(2)}.`,
@@ -595,16 +629,25 @@ async function measureVariants(
     rankEveryUser(): Promise<void>;
     halfRateLoad: Omit<Parameters<typeof openLoop>[0], 'seconds'>;
     serverPid: number;
+    /** Redis's server process on this machine (its CPU per rank read from /proc). */
+    redisPid: number;
   },
 ) {
   const { halfRateLoad } = server;
-  const asServed: RankVariant = { combiner: false, servedLog: true, experiment: false };
+  const asServed: RankVariant = {
+    combiner: false,
+    servedLog: true,
+    experiment: false,
+    localCopy: true,
+  };
   const variants: Record<VariantName, RankVariant> = {
     hand: asServed,
     combiner: { ...asServed, combiner: true },
     logOff: { ...asServed, servedLog: false },
     noExperiment: asServed,
     experiment: { ...asServed, experiment: true },
+    copyOn: asServed,
+    copyOff: { ...asServed, localCopy: false },
   };
   const cpuPerRank: Record<VariantName, number[]> = {
     hand: [],
@@ -612,6 +655,26 @@ async function measureVariants(
     logOff: [],
     noExperiment: [],
     experiment: [],
+    copyOn: [],
+    copyOff: [],
+  };
+  const redisCpuPerRank: Record<VariantName, number[]> = {
+    hand: [],
+    combiner: [],
+    logOff: [],
+    noExperiment: [],
+    experiment: [],
+    copyOn: [],
+    copyOff: [],
+  };
+  const p99Ms: Record<VariantName, number[]> = {
+    hand: [],
+    combiner: [],
+    logOff: [],
+    noExperiment: [],
+    experiment: [],
+    copyOn: [],
+    copyOff: [],
   };
   // Every switch is followed by one rank per user: a switch into or out of the experiment
   // moves half the users to another version, whose interest vectors are not cached yet.
@@ -620,9 +683,12 @@ async function measureVariants(
     await server.rankEveryUser();
     await openLoop({ ...halfRateLoad, seconds: settings.variantWarmupSeconds });
     const before = cpuSeconds(server.serverPid);
+    const redisBefore = cpuSeconds(server.redisPid);
     const measured = await openLoop({ ...halfRateLoad, seconds: settings.variantSeconds });
     const requests = measured.requestsPerSecond * settings.variantSeconds;
     cpuPerRank[name].push(((cpuSeconds(server.serverPid) - before) / requests) * 1e6);
+    redisCpuPerRank[name].push(((cpuSeconds(server.redisPid) - redisBefore) / requests) * 1e6);
+    p99Ms[name].push(measured.p99Ms);
   };
   const threeVariants: VariantName[] = ['hand', 'combiner', 'logOff'];
   for (let round = 1; round <= settings.variantRounds; round++) {
@@ -645,6 +711,14 @@ async function measureVariants(
     );
     for (const name of order) await measureVariant(name);
   }
+  // The replica's copy of interest vectors against every rank reading Redis, in ABBA pairs.
+  for (let pair = 1; pair <= settings.copyPairs; pair++) {
+    const order: VariantName[] = pair % 2 === 1 ? ['copyOn', 'copyOff'] : ['copyOff', 'copyOn'];
+    progress(
+      `replica copy of interest vectors at ${halfRateLoad.rate} req/s, pair ${pair}/${settings.copyPairs}: ${order.join(', ')}`,
+    );
+    for (const name of order) await measureVariant(name);
+  }
   await server.switchTo(variants.hand);
   const measured = VARIANT_NAMES.filter((name) => cpuPerRank[name].length > 0);
   if (measured.length === 0) return { tables: [], figures: {}, targets: {}, notes: [] };
@@ -654,6 +728,8 @@ async function measureVariants(
   const figures: Record<string, unknown> = {
     cpuMicrosPerRank: cpu,
     cpuMicrosPerRankRounds: cpuPerRank,
+    p99MsRounds: p99Ms,
+    redisCpuMicrosPerRankRounds: redisCpuPerRank,
   };
   if (settings.variantRounds > 0) {
     // Capacity ratios: the same cores serve 1 / (CPU per request) requests.
@@ -688,14 +764,24 @@ async function measureVariants(
       `capacity ratio experiment running / none (CPU per rank, inverted; median of the ${settings.experimentPairs} pairs' ratios: ${pairRatios.map((r) => r.toFixed(2)).join(' ')}): ${experimentRatio.toFixed(3)} (target >= 0.95, i.e. within 5 %: ${experimentRatio >= 0.95 ? 'met' : 'NOT met'}); experiment = a running 50/50 experiment of the served version against a second version (the same artifact under its own id, loaded like any version), each request assigned, counted and logged with its arm`,
     );
   }
+  if (settings.copyPairs > 0) {
+    const pairRatios = cpuPerRank.copyOn.map((on, i) => (cpuPerRank.copyOff[i] ?? Number.NaN) / on);
+    const copyRatio = median(pairRatios);
+    Object.assign(figures, { ratioCopyOnOverOff: copyRatio, copyPairRatios: pairRatios });
+    notes.push(
+      `capacity ratio with / without the replica's copy of users' interest vectors (CPU per rank, inverted; median of the ${settings.copyPairs} pairs' ratios: ${pairRatios.map((r) => r.toFixed(2)).join(' ')}): ${copyRatio.toFixed(3)}; p99 ms with ${p99Ms.copyOn.map((v) => v.toFixed(1)).join(' ')}, without ${p99Ms.copyOff.map((v) => v.toFixed(1)).join(' ')}`,
+    );
+  }
   return {
     tables: [
       {
-        title: `Server CPU per rank at ${halfRateLoad.rate} req/s (all threads; medians: the first three of ${settings.variantRounds} rounds in rotating order, the experiment of ${settings.experimentPairs} ABBA pairs)`,
+        title: `Server CPU per rank at ${halfRateLoad.rate} req/s (all threads; medians: the first three of ${settings.variantRounds} rounds in rotating order, the experiment of ${settings.experimentPairs} and the replica copy of ${settings.copyPairs} ABBA pairs)`,
         rows: measured.map((name) => ({
           variant: VARIANT_LABELS[name],
           'CPU µs per rank': Math.round(cpu[name] ?? Number.NaN),
           rounds: cpuPerRank[name].map((value) => Math.round(value)).join(' '),
+          'Redis CPU µs per rank': Math.round(median(redisCpuPerRank[name])),
+          'p99 ms': p99Ms[name].map((value) => value.toFixed(1)).join(' '),
         })),
       },
     ],

@@ -1,6 +1,7 @@
 import { createLogger } from '../src/common/logger';
 import { createRedisClient, RedisClient } from '../src/infra/redis';
 import { Metrics } from '../src/modules/metrics/metrics.registry';
+import { InterestChangeFollower } from '../src/modules/online-state/interest-change-follower';
 import { OnlineStateRedisRepository } from '../src/modules/online-state/online-state-redis.repository';
 import { onlineKeys, parsePopularity } from '../src/modules/online-state/online-state.schema';
 import { PopularityMirror } from '../src/modules/online-state/popularity-mirror';
@@ -75,6 +76,70 @@ describe.each(REDIS_MODES)(
       expect(await redis.commands.xLen(keys.popularityChanges)).toBe(before + 1);
       const newest = await redis.commands.xRevRange(keys.popularityChanges, '+', '-', { COUNT: 1 });
       expect(newest.map((entry) => entry.message)).toEqual([{ v: `m-e\t${NOW},0,1,0,0` }]);
+    });
+  },
+);
+
+describe.each(REDIS_MODES)(
+  "users' interest changes on the real Redis ($mode, interest-changes streams)",
+  ({ env }) => {
+    let context: TestContext;
+    let redis: RedisClient;
+    let writer: OnlineStateRedisRepository;
+    let follower: InterestChangeFollower;
+    const told: string[] = [];
+
+    const interacted = (...userIds: string[]) =>
+      writer.apply({
+        users: userIds.map((userId) => ({
+          userId,
+          recent: [[NOW, `["click","item-1",${NOW},"e-${userId}"]`] as const],
+          interactions: 1,
+        })),
+        items: [],
+        events: userIds.length,
+      });
+
+    beforeAll(async () => {
+      context = await createTestContext({ RANK_POPULARITY_SYNC_MS: '100', ...env });
+      redis = createRedisClient(context.config.redis, createLogger('silent'));
+      await redis.connect();
+      writer = new OnlineStateRedisRepository(redis, context.config);
+      follower = new InterestChangeFollower(
+        writer,
+        context.config,
+        createLogger('silent'),
+        new Metrics({}),
+      );
+      follower.follow({
+        changed: (userIds) => told.push(...userIds),
+        reset: () => told.push('(reset)'),
+      });
+    });
+    afterAll(async () => {
+      await redis.close();
+      await context.cleanup();
+    });
+
+    it('tells which users interacted since the last sync, across user buckets, once each', async () => {
+      await interacted('ic-before');
+      await follower.sync();
+      expect(told).toEqual(['(reset)']);
+      const users = Array.from({ length: 40 }, (_, i) => `ic-${i}`);
+      await interacted(...users.slice(0, 25));
+      await interacted(...users.slice(25));
+      await follower.sync();
+      expect(told.slice(1).sort()).toEqual([...users].sort());
+      await follower.sync();
+      expect(told).toHaveLength(1 + users.length);
+      expect(follower.isFresh()).toBe(true);
+    });
+
+    it('tells of a reset after a clear of the online state', async () => {
+      told.length = 0;
+      await writer.clear();
+      await follower.sync();
+      expect(told).toContain('(reset)');
     });
   },
 );

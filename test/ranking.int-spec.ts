@@ -132,7 +132,7 @@ function rankingOnTheRealStack({ env }: (typeof REDIS_MODES)[number]): void {
     expect(ids.filter((id) => excluded.has(id))).toEqual([]);
   });
 
-  it('reflects a click published to user.events in the next ranking within a second', async () => {
+  it("reflects a click published to user.events in the next ranking within a second, also once the replica keeps the user's vector", async () => {
     await produceRaw(
       context.config,
       TOPICS.events,
@@ -144,6 +144,19 @@ function rankingOnTheRealStack({ env }: (typeof REDIS_MODES)[number]): void {
       return categoryOf.get(result?.items[0]?.itemId ?? '');
     };
     await eventually(async () => (await topCategory()) === CAT_B, 30_000, { what: 'first clicks' });
+    // Answered from the replica's copy of the vector (no Redis round trip) once it synced.
+    const localHits = async () => {
+      const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+      const line =
+        /ranking_cache_requests_total\{cache="user_vector_local",result="hit"[^}]*\} (\d+)/;
+      return Number(line.exec(metrics)?.[1] ?? 0);
+    };
+    const hitsBefore = await localHits();
+    await eventually(
+      async () => (await topCategory()) === CAT_B && (await localHits()) > hitsBefore,
+      5_000,
+      { what: "a rank answered from the replica's copy" },
+    );
     // Many recent clicks on the other category move the interest vector over.
     const sent = Date.now();
     await produceRaw(

@@ -9,12 +9,14 @@ export const REAL_RANKING = 'real-ranking';
  * Which variant of `rank` the ranking server runs: the served model with or without a learned
  * combiner (8 knots per input, as a trained version carries), the served-slate log on or off
  * (nothing built, nothing sent), an experiment running (half the users on a second version) or
- * not. Echoed back once in effect.
+ * not, the replica's copy of users' interest vectors used or not (every rank reads Redis). Echoed
+ * back once in effect.
  */
 export interface RankVariant {
   readonly combiner: boolean;
   readonly servedLog: boolean;
   readonly experiment: boolean;
+  readonly localCopy: boolean;
 }
 
 /** Message a server child sends over IPC once it listens. */

@@ -10,6 +10,7 @@ import type { InterestModel, LoadedModel } from '../../src/modules/serving/serve
 import { ServingService } from '../../src/modules/serving/serving.service';
 import { PinnedModels, startApp } from '../../test/support/app';
 import { ServedSlateRecorder } from '../../src/modules/served-log/served-slate.recorder';
+import { LocalUserVectors } from '../../src/modules/ranking/local-user-vectors';
 import {
   COMBINER_INPUTS,
   CombinerSpec,
@@ -63,6 +64,8 @@ async function main(): Promise<void> {
   const benched = switchableCombiner(trained);
   const combiner = runnableCombiner(benchSpec());
   const recorder = app.get(ServedSlateRecorder, { strict: false });
+  const localVectors = app.get(LocalUserVectors, { strict: false });
+  const localCopyConfigured = localVectors.enabled;
   models.pin(benched.loaded);
   while (serving.current().served?.model !== benched.loaded.model) {
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -72,12 +75,18 @@ async function main(): Promise<void> {
     combiner: useCombiner,
     servedLog,
     experiment: running,
+    localCopy,
   }: RankVariant) => {
     benched.use(useCombiner ? combiner : undefined);
     await (running ? experiment.start() : experiment.stop());
     // An own property hides the recorder's depth getter; deleting it brings the getter back.
     if (servedLog) Reflect.deleteProperty(recorder, 'depth');
     else Object.defineProperty(recorder, 'depth', { value: 0, configurable: true });
+    // Off, the copy still drops what the interest changes say, so it is current when back on.
+    Object.defineProperty(localVectors, 'enabled', {
+      value: localCopy && localCopyConfigured,
+      configurable: true,
+    });
   };
   process.on('message', (message: unknown) => {
     ranking.rank = message === SKIP_RANKING ? skipRanking : rank;

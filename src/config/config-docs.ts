@@ -201,7 +201,7 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
   RANK_POPULARITY_SYNC_MS: {
     group: 'Online state',
     description:
-      'How often an api replica applies the `pop-changes` stream to its in-memory copy of item popularity. `0`: no copy; every `rank` reads popularity from Redis.',
+      "How often an api replica applies the `pop-changes` stream to its in-memory copy of item popularity, and reads the `interest-changes` streams to drop its in-memory interest vectors of users who interacted since. `0`: neither; every `rank` reads popularity and the user's interest vector from Redis.",
   },
   EMBEDDING_MODEL: {
     group: 'Embedding',
@@ -371,6 +371,11 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
     group: 'Ranking',
     description:
       'Lifetime of a cached user interest vector in Redis; a new interaction of the user invalidates it at once.',
+  },
+  RANK_USER_VECTOR_LOCAL_CAPACITY: {
+    group: 'Ranking',
+    description:
+      "Users whose interest vectors an api replica also keeps in memory (about 1.7 KB each with a 384-d model; the least recently used go), so `rank` needs no Redis round trip for them. A new interaction drops a user's within `RANK_POPULARITY_SYNC_MS` (the `interest-changes` streams). `0`, or `RANK_POPULARITY_SYNC_MS=0`: none; every `rank` reads Redis.",
   },
   RANK_RECOMMEND_MAX: { group: 'Ranking', description: 'Largest `first` of `recommend`.' },
   RANK_RECOMMEND_POOL: {

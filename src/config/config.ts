@@ -144,6 +144,7 @@ export const configSchema = z.object({
   RANK_TIMEOUT_MS: int(10, 60_000).default(2000),
   RANK_HISTORY_LENGTH: int(1, 10_000).default(50),
   RANK_USER_VECTOR_TTL_SECONDS: int(1, 30 * 86_400).default(86_400),
+  RANK_USER_VECTOR_LOCAL_CAPACITY: int(0, 10_000_000).default(50_000),
   RANK_RECOMMEND_MAX: int(1, 10_000).default(200),
   RANK_RECOMMEND_POOL: int(1, 100_000).default(200),
   RANK_PROFILE_REFRESH_MS: int(100, 3_600_000).default(5000),
@@ -314,6 +315,8 @@ export interface AppConfig {
     /** Most recent interactions pooled into the user's interest vector. */
     readonly historyLength: number;
     readonly userVectorTtlSeconds: number;
+    /** Users whose interest vectors a replica keeps in memory (least recently used go); 0: none. */
+    readonly userVectorLocalCapacity: number;
     /** Largest `first` of `recommend`. */
     readonly recommendMax: number;
     /** Nearest neighbours retrieved before re-ranking (at least `first`). */
@@ -326,7 +329,8 @@ export interface AppConfig {
     readonly catalogRefreshMs: number;
     /**
      * How often a replica applies the `pop-changes` stream to its in-memory copy of every item's
-     * popularity; 0: no copy, each request reads Redis.
+     * popularity and reads `interest-changes` for its in-memory interest vectors; 0: neither, each
+     * request reads Redis.
      */
     readonly popularitySyncMs: number;
   };
@@ -561,6 +565,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       timeoutMs: c.RANK_TIMEOUT_MS,
       historyLength: c.RANK_HISTORY_LENGTH,
       userVectorTtlSeconds: c.RANK_USER_VECTOR_TTL_SECONDS,
+      userVectorLocalCapacity: c.RANK_USER_VECTOR_LOCAL_CAPACITY,
       recommendMax: c.RANK_RECOMMEND_MAX,
       recommendPool: c.RANK_RECOMMEND_POOL,
       profileRefreshMs: c.RANK_PROFILE_REFRESH_MS,

@@ -16,20 +16,32 @@ import {
   POPULARITY_CHANGES_RETENTION_MS,
   StoredPopularity,
   userBucket,
+  USER_TAGS,
 } from './online-state.schema';
 import type {
   Interaction,
+  InterestChange,
+  InterestChangeFeed,
   OnlineStateStore,
   PopularityChange,
   PopularityFeed,
 } from './online-state.store';
 
+/** Lua appending `fields` to the change stream `key`, trimming entries past the retention. */
+function appendChangeLua(key: string, fields: string): string {
+  return `  local now = redis.call('TIME')
+  local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - ${POPULARITY_CHANGES_RETENTION_MS}
+  redis.call('XADD', ${key}, 'MINID', '~', oldest, '*', ${fields})`;
+}
+
 /**
  * A batch's update of the users in one bucket (one hash tag, so one slot): atomic, one round
- * trip. KEYS: the bucket's applied-batch marker, then `recent`, `interest` of each user.
- * ARGV: recentCap, token ('' for none), JSON [[[ts, member, ...], interactions], ...] aligned
- * with the users' keys. A token already seen (within a day) makes the call a no-op, so a batch
- * re-applied after a crash counts once.
+ * trip. KEYS: the bucket's applied-batch marker, then `recent`, `interest` of each user, last the
+ * bucket's `interest-changes`. ARGV: recentCap, token ('' for none), JSON
+ * [[[ts, member, ...], interactions, userId], ...] aligned with the users' keys. A token already
+ * seen (within a day) makes the call a no-op, so a batch re-applied after a crash counts once.
+ * The users whose interest version moved go to `interest-changes`, for the ranking replicas'
+ * copies of their interest vectors.
  */
 const APPLY_USERS = new RedisScript(`
 local cap = tonumber(ARGV[1])
@@ -37,6 +49,7 @@ if ARGV[2] ~= '' and not redis.call('SET', KEYS[1], '1', 'NX', 'EX', 86400) then
   return -1
 end
 local d = cjson.decode(ARGV[3])
+local changed = {}
 for i, u in ipairs(d) do
   local key = KEYS[2 * i]
   local pairs_ = u[1]
@@ -47,6 +60,10 @@ for i, u in ipairs(d) do
   end
   redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1))
   redis.call('HINCRBY', KEYS[2 * i + 1], 'version', u[2])
+  if u[2] > 0 then changed[#changed + 1] = u[3] end
+end
+if #changed > 0 then
+${appendChangeLua('KEYS[#KEYS]', "'u', table.concat(changed, '\\n')")}
 end
 return #d
 `);
@@ -91,16 +108,16 @@ for i, it in ipairs(d) do
   end
 end
 if #changes > 0 then
-  local now = redis.call('TIME')
-  local oldest = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) - ${POPULARITY_CHANGES_RETENTION_MS}
-  redis.call('XADD', KEYS[3], 'MINID', '~', oldest, '*', 'v', table.concat(changes, '\\n'))
+${appendChangeLua('KEYS[3]', "'v', table.concat(changes, '\\n')")}
 end
 return #d
 `);
 
 /** The only code touching the online state in Redis: the batch writer and every read. */
 @Injectable()
-export class OnlineStateRedisRepository implements OnlineStateStore, PopularityFeed {
+export class OnlineStateRedisRepository
+  implements OnlineStateStore, PopularityFeed, InterestChangeFeed
+{
   private readonly keys: ReturnType<typeof onlineKeys>;
 
   constructor(
@@ -134,11 +151,12 @@ export class OnlineStateRedisRepository implements OnlineStateStore, PopularityF
         [
           this.keys.userApplied(bucket, token),
           ...users.flatMap((u) => [this.keys.recent(u.userId), this.keys.interest(u.userId)]),
+          this.keys.interestChanges(bucket),
         ],
         [
           String(this.config.online.recentCap),
           token,
-          JSON.stringify(users.map((u) => [u.recent.flat(), u.interactions])),
+          JSON.stringify(users.map((u) => [u.recent.flat(), u.interactions, u.userId])),
         ],
       ),
     );
@@ -165,7 +183,7 @@ export class OnlineStateRedisRepository implements OnlineStateStore, PopularityF
 
   /**
    * Deletes every online-state key under the prefix; returns how many. Then tells the followers of
-   * `pop-changes` to drop their copies (a `reset` entry).
+   * `pop-changes` and `interest-changes` to drop their copies (a `reset` entry).
    */
   async clear(): Promise<number> {
     let deleted = 0;
@@ -174,7 +192,12 @@ export class OnlineStateRedisRepository implements OnlineStateStore, PopularityF
         deleted += await this.redis.unlinkAll(keys);
       }
     }
-    await this.redis.commands.xAdd(this.keys.popularityChanges, '*', { reset: '1' });
+    await Promise.all([
+      this.redis.commands.xAdd(this.keys.popularityChanges, '*', { reset: '1' }),
+      ...USER_TAGS.map((_, bucket) =>
+        this.redis.commands.xAdd(this.keys.interestChanges(bucket), '*', { reset: '1' }),
+      ),
+    ]);
     return deleted;
   }
 
@@ -231,6 +254,39 @@ export class OnlineStateRedisRepository implements OnlineStateStore, PopularityF
         id: entryId,
         reset: fields.reset !== undefined,
         items: fields.v === undefined ? [] : parsePopularityChanges(fields.v),
+      };
+    });
+  }
+
+  async lastInterestChanges(): Promise<string[]> {
+    return Promise.all(
+      USER_TAGS.map(async (_, bucket) => {
+        const last = await this.redis.commands.xRevRange(
+          this.keys.interestChanges(bucket),
+          '+',
+          '-',
+          {
+            COUNT: 1,
+          },
+        );
+        return last.length === 0 ? '0-0' : last[0].id;
+      }),
+    );
+  }
+
+  async interestChangesAfter(bucket: number, id: string, count: number): Promise<InterestChange[]> {
+    const entries = await this.redis.commands.xRange(
+      this.keys.interestChanges(bucket),
+      `(${id}`,
+      '+',
+      { COUNT: count },
+    );
+    return entries.map(({ id: entryId, message }) => {
+      const fields = message as Record<string, string | undefined>;
+      return {
+        id: entryId,
+        reset: fields.reset !== undefined,
+        userIds: fields.u === undefined ? [] : fields.u.split('\n'),
       };
     });
   }

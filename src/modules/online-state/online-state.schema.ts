@@ -14,6 +14,10 @@ import { KEY_SLOTS, keySlot } from '../../common/key-slot';
  *   capped to the newest ONLINE_RECENT_CAP; impressions are not interactions.
  * - `{u…}interest:{userId}` HASH `version`, bumped once per new interaction (a cached interest
  *   vector built at another version is stale).
+ * - `{u…}interest-changes` STREAM, one per user tag, one entry per applied batch that bumped a
+ *   version there: field `u` holds the users' ids, one per line; an entry with field `reset`
+ *   follows a clear. Entries older than 15 s are trimmed. Ranking replicas follow them to drop
+ *   their own copies of those users' interest vectors (interest-change-follower.ts).
  * - `{items}item-pop:{itemId}` STRING `ref,imp,clk,cart,buy`: the decayed counts valid at `ref`
  *   (ms). A count now is `count × decay(ref, now)`, so no periodic decay job is needed. One string
  *   rather than a hash: 100 items are one MGET.
@@ -36,6 +40,7 @@ export const KEY = {
   popularity: 'item-pop:',
   popularityRank: 'pop-rank',
   popularityChanges: 'pop-changes',
+  interestChanges: 'interest-changes',
   applied: 'applied:',
 } as const;
 
@@ -74,6 +79,9 @@ export function onlineKeys(prefix: string) {
   return {
     recent: (userId: string) => `${user(userId)}${KEY.recent}${userId}`,
     interest: (userId: string) => `${user(userId)}${KEY.interest}${userId}`,
+    /** User bucket `bucket`'s `interest-changes` stream. */
+    interestChanges: (bucket: number) =>
+      `${prefix}${USER_TAGS[bucket] ?? ''}${KEY.interestChanges}`,
     /** The applied-batch marker in user bucket `bucket`. */
     userApplied: (bucket: number, token: string) =>
       `${prefix}${USER_TAGS[bucket] ?? ''}${KEY.applied}${token}`,
@@ -85,6 +93,7 @@ export function onlineKeys(prefix: string) {
     patterns: [
       `${prefix}{u*}${KEY.recent}*`,
       `${prefix}{u*}${KEY.interest}*`,
+      `${prefix}{u*}${KEY.interestChanges}`,
       `${prefix}${ITEMS_TAG}${KEY.popularity}*`,
       `${prefix}${ITEMS_TAG}${KEY.popularityRank}`,
       `${prefix}${ITEMS_TAG}${KEY.popularityChanges}`,
@@ -103,8 +112,23 @@ const LEGACY_KEYS = [
   KEY.popularityChanges,
 ] as const;
 
-/** How long `pop-changes` keeps an entry; a follower that fell further behind reloads. */
+/**
+ * How long `pop-changes` and `interest-changes` keep an entry; a follower that fell further
+ * behind starts over (reloads, or forgets what it copied).
+ */
 export const POPULARITY_CHANGES_RETENTION_MS = 15_000;
+
+/**
+ * How long after its last read point a follower of those streams may still follow: later, Redis
+ * may have trimmed entries it has not read (half the retention leaves room for a sync interval
+ * and a slow read).
+ */
+export const CHANGES_FOLLOW_WINDOW_MS = POPULARITY_CHANGES_RETENTION_MS / 2;
+
+/** How long a replica's copy may go without a sync before requests stop trusting it. */
+export function copyStaleAfterMs(syncMs: number): number {
+  return Math.max(2000, 8 * syncMs);
+}
 
 /** Event types that are user interactions (recent list, interest version). */
 export function isInteraction(type: EventType): boolean {

@@ -42,3 +42,20 @@ export interface PopularityFeed {
 }
 
 export const POPULARITY_FEED = Symbol('POPULARITY_FEED');
+
+/** One `interest-changes` entry: users whose interest version moved, or a reset after a clear. */
+export interface InterestChange {
+  readonly id: string;
+  readonly reset: boolean;
+  readonly userIds: readonly string[];
+}
+
+/** What a replica's copies of interest vectors follow, per user bucket (Redis; a fake in unit tests). */
+export interface InterestChangeFeed {
+  /** Id of the newest entry of each bucket's stream, by bucket; '0-0' where there is none. */
+  lastInterestChanges(): Promise<string[]>;
+  /** Bucket `bucket`'s entries after `id` (exclusive), oldest first, at most `count`. */
+  interestChangesAfter(bucket: number, id: string, count: number): Promise<InterestChange[]>;
+}
+
+export const INTEREST_CHANGE_FEED = Symbol('INTEREST_CHANGE_FEED');

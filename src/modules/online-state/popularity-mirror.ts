@@ -5,7 +5,11 @@ import type { AppConfig } from '../../config/config';
 import type { Logger } from '../../common/logger';
 import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
-import { POPULARITY_CHANGES_RETENTION_MS, StoredPopularity } from './online-state.schema';
+import {
+  CHANGES_FOLLOW_WINDOW_MS,
+  copyStaleAfterMs,
+  StoredPopularity,
+} from './online-state.schema';
 import { POPULARITY_FEED } from './online-state.store';
 import type { PopularityFeed } from './online-state.store';
 
@@ -22,11 +26,6 @@ export interface PopularityKeeper {
 }
 
 const PAGE = 200;
-/**
- * How long after its last read point a follower may still follow: later, Redis may have trimmed
- * entries it has not read (half the retention leaves room for a sync interval and a slow read).
- */
-const FOLLOW_WINDOW_MS = POPULARITY_CHANGES_RETENTION_MS / 2;
 const WARN_INTERVAL_MS = 10_000;
 
 /**
@@ -47,7 +46,7 @@ export class PopularityMirror implements OnApplicationBootstrap, OnApplicationSh
   /** Id of the last applied entry; undefined until the first load. */
   private lastId: string | undefined;
   private syncedAt = Number.NEGATIVE_INFINITY;
-  /** Until when following from `lastId` misses nothing (see FOLLOW_WINDOW_MS). */
+  /** Until when following from `lastId` misses nothing (see CHANGES_FOLLOW_WINDOW_MS). */
   private followableUntil = Number.NEGATIVE_INFINITY;
   private syncing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -61,7 +60,7 @@ export class PopularityMirror implements OnApplicationBootstrap, OnApplicationSh
     metrics: Metrics,
   ) {
     this.logger = logger.child({ component: 'popularity-mirror' });
-    this.staleAfterMs = Math.max(2000, 8 * config.ranking.popularitySyncMs);
+    this.staleAfterMs = copyStaleAfterMs(config.ranking.popularitySyncMs);
     this.reloads = metrics.counter(
       'ranking_popularity_mirror_reloads_total',
       'Full reloads of the replica popularity copy (start, reset after a rebuild, or a gap)',
@@ -151,7 +150,7 @@ export class PopularityMirror implements OnApplicationBootstrap, OnApplicationSh
       }
       if (changes.length < PAGE) break;
     }
-    this.followableUntil = started + FOLLOW_WINDOW_MS;
+    this.followableUntil = started + CHANGES_FOLLOW_WINDOW_MS;
   }
 
   /**
@@ -169,13 +168,13 @@ export class PopularityMirror implements OnApplicationBootstrap, OnApplicationSh
     this.keeper?.replaceAll(kept);
     this.lastId = lastId;
     const finished = performance.now();
-    const overran = finished - started > FOLLOW_WINDOW_MS;
-    this.followableUntil = (overran ? finished : started) + FOLLOW_WINDOW_MS;
+    const overran = finished - started > CHANGES_FOLLOW_WINDOW_MS;
+    this.followableUntil = (overran ? finished : started) + CHANGES_FOLLOW_WINDOW_MS;
     this.reloads.inc();
     const ms = Math.round(finished - started);
     if (overran) {
       this.logger.warn(
-        { items: kept.length, ms, followWindowMs: FOLLOW_WINDOW_MS },
+        { items: kept.length, ms, followWindowMs: CHANGES_FOLLOW_WINDOW_MS },
         'popularity copy loaded more slowly than the change stream is kept: items that changed while it loaded may be stale until their next change',
       );
     } else {

@@ -28,7 +28,7 @@ export class RankingMetrics {
     );
     this.cache = metrics.counter(
       'ranking_cache_requests_total',
-      'Cache lookups by cache (user_vector) and result (hit, miss); hit ratio = hit / (hit + miss)',
+      "Cache lookups by cache (user_vector: either copy; user_vector_local: the replica's own) and result (hit, miss); hit ratio = hit / (hit + miss)",
       ['cache', 'result'],
     );
     this.degraded = metrics.counter(

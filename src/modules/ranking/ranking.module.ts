@@ -4,6 +4,7 @@ import { ExperimentsModule } from '../experiments/experiments.module';
 import { OnlineStateReaderModule } from '../online-state/online-state.module';
 import { ServedLogModule } from '../served-log/served-log.module';
 import { ServingModule } from '../serving/serving.module';
+import { LocalUserVectors } from './local-user-vectors';
 import { ProfileService } from './profile.service';
 import { RankingRepository } from './ranking.repository';
 import { RankingResolver } from './ranking.resolver';
@@ -16,6 +17,7 @@ import { UserVectorCacheRepository } from './user-vector-cache.repository';
   providers: [
     RankingRepository,
     UserVectorCacheRepository,
+    LocalUserVectors,
     ProfileService,
     RankingService,
     RankingResolver,

@@ -24,6 +24,7 @@ import { merge, PartTable, ScorePart } from './merge';
 import { FeatureValue, isCallerFeatureName, RankingProfile } from './profile';
 import { ProfileService } from './profile.service';
 import { RankingMetrics, RankingOperation } from './ranking.metrics';
+import { LocalUserVectors } from './local-user-vectors';
 import { UserVectorCacheRepository } from './user-vector-cache.repository';
 
 /** As the GraphQL input arrives: absent optional fields may be null or undefined. */
@@ -138,6 +139,7 @@ export class RankingService {
     private readonly serving: ServingService,
     private readonly online: OnlineStateReader,
     private readonly userVectors: UserVectorCacheRepository,
+    private readonly localVectors: LocalUserVectors,
     private readonly profiles: ProfileService,
     private readonly servedLog: ServedSlateRecorder,
     private readonly experiments: ExperimentAssignment,
@@ -387,10 +389,11 @@ export class RankingService {
   }
 
   /**
-   * The user's interest vector: from the cache when it was built for this model at the user's
-   * current interest version (the ingest module bumps it on every interaction) and no item of
-   * the history was embedded since, else pooled from recent history and cached. `withHistory`
-   * also returns the interactions.
+   * The user's interest vector: from this replica's copy (LocalUserVectors) or the Redis cache
+   * when it was built for this model at the user's current interest version (the ingest module
+   * bumps it on every interaction) and no item of the history was embedded since, else pooled
+   * from recent history and cached in both. `withHistory` also returns the interactions (and
+   * skips the replica's copy: those need Redis anyway).
    */
   private userSignal(
     state: RequestState,
@@ -405,6 +408,15 @@ export class RankingService {
         return { vector: undefined, interacted };
       }
       const { vectors } = served;
+      if (!withHistory && this.localVectors.enabled) {
+        const kept = this.localVectors.get(userId, served.versionId, vectors.generation);
+        this.metrics.cache.inc({ cache: 'user_vector_local', result: kept ? 'hit' : 'miss' });
+        if (kept !== undefined) {
+          this.metrics.cache.inc({ cache: 'user_vector', result: 'hit' });
+          return { vector: kept, interacted: undefined };
+        }
+      }
+      const ticket = this.localVectors.ticket();
       const [interestVersion, cached, history] = await Promise.all([
         this.online.interestVersion(userId),
         this.cachedVector(userId),
@@ -416,6 +428,7 @@ export class RankingService {
         (cached.vectorsGeneration === undefined || cached.vectorsGeneration === vectors.generation)
       ) {
         this.metrics.cache.inc({ cache: 'user_vector', result: 'hit' });
+        this.localVectors.put(userId, ticket, cached);
         return { vector: cached.vector, interacted: history };
       }
       this.metrics.cache.inc({ cache: 'user_vector', result: 'miss' });
@@ -435,14 +448,13 @@ export class RankingService {
         return { vector: undefined, interacted: interactions };
       }
       const vector = served.model.userVector(pooled);
-      if (interestVersion !== undefined) {
-        this.cacheVector(userId, {
-          modelVersion: served.versionId,
-          interestVersion,
-          vectorsGeneration: missing > 0 ? vectors.generation : undefined,
-          vector,
-        });
-      }
+      const built = {
+        modelVersion: served.versionId,
+        vectorsGeneration: missing > 0 ? vectors.generation : undefined,
+        vector,
+      };
+      this.localVectors.put(userId, ticket, built);
+      if (interestVersion !== undefined) this.cacheVector(userId, { ...built, interestVersion });
       return { vector, interacted: interactions };
     });
   }
