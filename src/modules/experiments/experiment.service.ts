@@ -5,8 +5,13 @@ import type { Logger } from '../../common/logger';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import { LOGGER } from '../../infra/tokens';
-import { parseVersionId, RegistryService } from '../registry/registry.service';
-import type { CanaryLog } from '../registry/registry.repository';
+import {
+  canaryPromotion,
+  parseVersionId,
+  plainActivation,
+  RegistryService,
+} from '../registry/registry.service';
+import type { ActivationWrite, CanaryLog } from '../registry/registry.repository';
 import type { ModelVersion } from '../registry/registry.types';
 import {
   DEFAULT_DESIGN,
@@ -130,20 +135,17 @@ export class ExperimentService {
     }
     if (arm.modelVersion !== null) await this.registry.loadableVersion(arm.modelVersion);
     const reason = `arm ${arm.name} promoted by ${triggeredBy}`;
-    const stopped = await this.claimEnd(experiment, `promoted ${arm.name}`, reason, {
-      promoteProfile: arm.profile ?? undefined,
-    });
+    let activate: ActivationWrite | undefined;
     if (arm.modelVersion !== null) {
-      if (stopped.kind === 'canary') {
-        await this.registry.promoteCanary(arm.modelVersion, reason, stopped.id, triggeredBy);
-      } else {
-        await this.registry.activate(
-          arm.modelVersion,
-          `${triggeredBy} (experiment ${stopped.name})`,
-        );
-      }
+      activate =
+        experiment.kind === 'canary'
+          ? canaryPromotion(arm.modelVersion, reason, experiment.id, triggeredBy)
+          : plainActivation(arm.modelVersion, `${triggeredBy} (experiment ${experiment.name})`);
     }
-    return stopped;
+    return this.claimEnd(experiment, `promoted ${arm.name}`, reason, {
+      promoteProfile: arm.profile ?? undefined,
+      activate,
+    });
   }
 
   /**
@@ -245,9 +247,11 @@ export class ExperimentService {
       this.logger.warn({ versionId, experiment: experiment.name, reason }, 'canary rolled back');
       return 'rolled_back';
     }
-    const stopped = await this.repository.stop(experiment.id, 'promoted canary', canary.summary);
+    const stopped = await this.repository.stop(experiment.id, 'promoted canary', canary.summary, {
+      activate: canaryPromotion(versionId, canary.summary, experiment.id, judge),
+    });
     if (stopped === null) return undefined;
-    await this.registry.promoteCanary(versionId, canary.summary, stopped.id, judge);
+    this.logger.info({ versionId, experiment: experiment.name }, 'canary promoted');
     return 'promoted';
   }
 

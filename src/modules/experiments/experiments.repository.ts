@@ -3,7 +3,13 @@ import { DatabaseError, Pool } from 'pg';
 import { DomainError } from '../../common/errors';
 import { inTransaction } from '../../infra/postgres';
 import { PG_POOL } from '../../infra/tokens';
-import { ACTIVATION_CHANNEL, CanaryLog, insertCanaryLog } from '../registry/registry.repository';
+import {
+  ACTIVATION_CHANNEL,
+  activateIn,
+  ActivationWrite,
+  CanaryLog,
+  insertCanaryLog,
+} from '../registry/registry.repository';
 import type {
   Arm,
   Experiment,
@@ -18,6 +24,8 @@ export interface StopEffects {
   readonly promoteProfile?: string;
   /** The canary's end, logged next to the activations. */
   readonly canaryLog?: CanaryLog;
+  /** The promoted arm's version, made active. */
+  readonly activate?: ActivationWrite;
 }
 
 interface ExperimentRow {
@@ -222,8 +230,9 @@ export class ExperimentsRepository {
   /**
    * Running to stopped with its outcome; null when it was not running (another replica or call
    * ended it first: only one caller records an outcome). In the same transaction,
-   * `promoteProfile` copies that profile into `default` and `canaryLog` logs the canary's end,
-   * so that nobody reads a stopped canary without its log entry.
+   * `promoteProfile` copies that profile into `default`, `canaryLog` logs the canary's end and
+   * `activate` activates the promoted arm's version, so that nobody reads a stopped experiment
+   * without what its end did, and a crash cannot split them.
    */
   async stop(
     id: string,
@@ -231,7 +240,7 @@ export class ExperimentsRepository {
     reason: string,
     effects: StopEffects = {},
   ): Promise<Experiment | null> {
-    const { promoteProfile, canaryLog } = effects;
+    const { promoteProfile, canaryLog, activate } = effects;
     return inTransaction(this.pool, async (client) => {
       const { rows } = await client.query<ExperimentRow>(
         `UPDATE experiments
@@ -254,6 +263,7 @@ export class ExperimentsRepository {
         );
       }
       if (canaryLog !== undefined) await insertCanaryLog(client, canaryLog);
+      if (activate !== undefined) await activateIn(client, activate);
       await client.query('SELECT pg_notify($1, $2)', [ACTIVATION_CHANNEL, 'experiment']);
       return toExperiment(row);
     });

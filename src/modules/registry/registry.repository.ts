@@ -163,6 +163,62 @@ export async function insertCanaryLog(client: PoolClient, input: CanaryLog): Pro
   }
 }
 
+/** An activation as written: the version, its log entry and the retired version's reason. */
+export interface ActivationWrite {
+  readonly id: string;
+  readonly action: ActivationAction;
+  readonly triggeredBy: string;
+  readonly reason: string;
+  /** For rollbacks: what a later rollback from `id` goes back to. */
+  readonly previousOverride?: string | null;
+  readonly retiredReason: string;
+  /** The canary experiment that promoted it. */
+  readonly experimentId?: string;
+}
+
+/**
+ * Makes `input.id` the active version, retires the one before, logs it and notifies the
+ * replicas, in the caller's transaction (an experiment's end promotes its arm in its own).
+ */
+export async function activateIn(
+  client: PoolClient,
+  input: ActivationWrite,
+): Promise<{ previousId: string | null }> {
+  // Serialises activations: two at once would both retire the same row and trip the unique index.
+  await client.query('SELECT pg_advisory_xact_lock($1)', [TRAINING_LOCK_KEY + 1]);
+  const current = await client.query<{ id: string }>(
+    "SELECT id FROM model_versions WHERE status = 'active'",
+  );
+  const previousId = current.rows.at(0)?.id ?? null;
+  if (previousId === input.id) return { previousId };
+  if (previousId !== null) {
+    await client.query(
+      "UPDATE model_versions SET status = 'retired', status_reason = $2 WHERE id = $1",
+      [previousId, input.retiredReason],
+    );
+  }
+  await client.query(
+    `UPDATE model_versions SET status = 'active', status_reason = $2, activated_at = now()
+      WHERE id = $1`,
+    [input.id, input.reason],
+  );
+  await client.query(
+    `INSERT INTO model_activations
+       (version_id, previous_version_id, action, triggered_by, reason, experiment_id)
+     VALUES ($1, $2, $3, $4, $5, $6)`,
+    [
+      input.id,
+      input.previousOverride === undefined ? previousId : input.previousOverride,
+      input.action,
+      input.triggeredBy,
+      input.reason,
+      input.experimentId ?? null,
+    ],
+  );
+  await client.query('SELECT pg_notify($1, $2)', [ACTIVATION_CHANNEL, input.id]);
+  return { previousId };
+}
+
 interface ActivationRow {
   id: string;
   version_id: string;
@@ -284,52 +340,8 @@ export class RegistryRepository {
    * Makes `id` the active version in one transaction: the current one is retired, the change is
    * logged, and NOTIFY (delivered on commit) tells every replica. Returns the previously active id.
    */
-  async activate(input: {
-    id: string;
-    action: ActivationAction;
-    triggeredBy: string;
-    reason: string;
-    /** For rollbacks: what a later rollback from `id` goes back to. */
-    previousOverride?: string | null;
-    retiredReason: string;
-    /** The canary experiment that promoted it. */
-    experimentId?: string;
-  }): Promise<{ previousId: string | null }> {
-    return inTransaction(this.pool, async (client) => {
-      // Serialises activations: two at once would both retire the same row and trip the unique index.
-      await client.query('SELECT pg_advisory_xact_lock($1)', [TRAINING_LOCK_KEY + 1]);
-      const current = await client.query<{ id: string }>(
-        "SELECT id FROM model_versions WHERE status = 'active'",
-      );
-      const previousId = current.rows.at(0)?.id ?? null;
-      if (previousId === input.id) return { previousId };
-      if (previousId !== null) {
-        await client.query(
-          "UPDATE model_versions SET status = 'retired', status_reason = $2 WHERE id = $1",
-          [previousId, input.retiredReason],
-        );
-      }
-      await client.query(
-        `UPDATE model_versions SET status = 'active', status_reason = $2, activated_at = now()
-          WHERE id = $1`,
-        [input.id, input.reason],
-      );
-      await client.query(
-        `INSERT INTO model_activations
-           (version_id, previous_version_id, action, triggered_by, reason, experiment_id)
-         VALUES ($1, $2, $3, $4, $5, $6)`,
-        [
-          input.id,
-          input.previousOverride === undefined ? previousId : input.previousOverride,
-          input.action,
-          input.triggeredBy,
-          input.reason,
-          input.experimentId ?? null,
-        ],
-      );
-      await client.query('SELECT pg_notify($1, $2)', [ACTIVATION_CHANNEL, input.id]);
-      return { previousId };
-    });
+  async activate(input: ActivationWrite): Promise<{ previousId: string | null }> {
+    return inTransaction(this.pool, (client) => activateIn(client, input));
   }
 
   /** What was active before `versionId` last became active (following rollbacks back). */

@@ -3,6 +3,7 @@ import { DomainError, ValidationError } from '../../common/errors';
 import { LOGGER } from '../../infra/tokens';
 import type { Logger } from '../../common/logger';
 import { ACTIVATION_CHANNEL, RegistryRepository } from './registry.repository';
+import type { ActivationWrite } from './registry.repository';
 import { ARTIFACT_STORE } from './registry.types';
 import type {
   Activation,
@@ -101,13 +102,7 @@ export class RegistryService {
   /** Ops activation of any loadable version (candidate, retired, or the active one: a no-op). */
   async activate(rawId: string, triggeredBy: string): Promise<ModelVersion> {
     const version = await this.loadableVersion(rawId);
-    await this.repository.activate({
-      id: version.id,
-      action: 'activate',
-      triggeredBy,
-      reason: `activated by ${triggeredBy}`,
-      retiredReason: `replaced by version ${version.id} (activated by ${triggeredBy})`,
-    });
+    await this.repository.activate(plainActivation(version.id, triggeredBy));
     this.logger.info({ versionId: version.id, triggeredBy }, 'model version activated');
     return this.getVersion(version.id);
   }
@@ -122,24 +117,6 @@ export class RegistryService {
       retiredReason: `replaced by version ${id} (promoted)`,
     });
     this.logger.info({ versionId: id, reason }, 'model version promoted');
-  }
-
-  /** A canary's promotion: `id` becomes active, the log says which experiment judged it. */
-  async promoteCanary(
-    id: string,
-    reason: string,
-    experimentId: string,
-    triggeredBy: string,
-  ): Promise<void> {
-    await this.repository.activate({
-      id,
-      action: 'canary_promote',
-      triggeredBy,
-      reason: `canary promoted: ${reason}`,
-      retiredReason: `replaced by version ${id} (canary promoted)`,
-      experimentId,
-    });
-    this.logger.info({ versionId: id, experimentId, reason }, 'canary promoted');
   }
 
   activations(first: number): Promise<Activation[]> {
@@ -204,4 +181,32 @@ export class RegistryService {
     }
     return version;
   }
+}
+
+/** How an activation of version `id` by `triggeredBy` is written. */
+export function plainActivation(id: string, triggeredBy: string): ActivationWrite {
+  return {
+    id,
+    action: 'activate',
+    triggeredBy,
+    reason: `activated by ${triggeredBy}`,
+    retiredReason: `replaced by version ${id} (activated by ${triggeredBy})`,
+  };
+}
+
+/** A canary's promotion: `id` becomes active, the log says which experiment judged it. */
+export function canaryPromotion(
+  id: string,
+  reason: string,
+  experimentId: string,
+  triggeredBy: string,
+): ActivationWrite {
+  return {
+    id,
+    action: 'canary_promote',
+    triggeredBy,
+    reason: `canary promoted: ${reason}`,
+    retiredReason: `replaced by version ${id} (canary promoted)`,
+    experimentId,
+  };
 }
