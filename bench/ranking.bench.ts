@@ -114,6 +114,14 @@ const VARIANT_LABELS: Record<VariantName, string> = {
   copyOff: 'as served, without the replica copy (every rank reads the vector from Redis)',
 };
 
+/** An empty list of figures per variant. */
+function perVariant(): Record<VariantName, number[]> {
+  return Object.fromEntries(VARIANT_NAMES.map((name) => [name, [] as number[]])) as Record<
+    VariantName,
+    number[]
+  >;
+}
+
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = sorted.at(Math.floor(sorted.length / 2));
@@ -649,33 +657,9 @@ async function measureVariants(
     copyOn: asServed,
     copyOff: { ...asServed, localCopy: false },
   };
-  const cpuPerRank: Record<VariantName, number[]> = {
-    hand: [],
-    combiner: [],
-    logOff: [],
-    noExperiment: [],
-    experiment: [],
-    copyOn: [],
-    copyOff: [],
-  };
-  const redisCpuPerRank: Record<VariantName, number[]> = {
-    hand: [],
-    combiner: [],
-    logOff: [],
-    noExperiment: [],
-    experiment: [],
-    copyOn: [],
-    copyOff: [],
-  };
-  const p99Ms: Record<VariantName, number[]> = {
-    hand: [],
-    combiner: [],
-    logOff: [],
-    noExperiment: [],
-    experiment: [],
-    copyOn: [],
-    copyOff: [],
-  };
+  const cpuPerRank = perVariant();
+  const redisCpuPerRank = perVariant();
+  const p99Ms = perVariant();
   // Every switch is followed by one rank per user: a switch into or out of the experiment
   // moves half the users to another version, whose interest vectors are not cached yet.
   const measureVariant = async (name: VariantName) => {
