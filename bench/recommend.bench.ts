@@ -37,9 +37,13 @@ interface Settings {
 
 function parseSettings(args: readonly string[]): Settings {
   const value = (flag: string, fallback: number): number => integerFlag(args, flag, fallback, 0);
+  const items = value('items', 50_000);
+  const large = value('large', 1_000_000);
+  // The third run serves `large - items` extra items: at or below --items it would be a repeat.
+  if (large <= items) throw new Error(`--large (${large}) must be more than --items (${items})`);
   return {
-    items: value('items', 50_000),
-    large: value('large', 1_000_000),
+    items,
+    large,
     users: value('users', 2000),
     impressions: value('impressions', 200_000),
     dimension: value('dimension', 384),
