@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { chooseLogFormat, prettyStream } from './logger';
+import { chooseLogFormat, prettyStream, WarningThrottle } from './logger';
 
 describe('chooseLogFormat', () => {
   it.each([
@@ -39,5 +39,19 @@ describe('prettyStream', () => {
     expect(lines[2]).toMatch(/\] ERROR: failed \{"role":"api"\}$/);
     expect(lines.slice(3).join('\n')).toMatch(/err: \{[\s\S]*Error: boom\n\s+at /);
     expect(written).not.toMatch(/"(pid|hostname|service)"/);
+  });
+});
+
+describe('WarningThrottle', () => {
+  it('allows one warning per interval, the first at once', () => {
+    const throttle = new WarningThrottle(10_000);
+    expect([0, 1, 9_999, 10_000, 15_000, 20_001].map((now) => throttle.allows(now))).toEqual([
+      true,
+      false,
+      false,
+      true,
+      false,
+      true,
+    ]);
   });
 });

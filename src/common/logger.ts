@@ -52,6 +52,20 @@ export function createLogger(
   return pino(options, pino.destination({ dest: 1, sync: true }));
 }
 
+/** Lets a warning through at most once per interval: failures come in bursts. */
+export class WarningThrottle {
+  private last = Number.NEGATIVE_INFINITY;
+
+  constructor(private readonly intervalMs = 10_000) {}
+
+  /** Whether to warn now; a yes starts the next interval. */
+  allows(now = Date.now()): boolean {
+    if (now - this.last < this.intervalMs) return false;
+    this.last = now;
+    return true;
+  }
+}
+
 /** Routes Nest's own log lines into the same logger. */
 export class NestPinoLogger implements LoggerService {
   constructor(private readonly logger: Logger) {}

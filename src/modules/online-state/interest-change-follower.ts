@@ -1,6 +1,7 @@
 import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
+import { WarningThrottle } from '../../common/logger';
 import type { Logger } from '../../common/logger';
 import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
@@ -17,7 +18,6 @@ export interface InterestChangeListener {
 }
 
 const PAGE = 500;
-const WARN_INTERVAL_MS = 10_000;
 
 /**
  * Follows the `interest-changes` streams (one per user bucket) the ingest module writes with each
@@ -38,7 +38,7 @@ export class InterestChangeFollower implements OnApplicationBootstrap, OnApplica
   private told = 0;
   private syncing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private lastWarned = 0;
+  private readonly warnings = new WarningThrottle();
 
   constructor(
     @Inject(INTEREST_CHANGE_FEED) private readonly feed: InterestChangeFeed,
@@ -105,14 +105,14 @@ export class InterestChangeFollower implements OnApplicationBootstrap, OnApplica
         this.tellReset();
       } else {
         const cursors = this.cursors;
-        await Promise.all(cursors.map((cursor, bucket) => this.followBucket(bucket, cursor)));
+        this.cursors = await Promise.all(
+          cursors.map((cursor, bucket) => this.followBucket(bucket, cursor)),
+        );
       }
       this.syncedAt = started;
       this.followableUntil = started + CHANGES_FOLLOW_WINDOW_MS;
     } catch (error) {
-      const now = Date.now();
-      if (now - this.lastWarned >= WARN_INTERVAL_MS) {
-        this.lastWarned = now;
+      if (this.warnings.allows()) {
         this.logger.warn(
           { err: error },
           "interest change sync failed; rank reads users' interest vectors from Redis meanwhile",
@@ -121,7 +121,8 @@ export class InterestChangeFollower implements OnApplicationBootstrap, OnApplica
     }
   }
 
-  private async followBucket(bucket: number, from: string): Promise<void> {
+  /** Tells what bucket `bucket` holds after `from`; returns the id of the last entry read. */
+  private async followBucket(bucket: number, from: string): Promise<string> {
     let after = from;
     for (;;) {
       const changes = await this.feed.interestChangesAfter(bucket, after, PAGE);
@@ -129,9 +130,8 @@ export class InterestChangeFollower implements OnApplicationBootstrap, OnApplica
         if (change.reset) this.tellReset();
         else if (change.userIds.length > 0) this.tellChanged(change.userIds);
         after = change.id;
-        if (this.cursors !== undefined) this.cursors[bucket] = after;
       }
-      if (changes.length < PAGE) return;
+      if (changes.length < PAGE) return after;
     }
   }
 

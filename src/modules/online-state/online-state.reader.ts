@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { WarningThrottle } from '../../common/logger';
 import type { Logger } from '../../common/logger';
 import { LOGGER } from '../../infra/tokens';
 import { OnlineStatePostgresRepository } from './online-state-postgres.repository';
@@ -16,7 +17,6 @@ const POPULAR_FALLBACK_SIZE = 5000;
 const POPULAR_FALLBACK_TTL_MS = 30_000;
 const POPULAR_PAGE = 500;
 const POPULAR_MAX_SCAN = 20_000;
-const WARN_INTERVAL_MS = 10_000;
 
 /**
  * The online state for the api role: Redis first, PostgreSQL (slower, computed from events) while
@@ -26,7 +26,7 @@ const WARN_INTERVAL_MS = 10_000;
 export class OnlineStateReader {
   private readonly logger: Logger;
   private popularFallback: { at: number; ids: Promise<string[]> } | undefined;
-  private lastWarned = 0;
+  private readonly warnings = new WarningThrottle();
 
   constructor(
     private readonly redis: OnlineStateRedisRepository,
@@ -49,10 +49,9 @@ export class OnlineStateReader {
 
   /** Logs a failed Redis read at most every few seconds (they come in bursts). */
   warn(error: unknown): void {
-    const now = Date.now();
-    if (now - this.lastWarned < WARN_INTERVAL_MS) return;
-    this.lastWarned = now;
-    this.logger.warn({ err: error }, 'redis read failed; reading PostgreSQL');
+    if (this.warnings.allows()) {
+      this.logger.warn({ err: error }, 'redis read failed; reading PostgreSQL');
+    }
   }
 
   /** The user's interest version; undefined without Redis (nothing can be cached against it). */

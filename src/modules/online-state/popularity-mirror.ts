@@ -2,6 +2,7 @@ import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } fro
 import type { Counter } from 'prom-client';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
+import { WarningThrottle } from '../../common/logger';
 import type { Logger } from '../../common/logger';
 import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
@@ -26,7 +27,6 @@ export interface PopularityKeeper {
 }
 
 const PAGE = 200;
-const WARN_INTERVAL_MS = 10_000;
 
 /**
  * Keeps this replica's copy of its catalog items' popularity current, by following the
@@ -50,7 +50,7 @@ export class PopularityMirror implements OnApplicationBootstrap, OnApplicationSh
   private followableUntil = Number.NEGATIVE_INFINITY;
   private syncing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private lastWarned = 0;
+  private readonly warnings = new WarningThrottle();
   private readonly staleAfterMs: number;
 
   constructor(
@@ -124,9 +124,7 @@ export class PopularityMirror implements OnApplicationBootstrap, OnApplicationSh
       }
       this.syncedAt = started;
     } catch (error) {
-      const now = Date.now();
-      if (now - this.lastWarned >= WARN_INTERVAL_MS) {
-        this.lastWarned = now;
+      if (this.warnings.allows()) {
         this.logger.warn({ err: error }, 'popularity sync failed; requests read Redis meanwhile');
       }
     }
