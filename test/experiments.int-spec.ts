@@ -508,4 +508,59 @@ describe('experiments and canaries (online metrics from the served-slate log)', 
       weights: [{ feature: 'recency', weight: 3 }],
     });
   });
+
+  it("ends an experiment and activates the promoted arm's version together, or neither", async () => {
+    const url = context.config.postgres.url;
+    const { createExperiment } = await ops<{ createExperiment: { id: string } }>(
+      `mutation($experiment: ExperimentInput!) { createExperiment(experiment: $experiment) { id } }`,
+      {
+        experiment: {
+          name: 'back-to-blinded',
+          arms: [
+            { name: 'current', share: 50 },
+            { name: 'blinded', modelVersion: blindedId, share: 50 },
+          ],
+        },
+      },
+    );
+    const id = createExperiment.id;
+    await ops(`mutation { startExperiment(id: "${id}") { status } }`);
+    const activeBefore = (await ops<{ activeModel: { id: string } }>('{ activeModel { id } }'))
+      .activeModel.id;
+    // The activation's log entry fails: the experiment's end must roll back with it.
+    await query(
+      url,
+      `CREATE FUNCTION refuse_activation() RETURNS trigger LANGUAGE plpgsql AS
+         $$ BEGIN RAISE EXCEPTION 'activation refused by the test'; END $$`,
+    );
+    await query(
+      url,
+      `CREATE TRIGGER refuse_activation BEFORE INSERT ON model_activations
+         FOR EACH ROW EXECUTE FUNCTION refuse_activation()`,
+    );
+    const refused = await graphql(
+      app,
+      `mutation { promoteArm(experimentId: "${id}", arm: "blinded") { status } }`,
+    );
+    expect(refused.errors).toBeDefined();
+    const [still] = await query<{ status: string }>(
+      url,
+      'SELECT status FROM experiments WHERE id = $1',
+      [id],
+    );
+    expect(still.status).toBe('running');
+    expect(
+      (await ops<{ activeModel: { id: string } }>('{ activeModel { id } }')).activeModel.id,
+    ).toBe(activeBefore);
+
+    await query(url, 'DROP TRIGGER refuse_activation ON model_activations');
+    await query(url, 'DROP FUNCTION refuse_activation()');
+    const { promoteArm } = await ops<{ promoteArm: { status: string } }>(
+      `mutation { promoteArm(experimentId: "${id}", arm: "blinded") { status } }`,
+    );
+    expect(promoteArm.status).toBe('STOPPED');
+    expect(
+      (await ops<{ activeModel: { id: string } }>('{ activeModel { id } }')).activeModel.id,
+    ).toBe(blindedId);
+  });
 });
