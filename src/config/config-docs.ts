@@ -375,7 +375,7 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
   RANK_USER_VECTOR_LOCAL_CAPACITY: {
     group: 'Ranking',
     description:
-      "Users whose interest vectors an api replica also keeps in memory (about 1.7 KB each with a 384-d model; the least recently used go), so `rank` needs no Redis round trip for them. A new interaction drops a user's within `RANK_POPULARITY_SYNC_MS` (the `interest-changes` streams). `0`, or `RANK_POPULARITY_SYNC_MS=0`: none; every `rank` reads Redis.",
+      "Users whose interest vectors an api replica also keeps in memory (about 1.7 KB each with a 384-d model; beyond it, one not read lately goes: an approximate least recently used), so `rank` needs no Redis round trip for them. A new interaction drops a user's within `RANK_POPULARITY_SYNC_MS` (the `interest-changes` streams). `0`, or `RANK_POPULARITY_SYNC_MS=0`: none; every `rank` reads Redis.",
   },
   RANK_RECOMMEND_MAX: { group: 'Ranking', description: 'Largest `first` of `recommend`.' },
   RANK_RECOMMEND_POOL: {
@@ -454,7 +454,7 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
   SERVED_LOG_BUFFER: {
     group: 'Served-slate log',
     description:
-      'Slates an api replica holds while they wait for Kafka; when it is full (Kafka slow or down) further slates are dropped and counted in `served_log_slates_total{outcome="dropped_buffer_full"}`, never waited for. A slate of 50 items with 6 inputs holds about 3.5 KB, so a full buffer at the default takes about 70 MB.',
+      'Slates an api replica holds while they wait for Kafka; when it is full (Kafka slow or down) further slates are dropped and counted in `served_log_slates_total{outcome="dropped_buffer_full"}`, never waited for. A slate is held encoded: about 1.2 KB at 20 items with 6 inputs (2.8 KB at 50), so a full buffer at the defaults takes about 25 MB.',
   },
   SERVED_LOG_BATCH: {
     group: 'Served-slate log',
@@ -464,7 +464,7 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
   SERVED_LOG_FLUSH_MS: {
     group: 'Served-slate log',
     description:
-      'Longest a recorded slate waits before it is sent (serialisation happens then, off the request).',
+      'Longest a recorded slate waits before it is sent (encoded when recorded, kept as bytes outside the JavaScript heap until then).',
   },
   EVENTS_RETENTION_DAYS: {
     group: 'Ingest',

@@ -315,7 +315,7 @@ export interface AppConfig {
     /** Most recent interactions pooled into the user's interest vector. */
     readonly historyLength: number;
     readonly userVectorTtlSeconds: number;
-    /** Users whose interest vectors a replica keeps in memory (least recently used go); 0: none. */
+    /** Users whose interest vectors a replica keeps in memory (approximately least recently used go); 0: none. */
     readonly userVectorLocalCapacity: number;
     /** Largest `first` of `recommend`. */
     readonly recommendMax: number;

@@ -2,13 +2,15 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { Kafka, logLevel, Producer } from 'kafkajs';
 import type { AppConfig } from '../config/config';
 import { brokerConnection } from './kafka';
+import { unpackMessages } from './packed-messages';
 
 /** A produce request to the thread: messages for one topic, sent as one Kafka request. */
 export interface ProduceRequest {
   readonly type: 'send';
   readonly id: number;
   readonly topic: string;
-  readonly messages: readonly { readonly key: string; readonly value: string }[];
+  /** Packed keyed messages (packed-messages.ts). */
+  readonly bytes: Uint8Array;
 }
 export type ProducerThreadRequest = ProduceRequest | { readonly type: 'close' };
 export type ProducerThreadReply =
@@ -44,7 +46,7 @@ function run(config: AppConfig['kafka']): void {
       await producer.send({
         topic: request.topic,
         acks: 1,
-        messages: request.messages.map((message) => ({ key: message.key, value: message.value })),
+        messages: unpackMessages(request.bytes),
       });
       port.postMessage({ type: 'sent', id: request.id } satisfies ProducerThreadReply);
     } catch (error) {

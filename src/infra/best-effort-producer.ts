@@ -3,12 +3,7 @@ import type { Worker } from 'node:worker_threads';
 import { startThread } from '../common/thread';
 import type { AppConfig } from '../config/config';
 import type { ProducerThreadReply, ProducerThreadRequest } from './best-effort-producer.thread';
-
-/** One message of a best-effort send (strings: cloning them to the thread is a cheap copy). */
-export interface BestEffortMessage {
-  readonly key: string;
-  readonly value: string;
-}
+import type { PackedMessages } from './packed-messages';
 
 interface Pending {
   resolve(): void;
@@ -30,13 +25,19 @@ export class BestEffortProducer {
 
   constructor(private readonly config: AppConfig['kafka']) {}
 
-  /** Sends `messages` to the (already prefixed) `topic` as one request; rejects when it failed. */
-  send(topic: string, messages: readonly BestEffortMessage[]): Promise<void> {
+  /**
+   * Sends `messages` to the (already prefixed) `topic` as one request; rejects when it failed.
+   * Their bytes move to the thread (transferred, not copied): `messages` is empty after.
+   */
+  send(topic: string, messages: PackedMessages): Promise<void> {
     const worker = (this.worker ??= this.start());
     const id = this.nextId++;
+    const { bytes } = messages;
     return new Promise<void>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      worker.postMessage({ type: 'send', id, topic, messages } satisfies ProducerThreadRequest);
+      worker.postMessage({ type: 'send', id, topic, bytes } satisfies ProducerThreadRequest, [
+        bytes.buffer,
+      ]);
     });
   }
 

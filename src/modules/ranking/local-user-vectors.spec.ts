@@ -87,7 +87,7 @@ describe('LocalUserVectors', () => {
     expect(local.get('ann', '7', 0)).toBeUndefined();
   });
 
-  it('keeps at most RANK_USER_VECTOR_LOCAL_CAPACITY users, dropping the least recently used', async () => {
+  it('keeps at most RANK_USER_VECTOR_LOCAL_CAPACITY users, dropping one not read since the last scan', async () => {
     const { follower, local } = setUp({ RANK_USER_VECTOR_LOCAL_CAPACITY: '2' });
     await follower.sync();
     local.put('ann', local.ticket(), entry(1));
@@ -97,6 +97,20 @@ describe('LocalUserVectors', () => {
     expect(local.get('bob', '7', 0)).toBeUndefined();
     expect(local.get('ann', '7', 0)).toBeDefined();
     expect(local.get('cyd', '7', 0)).toBeDefined();
+  });
+
+  it("keeps a copy, and rebuilds overwrite the user's own array instead of allocating one", async () => {
+    const { follower, local } = setUp();
+    await follower.sync();
+    const first = entry(1);
+    local.put('ann', local.ticket(), first);
+    first.vector.fill(9);
+    const kept = local.get('ann', '7', 0);
+    expect(Array.from(kept ?? [])).toEqual([1, 1]);
+    local.put('ann', local.ticket(), entry(5, '8'));
+    expect(local.get('ann', '7', 0)).toBeUndefined();
+    expect(local.get('ann', '8', 0)).toBe(kept);
+    expect(Array.from(kept ?? [])).toEqual([5, 5]);
   });
 
   it('keeps nothing with RANK_USER_VECTOR_LOCAL_CAPACITY=0 or RANK_POPULARITY_SYNC_MS=0', async () => {

@@ -13,19 +13,33 @@ export interface LocalUserVector {
   readonly vector: Float32Array;
 }
 
+/** A kept user: mutated in place when the user's vector is rebuilt (see LocalUserVectors). */
+interface KeptUserVector {
+  modelVersion: string;
+  vectorsGeneration: number | undefined;
+  vector: Float32Array;
+  /** Read since the eviction scan last passed it (the scan's second chance). */
+  used: boolean;
+}
+
 /**
  * This replica's copy of users' interest vectors, in front of the Redis cache: a `rank` of a user
  * kept here makes no Redis round trip (which cost about 130 µs of the api's CPU per request and
  * a loop turn of waiting, the p99 of a `rank`'s time inside the service). A user's entry is
  * dropped when the `interest-changes` streams say they interacted (at most one
  * RANK_POPULARITY_SYNC_MS later than the Redis cache sees it), and nothing is answered from here
- * while those streams are not followed. The least recently used users go beyond
- * RANK_USER_VECTOR_LOCAL_CAPACITY.
+ * while those streams are not followed. Beyond RANK_USER_VECTOR_LOCAL_CAPACITY users, one not
+ * read since the last eviction scan goes (second chance, an approximate least recently used).
+ *
+ * Nothing here allocates per request: a read only flags its entry, and a rebuilt vector is copied
+ * into the user's own array. Entries live for seconds, so whatever a request allocated and left
+ * here would be promoted to the old generation and collected by a full mark-compact, whose pauses
+ * were the tail of `rank` (docs/performance.md).
  */
 @Injectable()
 export class LocalUserVectors implements InterestChangeListener {
-  /** In use order, least recent first: a Map iterates in insertion order. */
-  private readonly entries = new Map<string, LocalUserVector>();
+  /** In insertion order, which the eviction scan follows. */
+  private readonly entries = new Map<string, KeptUserVector>();
   private readonly capacity: number;
   /** False with RANK_USER_VECTOR_LOCAL_CAPACITY=0 or RANK_POPULARITY_SYNC_MS=0. */
   readonly enabled: boolean;
@@ -51,34 +65,43 @@ export class LocalUserVectors implements InterestChangeListener {
     return this.follower.epoch;
   }
 
-  /** The user's vector for this model version and vectors generation, if kept and current. */
+  /**
+   * The user's vector for this model version and vectors generation, if kept and current. It is
+   * the copy's own array: read it before the request next waits (a rebuild overwrites it).
+   */
   get(userId: string, modelVersion: string, vectorsGeneration: number): Float32Array | undefined {
     if (!this.enabled || !this.follower.isFresh()) return undefined;
     const entry = this.entries.get(userId);
-    if (entry === undefined) return undefined;
-    this.entries.delete(userId);
-    if (
-      entry.modelVersion !== modelVersion ||
-      (entry.vectorsGeneration !== undefined && entry.vectorsGeneration !== vectorsGeneration)
-    ) {
+    if (entry?.modelVersion !== modelVersion) return undefined;
+    if (entry.vectorsGeneration !== undefined && entry.vectorsGeneration !== vectorsGeneration) {
       return undefined;
     }
-    this.entries.set(userId, entry);
+    entry.used = true;
     return entry.vector;
   }
 
   /**
-   * Keeps `entry`, read or built from state read when `ticket` was taken; not when the follower
-   * told of changes since (one of them may be this user's, already applied to nothing).
+   * Keeps a copy of `vector`, read or built from state read when `ticket` was taken; not when
+   * the follower told of changes since (one of them may be this user's, already applied to
+   * nothing).
    */
-  put(userId: string, ticket: number, entry: LocalUserVector): void {
+  put(userId: string, ticket: number, vector: LocalUserVector): void {
     if (!this.enabled || ticket !== this.follower.epoch) return;
-    this.entries.delete(userId);
-    this.entries.set(userId, entry);
-    if (this.entries.size > this.capacity) {
-      const oldest = this.entries.keys().next();
-      if (oldest.done !== true) this.entries.delete(oldest.value);
+    const kept = this.entries.get(userId);
+    if (kept === undefined) {
+      if (this.entries.size >= this.capacity) this.evictOne();
+      this.entries.set(userId, {
+        modelVersion: vector.modelVersion,
+        vectorsGeneration: vector.vectorsGeneration,
+        vector: vector.vector.slice(),
+        used: false,
+      });
+      return;
     }
+    kept.modelVersion = vector.modelVersion;
+    kept.vectorsGeneration = vector.vectorsGeneration;
+    if (kept.vector.length === vector.vector.length) kept.vector.set(vector.vector);
+    else kept.vector = vector.vector.slice();
   }
 
   changed(userIds: readonly string[]): void {
@@ -87,5 +110,15 @@ export class LocalUserVectors implements InterestChangeListener {
 
   reset(): void {
     this.entries.clear();
+  }
+
+  /** Drops the first entry, in insertion order, not read since the scan last passed it. */
+  private evictOne(): void {
+    for (const [userId, entry] of this.entries) {
+      this.entries.delete(userId);
+      if (!entry.used) return;
+      entry.used = false;
+      this.entries.set(userId, entry);
+    }
   }
 }

@@ -1,4 +1,3 @@
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import { BeforeApplicationShutdown, Inject, Injectable } from '@nestjs/common';
 import type { Counter } from 'prom-client';
 import { APP_CONFIG } from '../../config/config.module';
@@ -7,11 +6,8 @@ import type { Logger } from '../../common/logger';
 import { withTimeout } from '../../common/timeout';
 import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
-import {
-  KeyedMessage,
-  SERVED_SLATE_PUBLISHER,
-  ServedSlatePublisher,
-} from './served-log-kafka.repository';
+import { PackedMessageQueue, PackedMessages } from '../../infra/packed-messages';
+import { SERVED_SLATE_PUBLISHER, ServedSlatePublisher } from './served-log-kafka.repository';
 import { encodeServedSlate, MAX_SERVED_SLATE_BYTES } from './served-slate.codec';
 import type { ServedSlate } from './served-slate';
 
@@ -32,17 +28,23 @@ export type ServedSlateOutcome = (typeof SERVED_SLATE_OUTCOMES)[number];
 type DroppedOutcome = Exclude<ServedSlateOutcome, 'sent'>;
 
 const WARN_INTERVAL_MS = 10_000;
-/** Slates encoded between two yields to the event loop, so a flush never stalls requests long. */
-const ENCODE_SLICE = 50;
+/**
+ * Most bytes per Kafka send. kafkajs puts a request's messages for one partition into one record
+ * batch, which the broker refuses above `message.max.bytes` (1 MiB by default): keeping the whole
+ * request under that keeps every batch under it, whatever the partitioning.
+ */
+const MAX_SEND_BYTES = MAX_SERVED_SLATE_BYTES;
 /** Longest the final flush at shutdown may take (and at most half the shutdown grace period). */
 const SHUTDOWN_FLUSH_MS = 5000;
 
 /**
  * Records every `rank`/`recommend` answer to `rank.served` without slowing the answer: `record`
- * only appends to a bounded in-memory queue; a timer (every SERVED_LOG_FLUSH_MS, or at once when
- * SERVED_LOG_BATCH slates wait) encodes a batch and sends it, one send at a time. Nothing waits
- * for Kafka: when the queue is full further slates are dropped, a failed send drops its batch,
- * and both are counted (`served_log_slates_total`) and logged at most every 10 s.
+ * encodes the slate at once into a bounded queue of packed bytes outside the JavaScript heap (a
+ * queue of slate objects, kept until the flush, was most of what a `rank` left for the garbage
+ * collector to promote: docs/performance.md); a timer (every SERVED_LOG_FLUSH_MS, or at once when
+ * SERVED_LOG_BATCH slates wait) hands a batch to the producer thread, one send at a time. Nothing
+ * waits for Kafka: when the queue is full further slates are dropped, a failed send drops its
+ * batch, and both are counted (`served_log_slates_total`) and logged at most every 10 s.
  */
 @Injectable()
 export class ServedSlateRecorder implements BeforeApplicationShutdown {
@@ -50,8 +52,8 @@ export class ServedSlateRecorder implements BeforeApplicationShutdown {
   private readonly settings: AppConfig['servedLog'];
   private readonly shutdownFlushMs: number;
   private readonly outcomes: Record<ServedSlateOutcome, Counter.Internal>;
-  /** Recorded and not yet taken by a flush, oldest first. */
-  private queue: ServedSlate[] = [];
+  /** Recorded and not yet taken by a flush, oldest first: keyed by user id, encoded. */
+  private readonly queue = new PackedMessageQueue();
   private timer: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
   /** The send in progress; at most one at a time. */
@@ -82,7 +84,7 @@ export class ServedSlateRecorder implements BeforeApplicationShutdown {
     metrics.gauge(
       'served_log_buffer_slates',
       'Served slates waiting in this replica for their send to rank.served',
-      () => this.queue.length,
+      () => this.queue.count,
     );
   }
 
@@ -93,12 +95,17 @@ export class ServedSlateRecorder implements BeforeApplicationShutdown {
       this.drop('dropped_shutdown', 1);
       return;
     }
-    if (this.queue.length >= this.settings.bufferSlates) {
+    if (this.queue.count >= this.settings.bufferSlates) {
       this.drop('dropped_buffer_full', 1);
       return;
     }
-    this.queue.push(slate);
-    if (this.queue.length >= this.settings.batchSlates) this.flushSoon();
+    const value = encodeServedSlate(slate, this.settings.depth);
+    if (Buffer.byteLength(value) > MAX_SERVED_SLATE_BYTES) {
+      this.drop('dropped_too_large', 1);
+      return;
+    }
+    this.queue.append(slate.userId, value);
+    if (this.queue.count >= this.settings.batchSlates) this.flushSoon();
     else this.timer ??= setTimeout(this.onDeadline, this.settings.flushMs).unref();
   }
 
@@ -120,15 +127,15 @@ export class ServedSlateRecorder implements BeforeApplicationShutdown {
     } catch {
       // Timed out: what is still queued is lost (the send in flight ends with the Kafka client).
     }
-    const left = this.queue.length;
-    this.queue = [];
+    const left = this.queue.count;
+    this.queue.clear();
     if (left > 0) this.drop('dropped_shutdown', left);
     this.warnOfDrops(undefined, true);
   }
 
   /** Flushes until nothing is queued or in flight. */
   async drain(): Promise<void> {
-    while (this.sending !== undefined || this.queue.length > 0) {
+    while (this.sending !== undefined || this.queue.count > 0) {
       if (this.sending === undefined) this.flush();
       await this.sending;
     }
@@ -155,14 +162,8 @@ export class ServedSlateRecorder implements BeforeApplicationShutdown {
     this.due = false;
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.queue.length === 0) return;
-    let batch: ServedSlate[];
-    if (this.queue.length <= this.settings.batchSlates) {
-      batch = this.queue;
-      this.queue = [];
-    } else {
-      batch = this.queue.splice(0, this.settings.batchSlates);
-    }
+    if (this.queue.count === 0) return;
+    const batch = this.queue.take(this.settings.batchSlates, MAX_SEND_BYTES);
     this.sending = this.send(batch).finally(() => {
       this.sending = undefined;
       this.afterSend();
@@ -170,32 +171,19 @@ export class ServedSlateRecorder implements BeforeApplicationShutdown {
   }
 
   private afterSend(): void {
-    if (this.closed || this.queue.length === 0) return;
-    if (this.due || this.queue.length >= this.settings.batchSlates) this.flushSoon();
+    if (this.closed || this.queue.count === 0) return;
+    if (this.due || this.queue.count >= this.settings.batchSlates) this.flushSoon();
     else this.timer ??= setTimeout(this.onDeadline, this.settings.flushMs).unref();
   }
 
-  /** Encodes (here, off the request path) and publishes one batch; never rejects. */
-  private async send(batch: readonly ServedSlate[]): Promise<void> {
-    let tooLarge = 0;
+  /** Publishes one batch; never rejects. */
+  private async send(batch: PackedMessages): Promise<void> {
     try {
-      const messages: KeyedMessage[] = [];
-      for (let start = 0; start < batch.length; start += ENCODE_SLICE) {
-        if (start > 0) await nextTurn();
-        const end = Math.min(start + ENCODE_SLICE, batch.length);
-        for (let index = start; index < end; index++) {
-          const slate = batch[index];
-          const value = encodeServedSlate(slate, this.settings.depth);
-          if (Buffer.byteLength(value) > MAX_SERVED_SLATE_BYTES) tooLarge += 1;
-          else messages.push({ key: slate.userId, value });
-        }
-      }
-      if (tooLarge > 0) this.drop('dropped_too_large', tooLarge);
-      await this.publisher.publish(messages);
-      this.outcomes.sent.inc(messages.length);
+      await this.publisher.publish(batch);
+      this.outcomes.sent.inc(batch.count);
       this.warnOfDrops(undefined);
     } catch (error) {
-      this.drop('dropped_send_failed', batch.length - tooLarge);
+      this.drop('dropped_send_failed', batch.count);
       this.warnOfDrops(error);
     }
   }
@@ -214,7 +202,7 @@ export class ServedSlateRecorder implements BeforeApplicationShutdown {
     const dropped = Object.fromEntries(this.droppedSinceWarning);
     this.droppedSinceWarning.clear();
     this.logger.warn(
-      { err: error, dropped, queued: this.queue.length },
+      { err: error, dropped, queued: this.queue.count },
       'served slates dropped (rank.served is best effort; see served_log_slates_total)',
     );
   }

@@ -7,8 +7,7 @@ export type ServedOperation = (typeof SERVED_OPERATIONS)[number];
  * each item was scored with. The ranking module hands one to the recorder per answer; the ingest
  * role stores it; training joins it to the clicks that carry its request id.
  *
- * The recorder reads it later, on its flush timer: once recorded, neither the slate nor its arrays
- * may change (hand over arrays the request owns, not reused buffers).
+ * The recorder encodes it within `record`: the slate and its arrays are the caller's again after.
  */
 export interface ServedSlate {
   readonly requestId: string;

@@ -1,7 +1,11 @@
-import type {
-  KeyedMessage,
-  ServedSlatePublisher,
-} from '../../../src/modules/served-log/served-log-kafka.repository';
+import { PackedMessages, unpackMessages } from '../../../src/infra/packed-messages';
+import type { ServedSlatePublisher } from '../../../src/modules/served-log/served-log-kafka.repository';
+
+/** One published message, as text. */
+export interface KeyedMessage {
+  readonly key: string;
+  readonly value: string;
+}
 
 /**
  * An in-memory `rank.served`: keeps every published batch. `fail` makes sends reject; `hold`
@@ -32,12 +36,16 @@ export class FakeServedSlatePublisher implements ServedSlatePublisher {
     for (const resume of held) resume();
   }
 
-  async publish(messages: readonly KeyedMessage[]): Promise<void> {
+  async publish(slates: PackedMessages): Promise<void> {
+    const messages = unpackMessages(slates.bytes).map(({ key, value }) => ({
+      key: key.toString(),
+      value: value.toString(),
+    }));
     if (this.held !== undefined) {
       const held = this.held;
       await new Promise<void>((resolve) => held.push(resolve));
     }
     if (this.fail) throw new Error('broker unreachable');
-    this.batches.push([...messages]);
+    this.batches.push(messages);
   }
 }
