@@ -52,6 +52,18 @@ describe('PackedMessageQueue', () => {
     expect(taken.bytes.byteLength).toBe(taken.bytes.buffer.byteLength);
   });
 
+  it('reuses the room of taken messages and keeps the order across it', () => {
+    const queue = new PackedMessageQueue();
+    const out: string[] = [];
+    for (let i = 0; i < 200; i++) {
+      queue.append(`k${i}`, `${i}:`.padEnd(2000, 'x'));
+      if (i % 7 === 6) out.push(...texts(queue.take(5, 1_000_000).bytes).map(([key]) => key));
+    }
+    out.push(...texts(queue.take(1000, 10_000_000).bytes).map(([key]) => key));
+    expect(out).toEqual(Array.from({ length: 200 }, (_, i) => `k${i}`));
+    expect(queue.count).toBe(0);
+  });
+
   it('forgets everything on clear', () => {
     const queue = new PackedMessageQueue();
     queue.append('a', 'b');

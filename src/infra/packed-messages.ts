@@ -22,16 +22,19 @@ const INITIAL_BYTES = 64 * 1024;
 /** A queue of packed messages: appended one by one, taken from the front in order. */
 export class PackedMessageQueue {
   private buffer = Buffer.allocUnsafeSlow(INITIAL_BYTES);
-  /** End offset of each queued message, oldest first. */
+  /** End offset in `buffer` of each message appended since the last compaction. */
   private ends: number[] = [];
+  /** Index in `ends` of the oldest queued message, and the offset where it starts. */
+  private first = 0;
+  private head = 0;
   private used = 0;
 
   get count(): number {
-    return this.ends.length;
+    return this.ends.length - this.first;
   }
 
   get bytes(): number {
-    return this.used;
+    return this.used - this.head;
   }
 
   /** Appends one message; returns the bytes of its value. */
@@ -52,30 +55,38 @@ export class PackedMessageQueue {
    * unless the first alone is larger (it is taken alone).
    */
   take(count: number, maxBytes: number): PackedMessages {
-    let taken = Math.min(count, this.ends.length);
-    while (taken > 1 && this.ends[taken - 1] > maxBytes) taken--;
+    let taken = Math.min(count, this.count);
+    while (taken > 1 && this.ends[this.first + taken - 1] - this.head > maxBytes) taken--;
     if (taken === 0) return { count: 0, bytes: new Uint8Array(0) };
-    const end = this.ends[taken - 1];
-    const bytes = new Uint8Array(end);
-    bytes.set(this.buffer.subarray(0, end));
-    this.buffer.copyWithin(0, end, this.used);
-    this.used -= end;
-    this.ends = this.ends.slice(taken).map((at) => at - end);
+    const end = this.ends[this.first + taken - 1];
+    const bytes = new Uint8Array(end - this.head);
+    bytes.set(this.buffer.subarray(this.head, end));
+    this.first += taken;
+    this.head = end;
+    if (this.count === 0) this.clear();
     return { count: taken, bytes };
   }
 
   clear(): void {
     this.ends = [];
+    this.first = 0;
+    this.head = 0;
     this.used = 0;
   }
 
+  /** Room for `more` bytes at the end: the taken front reused first, else a buffer twice as big. */
   private reserve(more: number): void {
     if (this.used + more <= this.buffer.length) return;
-    let size = this.buffer.length * 2;
-    while (size < this.used + more) size *= 2;
-    const grown = Buffer.allocUnsafeSlow(size);
-    this.buffer.copy(grown, 0, 0, this.used);
-    this.buffer = grown;
+    const queued = this.used - this.head;
+    let size = this.buffer.length;
+    while (size < queued + more) size *= 2;
+    const target = size === this.buffer.length ? this.buffer : Buffer.allocUnsafeSlow(size);
+    this.buffer.copy(target, 0, this.head, this.used);
+    this.buffer = target;
+    this.ends = this.ends.slice(this.first).map((at) => at - this.head);
+    this.first = 0;
+    this.used = queued;
+    this.head = 0;
   }
 }
 
