@@ -1,6 +1,6 @@
-import { ChildProcess, fork } from 'node:child_process';
+import { ChildProcess, execFileSync, fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import autocannon from 'autocannon';
 import { closedLoop, Measurement } from './lib/closed-loop';
 import { Kafka, logLevel } from 'kafkajs';
@@ -54,6 +54,8 @@ interface Settings {
   readonly experimentPairs: number;
   /** ABBA pairs of as served with and without the replica's copy of users' interest vectors. */
   readonly copyPairs: number;
+  /** The server's threads on the last CPU, the bench's (the load generator's) on the others. */
+  readonly pinServer: boolean;
   readonly variantWarmupSeconds: number;
   readonly variantSeconds: number;
 }
@@ -86,6 +88,7 @@ function parseSettings(args: readonly string[]): Settings {
     variantRounds: value('variant-rounds', 4),
     experimentPairs: value('experiment-pairs', 8),
     copyPairs: value('copy-pairs', 4),
+    pinServer: args.includes('--pin-server'),
     variantWarmupSeconds: value('variant-warmup', 3),
     variantSeconds: value('variant-seconds', 6),
   };
@@ -280,13 +283,36 @@ async function cacheCounts(metricsUrl: string): Promise<{ hit: number; miss: num
   return { hit: count('hit'), miss: count('miss') };
 }
 
-async function startServer(env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; port: number }> {
+/**
+ * `taskset`: every thread of process `pid` onto `cpus` (threads it starts later inherit them).
+ * Needs util-linux's taskset and a second CPU.
+ */
+function pin(pid: number, cpus: string): void {
+  execFileSync('taskset', ['--all-tasks', '--cpu-list', '--pid', cpus, String(pid)], {
+    stdio: 'ignore',
+  });
+}
+
+/** With `--pin-server`: the bench on CPUs 0 .. n-2, the server (pinned as it starts) on n-1. */
+function serverCpus(settings: Settings): string | undefined {
+  if (!settings.pinServer) return undefined;
+  const cpus = availableParallelism();
+  if (cpus < 2) throw new Error('--pin-server needs at least 2 CPUs');
+  pin(process.pid, cpus === 2 ? '0' : `0-${cpus - 2}`);
+  return String(cpus - 1);
+}
+
+async function startServer(
+  env: NodeJS.ProcessEnv,
+  cpus: string | undefined,
+): Promise<{ child: ChildProcess; port: number }> {
   const child = fork(compiled('bench/servers/ranking.ts'), [], {
     // BENCH_SERVER_NODE_ARGS: extra node flags for the server, e.g. `--cpu-prof` to profile it.
     execArgv: process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [],
     env: { ...process.env, ...env, NODE_ENV: 'production' },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
+  if (cpus !== undefined && child.pid !== undefined) pin(child.pid, cpus);
   child.stdout?.pipe(process.stderr);
   child.stderr?.pipe(process.stderr);
   const port = await new Promise<number>((resolve, reject) => {
@@ -379,15 +405,18 @@ const benchmark: Benchmark = {
     process.once('exit', kill);
     const loadBefore = loadavg()[0] ?? 0;
     try {
-      const started = await startServer({
-        DATABASE_URL: databaseUrl,
-        REDIS_URL: base.redis.url,
-        REDIS_KEY_PREFIX: prefix,
-        LOG_LEVEL: 'warn',
-        AUTH_MODE: 'api-key',
-        KAFKA_TOPIC_PREFIX: topicPrefix,
-        BENCH_SECOND_VERSION: trained.second,
-      });
+      const started = await startServer(
+        {
+          DATABASE_URL: databaseUrl,
+          REDIS_URL: base.redis.url,
+          REDIS_KEY_PREFIX: prefix,
+          LOG_LEVEL: 'warn',
+          AUTH_MODE: 'api-key',
+          KAFKA_TOPIC_PREFIX: topicPrefix,
+          BENCH_SECOND_VERSION: trained.second,
+        },
+        serverCpus(settings),
+      );
       child = started.child;
       const origin = `http://127.0.0.1:${started.port}`;
       // A replica builds the served version's ANN index in the background after loading it; the
@@ -605,7 +634,7 @@ const benchmark: Benchmark = {
           ...variantTables.notes,
           `Model: version ${trained.served}, trained by a FULL training run (${settings.trainEpochs} epochs on at most ${settings.trainEvents.toLocaleString('en-US')} events, ${trained.trainSeconds.toFixed(0)} s, gate: ${trained.outcome}) on the seeded events over ${TEXT_DIMENSION}-d text vectors (category direction + noise, under the trainer's encoder id), artifact ${(trained.artifactBytes / 1e6).toFixed(1)} MB in the artifact store, active in the registry; the server loads it like any api replica (item tower over the catalog). Online state rebuilt in Redis from ${events.toLocaleString('en-US')} events of ${settings.users} users.`,
           `Users: ${order.length} users with clicks, round-robin; ${uncached.length} of them (${percent(uncached.length / order.length)}, --uncached-share) have their interest versions bumped every ${EVICT_INTERVAL_MS} ms by the bench (the ingest module's batch script, as an interaction would), so each of their requests runs the user tower (attention over the history) and writes the caches, as a user who just interacted does; "cache miss share" is the server's ranking_cache_requests_total over the window.`,
-          "Server in a child process, compiled to JavaScript as the image runs it (api role, NODE_ENV=production and the image's NODE_OPTIONS=--max-semi-space-size=64 (inherited from npm run bench), log level warn, AUTH_MODE=api-key: every request sends a read key; `health` needs none); the load generators in the bench process on the same cores.",
+          `Server in a child process, compiled to JavaScript as the image runs it (api role, NODE_ENV=production and the image's NODE_OPTIONS=--max-semi-space-size=64 (inherited from npm run bench), log level warn, AUTH_MODE=api-key: every request sends a read key; health needs none); the load generators in the bench process, ${settings.pinServer ? 'on CPUs of their own: --pin-server put every server thread on the last CPU and the bench on the others (PostgreSQL, Redis and Kafka on any)' : 'on the same cores'}.`,
           `Half rate: requests evenly spaced (open loop), ${settings.variantWarmupSeconds} s at that rate discarded first, latency from each one's scheduled send time.`,
           `1-minute load average before the run: ${loadBefore.toFixed(2)}.`,
         ],

@@ -65,7 +65,7 @@ const benchmark: Benchmark = {
         sizes: measured.map((m) => ({ ...m, totalBytes: total(m) })),
       },
       notes: [
-        'Heap plus array buffers after a full GC, per part, each size in a fresh process. The item table holds every catalog item (deleted ones too): features and the popularity copy; items only seen in events are not held.',
+        'Heap plus array buffers after a full GC, per part, and the item vectors’ WebAssembly memory, each size in a fresh process. The item table holds every catalog item (deleted ones too): features and the popularity copy; items only seen in events are not held.',
         'The text cache is the model loader’s copy of the catalog’s text vectors, kept so that a swap does not re-read them; the item vectors are the served version’s, by row. During a swap the next version’s vectors exist next to the current ones for a moment.',
       ],
     });

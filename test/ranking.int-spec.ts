@@ -132,6 +132,24 @@ function rankingOnTheRealStack({ env }: (typeof REDIS_MODES)[number]): void {
     expect(ids.filter((id) => excluded.has(id))).toEqual([]);
   });
 
+  it("lists an item's nearest items under the served version: its own category, best first", async () => {
+    const item = byCategory(CAT_B)[0];
+    const answer = await graphql<{
+      catalogItem: { nearest: { itemId: string; similarity: number }[] };
+    }>(
+      app,
+      'query Near($id: ID!) { catalogItem(itemId: $id) { nearest(first: 5) { itemId similarity } } }',
+      { id: item.itemId },
+    );
+    expect(answer.errors).toBeUndefined();
+    const nearest = answer.data?.catalogItem.nearest ?? [];
+    expect(nearest).toHaveLength(5);
+    expect(nearest.map((near) => near.itemId)).not.toContain(item.itemId);
+    expect(nearest.map((near) => categoryOf.get(near.itemId))).toEqual(nearest.map(() => CAT_B));
+    const similarities = nearest.map((near) => near.similarity);
+    expect(similarities).toEqual([...similarities].sort((a, b) => b - a));
+  });
+
   it("reflects a click published to user.events in the next ranking within a second, also once the replica keeps the user's vector", async () => {
     await produceRaw(
       context.config,

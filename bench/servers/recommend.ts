@@ -6,7 +6,8 @@ import { loadConfig } from '../../src/config/config';
 import { OnlineStateService } from '../../src/modules/ingest/online-state.service';
 import { Metrics } from '../../src/modules/metrics/metrics.registry';
 import { ServingService } from '../../src/modules/serving/serving.service';
-import { topK } from '../../src/modules/serving/top-k';
+import { RowVectors } from '../../src/modules/serving/row-vectors';
+import { dotRow, topK } from '../../src/modules/serving/top-k';
 import { itemText } from '../../src/modules/embedding/item-text';
 import type { LoadedModel } from '../../src/modules/serving/served-model';
 import { generateCatalog } from '../../src/synthetic';
@@ -85,6 +86,21 @@ function benchModel(): { model: LoadedModel; items: number } {
 }
 
 /**
+ * BENCH_JS_KERNEL=1: model scores by the JavaScript loop the served SIMD kernel replaced (the
+ * exact scan issue #20 measured), in place of RowVectors' kernel, for the reference run.
+ */
+function useJavaScriptKernel(): void {
+  const score = (vectors: RowVectors, row: number, user: Float32Array, scale: number) =>
+    scale * dotRow(vectors.matrix, vectors.dimension, row, user) + (vectors.bias?.[row] ?? 0);
+  RowVectors.prototype.scoreRows = function scoreRows(rows, count, user, scale, out) {
+    for (let i = 0; i < count; i++) out[i] = score(this, rows[i], user, scale);
+  };
+  RowVectors.prototype.scoreRange = function scoreRange(from, to, user, scale, out) {
+    for (let row = from; row < to; row++) out[row - from] = score(this, row, user, scale);
+  };
+}
+
+/**
  * The real service (api role) for the recommend benchmark, serving benchModel(); waits for the
  * ANN index (when RECOMMEND_ANN_MIN_ITEMS lets one build) before it reports ready.
  */
@@ -92,6 +108,7 @@ async function main(): Promise<void> {
   if (process.send === undefined) throw new Error('start this server from the bench (needs IPC)');
   process.on('disconnect', () => process.exit(0));
   const config = loadConfig({ ...process.env, ROLE: 'api', PORT: '0', HOST: '127.0.0.1' });
+  if (process.env.BENCH_JS_KERNEL === '1') useJavaScriptKernel();
   const { model, items } = benchModel();
   const app = await startApp(config, { models: new PinnedModels({ model }) });
   await app.get(OnlineStateService, { strict: false }).rebuild(() => undefined);

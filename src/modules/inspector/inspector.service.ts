@@ -3,7 +3,7 @@ import { DomainError, ValidationError } from '../../common/errors';
 import { idProblem } from '../../common/ids';
 import { OnlineStateReader } from '../online-state/online-state.reader';
 import { ServingService } from '../serving/serving.service';
-import { topK } from '../serving/top-k';
+import { topKOf } from '../serving/top-k';
 import { DailyEvents, InspectorRepository, ItemRecord } from './inspector.repository';
 
 const MAX_LIST = 100;
@@ -78,12 +78,13 @@ export class InspectorService {
     const row = items.row(itemId);
     if (served === undefined || row < 0 || !served.vectors.has(row)) return [];
     const { vectors } = served;
-    const rows = Math.min(vectors.rows, items.size);
-    const found = topK(
-      vectors.matrix.subarray(0, rows * vectors.dimension),
-      vectors.dimension,
-      vectors.vector(row),
+    const query = vectors.vector(row);
+    const found = topKOf(
+      Math.min(vectors.rows, items.size),
       first,
+      (from, to, out) => {
+        vectors.dotRange(from, to, query, out);
+      },
       (candidate) => candidate === row || !vectors.has(candidate) || items.deleted(candidate),
     );
     const ids = Array.from(found.rows, (candidate) => items.id(candidate));

@@ -630,10 +630,15 @@ function modelScoresOf(
   if (served === undefined || user === undefined) return scores;
   const { vectors, model } = served;
   const { scale } = model;
+  // The rows with a vector are scored together (the SIMD kernel), then put in place.
+  const scored = new Int32Array(candidates.length);
+  const at = new Int32Array(candidates.length);
+  let count = 0;
   for (let i = 0; i < candidates.length; i++) {
     const row = rows[i];
     if (row >= 0 && vectors.has(row)) {
-      scores[i] = vectors.score(row, user, scale);
+      scored[count] = row;
+      at[count++] = i;
       continue;
     }
     const vector = encoded.get(i);
@@ -641,6 +646,9 @@ function modelScoresOf(
       scores[i] = scale * dot(vector, user) + model.itemBias(candidates[i].itemId);
     }
   }
+  const values = new Float64Array(count);
+  vectors.scoreRows(scored, count, user, scale, values);
+  for (let k = 0; k < count; k++) scores[at[k]] = values[k];
   return scores;
 }
 

@@ -1,6 +1,6 @@
 import { DomainError } from '../../common/errors';
 import type { RowVectors } from './row-vectors';
-import { bestFirst, dotRow, topK } from './top-k';
+import { bestFirst, topKOf } from './top-k';
 
 /**
  * Approximate nearest neighbours by inner product, over item-table rows. Built once per served
@@ -166,27 +166,23 @@ export class Retrieval {
     rowLimit: number,
     signal?: AbortSignal,
   ): Promise<Int32Array> {
-    const { vectors } = this;
-    const d = vectors.dimension;
-    // The model score is scale * (user . item) + bias: fold the scale into the query.
-    const query = vectors.bias === undefined ? user : user.map((value) => value * this.scale);
+    const { vectors, scale } = this;
     const built = this.built;
     if (built !== undefined && count > 0) {
-      const found = await this.annNearest(built, user, query, count, accept, signal);
+      const found = await this.annNearest(built, user, count, accept, signal);
       if (found !== undefined) {
         this.observer.answered('ann');
         return found;
       }
     }
     this.observer.answered(built === undefined ? 'exact' : 'ann_fallback');
-    const rows = Math.min(vectors.rows, rowLimit);
-    return topK(
-      vectors.matrix.subarray(0, rows * d),
-      d,
-      query,
+    return topKOf(
+      Math.min(vectors.rows, rowLimit),
       count,
+      (from, to, out) => {
+        vectors.scoreRange(from, to, user, scale, out);
+      },
       (row) => !vectors.has(row) || !accept(row),
-      vectors.bias,
     ).rows;
   }
 
@@ -197,13 +193,11 @@ export class Retrieval {
   private async annNearest(
     built: BuiltIndex,
     user: Float32Array,
-    query: Float32Array,
     count: number,
     accept: (row: number) => boolean,
     signal: AbortSignal | undefined,
   ): Promise<Int32Array | undefined> {
     const { vectors } = this;
-    const { matrix, bias, dimension } = vectors;
     const wanted = Math.max(count, this.settings.annCandidates);
     let found: Int32Array;
     try {
@@ -214,18 +208,16 @@ export class Retrieval {
       return undefined;
     }
     const rows = new Int32Array(found.length + built.changed.size);
-    const scores = new Float32Array(rows.length);
     let n = 0;
     const consider = (row: number) => {
-      if (!vectors.has(row) || !accept(row)) return;
-      rows[n] = row;
-      scores[n] = dotRow(matrix, dimension, row, query) + (bias === undefined ? 0 : bias[row]);
-      n++;
+      if (vectors.has(row) && accept(row)) rows[n++] = row;
     };
     for (const row of found) if (!built.changed.has(row)) consider(row);
     for (const row of built.changed) consider(row);
     // The index had more to give than it was asked for, and too few of these passed the filter.
     if (n < count && found.length === wanted) return undefined;
+    const scores = new Float32Array(n);
+    vectors.scoreRows(rows, n, user, this.scale, scores);
     const order = bestFirst(scores.subarray(0, n), rows.subarray(0, n));
     const best = new Int32Array(Math.min(count, n));
     for (let i = 0; i < best.length; i++) best[i] = rows[order[i]];

@@ -1,15 +1,15 @@
-import { dotRow } from './top-k';
+import { VectorMemory } from './vector-memory';
 
 /**
  * One served model's item vectors (the item tower's output) and score biases, by item-table row:
- * row-major, contiguous for the top-k kernel. Rows without a vector (not embedded yet, deleted,
+ * row-major, contiguous, in WebAssembly memory for the SIMD scoring kernel (vector-memory.ts). Rows without a vector (not embedded yet, deleted,
  * or added to the table after this object last grew) read as absent. Updated in place as items
  * are embedded after the swap; `generation` counts those updates, so a cache of something built
  * from these vectors can tell that it is out of date.
  */
 export class RowVectors {
   private capacity = 0;
-  private values = new Float32Array(new SharedArrayBuffer(0));
+  private readonly values: VectorMemory;
   private biases: Float32Array | undefined;
   private present = new Uint8Array(0);
   /** When each row's text vector was stored (ms): an update seen twice is applied once. */
@@ -22,6 +22,7 @@ export class RowVectors {
     readonly dimension: number,
     capacity: number,
   ) {
+    this.values = new VectorMemory(dimension, 0);
     this.grow(capacity);
   }
 
@@ -32,7 +33,12 @@ export class RowVectors {
 
   /** `rows × dimension` values; a row without a vector holds zeros. */
   get matrix(): Float32Array<SharedArrayBuffer> {
-    return this.values;
+    return this.values.matrix;
+  }
+
+  /** Bytes of WebAssembly memory the vectors take (not in `process.memoryUsage().arrayBuffers`). */
+  get vectorBytes(): number {
+    return this.values.bytes;
   }
 
   /** The item-only score term by row; undefined while every row's is 0 (most models). */
@@ -51,13 +57,40 @@ export class RowVectors {
   /** The row's vector (a view, not a copy); only for rows that `has`. */
   vector(row: number): Float32Array {
     const offset = row * this.dimension;
-    return this.values.subarray(offset, offset + this.dimension);
+    return this.values.matrix.subarray(offset, offset + this.dimension);
   }
 
-  /** scale × (vector · user) + bias of a row that `has`. */
-  score(row: number, user: Float32Array, scale: number): number {
-    const bias = this.biases === undefined ? 0 : this.biases[row];
-    return scale * dotRow(this.values, this.dimension, row, user) + bias;
+  /** `out[i]` = the vector of `rows[i]` · `query`, for i < count (rows below `rows`). */
+  dotRows(rows: Int32Array, count: number, query: Float32Array, out: Float32Array | Float64Array) {
+    this.values.dotRows(rows, count, query, out);
+  }
+
+  /** `out[r - from]` = the vector of row r · `query`, from <= r < to (at most SCORE_BLOCK). */
+  dotRange(from: number, to: number, query: Float32Array, out: Float32Array): void {
+    this.values.dotRange(from, to, query, out);
+  }
+
+  /** The model score, scale × (vector · user) + bias, of the first `count` rows listed. */
+  scoreRows(
+    rows: Int32Array,
+    count: number,
+    user: Float32Array,
+    scale: number,
+    out: Float32Array | Float64Array,
+  ): void {
+    this.values.dotRows(rows, count, user, out);
+    const bias = this.biases;
+    for (let i = 0; i < count; i++)
+      out[i] = scale * out[i] + (bias === undefined ? 0 : bias[rows[i]]);
+  }
+
+  /** The model score of rows from..to (at most SCORE_BLOCK); skip the rows without a vector. */
+  scoreRange(from: number, to: number, user: Float32Array, scale: number, out: Float32Array) {
+    this.values.dotRange(from, to, user, out);
+    const bias = this.biases;
+    for (let r = from; r < to; r++) {
+      out[r - from] = scale * out[r - from] + (bias === undefined ? 0 : bias[r]);
+    }
   }
 
   /** When the row's vector was stored; NaN when it has none. */
@@ -70,7 +103,7 @@ export class RowVectors {
       throw new Error(`vector has ${vector.length} values, the model ${this.dimension}`);
     }
     if (row >= this.capacity) this.grow(Math.max(row + 1, this.capacity * 2));
-    this.values.set(vector, row * this.dimension);
+    this.values.matrix.set(vector, row * this.dimension);
     if (bias !== 0 || this.biases !== undefined) {
       this.biases ??= new Float32Array(this.capacity);
       this.biases[row] = bias;
@@ -85,7 +118,7 @@ export class RowVectors {
   clear(row: number): void {
     if (row >= this.capacity || this.present[row] === 0) return;
     this.present[row] = 0;
-    this.values.fill(0, row * this.dimension, (row + 1) * this.dimension);
+    this.values.matrix.fill(0, row * this.dimension, (row + 1) * this.dimension);
     this.updates++;
     for (const watcher of this.watchers) watcher.add(row);
   }
@@ -110,9 +143,8 @@ export class RowVectors {
   }
 
   private grow(capacity: number): void {
-    // Shared: an index build on another thread reads the vectors in place (retrieval.ts).
-    const values = new Float32Array(new SharedArrayBuffer(capacity * this.dimension * 4));
-    values.set(this.values);
+    // In place: an index build on another thread reads the vectors as they are (retrieval.ts).
+    this.values.reserve(capacity);
     const present = new Uint8Array(capacity);
     present.set(this.present);
     const storedAt = new Float64Array(capacity);
@@ -122,7 +154,6 @@ export class RowVectors {
       biases.set(this.biases);
       this.biases = biases;
     }
-    this.values = values;
     this.present = present;
     this.storedAt = storedAt;
     this.capacity = capacity;

@@ -1,4 +1,6 @@
-/** Exact nearest neighbours by dot product over a contiguous row-major Float32Array matrix. */
+import { SCORE_BLOCK } from './vector-memory';
+
+/* Exact nearest neighbours by score, one block of rows at a time; dot products in JavaScript. */
 
 export interface Neighbours {
   /** Row numbers, best first. */
@@ -33,10 +35,12 @@ export function dot(x: Float32Array, y: Float32Array): number {
   return dotRow(x, x.length, 0, y);
 }
 
+/** Writes the scores of rows from..to (at most SCORE_BLOCK of them) to `out[0 .. to - from)`. */
+export type RangeScorer = (from: number, to: number, out: Float32Array) => void;
+
 /**
  * The `k` rows with the largest dot product with `query` (plus `bias[row]` when given), best
- * first; rows for which `skip` returns true are left out (it is only asked about rows good enough
- * to enter the result). One pass with a size-k min-heap: O(n·d + n·log k), no allocation per row.
+ * first, over a matrix in JavaScript memory; rows for which `skip` returns true are left out.
  */
 export function topK(
   matrix: Float32Array,
@@ -49,21 +53,46 @@ export function topK(
   if (query.length !== dimension) {
     throw new Error(`query has ${query.length} values, the matrix ${dimension} per row`);
   }
-  const rowsTotal = Math.floor(matrix.length / dimension);
+  const scoreRange: RangeScorer = (from, to, out) => {
+    for (let row = from; row < to; row++) {
+      out[row - from] =
+        dotRow(matrix, dimension, row, query) + (bias === undefined ? 0 : bias[row]);
+    }
+  };
+  return topKOf(Math.floor(matrix.length / dimension), k, scoreRange, skip);
+}
+
+/**
+ * The `k` best of rows 0 .. rowsTotal - 1 by `scoreRange`, best first; rows for which `skip`
+ * returns true are left out (it is only asked about rows good enough to enter the result). One
+ * pass in blocks of SCORE_BLOCK rows with a size-k min-heap: O(n·d + n·log k), no allocation per
+ * row.
+ */
+export function topKOf(
+  rowsTotal: number,
+  k: number,
+  scoreRange: RangeScorer,
+  skip?: (row: number) => boolean,
+): Neighbours {
   const size = Math.max(0, Math.min(k, rowsTotal));
   const heapRows = new Int32Array(size);
   const heapScores = new Float32Array(size);
+  const block = new Float32Array(SCORE_BLOCK);
   let count = 0;
-  for (let row = 0; row < rowsTotal; row++) {
-    const score = dotRow(matrix, dimension, row, query) + (bias === undefined ? 0 : bias[row]);
-    if (count === size) {
-      if (size === 0 || score <= heapScores[0]) continue;
-      if (skip?.(row)) continue;
-      siftDown(heapRows, heapScores, count, row, score);
-    } else {
-      if (skip?.(row)) continue;
-      siftUp(heapRows, heapScores, count, row, score);
-      count++;
+  for (let from = 0; size > 0 && from < rowsTotal; from += SCORE_BLOCK) {
+    const to = Math.min(rowsTotal, from + SCORE_BLOCK);
+    scoreRange(from, to, block);
+    for (let row = from; row < to; row++) {
+      const score = block[row - from];
+      if (count === size) {
+        if (score <= heapScores[0]) continue;
+        if (skip?.(row)) continue;
+        siftDown(heapRows, heapScores, count, row, score);
+      } else {
+        if (skip?.(row)) continue;
+        siftUp(heapRows, heapScores, count, row, score);
+        count++;
+      }
     }
   }
   const order = bestFirst(heapScores.subarray(0, count), heapRows);
