@@ -218,7 +218,7 @@ export class Retrieval {
     if (n < count && found.length === wanted) return undefined;
     const scores = new Float32Array(n);
     vectors.scoreRows(rows, n, user, this.scale, scores);
-    const order = bestFirst(scores.subarray(0, n), rows.subarray(0, n));
+    const order = bestFirst(scores, rows.subarray(0, n));
     const best = new Int32Array(Math.min(count, n));
     for (let i = 0; i < best.length; i++) best[i] = rows[order[i]];
     return best;

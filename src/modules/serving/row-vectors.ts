@@ -2,10 +2,11 @@ import { VectorMemory } from './vector-memory';
 
 /**
  * One served model's item vectors (the item tower's output) and score biases, by item-table row:
- * row-major, contiguous, in WebAssembly memory for the SIMD scoring kernel (vector-memory.ts). Rows without a vector (not embedded yet, deleted,
- * or added to the table after this object last grew) read as absent. Updated in place as items
- * are embedded after the swap; `generation` counts those updates, so a cache of something built
- * from these vectors can tell that it is out of date.
+ * row-major, contiguous, in WebAssembly memory for the SIMD scoring kernel (vector-memory.ts).
+ * Rows without a vector (not embedded yet, deleted, or added to the table after this object last
+ * grew) read as absent. Updated in place as items are embedded after the swap; `generation`
+ * counts those updates, so a cache of something built from these vectors can tell that it is out
+ * of date.
  */
 export class RowVectors {
   private capacity = 0;
@@ -60,11 +61,6 @@ export class RowVectors {
     return this.values.matrix.subarray(offset, offset + this.dimension);
   }
 
-  /** `out[i]` = the vector of `rows[i]` · `query`, for i < count (rows below `rows`). */
-  dotRows(rows: Int32Array, count: number, query: Float32Array, out: Float32Array | Float64Array) {
-    this.values.dotRows(rows, count, query, out);
-  }
-
   /** `out[r - from]` = the vector of row r · `query`, from <= r < to (at most SCORE_BLOCK). */
   dotRange(from: number, to: number, query: Float32Array, out: Float32Array): void {
     this.values.dotRange(from, to, query, out);
@@ -80,8 +76,9 @@ export class RowVectors {
   ): void {
     this.values.dotRows(rows, count, user, out);
     const bias = this.biases;
-    for (let i = 0; i < count; i++)
+    for (let i = 0; i < count; i++) {
       out[i] = scale * out[i] + (bias === undefined ? 0 : bias[rows[i]]);
+    }
   }
 
   /** The model score of rows from..to (at most SCORE_BLOCK); skip the rows without a vector. */
