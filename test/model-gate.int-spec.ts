@@ -58,6 +58,7 @@ describe('promotion gate with the real trainer', () => {
     // The real trainer; once `worse` is set, what it produced is blinded and re-scored.
     const trainer: ModelTrainer = {
       encoderId: real.encoderId,
+      waitingFor: () => real.waitingFor(),
       evaluate: (artifact, window, signal) => real.evaluate(artifact, window, signal),
       async train(request) {
         const result = await real.train(request);

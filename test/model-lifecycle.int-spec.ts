@@ -441,6 +441,14 @@ describe('training runs only where the train role runs', () => {
     await context.cleanup();
   });
 
+  const runStatus = async (id: string) =>
+    (
+      await graphql<{ trainingRun: { status: string; outcome: string | null } }>(
+        api,
+        `{ trainingRun(id: "${id}") { status outcome } }`,
+      )
+    ).data?.trainingRun;
+
   it('an api process only queues; a train process picks the run up within seconds', async () => {
     // The api role has no trainer at all.
     expect(() => {
@@ -456,13 +464,7 @@ describe('training runs only where the train role runs', () => {
     );
     expect(queued.data?.trainModel.status).toBe('QUEUED');
     const id = required(queued.data?.trainModel.id);
-    const status = async () =>
-      (
-        await graphql<{ trainingRun: { status: string; outcome: string | null } }>(
-          api,
-          `{ trainingRun(id: "${id}") { status outcome } }`,
-        )
-      ).data?.trainingRun;
+    const status = () => runStatus(id);
     // Nobody trains it here: still queued a while later, and no process was started for it.
     await new Promise((resolve) => setTimeout(resolve, 2000));
     expect(await status()).toEqual({ status: 'QUEUED', outcome: null });
@@ -479,6 +481,38 @@ describe('training runs only where the train role runs', () => {
       });
       expect(done.at - started).toBeLessThan(5000);
       expect(done.value).toEqual({ status: 'SUCCEEDED', outcome: 'promoted' });
+      expect(trainer.requests).toHaveLength(1);
+    } finally {
+      await train.close();
+    }
+  });
+
+  it('a run queued before the catalog has text vectors waits for them, then trains', async () => {
+    const trainer = new FakeTrainer();
+    trainer.waiting = `no item vectors for encoder ${trainer.encoderId} yet`;
+    const { modelLifecycle } = context.config;
+    const train = await startApp(
+      { ...context.config, modelLifecycle: { ...modelLifecycle, queuePollMs: 200 } },
+      { role: 'train', trainer },
+    );
+    try {
+      const queued = await graphql<{ trainModel: { id: string } }>(
+        api,
+        'mutation { trainModel(mode: FULL) { id } }',
+      );
+      const id = required(queued.data?.trainModel.id);
+      // Several polls later: still queued, not failed, and nothing trained.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(await runStatus(id)).toEqual({ status: 'QUEUED', outcome: null });
+      expect(trainer.requests).toHaveLength(0);
+
+      trainer.waiting = null;
+      const done = await eventually(() => runStatus(id), 5000, {
+        what: 'the waiting run trained once the vectors exist',
+        until: (run) => run?.status === 'SUCCEEDED',
+        intervalMs: 50,
+      });
+      expect(done.value?.outcome).toMatch(/^(promoted|candidate)$/);
       expect(trainer.requests).toHaveLength(1);
     } finally {
       await train.close();

@@ -80,6 +80,16 @@ describe('TrainingService on stored events', () => {
     await context.cleanup();
   });
 
+  it('can start once its encoder has item vectors; another encoder has none yet', async () => {
+    expect(await service.waitingFor()).toBeNull();
+    const other = new TrainingService(
+      { ...context.config, embedding: { ...context.config.embedding, model: 'other-encoder' } },
+      pino({ level: 'silent' }),
+      new TrainingRepository(pool),
+    );
+    expect(await other.waitingFor()).toBe(`no item vectors for encoder ${other.encoderId} yet`);
+  });
+
   it('trains off the event loop, then fine-tunes incrementally from the parent', async () => {
     const { rows } = await pool.query<{ max: string; mid: string }>(
       'SELECT max(seq)::text AS max, (max(seq) * 3 / 4)::text AS mid FROM events',

@@ -41,6 +41,8 @@ export class TrainingRunService implements BeforeApplicationShutdown {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly runs: Counter<'outcome'>;
   private readonly lastSuccess: Gauge;
+  /** The queued run and reason last logged as waiting: logged once, not on every poll. */
+  private waitingLogged: string | undefined;
 
   constructor(
     private readonly repository: RegistryRepository,
@@ -73,18 +75,23 @@ export class TrainingRunService implements BeforeApplicationShutdown {
       const lock = await this.repository.tryTrainingLock();
       if (!lock) return ran;
       let run: TrainingRun | null;
+      let waiting: string | null;
       try {
         const abandoned = await this.repository.failAbandonedRuns();
         if (abandoned > 0) this.logger.warn({ abandoned }, 'marked abandoned training runs failed');
-        run = await this.repository.claimQueuedRun();
+        // A run queued before the catalog's text vectors exist stays queued until they do.
+        waiting = await this.trainer.waitingFor();
+        run = waiting === null ? await this.repository.claimQueuedRun() : null;
       } catch (error) {
         await lock.release();
         throw error;
       }
       if (run === null) {
         await lock.release();
+        if (waiting !== null) await this.noteWaiting(waiting);
         return ran;
       }
+      this.waitingLogged = undefined;
       this.logger.info(
         { runId: run.id, mode: run.mode, triggeredBy: run.triggeredBy },
         'training run started',
@@ -132,14 +139,24 @@ export class TrainingRunService implements BeforeApplicationShutdown {
     return this.finished(queued.id);
   }
 
-  /** Waits until the run has finished, wherever it runs. */
+  /** Waits until the run has finished, wherever it runs; runs the queue while it waits in it. */
   private async finished(runId: string): Promise<TrainingRun> {
     for (;;) {
       const run = await this.registry.getRun(runId);
       if (run.status === 'succeeded' || run.status === 'failed') return run;
       if (this.stopping.signal.aborted) throw new Error('shutting down');
       await new Promise((resolve) => setTimeout(resolve, RUN_POLL_MS));
+      if (run.status === 'queued') await this.runQueued();
     }
+  }
+
+  private async noteWaiting(reason: string): Promise<void> {
+    const queued = await this.repository.unfinishedRun();
+    if (queued?.status !== 'queued') return;
+    const note = `${queued.id}: ${reason}`;
+    if (note === this.waitingLogged) return;
+    this.waitingLogged = note;
+    this.logger.info({ runId: queued.id, reason }, 'training run waits in the queue');
   }
 
   async beforeApplicationShutdown(): Promise<void> {

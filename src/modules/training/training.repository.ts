@@ -129,6 +129,15 @@ export class TrainingRepository {
   }
 
   /** Stored text vectors of this encoder for these items (items without one are absent). */
+  /** Whether any item has a stored text vector of this encoder. */
+  async hasVectors(encoderId: string): Promise<boolean> {
+    const result = await this.pool.query<{ found: boolean }>(
+      'SELECT EXISTS (SELECT 1 FROM item_embeddings WHERE encoder_id = $1) AS found',
+      [encoderId],
+    );
+    return result.rows[0].found;
+  }
+
   async vectors(encoderId: string, itemIds: readonly string[]): Promise<Map<string, Float32Array>> {
     const out = new Map<string, Float32Array>();
     if (itemIds.length === 0) return out;

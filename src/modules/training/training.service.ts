@@ -69,6 +69,12 @@ export class TrainingService implements ModelTrainer {
     };
   }
 
+  async waitingFor(): Promise<string | null> {
+    return (await this.repository.hasVectors(this.encoderId))
+      ? null
+      : `no item vectors for encoder ${this.encoderId} yet`;
+  }
+
   async train(request: TrainRequest): Promise<TrainResult> {
     const t = this.config.training;
     const incremental = request.mode === 'INCREMENTAL' && request.parent !== undefined;

@@ -43,6 +43,12 @@ export class FakeTrainer implements ModelTrainer {
   private readonly queued: { quality: number; diverged?: string; unloadable?: boolean }[] = [];
   private gate: Promise<void> | undefined;
   private release: (() => void) | undefined;
+  /** What `waitingFor` answers: set it to keep queued runs waiting. */
+  waiting: string | null = null;
+
+  waitingFor(): Promise<string | null> {
+    return Promise.resolve(this.waiting);
+  }
 
   /** The next training run produces this. */
   next(quality: number, options: { diverged?: string; unloadable?: boolean } = {}): this {
