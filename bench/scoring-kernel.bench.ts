@@ -1,6 +1,14 @@
 import { Random } from '../src/synthetic';
 import { RowVectors } from '../src/modules/serving/row-vectors';
 import { dotRow, topK, topKOf } from '../src/modules/serving/top-k';
+import {
+  ageFeature,
+  DEFAULT_ARCHITECTURE,
+  ModelArchitecture,
+} from '../src/modules/training/model/architecture';
+import { loadModel, ModelWeights } from '../src/modules/training/model/artifact';
+import { InterestScorer } from '../src/modules/training/model/interest-scorer';
+import { untrainedArtifact } from '../test/support/untrained-model';
 import { Benchmark, BenchResult, integerFlag, progress } from './lib/harness';
 
 interface Settings {
@@ -104,6 +112,7 @@ function compare(args: readonly string[]): BenchResult {
       });
     }
   }
+  const tower = compareUserTowers(settings, random, plain);
   progress('exact scan of every row (top 200)');
   const scanJs = bestOf(() => topK(plain, dimension, user, 200));
   const scanSimd = bestOf(() =>
@@ -126,13 +135,123 @@ function compare(args: readonly string[]): BenchResult {
           { kernel: 'ratio JavaScript / SIMD', ms: scanJs / scanSimd },
         ],
       },
+      tower.table,
     ],
-    figures: { settings, rounds: rows, scanJsMs: scanJs, scanSimdMs: scanSimd, ratios },
+    figures: {
+      settings,
+      rounds: rows,
+      scanJsMs: scanJs,
+      scanSimdMs: scanSimd,
+      ratios,
+      userTower: tower.figures,
+    },
     notes: [
       'Fresh random rows for every repetition, as a rank reads its candidates: "warm" only skips the cache flush, the rows still come mostly from memory.',
       'SIMD: four rows at a time, f32x4 products with float32 sums; JavaScript: four-way unrolled, sums in doubles. Scores agree to about 1e-6 relative.',
+      'User tower: what a `rank` of a user without a cached interest vector computes (InterestScorer.userVector, attention over the most recent history items); the reference is the scalar JavaScript key projection it replaced, in this file, on the same weights.',
     ],
   };
+}
+
+/**
+ * The user tower (history items' attention keys: a d × a projection each, then softmax pooling)
+ * as served against the scalar JavaScript loop it replaced, on an untrained model's weights and
+ * `maxHistory` random catalog rows per user.
+ */
+function compareUserTowers(settings: Settings, random: Random, catalog: Float32Array) {
+  const architecture: ModelArchitecture = {
+    ...DEFAULT_ARCHITECTURE,
+    dimension: settings.dimension,
+    idEmbedding: false,
+  };
+  const artifact = untrainedArtifact(architecture, 'bench-encoder', 'scoring-kernel');
+  const served = InterestScorer.fromArtifact(artifact);
+  const { weights } = loadModel(artifact);
+  const { dimension: d, maxHistory } = architecture;
+  const histories = Array.from({ length: 500 }, () =>
+    Array.from({ length: maxHistory }, () => {
+      const row = Math.floor(random.next() * settings.items);
+      return catalog.subarray(row * d, (row + 1) * d);
+    }),
+  );
+  const ages = Array.from({ length: maxHistory }, (_, j) => (j + 1) * 3_600_000);
+  let difference = 0;
+  for (const history of histories.slice(0, 50)) {
+    const simd = served.userVector(history, ages);
+    const scalar = scalarUserVector(architecture, weights, history, ages);
+    for (let i = 0; i < d; i++) difference = Math.max(difference, Math.abs(simd[i] - scalar[i]));
+  }
+  const time = (work: (history: Float32Array[]) => void) => {
+    const started = process.hrtime.bigint();
+    for (const history of histories) work(history);
+    return Number(process.hrtime.bigint() - started) / 1000 / histories.length;
+  };
+  const rows: Record<string, string | number>[] = [];
+  for (let round = 1; round <= settings.rounds; round++) {
+    progress(`user tower, round ${round}/${settings.rounds}`);
+    const scalar = time((history) => scalarUserVector(architecture, weights, history, ages));
+    const simd = time((history) => served.userVector(history, ages));
+    rows.push({
+      round,
+      'JavaScript µs per user vector': scalar,
+      'SIMD µs per user vector': simd,
+      'ratio JavaScript / SIMD': scalar / simd,
+    });
+  }
+  return {
+    table: {
+      title: `User tower: one interest vector from ${maxHistory} history items of ${d} (attention dimension ${architecture.attentionDim}), ${histories.length} users per round; largest difference ${difference.toExponential(1)}`,
+      rows,
+    },
+    figures: { rounds: rows, largestDifference: difference },
+  };
+}
+
+/** The user tower with its key projection in scalar JavaScript: the served code before SIMD. */
+function scalarUserVector(
+  architecture: ModelArchitecture,
+  weights: ModelWeights,
+  history: readonly Float32Array[],
+  agesMs: readonly number[],
+): Float32Array {
+  const { dimension: d, attentionDim: a } = architecture;
+  const tensor = (name: keyof ModelWeights) => {
+    const found = weights[name];
+    if (found === undefined) throw new Error(`the artifact has no ${name}`);
+    return found.data;
+  };
+  const v = tensor('attention.v');
+  const b = tensor('attention.b');
+  const q = tensor('attention.q');
+  const position = tensor('attention.position');
+  const ageW = tensor('attention.age');
+  const n = Math.min(history.length, architecture.maxHistory);
+  const weightsOf = new Float64Array(n);
+  const key = new Float64Array(a);
+  let max = -Infinity;
+  for (let j = 0; j < n; j++) {
+    const x = history[j];
+    for (let k = 0; k < a; k++) key[k] = b[k];
+    for (let i = 0; i < d; i++) {
+      const xi = x[i];
+      const row = i * a;
+      for (let k = 0; k < a; k++) key[k] += xi * v[row + k];
+    }
+    const age = ageFeature(agesMs[j] ?? Number.NaN);
+    for (let k = 0; k < a; k++) key[k] += position[j * a + k] + age * ageW[k];
+    let logit = 0;
+    for (let k = 0; k < a; k++) logit += Math.tanh(key[k]) * q[k];
+    weightsOf[j] = logit;
+    if (logit > max) max = logit;
+  }
+  let sum = 0;
+  for (let j = 0; j < n; j++) sum += weightsOf[j] = Math.exp(weightsOf[j] - max);
+  const acc = new Float64Array(d);
+  for (let j = 0; j < n; j++) {
+    const w = weightsOf[j] / sum;
+    for (let i = 0; i < d; i++) acc[i] += w * history[j][i];
+  }
+  return Float32Array.from(acc);
 }
 
 export default benchmark;

@@ -64,6 +64,26 @@ describe('PackedMessageQueue', () => {
     expect(queue.count).toBe(0);
   });
 
+  it('moves each byte a bounded number of times while the queue runs nearly full', () => {
+    const queue = new PackedMessageQueue();
+    const value = 'x'.repeat(1000);
+    // Most of the first buffer's 64 KiB queued, then one message in and one out, over and over.
+    for (let i = 0; i < 58; i++) queue.append(`k${i}`, value);
+    const copy = jest.spyOn(Buffer.prototype, 'copy');
+    let appended = 0;
+    for (let i = 58; i < 2058; i++) {
+      appended += queue.append(`k${i}`, value);
+      queue.take(1, 1_000_000);
+    }
+    const moved = copy.mock.calls.reduce(
+      (sum, [, , start, end]) => sum + Math.max(0, Number(end) - Number(start)),
+      0,
+    );
+    copy.mockRestore();
+    expect(moved).toBeLessThan(4 * appended);
+    expect(texts(queue.take(100, 1_000_000).bytes)[0][0]).toBe('k2000');
+  });
+
   it('forgets everything on clear', () => {
     const queue = new PackedMessageQueue();
     queue.append('a', 'b');

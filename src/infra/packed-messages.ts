@@ -74,12 +74,16 @@ export class PackedMessageQueue {
     this.used = 0;
   }
 
-  /** Room for `more` bytes at the end: the taken front reused first, else a buffer twice as big. */
+  /**
+   * Room for `more` bytes at the end: the queued bytes moved to the front of this buffer when that
+   * leaves at least half of it free, else into one twice as big (or more), so that each byte is
+   * moved a bounded number of times however full the queue runs.
+   */
   private reserve(more: number): void {
     if (this.used + more <= this.buffer.length) return;
     const queued = this.used - this.head;
     let size = this.buffer.length;
-    while (size < queued + more) size *= 2;
+    while (size < 2 * (queued + more)) size *= 2;
     const target = size === this.buffer.length ? this.buffer : Buffer.allocUnsafeSlow(size);
     this.buffer.copy(target, 0, this.head, this.used);
     this.buffer = target;

@@ -40,6 +40,23 @@ describe('LocalUserVectors', () => {
     expect(local.get('bob', '7', 0)).toEqual(Float32Array.of(2, 2));
   });
 
+  it('tells a miss that the user interacted, until the rebuilt vector is kept in the same array', async () => {
+    const { feed, follower, local } = setUp();
+    await follower.sync();
+    local.put('ann', local.ticket(), entry(1));
+    const kept = local.get('ann', '7', 0);
+    expect(local.interacted('ann')).toBe(false);
+    feed.interacted('ann');
+    await follower.sync();
+    expect(local.get('ann', '7', 0)).toBeUndefined();
+    expect(local.interacted('ann')).toBe(true);
+    expect(local.interacted('bob')).toBe(false);
+    local.put('ann', local.ticket(), entry(4));
+    expect(local.interacted('ann')).toBe(false);
+    expect(local.get('ann', '7', 0)).toBe(kept);
+    expect(Array.from(kept ?? [])).toEqual([4, 4]);
+  });
+
   it('answers nothing before the first sync, nor while the streams cannot be read', async () => {
     const feed = new FakeInterestChangeFeed();
     feed.fail = true;

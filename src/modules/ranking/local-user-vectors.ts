@@ -20,13 +20,15 @@ interface KeptUserVector {
   vector: Float32Array;
   /** Read since the eviction scan last passed it (the scan's second chance). */
   used: boolean;
+  /** The user interacted since it was built: not answered, only kept for its rebuild. */
+  stale: boolean;
 }
 
 /**
  * This replica's copy of users' interest vectors, in front of the Redis cache: a `rank` of a user
  * kept here makes no Redis round trip (which cost about 130 µs of the api's CPU per request and
  * a loop turn of waiting, the p99 of a `rank`'s time inside the service). A user's entry is
- * dropped when the `interest-changes` streams say they interacted (at most one
+ * marked stale when the `interest-changes` streams say they interacted (at most one
  * RANK_POPULARITY_SYNC_MS later than the Redis cache sees it), and nothing is answered from here
  * while those streams are not followed. Beyond RANK_USER_VECTOR_LOCAL_CAPACITY users, one not
  * read since the last eviction scan goes (second chance, an approximate least recently used).
@@ -72,12 +74,20 @@ export class LocalUserVectors implements InterestChangeListener {
   get(userId: string, modelVersion: string, vectorsGeneration: number): Float32Array | undefined {
     if (!this.enabled || !this.follower.isFresh()) return undefined;
     const entry = this.entries.get(userId);
-    if (entry?.modelVersion !== modelVersion) return undefined;
+    if (entry === undefined || entry.stale || entry.modelVersion !== modelVersion) return undefined;
     if (entry.vectorsGeneration !== undefined && entry.vectorsGeneration !== vectorsGeneration) {
       return undefined;
     }
     entry.used = true;
     return entry.vector;
+  }
+
+  /**
+   * Whether the user's kept vector went stale because they interacted: the Redis cache's vector
+   * is then most likely stale as well, and a rebuild needs the user's history.
+   */
+  interacted(userId: string): boolean {
+    return this.entries.get(userId)?.stale === true;
   }
 
   /**
@@ -95,9 +105,11 @@ export class LocalUserVectors implements InterestChangeListener {
         vectorsGeneration: vector.vectorsGeneration,
         vector: vector.vector.slice(),
         used: false,
+        stale: false,
       });
       return;
     }
+    kept.stale = false;
     kept.modelVersion = vector.modelVersion;
     kept.vectorsGeneration = vector.vectorsGeneration;
     if (kept.vector.length === vector.vector.length) kept.vector.set(vector.vector);
@@ -105,7 +117,10 @@ export class LocalUserVectors implements InterestChangeListener {
   }
 
   changed(userIds: readonly string[]): void {
-    for (const userId of userIds) this.entries.delete(userId);
+    for (const userId of userIds) {
+      const entry = this.entries.get(userId);
+      if (entry !== undefined) entry.stale = true;
+    }
   }
 
   reset(): void {

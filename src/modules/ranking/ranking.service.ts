@@ -417,10 +417,12 @@ export class RankingService {
         }
       }
       const ticket = this.localVectors.ticket();
+      // A user who just interacted needs the history for a rebuild: read in the same round trip.
+      const readHistory = withHistory || this.localVectors.interacted(userId);
       const [interestVersion, cached, history] = await Promise.all([
         this.online.interestVersion(userId),
         this.cachedVector(userId),
-        withHistory ? this.readRecent(state, userId, limit) : Promise.resolve(undefined),
+        readHistory ? this.readRecent(state, userId, limit) : Promise.resolve(undefined),
       ]);
       if (
         cached?.modelVersion === served.versionId &&

@@ -1,4 +1,4 @@
-import { VectorMemory } from './vector-memory';
+import { VectorMemory } from '../../common/vector-memory';
 
 /**
  * One served model's item vectors (the item tower's output) and score biases, by item-table row:

@@ -1,4 +1,4 @@
-import { SCORE_BLOCK } from './vector-memory';
+import { SCORE_BLOCK } from '../../common/vector-memory';
 
 /* Exact nearest neighbours by score, one block of rows at a time; dot products in JavaScript. */
 

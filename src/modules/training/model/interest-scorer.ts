@@ -1,4 +1,5 @@
 import type { TokenStates } from '../../../common/token-states';
+import { VectorMemory } from '../../../common/vector-memory';
 import { ageFeature, ModelArchitecture } from './architecture';
 import { loadModel, ModelArtifact, ModelManifest, WeightName, WeightTensor } from './artifact';
 
@@ -24,6 +25,9 @@ export class InterestScorer {
   private readonly popularityWeight: number;
   private readonly warmRow: ReadonlyMap<string, number>;
   private readonly clicks: ReadonlyMap<string, number>;
+  /** `attention.v` transposed into WebAssembly memory: a history item's key is one SIMD dot a row. */
+  private attentionKeys: VectorMemory | undefined;
+  private keyRows = new Int32Array(0);
 
   private constructor(
     readonly manifest: ModelManifest,
@@ -148,21 +152,18 @@ export class InterestScorer {
     const weights = new Float64Array(n);
     if (this.architecture.attention) {
       const a = this.architecture.attentionDim;
-      const v = this.tensor('attention.v').data;
+      const keys = this.keyProjection();
       const b = this.tensor('attention.b').data;
       const q = this.tensor('attention.q').data;
       const position = this.architecture.recency ? this.tensor('attention.position').data : null;
       const ageW = this.architecture.recency ? this.tensor('attention.age').data : null;
+      const projected = new Float32Array(a);
       const key = new Float64Array(a);
       let max = -Infinity;
       for (let j = 0; j < n; j++) {
         const x = history[j];
-        for (let k = 0; k < a; k++) key[k] = b[k];
-        for (let i = 0; i < d; i++) {
-          const xi = x[i];
-          const row = i * a;
-          for (let k = 0; k < a; k++) key[k] += xi * v[row + k];
-        }
+        keys.dotRows(this.keyRows, a, x, projected);
+        for (let k = 0; k < a; k++) key[k] = b[k] + projected[k];
         if (position !== null && ageW !== null) {
           const age = ageFeature(agesMs?.[j] ?? Number.NaN);
           for (let k = 0; k < a; k++) key[k] += position[j * a + k] + age * ageW[k];
@@ -186,6 +187,23 @@ export class InterestScorer {
     }
     for (let i = 0; i < d; i++) out[i] = acc[i];
     return out;
+  }
+
+  /** The user tower's key projection (`attention.v`, d × a) as a rows of d, built on first use. */
+  private keyProjection(): VectorMemory {
+    if (this.attentionKeys === undefined) {
+      const d = this.dimension;
+      const a = this.architecture.attentionDim;
+      const v = this.tensor('attention.v').data;
+      const keys = new VectorMemory(d, a, { growable: false });
+      const transposed = keys.matrix;
+      for (let i = 0; i < d; i++) {
+        for (let k = 0; k < a; k++) transposed[k * d + i] = v[i * a + k];
+      }
+      this.attentionKeys = keys;
+      this.keyRows = Int32Array.from({ length: a }, (_, k) => k);
+    }
+    return this.attentionKeys;
   }
 
   /** scale * (user . item) + the item's popularity term. */

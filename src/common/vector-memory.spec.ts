@@ -1,7 +1,30 @@
 import { Worker } from 'node:worker_threads';
-import { Random } from '../../synthetic';
-import { dotRow } from './top-k';
 import { SCORE_BLOCK, VectorMemory } from './vector-memory';
+
+/** Seeded values in [0, 1) (a 32-bit xorshift over the seed's characters). */
+class Random {
+  private state: number;
+
+  constructor(seed: string) {
+    let hash = 2_166_136_261;
+    for (let i = 0; i < seed.length; i++) hash = Math.imul(hash ^ seed.charCodeAt(i), 16_777_619);
+    this.state = hash;
+  }
+
+  next(): number {
+    this.state ^= this.state << 13;
+    this.state ^= this.state >>> 17;
+    this.state ^= this.state << 5;
+    return (this.state >>> 0) / 4_294_967_296;
+  }
+}
+
+/** The reference: row · query summed in doubles. */
+function dotRow(matrix: Float32Array, dimension: number, row: number, query: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < dimension; i++) sum += matrix[row * dimension + i] * query[i];
+  return sum;
+}
 
 function filled(rows: number, dimension: number, seed: string): VectorMemory {
   const random = new Random(seed);

@@ -327,25 +327,26 @@ export class VectorMemory {
   private readonly rowsAt: number;
   private readonly outAt: number;
   private readonly matrixAt: number;
+  private readonly maxPages: number;
   private capacity = 0;
   private view!: Float32Array<SharedArrayBuffer>;
   private query!: Float32Array<SharedArrayBuffer>;
   private rowList!: Int32Array<SharedArrayBuffer>;
   private out!: Float32Array<SharedArrayBuffer>;
 
+  /** `growable: false` holds exactly `rows` (a small fixed matrix reserves no 4 GiB of addresses). */
   constructor(
     readonly dimension: number,
     rows: number,
+    { growable = true }: { growable?: boolean } = {},
   ) {
     this.queryAt = 0;
     this.rowsAt = aligned(dimension * 4);
     this.outAt = this.rowsAt + SCORE_BLOCK * 4;
     this.matrixAt = aligned(this.outAt + SCORE_BLOCK * 4);
-    this.memory = new WebAssembly.Memory({
-      initial: pagesFor(this.matrixAt + rows * dimension * 4),
-      maximum: MAX_PAGES,
-      shared: true,
-    });
+    const initial = pagesFor(this.matrixAt + rows * dimension * 4);
+    this.maxPages = growable ? MAX_PAGES : initial;
+    this.memory = new WebAssembly.Memory({ initial, maximum: this.maxPages, shared: true });
     const instance = new WebAssembly.Instance(kernel, { env: { memory: this.memory } });
     const { dots, dots4, scan } = instance.exports as Record<'dots' | 'dots4' | 'scan', RowsKernel>;
     this.dots = dots;
@@ -379,9 +380,11 @@ export class VectorMemory {
 
   private grow(rows: number): void {
     const bytes = this.matrixAt + rows * this.dimension * 4;
-    if (bytes > MAX_PAGES * PAGE_BYTES) {
+    if (bytes > this.maxPages * PAGE_BYTES) {
       throw new Error(
-        `${rows} rows of ${this.dimension} floats exceed the 4 GiB of WebAssembly memory`,
+        this.maxPages === MAX_PAGES
+          ? `${rows} rows of ${this.dimension} floats exceed the 4 GiB of WebAssembly memory`
+          : `${rows} rows exceed this fixed matrix of ${this.capacity}`,
       );
     }
     const grow = pagesFor(bytes) - this.memory.buffer.byteLength / PAGE_BYTES;
@@ -401,7 +404,7 @@ export class VectorMemory {
   dotRows(
     rows: Int32Array,
     count: number,
-    query: Float32Array,
+    query: ArrayLike<number>,
     out: Float32Array | Float64Array,
   ): void {
     this.setQuery(query);
@@ -429,7 +432,7 @@ export class VectorMemory {
   }
 
   /** `out[r - from] = row r · query` for from <= r < to (at most SCORE_BLOCK rows). */
-  dotRange(from: number, to: number, query: Float32Array, out: Float32Array): void {
+  dotRange(from: number, to: number, query: ArrayLike<number>, out: Float32Array): void {
     if (!(from >= 0 && from <= to && to <= this.capacity && to - from <= SCORE_BLOCK)) {
       throw new Error(`rows ${from}..${to} are out of range`);
     }
@@ -438,7 +441,7 @@ export class VectorMemory {
     out.set(this.out.subarray(0, to - from));
   }
 
-  private setQuery(query: Float32Array): void {
+  private setQuery(query: ArrayLike<number>): void {
     if (query.length !== this.dimension) {
       throw new Error(`query has ${query.length} values, the matrix ${this.dimension} per row`);
     }
