@@ -41,8 +41,8 @@ async function seed(pool: Pool, encoderId: string): Promise<void> {
   const encoder = new HashingTextEncoder(384);
   const vectors = await encoder.encode(catalog.items.map((item) => itemText(item)));
   await pool.query(
-    `INSERT INTO items (item_id, title, description, category, tags, source_ts, text_hash)
-     SELECT u.id, u.title, u.description, u.category, '{}', now(), u.hash
+    `INSERT INTO items (item_id, title, description, category, tags, source_ts, text_hash, embed_pending)
+     SELECT u.id, u.title, u.description, u.category, '{}', now(), u.hash, false
        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
          AS u(id, title, description, category, hash)`,
     [

@@ -58,7 +58,7 @@ describe('promotion gate with the real trainer', () => {
     // The real trainer; once `worse` is set, what it produced is blinded and re-scored.
     const trainer: ModelTrainer = {
       encoderId: real.encoderId,
-      waitingFor: () => real.waitingFor(),
+      waitingFor: (queuedAt) => real.waitingFor(queuedAt),
       evaluate: (artifact, window, signal) => real.evaluate(artifact, window, signal),
       async train(request) {
         const result = await real.train(request);
@@ -77,8 +77,8 @@ describe('promotion gate with the real trainer', () => {
     for (const [i, item] of catalog.items.entries()) {
       const hash = itemTextHash(itemText(item));
       await pool.query(
-        `INSERT INTO items (item_id, title, description, category, tags, source_ts, text_hash)
-         VALUES ($1, $2, $3, $4, $5, now(), $6)`,
+        `INSERT INTO items (item_id, title, description, category, tags, source_ts, text_hash, embed_pending)
+         VALUES ($1, $2, $3, $4, $5, now(), $6, false)`,
         [item.itemId, item.title, item.description, item.category, item.tags, hash],
       );
       await pool.query(

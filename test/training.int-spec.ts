@@ -80,14 +80,24 @@ describe('TrainingService on stored events', () => {
     await context.cleanup();
   });
 
-  it('can start once its encoder has item vectors; another encoder has none yet', async () => {
-    expect(await service.waitingFor()).toBeNull();
+  it("waits for its encoder's first vectors, then for the catalog's backlog up to TRAIN_EMBEDDING_WAIT_MS", async () => {
+    // The items above have vectors but are still flagged for the embedding worker.
+    const now = new Date();
+    expect(await service.waitingFor(now)).toMatch(
+      /^catalog items still wait for their text vectors/,
+    );
+    const waitMs = context.config.modelLifecycle.embeddingWaitMs;
+    expect(await service.waitingFor(new Date(Date.now() - waitMs))).toBeNull();
+    await pool.query('UPDATE items SET embed_pending = false');
+    expect(await service.waitingFor(now)).toBeNull();
     const other = new TrainingService(
       { ...context.config, embedding: { ...context.config.embedding, model: 'other-encoder' } },
       pino({ level: 'silent' }),
       new TrainingRepository(pool),
     );
-    expect(await other.waitingFor()).toBe(`no item vectors for encoder ${other.encoderId} yet`);
+    expect(await other.waitingFor(new Date(0))).toBe(
+      `no item vectors for encoder ${other.encoderId} yet`,
+    );
   });
 
   it('trains off the event loop, then fine-tunes incrementally from the parent', async () => {

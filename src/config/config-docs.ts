@@ -343,6 +343,11 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
     description:
       'How often a `train` process looks for queued runs, in case it missed the notification that announced one (a notification starts a queued run at once).',
   },
+  TRAIN_EMBEDDING_WAIT_MS: {
+    group: 'Training',
+    description:
+      'How long a queued run waits, after it was queued, while catalog items still wait for their text vectors (the embedding worker behind a backfill), so that it trains on the whole catalog; then it trains on the items embedded so far. A run never starts before the catalog has any vector of the encoder. `0`: do not wait for the backlog.',
+  },
   MODEL_POLL_INTERVAL_MS: {
     group: 'Serving',
     description:

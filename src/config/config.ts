@@ -128,6 +128,7 @@ export const configSchema = z.object({
   TRAIN_ENCODER_TOP_LAYERS: int(0, 2).default(0),
   TRAIN_ENCODER_LEARNING_RATE: z.coerce.number().positive().max(1).default(0.00002),
   TRAIN_QUEUE_POLL_MS: int(100, 3_600_000).default(5000),
+  TRAIN_EMBEDDING_WAIT_MS: int(0, 86_400_000).default(600_000),
   MODEL_POLL_INTERVAL_MS: int(100, 3_600_000).default(30_000),
   EMBEDDING_MODEL: z.string().min(1).default('all-MiniLM-L6-v2'),
   EMBEDDING_MODEL_DIR: z.string().min(1).default('models'),
@@ -259,6 +260,8 @@ export interface AppConfig {
     readonly pollIntervalMs: number;
     /** How often a train process looks for queued runs, in case a NOTIFY was missed. */
     readonly queuePollMs: number;
+    /** How long a queued run waits for catalog items still waiting for their text vectors. */
+    readonly embeddingWaitMs: number;
   };
   readonly training: {
     /** tfjs backend; `auto` = tensorflow-gpu > tensorflow > wasm > cpu, the first that loads. */
@@ -529,6 +532,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       promotionTolerance: c.TRAIN_PROMOTION_TOLERANCE,
       pollIntervalMs: c.MODEL_POLL_INTERVAL_MS,
       queuePollMs: c.TRAIN_QUEUE_POLL_MS,
+      embeddingWaitMs: c.TRAIN_EMBEDDING_WAIT_MS,
     },
     training: {
       backend: c.TRAIN_BACKEND,

@@ -37,8 +37,11 @@ export interface TrainResult {
 export interface ModelTrainer {
   /** Encoder the next version will be trained against; known before training starts. */
   readonly encoderId: string;
-  /** Why a run cannot start yet (no item text vectors of that encoder so far); null: it can. */
-  waitingFor(): Promise<string | null>;
+  /**
+   * Why a run queued at `queuedAt` should not start yet (no item text vectors of that encoder so
+   * far, or a catalog backlog still being embedded); null: it can.
+   */
+  waitingFor(queuedAt: Date): Promise<string | null>;
   train(request: TrainRequest): Promise<TrainResult>;
   /** Scores an artifact on a validation window, for comparing versions on equal terms. */
   evaluate(artifact: Buffer, window: TimeWindow, signal: AbortSignal): Promise<ModelMetrics>;

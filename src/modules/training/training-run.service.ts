@@ -75,12 +75,14 @@ export class TrainingRunService implements BeforeApplicationShutdown {
       const lock = await this.repository.tryTrainingLock();
       if (!lock) return ran;
       let run: TrainingRun | null;
-      let waiting: string | null;
       try {
         const abandoned = await this.repository.failAbandonedRuns();
         if (abandoned > 0) this.logger.warn({ abandoned }, 'marked abandoned training runs failed');
-        // A run queued before the catalog's text vectors exist stays queued until they do.
-        waiting = await this.trainer.waitingFor();
+        // A run stays queued while the catalog's text vectors are missing or being backfilled.
+        const queued = await this.repository.unfinishedRun();
+        const waiting =
+          queued?.status === 'queued' ? await this.trainer.waitingFor(queued.createdAt) : null;
+        if (queued !== null && waiting !== null) this.noteWaiting(queued.id, waiting);
         run = waiting === null ? await this.repository.claimQueuedRun() : null;
       } catch (error) {
         await lock.release();
@@ -88,10 +90,8 @@ export class TrainingRunService implements BeforeApplicationShutdown {
       }
       if (run === null) {
         await lock.release();
-        if (waiting !== null) await this.noteWaiting(waiting);
         return ran;
       }
-      this.waitingLogged = undefined;
       this.logger.info(
         { runId: run.id, mode: run.mode, triggeredBy: run.triggeredBy },
         'training run started',
@@ -150,13 +150,11 @@ export class TrainingRunService implements BeforeApplicationShutdown {
     }
   }
 
-  private async noteWaiting(reason: string): Promise<void> {
-    const queued = await this.repository.unfinishedRun();
-    if (queued?.status !== 'queued') return;
-    const note = `${queued.id}: ${reason}`;
+  private noteWaiting(runId: string, reason: string): void {
+    const note = `${runId}: ${reason}`;
     if (note === this.waitingLogged) return;
     this.waitingLogged = note;
-    this.logger.info({ runId: queued.id, reason }, 'training run waits in the queue');
+    this.logger.info({ runId, reason }, 'training run waits in the queue');
   }
 
   async beforeApplicationShutdown(): Promise<void> {

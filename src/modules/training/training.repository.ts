@@ -138,6 +138,14 @@ export class TrainingRepository {
     return result.rows[0].found;
   }
 
+  /** Whether catalog items wait for the embedding worker (new or changed text). */
+  async itemsAwaitVectors(): Promise<boolean> {
+    const result = await this.pool.query<{ waiting: boolean }>(
+      'SELECT EXISTS (SELECT 1 FROM items WHERE embed_pending AND NOT deleted) AS waiting',
+    );
+    return result.rows[0].waiting;
+  }
+
   async vectors(encoderId: string, itemIds: readonly string[]): Promise<Map<string, Float32Array>> {
     const out = new Map<string, Float32Array>();
     if (itemIds.length === 0) return out;

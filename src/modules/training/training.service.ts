@@ -69,10 +69,16 @@ export class TrainingService implements ModelTrainer {
     };
   }
 
-  async waitingFor(): Promise<string | null> {
-    return (await this.repository.hasVectors(this.encoderId))
-      ? null
-      : `no item vectors for encoder ${this.encoderId} yet`;
+  async waitingFor(queuedAt: Date): Promise<string | null> {
+    if (!(await this.repository.hasVectors(this.encoderId))) {
+      return `no item vectors for encoder ${this.encoderId} yet`;
+    }
+    const waitMs = this.config.modelLifecycle.embeddingWaitMs;
+    if (Date.now() - queuedAt.getTime() >= waitMs) return null;
+    // Events on items without a vector are left out of training: give a backfill time to finish.
+    return (await this.repository.itemsAwaitVectors())
+      ? `catalog items still wait for their text vectors (up to TRAIN_EMBEDDING_WAIT_MS=${waitMs} after queueing)`
+      : null;
   }
 
   async train(request: TrainRequest): Promise<TrainResult> {
