@@ -449,6 +449,14 @@ describe('training runs only where the train role runs', () => {
       )
     ).data?.trainingRun;
 
+  const waitingFor = async (id: string) =>
+    (
+      await graphql<{ trainingRun: { waitingFor: string | null } }>(
+        api,
+        `{ trainingRun(id: "${id}") { waitingFor } }`,
+      )
+    ).data?.trainingRun.waitingFor;
+
   it('an api process only queues; a train process picks the run up within seconds', async () => {
     // The api role has no trainer at all.
     expect(() => {
@@ -501,10 +509,11 @@ describe('training runs only where the train role runs', () => {
         'mutation { trainModel(mode: FULL) { id } }',
       );
       const id = required(queued.data?.trainModel.id);
-      // Several polls later: still queued, not failed, and nothing trained.
+      // Several polls later: still queued, not failed, nothing trained, and the run says why.
       await new Promise((resolve) => setTimeout(resolve, 1500));
       expect(await runStatus(id)).toEqual({ status: 'QUEUED', outcome: null });
       expect(trainer.requests).toHaveLength(0);
+      expect(await waitingFor(id)).toBe(trainer.waiting);
 
       trainer.waiting = null;
       const done = await eventually(() => runStatus(id), 5000, {
@@ -514,6 +523,7 @@ describe('training runs only where the train role runs', () => {
       });
       expect(done.value?.outcome).toMatch(/^(promoted|candidate)$/);
       expect(trainer.requests).toHaveLength(1);
+      expect(await waitingFor(id)).toBeNull();
     } finally {
       await train.close();
     }

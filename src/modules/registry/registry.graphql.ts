@@ -123,6 +123,12 @@ export class TrainingRunGql {
   @Field(() => Date, { nullable: true }) finishedAt!: Date | null;
   @Field(() => [TrainingEpochGql], { description: 'finished epochs so far, in order' })
   epochs!: TrainingEpochGql[];
+  @Field(() => String, {
+    nullable: true,
+    description:
+      'why a QUEUED run has not started yet (no text vectors of the encoder, an embedding backlog)',
+  })
+  waitingFor!: string | null;
 }
 
 const VERSION_STATUS: Record<ModelStatus, ModelVersionStatusGql> = {
@@ -194,5 +200,6 @@ export function runGql(run: TrainingRun): TrainingRunGql {
     startedAt: run.startedAt,
     finishedAt: run.finishedAt,
     epochs: run.epochs.map((epoch) => ({ ...epoch })),
+    waitingFor: run.waitingFor,
   };
 }

@@ -91,10 +91,11 @@ interface RunRecord {
   started_at: Date | null;
   finished_at: Date | null;
   epochs: RunEpoch[];
+  waiting_for: string | null;
 }
 
 const RUN_COLUMNS =
-  'id, mode, status, progress, version_id, outcome, error, triggered_by, created_at, started_at, finished_at, epochs';
+  'id, mode, status, progress, version_id, outcome, error, triggered_by, created_at, started_at, finished_at, epochs, waiting_for';
 
 function toRun(row: RunRecord): TrainingRun {
   return {
@@ -110,6 +111,7 @@ function toRun(row: RunRecord): TrainingRun {
     startedAt: row.started_at,
     finishedAt: row.finished_at,
     epochs: row.epochs,
+    waitingFor: row.waiting_for,
   };
 }
 
@@ -456,13 +458,21 @@ export class RegistryRepository {
   /** Marks the oldest queued run running and returns it; null when none is queued. */
   async claimQueuedRun(): Promise<TrainingRun | null> {
     const result = await this.pool.query<RunRecord>(
-      `UPDATE training_runs SET status = 'running', started_at = now()
+      `UPDATE training_runs SET status = 'running', started_at = now(), waiting_for = NULL
         WHERE id = (SELECT id FROM training_runs WHERE status = 'queued'
                      ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
         RETURNING ${RUN_COLUMNS}`,
     );
     const row = result.rows.at(0);
     return row ? toRun(row) : null;
+  }
+
+  /** Records why a queued run has not started yet (while it is still queued). */
+  async noteRunWaiting(id: string, reason: string): Promise<void> {
+    await this.pool.query(
+      `UPDATE training_runs SET waiting_for = $2 WHERE id = $1 AND status = 'queued'`,
+      [id, reason],
+    );
   }
 
   async updateRun(

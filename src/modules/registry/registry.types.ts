@@ -83,6 +83,8 @@ export interface TrainingRun {
   readonly startedAt: Date | null;
   readonly finishedAt: Date | null;
   readonly epochs: readonly RunEpoch[];
+  /** Why a queued run has not started yet, as the trainer last found; null otherwise. */
+  readonly waitingFor: string | null;
 }
 
 /** Immutable artifact bytes under a version id. PostgreSQL bytea now; object storage later. */

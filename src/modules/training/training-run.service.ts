@@ -82,7 +82,7 @@ export class TrainingRunService implements BeforeApplicationShutdown {
         const queued = await this.repository.unfinishedRun();
         const waiting =
           queued?.status === 'queued' ? await this.trainer.waitingFor(queued.createdAt) : null;
-        if (queued !== null && waiting !== null) this.noteWaiting(queued.id, waiting);
+        if (queued !== null && waiting !== null) await this.noteWaiting(queued.id, waiting);
         run = waiting === null ? await this.repository.claimQueuedRun() : null;
       } catch (error) {
         await lock.release();
@@ -150,11 +150,13 @@ export class TrainingRunService implements BeforeApplicationShutdown {
     }
   }
 
-  private noteWaiting(runId: string, reason: string): void {
+  /** Logs and records why a queued run waits, once per run and reason. */
+  private async noteWaiting(runId: string, reason: string): Promise<void> {
     const note = `${runId}: ${reason}`;
     if (note === this.waitingLogged) return;
     this.waitingLogged = note;
     this.logger.info({ runId, reason }, 'training run waits in the queue');
+    await this.repository.noteRunWaiting(runId, reason);
   }
 
   async beforeApplicationShutdown(): Promise<void> {

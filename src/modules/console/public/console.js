@@ -296,7 +296,7 @@ async function training(runId) {
   const show = async () => {
     const { trainingRun: run } = await gql(
       `query($id: ID!) { trainingRun(id: $id) { id mode status progress outcome error triggeredBy
-        createdAt startedAt finishedAt versionId metrics { name value }
+        waitingFor createdAt startedAt finishedAt versionId metrics { name value }
         epochs { epoch loss validationAuc seconds } } }`,
       { id: runId },
     );
@@ -305,6 +305,7 @@ async function training(runId) {
         ${run.outcome ? `: ${esc(run.outcome)}` : ''}, by ${esc(run.triggeredBy)}</p>
       <p><progress id="run-progress" max="1" value="${Number(run.progress)}"></progress> ${pct(run.progress)}</p>
       ${run.error ? `<p class="error">${esc(run.error)}</p>` : ''}
+      ${run.waitingFor ? `<p id="run-waiting">waiting: ${esc(run.waitingFor)}</p>` : ''}
       <p>queued ${when(run.createdAt)}, started ${when(run.startedAt)}, finished ${when(run.finishedAt)};
         version ${run.versionId ? `<a href="#/models">${esc(run.versionId)}</a>` : '–'}</p>
       <div class="chart"><canvas id="epochs-chart"></canvas></div>
