@@ -41,8 +41,6 @@ export class TrainingRunService implements BeforeApplicationShutdown {
   private readonly inFlight = new Set<Promise<void>>();
   private readonly runs: Counter<'outcome'>;
   private readonly lastSuccess: Gauge;
-  /** The queued run and reason last logged as waiting: logged once, not on every poll. */
-  private waitingLogged: string | undefined;
 
   constructor(
     private readonly repository: RegistryRepository,
@@ -82,7 +80,14 @@ export class TrainingRunService implements BeforeApplicationShutdown {
         const queued = await this.repository.unfinishedRun();
         const waiting =
           queued?.status === 'queued' ? await this.trainer.waitingFor(queued.createdAt) : null;
-        if (queued !== null && waiting !== null) await this.noteWaiting(queued.id, waiting);
+        // Logged and recorded when the reason changes, not on every poll.
+        if (queued !== null && waiting !== null && waiting !== queued.waitingFor) {
+          this.logger.info(
+            { runId: queued.id, reason: waiting },
+            'training run waits in the queue',
+          );
+          await this.repository.noteRunWaiting(queued.id, waiting);
+        }
         run = waiting === null ? await this.repository.claimQueuedRun() : null;
       } catch (error) {
         await lock.release();
@@ -148,15 +153,6 @@ export class TrainingRunService implements BeforeApplicationShutdown {
       await new Promise((resolve) => setTimeout(resolve, RUN_POLL_MS));
       if (run.status === 'queued') await this.runQueued();
     }
-  }
-
-  /** Logs and records why a queued run waits, once per run and reason. */
-  private async noteWaiting(runId: string, reason: string): Promise<void> {
-    const note = `${runId}: ${reason}`;
-    if (note === this.waitingLogged) return;
-    this.waitingLogged = note;
-    this.logger.info({ runId, reason }, 'training run waits in the queue');
-    await this.repository.noteRunWaiting(runId, reason);
   }
 
   async beforeApplicationShutdown(): Promise<void> {

@@ -13,7 +13,7 @@ export interface ScoredCatalog {
 }
 
 /**
- * The interest model's forward pass in TypeScript (the user tower's key projection in the SIMD
+ * The interest model's forward pass in TypeScript (the attentions' key projections in the SIMD
  * kernel of common/vector-memory.ts): serving scores with this, and so does the trainer's
  * validation and the offline evaluation. A unit test pins it to the tfjs graph that
  * trains the weights (|difference| < 1e-4), so training and serving compute the same function.
