@@ -38,5 +38,9 @@ COPY package.json ./
 COPY migrations ./migrations
 USER 10001
 EXPOSE 3000
-ENTRYPOINT ["node", "dist/main.js"]
+# V8 flags NODE_OPTIONS cannot carry: no memory reducer and an old generation that grows to 3x
+# its live size between full collections, which otherwise came every few seconds at half load and
+# held requests up for seconds (docs/design-notes.md). bench/lib/built-servers.ts and
+# scripts/dev.sh pass the same.
+ENTRYPOINT ["node", "--no-memory-reducer", "--heap-growing-percent=200", "dist/main.js"]
 CMD ["all"]

@@ -21,7 +21,7 @@ import {
   insertCatalog,
 } from './lib/bench-store';
 import { insertTextVectors, TEXT_DIMENSION, trainingContext } from './lib/trained-model';
-import { compiled } from './lib/built-servers';
+import { compiled, serverNodeArgs } from './lib/built-servers';
 
 /** Own database per run: concurrent runs must not drop each other's. */
 const DATABASE = `recsys_bench_cluster_${String(process.pid)}`;
@@ -98,7 +98,7 @@ interface Role {
 
 /** `node main.js <role>` (compiled, as the image runs it): its own process, event loop and connections. */
 function startRole(name: string, role: Role['role'], port: number, env: NodeJS.ProcessEnv): Role {
-  const child = spawn(process.execPath, [compiled('src/main.ts'), role], {
+  const child = spawn(process.execPath, [...serverNodeArgs(), compiled('src/main.ts'), role], {
     cwd: ROOT,
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -12,7 +12,7 @@ import { Random } from '../src/synthetic/prng';
 import { freePort } from '../test/support/processes';
 import { createBenchApiKey } from './lib/api-key';
 import { Benchmark, progress, integerFlag } from './lib/harness';
-import { compiled } from './lib/built-servers';
+import { compiled, serverNodeArgs } from './lib/built-servers';
 
 const DATABASE = 'recsys_bench_model_swap';
 const ENCODER_ID = 'bench-encoder:fp32';
@@ -121,6 +121,7 @@ async function startReplica(
 ): Promise<string> {
   const port = await freePort();
   const child = fork(compiled('src/main.ts'), ['api'], {
+    execArgv: serverNodeArgs(),
     env: {
       ...process.env,
       DATABASE_URL: url,

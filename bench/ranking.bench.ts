@@ -21,9 +21,9 @@ import { Benchmark, progress, integerFlag } from './lib/harness';
 import { openLoop } from './lib/open-loop';
 import { clearRedis, databaseUrlFor, seedCatalogAndWeek } from './lib/bench-store';
 import { insertTextVectors, TEXT_DIMENSION, trainingContext } from './lib/trained-model';
-import { RankVariant, REAL_RANKING, SKIP_RANKING } from './servers/common';
-import type { ServerReady } from './servers/common';
-import { compiled } from './lib/built-servers';
+import { GC_PAUSES, RankVariant, REAL_RANKING, SKIP_RANKING } from './servers/common';
+import type { GcPauses, GcPausesReply, ServerReady } from './servers/common';
+import { compiled, serverNodeArgs } from './lib/built-servers';
 
 const STARTUP_TIMEOUT_MS = 300_000;
 const TRIVIAL = '{ health { status } }';
@@ -125,6 +125,11 @@ function perVariant(): Record<VariantName, number[]> {
   >;
 }
 
+/** `29 (615 ms), 4 (141 ms), 45.6`: scavenges and full GCs with their pause totals, the longest. */
+function gcSummary(gc: GcPauses): string {
+  return `${gc.scavenges} (${gc.scavengeMs.toFixed(0)} ms), ${gc.fullGcs} (${gc.fullGcMs.toFixed(0)} ms), ${gc.longestMs.toFixed(1)}`;
+}
+
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = sorted.at(Math.floor(sorted.length / 2));
@@ -145,9 +150,13 @@ async function redisServerPid(url: string): Promise<number> {
   }
 }
 
-/** User + system CPU seconds of a process, all its threads (Linux /proc). */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+/**
+ * User + system CPU seconds of a process, all its threads (Linux /proc); with `thread`, of that
+ * thread only (the main thread's id is the process id).
+ */
+function cpuSeconds(pid: number, thread?: number): number {
+  const path = thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`;
+  const fields = readFileSync(path, 'utf8').split(') ')[1]?.split(' ') ?? [];
   // utime and stime: fields 14 and 15 of stat, 12 and 13 after the command name.
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
 }
@@ -307,8 +316,7 @@ async function startServer(
   cpus: string | undefined,
 ): Promise<{ child: ChildProcess; port: number }> {
   const child = fork(compiled('bench/servers/ranking.ts'), [], {
-    // BENCH_SERVER_NODE_ARGS: extra node flags for the server, e.g. `--cpu-prof` to profile it.
-    execArgv: process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [],
+    execArgv: serverNodeArgs(),
     env: { ...process.env, ...env, NODE_ENV: 'production' },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
@@ -506,6 +514,13 @@ const benchmark: Benchmark = {
           });
           server.send(message);
         });
+      const gcPauses = () =>
+        new Promise<GcPauses>((done) => {
+          server.once('message', (reply: GcPausesReply) => {
+            done(reply.gcPauses);
+          });
+          server.send(GC_PAUSES);
+        });
       await switchTo(SKIP_RANKING);
       await closedLoop(url, headers, rankBodies, { seconds: warmupSeconds, connections });
       const rankSkipped = await closedLoop(url, headers, rankBodies, {
@@ -515,21 +530,29 @@ const benchmark: Benchmark = {
       await switchTo(REAL_RANKING);
       const halfRate = Math.max(1, Math.round(rank.requestsPerSecond / 2));
       const halfRateLoad = { url, headers, bodies: rankBodies, rate: halfRate };
-      // Each window at half rate: its CPU per request (all the server's threads, from /proc)
-      // and its latencies; the saturated phase before leaves a queue, drained by the warm-up.
+      // Each window at half rate: its CPU per request (all the server's threads, and its main
+      // thread alone, from /proc), its GC pauses and its latencies; the saturated phase before
+      // leaves a queue, drained by the warm-up.
       const halfRateWindow = async (skip: boolean) => {
         await switchTo(skip ? SKIP_RANKING : REAL_RANKING);
         await openLoop({ ...halfRateLoad, seconds: settings.variantWarmupSeconds });
         const cache = await cacheCounts(`${origin}/metrics`);
+        await gcPauses();
         const before = cpuSeconds(serverPid);
+        const mainBefore = cpuSeconds(serverPid, serverPid);
         const measured = await openLoop({ ...halfRateLoad, seconds: measureSeconds });
-        const cpuMicros =
-          ((cpuSeconds(serverPid) - before) / (measured.requestsPerSecond * measureSeconds)) * 1e6;
+        const requests = measured.requestsPerSecond * measureSeconds;
+        const cpuMicros = ((cpuSeconds(serverPid) - before) / requests) * 1e6;
+        const mainThreadCpuMicros =
+          ((cpuSeconds(serverPid, serverPid) - mainBefore) / requests) * 1e6;
+        const gc = await gcPauses();
         const after = await cacheCounts(`${origin}/metrics`);
         const lookups = after.hit + after.miss - cache.hit - cache.miss;
         return {
           ...measured,
           cpuMicros,
+          mainThreadCpuMicros,
+          gc,
           missShare: lookups > 0 ? (after.miss - cache.miss) / lookups : Number.NaN,
         };
       };
@@ -592,6 +615,9 @@ const benchmark: Benchmark = {
               'rank CPU µs': Math.round(r.cpuMicros),
               'skipped CPU µs': Math.round(skipped.cpuMicros),
               'ranking share': percent(rankingShares[i] ?? Number.NaN),
+              'main thread µs, rank / skipped': `${Math.round(r.mainThreadCpuMicros)} / ${Math.round(skipped.mainThreadCpuMicros)}`,
+              'rank GC: scavenges, full, longest ms': gcSummary(r.gc),
+              'skipped GC': gcSummary(skipped.gc),
               'skipped p99 ms': skipped.p99Ms,
               'generator delay p99 ms': r.generatorDelayP99Ms,
             })),
@@ -634,8 +660,9 @@ const benchmark: Benchmark = {
           ...variantTables.notes,
           `Model: version ${trained.served}, trained by a FULL training run (${settings.trainEpochs} epochs on at most ${settings.trainEvents.toLocaleString('en-US')} events, ${trained.trainSeconds.toFixed(0)} s, gate: ${trained.outcome}) on the seeded events over ${TEXT_DIMENSION}-d text vectors (category direction + noise, under the trainer's encoder id), artifact ${(trained.artifactBytes / 1e6).toFixed(1)} MB in the artifact store, active in the registry; the server loads it like any api replica (item tower over the catalog). Online state rebuilt in Redis from ${events.toLocaleString('en-US')} events of ${settings.users} users.`,
           `Users: ${order.length} users with clicks, round-robin; ${uncached.length} of them (${percent(uncached.length / order.length)}, --uncached-share) have their interest versions bumped every ${EVICT_INTERVAL_MS} ms by the bench (the ingest module's batch script, as an interaction would), so each of their requests runs the user tower (attention over the history) and writes the caches, as a user who just interacted does; "cache miss share" is the server's ranking_cache_requests_total over the window.`,
-          `Server in a child process, compiled to JavaScript as the image runs it (api role, NODE_ENV=production and the image's NODE_OPTIONS=--max-semi-space-size=64 (inherited from npm run bench), log level warn, AUTH_MODE=api-key: every request sends a read key; health needs none); the load generators in the bench process, ${settings.pinServer ? 'on CPUs of their own: --pin-server put every server thread on the last CPU and the bench on the others (PostgreSQL, Redis and Kafka on any)' : 'on the same cores'}.`,
+          `Server in a child process, compiled to JavaScript as the image runs it (api role, NODE_ENV=production, the image's NODE_OPTIONS=--max-semi-space-size=64 (inherited from npm run bench) and node flags: ${serverNodeArgs().join(' ')}, log level warn, AUTH_MODE=api-key: every request sends a read key; health needs none); the load generators in the bench process, ${settings.pinServer ? 'on CPUs of their own: --pin-server put every server thread on the last CPU and the bench on the others (PostgreSQL, Redis and Kafka on any)' : 'on the same cores'}.`,
           `Half rate: requests evenly spaced (open loop), ${settings.variantWarmupSeconds} s at that rate discarded first, latency from each one's scheduled send time.`,
+          'Per window: "main thread" is the CPU per request of the server\'s request thread alone (the rest of "CPU": V8\'s GC helper threads and the served-slate log\'s producer thread); GC is the main thread\'s pauses over the window from perf_hooks: scavenges (count and total), full mark-compacts (count and total), the longest single pause.',
           `1-minute load average before the run: ${loadBefore.toFixed(2)}.`,
         ],
       };

@@ -8,7 +8,7 @@ import { clearRedis, databaseUrlFor, seedCatalogAndWeek } from './lib/bench-stor
 import { Benchmark, integerFlag, progress } from './lib/harness';
 import type { RecommendServerReady, ServerAnswer, ServerRequest } from './servers/recommend';
 import { rssBytes } from './servers/recommend';
-import { compiled } from './lib/built-servers';
+import { compiled, serverNodeArgs } from './lib/built-servers';
 
 const STARTUP_TIMEOUT_MS = 3 * 3_600_000;
 const RECOMMEND = `query Recommend($u: ID!) {
@@ -103,6 +103,7 @@ function startServer(
   env: NodeJS.ProcessEnv,
 ): Promise<{ child: ChildProcess; ready: RecommendServerReady }> {
   const child = fork(compiled('bench/servers/recommend.ts'), [], {
+    execArgv: serverNodeArgs(),
     env: { ...process.env, ...env, NODE_ENV: 'production' },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });

@@ -67,7 +67,7 @@ case "${1:-}" in
     fi
     log "starting all roles"
     # The image's Node flags (Dockerfile).
-    exec node --max-semi-space-size=64 dist/main.js all
+    exec node --max-semi-space-size=64 --no-memory-reducer --heap-growing-percent=200 dist/main.js all
     ;;
   test)
     ensure_dependencies

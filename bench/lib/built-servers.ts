@@ -33,3 +33,16 @@ export function compiled(source: string): string {
   }
   return path.join(OUT, source.replace(/\.ts$/, '.js'));
 }
+
+/**
+ * The V8 flags the image's ENTRYPOINT gives every role (Dockerfile; `npm start` the same), which
+ * NODE_OPTIONS cannot carry (it takes only a few V8 flags), then BENCH_SERVER_NODE_ARGS (extra
+ * flags for the benches' servers, e.g. `--cpu-prof` to profile one).
+ */
+export function serverNodeArgs(): string[] {
+  const extra = process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  return [...IMAGE_V8_FLAGS, ...extra];
+}
+
+/** Kept in step with the Dockerfile's ENTRYPOINT and scripts/dev.sh (docs/design-notes.md). */
+const IMAGE_V8_FLAGS = ['--no-memory-reducer', '--heap-growing-percent=200'];

@@ -1,6 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { Kafka, logLevel, Producer } from 'kafkajs';
 import type { AppConfig } from '../config/config';
+import { runInBackground } from '../common/thread';
 import { brokerConnection } from './kafka';
 import { unpackMessages } from './packed-messages';
 
@@ -26,6 +27,9 @@ export type ProducerThreadReply =
 function run(config: AppConfig['kafka']): void {
   const port = parentPort;
   if (port === null) throw new Error('best-effort-producer.thread runs as a worker thread');
+  // A flush frames and checksums a few hundred messages in one burst: on a core it shares with
+  // the request thread, that burst must not hold requests back.
+  runInBackground();
   const producer: Producer = new Kafka({
     clientId: `${config.clientId}-best-effort`,
     ...brokerConnection(config),

@@ -1,0 +1,34 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+
+/** The nice value in a /proc stat line (field 19). */
+function niceOf(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[16]);
+}
+
+const linux = process.platform === 'linux';
+
+describe('runInBackground', () => {
+  (linux ? it : it.skip)('lowers the calling thread only, 10 below its process', async () => {
+    const processNice = niceOf(readFileSync('/proc/self/stat', 'utf8'));
+    const worker = new Worker(
+      `require('ts-node').register({ transpileOnly: true, swc: false });
+       const { readFileSync } = require('node:fs');
+       const { runInBackground } = require(${JSON.stringify(join(__dirname, 'thread.ts'))});
+       const lowered = runInBackground();
+       const stat = readFileSync('/proc/thread-self/stat', 'utf8');
+       require('node:worker_threads').parentPort.postMessage({ lowered, stat });`,
+      { eval: true },
+    );
+    const reply = await new Promise<{ lowered: boolean; stat: string }>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    await worker.terminate();
+    expect(reply.lowered).toBe(true);
+    expect(niceOf(reply.stat)).toBe(Math.min(19, processNice + 10));
+    expect(niceOf(readFileSync('/proc/thread-self/stat', 'utf8'))).toBe(processNice);
+  });
+});
