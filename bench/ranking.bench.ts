@@ -801,7 +801,7 @@ async function measureVariants(
       experimentRatioMet: experimentRatio >= 0.95,
     });
     notes.push(
-      `capacity ratio experiment running / none (CPU per rank, inverted; median of the ${settings.experimentPairs} pairs' ratios: ${pairRatios.map((r) => r.toFixed(2)).join(' ')}): ${experimentRatio.toFixed(3)} (target >= 0.95, i.e. within 5 %: ${experimentRatio >= 0.95 ? 'met' : 'NOT met'}); experiment = a running 50/50 experiment of the served version against a second version (the same artifact under its own id, loaded like any version), each request assigned, counted and logged with its arm`,
+      `capacity ratio experiment running / none (CPU per rank, inverted; median of the ${settings.experimentPairs} pairs' ratios: ${pairRatios.map((r) => r.toFixed(2)).join(' ')}): ${experimentRatio.toFixed(3)} (target >= 0.95, i.e. within 5 %: ${experimentRatio >= 0.95 ? 'met' : 'NOT met'}); experiment = a running 50/50 experiment of the served version against a second version (the same artifact under its own id, loaded like any version), each request assigned, counted and logged with its arm; each start loads the second version anew and builds its ANN index, a one-off printed as "experiment started" above and waited for before the window`,
     );
   }
   if (settings.copyPairs > 0) {
