@@ -18,11 +18,13 @@ import { Random } from '../src/synthetic';
 import type { SyntheticItem } from '../src/synthetic';
 import { createBenchApiKey } from './lib/api-key';
 import { Benchmark, progress, integerFlag } from './lib/harness';
-import { openLoop } from './lib/open-loop';
+import { OpenLoop } from './lib/open-loop';
+import type { OpenLoopResult } from './lib/open-loop';
 import { clearRedis, databaseUrlFor, seedCatalogAndWeek } from './lib/bench-store';
 import { insertTextVectors, TEXT_DIMENSION, trainingContext } from './lib/trained-model';
 import { GC_PAUSES, RankVariant, REAL_RANKING, SKIP_RANKING } from './servers/common';
-import type { GcPauses, GcPausesReply, ServerReady } from './servers/common';
+import type { GcPausesReply, ServerReady } from './servers/common';
+import type { GcPauses } from './lib/gc-pauses';
 import { compiled, serverNodeArgs } from './lib/built-servers';
 
 const STARTUP_TIMEOUT_MS = 300_000;
@@ -123,6 +125,12 @@ function perVariant(): Record<VariantName, number[]> {
     VariantName,
     number[]
   >;
+}
+
+/** `rank` at half its saturated rate, from the bench's open-loop generator. */
+interface HalfRateLoad {
+  readonly rate: number;
+  run(seconds: number): Promise<OpenLoopResult>;
 }
 
 /** `29 (615 ms), 4 (141 ms), 45.6`: scavenges and full GCs with their pause totals, the longest. */
@@ -409,6 +417,7 @@ const benchmark: Benchmark = {
     progress('starting the server (model load: item tower over the catalog; online-state rebuild)');
     let child: ChildProcess | undefined;
     let stopEvicting: (() => Promise<void>) | undefined;
+    let generator: OpenLoop | undefined;
     const kill = () => child?.kill('SIGKILL');
     process.once('exit', kill);
     const loadBefore = loadavg()[0] ?? 0;
@@ -529,18 +538,23 @@ const benchmark: Benchmark = {
       });
       await switchTo(REAL_RANKING);
       const halfRate = Math.max(1, Math.round(rank.requestsPerSecond / 2));
-      const halfRateLoad = { url, headers, bodies: rankBodies, rate: halfRate };
+      generator = OpenLoop.start({ url, headers, bodies: rankBodies });
+      const halfRateGenerator = generator;
+      const halfRateLoad: HalfRateLoad = {
+        rate: halfRate,
+        run: (seconds) => halfRateGenerator.run({ rate: halfRate, seconds }),
+      };
       // Each window at half rate: its CPU per request (all the server's threads, and its main
       // thread alone, from /proc), its GC pauses and its latencies; the saturated phase before
       // leaves a queue, drained by the warm-up.
       const halfRateWindow = async (skip: boolean) => {
         await switchTo(skip ? SKIP_RANKING : REAL_RANKING);
-        await openLoop({ ...halfRateLoad, seconds: settings.variantWarmupSeconds });
+        await halfRateLoad.run(settings.variantWarmupSeconds);
         const cache = await cacheCounts(`${origin}/metrics`);
         await gcPauses();
         const before = cpuSeconds(serverPid);
         const mainBefore = cpuSeconds(serverPid, serverPid);
-        const measured = await openLoop({ ...halfRateLoad, seconds: measureSeconds });
+        const measured = await halfRateLoad.run(measureSeconds);
         const requests = measured.requestsPerSecond * measureSeconds;
         const cpuMicros = ((cpuSeconds(serverPid) - before) / requests) * 1e6;
         const mainThreadCpuMicros =
@@ -620,6 +634,8 @@ const benchmark: Benchmark = {
               'skipped GC': gcSummary(skipped.gc),
               'skipped p99 ms': skipped.p99Ms,
               'generator delay p99 ms': r.generatorDelayP99Ms,
+              'generator delay max ms, rank / skipped': `${r.generatorDelayMaxMs.toFixed(1)} / ${skipped.generatorDelayMaxMs.toFixed(1)}`,
+              'generator GC, rank / skipped': `${gcSummary(r.generatorGc)} / ${gcSummary(skipped.generatorGc)}`,
             })),
           },
           ...variantTables.tables,
@@ -661,12 +677,13 @@ const benchmark: Benchmark = {
           `Model: version ${trained.served}, trained by a FULL training run (${settings.trainEpochs} epochs on at most ${settings.trainEvents.toLocaleString('en-US')} events, ${trained.trainSeconds.toFixed(0)} s, gate: ${trained.outcome}) on the seeded events over ${TEXT_DIMENSION}-d text vectors (category direction + noise, under the trainer's encoder id), artifact ${(trained.artifactBytes / 1e6).toFixed(1)} MB in the artifact store, active in the registry; the server loads it like any api replica (item tower over the catalog). Online state rebuilt in Redis from ${events.toLocaleString('en-US')} events of ${settings.users} users.`,
           `Users: ${order.length} users with clicks, round-robin; ${uncached.length} of them (${percent(uncached.length / order.length)}, --uncached-share) have their interest versions bumped every ${EVICT_INTERVAL_MS} ms by the bench (the ingest module's batch script, as an interaction would), so each of their requests runs the user tower (attention over the history) and writes the caches, as a user who just interacted does; "cache miss share" is the server's ranking_cache_requests_total over the window.`,
           `Server in a child process, compiled to JavaScript as the image runs it (api role, NODE_ENV=production, the image's NODE_OPTIONS=--max-semi-space-size=64 (inherited from npm run bench) and node flags: ${serverNodeArgs().join(' ')}, log level warn, AUTH_MODE=api-key: every request sends a read key; health needs none); the load generators in the bench process, ${settings.pinServer ? 'on CPUs of their own: --pin-server put every server thread on the last CPU and the bench on the others (PostgreSQL, Redis and Kafka on any)' : 'on the same cores'}.`,
-          `Half rate: requests evenly spaced (open loop), ${settings.variantWarmupSeconds} s at that rate discarded first, latency from each one's scheduled send time.`,
+          `Half rate: requests evenly spaced (open loop) from a worker thread of the bench process with a heap of its own (the bench's own collections do not stall it), ${settings.variantWarmupSeconds} s at that rate discarded first, latency from each one's scheduled send time; "generator" columns: that thread's event-loop delay and collections, which count in the latencies it measures.`,
           'Per window: "main thread" is the CPU per request of the server\'s request thread alone (the rest of "CPU": V8\'s GC helper threads and the served-slate log\'s producer thread); GC is the main thread\'s pauses over the window from perf_hooks: scavenges (count and total), full mark-compacts (count and total), the longest single pause.',
           `1-minute load average before the run: ${loadBefore.toFixed(2)}.`,
         ],
       };
     } finally {
+      await generator?.close();
       await stopEvicting?.().catch(() => undefined);
       // A disconnect lets the server exit on its own (writing a --cpu-prof profile); then kill.
       const exited =
@@ -691,7 +708,7 @@ async function measureVariants(
   server: {
     switchTo(variant: RankVariant): Promise<void>;
     rankEveryUser(): Promise<void>;
-    halfRateLoad: Omit<Parameters<typeof openLoop>[0], 'seconds'>;
+    halfRateLoad: HalfRateLoad;
     serverPid: number;
     /** Redis's server process on this machine (its CPU per rank read from /proc). */
     redisPid: number;
@@ -721,10 +738,10 @@ async function measureVariants(
   const measureVariant = async (name: VariantName) => {
     await server.switchTo(variants[name]);
     await server.rankEveryUser();
-    await openLoop({ ...halfRateLoad, seconds: settings.variantWarmupSeconds });
+    await halfRateLoad.run(settings.variantWarmupSeconds);
     const before = cpuSeconds(server.serverPid);
     const redisBefore = cpuSeconds(server.redisPid);
-    const measured = await openLoop({ ...halfRateLoad, seconds: settings.variantSeconds });
+    const measured = await halfRateLoad.run(settings.variantSeconds);
     const requests = measured.requestsPerSecond * settings.variantSeconds;
     cpuPerRank[name].push(((cpuSeconds(server.serverPid) - before) / requests) * 1e6);
     redisCpuPerRank[name].push(((cpuSeconds(server.redisPid) - redisBefore) / requests) * 1e6);

@@ -1,5 +1,18 @@
-import http from 'node:http';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
+import { compiled } from './built-servers';
+import type { GcPauses } from './gc-pauses';
+
+/** What an open loop sends: the same bodies, round-robin, to one GraphQL endpoint. */
+export interface OpenLoopLoad {
+  readonly url: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly bodies: readonly string[];
+}
+
+export interface OpenLoopWindow {
+  readonly rate: number;
+  readonly seconds: number;
+}
 
 export interface OpenLoopResult {
   readonly requestsPerSecond: number;
@@ -10,10 +23,8 @@ export interface OpenLoopResult {
   /** The generator's own event-loop delay: a stalled sender inflates the latencies it measures. */
   readonly generatorDelayP99Ms: number;
   readonly generatorDelayMaxMs: number;
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+  /** The generator thread's own collections over the window. */
+  readonly generatorGc: GcPauses;
 }
 
 /**
@@ -21,73 +32,37 @@ function percentile(sorted: readonly number[], p: number): number {
  * from the request's scheduled time, so queueing behind a stalled server is measured rather than
  * hidden. (autocannon's `overallRate` sends each second's quota in a burst at its start, which
  * measures the queue of that burst, not the latency at that rate.)
+ *
+ * The loop runs on a worker thread of its own (compiled JavaScript, a heap of its own): on the
+ * bench's main thread the bench process's full collections (its ts-node, the seeding and
+ * training it did, up to 39 ms each) stalled the sender and were counted as the server's latency.
  */
-export async function openLoop(options: {
-  url: string;
-  headers: Readonly<Record<string, string>>;
-  bodies: readonly string[];
-  rate: number;
-  seconds: number;
-}): Promise<OpenLoopResult> {
-  const target = new URL(options.url);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
-  const latencies: number[] = [];
-  let errors = 0;
-  const send = (body: string, scheduledAt: number) =>
-    new Promise<void>((done) => {
-      const request = http.request(
-        {
-          agent,
-          host: target.hostname,
-          port: target.port,
-          path: target.pathname,
-          method: 'POST',
-          headers: { ...options.headers, 'content-length': Buffer.byteLength(body) },
-        },
-        (response) => {
-          const chunks: Buffer[] = [];
-          response.on('data', (chunk: Buffer) => chunks.push(chunk));
-          response.on('end', () => {
-            latencies.push(performance.now() - scheduledAt);
-            const text = Buffer.concat(chunks).toString();
-            if (response.statusCode !== 200 || text.includes('"errors"')) errors++;
-            done();
-          });
-        },
-      );
-      request.on('error', () => {
-        errors++;
-        done();
-      });
-      request.end(body);
-    });
-  const total = Math.round(options.rate * options.seconds);
-  const intervalMs = 1000 / options.rate;
-  const inFlight: Promise<void>[] = [];
-  const lag = monitorEventLoopDelay({ resolution: 1 });
-  lag.enable();
-  const start = performance.now();
-  for (let sent = 0; sent < total;) {
-    const due = Math.min(total, Math.floor((performance.now() - start) / intervalMs) + 1);
-    for (; sent < due; sent++) {
-      inFlight.push(
-        send(options.bodies[sent % options.bodies.length] ?? '', start + sent * intervalMs),
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 1));
+export class OpenLoop {
+  private constructor(private readonly worker: Worker) {}
+
+  static start(load: OpenLoopLoad): OpenLoop {
+    return new OpenLoop(
+      new Worker(compiled('bench/lib/open-loop.worker.ts'), { workerData: load }),
+    );
   }
-  await Promise.all(inFlight);
-  lag.disable();
-  const elapsedSeconds = (performance.now() - start) / 1000;
-  agent.destroy();
-  latencies.sort((a, b) => a - b);
-  return {
-    requestsPerSecond: total / elapsedSeconds,
-    p50Ms: percentile(latencies, 50),
-    p99Ms: percentile(latencies, 99),
-    maxMs: latencies.at(-1) ?? Number.NaN,
-    errors,
-    generatorDelayP99Ms: lag.percentile(99) / 1e6,
-    generatorDelayMaxMs: lag.max / 1e6,
-  };
+
+  run(window: OpenLoopWindow): Promise<OpenLoopResult> {
+    return new Promise((resolve, reject) => {
+      const failed = (error: Error) => {
+        this.worker.off('message', answered);
+        reject(error);
+      };
+      const answered = (result: OpenLoopResult) => {
+        this.worker.off('error', failed);
+        resolve(result);
+      };
+      this.worker.once('message', answered);
+      this.worker.once('error', failed);
+      this.worker.postMessage(window);
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.worker.terminate();
+  }
 }

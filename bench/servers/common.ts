@@ -1,24 +1,13 @@
 import type { AddressInfo } from 'node:net';
 import { Field, ObjectType, Query, Resolver } from '@nestjs/graphql';
 import type { INestApplication } from '@nestjs/common';
+import type { GcPauses } from '../lib/gc-pauses';
 
 /** IPC messages to the ranking server: rank with the ranking skipped, or for real (echoed back). */
 export const SKIP_RANKING = 'skip-ranking';
 export const REAL_RANKING = 'real-ranking';
 /** IPC request to the ranking server: its GC pauses since the last such request (answered as GcPausesReply). */
 export const GC_PAUSES = 'gc-pauses';
-
-/** The main thread's garbage-collection pauses over a window (perf_hooks `gc` entries). */
-export interface GcPauses {
-  readonly scavenges: number;
-  readonly scavengeMs: number;
-  /** Mark-compact collections (major GC). */
-  readonly fullGcs: number;
-  readonly fullGcMs: number;
-  /** Incremental marking steps and weak callbacks. */
-  readonly otherMs: number;
-  readonly longestMs: number;
-}
 
 export interface GcPausesReply {
   readonly gcPauses: GcPauses;

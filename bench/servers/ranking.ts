@@ -1,6 +1,5 @@
 import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
-import { constants as perfConstants, PerformanceObserver } from 'node:perf_hooks';
 import type { INestApplicationContext } from '@nestjs/common';
 import { loadConfig } from '../../src/config/config';
 import { OnlineStateService } from '../../src/modules/ingest/online-state.service';
@@ -18,7 +17,8 @@ import {
   runnableCombiner,
 } from '../../src/modules/training/model/combiner';
 import { GC_PAUSES, RankVariant, SKIP_RANKING } from './common';
-import type { GcPauses, GcPausesReply, ServerReady } from './common';
+import type { GcPausesReply, ServerReady } from './common';
+import { recordGcPauses } from '../lib/gc-pauses';
 
 const MODEL_WAIT_MS = 300_000;
 
@@ -104,43 +104,6 @@ async function main(): Promise<void> {
   const { port } = (app.getHttpServer() as { address(): AddressInfo }).address();
   const ready: ServerReady = { port };
   process.send(ready);
-}
-
-/** Sums the main thread's GC pauses; `take` returns them and starts a new window. */
-function recordGcPauses(): { take(): GcPauses } {
-  const empty = (): GcPauses => ({
-    scavenges: 0,
-    scavengeMs: 0,
-    fullGcs: 0,
-    fullGcMs: 0,
-    otherMs: 0,
-    longestMs: 0,
-  });
-  let window = empty();
-  new PerformanceObserver((list) => {
-    for (const entry of list.getEntries()) {
-      // Node's gc entries carry their kind in `detail` (not in the PerformanceEntry type).
-      const { kind } = (entry as unknown as { detail: { kind: number } }).detail;
-      const ms = entry.duration;
-      const scavenge = kind === perfConstants.NODE_PERFORMANCE_GC_MINOR;
-      const full = kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR;
-      window = {
-        scavenges: window.scavenges + (scavenge ? 1 : 0),
-        scavengeMs: window.scavengeMs + (scavenge ? ms : 0),
-        fullGcs: window.fullGcs + (full ? 1 : 0),
-        fullGcMs: window.fullGcMs + (full ? ms : 0),
-        otherMs: window.otherMs + (scavenge || full ? 0 : ms),
-        longestMs: Math.max(window.longestMs, ms),
-      };
-    }
-  }).observe({ entryTypes: ['gc'] });
-  return {
-    take() {
-      const taken = window;
-      window = empty();
-      return taken;
-    },
-  };
 }
 
 /** The registry's active version once the model-swap service has loaded it. */

@@ -1,0 +1,85 @@
+import http from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { parentPort, workerData } from 'node:worker_threads';
+import { recordGcPauses } from './gc-pauses';
+import type { OpenLoopLoad, OpenLoopResult, OpenLoopWindow } from './open-loop';
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}
+
+async function run(load: OpenLoopLoad, window: OpenLoopWindow): Promise<OpenLoopResult> {
+  const target = new URL(load.url);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  const latencies: number[] = [];
+  let errors = 0;
+  const send = (body: string, scheduledAt: number) =>
+    new Promise<void>((done) => {
+      const request = http.request(
+        {
+          agent,
+          host: target.hostname,
+          port: target.port,
+          path: target.pathname,
+          method: 'POST',
+          headers: { ...load.headers, 'content-length': Buffer.byteLength(body) },
+        },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('end', () => {
+            latencies.push(performance.now() - scheduledAt);
+            const text = Buffer.concat(chunks).toString();
+            if (response.statusCode !== 200 || text.includes('"errors"')) errors++;
+            done();
+          });
+        },
+      );
+      request.on('error', () => {
+        errors++;
+        done();
+      });
+      request.end(body);
+    });
+  const total = Math.round(window.rate * window.seconds);
+  const intervalMs = 1000 / window.rate;
+  const inFlight: Promise<void>[] = [];
+  const lag = monitorEventLoopDelay({ resolution: 1 });
+  lag.enable();
+  const gc = recordGcPauses();
+  const start = performance.now();
+  for (let sent = 0; sent < total;) {
+    const due = Math.min(total, Math.floor((performance.now() - start) / intervalMs) + 1);
+    for (; sent < due; sent++) {
+      inFlight.push(send(load.bodies[sent % load.bodies.length] ?? '', start + sent * intervalMs));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  await Promise.all(inFlight);
+  lag.disable();
+  const generatorGc = gc.take();
+  gc.stop();
+  const elapsedSeconds = (performance.now() - start) / 1000;
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  return {
+    requestsPerSecond: total / elapsedSeconds,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+    maxMs: latencies.at(-1) ?? Number.NaN,
+    errors,
+    generatorDelayP99Ms: lag.percentile(99) / 1e6,
+    generatorDelayMaxMs: lag.max / 1e6,
+    generatorGc,
+  };
+}
+
+const port = parentPort;
+if (port === null)
+  throw new Error('open-loop.worker runs as a worker thread (bench/lib/open-loop.ts)');
+const load = workerData as OpenLoopLoad;
+port.on('message', (window: OpenLoopWindow) => {
+  void run(load, window).then((result) => {
+    port.postMessage(result);
+  });
+});
