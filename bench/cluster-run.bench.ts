@@ -1,5 +1,4 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import http from 'node:http';
 import { loadavg } from 'node:os';
 import path from 'node:path';
 import { Kafka, logLevel, Producer } from 'kafkajs';
@@ -22,6 +21,9 @@ import {
 } from './lib/bench-store';
 import { insertTextVectors, TEXT_DIMENSION, trainingContext } from './lib/trained-model';
 import { compiled, serverNodeArgs } from './lib/built-servers';
+import { BalancedLoad } from './lib/balanced-load';
+import type { GeneratorPauses, GraphqlBody, RequestRecord } from './lib/balanced-load';
+import { percentile } from './lib/percentile';
 
 /** Own database per run: concurrent runs must not drop each other's. */
 const DATABASE = `recsys_bench_cluster_${String(process.pid)}`;
@@ -66,11 +68,6 @@ function parseSettings(args: readonly string[]): Settings {
     tail: value('tail', 10),
     maxSeconds: value('max-seconds', 300),
   };
-}
-
-interface GraphqlBody<T> {
-  data?: T;
-  errors?: { message: string; extensions?: { code?: string } }[];
 }
 
 async function graphql<T>(
@@ -186,159 +183,6 @@ async function waitForEvents(databaseUrl: string, expected: number, timeoutMs: n
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
   return stored;
-}
-
-interface Attempt {
-  readonly endpoint: number;
-  readonly sentMs: number;
-  readonly error: string;
-}
-
-/** One `rank` request as the client saw it; times in ms since the load started. */
-interface RequestRecord {
-  readonly endpoint: number;
-  readonly scheduledMs: number;
-  /** When it went out on its (last) endpoint. */
-  readonly sentMs: number;
-  readonly doneMs: number;
-  readonly latencyMs: number;
-  readonly ok: boolean;
-  readonly modelVersion: string | null;
-  readonly error: string | null;
-  /** The first attempt, when its connection failed before any answer and it went to another endpoint. */
-  readonly retriedFrom: Attempt | null;
-}
-
-/**
- * Open-loop `rank` load over the api endpoints, round-robin, through a client-side balancer that
- * drops an endpoint on a connection error (as a Service does once the endpoint is gone). A
- * request whose connection was refused never reached a server and goes to another endpoint; a
- * request that was sent and then lost its connection fails (nobody knows whether it was served).
- */
-function balancedLoad(options: {
-  endpoints: readonly string[];
-  headers: Readonly<Record<string, string>>;
-  bodies: readonly string[];
-  rate: number;
-}) {
-  const agents = options.endpoints.map(() => new http.Agent({ keepAlive: true, maxSockets: 64 }));
-  const alive = options.endpoints.map(() => true);
-  const records: RequestRecord[] = [];
-  const start = performance.now();
-  const now = () => performance.now() - start;
-  let next = 0;
-  const pick = (except?: number): number | undefined => {
-    for (let i = 0; i < options.endpoints.length; i++) {
-      const candidate = (next + i) % options.endpoints.length;
-      if (alive[candidate] && candidate !== except) {
-        next = candidate + 1;
-        return candidate;
-      }
-    }
-    return undefined;
-  };
-  const send = (body: string, scheduledMs: number, endpoint: number, retriedFrom: Attempt | null) =>
-    new Promise<void>((done) => {
-      const target = new URL(options.endpoints[endpoint] ?? '');
-      const sentMs = now();
-      const finish = (fields: Pick<RequestRecord, 'ok' | 'modelVersion' | 'error'>) => {
-        const doneMs = now();
-        records.push({
-          endpoint,
-          scheduledMs,
-          sentMs,
-          doneMs,
-          latencyMs: doneMs - scheduledMs,
-          retriedFrom,
-          ...fields,
-        });
-        done();
-      };
-      const request = http.request(
-        {
-          agent: agents[endpoint],
-          host: target.hostname,
-          port: target.port,
-          path: target.pathname,
-          method: 'POST',
-          headers: { ...options.headers, 'content-length': Buffer.byteLength(body) },
-        },
-        (response) => {
-          const chunks: Buffer[] = [];
-          response.on('data', (chunk: Buffer) => chunks.push(chunk));
-          response.on('error', (error: NodeJS.ErrnoException) => {
-            alive[endpoint] = false;
-            finish({ ok: false, modelVersion: null, error: error.code ?? error.message });
-          });
-          response.on('end', () => {
-            const parsed = JSON.parse(Buffer.concat(chunks).toString()) as GraphqlBody<{
-              rank: { modelVersion: string | null };
-            }>;
-            const ok = response.statusCode === 200 && parsed.errors === undefined;
-            finish({
-              ok,
-              modelVersion: parsed.data?.rank.modelVersion ?? null,
-              error: ok
-                ? null
-                : `${String(response.statusCode)} ${parsed.errors?.map((e) => e.extensions?.code ?? e.message).join(', ') ?? ''}`,
-            });
-          });
-        },
-      );
-      request.on('error', (error: NodeJS.ErrnoException) => {
-        alive[endpoint] = false;
-        const code = error.code ?? error.message;
-        // Before any answer: refused, or a kept-alive connection the server had closed. Retried
-        // once elsewhere, as HTTP clients do for an idempotent request (rank only reads).
-        const retry =
-          retriedFrom === null && (code === 'ECONNREFUSED' || request.reusedSocket)
-            ? pick(endpoint)
-            : undefined;
-        if (retry !== undefined) {
-          void send(body, scheduledMs, retry, { endpoint, sentMs, error: code }).then(done);
-          return;
-        }
-        finish({ ok: false, modelVersion: null, error: code });
-      });
-      request.end(body);
-    });
-  const state = { stopped: false };
-  const inFlight = new Set<Promise<void>>();
-  const running = (async () => {
-    const intervalMs = 1000 / options.rate;
-    for (let sent = 0; !state.stopped;) {
-      const due = Math.floor(now() / intervalMs) + 1;
-      for (; sent < due; sent++) {
-        const endpoint = pick();
-        if (endpoint === undefined) throw new Error('no endpoint left');
-        const pending = send(
-          options.bodies[sent % options.bodies.length] ?? '',
-          sent * intervalMs,
-          endpoint,
-          null,
-        );
-        inFlight.add(pending);
-        void pending.then(() => inFlight.delete(pending));
-      }
-      await new Promise((resolve) => setTimeout(resolve, 1));
-    }
-    await Promise.all([...inFlight]);
-    for (const agent of agents) agent.destroy();
-  })();
-  return {
-    records,
-    now,
-    /** Wall-clock time (ms since epoch) of load time 0. */
-    wallStart: Date.now() - now(),
-    async stop() {
-      state.stopped = true;
-      await running;
-    },
-  };
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
 function latencies(records: readonly RequestRecord[], from = -Infinity, to = Infinity) {
@@ -555,7 +399,7 @@ const benchmark: Benchmark = {
       progress(
         `version ${initial.versionId} served by both; load: ${settings.rate} rank/s round-robin, ${settings.eventsRate} events/s`,
       );
-      const load = balancedLoad({
+      const load = await BalancedLoad.start({
         endpoints,
         headers: { 'content-type': 'application/json', 'x-api-key': readKey },
         bodies,
@@ -590,6 +434,7 @@ const benchmark: Benchmark = {
       let killMs = Number.NaN;
       let second: { versionId: string; by: string } | undefined;
       let run: TrainingRunState | undefined;
+      let generatorPauses: GeneratorPauses | undefined;
       try {
         await new Promise((resolve) => setTimeout(resolve, settings.trainAfter * 1000));
         progress('INCREMENTAL training run through trainModel, mid-load');
@@ -610,7 +455,7 @@ const benchmark: Benchmark = {
         killed.child.kill('SIGKILL');
         await new Promise((resolve) => setTimeout(resolve, settings.tail * 1000));
       } finally {
-        await load.stop();
+        generatorPauses = await load.stop();
         clearInterval(eventTimer);
         await producing;
       }
@@ -710,6 +555,7 @@ const benchmark: Benchmark = {
           failedOtherwise: disallowed.length,
           retried: retried.length,
           retriedInFlightAtKill: retriedInFlight.length,
+          generatorPauses,
           overall,
           windows,
           perApi,
@@ -738,6 +584,7 @@ const benchmark: Benchmark = {
           `first version ${initial.versionId}: FULL training run queued by trainModel, run by the train process (${settings.trainEpochs} epochs), ${initial.by}; text vectors are ${TEXT_DIMENSION}-d synthetic (category direction + noise) under the trainer's encoder id`,
           `isolation: database ${DATABASE}, Redis prefix ${prefix}, Kafka topics and consumer groups prefixed ${topicPrefix}; every process is node main.js <role> (src compiled to JavaScript) with NODE_ENV=production, AUTH_MODE=api-key (rank sends a read key, trainModel an ops key)`,
           `all four processes, PostgreSQL, Redis, Kafka and the load generator share this machine's cores; 1-minute load average before the run: ${loadBefore.toFixed(2)}`,
+          `load generator: a worker thread of the bench with a heap of its own; its own stalls count in the latencies above: event-loop delay p99 ${generatorPauses.delayP99Ms.toFixed(1)} ms, max ${generatorPauses.delayMaxMs.toFixed(1)} ms; its collections: ${generatorPauses.gc.scavenges} scavenges, ${generatorPauses.gc.fullGcs} mark-compacts, the longest ${generatorPauses.gc.longestMs.toFixed(1)} ms`,
         ],
       };
     } finally {

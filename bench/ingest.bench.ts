@@ -16,16 +16,13 @@ import { MetricsModule } from '../src/modules/metrics/metrics.module';
 import { Metrics } from '../src/modules/metrics/metrics.registry';
 import { generateBehaviour, generateCatalog } from '../src/synthetic';
 import { Benchmark, progress } from './lib/harness';
+import { percentile } from './lib/percentile';
 
 const MIN_EVENTS = 200_000;
 const STEADY_RATE = 2000;
 const STEADY_SECONDS = 15;
 const TICK_MS = 50;
 const DAY_MS = 86_400_000;
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
 
 async function startIngest(config: AppConfig): Promise<INestApplicationContext> {
   @Global()

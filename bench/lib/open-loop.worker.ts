@@ -3,10 +3,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { recordGcPauses } from './gc-pauses';
 import type { OpenLoopLoad, OpenLoopResult, OpenLoopWindow } from './open-loop';
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
+import { percentile } from './percentile';
 
 async function run(load: OpenLoopLoad, window: OpenLoopWindow): Promise<OpenLoopResult> {
   const target = new URL(load.url);
