@@ -9,6 +9,7 @@ import type {
   RequestRecord,
 } from './balanced-load';
 import { recordGcPauses } from './gc-pauses';
+import { postBody } from './post-body';
 
 /** How often ended requests are posted to the bench. */
 const FLUSH_MS = 100;
@@ -52,35 +53,27 @@ function balancedLoad(options: BalancedLoadOptions, post: (message: BalancedLoad
         });
         done();
       };
-      const request = http.request(
-        {
-          agent: agents[endpoint],
-          host: target.hostname,
-          port: target.port,
-          path: target.pathname,
-          method: 'POST',
-          headers: { ...options.headers, 'content-length': Buffer.byteLength(body) },
+      const request = postBody(
+        agents[endpoint],
+        target,
+        options.headers,
+        body,
+        (status, text) => {
+          const parsed = JSON.parse(text) as GraphqlBody<{
+            rank: { modelVersion: string | null };
+          }>;
+          const ok = status === 200 && parsed.errors === undefined;
+          finish({
+            ok,
+            modelVersion: parsed.data?.rank.modelVersion ?? null,
+            error: ok
+              ? null
+              : `${String(status)} ${parsed.errors?.map((e) => e.extensions?.code ?? e.message).join(', ') ?? ''}`,
+          });
         },
-        (response) => {
-          const chunks: Buffer[] = [];
-          response.on('data', (chunk: Buffer) => chunks.push(chunk));
-          response.on('error', (error: NodeJS.ErrnoException) => {
-            alive[endpoint] = false;
-            finish({ ok: false, modelVersion: null, error: error.code ?? error.message });
-          });
-          response.on('end', () => {
-            const parsed = JSON.parse(Buffer.concat(chunks).toString()) as GraphqlBody<{
-              rank: { modelVersion: string | null };
-            }>;
-            const ok = response.statusCode === 200 && parsed.errors === undefined;
-            finish({
-              ok,
-              modelVersion: parsed.data?.rank.modelVersion ?? null,
-              error: ok
-                ? null
-                : `${String(response.statusCode)} ${parsed.errors?.map((e) => e.extensions?.code ?? e.message).join(', ') ?? ''}`,
-            });
-          });
+        (error) => {
+          alive[endpoint] = false;
+          finish({ ok: false, modelVersion: null, error: error.code ?? error.message });
         },
       );
       request.on('error', (error: NodeJS.ErrnoException) => {
@@ -98,7 +91,6 @@ function balancedLoad(options: BalancedLoadOptions, post: (message: BalancedLoad
         }
         finish({ ok: false, modelVersion: null, error: code });
       });
-      request.end(body);
     });
   const state = { stopped: false };
   const inFlight = new Set<Promise<void>>();

@@ -4,6 +4,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { recordGcPauses } from './gc-pauses';
 import type { OpenLoopLoad, OpenLoopResult, OpenLoopWindow } from './open-loop';
 import { percentile } from './percentile';
+import { postBody } from './post-body';
 
 async function run(load: OpenLoopLoad, window: OpenLoopWindow): Promise<OpenLoopResult> {
   const target = new URL(load.url);
@@ -12,31 +13,15 @@ async function run(load: OpenLoopLoad, window: OpenLoopWindow): Promise<OpenLoop
   let errors = 0;
   const send = (body: string, scheduledAt: number) =>
     new Promise<void>((done) => {
-      const request = http.request(
-        {
-          agent,
-          host: target.hostname,
-          port: target.port,
-          path: target.pathname,
-          method: 'POST',
-          headers: { ...load.headers, 'content-length': Buffer.byteLength(body) },
-        },
-        (response) => {
-          const chunks: Buffer[] = [];
-          response.on('data', (chunk: Buffer) => chunks.push(chunk));
-          response.on('end', () => {
-            latencies.push(performance.now() - scheduledAt);
-            const text = Buffer.concat(chunks).toString();
-            if (response.statusCode !== 200 || text.includes('"errors"')) errors++;
-            done();
-          });
-        },
-      );
+      const request = postBody(agent, target, load.headers, body, (status, text) => {
+        latencies.push(performance.now() - scheduledAt);
+        if (status !== 200 || text.includes('"errors"')) errors++;
+        done();
+      });
       request.on('error', () => {
         errors++;
         done();
       });
-      request.end(body);
     });
   const total = Math.round(window.rate * window.seconds);
   const intervalMs = 1000 / window.rate;
