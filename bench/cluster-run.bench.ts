@@ -22,7 +22,8 @@ import {
 import { insertTextVectors, TEXT_DIMENSION, trainingContext } from './lib/trained-model';
 import { compiled, serverNodeArgs } from './lib/built-servers';
 import { BalancedLoad } from './lib/balanced-load';
-import type { GeneratorPauses, GraphqlBody, RequestRecord } from './lib/balanced-load';
+import type { GraphqlBody, RequestRecord } from './lib/balanced-load';
+import type { GeneratorStalls } from './lib/gc-pauses';
 import { percentile } from './lib/percentile';
 
 /** Own database per run: concurrent runs must not drop each other's. */
@@ -434,7 +435,7 @@ const benchmark: Benchmark = {
       let killMs = Number.NaN;
       let second: { versionId: string; by: string } | undefined;
       let run: TrainingRunState | undefined;
-      let generatorPauses: GeneratorPauses | undefined;
+      let generatorStalls: GeneratorStalls | undefined;
       try {
         await new Promise((resolve) => setTimeout(resolve, settings.trainAfter * 1000));
         progress('INCREMENTAL training run through trainModel, mid-load');
@@ -455,7 +456,7 @@ const benchmark: Benchmark = {
         killed.child.kill('SIGKILL');
         await new Promise((resolve) => setTimeout(resolve, settings.tail * 1000));
       } finally {
-        generatorPauses = await load.stop();
+        generatorStalls = await load.stop();
         clearInterval(eventTimer);
         await producing;
       }
@@ -555,7 +556,7 @@ const benchmark: Benchmark = {
           failedOtherwise: disallowed.length,
           retried: retried.length,
           retriedInFlightAtKill: retriedInFlight.length,
-          generatorPauses,
+          generatorStalls,
           overall,
           windows,
           perApi,
@@ -584,7 +585,7 @@ const benchmark: Benchmark = {
           `first version ${initial.versionId}: FULL training run queued by trainModel, run by the train process (${settings.trainEpochs} epochs), ${initial.by}; text vectors are ${TEXT_DIMENSION}-d synthetic (category direction + noise) under the trainer's encoder id`,
           `isolation: database ${DATABASE}, Redis prefix ${prefix}, Kafka topics and consumer groups prefixed ${topicPrefix}; every process is node main.js <role> (src compiled to JavaScript) with NODE_ENV=production, AUTH_MODE=api-key (rank sends a read key, trainModel an ops key)`,
           `all four processes, PostgreSQL, Redis, Kafka and the load generator share this machine's cores; 1-minute load average before the run: ${loadBefore.toFixed(2)}`,
-          `load generator: a worker thread of the bench with a heap of its own; its own stalls count in the latencies above: event-loop delay p99 ${generatorPauses.delayP99Ms.toFixed(1)} ms, max ${generatorPauses.delayMaxMs.toFixed(1)} ms; its collections: ${generatorPauses.gc.scavenges} scavenges, ${generatorPauses.gc.fullGcs} mark-compacts, the longest ${generatorPauses.gc.longestMs.toFixed(1)} ms`,
+          `load generator: a worker thread of the bench with a heap of its own; its own stalls count in the latencies above: event-loop delay p99 ${generatorStalls.delayP99Ms.toFixed(1)} ms, max ${generatorStalls.delayMaxMs.toFixed(1)} ms; its collections: ${generatorStalls.gc.scavenges} scavenges, ${generatorStalls.gc.fullGcs} mark-compacts, the longest ${generatorStalls.gc.longestMs.toFixed(1)} ms`,
         ],
       };
     } finally {

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { compiled } from './built-servers';
-import type { GcPauses } from './gc-pauses';
+import type { GeneratorStalls } from './gc-pauses';
 
 /** A GraphQL answer as it arrives. */
 export interface GraphqlBody<T> {
@@ -36,18 +36,11 @@ export interface BalancedLoadOptions {
   readonly rate: number;
 }
 
-/** The generator thread's own stalls over the whole load, which count in its latencies. */
-export interface GeneratorPauses {
-  readonly delayP99Ms: number;
-  readonly delayMaxMs: number;
-  readonly gc: GcPauses;
-}
-
 /** What the worker posts: load time 0 (ms since the epoch), records as they end, the end. */
 export type BalancedLoadMessage =
   | { readonly startedAtEpochMs: number }
   | { readonly records: readonly RequestRecord[] }
-  | { readonly stopped: GeneratorPauses; readonly error: string | null };
+  | { readonly stopped: GeneratorStalls; readonly error: string | null };
 
 /**
  * Open-loop `rank` load over the api endpoints, round-robin, through a client-side balancer that
@@ -63,7 +56,7 @@ export type BalancedLoadMessage =
 export class BalancedLoad {
   readonly records: RequestRecord[] = [];
   /** Settles when the worker has stopped: on `stop`, or early when the load failed. */
-  private readonly ended: Promise<GeneratorPauses>;
+  private readonly ended: Promise<GeneratorStalls>;
 
   private constructor(
     private readonly worker: Worker,
@@ -110,7 +103,7 @@ export class BalancedLoad {
   }
 
   /** Stops sending, waits for what is in flight, and returns the generator's own stalls. */
-  async stop(): Promise<GeneratorPauses> {
+  async stop(): Promise<GeneratorStalls> {
     try {
       this.worker.postMessage('stop');
       return await this.ended;

@@ -1,5 +1,4 @@
 import http from 'node:http';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import type {
   Attempt,
@@ -8,7 +7,7 @@ import type {
   GraphqlBody,
   RequestRecord,
 } from './balanced-load';
-import { recordGcPauses } from './gc-pauses';
+import { watchGeneratorStalls } from './gc-pauses';
 import { postBody } from './post-body';
 
 /** How often ended requests are posted to the bench. */
@@ -16,9 +15,7 @@ const FLUSH_MS = 100;
 
 /** The loop of bench/lib/balanced-load.ts, on its worker thread; `stop` from the bench ends it. */
 function balancedLoad(options: BalancedLoadOptions, post: (message: BalancedLoadMessage) => void) {
-  const lag = monitorEventLoopDelay({ resolution: 1 });
-  lag.enable();
-  const gc = recordGcPauses();
+  const stalls = watchGeneratorStalls();
   const agents = options.endpoints.map(() => new http.Agent({ keepAlive: true, maxSockets: 64 }));
   const alive = options.endpoints.map(() => true);
   /** Ended since the last flush. */
@@ -133,14 +130,7 @@ function balancedLoad(options: BalancedLoadOptions, post: (message: BalancedLoad
     }
     clearInterval(flushing);
     flush();
-    lag.disable();
-    const pauses = {
-      delayP99Ms: lag.percentile(99) / 1e6,
-      delayMaxMs: lag.max / 1e6,
-      gc: gc.take(),
-    };
-    gc.stop();
-    post({ stopped: pauses, error });
+    post({ stopped: stalls.stop(), error });
   };
   const stop = () => (stopping ??= finish());
   // A failed loop (no endpoint left) ends the load at once, as a stop would.

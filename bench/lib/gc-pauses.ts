@@ -1,4 +1,8 @@
-import { constants as perfConstants, PerformanceObserver } from 'node:perf_hooks';
+import {
+  constants as perfConstants,
+  monitorEventLoopDelay,
+  PerformanceObserver,
+} from 'node:perf_hooks';
 
 /** A thread's garbage-collection pauses over a window (perf_hooks `gc` entries). */
 export interface GcPauses {
@@ -49,6 +53,32 @@ export function recordGcPauses(): { take(): GcPauses; stop(): void } {
     },
     stop() {
       observer.disconnect();
+    },
+  };
+}
+
+/** A load generator thread's own stalls over a window, which count in the latencies it measures. */
+export interface GeneratorStalls {
+  readonly delayP99Ms: number;
+  readonly delayMaxMs: number;
+  readonly gc: GcPauses;
+}
+
+/** Watches this thread's event-loop delay and collections until `stop`. */
+export function watchGeneratorStalls(): { stop(): GeneratorStalls } {
+  const lag = monitorEventLoopDelay({ resolution: 1 });
+  lag.enable();
+  const gc = recordGcPauses();
+  return {
+    stop() {
+      lag.disable();
+      const stalls = {
+        delayP99Ms: lag.percentile(99) / 1e6,
+        delayMaxMs: lag.max / 1e6,
+        gc: gc.take(),
+      };
+      gc.stop();
+      return stalls;
     },
   };
 }

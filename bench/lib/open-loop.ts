@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { compiled } from './built-servers';
-import type { GcPauses } from './gc-pauses';
+import type { GeneratorStalls } from './gc-pauses';
 
 /** What an open loop sends: the same bodies, round-robin, to one GraphQL endpoint. */
 export interface OpenLoopLoad {
@@ -20,11 +20,8 @@ export interface OpenLoopResult {
   readonly p99Ms: number;
   readonly maxMs: number;
   readonly errors: number;
-  /** The generator's own event-loop delay: a stalled sender inflates the latencies it measures. */
-  readonly generatorDelayP99Ms: number;
-  readonly generatorDelayMaxMs: number;
-  /** The generator thread's own collections over the window. */
-  readonly generatorGc: GcPauses;
+  /** The generator's own stalls: a stalled sender inflates the latencies it measures. */
+  readonly generator: GeneratorStalls;
 }
 
 /**

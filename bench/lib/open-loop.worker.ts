@@ -1,7 +1,6 @@
 import http from 'node:http';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
-import { recordGcPauses } from './gc-pauses';
+import { watchGeneratorStalls } from './gc-pauses';
 import type { OpenLoopLoad, OpenLoopResult, OpenLoopWindow } from './open-loop';
 import { percentile } from './percentile';
 import { postBody } from './post-body';
@@ -26,9 +25,7 @@ async function run(load: OpenLoopLoad, window: OpenLoopWindow): Promise<OpenLoop
   const total = Math.round(window.rate * window.seconds);
   const intervalMs = 1000 / window.rate;
   const inFlight: Promise<void>[] = [];
-  const lag = monitorEventLoopDelay({ resolution: 1 });
-  lag.enable();
-  const gc = recordGcPauses();
+  const stalls = watchGeneratorStalls();
   const start = performance.now();
   for (let sent = 0; sent < total;) {
     const due = Math.min(total, Math.floor((performance.now() - start) / intervalMs) + 1);
@@ -38,9 +35,7 @@ async function run(load: OpenLoopLoad, window: OpenLoopWindow): Promise<OpenLoop
     await new Promise((resolve) => setTimeout(resolve, 1));
   }
   await Promise.all(inFlight);
-  lag.disable();
-  const generatorGc = gc.take();
-  gc.stop();
+  const generator = stalls.stop();
   const elapsedSeconds = (performance.now() - start) / 1000;
   agent.destroy();
   latencies.sort((a, b) => a - b);
@@ -50,9 +45,7 @@ async function run(load: OpenLoopLoad, window: OpenLoopWindow): Promise<OpenLoop
     p99Ms: percentile(latencies, 99),
     maxMs: latencies.at(-1) ?? Number.NaN,
     errors,
-    generatorDelayP99Ms: lag.percentile(99) / 1e6,
-    generatorDelayMaxMs: lag.max / 1e6,
-    generatorGc,
+    generator,
   };
 }
 
