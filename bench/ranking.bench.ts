@@ -283,21 +283,57 @@ async function indexBuilt(metricsUrl: string, timeoutMs = 1_800_000): Promise<nu
   throw new Error(`no ANN index built within ${timeoutMs / 1000} s`);
 }
 
-/** User-vector cache hits and misses so far, from the server's /metrics. */
-async function cacheCounts(metricsUrl: string): Promise<{ hit: number; miss: number }> {
+/** The `rank` stages the service times (ranking_stage_duration_seconds), in pipeline order. */
+const RANK_STAGES = ['item_vectors', 'user_vector', 'scoring', 'merge'] as const;
+
+/** What the server's /metrics says so far of `rank`: user-vector cache use and time inside. */
+interface ServiceCounts {
+  readonly hit: number;
+  readonly miss: number;
+  /** `rank` calls timed, and seconds inside `RankingService.rank` in all (any outcome). */
+  readonly ranks: number;
+  readonly rankSeconds: number;
+  /** Seconds per stage (RANK_STAGES, and `encoding`) in all. */
+  readonly stageSeconds: ReadonlyMap<string, number>;
+}
+
+async function serviceCounts(metricsUrl: string): Promise<ServiceCounts> {
   const text = await (await fetch(metricsUrl)).text();
-  const count = (result: string) => {
-    const line = text
-      .split('\n')
-      .find(
-        (l) =>
-          l.startsWith('ranking_cache_requests_total{') &&
-          l.includes('cache="user_vector"') &&
-          l.includes(`result="${result}"`),
-      );
-    return Number(line?.split(' ').at(-1) ?? 0);
-  };
-  return { hit: count('hit'), miss: count('miss') };
+  let hit = 0;
+  let miss = 0;
+  let ranks = 0;
+  let rankSeconds = 0;
+  const stageSeconds = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const sample = /^(\w+)\{([^}]*)\} (\S+)$/.exec(line);
+    if (sample === null) continue;
+    const [, name, labels, value] = sample;
+    const label = (key: string) => new RegExp(`${key}="([^"]*)"`).exec(labels)?.[1];
+    if (name === 'ranking_cache_requests_total' && label('cache') === 'user_vector') {
+      if (label('result') === 'hit') hit = Number(value);
+      if (label('result') === 'miss') miss = Number(value);
+    }
+    if (label('operation') !== 'rank') continue;
+    if (name === 'ranking_operation_duration_seconds_count') ranks += Number(value);
+    if (name === 'ranking_operation_duration_seconds_sum') rankSeconds += Number(value);
+    const stage = label('stage');
+    if (name === 'ranking_stage_duration_seconds_sum' && stage !== undefined) {
+      stageSeconds.set(stage, Number(value));
+    }
+  }
+  return { hit, miss, ranks, rankSeconds, stageSeconds };
+}
+
+/** Per `rank` between two counts: µs inside the service in all and per stage. */
+function insideService(before: ServiceCounts, after: ServiceCounts) {
+  const ranks = after.ranks - before.ranks;
+  const micros = (seconds: number) => (ranks > 0 ? (seconds / ranks) * 1e6 : Number.NaN);
+  const stage = (name: string) =>
+    micros((after.stageSeconds.get(name) ?? 0) - (before.stageSeconds.get(name) ?? 0));
+  const total = micros(after.rankSeconds - before.rankSeconds);
+  const stages = Object.fromEntries(RANK_STAGES.map((name) => [name, stage(name)]));
+  const staged = RANK_STAGES.reduce((sum, name) => sum + stages[name], 0) + stage('encoding');
+  return { total, stages, rest: total - staged };
 }
 
 /**
@@ -550,7 +586,7 @@ const benchmark: Benchmark = {
       const halfRateWindow = async (skip: boolean) => {
         await switchTo(skip ? SKIP_RANKING : REAL_RANKING);
         await halfRateLoad.run(settings.variantWarmupSeconds);
-        const cache = await cacheCounts(`${origin}/metrics`);
+        const counted = await serviceCounts(`${origin}/metrics`);
         await gcPauses();
         const before = cpuSeconds(serverPid);
         const mainBefore = cpuSeconds(serverPid, serverPid);
@@ -560,14 +596,15 @@ const benchmark: Benchmark = {
         const mainThreadCpuMicros =
           ((cpuSeconds(serverPid, serverPid) - mainBefore) / requests) * 1e6;
         const gc = await gcPauses();
-        const after = await cacheCounts(`${origin}/metrics`);
-        const lookups = after.hit + after.miss - cache.hit - cache.miss;
+        const after = await serviceCounts(`${origin}/metrics`);
+        const lookups = after.hit + after.miss - counted.hit - counted.miss;
         return {
           ...measured,
           cpuMicros,
           mainThreadCpuMicros,
           gc,
-          missShare: lookups > 0 ? (after.miss - cache.miss) / lookups : Number.NaN,
+          missShare: lookups > 0 ? (after.miss - counted.miss) / lookups : Number.NaN,
+          inService: insideService(counted, after),
         };
       };
       type HalfRateWindow = Awaited<ReturnType<typeof halfRateWindow>>;
@@ -638,6 +675,21 @@ const benchmark: Benchmark = {
               'generator GC, rank / skipped': `${gcSummary(r.generator.gc)} / ${gcSummary(skipped.generator.gc)}`,
             })),
           },
+          {
+            title: `Inside the service, per rank of the half-rate rank windows: µs of wall time in RankingService.rank and its stages (the server's ranking_*_duration_seconds)`,
+            rows: halfRateRuns.map(({ rank: r }, i) => {
+              const { total, stages, rest } = r.inService;
+              return {
+                run: i + 1,
+                'in rank()': Math.round(total),
+                'id → row': Math.round(stages.item_vectors),
+                'user vector, popularity': Math.round(stages.user_vector),
+                scoring: Math.round(stages.scoring),
+                merge: Math.round(stages.merge),
+                'rest of rank()': Math.round(rest),
+              };
+            }),
+          },
           ...variantTables.tables,
         ],
         figures: {
@@ -679,6 +731,7 @@ const benchmark: Benchmark = {
           `Server in a child process, compiled to JavaScript as the image runs it (api role, NODE_ENV=production, the image's NODE_OPTIONS=--max-semi-space-size=64 (inherited from npm run bench) and node flags: ${serverNodeArgs().join(' ')}, log level warn, AUTH_MODE=api-key: every request sends a read key; health needs none); the load generators in the bench process, ${settings.pinServer ? 'on CPUs of their own: --pin-server put every server thread on the last CPU and the bench on the others (PostgreSQL, Redis and Kafka on any)' : 'on the same cores'}.`,
           `Half rate: requests evenly spaced (open loop) from a worker thread of the bench process with a heap of its own (the bench's own collections do not stall it), ${settings.variantWarmupSeconds} s at that rate discarded first, latency from each one's scheduled send time; "generator" columns: that thread's event-loop delay and collections, which count in the latencies it measures.`,
           'Per window: "main thread" is the CPU per request of the server\'s request thread alone (the rest of "CPU": V8\'s GC helper threads and the served-slate log\'s producer thread); GC is the main thread\'s pauses over the window from perf_hooks: scavenges (count and total), full mark-compacts (count and total), the longest single pause.',
+          'Inside the service: a request at half rate mostly runs alone, so its wall time in rank() is about its CPU, but for the uncached users\' waits for Redis (in "user vector"). "id → row" is the candidates\' item-table rows; "user vector, popularity" the user\'s vector (the replica\'s copy, or Redis and the user tower) with the candidates\' popularity from the replica\'s copy, which runs inside that span; "rest" is validation, the request state, the served-slate log\'s record, metrics and the answer\'s entries. Run with --uncached-share 0 to leave out the Redis waits.',
           `1-minute load average before the run: ${loadBefore.toFixed(2)}.`,
         ],
       };

@@ -1,5 +1,5 @@
-import { Worker } from 'node:worker_threads';
-import { compiled } from './built-servers';
+import type { Worker } from 'node:worker_threads';
+import { generatorWorker } from './built-servers';
 import type { GeneratorStalls } from './gc-pauses';
 
 /** A GraphQL answer as it arrives. */
@@ -78,7 +78,7 @@ export class BalancedLoad {
   }
 
   static start(options: BalancedLoadOptions): Promise<BalancedLoad> {
-    const worker = new Worker(compiled('bench/lib/balanced-load.worker.ts'), {
+    const worker = generatorWorker('bench/lib/balanced-load.worker.ts', {
       workerData: options,
     });
     return new Promise((resolve, reject) => {

@@ -1,5 +1,5 @@
-import { Worker } from 'node:worker_threads';
-import { compiled } from './built-servers';
+import type { Worker } from 'node:worker_threads';
+import { generatorWorker } from './built-servers';
 import type { GeneratorStalls } from './gc-pauses';
 
 /** What an open loop sends: the same bodies, round-robin, to one GraphQL endpoint. */
@@ -38,9 +38,7 @@ export class OpenLoop {
   private constructor(private readonly worker: Worker) {}
 
   static start(load: OpenLoopLoad): OpenLoop {
-    return new OpenLoop(
-      new Worker(compiled('bench/lib/open-loop.worker.ts'), { workerData: load }),
-    );
+    return new OpenLoop(generatorWorker('bench/lib/open-loop.worker.ts', { workerData: load }));
   }
 
   run(window: OpenLoopWindow): Promise<OpenLoopResult> {
