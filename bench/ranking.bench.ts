@@ -305,7 +305,7 @@ async function serviceCounts(metricsUrl: string): Promise<ServiceCounts> {
   let rankSeconds = 0;
   const stageSeconds = new Map<string, number>();
   for (const line of text.split('\n')) {
-    const sample = /^(\w+)\{([^}]*)\} (\S+)$/.exec(line);
+    const sample = /^(ranking_\w+)\{([^}]*)\} (\S+)$/.exec(line);
     if (sample === null) continue;
     const [, name, labels, value] = sample;
     const label = (key: string) => new RegExp(`${key}="([^"]*)"`).exec(labels)?.[1];
