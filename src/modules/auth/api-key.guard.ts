@@ -1,12 +1,4 @@
-import {
-  ArgumentsHost,
-  CanActivate,
-  Catch,
-  ExceptionFilter,
-  ExecutionContext,
-  Inject,
-  Injectable,
-} from '@nestjs/common';
+import { CanActivate, ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { GqlContextType } from '@nestjs/graphql';
 import type { FastifyReply } from 'fastify';
@@ -96,16 +88,5 @@ export class ApiKeyGuard implements CanActivate {
       this.requests.set(context, principal);
     }
     return principal;
-  }
-}
-
-/**
- * Refusals are expected traffic (a client over its limit can send thousands a second): rethrow
- * them to the GraphQL error formatter without Nest's per-error log line.
- */
-@Catch(AuthError)
-export class AuthErrorFilter implements ExceptionFilter {
-  catch(error: AuthError, _host: ArgumentsHost): never {
-    throw error;
   }
 }

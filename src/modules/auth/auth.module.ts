@@ -1,12 +1,12 @@
 import { Module } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import { APP_GUARD } from '@nestjs/core';
 import type { Logger } from '../../common/logger';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import { createPgListener } from '../../infra/pg-listener';
 import { LOGGER } from '../../infra/tokens';
 import { ApiKeyAuthService, AUTH_LISTENER } from './api-key-auth.service';
-import { ApiKeyGuard, AuthErrorFilter } from './api-key.guard';
+import { ApiKeyGuard } from './api-key.guard';
 import { ApiKeyRepository } from './api-key.repository';
 import { ApiKeyService } from './api-key.service';
 import { IntrospectionGate } from './introspection-gate';
@@ -26,7 +26,6 @@ import { GraphqlCallers } from './graphql-callers';
     GraphqlCallers,
     IntrospectionGate,
     { provide: APP_GUARD, useClass: ApiKeyGuard },
-    { provide: APP_FILTER, useClass: AuthErrorFilter },
   ],
   exports: [ApiKeyService, ApiKeyAuthService, GraphqlCallers],
 })
