@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { TOPICS } from '../src/modules/ingest/ingest.service';
 import type { LoadedModel } from '../src/modules/serving/served-model';
@@ -350,6 +351,20 @@ function rankingOnTheRealStack({ env }: (typeof REDIS_MODES)[number]): void {
   ])('rejects %s with BAD_USER_INPUT naming the field', async (_, variables, field) => {
     const result = await rank(variables);
     expect(result.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field });
+  });
+
+  it('answers bad input without logging it as a server error (no error line per bad request)', async () => {
+    const logged = jest.spyOn(Logger.prototype, 'error');
+    try {
+      const result = await rank({ userId: 'u', candidates: [{ itemId: '' }] });
+      expect(result.errors?.[0]?.extensions).toMatchObject({
+        code: 'BAD_USER_INPUT',
+        field: 'candidates[0].itemId',
+      });
+      expect(logged).not.toHaveBeenCalled();
+    } finally {
+      logged.mockRestore();
+    }
   });
 
   it('rejects a bad `first` for recommend', async () => {
