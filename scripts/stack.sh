@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Local stack for development and CI: PostgreSQL, Redis, a 3-master Redis
-# Cluster (for the tests that run on both) and a single-node Apache Kafka 4.x
-# broker (KRaft, broker+controller in one JVM).
+# Local stack for development and CI: PostgreSQL, PgBouncer in transaction mode
+# in front of it, Redis, a 3-master Redis Cluster (PgBouncer and the cluster
+# for the tests that run both ways) and a single-node Apache Kafka 4.x broker
+# (KRaft, broker+controller in one JVM).
 #
 #   scripts/stack.sh up       start what is not running, create topics (idempotent)
 #   scripts/stack.sh down     stop Kafka and whatever this script started
@@ -18,11 +19,13 @@
 #   KAFKA_HEAP_OPTS        JVM heap for the broker (-Xms256m -Xmx512m)
 #   KAFKA_READY_TIMEOUT    seconds to wait for the broker to answer (60)
 #   PG_PORT / REDIS_PORT   5432 / 6379
+#   PGBOUNCER_PORT         6432 (every database of PG_PORT, transaction pooling, trust auth)
 #   REDIS_CLUSTER_PORTS    the cluster's masters (7101 7102 7103), separated by spaces or commas
 #
 # Files: $STACK_DIR/kafka.log (broker log; previous run in kafka.log.1),
 #        $STACK_DIR/kafka.pid, $STACK_DIR/kafka-data/, $STACK_DIR/*.started markers,
-#        $STACK_DIR/redis-cluster/<port>/ (nodes.conf, redis.log, redis.pid).
+#        $STACK_DIR/redis-cluster/<port>/ (nodes.conf, redis.log, redis.pid),
+#        $STACK_DIR/pgbouncer/ (pgbouncer.ini, userlist.txt, pgbouncer.log, pgbouncer.pid).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -36,6 +39,7 @@ KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
 KAFKA_READY_TIMEOUT=${KAFKA_READY_TIMEOUT:-60}
 PG_PORT=${PG_PORT:-5432}
 REDIS_PORT=${REDIS_PORT:-6379}
+PGBOUNCER_PORT=${PGBOUNCER_PORT:-6432}
 read -r -a REDIS_CLUSTER_PORTS <<<"${REDIS_CLUSTER_PORTS:-7101 7102 7103}"
 read -r -a REDIS_CLUSTER_PORTS <<<"${REDIS_CLUSTER_PORTS[*]//,/ }"
 HOST=127.0.0.1
@@ -135,6 +139,78 @@ pg_down() {
   log "postgres: stopping cluster $ver/main (started by stack.sh)"
   as_root pg_ctlcluster --skip-systemctl-redirect "$ver" main stop || true
   rm -f "$STACK_DIR/postgres.started"
+}
+
+# ----------------------------------------------------------------- PgBouncer
+# Transaction pooling in front of every database of the local PostgreSQL, for
+# the tests that run the service through a pooler (PG_POOLER=transaction).
+PGBOUNCER_DIR=$STACK_DIR/pgbouncer
+
+# A setting of the PgBouncer on PGBOUNCER_PORT, from its admin console; empty when it cannot tell.
+pgbouncer_setting() {
+  PGCONNECT_TIMEOUT=3 timeout 5 psql -h "$HOST" -p "$PGBOUNCER_PORT" -U postgres -d pgbouncer -Atc 'SHOW CONFIG' 2>/dev/null \
+    | awk -F'|' -v key="$1" '$1 == key { print $2 }'
+}
+
+pgbouncer_up() {
+  local pid user=""
+  if pid=$(live_pid "$PGBOUNCER_DIR/pgbouncer.pid" "$PGBOUNCER_DIR/pgbouncer.ini"); then
+    log "pgbouncer: up   $HOST:$PGBOUNCER_PORT (pid $pid)"
+    return
+  fi
+  if listening "$PGBOUNCER_PORT"; then
+    # Like Kafka: another checkout's PgBouncer serves as well; anything else would fail the tests
+    # far from the cause.
+    [[ $(pgbouncer_setting pool_mode) == transaction && $(pgbouncer_setting auth_type) == trust ]] \
+      || die "pgbouncer: $HOST:$PGBOUNCER_PORT is taken by something that is not a transaction-mode PgBouncer with trust auth (set PGBOUNCER_PORT)"
+    log "pgbouncer: a transaction-mode PgBouncer already listens on $HOST:$PGBOUNCER_PORT (not started by this checkout); using it"
+    return
+  fi
+  if ! command -v pgbouncer >/dev/null; then
+    log "pgbouncer: installing pgbouncer (apt-get)"
+    apt_install pgbouncer
+  fi
+  mkdir -p "$PGBOUNCER_DIR"
+  # The local stack's trust auth on loopback, as PostgreSQL has it; admin console for the tests.
+  write_if_changed "$PGBOUNCER_DIR/userlist.txt" '"postgres" ""'
+  write_if_changed "$PGBOUNCER_DIR/pgbouncer.ini" "; Written by scripts/stack.sh; edits are overwritten.
+[databases]
+* = host=$HOST port=$PG_PORT
+
+[pgbouncer]
+listen_addr = $HOST
+listen_port = $PGBOUNCER_PORT
+unix_socket_dir =
+auth_type = trust
+auth_file = $PGBOUNCER_DIR/userlist.txt
+admin_users = postgres
+pool_mode = transaction
+default_pool_size = 20
+max_client_conn = 900
+logfile = $PGBOUNCER_DIR/pgbouncer.log
+pidfile = $PGBOUNCER_DIR/pgbouncer.pid"
+  # PgBouncer refuses to run as root: as root it drops to the postgres user.
+  if [[ $(id -u) -eq 0 ]]; then
+    user=$(id -u postgres >/dev/null 2>&1 && echo postgres || echo nobody)
+    chown -R "$user" "$PGBOUNCER_DIR"
+  fi
+  rm -f "$PGBOUNCER_DIR/pgbouncer.pid"
+  log "pgbouncer: starting (log: ${PGBOUNCER_DIR#"$ROOT"/}/pgbouncer.log)"
+  pgbouncer -d ${user:+-u "$user"} "$PGBOUNCER_DIR/pgbouncer.ini" \
+    || die "pgbouncer: did not start (see ${PGBOUNCER_DIR#"$ROOT"/}/pgbouncer.log)"
+  wait_port "$PGBOUNCER_PORT" 15 || die "pgbouncer: not listening on $HOST:$PGBOUNCER_PORT after 15s (see ${PGBOUNCER_DIR#"$ROOT"/}/pgbouncer.log)"
+  log "pgbouncer: up   $HOST:$PGBOUNCER_PORT (started)"
+}
+
+pgbouncer_down() {
+  local pid
+  if pid=$(live_pid "$PGBOUNCER_DIR/pgbouncer.pid" "$PGBOUNCER_DIR/pgbouncer.ini"); then
+    log "pgbouncer: stopping pid $pid"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$PGBOUNCER_DIR/pgbouncer.pid"
 }
 
 # --------------------------------------------------------------------- Redis
@@ -407,6 +483,7 @@ status_line() { # name port [note]
 cmd_status() {
   local ok=0 pid note=""
   status_line postgres "$PG_PORT" || ok=1
+  status_line pgbouncer "$PGBOUNCER_PORT" || ok=1
   status_line redis "$REDIS_PORT" || ok=1
   local port
   for port in "${REDIS_CLUSTER_PORTS[@]}"; do status_line redis-cluster "$port" || ok=1; done
@@ -419,6 +496,7 @@ case ${1:-} in
   up)
     mkdir -p "$STACK_DIR"
     pg_up
+    pgbouncer_up
     redis_up
     redis_cluster_up
     kafka_up
@@ -428,6 +506,7 @@ case ${1:-} in
     kafka_down
     redis_cluster_down
     redis_down
+    pgbouncer_down
     pg_down
     log "stack: down"
     ;;

@@ -49,7 +49,13 @@ describe('PostgreSQL restarted', () => {
 
   it('does not crash a process holding a connection (a transaction, the training lock)', async () => {
     const pool = createPgPool(
-      { url: databaseUrl, directUrl: databaseUrl, poolMax: 2, statementTimeoutMs: 0 },
+      {
+        url: databaseUrl,
+        directUrl: databaseUrl,
+        pooler: 'none',
+        poolMax: 2,
+        statementTimeoutMs: 0,
+      },
       createLogger('silent'),
     );
     try {

@@ -22,6 +22,7 @@ import {
   sleep,
   startIngest,
 } from './support/ingest-helpers';
+import { POSTGRES_MODES } from './support/stack';
 import { createTestContext, TestContext } from './support/test-context';
 import { eventually } from './support/poll';
 
@@ -38,7 +39,7 @@ const TS = '2025-01-01T00:00:00.000Z';
 
 type Redis = ReturnType<typeof createClient>;
 
-describe('ingest on the real stack', () => {
+describe.each(POSTGRES_MODES)('ingest on the real stack (PostgreSQL $mode)', ({ env }) => {
   let context: TestContext;
   let config: AppConfig;
   let app: INestApplicationContext | undefined;
@@ -47,6 +48,7 @@ describe('ingest on the real stack', () => {
 
   beforeAll(async () => {
     context = await createTestContext({
+      ...env,
       INGEST_MAX_VALUE_BYTES: String(MAX_BYTES),
       INGEST_RETRY_INITIAL_MS: '50',
       INGEST_RETRY_MAX_MS: '500',

@@ -7,6 +7,7 @@ import { FakeLoader, FakeTrainer, VALIDATION } from './support/fakes/model-lifec
 import { graphql, GraphqlResponse } from './support/graphql';
 import { eventually } from './support/poll';
 import { childrenOf } from './support/processes';
+import { POSTGRES_MODES } from './support/stack';
 import { createTestContext, TestContext } from './support/test-context';
 
 interface Version {
@@ -39,9 +40,10 @@ function required<T>(value: T | null | undefined): T {
 
 /**
  * Two api replicas (separate Nest apps, pools and LISTEN connections) on one database, and one
- * train-role process that runs what they queue.
+ * train-role process that runs what they queue; once with PostgreSQL direct, once with the queries
+ * through PgBouncer in transaction mode (LISTEN, the training lock and NOTIFY on the direct URL).
  */
-describe('model lifecycle across two api replicas', () => {
+describe.each(POSTGRES_MODES)('model lifecycle across two api replicas ($mode)', ({ env }) => {
   let context: TestContext;
   let pg: Client;
   const trainer = new FakeTrainer();
@@ -113,6 +115,7 @@ describe('model lifecycle across two api replicas', () => {
 
   beforeAll(async () => {
     context = await createTestContext({
+      ...env,
       ROLE: 'api',
       // The load-failure test logs errors on purpose.
       LOG_LEVEL: 'fatal',

@@ -80,6 +80,11 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
     description:
       'A direct PostgreSQL connection string for what a transaction-mode pooler such as PgBouncer cannot carry: LISTEN/NOTIFY, the session advisory locks of training and embedding, migrations, and the readiness ping (on a pool of its own, so ranking’s fallback reads cannot starve it). Unset: `DATABASE_URL`.',
   },
+  PG_POOLER: {
+    group: 'PostgreSQL',
+    description:
+      'What `DATABASE_URL` reaches: `none`, PostgreSQL itself; `transaction`, a transaction-mode pooler such as PgBouncer. Then `DATABASE_DIRECT_URL` is required, and the query pool sends no `statement_timeout` at connect (PgBouncer refuses it): the service gives up on a query after `PG_STATEMENT_TIMEOUT_MS` and discards its connection, and warns at start when the server-side timeout seen through the pooler is unset or longer (set it for the role: [operations/scaling.md](operations/scaling.md#postgresql-connections)).',
+  },
   PG_POOL_MAX: {
     group: 'PostgreSQL',
     description:
@@ -87,7 +92,8 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
   },
   PG_STATEMENT_TIMEOUT_MS: {
     group: 'PostgreSQL',
-    description: 'Server-side `statement_timeout` of every pooled connection; `0` means none.',
+    description:
+      'Server-side `statement_timeout` of every connection (with `PG_POOLER=transaction`, the query pool enforces it client-side: see `PG_POOLER`); `0` means none.',
   },
   REDIS_URL: {
     group: 'Redis',

@@ -43,6 +43,25 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('needs a direct URL apart from DATABASE_URL when that reaches a transaction-mode pooler', () => {
+    const pooled = 'postgres://recsys@pgbouncer:6432/recsys';
+    const direct = 'postgres://recsys@postgres:5432/recsys';
+    expect(loadConfig({}).postgres.pooler).toBe('none');
+    expect(
+      loadConfig({ PG_POOLER: 'transaction', DATABASE_URL: pooled, DATABASE_DIRECT_URL: direct })
+        .postgres,
+    ).toMatchObject({ pooler: 'transaction', url: pooled, directUrl: direct });
+    expect(() => loadConfig({ PG_POOLER: 'transaction', DATABASE_URL: pooled })).toThrow(
+      /DATABASE_DIRECT_URL="": required with PG_POOLER=transaction/,
+    );
+    expect(() =>
+      loadConfig({ PG_POOLER: 'transaction', DATABASE_URL: pooled, DATABASE_DIRECT_URL: pooled }),
+    ).toThrow(
+      /DATABASE_DIRECT_URL=".*": required with PG_POOLER=transaction, and not DATABASE_URL/,
+    );
+    expect(() => loadConfig({ PG_POOLER: 'session' })).toThrow(/PG_POOLER="session"/);
+  });
+
   it('defaults to API-key auth and health/metrics on PORT; OPS_PORT must differ from PORT', () => {
     expect(loadConfig({}).auth).toEqual({
       mode: 'api-key',

@@ -67,6 +67,7 @@ export const configSchema = z.object({
     'postgres://postgres@127.0.0.1:5432/recsys',
   ),
   DATABASE_DIRECT_URL: url(['postgres', 'postgresql']).optional(),
+  PG_POOLER: z.enum(['none', 'transaction']).default('none'),
   PG_POOL_MAX: int(1, 1000).default(10),
   PG_STATEMENT_TIMEOUT_MS: int(0).default(10_000),
   REDIS_URL: url(['redis', 'rediss']).default('redis://127.0.0.1:6379'),
@@ -201,6 +202,11 @@ export interface AppConfig {
      * (training, embedding), migrations, and the health ping. DATABASE_URL when not set.
      */
     readonly directUrl: string;
+    /**
+     * What `url` reaches: PostgreSQL itself, or a transaction-mode pooler, which refuses session
+     * settings at connect (the statement timeout) and shares server sessions between clients.
+     */
+    readonly pooler: 'none' | 'transaction';
     readonly poolMax: number;
     readonly statementTimeoutMs: number;
   };
@@ -452,6 +458,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       }
     }
   }
+  if (
+    c.PG_POOLER === 'transaction' &&
+    (c.DATABASE_DIRECT_URL === undefined || c.DATABASE_DIRECT_URL === c.DATABASE_URL)
+  ) {
+    throw new ConfigError([
+      `DATABASE_DIRECT_URL=${JSON.stringify(c.DATABASE_DIRECT_URL ?? '')}: required with PG_POOLER=transaction, and not DATABASE_URL (LISTEN, session advisory locks and migrations cannot go through a transaction-mode pooler)`,
+    ]);
+  }
   if (c.KAFKA_SSL_CA_FILE !== undefined && !c.KAFKA_SSL) {
     throw new ConfigError([
       `KAFKA_SSL_CA_FILE=${JSON.stringify(c.KAFKA_SSL_CA_FILE)}: needs KAFKA_SSL=true`,
@@ -480,6 +494,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     postgres: {
       url: c.DATABASE_URL,
       directUrl: c.DATABASE_DIRECT_URL ?? c.DATABASE_URL,
+      pooler: c.PG_POOLER,
       poolMax: c.PG_POOL_MAX,
       statementTimeoutMs: c.PG_STATEMENT_TIMEOUT_MS,
     },

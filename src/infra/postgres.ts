@@ -8,9 +8,20 @@ import { Logger } from '../common/logger';
  */
 const DIRECT_POOL_MAX = 3;
 
-/** The pool for ordinary queries (DATABASE_URL, PG_POOL_MAX connections). */
+/**
+ * The pool for ordinary queries (DATABASE_URL, PG_POOL_MAX connections). Through a
+ * transaction-mode pooler (PG_POOLER=transaction) no session setting may go at connect (PgBouncer
+ * refuses a `statement_timeout` startup parameter, and a server session serves many clients): the
+ * client gives up on a query after the timeout instead, and the pool discards its connection. The
+ * server's own timeout then comes from the role's settings, checked once here.
+ */
 export function createPgPool(config: AppConfig['postgres'], logger: Logger): Pool {
-  return pool(config.url, config.poolMax, config.statementTimeoutMs, 'recsys', logger);
+  const pooled = config.pooler === 'transaction';
+  const timeoutMs = config.statementTimeoutMs;
+  const timeouts = pooled ? { queryTimeoutMs: timeoutMs } : { statementTimeoutMs: timeoutMs };
+  const queries = pool(config.url, config.poolMax, timeouts, 'recsys', logger);
+  if (pooled && timeoutMs > 0) void warnOnLongerServerTimeout(queries, timeoutMs, logger);
+  return queries;
 }
 
 /**
@@ -21,16 +32,22 @@ export function createDirectPgPool(config: AppConfig['postgres'], logger: Logger
   return pool(
     config.directUrl,
     DIRECT_POOL_MAX,
-    config.statementTimeoutMs,
+    { statementTimeoutMs: config.statementTimeoutMs },
     'recsys-direct',
     logger,
   );
 }
 
+/** Timeouts in ms, 0 for none: the server's (sent at connect), or the client's own. */
+interface Timeouts {
+  readonly statementTimeoutMs?: number;
+  readonly queryTimeoutMs?: number;
+}
+
 function pool(
   connectionString: string,
   max: number,
-  statementTimeoutMs: number,
+  { statementTimeoutMs = 0, queryTimeoutMs = 0 }: Timeouts,
   applicationName: string,
   logger: Logger,
 ): Pool {
@@ -38,6 +55,7 @@ function pool(
     connectionString,
     max,
     statement_timeout: statementTimeoutMs || undefined,
+    query_timeout: queryTimeoutMs || undefined,
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30_000,
     application_name: applicationName,
@@ -55,6 +73,35 @@ function pool(
     });
   });
   return pool;
+}
+
+/**
+ * Warns when the server-side `statement_timeout` seen through the pooler is unset or longer than
+ * `timeoutMs`: the client gives up on such a query, but PostgreSQL keeps running it.
+ */
+async function warnOnLongerServerTimeout(
+  queries: Pool,
+  timeoutMs: number,
+  logger: Logger,
+): Promise<void> {
+  try {
+    const { rows } = await queries.query<{ ms: string }>(
+      "SELECT setting AS ms FROM pg_settings WHERE name = 'statement_timeout'",
+    );
+    const serverMs = Number(rows[0]?.ms ?? 0);
+    if (serverMs > 0 && serverMs <= timeoutMs) return;
+    logger.warn(
+      { serverStatementTimeoutMs: serverMs, PG_STATEMENT_TIMEOUT_MS: timeoutMs },
+      `PG_POOLER=transaction: the server-side statement_timeout through the pooler is ${serverMs === 0 ? 'unset' : `${serverMs} ms`}; ` +
+        `queries are abandoned after ${timeoutMs} ms but keep running in PostgreSQL: ` +
+        `ALTER ROLE <the pooler's user> SET statement_timeout = '${timeoutMs}ms'`,
+    );
+  } catch (error) {
+    logger.warn(
+      { err: error },
+      'PG_POOLER=transaction: cannot read the server-side statement_timeout',
+    );
+  }
 }
 
 /** Runs `work` in one transaction; a connection that failed mid-transaction is discarded. */

@@ -2,6 +2,8 @@
 export const TEST_STACK = {
   postgresAdminUrl:
     process.env.TEST_DATABASE_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+  /** PgBouncer in transaction mode in front of the same PostgreSQL (`npm run stack up`). */
+  pgbouncerUrl: process.env.TEST_PGBOUNCER_URL ?? 'postgres://postgres@127.0.0.1:6432/postgres',
   redisUrl: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
   /** The local 3-master Redis Cluster `npm run stack up` starts. */
   redisClusterNodes:
@@ -20,6 +22,16 @@ export const REDIS_MODES = [
   { mode: 'cluster', env: { REDIS_CLUSTER_NODES: TEST_STACK.redisClusterNodes } },
 ] as const;
 
+/**
+ * The two ways the service reaches PostgreSQL, as `createTestContext` overrides: directly, or its
+ * queries through PgBouncer in transaction mode (PG_POOLER=transaction; the context then points
+ * DATABASE_URL at the pooler and DATABASE_DIRECT_URL at PostgreSQL).
+ */
+export const POSTGRES_MODES = [
+  { mode: 'direct', env: {} },
+  { mode: 'pgbouncer', env: { PG_POOLER: 'transaction' } },
+] as const;
+
 /** Per-test database names carry their creation time so stale ones can be told apart. */
 export function testDatabaseName(id: string): string {
   return `recsys_t_${Math.floor(Date.now() / 1000)}_${id}`;
@@ -28,8 +40,8 @@ export function testDatabaseName(id: string): string {
 /** Leftovers of interrupted runs: databases older than this are dropped at the next start. */
 export const STALE_AFTER_SECONDS = 3 * 3600;
 
-export function databaseUrl(name: string): string {
-  const url = new URL(TEST_STACK.postgresAdminUrl);
+export function databaseUrl(name: string, server = TEST_STACK.postgresAdminUrl): string {
+  const url = new URL(server);
   url.pathname = `/${name}`;
   return url.toString();
 }

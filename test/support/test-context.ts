@@ -19,6 +19,7 @@ export function contextEnv(config: AppConfig): Record<string, string> {
   return {
     DATABASE_URL: config.postgres.url,
     DATABASE_DIRECT_URL: config.postgres.directUrl,
+    PG_POOLER: config.postgres.pooler,
     REDIS_URL: config.redis.url,
     REDIS_KEY_PREFIX: config.redis.keyPrefix,
     REDIS_CLUSTER_NODES: (config.redis.clusterNodes ?? [])
@@ -32,7 +33,8 @@ export function contextEnv(config: AppConfig): Record<string, string> {
 
 /**
  * Isolation per test file: its own database cloned from the migrated template, its own Redis key
- * prefix and its own Kafka topic prefix, all on the real local stack.
+ * prefix and its own Kafka topic prefix, all on the real local stack. `PG_POOLER: 'transaction'`
+ * in `overrides` sends its queries through the stack's PgBouncer (POSTGRES_MODES).
  */
 export async function createTestContext(
   overrides: Record<string, string> = {},
@@ -44,8 +46,10 @@ export async function createTestContext(
   await admin.query(`CREATE DATABASE ${database} TEMPLATE ${TEST_STACK.templateDatabase}`);
   await admin.end();
 
+  const pooled = overrides.PG_POOLER === 'transaction';
   const config = loadConfig({
-    DATABASE_URL: databaseUrl(database),
+    DATABASE_URL: databaseUrl(database, pooled ? TEST_STACK.pgbouncerUrl : undefined),
+    ...(pooled ? { DATABASE_DIRECT_URL: databaseUrl(database) } : {}),
     REDIS_URL: TEST_STACK.redisUrl,
     REDIS_KEY_PREFIX: `t:${id}:`,
     KAFKA_BROKERS: TEST_STACK.kafkaBrokers,

@@ -52,6 +52,15 @@ export class HealthService {
       { name: 'redis', critical: false, check: () => repository.pingRedis() },
       { name: 'kafka', critical: consumesKafka, check: () => repository.pingKafka() },
     ];
+    // The pooler's path is reported, not required: a ping queued behind a busy query pool would
+    // make replicas unready under load (the reason the ping above has a pool of its own).
+    if (config.postgres.pooler === 'transaction') {
+      this.indicators.push({
+        name: 'postgres_pooler',
+        critical: false,
+        check: () => repository.pingPostgresQueries(),
+      });
+    }
   }
 
   register(indicator: HealthIndicator): void {
