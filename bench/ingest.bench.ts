@@ -61,12 +61,18 @@ const benchmark: Benchmark = {
     const wanted = Math.max(MIN_EVENTS, Number(args[0] ?? MIN_EVENTS) || MIN_EVENTS);
     const id = randomBytes(3).toString('hex');
     const base = loadConfig(process.env);
-    const dbUrl = new URL(base.postgres.url);
-    dbUrl.pathname = `/recsys_bench_${id}`;
+    const database = `recsys_bench_${id}`;
+    // DATABASE_URL may reach a pooler (PG_POOLER=transaction): both URLs name the bench's database.
+    const onDatabase = (url: string) => {
+      const onIt = new URL(url);
+      onIt.pathname = `/${database}`;
+      return onIt.toString();
+    };
     const config: AppConfig = {
       ...loadConfig({
         ...process.env,
-        DATABASE_URL: dbUrl.toString(),
+        DATABASE_URL: onDatabase(base.postgres.url),
+        DATABASE_DIRECT_URL: onDatabase(base.postgres.directUrl),
         REDIS_KEY_PREFIX: `bench:${id}:`,
         KAFKA_TOPIC_PREFIX: `bench${id}.`,
         KAFKA_CLIENT_ID: `bench-${id}`,
@@ -74,6 +80,10 @@ const benchmark: Benchmark = {
       }),
       role: 'ingest',
     };
+    const pooledNote =
+      config.postgres.pooler === 'none'
+        ? ''
+        : ` (queries through a transaction-mode pooler at ${new URL(config.postgres.url).host})`;
     const topic = `${config.kafka.topicPrefix}user.events`;
     const kafka = new Kafka({
       clientId: `bench-${id}`,
@@ -86,8 +96,8 @@ const benchmark: Benchmark = {
     await redis.connect();
     let app: INestApplicationContext | undefined;
     try {
-      progress(`database ${dbUrl.pathname.slice(1)}, topic prefix ${config.kafka.topicPrefix}`);
-      await migrate(config.postgres.url, createLogger('warn'));
+      progress(`database ${database}${pooledNote}, topic prefix ${config.kafka.topicPrefix}`);
+      await migrate(config.postgres.directUrl, createLogger('warn'));
       await admin.createTopics({
         topics: ['user.events', 'user.events.dlq', 'catalog.items', 'catalog.items.dlq'].map(
           (name) => ({
@@ -155,7 +165,7 @@ const benchmark: Benchmark = {
       const ingestApp = app;
       await waitUntil(async () => (await processed(ingestApp)) >= total, 20);
       const e2eSeconds = (performance.now() - e2eStart) / 1000;
-      const pg = new Client({ connectionString: config.postgres.url });
+      const pg = new Client({ connectionString: config.postgres.directUrl });
       await pg.connect();
       const stored = Number(
         (await pg.query<{ n: string }>('SELECT count(*) AS n FROM events')).rows[0]?.n,
@@ -272,10 +282,11 @@ const benchmark: Benchmark = {
           latencyTargetMet: p99 < 1000 && lost === 0,
           batchSize: config.ingest.batchSize,
           partitionsConcurrency: config.ingest.partitionsConcurrency,
+          pooler: config.postgres.pooler,
         },
         notes: [
           'Both rates read the same 6-partition topic from the beginning, group join included, with the same fetch settings.',
-          `End-to-end counts a message once it is validated, stored in PostgreSQL (one transaction per batch) and applied to Redis.`,
+          `End-to-end counts a message once it is validated, stored in PostgreSQL${pooledNote} (one transaction per batch) and applied to Redis.`,
           'Latency probes: every 10th steady event is a click of a fresh user; visible = its interest key exists in Redis.',
           'The machine has 2 cores shared with Kafka, PostgreSQL, Redis and other work: rates are noisy.',
         ],
@@ -295,10 +306,10 @@ const benchmark: Benchmark = {
       }
       await redis.close();
       const pg = new Client({
-        connectionString: base.postgres.url.replace(/\/[^/]*$/, '/postgres'),
+        connectionString: base.postgres.directUrl.replace(/\/[^/]*$/, '/postgres'),
       });
       await pg.connect();
-      await pg.query(`DROP DATABASE IF EXISTS recsys_bench_${id} WITH (FORCE)`);
+      await pg.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
       await pg.end();
     }
   },

@@ -19,13 +19,13 @@
 #   KAFKA_HEAP_OPTS        JVM heap for the broker (-Xms256m -Xmx512m)
 #   KAFKA_READY_TIMEOUT    seconds to wait for the broker to answer (60)
 #   PG_PORT / REDIS_PORT   5432 / 6379
-#   PGBOUNCER_PORT         6432 (every database of PG_PORT, transaction pooling, trust auth)
+#   PGBOUNCER_PORT         6432 (every database of PG_PORT, transaction pooling, no password)
 #   REDIS_CLUSTER_PORTS    the cluster's masters (7101 7102 7103), separated by spaces or commas
 #
 # Files: $STACK_DIR/kafka.log (broker log; previous run in kafka.log.1),
 #        $STACK_DIR/kafka.pid, $STACK_DIR/kafka-data/, $STACK_DIR/*.started markers,
 #        $STACK_DIR/redis-cluster/<port>/ (nodes.conf, redis.log, redis.pid),
-#        $STACK_DIR/pgbouncer/ (pgbouncer.ini, userlist.txt, pgbouncer.log, pgbouncer.pid).
+#        $STACK_DIR/pgbouncer/ (pgbouncer.ini, pgbouncer.log, pgbouncer.pid).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -153,7 +153,7 @@ pgbouncer_setting() {
 }
 
 pgbouncer_up() {
-  local pid user=""
+  local pid user=()
   if pid=$(live_pid "$PGBOUNCER_DIR/pgbouncer.pid" "$PGBOUNCER_DIR/pgbouncer.ini"); then
     log "pgbouncer: up   $HOST:$PGBOUNCER_PORT (pid $pid)"
     return
@@ -161,8 +161,8 @@ pgbouncer_up() {
   if listening "$PGBOUNCER_PORT"; then
     # Like Kafka: another checkout's PgBouncer serves as well; anything else would fail the tests
     # far from the cause.
-    [[ $(pgbouncer_setting pool_mode) == transaction && $(pgbouncer_setting auth_type) == trust ]] \
-      || die "pgbouncer: $HOST:$PGBOUNCER_PORT is taken by something that is not a transaction-mode PgBouncer with trust auth (set PGBOUNCER_PORT)"
+    [[ $(pgbouncer_setting pool_mode) == transaction && $(pgbouncer_setting auth_type) == any ]] \
+      || die "pgbouncer: $HOST:$PGBOUNCER_PORT is taken by something that is not a transaction-mode PgBouncer with auth_type any (set PGBOUNCER_PORT)"
     log "pgbouncer: a transaction-mode PgBouncer already listens on $HOST:$PGBOUNCER_PORT (not started by this checkout); using it"
     return
   fi
@@ -171,33 +171,32 @@ pgbouncer_up() {
     apt_install pgbouncer
   fi
   mkdir -p "$PGBOUNCER_DIR"
-  # The local stack's trust auth on loopback, as PostgreSQL has it; admin console for the tests.
-  write_if_changed "$PGBOUNCER_DIR/userlist.txt" '"postgres" ""'
+  # No password, as PostgreSQL has it on loopback: `any` logs every client in as postgres. The
+  # config is read before PgBouncer drops root; nothing else of its own is a file (the checkout
+  # may sit where the postgres user cannot reach).
   write_if_changed "$PGBOUNCER_DIR/pgbouncer.ini" "; Written by scripts/stack.sh; edits are overwritten.
 [databases]
-* = host=$HOST port=$PG_PORT
+* = host=$HOST port=$PG_PORT user=postgres
 
 [pgbouncer]
 listen_addr = $HOST
 listen_port = $PGBOUNCER_PORT
 unix_socket_dir =
-auth_type = trust
-auth_file = $PGBOUNCER_DIR/userlist.txt
+auth_type = any
 admin_users = postgres
 pool_mode = transaction
 default_pool_size = 20
-max_client_conn = 900
-logfile = $PGBOUNCER_DIR/pgbouncer.log
-pidfile = $PGBOUNCER_DIR/pgbouncer.pid"
+max_client_conn = 900"
   # PgBouncer refuses to run as root: as root it drops to the postgres user.
   if [[ $(id -u) -eq 0 ]]; then
-    user=$(id -u postgres >/dev/null 2>&1 && echo postgres || echo nobody)
-    chown -R "$user" "$PGBOUNCER_DIR"
+    user=(-u "$(id -u postgres >/dev/null 2>&1 && echo postgres || echo nobody)")
   fi
-  rm -f "$PGBOUNCER_DIR/pgbouncer.pid"
   log "pgbouncer: starting (log: ${PGBOUNCER_DIR#"$ROOT"/}/pgbouncer.log)"
-  pgbouncer -d ${user:+-u "$user"} "$PGBOUNCER_DIR/pgbouncer.ini" \
-    || die "pgbouncer: did not start (see ${PGBOUNCER_DIR#"$ROOT"/}/pgbouncer.log)"
+  # The child writes its own pid, then execs PgBouncer (same pid, own session), as for Kafka.
+  # shellcheck disable=SC2016
+  nohup setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PGBOUNCER_DIR/pgbouncer.pid" \
+    pgbouncer "${user[@]}" "$PGBOUNCER_DIR/pgbouncer.ini" \
+    >"$PGBOUNCER_DIR/pgbouncer.log" 2>&1 </dev/null &
   wait_port "$PGBOUNCER_PORT" 15 || die "pgbouncer: not listening on $HOST:$PGBOUNCER_PORT after 15s (see ${PGBOUNCER_DIR#"$ROOT"/}/pgbouncer.log)"
   log "pgbouncer: up   $HOST:$PGBOUNCER_PORT (started)"
 }
