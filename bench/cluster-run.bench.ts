@@ -284,7 +284,10 @@ const benchmark: Benchmark = {
     const settings = parseSettings(args);
     compiled('src/main.ts');
     const base = loadConfig(process.env);
-    const databaseUrl = databaseUrlFor(base.postgres.url, DATABASE);
+    // The bench's own reads and set-up go direct; the processes' queries where DATABASE_URL points
+    // (a transaction-mode pooler with PG_POOLER=transaction).
+    const databaseUrl = databaseUrlFor(base.postgres.directUrl, DATABASE);
+    const queriesUrl = databaseUrlFor(base.postgres.url, DATABASE);
     const prefix = `bench:cluster:${process.pid}:`;
     const topicPrefix = `bench-cluster-${process.pid}-`;
     const kafka = new Kafka({
@@ -308,7 +311,8 @@ const benchmark: Benchmark = {
       const catalog = generateCatalog({ items: settings.items, seed: SEED });
       await insertCatalog(databaseUrl, catalog.items);
       const env = {
-        DATABASE_URL: databaseUrl,
+        DATABASE_URL: queriesUrl,
+        DATABASE_DIRECT_URL: databaseUrl,
         REDIS_KEY_PREFIX: prefix,
         KAFKA_TOPIC_PREFIX: topicPrefix,
         LOG_LEVEL: 'warn',
@@ -583,6 +587,7 @@ const benchmark: Benchmark = {
           `${killed.name} SIGKILLed at ${(killMs / 1000).toFixed(1)} s; the balancer drops an endpoint on its first connection error; a request whose connection was refused or whose kept-alive connection failed before any answer goes once to the other endpoint; one that lost its connection after an answer began, or on a fresh connection, fails`,
           `events: ${produced} produced to user.events during the load, ${liveStored} stored by the ingest process by the end (+30 s grace); ${behaviour.events.length} seed events went through the same topic and ingest before the load`,
           `first version ${initial.versionId}: FULL training run queued by trainModel, run by the train process (${settings.trainEpochs} epochs), ${initial.by}; text vectors are ${TEXT_DIMENSION}-d synthetic (category direction + noise) under the trainer's encoder id`,
+          `PostgreSQL: ${base.postgres.pooler === 'none' ? 'every process direct' : `the processes' queries through a transaction-mode pooler at ${new URL(queriesUrl).host} (PG_POOLER=transaction), LISTEN, locks and migrations direct`}`,
           `isolation: database ${DATABASE}, Redis prefix ${prefix}, Kafka topics and consumer groups prefixed ${topicPrefix}; every process is node main.js <role> (src compiled to JavaScript) with NODE_ENV=production, AUTH_MODE=api-key (rank sends a read key, trainModel an ops key)`,
           `all four processes, PostgreSQL, Redis, Kafka and the load generator share this machine's cores; 1-minute load average before the run: ${loadBefore.toFixed(2)}`,
           `load generator: a worker thread of the bench with a heap of its own; its own stalls count in the latencies above: event-loop delay p99 ${generatorStalls.delayP99Ms.toFixed(1)} ms, max ${generatorStalls.delayMaxMs.toFixed(1)} ms; its collections: ${generatorStalls.gc.scavenges} scavenges, ${generatorStalls.gc.fullGcs} mark-compacts, the longest ${generatorStalls.gc.longestMs.toFixed(1)} ms`,
