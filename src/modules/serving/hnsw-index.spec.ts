@@ -6,7 +6,7 @@ import { topK } from './top-k';
 
 const DIMENSION = 32;
 // A search costing well above its messages to and from the index's thread: with efSearch 100 (about
-// 0.1 ms here) those messages alone kept this thread 15–33 % busy under load, up to 52 % once.
+// 0.2 ms here) those messages alone kept this thread 15–33 % busy under load, up to 52 % once.
 const build = hnswIndexBuilder({ m: 16, efConstruction: 100, efSearch: 400 });
 
 function source(rows: number, seed: string): IndexSource {
