@@ -15,6 +15,7 @@ import { onlineKeys } from '../src/modules/online-state/online-state.schema';
 import { MetricsModule } from '../src/modules/metrics/metrics.module';
 import { Metrics } from '../src/modules/metrics/metrics.registry';
 import { generateBehaviour, generateCatalog } from '../src/synthetic';
+import { databaseUrlFor, dropDatabase } from './lib/bench-store';
 import { Benchmark, progress } from './lib/harness';
 import { percentile } from './lib/percentile';
 
@@ -62,17 +63,12 @@ const benchmark: Benchmark = {
     const id = randomBytes(3).toString('hex');
     const base = loadConfig(process.env);
     const database = `recsys_bench_${id}`;
-    // DATABASE_URL may reach a pooler (PG_POOLER=transaction): both URLs name the bench's database.
-    const onDatabase = (url: string) => {
-      const onIt = new URL(url);
-      onIt.pathname = `/${database}`;
-      return onIt.toString();
-    };
     const config: AppConfig = {
       ...loadConfig({
         ...process.env,
-        DATABASE_URL: onDatabase(base.postgres.url),
-        DATABASE_DIRECT_URL: onDatabase(base.postgres.directUrl),
+        // DATABASE_URL may reach a pooler (PG_POOLER=transaction): both name the bench's database.
+        DATABASE_URL: databaseUrlFor(base.postgres.url, database),
+        DATABASE_DIRECT_URL: databaseUrlFor(base.postgres.directUrl, database),
         REDIS_KEY_PREFIX: `bench:${id}:`,
         KAFKA_TOPIC_PREFIX: `bench${id}.`,
         KAFKA_CLIENT_ID: `bench-${id}`,
@@ -305,12 +301,7 @@ const benchmark: Benchmark = {
         if (found.length > 0) await redis.unlink(found);
       }
       await redis.close();
-      const pg = new Client({
-        connectionString: base.postgres.directUrl.replace(/\/[^/]*$/, '/postgres'),
-      });
-      await pg.connect();
-      await pg.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-      await pg.end();
+      await dropDatabase(config.postgres.directUrl);
     }
   },
 };
