@@ -438,7 +438,8 @@ kafka_up() {
     pid=$(<"$KAFKA_PID")
   fi
 
-  # Wait until the broker answers admin requests, then create missing topics.
+  # Wait until the broker answers admin requests, create missing topics, and (our broker) warm
+  # its group coordinator and producer ids so that clients never meet a loading coordinator.
   local rc=0
   kafka_java StackAdmin "$HOST:$KAFKA_PORT" "$KAFKA_READY_TIMEOUT" "$pid" "${TOPICS[@]}" || rc=$?
   if [[ $rc -ne 0 ]]; then

@@ -6,6 +6,7 @@ import {
   Kafka,
   KafkaConfig,
   logLevel,
+  Partitioners,
   Producer,
   SASLOptions,
 } from 'kafkajs';
@@ -84,7 +85,13 @@ export class KafkaClients {
           kafkaLogger[levels[level]](extra, message);
         },
     });
-    this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    this.producer = this.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      // Keyed messages land where the Java client would put them (murmur2); kafkajs's default since
+      // v2, named so that it does not warn about the change at every start.
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
     this.admin = this.kafka.admin();
     this.probeAdmin = new Kafka({
       clientId: `${config.clientId}-probe`,

@@ -11,13 +11,22 @@ import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.common.errors.GroupIdNotFoundException;
 import org.apache.kafka.common.errors.TopicExistsException;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
 
 /**
  * Used by scripts/stack.sh (compiled there with javac against .cache/kafka/libs).
  * One JVM instead of one kafka-topics run per topic: waits until the broker
  * answers admin requests, then creates the missing topics (like
- * kafka-topics --create --if-not-exists), replication factor 1.
+ * kafka-topics --create --if-not-exists), replication factor 1. On a broker it
+ * started (BROKER_PID given), it then waits until the group coordinator and the
+ * producer-id allocation answer: a fresh broker creates __consumer_offsets on the
+ * first group request and fetches producer ids from the controller on the first
+ * InitProducerId, and clients that arrive meanwhile get retriable "coordinator is
+ * loading" errors, which kafkajs logs as errors with stack traces.
  *
  * Usage: StackAdmin BOOTSTRAP TIMEOUT_SECONDS BROKER_PID|- name:partitions...
  * BROKER_PID: give up early if that process dies ("-": do not watch one).
@@ -60,6 +69,7 @@ public final class StackAdmin {
                 }
                 try {
                     ensure(admin, wanted);
+                    if (broker != null) warmCoordinators(admin, bootstrap);
                     return;
                 } catch (ExecutionException | RuntimeException e) {
                     last = e;
@@ -70,6 +80,25 @@ public final class StackAdmin {
         Throwable cause = last instanceof ExecutionException && last.getCause() != null ? last.getCause() : last;
         System.err.println("broker at " + bootstrap + " not ready: " + (cause == null ? "timed out" : cause));
         System.exit(1);
+    }
+
+    private static void warmCoordinators(Admin admin, String bootstrap) throws Exception {
+        try {
+            admin.describeConsumerGroups(List.of("stack-sh-ready")).all().get();
+        } catch (ExecutionException e) {
+            // The coordinator answered: the group does not exist (Kafka 4 says so instead of DEAD).
+            if (!(e.getCause() instanceof GroupIdNotFoundException)) throw e;
+        }
+        Properties props = new Properties();
+        props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        props.put(ProducerConfig.CLIENT_ID_CONFIG, "stack-sh");
+        props.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "stack-sh-ready");
+        props.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "5000");
+        props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+        try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(props)) {
+            producer.initTransactions();
+        }
     }
 
     private static void ensure(Admin admin, Map<String, Integer> wanted) throws Exception {
