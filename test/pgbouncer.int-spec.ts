@@ -33,7 +33,7 @@ function capturedLogger() {
 /**
  * The service with DATABASE_URL through the stack's PgBouncer in transaction mode: what the
  * pooler changes (no session settings at connect, the timeout enforced by the client, readiness).
- * The whole lifecycle and ingest suites also run this way (POSTGRES_MODES).
+ * The whole lifecycle, embedding worker and ingest suites also run this way (POSTGRES_MODES).
  */
 describe('PostgreSQL through PgBouncer in transaction mode (PG_POOLER=transaction)', () => {
   let context: TestContext;
