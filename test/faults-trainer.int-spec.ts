@@ -5,17 +5,14 @@ import { Pool } from 'pg';
 import { AppModule } from '../src/app.module';
 import { createLogger } from '../src/common/logger';
 import type { AppConfig } from '../src/config/config';
-import { itemText, itemTextHash } from '../src/modules/embedding/item-text';
-import { vectorToBytes } from '../src/modules/embedding/vector-codec';
 import type { TrainingRun } from '../src/modules/registry/registry.types';
 import { TrainingCoreModule } from '../src/modules/training/training.module';
 import { TrainingRunService } from '../src/modules/training/training-run.service';
-import { HashingTextEncoder } from './support/fakes/hashing-encoder';
-import { generateBehaviour, generateCatalog } from '../src/synthetic';
 import { reportFigures } from './support/fault-helpers';
 import { childrenOf, processAlive } from './support/processes';
 import { contextEnv, createTestContext, TestContext } from './support/test-context';
 import { eventually } from './support/poll';
+import { seedTrainingData } from './support/training-data';
 
 jest.setTimeout(180_000);
 
@@ -33,58 +30,6 @@ function envOf(config: AppConfig): Record<string, string> {
     // Epochs are logged at info: the test waits for the first one.
     LOG_LEVEL: 'info',
   };
-}
-
-/** Items with (hashing-encoder) text vectors and clicked impressions, as the trainer reads them. */
-async function seed(pool: Pool, encoderId: string): Promise<void> {
-  const catalog = generateCatalog({ items: 150, seed: 'trainer-fault' });
-  const encoder = new HashingTextEncoder(384);
-  const vectors = await encoder.encode(catalog.items.map((item) => itemText(item)));
-  await pool.query(
-    `INSERT INTO items (item_id, title, description, category, tags, source_ts, text_hash, embed_pending)
-     SELECT u.id, u.title, u.description, u.category, '{}', now(), u.hash, false
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-         AS u(id, title, description, category, hash)`,
-    [
-      catalog.items.map((item) => item.itemId),
-      catalog.items.map((item) => item.title),
-      catalog.items.map((item) => item.description),
-      catalog.items.map((item) => item.category),
-      catalog.items.map((item) => itemTextHash(itemText(item))),
-    ],
-  );
-  await pool.query(
-    `INSERT INTO item_embeddings (item_id, encoder_id, text_hash, dimension, vector)
-     SELECT u.id, $2, u.hash, 384, u.vector FROM unnest($1::text[], $3::text[], $4::bytea[])
-       AS u(id, hash, vector)`,
-    [
-      catalog.items.map((item) => item.itemId),
-      encoderId,
-      catalog.items.map((item) => itemTextHash(itemText(item))),
-      catalog.items.map((_, i) => vectorToBytes(vectors[i])),
-    ],
-  );
-  const { events } = generateBehaviour({
-    catalog,
-    users: 80,
-    impressions: 6000,
-    seed: 'trainer-fault',
-  });
-  const rows = events.filter((e) => e.type === 'impression' || e.type === 'click');
-  await pool.query(
-    `INSERT INTO events (event_id, type, user_id, item_id, ts, request_id, position)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
-                          $6::text[], $7::int[])`,
-    [
-      rows.map((e) => e.eventId),
-      rows.map((e) => e.type),
-      rows.map((e) => e.userId),
-      rows.map((e) => e.itemId),
-      rows.map((e) => e.timestamp),
-      rows.map((e) => e.requestId),
-      rows.map((e) => e.position),
-    ],
-  );
 }
 
 interface RunRow {
@@ -123,7 +68,11 @@ describe('trainer killed mid-run', () => {
     });
     pool = new Pool({ connectionString: context.config.postgres.url });
     const { embedding } = context.config;
-    await seed(pool, `${embedding.model}:${embedding.quantized ? 'q8' : 'fp32'}`);
+    await seedTrainingData(pool, {
+      encoderId: `${embedding.model}:${embedding.quantized ? 'q8' : 'fp32'}`,
+      seed: 'trainer-fault',
+      impressions: 6000,
+    });
   });
 
   afterAll(async () => {

@@ -1,18 +1,15 @@
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Pool } from 'pg';
-import { itemText, itemTextHash } from '../src/modules/embedding/item-text';
-import { vectorToBytes } from '../src/modules/embedding/vector-codec';
 import { createLogger } from '../src/common/logger';
 import { RegistryService } from '../src/modules/registry/registry.service';
 import type { ModelTrainer } from '../src/modules/training/model-trainer';
 import { TrainingRunService } from '../src/modules/training/training-run.service';
 import { loadModel, serializeModel } from '../src/modules/training/model/artifact';
-import { HashingTextEncoder } from './support/fakes/hashing-encoder';
 import { TrainingRepository } from '../src/modules/training/training.repository';
 import { TrainingService } from '../src/modules/training/training.service';
-import { generateBehaviour, generateCatalog } from '../src/synthetic';
 import { startApp } from './support/app';
 import { createTestContext, TestContext } from './support/test-context';
+import { seedTrainingData } from './support/training-data';
 
 /**
  * Really trained, then made blind: the score scale underflows to 0 (and any popularity term is
@@ -69,48 +66,7 @@ describe('promotion gate with the real trainer', () => {
       },
     };
     app = await startApp(context.config, { trainer });
-    const encoderId = real.encoderId;
-    const catalog = generateCatalog({ items: 150, seed: 'gate-int' });
-    const vectors = await new HashingTextEncoder(384).encode(
-      catalog.items.map((item) => itemText(item)),
-    );
-    for (const [i, item] of catalog.items.entries()) {
-      const hash = itemTextHash(itemText(item));
-      await pool.query(
-        `INSERT INTO items (item_id, title, description, category, tags, source_ts, text_hash, embed_pending)
-         VALUES ($1, $2, $3, $4, $5, now(), $6, false)`,
-        [item.itemId, item.title, item.description, item.category, item.tags, hash],
-      );
-      await pool.query(
-        `INSERT INTO item_embeddings (item_id, encoder_id, text_hash, dimension, vector)
-         VALUES ($1, $2, $3, 384, $4)`,
-        [item.itemId, encoderId, hash, vectorToBytes(vectors[i] ?? new Float32Array(384))],
-      );
-    }
-    const { events } = generateBehaviour({
-      catalog,
-      users: 80,
-      impressions: 12_000,
-      seed: 'gate-int',
-    });
-    const rows = events.filter((e) => e.type === 'impression' || e.type === 'click');
-    for (let start = 0; start < rows.length; start += 2000) {
-      const chunk = rows.slice(start, start + 2000);
-      await pool.query(
-        `INSERT INTO events (event_id, type, user_id, item_id, ts, request_id, position)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
-                              $6::text[], $7::int[])`,
-        [
-          chunk.map((e) => e.eventId),
-          chunk.map((e) => e.type),
-          chunk.map((e) => e.userId),
-          chunk.map((e) => e.itemId),
-          chunk.map((e) => e.timestamp),
-          chunk.map((e) => e.requestId),
-          chunk.map((e) => e.position),
-        ],
-      );
-    }
+    await seedTrainingData(pool, { encoderId: real.encoderId, seed: 'gate-int' });
   }, 60_000);
 
   afterAll(async () => {

@@ -3,15 +3,12 @@ import path from 'node:path';
 import { Pool } from 'pg';
 import pino from 'pino';
 import { readEncoderOnnx, topLayerWeights } from '../src/modules/embedding/encoder-onnx';
-import { itemText, itemTextHash } from '../src/modules/embedding/item-text';
-import { vectorToBytes } from '../src/modules/embedding/vector-codec';
 import { loadModel } from '../src/modules/training/model/artifact';
 import { InterestScorer } from '../src/modules/training/model/interest-scorer';
-import { HashingTextEncoder } from './support/fakes/hashing-encoder';
 import { TrainingRepository } from '../src/modules/training/training.repository';
 import { TrainingService } from '../src/modules/training/training.service';
-import { generateBehaviour, generateCatalog } from '../src/synthetic';
 import { createTestContext, TestContext } from './support/test-context';
+import { seedTrainingData } from './support/training-data';
 
 const MODEL_FOLDER = path.resolve(__dirname, '..', 'models', 'all-MiniLM-L6-v2');
 const modelPresent = existsSync(path.join(MODEL_FOLDER, 'onnx', 'model.onnx'));
@@ -33,46 +30,11 @@ describe('TrainingService on stored events', () => {
       pino({ level: 'silent' }),
       new TrainingRepository(pool),
     );
-    const catalog = generateCatalog({ items: 150, seed: 'train-int' });
-    const encoder = new HashingTextEncoder(384);
-    const vectors = await encoder.encode(catalog.items.map((item) => itemText(item)));
-    for (const [i, item] of catalog.items.entries()) {
-      const hash = itemTextHash(itemText(item));
-      await pool.query(
-        `INSERT INTO items (item_id, title, description, category, tags, source_ts, text_hash)
-         VALUES ($1, $2, $3, $4, $5, now(), $6)`,
-        [item.itemId, item.title, item.description, item.category, item.tags, hash],
-      );
-      await pool.query(
-        `INSERT INTO item_embeddings (item_id, encoder_id, text_hash, dimension, vector)
-         VALUES ($1, $2, $3, 384, $4)`,
-        [item.itemId, service.encoderId, hash, vectorToBytes(vectors[i])],
-      );
-    }
-    const { events } = generateBehaviour({
-      catalog,
-      users: 80,
-      impressions: 12_000,
+    await seedTrainingData(pool, {
+      encoderId: service.encoderId,
       seed: 'train-int',
+      embedPending: true,
     });
-    const rows = events.filter((e) => e.type === 'impression' || e.type === 'click');
-    for (let start = 0; start < rows.length; start += 1000) {
-      const chunk = rows.slice(start, start + 1000);
-      await pool.query(
-        `INSERT INTO events (event_id, type, user_id, item_id, ts, request_id, position)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
-                              $6::text[], $7::int[])`,
-        [
-          chunk.map((e) => e.eventId),
-          chunk.map((e) => e.type),
-          chunk.map((e) => e.userId),
-          chunk.map((e) => e.itemId),
-          chunk.map((e) => e.timestamp),
-          chunk.map((e) => e.requestId),
-          chunk.map((e) => e.position),
-        ],
-      );
-    }
   }, 60_000);
 
   afterAll(async () => {
