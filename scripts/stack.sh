@@ -207,7 +207,7 @@ pgbouncer_down() {
     log "pgbouncer: stopping pid $pid"
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    kill -9 "$pid" 2>/dev/null || true
+    if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
   fi
   rm -f "$PGBOUNCER_DIR/pgbouncer.pid"
 }
