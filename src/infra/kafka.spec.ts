@@ -1,8 +1,10 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { logLevel } from 'kafkajs';
 import { ConfigError, loadConfig } from '../config/config';
-import { brokerConnection } from './kafka';
+import { createLogger } from '../common/logger';
+import { brokerConnection, kafkaLogCreator } from './kafka';
 
 describe('Kafka connection settings', () => {
   it('connects in plain text without TLS or SASL by default', () => {
@@ -38,5 +40,39 @@ describe('Kafka connection settings', () => {
       /KAFKA_SSL_CA_FILE=.*KAFKA_SSL=true/,
     );
     expect(() => loadConfig({ KAFKA_SASL_MECHANISM: 'kerberos' })).toThrow(/KAFKA_SASL_MECHANISM=/);
+  });
+});
+
+describe("kafkajs's log lines", () => {
+  const logged = (level: logLevel, message: string) => {
+    const logger = createLogger('debug');
+    const warn = jest.spyOn(logger, 'warn').mockImplementation(() => undefined);
+    const debug = jest.spyOn(logger, 'debug').mockImplementation(() => undefined);
+    kafkaLogCreator(logger)(logLevel.WARN)({
+      namespace: 'Producer',
+      level,
+      label: 'WARN',
+      log: { timestamp: '', logger: 'kafkajs', message },
+    });
+    return { warn: warn.mock.calls, debug: debug.mock.calls };
+  };
+
+  it('keeps warnings at warn, with their fields', () => {
+    expect(logged(logLevel.WARN, 'Connection timeout')).toEqual({
+      warn: [[{ timestamp: '', logger: 'kafkajs' }, 'Connection timeout']],
+      debug: [],
+    });
+  });
+
+  it("logs the producer's expected warning about bounded retries at debug", () => {
+    expect(
+      logged(
+        logLevel.WARN,
+        'Limiting retries for the idempotent producer may invalidate EoS guarantees',
+      ),
+    ).toMatchObject({
+      warn: [],
+      debug: [[{ logger: 'kafkajs' }, expect.stringContaining('Limiting')]],
+    });
   });
 });

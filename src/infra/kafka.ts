@@ -5,6 +5,7 @@ import {
   ConsumerConfig,
   Kafka,
   KafkaConfig,
+  logCreator,
   logLevel,
   Partitioners,
   Producer,
@@ -21,6 +22,27 @@ const levels: Record<logLevel, 'error' | 'warn' | 'info' | 'debug'> = {
   [logLevel.INFO]: 'info',
   [logLevel.DEBUG]: 'debug',
 };
+
+/**
+ * What kafkajs says of the producer's settings, every time one starts, and is expected: its
+ * retries are bounded on purpose (a send fails within about half a minute instead of hanging),
+ * and what a caller's resend may duplicate is dropped where it lands (events by (event_id, ts),
+ * items by their source time). Logged at debug.
+ */
+const EXPECTED_WARNINGS = new Set([
+  'Limiting retries for the idempotent producer may invalidate EoS guarantees',
+]);
+
+/** kafkajs's log lines into `logger`, at their own level (EXPECTED_WARNINGS at debug). */
+export function kafkaLogCreator(logger: Logger): logCreator {
+  return () =>
+    ({ level, log }) => {
+      const { message, ...extra } = log;
+      const at =
+        level === logLevel.WARN && EXPECTED_WARNINGS.has(message) ? 'debug' : levels[level];
+      logger[at](extra, message);
+    };
+}
 
 /** How to reach the brokers: addresses, TLS and SASL (the CA file is read here, at start). */
 export function brokerConnection(
@@ -78,12 +100,7 @@ export class KafkaClients {
       requestTimeout: 10_000,
       retry: { retries: 8, initialRetryTime: 200, maxRetryTime: 5000 },
       logLevel: logLevel.WARN,
-      logCreator:
-        () =>
-        ({ level, log }) => {
-          const { message, ...extra } = log;
-          kafkaLogger[levels[level]](extra, message);
-        },
+      logCreator: kafkaLogCreator(kafkaLogger),
     });
     this.producer = this.kafka.producer({
       idempotent: true,
