@@ -92,7 +92,10 @@ public final class StackAdmin {
         Properties props = new Properties();
         props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(ProducerConfig.CLIENT_ID_CONFIG, "stack-sh");
-        props.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "stack-sh-ready");
+        // A new transactional id each start: one the broker already knows gets its old producer id
+        // back, and the restarted broker's first block of ids would then be fetched on the
+        // service's first InitProducerId instead (its "coordinator is loading" logged as an error).
+        props.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "stack-sh-ready-" + System.currentTimeMillis());
         props.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "5000");
         props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
         props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
