@@ -24,8 +24,8 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * kafka-topics --create --if-not-exists), replication factor 1. On a broker it
  * started (BROKER_PID given), it then waits until the group coordinator and the
  * producer-id allocation answer: a fresh broker creates __consumer_offsets on the
- * first group request and fetches producer ids from the controller on the first
- * InitProducerId, and clients that arrive meanwhile get retriable "coordinator is
+ * first group request, and a fresh or restarted one fetches producer ids from the
+ * controller on the first InitProducerId that needs a new id, and clients that arrive meanwhile get retriable "coordinator is
  * loading" errors, which kafkajs logs as errors with stack traces.
  *
  * Usage: StackAdmin BOOTSTRAP TIMEOUT_SECONDS BROKER_PID|- name:partitions...
@@ -95,7 +95,8 @@ public final class StackAdmin {
         // A new transactional id each start: one the broker already knows gets its old producer id
         // back, and the restarted broker's first block of ids would then be fetched on the
         // service's first InitProducerId instead (its "coordinator is loading" logged as an error).
-        props.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "stack-sh-ready-" + System.currentTimeMillis());
+        props.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG,
+                "stack-sh-ready-" + System.currentTimeMillis());
         props.put(ProducerConfig.MAX_BLOCK_MS_CONFIG, "5000");
         props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
         props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
