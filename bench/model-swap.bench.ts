@@ -198,12 +198,39 @@ async function served(
   return data.servingModel;
 }
 
-/** Milliseconds from sending activateModelVersion until every replica serves `id`. */
+/** How long after both replicas serve a new version the probes go on (the binding follows it). */
+const PROBE_AFTER_MS = 1000;
+
+/**
+ * Answers of one replica to back-to-back `servingModel` requests: the longest one is about the
+ * longest its request thread was held up (the swap's work on that thread, or the core taken).
+ */
+function probeAnswers(endpoint: string, apiKey: string, until: () => boolean) {
+  const answersMs: number[] = [];
+  const done = (async () => {
+    while (!until()) {
+      const sent = performance.now();
+      await served(endpoint, apiKey);
+      answersMs.push(performance.now() - sent);
+      await new Promise((resolve) => setTimeout(resolve, PROBE_GAP_MS));
+    }
+  })();
+  return { answersMs, done };
+}
+
+const PROBE_GAP_MS = 2;
+
+/**
+ * Milliseconds from sending activateModelVersion until every replica serves `id`, and each
+ * replica's longest answer to a probe from the activation until PROBE_AFTER_MS after that.
+ */
 async function measureSwap(
   endpoints: readonly string[],
   apiKey: string,
   id: string,
-): Promise<{ ms: number; loadMs: number[] }> {
+): Promise<{ ms: number; loadMs: number[]; longestAnswerMs: number[]; probes: number }> {
+  let probing = true;
+  const probes = endpoints.map((endpoint) => probeAnswers(endpoint, apiKey, () => !probing));
   const started = performance.now();
   await graphql(
     endpoints[0] ?? '',
@@ -226,7 +253,16 @@ async function measureSwap(
     if (performance.now() - started > 60_000) throw new Error(`version ${id} never served`);
     if (pending.size > 0) await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
-  return { ms: performance.now() - started, loadMs: endpoints.map((e) => loadMs.get(e) ?? 0) };
+  const ms = performance.now() - started;
+  await new Promise((resolve) => setTimeout(resolve, PROBE_AFTER_MS));
+  probing = false;
+  await Promise.all(probes.map((probe) => probe.done));
+  return {
+    ms,
+    loadMs: endpoints.map((e) => loadMs.get(e) ?? 0),
+    longestAnswerMs: probes.map((probe) => Math.max(...probe.answersMs)),
+    probes: probes.reduce((sum, probe) => sum + probe.answersMs.length, 0),
+  };
 }
 
 const median = (values: readonly number[]) => {
@@ -285,8 +321,10 @@ const benchmark: Benchmark = {
               [itemId(Number(id))],
             );
           }
-          const { ms, loadMs } = await measureSwap(endpoints, apiKey, id);
-          progress(`swap to ${id} (catalog ${catalog}): ${ms.toFixed(0)} ms`);
+          const { ms, loadMs, longestAnswerMs, probes } = await measureSwap(endpoints, apiKey, id);
+          progress(
+            `swap to ${id} (catalog ${catalog}): ${ms.toFixed(0)} ms; longest answers ${longestAnswerMs.map((x) => x.toFixed(0)).join(' / ')} ms of ${String(probes)} probes`,
+          );
           times.push(ms);
           rows.push({
             catalog,
@@ -294,6 +332,8 @@ const benchmark: Benchmark = {
             'activate → both serve (ms)': Math.round(ms),
             'replica A load (ms)': Math.round(loadMs[0] ?? 0),
             'replica B load (ms)': Math.round(loadMs[1] ?? 0),
+            'replica A longest answer (ms)': Math.round(longestAnswerMs[0] ?? 0),
+            'replica B longest answer (ms)': Math.round(longestAnswerMs[1] ?? 0),
           });
         }
         rows.push({
@@ -302,6 +342,8 @@ const benchmark: Benchmark = {
           'activate → both serve (ms)': Math.round(median(times)),
           'replica A load (ms)': '',
           'replica B load (ms)': '',
+          'replica A longest answer (ms)': '',
+          'replica B longest answer (ms)': '',
         });
         return times;
       };

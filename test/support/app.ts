@@ -49,6 +49,11 @@ export class PinnedModels implements LoadedModels {
     this.listeners.push(listener);
   }
 
+  /** Versions the registry loads are prepared; a pinned one is served as it is. */
+  beforeServing(prepare: (loaded: LoadedModel) => Promise<void>): void {
+    this.registry?.beforeServing(prepare);
+  }
+
   /** Serves `model` (undefined: none) whatever the registry says, until `unpin`. */
   pin(model: LoadedModel | undefined): void {
     this.pinned = { model };

@@ -5,8 +5,11 @@ import { selectBackend } from '../training/model/backend';
 import type { InterestScorer } from '../training/model/interest-scorer';
 import type { TextVectors } from './served-model';
 
-/** Rows per matrix product: bounds the temporary tensors (~4 × ROWS × dimension floats). */
-const ROWS = 8192;
+/**
+ * Rows per matrix product, each followed by a turn of the event loop: a block takes the request
+ * thread for about 10 ms on a slow core (8,192 rows held requests up for 200-400 ms per swap).
+ */
+const ROWS = 512;
 
 let backend: Promise<string> | undefined;
 
@@ -30,54 +33,67 @@ function weight(artifact: ModelArtifact, name: WeightName): Float32Array {
   return tensor.data;
 }
 
+/** The residual adapter's weights as tensors; none when the architecture has no adapter. */
+function adapterTensors(artifact: ModelArtifact) {
+  const { dimension: d, adapterHidden: h } = artifact.manifest.architecture;
+  if (h === 0) return undefined;
+  return {
+    w1: tf.tensor2d(weight(artifact, 'adapter.w1'), [d, h]),
+    b1: tf.tensor1d(weight(artifact, 'adapter.b1')),
+    w2: tf.tensor2d(weight(artifact, 'adapter.w2'), [h, d]),
+    b2: tf.tensor1d(weight(artifact, 'adapter.b2')),
+  };
+}
+
 /**
  * The item tower for a whole catalog in batched matrix products: the text vector, plus the
  * residual adapter `relu(X·W1 + b1)·W2 + b2`, plus the item's ID embedding when it has one. The
- * same function as `InterestScorer.itemVector` (pinned by a unit test), in float32.
+ * same function as `InterestScorer.itemVector` (pinned by a unit test), in float32. A block of
+ * ROWS rows at a time, each with its rows' ID embeddings and biases, so that a replica loading a
+ * version goes on answering between blocks.
  */
 export async function adaptCatalog(
   artifact: ModelArtifact,
   scorer: InterestScorer,
   text: TextVectors,
 ): Promise<{ matrix: Float32Array; bias: Float32Array }> {
-  const arch = artifact.manifest.architecture;
-  const d = arch.dimension;
+  const { manifest } = artifact;
+  const d = manifest.architecture.dimension;
   const n = text.ids.length;
   const matrix = new Float32Array(n * d);
-  const h = arch.adapterHidden;
-  if (h > 0) {
-    await catalogBackend();
-    const w1 = tf.tensor2d(weight(artifact, 'adapter.w1'), [d, h]);
-    const b1 = tf.tensor1d(weight(artifact, 'adapter.b1'));
-    const w2 = tf.tensor2d(weight(artifact, 'adapter.w2'), [h, d]);
-    const b2 = tf.tensor1d(weight(artifact, 'adapter.b2'));
-    try {
-      for (let start = 0; start < n; start += ROWS) {
-        const rows = Math.min(ROWS, n - start);
+  const bias = new Float32Array(n);
+  const warm = manifest.architecture.idEmbedding && manifest.warmItems.length > 0;
+  const idTable = warm ? weight(artifact, 'id.table') : undefined;
+  const warmRow = new Map(warm ? manifest.warmItems.map((id, row) => [id, row]) : []);
+  if (manifest.architecture.adapterHidden > 0) await catalogBackend();
+  const adapter = adapterTensors(artifact);
+  try {
+    for (let start = 0; start < n; start += ROWS) {
+      const end = Math.min(n, start + ROWS);
+      const x = text.matrix.subarray(start * d, end * d);
+      if (adapter === undefined) {
+        matrix.set(x, start * d);
+      } else {
+        const { w1, b1, w2, b2 } = adapter;
         const block = tf.tidy(() => {
-          const x = tf.tensor2d(text.matrix.subarray(start * d, (start + rows) * d), [rows, d]);
-          const hidden = tf.relu(tf.add(tf.matMul(x, w1), b1));
-          return tf.add(tf.add(x, tf.matMul(hidden, w2)), b2);
+          const rows = tf.tensor2d(x, [end - start, d]);
+          const hidden = tf.relu(tf.add(tf.matMul(rows, w1), b1));
+          return tf.add(tf.add(rows, tf.matMul(hidden, w2)), b2);
         });
         matrix.set(await block.data<'float32'>(), start * d);
         block.dispose();
-        await yieldToEventLoop();
       }
-    } finally {
-      tf.dispose([w1, b1, w2, b2]);
+      for (let row = start; row < end; row++) {
+        const itemId = text.ids[row];
+        bias[row] = scorer.itemBias(itemId);
+        const idRow = warmRow.get(itemId);
+        if (idTable === undefined || idRow === undefined) continue;
+        for (let i = 0; i < d; i++) matrix[row * d + i] += idTable[idRow * d + i];
+      }
+      await yieldToEventLoop();
     }
-  } else {
-    matrix.set(text.matrix.subarray(0, n * d));
+  } finally {
+    if (adapter !== undefined) tf.dispose(Object.values(adapter));
   }
-  if (arch.idEmbedding && artifact.manifest.warmItems.length > 0) {
-    const table = weight(artifact, 'id.table');
-    const warmRow = new Map(artifact.manifest.warmItems.map((id, row) => [id, row]));
-    text.ids.forEach((id, row) => {
-      const warm = warmRow.get(id);
-      if (warm === undefined) return;
-      for (let i = 0; i < d; i++) matrix[row * d + i] += table[warm * d + i] ?? 0;
-    });
-  }
-  const bias = Float32Array.from(text.ids, (id) => scorer.itemBias(id));
   return { matrix, bias };
 }

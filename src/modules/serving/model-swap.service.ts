@@ -58,6 +58,7 @@ export class ModelSwapService
   /** Versions an experiment arm serves besides the active one. */
   private readonly armModels = new Map<string, SwappedModel>();
   private readonly listeners: (() => void)[] = [];
+  private readonly preparers: ((loaded: LoadedModel) => Promise<void>)[] = [];
   private failure: LoadFailure | undefined;
   private refreshing: Promise<void> | undefined;
   private refreshAgain = false;
@@ -117,6 +118,10 @@ export class ModelSwapService
 
   onChange(listener: () => void): void {
     this.listeners.push(listener);
+  }
+
+  beforeServing(prepare: (loaded: LoadedModel) => Promise<void>): void {
+    this.preparers.push(prepare);
   }
 
   status(): ServingStatus {
@@ -241,6 +246,7 @@ export class ModelSwapService
     try {
       const bytes = await this.registry.artifact(versionId);
       const loaded = await this.loader.load(bytes, { id: versionId });
+      for (const prepare of this.preparers) await prepare(loaded);
       const loadMs = performance.now() - started;
       if (this.failure?.versionId === versionId) this.failure = undefined;
       this.swapSeconds.observe({ outcome: 'ok' }, loadMs / 1000);

@@ -106,6 +106,11 @@ export interface LoadedModels {
   others(): ReadonlyMap<string, LoadedModel>;
   /** `listener` runs after every change of `current()` or `others()`. */
   onChange(listener: () => void): void;
+  /**
+   * `prepare` runs on each version once it has loaded and before `current()` or `others()`
+   * return it; the version waits for it (and fails to load when it throws).
+   */
+  beforeServing(prepare: (loaded: LoadedModel) => Promise<void>): void;
 }
 
 export const LOADED_MODELS = Symbol('LOADED_MODELS');

@@ -1,3 +1,4 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import type { Counter, Histogram } from 'prom-client';
 import type { Logger } from '../../common/logger';
@@ -22,6 +23,9 @@ import { ServingRepository } from './serving.repository';
  * database clock (rows seen twice are applied once).
  */
 const OVERLAP_MS = 5000;
+
+/** Rows of a version's vectors copied per turn of the event loop (3 MB at 384 dimensions). */
+const COPY_ROWS = 2048;
 
 /** A served model and how far its vectors have followed `item_embeddings`. */
 interface Following {
@@ -52,6 +56,8 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
   private readonly followed: Counter;
   private readonly retrievals: Counter;
   private readonly indexBuildSeconds: Histogram;
+  /** Versions' vectors copied to their rows before they serve (garbage with their version). */
+  private readonly prepared = new WeakMap<LoadedModel, RowVectors>();
 
   constructor(
     @Inject(LOADED_MODELS) private readonly models: LoadedModels,
@@ -101,6 +107,7 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
     models.onChange(() => {
       this.bind();
     });
+    models.beforeServing((loaded) => this.prepare(loaded));
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -174,19 +181,53 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
     void this.loadPopularity(firstNewRow);
   }
 
-  /** The binding of `loaded`: the one it already has, else new (vectors copied to their rows). */
+  /** Copies a loaded version's vectors to their rows before it serves, a turn at a time. */
+  private async prepare(loaded: LoadedModel): Promise<void> {
+    const firstNewRow = this.items.size;
+    const copy = this.rowVectors(loaded);
+    let step = copy.next();
+    while (step.done !== true) {
+      await yieldToEventLoop();
+      step = copy.next();
+    }
+    this.prepared.set(loaded, step.value);
+    void this.loadPopularity(firstNewRow);
+  }
+
+  /**
+   * `loaded`'s vectors by table row (rows are added for items the table lacks), COPY_ROWS rows
+   * per step: 50,000 rows in one go held requests up for about 100 ms.
+   */
+  private *rowVectors(loaded: LoadedModel): Generator<void, RowVectors> {
+    const { model, catalog } = loaded;
+    const d = model.dimension;
+    const vectors = new RowVectors(d, Math.max(this.items.size, catalog.ids.length));
+    for (let start = 0; start < catalog.ids.length; start += COPY_ROWS) {
+      const end = Math.min(catalog.ids.length, start + COPY_ROWS);
+      for (let i = start; i < end; i++) {
+        const row = this.items.ensureRow(catalog.ids[i]);
+        vectors.set(row, catalog.matrix.subarray(i * d, (i + 1) * d), catalog.bias?.[i] ?? 0, 0);
+      }
+      yield;
+    }
+    return vectors;
+  }
+
+  /** The binding of `loaded`: the one it already has, else new (prepared, or copied now). */
   private bound(loaded: LoadedModel): Following {
     const existing = this.followings().find((following) => following.from === loaded);
     if (existing !== undefined) return existing;
-    const { model, catalog } = loaded;
-    const vectors = new RowVectors(model.dimension, Math.max(this.items.size, catalog.ids.length));
-    const d = model.dimension;
+    const { model } = loaded;
+    let vectors = this.prepared.get(loaded);
+    if (vectors === undefined) {
+      const copy = this.rowVectors(loaded);
+      let step = copy.next();
+      while (step.done !== true) step = copy.next();
+      vectors = step.value;
+    }
+    // Items deleted since the copy have no vector to serve.
+    for (let row = 0; row < vectors.rows; row++) if (this.items.deleted(row)) vectors.clear(row);
     const readAt = loaded.catalogReadAt ?? new Date();
-    catalog.ids.forEach((itemId, i) => {
-      const row = this.items.ensureRow(itemId);
-      if (this.items.deleted(row)) return;
-      vectors.set(row, catalog.matrix.subarray(i * d, (i + 1) * d), catalog.bias?.[i] ?? 0, 0);
-    });
     const retrieval = new Retrieval(
       vectors,
       model.scale,
