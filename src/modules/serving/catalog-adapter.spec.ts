@@ -3,7 +3,8 @@ import { DEFAULT_ARCHITECTURE, ModelArchitecture } from '../training/model/archi
 import { loadModel, serializeModel, WeightName } from '../training/model/artifact';
 import { initialWeights } from '../training/model/init-weights';
 import { InterestScorer } from '../training/model/interest-scorer';
-import { adaptCatalog } from './catalog-adapter';
+import * as tf from '@tensorflow/tfjs';
+import { adaptCatalog, catalogBackend } from './catalog-adapter';
 
 function randomModel(arch: ModelArchitecture, warmItems: string[]): Buffer {
   const random = new Random('adapter-spec');
@@ -32,7 +33,8 @@ function randomModel(arch: ModelArchitecture, warmItems: string[]): Buffer {
 
 describe('adaptCatalog', () => {
   const arch: ModelArchitecture = { ...DEFAULT_ARCHITECTURE, dimension: 48, adapterHidden: 16 };
-  const ids = Array.from({ length: 40 }, (_, i) => `item-${String(i)}`);
+  // More rows than one block (512), warm items in the first and the last block.
+  const ids = Array.from({ length: 1100 }, (_, i) => `item-${String(i)}`);
   const random = new Random('text');
   const text = {
     ids,
@@ -40,25 +42,37 @@ describe('adaptCatalog', () => {
     matrix: Float32Array.from({ length: ids.length * arch.dimension }, () => random.next() - 0.5),
   };
 
-  it.each([
-    ['adapter and ID embeddings', arch],
-    ['no adapter', { ...arch, adapterHidden: 0 }],
-  ])('computes the scorer’s item tower for every item (%s)', async (_name, architecture) => {
-    const artifact = loadModel(randomModel(architecture, ['item-3', 'item-17', 'item-39']));
-    const scorer = InterestScorer.fromArtifact(artifact);
-    const { matrix, bias } = await adaptCatalog(artifact, scorer, text);
-    const d = architecture.dimension;
-    let maxDiff = 0;
-    ids.forEach((id, row) => {
-      const expected = scorer.itemVector(text.matrix.subarray(row * d, (row + 1) * d), id);
-      for (let i = 0; i < d; i++) {
-        maxDiff = Math.max(maxDiff, Math.abs((matrix[row * d + i] ?? 0) - (expected[i] ?? 0)));
-      }
-      expect(bias[row]).toBeCloseTo(scorer.itemBias(id), 6);
-    });
-    expect(maxDiff).toBeLessThan(1e-4);
-    // The ID embedding made a difference for warm items (the test would pass vacuously otherwise).
-    const plain = scorer.itemVector(text.matrix.subarray(3 * d, 4 * d));
-    expect(Math.abs(matrix[3 * d] - plain[0])).toBeGreaterThan(1e-4);
+  afterEach(async () => {
+    await catalogBackend().then((name) => tf.setBackend(name));
   });
+
+  it.each([
+    ['adapter and ID embeddings', arch, undefined],
+    ['no adapter', { ...arch, adapterHidden: 0 }, undefined],
+    // A backend whose tensors are not in WebAssembly memory: the values are read with data().
+    ['adapter and ID embeddings, cpu backend', arch, 'cpu'],
+  ])(
+    'computes the scorer’s item tower for every item (%s)',
+    async (_name, architecture, backend) => {
+      const artifact = loadModel(randomModel(architecture, ['item-3', 'item-517', 'item-1099']));
+      const scorer = InterestScorer.fromArtifact(artifact);
+      await catalogBackend();
+      if (backend !== undefined) await tf.setBackend(backend);
+      const { matrix, bias } = await adaptCatalog(artifact, scorer, text);
+      expect(tf.getBackend()).toBe(backend ?? (await catalogBackend()));
+      const d = architecture.dimension;
+      let maxDiff = 0;
+      ids.forEach((id, row) => {
+        const expected = scorer.itemVector(text.matrix.subarray(row * d, (row + 1) * d), id);
+        for (let i = 0; i < d; i++) {
+          maxDiff = Math.max(maxDiff, Math.abs((matrix[row * d + i] ?? 0) - (expected[i] ?? 0)));
+        }
+        expect(bias[row]).toBeCloseTo(scorer.itemBias(id), 6);
+      });
+      expect(maxDiff).toBeLessThan(1e-4);
+      // The ID embedding made a difference for warm items (the test would pass vacuously otherwise).
+      const plain = scorer.itemVector(text.matrix.subarray(3 * d, 4 * d));
+      expect(Math.abs(matrix[3 * d] - plain[0])).toBeGreaterThan(1e-4);
+    },
+  );
 });

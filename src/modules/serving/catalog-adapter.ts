@@ -1,5 +1,6 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import * as tf from '@tensorflow/tfjs';
+import { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { ModelArtifact, WeightName } from '../training/model/artifact';
 import { selectBackend } from '../training/model/backend';
 import type { InterestScorer } from '../training/model/interest-scorer';
@@ -31,6 +32,21 @@ function weight(artifact: ModelArtifact, name: WeightName): Float32Array {
   const tensor = artifact.weights[name];
   if (tensor === undefined) throw new Error(`model artifact lacks tensor ${name}`);
   return tensor.data;
+}
+
+/**
+ * Copies a block's values into `matrix` at `offset`: on the wasm backend straight from its
+ * WebAssembly memory, where `data()` would allocate a new array per block outside the heap
+ * (a third of the collections of a swap). No await between the view and the copy: memory that
+ * grows meanwhile would detach the view.
+ */
+async function copyBlock(block: tf.Tensor, matrix: Float32Array, offset: number): Promise<void> {
+  const backend = tf.backend();
+  if (backend instanceof BackendWasm) {
+    matrix.set(backend.typedArrayFromHeap(block), offset);
+    return;
+  }
+  matrix.set(await block.data<'float32'>(), offset);
 }
 
 /** The residual adapter's weights as tensors; none when the architecture has no adapter. */
@@ -80,7 +96,7 @@ export async function adaptCatalog(
           const hidden = tf.relu(tf.add(tf.matMul(rows, w1), b1));
           return tf.add(tf.add(rows, tf.matMul(hidden, w2)), b2);
         });
-        matrix.set(await block.data<'float32'>(), start * d);
+        await copyBlock(block, matrix, start * d);
         block.dispose();
       }
       for (let row = start; row < end; row++) {
