@@ -22,7 +22,13 @@ import { OpenLoop } from './lib/open-loop';
 import type { OpenLoopResult } from './lib/open-loop';
 import { clearRedis, databaseUrlFor, seedCatalogAndWeek } from './lib/bench-store';
 import { insertTextVectors, TEXT_DIMENSION, trainingContext } from './lib/trained-model';
-import { GC_PAUSES, RankVariant, REAL_RANKING, SKIP_RANKING } from './servers/common';
+import {
+  FLOOR_RANKING,
+  GC_PAUSES,
+  RankVariant,
+  REAL_RANKING,
+  SKIP_RANKING,
+} from './servers/common';
 import type { GcPausesReply, ServerReady } from './servers/common';
 import type { GcPauses } from './lib/gc-pauses';
 import { compiled, serverNodeArgs } from './lib/built-servers';
@@ -50,6 +56,8 @@ interface Settings {
   readonly connections: number;
   /** Runs at half rate: `rank` and the ranking-skipped reference, alternating (ABBA). */
   readonly halfRateRuns: number;
+  /** Each half-rate run also measures the floor ranking (the least any ranking by the model does). */
+  readonly floor: boolean;
   /** Rounds of the rank variants at half rate (hand, combiner, log off; experiment pairs). */
   readonly variantRounds: number;
   /** ABBA pairs of as served without and with a running experiment. */
@@ -87,6 +95,7 @@ function parseSettings(args: readonly string[]): Settings {
     measureSeconds: value('measure', 10),
     connections: value('connections', 32),
     halfRateRuns: integerFlag(args, 'half-rate-runs', 5, 1),
+    floor: args.includes('--floor'),
     variantRounds: value('variant-rounds', 4),
     experimentPairs: value('experiment-pairs', 8),
     copyPairs: value('copy-pairs', 4),
@@ -583,8 +592,8 @@ const benchmark: Benchmark = {
       // Each window at half rate: its CPU per request (all the server's threads, and its main
       // thread alone, from /proc), its GC pauses and its latencies; the saturated phase before
       // leaves a queue, drained by the warm-up.
-      const halfRateWindow = async (skip: boolean) => {
-        await switchTo(skip ? SKIP_RANKING : REAL_RANKING);
+      const halfRateWindow = async (ranking: string) => {
+        await switchTo(ranking);
         await halfRateLoad.run(settings.variantWarmupSeconds);
         const counted = await serviceCounts(`${origin}/metrics`);
         await gcPauses();
@@ -608,24 +617,40 @@ const benchmark: Benchmark = {
         };
       };
       type HalfRateWindow = Awaited<ReturnType<typeof halfRateWindow>>;
-      const halfRateRuns: { rank: HalfRateWindow; skipped: HalfRateWindow }[] = [];
+      const halfRateRuns: {
+        rank: HalfRateWindow;
+        skipped: HalfRateWindow;
+        floor?: HalfRateWindow;
+      }[] = [];
       for (let run = 1; run <= settings.halfRateRuns; run++) {
-        // ABBA: each run's rank and reference are neighbours in time, alternately first.
-        const skippedFirst = run % 2 === 0;
+        // ABBA: each run's rank and reference are neighbours in time, alternately first; the
+        // floor, when measured, is the reference's other neighbour.
+        const order = [REAL_RANKING, SKIP_RANKING, ...(settings.floor ? [FLOOR_RANKING] : [])];
+        if (run % 2 === 0) order.reverse();
         progress(
-          `half rate (${halfRate} req/s, evenly spaced), run ${run}/${settings.halfRateRuns}: ${skippedFirst ? 'skipped, rank' : 'rank, skipped'}`,
+          `half rate (${halfRate} req/s, evenly spaced), run ${run}/${settings.halfRateRuns}: ${order.join(', ')}`,
         );
-        const first = await halfRateWindow(skippedFirst);
-        const second = await halfRateWindow(!skippedFirst);
-        halfRateRuns.push(
-          skippedFirst ? { rank: second, skipped: first } : { rank: first, skipped: second },
-        );
+        const windows = new Map<string, HalfRateWindow>();
+        for (const ranking of order) windows.set(ranking, await halfRateWindow(ranking));
+        const window = (ranking: string) => {
+          const measured = windows.get(ranking);
+          if (measured === undefined) throw new Error(`no ${ranking} window`);
+          return measured;
+        };
+        halfRateRuns.push({
+          rank: window(REAL_RANKING),
+          skipped: window(SKIP_RANKING),
+          ...(settings.floor ? { floor: window(FLOOR_RANKING) } : {}),
+        });
       }
       await switchTo(REAL_RANKING);
-      const rankingShares = halfRateRuns.map(
-        ({ rank: r, skipped }) => (r.cpuMicros - skipped.cpuMicros) / r.cpuMicros,
-      );
+      const shareOf = (ranking: HalfRateWindow, skipped: HalfRateWindow) =>
+        (ranking.cpuMicros - skipped.cpuMicros) / ranking.cpuMicros;
+      const rankingShares = halfRateRuns.map(({ rank: r, skipped }) => shareOf(r, skipped));
       const rankingShare = median(rankingShares);
+      const floorShares = halfRateRuns.flatMap(({ floor, skipped }) =>
+        floor === undefined ? [] : [shareOf(floor, skipped)],
+      );
       const p99Met = halfRateRuns.filter(({ rank: r }) => r.p99Ms < 20).length;
       const throughputShare = 1 - rank.requestsPerSecond / rankSkipped.requestsPerSecond;
       const variantTables = await measureVariants(settings, {
@@ -690,6 +715,24 @@ const benchmark: Benchmark = {
               };
             }),
           },
+          ...(settings.floor
+            ? [
+                {
+                  title: `The floor at the same half rate: the least any ranking by the model does (each candidate's row, the model score, the sort; no validation, features, log or metrics), against rank and the reference; CPU = the server's, all threads, per request`,
+                  rows: halfRateRuns.map(({ rank: r, skipped, floor }, i) => ({
+                    run: i + 1,
+                    'rank CPU µs': Math.round(r.cpuMicros),
+                    'floor CPU µs': Math.round(floor?.cpuMicros ?? Number.NaN),
+                    'skipped CPU µs': Math.round(skipped.cpuMicros),
+                    'main thread µs, rank / floor / skipped': `${Math.round(r.mainThreadCpuMicros)} / ${Math.round(floor?.mainThreadCpuMicros ?? Number.NaN)} / ${Math.round(skipped.mainThreadCpuMicros)}`,
+                    'ranking share': percent(rankingShares[i] ?? Number.NaN),
+                    "floor's share": percent(floorShares[i] ?? Number.NaN),
+                    'floor p99 ms': floor?.p99Ms ?? Number.NaN,
+                    'floor GC': floor === undefined ? '' : gcSummary(floor.gc),
+                  })),
+                },
+              ]
+            : []),
           ...variantTables.tables,
         ],
         figures: {
@@ -710,6 +753,12 @@ const benchmark: Benchmark = {
           rankingShareOfRequestCpu: rankingShare,
           rankingShareOfRequestCpuRuns: rankingShares,
           rankingShareOfRequestThroughput: throughputShare,
+          ...(settings.floor
+            ? {
+                floorShareOfRequestCpu: median(floorShares),
+                floorShareOfRequestCpuRuns: floorShares,
+              }
+            : {}),
           ...variantTables.figures,
           targets: {
             halfRateP99UnderMs: 20,
@@ -725,6 +774,11 @@ const benchmark: Benchmark = {
           `rank at half its max rate (${halfRate} req/s): p99 < 20 ms in ${p99Met} of ${settings.halfRateRuns} runs (target: at least 4 of 5: ${p99Met >= Math.min(4, settings.halfRateRuns) ? 'met' : 'NOT met'}); p50 ${halfRateRuns.map(({ rank: r }) => r.p50Ms.toFixed(1)).join(' ')} ms, p99 ${halfRateRuns.map(({ rank: r }) => r.p99Ms.toFixed(1)).join(' ')} ms`,
           `the ranking's share of a rank request (server CPU per request, rank vs ranking skipped at the same rate, median of ${settings.halfRateRuns} runs: ${rankingShares.map(percent).join(' ')}): ${percent(rankingShare)} (target <= 35 %: ${rankingShare <= 0.35 ? 'met' : 'NOT met'}); from saturated throughput (1 - rank / skipped req/s): ${percent(throughputShare)}`,
           `ratio rank/trivial requests/s: ${ratio.toFixed(2)}; reference (ranking skipped) / trivial: ${skippedRatio.toFixed(2)}`,
+          ...(settings.floor
+            ? [
+                `the floor's share (the least any ranking by the model does, against the same reference, median of ${floorShares.length} runs: ${floorShares.map(percent).join(' ')}): ${percent(median(floorShares))}; a ranking path that met the 35 % target would add at most ${percent(Math.max(0, 0.35 - median(floorShares)))} of the request above this floor`,
+              ]
+            : []),
           ...variantTables.notes,
           `Model: version ${trained.served}, trained by a FULL training run (${settings.trainEpochs} epochs on at most ${settings.trainEvents.toLocaleString('en-US')} events, ${trained.trainSeconds.toFixed(0)} s, gate: ${trained.outcome}) on the seeded events over ${TEXT_DIMENSION}-d text vectors (category direction + noise, under the trainer's encoder id), artifact ${(trained.artifactBytes / 1e6).toFixed(1)} MB in the artifact store, active in the registry; the server loads it like any api replica (item tower over the catalog). Online state rebuilt in Redis from ${events.toLocaleString('en-US')} events of ${settings.users} users.`,
           `Users: ${order.length} users with clicks, round-robin; ${uncached.length} of them (${percent(uncached.length / order.length)}, --uncached-share) have their interest versions bumped every ${EVICT_INTERVAL_MS} ms by the bench (the ingest module's batch script, as an interaction would), so each of their requests runs the user tower (attention over the history) and writes the caches, as a user who just interacted does; "cache miss share" is the server's ranking_cache_requests_total over the window.`,

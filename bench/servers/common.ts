@@ -6,6 +6,12 @@ import type { GcPauses } from '../lib/gc-pauses';
 /** IPC messages to the ranking server: rank with the ranking skipped, or for real (echoed back). */
 export const SKIP_RANKING = 'skip-ranking';
 export const REAL_RANKING = 'real-ranking';
+/**
+ * IPC message to the ranking server: rank with the least any ranking by the model does (each
+ * candidate's row, its model score, the sort), a floor under what a faster ranking path could
+ * cost.
+ */
+export const FLOOR_RANKING = 'floor-ranking';
 /** IPC request to the ranking server: its GC pauses since the last such request (answered as GcPausesReply). */
 export const GC_PAUSES = 'gc-pauses';
 

@@ -16,7 +16,7 @@ import {
   CombinerSpec,
   runnableCombiner,
 } from '../../src/modules/training/model/combiner';
-import { GC_PAUSES, RankVariant, SKIP_RANKING } from './common';
+import { FLOOR_RANKING, GC_PAUSES, RankVariant, SKIP_RANKING } from './common';
 import type { GcPausesReply, ServerReady } from './common';
 import { recordGcPauses } from '../lib/gc-pauses';
 
@@ -58,6 +58,7 @@ async function main(): Promise<void> {
       requestId,
       degraded: [],
     });
+  const floorRanking = leastRanking(serving);
   // The same trained version with hand weights or a learned combiner (the same version id:
   // users' cached interest vectors stay valid across variants). One model served throughout,
   // its combiner switched in place: a model pinned anew would be bound anew (its vectors copied,
@@ -95,7 +96,8 @@ async function main(): Promise<void> {
       process.send?.({ gcPauses: gcPauses.take() } satisfies GcPausesReply);
       return;
     }
-    ranking.rank = message === SKIP_RANKING ? skipRanking : rank;
+    ranking.rank =
+      message === SKIP_RANKING ? skipRanking : message === FLOOR_RANKING ? floorRanking : rank;
     const switched =
       typeof message === 'object' ? variant(message as RankVariant) : Promise.resolve();
     void switched.then(() => process.send?.(message));
@@ -104,6 +106,46 @@ async function main(): Promise<void> {
   const { port } = (app.getHttpServer() as { address(): AddressInfo }).address();
   const ready: ServerReady = { port };
   process.send(ready);
+}
+
+/**
+ * The least work any ranking by the served model does: each candidate's item-table row, its model
+ * score (the same SIMD kernel over the same rows) and the sort, answered as `rank` answers. No
+ * validation, user lookup (one fixed user vector), popularity, features, served-slate log or
+ * metrics: what a ranking path of one call over packed columns could at best come down to.
+ */
+function leastRanking(serving: ServingService): RankingService['rank'] {
+  let user: Float32Array | undefined;
+  return (_userId, candidates, _profile, { requestId }) => {
+    const { items, served } = serving.current();
+    if (served === undefined) throw new Error('the floor ranking needs a served model');
+    const { vectors, model } = served;
+    user ??= Float32Array.from(vectors.vector(0));
+    const count = candidates.length;
+    const rows = new Int32Array(count);
+    let scored = 0;
+    for (let i = 0; i < count; i++) {
+      const row = items.row(candidates[i].itemId);
+      if (row >= 0 && vectors.has(row)) rows[scored++] = row;
+    }
+    if (scored !== count) throw new Error('the floor ranking needs every candidate in the catalog');
+    const scores = new Float64Array(count);
+    vectors.scoreRows(rows, count, user, model.scale, scores);
+    const order = Array.from({ length: count }, (_, i) => i).sort((a, b) => scores[b] - scores[a]);
+    return Promise.resolve({
+      items: order.map((index, i) => ({
+        itemId: candidates[index].itemId,
+        rank: i + 1,
+        score: scores[index],
+        parts: [],
+      })),
+      modelVersion: served.versionId,
+      experiment: null,
+      arm: null,
+      requestId,
+      degraded: [],
+    });
+  };
 }
 
 /** The registry's active version once the model-swap service has loaded it. */
