@@ -118,6 +118,20 @@ describe('TrainingService on stored events', () => {
       new AbortController().signal,
     );
     expect(metrics.auc).toBeGreaterThan(0.5);
+
+    // Nothing after the parent's events: a coded error that says so.
+    await expect(
+      service.train({
+        mode: 'INCREMENTAL',
+        parent: { id: '2', artifact: incremental.artifact },
+        events: { afterSeq: max, untilSeq: max },
+        signal: new AbortController().signal,
+        onProgress: () => undefined,
+      }),
+    ).rejects.toMatchObject({
+      code: 'BAD_USER_INPUT',
+      message: expect.stringContaining("no clicked impressions since version 2's events") as string,
+    });
   }, 120_000);
 
   (modelPresent ? it : it.skip)(

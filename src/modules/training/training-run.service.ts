@@ -1,4 +1,5 @@
 import { BeforeApplicationShutdown, Inject, Injectable } from '@nestjs/common';
+import { DomainError } from '../../common/errors';
 import type { Logger } from '../../common/logger';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
@@ -219,7 +220,12 @@ export class TrainingRunService implements BeforeApplicationShutdown {
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       this.runs.inc({ outcome: 'failed' });
-      this.logger.error({ err: error, runId: run.id, versionId }, 'training run failed');
+      // A coded error is the data's answer (nothing to train on), not a fault of the trainer.
+      if (error instanceof DomainError) {
+        this.logger.warn({ runId: run.id, versionId, reason: message }, 'training run failed');
+      } else {
+        this.logger.error({ err: error, runId: run.id, versionId }, 'training run failed');
+      }
       await progress.flush().catch(() => undefined);
       if (versionId !== null) {
         await this.repository

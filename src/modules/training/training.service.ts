@@ -105,9 +105,13 @@ export class TrainingService implements ModelTrainer {
       : freshImpressions;
     const { train, validation, cutoff } = splitByTime(impressions, t.validationFraction);
     if (train.length === 0) {
-      throw new DomainError('BAD_USER_INPUT', 'no clicked impressions to train on', {
-        events: fresh.length,
-      });
+      throw new DomainError(
+        'BAD_USER_INPUT',
+        incremental
+          ? `no clicked impressions since version ${request.parent.id}'s events: nothing new to fine-tune on (a FULL run retrains on every event)`
+          : 'no clicked impressions to train on',
+        { events: fresh.length },
+      );
     }
     const vectors = await this.vectorBlock(impressions);
     const architecture = { ...this.architecture, dimension: vectors.dimension };
