@@ -369,11 +369,11 @@ describe('scheduled training (train role)', () => {
   const trainer = new FakeTrainer();
   let added = 0;
 
-  const addEvents = async (count: number) => {
+  const addEvents = async (count: number, type = 'click') => {
     await pg.query(
       `INSERT INTO events (event_id, type, user_id, item_id, ts)
-       SELECT 'e' || g, 'click', 'u', 'i', now() FROM generate_series($1::int, $2::int) g`,
-      [added + 1, added + count],
+       SELECT 'e' || g, $3, 'u', 'i', now() FROM generate_series($1::int, $2::int) g`,
+      [added + 1, added + count, type],
     );
     added += count;
   };
@@ -396,14 +396,21 @@ describe('scheduled training (train role)', () => {
     await context.cleanup();
   });
 
-  it('trains only once TRAIN_MIN_NEW_EVENTS arrived since the active version', async () => {
+  it('trains only once TRAIN_MIN_NEW_EVENTS arrived since the active version, a click among them', async () => {
     const training = app.get(TrainingRunService);
     expect(await training.runIfDue('test')).toEqual({
       kind: 'skipped',
       reason: '0 new events since the beginning; 50 needed',
     });
 
-    await addEvents(60);
+    await addEvents(55, 'impression');
+    expect(await training.runIfDue('test')).toEqual({
+      kind: 'skipped',
+      reason: 'no click among the new events since the beginning',
+    });
+    expect(trainer.requests).toHaveLength(0);
+
+    await addEvents(5);
     const first = await training.runIfDue('test');
     expect(first).toMatchObject({ kind: 'ran', run: { status: 'succeeded', outcome: 'promoted' } });
     // Nothing to warm-start from yet: a full run over every event.

@@ -271,7 +271,7 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
   TRAIN_MIN_NEW_EVENTS: {
     group: 'Training',
     description:
-      'Events (counted by `events.seq`) since the active version below which a scheduled run or `train --once` is skipped.',
+      'Events (counted by `events.seq`) since the active version below which a scheduled run or `train --once` is skipped (skipped too when none of them is a click).',
   },
   TRAIN_PROMOTION_TOLERANCE: {
     group: 'Training',

@@ -116,18 +116,24 @@ export class TrainingRunService implements BeforeApplicationShutdown {
   }
 
   /**
-   * The scheduled path: queues an incremental run once enough events arrived since the active
-   * version, runs it (or waits for the trainer that claimed it) and returns it finished.
+   * The scheduled path: queues an incremental run once enough events, one of them a click,
+   * arrived since the active version, runs it (or waits for the trainer that claimed it) and
+   * returns it finished.
    */
   async runIfDue(triggeredBy: string): Promise<ScheduledOutcome> {
     const minimum = this.config.modelLifecycle.trainMinNewEvents;
     const active = await this.repository.activeVersion();
-    const { count } = await this.repository.newEvents(active?.eventsSeq ?? null, minimum);
+    const { count, clicked } = await this.repository.newEvents(active?.eventsSeq ?? null, minimum);
+    const since = active ? `version ${active.id}` : 'the beginning';
     if (count < minimum || count === 0) {
       return {
         kind: 'skipped',
-        reason: `${String(count)} new events since ${active ? `version ${active.id}` : 'the beginning'}; ${String(minimum)} needed`,
+        reason: `${String(count)} new events since ${since}; ${String(minimum)} needed`,
       };
+    }
+    // Training learns from clicks: without one, a run would only record a failed version.
+    if (!clicked) {
+      return { kind: 'skipped', reason: `no click among the new events since ${since}` };
     }
     const queued = await this.repository.enqueueRun('INCREMENTAL', triggeredBy);
     if (queued === null) return { kind: 'skipped', reason: 'another training run is in progress' };
