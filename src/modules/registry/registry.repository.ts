@@ -368,27 +368,28 @@ export class RegistryRepository {
     return rows.map(toActivation);
   }
 
-  /**
-   * Events after `afterSeq` (all when null), counted up to `cap`; whether one of them is a click;
-   * the newest seq.
-   */
+  /** Events after `afterSeq` (all when null), counted up to `cap`, and the newest seq. */
   async newEvents(
     afterSeq: string | null,
     cap: number,
-  ): Promise<{ count: number; clicked: boolean; maxSeq: string }> {
-    const result = await this.pool.query<{
-      count: number;
-      clicked: boolean;
-      max_seq: string | null;
-    }>(
+  ): Promise<{ count: number; maxSeq: string }> {
+    const result = await this.pool.query<{ count: number; max_seq: string | null }>(
       `SELECT (SELECT count(*)::int FROM (
                  SELECT 1 FROM events WHERE seq > $1 ORDER BY seq LIMIT $2) recent) AS count,
-              EXISTS (SELECT 1 FROM events WHERE seq > $1 AND type = 'click') AS clicked,
               (SELECT max(seq) FROM events) AS max_seq`,
       [afterSeq ?? '0', cap],
     );
     const row = result.rows.at(0);
-    return { count: row?.count ?? 0, clicked: row?.clicked ?? false, maxSeq: row?.max_seq ?? '0' };
+    return { count: row?.count ?? 0, maxSeq: row?.max_seq ?? '0' };
+  }
+
+  /** Whether a click arrived after `afterSeq` (at all when null). */
+  async clickedAfter(afterSeq: string | null): Promise<boolean> {
+    const result = await this.pool.query<{ clicked: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM events WHERE seq > $1 AND type = 'click') AS clicked`,
+      [afterSeq ?? '0'],
+    );
+    return result.rows.at(0)?.clicked === true;
   }
 
   /**

@@ -123,7 +123,7 @@ export class TrainingRunService implements BeforeApplicationShutdown {
   async runIfDue(triggeredBy: string): Promise<ScheduledOutcome> {
     const minimum = this.config.modelLifecycle.trainMinNewEvents;
     const active = await this.repository.activeVersion();
-    const { count, clicked } = await this.repository.newEvents(active?.eventsSeq ?? null, minimum);
+    const { count } = await this.repository.newEvents(active?.eventsSeq ?? null, minimum);
     const since = active ? `version ${active.id}` : 'the beginning';
     if (count < minimum || count === 0) {
       return {
@@ -132,7 +132,7 @@ export class TrainingRunService implements BeforeApplicationShutdown {
       };
     }
     // Training learns from clicks: without one, a run would only record a failed version.
-    if (!clicked) {
+    if (!(await this.repository.clickedAfter(active?.eventsSeq ?? null))) {
       return { kind: 'skipped', reason: `no click among the new events since ${since}` };
     }
     const queued = await this.repository.enqueueRun('INCREMENTAL', triggeredBy);
@@ -226,8 +226,8 @@ export class TrainingRunService implements BeforeApplicationShutdown {
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       this.runs.inc({ outcome: 'failed' });
-      // A coded error is the data's answer (nothing to train on), not a fault of the trainer.
-      if (error instanceof DomainError) {
+      // Bad input here is the data's answer (nothing to train on), not a fault of the trainer.
+      if (error instanceof DomainError && error.code === 'BAD_USER_INPUT') {
         this.logger.warn({ runId: run.id, versionId, reason: message }, 'training run failed');
       } else {
         this.logger.error({ err: error, runId: run.id, versionId }, 'training run failed');
