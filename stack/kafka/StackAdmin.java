@@ -25,8 +25,9 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * started (BROKER_PID given), it then waits until the group coordinator and the
  * producer-id allocation answer: a fresh broker creates __consumer_offsets on the
  * first group request, and a fresh or restarted one fetches producer ids from the
- * controller on the first InitProducerId that needs a new id, and clients that arrive meanwhile get retriable "coordinator is
- * loading" errors, which kafkajs logs as errors with stack traces.
+ * controller on the first InitProducerId that needs a new id; clients that arrive
+ * meanwhile get retriable "coordinator is loading" errors, which kafkajs logs as
+ * errors with stack traces.
  *
  * Usage: StackAdmin BOOTSTRAP TIMEOUT_SECONDS BROKER_PID|- name:partitions...
  * BROKER_PID: give up early if that process dies ("-": do not watch one).
