@@ -22,6 +22,9 @@ import {
 import { REDIS_MODES } from './support/stack';
 import { createTestContext, TestContext } from './support/test-context';
 import { RegistryService } from '../src/modules/registry/registry.service';
+import { ServingRepository } from '../src/modules/serving/serving.repository';
+import { PG_POOL } from '../src/infra/tokens';
+import type { Pool, QueryResult } from 'pg';
 
 const catalog = generateCatalog({ items: 240, seed: 'ranking', categories: 12, idPrefix: 'ri-' });
 const byCategory = (category: string) => catalog.items.filter((item) => item.category === category);
@@ -81,7 +84,12 @@ function rankingOnTheRealStack({ env }: (typeof REDIS_MODES)[number]): void {
   const rank = async (variables: Record<string, unknown>) => rankCall(app, variables);
 
   beforeAll(async () => {
-    context = await createTestContext({ RANK_TIMEOUT_MS: '1500', ...env });
+    // Pages of 100 rows: the 240-item catalog is read in three (the minimum page size).
+    context = await createTestContext({
+      RANK_TIMEOUT_MS: '1500',
+      RANK_CATALOG_PAGE_ROWS: '100',
+      ...env,
+    });
     await context.createTopics(Object.values(TOPICS).map((name) => ({ name })));
     await insertItems(context.config.postgres.url, itemRows);
     app = await startApp(context.config, { role: 'all', models });
@@ -447,6 +455,48 @@ function rankingOnTheRealStack({ env }: (typeof REDIS_MODES)[number]): void {
     } finally {
       models.pin(model());
     }
+  });
+
+  it('reads the whole catalog a page per statement: every live vector once in item order, every item', async () => {
+    const url = context.config.postgres.url;
+    const encoderId = 'test-paged-encoder:32';
+    await insertItemVectors(url, encoderId, textVectors(model()));
+    const live = await pgQuery<{ item_id: string; vector: Buffer }>(
+      url,
+      `SELECT e.item_id, e.vector FROM item_embeddings e JOIN items i USING (item_id)
+       WHERE e.encoder_id = $1 AND NOT i.deleted ORDER BY e.item_id`,
+      [encoderId],
+    );
+    const all = await pgQuery<{ item_id: string }>(
+      url,
+      'SELECT item_id FROM items ORDER BY item_id',
+    );
+    expect(live.length).toBeGreaterThan(200);
+    const repository = app.get(ServingRepository, { strict: false });
+    // Each statement returns at most a page: none runs longer the larger the catalog.
+    const statements = jest.spyOn(app.get<symbol, Pool>(PG_POOL, { strict: false }), 'query');
+    const rowsPerStatement = async () => {
+      const results = statements.mock.results.map(({ value }) => value as Promise<QueryResult>);
+      statements.mockClear();
+      return (await Promise.all(results)).map((result) => result.rowCount ?? 0);
+    };
+    // Sized by the count it expects, and grown past a count too low (an item added meanwhile).
+    for (const expectedRows of [live.length, 10]) {
+      const read = await repository.textVectors(encoderId, expectedRows);
+      const returned = await rowsPerStatement();
+      expect(returned.length).toBeGreaterThanOrEqual(3);
+      expect(Math.max(...returned)).toBeLessThanOrEqual(100);
+      expect(read.ids).toEqual(live.map((row) => row.item_id));
+      expect(read.dimension).toBe(model().model.dimension);
+      expect(
+        Buffer.from(read.matrix.buffer, read.matrix.byteOffset, read.matrix.byteLength),
+      ).toEqual(Buffer.concat(live.map((row) => row.vector)));
+    }
+    const features = await repository.itemFeatures(undefined);
+    const returned = await rowsPerStatement();
+    statements.mockRestore();
+    expect(features.items.map((item) => item.itemId)).toEqual(all.map((row) => row.item_id));
+    expect(Math.max(...returned)).toBeLessThanOrEqual(100);
   });
 
   it('scores items embedded after the swap within seconds: new items, deletions, text changes', async () => {

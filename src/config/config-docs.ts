@@ -364,6 +364,11 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
     description:
       'How often an api replica reads what changed in the catalog: item features (category, price, creation time), deletions, and text vectors stored since (items embedded after a model swap are model-scored within about this long).',
   },
+  RANK_CATALOG_PAGE_ROWS: {
+    group: 'Serving',
+    description:
+      'Rows per query when an api replica reads the whole catalog: its item features at start, its text vectors at a model load. Each page is one statement, so a catalog of any size loads within PG_STATEMENT_TIMEOUT_MS (at 1,000,000 items one statement took 32 s; a page of 10,000 384-d vectors takes about 0.1 s).',
+  },
   RANK_MAX_CANDIDATES: {
     group: 'Ranking',
     description:

@@ -151,6 +151,7 @@ export const configSchema = z.object({
   RANK_RECOMMEND_POOL: int(1, 100_000).default(200),
   RANK_PROFILE_REFRESH_MS: int(100, 3_600_000).default(5000),
   RANK_CATALOG_REFRESH_MS: int(100, 3_600_000).default(1000),
+  RANK_CATALOG_PAGE_ROWS: int(100, 1_000_000).default(10_000),
   RANK_POPULARITY_SYNC_MS: int(0, 60_000).default(250),
   RECOMMEND_ANN_MIN_ITEMS: int(0).default(50_000),
   RECOMMEND_ANN_CANDIDATES: int(1, 100_000).default(600),
@@ -336,6 +337,12 @@ export interface AppConfig {
      * vectors stored since (items embedded after a model swap are scored within about this long).
      */
     readonly catalogRefreshMs: number;
+    /**
+     * Rows per statement when a replica reads the whole catalog (its features at start, its text
+     * vectors at a model load): each page is one query, so a catalog of any size loads within
+     * PG_STATEMENT_TIMEOUT_MS (10,000 rows of 384-d vectors: about 0.1 s).
+     */
+    readonly catalogPageRows: number;
     /**
      * How often a replica applies the `pop-changes` stream to its in-memory copy of every item's
      * popularity and reads `interest-changes` for its in-memory interest vectors; 0: neither, each
@@ -589,6 +596,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       recommendPool: c.RANK_RECOMMEND_POOL,
       profileRefreshMs: c.RANK_PROFILE_REFRESH_MS,
       catalogRefreshMs: c.RANK_CATALOG_REFRESH_MS,
+      catalogPageRows: c.RANK_CATALOG_PAGE_ROWS,
       popularitySyncMs: c.RANK_POPULARITY_SYNC_MS,
     },
     retrieval: {

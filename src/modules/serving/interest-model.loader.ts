@@ -57,12 +57,12 @@ export class InterestModelLoader implements ModelLoader, OnModuleInit {
   }
 
   private async textVectors(encoderId: string): Promise<{ text: TextVectors; readAt: Date }> {
-    const { fingerprint, readAt } = await this.repository.fingerprint(encoderId);
+    const { fingerprint, rows, readAt } = await this.repository.fingerprint(encoderId);
     const cached = this.cached;
     if (cached?.encoderId === encoderId && cached.fingerprint === fingerprint) {
       return { text: cached.text, readAt };
     }
-    const text = await this.repository.textVectors(encoderId);
+    const text = await this.repository.textVectors(encoderId, rows);
     // A change between the two reads only means the next load reads again.
     this.cached = { encoderId, fingerprint, text };
     return { text, readAt };

@@ -1,6 +1,8 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { Inject, Injectable } from '@nestjs/common';
 import { Pool } from 'pg';
+import { APP_CONFIG } from '../../config/config.module';
+import type { AppConfig } from '../../config/config';
 import { PG_POOL } from '../../infra/tokens';
 import type { ItemFeatures } from './item-table';
 import type { TextVectors } from './served-model';
@@ -8,8 +10,13 @@ import type { TextVectors } from './served-model';
 const LIVE_VECTORS = `FROM item_embeddings e JOIN items i USING (item_id)
   WHERE e.encoder_id = $1 AND NOT i.deleted`;
 
-/** Text vectors copied into the catalog matrix per turn of the event loop. */
-const COPY_ROWS = 4096;
+interface FeatureRow {
+  readonly item_id: string;
+  readonly category: string | null;
+  readonly price: number | null;
+  readonly created_at: Date | null;
+  readonly deleted: boolean;
+}
 
 /** A stored text vector and when it was stored (the row's `updated_at`). */
 export interface StoredTextVector {
@@ -31,13 +38,22 @@ function toVector(bytes: Buffer, dimension: number): Float32Array {
  */
 @Injectable()
 export class ServingRepository {
-  constructor(@Inject(PG_POOL) private readonly pool: Pool) {}
+  private readonly pageRows: number;
+
+  constructor(
+    @Inject(PG_POOL) private readonly pool: Pool,
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    this.pageRows = config.ranking.catalogPageRows;
+  }
 
   /**
    * Identifies the set of live (item, text version) pairs: equal fingerprints mean equal vectors,
    * since a vector is a function of encoder and text. Costs one scan, no vector bytes.
    */
-  async fingerprint(encoderId: string): Promise<{ fingerprint: string; readAt: Date }> {
+  async fingerprint(
+    encoderId: string,
+  ): Promise<{ fingerprint: string; rows: number; readAt: Date }> {
     const result = await this.pool.query<{ n: number; hash: string; read_at: Date }>(
       `SELECT count(*)::int AS n, now() AS read_at,
               coalesce(sum(hashtextextended(e.item_id || ':' || e.text_hash, 0)::numeric), 0)::text AS hash
@@ -45,29 +61,56 @@ export class ServingRepository {
       [encoderId],
     );
     const row = result.rows[0];
-    return { fingerprint: `${String(row.n)}:${row.hash}`, readAt: row.read_at };
+    return { fingerprint: `${String(row.n)}:${row.hash}`, rows: row.n, readAt: row.read_at };
   }
 
-  /** Every live item's text vector for one encoder, as one row-major matrix. */
-  async textVectors(encoderId: string): Promise<TextVectors> {
-    const result = await this.pool.query<{ item_id: string; dimension: number; vector: Buffer }>(
-      `SELECT e.item_id, e.dimension, e.vector ${LIVE_VECTORS} ORDER BY e.item_id`,
-      [encoderId],
-    );
-    const dimension = result.rows.at(0)?.dimension ?? 0;
-    // Vectors of another size belong to a misconfigured encoder id; they cannot be scored.
-    const rows = result.rows.filter((row) => row.dimension === dimension);
-    const matrix = new Float32Array(rows.length * dimension);
-    const bytes = new Uint8Array(matrix.buffer);
-    // A turn of the event loop between blocks: 50,000 rows in one go held requests up.
-    for (let start = 0; start < rows.length; start += COPY_ROWS) {
-      const end = Math.min(rows.length, start + COPY_ROWS);
-      for (let index = start; index < end; index++) {
-        bytes.set(rows[index].vector, index * dimension * 4);
+  /**
+   * Every live item's text vector for one encoder, as one row-major matrix in item id order, read
+   * a page (RANK_CATALOG_PAGE_ROWS) per statement: one statement for a million vectors ran past
+   * any sensible statement timeout. `expectedRows` (the fingerprint's count) sizes the matrix
+   * once; rows beyond it grow it.
+   */
+  async textVectors(encoderId: string, expectedRows = 0): Promise<TextVectors> {
+    const ids: string[] = [];
+    let dimension = 0;
+    let matrix = new Float32Array(0);
+    let after = '';
+    for (;;) {
+      const { rows } = await this.pool.query<{
+        item_id: string;
+        dimension: number;
+        vector: Buffer;
+      }>(
+        // The range on both sides lets the join start at the page, not at the first item.
+        `SELECT e.item_id, e.dimension, e.vector ${LIVE_VECTORS}
+           AND e.item_id > $2 AND i.item_id > $2
+         ORDER BY e.item_id LIMIT $3`,
+        [encoderId, after, this.pageRows],
+      );
+      if (rows.length === 0) break;
+      if (dimension === 0) {
+        dimension = rows[0].dimension;
+        matrix = new Float32Array(Math.max(expectedRows, rows.length) * dimension);
       }
+      for (const row of rows) {
+        // Vectors of another size belong to a misconfigured encoder id; they cannot be scored.
+        if (row.dimension !== dimension) continue;
+        if ((ids.length + 1) * dimension > matrix.length) {
+          const grown = new Float32Array(Math.ceil(ids.length * 1.5 + this.pageRows) * dimension);
+          grown.set(matrix);
+          matrix = grown;
+        }
+        new Uint8Array(matrix.buffer, ids.length * dimension * 4, dimension * 4).set(
+          row.vector.subarray(0, dimension * 4),
+        );
+        ids.push(row.item_id);
+      }
+      if (rows.length < this.pageRows) break;
+      after = rows[rows.length - 1].item_id;
+      // A turn of the event loop between pages: requests are served while the catalog loads.
       await yieldToEventLoop();
     }
-    return { ids: rows.map((row) => row.item_id), dimension, matrix };
+    return { ids, dimension, matrix: matrix.subarray(0, ids.length * dimension) };
   }
 
   /**
@@ -105,33 +148,53 @@ export class ServingRepository {
     return { stored, readAt: result.rows[0].read_at };
   }
 
-  /** Items changed at or after `since` (all items without it), and the database clock of the read. */
+  /**
+   * Items changed at or after `since` (all items without it, a page per statement), and the
+   * database clock of the read: a change committed while later pages are read is newer than it,
+   * so the next read from that clock sees it again.
+   */
   async itemFeatures(since: Date | undefined): Promise<{ items: ItemFeatures[]; readAt: Date }> {
-    const { rows } = await this.pool.query<{
-      read_at: Date;
-      item_id: string | null;
-      category: string | null;
-      price: number | null;
-      created_at: Date | null;
-      deleted: boolean | null;
-    }>(
+    if (since !== undefined) return this.itemFeaturesChanged(since);
+    const readAt = (await this.pool.query<{ read_at: Date }>('SELECT now() AS read_at')).rows[0]
+      .read_at;
+    const items: ItemFeatures[] = [];
+    let after = '';
+    for (;;) {
+      const { rows } = await this.pool.query<FeatureRow>(
+        `SELECT item_id, category, price, created_at, deleted FROM items
+         WHERE item_id > $1 ORDER BY item_id LIMIT $2`,
+        [after, this.pageRows],
+      );
+      for (const row of rows) items.push(featuresOf(row));
+      if (rows.length < this.pageRows) break;
+      after = rows[rows.length - 1].item_id;
+    }
+    return { items, readAt };
+  }
+
+  /** Separate from the full read: `ingested_at >= $1` alone is what its index answers. */
+  private async itemFeaturesChanged(since: Date): Promise<{ items: ItemFeatures[]; readAt: Date }> {
+    const { rows } = await this.pool.query<
+      { read_at: Date } & (FeatureRow | { [K in keyof FeatureRow]: null })
+    >(
       // One row even when nothing changed, so the caller always learns the database clock.
       `SELECT r.read_at, i.item_id, i.category, i.price, i.created_at, i.deleted
        FROM (SELECT now() AS read_at) r
-       LEFT JOIN items i ON $1::timestamptz IS NULL OR i.ingested_at >= $1`,
-      [since ?? null],
+       LEFT JOIN items i ON i.ingested_at >= $1`,
+      [since],
     );
     const items: ItemFeatures[] = [];
-    for (const row of rows) {
-      if (row.item_id === null) continue;
-      items.push({
-        itemId: row.item_id,
-        category: row.category ?? undefined,
-        price: row.price ?? undefined,
-        createdAtMs: row.created_at?.getTime(),
-        deleted: row.deleted === true,
-      });
-    }
+    for (const row of rows) if (row.item_id !== null) items.push(featuresOf(row));
     return { items, readAt: rows[0].read_at };
   }
+}
+
+function featuresOf(row: FeatureRow): ItemFeatures {
+  return {
+    itemId: row.item_id,
+    category: row.category ?? undefined,
+    price: row.price ?? undefined,
+    createdAtMs: row.created_at?.getTime(),
+    deleted: row.deleted,
+  };
 }
