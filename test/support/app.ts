@@ -11,6 +11,8 @@ import {
   MODEL_LOADER,
   ModelLoader,
 } from '../../src/modules/serving/served-model';
+import { VECTOR_INDEX_BUILDER } from '../../src/modules/serving/retrieval';
+import type { VectorIndexBuilder } from '../../src/modules/serving/retrieval';
 import { MODEL_TRAINER, ModelTrainer } from '../../src/modules/training/model-trainer';
 import { configureServer, fastifyAdapter } from '../../src/server';
 
@@ -78,6 +80,8 @@ export interface TestSeams {
   readonly loader?: ModelLoader;
   /** The served model, pinnable; without it the registry's active version is served. */
   readonly models?: PinnedModels;
+  /** Builds serving's ANN indexes (HNSW without it). */
+  readonly indexBuilder?: VectorIndexBuilder;
 }
 
 /** The service as `createServer` builds it for `config`, with the given seams replaced; ready. */
@@ -90,6 +94,9 @@ export async function startApp(
   let builder = Test.createTestingModule({ imports: [AppModule.forRole(effective, logger)] });
   if (seams.trainer) builder = builder.overrideProvider(MODEL_TRAINER).useValue(seams.trainer);
   if (seams.loader) builder = builder.overrideProvider(MODEL_LOADER).useValue(seams.loader);
+  if (seams.indexBuilder) {
+    builder = builder.overrideProvider(VECTOR_INDEX_BUILDER).useValue(seams.indexBuilder);
+  }
   const { models } = seams;
   if (models) {
     builder = builder.overrideProvider(LOADED_MODELS).useFactory({

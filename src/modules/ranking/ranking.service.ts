@@ -246,7 +246,7 @@ export class RankingService {
     request: RankingRequest,
     signal: AbortSignal,
   ): Promise<RequestState> {
-    const { serving, assignment } = this.armServing(userId, request.forcedArm);
+    const { serving, assignment } = this.armServing(operation, userId, request.forcedArm);
     const profile = await this.profiles.get(assignment?.arm.profile ?? profileName);
     const { items, served } = serving;
     const degraded = new Set<Degradation>();
@@ -268,20 +268,23 @@ export class RankingService {
   /**
    * What the user's experiment arm serves: its version (the active one when it names none) and
    * the assignment; outside an experiment, or while the arm's version is not loaded here, the
-   * active version and no assignment.
+   * active version and no assignment. `recommend` takes the active version only once it can
+   * retrieve with an index (ServingService.forRetrieval).
    */
   private armServing(
+    operation: RankingOperation,
     userId: string,
     forcedArm: string | undefined,
   ): { serving: Serving; assignment: Assignment | undefined } {
+    const active = () =>
+      operation === 'recommend' ? this.serving.forRetrieval() : this.serving.current();
     const assignment = this.experiments.assign(userId, forcedArm);
-    if (assignment === undefined) return { serving: this.serving.current(), assignment };
+    if (assignment === undefined) return { serving: active(), assignment };
     const { modelVersion } = assignment.arm;
-    const serving =
-      modelVersion === null ? this.serving.current() : this.serving.version(modelVersion);
+    const serving = modelVersion === null ? active() : this.serving.version(modelVersion);
     if (serving === undefined) {
       this.experiments.unavailable(assignment);
-      return { serving: this.serving.current(), assignment: undefined };
+      return { serving: active(), assignment: undefined };
     }
     this.experiments.served(assignment);
     return { serving, assignment };

@@ -37,6 +37,9 @@ export interface IndexSource {
  * Builds an index of `source` (off the serving thread); `signal` abandons the build; `progress`
  * hears how many rows are in so far, now and then.
  */
+/** The VectorIndexBuilder serving builds its ANN indexes with (HNSW; tests slow it down). */
+export const VECTOR_INDEX_BUILDER = Symbol('VECTOR_INDEX_BUILDER');
+
 export type VectorIndexBuilder = (
   source: IndexSource,
   signal: AbortSignal,

@@ -9,8 +9,10 @@ import { ExperimentsModule } from '../experiments/experiments.module';
 import { HealthModule } from '../health/health.module';
 import { OnlineStateReaderModule } from '../online-state/online-state.module';
 import { RegistryModule } from '../registry/registry.module';
+import { hnswIndexBuilder } from './hnsw-index';
 import { InterestModelLoader } from './interest-model.loader';
 import { ACTIVATION_LISTENER, ModelSwapService } from './model-swap.service';
+import { VECTOR_INDEX_BUILDER } from './retrieval';
 import { LOADED_MODELS, MODEL_LOADER } from './served-model';
 import type { LoadedModels } from './served-model';
 import { ServingRepository } from './serving.repository';
@@ -43,6 +45,11 @@ import { ServingService } from './serving.service';
       provide: LOADED_MODELS,
       inject: [ModelSwapService],
       useFactory: (swap: ModelSwapService): LoadedModels => swap,
+    },
+    {
+      provide: VECTOR_INDEX_BUILDER,
+      inject: [APP_CONFIG],
+      useFactory: (config: AppConfig) => hnswIndexBuilder(config.retrieval),
     },
     ServingService,
     ServingResolver,

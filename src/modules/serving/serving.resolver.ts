@@ -1,6 +1,7 @@
 import { Field, Float, ID, ObjectType, Query, Resolver } from '@nestjs/graphql';
 import { RequireRole } from '../auth/access';
 import { ModelSwapService } from './model-swap.service';
+import { ServingService } from './serving.service';
 
 @ObjectType('ServingModel', { description: 'What this replica scores with right now' })
 export class ServingModelGql {
@@ -14,11 +15,20 @@ export class ServingModelGql {
   @Field(() => String, { nullable: true }) loadError!: string | null;
   @Field(() => [ID], { description: 'versions loaded for the running experiment’s arms' })
   armVersionIds!: string[];
+  @Field(() => ID, {
+    nullable: true,
+    description:
+      'the version recommend retrieves with: the active one, or the one before while the active one’s ANN index builds',
+  })
+  recommendVersionId!: string | null;
 }
 
 @Resolver()
 export class ServingResolver {
-  constructor(private readonly swap: ModelSwapService) {}
+  constructor(
+    private readonly swap: ModelSwapService,
+    private readonly serving: ServingService,
+  ) {}
 
   @RequireRole('ops')
   @Query(() => ServingModelGql, { description: 'the version this replica scores with' })
@@ -31,6 +41,7 @@ export class ServingResolver {
       failedVersionId: failure?.versionId ?? null,
       loadError: failure?.error ?? null,
       armVersionIds: [...this.swap.others().keys()],
+      recommendVersionId: this.serving.forRetrieval().served?.versionId ?? null,
     };
   }
 }

@@ -9,9 +9,9 @@ import { Metrics } from '../metrics/metrics.registry';
 import { OnlineStateReader, Read } from '../online-state/online-state.reader';
 import type { ItemPopularity } from '../online-state/online-state.schema';
 import { PopularityMirror } from '../online-state/popularity-mirror';
-import { hnswIndexBuilder } from './hnsw-index';
 import { ItemTable } from './item-table';
-import { Retrieval, RetrievalObserver } from './retrieval';
+import { Retrieval, RetrievalObserver, VECTOR_INDEX_BUILDER } from './retrieval';
+import type { VectorIndexBuilder } from './retrieval';
 import { RowVectors } from './row-vectors';
 import { LOADED_MODELS } from './served-model';
 import type { LoadedModel, LoadedModels, ServedModel, Serving } from './served-model';
@@ -50,6 +50,12 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
   private active: Following | undefined;
   /** The arm versions' bindings (experiments), by version id. */
   private arms = new Map<string, Following>();
+  /**
+   * The version active before, kept for `recommend` while the active one builds its first ANN
+   * index: at a million items that takes half an hour, and the exact scan answers about a
+   * fortieth of the requests the index does.
+   */
+  private retiring: Following | undefined;
   private featuresReadAt: Date | undefined;
   private syncing: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -64,6 +70,7 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
     private readonly repository: ServingRepository,
     private readonly mirror: PopularityMirror,
     private readonly onlineState: OnlineStateReader,
+    @Inject(VECTOR_INDEX_BUILDER) private readonly buildIndex: VectorIndexBuilder,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
     metrics: Metrics,
@@ -129,6 +136,16 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
     return { items: this.items, served: this.active?.served };
   }
 
+  /**
+   * What `recommend` retrieves and ranks with: the active version once it has its ANN index (or
+   * needs none), until then the version active before it, if that one has an index.
+   */
+  forRetrieval(): Serving {
+    const current = this.current();
+    const { retiring } = this;
+    return retiring === undefined ? current : { items: this.items, served: retiring.served };
+  }
+
   /** What a request of an experiment arm serving `versionId` ranks with; undefined: not loaded. */
   version(versionId: string): Serving | undefined {
     const { served } = this.current();
@@ -172,13 +189,53 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
       arms.set(versionId, this.bound(loaded));
     }
     const previous = this.followings();
+    const previousActive = this.active;
     this.active = active === undefined ? undefined : this.bound(active);
     this.arms = arms;
+    this.retiring = this.keptForRetrieval(previousActive);
     const kept = new Set(this.followings());
     for (const following of previous) {
       if (!kept.has(following)) void following.served.retrieval.close();
     }
     void this.loadPopularity(firstNewRow);
+  }
+
+  /**
+   * The binding `recommend` keeps using while the active version's first index builds: the one
+   * active before (or the one already kept) if it has an index. Undefined when the active
+   * version needs no build (small catalog, or built already).
+   */
+  private keptForRetrieval(previousActive: Following | undefined): Following | undefined {
+    const { active } = this;
+    if (active === undefined || active.served.retrieval.indexed) return undefined;
+    const building = active.served.retrieval.maintain();
+    if (building === undefined) return undefined;
+    const kept = [previousActive, this.retiring].find(
+      (following) =>
+        following !== undefined && following !== active && following.served.retrieval.indexed,
+    );
+    if (kept === undefined) return undefined;
+    if (kept !== this.retiring) {
+      this.logger.info(
+        { versionId: active.served.versionId, recommendVersionId: kept.served.versionId },
+        'recommend stays on the previous version until the active one’s index is built',
+      );
+    }
+    void building.then(() => {
+      this.retire(kept, active);
+    });
+    return kept;
+  }
+
+  /** Ends the wait of `kept` once `active`'s build has ended (built or failed). */
+  private retire(kept: Following, active: Following): void {
+    if (this.retiring !== kept || this.active !== active) return;
+    this.retiring = undefined;
+    if (!this.followings().includes(kept)) void kept.served.retrieval.close();
+    this.logger.info(
+      { versionId: active.served.versionId, indexed: active.served.retrieval.indexed },
+      'recommend serves the active version',
+    );
   }
 
   /** Copies a loaded version's vectors to their rows before it serves, a turn at a time. */
@@ -232,7 +289,7 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
       vectors,
       model.scale,
       this.config.retrieval,
-      hnswIndexBuilder(this.config.retrieval),
+      this.buildIndex,
       this.retrievalObserver(model.versionId),
     );
     void retrieval.maintain();
@@ -267,10 +324,11 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
     };
   }
 
+  /** Every binding held: the active one, the one kept for `recommend`, the arms' (once each). */
   private followings(): Following[] {
-    return this.active === undefined
-      ? [...this.arms.values()]
-      : [this.active, ...this.arms.values()];
+    const held = new Set(this.arms.values());
+    if (this.retiring !== undefined) held.add(this.retiring);
+    return this.active === undefined ? [...held] : [this.active, ...held];
   }
 
   /**
