@@ -1,6 +1,4 @@
-import { ChildProcess, spawn } from 'node:child_process';
 import { loadavg } from 'node:os';
-import path from 'node:path';
 import { Kafka, logLevel, Producer } from 'kafkajs';
 import { Client } from 'pg';
 import { loadConfig } from '../src/config/config';
@@ -20,17 +18,16 @@ import {
   insertCatalog,
 } from './lib/bench-store';
 import { insertTextVectors, TEXT_DIMENSION, trainingContext } from './lib/trained-model';
-import { compiled, serverNodeArgs } from './lib/built-servers';
+import { compiled } from './lib/built-servers';
+import { graphql, Role, startRole, waitReady, stopProcess } from './lib/roles';
 import { BalancedLoad } from './lib/balanced-load';
-import type { GraphqlBody, RequestRecord } from './lib/balanced-load';
+import type { RequestRecord } from './lib/balanced-load';
 import type { GeneratorStalls } from './lib/gc-pauses';
 import { percentile } from './lib/percentile';
 
 /** Own database per run: concurrent runs must not drop each other's. */
 const DATABASE = `recsys_bench_cluster_${String(process.pid)}`;
 const SEED = 'bench-cluster';
-const ROOT = path.join(__dirname, '..');
-const STARTUP_TIMEOUT_MS = 180_000;
 const RANK = `query Rank($u: ID!, $c: [CandidateInput!]!) {
   rank(userId: $u, candidates: $c) { items { itemId score } modelVersion requestId } }`;
 
@@ -69,77 +66,6 @@ function parseSettings(args: readonly string[]): Settings {
     tail: value('tail', 10),
     maxSeconds: value('max-seconds', 300),
   };
-}
-
-async function graphql<T>(
-  endpoint: string,
-  apiKey: string,
-  query: string,
-  variables: Record<string, unknown> = {},
-): Promise<T> {
-  const response = await fetch(endpoint, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-api-key': apiKey },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = (await response.json()) as GraphqlBody<T>;
-  if (body.errors || !body.data) throw new Error(JSON.stringify(body.errors ?? body));
-  return body.data;
-}
-
-interface Role {
-  readonly name: string;
-  readonly role: 'api' | 'ingest' | 'train';
-  readonly port: number;
-  readonly child: ChildProcess;
-}
-
-/** `node main.js <role>` (compiled, as the image runs it): its own process, event loop and connections. */
-function startRole(name: string, role: Role['role'], port: number, env: NodeJS.ProcessEnv): Role {
-  const child = spawn(process.execPath, [...serverNodeArgs(), compiled('src/main.ts'), role], {
-    cwd: ROOT,
-    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const prefixLines = (chunk: Buffer) => {
-    for (const line of chunk.toString().split('\n')) {
-      if (line.length > 0) process.stderr.write(`[${name}] ${line}\n`);
-    }
-  };
-  child.stdout.on('data', prefixLines);
-  child.stderr.on('data', prefixLines);
-  return { name, role, port, child };
-}
-
-async function waitReady(role: Role): Promise<void> {
-  const started = Date.now();
-  for (;;) {
-    if (role.child.exitCode !== null) {
-      throw new Error(`${role.name} exited with ${String(role.child.exitCode)}`);
-    }
-    try {
-      const response = await fetch(`http://127.0.0.1:${role.port}/health/live`);
-      if (response.ok) return;
-    } catch {
-      // Not listening yet.
-    }
-    if (Date.now() - started > STARTUP_TIMEOUT_MS) throw new Error(`${role.name} did not start`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
-
-async function stopRole(role: Role): Promise<void> {
-  const { child } = role;
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', () => {
-      resolve();
-    });
-  });
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
 }
 
 function eventMessage(event: SyntheticEvent | LiveEvent) {
@@ -595,7 +521,7 @@ const benchmark: Benchmark = {
       };
     } finally {
       await producer?.disconnect().catch(() => undefined);
-      await Promise.all(roles.map(stopRole));
+      await Promise.all(roles.map((role) => stopProcess(role.child)));
       process.removeListener('exit', killAll);
       const admin = kafka.admin();
       await admin

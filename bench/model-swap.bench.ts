@@ -13,6 +13,7 @@ import { freePort } from '../test/support/processes';
 import { createBenchApiKey } from './lib/api-key';
 import { Benchmark, progress, integerFlag } from './lib/harness';
 import { compiled, serverNodeArgs } from './lib/built-servers';
+import { graphql, stopProcess } from './lib/roles';
 
 const DATABASE = 'recsys_bench_model_swap';
 const ENCODER_ID = 'bench-encoder:fp32';
@@ -150,40 +151,6 @@ async function startReplica(
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
   }
-}
-
-async function stopReplica(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', () => {
-      resolve();
-    });
-  });
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-interface GraphqlBody<T> {
-  data?: T;
-  errors?: { message: string }[];
-}
-
-async function graphql<T>(
-  endpoint: string,
-  apiKey: string,
-  query: string,
-  variables = {},
-): Promise<T> {
-  const response = await fetch(endpoint, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-api-key': apiKey },
-    body: JSON.stringify({ query, variables }),
-  });
-  const body = (await response.json()) as GraphqlBody<T>;
-  if (body.errors || !body.data) throw new Error(JSON.stringify(body.errors ?? body));
-  return body.data;
 }
 
 async function served(
@@ -377,7 +344,7 @@ const benchmark: Benchmark = {
         ],
       };
     } finally {
-      await Promise.all([...children].map(stopReplica));
+      await Promise.all([...children].map(stopProcess));
       await pool.end();
       const admin = new Client({ connectionString: adminUrl.toString() });
       await admin.connect();

@@ -10,18 +10,13 @@ import { createLogger } from '../src/common/logger';
 import { createRedisClient } from '../src/infra/redis';
 import { OnlineStateRedisRepository } from '../src/modules/online-state/online-state-redis.repository';
 import { SERVED_LOG_TOPICS } from '../src/modules/served-log/served-slate.codec';
-import { RegistryRepository } from '../src/modules/registry/registry.repository';
-import { RegistryService } from '../src/modules/registry/registry.service';
-import { ARTIFACT_STORE, ArtifactStore } from '../src/modules/registry/registry.types';
-import { TrainingRunService } from '../src/modules/training/training-run.service';
 import { Random } from '../src/synthetic';
-import type { SyntheticItem } from '../src/synthetic';
 import { createBenchApiKey } from './lib/api-key';
 import { Benchmark, progress, integerFlag } from './lib/harness';
 import { OpenLoop } from './lib/open-loop';
 import type { OpenLoopResult } from './lib/open-loop';
 import { clearRedis, databaseUrlFor, seedCatalogAndWeek } from './lib/bench-store';
-import { insertTextVectors, TEXT_DIMENSION, trainingContext } from './lib/trained-model';
+import { TEXT_DIMENSION, trainServedVersion } from './lib/trained-model';
 import {
   FLOOR_RANKING,
   GC_PAUSES,
@@ -189,62 +184,6 @@ async function seed(settings: Settings, databaseUrl: string) {
     events.filter((event) => event.type !== 'impression').map((event) => event.userId),
   );
   return { catalog, users: [...active], events: events.length };
-}
-
-interface TrainedVersions {
-  /** Trained by a FULL training run and active. */
-  readonly served: string;
-  /** A candidate with the same artifact bytes under its own id: the experiment's second arm. */
-  readonly second: string;
-  readonly trainSeconds: number;
-  readonly artifactBytes: number;
-  readonly outcome: string;
-}
-
-/**
- * The served version as production makes it: text vectors stored under the trainer's encoder
- * id, then a FULL training run (what `train-model --mode FULL` queues and the train role runs:
- * the tfjs trainer in a child process, the artifact into the artifact store, the version into
- * the registry, the promotion gate), activated through the registry if the gate left it a
- * candidate.
- */
-async function trainServedVersion(
-  config: AppConfig,
-  items: readonly SyntheticItem[],
-): Promise<TrainedVersions> {
-  const app = await trainingContext(config);
-  try {
-    const encoderId = await insertTextVectors(app, config.postgres.url, items);
-    const started = Date.now();
-    const run = await app.get(TrainingRunService).run('FULL', 'bench');
-    const trainSeconds = (Date.now() - started) / 1000;
-    if (run.status !== 'succeeded' || run.versionId === null) {
-      throw new Error(`training run ${run.id} ${run.status}: ${run.error ?? 'no version'}`);
-    }
-    const registry = app.get(RegistryService, { strict: false });
-    if ((await registry.activeVersion())?.id !== run.versionId) {
-      await registry.activate(run.versionId, 'bench');
-    }
-    const repository = app.get(RegistryRepository, { strict: false });
-    const artifacts = app.get<symbol, ArtifactStore>(ARTIFACT_STORE, { strict: false });
-    const artifact = await artifacts.get(run.versionId);
-    const second = await repository.insertTrainingVersion({
-      parentId: run.versionId,
-      encoderId,
-      triggeredBy: 'bench',
-    });
-    await artifacts.put(second, artifact);
-    await repository.setVersionStatus(second, 'candidate', null);
-    return {
-      served: run.versionId,
-      second,
-      trainSeconds,
-      artifactBytes: artifact.length,
-      outcome: run.outcome ?? 'none',
-    };
-  } finally {
-    await app.close();
-  }
 }
 
 /**

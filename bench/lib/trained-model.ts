@@ -4,6 +4,10 @@ import { Client } from 'pg';
 import { AppModule } from '../../src/app.module';
 import { createLogger } from '../../src/common/logger';
 import type { AppConfig } from '../../src/config/config';
+import { RegistryRepository } from '../../src/modules/registry/registry.repository';
+import { RegistryService } from '../../src/modules/registry/registry.service';
+import { ARTIFACT_STORE, ArtifactStore } from '../../src/modules/registry/registry.types';
+import { TrainingRunService } from '../../src/modules/training/training-run.service';
 import { TrainingCoreModule } from '../../src/modules/training/training.module';
 import { TrainingService } from '../../src/modules/training/training.service';
 import type { SyntheticItem } from '../../src/synthetic';
@@ -62,4 +66,60 @@ export async function insertTextVectors(
     await db.end();
   }
   return encoderId;
+}
+
+export interface TrainedVersions {
+  /** Trained by a FULL training run and active. */
+  readonly served: string;
+  /** A candidate with the same artifact bytes under its own id: the experiment's second arm. */
+  readonly second: string;
+  readonly trainSeconds: number;
+  readonly artifactBytes: number;
+  readonly outcome: string;
+}
+
+/**
+ * The served version as production makes it: text vectors stored under the trainer's encoder
+ * id, then a FULL training run (what `train-model --mode FULL` queues and the train role runs:
+ * the tfjs trainer in a child process, the artifact into the artifact store, the version into
+ * the registry, the promotion gate), activated through the registry if the gate left it a
+ * candidate.
+ */
+export async function trainServedVersion(
+  config: AppConfig,
+  items: readonly SyntheticItem[],
+): Promise<TrainedVersions> {
+  const app = await trainingContext(config);
+  try {
+    const encoderId = await insertTextVectors(app, config.postgres.url, items);
+    const started = Date.now();
+    const run = await app.get(TrainingRunService).run('FULL', 'bench');
+    const trainSeconds = (Date.now() - started) / 1000;
+    if (run.status !== 'succeeded' || run.versionId === null) {
+      throw new Error(`training run ${run.id} ${run.status}: ${run.error ?? 'no version'}`);
+    }
+    const registry = app.get(RegistryService, { strict: false });
+    if ((await registry.activeVersion())?.id !== run.versionId) {
+      await registry.activate(run.versionId, 'bench');
+    }
+    const repository = app.get(RegistryRepository, { strict: false });
+    const artifacts = app.get<symbol, ArtifactStore>(ARTIFACT_STORE, { strict: false });
+    const artifact = await artifacts.get(run.versionId);
+    const second = await repository.insertTrainingVersion({
+      parentId: run.versionId,
+      encoderId,
+      triggeredBy: 'bench',
+    });
+    await artifacts.put(second, artifact);
+    await repository.setVersionStatus(second, 'candidate', null);
+    return {
+      served: run.versionId,
+      second,
+      trainSeconds,
+      artifactBytes: artifact.length,
+      outcome: run.outcome ?? 'none',
+    };
+  } finally {
+    await app.close();
+  }
 }

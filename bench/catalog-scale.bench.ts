@@ -1,0 +1,296 @@
+import { execFileSync } from 'node:child_process';
+import { loadavg } from 'node:os';
+import { loadConfig } from '../src/config/config';
+import { Random } from '../src/synthetic';
+import { freePort } from '../test/support/processes';
+import { createBenchApiKey } from './lib/api-key';
+import { clearRedis, databaseUrlFor, dropDatabase, seedCatalogAndWeek } from './lib/bench-store';
+import { compiled } from './lib/built-servers';
+import { closedLoop } from './lib/closed-loop';
+import { Benchmark, integerFlag, progress } from './lib/harness';
+import { percentile } from './lib/percentile';
+import { graphql, startRole, waitReady, stopProcess } from './lib/roles';
+import { TEXT_DIMENSION, trainServedVersion } from './lib/trained-model';
+import { rssBytes } from './servers/recommend';
+
+/** Own database per run: concurrent runs must not drop each other's. */
+const DATABASE = `recsys_bench_scale_${String(process.pid)}`;
+const SEED = 'bench-scale';
+const INDEX_WAIT_MS = 3 * 3_600_000;
+const RANK = `query Rank($u: ID!, $c: [CandidateInput!]!) {
+  rank(userId: $u, candidates: $c) { modelVersion items { itemId } } }`;
+const RECOMMEND = `query Recommend($u: ID!) {
+  recommend(userId: $u, first: 20) { modelVersion items { itemId } } }`;
+const SERVING = '{ servingModel { versionId recommendVersionId } }';
+
+interface Settings {
+  readonly items: number;
+  readonly users: number;
+  readonly impressions: number;
+  /** Sequential rank and recommend calls per phase (latency and the version that answered). */
+  readonly probes: number;
+  /** Seconds of closed-loop recommend load per phase, and its connections. */
+  readonly loadSeconds: number;
+  readonly connections: number;
+  /** 1: also wait for the second version's index and measure recommend on it. */
+  readonly waitSecondIndex: number;
+}
+
+function parseSettings(args: readonly string[]): Settings {
+  const value = (flag: string, fallback: number, min = 1): number =>
+    integerFlag(args, flag, fallback, min);
+  return {
+    items: value('items', 1_000_000),
+    users: value('users', 1000),
+    impressions: value('impressions', 40_000),
+    probes: value('probes', 50),
+    loadSeconds: value('load-seconds', 15),
+    connections: value('connections', 8),
+    waitSecondIndex: value('wait-second-index', 0, 0),
+  };
+}
+
+interface Serving {
+  readonly versionId: string | null;
+  readonly recommendVersionId: string | null;
+}
+
+/** The largest resident set of a process per phase, sampled every second. */
+class RssPeaks {
+  private readonly peaks = new Map<string, number>();
+  private phase = 'boot';
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(pid: number) {
+    this.timer = setInterval(() => {
+      const rss = rssBytes(pid);
+      this.peaks.set(this.phase, Math.max(this.peaks.get(this.phase) ?? 0, rss));
+    }, 1000);
+  }
+
+  enter(phase: string): void {
+    this.phase = phase;
+  }
+
+  peakGiB(phase: string): number {
+    return Number(((this.peaks.get(phase) ?? 0) / 2 ** 30).toFixed(2));
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
+
+/** What the versions answering `calls` were: "3" or "3: 40, 4: 10". */
+function versionsOf(answered: readonly string[]): string {
+  const counts = new Map<string, number>();
+  for (const version of answered) counts.set(version, (counts.get(version) ?? 0) + 1);
+  if (counts.size === 1) return [...counts.keys()].join('');
+  return [...counts].map(([version, count]) => `${version}: ${String(count)}`).join(', ');
+}
+
+const benchmark: Benchmark = {
+  description:
+    'one api process (compiled main.js) on a large catalog with a trained 384-d model: boot, recommend while the ANN index builds and after, then a swap to a second version',
+  async run(args) {
+    const settings = parseSettings(args);
+    const main = compiled('src/main.ts');
+    const cli = compiled('src/cli.ts');
+    const base = loadConfig(process.env);
+    const databaseUrl = databaseUrlFor(base.postgres.directUrl, DATABASE);
+    const prefix = `bench-scale-${String(process.pid)}:`;
+    const env = {
+      DATABASE_URL: databaseUrl,
+      REDIS_KEY_PREFIX: prefix,
+      KAFKA_TOPIC_PREFIX: `bench-scale-${String(process.pid)}.`,
+      LOG_LEVEL: 'info',
+      AUTH_MODE: 'api-key',
+      NODE_ENV: 'production',
+      TRAIN_CRON: 'off',
+      TRAIN_EPOCHS: '2',
+      KAFKAJS_NO_PARTITIONER_WARNING: '1',
+    };
+    const loadBefore = loadavg()[0] ?? 0;
+    try {
+      progress(
+        `database ${DATABASE}: ${settings.items.toLocaleString('en-US')} items, a week of events`,
+      );
+      const { catalog, events } = await seedCatalogAndWeek(databaseUrl, {
+        items: settings.items,
+        users: settings.users,
+        impressions: settings.impressions,
+        seed: SEED,
+      });
+      progress(`${TEXT_DIMENSION}-d text vectors for every item, then a FULL training run`);
+      const trained = await trainServedVersion(
+        loadConfig({ ...process.env, ...env }),
+        catalog.items,
+      );
+      progress('online state rebuilt from the events (npm run cli -- rebuild-online-state)');
+      execFileSync(process.execPath, [cli, 'rebuild-online-state'], {
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'ignore', 2],
+      });
+      const readKey = await createBenchApiKey(databaseUrl, 'read');
+      const opsKey = await createBenchApiKey(databaseUrl, 'ops');
+      const users = [
+        ...new Set(events.filter((event) => event.type === 'click').map((e) => e.userId)),
+      ];
+      const random = new Random(SEED);
+      const itemIds = catalog.items.map((item) => item.itemId);
+      const bodies = users.map((u) => JSON.stringify({ query: RECOMMEND, variables: { u } }));
+
+      progress(`starting the api role (${main})`);
+      const spawnedAt = performance.now();
+      const api = startRole('api', 'api', await freePort(), env);
+      if (api.child.pid === undefined) throw new Error('the api process has no pid');
+      const rss = new RssPeaks(api.child.pid);
+      const endpoint = `http://127.0.0.1:${String(api.port)}/graphql`;
+      const serving = async () =>
+        (await graphql<{ servingModel: Serving }>(endpoint, opsKey, SERVING)).servingModel;
+      const until = async (what: string, done: (state: Serving) => boolean) => {
+        const started = performance.now();
+        for (;;) {
+          const state = await serving();
+          if (done(state)) return (performance.now() - started) / 1000;
+          if (performance.now() - started > INDEX_WAIT_MS) throw new Error(`no ${what}`);
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+        }
+      };
+      const indexed = async () => {
+        const metrics = await (await fetch(`http://127.0.0.1:${String(api.port)}/metrics`)).text();
+        return /^retrieval_index_bytes(\{[^}]*\})? [1-9]/m.test(metrics);
+      };
+      const rows: Record<string, string | number>[] = [];
+      const measure = async (phase: string) => {
+        rss.enter(phase);
+        progress(
+          `${phase}: ${settings.probes} rank and recommend calls, then ${settings.loadSeconds} s of recommend load`,
+        );
+        const rankMs: number[] = [];
+        const recommendMs: number[] = [];
+        const rankVersions: string[] = [];
+        const recommendVersions: string[] = [];
+        for (let i = 0; i < settings.probes; i++) {
+          const u = users[i % users.length];
+          // 100 distinct items from anywhere in the catalog: a stride through it from a random start.
+          const start = random.int(0, itemIds.length - 1);
+          const stride = Math.floor(itemIds.length / 100);
+          const c = Array.from({ length: 100 }, (_, k) => ({
+            itemId: itemIds[(start + k * stride) % itemIds.length],
+          }));
+          let started = performance.now();
+          const ranked = await graphql<{ rank: { modelVersion: string } }>(
+            endpoint,
+            readKey,
+            RANK,
+            { u, c },
+          );
+          rankMs.push(performance.now() - started);
+          rankVersions.push(ranked.rank.modelVersion);
+          started = performance.now();
+          const recommended = await graphql<{ recommend: { modelVersion: string } }>(
+            endpoint,
+            readKey,
+            RECOMMEND,
+            { u },
+          );
+          recommendMs.push(performance.now() - started);
+          recommendVersions.push(recommended.recommend.modelVersion);
+        }
+        const load = await closedLoop(
+          endpoint,
+          { 'content-type': 'application/json', 'x-api-key': readKey },
+          bodies,
+          { seconds: settings.loadSeconds, connections: settings.connections },
+        );
+        rankMs.sort((a, b) => a - b);
+        recommendMs.sort((a, b) => a - b);
+        const row = {
+          phase,
+          'recommend req/s': Math.round(load.requestsPerSecond),
+          'recommend p50 ms (load)': load.p50Ms,
+          'recommend p99 ms (load)': load.p99Ms,
+          errors: load.errors,
+          'recommend ms, one at a time (p50)': Number(percentile(recommendMs, 50).toFixed(1)),
+          'recommend version': versionsOf(recommendVersions),
+          'rank ms, one at a time (p50 / max)': `${percentile(rankMs, 50).toFixed(1)} / ${(rankMs.at(-1) ?? Number.NaN).toFixed(1)}`,
+          'rank version': versionsOf(rankVersions),
+          'peak RSS GiB': rss.peakGiB(phase),
+        };
+        rows.push(row);
+        return row;
+      };
+      try {
+        await waitReady(api);
+        const bootSeconds = (performance.now() - spawnedAt) / 1000;
+        const booted = await serving();
+        if (booted.versionId !== trained.served) {
+          throw new Error(`the api serves ${String(booted.versionId)}, not ${trained.served}`);
+        }
+        rss.enter('boot');
+        await measure('exact scan (the first index building)');
+        progress('waiting for the index (the api logs its progress every 5 %)');
+        const indexWaitStarted = performance.now();
+        while (!(await indexed())) {
+          if (performance.now() - indexWaitStarted > INDEX_WAIT_MS) throw new Error('no index');
+          await new Promise((resolve) => setTimeout(resolve, 5000));
+        }
+        const firstIndexSeconds = (performance.now() - spawnedAt) / 1000 - bootSeconds;
+        await measure('ANN');
+        progress(`activating version ${trained.second} (same artifact, its own id)`);
+        rss.enter('swap');
+        await graphql(
+          endpoint,
+          opsKey,
+          `mutation { activateModelVersion(id: "${trained.second}") { id } }`,
+        );
+        const swapSeconds = await until('swap', (state) => state.versionId === trained.second);
+        const during = await serving();
+        await measure(`after the swap (version ${trained.second}'s index building)`);
+        let secondIndexSeconds: number | undefined;
+        if (settings.waitSecondIndex > 0) {
+          secondIndexSeconds = await until(
+            'second index',
+            (state) => state.recommendVersionId === trained.second,
+          );
+          await measure(`ANN, version ${trained.second}`);
+        }
+        const notes = [
+          `${settings.items.toLocaleString('en-US')} items with ${TEXT_DIMENSION}-d synthetic text vectors (category direction + noise) under the trainer's encoder id; version ${trained.served} trained by a FULL run (${trained.trainSeconds.toFixed(0)} s), version ${trained.second} the same artifact under its own id`,
+          `api process start → listening with version ${trained.served} served: ${bootSeconds.toFixed(1)} s (the artifact, ${settings.items.toLocaleString('en-US')} text vectors read a page at a time, the item tower over them); peak RSS ${String(rss.peakGiB('boot'))} GiB`,
+          `its first ANN index: ${firstIndexSeconds.toFixed(0)} s after that, on the index's thread; the exact scan answered recommend meanwhile`,
+          `activation of version ${trained.second} → this replica serves it: ${swapSeconds.toFixed(1)} s (text vectors unchanged: the loader's copy is reused); recommend then answered from version ${String(during.recommendVersionId)} while version ${trained.second}'s index built; peak RSS through the swap ${String(rss.peakGiB('swap'))} GiB`,
+          secondIndexSeconds === undefined
+            ? `not waited for: version ${trained.second}'s index (--wait-second-index 1 waits and measures it)`
+            : `version ${trained.second}'s index, and recommend on it: ${secondIndexSeconds.toFixed(0)} s after the swap`,
+          `recommend load: ${settings.connections} connections, ${settings.loadSeconds} s, clicking users; one-at-a-time calls: ${settings.probes} rank (100 random catalog items) and recommend(first: 20) per phase`,
+          `1-minute load average before the run: ${loadBefore.toFixed(2)}; PostgreSQL, Redis and the bench share the machine's cores`,
+        ];
+        return {
+          title: `Catalog scale: one api process, ${settings.items.toLocaleString('en-US')} items × ${TEXT_DIMENSION}-d, a trained model`,
+          rows,
+          figures: {
+            settings,
+            bootSeconds,
+            firstIndexSeconds,
+            swapSeconds,
+            secondIndexSeconds,
+            recommendVersionDuringSwap: during.recommendVersionId,
+            phases: rows,
+            loadAverage1mBefore: loadBefore,
+          },
+          notes,
+        };
+      } finally {
+        rss.stop();
+        await stopProcess(api.child);
+      }
+    } finally {
+      await clearRedis(base.redis.url, prefix).catch(() => undefined);
+      await dropDatabase(databaseUrl).catch(() => undefined);
+    }
+  },
+};
+
+export default benchmark;
