@@ -460,7 +460,17 @@ function rankingOnTheRealStack({ env }: (typeof REDIS_MODES)[number]): void {
   it('reads the whole catalog a page per statement: every live vector once in item order, every item', async () => {
     const url = context.config.postgres.url;
     const encoderId = 'test-paged-encoder:32';
-    await insertItemVectors(url, encoderId, textVectors(model()));
+    const texts = textVectors(model());
+    await insertItemVectors(url, encoderId, texts);
+    // A deleted item's vector (not live), inside the second page.
+    const deleted = `${texts.ids.toSorted()[150]}-deleted`;
+    await insertItems(url, [{ ...itemRows[0], itemId: deleted }]);
+    await pgQuery(url, 'UPDATE items SET deleted = true WHERE item_id = $1', [deleted]);
+    await insertItemVectors(url, encoderId, {
+      ...texts,
+      ids: [deleted],
+      matrix: texts.matrix.subarray(0, texts.dimension),
+    });
     const live = await pgQuery<{ item_id: string; vector: Buffer }>(
       url,
       `SELECT e.item_id, e.vector FROM item_embeddings e JOIN items i USING (item_id)
@@ -475,10 +485,14 @@ function rankingOnTheRealStack({ env }: (typeof REDIS_MODES)[number]): void {
     const repository = app.get(ServingRepository, { strict: false });
     // Each statement returns at most a page: none runs longer the larger the catalog.
     const statements = jest.spyOn(app.get<symbol, Pool>(PG_POOL, { strict: false }), 'query');
+    // The paged reads' statements (LIMIT $n), not the app's own meanwhile (the catalog follow).
     const rowsPerStatement = async () => {
-      const results = statements.mock.results.map(({ value }) => value as Promise<QueryResult>);
+      const results = statements.mock.results.filter((_, i) =>
+        /LIMIT \$\d/.test(statements.mock.calls[i]?.[0] ?? ''),
+      );
       statements.mockClear();
-      return (await Promise.all(results)).map((result) => result.rowCount ?? 0);
+      const settled = await Promise.all(results.map(({ value }) => value as Promise<QueryResult>));
+      return settled.map((result) => result.rowCount ?? 0);
     };
     // Sized by the count it expects, and grown past a count too low (an item added meanwhile).
     for (const expectedRows of [live.length, 10]) {
@@ -492,6 +506,20 @@ function rankingOnTheRealStack({ env }: (typeof REDIS_MODES)[number]): void {
         Buffer.from(read.matrix.buffer, read.matrix.byteOffset, read.matrix.byteLength),
       ).toEqual(Buffer.concat(live.map((row) => row.vector)));
     }
+    const [whole] = await pgQuery<{ n: number; hash: string }>(
+      url,
+      `SELECT count(*)::int AS n,
+              sum(hashtextextended(e.item_id || ':' || e.text_hash, 0)::numeric)::text AS hash
+       FROM item_embeddings e JOIN items i USING (item_id)
+       WHERE e.encoder_id = $1 AND NOT i.deleted`,
+      [encoderId],
+    );
+    const fingerprint = await repository.fingerprint(encoderId);
+    expect(fingerprint).toMatchObject({
+      fingerprint: `${whole.n}:${whole.hash}`,
+      rows: live.length,
+    });
+    expect((await rowsPerStatement()).length).toBeGreaterThanOrEqual(3);
     const features = await repository.itemFeatures(undefined);
     const returned = await rowsPerStatement();
     statements.mockRestore();

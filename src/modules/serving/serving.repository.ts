@@ -7,8 +7,16 @@ import { PG_POOL } from '../../infra/tokens';
 import type { ItemFeatures } from './item-table';
 import type { TextVectors } from './served-model';
 
-const LIVE_VECTORS = `FROM item_embeddings e JOIN items i USING (item_id)
-  WHERE e.encoder_id = $1 AND NOT i.deleted`;
+/**
+ * One page of an encoder's stored vectors by item id, each with its item's `deleted` (null: no
+ * catalog row): the page is taken from the vectors' primary key alone (`$2` the last item id of
+ * the page before, `$3` the page size), so the plan stays an index scan even before PostgreSQL
+ * has statistics for a freshly loaded catalog. A vector is live when `deleted` is false.
+ */
+const vectorPage = (columns: string) => `SELECT ${columns}, i.deleted
+  FROM (SELECT * FROM item_embeddings WHERE encoder_id = $1 AND item_id > $2
+        ORDER BY item_id LIMIT $3) e
+  LEFT JOIN items i USING (item_id)`;
 
 interface FeatureRow {
   readonly item_id: string;
@@ -49,19 +57,39 @@ export class ServingRepository {
 
   /**
    * Identifies the set of live (item, text version) pairs: equal fingerprints mean equal vectors,
-   * since a vector is a function of encoder and text. Costs one scan, no vector bytes.
+   * since a vector is a function of encoder and text. Costs one scan, no vector bytes, a page
+   * (RANK_CATALOG_PAGE_ROWS) per statement; `readAt` is the database clock before the first.
    */
   async fingerprint(
     encoderId: string,
   ): Promise<{ fingerprint: string; rows: number; readAt: Date }> {
-    const result = await this.pool.query<{ n: number; hash: string; read_at: Date }>(
-      `SELECT count(*)::int AS n, now() AS read_at,
-              coalesce(sum(hashtextextended(e.item_id || ':' || e.text_hash, 0)::numeric), 0)::text AS hash
-         ${LIVE_VECTORS}`,
-      [encoderId],
-    );
-    const row = result.rows[0];
-    return { fingerprint: `${String(row.n)}:${row.hash}`, rows: row.n, readAt: row.read_at };
+    const readAt = (await this.pool.query<{ read_at: Date }>('SELECT now() AS read_at')).rows[0]
+      .read_at;
+    let rows = 0;
+    let hash = 0n;
+    let after = '';
+    for (;;) {
+      const { rows: pages } = await this.pool.query<{
+        scanned: number;
+        n: number;
+        last: string;
+        hash: string;
+      }>(
+        // A vector without a catalog row (deleted null) is not live either.
+        `SELECT count(*)::int AS scanned, count(*) FILTER (WHERE NOT deleted)::int AS n,
+                max(item_id) AS last, coalesce(sum(h) FILTER (WHERE NOT deleted), 0)::text AS hash
+         FROM (${vectorPage(
+           `e.item_id, hashtextextended(e.item_id || ':' || e.text_hash, 0)::numeric AS h`,
+         )}) page`,
+        [encoderId, after, this.pageRows],
+      );
+      const page = pages[0];
+      rows += page.n;
+      hash += BigInt(page.hash);
+      if (page.scanned < this.pageRows) break;
+      after = page.last;
+    }
+    return { fingerprint: `${String(rows)}:${hash.toString()}`, rows, readAt };
   }
 
   /**
@@ -80,19 +108,19 @@ export class ServingRepository {
         item_id: string;
         dimension: number;
         vector: Buffer;
-      }>(
-        // The range on both sides lets the join start at the page, not at the first item.
-        `SELECT e.item_id, e.dimension, e.vector ${LIVE_VECTORS}
-           AND e.item_id > $2 AND i.item_id > $2
-         ORDER BY e.item_id LIMIT $3`,
-        [encoderId, after, this.pageRows],
-      );
+        deleted: boolean | null;
+      }>(`${vectorPage('e.item_id, e.dimension, e.vector')} ORDER BY e.item_id`, [
+        encoderId,
+        after,
+        this.pageRows,
+      ]);
       if (rows.length === 0) break;
-      if (dimension === 0) {
-        dimension = rows[0].dimension;
-        matrix = new Float32Array(Math.max(expectedRows, rows.length) * dimension);
+      const live = rows.filter((row) => row.deleted === false);
+      if (dimension === 0 && live.length > 0) {
+        dimension = live[0].dimension;
+        matrix = new Float32Array(Math.max(expectedRows, live.length) * dimension);
       }
-      for (const row of rows) {
+      for (const row of live) {
         // Vectors of another size belong to a misconfigured encoder id; they cannot be scored.
         if (row.dimension !== dimension) continue;
         if ((ids.length + 1) * dimension > matrix.length) {
