@@ -4,6 +4,7 @@ import { loadConfig } from '../src/config/config';
 import { Random } from '../src/synthetic';
 import { freePort } from '../test/support/processes';
 import { createBenchApiKey } from './lib/api-key';
+import { createServedTopic, deleteServedTopic } from './lib/served-topic';
 import { clearRedis, databaseUrlFor, dropDatabase, seedCatalogAndWeek } from './lib/bench-store';
 import { compiled } from './lib/built-servers';
 import { closedLoop } from './lib/closed-loop';
@@ -99,10 +100,11 @@ const benchmark: Benchmark = {
     const base = loadConfig(process.env);
     const databaseUrl = databaseUrlFor(base.postgres.directUrl, DATABASE);
     const prefix = `bench-scale-${String(process.pid)}:`;
+    const topicPrefix = `bench-scale-${String(process.pid)}.`;
     const env = {
       DATABASE_URL: databaseUrl,
       REDIS_KEY_PREFIX: prefix,
-      KAFKA_TOPIC_PREFIX: `bench-scale-${String(process.pid)}.`,
+      KAFKA_TOPIC_PREFIX: topicPrefix,
       LOG_LEVEL: 'info',
       AUTH_MODE: 'api-key',
       NODE_ENV: 'production',
@@ -131,6 +133,7 @@ const benchmark: Benchmark = {
         env: { ...process.env, ...env },
         stdio: ['ignore', 'ignore', 2],
       });
+      await createServedTopic(base, topicPrefix);
       const readKey = await createBenchApiKey(databaseUrl, 'read');
       const opsKey = await createBenchApiKey(databaseUrl, 'ops');
       const users = [
@@ -288,6 +291,7 @@ const benchmark: Benchmark = {
       }
     } finally {
       await clearRedis(base.redis.url, prefix).catch(() => undefined);
+      await deleteServedTopic(base, topicPrefix);
       await dropDatabase(databaseUrl).catch(() => undefined);
     }
   },

@@ -3,15 +3,14 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import autocannon from 'autocannon';
 import { closedLoop, Measurement } from './lib/closed-loop';
-import { Kafka, logLevel } from 'kafkajs';
 import { createClient } from 'redis';
 import { AppConfig, loadConfig } from '../src/config/config';
 import { createLogger } from '../src/common/logger';
 import { createRedisClient } from '../src/infra/redis';
 import { OnlineStateRedisRepository } from '../src/modules/online-state/online-state-redis.repository';
-import { SERVED_LOG_TOPICS } from '../src/modules/served-log/served-slate.codec';
 import { Random } from '../src/synthetic';
 import { createBenchApiKey } from './lib/api-key';
+import { createServedTopic } from './lib/served-topic';
 import { Benchmark, progress, integerFlag } from './lib/harness';
 import { OpenLoop } from './lib/open-loop';
 import type { OpenLoopResult } from './lib/open-loop';
@@ -337,28 +336,6 @@ async function check(url: string, headers: Record<string, string>, body: string)
   const parsed = JSON.parse(text) as { errors?: unknown };
   if (response.status !== 200 || parsed.errors !== undefined) {
     throw new Error(`server answered ${response.status} ${text.slice(0, 500)}`);
-  }
-}
-
-async function createServedTopic(config: AppConfig, topicPrefix: string): Promise<void> {
-  const kafka = new Kafka({
-    clientId: 'bench-ranking',
-    brokers: [...config.kafka.brokers],
-    logLevel: logLevel.NOTHING,
-  });
-  const admin = kafka.admin();
-  try {
-    await admin.connect();
-    await admin.createTopics({
-      topics: [{ topic: `${topicPrefix}${SERVED_LOG_TOPICS.slates}`, numPartitions: 6 }],
-      waitForLeaders: true,
-    });
-  } catch (error) {
-    throw new Error(
-      `no Kafka broker at ${config.kafka.brokers.join(',')} (start one: npm run stack): ${String(error)}`,
-    );
-  } finally {
-    await admin.disconnect();
   }
 }
 
