@@ -4,6 +4,7 @@ import { loadavg } from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import { Benchmark, progress, integerFlag } from './lib/harness';
+import { stopProcess } from './lib/roles';
 import type { ServerReady } from './servers/common';
 
 const QUERY = '{ health { status } }';
@@ -97,19 +98,6 @@ async function startServer(
   return { child, port };
 }
 
-async function stopServer(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => {
-    child.once('exit', () => {
-      resolve();
-    });
-  });
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
-}
-
 async function checkAnswer(url: string, name: string): Promise<void> {
   const response = await fetch(url, {
     method: 'POST',
@@ -153,7 +141,7 @@ async function measure(spec: ServerSpec, settings: Settings, children: Set<Child
     };
     return measurement;
   } finally {
-    await stopServer(child);
+    await stopProcess(child);
     children.delete(child);
   }
 }
