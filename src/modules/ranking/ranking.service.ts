@@ -276,15 +276,14 @@ export class RankingService {
     userId: string,
     forcedArm: string | undefined,
   ): { serving: Serving; assignment: Assignment | undefined } {
-    const active = () =>
-      operation === 'recommend' ? this.serving.forRetrieval() : this.serving.current();
+    const active = operation === 'recommend' ? this.serving.forRetrieval() : this.serving.current();
     const assignment = this.experiments.assign(userId, forcedArm);
-    if (assignment === undefined) return { serving: active(), assignment };
+    if (assignment === undefined) return { serving: active, assignment };
     const { modelVersion } = assignment.arm;
-    const serving = modelVersion === null ? active() : this.serving.version(modelVersion);
+    const serving = modelVersion === null ? active : this.serving.version(modelVersion);
     if (serving === undefined) {
       this.experiments.unavailable(assignment);
-      return { serving: active(), assignment: undefined };
+      return { serving: active, assignment: undefined };
     }
     this.experiments.served(assignment);
     return { serving, assignment };

@@ -63,8 +63,7 @@ export class ServingRepository {
   async fingerprint(
     encoderId: string,
   ): Promise<{ fingerprint: string; rows: number; readAt: Date }> {
-    const readAt = (await this.pool.query<{ read_at: Date }>('SELECT now() AS read_at')).rows[0]
-      .read_at;
+    const readAt = await this.databaseClock();
     let rows = 0;
     let hash = 0n;
     let after = '';
@@ -183,8 +182,7 @@ export class ServingRepository {
    */
   async itemFeatures(since: Date | undefined): Promise<{ items: ItemFeatures[]; readAt: Date }> {
     if (since !== undefined) return this.itemFeaturesChanged(since);
-    const readAt = (await this.pool.query<{ read_at: Date }>('SELECT now() AS read_at')).rows[0]
-      .read_at;
+    const readAt = await this.databaseClock();
     const items: ItemFeatures[] = [];
     let after = '';
     for (;;) {
@@ -198,6 +196,11 @@ export class ServingRepository {
       after = rows[rows.length - 1].item_id;
     }
     return { items, readAt };
+  }
+
+  /** The database clock: the start of a read made of several statements. */
+  private async databaseClock(): Promise<Date> {
+    return (await this.pool.query<{ now: Date }>('SELECT now()')).rows[0].now;
   }
 
   /** Separate from the full read: `ingested_at >= $1` alone is what its index answers. */

@@ -52,8 +52,8 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
   private arms = new Map<string, Following>();
   /**
    * The version active before, kept for `recommend` while the active one builds its first ANN
-   * index: at a million items that takes half an hour, and the exact scan answers about a
-   * fortieth of the requests the index does.
+   * index: at a million items that took 40 minutes here, and the exact scan answered about a
+   * thirteenth of the requests the index did (docs/performance.md, catalog scale).
    */
   private retiring: Following | undefined;
   private featuresReadAt: Date | undefined;
@@ -127,7 +127,10 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
     clearInterval(this.timer);
     // An index build runs on a thread of its own, which would keep the process alive; a thread
     // still adding points when the process exits would abort it (see hnsw.thread.ts).
-    await Promise.all(this.followings().map(({ served }) => served.retrieval.close()));
+    const held = this.followings();
+    // Nothing is retired by the builds these closes stop.
+    this.retiring = undefined;
+    await Promise.all(held.map(({ served }) => served.retrieval.close()));
   }
 
   /** What a request ranks with; take it once per request. */
