@@ -5,7 +5,13 @@ import { Random } from '../src/synthetic';
 import { freePort } from '../test/support/processes';
 import { createBenchApiKey } from './lib/api-key';
 import { createServedTopic, deleteServedTopic } from './lib/served-topic';
-import { clearRedis, databaseUrlFor, dropDatabase, seedCatalogAndWeek } from './lib/bench-store';
+import {
+  clearRedis,
+  databaseUrlFor,
+  dropDatabase,
+  seedCatalogAndWeek,
+  storedIndexBytes,
+} from './lib/bench-store';
 import { compiled } from './lib/built-servers';
 import { closedLoop } from './lib/closed-loop';
 import { Benchmark, integerFlag, progress } from './lib/harness';
@@ -35,6 +41,8 @@ interface Settings {
   readonly connections: number;
   /** 1: also wait for the second version's index and measure recommend on it. */
   readonly waitSecondIndex: number;
+  /** 1: once the first index is stored, start a second api process and time its index's open. */
+  readonly secondReplica: number;
 }
 
 function parseSettings(args: readonly string[]): Settings {
@@ -48,6 +56,7 @@ function parseSettings(args: readonly string[]): Settings {
     loadSeconds: value('load-seconds', 15),
     connections: value('connections', 8),
     waitSecondIndex: value('wait-second-index', 0, 0),
+    secondReplica: value('second-replica', 1, 0),
   };
 }
 
@@ -90,9 +99,53 @@ function versionsOf(answered: readonly string[]): string {
   return [...counts].map(([version, count]) => `${version}: ${String(count)}`).join(', ');
 }
 
+interface SecondReplica {
+  /** From the end of the first process's ANN phase until its index was stored. */
+  readonly storeSeconds: number;
+  readonly storedBytes: number;
+  readonly bootSeconds: number;
+  /** From listening until its index (opened from the store) served. */
+  readonly openSeconds: number;
+  readonly peakRssGiB: number;
+}
+
+/**
+ * Waits until `versionId`'s index is stored, then starts another api process on the same
+ * database and times it until it serves through that index; stops it.
+ */
+async function secondReplica(
+  versionId: string,
+  databaseUrl: string,
+  env: NodeJS.ProcessEnv,
+  waitFor: (what: string, done: () => Promise<boolean>, everyMs: number) => Promise<number>,
+  indexed: (port: number) => Promise<boolean>,
+): Promise<SecondReplica> {
+  progress(`waiting for version ${versionId}'s index to be stored in PostgreSQL`);
+  const storeSeconds = await waitFor(
+    'stored index',
+    async () => (await storedIndexBytes(databaseUrl, versionId)) !== undefined,
+    2000,
+  );
+  const storedBytes = (await storedIndexBytes(databaseUrl, versionId)) ?? 0;
+  progress('starting a second api process: it should open the stored index, not build one');
+  const spawnedAt = performance.now();
+  const replica = startRole('api-2', 'api', await freePort(), env);
+  if (replica.child.pid === undefined) throw new Error('the second api process has no pid');
+  const rss = new RssPeaks(replica.child.pid);
+  try {
+    await waitReady(replica);
+    const bootSeconds = (performance.now() - spawnedAt) / 1000;
+    const openSeconds = await waitFor('opened index', () => indexed(replica.port), 1000);
+    return { storeSeconds, storedBytes, bootSeconds, openSeconds, peakRssGiB: rss.peakGiB('boot') };
+  } finally {
+    rss.stop();
+    await stopProcess(replica.child);
+  }
+}
+
 const benchmark: Benchmark = {
   description:
-    'one api process (compiled main.js) on a large catalog with a trained 384-d model: boot, recommend while the ANN index builds and after, then a swap to a second version',
+    'one api process (compiled main.js) on a large catalog with a trained 384-d model: boot, recommend while the ANN index builds and after, a second api process opening the stored index, then a swap to a second version',
   async run(args) {
     const settings = parseSettings(args);
     const main = compiled('src/main.ts');
@@ -160,9 +213,17 @@ const benchmark: Benchmark = {
           await new Promise((resolve) => setTimeout(resolve, 1000));
         }
       };
-      const indexed = async () => {
-        const metrics = await (await fetch(`http://127.0.0.1:${String(api.port)}/metrics`)).text();
+      const indexed = async (port = api.port) => {
+        const metrics = await (await fetch(`http://127.0.0.1:${String(port)}/metrics`)).text();
         return /^retrieval_index_bytes(\{[^}]*\})? [1-9]/m.test(metrics);
+      };
+      const waitFor = async (what: string, done: () => Promise<boolean>, everyMs: number) => {
+        const started = performance.now();
+        while (!(await done())) {
+          if (performance.now() - started > INDEX_WAIT_MS) throw new Error(`no ${what}`);
+          await new Promise((resolve) => setTimeout(resolve, everyMs));
+        }
+        return (performance.now() - started) / 1000;
       };
       const rows: Record<string, string | number>[] = [];
       const measure = async (phase: string) => {
@@ -234,13 +295,13 @@ const benchmark: Benchmark = {
         rss.enter('boot');
         await measure('exact scan (the first index building)');
         progress('waiting for the index (the api logs its progress every 5 %)');
-        const indexWaitStarted = performance.now();
-        while (!(await indexed())) {
-          if (performance.now() - indexWaitStarted > INDEX_WAIT_MS) throw new Error('no index');
-          await new Promise((resolve) => setTimeout(resolve, 5000));
-        }
+        await waitFor('index', () => indexed(), 5000);
         const firstIndexSeconds = (performance.now() - spawnedAt) / 1000 - bootSeconds;
         await measure('ANN');
+        const replica =
+          settings.secondReplica > 0
+            ? await secondReplica(trained.served, databaseUrl, env, waitFor, indexed)
+            : undefined;
         progress(`activating version ${trained.second} (same artifact, its own id)`);
         rss.enter('swap');
         await graphql(
@@ -264,6 +325,9 @@ const benchmark: Benchmark = {
           `api process start → listening with version ${trained.served} served: ${bootSeconds.toFixed(1)} s (the artifact, ${settings.items.toLocaleString('en-US')} text vectors read a page at a time, the item tower over them); peak RSS ${String(rss.peakGiB('boot'))} GiB`,
           `its first ANN index: ${firstIndexSeconds.toFixed(0)} s after that, on the index's thread; the exact scan answered recommend meanwhile`,
           `activation of version ${trained.second} → this replica serves it: ${swapSeconds.toFixed(1)} s (text vectors unchanged: the loader's copy is reused); recommend then answered from version ${String(during.recommendVersionId)} while version ${trained.second}'s index built; peak RSS through the swap ${String(rss.peakGiB('swap'))} GiB`,
+          replica === undefined
+            ? 'no second api process (--second-replica 1 starts one)'
+            : `its index stored in PostgreSQL (${(replica.storedBytes / 2 ** 20).toFixed(0)} MiB) ${replica.storeSeconds.toFixed(0)} s after the ANN phase; a second api process of the same version (a new replica, or a restart) then listened after ${replica.bootSeconds.toFixed(1)} s and opened that index ${replica.openSeconds.toFixed(0)} s after, instead of building it; its peak RSS ${String(replica.peakRssGiB)} GiB`,
           secondIndexSeconds === undefined
             ? `not waited for: version ${trained.second}'s index (--wait-second-index 1 waits and measures it)`
             : `version ${trained.second}'s index, and recommend on it: ${secondIndexSeconds.toFixed(0)} s after the swap`,
@@ -279,6 +343,7 @@ const benchmark: Benchmark = {
             firstIndexSeconds,
             swapSeconds,
             secondIndexSeconds,
+            secondReplica: replica,
             recommendVersionDuringSwap: during.recommendVersionId,
             phases: rows,
             loadAverage1mBefore: loadBefore,

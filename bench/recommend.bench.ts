@@ -211,6 +211,8 @@ const benchmark: Benchmark = {
           LOG_LEVEL: 'warn',
           AUTH_MODE: 'api-key',
           SERVED_LOG_ENABLED: 'false',
+          // The stand-in model is no registered version: there is nothing to store its index for.
+          RECOMMEND_ANN_STORE: 'false',
           BENCH_ITEMS: String(settings.items),
           BENCH_SEED: SEED,
           BENCH_DIMENSION: String(settings.dimension),

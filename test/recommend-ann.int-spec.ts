@@ -1,4 +1,5 @@
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Pool } from 'pg';
 import { TOPICS } from '../src/modules/ingest/ingest.service';
 import { hnswIndexBuilder } from '../src/modules/serving/hnsw-index';
 import { ServingService } from '../src/modules/serving/serving.service';
@@ -26,6 +27,7 @@ describe('recommend through the ANN index (real stack)', () => {
   let context: TestContext;
   let app: NestFastifyApplication;
   let indexBuilder: HeldIndexBuilder;
+  let pool: Pool;
   const version = (versionId: string) =>
     fakeCategoryModel(catalog.items, { versionId, dimension: 32 });
   const models = new PinnedModels({ model: version('3') });
@@ -43,6 +45,12 @@ describe('recommend through the ANN index (real stack)', () => {
         createdAt: item.createdAt,
       })),
     );
+    pool = new Pool({ connectionString: context.config.postgres.url, max: 2 });
+    // The pinned versions as the registry would hold them (stored indexes belong to a version).
+    await pool.query(
+      `INSERT INTO model_versions (id, status, encoder_id, triggered_by) OVERRIDING SYSTEM VALUE
+       VALUES (3, 'candidate', 'fake', 'test'), (4, 'candidate', 'fake', 'test')`,
+    );
     indexBuilder = new HeldIndexBuilder(hnswIndexBuilder(context.config.retrieval));
     app = await startApp(context.config, {
       role: 'all',
@@ -52,6 +60,7 @@ describe('recommend through the ANN index (real stack)', () => {
   });
   afterAll(async () => {
     await app.close();
+    await pool.end();
     await context.cleanup();
   });
 
@@ -89,6 +98,57 @@ describe('recommend through the ANN index (real stack)', () => {
     const metrics = await app.inject({ method: 'GET', url: '/metrics' });
     expect(metrics.body).toMatch(/recommend_retrieval_total\{[^}]*path="ann"[^}]*\} [1-9]/);
     expect(metrics.body).toMatch(/retrieval_index_build_seconds_count\{[^}]*\} [1-9]/);
+  });
+
+  it('another replica of the same version opens the stored index instead of building, and finds the items changed since it was written', async () => {
+    const serving = app.get(ServingService, { strict: false });
+    await eventually(() => serving.current().served?.retrieval.indexed, 60_000, {
+      what: 'the index build',
+      until: (indexed) => indexed === true,
+    });
+    await eventually(
+      async () =>
+        (await pool.query('SELECT 1 FROM retrieval_indexes WHERE version_id = 3')).rowCount,
+      60_000,
+      { what: 'the stored index', until: (stored) => stored === 1 },
+    );
+    // The other replica's copy of version 3 has moved on since: one item's vector is new (its
+    // category changed), and one item is new to the catalog.
+    const [moved, ...rest] = catalog.items;
+    const other = [...rest, { ...moved, category: catalog.categories[1] }];
+    const added = { itemId: 'ann-added', category: CATEGORY };
+    await insertItems(context.config.postgres.url, [
+      { itemId: added.itemId, title: 'added', category: CATEGORY },
+    ]);
+    const replica = await startApp(context.config, {
+      role: 'api',
+      models: new PinnedModels({
+        model: fakeCategoryModel([...other, added], { versionId: '3', dimension: 32 }),
+      }),
+    });
+    try {
+      const there = replica.get(ServingService, { strict: false });
+      await eventually(() => there.current().served?.retrieval.indexed, 60_000, {
+        what: 'the stored index opened',
+        until: (indexed) => indexed === true,
+      });
+      const metrics = (await replica.inject({ method: 'GET', url: '/metrics' })).body;
+      expect(metrics).toMatch(/retrieval_index_open_seconds_count\{[^}]*\} 1\b/);
+      expect(metrics).not.toMatch(/retrieval_index_build_seconds_count\{[^}]*\} [1-9]/);
+      const { served } = there.current();
+      const { items } = there;
+      for (const itemId of [moved.itemId, added.itemId]) {
+        const row = items.row(itemId);
+        const query = served?.vectors.vector(row).slice() ?? new Float32Array(0);
+        const nearest = await served?.retrieval.nearest(query, 3, () => true, items.size);
+        expect(Array.from(nearest ?? [], (found) => items.id(found))).toContain(itemId);
+      }
+      const answer = (await recommendCall(replica, { userId: 'u-ann', first: 5 })).data?.recommend;
+      expect(answer?.modelVersion).toBe('3');
+      expect(answer?.items).toHaveLength(5);
+    } finally {
+      await replica.close();
+    }
   });
 
   it("recommends from the previous version until the new one's index is built; rank swaps at once", async () => {

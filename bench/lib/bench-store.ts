@@ -129,3 +129,22 @@ export async function seedCatalogAndWeek(
   await insertEvents(databaseUrl, events);
   return { catalog, events };
 }
+
+/** Bytes of the newest ANN index stored for `versionId` (retrieval_indexes); undefined: none. */
+export async function storedIndexBytes(
+  databaseUrl: string,
+  versionId: string,
+): Promise<number | undefined> {
+  const db = new Client({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    const { rows } = await db.query<{ size: string }>(
+      'SELECT size::text FROM retrieval_indexes WHERE version_id = $1 ORDER BY index_id DESC LIMIT 1',
+      [versionId],
+    );
+    const size = rows.at(0)?.size;
+    return size === undefined ? undefined : Number(size);
+  } finally {
+    await db.end();
+  }
+}

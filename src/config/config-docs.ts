@@ -427,6 +427,21 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
     description:
       'HNSW candidate list while searching, at least `RECOMMEND_ANN_CANDIDATES` (recall and search time grow with it; at 1,000,000 items 600 gave recall@20 0.972 against 0.964 at 400 in the same search time, `npm run bench -- ann-recall`).',
   },
+  RECOMMEND_ANN_STORE: {
+    group: 'Ranking',
+    description:
+      'Keep each built ANN index in PostgreSQL (`retrieval_indexes`), and open a version’s stored index, checked against the replica’s vectors, before building one: a replica that starts or swaps to a version another replica indexed serves through the index in seconds instead of after a build (40 minutes at 1,000,000 items here). See docs/ranking.md, ANN retrieval.',
+  },
+  RECOMMEND_ANN_STORED_VERSIONS: {
+    group: 'Ranking',
+    description:
+      'Stored ANN indexes are kept for this many versions (the most recently stored); a version’s older indexes go when a newer one is stored.',
+  },
+  RECOMMEND_ANN_SCRATCH_DIR: {
+    group: 'Ranking',
+    description:
+      'Directory an ANN index file passes through on its way to and from PostgreSQL (hnswlib reads and writes files): about 2 GB at 1,000,000 items, removed once read or stored. Default: the OS temporary directory.',
+  },
   RANK_PROFILE_REFRESH_MS: {
     group: 'Ranking',
     description:

@@ -1,3 +1,4 @@
+import { tmpdir } from 'node:os';
 import { z } from 'zod';
 import { parseCron } from '../common/cron';
 
@@ -159,6 +160,9 @@ export const configSchema = z.object({
   RECOMMEND_ANN_M: int(2, 100).default(48),
   RECOMMEND_ANN_EF_CONSTRUCTION: int(1, 10_000).default(200),
   RECOMMEND_ANN_EF_SEARCH: int(1, 100_000).default(600),
+  RECOMMEND_ANN_STORE: bool.default('true'),
+  RECOMMEND_ANN_STORED_VERSIONS: int(1, 1000).default(3),
+  RECOMMEND_ANN_SCRATCH_DIR: z.string().min(1).default(tmpdir()),
   SERVED_LOG_ENABLED: bool.default('true'),
   SERVED_LOG_DEPTH: int(1, MAX_SERVED_LOG_DEPTH).default(20),
   SERVED_LOG_BUFFER: int(1, 10_000_000).default(20_000),
@@ -367,6 +371,15 @@ export interface AppConfig {
     readonly efConstruction: number;
     /** HNSW candidate list while searching (at least the rows asked for). */
     readonly efSearch: number;
+    /**
+     * Keep each built index in PostgreSQL, and open the stored one of a version before building
+     * (serving/stored-indexes.ts).
+     */
+    readonly store: boolean;
+    /** Stored indexes are kept for this many versions, the most recently stored. */
+    readonly storedVersions: number;
+    /** Where index files are written on their way to and from PostgreSQL (about 2 GB at 1M). */
+    readonly scratchDir: string;
   };
   /** The served-slate log (src/modules/served-log): what every `rank`/`recommend` answer showed. */
   readonly servedLog: {
@@ -606,6 +619,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       m: c.RECOMMEND_ANN_M,
       efConstruction: c.RECOMMEND_ANN_EF_CONSTRUCTION,
       efSearch: c.RECOMMEND_ANN_EF_SEARCH,
+      store: c.RECOMMEND_ANN_STORE,
+      storedVersions: c.RECOMMEND_ANN_STORED_VERSIONS,
+      scratchDir: c.RECOMMEND_ANN_SCRATCH_DIR,
     },
     servedLog: {
       enabled: c.SERVED_LOG_ENABLED,

@@ -1,13 +1,18 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Random } from '../../synthetic';
-import { hnswIndexBuilder } from './hnsw-index';
+import { hnswIndexBuilder, hnswIndexOpener } from './hnsw-index';
 import type { IndexSource } from './retrieval';
 import { topK } from './top-k';
 
 const DIMENSION = 32;
 // A search costing well above its messages to and from the index's thread: with efSearch 100 (about
 // 0.2 ms here) those messages alone kept this thread 15–33 % busy under load, up to 52 % once.
-const build = hnswIndexBuilder({ m: 16, efConstruction: 100, efSearch: 400 });
+const SETTINGS = { m: 16, efConstruction: 100, efSearch: 400 };
+const build = hnswIndexBuilder(SETTINGS);
+const open = hnswIndexOpener(SETTINGS);
 
 function source(rows: number, seed: string): IndexSource {
   const random = new Random(seed);
@@ -93,5 +98,43 @@ describe('hnswIndexBuilder', () => {
     });
     await expect(building).rejects.toMatchObject({ name: 'AbortError' });
     expect(reported[0]).toBe(1000);
+  });
+
+  it('writes an index that another replica opens over its own rows: points that changed or are unknown there are left out and their rows reported stale', async () => {
+    const built = source(4000, 'written');
+    const index = await build(built, new AbortController().signal);
+    const dir = await mkdtemp(path.join(tmpdir(), 'hnsw-spec-'));
+    const file = path.join(dir, 'index.hnsw');
+    try {
+      await index.write?.(file);
+      // The other replica holds each item one row further on, lacks the item of row 0, has a new
+      // vector for the item of row 4 (its row 5) and an item the index never saw (row 4001).
+      const here = new Float32Array(new SharedArrayBuffer((4002 + 1) * DIMENSION * 4));
+      here.set(built.matrix.subarray(0, 4000 * DIMENSION), DIMENSION);
+      here.fill(0.5, 5 * DIMENSION, 6 * DIMENSION);
+      here.fill(-0.5, 4001 * DIMENSION, 4002 * DIMENSION);
+      const rows = Int32Array.from([...Array.from({ length: 1999 }, (_, i) => 2 * i + 3), 4001]);
+      const labelRows = Int32Array.from({ length: 4000 }, (_, label) =>
+        label === 0 ? -1 : label + 1,
+      );
+      const opened = await open(
+        file,
+        labelRows,
+        { matrix: here, dimension: DIMENSION, rows, extra: undefined },
+        new AbortController().signal,
+      );
+      expect(Array.from(opened.stale ?? [])).toEqual([5, 4001]);
+      expect(opened.size).toBe(1998);
+      const nearest = await opened.search(row(built, 8), 10);
+      expect(nearest[0]).toBe(9);
+      // The item whose vector changed is not found by its old one; the unknown item never is.
+      const old = await opened.search(row(built, 4), 50);
+      expect(Array.from(old)).not.toContain(5);
+      expect(Array.from(await opened.search(row(built, 0), 50))).not.toContain(-1);
+      opened.close();
+    } finally {
+      index.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -2,8 +2,8 @@ import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { abortReason, DomainError } from '../../common/errors';
 import { startThread } from '../../common/thread';
-import type { HnswBuildJob, HnswReply } from './hnsw.thread';
-import type { IndexSource, VectorIndex, VectorIndexBuilder } from './retrieval';
+import type { HnswJob, HnswReply, HnswRequest } from './hnsw.thread';
+import type { IndexSource, VectorIndex, VectorIndexBuilder, VectorIndexOpener } from './retrieval';
 
 export interface HnswSettings {
   /** Links per node. */
@@ -29,6 +29,11 @@ interface QueuedSearch {
   readonly reject: (error: Error) => void;
 }
 
+interface PendingWrite {
+  readonly resolve: () => void;
+  readonly reject: (error: Error) => void;
+}
+
 /**
  * HNSW (hnswlib, through hnswlib-node) over inner product, living on the worker thread that
  * built it (hnsw.thread.ts): searches run there, next to the serving thread. hnswlib's `ip`
@@ -37,6 +42,7 @@ interface QueuedSearch {
 class HnswVectorIndex implements VectorIndex {
   private readonly queued: QueuedSearch[] = [];
   private readonly inFlight = new Map<number, QueuedSearch>();
+  private readonly writes = new Map<number, PendingWrite>();
   private lastId = 0;
   /** Why the thread is gone (searches fail from then on). */
   private ended: Error | undefined;
@@ -48,6 +54,7 @@ class HnswVectorIndex implements VectorIndex {
     readonly size: number,
     readonly bytes: number,
     private readonly efSearch: number,
+    readonly stale: Int32Array | undefined,
   ) {
     thread.on('message', (reply: HnswReply) => {
       this.answered(reply);
@@ -84,10 +91,33 @@ class HnswVectorIndex implements VectorIndex {
     });
   }
 
+  /** Writes the index to `file` on the index's thread (searches go on meanwhile). */
+  write(file: string): Promise<void> {
+    if (this.ended !== undefined) return Promise.reject(this.ended);
+    if (this.closing) return Promise.reject(new Error('the index was closed'));
+    const id = ++this.lastId;
+    return new Promise((resolve, reject) => {
+      this.writes.set(id, { resolve, reject });
+      this.thread.ref();
+      this.thread.postMessage({ type: 'write', id, file } satisfies HnswRequest);
+    });
+  }
+
   /** Takes no new searches; the thread ends once those already taken are answered. */
   close(): void {
     this.closing = true;
-    if (this.inFlight.size === 0 && this.queued.length === 0) void this.thread.terminate();
+    this.endWhenIdle();
+  }
+
+  private endWhenIdle(): void {
+    if (
+      this.closing &&
+      this.inFlight.size === 0 &&
+      this.queued.length === 0 &&
+      this.writes.size === 0
+    ) {
+      void this.thread.terminate();
+    }
   }
 
   private pump(): void {
@@ -101,32 +131,50 @@ class HnswVectorIndex implements VectorIndex {
       const id = ++this.lastId;
       this.inFlight.set(id, search);
       const { query, count } = search;
-      this.thread.postMessage({ id, query, count, ef: Math.max(this.efSearch, count) }, [
-        query.buffer,
-      ]);
+      const request: HnswRequest = {
+        type: 'search',
+        id,
+        query,
+        count,
+        ef: Math.max(this.efSearch, count),
+      };
+      this.thread.postMessage(request, [query.buffer]);
     }
-    if (this.inFlight.size > 0) this.thread.ref();
+    if (this.inFlight.size > 0 || this.writes.size > 0) this.thread.ref();
     else this.thread.unref();
   }
 
   private answered(reply: HnswReply): void {
-    if (reply.type === 'built' || reply.type === 'progress') return;
-    const search = this.inFlight.get(reply.id);
-    if (search === undefined) return;
-    this.inFlight.delete(reply.id);
-    if (reply.type === 'found') search.resolve(reply.rows);
-    else search.reject(new Error(`index search failed: ${reply.message}`));
-    this.pump();
-    if (this.closing && this.inFlight.size === 0 && this.queued.length === 0) {
-      void this.thread.terminate();
+    switch (reply.type) {
+      case 'ready':
+      case 'progress':
+        return;
+      case 'written':
+        this.writes.get(reply.id)?.resolve();
+        break;
+      case 'found':
+        this.inFlight.get(reply.id)?.resolve(reply.rows);
+        break;
+      case 'failed': {
+        const { message } = reply;
+        this.writes.get(reply.id)?.reject(new Error(`index write failed: ${message}`));
+        this.inFlight.get(reply.id)?.reject(new Error(`index search failed: ${message}`));
+        break;
+      }
     }
+    this.writes.delete(reply.id);
+    this.inFlight.delete(reply.id);
+    this.pump();
+    this.endWhenIdle();
   }
 
   private end(error: Error): void {
     this.ended ??= error;
     for (const search of [...this.inFlight.values(), ...this.queued]) search.reject(this.ended);
+    for (const write of this.writes.values()) write.reject(this.ended);
     this.inFlight.clear();
     this.queued.length = 0;
+    this.writes.clear();
   }
 }
 
@@ -135,21 +183,56 @@ class HnswVectorIndex implements VectorIndex {
  * (a SharedArrayBuffer), keeps the index and answers its searches.
  */
 export function hnswIndexBuilder(settings: HnswSettings): VectorIndexBuilder {
-  return async (source, signal, progress) => {
-    signal.throwIfAborted();
-    const stop = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
-    const thread = startThread(path.join(__dirname, 'hnsw.thread'), job(source, settings, stop));
-    await built(thread, signal, stop, progress);
-    const dimension = source.dimension + (source.extra === undefined ? 0 : 1);
-    const { length: rows } = source.rows;
-    return new HnswVectorIndex(
-      thread,
-      dimension,
-      rows,
-      hnswBytes(rows, dimension, settings.m),
-      settings.efSearch,
-    );
-  };
+  const { m, efConstruction } = settings;
+  return (source, signal, progress) =>
+    startIndex(source, settings, signal, progress, (shared) => ({
+      kind: 'build',
+      ...shared,
+      m,
+      efConstruction,
+    }));
+}
+
+/**
+ * Opens an index written by an HNSW index's `write` (on any replica, with the same M) on a thread
+ * of its own, checked against the source's vectors (hnsw.thread.ts).
+ */
+export function hnswIndexOpener(settings: HnswSettings): VectorIndexOpener {
+  return (file, labelRows, source, signal) =>
+    startIndex(source, settings, signal, undefined, (shared) => ({
+      kind: 'open',
+      ...shared,
+      file,
+      labelRows,
+    }));
+}
+
+type SharedJob = Omit<HnswJob, 'kind' | 'm' | 'efConstruction' | 'file' | 'labelRows'>;
+
+async function startIndex(
+  source: IndexSource,
+  settings: HnswSettings,
+  signal: AbortSignal,
+  progress: ((indexed: number) => void) | undefined,
+  job: (shared: SharedJob) => HnswJob,
+): Promise<VectorIndex> {
+  signal.throwIfAborted();
+  const stop = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
+  const { matrix, dimension, rows, extra } = source;
+  const thread = startThread(
+    path.join(__dirname, 'hnsw.thread'),
+    job({ matrix, dimension, rows, extra, stop }),
+  );
+  const { size, stale } = await ready(thread, signal, stop, progress);
+  const dimensions = dimension + (extra === undefined ? 0 : 1);
+  return new HnswVectorIndex(
+    thread,
+    dimensions,
+    size,
+    hnswBytes(size, dimensions, settings.m),
+    settings.efSearch,
+    stale,
+  );
 }
 
 /**
@@ -160,23 +243,13 @@ function hnswBytes(rows: number, dimension: number, m: number): number {
   return Math.round(rows * (4 * dimension + 4 * 2 * m + 4 + 8 + 4 * (1 + 1 / m)));
 }
 
-function job(
-  source: IndexSource,
-  settings: HnswSettings,
-  stop: Int32Array<SharedArrayBuffer>,
-): HnswBuildJob {
-  const { matrix, dimension, rows, extra } = source;
-  const { m, efConstruction } = settings;
-  return { matrix, dimension, rows, extra, m, efConstruction, stop };
-}
-
-/** Settles when the thread has built its index; an abort asks the thread to stop and end. */
-function built(
+/** Settles when the thread's index is ready; an abort asks the thread to stop and end. */
+function ready(
   thread: Worker,
   signal: AbortSignal,
   stop: Int32Array<SharedArrayBuffer>,
   progress: ((indexed: number) => void) | undefined,
-): Promise<void> {
+): Promise<{ size: number; stale: Int32Array | undefined }> {
   return new Promise((resolve, reject) => {
     let failure: Error | undefined;
     const abort = () => {
@@ -190,8 +263,11 @@ function built(
       outcome();
     };
     const onMessage = (reply: HnswReply) => {
-      if (reply.type === 'built') settle(resolve);
-      else if (reply.type === 'progress') progress?.(reply.indexed);
+      if (reply.type === 'ready') {
+        settle(() => {
+          resolve(reply);
+        });
+      } else if (reply.type === 'progress') progress?.(reply.indexed);
     };
     const onError = (error: Error) => {
       failure = error;
@@ -199,7 +275,7 @@ function built(
     const onExit = (code: number) => {
       settle(() => {
         if (signal.aborted) reject(abortReason(signal));
-        else reject(failure ?? new Error(`the index build thread exited with code ${code}`));
+        else reject(failure ?? new Error(`the index thread exited with code ${code}`));
       });
     };
     signal.addEventListener('abort', abort, { once: true });

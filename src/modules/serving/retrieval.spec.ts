@@ -225,4 +225,37 @@ describe('Retrieval', () => {
     expect(paths).toEqual(['ann_fallback', 'ann']);
     await retrieval.close();
   });
+
+  it('scans the stale rows of an opened index exactly beside its candidates', async () => {
+    const vectors = catalog(2000, 'opened');
+    const { observer, builds } = recording();
+    // As an index opened from the store: it lacks the rows whose vectors changed since it was
+    // written, and says which.
+    const stale = Int32Array.of(7, 1500);
+    const opened: VectorIndexBuilder = async (source, signal) => {
+      const index = await HNSW(
+        { ...source, rows: source.rows.filter((row) => !stale.includes(row)) },
+        signal,
+      );
+      return {
+        dimension: index.dimension,
+        size: index.size,
+        bytes: index.bytes,
+        stale,
+        search: (query, count) => index.search(query, count),
+        close: () => {
+          index.close();
+        },
+      };
+    };
+    const retrieval = new Retrieval(vectors, 1, SETTINGS, opened, observer);
+    await retrieval.maintain();
+    expect(builds).toEqual([expect.objectContaining({ rows: 1998, stale: 2 })]);
+    for (const row of stale) {
+      const found = await retrieval.nearest(vectors.vector(row).slice(), 5, () => true, 2000);
+      expect(Array.from(found)).toEqual(exact(vectors, vectors.vector(row), 1, 5));
+      expect(Array.from(found)).toContain(row);
+    }
+    await retrieval.close();
+  });
 });

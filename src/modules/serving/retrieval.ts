@@ -20,6 +20,13 @@ export interface VectorIndex {
   search(query: Float32Array, count: number, signal?: AbortSignal): Promise<Int32Array>;
   /** Frees the index once the searches already taken are answered. */
   close(): void;
+  /**
+   * Opened from a written index: the source rows it holds no current vector of (changed since
+   * it was written), to be scanned exactly beside its candidates. Undefined for a built index.
+   */
+  readonly stale?: Int32Array;
+  /** Writes the index to `file`, for a VectorIndexOpener; absent: this index cannot be kept. */
+  write?(file: string): Promise<void>;
 }
 
 /** What an index is built of: some rows of a matrix that the build reads in place. */
@@ -33,17 +40,32 @@ export interface IndexSource {
   readonly extra: Float32Array | undefined;
 }
 
+/** The VectorIndexBuilder serving builds its ANN indexes with (HNSW; tests slow it down). */
+export const VECTOR_INDEX_BUILDER = Symbol('VECTOR_INDEX_BUILDER');
+
 /**
  * Builds an index of `source` (off the serving thread); `signal` abandons the build; `progress`
  * hears how many rows are in so far, now and then.
  */
-/** The VectorIndexBuilder serving builds its ANN indexes with (HNSW; tests slow it down). */
-export const VECTOR_INDEX_BUILDER = Symbol('VECTOR_INDEX_BUILDER');
-
 export type VectorIndexBuilder = (
   source: IndexSource,
   signal: AbortSignal,
   progress?: (indexed: number) => void,
+) => Promise<VectorIndex>;
+
+/** The VectorIndexOpener serving opens stored indexes with (HNSW). */
+export const VECTOR_INDEX_OPENER = Symbol('VECTOR_INDEX_OPENER');
+
+/**
+ * Opens the index written to `file` (by any replica) over `source`: its label `l` is row
+ * `labelRows[l]` (-1: an item this replica does not have). Points whose vector is not the
+ * source's are left out and their rows come back as `stale`.
+ */
+export type VectorIndexOpener = (
+  file: string,
+  labelRows: Int32Array,
+  source: IndexSource,
+  signal: AbortSignal,
 ) => Promise<VectorIndex>;
 
 export interface RetrievalSettings {
@@ -66,6 +88,8 @@ export interface IndexBuilt {
   readonly rows: number;
   readonly buildMs: number;
   readonly bytes: number;
+  /** For an index opened from the store: its rows changed since it was written. */
+  readonly stale: number | undefined;
 }
 
 /** What a retrieval reports: each answer's path, each finished index. */
@@ -275,6 +299,7 @@ export class Retrieval {
       index.close();
       return;
     }
+    for (const row of index.stale ?? []) changed.add(row);
     const previous = this.built;
     this.built = { index, changed, withBias: extra !== undefined };
     if (previous !== undefined) {
@@ -285,6 +310,7 @@ export class Retrieval {
       rows: index.size,
       buildMs: performance.now() - started,
       bytes: index.bytes,
+      stale: index.stale?.length,
     });
   }
 

@@ -124,7 +124,7 @@ export class RowVectors {
    * A set that collects every row set or cleared from now on, until `unwatch`: what an index
    * built from a snapshot of these vectors has not seen.
    */
-  watch(): ReadonlySet<number> {
+  watch(): Set<number> {
     const watcher = new Set<number>();
     this.watchers.add(watcher);
     return watcher;

@@ -9,15 +9,17 @@ import { ExperimentsModule } from '../experiments/experiments.module';
 import { HealthModule } from '../health/health.module';
 import { OnlineStateReaderModule } from '../online-state/online-state.module';
 import { RegistryModule } from '../registry/registry.module';
-import { hnswIndexBuilder } from './hnsw-index';
+import { hnswIndexBuilder, hnswIndexOpener } from './hnsw-index';
 import { InterestModelLoader } from './interest-model.loader';
 import { ACTIVATION_LISTENER, ModelSwapService } from './model-swap.service';
-import { VECTOR_INDEX_BUILDER } from './retrieval';
+import { VECTOR_INDEX_BUILDER, VECTOR_INDEX_OPENER } from './retrieval';
+import { RetrievalIndexRepository } from './retrieval-index.repository';
 import { LOADED_MODELS, MODEL_LOADER } from './served-model';
 import type { LoadedModels } from './served-model';
 import { ServingRepository } from './serving.repository';
 import { ServingResolver } from './serving.resolver';
 import { ServingService } from './serving.service';
+import { StoredIndexService } from './stored-index.service';
 
 /**
  * The api role's served model: the active version loaded and hot-swapped on activation, and the
@@ -51,6 +53,13 @@ import { ServingService } from './serving.service';
       inject: [APP_CONFIG],
       useFactory: (config: AppConfig) => hnswIndexBuilder(config.retrieval),
     },
+    {
+      provide: VECTOR_INDEX_OPENER,
+      inject: [APP_CONFIG],
+      useFactory: (config: AppConfig) => hnswIndexOpener(config.retrieval),
+    },
+    RetrievalIndexRepository,
+    StoredIndexService,
     ServingService,
     ServingResolver,
   ],

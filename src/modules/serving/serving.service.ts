@@ -10,12 +10,12 @@ import { OnlineStateReader, Read } from '../online-state/online-state.reader';
 import type { ItemPopularity } from '../online-state/online-state.schema';
 import { PopularityMirror } from '../online-state/popularity-mirror';
 import { ItemTable } from './item-table';
-import { Retrieval, RetrievalObserver, VECTOR_INDEX_BUILDER } from './retrieval';
-import type { VectorIndexBuilder } from './retrieval';
+import { Retrieval, RetrievalObserver } from './retrieval';
 import { RowVectors } from './row-vectors';
 import { LOADED_MODELS } from './served-model';
 import type { LoadedModel, LoadedModels, ServedModel, Serving } from './served-model';
 import { ServingRepository } from './serving.repository';
+import { StoredIndexService } from './stored-index.service';
 
 /**
  * `ingested_at` and `updated_at` are their writing transaction's start, so a row committed after
@@ -62,6 +62,7 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
   private readonly followed: Counter;
   private readonly retrievals: Counter;
   private readonly indexBuildSeconds: Histogram;
+  private readonly indexOpenSeconds: Histogram;
   /** Versions' vectors copied to their rows before they serve (garbage with their version). */
   private readonly prepared = new WeakMap<LoadedModel, RowVectors>();
 
@@ -70,7 +71,7 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
     private readonly repository: ServingRepository,
     private readonly mirror: PopularityMirror,
     private readonly onlineState: OnlineStateReader,
-    @Inject(VECTOR_INDEX_BUILDER) private readonly buildIndex: VectorIndexBuilder,
+    private readonly indexes: StoredIndexService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
     metrics: Metrics,
@@ -91,6 +92,12 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
       'Time to build a served version’s ANN index (in the background)',
       [],
       [1, 5, 15, 30, 60, 120, 300, 600, 1800],
+    );
+    this.indexOpenSeconds = metrics.histogram(
+      'retrieval_index_open_seconds',
+      'Time to read and check a served version’s ANN index stored by a replica (instead of a build)',
+      [],
+      [1, 5, 15, 30, 60, 120, 300, 600],
     );
     metrics.gauge(
       'retrieval_index_bytes',
@@ -292,7 +299,7 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
       vectors,
       model.scale,
       this.config.retrieval,
-      this.buildIndex,
+      this.indexes.builderFor(model.versionId, this.items),
       this.retrievalObserver(model.versionId),
     );
     void retrieval.maintain();
@@ -314,12 +321,15 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
           'retrieval index building',
         );
       },
-      built: ({ rows, buildMs, bytes }) => {
-        this.indexBuildSeconds.observe(buildMs / 1000);
-        this.logger.info(
-          { versionId, rows, buildMs: Math.round(buildMs), bytes },
-          'retrieval index built',
-        );
+      built: ({ rows, buildMs, bytes, stale }) => {
+        const ms = Math.round(buildMs);
+        if (stale === undefined) {
+          this.indexBuildSeconds.observe(buildMs / 1000);
+          this.logger.info({ versionId, rows, buildMs: ms, bytes }, 'retrieval index built');
+        } else {
+          this.indexOpenSeconds.observe(buildMs / 1000);
+          this.logger.info({ versionId, rows, openMs: ms, bytes, stale }, 'retrieval index opened');
+        }
       },
       failed: (error) => {
         this.logger.error({ err: error, versionId }, 'retrieval index failed; exact scan');

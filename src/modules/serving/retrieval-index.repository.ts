@@ -1,0 +1,211 @@
+import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import { Inject, Injectable } from '@nestjs/common';
+import { Pool } from 'pg';
+import { DomainError } from '../../common/errors';
+import { PG_POOL } from '../../infra/tokens';
+
+/**
+ * Bytes per stored slice of an index file: pg decodes each bytea from hex on the serving thread,
+ * about 5 ms a megabyte here.
+ */
+const CHUNK_BYTES = 1 << 20;
+/** Slices per read statement. */
+const CHUNKS_PER_READ = 16;
+
+/** What an index was built with: one built otherwise is not opened. */
+export interface IndexShape {
+  readonly dimension: number;
+  readonly m: number;
+  readonly efConstruction: number;
+  /** The points carry the item's bias as one more value. */
+  readonly withBias: boolean;
+}
+
+export interface StoredIndex extends IndexShape {
+  readonly indexId: string;
+  readonly versionId: string;
+  readonly points: number;
+  /** Bytes of the index file. */
+  readonly size: number;
+  readonly sha256: string;
+}
+
+interface HeaderRow {
+  index_id: string;
+  version_id: string;
+  dimension: number;
+  m: number;
+  ef_construction: number;
+  with_bias: boolean;
+  points: number;
+  size: string;
+  sha256: string;
+}
+
+/**
+ * Served versions' ANN index files in PostgreSQL (`retrieval_indexes`, sliced into
+ * `retrieval_index_chunks`), for the replicas serving the same version; rows are never updated.
+ */
+@Injectable()
+export class RetrievalIndexRepository {
+  constructor(@Inject(PG_POOL) private readonly pool: Pool) {}
+
+  /** The version's newest stored index; undefined: none. */
+  async newest(versionId: string): Promise<StoredIndex | undefined> {
+    const { rows } = await this.pool.query<HeaderRow>(
+      `SELECT index_id::text, version_id::text, dimension, m, ef_construction, with_bias, points,
+              size::text, sha256
+         FROM retrieval_indexes WHERE version_id = $1 ORDER BY index_id DESC LIMIT 1`,
+      [versionId],
+    );
+    const row = rows.at(0);
+    return (
+      row && {
+        indexId: row.index_id,
+        versionId: row.version_id,
+        dimension: row.dimension,
+        m: row.m,
+        efConstruction: row.ef_construction,
+        withBias: row.with_bias,
+        points: row.points,
+        size: Number(row.size),
+        sha256: row.sha256,
+      }
+    );
+  }
+
+  /**
+   * Writes the stored index file to `file` (CHUNKS_PER_READ slices per statement) and returns
+   * the item id of each label ("" none); a file whose bytes do not match the stored sha256 is
+   * refused (CONFLICT).
+   */
+  async readTo(stored: StoredIndex, file: string): Promise<string[]> {
+    const { indexId } = stored;
+    const hash = createHash('sha256');
+    const handle = await open(file, 'w');
+    try {
+      let written = 0;
+      for (let seq = 0; written < stored.size; seq += CHUNKS_PER_READ) {
+        const { rows } = await this.pool.query<{ bytes: Buffer }>(
+          `SELECT bytes FROM retrieval_index_chunks
+            WHERE index_id = $1 AND seq >= $2 AND seq < $3 ORDER BY seq`,
+          [indexId, seq, seq + CHUNKS_PER_READ],
+        );
+        if (rows.length === 0) break;
+        for (const { bytes } of rows) {
+          hash.update(bytes);
+          await handle.write(bytes);
+          written += bytes.length;
+        }
+      }
+      if (written !== stored.size) {
+        throw new DomainError(
+          'CONFLICT',
+          `stored index ${indexId} holds ${written} of ${stored.size} bytes`,
+          { indexId },
+        );
+      }
+    } finally {
+      await handle.close();
+    }
+    const actual = hash.digest('hex');
+    if (actual !== stored.sha256) {
+      throw new DomainError('CONFLICT', `stored index ${indexId} fails its sha256 check`, {
+        indexId,
+        expected: stored.sha256,
+        actual,
+      });
+    }
+    const { rows } = await this.pool.query<{ label_item_ids: string }>(
+      'SELECT label_item_ids FROM retrieval_indexes WHERE index_id = $1',
+      [indexId],
+    );
+    const ids = rows.at(0)?.label_item_ids;
+    if (ids === undefined) {
+      throw new DomainError('NOT_FOUND', `stored index ${indexId} is gone`, { indexId });
+    }
+    return ids.split('\n');
+  }
+
+  /**
+   * Stores the index file `file` of `versionId` in one transaction (visible whole or not at all),
+   * then deletes the version's older indexes and those of all but the `keepVersions` versions
+   * stored most recently. Returns the new index's id and size; `signal` abandons it between two
+   * slices (nothing is stored).
+   */
+  async save(
+    versionId: string,
+    shape: IndexShape,
+    points: number,
+    labelItemIds: readonly string[],
+    file: string,
+    keepVersions: number,
+    signal: AbortSignal,
+  ): Promise<{ indexId: string; size: number }> {
+    const handle = await open(file, 'r');
+    try {
+      const slice = Buffer.alloc(CHUNK_BYTES);
+      const { size } = await handle.stat();
+      const slices = async function* () {
+        for (let at = 0; at < size;) {
+          signal.throwIfAborted();
+          const { bytesRead } = await handle.read(slice, 0, CHUNK_BYTES, at);
+          if (bytesRead === 0) throw new Error(`${file} ended at byte ${at} of ${size}`);
+          yield slice.subarray(0, bytesRead);
+          at += bytesRead;
+        }
+      };
+      // The digest goes in the header row, written first: one pass to hash, one to store.
+      const hash = createHash('sha256');
+      for await (const bytes of slices()) hash.update(bytes);
+      const client = await this.pool.connect();
+      try {
+        await client.query('BEGIN');
+        const { rows } = await client.query<{ index_id: string }>(
+          `INSERT INTO retrieval_indexes (version_id, dimension, m, ef_construction, with_bias,
+                                          points, size, sha256, label_item_ids)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING index_id::text`,
+          [
+            versionId,
+            shape.dimension,
+            shape.m,
+            shape.efConstruction,
+            shape.withBias,
+            points,
+            size,
+            hash.digest('hex'),
+            labelItemIds.join('\n'),
+          ],
+        );
+        const indexId = rows[0].index_id;
+        let seq = 0;
+        for await (const bytes of slices()) {
+          await client.query(
+            'INSERT INTO retrieval_index_chunks (index_id, seq, bytes) VALUES ($1, $2, $3)',
+            [indexId, seq++, bytes],
+          );
+        }
+        await client.query(
+          `DELETE FROM retrieval_indexes WHERE version_id = $1 AND index_id < $2`,
+          [versionId, indexId],
+        );
+        await client.query(
+          `DELETE FROM retrieval_indexes
+            WHERE version_id NOT IN (SELECT version_id FROM retrieval_indexes
+                                      GROUP BY version_id ORDER BY max(index_id) DESC LIMIT $1)`,
+          [keepVersions],
+        );
+        await client.query('COMMIT');
+        return { indexId, size };
+      } catch (error) {
+        await client.query('ROLLBACK');
+        throw error;
+      } finally {
+        client.release();
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+}
