@@ -31,6 +31,9 @@ export interface StoredIndex extends IndexShape {
   readonly sha256: string;
 }
 
+/** Where built indexes are kept (PostgreSQL; unit tests keep them in memory). */
+export type IndexStore = Pick<RetrievalIndexRepository, 'newest' | 'readTo' | 'save'>;
+
 interface HeaderRow {
   index_id: string;
   version_id: string;

@@ -10,7 +10,7 @@ import type { ItemTable } from './item-table';
 import { VECTOR_INDEX_BUILDER, VECTOR_INDEX_OPENER } from './retrieval';
 import type { IndexSource, VectorIndex, VectorIndexBuilder, VectorIndexOpener } from './retrieval';
 import { RetrievalIndexRepository } from './retrieval-index.repository';
-import type { IndexShape } from './retrieval-index.repository';
+import type { IndexShape, IndexStore } from './retrieval-index.repository';
 
 /**
  * Shares ANN indexes between the replicas (and restarts) serving one version: the first to build
@@ -29,7 +29,7 @@ export class StoredIndexService implements OnModuleDestroy {
   constructor(
     @Inject(VECTOR_INDEX_BUILDER) private readonly build: VectorIndexBuilder,
     @Inject(VECTOR_INDEX_OPENER) private readonly open: VectorIndexOpener,
-    private readonly repository: RetrievalIndexRepository,
+    @Inject(RetrievalIndexRepository) private readonly repository: IndexStore,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
   ) {
@@ -42,14 +42,17 @@ export class StoredIndexService implements OnModuleDestroy {
   }
 
   /**
-   * How `versionId`'s indexes come to be over the rows of `items`: the stored one when it fits
-   * (opened once per builder), else built here and then stored.
+   * How `versionId`'s indexes come to be over the rows of `items`: the newest stored one when it
+   * was built alike and is at most RECOMMEND_ANN_MAX_DELTA rows behind, else built here and then
+   * stored.
    */
   builderFor(versionId: string, items: ItemTable): VectorIndexBuilder {
     if (!this.config.retrieval.store) return this.build;
-    const opened = new Set<string>();
+    // Stored indexes this builder opened or stored: not opened again (a rebuild is due because
+    // the catalog moved past them).
+    const seen = new Set<string>();
     return async (source, signal, progress) => {
-      const stored = await this.openStored(versionId, items, source, signal, opened).catch(
+      const stored = await this.openStored(versionId, items, source, signal, seen).catch(
         (error: unknown) => {
           signal.throwIfAborted();
           this.logger.warn({ err: error, versionId }, 'cannot open the stored index; building');
@@ -58,9 +61,13 @@ export class StoredIndexService implements OnModuleDestroy {
       );
       if (stored !== undefined) return stored;
       const index = await this.build(source, signal, progress);
-      const keeping = this.keep(versionId, index, source, items).finally(() => {
-        this.keeping.delete(keeping);
-      });
+      const keeping = this.keep(versionId, index, source, items)
+        .then((indexId) => {
+          if (indexId !== undefined) seen.add(indexId);
+        })
+        .finally(() => {
+          this.keeping.delete(keeping);
+        });
       this.keeping.add(keeping);
       return index;
     };
@@ -77,11 +84,11 @@ export class StoredIndexService implements OnModuleDestroy {
     items: ItemTable,
     source: IndexSource,
     signal: AbortSignal,
-    opened: Set<string>,
+    seen: Set<string>,
   ): Promise<VectorIndex | undefined> {
     const stored = await this.repository.newest(versionId);
-    if (stored === undefined || opened.has(stored.indexId)) return undefined;
-    opened.add(stored.indexId);
+    if (stored === undefined || seen.has(stored.indexId)) return undefined;
+    seen.add(stored.indexId);
     const shape = this.shape(source);
     const differs = (Object.keys(shape) as (keyof IndexShape)[]).filter(
       (key) => shape[key] !== stored[key],
@@ -117,14 +124,17 @@ export class StoredIndexService implements OnModuleDestroy {
     }
   }
 
-  /** Stores a freshly built index for the other replicas; a failure is logged, nothing more. */
+  /**
+   * Stores a freshly built index for the other replicas; returns its id. A failure is logged,
+   * nothing more.
+   */
   private async keep(
     versionId: string,
     index: VectorIndex,
     source: IndexSource,
     items: ItemTable,
-  ): Promise<void> {
-    if (index.write === undefined) return;
+  ): Promise<string | undefined> {
+    if (index.write === undefined) return undefined;
     const started = performance.now();
     const file = this.scratchFile(versionId);
     try {
@@ -146,10 +156,12 @@ export class StoredIndexService implements OnModuleDestroy {
         { versionId, indexId, bytes: size, storeMs: Math.round(performance.now() - started) },
         'retrieval index stored',
       );
+      return indexId;
     } catch (error) {
       if (!this.closing.signal.aborted) {
         this.logger.warn({ err: error, versionId }, 'retrieval index not stored');
       }
+      return undefined;
     } finally {
       await rm(file, { force: true });
     }

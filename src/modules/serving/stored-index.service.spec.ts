@@ -1,0 +1,137 @@
+import { writeFile } from 'node:fs/promises';
+import { createLogger } from '../../common/logger';
+import { loadConfig } from '../../config/config';
+import { MemoryIndexStore } from '../../../test/support/fakes/memory-index-store';
+import { ItemTable } from './item-table';
+import type { IndexSource, VectorIndex, VectorIndexBuilder, VectorIndexOpener } from './retrieval';
+import { StoredIndexService } from './stored-index.service';
+
+const DIMENSION = 4;
+
+/** An index that answers nothing: these tests are about where indexes come from. */
+function index(size: number, stale?: Int32Array): VectorIndex & { closed: boolean } {
+  return {
+    dimension: DIMENSION,
+    size,
+    bytes: size,
+    stale,
+    closed: false,
+    search: () => Promise.resolve(new Int32Array(0)),
+    close() {
+      this.closed = true;
+    },
+    write: (file) => writeFile(file, `index of ${size}`),
+  };
+}
+
+function setup(env: Record<string, string> = {}, store = new MemoryIndexStore()) {
+  const config = loadConfig({ RECOMMEND_ANN_MAX_DELTA: '2', ...env });
+  const items = new ItemTable();
+  for (const id of ['a', 'b', 'c', 'd']) items.ensureRow(id);
+  const source: IndexSource = {
+    matrix: new Float32Array(new SharedArrayBuffer(4 * DIMENSION * 4)),
+    dimension: DIMENSION,
+    rows: Int32Array.of(0, 1, 3),
+    extra: undefined,
+  };
+  const built: VectorIndex[] = [];
+  const opened: { labelRows: number[]; index: VectorIndex & { closed: boolean } }[] = [];
+  let staleOnOpen = new Int32Array(0);
+  const build: VectorIndexBuilder = (from) => {
+    const made = index(from.rows.length);
+    built.push(made);
+    return Promise.resolve(made);
+  };
+  const open: VectorIndexOpener = (_file, labelRows) => {
+    const made = index(3 - staleOnOpen.length, staleOnOpen);
+    opened.push({ labelRows: Array.from(labelRows), index: made });
+    return Promise.resolve(made);
+  };
+  const service = new StoredIndexService(build, open, store, config, createLogger('silent'));
+  const signal = new AbortController().signal;
+  const shape = {
+    dimension: DIMENSION,
+    m: config.retrieval.m,
+    efConstruction: config.retrieval.efConstruction,
+    withBias: false,
+  };
+  return {
+    service,
+    items,
+    source,
+    store,
+    built,
+    opened,
+    signal,
+    shape,
+    staleOnOpen: (rows: number[]) => {
+      staleOnOpen = Int32Array.from(rows);
+    },
+  };
+}
+
+describe('StoredIndexService', () => {
+  it("builds and stores a version's first index; another replica opens it, labels mapped to its own rows", async () => {
+    const { service, items, source, store, built, signal } = setup();
+    const first = await service.builderFor('7', items)(source, signal);
+    expect(built).toEqual([first]);
+    await service.onModuleDestroy();
+    const [kept] = store.stored('7');
+    expect(kept.labelItemIds).toEqual(['a', 'b', '', 'd']);
+    expect(kept.header).toMatchObject({ points: 3, dimension: DIMENSION, withBias: false });
+
+    // Another replica: the same items on other rows, item "b" unknown to it.
+    const elsewhere = new ItemTable();
+    for (const id of ['d', 'x', 'a']) elsewhere.ensureRow(id);
+    const other = setup({}, store);
+    const found = await other.service.builderFor('7', elsewhere)(source, signal);
+    expect(other.built).toEqual([]);
+    expect(other.opened).toEqual([{ labelRows: [2, -1, -1, 0], index: found }]);
+  });
+
+  it('builds when the stored index was built with other settings', async () => {
+    const { service, items, source, store, built, opened, signal, shape } = setup();
+    store.put({ ...shape, m: shape.m + 1, versionId: '7', points: 3, size: 0, sha256: '' }, []);
+    await service.builderFor('7', items)(source, signal);
+    expect(opened).toEqual([]);
+    expect(built).toHaveLength(1);
+  });
+
+  it('builds when the stored index is more than RECOMMEND_ANN_MAX_DELTA rows behind, and closes it', async () => {
+    const { service, items, source, store, built, opened, signal, shape, staleOnOpen } = setup();
+    store.put({ ...shape, versionId: '7', points: 3, size: 0, sha256: '' }, ['a', 'b', '', 'd']);
+    staleOnOpen([0, 1, 3]);
+    const found = await service.builderFor('7', items)(source, signal);
+    expect(opened).toHaveLength(1);
+    expect(opened[0].index.closed).toBe(true);
+    expect(built).toEqual([found]);
+  });
+
+  it('serves a stored index within RECOMMEND_ANN_MAX_DELTA rows; a rebuild opens neither it nor its own again', async () => {
+    const { service, items, source, store, built, opened, signal, shape, staleOnOpen } = setup();
+    store.put({ ...shape, versionId: '7', points: 3, size: 0, sha256: '' }, ['a', 'b', '', 'd']);
+    staleOnOpen([3]);
+    const builder = service.builderFor('7', items);
+    const found = await builder(source, signal);
+    expect(found.stale).toEqual(Int32Array.of(3));
+    expect(built).toEqual([]);
+    // The catalog moved on: Retrieval asks again; that one is not reopened, a new one is built
+    // and stored, and the next rebuild does not open what this replica stored either.
+    await builder(source, signal);
+    await service.onModuleDestroy();
+    expect(store.stored('7')).toHaveLength(2);
+    await builder(source, signal);
+    expect(opened).toHaveLength(1);
+    expect(built).toHaveLength(2);
+  });
+
+  it('builds without storing when RECOMMEND_ANN_STORE is false', async () => {
+    const { service, items, source, store, built, signal } = setup({
+      RECOMMEND_ANN_STORE: 'false',
+    });
+    await service.builderFor('7', items)(source, signal);
+    await service.onModuleDestroy();
+    expect(built).toHaveLength(1);
+    expect(store.stored('7')).toEqual([]);
+  });
+});

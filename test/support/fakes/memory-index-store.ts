@@ -1,0 +1,56 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import type {
+  IndexShape,
+  IndexStore,
+  StoredIndex,
+} from '../../../src/modules/serving/retrieval-index.repository';
+
+interface Kept {
+  readonly header: StoredIndex;
+  readonly bytes: Buffer;
+  readonly labelItemIds: readonly string[];
+}
+
+/** Stored indexes in memory, as the PostgreSQL repository keeps them (newest per version). */
+export class MemoryIndexStore implements IndexStore {
+  private readonly kept: Kept[] = [];
+  private lastId = 0;
+
+  newest(versionId: string): Promise<StoredIndex | undefined> {
+    const mine = this.kept.filter((kept) => kept.header.versionId === versionId);
+    return Promise.resolve(mine.at(-1)?.header);
+  }
+
+  async readTo(stored: StoredIndex, file: string): Promise<string[]> {
+    const kept = this.kept.find((one) => one.header.indexId === stored.indexId);
+    if (kept === undefined) throw new Error(`no stored index ${stored.indexId}`);
+    await writeFile(file, kept.bytes);
+    return [...kept.labelItemIds];
+  }
+
+  async save(
+    versionId: string,
+    shape: IndexShape,
+    points: number,
+    labelItemIds: readonly string[],
+    file: string,
+  ): Promise<{ indexId: string; size: number }> {
+    const bytes = await readFile(file);
+    const indexId = String(++this.lastId);
+    const header = { ...shape, indexId, versionId, points, size: bytes.length, sha256: '' };
+    this.kept.push({ header, bytes, labelItemIds });
+    return { indexId, size: bytes.length };
+  }
+
+  /** Keeps an index as another replica would have stored it. */
+  put(header: Omit<StoredIndex, 'indexId'>, labelItemIds: readonly string[]): string {
+    const indexId = String(++this.lastId);
+    this.kept.push({ header: { ...header, indexId }, bytes: Buffer.alloc(0), labelItemIds });
+    return indexId;
+  }
+
+  /** What is stored for `versionId`, oldest first. */
+  stored(versionId: string): readonly Kept[] {
+    return this.kept.filter((kept) => kept.header.versionId === versionId);
+  }
+}
