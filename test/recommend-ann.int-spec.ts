@@ -49,7 +49,8 @@ describe('recommend through the ANN index (real stack)', () => {
     // The pinned versions as the registry would hold them (stored indexes belong to a version).
     await pool.query(
       `INSERT INTO model_versions (id, status, encoder_id, triggered_by) OVERRIDING SYSTEM VALUE
-       VALUES (3, 'candidate', 'fake', 'test'), (4, 'candidate', 'fake', 'test')`,
+       VALUES (3, 'candidate', 'fake', 'test'), (4, 'candidate', 'fake', 'test'),
+              (5, 'candidate', 'fake', 'test')`,
     );
     indexBuilder = new HeldIndexBuilder(hnswIndexBuilder(context.config.retrieval));
     app = await startApp(context.config, {
@@ -184,5 +185,44 @@ describe('recommend through the ANN index (real stack)', () => {
     );
     expect(serving.current().served?.retrieval.indexed).toBe(true);
     expect(serving.forRetrieval().served?.versionId).toBe('4');
+  });
+
+  it('replicas that bind a version at once build its index once: the others wait for it and open it', async () => {
+    const serving = app.get(ServingService, { strict: false });
+    const metric = (body: string, name: string) =>
+      Number(new RegExp(`^${name}\\{[^}]*\\} (\\d+)`, 'm').exec(body)?.[1] ?? 0);
+    indexBuilder.hold();
+    const startedBefore = indexBuilder.started;
+    let replica: NestFastifyApplication | undefined;
+    try {
+      try {
+        models.pin(version('5'));
+        expect(serving.current().served?.versionId).toBe('5');
+        await eventually(() => indexBuilder.started, 30_000, {
+          what: 'the first replica’s build',
+          until: (started) => started > startedBefore,
+        });
+        replica = await startApp(context.config, {
+          role: 'api',
+          models: new PinnedModels({ model: version('5') }),
+        });
+        // Long enough for a build of 600 items to have ended had the replica started one.
+        await new Promise((resolve) => setTimeout(resolve, 3000));
+        const waiting = replica.get(ServingService, { strict: false });
+        expect(waiting.current().served?.retrieval.indexed).toBe(false);
+      } finally {
+        indexBuilder.release();
+      }
+      const there = replica.get(ServingService, { strict: false });
+      await eventually(() => there.current().served?.retrieval.indexed, 60_000, {
+        what: 'the stored index opened by the waiting replica',
+        until: (indexed) => indexed === true,
+      });
+      const metrics = (await replica.inject({ method: 'GET', url: '/metrics' })).body;
+      expect(metric(metrics, 'retrieval_index_open_seconds_count')).toBe(1);
+      expect(metric(metrics, 'retrieval_index_build_seconds_count')).toBe(0);
+    } finally {
+      await replica?.close();
+    }
   });
 });

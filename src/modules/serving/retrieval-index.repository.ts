@@ -32,7 +32,10 @@ export interface StoredIndex extends IndexShape {
 }
 
 /** Where built indexes are kept (PostgreSQL; unit tests keep them in memory). */
-export type IndexStore = Pick<RetrievalIndexRepository, 'newest' | 'readTo' | 'save'>;
+export type IndexStore = Pick<
+  RetrievalIndexRepository,
+  'newest' | 'readTo' | 'save' | 'claimBuild' | 'releaseBuild'
+>;
 
 interface HeaderRow {
   index_id: string;
@@ -210,5 +213,28 @@ export class RetrievalIndexRepository {
     } finally {
       await handle.close();
     }
+  }
+
+  /**
+   * Takes or renews the lease on building `versionId`'s index for `builder`: true when it holds
+   * it now (it was free, its own, or not renewed for `leaseMs`), false while another holds it.
+   */
+  async claimBuild(versionId: string, builder: string, leaseMs: number): Promise<boolean> {
+    const { rowCount } = await this.pool.query(
+      `INSERT INTO retrieval_index_builds (version_id, builder) VALUES ($1, $2)
+       ON CONFLICT (version_id) DO UPDATE SET builder = EXCLUDED.builder, renewed_at = now()
+        WHERE retrieval_index_builds.builder = EXCLUDED.builder
+           OR retrieval_index_builds.renewed_at < now() - make_interval(secs => $3 / 1000.0)`,
+      [versionId, builder, leaseMs],
+    );
+    return rowCount === 1;
+  }
+
+  /** Ends `builder`'s lease on `versionId` (its build ended: stored, failed or abandoned). */
+  async releaseBuild(versionId: string, builder: string): Promise<void> {
+    await this.pool.query(
+      'DELETE FROM retrieval_index_builds WHERE version_id = $1 AND builder = $2',
+      [versionId, builder],
+    );
   }
 }

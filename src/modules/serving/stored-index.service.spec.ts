@@ -25,7 +25,11 @@ function index(size: number, stale?: Int32Array): VectorIndex & { closed: boolea
 }
 
 function setup(env: Record<string, string> = {}, store = new MemoryIndexStore()) {
-  const config = loadConfig({ RECOMMEND_ANN_MAX_DELTA: '2', ...env });
+  const config = loadConfig({
+    RECOMMEND_ANN_MAX_DELTA: '2',
+    RANK_CATALOG_REFRESH_MS: '100',
+    ...env,
+  });
   const items = new ItemTable();
   for (const id of ['a', 'b', 'c', 'd']) items.ensureRow(id);
   const source: IndexSource = {
@@ -79,6 +83,7 @@ describe('StoredIndexService', () => {
     const [kept] = store.stored('7');
     expect(kept.labelItemIds).toEqual(['a', 'b', '', 'd']);
     expect(kept.header).toMatchObject({ points: 3, dimension: DIMENSION, withBias: false });
+    expect(store.leases.size).toBe(0);
 
     // Another replica: the same items on other rows, item "b" unknown to it.
     const elsewhere = new ItemTable();
@@ -133,5 +138,38 @@ describe('StoredIndexService', () => {
     await service.onModuleDestroy();
     expect(built).toHaveLength(1);
     expect(store.stored('7')).toEqual([]);
+  });
+
+  it('waits while another replica holds the build lease, and opens the index it stores', async () => {
+    const { service, items, source, store, built, opened, shape } = setup();
+    store.leases.set('7', { builder: 'another replica', renewedAt: Date.now() });
+    const waiting = service.builderFor('7', items)(source, new AbortController().signal);
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    expect(built).toEqual([]);
+    store.put({ ...shape, versionId: '7', points: 3, size: 0, sha256: '' }, ['a', 'b', '', 'd']);
+    const found = await waiting;
+    expect(opened.map((one) => one.index)).toEqual([found]);
+    expect(built).toEqual([]);
+  });
+
+  it('takes over a lease not renewed for a minute (its builder died), and ends it once stored', async () => {
+    const { service, items, source, store, built, signal } = setup();
+    store.leases.set('7', { builder: 'a dead replica', renewedAt: Date.now() - 61_000 });
+    await service.builderFor('7', items)(source, signal);
+    expect(built).toHaveLength(1);
+    await service.onModuleDestroy();
+    expect(store.stored('7')).toHaveLength(1);
+    expect(store.leases.size).toBe(0);
+  });
+
+  it('stops waiting when the version is no longer served', async () => {
+    const { service, items, source, store, built } = setup();
+    store.leases.set('7', { builder: 'another replica', renewedAt: Date.now() });
+    const unbound = new AbortController();
+    const waiting = service.builderFor('7', items)(source, unbound.signal);
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    unbound.abort();
+    await expect(waiting).rejects.toMatchObject({ name: 'AbortError' });
+    expect(built).toEqual([]);
   });
 });

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
 import type { Logger } from '../../common/logger';
 import { APP_CONFIG } from '../../config/config.module';
@@ -12,12 +14,16 @@ import type { IndexSource, VectorIndex, VectorIndexBuilder, VectorIndexOpener } 
 import { RetrievalIndexRepository } from './retrieval-index.repository';
 import type { IndexShape, IndexStore } from './retrieval-index.repository';
 
+/** A build lease not renewed for this long is taken over (its builder died); renewed every third. */
+const BUILD_LEASE_MS = 60_000;
+
 /**
- * Shares ANN indexes between the replicas (and restarts) serving one version: the first to build
- * a version's index stores it in PostgreSQL; the others open it, checked point by point against
- * their own vectors, instead of building (40 minutes at a million items here against about a
- * minute to read). Items changed since the stored build are scanned exactly beside it, as after
- * any build; past RECOMMEND_ANN_MAX_DELTA of them the replica builds and stores a newer one.
+ * Shares ANN indexes between the replicas (and restarts) serving one version: one replica at a
+ * time builds a version's index (a lease in PostgreSQL) and stores it there; the others wait for
+ * it and open it, checked point by point against their own vectors, instead of building (40
+ * minutes at a million items here against about a minute to read). Items changed since the stored
+ * build are scanned exactly beside it, as after any build; past RECOMMEND_ANN_MAX_DELTA of them a
+ * replica builds and stores a newer one.
  */
 @Injectable()
 export class StoredIndexService implements OnModuleDestroy {
@@ -25,6 +31,8 @@ export class StoredIndexService implements OnModuleDestroy {
   /** Stores in progress; shutting down abandons them. */
   private readonly keeping = new Set<Promise<void>>();
   private readonly closing = new AbortController();
+  /** This process, as the holder of build leases. */
+  private readonly builderId = `${hostname()}:${String(process.pid)}:${randomUUID().slice(0, 8)}`;
 
   constructor(
     @Inject(VECTOR_INDEX_BUILDER) private readonly build: VectorIndexBuilder,
@@ -43,8 +51,9 @@ export class StoredIndexService implements OnModuleDestroy {
 
   /**
    * How `versionId`'s indexes come to be over the rows of `items`: the newest stored one when it
-   * was built alike and is at most RECOMMEND_ANN_MAX_DELTA rows behind, else built here and then
-   * stored.
+   * was built alike and is at most RECOMMEND_ANN_MAX_DELTA rows behind; else, while another
+   * replica holds the build lease, the one it stores (looked for every RANK_CATALOG_REFRESH_MS);
+   * else built here under the lease, then stored.
    */
   builderFor(versionId: string, items: ItemTable): VectorIndexBuilder {
     if (!this.config.retrieval.store) return this.build;
@@ -52,25 +61,75 @@ export class StoredIndexService implements OnModuleDestroy {
     // the catalog moved past them).
     const seen = new Set<string>();
     return async (source, signal, progress) => {
-      const stored = await this.openStored(versionId, items, source, signal, seen).catch(
-        (error: unknown) => {
-          signal.throwIfAborted();
-          this.logger.warn({ err: error, versionId }, 'cannot open the stored index; building');
-          return undefined;
-        },
-      );
-      if (stored !== undefined) return stored;
-      const index = await this.build(source, signal, progress);
-      const keeping = this.keep(versionId, index, source, items)
-        .then((indexId) => {
-          if (indexId !== undefined) seen.add(indexId);
-        })
-        .finally(() => {
-          this.keeping.delete(keeping);
-        });
-      this.keeping.add(keeping);
-      return index;
+      for (let waiting = false; ; waiting = true) {
+        const stored = await this.openStored(versionId, items, source, signal, seen).catch(
+          (error: unknown) => {
+            signal.throwIfAborted();
+            this.logger.warn({ err: error, versionId }, 'cannot open the stored index; building');
+            return undefined;
+          },
+        );
+        if (stored !== undefined) return stored;
+        if (await this.claim(versionId)) break;
+        if (!waiting) {
+          this.logger.info(
+            { versionId },
+            'another replica is building this version’s index; waiting for it to be stored',
+          );
+        }
+        await sleep(this.config.ranking.catalogRefreshMs, undefined, { signal });
+      }
+      return this.buildAndKeep(versionId, items, source, signal, progress, seen);
     };
+  }
+
+  /** Builds under this replica's lease (renewed meanwhile), then stores the index. */
+  private async buildAndKeep(
+    versionId: string,
+    items: ItemTable,
+    source: IndexSource,
+    signal: AbortSignal,
+    progress: ((indexed: number) => void) | undefined,
+    seen: Set<string>,
+  ): Promise<VectorIndex> {
+    const renewing = setInterval(() => void this.claim(versionId), BUILD_LEASE_MS / 3);
+    renewing.unref();
+    let index: VectorIndex;
+    try {
+      index = await this.build(source, signal, progress);
+    } catch (error) {
+      await this.release(versionId, renewing);
+      throw error;
+    }
+    const keeping = this.keep(versionId, index, source, items)
+      .then((indexId) => {
+        if (indexId !== undefined) seen.add(indexId);
+      })
+      .finally(async () => {
+        await this.release(versionId, renewing);
+        this.keeping.delete(keeping);
+      });
+    this.keeping.add(keeping);
+    return index;
+  }
+
+  /** Takes or renews the build lease; true also when PostgreSQL cannot say (then build). */
+  private async claim(versionId: string): Promise<boolean> {
+    try {
+      return await this.repository.claimBuild(versionId, this.builderId, BUILD_LEASE_MS);
+    } catch (error) {
+      this.logger.warn({ err: error, versionId }, 'cannot take the index build lease; building');
+      return true;
+    }
+  }
+
+  private async release(versionId: string, renewing: NodeJS.Timeout): Promise<void> {
+    clearInterval(renewing);
+    try {
+      await this.repository.releaseBuild(versionId, this.builderId);
+    } catch (error) {
+      this.logger.warn({ err: error, versionId }, 'cannot end the index build lease');
+    }
   }
 
   private shape(source: IndexSource): IndexShape {

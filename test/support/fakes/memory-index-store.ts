@@ -15,6 +15,8 @@ interface Kept {
 export class MemoryIndexStore implements IndexStore {
   private readonly kept: Kept[] = [];
   private lastId = 0;
+  /** Build leases by version: holder and when renewed (ms). */
+  readonly leases = new Map<string, { builder: string; renewedAt: number }>();
 
   newest(versionId: string): Promise<StoredIndex | undefined> {
     const mine = this.kept.filter((kept) => kept.header.versionId === versionId);
@@ -40,6 +42,19 @@ export class MemoryIndexStore implements IndexStore {
     const header = { ...shape, indexId, versionId, points, size: bytes.length, sha256: '' };
     this.kept.push({ header, bytes, labelItemIds });
     return { indexId, size: bytes.length };
+  }
+
+  claimBuild(versionId: string, builder: string, leaseMs: number): Promise<boolean> {
+    const held = this.leases.get(versionId);
+    const free = held === undefined || held.builder === builder;
+    if (!free && held.renewedAt >= Date.now() - leaseMs) return Promise.resolve(false);
+    this.leases.set(versionId, { builder, renewedAt: Date.now() });
+    return Promise.resolve(true);
+  }
+
+  releaseBuild(versionId: string, builder: string): Promise<void> {
+    if (this.leases.get(versionId)?.builder === builder) this.leases.delete(versionId);
+    return Promise.resolve();
   }
 
   /** Keeps an index as another replica would have stored it. */
