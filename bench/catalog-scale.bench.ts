@@ -100,9 +100,6 @@ function versionsOf(answered: readonly string[]): string {
 }
 
 interface SecondReplica {
-  /** From the end of the first process's ANN phase until its index was stored. */
-  readonly storeSeconds: number;
-  readonly storedBytes: number;
   readonly bootSeconds: number;
   /** From listening until its index (opened from the store) served. */
   readonly openSeconds: number;
@@ -110,23 +107,14 @@ interface SecondReplica {
 }
 
 /**
- * Waits until `versionId`'s index is stored, then starts another api process on the same
- * database and times it until it serves through that index; stops it.
+ * Starts another api process on the same database (the version's index stored) and times it
+ * until it serves through that index; stops it.
  */
 async function secondReplica(
-  versionId: string,
-  databaseUrl: string,
   env: NodeJS.ProcessEnv,
   waitFor: (what: string, done: () => Promise<boolean>, everyMs: number) => Promise<number>,
   indexed: (port: number) => Promise<boolean>,
 ): Promise<SecondReplica> {
-  progress(`waiting for version ${versionId}'s index to be stored in PostgreSQL`);
-  const storeSeconds = await waitFor(
-    'stored index',
-    async () => (await storedIndexBytes(databaseUrl, versionId)) !== undefined,
-    2000,
-  );
-  const storedBytes = (await storedIndexBytes(databaseUrl, versionId)) ?? 0;
   progress('starting a second api process: it should open the stored index, not build one');
   const spawnedAt = performance.now();
   const replica = startRole('api-2', 'api', await freePort(), env);
@@ -136,7 +124,7 @@ async function secondReplica(
     await waitReady(replica);
     const bootSeconds = (performance.now() - spawnedAt) / 1000;
     const openSeconds = await waitFor('opened index', () => indexed(replica.port), 1000);
-    return { storeSeconds, storedBytes, bootSeconds, openSeconds, peakRssGiB: rss.peakGiB('boot') };
+    return { bootSeconds, openSeconds, peakRssGiB: rss.peakGiB('boot') };
   } finally {
     rss.stop();
     await stopProcess(replica.child);
@@ -297,11 +285,18 @@ const benchmark: Benchmark = {
         progress('waiting for the index (the api logs its progress every 5 %)');
         await waitFor('index', () => indexed(), 5000);
         const firstIndexSeconds = (performance.now() - spawnedAt) / 1000 - bootSeconds;
+        // Stored next (the index written, hashed and copied into PostgreSQL): not during the
+        // ANN phase, whose cores it would share.
+        progress(`waiting for version ${trained.served}'s index to be stored in PostgreSQL`);
+        const storeSeconds = await waitFor(
+          'stored index',
+          async () => (await storedIndexBytes(databaseUrl, trained.served)) !== undefined,
+          1000,
+        );
+        const storedBytes = (await storedIndexBytes(databaseUrl, trained.served)) ?? 0;
         await measure('ANN');
         const replica =
-          settings.secondReplica > 0
-            ? await secondReplica(trained.served, databaseUrl, env, waitFor, indexed)
-            : undefined;
+          settings.secondReplica > 0 ? await secondReplica(env, waitFor, indexed) : undefined;
         progress(`activating version ${trained.second} (same artifact, its own id)`);
         rss.enter('swap');
         await graphql(
@@ -323,11 +318,11 @@ const benchmark: Benchmark = {
         const notes = [
           `${settings.items.toLocaleString('en-US')} items with ${TEXT_DIMENSION}-d synthetic text vectors (category direction + noise) under the trainer's encoder id; version ${trained.served} trained by a FULL run (${trained.trainSeconds.toFixed(0)} s), version ${trained.second} the same artifact under its own id`,
           `api process start → listening with version ${trained.served} served: ${bootSeconds.toFixed(1)} s (the artifact, ${settings.items.toLocaleString('en-US')} text vectors read a page at a time, the item tower over them); peak RSS ${String(rss.peakGiB('boot'))} GiB`,
-          `its first ANN index: ${firstIndexSeconds.toFixed(0)} s after that, on the index's thread; the exact scan answered recommend meanwhile`,
+          `its first ANN index: ${firstIndexSeconds.toFixed(0)} s after that, on the index's thread; the exact scan answered recommend meanwhile; stored in PostgreSQL (${(storedBytes / 2 ** 20).toFixed(0)} MiB) ${storeSeconds.toFixed(0)} s later`,
           `activation of version ${trained.second} → this replica serves it: ${swapSeconds.toFixed(1)} s (text vectors unchanged: the loader's copy is reused); recommend then answered from version ${String(during.recommendVersionId)} while version ${trained.second}'s index built; peak RSS through the swap ${String(rss.peakGiB('swap'))} GiB`,
           replica === undefined
             ? 'no second api process (--second-replica 1 starts one)'
-            : `its index stored in PostgreSQL (${(replica.storedBytes / 2 ** 20).toFixed(0)} MiB) ${replica.storeSeconds.toFixed(0)} s after the ANN phase; a second api process of the same version (a new replica, or a restart) then listened after ${replica.bootSeconds.toFixed(1)} s and opened that index ${replica.openSeconds.toFixed(0)} s after, instead of building it; its peak RSS ${String(replica.peakRssGiB)} GiB`,
+            : `a second api process of the same version (a new replica, or a restart) listened after ${replica.bootSeconds.toFixed(1)} s and opened the stored index ${replica.openSeconds.toFixed(0)} s after, instead of building it; its peak RSS ${String(replica.peakRssGiB)} GiB`,
           secondIndexSeconds === undefined
             ? `not waited for: version ${trained.second}'s index (--wait-second-index 1 waits and measures it)`
             : `version ${trained.second}'s index, and recommend on it: ${secondIndexSeconds.toFixed(0)} s after the swap`,
@@ -341,6 +336,8 @@ const benchmark: Benchmark = {
             settings,
             bootSeconds,
             firstIndexSeconds,
+            storeSeconds,
+            storedBytes,
             swapSeconds,
             secondIndexSeconds,
             secondReplica: replica,
