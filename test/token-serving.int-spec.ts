@@ -11,6 +11,7 @@ import { EncoderStates } from '../src/modules/embedding/encoder-states';
 import { EmbeddingService } from '../src/modules/embedding/embedding.service';
 import { itemText } from '../src/modules/embedding/item-text';
 import { TOPICS } from '../src/modules/ingest/ingest.service';
+import { ModelSwapService } from '../src/modules/serving/model-swap.service';
 import { ServingService } from '../src/modules/serving/serving.service';
 import { DEFAULT_ARCHITECTURE } from '../src/modules/training/model/architecture';
 import { loadModel } from '../src/modules/training/model/artifact';
@@ -128,6 +129,8 @@ describeModel('a version with fine-tuned encoder layers, served (real stack, rea
       `token serving: catalog max abs ${catalogError.toExponential(2)}, new text ${onDemandError.toExponential(2)}\n`,
     );
     expect(catalogError).toBeLessThan(1e-4);
+    // Served from the rows alone: the load's own copy of the vectors was let go.
+    expect(app.get(ModelSwapService, { strict: false }).current()?.catalog.ids).toEqual([]);
     expect(onDemandError).toBeLessThan(1e-4);
   });
 });

@@ -4,7 +4,7 @@ import { TokenEncoders } from '../embedding/token-encoders';
 import { artifactTopLayers, loadModel, ModelArtifact } from '../training/model/artifact';
 import { catalogBackend } from './catalog-adapter';
 import { ArtifactInterestModel, TokenTowerSource } from './interest-model';
-import type { LoadedModel, ModelLoader, TextVectors } from './served-model';
+import type { CatalogVectors, LoadedModel, ModelLoader, TextVectors } from './served-model';
 import { ServingRepository } from './serving.repository';
 
 /**
@@ -41,7 +41,17 @@ export class InterestModelLoader implements ModelLoader, OnModuleInit {
     );
     const { text, readAt } = await this.textVectors(model.encoderId);
     const { matrix, bias } = await model.itemTower(text);
-    return { model, catalog: { ids: text.ids, matrix, bias }, catalogReadAt: readAt };
+    let catalog: CatalogVectors = { ids: text.ids, matrix, bias };
+    return {
+      model,
+      get catalog() {
+        return catalog;
+      },
+      catalogReadAt: readAt,
+      releaseCatalog: () => {
+        catalog = { ids: [], matrix: new Float32Array(0) };
+      },
+    };
   }
 
   /** The version's own top encoder layers (none: the pretrained encoder) over the items' texts. */

@@ -59,16 +59,24 @@ export interface ScoreCombiner {
   contribution(input: number, value: number): number;
 }
 
+/** Item vectors by item: row `i` of `matrix` (and `bias[i]`) belongs to `ids[i]`. */
+export interface CatalogVectors {
+  readonly ids: readonly string[];
+  readonly matrix: Float32Array;
+  readonly bias?: Float32Array;
+}
+
 /** A model version as loaded, with its item vectors for the catalog of that moment. */
 export interface LoadedModel {
   readonly model: InterestModel;
-  readonly catalog: {
-    readonly ids: readonly string[];
-    readonly matrix: Float32Array;
-    readonly bias?: Float32Array;
-  };
+  readonly catalog: CatalogVectors;
   /** When the catalog's text vectors were read (database clock): later ones are followed. */
   readonly catalogReadAt?: Date;
+  /**
+   * Lets go of `catalog`'s vectors (empty from then on): serving calls it once it has copied
+   * them to its rows, which it serves from (1.5 GB at a million items of 384-d).
+   */
+  releaseCatalog?(): void;
 }
 
 /** The served version: its model, its item vectors by item-table row, and retrieval over them. */

@@ -258,6 +258,8 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
       step = copy.next();
     }
     this.prepared.set(loaded, step.value);
+    // Served from the copy from now on (bound() takes it from `prepared`).
+    loaded.releaseCatalog?.();
     void this.loadPopularity(firstNewRow);
   }
 
