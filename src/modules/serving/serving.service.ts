@@ -95,7 +95,7 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
     );
     this.indexOpenSeconds = metrics.histogram(
       'retrieval_index_open_seconds',
-      'Time to read and check a served version’s ANN index stored by a replica (instead of a build)',
+      'Time until a served version’s ANN index came from the store instead of a build (a wait for another replica’s build included)',
       [],
       [1, 5, 15, 30, 60, 120, 300, 600],
     );
@@ -324,14 +324,16 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
         );
       },
       built: ({ rows, buildMs, bytes, stale }) => {
-        const ms = Math.round(buildMs);
-        if (stale === undefined) {
-          this.indexBuildSeconds.observe(buildMs / 1000);
-          this.logger.info({ versionId, rows, buildMs: ms, bytes }, 'retrieval index built');
-        } else {
+        // An opened index is logged where it was opened (stored-index.service.ts).
+        if (stale !== undefined) {
           this.indexOpenSeconds.observe(buildMs / 1000);
-          this.logger.info({ versionId, rows, openMs: ms, bytes, stale }, 'retrieval index opened');
+          return;
         }
+        this.indexBuildSeconds.observe(buildMs / 1000);
+        this.logger.info(
+          { versionId, rows, buildMs: Math.round(buildMs), bytes },
+          'retrieval index built',
+        );
       },
       failed: (error) => {
         this.logger.error({ err: error, versionId }, 'retrieval index failed; exact scan');
