@@ -43,6 +43,11 @@ interface Settings {
   readonly waitSecondIndex: number;
   /** 1: once the first index is stored, start a second api process and time its index's open. */
   readonly secondReplica: number;
+  /**
+   * 1: then start a train role process, train a version there and time its index built ahead
+   * (in the train process) until the api serves `recommend` through it.
+   */
+  readonly builtAhead: number;
 }
 
 function parseSettings(args: readonly string[]): Settings {
@@ -57,6 +62,7 @@ function parseSettings(args: readonly string[]): Settings {
     connections: value('connections', 8),
     waitSecondIndex: value('wait-second-index', 0, 0),
     secondReplica: value('second-replica', 1, 0),
+    builtAhead: value('built-ahead', 1, 0),
   };
 }
 
@@ -131,9 +137,112 @@ async function secondReplica(
   }
 }
 
+interface BuiltAhead {
+  readonly versionId: string;
+  readonly outcome: string;
+  /** Queued → the run succeeded (training and registration). */
+  readonly runSeconds: number;
+  /** Registration → its index stored by the train process (load, build, store). */
+  readonly aheadSeconds: number;
+  readonly storedBytes: number;
+  /** Activation (at registration when the gate promoted it) → `recommend` through its index. */
+  readonly activationToIndexSeconds: number;
+  /** Of that, after the index was stored: the replica opening it. */
+  readonly openSeconds: number;
+  readonly trainPeakRssGiB: number;
+}
+
+interface Api {
+  readonly endpoint: string;
+  readonly opsKey: string;
+  readonly serving: () => Promise<Serving>;
+  readonly waitFor: (
+    what: string,
+    done: () => Promise<boolean>,
+    everyMs: number,
+  ) => Promise<number>;
+}
+
+/**
+ * Starts the train role in a process of its own and has it train a version (a FULL run queued
+ * through the api): it registers the version and builds and stores its index ahead. Times the
+ * run, the build ahead, and the api until it serves `recommend` through that index (activating
+ * the version once stored, when the gate left it a candidate); stops the train process.
+ */
+async function builtAhead(env: NodeJS.ProcessEnv, api: Api): Promise<BuiltAhead> {
+  const { endpoint, opsKey, serving, waitFor } = api;
+  progress('starting the train role: a FULL run there registers a version and builds its index');
+  const trainer = startRole('train', 'train', await freePort(), env);
+  if (trainer.child.pid === undefined) throw new Error('the train process has no pid');
+  const rss = new RssPeaks(trainer.child.pid);
+  try {
+    await waitReady(trainer);
+    const queuedAt = performance.now();
+    const { trainModel } = await graphql<{ trainModel: { id: string } }>(
+      endpoint,
+      opsKey,
+      'mutation { trainModel(mode: FULL) { id } }',
+    );
+    let run: { status: string; outcome: string | null; versionId: string | null } | undefined;
+    await waitFor(
+      'training run',
+      async () => {
+        ({ trainingRun: run } = await graphql<{ trainingRun: NonNullable<typeof run> }>(
+          endpoint,
+          opsKey,
+          'query($id: ID!) { trainingRun(id: $id) { status outcome versionId } }',
+          { id: trainModel.id },
+        ));
+        return run.status === 'SUCCEEDED' || run.status === 'FAILED';
+      },
+      1000,
+    );
+    if (run?.status !== 'SUCCEEDED' || run.versionId === null) {
+      throw new Error(`the train role's run ended ${JSON.stringify(run)}`);
+    }
+    const registeredAt = performance.now();
+    const versionId = run.versionId;
+    const outcome = run.outcome ?? 'none';
+    progress(`version ${versionId} registered (${outcome}); waiting for its index built ahead`);
+    const aheadSeconds = await waitFor(
+      'index built ahead',
+      async () => (await storedIndexBytes(env.DATABASE_URL ?? '', versionId)) !== undefined,
+      1000,
+    );
+    const storedAt = performance.now();
+    if ((await serving()).versionId !== versionId) {
+      await graphql(
+        endpoint,
+        opsKey,
+        `mutation { activateModelVersion(id: "${versionId}") { id } }`,
+      );
+    }
+    const activatedAt = outcome === 'promoted' ? registeredAt : storedAt;
+    await waitFor(
+      'recommend through the index built ahead',
+      async () => (await serving()).recommendVersionId === versionId,
+      500,
+    );
+    const servedAt = performance.now();
+    return {
+      versionId,
+      outcome,
+      runSeconds: (registeredAt - queuedAt) / 1000,
+      aheadSeconds,
+      storedBytes: (await storedIndexBytes(env.DATABASE_URL ?? '', versionId)) ?? 0,
+      activationToIndexSeconds: (servedAt - activatedAt) / 1000,
+      openSeconds: (servedAt - storedAt) / 1000,
+      trainPeakRssGiB: rss.peakGiB('boot'),
+    };
+  } finally {
+    rss.stop();
+    await stopProcess(trainer.child);
+  }
+}
+
 const benchmark: Benchmark = {
   description:
-    'one api process (compiled main.js) on a large catalog with a trained 384-d model: boot, recommend while the ANN index builds and after, a second api process opening the stored index, then a swap to a second version',
+    "one api process (compiled main.js) on a large catalog with a trained 384-d model: boot, recommend while the ANN index builds and after, a second api process opening the stored index, a train role process building a new version's index ahead, then a swap to a version the replica indexes itself",
   async run(args) {
     const settings = parseSettings(args);
     const main = compiled('src/main.ts');
@@ -297,6 +406,12 @@ const benchmark: Benchmark = {
         await measure('ANN');
         const replica =
           settings.secondReplica > 0 ? await secondReplica(env, waitFor, indexed) : undefined;
+        let ahead: BuiltAhead | undefined;
+        if (settings.builtAhead > 0) {
+          rss.enter('built ahead');
+          ahead = await builtAhead(env, { endpoint, opsKey, serving, waitFor });
+          await measure(`ANN, version ${ahead.versionId} (its index built ahead)`);
+        }
         progress(`activating version ${trained.second} (same artifact, its own id)`);
         rss.enter('swap');
         await graphql(
@@ -323,6 +438,9 @@ const benchmark: Benchmark = {
           replica === undefined
             ? 'no second api process (--second-replica 1 starts one)'
             : `a second api process of the same version (a new replica, or a restart) listened after ${replica.bootSeconds.toFixed(1)} s and opened the stored index ${replica.openSeconds.toFixed(0)} s after, instead of building it; its peak RSS ${String(replica.peakRssGiB)} GiB`,
+          ahead === undefined
+            ? 'no index built ahead (--built-ahead 1 starts a train role process)'
+            : `a train role process trained version ${ahead.versionId} (FULL run, ${ahead.runSeconds.toFixed(0)} s from queued to registered, ${ahead.outcome}) and built and stored its index ahead in ${ahead.aheadSeconds.toFixed(0)} s (${(ahead.storedBytes / 2 ** 20).toFixed(0)} MiB; the train process's peak RSS ${String(ahead.trainPeakRssGiB)} GiB); the api then served recommend through it ${ahead.openSeconds.toFixed(1)} s after it was stored, ${ahead.activationToIndexSeconds.toFixed(0)} s after its activation${ahead.outcome === 'promoted' ? ' (at registration)' : ''}, against ${firstIndexSeconds.toFixed(0)} s for the index this replica built itself: ${(firstIndexSeconds / ahead.activationToIndexSeconds).toFixed(1)}× sooner; api peak RSS meanwhile ${String(rss.peakGiB('built ahead'))} GiB`,
           secondIndexSeconds === undefined
             ? `not waited for: version ${trained.second}'s index (--wait-second-index 1 waits and measures it)`
             : `version ${trained.second}'s index, and recommend on it: ${secondIndexSeconds.toFixed(0)} s after the swap`,
@@ -341,6 +459,7 @@ const benchmark: Benchmark = {
             swapSeconds,
             secondIndexSeconds,
             secondReplica: replica,
+            builtAhead: ahead,
             recommendVersionDuringSwap: during.recommendVersionId,
             phases: rows,
             loadAverage1mBefore: loadBefore,

@@ -31,7 +31,8 @@ export const MODULE_MAP = {
   'modules/inspector': [...BASE, 'modules/auth', 'modules/online-state', 'modules/serving'],
   'modules/experiments': [...BASE, 'modules/auth', 'modules/metrics', 'modules/registry'],
   // The offline eval scores what `rank` returns: ranking's features and merge over the online
-  // state's decay, rebuilt at each impression's time.
+  // state's decay, rebuilt at each impression's time. A registered version's ANN index is built
+  // ahead by serving's code, over the vectors serving computes.
   'modules/training': [
     ...BASE,
     'modules/embedding',
@@ -39,6 +40,7 @@ export const MODULE_MAP = {
     'modules/online-state',
     'modules/ranking',
     'modules/registry',
+    'modules/serving',
     'synthetic',
   ],
   'modules/serving': [

@@ -89,7 +89,12 @@ export async function trainServedVersion(
   config: AppConfig,
   items: readonly SyntheticItem[],
 ): Promise<TrainedVersions> {
-  const app = await trainingContext(config);
+  // The served version's index is left to the api replicas, as the benches measure them; a
+  // train role builds it ahead (catalog-scale's --built-ahead phase).
+  const app = await trainingContext({
+    ...config,
+    retrieval: { ...config.retrieval, prebuild: false },
+  });
   try {
     const encoderId = await insertTextVectors(app, config.postgres.url, items);
     const started = Date.now();

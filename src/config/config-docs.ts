@@ -432,6 +432,11 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
     description:
       'Keep each built ANN index in PostgreSQL (`retrieval_indexes`), and open a version’s stored index, checked against the replica’s vectors, before building one: a replica that starts or swaps to a version another replica indexed serves through the index in seconds instead of after a build (40 minutes at 1,000,000 items here). See docs/ranking.md, ANN retrieval.',
   },
+  RECOMMEND_ANN_PREBUILD: {
+    group: 'Ranking',
+    description:
+      'The process that registers a trained version (the train role, or `train --once`) builds and stores its ANN index right away when the catalog has at least `RECOMMEND_ANN_MIN_ITEMS` item vectors, holding the build lease from registration: replicas that serve the version open that index instead of building one. Needs `RECOMMEND_ANN_STORE`, and the same `RECOMMEND_ANN_M` and `RECOMMEND_ANN_EF_CONSTRUCTION` as the api role. See docs/ranking.md, ANN retrieval.',
+  },
   RECOMMEND_ANN_STORED_VERSIONS: {
     group: 'Ranking',
     description:

@@ -161,6 +161,7 @@ export const configSchema = z.object({
   RECOMMEND_ANN_EF_CONSTRUCTION: int(1, 10_000).default(200),
   RECOMMEND_ANN_EF_SEARCH: int(1, 100_000).default(600),
   RECOMMEND_ANN_STORE: bool.default('true'),
+  RECOMMEND_ANN_PREBUILD: bool.default('true'),
   RECOMMEND_ANN_STORED_VERSIONS: int(1, 1000).default(3),
   RECOMMEND_ANN_SCRATCH_DIR: z.string().min(1).default(tmpdir()),
   SERVED_LOG_ENABLED: bool.default('true'),
@@ -373,9 +374,14 @@ export interface AppConfig {
     readonly efSearch: number;
     /**
      * Keep each built index in PostgreSQL, and open the stored one of a version before building
-     * (serving/stored-indexes.ts).
+     * (serving/stored-index.service.ts).
      */
     readonly store: boolean;
+    /**
+     * The process that registers a version (the train role) builds and stores its index right
+     * away, before replicas serve it (serving/index-prebuild.service.ts); needs `store`.
+     */
+    readonly prebuild: boolean;
     /** Stored indexes are kept for this many versions, the most recently stored. */
     readonly storedVersions: number;
     /** Where index files are written on their way to and from PostgreSQL (about 2 GB at 1M). */
@@ -620,6 +626,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       efConstruction: c.RECOMMEND_ANN_EF_CONSTRUCTION,
       efSearch: c.RECOMMEND_ANN_EF_SEARCH,
       store: c.RECOMMEND_ANN_STORE,
+      prebuild: c.RECOMMEND_ANN_PREBUILD,
       storedVersions: c.RECOMMEND_ANN_STORED_VERSIONS,
       scratchDir: c.RECOMMEND_ANN_SCRATCH_DIR,
     },

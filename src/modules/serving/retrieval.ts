@@ -281,13 +281,11 @@ export class Retrieval {
     const started = performance.now();
     // Rows set or cleared from here on are scanned exactly next to the index's candidates.
     const changed = vectors.watch();
-    const { matrix, dimension, bias } = vectors;
-    const rows = this.indexedRows();
-    const extra = bias && Float32Array.from(rows, (row) => bias[row] / scale);
+    const source = indexSource(vectors, scale);
     let index: VectorIndex;
     try {
-      index = await this.buildIndex({ matrix, dimension, rows, extra }, signal, (indexed) => {
-        this.observer.progress(indexed, rows.length);
+      index = await this.buildIndex(source, signal, (indexed) => {
+        this.observer.progress(indexed, source.rows.length);
       });
     } catch (error) {
       vectors.unwatch(changed);
@@ -301,7 +299,7 @@ export class Retrieval {
     }
     for (const row of index.stale ?? []) changed.add(row);
     const previous = this.built;
-    this.built = { index, changed, withBias: extra !== undefined };
+    this.built = { index, changed, withBias: source.extra !== undefined };
     if (previous !== undefined) {
       vectors.unwatch(previous.changed);
       previous.index.close();
@@ -313,14 +311,20 @@ export class Retrieval {
       stale: index.stale?.length,
     });
   }
+}
 
-  /** The rows that have a vector. */
-  private indexedRows(): Int32Array {
-    const rows = new Int32Array(this.vectors.rows);
-    let n = 0;
-    for (let row = 0; row < rows.length; row++) if (this.vectors.has(row)) rows[n++] = row;
-    return rows.slice(0, n);
-  }
+/**
+ * What an index of `vectors` is built of, as they are now: every row with a vector, each with
+ * its bias over `scale` as one more value when the model has biases.
+ */
+export function indexSource(vectors: RowVectors, scale: number): IndexSource {
+  const rows = new Int32Array(vectors.rows);
+  let n = 0;
+  for (let row = 0; row < rows.length; row++) if (vectors.has(row)) rows[n++] = row;
+  const indexed = rows.slice(0, n);
+  const { matrix, dimension, bias } = vectors;
+  const extra = bias && Float32Array.from(indexed, (row) => bias[row] / scale);
+  return { matrix, dimension, rows: indexed, extra };
 }
 
 /** The user vector as the index compares: with the bias slot's 1 when the index has one. */

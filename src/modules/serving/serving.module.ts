@@ -9,17 +9,12 @@ import { ExperimentsModule } from '../experiments/experiments.module';
 import { HealthModule } from '../health/health.module';
 import { OnlineStateReaderModule } from '../online-state/online-state.module';
 import { RegistryModule } from '../registry/registry.module';
-import { hnswIndexBuilder, hnswIndexOpener } from './hnsw-index';
-import { InterestModelLoader } from './interest-model.loader';
 import { ACTIVATION_LISTENER, ModelSwapService } from './model-swap.service';
-import { VECTOR_INDEX_BUILDER, VECTOR_INDEX_OPENER } from './retrieval';
-import { RetrievalIndexRepository } from './retrieval-index.repository';
-import { LOADED_MODELS, MODEL_LOADER } from './served-model';
+import { RetrievalIndexModule } from './retrieval-index.module';
+import { LOADED_MODELS } from './served-model';
 import type { LoadedModels } from './served-model';
-import { ServingRepository } from './serving.repository';
 import { ServingResolver } from './serving.resolver';
 import { ServingService } from './serving.service';
-import { StoredIndexService } from './stored-index.service';
 
 /**
  * The api role's served model: the active version loaded and hot-swapped on activation, and the
@@ -32,10 +27,9 @@ import { StoredIndexService } from './stored-index.service';
     EmbeddingApiModule,
     OnlineStateReaderModule,
     HealthModule,
+    RetrievalIndexModule,
   ],
   providers: [
-    ServingRepository,
-    { provide: MODEL_LOADER, useClass: InterestModelLoader },
     {
       provide: ACTIVATION_LISTENER,
       inject: [APP_CONFIG, LOGGER],
@@ -48,18 +42,6 @@ import { StoredIndexService } from './stored-index.service';
       inject: [ModelSwapService],
       useFactory: (swap: ModelSwapService): LoadedModels => swap,
     },
-    {
-      provide: VECTOR_INDEX_BUILDER,
-      inject: [APP_CONFIG],
-      useFactory: (config: AppConfig) => hnswIndexBuilder(config.retrieval),
-    },
-    {
-      provide: VECTOR_INDEX_OPENER,
-      inject: [APP_CONFIG],
-      useFactory: (config: AppConfig) => hnswIndexOpener(config.retrieval),
-    },
-    RetrievalIndexRepository,
-    StoredIndexService,
     ServingService,
     ServingResolver,
   ],

@@ -17,6 +17,18 @@ import type { IndexShape, IndexStore } from './retrieval-index.repository';
 /** A build lease not renewed for this long is taken over (its builder died); renewed every third. */
 const BUILD_LEASE_MS = 60_000;
 
+/** Item ids by index label (row) and back: an ItemTable, or a loaded catalog's order. */
+export type RowIds = Pick<ItemTable, 'row' | 'id'>;
+
+/**
+ * This process's claim on building one version's index; renewed until released. Other replicas
+ * wait for the index it stores (or take over once it lapses).
+ */
+export interface BuildLease {
+  readonly versionId: string;
+  release(): Promise<void>;
+}
+
 /**
  * Shares ANN indexes between the replicas (and restarts) serving one version: one replica at a
  * time builds a version's index (a lease in PostgreSQL) and stores it there; the others wait for
@@ -55,7 +67,7 @@ export class StoredIndexService implements OnModuleDestroy {
    * replica holds the build lease, the one it stores (looked for every RANK_CATALOG_REFRESH_MS);
    * else built here under the lease, then stored.
    */
-  builderFor(versionId: string, items: ItemTable): VectorIndexBuilder {
+  builderFor(versionId: string, items: RowIds): VectorIndexBuilder {
     if (!this.config.retrieval.store) return this.build;
     // Stored indexes this builder opened or stored: not opened again (a rebuild is due because
     // the catalog moved past them).
@@ -70,7 +82,12 @@ export class StoredIndexService implements OnModuleDestroy {
           },
         );
         if (stored !== undefined) return stored;
-        if (await this.claim(versionId)) break;
+        const lease = await this.lease(versionId);
+        if (lease !== undefined) {
+          const { index, kept } = await this.buildAndKeep(lease, items, source, signal, progress);
+          void kept.then((indexId) => indexId !== undefined && seen.add(indexId));
+          return index;
+        }
         if (!waiting) {
           this.logger.info(
             { versionId },
@@ -79,38 +96,62 @@ export class StoredIndexService implements OnModuleDestroy {
         }
         await sleep(this.config.ranking.catalogRefreshMs, undefined, { signal });
       }
-      return this.buildAndKeep(versionId, items, source, signal, progress, seen);
     };
   }
 
-  /** Builds under this replica's lease (renewed meanwhile), then stores the index. */
-  private async buildAndKeep(
-    versionId: string,
-    items: ItemTable,
+  /** Whether `versionId` has a stored index. */
+  async hasStored(versionId: string): Promise<boolean> {
+    return (await this.repository.newest(versionId)) !== undefined;
+  }
+
+  /**
+   * Takes the build lease of `versionId` and renews it until released; undefined while another
+   * process holds it. When PostgreSQL cannot say, this process builds (it holds the lease then).
+   */
+  async lease(versionId: string): Promise<BuildLease | undefined> {
+    if (!(await this.claim(versionId))) return undefined;
+    const renewing = setInterval(() => void this.claim(versionId), BUILD_LEASE_MS / 3);
+    renewing.unref();
+    let released: Promise<void> | undefined;
+    return {
+      versionId,
+      release: () => {
+        clearInterval(renewing);
+        released ??= this.repository
+          .releaseBuild(versionId, this.builderId)
+          .catch((error: unknown) => {
+            this.logger.warn({ err: error, versionId }, 'cannot end the index build lease');
+          });
+        return released;
+      },
+    };
+  }
+
+  /**
+   * Builds `source`'s index under `lease` and stores it (in the background: `kept` settles with
+   * the stored index's id, undefined when not stored), then releases the lease.
+   */
+  async buildAndKeep(
+    lease: BuildLease,
+    items: Pick<RowIds, 'id'>,
     source: IndexSource,
     signal: AbortSignal,
     progress: ((indexed: number) => void) | undefined,
-    seen: Set<string>,
-  ): Promise<VectorIndex> {
-    const renewing = setInterval(() => void this.claim(versionId), BUILD_LEASE_MS / 3);
-    renewing.unref();
+  ): Promise<{ index: VectorIndex; kept: Promise<string | undefined> }> {
     let index: VectorIndex;
     try {
       index = await this.build(source, signal, progress);
     } catch (error) {
-      await this.release(versionId, renewing);
+      await lease.release();
       throw error;
     }
-    const keeping = this.keep(versionId, index, source, items)
-      .then((indexId) => {
-        if (indexId !== undefined) seen.add(indexId);
-      })
-      .finally(async () => {
-        await this.release(versionId, renewing);
-        this.keeping.delete(keeping);
-      });
+    const kept = this.keep(lease.versionId, index, source, items).finally(async () => {
+      await lease.release();
+      this.keeping.delete(keeping);
+    });
+    const keeping = kept.then(() => undefined);
     this.keeping.add(keeping);
-    return index;
+    return { index, kept };
   }
 
   /** Takes or renews the build lease; true also when PostgreSQL cannot say (then build). */
@@ -123,15 +164,6 @@ export class StoredIndexService implements OnModuleDestroy {
     }
   }
 
-  private async release(versionId: string, renewing: NodeJS.Timeout): Promise<void> {
-    clearInterval(renewing);
-    try {
-      await this.repository.releaseBuild(versionId, this.builderId);
-    } catch (error) {
-      this.logger.warn({ err: error, versionId }, 'cannot end the index build lease');
-    }
-  }
-
   private shape(source: IndexSource): IndexShape {
     const { m, efConstruction } = this.config.retrieval;
     return { dimension: source.dimension, m, efConstruction, withBias: source.extra !== undefined };
@@ -140,7 +172,7 @@ export class StoredIndexService implements OnModuleDestroy {
   /** The version's newest stored index opened over `source`; undefined: none that serves. */
   private async openStored(
     versionId: string,
-    items: ItemTable,
+    items: RowIds,
     source: IndexSource,
     signal: AbortSignal,
     seen: Set<string>,
@@ -191,7 +223,7 @@ export class StoredIndexService implements OnModuleDestroy {
     versionId: string,
     index: VectorIndex,
     source: IndexSource,
-    items: ItemTable,
+    items: Pick<RowIds, 'id'>,
   ): Promise<string | undefined> {
     if (index.write === undefined) return undefined;
     const started = performance.now();

@@ -9,6 +9,7 @@ import { Metrics } from '../metrics/metrics.registry';
 import { RegistryRepository, TrainingLock } from '../registry/registry.repository';
 import { RegistryService } from '../registry/registry.service';
 import { ARTIFACT_STORE } from '../registry/registry.types';
+import { IndexPrebuildService } from '../serving/index-prebuild.service';
 import type {
   ArtifactStore,
   ModelVersion,
@@ -48,6 +49,7 @@ export class TrainingRunService implements BeforeApplicationShutdown {
     private readonly registry: RegistryService,
     @Inject(ARTIFACT_STORE) private readonly artifacts: ArtifactStore,
     @Inject(MODEL_TRAINER) private readonly trainer: ModelTrainer,
+    private readonly prebuilds: IndexPrebuildService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
     metrics: Metrics,
@@ -277,6 +279,12 @@ export class TrainingRunService implements BeforeApplicationShutdown {
     }
     await this.artifacts.put(versionId, result.artifact);
     await this.repository.completeVersion(versionId, 'candidate', null, fields);
+    // Before promotion: replicas that bind the version wait for this build instead of their own.
+    await this.prebuilds.request({
+      id: versionId,
+      encoderId: result.encoderId,
+      artifact: result.artifact,
+    });
     // Compared with whatever is active now: ops may have switched versions while this trained.
     const active = await this.repository.activeVersion();
     const decision = await this.compare(result, active);

@@ -7,6 +7,7 @@ import { parseFlags } from '../../cli-command';
 import type { Logger } from '../../common/logger';
 import type { AppConfig } from '../../config/config';
 import { describeRun } from '../registry/registry.cli';
+import { IndexPrebuildService } from '../serving/index-prebuild.service';
 import { TrainingCoreModule } from './training.module';
 import { TrainingRepository } from './training.repository';
 import { ScheduledOutcome, TrainingRunService } from './training-run.service';
@@ -25,7 +26,10 @@ export async function runTrainOnce(config: AppConfig, logger: Logger): Promise<S
     const runs = app.get(TrainingRunService);
     const queued = await runs.runQueued();
     if (queued > 0) logger.info({ runs: queued }, 'ran queued training runs');
-    return await runs.runIfDue('train --once');
+    const outcome = await runs.runIfDue('train --once');
+    // The versions registered here have their ANN index built and stored before the job ends.
+    await app.get(IndexPrebuildService).settled();
+    return outcome;
   } finally {
     await app.close();
   }

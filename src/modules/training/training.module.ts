@@ -5,6 +5,7 @@ import type { AppConfig } from '../../config/config';
 import { createPgListener } from '../../infra/pg-listener';
 import { LOGGER } from '../../infra/tokens';
 import { RegistryModule } from '../registry/registry.module';
+import { RetrievalIndexModule } from '../serving/retrieval-index.module';
 import { MODEL_TRAINER } from './model-trainer';
 import type { ModelTrainer } from './model-trainer';
 import { TRAINING_QUEUE_LISTENER, TrainingQueueWorker } from './training-queue.worker';
@@ -14,11 +15,12 @@ import { TrainingScheduler } from './training.scheduler';
 import { TrainingService } from './training.service';
 
 /**
- * Fitting and running: events from PostgreSQL in, a registered version out. The trainer works in
- * a child process; runs go through the registry's queue and lock.
+ * Fitting and running: events from PostgreSQL in, a registered version out (and its ANN index
+ * built ahead, for large catalogs). The trainer works in a child process; runs go through the
+ * registry's queue and lock.
  */
 @Module({
-  imports: [RegistryModule],
+  imports: [RegistryModule, RetrievalIndexModule],
   providers: [
     TrainingRepository,
     TrainingService,

@@ -1,0 +1,154 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
+import type { Histogram } from 'prom-client';
+import type { Logger } from '../../common/logger';
+import { APP_CONFIG } from '../../config/config.module';
+import type { AppConfig } from '../../config/config';
+import { LOGGER } from '../../infra/tokens';
+import { Metrics } from '../metrics/metrics.registry';
+import { indexSource } from './retrieval';
+import { RowVectors } from './row-vectors';
+import { MODEL_LOADER } from './served-model';
+import type { ModelLoader } from './served-model';
+import { ServingRepository } from './serving.repository';
+import { StoredIndexService } from './stored-index.service';
+import type { BuildLease } from './stored-index.service';
+
+/** Rows copied per turn of the event loop (the process goes on answering probes). */
+const COPY_ROWS = 10_000;
+
+/** A registered version, as the process that registered it knows it. */
+export interface RegisteredVersion {
+  readonly id: string;
+  readonly encoderId: string;
+  readonly artifact: Buffer;
+}
+
+/**
+ * Builds a newly registered version's ANN index where it was trained, before any replica serves
+ * it, and stores it for the replicas to open (stored-index.service.ts): at a million items a
+ * build takes 40 minutes of a core, which the api replicas then never spend, and an activated
+ * version's `recommend` moves to it within about a minute instead. The build lease is taken at
+ * registration, so replicas that bind the version meanwhile wait for this build instead of
+ * starting their own; builds run one at a time, in order.
+ */
+@Injectable()
+export class IndexPrebuildService implements OnModuleDestroy {
+  private readonly logger: Logger;
+  private readonly closing = new AbortController();
+  /** The last build queued; the next one starts when it settles. */
+  private tail: Promise<void> = Promise.resolve();
+  private readonly seconds: Histogram;
+
+  constructor(
+    @Inject(MODEL_LOADER) private readonly loader: ModelLoader,
+    @Inject(ServingRepository) private readonly repository: Pick<ServingRepository, 'fingerprint'>,
+    private readonly indexes: StoredIndexService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(LOGGER) logger: Logger,
+    metrics: Metrics,
+  ) {
+    this.logger = logger.child({ component: 'index-prebuild' });
+    this.seconds = metrics.histogram(
+      'retrieval_index_prebuild_seconds',
+      'Time to load a registered version, build its ANN index and store it, where it was trained',
+      [],
+      [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600],
+    );
+  }
+
+  /** Abandons the builds (their leases lapse or are released; a replica builds instead). */
+  async onModuleDestroy(): Promise<void> {
+    this.closing.abort();
+    await this.settled();
+  }
+
+  /** Settles when every build queued so far has ended. */
+  settled(): Promise<void> {
+    return this.tail;
+  }
+
+  /**
+   * Queues the build of `version`'s index when one is due: RECOMMEND_ANN_PREBUILD and
+   * RECOMMEND_ANN_STORE on, at least RECOMMEND_ANN_MIN_ITEMS live item vectors, none stored yet
+   * and no other process building it. Resolves once the lease is taken (or the build is not
+   * due); never fails, a failure only means a replica builds it.
+   */
+  async request(version: RegisteredVersion): Promise<void> {
+    const { prebuild, store, annMinItems } = this.config.retrieval;
+    if (!prebuild || !store || this.closing.signal.aborted) return;
+    const versionId = version.id;
+    try {
+      const { rows } = await this.repository.fingerprint(version.encoderId);
+      if (rows < annMinItems || rows === 0) return;
+      if (await this.indexes.hasStored(versionId)) return;
+      const lease = await this.indexes.lease(versionId);
+      if (lease === undefined) {
+        this.logger.info({ versionId }, 'another process is building this version’s index');
+        return;
+      }
+      this.logger.info({ versionId, rows }, 'retrieval index queued for building ahead');
+      this.tail = this.tail.then(() => this.buildAhead(version, lease));
+    } catch (error) {
+      this.logger.warn({ err: error, versionId }, 'retrieval index not built ahead');
+    }
+  }
+
+  private async buildAhead(version: RegisteredVersion, lease: BuildLease): Promise<void> {
+    const versionId = version.id;
+    const { signal } = this.closing;
+    const started = performance.now();
+    try {
+      signal.throwIfAborted();
+      const loaded = await this.loader.load(version.artifact, { id: versionId });
+      const { model, catalog } = loaded;
+      if (model.scale <= 0) {
+        await lease.release();
+        return;
+      }
+      const { ids } = catalog;
+      const d = model.dimension;
+      const vectors = new RowVectors(d, ids.length);
+      for (let start = 0; start < ids.length; start += COPY_ROWS) {
+        const end = Math.min(ids.length, start + COPY_ROWS);
+        for (let row = start; row < end; row++) {
+          const vector = catalog.matrix.subarray(row * d, (row + 1) * d);
+          vectors.set(row, vector, catalog.bias?.[row] ?? 0, 0);
+        }
+        await yieldToEventLoop();
+        signal.throwIfAborted();
+      }
+      loaded.releaseCatalog?.();
+      const source = indexSource(vectors, model.scale);
+      const points = source.rows.length;
+      const step = Math.max(1, Math.ceil(points / 10));
+      let reported = 0;
+      const { index, kept } = await this.indexes.buildAndKeep(
+        lease,
+        { id: (row) => ids[row] },
+        source,
+        signal,
+        (indexed) => {
+          if (indexed - reported < step) return;
+          reported = indexed;
+          const percent = Math.round((100 * indexed) / points);
+          this.logger.info({ versionId, indexed, points, percent }, 'retrieval index building');
+        },
+      );
+      const indexId = await kept.finally(() => {
+        index.close();
+      });
+      if (indexId === undefined) return;
+      const seconds = (performance.now() - started) / 1000;
+      this.seconds.observe(seconds);
+      this.logger.info(
+        { versionId, indexId, points, bytes: index.bytes, ms: Math.round(seconds * 1000) },
+        'retrieval index built ahead and stored',
+      );
+    } catch (error) {
+      await lease.release();
+      if (signal.aborted) return;
+      this.logger.warn({ err: error, versionId }, 'retrieval index not built ahead');
+    }
+  }
+}

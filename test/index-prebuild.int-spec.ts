@@ -1,0 +1,147 @@
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Pool } from 'pg';
+import { TOPICS } from '../src/modules/ingest/ingest.service';
+import { hnswIndexBuilder } from '../src/modules/serving/hnsw-index';
+import type { LoadedModel, ModelLoader } from '../src/modules/serving/served-model';
+import { ServingService } from '../src/modules/serving/serving.service';
+import { generateCatalog } from '../src/synthetic';
+import { startApp } from './support/app';
+import { fakeCategoryModel } from './support/fakes/category-model';
+import { HeldIndexBuilder } from './support/fakes/held-index-builder';
+import { FakeTrainer } from './support/fakes/model-lifecycle';
+import { graphql } from './support/graphql';
+import { eventually } from './support/poll';
+import { insertItems, insertItemVectors, recommendCall } from './support/ranking-helpers';
+import { createTestContext, TestContext } from './support/test-context';
+
+jest.setTimeout(60_000);
+
+const catalog = generateCatalog({
+  items: 600,
+  seed: 'index-prebuild',
+  categories: 6,
+  idPrefix: 'pre-',
+});
+
+/** Every version as a category model over the whole catalog (the same vectors in every process). */
+class CatalogLoader implements ModelLoader {
+  readonly loaded: string[] = [];
+
+  load(_artifact: Buffer, version: { id: string }): Promise<LoadedModel> {
+    this.loaded.push(version.id);
+    return Promise.resolve(
+      fakeCategoryModel(catalog.items, { versionId: version.id, dimension: 32 }),
+    );
+  }
+}
+
+const metric = (body: string, name: string) =>
+  Number(new RegExp(`^${name}\\{[^}]*\\} (\\d+)`, 'm').exec(body)?.[1] ?? 0);
+
+describe('a registered version’s index built ahead by the train role (real stack)', () => {
+  let context: TestContext;
+  let pool: Pool;
+  let train: NestFastifyApplication;
+  let api: NestFastifyApplication;
+  const trainer = new FakeTrainer();
+  const trainLoader = new CatalogLoader();
+  let prebuilder: HeldIndexBuilder;
+
+  beforeAll(async () => {
+    context = await createTestContext({ RECOMMEND_ANN_MIN_ITEMS: '100' });
+    await context.createTopics(Object.values(TOPICS).map((name) => ({ name })));
+    await insertItems(
+      context.config.postgres.url,
+      catalog.items.map((item) => ({
+        itemId: item.itemId,
+        title: item.title,
+        category: item.category,
+      })),
+    );
+    // Text vectors under the trainer's encoder: what decides whether the catalog is large enough.
+    const dimension = 4;
+    await insertItemVectors(context.config.postgres.url, trainer.encoderId, {
+      ids: catalog.items.map((item) => item.itemId),
+      dimension,
+      matrix: Float32Array.from({ length: catalog.items.length * dimension }, (_, i) => i % 7),
+    });
+    pool = new Pool({ connectionString: context.config.postgres.url, max: 2 });
+    prebuilder = new HeldIndexBuilder(hnswIndexBuilder(context.config.retrieval));
+    train = await startApp(context.config, {
+      role: 'train',
+      trainer,
+      loader: trainLoader,
+      indexBuilder: prebuilder.build,
+    });
+    api = await startApp(context.config, { role: 'api', loader: new CatalogLoader() });
+  });
+  afterAll(async () => {
+    await api.close();
+    await train.close();
+    await pool.end();
+    await context.cleanup();
+  });
+
+  it('builds and stores it at registration; the replica serving it waits for that build and opens it', async () => {
+    prebuilder.hold();
+    let versionId = '';
+    try {
+      const queued = await graphql<{ trainModel: { id: string } }>(
+        api,
+        'mutation { trainModel(mode: FULL) { id } }',
+      );
+      expect(queued.errors).toBeUndefined();
+      const run = await eventually(
+        async () =>
+          (
+            await graphql<{ trainingRun: { status: string; outcome: string; versionId: string } }>(
+              api,
+              'query($id: ID!) { trainingRun(id: $id) { status outcome versionId } }',
+              { id: queued.data?.trainModel.id },
+            )
+          ).data?.trainingRun,
+        20_000,
+        { what: 'the training run', until: (found) => found?.status === 'SUCCEEDED' },
+      );
+      expect(run.value?.outcome).toBe('promoted');
+      versionId = run.value?.versionId ?? '';
+      const serving = api.get(ServingService, { strict: false });
+      await eventually(() => serving.current().served?.versionId, 10_000, {
+        what: 'the replica serving the new version',
+        until: (served) => served === versionId,
+      });
+      expect(prebuilder.started).toBe(1);
+      expect(trainLoader.loaded).toEqual([versionId]);
+      // The train role holds the build lease; a build of 600 items would have ended by now.
+      const lease = await pool.query<{ builder: string }>(
+        'SELECT builder FROM retrieval_index_builds WHERE version_id = $1',
+        [versionId],
+      );
+      expect(lease.rowCount).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      expect(serving.current().served?.retrieval.indexed).toBe(false);
+    } finally {
+      prebuilder.release();
+    }
+    const serving = api.get(ServingService, { strict: false });
+    await eventually(() => serving.current().served?.retrieval.indexed, 30_000, {
+      what: 'the replica serving through the index built ahead',
+      until: (indexed) => indexed === true,
+    });
+    const stored = await pool.query<{ points: number }>(
+      'SELECT points FROM retrieval_indexes WHERE version_id = $1',
+      [versionId],
+    );
+    expect(stored.rows).toEqual([{ points: catalog.items.length }]);
+    const apiMetrics = (await api.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metric(apiMetrics, 'retrieval_index_open_seconds_count')).toBe(1);
+    expect(metric(apiMetrics, 'retrieval_index_build_seconds_count')).toBe(0);
+    const trainMetrics = (await train.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metric(trainMetrics, 'retrieval_index_prebuild_seconds_count')).toBe(1);
+    const leaseLeft = await pool.query('SELECT 1 FROM retrieval_index_builds');
+    expect(leaseLeft.rowCount).toBe(0);
+    const answer = (await recommendCall(api, { userId: 'u-prebuild', first: 5 })).data?.recommend;
+    expect(answer?.modelVersion).toBe(versionId);
+    expect(answer?.items).toHaveLength(5);
+  });
+});
