@@ -76,7 +76,8 @@ export async function adaptCatalog(
   const { manifest } = artifact;
   const d = manifest.architecture.dimension;
   const n = text.ids.length;
-  const matrix = new Float32Array(n * d);
+  // Shared: an index can be built from it on another thread without a copy (index-prebuild).
+  const matrix = new Float32Array(new SharedArrayBuffer(n * d * 4));
   const bias = new Float32Array(n);
   const warm = manifest.architecture.idEmbedding && manifest.warmItems.length > 0;
   const idTable = warm ? weight(artifact, 'id.table') : undefined;

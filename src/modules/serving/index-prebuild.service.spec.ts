@@ -76,10 +76,25 @@ describe('IndexPrebuildService', () => {
     expect(sources).toHaveLength(1);
     expect(Array.from(sources[0].rows)).toEqual([0, 1, 2, 3, 4]);
     expect(sources[0].dimension).toBe(8);
+    expect(sources[0].extra).toBeUndefined();
     const kept = await store.newest('9');
     expect(kept?.points).toBe(ITEMS.length);
     expect(indexes[0].closed).toBe(true);
     expect(store.leases.has('9')).toBe(false);
+  });
+
+  it("appends each item's bias over the model's scale, as a replica's index does", async () => {
+    const { service, sources } = setup({}, ITEMS.length, (_artifact, version) => {
+      const loaded = fakeCategoryModel(ITEMS, { versionId: version.id, dimension: 8 });
+      const { catalog } = loaded;
+      return Promise.resolve({
+        ...loaded,
+        catalog: { ...catalog, bias: Float32Array.of(0, 0.5, 0, -1, 0) },
+      });
+    });
+    await service.request(VERSION);
+    await service.settled();
+    expect(Array.from(sources[0].extra ?? [])).toEqual([0, 0.5, 0, -1, 0]);
   });
 
   it('builds nothing for a small catalog, when switched off, or without the store', async () => {

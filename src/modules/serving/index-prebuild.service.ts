@@ -1,4 +1,3 @@
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
 import type { Histogram } from 'prom-client';
 import type { Logger } from '../../common/logger';
@@ -6,16 +5,12 @@ import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
-import { indexSource } from './retrieval';
-import { RowVectors } from './row-vectors';
+import type { IndexSource } from './retrieval';
 import { MODEL_LOADER } from './served-model';
-import type { ModelLoader } from './served-model';
+import type { CatalogVectors, ModelLoader } from './served-model';
 import { ServingRepository } from './serving.repository';
 import { StoredIndexService } from './stored-index.service';
 import type { BuildLease } from './stored-index.service';
-
-/** Rows copied per turn of the event loop (the process goes on answering probes). */
-const COPY_ROWS = 10_000;
 
 /** A registered version, as the process that registered it knows it. */
 export interface RegisteredVersion {
@@ -107,19 +102,8 @@ export class IndexPrebuildService implements OnModuleDestroy {
         return;
       }
       const { ids } = catalog;
-      const d = model.dimension;
-      const vectors = new RowVectors(d, ids.length);
-      for (let start = 0; start < ids.length; start += COPY_ROWS) {
-        const end = Math.min(ids.length, start + COPY_ROWS);
-        for (let row = start; row < end; row++) {
-          const vector = catalog.matrix.subarray(row * d, (row + 1) * d);
-          vectors.set(row, vector, catalog.bias?.[row] ?? 0, 0);
-        }
-        await yieldToEventLoop();
-        signal.throwIfAborted();
-      }
+      const source = catalogSource(catalog, model.dimension, model.scale);
       loaded.releaseCatalog?.();
-      const source = indexSource(vectors, model.scale);
       const points = source.rows.length;
       const step = Math.max(1, Math.ceil(points / 10));
       let reported = 0;
@@ -151,4 +135,26 @@ export class IndexPrebuildService implements OnModuleDestroy {
       this.logger.warn({ err: error, versionId }, 'retrieval index not built ahead');
     }
   }
+}
+
+/**
+ * Every row of a loaded catalog, as a replica's `indexSource` sees them once copied to its rows:
+ * each vector with its bias over `scale` appended when any bias is not 0. The loader's matrix is
+ * shared already (catalog-adapter.ts); another is copied.
+ */
+function catalogSource(catalog: CatalogVectors, dimension: number, scale: number): IndexSource {
+  const { matrix, bias } = catalog;
+  let shared: Float32Array<SharedArrayBuffer>;
+  if (matrix.buffer instanceof SharedArrayBuffer) {
+    shared = matrix as Float32Array<SharedArrayBuffer>;
+  } else {
+    shared = new Float32Array(new SharedArrayBuffer(matrix.byteLength));
+    shared.set(matrix);
+  }
+  const rows = Int32Array.from({ length: catalog.ids.length }, (_, row) => row);
+  const extra =
+    bias?.some((value) => value !== 0) === true
+      ? Float32Array.from(bias, (value) => value / scale)
+      : undefined;
+  return { matrix: shared, dimension, rows, extra };
 }
