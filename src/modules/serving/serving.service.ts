@@ -95,7 +95,7 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
     );
     this.indexOpenSeconds = metrics.histogram(
       'retrieval_index_open_seconds',
-      'Time until a served version’s ANN index came from the store instead of a build (a wait for another replica’s build included)',
+      'Time until a served version’s ANN index came from the store instead of a build (a wait for another process’s build included)',
       [],
       [1, 5, 15, 30, 60, 120, 300, 600],
     );

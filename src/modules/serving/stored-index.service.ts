@@ -91,7 +91,7 @@ export class StoredIndexService implements OnModuleDestroy {
         if (!waiting) {
           this.logger.info(
             { versionId },
-            'another replica is building this version’s index; waiting for it to be stored',
+            'another process is building this version’s index; waiting for it to be stored',
           );
         }
         await sleep(this.config.ranking.catalogRefreshMs, undefined, { signal });
