@@ -83,10 +83,10 @@ export class RetrievalIndexRepository {
 
   /**
    * Writes the stored index file to `file` (CHUNKS_PER_READ slices per statement) and returns
-   * the item id of each label ("" none); a file whose bytes do not match the stored sha256 is
+   * the item id of each label, newline-joined as saved ("" none); a file whose bytes do not match the stored sha256 is
    * refused (CONFLICT).
    */
-  async readTo(stored: StoredIndex, file: string): Promise<string[]> {
+  async readTo(stored: StoredIndex, file: string): Promise<string> {
     const { indexId } = stored;
     const hash = createHash('sha256');
     const handle = await open(file, 'w');
@@ -131,7 +131,7 @@ export class RetrievalIndexRepository {
     if (ids === undefined) {
       throw new DomainError('NOT_FOUND', `stored index ${indexId} is gone`, { indexId });
     }
-    return ids.split('\n');
+    return ids;
   }
 
   /**
@@ -144,7 +144,7 @@ export class RetrievalIndexRepository {
     versionId: string,
     shape: IndexShape,
     points: number,
-    labelItemIds: readonly string[],
+    labelItemIds: string,
     file: string,
     keepVersions: number,
     signal: AbortSignal,
@@ -181,7 +181,7 @@ export class RetrievalIndexRepository {
             points,
             size,
             hash.digest('hex'),
-            labelItemIds.join('\n'),
+            labelItemIds,
           ],
         );
         const indexId = rows[0].index_id;

@@ -4,7 +4,7 @@ import { loadConfig } from '../../config/config';
 import { MemoryIndexStore } from '../../../test/support/fakes/memory-index-store';
 import { ItemTable } from './item-table';
 import type { IndexSource, VectorIndex, VectorIndexBuilder, VectorIndexOpener } from './retrieval';
-import { StoredIndexService } from './stored-index.service';
+import { labelRowsOf, labelText, StoredIndexService } from './stored-index.service';
 
 const DIMENSION = 4;
 
@@ -81,7 +81,7 @@ describe('StoredIndexService', () => {
     expect(built).toEqual([first]);
     await service.onModuleDestroy();
     const [kept] = store.stored('7');
-    expect(kept.labelItemIds).toEqual(['a', 'b', '', 'd']);
+    expect(kept.labelItemIds).toBe('a\nb\n\nd');
     expect(kept.header).toMatchObject({ points: 3, dimension: DIMENSION, withBias: false });
     expect(store.leases.size).toBe(0);
 
@@ -171,5 +171,34 @@ describe('StoredIndexService', () => {
     unbound.abort();
     await expect(waiting).rejects.toMatchObject({ name: 'AbortError' });
     expect(built).toEqual([]);
+  });
+});
+
+describe('label ids', () => {
+  it('round-trip between rows and item ids, holes and unknown items included', async () => {
+    const items = new ItemTable();
+    for (const id of ['a', 'b', 'c', 'd']) items.ensureRow(id);
+    const text = await labelText(Int32Array.of(0, 1, 3), items);
+    expect(text).toBe('a\nb\n\nd');
+    const other = new ItemTable();
+    for (const id of ['d', 'a']) other.ensureRow(id);
+    expect(Array.from(await labelRowsOf(text, other))).toEqual([1, -1, -1, 0]);
+  });
+
+  it('map a large index a slice at a time, letting other work run between slices', async () => {
+    const items = new ItemTable();
+    const count = 120_000;
+    for (let i = 0; i < count; i++) items.ensureRow(`item-${String(i)}`);
+    const rows = Int32Array.from({ length: count }, (_, i) => i);
+    let turns = 0;
+    const ticking = setInterval(() => turns++, 0);
+    try {
+      const text = await labelText(rows, items);
+      const mapped = await labelRowsOf(text, items);
+      expect(mapped).toEqual(rows);
+    } finally {
+      clearInterval(ticking);
+    }
+    expect(turns).toBeGreaterThan(0);
   });
 });

@@ -8,7 +8,7 @@ import type {
 interface Kept {
   readonly header: StoredIndex;
   readonly bytes: Buffer;
-  readonly labelItemIds: readonly string[];
+  readonly labelItemIds: string;
 }
 
 /** Stored indexes in memory, as the PostgreSQL repository keeps them (newest per version). */
@@ -23,18 +23,18 @@ export class MemoryIndexStore implements IndexStore {
     return Promise.resolve(mine.at(-1)?.header);
   }
 
-  async readTo(stored: StoredIndex, file: string): Promise<string[]> {
+  async readTo(stored: StoredIndex, file: string): Promise<string> {
     const kept = this.kept.find((one) => one.header.indexId === stored.indexId);
     if (kept === undefined) throw new Error(`no stored index ${stored.indexId}`);
     await writeFile(file, kept.bytes);
-    return [...kept.labelItemIds];
+    return kept.labelItemIds;
   }
 
   async save(
     versionId: string,
     shape: IndexShape,
     points: number,
-    labelItemIds: readonly string[],
+    labelItemIds: string,
     file: string,
   ): Promise<{ indexId: string; size: number }> {
     const bytes = await readFile(file);
@@ -60,7 +60,11 @@ export class MemoryIndexStore implements IndexStore {
   /** Keeps an index as another replica would have stored it. */
   put(header: Omit<StoredIndex, 'indexId'>, labelItemIds: readonly string[]): string {
     const indexId = String(++this.lastId);
-    this.kept.push({ header: { ...header, indexId }, bytes: Buffer.alloc(0), labelItemIds });
+    this.kept.push({
+      header: { ...header, indexId },
+      bytes: Buffer.alloc(0),
+      labelItemIds: labelItemIds.join('\n'),
+    });
     return indexId;
   }
 
