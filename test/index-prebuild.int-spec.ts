@@ -75,6 +75,15 @@ describe('a registered version’s index built ahead by the train role (real sta
     });
     api = await startApp(context.config, { role: 'api', loader: new CatalogLoader() });
   });
+  const indexState = async (id: string) =>
+    (
+      await graphql<{ modelVersion: { retrievalIndex: unknown } }>(
+        api,
+        'query($id: ID!) { modelVersion(id: $id) { retrievalIndex { stored { points bytes dimension m efConstruction storedAt } buildingBy } } }',
+        { id },
+      )
+    ).data?.modelVersion.retrievalIndex;
+
   afterAll(async () => {
     await api.close();
     await train.close();
@@ -118,6 +127,10 @@ describe('a registered version’s index built ahead by the train role (real sta
         [versionId],
       );
       expect(lease.rowCount).toBe(1);
+      expect(await indexState(versionId)).toEqual({
+        stored: null,
+        buildingBy: lease.rows[0].builder,
+      });
       await new Promise((resolve) => setTimeout(resolve, 2000));
       expect(serving.current().served?.retrieval.indexed).toBe(false);
     } finally {
@@ -140,6 +153,10 @@ describe('a registered version’s index built ahead by the train role (real sta
     expect(metric(trainMetrics, 'retrieval_index_prebuild_seconds_count')).toBe(1);
     const leaseLeft = await pool.query('SELECT 1 FROM retrieval_index_builds');
     expect(leaseLeft.rowCount).toBe(0);
+    expect(await indexState(versionId)).toMatchObject({
+      stored: { points: catalog.items.length, dimension: 32 },
+      buildingBy: null,
+    });
     const answer = (await recommendCall(api, { userId: 'u-prebuild', first: 5 })).data?.recommend;
     expect(answer?.modelVersion).toBe(versionId);
     expect(answer?.items).toHaveLength(5);

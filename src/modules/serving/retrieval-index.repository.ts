@@ -31,10 +31,19 @@ export interface StoredIndex extends IndexShape {
   readonly sha256: string;
 }
 
+/** What ops see of a version's index: the newest stored, and the live build lease. */
+export interface IndexState {
+  readonly stored:
+    | (IndexShape & { readonly points: number; readonly size: number; readonly storedAt: Date })
+    | undefined;
+  /** The process building it now (its lease renewed within `leaseMs`); undefined: none. */
+  readonly builder: string | undefined;
+}
+
 /** Where built indexes are kept (PostgreSQL; unit tests keep them in memory). */
 export type IndexStore = Pick<
   RetrievalIndexRepository,
-  'newest' | 'readTo' | 'save' | 'claimBuild' | 'releaseBuild'
+  'newest' | 'readTo' | 'save' | 'claimBuild' | 'releaseBuild' | 'state'
 >;
 
 interface HeaderRow {
@@ -228,6 +237,43 @@ export class RetrievalIndexRepository {
       [versionId, builder, leaseMs],
     );
     return rowCount === 1;
+  }
+
+  /** The version's newest stored index and its live build lease, if any. */
+  async state(versionId: string, leaseMs: number): Promise<IndexState> {
+    const [stored, lease] = await Promise.all([
+      this.pool.query<{
+        dimension: number;
+        m: number;
+        ef_construction: number;
+        with_bias: boolean;
+        points: number;
+        size: string;
+        created_at: Date;
+      }>(
+        `SELECT dimension, m, ef_construction, with_bias, points, size::text, created_at
+           FROM retrieval_indexes WHERE version_id = $1 ORDER BY index_id DESC LIMIT 1`,
+        [versionId],
+      ),
+      this.pool.query<{ builder: string }>(
+        `SELECT builder FROM retrieval_index_builds
+          WHERE version_id = $1 AND renewed_at >= now() - make_interval(secs => $2 / 1000.0)`,
+        [versionId, leaseMs],
+      ),
+    ]);
+    const row = stored.rows.at(0);
+    return {
+      stored: row && {
+        dimension: row.dimension,
+        m: row.m,
+        efConstruction: row.ef_construction,
+        withBias: row.with_bias,
+        points: row.points,
+        size: Number(row.size),
+        storedAt: row.created_at,
+      },
+      builder: lease.rows.at(0)?.builder,
+    };
   }
 
   /** Ends `builder`'s lease on `versionId` (its build ended: stored, failed or abandoned). */

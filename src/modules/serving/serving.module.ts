@@ -13,7 +13,7 @@ import { ACTIVATION_LISTENER, ModelSwapService } from './model-swap.service';
 import { RetrievalIndexModule } from './retrieval-index.module';
 import { LOADED_MODELS } from './served-model';
 import type { LoadedModels } from './served-model';
-import { ServingResolver } from './serving.resolver';
+import { ServingResolver, VersionIndexResolver } from './serving.resolver';
 import { ServingService } from './serving.service';
 
 /**
@@ -44,6 +44,7 @@ import { ServingService } from './serving.service';
     },
     ServingService,
     ServingResolver,
+    VersionIndexResolver,
   ],
   exports: [ServingService],
 })

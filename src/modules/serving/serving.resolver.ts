@@ -1,7 +1,19 @@
-import { Field, Float, ID, ObjectType, Query, Resolver } from '@nestjs/graphql';
+import {
+  Field,
+  Float,
+  ID,
+  Int,
+  ObjectType,
+  Parent,
+  Query,
+  ResolveField,
+  Resolver,
+} from '@nestjs/graphql';
 import { RequireRole } from '../auth/access';
+import { ModelVersionGql } from '../registry/registry.graphql';
 import { ModelSwapService } from './model-swap.service';
 import { ServingService } from './serving.service';
+import { StoredIndexService } from './stored-index.service';
 
 @ObjectType('ServingModel', { description: 'What this replica scores with right now' })
 export class ServingModelGql {
@@ -42,6 +54,52 @@ export class ServingResolver {
       loadError: failure?.error ?? null,
       armVersionIds: [...this.swap.others().keys()],
       recommendVersionId: this.serving.forRetrieval().served?.versionId ?? null,
+    };
+  }
+}
+
+@ObjectType('StoredRetrievalIndex', {
+  description: 'An ANN index kept in PostgreSQL for the replicas',
+})
+class StoredRetrievalIndexGql {
+  @Field(() => Int, { description: 'items indexed' }) points!: number;
+  @Field(() => Float, { description: 'bytes of the index file' }) bytes!: number;
+  @Field(() => Int) dimension!: number;
+  @Field(() => Int, { description: 'HNSW links per node' }) m!: number;
+  @Field(() => Int) efConstruction!: number;
+  @Field() storedAt!: Date;
+}
+
+@ObjectType('RetrievalIndexState', {
+  description: 'A version’s ANN index for recommend: stored for the replicas, or being built',
+})
+class RetrievalIndexStateGql {
+  @Field(() => StoredRetrievalIndexGql, {
+    nullable: true,
+    description: 'the newest stored one; null: none (replicas serving the version build one)',
+  })
+  stored!: StoredRetrievalIndexGql | null;
+  @Field(() => String, {
+    nullable: true,
+    description:
+      'the process building one now (host:pid:…, the train role or a replica); null: none',
+  })
+  buildingBy!: string | null;
+}
+
+/** `ModelVersion.retrievalIndex`: whether activating the version finds its index ready. */
+@Resolver(() => ModelVersionGql)
+export class VersionIndexResolver {
+  constructor(private readonly indexes: StoredIndexService) {}
+
+  @ResolveField(() => RetrievalIndexStateGql, {
+    description: 'its ANN index for recommend (catalogs above RECOMMEND_ANN_MIN_ITEMS)',
+  })
+  async retrievalIndex(@Parent() version: ModelVersionGql): Promise<RetrievalIndexStateGql> {
+    const { stored, builder } = await this.indexes.state(version.id);
+    return {
+      stored: stored === undefined ? null : { ...stored, bytes: stored.size },
+      buildingBy: builder ?? null,
     };
   }
 }

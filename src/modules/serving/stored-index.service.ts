@@ -12,7 +12,7 @@ import type { ItemTable } from './item-table';
 import { VECTOR_INDEX_BUILDER, VECTOR_INDEX_OPENER } from './retrieval';
 import type { IndexSource, VectorIndex, VectorIndexBuilder, VectorIndexOpener } from './retrieval';
 import { RetrievalIndexRepository } from './retrieval-index.repository';
-import type { IndexShape, IndexStore } from './retrieval-index.repository';
+import type { IndexShape, IndexState, IndexStore } from './retrieval-index.repository';
 
 /**
  * Labels mapped per turn of the event loop: a million at once held a replica's request thread for
@@ -104,6 +104,11 @@ export class StoredIndexService implements OnModuleDestroy {
         await sleep(this.config.ranking.catalogRefreshMs, undefined, { signal });
       }
     };
+  }
+
+  /** The version's newest stored index, and the process building one now (for ops). */
+  state(versionId: string): Promise<IndexState> {
+    return this.repository.state(versionId, BUILD_LEASE_MS);
   }
 
   /** Whether `versionId` has a stored index. */

@@ -1,6 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import type {
   IndexShape,
+  IndexState,
   IndexStore,
   StoredIndex,
 } from '../../../src/modules/serving/retrieval-index.repository';
@@ -50,6 +51,16 @@ export class MemoryIndexStore implements IndexStore {
     if (!free && held.renewedAt >= Date.now() - leaseMs) return Promise.resolve(false);
     this.leases.set(versionId, { builder, renewedAt: Date.now() });
     return Promise.resolve(true);
+  }
+
+  async state(versionId: string, leaseMs: number): Promise<IndexState> {
+    const header = await this.newest(versionId);
+    const held = this.leases.get(versionId);
+    return {
+      stored: header && { ...header, storedAt: new Date(0) },
+      builder:
+        held !== undefined && held.renewedAt >= Date.now() - leaseMs ? held.builder : undefined,
+    };
   }
 
   releaseBuild(versionId: string, builder: string): Promise<void> {
