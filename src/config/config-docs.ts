@@ -440,7 +440,7 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
   RECOMMEND_ANN_STORED_VERSIONS: {
     group: 'Ranking',
     description:
-      'Stored ANN indexes are kept for this many versions (the most recently stored); a version’s older indexes go when a newer one is stored.',
+      'Stored ANN indexes are kept for this many versions (the most recently stored), and always for the versions being served (the active one, the running experiment’s arms), however many candidates were indexed since; a version’s older indexes go when a newer one is stored.',
   },
   RECOMMEND_ANN_SCRATCH_DIR: {
     group: 'Ranking',

@@ -382,7 +382,10 @@ export interface AppConfig {
      * away, before replicas serve it (serving/index-prebuild.service.ts); needs `store`.
      */
     readonly prebuild: boolean;
-    /** Stored indexes are kept for this many versions, the most recently stored. */
+    /**
+     * Stored indexes are kept for this many versions, the most recently stored, besides the
+     * versions being served (active, the running experiment's arms).
+     */
     readonly storedVersions: number;
     /** Where index files are written on their way to and from PostgreSQL (about 2 GB at 1M). */
     readonly scratchDir: string;

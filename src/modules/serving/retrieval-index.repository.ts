@@ -146,7 +146,7 @@ export class RetrievalIndexRepository {
   /**
    * Stores the index file `file` of `versionId` in one transaction (visible whole or not at all),
    * then deletes the version's older indexes and those of all but the `keepVersions` versions
-   * stored most recently. Returns the new index's id and size; `signal` abandons it between two
+   * stored most recently, except the active version's and the running experiment's arms'. Returns the new index's id and size; `signal` abandons it between two
    * slices (nothing is stored).
    */
   async save(
@@ -205,10 +205,17 @@ export class RetrievalIndexRepository {
           `DELETE FROM retrieval_indexes WHERE version_id = $1 AND index_id < $2`,
           [versionId, indexId],
         );
+        // Versions being served keep theirs whatever was stored since: candidates indexed
+        // ahead by the train role must not push out the index every new replica opens.
         await client.query(
           `DELETE FROM retrieval_indexes
             WHERE version_id NOT IN (SELECT version_id FROM retrieval_indexes
-                                      GROUP BY version_id ORDER BY max(index_id) DESC LIMIT $1)`,
+                                      GROUP BY version_id ORDER BY max(index_id) DESC LIMIT $1)
+              AND version_id NOT IN (SELECT id FROM model_versions WHERE status = 'active')
+              AND version_id::text NOT IN (
+                    SELECT arm ->> 'modelVersion'
+                      FROM experiments, jsonb_array_elements(arms) AS arm
+                     WHERE status = 'running' AND arm ->> 'modelVersion' IS NOT NULL)`,
           [keepVersions],
         );
         await client.query('COMMIT');

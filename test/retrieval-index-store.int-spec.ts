@@ -1,0 +1,67 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Pool } from 'pg';
+import { RetrievalIndexRepository } from '../src/modules/serving/retrieval-index.repository';
+import { createTestContext, TestContext } from './support/test-context';
+
+const SHAPE = { dimension: 4, m: 16, efConstruction: 200, withBias: false };
+
+describe('stored ANN indexes in PostgreSQL (retention)', () => {
+  let context: TestContext;
+  let pool: Pool;
+  let repository: RetrievalIndexRepository;
+  let dir: string;
+
+  beforeAll(async () => {
+    context = await createTestContext();
+    pool = new Pool({ connectionString: context.config.postgres.url, max: 2 });
+    repository = new RetrievalIndexRepository(pool);
+    dir = await mkdtemp(path.join(tmpdir(), 'stored-index-'));
+    await pool.query(
+      `INSERT INTO model_versions (id, status, encoder_id, triggered_by) OVERRIDING SYSTEM VALUE
+       VALUES (10, 'active', 'enc', 'test'), (11, 'candidate', 'enc', 'test'),
+              (12, 'candidate', 'enc', 'test'), (13, 'candidate', 'enc', 'test'),
+              (14, 'candidate', 'enc', 'test'), (15, 'candidate', 'enc', 'test')`,
+    );
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+    await pool.end();
+    await context.cleanup();
+  });
+
+  const store = async (versionId: string) => {
+    const file = path.join(dir, `index-${versionId}`);
+    await writeFile(file, `the index of version ${versionId}`);
+    await repository.save(versionId, SHAPE, 2, 'a\nb', file, 2, new AbortController().signal);
+  };
+  const storedVersions = async () =>
+    (
+      await pool.query<{ version_id: string }>(
+        'SELECT DISTINCT version_id::text FROM retrieval_indexes ORDER BY 1',
+      )
+    ).rows.map((row) => row.version_id);
+
+  it("keeps the versions stored last, and a served version's whatever was stored since", async () => {
+    await pool.query(
+      `INSERT INTO experiments (name, kind, status, salt, arms, min_impressions, min_detectable_lift,
+                                confidence, power, created_by, started_at)
+       VALUES ('arm test', 'ab', 'running', 's', $1, 100, 0.05, 0.95, 0.8, 'test', now())`,
+      [
+        JSON.stringify([
+          { name: 'control', modelVersion: null, profile: null, share: 50 },
+          { name: 'treatment', modelVersion: '11', profile: null, share: 50 },
+        ]),
+      ],
+    );
+    for (const versionId of ['10', '11', '12', '13', '14']) await store(versionId);
+    // Two most recently stored (13, 14), the active version (10), the running arm's (11).
+    expect(await storedVersions()).toEqual(['10', '11', '13', '14']);
+    await pool.query(`UPDATE experiments SET status = 'stopped', stopped_at = now()`);
+    await store('15');
+    expect(await storedVersions()).toEqual(['10', '14', '15']);
+    const state = await repository.state('10', 60_000);
+    expect(state).toMatchObject({ stored: { ...SHAPE, points: 2 }, builder: undefined });
+  });
+});
