@@ -231,6 +231,37 @@ describe('events partitions on the real stack', () => {
       await pool.end();
     }
   });
+
+  it('an insert in flight while a partition takes over its day’s rows from the default partition waits for it, and is deduplicated', async () => {
+    const day = today - 40;
+    const ts = new Date(day * DAY_MS + 3_600_000).toISOString();
+    const insert = `INSERT INTO events (event_id, type, user_id, item_id, ts)
+                    VALUES ('race-1', 'click', 'race-user', 'race-item', $1)
+                    ON CONFLICT (event_id, ts) DO NOTHING`;
+    const url = config.postgres.url;
+    await query(url, insert, [ts]);
+    const pool = new Pool({ connectionString: url, max: 3 });
+    const [holder, inserter] = await Promise.all([pool.connect(), pool.connect()]);
+    try {
+      // Holds the default partition so that the take-over waits at its ATTACH, where an insert
+      // that started meanwhile would still route the event to the default partition.
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE events_default IN ACCESS SHARE MODE');
+      const takeOver = new EventPartitionsRepository(pool).createPartition(day);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const redelivered = inserter.query(insert, [ts]);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await holder.query('COMMIT');
+      await Promise.all([takeOver, redelivered]);
+    } finally {
+      holder.release();
+      inserter.release();
+      await pool.end();
+    }
+    expect(await stored(url, ['race-1'])).toEqual([
+      expect.objectContaining({ partition: eventsPartitionName(day) }),
+    ]);
+  });
 });
 
 /** The migration itself: rows, seqs and the identity's position carried over, and back. */

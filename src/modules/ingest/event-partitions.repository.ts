@@ -53,10 +53,10 @@ export class EventPartitionsRepository {
 
   /**
    * Creates the partition of `day` unless it exists; returns the rows it took over from the
-   * default partition, or undefined when it existed. The table is built apart and attached,
-   * which locks `events` only against other schema changes (inserts go on); the default
-   * partition is locked exclusively while it is checked for (and cleared of) the day's rows, so
-   * reads that cover it (no upper time bound) wait for that, or it for them.
+   * default partition, or undefined when it existed. The table is built apart and attached;
+   * writes to `events` wait for that (milliseconds, plus the rows taken over), reads do not; the
+   * default partition is locked exclusively while it is checked for (and cleared of) the day's
+   * rows, so reads that cover it (no upper time bound) wait for that, or it for them.
    */
   async createPartition(day: number): Promise<number | undefined> {
     const name = eventsPartitionName(day);
@@ -71,6 +71,9 @@ export class EventPartitionsRepository {
         [name],
       );
       if (exists.rows[0]?.found) return undefined;
+      // Writers wait for the attach (reads go on): an insert that began before it would route
+      // its rows of this day to the default partition and fail its new constraint.
+      await client.query('LOCK TABLE events IN SHARE MODE');
       await client.query(
         `CREATE TABLE ${name} (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`,
       );
