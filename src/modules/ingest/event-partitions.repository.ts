@@ -53,9 +53,9 @@ export class EventPartitionsRepository {
 
   /**
    * Creates the partition of `day` unless it exists; returns the rows it took over from the
-   * default partition, or undefined when it existed. The table is built apart and attached;
-   * writes to `events` wait for that (milliseconds, plus the rows taken over), reads do not; the
-   * default partition is locked exclusively while it is checked for (and cleared of) the day's
+   * default partition, or undefined when it existed. The table is built apart and attached,
+   * which locks `events` only against other schema changes, unless it takes rows over: then
+   * writes to `events` wait for it too (reads do not). The default partition is locked exclusively while it is checked for (and cleared of) the day's
    * rows, so reads that cover it (no upper time bound) wait for that, or it for them.
    */
   async createPartition(day: number): Promise<number | undefined> {
@@ -71,9 +71,14 @@ export class EventPartitionsRepository {
         [name],
       );
       if (exists.rows[0]?.found) return undefined;
-      // Writers wait for the attach (reads go on): an insert that began before it would route
-      // its rows of this day to the default partition and fail its new constraint.
-      await client.query('LOCK TABLE events IN SHARE MODE');
+      const waiting = await client.query<{ found: boolean }>(
+        'SELECT EXISTS (SELECT 1 FROM events_default WHERE ts >= $1 AND ts < $2) AS found',
+        [from, to],
+      );
+      // Taking rows over, writers wait for the attach (reads go on): an insert of this day that
+      // began before it would route to the default partition and fail its new constraint, where
+      // waiting, it finds the day's rows in their partition (and a replay is a duplicate).
+      if (waiting.rows[0]?.found) await client.query('LOCK TABLE events IN SHARE MODE');
       await client.query(
         `CREATE TABLE ${name} (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`,
       );
