@@ -29,13 +29,12 @@ export interface StoredIndex extends IndexShape {
   /** Bytes of the index file. */
   readonly size: number;
   readonly sha256: string;
+  readonly storedAt: Date;
 }
 
 /** What ops see of a version's index: the newest stored, and the live build lease. */
 export interface IndexState {
-  readonly stored:
-    | (IndexShape & { readonly points: number; readonly size: number; readonly storedAt: Date })
-    | undefined;
+  readonly stored: StoredIndex | undefined;
   /** The process building it now (its lease renewed within `leaseMs`); undefined: none. */
   readonly builder: string | undefined;
 }
@@ -56,6 +55,7 @@ interface HeaderRow {
   points: number;
   size: string;
   sha256: string;
+  created_at: Date;
 }
 
 /**
@@ -70,7 +70,7 @@ export class RetrievalIndexRepository {
   async newest(versionId: string): Promise<StoredIndex | undefined> {
     const { rows } = await this.pool.query<HeaderRow>(
       `SELECT index_id::text, version_id::text, dimension, m, ef_construction, with_bias, points,
-              size::text, sha256
+              size::text, sha256, created_at
          FROM retrieval_indexes WHERE version_id = $1 ORDER BY index_id DESC LIMIT 1`,
       [versionId],
     );
@@ -86,14 +86,15 @@ export class RetrievalIndexRepository {
         points: row.points,
         size: Number(row.size),
         sha256: row.sha256,
+        storedAt: row.created_at,
       }
     );
   }
 
   /**
    * Writes the stored index file to `file` (CHUNKS_PER_READ slices per statement) and returns
-   * the item id of each label, newline-joined as saved ("" none); a file whose bytes do not match the stored sha256 is
-   * refused (CONFLICT).
+   * the item id of each label, newline-joined as saved ("" none); a file whose bytes do not
+   * match the stored sha256 is refused (CONFLICT).
    */
   async readTo(stored: StoredIndex, file: string): Promise<string> {
     const { indexId } = stored;
@@ -249,38 +250,14 @@ export class RetrievalIndexRepository {
   /** The version's newest stored index and its live build lease, if any. */
   async state(versionId: string, leaseMs: number): Promise<IndexState> {
     const [stored, lease] = await Promise.all([
-      this.pool.query<{
-        dimension: number;
-        m: number;
-        ef_construction: number;
-        with_bias: boolean;
-        points: number;
-        size: string;
-        created_at: Date;
-      }>(
-        `SELECT dimension, m, ef_construction, with_bias, points, size::text, created_at
-           FROM retrieval_indexes WHERE version_id = $1 ORDER BY index_id DESC LIMIT 1`,
-        [versionId],
-      ),
+      this.newest(versionId),
       this.pool.query<{ builder: string }>(
         `SELECT builder FROM retrieval_index_builds
           WHERE version_id = $1 AND renewed_at >= now() - make_interval(secs => $2 / 1000.0)`,
         [versionId, leaseMs],
       ),
     ]);
-    const row = stored.rows.at(0);
-    return {
-      stored: row && {
-        dimension: row.dimension,
-        m: row.m,
-        efConstruction: row.ef_construction,
-        withBias: row.with_bias,
-        points: row.points,
-        size: Number(row.size),
-        storedAt: row.created_at,
-      },
-      builder: lease.rows.at(0)?.builder,
-    };
+    return { stored, builder: lease.rows.at(0)?.builder };
   }
 
   /** Ends `builder`'s lease on `versionId` (its build ended: stored, failed or abandoned). */

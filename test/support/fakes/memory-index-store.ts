@@ -40,7 +40,15 @@ export class MemoryIndexStore implements IndexStore {
   ): Promise<{ indexId: string; size: number }> {
     const bytes = await readFile(file);
     const indexId = String(++this.lastId);
-    const header = { ...shape, indexId, versionId, points, size: bytes.length, sha256: '' };
+    const header = {
+      ...shape,
+      indexId,
+      versionId,
+      points,
+      size: bytes.length,
+      sha256: '',
+      storedAt: new Date(),
+    };
     this.kept.push({ header, bytes, labelItemIds });
     return { indexId, size: bytes.length };
   }
@@ -57,7 +65,7 @@ export class MemoryIndexStore implements IndexStore {
     const header = await this.newest(versionId);
     const held = this.leases.get(versionId);
     return {
-      stored: header && { ...header, storedAt: new Date(0) },
+      stored: header,
       builder:
         held !== undefined && held.renewedAt >= Date.now() - leaseMs ? held.builder : undefined,
     };
@@ -69,10 +77,10 @@ export class MemoryIndexStore implements IndexStore {
   }
 
   /** Keeps an index as another replica would have stored it. */
-  put(header: Omit<StoredIndex, 'indexId'>, labelItemIds: readonly string[]): string {
+  put(header: Omit<StoredIndex, 'indexId' | 'storedAt'>, labelItemIds: readonly string[]): string {
     const indexId = String(++this.lastId);
     this.kept.push({
-      header: { ...header, indexId },
+      header: { ...header, indexId, storedAt: new Date() },
       bytes: Buffer.alloc(0),
       labelItemIds: labelItemIds.join('\n'),
     });
