@@ -50,14 +50,7 @@ describe('a registered version’s index built ahead by the train role (real sta
   beforeAll(async () => {
     context = await createTestContext({ RECOMMEND_ANN_MIN_ITEMS: '100' });
     await context.createTopics(Object.values(TOPICS).map((name) => ({ name })));
-    await insertItems(
-      context.config.postgres.url,
-      catalog.items.map((item) => ({
-        itemId: item.itemId,
-        title: item.title,
-        category: item.category,
-      })),
-    );
+    await insertItems(context.config.postgres.url, catalog.items);
     // Text vectors under the trainer's encoder: what decides whether the catalog is large enough.
     const dimension = 4;
     await insertItemVectors(context.config.postgres.url, trainer.encoderId, {

@@ -35,16 +35,7 @@ describe('recommend through the ANN index (real stack)', () => {
   beforeAll(async () => {
     context = await createTestContext({ RECOMMEND_ANN_MIN_ITEMS: '100' });
     await context.createTopics(Object.values(TOPICS).map((name) => ({ name })));
-    await insertItems(
-      context.config.postgres.url,
-      catalog.items.map((item) => ({
-        itemId: item.itemId,
-        title: item.title,
-        category: item.category,
-        price: item.price,
-        createdAt: item.createdAt,
-      })),
-    );
+    await insertItems(context.config.postgres.url, catalog.items);
     pool = new Pool({ connectionString: context.config.postgres.url, max: 2 });
     // The pinned versions as the registry would hold them (stored indexes belong to a version).
     await pool.query(
