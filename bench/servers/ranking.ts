@@ -6,7 +6,14 @@ import { OnlineStateService } from '../../src/modules/ingest/online-state.servic
 import { RankingService } from '../../src/modules/ranking/ranking.service';
 import { ExperimentAssignment } from '../../src/modules/experiments/experiment-assignment.service';
 import { ExperimentService } from '../../src/modules/experiments/experiment.service';
-import type { InterestModel, LoadedModel } from '../../src/modules/serving/served-model';
+import { ARTIFACT_STORE } from '../../src/modules/registry/registry.types';
+import type { ArtifactStore } from '../../src/modules/registry/registry.types';
+import { MODEL_LOADER } from '../../src/modules/serving/served-model';
+import type {
+  InterestModel,
+  LoadedModel,
+  ModelLoader,
+} from '../../src/modules/serving/served-model';
 import { ServingService } from '../../src/modules/serving/serving.service';
 import { PinnedModels, startApp } from '../../test/support/app';
 import { ServedSlateRecorder } from '../../src/modules/served-log/served-slate.recorder';
@@ -38,7 +45,7 @@ async function main(): Promise<void> {
   const models = new PinnedModels();
   const app = await startApp(config, { models });
   const serving = app.get(ServingService, { strict: false });
-  const trained = await activeModel(models);
+  const trained = await ownCopy(app, await activeModel(models));
   await app.get(OnlineStateService, { strict: false }).rebuild(() => undefined);
   // The bench's reference for what the ranking itself costs: `rank` answered through the same
   // HTTP + GraphQL path with the ranking skipped (candidates in their order, score 0).
@@ -157,6 +164,17 @@ async function activeModel(models: PinnedModels): Promise<LoadedModel> {
     if (Date.now() - started > MODEL_WAIT_MS) throw new Error('no active model version loaded');
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/**
+ * The served version loaded again: the copy serving loaded gave its item vectors up once they
+ * were in its rows, and the variants pin a model of their own (bound anew, its vectors copied).
+ */
+async function ownCopy(app: INestApplicationContext, served: LoadedModel): Promise<LoadedModel> {
+  const { versionId } = served.model;
+  const artifacts = app.get<symbol, ArtifactStore>(ARTIFACT_STORE, { strict: false });
+  const loader = app.get<symbol, ModelLoader>(MODEL_LOADER, { strict: false });
+  return loader.load(await artifacts.get(versionId), { id: versionId });
 }
 
 /** `loaded` with a combiner of the bench's choosing in place of its own (the rest shared). */
