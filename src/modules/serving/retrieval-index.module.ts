@@ -3,7 +3,6 @@ import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import { EmbeddingApiModule } from '../embedding/embedding.module';
 import { hnswIndexBuilder, hnswIndexOpener } from './hnsw-index';
-import { IndexPrebuildService } from './index-prebuild.service';
 import { InterestModelLoader } from './interest-model.loader';
 import { VECTOR_INDEX_BUILDER, VECTOR_INDEX_OPENER } from './retrieval';
 import { RetrievalIndexRepository } from './retrieval-index.repository';
@@ -13,7 +12,8 @@ import { StoredIndexService } from './stored-index.service';
 
 /**
  * A version's item vectors as serving computes them, and its ANN index built, stored and opened:
- * what the api role serves from and the train role builds ahead for it.
+ * what the api role serves from and the train role builds ahead for it (IndexPrebuildService,
+ * provided by the training module only).
  */
 @Module({
   imports: [EmbeddingApiModule],
@@ -32,8 +32,7 @@ import { StoredIndexService } from './stored-index.service';
     },
     RetrievalIndexRepository,
     StoredIndexService,
-    IndexPrebuildService,
   ],
-  exports: [ServingRepository, MODEL_LOADER, StoredIndexService, IndexPrebuildService],
+  exports: [ServingRepository, MODEL_LOADER, StoredIndexService],
 })
 export class RetrievalIndexModule {}

@@ -5,6 +5,7 @@ import type { AppConfig } from '../../config/config';
 import { createPgListener } from '../../infra/pg-listener';
 import { LOGGER } from '../../infra/tokens';
 import { RegistryModule } from '../registry/registry.module';
+import { IndexPrebuildService } from '../serving/index-prebuild.service';
 import { RetrievalIndexModule } from '../serving/retrieval-index.module';
 import { MODEL_TRAINER } from './model-trainer';
 import type { ModelTrainer } from './model-trainer';
@@ -31,8 +32,9 @@ import { TrainingService } from './training.service';
       useFactory: (trainer: TrainingService): ModelTrainer => trainer,
     },
     TrainingRunService,
+    IndexPrebuildService,
   ],
-  exports: [TrainingService, TrainingRunService, MODEL_TRAINER],
+  exports: [TrainingService, TrainingRunService, MODEL_TRAINER, IndexPrebuildService],
 })
 export class TrainingCoreModule {}
 
