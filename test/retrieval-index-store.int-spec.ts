@@ -43,7 +43,7 @@ describe('stored ANN indexes in PostgreSQL (retention)', () => {
       )
     ).rows.map((row) => row.version_id);
 
-  it("keeps the versions stored last, and a served version's whatever was stored since", async () => {
+  it("tells served versions, and keeps the versions stored last and a served version's whatever was stored since", async () => {
     await pool.query(
       `INSERT INTO experiments (name, kind, status, salt, arms, min_impressions, min_detectable_lift,
                                 confidence, power, created_by, started_at)
@@ -55,10 +55,14 @@ describe('stored ANN indexes in PostgreSQL (retention)', () => {
         ]),
       ],
     );
+    expect(await repository.served('10')).toBe(true);
+    expect(await repository.served('11')).toBe(true);
+    expect(await repository.served('12')).toBe(false);
     for (const versionId of ['10', '11', '12', '13', '14']) await store(versionId);
     // Two most recently stored (13, 14), the active version (10), the running arm's (11).
     expect(await storedVersions()).toEqual(['10', '11', '13', '14']);
     await pool.query(`UPDATE experiments SET status = 'stopped', stopped_at = now()`);
+    expect(await repository.served('11')).toBe(false);
     await store('15');
     expect(await storedVersions()).toEqual(['10', '14', '15']);
     const state = await repository.state('10', 60_000);

@@ -130,6 +130,16 @@ export async function query<T extends object>(
   }
 }
 
+/** Where stored events are, by partition and time: what a failed count shows to explain itself. */
+export function eventsByPartition(url: string) {
+  return query<{ partition: string; ts: Date; rows: string; distinct: string; seqs: string }>(
+    url,
+    `SELECT tableoid::regclass::text AS partition, ts, count(*) AS rows,
+            count(DISTINCT event_id) AS distinct, min(seq) || '-' || max(seq) AS seqs
+       FROM events GROUP BY 1, 2 ORDER BY 1, 2`,
+  );
+}
+
 export async function countEvents(url: string): Promise<{ rows: number; distinct: number }> {
   const rows = await query<{ rows: string; distinct: string }>(
     url,

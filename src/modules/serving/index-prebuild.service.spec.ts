@@ -10,19 +10,51 @@ import type { ModelLoader } from './served-model';
 import { StoredIndexService } from './stored-index.service';
 
 const ITEMS = ['a', 'b', 'c', 'd', 'e'].map((itemId) => ({ itemId, category: itemId }));
-const VERSION = { id: '9', encoderId: 'enc', artifact: Buffer.from('artifact') };
+const registered = (id: string) => ({ id, encoderId: 'enc', artifact: Buffer.from('artifact') });
+const VERSION = registered('9');
 
-function setup(
-  env: Record<string, string> = {},
+/** A promise and what settles it. */
+function gate(): { opened: Promise<void>; open: () => void } {
+  const settle: (() => void)[] = [];
+  const opened = new Promise<void>((resolve) => {
+    settle.push(resolve);
+  });
+  return {
+    opened,
+    open: () => {
+      for (const resolve of settle) resolve();
+    },
+  };
+}
+
+interface Setup {
+  readonly env: Record<string, string>;
+  readonly liveVectors: number;
+  readonly load: ModelLoader['load'];
+  /** What the n-th build (from 0) waits for before it returns, unless its signal aborts first. */
+  readonly hold: (build: number) => Promise<void>;
+}
+
+function setup({
+  env = {},
   liveVectors = ITEMS.length,
-  load: ModelLoader['load'] = (_artifact, version) =>
+  load = (_artifact, version) =>
     Promise.resolve(fakeCategoryModel(ITEMS, { versionId: version.id, dimension: 8 })),
-) {
+  hold = () => Promise.resolve(),
+}: Partial<Setup> = {}) {
   const config = loadConfig({ RECOMMEND_ANN_MIN_ITEMS: '3', ...env });
   const store = new MemoryIndexStore();
   const sources: IndexSource[] = [];
   const indexes: (VectorIndex & { closed: boolean })[] = [];
-  const build: VectorIndexBuilder = (source) => {
+  let builds = 0;
+  const build: VectorIndexBuilder = async (source, signal) => {
+    const held = hold(builds++);
+    await new Promise<void>((resolve, reject) => {
+      signal.addEventListener('abort', () => {
+        reject(new Error('abandoned'));
+      });
+      void held.then(resolve);
+    });
     sources.push(source);
     const index = {
       dimension: source.dimension,
@@ -36,7 +68,7 @@ function setup(
       write: (file: string) => writeFile(file, 'index'),
     };
     indexes.push(index);
-    return Promise.resolve(index);
+    return index;
   };
   const loads: string[] = [];
   const loader: ModelLoader = {
@@ -63,7 +95,7 @@ function setup(
     logger,
     new Metrics({}),
   );
-  return { service, store, sources, indexes, loads };
+  return { service, store, sources, indexes, loads, builds: () => builds };
 }
 
 describe('IndexPrebuildService', () => {
@@ -84,13 +116,15 @@ describe('IndexPrebuildService', () => {
   });
 
   it("appends each item's bias over the model's scale, as a replica's index does", async () => {
-    const { service, sources } = setup({}, ITEMS.length, (_artifact, version) => {
-      const loaded = fakeCategoryModel(ITEMS, { versionId: version.id, dimension: 8 });
-      const { catalog } = loaded;
-      return Promise.resolve({
-        ...loaded,
-        catalog: { ...catalog, bias: Float32Array.of(0, 0.5, 0, -1, 0) },
-      });
+    const { service, sources } = setup({
+      load: (_artifact, version) => {
+        const loaded = fakeCategoryModel(ITEMS, { versionId: version.id, dimension: 8 });
+        const { catalog } = loaded;
+        return Promise.resolve({
+          ...loaded,
+          catalog: { ...catalog, bias: Float32Array.of(0, 0.5, 0, -1, 0) },
+        });
+      },
     });
     await service.request(VERSION);
     await service.settled();
@@ -103,7 +137,7 @@ describe('IndexPrebuildService', () => {
       [{ RECOMMEND_ANN_PREBUILD: 'false' }, 5],
       [{ RECOMMEND_ANN_STORE: 'false' }, 5],
     ] as const) {
-      const { service, store, loads } = setup(env, live);
+      const { service, store, loads } = setup({ env, liveVectors: live });
       await service.request(VERSION);
       await service.settled();
       expect(loads).toEqual([]);
@@ -128,13 +162,48 @@ describe('IndexPrebuildService', () => {
   });
 
   it('lets the lease go when the version cannot be loaded, and fails nothing', async () => {
-    const { service, store, loads } = setup({}, ITEMS.length, () =>
-      Promise.reject(new Error('corrupt artifact')),
-    );
+    const { service, store, loads } = setup({
+      load: () => Promise.reject(new Error('corrupt artifact')),
+    });
     await expect(service.request(VERSION)).resolves.toBeUndefined();
     await service.settled();
     expect(loads).toEqual(['9']);
     expect(store.leases.size).toBe(0);
     expect(await store.newest('9')).toBeUndefined();
+  });
+
+  it('skips a queued build when a newer version supersedes it, unless it is served', async () => {
+    const { opened, open } = gate();
+    const { service, store, loads } = setup({ hold: () => opened });
+    // 9 is active, 10 a candidate the gate kept back, 11 the newest.
+    store.servedVersions.add('9');
+    for (const id of ['9', '10', '11']) await service.request(registered(id));
+    expect([...store.leases.keys()]).toEqual(['9', '10', '11']);
+    open();
+    await service.settled();
+    expect(loads).toEqual(['9', '11']);
+    expect(store.stored('9')).toHaveLength(1);
+    expect(store.stored('10')).toHaveLength(0);
+    expect(store.stored('11')).toHaveLength(1);
+    expect(store.leases.size).toBe(0);
+  });
+
+  it('abandons the build of a version nobody serves when a newer one registers', async () => {
+    for (const served of [false, true]) {
+      const first = gate();
+      const { service, store, loads, builds } = setup({
+        hold: (n) => (n === 0 ? first.opened : Promise.resolve()),
+      });
+      if (served) store.servedVersions.add('9');
+      await service.request(registered('9'));
+      while (builds() === 0) await new Promise((resolve) => setImmediate(resolve));
+      await service.request(registered('10'));
+      first.open();
+      await service.settled();
+      expect(loads).toEqual(['9', '10']);
+      expect(store.stored('9')).toHaveLength(served ? 1 : 0);
+      expect(store.stored('10')).toHaveLength(1);
+      expect(store.leases.size).toBe(0);
+    }
   });
 });

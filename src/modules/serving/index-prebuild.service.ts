@@ -25,7 +25,10 @@ export interface RegisteredVersion {
  * build takes 40 minutes of a core, which the api replicas then never spend, and an activated
  * version's `recommend` moves to it within about a minute instead. The build lease is taken at
  * registration, so replicas that bind the version meanwhile wait for this build instead of
- * starting their own; builds run one at a time, in order.
+ * starting their own; builds run one at a time, in order. A newer registration supersedes an
+ * older version that is not served (neither active nor a running experiment's arm): its build is
+ * abandoned, or skipped when its turn comes, so that training more often than a build takes never
+ * grows a queue of indexes nobody opens.
  */
 @Injectable()
 export class IndexPrebuildService implements OnModuleDestroy {
@@ -33,6 +36,10 @@ export class IndexPrebuildService implements OnModuleDestroy {
   private readonly closing = new AbortController();
   /** The last build queued; the next one starts when it settles. */
   private tail: Promise<void> = Promise.resolve();
+  /** The newest version queued here. */
+  private newest: bigint | undefined;
+  /** The build running now, and what abandons it alone. */
+  private running: { readonly versionId: string; readonly abandon: AbortController } | undefined;
   private readonly seconds: Histogram;
 
   constructor(
@@ -83,19 +90,51 @@ export class IndexPrebuildService implements OnModuleDestroy {
         return;
       }
       this.logger.info({ versionId, rows }, 'retrieval index queued for building ahead');
+      if (this.newest === undefined || BigInt(versionId) > this.newest) {
+        this.newest = BigInt(versionId);
+        await this.abandonSuperseded();
+      }
       this.tail = this.tail.then(() => this.buildAhead(version, lease));
     } catch (error) {
       this.logger.warn({ err: error, versionId }, 'retrieval index not built ahead');
     }
   }
 
+  /** Abandons the build running now if a newer version supersedes it (see the class). */
+  private async abandonSuperseded(): Promise<void> {
+    const running = this.running;
+    if (running === undefined || BigInt(running.versionId) === this.newest) return;
+    if (await this.indexes.served(running.versionId)) return;
+    this.logger.info(
+      { versionId: running.versionId, newest: String(this.newest) },
+      'retrieval index build abandoned: a newer version supersedes it',
+    );
+    running.abandon.abort();
+  }
+
+  /** Whether `versionId`'s build is still worth its turn: the newest queued, or served. */
+  private async due(versionId: string): Promise<boolean> {
+    return BigInt(versionId) === this.newest || (await this.indexes.served(versionId));
+  }
+
   private async buildAhead(version: RegisteredVersion, lease: BuildLease): Promise<void> {
     const versionId = version.id;
-    const { signal } = this.closing;
+    const abandon = new AbortController();
+    const signal = AbortSignal.any([this.closing.signal, abandon.signal]);
     const started = performance.now();
+    this.running = { versionId, abandon };
     try {
       signal.throwIfAborted();
+      if (!(await this.due(versionId))) {
+        this.logger.info(
+          { versionId },
+          'retrieval index not built ahead: a newer version supersedes it',
+        );
+        await lease.release();
+        return;
+      }
       const loaded = await this.loader.load(version.artifact, { id: versionId });
+      signal.throwIfAborted();
       const { model, catalog } = loaded;
       if (model.scale <= 0) {
         await lease.release();
@@ -133,6 +172,8 @@ export class IndexPrebuildService implements OnModuleDestroy {
       await lease.release();
       if (signal.aborted) return;
       this.logger.warn({ err: error, versionId }, 'retrieval index not built ahead');
+    } finally {
+      this.running = undefined;
     }
   }
 }

@@ -13,6 +13,14 @@ const CHUNK_BYTES = 1 << 20;
 /** Slices per read statement. */
 const CHUNKS_PER_READ = 16;
 
+/** The versions being served, as text: the active one and the running experiment's arms'. */
+const SERVED_VERSION_IDS = `
+  SELECT id::text FROM model_versions WHERE status = 'active'
+  UNION ALL
+  SELECT arm ->> 'modelVersion'
+    FROM experiments, jsonb_array_elements(arms) AS arm
+   WHERE status = 'running' AND arm ->> 'modelVersion' IS NOT NULL`;
+
 /** What an index was built with: one built otherwise is not opened. */
 export interface IndexShape {
   readonly dimension: number;
@@ -42,7 +50,7 @@ export interface IndexState {
 /** Where built indexes are kept (PostgreSQL; unit tests keep them in memory). */
 export type IndexStore = Pick<
   RetrievalIndexRepository,
-  'newest' | 'readTo' | 'save' | 'claimBuild' | 'releaseBuild' | 'state'
+  'newest' | 'readTo' | 'save' | 'claimBuild' | 'releaseBuild' | 'state' | 'served'
 >;
 
 interface HeaderRow {
@@ -212,11 +220,7 @@ export class RetrievalIndexRepository {
           `DELETE FROM retrieval_indexes
             WHERE version_id NOT IN (SELECT version_id FROM retrieval_indexes
                                       GROUP BY version_id ORDER BY max(index_id) DESC LIMIT $1)
-              AND version_id NOT IN (SELECT id FROM model_versions WHERE status = 'active')
-              AND version_id::text NOT IN (
-                    SELECT arm ->> 'modelVersion'
-                      FROM experiments, jsonb_array_elements(arms) AS arm
-                     WHERE status = 'running' AND arm ->> 'modelVersion' IS NOT NULL)`,
+              AND version_id::text NOT IN (${SERVED_VERSION_IDS})`,
           [keepVersions],
         );
         await client.query('COMMIT');
@@ -258,6 +262,15 @@ export class RetrievalIndexRepository {
       ),
     ]);
     return { stored, builder: lease.rows.at(0)?.builder };
+  }
+
+  /** Whether `versionId` is served: the active version, or an arm's of the running experiment. */
+  async served(versionId: string): Promise<boolean> {
+    const { rows } = await this.pool.query<{ served: boolean }>(
+      `SELECT $1::text IN (${SERVED_VERSION_IDS}) AS served`,
+      [versionId],
+    );
+    return rows[0]?.served ?? false;
   }
 
   /** Ends `builder`'s lease on `versionId` (its build ended: stored, failed or abandoned). */

@@ -111,6 +111,19 @@ export class StoredIndexService implements OnModuleDestroy {
     return this.repository.state(versionId, BUILD_LEASE_MS);
   }
 
+  /**
+   * Whether `versionId` is served now (active, or an arm of the running experiment); true also
+   * when PostgreSQL cannot say (its index is then kept building).
+   */
+  async served(versionId: string): Promise<boolean> {
+    try {
+      return await this.repository.served(versionId);
+    } catch (error) {
+      this.logger.warn({ err: error, versionId }, 'cannot tell whether the version is served');
+      return true;
+    }
+  }
+
   /** Whether `versionId` has a stored index. */
   async hasStored(versionId: string): Promise<boolean> {
     return (await this.repository.newest(versionId)) !== undefined;

@@ -18,6 +18,8 @@ export class MemoryIndexStore implements IndexStore {
   private lastId = 0;
   /** Build leases by version: holder and when renewed (ms). */
   readonly leases = new Map<string, { builder: string; renewedAt: number }>();
+  /** Versions served (active or an experiment's arm), as PostgreSQL would answer. */
+  readonly servedVersions = new Set<string>();
 
   newest(versionId: string): Promise<StoredIndex | undefined> {
     const mine = this.kept.filter((kept) => kept.header.versionId === versionId);
@@ -69,6 +71,10 @@ export class MemoryIndexStore implements IndexStore {
       builder:
         held !== undefined && held.renewedAt >= Date.now() - leaseMs ? held.builder : undefined,
     };
+  }
+
+  served(versionId: string): Promise<boolean> {
+    return Promise.resolve(this.servedVersions.has(versionId));
   }
 
   releaseBuild(versionId: string, builder: string): Promise<void> {
