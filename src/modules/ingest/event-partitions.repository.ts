@@ -55,8 +55,9 @@ export class EventPartitionsRepository {
    * Creates the partition of `day` unless it exists; returns the rows it took over from the
    * default partition, or undefined when it existed. The table is built apart and attached,
    * which locks `events` only against other schema changes, unless it takes rows over: then
-   * writes to `events` wait for it too (reads do not). The default partition is locked exclusively while it is checked for (and cleared of) the day's
-   * rows, so reads that cover it (no upper time bound) wait for that, or it for them.
+   * writes to `events` wait for it too (reads do not). The default partition is locked
+   * exclusively while it is checked for (and cleared of) the day's rows, so reads that cover it
+   * (no upper time bound) wait for that, or it for them.
    */
   async createPartition(day: number): Promise<number | undefined> {
     const name = eventsPartitionName(day);

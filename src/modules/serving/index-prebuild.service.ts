@@ -103,8 +103,7 @@ export class IndexPrebuildService implements OnModuleDestroy {
   /** Abandons the build running now if a newer version supersedes it (see the class). */
   private async abandonSuperseded(): Promise<void> {
     const running = this.running;
-    if (running === undefined || BigInt(running.versionId) === this.newest) return;
-    if (await this.indexes.served(running.versionId)) return;
+    if (running === undefined || (await this.due(running.versionId))) return;
     this.logger.info(
       { versionId: running.versionId, newest: String(this.newest) },
       'retrieval index build abandoned: a newer version supersedes it',

@@ -155,8 +155,9 @@ export class RetrievalIndexRepository {
   /**
    * Stores the index file `file` of `versionId` in one transaction (visible whole or not at all),
    * then deletes the version's older indexes and those of all but the `keepVersions` versions
-   * stored most recently, except the active version's and the running experiment's arms'. Returns the new index's id and size; `signal` abandons it between two
-   * slices (nothing is stored).
+   * stored most recently, except the active version's and the running experiment's arms'.
+   * Returns the new index's id and size; `signal` abandons it between two slices (nothing is
+   * stored).
    */
   async save(
     versionId: string,

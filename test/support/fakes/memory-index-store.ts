@@ -56,21 +56,23 @@ export class MemoryIndexStore implements IndexStore {
   }
 
   claimBuild(versionId: string, builder: string, leaseMs: number): Promise<boolean> {
-    const held = this.leases.get(versionId);
-    const free = held === undefined || held.builder === builder;
-    if (!free && held.renewedAt >= Date.now() - leaseMs) return Promise.resolve(false);
+    const held = this.liveLease(versionId, leaseMs);
+    if (held !== undefined && held.builder !== builder) return Promise.resolve(false);
     this.leases.set(versionId, { builder, renewedAt: Date.now() });
     return Promise.resolve(true);
   }
 
   async state(versionId: string, leaseMs: number): Promise<IndexState> {
-    const header = await this.newest(versionId);
-    const held = this.leases.get(versionId);
     return {
-      stored: header,
-      builder:
-        held !== undefined && held.renewedAt >= Date.now() - leaseMs ? held.builder : undefined,
+      stored: await this.newest(versionId),
+      builder: this.liveLease(versionId, leaseMs)?.builder,
     };
+  }
+
+  /** The version's lease, unless it lapsed (not renewed within `leaseMs`). */
+  private liveLease(versionId: string, leaseMs: number) {
+    const held = this.leases.get(versionId);
+    return held !== undefined && held.renewedAt >= Date.now() - leaseMs ? held : undefined;
   }
 
   served(versionId: string): Promise<boolean> {
