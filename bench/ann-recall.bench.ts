@@ -149,7 +149,7 @@ const benchmark: Benchmark = {
       progress(`building the index (M ${m}, efConstruction ${efConstruction})`);
       const started = performance.now();
       // efSearch 1: each search's list is then the rows it asks for (hnswlib raises it to those).
-      const index = await hnswIndexBuilder({ m, efConstruction, efSearch: 1 })(
+      const index = await hnswIndexBuilder({ m, efConstruction, efSearch: 1, annCandidates: K })(
         {
           matrix,
           dimension: DIMENSION,

@@ -11,7 +11,9 @@ import {
   dropDatabase,
   seedCatalogAndWeek,
   storedIndexBytes,
+  storedIndexes,
 } from './lib/bench-store';
+import type { StoredIndexQuality } from './lib/bench-store';
 import { compiled } from './lib/built-servers';
 import { closedLoop } from './lib/closed-loop';
 import { Benchmark, integerFlag, progress } from './lib/harness';
@@ -97,6 +99,16 @@ class RssPeaks {
   }
 }
 
+/** "version 3: adopted from version 1's graph, sampled recall@20 0.953 (0.962 when built)". */
+function describeIndex(index: StoredIndexQuality): string {
+  const recall = (value: number | null) => (value === null ? 'unknown' : value.toFixed(3));
+  const how =
+    index.adoptedFrom === null
+      ? 'built'
+      : `adopted from version ${index.adoptedFrom}'s graph (that graph's fresh build: ${recall(index.graphRecall)})`;
+  return `version ${index.versionId}: ${how}, sampled recall@20 ${recall(index.recall)}`;
+}
+
 /** What the versions answering `calls` were: "3" or "3: 40, 4: 10". */
 function versionsOf(answered: readonly string[]): string {
   const counts = new Map<string, number>();
@@ -145,6 +157,8 @@ interface BuiltAhead {
   /** Registration → its index stored by the train process (load, build, store). */
   readonly aheadSeconds: number;
   readonly storedBytes: number;
+  /** The version whose stored graph it adopted; null: built. */
+  readonly adoptedFrom: string | null;
   /** Activation (at registration when the gate promoted it) → `recommend` through its index. */
   readonly activationToIndexSeconds: number;
   /** Of that, after the index was stored: the replica opening it. */
@@ -230,6 +244,9 @@ async function builtAhead(env: NodeJS.ProcessEnv, api: Api): Promise<BuiltAhead>
       runSeconds: (registeredAt - queuedAt) / 1000,
       aheadSeconds,
       storedBytes: (await storedIndexBytes(env.DATABASE_URL ?? '', versionId)) ?? 0,
+      adoptedFrom:
+        (await storedIndexes(env.DATABASE_URL ?? '')).find((one) => one.versionId === versionId)
+          ?.adoptedFrom ?? null,
       activationToIndexSeconds: (servedAt - activatedAt) / 1000,
       openSeconds: (servedAt - storedAt) / 1000,
       trainPeakRssGiB: rss.peakGiB('boot'),
@@ -421,7 +438,7 @@ const benchmark: Benchmark = {
         );
         const swapSeconds = await until('swap', (state) => state.versionId === trained.second);
         const during = await serving();
-        await measure(`after the swap (version ${trained.second}'s index building)`);
+        await measure(`after the swap to version ${trained.second}`);
         let secondIndexSeconds: number | undefined;
         if (settings.waitSecondIndex > 0) {
           secondIndexSeconds = await until(
@@ -430,20 +447,22 @@ const benchmark: Benchmark = {
           );
           await measure(`ANN, version ${trained.second}`);
         }
+        const indexes = await storedIndexes(databaseUrl);
         const notes = [
           `${settings.items.toLocaleString('en-US')} items with ${TEXT_DIMENSION}-d synthetic text vectors (category direction + noise) under the trainer's encoder id; version ${trained.served} trained by a FULL run (${trained.trainSeconds.toFixed(0)} s), version ${trained.second} the same artifact under its own id`,
           `api process start → listening with version ${trained.served} served: ${bootSeconds.toFixed(1)} s (the artifact, ${settings.items.toLocaleString('en-US')} text vectors read a page at a time, the item tower over them); peak RSS ${String(rss.peakGiB('boot'))} GiB`,
           `its first ANN index: ${firstIndexSeconds.toFixed(0)} s after that, on the index's thread; the exact scan answered recommend meanwhile; stored in PostgreSQL (${(storedBytes / 2 ** 20).toFixed(0)} MiB) ${storeSeconds.toFixed(0)} s later`,
-          `activation of version ${trained.second} → this replica serves it: ${swapSeconds.toFixed(1)} s (text vectors unchanged: the loader's copy is reused); recommend then answered from version ${String(during.recommendVersionId)} while version ${trained.second}'s index built; peak RSS through the swap ${String(rss.peakGiB('swap'))} GiB`,
+          `activation of version ${trained.second} → this replica serves it: ${swapSeconds.toFixed(1)} s (text vectors unchanged: the loader's copy is reused); recommend then answered from version ${String(during.recommendVersionId)} until version ${trained.second}'s index was made; peak RSS through the swap ${String(rss.peakGiB('swap'))} GiB`,
           replica === undefined
             ? 'no second api process (--second-replica 1 starts one)'
             : `a second api process of the same version (a new replica, or a restart) listened after ${replica.bootSeconds.toFixed(1)} s and opened the stored index ${replica.openSeconds.toFixed(0)} s after, instead of building it; its peak RSS ${String(replica.peakRssGiB)} GiB`,
           ahead === undefined
             ? 'no index built ahead (--built-ahead 1 starts a train role process)'
-            : `a train role process trained version ${ahead.versionId} (FULL run, ${ahead.runSeconds.toFixed(0)} s from queued to registered, ${ahead.outcome}) and built and stored its index ahead in ${ahead.aheadSeconds.toFixed(0)} s (${(ahead.storedBytes / 2 ** 20).toFixed(0)} MiB; the train process's peak RSS ${String(ahead.trainPeakRssGiB)} GiB, the api's meanwhile ${String(rss.peakGiB('built ahead'))} GiB); the api served recommend through it ${ahead.openSeconds.toFixed(1)} s after it was stored, ${ahead.activationToIndexSeconds.toFixed(0)} s after its activation${ahead.outcome === 'promoted' ? ' at registration (the build in the train process included)' : ''}. A version activated once its index is stored (a candidate, a rollback, an arm) waits only for that open: ${(firstIndexSeconds / ahead.openSeconds).toFixed(1)}× sooner than the ${firstIndexSeconds.toFixed(0)} s this replica took to build version ${trained.served}'s index itself`,
+            : `a train role process trained version ${ahead.versionId} (FULL run, ${ahead.runSeconds.toFixed(0)} s from queued to registered, ${ahead.outcome}) and ${ahead.adoptedFrom === null ? 'built' : `adopted version ${ahead.adoptedFrom}'s stored graph for`} and stored its index ahead in ${ahead.aheadSeconds.toFixed(0)} s (${(firstIndexSeconds / ahead.aheadSeconds).toFixed(1)}× sooner than this replica's build of version ${trained.served}'s index) (${(ahead.storedBytes / 2 ** 20).toFixed(0)} MiB; the train process's peak RSS ${String(ahead.trainPeakRssGiB)} GiB, the api's meanwhile ${String(rss.peakGiB('built ahead'))} GiB); the api served recommend through it ${ahead.openSeconds.toFixed(1)} s after it was stored, ${ahead.activationToIndexSeconds.toFixed(0)} s after its activation${ahead.outcome === 'promoted' ? ' at registration (the build in the train process included)' : ''}. A version activated once its index is stored (a candidate, a rollback, an arm) waits only for that open: ${(firstIndexSeconds / ahead.openSeconds).toFixed(1)}× sooner than the ${firstIndexSeconds.toFixed(0)} s this replica took to build version ${trained.served}'s index itself`,
           secondIndexSeconds === undefined
             ? `not waited for: version ${trained.second}'s index (--wait-second-index 1 waits and measures it)`
             : `version ${trained.second}'s index, and recommend on it: ${secondIndexSeconds.toFixed(0)} s after the swap`,
+          `stored indexes at the end: ${indexes.map(describeIndex).join('; ')}`,
           `recommend load: ${settings.connections} connections, ${settings.loadSeconds} s, clicking users; one-at-a-time calls: ${settings.probes} rank (100 random catalog items) and recommend(first: 20) per phase`,
           `1-minute load average before the run: ${loadBefore.toFixed(2)}; PostgreSQL, Redis and the bench share the machine's cores`,
         ];
@@ -461,6 +480,7 @@ const benchmark: Benchmark = {
             secondReplica: replica,
             builtAhead: ahead,
             recommendVersionDuringSwap: during.recommendVersionId,
+            storedIndexes: indexes,
             phases: rows,
             loadAverage1mBefore: loadBefore,
           },

@@ -23,14 +23,19 @@ const catalog = generateCatalog({
   idPrefix: 'pre-',
 });
 
-/** Every version as a category model over the whole catalog (the same vectors in every process). */
+/**
+ * Every version as a category model over the whole catalog, the same vectors in every process;
+ * each version's items a little further from their category than the last's (as a version
+ * fine-tuned from another moves them).
+ */
 class CatalogLoader implements ModelLoader {
   readonly loaded: string[] = [];
 
   load(_artifact: Buffer, version: { id: string }): Promise<LoadedModel> {
     this.loaded.push(version.id);
+    const noise = 0.3 + 0.02 * Number(version.id);
     return Promise.resolve(
-      fakeCategoryModel(catalog.items, { versionId: version.id, dimension: 32 }),
+      fakeCategoryModel(catalog.items, { versionId: version.id, dimension: 32, noise }),
     );
   }
 }
@@ -72,7 +77,7 @@ describe('a registered version’s index built ahead by the train role (real sta
     (
       await graphql<{ modelVersion: { retrievalIndex: unknown } }>(
         api,
-        'query($id: ID!) { modelVersion(id: $id) { retrievalIndex { stored { points bytes dimension m efConstruction storedAt } buildingBy } } }',
+        'query($id: ID!) { modelVersion(id: $id) { retrievalIndex { stored { points bytes dimension m efConstruction storedAt recall adoptedFrom } buildingBy } } }',
         { id },
       )
     ).data?.modelVersion.retrievalIndex;
@@ -112,7 +117,12 @@ describe('a registered version’s index built ahead by the train role (real sta
         what: 'the replica serving the new version',
         until: (served) => served === versionId,
       });
-      expect(prebuilder.started).toBe(1);
+      // The replica may serve the version before the train role's build starts (it first looks
+      // for another version's graph to adopt).
+      await eventually(() => prebuilder.started, 10_000, {
+        what: 'the train role’s build',
+        until: (started) => started === 1,
+      });
       expect(trainLoader.loaded).toEqual([versionId]);
       // The train role holds the build lease; a build of 600 items would have ended by now.
       const lease = await pool.query<{ builder: string }>(
@@ -147,11 +157,46 @@ describe('a registered version’s index built ahead by the train role (real sta
     const leaseLeft = await pool.query('SELECT 1 FROM retrieval_index_builds');
     expect(leaseLeft.rowCount).toBe(0);
     expect(await indexState(versionId)).toMatchObject({
-      stored: { points: catalog.items.length, dimension: 32 },
+      stored: { points: catalog.items.length, dimension: 32, recall: 1, adoptedFrom: null },
       buildingBy: null,
     });
     const answer = (await recommendCall(api, { userId: 'u-prebuild', first: 5 })).data?.recommend;
     expect(answer?.modelVersion).toBe(versionId);
     expect(answer?.items).toHaveLength(5);
+  });
+
+  it('indexes the next version by adopting the graph stored for the one before: no build, and the stored index says so', async () => {
+    const first = await pool.query<{ version_id: string }>(
+      'SELECT version_id::text FROM retrieval_indexes',
+    );
+    expect(first.rows).toHaveLength(1);
+    const queued = await graphql<{ trainModel: { id: string } }>(
+      api,
+      'mutation { trainModel(mode: FULL) { id } }',
+    );
+    const run = await eventually(
+      async () =>
+        (
+          await graphql<{ trainingRun: { status: string; versionId: string | null } }>(
+            api,
+            'query($id: ID!) { trainingRun(id: $id) { status versionId } }',
+            { id: queued.data?.trainModel.id },
+          )
+        ).data?.trainingRun,
+      20_000,
+      { what: 'the second training run', until: (found) => found?.status === 'SUCCEEDED' },
+    );
+    const versionId = run.value?.versionId ?? '';
+    const state = await eventually(() => indexState(versionId), 30_000, {
+      what: 'the index adopted ahead',
+      until: (found) => (found as { stored: unknown } | undefined)?.stored != null,
+    });
+    expect(state.value).toMatchObject({
+      stored: { points: catalog.items.length, adoptedFrom: first.rows[0].version_id },
+      buildingBy: null,
+    });
+    expect(prebuilder.started).toBe(1);
+    const trainMetrics = (await train.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metric(trainMetrics, 'retrieval_index_prebuild_seconds_count')).toBe(2);
   });
 });

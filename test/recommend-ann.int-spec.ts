@@ -33,7 +33,12 @@ describe('recommend through the ANN index (real stack)', () => {
   const models = new PinnedModels({ model: version('3') });
 
   beforeAll(async () => {
-    context = await createTestContext({ RECOMMEND_ANN_MIN_ITEMS: '100' });
+    // Every version here has the same vectors: adopting the first one's graph would spare each
+    // later version the builds and leases these tests are about (adoption: index-prebuild).
+    context = await createTestContext({
+      RECOMMEND_ANN_MIN_ITEMS: '100',
+      RECOMMEND_ANN_ADOPT: 'false',
+    });
     await context.createTopics(Object.values(TOPICS).map((name) => ({ name })));
     await insertItems(context.config.postgres.url, catalog.items);
     pool = new Pool({ connectionString: context.config.postgres.url, max: 2 });

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Pool } from 'pg';
 import { RetrievalIndexRepository } from '../src/modules/serving/retrieval-index.repository';
+import type { IndexQuality } from '../src/modules/serving/retrieval-index.repository';
 import { createTestContext, TestContext } from './support/test-context';
 
 const SHAPE = { dimension: 4, m: 16, efConstruction: 200, withBias: false };
@@ -31,10 +32,16 @@ describe('stored ANN indexes in PostgreSQL (retention)', () => {
     await context.cleanup();
   });
 
-  const store = async (versionId: string) => {
+  const built = (recall: number): IndexQuality => ({
+    recall,
+    graphRecall: recall,
+    adoptedFrom: undefined,
+  });
+  const store = async (versionId: string, quality = built(0.97), shape = SHAPE, keep = 2) => {
     const file = path.join(dir, `index-${versionId}`);
     await writeFile(file, `the index of version ${versionId}`);
-    await repository.save(versionId, SHAPE, 2, 'a\nb', file, 2, new AbortController().signal);
+    const { signal } = new AbortController();
+    await repository.save(versionId, shape, quality, 2, 'a\nb', file, keep, signal);
   };
   const storedVersions = async () =>
     (
@@ -67,5 +74,33 @@ describe('stored ANN indexes in PostgreSQL (retention)', () => {
     expect(await storedVersions()).toEqual(['10', '14', '15']);
     const state = await repository.state('10', 60_000);
     expect(state).toMatchObject({ stored: { ...SHAPE, points: 2 }, builder: undefined });
+  });
+
+  it('offers the graph of a version built alike for adoption: a served version first, else the newest; never one of unknown recall', async () => {
+    await pool.query('DELETE FROM retrieval_indexes');
+    await store('10', built(0.95), SHAPE, 10);
+    await store('12', built(0.96), SHAPE, 10);
+    await store('13', built(0.9), { ...SHAPE, m: 32 }, 10);
+    await store(
+      '14',
+      { recall: undefined, graphRecall: undefined, adoptedFrom: undefined },
+      SHAPE,
+      10,
+    );
+    // Version 10 is active: its graph, though 12's is newer.
+    expect(await repository.adoptable('15', SHAPE)).toMatchObject({
+      versionId: '10',
+      recall: 0.95,
+    });
+    // Not its own; 13's was built with another M, 14's recall is unknown.
+    expect(await repository.adoptable('10', SHAPE)).toMatchObject({ versionId: '12' });
+    expect(await repository.adoptable('15', { ...SHAPE, m: 32 })).toMatchObject({
+      versionId: '13',
+    });
+    expect(await repository.adoptable('15', { ...SHAPE, dimension: 8 })).toBeUndefined();
+
+    const adopted = { recall: 0.94, graphRecall: 0.95, adoptedFrom: '10' };
+    await store('15', adopted, SHAPE, 10);
+    expect(await repository.newest('15')).toMatchObject(adopted);
   });
 });

@@ -148,3 +148,28 @@ export async function storedIndexBytes(
     await db.end();
   }
 }
+
+/** One stored ANN index: how well it answers (sampled by the service) and where its graph came from. */
+export interface StoredIndexQuality {
+  readonly versionId: string;
+  readonly points: number;
+  readonly recall: number | null;
+  readonly graphRecall: number | null;
+  readonly adoptedFrom: string | null;
+}
+
+/** Every stored ANN index of the database, oldest first. */
+export async function storedIndexes(databaseUrl: string): Promise<StoredIndexQuality[]> {
+  const db = new Client({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    const { rows } = await db.query<StoredIndexQuality>(
+      `SELECT version_id::text AS "versionId", points, recall, graph_recall AS "graphRecall",
+              adopted_from::text AS "adoptedFrom"
+         FROM retrieval_indexes ORDER BY index_id`,
+    );
+    return rows;
+  } finally {
+    await db.end();
+  }
+}

@@ -437,6 +437,16 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
     description:
       'The process that registers a trained version (the train role, or `train --once`) builds and stores its ANN index right away when the catalog has at least `RECOMMEND_ANN_MIN_ITEMS` item vectors, holding the build lease from registration: replicas that serve the version open that index instead of building one. Needs `RECOMMEND_ANN_STORE`, and the same `RECOMMEND_ANN_M` and `RECOMMEND_ANN_EF_CONSTRUCTION` as the api role. See docs/ranking.md, ANN retrieval.',
   },
+  RECOMMEND_ANN_ADOPT: {
+    group: 'Ranking',
+    description:
+      'A version without a stored ANN index first tries the stored graph of another version built alike (a served version’s first, else the newest): its points take this version’s vectors, the links stay, and its recall@20 is sampled on 64 users against the exact scan. Kept (and stored for the other replicas) when that recall is at most `RECOMMEND_ANN_ADOPT_RECALL_LOSS` below the recall of the fresh build the graph descends from; else the index is built. A version fine-tuned from the served one moves its items little: at 1,000,000 items this takes minutes instead of a 40-minute build. Needs `RECOMMEND_ANN_STORE`. See docs/ranking.md, ANN retrieval.',
+  },
+  RECOMMEND_ANN_ADOPT_RECALL_LOSS: {
+    group: 'Ranking',
+    description:
+      'How much sampled recall@20 an adopted graph may lose against the fresh build it descends from (see `RECOMMEND_ANN_ADOPT`); losses add up over adoptions in a row, so a graph is rebuilt once they pass this.',
+  },
   RECOMMEND_ANN_STORED_VERSIONS: {
     group: 'Ranking',
     description:

@@ -10,7 +10,7 @@ import { topK } from './top-k';
 const DIMENSION = 32;
 // A search costing well above its messages to and from the index's thread: with efSearch 100 (about
 // 0.2 ms here) those messages alone kept this thread 15–33 % busy under load, up to 52 % once.
-const SETTINGS = { m: 16, efConstruction: 100, efSearch: 400 };
+const SETTINGS = { m: 16, efConstruction: 100, efSearch: 400, annCandidates: 400 };
 const build = hnswIndexBuilder(SETTINGS);
 const open = hnswIndexOpener(SETTINGS);
 
@@ -132,6 +132,74 @@ describe('hnswIndexBuilder', () => {
       expect(Array.from(old)).not.toContain(5);
       expect(Array.from(await opened.search(row(built, 0), 50))).not.toContain(-1);
       opened.close();
+    } finally {
+      index.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("adopts another version's written graph: its points take this version's vectors, and the recall is sampled as recommend asks", async () => {
+    const built = source(4000, 'graph');
+    const index = await build(built, new AbortController().signal);
+    expect(index.recall).toBeGreaterThan(0.95);
+    const dir = await mkdtemp(path.join(tmpdir(), 'hnsw-spec-'));
+    const file = path.join(dir, 'index.hnsw');
+    try {
+      await index.write?.(file);
+      // The next version: every vector moved a little, the item of row 0 gone, row 8's moved
+      // far, and an item the graph never saw (row 4001).
+      const random = new Random('fine-tuned');
+      const next = new Float32Array(new SharedArrayBuffer(4002 * DIMENSION * 4));
+      next.set(built.matrix);
+      for (let i = 0; i < next.length; i++) next[i] += 0.05 * (random.next() * 2 - 1);
+      next.fill(0.9, 8 * DIMENSION, 9 * DIMENSION);
+      next.fill(-0.5, 4001 * DIMENSION, 4002 * DIMENSION);
+      const rows = Int32Array.from([...Array.from({ length: 1999 }, (_, i) => 2 * i + 2), 4001]);
+      const labelRows = Int32Array.from({ length: 4000 }, (_, label) => (label === 0 ? -1 : label));
+      const adopted = await open(
+        file,
+        labelRows,
+        { matrix: next, dimension: DIMENSION, rows, extra: undefined },
+        new AbortController().signal,
+        true,
+      );
+      expect(adopted.size).toBe(1999);
+      expect(Array.from(adopted.stale ?? [])).toEqual([4001]);
+      expect(adopted.recall).toBeGreaterThan((index.recall ?? 1) - 0.02);
+      // Found by its new vector, not by its old one; the item gone is never found.
+      const moved = next.slice(8 * DIMENSION, 9 * DIMENSION);
+      expect((await adopted.search(moved, 1))[0]).toBe(8);
+      expect(Array.from(await adopted.search(row(built, 0), 50))).not.toContain(0);
+      const query = row(built, 100);
+      const exact = topK(next, DIMENSION, query, 10, (r) => r % 2 === 1 || r === 0).rows;
+      expect(Array.from(await adopted.search(query, 10))).toEqual(Array.from(exact));
+      adopted.close();
+    } finally {
+      index.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('samples a low recall when the vectors have nothing to do with the graph', async () => {
+    const narrow = { m: 8, efConstruction: 40, efSearch: 20, annCandidates: 20 };
+    const built = source(40_000, 'one version');
+    const index = await hnswIndexBuilder(narrow)(built, new AbortController().signal);
+    const dir = await mkdtemp(path.join(tmpdir(), 'hnsw-spec-'));
+    const file = path.join(dir, 'index.hnsw');
+    try {
+      await index.write?.(file);
+      const unrelated = source(40_000, 'another model');
+      const labelRows = Int32Array.from({ length: 40_000 }, (_, label) => label);
+      const adopted = await hnswIndexOpener(narrow)(
+        file,
+        labelRows,
+        unrelated,
+        new AbortController().signal,
+        true,
+      );
+      expect(adopted.size).toBe(20_000);
+      expect(adopted.recall).toBeLessThan((index.recall ?? 0) - 0.1);
+      adopted.close();
     } finally {
       index.close();
       await rm(dir, { recursive: true, force: true });

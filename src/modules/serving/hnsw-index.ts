@@ -11,7 +11,14 @@ export interface HnswSettings {
   readonly efConstruction: number;
   /** Candidate list while searching; raised to the rows asked for when fewer. */
   readonly efSearch: number;
+  /** Rows `recommend` asks of the index per request (how the recall is sampled). */
+  readonly annCandidates: number;
 }
+
+/** Sampled users per recall check: at a million items about 25 s of the index's thread. */
+const RECALL_QUERIES = 64;
+/** recall@20: `recommend`'s default page. */
+const RECALL_AT = 20;
 
 /**
  * Searches handed to the thread at once: it never waits for the next one, and the rest wait
@@ -55,6 +62,7 @@ class HnswVectorIndex implements VectorIndex {
     readonly bytes: number,
     private readonly efSearch: number,
     readonly stale: Int32Array | undefined,
+    readonly recall: number | undefined,
   ) {
     thread.on('message', (reply: HnswReply) => {
       this.answered(reply);
@@ -195,19 +203,21 @@ export function hnswIndexBuilder(settings: HnswSettings): VectorIndexBuilder {
 
 /**
  * Opens an index written by an HNSW index's `write` (on any replica, with the same M) on a thread
- * of its own, checked against the source's vectors (hnsw.thread.ts).
+ * of its own, checked against the source's vectors, or adopted from another version's
+ * (hnsw.thread.ts).
  */
 export function hnswIndexOpener(settings: HnswSettings): VectorIndexOpener {
-  return (file, labelRows, source, signal) =>
+  return (file, labelRows, source, signal, adopt = false) =>
     startIndex(source, settings, signal, undefined, (shared) => ({
       kind: 'open',
       ...shared,
       file,
       labelRows,
+      adopt,
     }));
 }
 
-type SharedJob = Omit<HnswJob, 'kind' | 'm' | 'efConstruction' | 'file' | 'labelRows'>;
+type SharedJob = Omit<HnswJob, 'kind' | 'm' | 'efConstruction' | 'file' | 'labelRows' | 'adopt'>;
 
 async function startIndex(
   source: IndexSource,
@@ -219,11 +229,17 @@ async function startIndex(
   signal.throwIfAborted();
   const stop = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
   const { matrix, dimension, rows, extra } = source;
+  const check = {
+    queries: RECALL_QUERIES,
+    candidates: settings.annCandidates,
+    ef: settings.efSearch,
+    k: RECALL_AT,
+  };
   const thread = startThread(
     path.join(__dirname, 'hnsw.thread'),
-    job({ matrix, dimension, rows, extra, stop }),
+    job({ matrix, dimension, rows, extra, stop, check }),
   );
-  const { size, stale } = await ready(thread, signal, stop, progress);
+  const { size, stale, recall } = await ready(thread, signal, stop, progress);
   const dimensions = dimension + (extra === undefined ? 0 : 1);
   return new HnswVectorIndex(
     thread,
@@ -232,6 +248,7 @@ async function startIndex(
     hnswBytes(size, dimensions, settings.m),
     settings.efSearch,
     stale,
+    recall,
   );
 }
 
@@ -249,7 +266,7 @@ function ready(
   signal: AbortSignal,
   stop: Int32Array<SharedArrayBuffer>,
   progress: ((indexed: number) => void) | undefined,
-): Promise<{ size: number; stale: Int32Array | undefined }> {
+): Promise<Extract<HnswReply, { type: 'ready' }>> {
   return new Promise((resolve, reject) => {
     let failure: Error | undefined;
     const abort = () => {

@@ -1,16 +1,16 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { HierarchicalNSW } from 'hnswlib-node';
+import { adoptGraph, positionsOf, sampledRecall } from './hnsw-graph';
+import type { GraphSource, RecallCheck } from './hnsw-graph';
 
 /** The vectors an index covers: rows of a shared matrix. */
-interface HnswSource {
+interface HnswSource extends GraphSource {
   /** Row-major vectors, read in place (shared memory is not copied to a thread). */
   readonly matrix: Float32Array<SharedArrayBuffer>;
-  readonly dimension: number;
-  readonly rows: Int32Array;
-  /** Per row of `rows`, one more value appended to its vector; absent: none. */
-  readonly extra: Float32Array | undefined;
   /** Set to 1 (Atomics) to stop a build or an open: the thread ends at the next point. */
   readonly stop: Int32Array<SharedArrayBuffer>;
+  /** How a built or adopted index's recall is sampled. */
+  readonly check: RecallCheck;
 }
 
 /** Build an index of the source's rows (labels: the rows). */
@@ -24,11 +24,14 @@ export interface HnswBuildJob extends HnswSource {
  * Open an index written by `write` (on any replica): its label `l` is row `labelRows[l]` here
  * (-1: no such item). Points whose vector differs from the source's row, or whose row the source
  * lacks, are deleted from the index; the source's rows no point matches are reported stale.
+ * `adopt`: the index is another version's, its points take the source's vectors (hnsw-graph.ts)
+ * and its recall is sampled.
  */
 export interface HnswOpenJob extends HnswSource {
   readonly kind: 'open';
   readonly file: string;
   readonly labelRows: Int32Array;
+  readonly adopt: boolean;
 }
 
 export type HnswJob = HnswBuildJob | HnswOpenJob;
@@ -47,7 +50,13 @@ export type HnswRequest =
 /** The thread's messages: progress, the index is ready, then one answer per request. */
 export type HnswReply =
   | { readonly type: 'progress'; readonly indexed: number }
-  | { readonly type: 'ready'; readonly size: number; readonly stale: Int32Array | undefined }
+  | {
+      readonly type: 'ready';
+      readonly size: number;
+      readonly stale: Int32Array | undefined;
+      /** Sampled for a built or adopted index (hnsw-graph.ts); undefined for an opened one. */
+      readonly recall: number | undefined;
+    }
   | { readonly type: 'found'; readonly id: number; readonly rows: Int32Array }
   | { readonly type: 'written'; readonly id: number }
   | { readonly type: 'failed'; readonly id: number; readonly message: string };
@@ -91,21 +100,19 @@ function build(hnsw: HierarchicalNSW, job: HnswBuildJob, progress: (n: number) =
 }
 
 /**
- * Reads a written index and checks each point against the source's row; the source's rows
- * without a matching point come back as stale (undefined when stopped).
+ * Reads a written index and checks each point against the source's row (or, adopting, gives
+ * them the source's vectors first); returns whether a point holds each row's vector (undefined
+ * when stopped).
  */
-function open(
-  hnsw: HierarchicalNSW,
-  job: HnswOpenJob,
-): { stale: Int32Array; size: number } | undefined {
+function open(hnsw: HierarchicalNSW, job: HnswOpenJob): Uint8Array | undefined {
   const { matrix, dimension, rows, extra, labelRows } = job;
+  if (job.adopt) {
+    const held = adoptGraph(job.file, job, labelRows);
+    hnsw.readIndexSync(job.file);
+    return held;
+  }
   hnsw.readIndexSync(job.file);
-  let highest = -1;
-  for (const row of rows) highest = Math.max(highest, row);
-  const position = new Int32Array(highest + 1).fill(-1);
-  rows.forEach((row, i) => {
-    position[row] = i;
-  });
+  const position = positionsOf(rows);
   const matched = new Uint8Array(rows.length);
   for (const label of hnsw.getIdsList()) {
     if (stopped(job)) return undefined;
@@ -120,9 +127,7 @@ function open(
       hnsw.markDelete(label);
     }
   }
-  let size = 0;
-  for (const one of matched) size += one;
-  return { stale: rows.filter((_, i) => matched[i] === 0), size };
+  return matched;
 }
 
 function sameVector(
@@ -150,7 +155,7 @@ function serve(job: HnswJob): void {
   const hnsw = new HierarchicalNSW('ip', dimensions(job));
   let stale: Int32Array | undefined;
   let labelRows: Int32Array | undefined;
-  let size = job.rows.length;
+  let held: Uint8Array;
   if (job.kind === 'build') {
     const progress = (indexed: number) => {
       port.postMessage({ type: 'progress', indexed } satisfies HnswReply);
@@ -159,16 +164,44 @@ function serve(job: HnswJob): void {
       port.close();
       return;
     }
+    held = new Uint8Array(job.rows.length).fill(1);
   } else {
     const opened = open(hnsw, job);
     if (opened === undefined) {
       port.close();
       return;
     }
-    ({ stale, size } = opened);
+    held = opened;
+    stale = job.rows.filter((_, i) => held[i] === 0);
     labelRows = job.labelRows;
   }
+  const rowsOfLabels = labelRows;
   let ef = 0;
+  const search = (query: number[], count: number, searchEf: number): number[] => {
+    if (searchEf !== ef) {
+      hnsw.setEf(searchEf);
+      ef = searchEf;
+    }
+    const { neighbors } = hnsw.searchKnn(query, count);
+    return rowsOfLabels === undefined ? neighbors : neighbors.map((label) => rowsOfLabels[label]);
+  };
+  let recall: number | undefined;
+  if (job.kind === 'build' || job.adopt) {
+    const { check } = job;
+    recall = sampledRecall(
+      (query, count) => search(query, count, Math.max(check.ef, count)),
+      job,
+      held,
+      check,
+      () => stopped(job),
+    );
+    if (recall === undefined) {
+      port.close();
+      return;
+    }
+  }
+  let size = 0;
+  for (const one of held) size += one;
   port.on('message', (request: HnswRequest) => {
     const { id } = request;
     const failed = (error: unknown) => {
@@ -182,25 +215,14 @@ function serve(job: HnswJob): void {
       return;
     }
     try {
-      if (request.ef !== ef) {
-        hnsw.setEf(request.ef);
-        ef = request.ef;
-      }
-      // Nearest first.
-      const { neighbors } = hnsw.searchKnn(Array.from(request.query), request.count);
-      const found =
-        labelRows === undefined ? Int32Array.from(neighbors) : rowsOf(neighbors, labelRows);
+      // Nearest first (a deleted point is never found).
+      const found = Int32Array.from(search(Array.from(request.query), request.count, request.ef));
       port.postMessage({ type: 'found', id, rows: found } satisfies HnswReply, [found.buffer]);
     } catch (error) {
       failed(error);
     }
   });
-  port.postMessage({ type: 'ready', size, stale } satisfies HnswReply);
-}
-
-/** The rows of an opened index's labels (a deleted point is never found). */
-function rowsOf(labels: readonly number[], labelRows: Int32Array): Int32Array<ArrayBuffer> {
-  return Int32Array.from(labels, (label) => labelRows[label]);
+  port.postMessage({ type: 'ready', size, stale, recall } satisfies HnswReply);
 }
 
 serve(workerData as HnswJob);

@@ -145,9 +145,10 @@ export class IndexPrebuildService implements OnModuleDestroy {
       const points = source.rows.length;
       const step = Math.max(1, Math.ceil(points / 10));
       let reported = 0;
+      const rowOf = new Map(ids.map((id, row) => [id, row]));
       const { index, kept } = await this.indexes.buildAndKeep(
         lease,
-        { id: (row) => ids[row] },
+        { id: (row) => ids[row], row: (id) => rowOf.get(id) ?? -1 },
         source,
         signal,
         (indexed) => {

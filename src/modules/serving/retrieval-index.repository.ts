@@ -30,7 +30,17 @@ export interface IndexShape {
   readonly withBias: boolean;
 }
 
-export interface StoredIndex extends IndexShape {
+/** How well an index answers, and where its graph came from. */
+export interface IndexQuality {
+  /** recall@20 of `recommend`'s candidates on sampled users (hnsw-graph.ts); undefined: unknown. */
+  readonly recall: number | undefined;
+  /** The recall of the fresh build its graph descends from (its own when built). */
+  readonly graphRecall: number | undefined;
+  /** The version whose stored graph it adopted; undefined: built. */
+  readonly adoptedFrom: string | undefined;
+}
+
+export interface StoredIndex extends IndexShape, IndexQuality {
   readonly indexId: string;
   readonly versionId: string;
   readonly points: number;
@@ -50,7 +60,7 @@ export interface IndexState {
 /** Where built indexes are kept (PostgreSQL; unit tests keep them in memory). */
 export type IndexStore = Pick<
   RetrievalIndexRepository,
-  'newest' | 'readTo' | 'save' | 'claimBuild' | 'releaseBuild' | 'state' | 'served'
+  'newest' | 'adoptable' | 'readTo' | 'save' | 'claimBuild' | 'releaseBuild' | 'state' | 'served'
 >;
 
 interface HeaderRow {
@@ -64,6 +74,30 @@ interface HeaderRow {
   size: string;
   sha256: string;
   created_at: Date;
+  recall: number | null;
+  graph_recall: number | null;
+  adopted_from: string | null;
+}
+
+const HEADER_COLUMNS = `index_id::text, version_id::text, dimension, m, ef_construction, with_bias,
+  points, size::text, sha256, created_at, recall, graph_recall, adopted_from::text`;
+
+function storedIndex(row: HeaderRow): StoredIndex {
+  return {
+    indexId: row.index_id,
+    versionId: row.version_id,
+    dimension: row.dimension,
+    m: row.m,
+    efConstruction: row.ef_construction,
+    withBias: row.with_bias,
+    points: row.points,
+    size: Number(row.size),
+    sha256: row.sha256,
+    storedAt: row.created_at,
+    recall: row.recall ?? undefined,
+    graphRecall: row.graph_recall ?? undefined,
+    adoptedFrom: row.adopted_from ?? undefined,
+  };
 }
 
 /**
@@ -77,26 +111,31 @@ export class RetrievalIndexRepository {
   /** The version's newest stored index; undefined: none. */
   async newest(versionId: string): Promise<StoredIndex | undefined> {
     const { rows } = await this.pool.query<HeaderRow>(
-      `SELECT index_id::text, version_id::text, dimension, m, ef_construction, with_bias, points,
-              size::text, sha256, created_at
+      `SELECT ${HEADER_COLUMNS}
          FROM retrieval_indexes WHERE version_id = $1 ORDER BY index_id DESC LIMIT 1`,
       [versionId],
     );
     const row = rows.at(0);
-    return (
-      row && {
-        indexId: row.index_id,
-        versionId: row.version_id,
-        dimension: row.dimension,
-        m: row.m,
-        efConstruction: row.ef_construction,
-        withBias: row.with_bias,
-        points: row.points,
-        size: Number(row.size),
-        sha256: row.sha256,
-        storedAt: row.created_at,
-      }
+    return row && storedIndex(row);
+  }
+
+  /**
+   * The stored index of another version whose graph `versionId` could adopt: built alike, its
+   * graph's recall known; a served version's first (the one a new version is most often
+   * fine-tuned from), then the newest.
+   */
+  async adoptable(versionId: string, shape: IndexShape): Promise<StoredIndex | undefined> {
+    const { rows } = await this.pool.query<HeaderRow>(
+      `SELECT ${HEADER_COLUMNS}
+         FROM retrieval_indexes
+        WHERE version_id <> $1 AND dimension = $2 AND m = $3 AND ef_construction = $4
+          AND with_bias = $5 AND graph_recall IS NOT NULL
+        ORDER BY version_id::text IN (${SERVED_VERSION_IDS}) DESC, index_id DESC
+        LIMIT 1`,
+      [versionId, shape.dimension, shape.m, shape.efConstruction, shape.withBias],
     );
+    const row = rows.at(0);
+    return row && storedIndex(row);
   }
 
   /**
@@ -162,6 +201,7 @@ export class RetrievalIndexRepository {
   async save(
     versionId: string,
     shape: IndexShape,
+    quality: IndexQuality,
     points: number,
     labelItemIds: string,
     file: string,
@@ -189,8 +229,9 @@ export class RetrievalIndexRepository {
         await client.query('BEGIN');
         const { rows } = await client.query<{ index_id: string }>(
           `INSERT INTO retrieval_indexes (version_id, dimension, m, ef_construction, with_bias,
-                                          points, size, sha256, label_item_ids)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING index_id::text`,
+                                          points, size, sha256, label_item_ids, recall,
+                                          graph_recall, adopted_from)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING index_id::text`,
           [
             versionId,
             shape.dimension,
@@ -201,6 +242,9 @@ export class RetrievalIndexRepository {
             size,
             hash.digest('hex'),
             labelItemIds,
+            quality.recall ?? null,
+            quality.graphRecall ?? null,
+            quality.adoptedFrom ?? null,
           ],
         );
         const indexId = rows[0].index_id;

@@ -6,7 +6,7 @@ import { RowVectors } from './row-vectors';
 import { topK } from './top-k';
 
 const DIMENSION = 32;
-const HNSW = hnswIndexBuilder({ m: 16, efConstruction: 100, efSearch: 100 });
+const HNSW = hnswIndexBuilder({ m: 16, efConstruction: 100, efSearch: 100, annCandidates: 100 });
 
 /** Items around a few cluster directions (as embeddings are), with a bias when asked. */
 function catalog(rows: number, seed: string, withBias = false): RowVectors {

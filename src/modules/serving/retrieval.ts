@@ -25,6 +25,11 @@ export interface VectorIndex {
    * it was written), to be scanned exactly beside its candidates. Undefined for a built index.
    */
   readonly stale?: Int32Array;
+  /**
+   * recall@20 of `recommend`'s candidates against the exact scan on sampled users, for an index
+   * built or adopted here (hnsw-graph.ts); undefined for one opened from the store.
+   */
+  readonly recall?: number;
   /** Writes the index to `file`, for a VectorIndexOpener; absent: this index cannot be kept. */
   write?(file: string): Promise<void>;
 }
@@ -59,13 +64,16 @@ export const VECTOR_INDEX_OPENER = Symbol('VECTOR_INDEX_OPENER');
 /**
  * Opens the index written to `file` (by any replica) over `source`: its label `l` is row
  * `labelRows[l]` (-1: an item this replica does not have). Points whose vector is not the
- * source's are left out and their rows come back as `stale`.
+ * source's are left out and their rows come back as `stale`. `adopt`: the index is another
+ * version's; its graph is kept and its points take the source's vectors (`recall` says how well
+ * the graph still leads).
  */
 export type VectorIndexOpener = (
   file: string,
   labelRows: Int32Array,
   source: IndexSource,
   signal: AbortSignal,
+  adopt?: boolean,
 ) => Promise<VectorIndex>;
 
 export interface RetrievalSettings {

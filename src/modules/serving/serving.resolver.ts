@@ -68,6 +68,18 @@ class StoredRetrievalIndexGql {
   @Field(() => Int, { description: 'HNSW links per node' }) m!: number;
   @Field(() => Int) efConstruction!: number;
   @Field() storedAt!: Date;
+  @Field(() => Float, {
+    nullable: true,
+    description:
+      'recall@20 of recommend’s candidates against the exact scan on 64 sampled users; null: stored before it was sampled',
+  })
+  recall!: number | null;
+  @Field(() => ID, {
+    nullable: true,
+    description:
+      'the version whose graph it kept with this version’s vectors (RECOMMEND_ANN_ADOPT); null: built',
+  })
+  adoptedFrom!: string | null;
 }
 
 @ObjectType('RetrievalIndexState', {
@@ -98,7 +110,15 @@ export class VersionIndexResolver {
   async retrievalIndex(@Parent() version: ModelVersionGql): Promise<RetrievalIndexStateGql> {
     const { stored, builder } = await this.indexes.state(version.id);
     return {
-      stored: stored === undefined ? null : { ...stored, bytes: stored.size },
+      stored:
+        stored === undefined
+          ? null
+          : {
+              ...stored,
+              bytes: stored.size,
+              recall: stored.recall ?? null,
+              adoptedFrom: stored.adoptedFrom ?? null,
+            },
       buildingBy: builder ?? null,
     };
   }

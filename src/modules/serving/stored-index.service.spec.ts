@@ -9,12 +9,17 @@ import { labelRowsOf, labelText, StoredIndexService } from './stored-index.servi
 const DIMENSION = 4;
 
 /** An index that answers nothing: these tests are about where indexes come from. */
-function index(size: number, stale?: Int32Array): VectorIndex & { closed: boolean } {
+function index(
+  size: number,
+  stale?: Int32Array,
+  recall?: number,
+): VectorIndex & { closed: boolean } {
   return {
     dimension: DIMENSION,
     size,
     bytes: size,
     stale,
+    recall,
     closed: false,
     search: () => Promise.resolve(new Int32Array(0)),
     close() {
@@ -39,16 +44,21 @@ function setup(env: Record<string, string> = {}, store = new MemoryIndexStore())
     extra: undefined,
   };
   const built: VectorIndex[] = [];
-  const opened: { labelRows: number[]; index: VectorIndex & { closed: boolean } }[] = [];
+  const opened: {
+    labelRows: number[];
+    index: VectorIndex & { closed: boolean };
+    adopt: boolean;
+  }[] = [];
   let staleOnOpen = new Int32Array(0);
+  let recallOnAdopt = 0.96;
   const build: VectorIndexBuilder = (from) => {
-    const made = index(from.rows.length);
+    const made = index(from.rows.length, undefined, 0.97);
     built.push(made);
     return Promise.resolve(made);
   };
-  const open: VectorIndexOpener = (_file, labelRows) => {
-    const made = index(3 - staleOnOpen.length, staleOnOpen);
-    opened.push({ labelRows: Array.from(labelRows), index: made });
+  const open: VectorIndexOpener = (_file, labelRows, _source, _signal, adopt = false) => {
+    const made = index(3 - staleOnOpen.length, staleOnOpen, adopt ? recallOnAdopt : undefined);
+    opened.push({ labelRows: Array.from(labelRows), index: made, adopt });
     return Promise.resolve(made);
   };
   const service = new StoredIndexService(build, open, store, config, createLogger('silent'));
@@ -71,6 +81,9 @@ function setup(env: Record<string, string> = {}, store = new MemoryIndexStore())
     staleOnOpen: (rows: number[]) => {
       staleOnOpen = Int32Array.from(rows);
     },
+    recallOnAdopt: (recall: number) => {
+      recallOnAdopt = recall;
+    },
   };
 }
 
@@ -91,7 +104,7 @@ describe('StoredIndexService', () => {
     const other = setup({}, store);
     const found = await other.service.builderFor('7', elsewhere)(source, signal);
     expect(other.built).toEqual([]);
-    expect(other.opened).toEqual([{ labelRows: [2, -1, -1, 0], index: found }]);
+    expect(other.opened).toEqual([{ labelRows: [2, -1, -1, 0], index: found, adopt: false }]);
   });
 
   it('builds when the stored index was built with other settings', async () => {
@@ -210,5 +223,51 @@ describe('label ids', () => {
     // 120,000 labels, 50,000 a turn: at least two turns for others in each direction.
     expect(text.turns).toBeGreaterThanOrEqual(2);
     expect(mapped.turns).toBeGreaterThanOrEqual(2);
+  });
+
+  it("adopts another version's stored graph when its sampled recall holds, and stores it as this version's", async () => {
+    const { service, items, source, store, built, opened, signal } = setup();
+    await service.builderFor('6', items)(source, signal);
+    await service.onModuleDestroy();
+    expect(built).toHaveLength(1);
+
+    const next = setup({}, store);
+    const found = await next.service.builderFor('7', items)(source, signal);
+    await next.service.onModuleDestroy();
+    expect(next.built).toEqual([]);
+    expect(next.opened).toEqual([{ labelRows: [0, 1, -1, 3], index: found, adopt: true }]);
+    expect(store.stored('7').map((kept) => kept.header)).toEqual([
+      expect.objectContaining({ adoptedFrom: '6', recall: 0.96, graphRecall: 0.97 }),
+    ]);
+    expect(opened).toEqual([]);
+  });
+
+  it('builds when the adopted graph loses more than RECOMMEND_ANN_ADOPT_RECALL_LOSS against the build it descends from, or lacks more than RECOMMEND_ANN_MAX_DELTA rows', async () => {
+    const { service, items, source, store, shape, signal } = setup();
+    store.put({ ...shape, versionId: '5', points: 3, size: 0, sha256: '', graphRecall: 0.97 }, [
+      'a',
+      'b',
+      '',
+      'd',
+    ]);
+    const lossy = setup({}, store);
+    lossy.recallOnAdopt(0.94);
+    const found = await lossy.service.builderFor('7', items)(source, signal);
+    expect(lossy.opened.map((one) => [one.adopt, one.index.closed])).toEqual([[true, true]]);
+    expect(lossy.built).toEqual([found]);
+
+    const behind = setup({}, store);
+    behind.staleOnOpen([0, 1, 3]);
+    await behind.service.builderFor('8', items)(source, signal);
+    expect(behind.opened.map((one) => [one.adopt, one.index.closed])).toEqual([[true, true]]);
+    expect(behind.built).toHaveLength(1);
+
+    const off = setup({ RECOMMEND_ANN_ADOPT: 'false' }, store);
+    await off.service.builderFor('9', items)(source, signal);
+    expect(off.opened).toEqual([]);
+    expect(off.built).toHaveLength(1);
+    await Promise.all(
+      [service, lossy.service, behind.service, off.service].map((one) => one.onModuleDestroy()),
+    );
   });
 });

@@ -12,7 +12,13 @@ import type { ItemTable } from './item-table';
 import { VECTOR_INDEX_BUILDER, VECTOR_INDEX_OPENER } from './retrieval';
 import type { IndexSource, VectorIndex, VectorIndexBuilder, VectorIndexOpener } from './retrieval';
 import { RetrievalIndexRepository } from './retrieval-index.repository';
-import type { IndexShape, IndexState, IndexStore } from './retrieval-index.repository';
+import type {
+  IndexQuality,
+  IndexShape,
+  IndexState,
+  IndexStore,
+  StoredIndex,
+} from './retrieval-index.repository';
 
 /**
  * Labels mapped per turn of the event loop: a million at once held a replica's request thread for
@@ -153,24 +159,32 @@ export class StoredIndexService implements OnModuleDestroy {
   }
 
   /**
-   * Builds `source`'s index under `lease` and stores it (in the background: `kept` settles with
+   * Makes `source`'s index under `lease`, adopted from another version's stored graph when that
+   * serves (see `adopt`) or else built, and stores it (in the background: `kept` settles with
    * the stored index's id, undefined when not stored), then releases the lease.
    */
   async buildAndKeep(
     lease: BuildLease,
-    items: Pick<RowIds, 'id'>,
+    items: RowIds,
     source: IndexSource,
     signal: AbortSignal,
     progress: ((indexed: number) => void) | undefined,
   ): Promise<{ index: VectorIndex; kept: Promise<string | undefined> }> {
     let index: VectorIndex;
+    let quality: IndexQuality;
     try {
-      index = await this.build(source, signal, progress);
+      const adopted = await this.adopt(lease.versionId, items, source, signal);
+      index = adopted?.index ?? (await this.build(source, signal, progress));
+      quality = {
+        recall: index.recall,
+        graphRecall: adopted?.from.graphRecall ?? index.recall,
+        adoptedFrom: adopted?.from.versionId,
+      };
     } catch (error) {
       await lease.release();
       throw error;
     }
-    const kept = this.keep(lease.versionId, index, source, items).finally(async () => {
+    const kept = this.keep(lease.versionId, index, quality, source, items).finally(async () => {
       await lease.release();
       this.keeping.delete(keeping);
     });
@@ -241,12 +255,57 @@ export class StoredIndexService implements OnModuleDestroy {
   }
 
   /**
-   * Stores a freshly built index for the other replicas; returns its id. A failure is logged,
-   * nothing more.
+   * Another version's stored graph with `source`'s vectors (hnsw-graph.ts), when its sampled
+   * recall is at most RECOMMEND_ANN_ADOPT_RECALL_LOSS below that of the fresh build the graph
+   * descends from and at most RECOMMEND_ANN_MAX_DELTA of the source's rows are missing from it;
+   * undefined otherwise (then it is built).
+   */
+  private async adopt(
+    versionId: string,
+    items: RowIds,
+    source: IndexSource,
+    signal: AbortSignal,
+  ): Promise<{ index: VectorIndex; from: StoredIndex } | undefined> {
+    const { adopt, adoptRecallLoss, annMaxDelta } = this.config.retrieval;
+    if (!adopt || !this.config.retrieval.store) return undefined;
+    const started = performance.now();
+    const file = this.scratchFile(versionId);
+    let log: Record<string, unknown> = { versionId };
+    try {
+      const from = await this.repository.adoptable(versionId, this.shape(source));
+      if (from?.graphRecall === undefined) return undefined;
+      log = { ...log, fromVersionId: from.versionId, indexId: from.indexId };
+      const labelRows = await labelRowsOf(await this.repository.readTo(from, file), items);
+      signal.throwIfAborted();
+      const index = await this.open(file, labelRows, source, signal, true);
+      const recall = index.recall ?? 0;
+      const missing = index.stale?.length ?? 0;
+      log = { ...log, recall, graphRecall: from.graphRecall, missing };
+      if (recall < from.graphRecall - adoptRecallLoss || missing > annMaxDelta) {
+        index.close();
+        this.logger.info(log, 'another version’s graph does not serve this one; building');
+        return undefined;
+      }
+      const ms = Math.round(performance.now() - started);
+      this.logger.info({ ...log, ms }, 'retrieval index adopted from another version’s graph');
+      return { index, from };
+    } catch (error) {
+      signal.throwIfAborted();
+      this.logger.warn({ ...log, err: error }, 'cannot adopt another version’s graph; building');
+      return undefined;
+    } finally {
+      await rm(file, { force: true });
+    }
+  }
+
+  /**
+   * Stores a freshly built or adopted index for the other replicas; returns its id. A failure is
+   * logged, nothing more.
    */
   private async keep(
     versionId: string,
     index: VectorIndex,
+    quality: IndexQuality,
     source: IndexSource,
     items: Pick<RowIds, 'id'>,
   ): Promise<string | undefined> {
@@ -259,6 +318,7 @@ export class StoredIndexService implements OnModuleDestroy {
       const { indexId, size } = await this.repository.save(
         versionId,
         this.shape(source),
+        quality,
         index.size,
         labelItemIds,
         file,
@@ -266,7 +326,13 @@ export class StoredIndexService implements OnModuleDestroy {
         this.closing.signal,
       );
       this.logger.info(
-        { versionId, indexId, bytes: size, storeMs: Math.round(performance.now() - started) },
+        {
+          versionId,
+          indexId,
+          bytes: size,
+          recall: quality.recall,
+          storeMs: Math.round(performance.now() - started),
+        },
         'retrieval index stored',
       );
       return indexId;

@@ -1,5 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import type {
+  IndexQuality,
   IndexShape,
   IndexState,
   IndexStore,
@@ -26,6 +27,19 @@ export class MemoryIndexStore implements IndexStore {
     return Promise.resolve(mine.at(-1)?.header);
   }
 
+  adoptable(versionId: string, shape: IndexShape): Promise<StoredIndex | undefined> {
+    const alike = this.kept
+      .map((kept) => kept.header)
+      .filter(
+        (header) =>
+          header.versionId !== versionId &&
+          header.graphRecall !== undefined &&
+          (Object.keys(shape) as (keyof IndexShape)[]).every((key) => header[key] === shape[key]),
+      );
+    const served = alike.filter((header) => this.servedVersions.has(header.versionId));
+    return Promise.resolve(served.at(-1) ?? alike.at(-1));
+  }
+
   async readTo(stored: StoredIndex, file: string): Promise<string> {
     const kept = this.kept.find((one) => one.header.indexId === stored.indexId);
     if (kept === undefined) throw new Error(`no stored index ${stored.indexId}`);
@@ -36,6 +50,7 @@ export class MemoryIndexStore implements IndexStore {
   async save(
     versionId: string,
     shape: IndexShape,
+    quality: IndexQuality,
     points: number,
     labelItemIds: string,
     file: string,
@@ -44,6 +59,7 @@ export class MemoryIndexStore implements IndexStore {
     const indexId = String(++this.lastId);
     const header = {
       ...shape,
+      ...quality,
       indexId,
       versionId,
       points,
@@ -85,10 +101,14 @@ export class MemoryIndexStore implements IndexStore {
   }
 
   /** Keeps an index as another replica would have stored it. */
-  put(header: Omit<StoredIndex, 'indexId' | 'storedAt'>, labelItemIds: readonly string[]): string {
+  put(
+    header: Omit<StoredIndex, 'indexId' | 'storedAt' | keyof IndexQuality> & Partial<IndexQuality>,
+    labelItemIds: readonly string[],
+  ): string {
     const indexId = String(++this.lastId);
+    const unknown = { recall: undefined, graphRecall: undefined, adoptedFrom: undefined };
     this.kept.push({
-      header: { ...header, indexId, storedAt: new Date() },
+      header: { ...unknown, ...header, indexId, storedAt: new Date() },
       bytes: Buffer.alloc(0),
       labelItemIds: labelItemIds.join('\n'),
     });

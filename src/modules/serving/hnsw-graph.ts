@@ -1,0 +1,213 @@
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+
+/**
+ * What runs on an index's thread besides hnswlib itself (hnsw.thread.ts): another version's
+ * graph given this version's vectors, and an index's recall sampled against the exact scan.
+ */
+
+/** The vectors an index covers: rows of a shared matrix. */
+export interface GraphSource {
+  /** Row-major vectors, read in place (shared memory is not copied to a thread). */
+  readonly matrix: Float32Array;
+  readonly dimension: number;
+  readonly rows: Int32Array;
+  /** Per row of `rows`, one more value appended to its vector; absent: none. */
+  readonly extra: Float32Array | undefined;
+}
+
+/** How an index's recall is sampled: as `recommend` asks it (retrieval.ts), on `queries` users. */
+export interface RecallCheck {
+  readonly queries: number;
+  /** Rows asked of the index per query, re-scored exactly. */
+  readonly candidates: number;
+  /** The search list (raised to `candidates` when fewer). */
+  readonly ef: number;
+  /** The rows compared with the exact scan's (recall@k). */
+  readonly k: number;
+}
+
+/** Each row's position in `rows` (-1: not there), by row. */
+export function positionsOf(rows: Int32Array): Int32Array {
+  let highest = -1;
+  for (const row of rows) highest = Math.max(highest, row);
+  const position = new Int32Array(highest + 1).fill(-1);
+  rows.forEach((row, i) => {
+    position[row] = i;
+  });
+  return position;
+}
+
+/**
+ * hnswlib's saved index (hnswalg.h, saveIndex): a header of 96 bytes (six size_t, an int and a
+ * uint32, three size_t, a double and a size_t), then each element's level-0 record, then the
+ * upper levels' links. A record holds its links (the first 2 bytes their count, the third the
+ * deleted mark), its vector at `offsetData` and its label (size_t) at `labelOffset`.
+ */
+const HEADER_BYTES = 96;
+const DELETE_MARK = 0x01;
+/** Level-0 records rewritten per read and write. */
+const CHUNK_BYTES = 64 << 20;
+
+interface SavedLayout {
+  readonly offsetLevel0: number;
+  readonly count: number;
+  readonly recordBytes: number;
+  readonly labelOffset: number;
+  readonly offsetData: number;
+}
+
+function savedLayout(header: Buffer): SavedLayout {
+  const size = (at: number) => Number(header.readBigUInt64LE(at));
+  return {
+    offsetLevel0: size(0),
+    count: size(16),
+    recordBytes: size(24),
+    labelOffset: size(32),
+    offsetData: size(40),
+  };
+}
+
+/**
+ * Gives the points of the index saved in `file` (another version's, written by any replica) the
+ * source's vectors, in place: label `l` takes row `labelRows[l]`'s vector (and extra value) when
+ * the source indexes that row. Points whose row the source lacks are marked deleted (they still
+ * route searches, as any deleted point in hnswlib); a deleted point whose row the source has is
+ * taken back. The graph's links stay as they were built: a version fine-tuned from another moves
+ * its items little, and `sampledRecall` says how well the links still lead. Returns, per row of
+ * `rows`, whether a point now holds its vector.
+ */
+export function adoptGraph(file: string, source: GraphSource, labelRows: Int32Array): Uint8Array {
+  const { matrix, dimension, rows, extra } = source;
+  const values = dimension + (extra === undefined ? 0 : 1);
+  const position = positionsOf(rows);
+  const held = new Uint8Array(rows.length);
+  const fd = openSync(file, 'r+');
+  try {
+    const header = Buffer.alloc(HEADER_BYTES);
+    readSync(fd, header, 0, HEADER_BYTES, 0);
+    const layout = savedLayout(header);
+    const { count, recordBytes, labelOffset, offsetData, offsetLevel0 } = layout;
+    if (labelOffset - offsetData !== values * 4 || recordBytes % 4 !== 0 || offsetData % 4 !== 0) {
+      throw new Error(
+        `the saved index holds points of ${(labelOffset - offsetData) / 4} values, the source ${values}`,
+      );
+    }
+    const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / recordBytes));
+    // Its own ArrayBuffer: the vectors are written through a Float32Array view (4-byte aligned).
+    const chunk = Buffer.from(new ArrayBuffer(perChunk * recordBytes));
+    const floats = new Float32Array(chunk.buffer);
+    for (let first = 0; first < count; first += perChunk) {
+      const records = Math.min(perChunk, count - first);
+      const at = HEADER_BYTES + first * recordBytes;
+      const bytes = records * recordBytes;
+      if (readSync(fd, chunk, 0, bytes, at) !== bytes) throw new Error(`${file} ends early`);
+      for (let r = 0; r < records; r++) {
+        const record = r * recordBytes;
+        const label = Number(chunk.readBigUInt64LE(record + labelOffset));
+        const row = label < labelRows.length ? labelRows[label] : -1;
+        const i = row >= 0 && row < position.length ? position[row] : -1;
+        const mark = record + offsetLevel0 + 2;
+        if (i < 0 || held[i] === 1) {
+          chunk[mark] |= DELETE_MARK;
+          continue;
+        }
+        chunk[mark] &= ~DELETE_MARK;
+        const into = (record + offsetData) / 4;
+        floats.set(matrix.subarray(row * dimension, (row + 1) * dimension), into);
+        if (extra !== undefined) floats[into + dimension] = extra[i];
+        held[i] = 1;
+      }
+      writeSync(fd, chunk, 0, bytes, at);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return held;
+}
+
+/** The recall sample's seed: the same index samples the same users. */
+const SAMPLE_SEED = 0x5eed;
+/** Items pooled into one sampled user, most recent weighted most (as user vectors pool clicks). */
+const HISTORY = 10;
+const DECAY = 0.9;
+
+/**
+ * The share of the exact scan's top k (over the rows `held` marks) that the index's `search`
+ * finds once its `candidates` are re-scored exactly, as `recommend` asks (retrieval.ts), over
+ * `queries` sampled users: each the unit-length, recency-weighted mean of random rows' vectors
+ * (with 1 in the bias slot, as the query of an index with biases carries). Undefined when
+ * `stopped` says so between two queries.
+ */
+export function sampledRecall(
+  search: (query: number[], count: number) => readonly number[],
+  source: GraphSource,
+  held: Uint8Array,
+  check: RecallCheck,
+  stopped: () => boolean,
+): number | undefined {
+  const { matrix, dimension, rows, extra } = source;
+  const values = dimension + (extra === undefined ? 0 : 1);
+  // Positions in `rows` (not rows): the extra values are by position.
+  const eligible = Int32Array.from(held.keys()).filter((i) => held[i] === 1);
+  if (eligible.length === 0) return 1;
+  const position = positionsOf(rows);
+  const score = (i: number, query: Float32Array) => {
+    let dot = 0;
+    const offset = rows[i] * dimension;
+    for (let j = 0; j < dimension; j++) dot += matrix[offset + j] * query[j];
+    return extra === undefined ? dot : dot + extra[i] * query[dimension];
+  };
+  let state = SAMPLE_SEED;
+  const random = () => {
+    state = (Math.imul(state, 1_103_515_245) + 12_345) >>> 0;
+    return state / 0x1_0000_0000;
+  };
+  const queries = Array.from({ length: check.queries }, () => {
+    const query = new Float32Array(values);
+    for (let h = 0, weight = 1; h < HISTORY; h++, weight *= DECAY) {
+      const offset = rows[eligible[Math.floor(random() * eligible.length)]] * dimension;
+      for (let j = 0; j < dimension; j++) query[j] += weight * matrix[offset + j];
+    }
+    let norm = 0;
+    for (let j = 0; j < dimension; j++) norm += query[j] * query[j];
+    const scale = norm > 0 ? 1 / Math.sqrt(norm) : 1;
+    for (let j = 0; j < dimension; j++) query[j] *= scale;
+    if (extra !== undefined) query[dimension] = 1;
+    return query;
+  });
+  const k = Math.min(check.k, eligible.length);
+  let found = 0;
+  for (const query of queries) {
+    if (stopped()) return undefined;
+    const truth = new Set(exactTop(eligible, query, k, score));
+    const candidates = search(Array.from(query), check.candidates)
+      .map((row) => (row < position.length ? position[row] : -1))
+      .filter((i) => i >= 0);
+    for (const i of exactTop(candidates, query, k, score)) if (truth.has(i)) found++;
+  }
+  return found / (queries.length * k);
+}
+
+/** The k positions of highest score, by a scan of each (a bounded, sorted list). */
+function exactTop(
+  rows: ArrayLike<number> & Iterable<number>,
+  query: Float32Array,
+  k: number,
+  score: (row: number, query: Float32Array) => number,
+): number[] {
+  const topRows: number[] = [];
+  const topScores: number[] = [];
+  for (const row of rows) {
+    const value = score(row, query);
+    if (topRows.length === k && value <= topScores[k - 1]) continue;
+    let at = topRows.length === k ? k - 1 : topRows.length;
+    while (at > 0 && topScores[at - 1] < value) at--;
+    topRows.splice(at, 0, row);
+    topScores.splice(at, 0, value);
+    if (topRows.length > k) {
+      topRows.pop();
+      topScores.pop();
+    }
+  }
+  return topRows;
+}
