@@ -1,12 +1,16 @@
-import { loadavg } from 'node:os';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
 import { loadConfig } from '../src/config/config';
 import { itemText } from '../src/modules/embedding/item-text';
 import { TransformersTextEncoder } from '../src/modules/embedding/transformers-encoder';
-import { hnswIndexBuilder } from '../src/modules/serving/hnsw-index';
+import { hnswIndexBuilder, hnswIndexOpener } from '../src/modules/serving/hnsw-index';
+import type { VectorIndex } from '../src/modules/serving/retrieval';
 import { bestFirst, dotRow, topK } from '../src/modules/serving/top-k';
 import {
   generateBehaviour,
   generateCatalog,
+  Random,
   SyntheticCatalog,
   SyntheticItem,
 } from '../src/synthetic';
@@ -26,6 +30,11 @@ interface Settings {
   readonly graphs: readonly { readonly m: number; readonly efConstruction: number }[];
   readonly efs: readonly number[];
   readonly users: number;
+  /**
+   * How far each item moves in the next version (its vector plus this share of its length in a
+   * random direction), one adoption of the first graph per value; none: no adoption measured.
+   */
+  readonly drifts: readonly number[];
 }
 
 function parseSettings(args: readonly string[]): Settings {
@@ -49,12 +58,94 @@ function parseSettings(args: readonly string[]): Settings {
     }
     return { m, efConstruction };
   });
+  const drifts = (text('drift') ?? '').split(',').filter(Boolean).map(Number);
+  if (!drifts.every((drift) => Number.isFinite(drift) && drift >= 0)) {
+    throw new Error('--drift: non-negative numbers, comma-separated (e.g. 0.1,0.3,0.6)');
+  }
   return {
     items: value('items', 100_000),
     vectors,
     graphs,
     efs,
     users: value('users', 200),
+    drifts,
+  };
+}
+
+/** The service's default RECOMMEND_ANN_CANDIDATES: how an index samples its own recall. */
+const SERVICE_CANDIDATES = 600;
+
+/**
+ * The next version's vectors: each item's moved by `drift` of its length in a random direction
+ * of its own (a seeded Gaussian), in shared memory.
+ */
+function drifted(matrix: Float32Array, drift: number): Float32Array<SharedArrayBuffer> {
+  const random = new Random(`${SEED}:drift:${drift}`);
+  const next = new Float32Array(new SharedArrayBuffer(matrix.byteLength));
+  const step = new Float32Array(DIMENSION);
+  for (let row = 0; row < matrix.length / DIMENSION; row++) {
+    let stepNorm = 0;
+    let norm = 0;
+    for (let j = 0; j < DIMENSION; j++) {
+      const u = 1 - random.next();
+      step[j] = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random.next());
+      stepNorm += step[j] * step[j];
+      norm += matrix[row * DIMENSION + j] ** 2;
+    }
+    const scale = (drift * Math.sqrt(norm)) / (Math.sqrt(stepNorm) || 1);
+    for (let j = 0; j < DIMENSION; j++) {
+      next[row * DIMENSION + j] = matrix[row * DIMENSION + j] + scale * step[j];
+    }
+  }
+  return next;
+}
+
+/** The mean cosine between each item's vector in `a` and in `b`. */
+function meanCosine(a: Float32Array, b: Float32Array): number {
+  let sum = 0;
+  const rows = a.length / DIMENSION;
+  for (let row = 0; row < rows; row++) {
+    let ab = 0;
+    let aa = 0;
+    let bb = 0;
+    for (let j = 0; j < DIMENSION; j++) {
+      const x = a[row * DIMENSION + j];
+      const y = b[row * DIMENSION + j];
+      ab += x * y;
+      aa += x * x;
+      bb += y * y;
+    }
+    sum += ab / Math.sqrt(aa * bb);
+  }
+  return sum / rows;
+}
+
+interface Query {
+  readonly vector: Float32Array;
+  readonly seen: Set<number>;
+}
+
+/** recall@20 of the index's `ef` candidates re-scored exactly, and ms per query. */
+async function recallAt(
+  index: VectorIndex,
+  matrix: Float32Array,
+  queries: readonly Query[],
+  exact: readonly Int32Array[],
+  ef: number,
+): Promise<{ recall: number; ms: number }> {
+  let found = 0;
+  const started = performance.now();
+  for (const [q, { vector, seen }] of queries.entries()) {
+    const candidates = (await index.search(vector, ef)).filter((row) => !seen.has(row));
+    const scores = Float32Array.from(candidates, (row) => dotRow(matrix, DIMENSION, row, vector));
+    const truth = new Set(exact[q]);
+    for (const i of bestFirst(scores, candidates).subarray(0, K)) {
+      if (truth.has(candidates[i])) found++;
+    }
+  }
+  return {
+    recall: Number((found / (K * queries.length)).toFixed(3)),
+    ms: Number(((performance.now() - started) / queries.length).toFixed(2)),
   };
 }
 
@@ -141,54 +232,118 @@ const benchmark: Benchmark = {
     const { items } = catalog;
     const matrix = await itemVectors(items, settings.vectors);
     const queries = users(catalog, matrix, settings.users);
-    const exact = queries.map(
-      ({ vector, seen }) => topK(matrix, DIMENSION, vector, K, (row) => seen.has(row)).rows,
-    );
     const rows: Record<string, string | number>[] = [];
-    for (const { m, efConstruction } of settings.graphs) {
-      progress(`building the index (M ${m}, efConstruction ${efConstruction})`);
-      const started = performance.now();
-      // efSearch 1: each search's list is then the rows it asks for (hnswlib raises it to those).
-      const index = await hnswIndexBuilder({ m, efConstruction, efSearch: 1, annCandidates: K })(
-        {
-          matrix,
-          dimension: DIMENSION,
-          rows: Int32Array.from(items, (_, row) => row),
-          extra: undefined,
-        },
-        new AbortController().signal,
+    const exactOf = (vectors: Float32Array, users: readonly Query[]) =>
+      users.map(
+        ({ vector, seen }) => topK(vectors, DIMENSION, vector, K, (row) => seen.has(row)).rows,
       );
+    const exact = exactOf(matrix, queries);
+    const allRows = Int32Array.from(items, (_, row) => row);
+    const sourceOf = (vectors: Float32Array<SharedArrayBuffer>) => ({
+      matrix: vectors,
+      dimension: DIMENSION,
+      rows: allRows,
+      extra: undefined,
+    });
+    const adoptions: Record<string, string | number>[] = [];
+    for (const [g, { m, efConstruction }] of settings.graphs.entries()) {
+      progress(`building the index (M ${m}, efConstruction ${efConstruction})`);
+      // efSearch 1: each search's list is then the rows it asks for (hnswlib raises it to those).
+      const hnsw = { m, efConstruction, efSearch: 1, annCandidates: SERVICE_CANDIDATES };
+      const started = performance.now();
+      const index = await hnswIndexBuilder(hnsw)(sourceOf(matrix), new AbortController().signal);
       const buildSeconds = Math.round((performance.now() - started) / 1000);
       for (const ef of settings.efs) {
-        let found = 0;
-        const searchStarted = performance.now();
-        for (const [q, { vector, seen }] of queries.entries()) {
-          const candidates = (await index.search(vector, ef)).filter((row) => !seen.has(row));
-          const scores = Float32Array.from(candidates, (row) =>
-            dotRow(matrix, DIMENSION, row, vector),
-          );
-          const truth = new Set(exact[q]);
-          for (const i of bestFirst(scores, candidates).subarray(0, K)) {
-            if (truth.has(candidates[i])) found++;
-          }
-        }
+        const { recall, ms } = await recallAt(index, matrix, queries, exact, ef);
         rows.push({
           'M, efConstruction': `${m}, ${efConstruction}`,
           'build s': buildSeconds,
           'index MiB': Math.round(index.bytes / 2 ** 20),
           'search list (= candidates)': ef,
-          'recall@20': Number((found / (K * queries.length)).toFixed(3)),
-          'ms per query': Number(((performance.now() - searchStarted) / queries.length).toFixed(2)),
+          'recall@20': recall,
+          'ms per query': ms,
         });
       }
+      if (g === 0 && settings.drifts.length > 0) {
+        adoptions.push(...(await adopt(index, hnsw, buildSeconds)));
+      }
+      index.close();
     }
+
+    /** The next version at each drift: the first graph adopted, against a fresh build. */
+    async function adopt(
+      index: VectorIndex,
+      hnsw: Parameters<typeof hnswIndexBuilder>[0],
+      buildSeconds: number,
+    ): Promise<Record<string, string | number>[]> {
+      const dir = await mkdtemp(path.join(tmpdir(), 'ann-recall-'));
+      const written = path.join(dir, 'first.hnsw');
+      const adoptedRows: Record<string, string | number>[] = [];
+      try {
+        await index.write?.(written);
+        for (const drift of settings.drifts) {
+          progress(`the next version, items moved by ${drift} of their length`);
+          const next = drifted(matrix, drift);
+          const nextQueries = users(catalog, next, settings.users);
+          const nextExact = exactOf(next, nextQueries);
+          const file = path.join(dir, `adopted-${drift}.hnsw`);
+          await copyFile(written, file);
+          let started = performance.now();
+          const adopted = await hnswIndexOpener(hnsw)(
+            file,
+            allRows,
+            sourceOf(next),
+            new AbortController().signal,
+            true,
+          );
+          const adoptSeconds = (performance.now() - started) / 1000;
+          started = performance.now();
+          const fresh = await hnswIndexBuilder(hnsw)(sourceOf(next), new AbortController().signal);
+          const freshSeconds = (performance.now() - started) / 1000;
+          for (const ef of settings.efs) {
+            adoptedRows.push({
+              drift,
+              'mean cos (item, next)': Number(meanCosine(matrix, next).toFixed(3)),
+              'search list': ef,
+              'recall@20 adopted': (await recallAt(adopted, next, nextQueries, nextExact, ef))
+                .recall,
+              'recall@20 fresh build': (await recallAt(fresh, next, nextQueries, nextExact, ef))
+                .recall,
+              'sampled recall adopted / fresh (the service’s check)': `${adopted.recall?.toFixed(3) ?? '?'} / ${fresh.recall?.toFixed(3) ?? '?'}`,
+              'adopt s / build s': `${adoptSeconds.toFixed(1)} / ${freshSeconds.toFixed(0)} (first graph ${buildSeconds})`,
+            });
+          }
+          adopted.close();
+          fresh.close();
+          await rm(file, { force: true });
+        }
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+      return adoptedRows;
+    }
+
     return {
       title: `HNSW recall@20 over ${settings.items.toLocaleString('en-US')} items, vectors by ${settings.vectors}`,
       rows,
-      figures: { settings, rows, loadAverage1mBefore: loadBefore },
+      tables:
+        adoptions.length === 0
+          ? []
+          : [
+              {
+                title: `The next version adopting the first graph (M ${settings.graphs[0].m}), against a fresh build of its own`,
+                rows: adoptions,
+              },
+            ],
+      figures: { settings, rows, adoptions, loadAverage1mBefore: loadBefore },
       notes: [
         `recall@20: the top 20 of the index's candidates re-scored exactly against the exact scan's, for ${queries.length} users' vectors pooled from synthetic histories (the recommend bench's), their history items left out`,
         'ms per query: the index search and the exact re-scoring, on one thread',
+        ...(adoptions.length === 0
+          ? []
+          : [
+              `adopted: the first graph's file given the next version's vectors and opened (hnsw-graph.ts, as RECOMMEND_ANN_ADOPT does); the users' vectors pooled again from the next version's; the sampled recall is the service's own check (64 random pooled users, ${SERVICE_CANDIDATES} candidates), on which RECOMMEND_ANN_ADOPT_RECALL_LOSS judges`,
+            ]),
         `vectors: words, the stand-in model by item text (IDF-weighted word directions plus a little noise); category, a category direction plus isotropic noise; encoder, the production sentence encoder on each item's text (slow: every item is encoded here)`,
         `1-minute load average before: ${loadBefore.toFixed(2)}`,
       ],

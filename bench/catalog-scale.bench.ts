@@ -259,7 +259,7 @@ async function builtAhead(env: NodeJS.ProcessEnv, api: Api): Promise<BuiltAhead>
 
 const benchmark: Benchmark = {
   description:
-    "one api process (compiled main.js) on a large catalog with a trained 384-d model: boot, recommend while the ANN index builds and after, a second api process opening the stored index, a train role process building a new version's index ahead, then a swap to a version the replica indexes itself",
+    "one api process (compiled main.js) on a large catalog with a trained 384-d model: boot, recommend while the ANN index builds and after, a second api process opening the stored index, a train role process building (or adopting another version's graph for) a new version's index ahead, then a swap to a version the replica indexes itself",
   async run(args) {
     const settings = parseSettings(args);
     const main = compiled('src/main.ts');
