@@ -72,9 +72,6 @@ function parseSettings(args: readonly string[]): Settings {
   };
 }
 
-/** The service's default RECOMMEND_ANN_CANDIDATES: how an index samples its own recall. */
-const SERVICE_CANDIDATES = 600;
-
 /**
  * The next version's vectors: each item's moved by `drift` of its length in a random direction
  * of its own (a seeded Gaussian), in shared memory.
@@ -249,7 +246,8 @@ const benchmark: Benchmark = {
     for (const [g, { m, efConstruction }] of settings.graphs.entries()) {
       progress(`building the index (M ${m}, efConstruction ${efConstruction})`);
       // efSearch 1: each search's list is then the rows it asks for (hnswlib raises it to those).
-      const hnsw = { m, efConstruction, efSearch: 1, annCandidates: SERVICE_CANDIDATES };
+      // The index samples its own recall (the service's check) at the first search list.
+      const hnsw = { m, efConstruction, efSearch: 1, annCandidates: settings.efs[0] };
       const started = performance.now();
       const index = await hnswIndexBuilder(hnsw)(sourceOf(matrix), new AbortController().signal);
       const buildSeconds = Math.round((performance.now() - started) / 1000);
@@ -304,6 +302,9 @@ const benchmark: Benchmark = {
             adoptedRows.push({
               drift,
               'mean cos (item, next)': Number(meanCosine(matrix, next).toFixed(3)),
+              'drift measured by the adoption, deg': Number(
+                (adopted.drift ?? Number.NaN).toFixed(1),
+              ),
               'search list': ef,
               'recall@20 adopted': (await recallAt(adopted, next, nextQueries, nextExact, ef))
                 .recall,
@@ -342,7 +343,7 @@ const benchmark: Benchmark = {
         ...(adoptions.length === 0
           ? []
           : [
-              `adopted: the first graph's file given the next version's vectors and opened (hnsw-graph.ts, as RECOMMEND_ANN_ADOPT does); the users' vectors pooled again from the next version's; the sampled recall is the service's own check (64 random pooled users, ${SERVICE_CANDIDATES} candidates), on which RECOMMEND_ANN_ADOPT_RECALL_LOSS judges`,
+              `adopted: the first graph's file given the next version's vectors and opened (hnsw-graph.ts, as RECOMMEND_ANN_ADOPT does); the users' vectors pooled again from the next version's; the sampled recall is the service's own check (64 items' vectors as users, ${settings.efs[0]} candidates); the drift is the mean angle between each point's vector before and after, which RECOMMEND_ANN_ADOPT_MAX_DRIFT_DEGREES judges, on which RECOMMEND_ANN_ADOPT_RECALL_LOSS judges`,
             ]),
         `vectors: words, the stand-in model by item text (IDF-weighted word directions plus a little noise); category, a category direction plus isotropic noise; encoder, the production sentence encoder on each item's text (slow: every item is encoded here)`,
         `1-minute load average before: ${loadBefore.toFixed(2)}`,

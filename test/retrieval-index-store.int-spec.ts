@@ -35,6 +35,7 @@ describe('stored ANN indexes in PostgreSQL (retention)', () => {
   const built = (recall: number): IndexQuality => ({
     recall,
     graphRecall: recall,
+    graphDrift: 0,
     adoptedFrom: undefined,
   });
   const store = async (versionId: string, quality = built(0.97), shape = SHAPE, keep = 2) => {
@@ -83,7 +84,7 @@ describe('stored ANN indexes in PostgreSQL (retention)', () => {
     await store('13', built(0.9), { ...SHAPE, m: 32 }, 10);
     await store(
       '14',
-      { recall: undefined, graphRecall: undefined, adoptedFrom: undefined },
+      { recall: undefined, graphRecall: undefined, graphDrift: undefined, adoptedFrom: undefined },
       SHAPE,
       10,
     );
@@ -99,7 +100,7 @@ describe('stored ANN indexes in PostgreSQL (retention)', () => {
     });
     expect(await repository.adoptable('15', { ...SHAPE, dimension: 8 })).toBeUndefined();
 
-    const adopted = { recall: 0.94, graphRecall: 0.95, adoptedFrom: '10' };
+    const adopted = { recall: 0.94, graphRecall: 0.95, graphDrift: 4.5, adoptedFrom: '10' };
     await store('15', adopted, SHAPE, 10);
     expect(await repository.newest('15')).toMatchObject(adopted);
   });

@@ -440,12 +440,17 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
   RECOMMEND_ANN_ADOPT: {
     group: 'Ranking',
     description:
-      'A version without a stored ANN index first tries the stored graph of another version built alike (a served version’s first, else the newest): its points take this version’s vectors, the links stay, and its recall@20 is sampled on 64 users against the exact scan. Kept (and stored for the other replicas) when that recall is at most `RECOMMEND_ANN_ADOPT_RECALL_LOSS` below the recall of the fresh build the graph descends from; else the index is built. A version fine-tuned from the served one moves its items little: at 1,000,000 items this takes minutes instead of a 40-minute build. Needs `RECOMMEND_ANN_STORE`. See docs/ranking.md, ANN retrieval.',
+      'A version without a stored ANN index first tries the stored graph of another version built alike (a served version’s first, else the newest): its points take this version’s vectors and the links stay. Kept (and stored for the other replicas) when its items moved at most `RECOMMEND_ANN_ADOPT_MAX_DRIFT_DEGREES` on average since the graph was built and its recall@20, sampled on 64 items’ vectors against the exact scan, is at most `RECOMMEND_ANN_ADOPT_RECALL_LOSS` below that build’s; else the index is built. A version fine-tuned from the served one moves its items little: at 300,000 items this took 117 s from registration to stored instead of 509 s for a build. Needs `RECOMMEND_ANN_STORE`. See docs/ranking.md, ANN retrieval.',
+  },
+  RECOMMEND_ANN_ADOPT_MAX_DRIFT_DEGREES: {
+    group: 'Ranking',
+    description:
+      'How far (the mean angle between each item’s vector in the graph and in the version) items may have moved since an adopted graph was built; adoptions in a row add up. At 100,000 items, items moved 5.7° on average cost recall@20 0.006–0.008 against a fresh build, 16.7° cost 0.011–0.024, 30.9° cost 0.055–0.123 (`npm run bench -- ann-recall --drift`; docs/performance.md, Adopted graphs).',
   },
   RECOMMEND_ANN_ADOPT_RECALL_LOSS: {
     group: 'Ranking',
     description:
-      'How much sampled recall@20 an adopted graph may lose against the fresh build it descends from (see `RECOMMEND_ANN_ADOPT`); losses add up over adoptions in a row, so a graph is rebuilt once they pass this.',
+      'How much sampled recall@20 an adopted graph may lose against the fresh build it descends from (see `RECOMMEND_ANN_ADOPT`); losses over adoptions in a row add up, so a graph is rebuilt once they pass this. A second guard beside `RECOMMEND_ANN_ADOPT_MAX_DRIFT_DEGREES`: the sample (items’ own vectors as queries) sees less of a moved graph’s loss than users do, but catches vectors that have nothing to do with the graph.',
   },
   RECOMMEND_ANN_STORED_VERSIONS: {
     group: 'Ranking',

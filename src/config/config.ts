@@ -165,6 +165,7 @@ export const configSchema = z.object({
   RECOMMEND_ANN_STORED_VERSIONS: int(1, 1000).default(3),
   RECOMMEND_ANN_ADOPT: bool.default('true'),
   RECOMMEND_ANN_ADOPT_RECALL_LOSS: z.coerce.number().min(0).max(1).default(0.02),
+  RECOMMEND_ANN_ADOPT_MAX_DRIFT_DEGREES: z.coerce.number().min(0).max(180).default(12),
   RECOMMEND_ANN_SCRATCH_DIR: z.string().min(1).default(tmpdir()),
   SERVED_LOG_ENABLED: bool.default('true'),
   SERVED_LOG_DEPTH: int(1, MAX_SERVED_LOG_DEPTH).default(20),
@@ -391,11 +392,13 @@ export interface AppConfig {
     readonly storedVersions: number;
     /**
      * A version's index may keep another version's stored graph with its own vectors instead of
-     * a build, when its sampled recall is at most `adoptRecallLoss` below that of the fresh build
-     * the graph descends from (serving/hnsw-graph.ts); needs `store`.
+     * a build, when its items moved at most `adoptMaxDriftDegrees` on average since the graph was
+     * built and its sampled recall is at most `adoptRecallLoss` below that build's
+     * (serving/hnsw-graph.ts); needs `store`.
      */
     readonly adopt: boolean;
     readonly adoptRecallLoss: number;
+    readonly adoptMaxDriftDegrees: number;
     /** Where index files are written on their way to and from PostgreSQL (about 2 GB at 1M). */
     readonly scratchDir: string;
   };
@@ -642,6 +645,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       storedVersions: c.RECOMMEND_ANN_STORED_VERSIONS,
       adopt: c.RECOMMEND_ANN_ADOPT,
       adoptRecallLoss: c.RECOMMEND_ANN_ADOPT_RECALL_LOSS,
+      adoptMaxDriftDegrees: c.RECOMMEND_ANN_ADOPT_MAX_DRIFT_DEGREES,
       scratchDir: c.RECOMMEND_ANN_SCRATCH_DIR,
     },
     servedLog: {

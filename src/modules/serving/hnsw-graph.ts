@@ -73,14 +73,20 @@ function savedLayout(header: Buffer): SavedLayout {
  * the source indexes that row. Points whose row the source lacks are marked deleted (they still
  * route searches, as any deleted point in hnswlib); a deleted point whose row the source has is
  * taken back. The graph's links stay as they were built: a version fine-tuned from another moves
- * its items little, and `sampledRecall` says how well the links still lead. Returns, per row of
- * `rows`, whether a point now holds its vector.
+ * its items little. Returns, per row of `rows`, whether a point now holds its vector, and the
+ * mean angle in degrees between the points' vectors before and after (how far the items moved).
  */
-export function adoptGraph(file: string, source: GraphSource, labelRows: Int32Array): Uint8Array {
+export function adoptGraph(
+  file: string,
+  source: GraphSource,
+  labelRows: Int32Array,
+): { held: Uint8Array; drift: number } {
   const { matrix, dimension, rows, extra } = source;
   const values = dimension + (extra === undefined ? 0 : 1);
   const position = positionsOf(rows);
   const held = new Uint8Array(rows.length);
+  let angles = 0;
+  let moved = 0;
   const fd = openSync(file, 'r+');
   try {
     const header = Buffer.alloc(HEADER_BYTES);
@@ -113,7 +119,10 @@ export function adoptGraph(file: string, source: GraphSource, labelRows: Int32Ar
         }
         chunk[mark] &= ~DELETE_MARK;
         const into = (record + offsetData) / 4;
-        floats.set(matrix.subarray(row * dimension, (row + 1) * dimension), into);
+        const vector = matrix.subarray(row * dimension, (row + 1) * dimension);
+        angles += angleBetween(floats.subarray(into, into + dimension), vector);
+        moved++;
+        floats.set(vector, into);
         if (extra !== undefined) floats[into + dimension] = extra[i];
         held[i] = 1;
       }
@@ -122,7 +131,21 @@ export function adoptGraph(file: string, source: GraphSource, labelRows: Int32Ar
   } finally {
     closeSync(fd);
   }
-  return held;
+  return { held, drift: moved === 0 ? 0 : angles / moved };
+}
+
+/** The angle between two vectors, in degrees (0 when either is zero). */
+function angleBetween(a: Float32Array, b: Float32Array): number {
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let j = 0; j < a.length; j++) {
+    ab += a[j] * b[j];
+    aa += a[j] * a[j];
+    bb += b[j] * b[j];
+  }
+  if (aa === 0 || bb === 0) return 0;
+  return (Math.acos(Math.max(-1, Math.min(1, ab / Math.sqrt(aa * bb)))) * 180) / Math.PI;
 }
 
 /** The recall sample's seed: the same index samples the same users. */

@@ -166,6 +166,9 @@ describe('hnswIndexBuilder', () => {
       expect(adopted.size).toBe(1999);
       expect(Array.from(adopted.stale ?? [])).toEqual([4001]);
       expect(adopted.recall).toBeGreaterThan((index.recall ?? 1) - 0.02);
+      // Each item moved by about 3 degrees (row 8's 90 degrees among 1,999).
+      expect(adopted.drift).toBeGreaterThan(1);
+      expect(adopted.drift).toBeLessThan(5);
       // Found by its new vector, not by its old one; the item gone is never found.
       const moved = next.slice(8 * DIMENSION, 9 * DIMENSION);
       expect((await adopted.search(moved, 1))[0]).toBe(8);
@@ -199,6 +202,7 @@ describe('hnswIndexBuilder', () => {
       );
       expect(adopted.size).toBe(20_000);
       expect(adopted.recall).toBeLessThan((index.recall ?? 0) - 0.1);
+      expect(adopted.drift).toBeGreaterThan(60);
       adopted.close();
     } finally {
       index.close();

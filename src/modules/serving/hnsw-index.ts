@@ -63,6 +63,7 @@ class HnswVectorIndex implements VectorIndex {
     private readonly efSearch: number,
     readonly stale: Int32Array | undefined,
     readonly recall: number | undefined,
+    readonly drift: number | undefined,
   ) {
     thread.on('message', (reply: HnswReply) => {
       this.answered(reply);
@@ -239,7 +240,7 @@ async function startIndex(
     path.join(__dirname, 'hnsw.thread'),
     job({ matrix, dimension, rows, extra, stop, check }),
   );
-  const { size, stale, recall } = await ready(thread, signal, stop, progress);
+  const { size, stale, recall, drift } = await ready(thread, signal, stop, progress);
   const dimensions = dimension + (extra === undefined ? 0 : 1);
   return new HnswVectorIndex(
     thread,
@@ -249,6 +250,7 @@ async function startIndex(
     settings.efSearch,
     stale,
     recall,
+    drift,
   );
 }
 

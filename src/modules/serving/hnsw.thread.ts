@@ -56,6 +56,8 @@ export type HnswReply =
       readonly stale: Int32Array | undefined;
       /** Sampled for a built or adopted index (hnsw-graph.ts); undefined for an opened one. */
       readonly recall: number | undefined;
+      /** For an adopted index: the mean angle (degrees) its items moved from the graph's vectors. */
+      readonly drift: number | undefined;
     }
   | { readonly type: 'found'; readonly id: number; readonly rows: Int32Array }
   | { readonly type: 'written'; readonly id: number }
@@ -104,12 +106,15 @@ function build(hnsw: HierarchicalNSW, job: HnswBuildJob, progress: (n: number) =
  * them the source's vectors first); returns whether a point holds each row's vector (undefined
  * when stopped).
  */
-function open(hnsw: HierarchicalNSW, job: HnswOpenJob): Uint8Array | undefined {
+function open(
+  hnsw: HierarchicalNSW,
+  job: HnswOpenJob,
+): { held: Uint8Array; drift: number | undefined } | undefined {
   const { matrix, dimension, rows, extra, labelRows } = job;
   if (job.adopt) {
-    const held = adoptGraph(job.file, job, labelRows);
+    const adopted = adoptGraph(job.file, job, labelRows);
     hnsw.readIndexSync(job.file);
-    return held;
+    return adopted;
   }
   hnsw.readIndexSync(job.file);
   const position = positionsOf(rows);
@@ -127,7 +132,7 @@ function open(hnsw: HierarchicalNSW, job: HnswOpenJob): Uint8Array | undefined {
       hnsw.markDelete(label);
     }
   }
-  return matched;
+  return { held: matched, drift: undefined };
 }
 
 function sameVector(
@@ -156,6 +161,7 @@ function serve(job: HnswJob): void {
   let stale: Int32Array | undefined;
   let labelRows: Int32Array | undefined;
   let held: Uint8Array;
+  let drift: number | undefined;
   if (job.kind === 'build') {
     const progress = (indexed: number) => {
       port.postMessage({ type: 'progress', indexed } satisfies HnswReply);
@@ -171,7 +177,7 @@ function serve(job: HnswJob): void {
       port.close();
       return;
     }
-    held = opened;
+    ({ held, drift } = opened);
     stale = job.rows.filter((_, i) => held[i] === 0);
     labelRows = job.labelRows;
   }
@@ -222,7 +228,7 @@ function serve(job: HnswJob): void {
       failed(error);
     }
   });
-  port.postMessage({ type: 'ready', size, stale, recall } satisfies HnswReply);
+  port.postMessage({ type: 'ready', size, stale, recall, drift } satisfies HnswReply);
 }
 
 serve(workerData as HnswJob);

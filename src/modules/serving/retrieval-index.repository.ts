@@ -36,6 +36,11 @@ export interface IndexQuality {
   readonly recall: number | undefined;
   /** The recall of the fresh build its graph descends from (its own when built). */
   readonly graphRecall: number | undefined;
+  /**
+   * How far its items moved since that build: the mean angle in degrees, at most (adoptions in
+   * a row add up); 0 when built.
+   */
+  readonly graphDrift: number | undefined;
   /** The version whose stored graph it adopted; undefined: built. */
   readonly adoptedFrom: string | undefined;
 }
@@ -76,11 +81,12 @@ interface HeaderRow {
   created_at: Date;
   recall: number | null;
   graph_recall: number | null;
+  graph_drift: number | null;
   adopted_from: string | null;
 }
 
 const HEADER_COLUMNS = `index_id::text, version_id::text, dimension, m, ef_construction, with_bias,
-  points, size::text, sha256, created_at, recall, graph_recall, adopted_from::text`;
+  points, size::text, sha256, created_at, recall, graph_recall, graph_drift, adopted_from::text`;
 
 function storedIndex(row: HeaderRow): StoredIndex {
   return {
@@ -96,6 +102,7 @@ function storedIndex(row: HeaderRow): StoredIndex {
     storedAt: row.created_at,
     recall: row.recall ?? undefined,
     graphRecall: row.graph_recall ?? undefined,
+    graphDrift: row.graph_drift ?? undefined,
     adoptedFrom: row.adopted_from ?? undefined,
   };
 }
@@ -121,7 +128,7 @@ export class RetrievalIndexRepository {
 
   /**
    * The stored index of another version whose graph `versionId` could adopt: built alike, its
-   * graph's recall known; a served version's first (the one a new version is most often
+   * graph's recall and drift known; a served version's first (the one a new version is most often
    * fine-tuned from), then the newest.
    */
   async adoptable(versionId: string, shape: IndexShape): Promise<StoredIndex | undefined> {
@@ -129,7 +136,7 @@ export class RetrievalIndexRepository {
       `SELECT ${HEADER_COLUMNS}
          FROM retrieval_indexes
         WHERE version_id <> $1 AND dimension = $2 AND m = $3 AND ef_construction = $4
-          AND with_bias = $5 AND graph_recall IS NOT NULL
+          AND with_bias = $5 AND graph_recall IS NOT NULL AND graph_drift IS NOT NULL
         ORDER BY version_id::text IN (${SERVED_VERSION_IDS}) DESC, index_id DESC
         LIMIT 1`,
       [versionId, shape.dimension, shape.m, shape.efConstruction, shape.withBias],
@@ -230,8 +237,9 @@ export class RetrievalIndexRepository {
         const { rows } = await client.query<{ index_id: string }>(
           `INSERT INTO retrieval_indexes (version_id, dimension, m, ef_construction, with_bias,
                                           points, size, sha256, label_item_ids, recall,
-                                          graph_recall, adopted_from)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING index_id::text`,
+                                          graph_recall, graph_drift, adopted_from)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+           RETURNING index_id::text`,
           [
             versionId,
             shape.dimension,
@@ -244,6 +252,7 @@ export class RetrievalIndexRepository {
             labelItemIds,
             quality.recall ?? null,
             quality.graphRecall ?? null,
+            quality.graphDrift ?? null,
             quality.adoptedFrom ?? null,
           ],
         );

@@ -30,6 +30,8 @@ export interface VectorIndex {
    * built or adopted here (hnsw-graph.ts); undefined for one opened from the store.
    */
   readonly recall?: number;
+  /** For an adopted index: the mean angle (degrees) its items moved from the graph's vectors. */
+  readonly drift?: number;
   /** Writes the index to `file`, for a VectorIndexOpener; absent: this index cannot be kept. */
   write?(file: string): Promise<void>;
 }

@@ -74,6 +74,12 @@ class StoredRetrievalIndexGql {
       'recall@20 of recommend’s candidates against the exact scan on 64 sampled users; null: stored before it was sampled',
   })
   recall!: number | null;
+  @Field(() => Float, {
+    nullable: true,
+    description:
+      'how far its items moved since its graph was built: the mean angle in degrees (adoptions in a row added up); 0: built here',
+  })
+  graphDrift!: number | null;
   @Field(() => ID, {
     nullable: true,
     description:
@@ -117,6 +123,7 @@ export class VersionIndexResolver {
               ...stored,
               bytes: stored.size,
               recall: stored.recall ?? null,
+              graphDrift: stored.graphDrift ?? null,
               adoptedFrom: stored.adoptedFrom ?? null,
             },
       buildingBy: builder ?? null,

@@ -13,6 +13,7 @@ function index(
   size: number,
   stale?: Int32Array,
   recall?: number,
+  drift?: number,
 ): VectorIndex & { closed: boolean } {
   return {
     dimension: DIMENSION,
@@ -20,6 +21,7 @@ function index(
     bytes: size,
     stale,
     recall,
+    drift,
     closed: false,
     search: () => Promise.resolve(new Int32Array(0)),
     close() {
@@ -51,13 +53,16 @@ function setup(env: Record<string, string> = {}, store = new MemoryIndexStore())
   }[] = [];
   let staleOnOpen = new Int32Array(0);
   let recallOnAdopt = 0.96;
+  let driftOnAdopt = 5;
   const build: VectorIndexBuilder = (from) => {
     const made = index(from.rows.length, undefined, 0.97);
     built.push(made);
     return Promise.resolve(made);
   };
   const open: VectorIndexOpener = (_file, labelRows, _source, _signal, adopt = false) => {
-    const made = index(3 - staleOnOpen.length, staleOnOpen, adopt ? recallOnAdopt : undefined);
+    const made = adopt
+      ? index(3 - staleOnOpen.length, staleOnOpen, recallOnAdopt, driftOnAdopt)
+      : index(3 - staleOnOpen.length, staleOnOpen);
     opened.push({ labelRows: Array.from(labelRows), index: made, adopt });
     return Promise.resolve(made);
   };
@@ -83,6 +88,9 @@ function setup(env: Record<string, string> = {}, store = new MemoryIndexStore())
     },
     recallOnAdopt: (recall: number) => {
       recallOnAdopt = recall;
+    },
+    driftOnAdopt: (drift: number) => {
+      driftOnAdopt = drift;
     },
   };
 }
@@ -237,14 +245,15 @@ describe('label ids', () => {
     expect(next.built).toEqual([]);
     expect(next.opened).toEqual([{ labelRows: [0, 1, -1, 3], index: found, adopt: true }]);
     expect(store.stored('7').map((kept) => kept.header)).toEqual([
-      expect.objectContaining({ adoptedFrom: '6', recall: 0.96, graphRecall: 0.97 }),
+      expect.objectContaining({ adoptedFrom: '6', recall: 0.96, graphRecall: 0.97, graphDrift: 5 }),
     ]);
     expect(opened).toEqual([]);
   });
 
-  it('builds when the adopted graph loses more than RECOMMEND_ANN_ADOPT_RECALL_LOSS against the build it descends from, or lacks more than RECOMMEND_ANN_MAX_DELTA rows', async () => {
+  it('builds when the adopted graph loses more than RECOMMEND_ANN_ADOPT_RECALL_LOSS against the build it descends from, its items moved more than RECOMMEND_ANN_ADOPT_MAX_DRIFT_DEGREES since, or it lacks more than RECOMMEND_ANN_MAX_DELTA rows', async () => {
     const { service, items, source, store, shape, signal } = setup();
-    store.put({ ...shape, versionId: '5', points: 3, size: 0, sha256: '', graphRecall: 0.97 }, [
+    const graph = { graphRecall: 0.97, graphDrift: 4 };
+    store.put({ ...shape, versionId: '5', points: 3, size: 0, sha256: '', ...graph }, [
       'a',
       'b',
       '',
@@ -255,6 +264,13 @@ describe('label ids', () => {
     const found = await lossy.service.builderFor('7', items)(source, signal);
     expect(lossy.opened.map((one) => [one.adopt, one.index.closed])).toEqual([[true, true]]);
     expect(lossy.built).toEqual([found]);
+
+    // Items moved 9 degrees since the adopted graph's build, and 4 before: past 12 in all.
+    const moved = setup({}, store);
+    moved.driftOnAdopt(9);
+    await moved.service.builderFor('10', items)(source, signal);
+    expect(moved.opened.map((one) => [one.adopt, one.index.closed])).toEqual([[true, true]]);
+    expect(moved.built).toHaveLength(1);
 
     const behind = setup({}, store);
     behind.staleOnOpen([0, 1, 3]);
@@ -267,7 +283,9 @@ describe('label ids', () => {
     expect(off.opened).toEqual([]);
     expect(off.built).toHaveLength(1);
     await Promise.all(
-      [service, lossy.service, behind.service, off.service].map((one) => one.onModuleDestroy()),
+      [service, lossy.service, moved.service, behind.service, off.service].map((one) =>
+        one.onModuleDestroy(),
+      ),
     );
   });
 });

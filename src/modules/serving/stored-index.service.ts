@@ -178,6 +178,7 @@ export class StoredIndexService implements OnModuleDestroy {
       quality = {
         recall: index.recall,
         graphRecall: adopted?.from.graphRecall ?? index.recall,
+        graphDrift: adopted?.drift ?? 0,
         adoptedFrom: adopted?.from.versionId,
       };
     } catch (error) {
@@ -255,40 +256,47 @@ export class StoredIndexService implements OnModuleDestroy {
   }
 
   /**
-   * Another version's stored graph with `source`'s vectors (hnsw-graph.ts), when its sampled
-   * recall is at most RECOMMEND_ANN_ADOPT_RECALL_LOSS below that of the fresh build the graph
-   * descends from and at most RECOMMEND_ANN_MAX_DELTA of the source's rows are missing from it;
-   * undefined otherwise (then it is built).
+   * Another version's stored graph with `source`'s vectors (hnsw-graph.ts), when its items moved
+   * at most RECOMMEND_ANN_ADOPT_MAX_DRIFT_DEGREES on average since the graph's fresh build (the
+   * angles of adoptions in a row added up, a bound by the triangle inequality), its sampled
+   * recall is at most RECOMMEND_ANN_ADOPT_RECALL_LOSS below that build's, and at most
+   * RECOMMEND_ANN_MAX_DELTA of the source's rows are missing from it; undefined otherwise (then
+   * it is built).
    */
   private async adopt(
     versionId: string,
     items: RowIds,
     source: IndexSource,
     signal: AbortSignal,
-  ): Promise<{ index: VectorIndex; from: StoredIndex } | undefined> {
-    const { adopt, adoptRecallLoss, annMaxDelta } = this.config.retrieval;
+  ): Promise<{ index: VectorIndex; from: StoredIndex; drift: number } | undefined> {
+    const { adopt, adoptRecallLoss, adoptMaxDriftDegrees, annMaxDelta } = this.config.retrieval;
     if (!adopt || !this.config.retrieval.store) return undefined;
     const started = performance.now();
     const file = this.scratchFile(versionId);
     let log: Record<string, unknown> = { versionId };
     try {
       const from = await this.repository.adoptable(versionId, this.shape(source));
-      if (from?.graphRecall === undefined) return undefined;
+      if (from?.graphRecall === undefined || from.graphDrift === undefined) return undefined;
       log = { ...log, fromVersionId: from.versionId, indexId: from.indexId };
       const labelRows = await labelRowsOf(await this.repository.readTo(from, file), items);
       signal.throwIfAborted();
       const index = await this.open(file, labelRows, source, signal, true);
       const recall = index.recall ?? 0;
       const missing = index.stale?.length ?? 0;
-      log = { ...log, recall, graphRecall: from.graphRecall, missing };
-      if (recall < from.graphRecall - adoptRecallLoss || missing > annMaxDelta) {
+      const drift = from.graphDrift + (index.drift ?? Number.POSITIVE_INFINITY);
+      log = { ...log, recall, graphRecall: from.graphRecall, drift, missing };
+      if (
+        drift > adoptMaxDriftDegrees ||
+        recall < from.graphRecall - adoptRecallLoss ||
+        missing > annMaxDelta
+      ) {
         index.close();
         this.logger.info(log, 'another version’s graph does not serve this one; building');
         return undefined;
       }
       const ms = Math.round(performance.now() - started);
       this.logger.info({ ...log, ms }, 'retrieval index adopted from another version’s graph');
-      return { index, from };
+      return { index, from, drift };
     } catch (error) {
       signal.throwIfAborted();
       this.logger.warn({ ...log, err: error }, 'cannot adopt another version’s graph; building');

@@ -34,6 +34,7 @@ export class MemoryIndexStore implements IndexStore {
         (header) =>
           header.versionId !== versionId &&
           header.graphRecall !== undefined &&
+          header.graphDrift !== undefined &&
           (Object.keys(shape) as (keyof IndexShape)[]).every((key) => header[key] === shape[key]),
       );
     const served = alike.filter((header) => this.servedVersions.has(header.versionId));
@@ -106,7 +107,12 @@ export class MemoryIndexStore implements IndexStore {
     labelItemIds: readonly string[],
   ): string {
     const indexId = String(++this.lastId);
-    const unknown = { recall: undefined, graphRecall: undefined, adoptedFrom: undefined };
+    const unknown = {
+      recall: undefined,
+      graphRecall: undefined,
+      graphDrift: undefined,
+      adoptedFrom: undefined,
+    };
     this.kept.push({
       header: { ...unknown, ...header, indexId, storedAt: new Date() },
       bytes: Buffer.alloc(0),
