@@ -82,6 +82,28 @@ describe('a registered version’s index built ahead by the train role (real sta
       )
     ).data?.modelVersion.retrievalIndex;
 
+  /** Queues a FULL run through the api and waits for it to succeed. */
+  const trainToSuccess = async () => {
+    const queued = await graphql<{ trainModel: { id: string } }>(
+      api,
+      'mutation { trainModel(mode: FULL) { id } }',
+    );
+    expect(queued.errors).toBeUndefined();
+    const run = await eventually(
+      async () =>
+        (
+          await graphql<{ trainingRun: { status: string; outcome: string; versionId: string } }>(
+            api,
+            'query($id: ID!) { trainingRun(id: $id) { status outcome versionId } }',
+            { id: queued.data?.trainModel.id },
+          )
+        ).data?.trainingRun,
+      20_000,
+      { what: 'the training run', until: (found) => found?.status === 'SUCCEEDED' },
+    );
+    return run.value;
+  };
+
   afterAll(async () => {
     await api.close();
     await train.close();
@@ -93,25 +115,9 @@ describe('a registered version’s index built ahead by the train role (real sta
     prebuilder.hold();
     let versionId = '';
     try {
-      const queued = await graphql<{ trainModel: { id: string } }>(
-        api,
-        'mutation { trainModel(mode: FULL) { id } }',
-      );
-      expect(queued.errors).toBeUndefined();
-      const run = await eventually(
-        async () =>
-          (
-            await graphql<{ trainingRun: { status: string; outcome: string; versionId: string } }>(
-              api,
-              'query($id: ID!) { trainingRun(id: $id) { status outcome versionId } }',
-              { id: queued.data?.trainModel.id },
-            )
-          ).data?.trainingRun,
-        20_000,
-        { what: 'the training run', until: (found) => found?.status === 'SUCCEEDED' },
-      );
-      expect(run.value?.outcome).toBe('promoted');
-      versionId = run.value?.versionId ?? '';
+      const run = await trainToSuccess();
+      expect(run?.outcome).toBe('promoted');
+      versionId = run?.versionId ?? '';
       const serving = api.get(ServingService, { strict: false });
       await eventually(() => serving.current().served?.versionId, 10_000, {
         what: 'the replica serving the new version',
@@ -170,23 +176,7 @@ describe('a registered version’s index built ahead by the train role (real sta
       'SELECT version_id::text FROM retrieval_indexes',
     );
     expect(first.rows).toHaveLength(1);
-    const queued = await graphql<{ trainModel: { id: string } }>(
-      api,
-      'mutation { trainModel(mode: FULL) { id } }',
-    );
-    const run = await eventually(
-      async () =>
-        (
-          await graphql<{ trainingRun: { status: string; versionId: string | null } }>(
-            api,
-            'query($id: ID!) { trainingRun(id: $id) { status versionId } }',
-            { id: queued.data?.trainModel.id },
-          )
-        ).data?.trainingRun,
-      20_000,
-      { what: 'the second training run', until: (found) => found?.status === 'SUCCEEDED' },
-    );
-    const versionId = run.value?.versionId ?? '';
+    const versionId = (await trainToSuccess())?.versionId ?? '';
     const state = await eventually(() => indexState(versionId), 30_000, {
       what: 'the index adopted ahead',
       until: (found) => (found as { stored: unknown } | undefined)?.stored != null,
