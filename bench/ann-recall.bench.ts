@@ -3,6 +3,7 @@ import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../src/config/config';
 import { itemText } from '../src/modules/embedding/item-text';
+import { cosine } from '../src/modules/embedding/vector-codec';
 import { TransformersTextEncoder } from '../src/modules/embedding/transformers-encoder';
 import { hnswIndexBuilder, hnswIndexOpener } from '../src/modules/serving/hnsw-index';
 import type { VectorIndex } from '../src/modules/serving/retrieval';
@@ -99,20 +100,11 @@ function drifted(matrix: Float32Array, drift: number): Float32Array<SharedArrayB
 
 /** The mean cosine between each item's vector in `a` and in `b`. */
 function meanCosine(a: Float32Array, b: Float32Array): number {
-  let sum = 0;
   const rows = a.length / DIMENSION;
+  let sum = 0;
   for (let row = 0; row < rows; row++) {
-    let ab = 0;
-    let aa = 0;
-    let bb = 0;
-    for (let j = 0; j < DIMENSION; j++) {
-      const x = a[row * DIMENSION + j];
-      const y = b[row * DIMENSION + j];
-      ab += x * y;
-      aa += x * x;
-      bb += y * y;
-    }
-    sum += ab / Math.sqrt(aa * bb);
+    const at = row * DIMENSION;
+    sum += cosine(a.subarray(at, at + DIMENSION), b.subarray(at, at + DIMENSION));
   }
   return sum / rows;
 }

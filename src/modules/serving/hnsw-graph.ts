@@ -1,4 +1,5 @@
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { cosine } from '../embedding/vector-codec';
 
 /**
  * What runs on an index's thread besides hnswlib itself (hnsw.thread.ts): another version's
@@ -136,16 +137,9 @@ export function adoptGraph(
 
 /** The angle between two vectors, in degrees (0 when either is zero). */
 function angleBetween(a: Float32Array, b: Float32Array): number {
-  let ab = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let j = 0; j < a.length; j++) {
-    ab += a[j] * b[j];
-    aa += a[j] * a[j];
-    bb += b[j] * b[j];
-  }
-  if (aa === 0 || bb === 0) return 0;
-  return (Math.acos(Math.max(-1, Math.min(1, ab / Math.sqrt(aa * bb)))) * 180) / Math.PI;
+  const cos = cosine(a, b);
+  if (Number.isNaN(cos)) return 0;
+  return (Math.acos(Math.max(-1, Math.min(1, cos))) * 180) / Math.PI;
 }
 
 /** The recall sample's seed: the same index samples the same users. */

@@ -145,10 +145,14 @@ export class IndexPrebuildService implements OnModuleDestroy {
       const points = source.rows.length;
       const step = Math.max(1, Math.ceil(points / 10));
       let reported = 0;
-      const rowOf = new Map(ids.map((id, row) => [id, row]));
+      // Rows by id only when another version's graph is read (adopted): a million ids otherwise.
+      let rowOf: Map<string, number> | undefined;
       const { index, kept } = await this.indexes.buildAndKeep(
         lease,
-        { id: (row) => ids[row], row: (id) => rowOf.get(id) ?? -1 },
+        {
+          id: (row) => ids[row],
+          row: (id) => (rowOf ??= new Map(ids.map((one, row) => [one, row]))).get(id) ?? -1,
+        },
         source,
         signal,
         (indexed) => {

@@ -269,8 +269,9 @@ export class StoredIndexService implements OnModuleDestroy {
     source: IndexSource,
     signal: AbortSignal,
   ): Promise<{ index: VectorIndex; from: StoredIndex; drift: number } | undefined> {
-    const { adopt, adoptRecallLoss, adoptMaxDriftDegrees, annMaxDelta } = this.config.retrieval;
-    if (!adopt || !this.config.retrieval.store) return undefined;
+    const { adopt, store, adoptRecallLoss, adoptMaxDriftDegrees, annMaxDelta } =
+      this.config.retrieval;
+    if (!adopt || !store) return undefined;
     const started = performance.now();
     const file = this.scratchFile(versionId);
     let log: Record<string, unknown> = { versionId };
