@@ -50,6 +50,12 @@ interface Settings {
    * (in the train process) until the api serves `recommend` through it.
    */
   readonly builtAhead: number;
+  /**
+   * Then this many more activations, round the versions whose indexes are stored, each waited
+   * for until `recommend` answers through that version's index: the api's memory from swap to
+   * swap (does what a version held come back when it goes?).
+   */
+  readonly swaps: number;
 }
 
 function parseSettings(args: readonly string[]): Settings {
@@ -65,6 +71,7 @@ function parseSettings(args: readonly string[]): Settings {
     waitSecondIndex: value('wait-second-index', 0, 0),
     secondReplica: value('second-replica', 1, 0),
     builtAhead: value('built-ahead', 1, 0),
+    swaps: value('swaps', 0, 0),
   };
 }
 
@@ -257,6 +264,51 @@ async function builtAhead(env: NodeJS.ProcessEnv, api: Api): Promise<BuiltAhead>
   }
 }
 
+/** Seconds of recommend load after a swap before the api's memory is read. */
+const SETTLE_LOAD_SECONDS = 5;
+
+/**
+ * `settings.swaps` activations round `versions` (each with its index stored), from the first
+ * one not served: the time until `recommend` answers through the version's index, and the api's
+ * resident set at its peak through the swap and once settled.
+ */
+async function swapRound(
+  api: Api,
+  versions: readonly string[],
+  settings: Settings,
+  load: { rss: RssPeaks; pid: number; bodies: readonly string[]; readKey: string },
+): Promise<Record<string, string | number>[]> {
+  const { endpoint, opsKey, serving, waitFor } = api;
+  const rows: Record<string, string | number>[] = [];
+  const served = (await serving()).versionId;
+  const first = (versions.indexOf(served ?? '') + 1) % versions.length;
+  for (let swap = 1; swap <= settings.swaps; swap++) {
+    const versionId = versions[(first + swap - 1) % versions.length] ?? '';
+    progress(`swap ${String(swap)} of ${String(settings.swaps)}: activating version ${versionId}`);
+    load.rss.enter(`swap ${String(swap)}`);
+    await graphql(endpoint, opsKey, `mutation { activateModelVersion(id: "${versionId}") { id } }`);
+    const seconds = await waitFor(
+      `recommend through version ${versionId}'s index`,
+      async () => (await serving()).recommendVersionId === versionId,
+      500,
+    );
+    await closedLoop(
+      endpoint,
+      { 'content-type': 'application/json', 'x-api-key': load.readKey },
+      load.bodies,
+      { seconds: SETTLE_LOAD_SECONDS, connections: settings.connections },
+    );
+    rows.push({
+      swap,
+      version: versionId,
+      'activation → recommend through its index (s)': Number(seconds.toFixed(1)),
+      'peak RSS GiB': load.rss.peakGiB(`swap ${String(swap)}`),
+      'settled RSS GiB': Number((rssBytes(load.pid) / 2 ** 30).toFixed(2)),
+    });
+  }
+  return rows;
+}
+
 const benchmark: Benchmark = {
   description:
     "one api process (compiled main.js) on a large catalog with a trained 384-d model: boot, recommend while the ANN index builds and after, a second api process opening the stored index, a train role process building (or adopting another version's graph for) a new version's index ahead, then a swap to a version the replica indexes itself",
@@ -447,6 +499,12 @@ const benchmark: Benchmark = {
           );
           await measure(`ANN, version ${trained.second}`);
         }
+        const swaps = await swapRound(
+          { endpoint, opsKey, serving, waitFor },
+          [trained.served, ...(ahead === undefined ? [] : [ahead.versionId]), trained.second],
+          settings,
+          { rss, pid: api.child.pid, bodies, readKey },
+        );
         const indexes = await storedIndexes(databaseUrl);
         const notes = [
           `${settings.items.toLocaleString('en-US')} items with ${TEXT_DIMENSION}-d synthetic text vectors (category direction + noise) under the trainer's encoder id; version ${trained.served} trained by a FULL run (${trained.trainSeconds.toFixed(0)} s), version ${trained.second} the same artifact under its own id`,
@@ -466,11 +524,19 @@ const benchmark: Benchmark = {
           `recommend load: ${settings.connections} connections, ${settings.loadSeconds} s, clicking users; one-at-a-time calls: ${settings.probes} rank (100 random catalog items) and recommend(first: 20) per phase`,
           `1-minute load average before the run: ${loadBefore.toFixed(2)}; PostgreSQL, Redis and the bench share the machine's cores`,
         ];
+        if (swaps.length > 0) {
+          notes.push(
+            `api memory from swap to swap: after each activation the api is waited for until recommend answers through the version's index (opened from the store), then ${String(SETTLE_LOAD_SECONDS)} s of recommend load (its garbage collections run), then its RSS is read; peak = the largest RSS sampled each second from the activation on`,
+          );
+        }
         return {
           title: `Catalog scale: one api process, ${settings.items.toLocaleString('en-US')} items × ${TEXT_DIMENSION}-d, a trained model`,
           rows,
+          tables:
+            swaps.length === 0 ? [] : [{ title: 'The api process from swap to swap', rows: swaps }],
           figures: {
             settings,
+            swaps,
             bootSeconds,
             firstIndexSeconds,
             storeSeconds,

@@ -5,6 +5,7 @@ import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
+import { biasSlot } from './retrieval';
 import type { IndexSource } from './retrieval';
 import { MODEL_LOADER } from './served-model';
 import type { CatalogVectors, ModelLoader } from './served-model';
@@ -197,9 +198,5 @@ function catalogSource(catalog: CatalogVectors, dimension: number, scale: number
     shared.set(matrix);
   }
   const rows = Int32Array.from({ length: catalog.ids.length }, (_, row) => row);
-  const extra =
-    bias?.some((value) => value !== 0) === true
-      ? Float32Array.from(bias, (value) => value / scale)
-      : undefined;
-  return { matrix: shared, dimension, rows, extra };
+  return { matrix: shared, dimension, rows, extra: biasSlot(bias, rows, scale) };
 }

@@ -333,8 +333,20 @@ export function indexSource(vectors: RowVectors, scale: number): IndexSource {
   for (let row = 0; row < rows.length; row++) if (vectors.has(row)) rows[n++] = row;
   const indexed = rows.slice(0, n);
   const { matrix, dimension, bias } = vectors;
-  const extra = bias && Float32Array.from(indexed, (row) => bias[row] / scale);
-  return { matrix, dimension, rows: indexed, extra };
+  return { matrix, dimension, rows: indexed, extra: biasSlot(bias, indexed, scale) };
+}
+
+/**
+ * The index's one more value per point: each row's bias over `scale` (the user's query holds 1
+ * there), so that the inner product is the model score over `scale`; none when every bias is 0.
+ */
+export function biasSlot(
+  bias: Float32Array | undefined,
+  rows: Int32Array,
+  scale: number,
+): Float32Array | undefined {
+  if (bias?.some((value) => value !== 0) !== true) return undefined;
+  return Float32Array.from(rows, (row) => bias[row] / scale);
 }
 
 /** The user vector as the index compares: with the bias slot's 1 when the index has one. */
