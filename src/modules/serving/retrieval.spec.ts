@@ -1,6 +1,13 @@
 import { Random } from '../../synthetic';
 import { hnswIndexBuilder } from './hnsw-index';
-import { IndexBuilt, Retrieval, RetrievalPath, RetrievalSettings } from './retrieval';
+import {
+  biasSlot,
+  indexSource,
+  IndexBuilt,
+  Retrieval,
+  RetrievalPath,
+  RetrievalSettings,
+} from './retrieval';
 import type { VectorIndexBuilder } from './retrieval';
 import { RowVectors } from './row-vectors';
 import { topK } from './top-k';
@@ -257,5 +264,25 @@ describe('Retrieval', () => {
       expect(Array.from(found)).toContain(row);
     }
     await retrieval.close();
+  });
+});
+
+describe('biasSlot', () => {
+  it("holds each listed row's bias over the scale, and nothing while every bias is 0", () => {
+    const rows = Int32Array.of(3, 0, 2);
+    expect(biasSlot(undefined, rows, 2)).toBeUndefined();
+    expect(biasSlot(new Float32Array(4), rows, 2)).toBeUndefined();
+    expect(Array.from(biasSlot(Float32Array.of(1, 0, -0.5, 4), rows, 2) ?? [])).toEqual([
+      2, 0.5, -0.25,
+    ]);
+  });
+
+  it("gives a replica's index no slot once its rows' biases are all back to 0", () => {
+    const vectors = new RowVectors(2, 2);
+    vectors.set(0, [1, 0], 0.5, 0);
+    vectors.set(1, [0, 1], 0, 0);
+    expect(Array.from(indexSource(vectors, 1).extra ?? [])).toEqual([0.5, 0]);
+    vectors.set(0, [1, 0], 0, 0);
+    expect(indexSource(vectors, 1).extra).toBeUndefined();
   });
 });
