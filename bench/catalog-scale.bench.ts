@@ -184,6 +184,16 @@ interface Api {
   ) => Promise<number>;
 }
 
+/** Activates `versionId` through the api, as ops do. */
+async function activate(api: Pick<Api, 'endpoint' | 'opsKey'>, versionId: string): Promise<void> {
+  await graphql(
+    api.endpoint,
+    api.opsKey,
+    'mutation($id: ID!) { activateModelVersion(id: $id) { id } }',
+    { id: versionId },
+  );
+}
+
 /**
  * Starts the train role in a process of its own and has it train a version (a FULL run queued
  * through the api): it registers the version and builds and stores its index ahead. Times the
@@ -232,11 +242,7 @@ async function builtAhead(env: NodeJS.ProcessEnv, api: Api): Promise<BuiltAhead>
     );
     const storedAt = performance.now();
     if ((await serving()).versionId !== versionId) {
-      await graphql(
-        endpoint,
-        opsKey,
-        `mutation { activateModelVersion(id: "${versionId}") { id } }`,
-      );
+      await activate(api, versionId);
     }
     const activatedAt = outcome === 'promoted' ? registeredAt : storedAt;
     await waitFor(
@@ -278,7 +284,7 @@ async function swapRound(
   settings: Settings,
   load: { rss: RssPeaks; pid: number; bodies: readonly string[]; readKey: string },
 ): Promise<Record<string, string | number>[]> {
-  const { endpoint, opsKey, serving, waitFor } = api;
+  const { endpoint, serving, waitFor } = api;
   const rows: Record<string, string | number>[] = [];
   const served = (await serving()).versionId;
   const first = (versions.indexOf(served ?? '') + 1) % versions.length;
@@ -286,7 +292,7 @@ async function swapRound(
     const versionId = versions[(first + swap - 1) % versions.length] ?? '';
     progress(`swap ${String(swap)} of ${String(settings.swaps)}: activating version ${versionId}`);
     load.rss.enter(`swap ${String(swap)}`);
-    await graphql(endpoint, opsKey, `mutation { activateModelVersion(id: "${versionId}") { id } }`);
+    await activate(api, versionId);
     const seconds = await waitFor(
       `recommend through version ${versionId}'s index`,
       async () => (await serving()).recommendVersionId === versionId,
@@ -391,6 +397,7 @@ const benchmark: Benchmark = {
         }
         return (performance.now() - started) / 1000;
       };
+      const handle: Api = { endpoint, opsKey, serving, waitFor };
       const rows: Record<string, string | number>[] = [];
       const measure = async (phase: string) => {
         rss.enter(phase);
@@ -478,17 +485,13 @@ const benchmark: Benchmark = {
         let ahead: BuiltAhead | undefined;
         if (settings.builtAhead > 0) {
           rss.enter('built ahead');
-          ahead = await builtAhead(env, { endpoint, opsKey, serving, waitFor });
+          ahead = await builtAhead(env, handle);
           await measure(`ANN, version ${ahead.versionId} (its index built ahead)`);
         }
         progress(`activating version ${trained.second} (same artifact, its own id)`);
         rss.enter('swap');
         const activatedAt = performance.now();
-        await graphql(
-          endpoint,
-          opsKey,
-          `mutation { activateModelVersion(id: "${trained.second}") { id } }`,
-        );
+        await activate(handle, trained.second);
         // Watched from the activation on, through the phase measured meanwhile.
         const secondIndex =
           settings.waitSecondIndex > 0
@@ -507,7 +510,7 @@ const benchmark: Benchmark = {
           await measure(`ANN, version ${trained.second}`);
         }
         const swaps = await swapRound(
-          { endpoint, opsKey, serving, waitFor },
+          handle,
           [trained.served, ...(ahead === undefined ? [] : [ahead.versionId]), trained.second],
           settings,
           { rss, pid: api.child.pid, bodies, readKey },
