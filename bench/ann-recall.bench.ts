@@ -281,6 +281,7 @@ const benchmark: Benchmark = {
           let started = performance.now();
           const adopted = await hnswIndexOpener(hnsw)(
             file,
+            index.pointFormat ?? '',
             allRows,
             sourceOf(next),
             new AbortController().signal,

@@ -7,6 +7,7 @@ import type { IndexQuality } from '../src/modules/serving/retrieval-index.reposi
 import { createTestContext, TestContext } from './support/test-context';
 
 const SHAPE = { dimension: 4, m: 16, efConstruction: 200, withBias: false };
+const FORMAT = 'norm-augmented-l2';
 
 describe('stored ANN indexes in PostgreSQL (retention)', () => {
   let context: TestContext;
@@ -42,7 +43,7 @@ describe('stored ANN indexes in PostgreSQL (retention)', () => {
     const file = path.join(dir, `index-${versionId}`);
     await writeFile(file, `the index of version ${versionId}`);
     const { signal } = new AbortController();
-    await repository.save(versionId, shape, quality, 2, 'a\nb', file, keep, signal);
+    await repository.save(versionId, shape, FORMAT, quality, 2, 'a\nb', file, keep, signal);
   };
   const storedVersions = async () =>
     (
@@ -74,7 +75,10 @@ describe('stored ANN indexes in PostgreSQL (retention)', () => {
     await store('15');
     expect(await storedVersions()).toEqual(['10', '14', '15']);
     const state = await repository.state('10', 60_000);
-    expect(state).toMatchObject({ stored: { ...SHAPE, points: 2 }, builder: undefined });
+    expect(state).toMatchObject({
+      stored: { ...SHAPE, pointFormat: FORMAT, points: 2 },
+      builder: undefined,
+    });
   });
 
   it('offers the graph of a version built alike for adoption: a served version first, else the newest; never one of unknown recall', async () => {

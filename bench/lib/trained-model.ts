@@ -74,6 +74,8 @@ export interface TrainedVersions {
   /** A candidate with the same artifact bytes under its own id: the experiment's second arm. */
   readonly second: string;
   readonly trainSeconds: number;
+  /** The served version's artifact. */
+  readonly artifact: Buffer;
   readonly artifactBytes: number;
   readonly outcome: string;
 }
@@ -121,6 +123,7 @@ export async function trainServedVersion(
       served: run.versionId,
       second,
       trainSeconds,
+      artifact,
       artifactBytes: artifact.length,
       outcome: run.outcome ?? 'none',
     };

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Random } from '../../synthetic';
 import { hnswIndexBuilder, hnswIndexOpener } from './hnsw-index';
-import type { IndexSource } from './retrieval';
-import { topK } from './top-k';
+import type { IndexSource, VectorIndex } from './retrieval';
+import { bestFirst, dotRow, topK } from './top-k';
 
 const DIMENSION = 32;
 // A search costing well above its messages to and from the index's thread: with efSearch 100 (about
@@ -35,6 +35,8 @@ describe('hnswIndexBuilder', () => {
     // Building here took the whole event loop; on its thread, this one mostly waits.
     expect(performance.eventLoopUtilization(before).utilization).toBeLessThan(0.5);
     expect(index.size).toBe(20_000);
+    // Its inner-product graph samples well: no second graph.
+    expect(index.pointFormat).toBe('inner-product');
     expect(index.bytes).toBeGreaterThan(20_000 * DIMENSION * 4);
     const query = row(built, 4);
     const exact = topK(built.matrix, DIMENSION, query, 10, (r) => r % 2 === 1).rows;
@@ -49,6 +51,93 @@ describe('hnswIndexBuilder', () => {
       expect(rows[0]).toBe(2 * i);
     });
     index.close();
+  });
+
+  it("builds a norm-augmented graph too when the inner-product graph's sampled recall is low, keeps the better, and writes, opens and adopts it", async () => {
+    // Items sharing one direction in widely varied amounts: the inner-product graph leaves the
+    // short ones with no link leading to them (0.72 of items' exact top 20 found).
+    const random = new Random('one direction');
+    const gaussian = () =>
+      Math.sqrt(-2 * Math.log(1 - random.next())) * Math.cos(2 * Math.PI * random.next());
+    const unit = () => {
+      const vector = Array.from({ length: DIMENSION }, gaussian);
+      const norm = Math.hypot(...vector);
+      return vector.map((value) => value / norm);
+    };
+    const shared = unit();
+    const clusters = Array.from({ length: 20 }, unit);
+    const rows = 8000;
+    const matrix = new Float32Array(new SharedArrayBuffer(rows * DIMENSION * 4));
+    for (let r = 0; r < rows; r++) {
+      const cluster = random.pick(clusters);
+      const noise = unit();
+      const amount = 0.2 + 1.6 * random.next();
+      for (let j = 0; j < DIMENSION; j++) {
+        matrix[r * DIMENSION + j] = amount * shared[j] + 0.5 * cluster[j] + 0.3 * noise[j];
+      }
+    }
+    const all = Int32Array.from({ length: rows }, (_, r) => r);
+    const recallOf = async (index: VectorIndex, vectors: Float32Array) => {
+      let found = 0;
+      for (let q = 0; q < 200; q++) {
+        const query = vectors.slice(q * 40 * DIMENSION, (q * 40 + 1) * DIMENSION);
+        const exact = new Set(topK(vectors, DIMENSION, query, 20).rows);
+        const candidates = await index.search(query, SETTINGS.annCandidates);
+        const scored = Float32Array.from(candidates, (r) => dotRow(vectors, DIMENSION, r, query));
+        for (const i of bestFirst(scored, candidates).subarray(0, 20)) {
+          if (exact.has(candidates[i])) found++;
+        }
+      }
+      return found / (200 * 20);
+    };
+    const signal = new AbortController().signal;
+    const index = await build(
+      { matrix, dimension: DIMENSION, rows: all, extra: undefined },
+      signal,
+    );
+    expect(index.pointFormat).toBe('norm-augmented-l2');
+    expect(index.recall).toBeGreaterThan(0.98);
+    expect(await recallOf(index, matrix)).toBeGreaterThan(0.98);
+    const dir = await mkdtemp(path.join(tmpdir(), 'hnsw-spec-'));
+    const file = path.join(dir, 'index.hnsw');
+    try {
+      await index.write?.(file);
+      const format = index.pointFormat ?? '';
+      const same = { matrix, dimension: DIMENSION, rows: all, extra: undefined };
+      const opened = await open(file, format, all, same, signal);
+      expect(opened.stale).toHaveLength(0);
+      const query = matrix.slice(0, DIMENSION);
+      expect(await opened.search(query, 10)).toEqual(await index.search(query, 10));
+      opened.close();
+      // The next version: every item a little longer or shorter (Φ moves with them).
+      const next = new Float32Array(new SharedArrayBuffer(matrix.byteLength));
+      for (let r = 0; r < rows; r++) {
+        const scale = 0.9 + 0.2 * random.next();
+        for (let j = 0; j < DIMENSION; j++)
+          next[r * DIMENSION + j] = scale * matrix[r * DIMENSION + j];
+      }
+      const moved = { matrix: next, dimension: DIMENSION, rows: all, extra: undefined };
+      const adopted = await open(file, format, all, moved, signal, true);
+      expect(adopted.pointFormat).toBe('norm-augmented-l2');
+      expect(adopted.recall).toBeGreaterThan(0.96);
+      expect(await recallOf(adopted, next)).toBeGreaterThan(0.96);
+      adopted.close();
+    } finally {
+      index.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses to open a written index of an unknown point format', async () => {
+    await expect(
+      open(
+        '/nonexistent',
+        'cosine',
+        new Int32Array(0),
+        source(2, 'none'),
+        new AbortController().signal,
+      ),
+    ).rejects.toThrow('unknown point format cosine');
   });
 
   it('answers the searches taken before close, and refuses later ones', async () => {
@@ -119,6 +208,7 @@ describe('hnswIndexBuilder', () => {
       );
       const opened = await open(
         file,
+        index.pointFormat ?? '',
         labelRows,
         { matrix: here, dimension: DIMENSION, rows, extra: undefined },
         new AbortController().signal,
@@ -158,6 +248,7 @@ describe('hnswIndexBuilder', () => {
       const labelRows = Int32Array.from({ length: 4000 }, (_, label) => (label === 0 ? -1 : label));
       const adopted = await open(
         file,
+        index.pointFormat ?? '',
         labelRows,
         { matrix: next, dimension: DIMENSION, rows, extra: undefined },
         new AbortController().signal,
@@ -195,6 +286,7 @@ describe('hnswIndexBuilder', () => {
       const labelRows = Int32Array.from({ length: 40_000 }, (_, label) => label);
       const adopted = await hnswIndexOpener(narrow)(
         file,
+        index.pointFormat ?? '',
         labelRows,
         unrelated,
         new AbortController().signal,

@@ -2,6 +2,8 @@ import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { abortReason, DomainError } from '../../common/errors';
 import { startThread } from '../../common/thread';
+import { POINT_FORMATS, pointValues } from './hnsw-graph';
+import type { PointFormat } from './hnsw-graph';
 import type { HnswJob, HnswReply, HnswRequest } from './hnsw.thread';
 import type { IndexSource, VectorIndex, VectorIndexBuilder, VectorIndexOpener } from './retrieval';
 
@@ -16,9 +18,15 @@ export interface HnswSettings {
 }
 
 /** Sampled users per recall check: at a million items about 25 s of the index's thread. */
-const RECALL_QUERIES = 64;
+export const RECALL_QUERIES = 64;
 /** recall@20: `recommend`'s default page. */
-const RECALL_AT = 20;
+export const RECALL_AT = 20;
+/**
+ * The sampled recall of an inner-product graph below which a norm-augmented one is built too,
+ * and the better kept (hnsw-graph.ts): 0.82 at 60,000 items of a trained model (the augmented
+ * graph sampled 0.92 there), 0.95 and more at 300,000 and 1,000,000.
+ */
+export const SECOND_GRAPH_BELOW = 0.9;
 
 /**
  * Searches handed to the thread at once: it never waits for the next one, and the rest wait
@@ -42,9 +50,10 @@ interface PendingWrite {
 }
 
 /**
- * HNSW (hnswlib, through hnswlib-node) over inner product, living on the worker thread that
- * built it (hnsw.thread.ts): searches run there, next to the serving thread. hnswlib's `ip`
- * distance is 1 - dot, so its nearest are the largest dot products; rows are its labels.
+ * HNSW (hnswlib, through hnswlib-node) by inner product, living on the worker thread that built
+ * it (hnsw.thread.ts): searches run there, next to the serving thread. Its points' format decides
+ * the distance (hnsw-graph.ts); either way its nearest are the largest dot products; rows are its
+ * labels.
  */
 class HnswVectorIndex implements VectorIndex {
   private readonly queued: QueuedSearch[] = [];
@@ -64,6 +73,7 @@ class HnswVectorIndex implements VectorIndex {
     readonly stale: Int32Array | undefined,
     readonly recall: number | undefined,
     readonly drift: number | undefined,
+    readonly pointFormat: PointFormat,
   ) {
     thread.on('message', (reply: HnswReply) => {
       this.answered(reply);
@@ -189,17 +199,35 @@ class HnswVectorIndex implements VectorIndex {
 
 /**
  * Builds on a worker thread of its own (hnsw.thread.ts), which reads the vectors where they are
- * (a SharedArrayBuffer), keeps the index and answers its searches.
+ * (a SharedArrayBuffer), keeps the index and answers its searches: an inner-product graph, and
+ * when its sampled recall is below SECOND_GRAPH_BELOW a norm-augmented one too, the better kept.
  */
 export function hnswIndexBuilder(settings: HnswSettings): VectorIndexBuilder {
   const { m, efConstruction } = settings;
-  return (source, signal, progress) =>
-    startIndex(source, settings, signal, progress, (shared) => ({
+  const build = (
+    format: PointFormat,
+    ...[source, signal, progress]: Parameters<VectorIndexBuilder>
+  ) =>
+    startIndex(source, settings, signal, progress, format, (shared) => ({
       kind: 'build',
       ...shared,
       m,
       efConstruction,
     }));
+  return async (...args) => {
+    const first = await build('inner-product', ...args);
+    if ((first.recall ?? 1) >= SECOND_GRAPH_BELOW) return first;
+    let second: VectorIndex;
+    try {
+      second = await build('norm-augmented-l2', ...args);
+    } catch (error) {
+      first.close();
+      throw error;
+    }
+    const better = (second.recall ?? 0) > (first.recall ?? 0);
+    (better ? first : second).close();
+    return better ? second : first;
+  };
 }
 
 /**
@@ -208,14 +236,20 @@ export function hnswIndexBuilder(settings: HnswSettings): VectorIndexBuilder {
  * (hnsw.thread.ts).
  */
 export function hnswIndexOpener(settings: HnswSettings): VectorIndexOpener {
-  return (file, labelRows, source, signal, adopt = false) =>
-    startIndex(source, settings, signal, undefined, (shared) => ({
+  return async (file, pointFormat, labelRows, source, signal, adopt = false) =>
+    await startIndex(source, settings, signal, undefined, formatNamed(pointFormat), (shared) => ({
       kind: 'open',
       ...shared,
       file,
       labelRows,
       adopt,
     }));
+}
+
+function formatNamed(name: string): PointFormat {
+  const format = POINT_FORMATS.find((known) => known === name);
+  if (format === undefined) throw new Error(`unknown point format ${name}`);
+  return format;
 }
 
 type SharedJob = Omit<HnswJob, 'kind' | 'm' | 'efConstruction' | 'file' | 'labelRows' | 'adopt'>;
@@ -225,6 +259,7 @@ async function startIndex(
   settings: HnswSettings,
   signal: AbortSignal,
   progress: ((indexed: number) => void) | undefined,
+  format: PointFormat,
   job: (shared: SharedJob) => HnswJob,
 ): Promise<VectorIndex> {
   signal.throwIfAborted();
@@ -238,7 +273,7 @@ async function startIndex(
   };
   const thread = startThread(
     path.join(__dirname, 'hnsw.thread'),
-    job({ matrix, dimension, rows, extra, stop, check }),
+    job({ matrix, dimension, rows, extra, stop, check, format }),
   );
   const { size, stale, recall, drift } = await ready(thread, signal, stop, progress);
   const dimensions = dimension + (extra === undefined ? 0 : 1);
@@ -246,11 +281,12 @@ async function startIndex(
     thread,
     dimensions,
     size,
-    hnswBytes(size, dimensions, settings.m),
+    hnswBytes(size, pointValues(source, format), settings.m),
     settings.efSearch,
     stale,
     recall,
     drift,
+    format,
   );
 }
 
@@ -258,8 +294,8 @@ async function startIndex(
  * About what hnswlib holds: per element its vector, its level-0 links (2·M), their count and its
  * label; the upper levels add about 1/M of that in links.
  */
-function hnswBytes(rows: number, dimension: number, m: number): number {
-  return Math.round(rows * (4 * dimension + 4 * 2 * m + 4 + 8 + 4 * (1 + 1 / m)));
+function hnswBytes(rows: number, values: number, m: number): number {
+  return Math.round(rows * (4 * values + 4 * 2 * m + 4 + 8 + 4 * (1 + 1 / m)));
 }
 
 /** Settles when the thread's index is ready; an abort asks the thread to stop and end. */

@@ -1,7 +1,15 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { HierarchicalNSW } from 'hnswlib-node';
-import { adoptGraph, positionsOf, sampledRecall } from './hnsw-graph';
-import type { GraphSource, RecallCheck } from './hnsw-graph';
+import {
+  adoptGraph,
+  pointValues,
+  pointWriter,
+  positionsOf,
+  queryPoint,
+  sampledRecall,
+  spaceOf,
+} from './hnsw-graph';
+import type { GraphSource, PointFormat, RecallCheck } from './hnsw-graph';
 
 /** The vectors an index covers: rows of a shared matrix. */
 interface HnswSource extends GraphSource {
@@ -11,6 +19,8 @@ interface HnswSource extends GraphSource {
   readonly stop: Int32Array<SharedArrayBuffer>;
   /** How a built or adopted index's recall is sampled. */
   readonly check: RecallCheck;
+  /** How the index's points are laid out (a written index: as it was built). */
+  readonly format: PointFormat;
 }
 
 /** Build an index of the source's rows (labels: the rows). */
@@ -73,18 +83,15 @@ const PROGRESS_STEPS = 20;
  */
 const SAME_VECTOR_TOLERANCE = 1e-4;
 
-function dimensions(source: HnswSource): number {
-  return source.dimension + (source.extra === undefined ? 0 : 1);
-}
-
 function stopped(source: HnswSource): boolean {
   return Atomics.load(source.stop, 0) !== 0;
 }
 
 /** Adds the source's rows one by one; false when stopped. */
 function build(hnsw: HierarchicalNSW, job: HnswBuildJob, progress: (n: number) => void): boolean {
-  const { matrix, dimension, rows, extra } = job;
+  const { rows } = job;
   hnsw.initIndex(Math.max(1, rows.length), job.m, job.efConstruction, SEED);
+  const writePoint = pointWriter(job, job.format);
   // hnswlib-node takes plain arrays: one reused per row.
   const point = new Array<number>(hnsw.getNumDimensions()).fill(0);
   const reportEvery = Math.max(1000, Math.ceil(rows.length / PROGRESS_STEPS));
@@ -93,9 +100,7 @@ function build(hnsw: HierarchicalNSW, job: HnswBuildJob, progress: (n: number) =
     // N-API, and a termination that lands inside that read aborts the whole process.
     if (stopped(job)) return false;
     if (i > 0 && i % reportEvery === 0) progress(i);
-    const offset = rows[i] * dimension;
-    for (let j = 0; j < dimension; j++) point[j] = matrix[offset + j];
-    if (extra !== undefined) point[dimension] = extra[i];
+    writePoint(point, 0, i);
     hnsw.addPoint(point, rows[i]);
   }
   return true;
@@ -112,11 +117,12 @@ function open(
 ): { held: Uint8Array; drift: number | undefined } | undefined {
   const { matrix, dimension, rows, extra, labelRows } = job;
   if (job.adopt) {
-    const adopted = adoptGraph(job.file, job, labelRows);
+    const adopted = adoptGraph(job.file, job.format, job, labelRows);
     hnsw.readIndexSync(job.file);
     return adopted;
   }
   hnsw.readIndexSync(job.file);
+  const values = pointValues(job, job.format);
   const position = positionsOf(rows);
   const matched = new Uint8Array(rows.length);
   for (const label of hnsw.getIdsList()) {
@@ -125,7 +131,7 @@ function open(
     const at = row >= 0 && row < position.length ? position[row] : -1;
     if (
       at >= 0 &&
-      sameVector(hnsw.getPoint(label), matrix, row * dimension, dimension, extra?.[at])
+      sameVector(hnsw.getPoint(label), values, matrix, row * dimension, dimension, extra?.[at])
     ) {
       matched[at] = 1;
     } else {
@@ -135,14 +141,16 @@ function open(
   return { held: matched, drift: undefined };
 }
 
+/** Whether the stored point holds the row's vector and extra value (a norm slot follows them). */
 function sameVector(
   point: readonly number[],
+  values: number,
   matrix: Float32Array,
   offset: number,
   dimension: number,
   extra: number | undefined,
 ): boolean {
-  if (point.length !== dimension + (extra === undefined ? 0 : 1)) return false;
+  if (point.length !== values) return false;
   const near = (a: number, b: number) =>
     Math.abs(a - b) <= SAME_VECTOR_TOLERANCE * (1 + Math.abs(b));
   for (let j = 0; j < dimension; j++) if (!near(point[j], matrix[offset + j])) return false;
@@ -150,14 +158,14 @@ function sameVector(
 }
 
 /**
- * Builds an HNSW index (hnswlib, inner product) on this thread, or opens a written one, and then
+ * Builds an HNSW index (hnswlib; its points in the job's format) on this thread, or opens a written one, and then
  * answers searches here, so the serving thread keeps its CPU time for requests and the index lives
  * in one copy only.
  */
 function serve(job: HnswJob): void {
   const port = parentPort;
   if (port === null) throw new Error('hnsw.thread runs as a worker thread');
-  const hnsw = new HierarchicalNSW('ip', dimensions(job));
+  const hnsw = new HierarchicalNSW(spaceOf(job.format), pointValues(job, job.format));
   let stale: Int32Array | undefined;
   let labelRows: Int32Array | undefined;
   let held: Uint8Array;
@@ -188,7 +196,7 @@ function serve(job: HnswJob): void {
       hnsw.setEf(searchEf);
       ef = searchEf;
     }
-    const { neighbors } = hnsw.searchKnn(query, count);
+    const { neighbors } = hnsw.searchKnn(queryPoint(query, job.format), count);
     return rowsOfLabels === undefined ? neighbors : neighbors.map((label) => rowsOfLabels[label]);
   };
   let recall: number | undefined;

@@ -66,6 +66,7 @@ function setup({
         this.closed = true;
       },
       write: (file: string) => writeFile(file, 'index'),
+      pointFormat: 'inner-product',
     };
     indexes.push(index);
     return index;

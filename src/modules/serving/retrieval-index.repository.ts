@@ -47,6 +47,8 @@ export interface IndexQuality {
 export interface StoredIndex extends IndexShape, IndexQuality {
   readonly indexId: string;
   readonly versionId: string;
+  /** How its points are laid out, and so what its graph compares (hnsw-graph.ts). */
+  readonly pointFormat: string;
   readonly points: number;
   /** Bytes of the index file. */
   readonly size: number;
@@ -74,6 +76,7 @@ interface HeaderRow {
   m: number;
   ef_construction: number;
   with_bias: boolean;
+  point_format: string;
   points: number;
   size: string;
   sha256: string;
@@ -85,7 +88,7 @@ interface HeaderRow {
 }
 
 const HEADER_COLUMNS = `index_id::text, version_id::text, dimension, m, ef_construction, with_bias,
-  points, size::text, sha256, created_at, recall, graph_recall, graph_drift, adopted_from::text`;
+  point_format, points, size::text, sha256, created_at, recall, graph_recall, graph_drift, adopted_from::text`;
 
 function storedIndex(row: HeaderRow): StoredIndex {
   return {
@@ -95,6 +98,7 @@ function storedIndex(row: HeaderRow): StoredIndex {
     m: row.m,
     efConstruction: row.ef_construction,
     withBias: row.with_bias,
+    pointFormat: row.point_format,
     points: row.points,
     size: Number(row.size),
     sha256: row.sha256,
@@ -210,6 +214,7 @@ export class RetrievalIndexRepository {
   async save(
     versionId: string,
     shape: IndexShape,
+    pointFormat: string,
     quality: IndexQuality,
     points: number,
     labelItemIds: string,
@@ -238,9 +243,9 @@ export class RetrievalIndexRepository {
         await client.query('BEGIN');
         const { rows } = await client.query<{ index_id: string }>(
           `INSERT INTO retrieval_indexes (version_id, dimension, m, ef_construction, with_bias,
-                                          points, size, sha256, label_item_ids, recall,
-                                          graph_recall, graph_drift, adopted_from)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                                          point_format, points, size, sha256, label_item_ids,
+                                          recall, graph_recall, graph_drift, adopted_from)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
            RETURNING index_id::text`,
           [
             versionId,
@@ -248,6 +253,7 @@ export class RetrievalIndexRepository {
             shape.m,
             shape.efConstruction,
             shape.withBias,
+            pointFormat,
             points,
             size,
             hash.digest('hex'),

@@ -34,6 +34,8 @@ export interface VectorIndex {
   readonly drift?: number;
   /** Writes the index to `file`, for a VectorIndexOpener; absent: this index cannot be kept. */
   write?(file: string): Promise<void>;
+  /** How the written index's points are laid out: its opener is given this back. */
+  readonly pointFormat?: string;
 }
 
 /** What an index is built of: some rows of a matrix that the build reads in place. */
@@ -64,14 +66,15 @@ export type VectorIndexBuilder = (
 export const VECTOR_INDEX_OPENER = Symbol('VECTOR_INDEX_OPENER');
 
 /**
- * Opens the index written to `file` (by any replica) over `source`: its label `l` is row
- * `labelRows[l]` (-1: an item this replica does not have). Points whose vector is not the
+ * Opens the index written to `file` (by any replica; its points laid out in `pointFormat`) over
+ * `source`: its label `l` is row `labelRows[l]` (-1: an item this replica does not have). Points whose vector is not the
  * source's are left out and their rows come back as `stale`. `adopt`: the index is another
  * version's; its graph is kept and its points take the source's vectors (`recall` says how well
  * the graph still leads).
  */
 export type VectorIndexOpener = (
   file: string,
+  pointFormat: string,
   labelRows: Int32Array,
   source: IndexSource,
   signal: AbortSignal,
@@ -100,6 +103,8 @@ export interface IndexBuilt {
   readonly bytes: number;
   /** For an index opened from the store: its rows changed since it was written. */
   readonly stale: number | undefined;
+  /** How its points are laid out (hnsw-graph.ts); undefined: the index does not say. */
+  readonly pointFormat: string | undefined;
 }
 
 /** What a retrieval reports: each answer's path, each finished index. */
@@ -319,6 +324,7 @@ export class Retrieval {
       buildMs: performance.now() - started,
       bytes: index.bytes,
       stale: index.stale?.length,
+      pointFormat: index.pointFormat,
     });
   }
 }

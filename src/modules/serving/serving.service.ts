@@ -323,7 +323,7 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
           'retrieval index building',
         );
       },
-      built: ({ rows, buildMs, bytes, stale }) => {
+      built: ({ rows, buildMs, bytes, stale, pointFormat }) => {
         // An opened index is logged where it was opened (stored-index.service.ts).
         if (stale !== undefined) {
           this.indexOpenSeconds.observe(buildMs / 1000);
@@ -331,7 +331,7 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
         }
         this.indexBuildSeconds.observe(buildMs / 1000);
         this.logger.info(
-          { versionId, rows, buildMs: Math.round(buildMs), bytes },
+          { versionId, rows, buildMs: Math.round(buildMs), bytes, pointFormat },
           'retrieval index built',
         );
       },

@@ -11,11 +11,13 @@ const DIMENSION = 4;
 /** An index that answers nothing: these tests are about where indexes come from. */
 function index(
   size: number,
+  pointFormat: string,
   stale?: Int32Array,
   recall?: number,
   drift?: number,
 ): VectorIndex & { closed: boolean } {
   return {
+    pointFormat,
     dimension: DIMENSION,
     size,
     bytes: size,
@@ -50,20 +52,29 @@ function setup(env: Record<string, string> = {}, store = new MemoryIndexStore())
     labelRows: number[];
     index: VectorIndex & { closed: boolean };
     adopt: boolean;
+    pointFormat: string;
   }[] = [];
   let staleOnOpen = new Int32Array(0);
   let recallOnAdopt = 0.96;
   let driftOnAdopt = 5;
   const build: VectorIndexBuilder = (from) => {
-    const made = index(from.rows.length, undefined, 0.97);
+    // A format of its own: what is stored and opened is the format the index was made in.
+    const made = index(from.rows.length, 'built-format', undefined, 0.97);
     built.push(made);
     return Promise.resolve(made);
   };
-  const open: VectorIndexOpener = (_file, labelRows, _source, _signal, adopt = false) => {
+  const open: VectorIndexOpener = (
+    _file,
+    pointFormat,
+    labelRows,
+    _source,
+    _signal,
+    adopt = false,
+  ) => {
     const made = adopt
-      ? index(3 - staleOnOpen.length, staleOnOpen, recallOnAdopt, driftOnAdopt)
-      : index(3 - staleOnOpen.length, staleOnOpen);
-    opened.push({ labelRows: Array.from(labelRows), index: made, adopt });
+      ? index(3 - staleOnOpen.length, pointFormat, staleOnOpen, recallOnAdopt, driftOnAdopt)
+      : index(3 - staleOnOpen.length, pointFormat, staleOnOpen);
+    opened.push({ labelRows: Array.from(labelRows), index: made, adopt, pointFormat });
     return Promise.resolve(made);
   };
   const service = new StoredIndexService(build, open, store, config, createLogger('silent'));
@@ -73,6 +84,7 @@ function setup(env: Record<string, string> = {}, store = new MemoryIndexStore())
     m: config.retrieval.m,
     efConstruction: config.retrieval.efConstruction,
     withBias: false,
+    pointFormat: 'inner-product',
   };
   return {
     service,
@@ -103,7 +115,12 @@ describe('StoredIndexService', () => {
     await service.onModuleDestroy();
     const [kept] = store.stored('7');
     expect(kept.labelItemIds).toBe('a\nb\n\nd');
-    expect(kept.header).toMatchObject({ points: 3, dimension: DIMENSION, withBias: false });
+    expect(kept.header).toMatchObject({
+      points: 3,
+      dimension: DIMENSION,
+      withBias: false,
+      pointFormat: 'built-format',
+    });
     expect(store.leases.size).toBe(0);
 
     // Another replica: the same items on other rows, item "b" unknown to it.
@@ -112,7 +129,9 @@ describe('StoredIndexService', () => {
     const other = setup({}, store);
     const found = await other.service.builderFor('7', elsewhere)(source, signal);
     expect(other.built).toEqual([]);
-    expect(other.opened).toEqual([{ labelRows: [2, -1, -1, 0], index: found, adopt: false }]);
+    expect(other.opened).toEqual([
+      { labelRows: [2, -1, -1, 0], index: found, adopt: false, pointFormat: 'built-format' },
+    ]);
   });
 
   it('builds when the stored index was built with other settings', async () => {
@@ -243,9 +262,18 @@ describe('label ids', () => {
     const found = await next.service.builderFor('7', items)(source, signal);
     await next.service.onModuleDestroy();
     expect(next.built).toEqual([]);
-    expect(next.opened).toEqual([{ labelRows: [0, 1, -1, 3], index: found, adopt: true }]);
+    expect(next.opened).toEqual([
+      { labelRows: [0, 1, -1, 3], index: found, adopt: true, pointFormat: 'built-format' },
+    ]);
+    // The adopted graph keeps its points' format.
     expect(store.stored('7').map((kept) => kept.header)).toEqual([
-      expect.objectContaining({ adoptedFrom: '6', recall: 0.96, graphRecall: 0.97, graphDrift: 5 }),
+      expect.objectContaining({
+        adoptedFrom: '6',
+        recall: 0.96,
+        graphRecall: 0.97,
+        graphDrift: 5,
+        pointFormat: 'built-format',
+      }),
     ]);
     expect(opened).toEqual([]);
   });

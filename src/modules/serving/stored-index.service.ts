@@ -237,7 +237,7 @@ export class StoredIndexService implements OnModuleDestroy {
       const labelItemIds = await this.repository.readTo(stored, file);
       signal.throwIfAborted();
       const labelRows = await labelRowsOf(labelItemIds, items);
-      const index = await this.open(file, labelRows, source, signal);
+      const index = await this.open(file, stored.pointFormat, labelRows, source, signal);
       const stale = index.stale?.length ?? 0;
       const log = { versionId, indexId: stored.indexId, points: index.size, stale };
       if (stale > this.config.retrieval.annMaxDelta) {
@@ -281,7 +281,7 @@ export class StoredIndexService implements OnModuleDestroy {
       log = { ...log, fromVersionId: from.versionId, indexId: from.indexId };
       const labelRows = await labelRowsOf(await this.repository.readTo(from, file), items);
       signal.throwIfAborted();
-      const index = await this.open(file, labelRows, source, signal, true);
+      const index = await this.open(file, from.pointFormat, labelRows, source, signal, true);
       const recall = index.recall ?? 0;
       const missing = index.stale?.length ?? 0;
       const drift = from.graphDrift + (index.drift ?? Number.POSITIVE_INFINITY);
@@ -318,7 +318,7 @@ export class StoredIndexService implements OnModuleDestroy {
     source: IndexSource,
     items: Pick<RowIds, 'id'>,
   ): Promise<string | undefined> {
-    if (index.write === undefined) return undefined;
+    if (index.write === undefined || index.pointFormat === undefined) return undefined;
     const started = performance.now();
     const file = this.scratchFile(versionId);
     try {
@@ -327,6 +327,7 @@ export class StoredIndexService implements OnModuleDestroy {
       const { indexId, size } = await this.repository.save(
         versionId,
         this.shape(source),
+        index.pointFormat,
         quality,
         index.size,
         labelItemIds,
@@ -340,6 +341,7 @@ export class StoredIndexService implements OnModuleDestroy {
           indexId,
           bytes: size,
           recall: quality.recall,
+          pointFormat: index.pointFormat,
           storeMs: Math.round(performance.now() - started),
         },
         'retrieval index stored',

@@ -51,6 +51,7 @@ export class MemoryIndexStore implements IndexStore {
   async save(
     versionId: string,
     shape: IndexShape,
+    pointFormat: string,
     quality: IndexQuality,
     points: number,
     labelItemIds: string,
@@ -61,6 +62,7 @@ export class MemoryIndexStore implements IndexStore {
     const header = {
       ...shape,
       ...quality,
+      pointFormat,
       indexId,
       versionId,
       points,
