@@ -10,7 +10,8 @@ import {
   spaceOf,
 } from '../src/modules/serving/hnsw-graph';
 import type { PointFormat } from '../src/modules/serving/hnsw-graph';
-import { RECALL_AT, RECALL_QUERIES, SECOND_GRAPH_BELOW } from '../src/modules/serving/hnsw-index';
+import { recallCheck, SECOND_GRAPH_BELOW } from '../src/modules/serving/hnsw-index';
+import type { HnswSettings } from '../src/modules/serving/hnsw-index';
 import { ArtifactInterestModel } from '../src/modules/serving/interest-model';
 import { biasSlot } from '../src/modules/serving/retrieval';
 import type { IndexSource } from '../src/modules/serving/retrieval';
@@ -65,11 +66,7 @@ type Search = (query: Float32Array, count: number) => Promise<ArrayLike<number>>
  * the same points, hnswlib seed and settings), on this thread; and its recall sampled by the
  * service's own check, on which the service keeps an inner-product graph or builds the other.
  */
-function graphOf(
-  source: IndexSource,
-  format: PointFormat,
-  settings: { m: number; efConstruction: number; efSearch: number; annCandidates: number },
-) {
+function graphOf(source: IndexSource, format: PointFormat, settings: HnswSettings) {
   const started = performance.now();
   const hnsw = new HierarchicalNSW(spaceOf(format), pointValues(source, format));
   hnsw.initIndex(source.rows.length, settings.m, settings.efConstruction, HNSW_SEED);
@@ -85,12 +82,7 @@ function graphOf(
     if (listed !== ef) hnsw.setEf((ef = listed));
     return hnsw.searchKnn(queryPoint(query, format), count).neighbors;
   };
-  const check = {
-    queries: RECALL_QUERIES,
-    candidates: settings.annCandidates,
-    ef: settings.efSearch,
-    k: RECALL_AT,
-  };
+  const check = recallCheck(settings);
   const sampled = sampledRecall(
     (query, count) => searchSync(query, count, Math.max(check.ef, count)),
     source,

@@ -3,7 +3,7 @@ import type { Worker } from 'node:worker_threads';
 import { abortReason, DomainError } from '../../common/errors';
 import { startThread } from '../../common/thread';
 import { POINT_FORMATS, pointValues } from './hnsw-graph';
-import type { PointFormat } from './hnsw-graph';
+import type { PointFormat, RecallCheck } from './hnsw-graph';
 import type { HnswJob, HnswReply, HnswRequest } from './hnsw.thread';
 import type { IndexSource, VectorIndex, VectorIndexBuilder, VectorIndexOpener } from './retrieval';
 
@@ -18,9 +18,9 @@ export interface HnswSettings {
 }
 
 /** Sampled users per recall check: at a million items about 25 s of the index's thread. */
-export const RECALL_QUERIES = 64;
+const RECALL_QUERIES = 64;
 /** recall@20: `recommend`'s default page. */
-export const RECALL_AT = 20;
+const RECALL_AT = 20;
 /**
  * The sampled recall of an inner-product graph below which a norm-augmented one is built too,
  * and the better kept (hnsw-graph.ts): 0.82 at 60,000 items of a trained model (the augmented
@@ -246,6 +246,16 @@ export function hnswIndexOpener(settings: HnswSettings): VectorIndexOpener {
     }));
 }
 
+/** How an index's recall is sampled: as `recommend` asks it, on RECALL_QUERIES users. */
+export function recallCheck(settings: HnswSettings): RecallCheck {
+  return {
+    queries: RECALL_QUERIES,
+    candidates: settings.annCandidates,
+    ef: settings.efSearch,
+    k: RECALL_AT,
+  };
+}
+
 function formatNamed(name: string): PointFormat {
   const format = POINT_FORMATS.find((known) => known === name);
   if (format === undefined) throw new Error(`unknown point format ${name}`);
@@ -265,15 +275,9 @@ async function startIndex(
   signal.throwIfAborted();
   const stop = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
   const { matrix, dimension, rows, extra } = source;
-  const check = {
-    queries: RECALL_QUERIES,
-    candidates: settings.annCandidates,
-    ef: settings.efSearch,
-    k: RECALL_AT,
-  };
   const thread = startThread(
     path.join(__dirname, 'hnsw.thread'),
-    job({ matrix, dimension, rows, extra, stop, check, format }),
+    job({ matrix, dimension, rows, extra, stop, check: recallCheck(settings), format }),
   );
   const { size, stale, recall, drift } = await ready(thread, signal, stop, progress);
   const dimensions = dimension + (extra === undefined ? 0 : 1);
