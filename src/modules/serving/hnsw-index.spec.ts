@@ -55,7 +55,7 @@ describe('hnswIndexBuilder', () => {
 
   it("builds a norm-augmented graph too when the inner-product graph's sampled recall is low, keeps the better, and writes, opens and adopts it", async () => {
     // Items sharing one direction in widely varied amounts: the inner-product graph leaves the
-    // short ones with no link leading to them (0.72 of items' exact top 20 found).
+    // short ones with no link leading to them (0.80 of items' exact top 20 found, sampled 0.74).
     const random = new Random('one direction');
     const gaussian = () =>
       Math.sqrt(-2 * Math.log(1 - random.next())) * Math.cos(2 * Math.PI * random.next());
