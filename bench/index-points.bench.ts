@@ -78,7 +78,7 @@ function graphOf(source: IndexSource, format: PointFormat, settings: HnswSetting
   }
   const seconds = (performance.now() - started) / 1000;
   let ef = 0;
-  const searchSync = (query: readonly number[], count: number, listed = count) => {
+  const searchSync = (query: number[], count: number, listed = count) => {
     if (listed !== ef) hnsw.setEf((ef = listed));
     return hnsw.searchKnn(queryPoint(query, format), count).neighbors;
   };

@@ -51,8 +51,8 @@ export function pointValues(
 }
 
 /** A query as the format's points are compared: the norm slot's 0 appended when augmented. */
-export function queryPoint(query: readonly number[], format: PointFormat): number[] {
-  return format === 'norm-augmented-l2' ? [...query, 0] : [...query];
+export function queryPoint(query: number[], format: PointFormat): number[] {
+  return format === 'norm-augmented-l2' ? [...query, 0] : query;
 }
 
 /**
@@ -65,6 +65,7 @@ export function pointWriter(
 ): (point: Record<number, number>, at: number, i: number) => void {
   const { matrix, dimension, rows, extra } = source;
   const augmented = format === 'norm-augmented-l2';
+  const slot = pointValues(source, format) - 1;
   const squaredNorm = (i: number) => {
     const offset = rows[i] * dimension;
     let sum = extra === undefined ? 0 : extra[i] * extra[i];
@@ -78,10 +79,7 @@ export function pointWriter(
     for (let j = 0; j < dimension; j++) point[at + j] = matrix[offset + j];
     if (extra !== undefined) point[at + dimension] = extra[i];
     // Rounding may put the longest point a hair over Φ.
-    if (augmented)
-      point[at + pointValues(source, format) - 1] = Math.sqrt(
-        Math.max(0, largest - squaredNorm(i)),
-      );
+    if (augmented) point[at + slot] = Math.sqrt(Math.max(0, largest - squaredNorm(i)));
   };
 }
 
@@ -140,10 +138,10 @@ function savedLayout(header: Buffer): SavedLayout {
 /**
  * Gives the points of the index saved in `file` (another version's, written by any replica) the
  * source's vectors, in place: label `l` takes row `labelRows[l]`'s point when the source indexes
- * that row (in `format`, an augmented point's slot under the source's own Φ). Points whose row the source lacks are marked
- * deleted (they still route searches, as any deleted point in hnswlib); a deleted point whose row
- * the source has is taken back. The graph's links stay as they were built: a version fine-tuned from another moves
- * its items little. Returns, per row of `rows`, whether a point now holds its vector, and the
+ * that row (in `format`, an augmented point's slot under the source's own Φ). Points whose row
+ * the source lacks are marked deleted (they still route searches, as any deleted point in
+ * hnswlib); a deleted point whose row the source has is taken back. The graph's links stay as
+ * they were built: a version fine-tuned from another moves its items little. Returns, per row of `rows`, whether a point now holds its vector, and the
  * mean angle in degrees between the points' vectors before and after (how far the items moved).
  */
 export function adoptGraph(

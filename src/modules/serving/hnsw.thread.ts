@@ -158,9 +158,9 @@ function sameVector(
 }
 
 /**
- * Builds an HNSW index (hnswlib; its points in the job's format) on this thread, or opens a written one, and then
- * answers searches here, so the serving thread keeps its CPU time for requests and the index lives
- * in one copy only.
+ * Builds an HNSW index (hnswlib; its points in the job's format) on this thread, or opens a
+ * written one, and then answers searches here, so the serving thread keeps its CPU time for
+ * requests and the index lives in one copy only.
  */
 function serve(job: HnswJob): void {
   const port = parentPort;

@@ -278,6 +278,38 @@ describe('label ids', () => {
     expect(opened).toEqual([]);
   });
 
+  it('builds rather than adopt an inner-product graph that sampled under 0.9 (a build tries a second graph); adopts a norm-augmented one that did', async () => {
+    const { items, source, store, shape, signal } = setup();
+    const low = { graphRecall: 0.8, graphDrift: 0 };
+    store.put({ ...shape, versionId: '5', points: 3, size: 0, sha256: '', ...low }, ['a', 'b']);
+    const next = setup({}, store);
+    await next.service.builderFor('7', items)(source, signal);
+    expect(next.opened).toEqual([]);
+    expect(next.built).toHaveLength(1);
+
+    const augmented = new MemoryIndexStore();
+    augmented.put(
+      {
+        ...shape,
+        pointFormat: 'norm-augmented-l2',
+        versionId: '5',
+        points: 3,
+        size: 0,
+        sha256: '',
+        ...low,
+      },
+      ['a', 'b'],
+    );
+    const other = setup({}, augmented);
+    other.recallOnAdopt(0.8);
+    await other.service.builderFor('7', items)(source, signal);
+    expect(other.opened.map((one) => [one.adopt, one.pointFormat])).toEqual([
+      [true, 'norm-augmented-l2'],
+    ]);
+    expect(other.built).toEqual([]);
+    await Promise.all([next.service, other.service].map((one) => one.onModuleDestroy()));
+  });
+
   it('builds when the adopted graph loses more than RECOMMEND_ANN_ADOPT_RECALL_LOSS against the build it descends from, its items moved more than RECOMMEND_ANN_ADOPT_MAX_DRIFT_DEGREES since, or it lacks more than RECOMMEND_ANN_MAX_DELTA rows', async () => {
     const { service, items, source, store, shape, signal } = setup();
     const graph = { graphRecall: 0.97, graphDrift: 4 };

@@ -8,6 +8,7 @@ import type { Logger } from '../../common/logger';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import { LOGGER } from '../../infra/tokens';
+import { buildMayDoBetter } from './hnsw-index';
 import type { ItemTable } from './item-table';
 import { VECTOR_INDEX_BUILDER, VECTOR_INDEX_OPENER } from './retrieval';
 import type { IndexSource, VectorIndex, VectorIndexBuilder, VectorIndexOpener } from './retrieval';
@@ -279,6 +280,13 @@ export class StoredIndexService implements OnModuleDestroy {
       const from = await this.repository.adoptable(versionId, this.shape(source));
       if (from?.graphRecall === undefined || from.graphDrift === undefined) return undefined;
       log = { ...log, fromVersionId: from.versionId, indexId: from.indexId };
+      if (buildMayDoBetter(from.pointFormat, from.graphRecall)) {
+        this.logger.info(
+          { ...log, graphRecall: from.graphRecall, pointFormat: from.pointFormat },
+          'another version’s graph samples low where a build tries a second graph; building',
+        );
+        return undefined;
+      }
       const labelRows = await labelRowsOf(await this.repository.readTo(from, file), items);
       signal.throwIfAborted();
       const index = await this.open(file, from.pointFormat, labelRows, source, signal, true);
