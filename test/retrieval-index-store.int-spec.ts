@@ -1,4 +1,5 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Pool } from 'pg';
@@ -39,9 +40,15 @@ describe('stored ANN indexes in PostgreSQL (retention)', () => {
     graphDrift: 0,
     adoptedFrom: undefined,
   });
-  const store = async (versionId: string, quality = built(0.97), shape = SHAPE, keep = 2) => {
+  const store = async (
+    versionId: string,
+    quality = built(0.97),
+    shape = SHAPE,
+    keep = 2,
+    bytes: Buffer | string = `the index of version ${versionId}`,
+  ) => {
     const file = path.join(dir, `index-${versionId}`);
-    await writeFile(file, `the index of version ${versionId}`);
+    await writeFile(file, bytes);
     const { signal } = new AbortController();
     await repository.save(versionId, shape, FORMAT, quality, 2, 'a\nb', file, keep, signal);
   };
@@ -107,5 +114,37 @@ describe('stored ANN indexes in PostgreSQL (retention)', () => {
     const adopted = { recall: 0.94, graphRecall: 0.95, graphDrift: 4.5, adoptedFrom: '10' };
     await store('15', adopted, SHAPE, 10);
     expect(await repository.newest('15')).toMatchObject(adopted);
+  });
+
+  it('reads a stored file back whole, over more than one statement, and refuses one that lost or changed a slice', async () => {
+    await pool.query('DELETE FROM retrieval_indexes');
+    // 17.5 slices of 1 MiB: two read statements of 16 slices.
+    const bytes = randomBytes(17.5 * (1 << 20));
+    await store('12', built(0.97), SHAPE, 10, bytes);
+    const stored = await repository.newest('12');
+    if (stored === undefined) throw new Error('nothing stored');
+    const copy = path.join(dir, 'read-12');
+    expect(await repository.readTo(stored, copy)).toBe('a\nb');
+    expect((await readFile(copy)).equals(bytes)).toBe(true);
+
+    // Slices are never updated (a trigger): replaced, one byte changed.
+    await pool.query(
+      `WITH gone AS (DELETE FROM retrieval_index_chunks WHERE index_id = $1 AND seq = 3
+                     RETURNING index_id, seq, bytes)
+       INSERT INTO retrieval_index_chunks (index_id, seq, bytes)
+       SELECT index_id, seq, set_byte(bytes, 0, 255 - get_byte(bytes, 0)) FROM gone`,
+      [stored.indexId],
+    );
+    await expect(repository.readTo(stored, copy)).rejects.toMatchObject({
+      code: 'CONFLICT',
+      message: `stored index ${stored.indexId} fails its sha256 check`,
+    });
+    await pool.query('DELETE FROM retrieval_index_chunks WHERE index_id = $1 AND seq = 17', [
+      stored.indexId,
+    ]);
+    await expect(repository.readTo(stored, copy)).rejects.toMatchObject({
+      code: 'CONFLICT',
+      message: `stored index ${stored.indexId} holds ${17 * (1 << 20)} of ${bytes.length} bytes`,
+    });
   });
 });

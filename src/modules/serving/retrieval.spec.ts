@@ -100,7 +100,9 @@ describe('Retrieval', () => {
       const { observer, paths, builds } = recording();
       const retrieval = new Retrieval(vectors, 1.5, SETTINGS, HNSW, observer);
       await retrieval.maintain();
-      expect(builds).toEqual([expect.objectContaining({ rows: 4000 })]);
+      expect(builds).toEqual([
+        expect.objectContaining({ rows: 4000, stale: undefined, adopted: false }),
+      ]);
       let recall = 0;
       const queries = 50;
       for (let q = 0; q < queries; q++) {
@@ -233,11 +235,14 @@ describe('Retrieval', () => {
     await retrieval.close();
   });
 
-  it('scans the stale rows of an opened index exactly beside its candidates', async () => {
+  it.each([
+    ['opened from the store', undefined],
+    ["adopted from another version's graph", 3.5],
+  ])('scans the stale rows of an index %s exactly beside its candidates', async (_, drift) => {
     const vectors = catalog(2000, 'opened');
     const { observer, builds } = recording();
-    // As an index opened from the store: it lacks the rows whose vectors changed since it was
-    // written, and says which.
+    // As an index opened from the store (or adopted: its drift measured): it lacks the rows whose
+    // vectors changed since it was written, and says which.
     const stale = Int32Array.of(7, 1500);
     const opened: VectorIndexBuilder = async (source, signal) => {
       const index = await HNSW(
@@ -249,6 +254,7 @@ describe('Retrieval', () => {
         size: index.size,
         bytes: index.bytes,
         stale,
+        drift,
         search: (query, count) => index.search(query, count),
         close: () => {
           index.close();
@@ -257,7 +263,9 @@ describe('Retrieval', () => {
     };
     const retrieval = new Retrieval(vectors, 1, SETTINGS, opened, observer);
     await retrieval.maintain();
-    expect(builds).toEqual([expect.objectContaining({ rows: 1998, stale: 2 })]);
+    expect(builds).toEqual([
+      expect.objectContaining({ rows: 1998, stale: 2, adopted: drift !== undefined }),
+    ]);
     for (const row of stale) {
       const found = await retrieval.nearest(vectors.vector(row).slice(), 5, () => true, 2000);
       expect(Array.from(found)).toEqual(exact(vectors, vectors.vector(row), 1, 5));

@@ -101,8 +101,13 @@ export interface IndexBuilt {
   readonly rows: number;
   readonly buildMs: number;
   readonly bytes: number;
-  /** For an index opened from the store: its rows changed since it was written. */
+  /**
+   * For an index opened from the store or adopted from another version's graph: its rows changed
+   * since it was written.
+   */
   readonly stale: number | undefined;
+  /** Made from another version's stored graph (stored-index.service.ts), not built. */
+  readonly adopted: boolean;
   /** How its points are laid out (hnsw-graph.ts); undefined: the index does not say. */
   readonly pointFormat: string | undefined;
 }
@@ -324,6 +329,7 @@ export class Retrieval {
       buildMs: performance.now() - started,
       bytes: index.bytes,
       stale: index.stale?.length,
+      adopted: index.drift !== undefined,
       pointFormat: index.pointFormat,
     });
   }

@@ -63,6 +63,7 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
   private readonly retrievals: Counter;
   private readonly indexBuildSeconds: Histogram;
   private readonly indexOpenSeconds: Histogram;
+  private readonly indexAdoptSeconds: Histogram;
   /** Versions' vectors copied to their rows before they serve (garbage with their version). */
   private readonly prepared = new WeakMap<LoadedModel, RowVectors>();
 
@@ -96,6 +97,12 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
     this.indexOpenSeconds = metrics.histogram(
       'retrieval_index_open_seconds',
       'Time until a served version’s ANN index came from the store instead of a build (a wait for another process’s build included)',
+      [],
+      [1, 5, 15, 30, 60, 120, 300, 600],
+    );
+    this.indexAdoptSeconds = metrics.histogram(
+      'retrieval_index_adopt_seconds',
+      'Time to make a served version’s ANN index from another version’s stored graph instead of a build',
       [],
       [1, 5, 15, 30, 60, 120, 300, 600],
     );
@@ -323,8 +330,12 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
           'retrieval index building',
         );
       },
-      built: ({ rows, buildMs, bytes, stale, pointFormat }) => {
-        // An opened index is logged where it was opened (stored-index.service.ts).
+      built: ({ rows, buildMs, bytes, stale, adopted, pointFormat }) => {
+        // An adopted or opened index is logged where it was made (stored-index.service.ts).
+        if (adopted) {
+          this.indexAdoptSeconds.observe(buildMs / 1000);
+          return;
+        }
         if (stale !== undefined) {
           this.indexOpenSeconds.observe(buildMs / 1000);
           return;
