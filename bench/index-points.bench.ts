@@ -3,6 +3,7 @@ import { HierarchicalNSW } from 'hnswlib-node';
 import { loadConfig } from '../src/config/config';
 import { catalogBackend } from '../src/modules/serving/catalog-adapter';
 import {
+  HNSW_SEED,
   pointValues,
   pointWriter,
   queryPoint,
@@ -28,8 +29,6 @@ const SEED = 'bench-points';
 const K = 20;
 /** The history a user vector pools, most recent first (the served model's window is shorter). */
 const HISTORY = 50;
-/** hnswlib's seed, as the service builds with (hnsw.thread.ts). */
-const HNSW_SEED = 100;
 
 interface Settings {
   readonly items: number;

@@ -16,6 +16,9 @@ export interface GraphSource {
   readonly extra: Float32Array | undefined;
 }
 
+/** hnswlib's fixed seed: the same vectors in the same order build the same graph. */
+export const HNSW_SEED = 100;
+
 /**
  * How an index's points are laid out, and so what its graph compares (stored with the index).
  * `inner-product`: the vector (and extra value), compared by inner product. `norm-augmented-l2`
@@ -141,8 +144,9 @@ function savedLayout(header: Buffer): SavedLayout {
  * that row (in `format`, an augmented point's slot under the source's own Φ). Points whose row
  * the source lacks are marked deleted (they still route searches, as any deleted point in
  * hnswlib); a deleted point whose row the source has is taken back. The graph's links stay as
- * they were built: a version fine-tuned from another moves its items little. Returns, per row of `rows`, whether a point now holds its vector, and the
- * mean angle in degrees between the points' vectors before and after (how far the items moved).
+ * they were built: a version fine-tuned from another moves its items little. Returns, per row of
+ * `rows`, whether a point now holds its vector, and the mean angle in degrees between the points'
+ * vectors before and after (how far the items moved).
  */
 export function adoptGraph(
   file: string,

@@ -2,6 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { HierarchicalNSW } from 'hnswlib-node';
 import {
   adoptGraph,
+  HNSW_SEED,
   pointValues,
   pointWriter,
   positionsOf,
@@ -73,8 +74,6 @@ export type HnswReply =
   | { readonly type: 'written'; readonly id: number }
   | { readonly type: 'failed'; readonly id: number; readonly message: string };
 
-/** hnswlib's fixed seed: the same vectors in the same order build the same graph. */
-const SEED = 100;
 /** Progress reports per build. */
 const PROGRESS_STEPS = 20;
 /**
@@ -90,7 +89,7 @@ function stopped(source: HnswSource): boolean {
 /** Adds the source's rows one by one; false when stopped. */
 function build(hnsw: HierarchicalNSW, job: HnswBuildJob, progress: (n: number) => void): boolean {
   const { rows } = job;
-  hnsw.initIndex(Math.max(1, rows.length), job.m, job.efConstruction, SEED);
+  hnsw.initIndex(Math.max(1, rows.length), job.m, job.efConstruction, HNSW_SEED);
   const writePoint = pointWriter(job, job.format);
   // hnswlib-node takes plain arrays: one reused per row.
   const point = new Array<number>(hnsw.getNumDimensions()).fill(0);

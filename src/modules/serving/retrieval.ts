@@ -68,9 +68,9 @@ export const VECTOR_INDEX_OPENER = Symbol('VECTOR_INDEX_OPENER');
 /**
  * Opens the index written to `file` (by any replica; its points laid out in `pointFormat`) over
  * `source`: its label `l` is row `labelRows[l]` (-1: an item this replica does not have). Points
- * whose vector is not the source's are left out and their rows come back as `stale`. `adopt`: the index is another
- * version's; its graph is kept and its points take the source's vectors (`recall` says how well
- * the graph still leads).
+ * whose vector is not the source's are left out and their rows come back as `stale`. `adopt`:
+ * the index is another version's; its graph is kept and its points take the source's vectors
+ * (`recall` says how well the graph still leads).
  */
 export type VectorIndexOpener = (
   file: string,
