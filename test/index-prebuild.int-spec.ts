@@ -177,16 +177,28 @@ describe('a registered version’s index built ahead by the train role (real sta
     );
     expect(first.rows).toHaveLength(1);
     const versionId = (await trainToSuccess())?.versionId ?? '';
+    // The lease is released after the stored index commits: wait for both, not the first alone.
     const state = await eventually(() => indexState(versionId), 30_000, {
-      what: 'the index adopted ahead',
-      until: (found) => (found as { stored: unknown } | undefined)?.stored != null,
+      what: 'the index adopted ahead and its build lease released',
+      until: (found) => {
+        const ahead = found as { stored: unknown; buildingBy: unknown } | undefined;
+        return ahead?.stored != null && ahead.buildingBy === null;
+      },
     });
     expect(state.value).toMatchObject({
       stored: { points: catalog.items.length, adoptedFrom: first.rows[0].version_id },
       buildingBy: null,
     });
     expect(prebuilder.started).toBe(1);
-    const trainMetrics = (await train.inject({ method: 'GET', url: '/metrics' })).body;
-    expect(metric(trainMetrics, 'retrieval_index_prebuild_seconds_count')).toBe(2);
+    // Observed once the stored index's lease is released, on the train role's side.
+    await eventually(
+      async () =>
+        metric(
+          (await train.inject({ method: 'GET', url: '/metrics' })).body,
+          'retrieval_index_prebuild_seconds_count',
+        ),
+      5_000,
+      { what: 'the second build ahead measured', until: (count) => count === 2 },
+    );
   });
 });
