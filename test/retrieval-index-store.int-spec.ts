@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Pool } from 'pg';
+import { PgFileReader } from '../src/infra/pg-file-reader';
 import { RetrievalIndexRepository } from '../src/modules/serving/retrieval-index.repository';
 import type { IndexQuality } from '../src/modules/serving/retrieval-index.repository';
 import { createTestContext, TestContext } from './support/test-context';
@@ -13,13 +14,15 @@ const FORMAT = 'norm-augmented-l2';
 describe('stored ANN indexes in PostgreSQL (retention)', () => {
   let context: TestContext;
   let pool: Pool;
+  let reader: PgFileReader;
   let repository: RetrievalIndexRepository;
   let dir: string;
 
   beforeAll(async () => {
     context = await createTestContext();
     pool = new Pool({ connectionString: context.config.postgres.url, max: 2 });
-    repository = new RetrievalIndexRepository(pool);
+    reader = new PgFileReader(context.config.postgres);
+    repository = new RetrievalIndexRepository(pool, reader);
     dir = await mkdtemp(path.join(tmpdir(), 'stored-index-'));
     await pool.query(
       `INSERT INTO model_versions (id, status, encoder_id, triggered_by) OVERRIDING SYSTEM VALUE
@@ -30,6 +33,7 @@ describe('stored ANN indexes in PostgreSQL (retention)', () => {
   });
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });
+    await reader.close();
     await pool.end();
     await context.cleanup();
   });

@@ -1,4 +1,4 @@
-import { Pool, PoolClient } from 'pg';
+import { Client, Pool, PoolClient } from 'pg';
 import { AppConfig } from '../config/config';
 import { Logger } from '../common/logger';
 
@@ -36,6 +36,22 @@ export function createDirectPgPool(config: AppConfig['postgres'], logger: Logger
     'recsys-direct',
     logger,
   );
+}
+
+/**
+ * One connection on DATABASE_DIRECT_URL for work on a thread of its own (a pool is per thread),
+ * unconnected; its owner connects and ends it.
+ */
+export function createPgClient(config: AppConfig['postgres'], applicationName: string): Client {
+  const client = new Client({
+    connectionString: config.directUrl,
+    statement_timeout: config.statementTimeoutMs || undefined,
+    connectionTimeoutMillis: 5000,
+    application_name: applicationName,
+  });
+  // A lost connection fails the query running on it; it must not crash the thread.
+  client.on('error', () => undefined);
+  return client;
 }
 
 /** Timeouts in ms, 0 for none: the server's (sent at connect), or the client's own. */

@@ -1,5 +1,6 @@
 import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
 import type { Histogram } from 'prom-client';
+import { reportDroppedMemory } from '../../common/dropped-memory';
 import type { Logger } from '../../common/logger';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
@@ -123,6 +124,7 @@ export class IndexPrebuildService implements OnModuleDestroy {
     const signal = AbortSignal.any([this.closing.signal, abandon.signal]);
     const started = performance.now();
     this.running = { versionId, abandon };
+    let droppedBytes = 0;
     try {
       signal.throwIfAborted();
       if (!(await this.due(versionId))) {
@@ -142,6 +144,7 @@ export class IndexPrebuildService implements OnModuleDestroy {
       }
       const { ids } = catalog;
       const source = catalogSource(catalog, model.dimension, model.scale);
+      droppedBytes = source.matrix.byteLength;
       loaded.releaseCatalog?.();
       const points = source.rows.length;
       const step = Math.max(1, Math.ceil(points / 10));
@@ -179,6 +182,8 @@ export class IndexPrebuildService implements OnModuleDestroy {
       this.logger.warn({ err: error, versionId }, 'retrieval index not built ahead');
     } finally {
       this.running = undefined;
+      // The version's vectors, shared with the index's thread, are not needed any more.
+      reportDroppedMemory(droppedBytes);
     }
   }
 }

@@ -1,4 +1,5 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
+import { reportDroppedMemory } from '../../common/dropped-memory';
 import { EmbeddingService } from '../embedding/embedding.service';
 import { TokenEncoders } from '../embedding/token-encoders';
 import { artifactTopLayers, loadModel, ModelArtifact } from '../training/model/artifact';
@@ -49,6 +50,10 @@ export class InterestModelLoader implements ModelLoader, OnModuleInit {
       },
       catalogReadAt: readAt,
       releaseCatalog: () => {
+        // The tower's output is shared memory (its pass runs on threads), which V8 does not count.
+        if (catalog.matrix.buffer instanceof SharedArrayBuffer) {
+          reportDroppedMemory(catalog.matrix.byteLength);
+        }
         catalog = { ids: [], matrix: new Float32Array(0) };
       },
     };

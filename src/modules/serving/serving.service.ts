@@ -1,6 +1,7 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import type { Counter, Histogram } from 'prom-client';
+import { reportDroppedMemory } from '../../common/dropped-memory';
 import type { Logger } from '../../common/logger';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
@@ -212,7 +213,7 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
     this.retiring = this.keptForRetrieval(previousActive);
     const kept = new Set(this.followings());
     for (const following of previous) {
-      if (!kept.has(following)) void following.served.retrieval.close();
+      if (!kept.has(following)) this.drop(following);
     }
     void this.loadPopularity(firstNewRow);
   }
@@ -248,11 +249,17 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
   private retire(kept: Following, active: Following): void {
     if (this.retiring !== kept || this.active !== active) return;
     this.retiring = undefined;
-    if (!this.followings().includes(kept)) void kept.served.retrieval.close();
+    if (!this.followings().includes(kept)) this.drop(kept);
     this.logger.info(
       { versionId: active.served.versionId, indexed: active.served.retrieval.indexed },
       'recommend serves the active version',
     );
+  }
+
+  /** Ends a binding no longer served: its index's thread, and its vectors once unused. */
+  private drop(following: Following): void {
+    void following.served.retrieval.close();
+    reportDroppedMemory(following.served.vectors.vectorBytes);
   }
 
   /** Copies a loaded version's vectors to their rows before it serves, a turn at a time. */
