@@ -1,7 +1,7 @@
 import { readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { basename } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { MessagePort, Transferable, Worker } from 'node:worker_threads';
 
 /** How much lower (nice) a background thread runs than its process. */
 const BACKGROUND_NICE = 10;
@@ -36,5 +36,85 @@ export function runInBackground(): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** A thread's answer to the call numbered `id`: its value, or why it failed. */
+export type ThreadReply<T> =
+  { readonly id: number; readonly value: T } | { readonly id: number; readonly failed: string };
+
+/** On the thread: runs `work` for the call `id` and posts its ThreadReply. */
+export async function answer<T>(
+  port: MessagePort,
+  id: number,
+  work: () => Promise<T>,
+): Promise<void> {
+  try {
+    port.postMessage({ id, value: await work() } satisfies ThreadReply<T>);
+  } catch (error) {
+    const failed = error instanceof Error ? error.message : String(error);
+    port.postMessage({ id, failed } satisfies ThreadReply<T>);
+  }
+}
+
+interface Pending<T> {
+  resolve(value: T): void;
+  reject(error: Error): void;
+}
+
+/**
+ * Calls to a worker thread that answers each with a ThreadReply: the thread is started on the
+ * first call and again after it was lost (the calls pending then fail). `holdProcess`: whether a
+ * call pending keeps the process alive; an idle thread never does.
+ */
+export class ThreadCalls<T> {
+  private worker: Worker | undefined;
+  private readonly pending = new Map<number, Pending<T>>();
+  private nextId = 0;
+
+  constructor(
+    private readonly name: string,
+    private readonly start: () => Worker,
+    private readonly holdProcess: boolean,
+  ) {}
+
+  /** Posts the message `request` makes of the call's number; settles with the thread's reply. */
+  call(request: (id: number) => unknown, transfer: readonly Transferable[] = []): Promise<T> {
+    const worker = (this.worker ??= this.started());
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      if (this.holdProcess) worker.ref();
+      worker.postMessage(request(id), transfer);
+    });
+  }
+
+  /** The thread, if started, let go of: ending it is the caller's; its pending calls fail then. */
+  release(): Worker | undefined {
+    const worker = this.worker;
+    this.worker = undefined;
+    return worker;
+  }
+
+  private started(): Worker {
+    const worker = this.start();
+    worker.unref();
+    worker.on('message', (reply: ThreadReply<T>) => {
+      const waiting = this.pending.get(reply.id);
+      this.pending.delete(reply.id);
+      if (this.pending.size === 0) worker.unref();
+      if ('failed' in reply) waiting?.reject(new Error(reply.failed));
+      else waiting?.resolve(reply.value);
+    });
+    const lost = (error: Error) => {
+      if (this.worker === worker) this.worker = undefined;
+      for (const waiting of this.pending.values()) waiting.reject(error);
+      this.pending.clear();
+    };
+    worker.on('error', lost);
+    worker.on('exit', (code) => {
+      lost(new Error(`the ${this.name} thread exited with code ${code}`));
+    });
+    return worker;
   }
 }

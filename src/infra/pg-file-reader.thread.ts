@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { AppConfig } from '../config/config';
-import { runInBackground } from '../common/thread';
+import { answer, runInBackground } from '../common/thread';
 import { createPgClient } from './postgres';
 
 /** A file stored in PostgreSQL as numbered slices, to copy into a local file. */
@@ -26,10 +26,7 @@ export interface SlicedFileCopy {
   readonly sha256: string;
 }
 
-export type FileReaderRequest = { readonly type: 'read'; readonly id: number } & SlicedFile;
-export type FileReaderReply =
-  | ({ readonly type: 'read'; readonly id: number } & SlicedFileCopy)
-  | { readonly type: 'failed'; readonly id: number; readonly message: string };
+export type FileReaderRequest = { readonly id: number } & SlicedFile;
 
 /**
  * Copies `sliced` into its file over a connection of its own. The slices' bytes are decoded into
@@ -72,20 +69,8 @@ function run(config: AppConfig['postgres']): void {
   // Nobody waits on a copy by the millisecond; requests do.
   runInBackground();
   let queue = Promise.resolve();
-  port.on('message', (request: FileReaderRequest) => {
-    const { id, ...sliced } = request;
-    queue = queue.then(async () => {
-      try {
-        port.postMessage({
-          type: 'read',
-          id,
-          ...(await copy(config, sliced)),
-        } satisfies FileReaderReply);
-      } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
-        port.postMessage({ type: 'failed', id, message } satisfies FileReaderReply);
-      }
-    });
+  port.on('message', ({ id, ...sliced }: FileReaderRequest) => {
+    queue = queue.then(() => answer(port, id, () => copy(config, sliced)));
   });
 }
 
