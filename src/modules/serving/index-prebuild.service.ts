@@ -1,6 +1,5 @@
 import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
 import type { Histogram } from 'prom-client';
-import { reportDroppedMemory } from '../../common/dropped-memory';
 import type { Logger } from '../../common/logger';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
@@ -9,7 +8,7 @@ import { Metrics } from '../metrics/metrics.registry';
 import { biasSlot } from './retrieval';
 import type { IndexSource } from './retrieval';
 import { MODEL_LOADER } from './served-model';
-import type { CatalogVectors, ModelLoader } from './served-model';
+import type { CatalogVectors, LoadedModel, ModelLoader } from './served-model';
 import { ServingRepository } from './serving.repository';
 import { StoredIndexService } from './stored-index.service';
 import type { BuildLease } from './stored-index.service';
@@ -124,7 +123,7 @@ export class IndexPrebuildService implements OnModuleDestroy {
     const signal = AbortSignal.any([this.closing.signal, abandon.signal]);
     const started = performance.now();
     this.running = { versionId, abandon };
-    let droppedBytes = 0;
+    let loaded: LoadedModel | undefined;
     try {
       signal.throwIfAborted();
       if (!(await this.due(versionId))) {
@@ -135,7 +134,7 @@ export class IndexPrebuildService implements OnModuleDestroy {
         await lease.release();
         return;
       }
-      const loaded = await this.loader.load(version.artifact, { id: versionId });
+      loaded = await this.loader.load(version.artifact, { id: versionId });
       signal.throwIfAborted();
       const { model, catalog } = loaded;
       if (model.scale <= 0) {
@@ -144,8 +143,6 @@ export class IndexPrebuildService implements OnModuleDestroy {
       }
       const { ids } = catalog;
       const source = catalogSource(catalog, model.dimension, model.scale);
-      droppedBytes = source.matrix.byteLength;
-      loaded.releaseCatalog?.();
       const points = source.rows.length;
       const step = Math.max(1, Math.ceil(points / 10));
       let reported = 0;
@@ -182,8 +179,9 @@ export class IndexPrebuildService implements OnModuleDestroy {
       this.logger.warn({ err: error, versionId }, 'retrieval index not built ahead');
     } finally {
       this.running = undefined;
-      // The version's vectors, shared with the index's thread, are not needed any more.
-      reportDroppedMemory(droppedBytes);
+      // Not before: the index's thread reads the tower's output in place (catalogSource). The
+      // loader reports it dropped then (dropped-memory.ts).
+      loaded?.releaseCatalog?.();
     }
   }
 }
