@@ -2,7 +2,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { Pool } from 'pg';
 import { loadConfig } from '../src/config/config';
 import { PgFileReader } from '../src/infra/pg-file-reader';
@@ -13,19 +12,11 @@ import {
 import { databaseUrlFor, dropDatabase, freshDatabase } from './lib/bench-store';
 import { Benchmark, integerFlag, progress } from './lib/harness';
 import { percentile } from './lib/percentile';
+import { measured, ThreadBusy } from './lib/thread-busy';
 
 const DATABASE = 'recsys_bench_index_read';
 const MiB = 1024 * 1024;
 const SHAPE = { dimension: 32, m: 16, efConstruction: 200, withBias: false };
-
-interface Read {
-  readonly way: string;
-  /** Time the request thread spent running (not waiting) during the read. */
-  readonly busyS: number;
-  readonly wallS: number;
-  readonly delayP99Ms: number;
-  readonly delayMaxMs: number;
-}
 
 /**
  * The reference: the read as it ran on the request thread before the file reader's thread
@@ -55,24 +46,6 @@ async function readOnThisThread(pool: Pool, stored: StoredIndex, file: string): 
   return hash.digest('hex');
 }
 
-async function measured(way: string, read: () => Promise<unknown>): Promise<Read> {
-  const delay = monitorEventLoopDelay({ resolution: 1 });
-  delay.enable();
-  const before = performance.eventLoopUtilization();
-  const started = performance.now();
-  await read();
-  const wallS = (performance.now() - started) / 1000;
-  const used = performance.eventLoopUtilization(before);
-  delay.disable();
-  return {
-    way,
-    busyS: used.active / 1000,
-    wallS,
-    delayP99Ms: delay.percentile(99) / 1e6,
-    delayMaxMs: delay.max / 1e6,
-  };
-}
-
 /**
  * `npm run bench -- index-read [--mib 555] [--runs 3]`: a stored ANN index file of that size
  * (555 MiB is 300,000 items' with 384-d vectors) read back from PostgreSQL on the request thread
@@ -92,7 +65,7 @@ const benchmark: Benchmark = {
     const reader = new PgFileReader({ ...config, url: databaseUrl, directUrl: databaseUrl });
     const repository = new RetrievalIndexRepository(pool, reader);
     const dir = await mkdtemp(path.join(tmpdir(), 'index-read-'));
-    const reads: Read[] = [];
+    const reads: ThreadBusy[] = [];
     try {
       progress(`storing a ${mib} MiB file`);
       const source = path.join(dir, 'stored');

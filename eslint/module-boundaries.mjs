@@ -69,7 +69,7 @@ export const MODULE_MAP = {
 
 /** Training's model code is internal: only these serving files (the loader) run artifacts. */
 const TRAINING_MODEL_READERS =
-  /^modules\/serving\/(interest-model|interest-model\.loader|catalog-adapter)(\.spec)?\.ts$/;
+  /^modules\/serving\/(interest-model|interest-model\.loader|catalog-adapter(\.thread)?|catalog-tower)(\.spec)?\.ts$/;
 /** A module's CLI verbs build their Nest context from the root composition. */
 const CLI_ROOT_IMPORTS = new Set(['cli-command', 'app.module']);
 

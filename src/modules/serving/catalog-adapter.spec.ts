@@ -3,8 +3,7 @@ import { DEFAULT_ARCHITECTURE, ModelArchitecture } from '../training/model/archi
 import { loadModel, serializeModel, WeightName } from '../training/model/artifact';
 import { initialWeights } from '../training/model/init-weights';
 import { InterestScorer } from '../training/model/interest-scorer';
-import * as tf from '@tensorflow/tfjs';
-import { adaptCatalog, catalogBackend } from './catalog-adapter';
+import { adaptCatalog, catalogBackend, stopCatalogThread } from './catalog-adapter';
 
 function randomModel(arch: ModelArchitecture, warmItems: string[]): Buffer {
   const random = new Random('adapter-spec');
@@ -33,8 +32,8 @@ function randomModel(arch: ModelArchitecture, warmItems: string[]): Buffer {
 
 describe('adaptCatalog', () => {
   const arch: ModelArchitecture = { ...DEFAULT_ARCHITECTURE, dimension: 48, adapterHidden: 16 };
-  // More rows than one block (512), warm items in the first and the last block.
-  const ids = Array.from({ length: 1100 }, (_, i) => `item-${String(i)}`);
+  // More rows than one of the thread's blocks (4,096), warm items in the first and the last block.
+  const ids = Array.from({ length: 4200 }, (_, i) => `item-${String(i)}`);
   const random = new Random('text');
   const text = {
     ids,
@@ -42,24 +41,20 @@ describe('adaptCatalog', () => {
     matrix: Float32Array.from({ length: ids.length * arch.dimension }, () => random.next() - 0.5),
   };
 
-  afterEach(async () => {
-    await catalogBackend().then((name) => tf.setBackend(name));
-  });
+  afterAll(stopCatalogThread);
 
   it.each([
     ['adapter and ID embeddings', arch, undefined],
     ['no adapter', { ...arch, adapterHidden: 0 }, undefined],
-    // A backend whose tensors are not in WebAssembly memory: the values are read with data().
-    ['adapter and ID embeddings, cpu backend', arch, 'cpu'],
+    // A backend whose tensors are not in WebAssembly memory: the values are read with dataSync().
+    ['adapter and ID embeddings, cpu backend', arch, 'cpu' as const],
   ])(
     'computes the scorer’s item tower for every item (%s)',
     async (_name, architecture, backend) => {
-      const artifact = loadModel(randomModel(architecture, ['item-3', 'item-517', 'item-1099']));
+      const artifact = loadModel(randomModel(architecture, ['item-3', 'item-4097', 'item-4199']));
       const scorer = InterestScorer.fromArtifact(artifact);
-      await catalogBackend();
-      if (backend !== undefined) await tf.setBackend(backend);
-      const { matrix, bias } = await adaptCatalog(artifact, scorer, text);
-      expect(tf.getBackend()).toBe(backend ?? (await catalogBackend()));
+      const { matrix, bias } = await adaptCatalog(artifact, scorer, text, backend);
+      if (backend !== undefined) expect(await catalogBackend(backend)).toBe(backend);
       const d = architecture.dimension;
       let maxDiff = 0;
       ids.forEach((id, row) => {

@@ -1,116 +1,134 @@
+import path from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import * as tf from '@tensorflow/tfjs';
-import { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { startThread, ThreadCalls } from '../../common/thread';
 import type { ModelArtifact, WeightName } from '../training/model/artifact';
-import { selectBackend } from '../training/model/backend';
+import type { TrainBackendPreference } from '../training/model/backend';
 import type { InterestScorer } from '../training/model/interest-scorer';
+import type { TowerRequest } from './catalog-adapter.thread';
+import type { AdapterWeights, TowerPass } from './catalog-tower';
 import type { TextVectors } from './served-model';
 
-/**
- * Rows per matrix product, each followed by a turn of the event loop: a block takes the request
- * thread for about 10 ms on a slow core (8,192 rows held requests up for 200-400 ms per swap).
- */
-const ROWS = 512;
-
-let backend: Promise<string> | undefined;
+/** Rows per turn of the event loop while the rows' ID embeddings and biases are looked up. */
+const LOOKUP_ROWS = 8192;
 
 /**
- * The tfjs backend for catalog precompute: native TensorFlow when installed, else WebAssembly
- * (SIMD), about ten times faster than the scalar loop on this workload. Selected once per process.
+ * The catalog pass's thread, shared by the process's loads (one pass at a time), started on
+ * first use. Its matrix products held the request thread for seconds per swap at 100,000 items,
+ * in blocks between requests, and their garbage started its collections.
  */
-export function catalogBackend(): Promise<string> {
-  backend ??= selectBackend('auto').then(async (choice) => {
-    // The first product compiles kernels; pay that at boot rather than inside a model swap.
-    tf.tidy(() => tf.matMul(tf.ones([2, 2]), tf.ones([2, 2])).dataSync());
-    await tf.ready();
-    return choice.name;
-  });
-  return backend;
+let thread: ThreadCalls<string | null> | undefined;
+
+function calls(): ThreadCalls<string | null> {
+  // A pass pending keeps the process alive: its load waits on it.
+  thread ??= new ThreadCalls(
+    'catalog pass',
+    () => startThread(path.join(__dirname, 'catalog-adapter.thread'), null),
+    true,
+  );
+  return thread;
 }
 
-function weight(artifact: ModelArtifact, name: WeightName): Float32Array {
+/**
+ * Starts the catalog pass's thread and its tfjs backend (native TensorFlow when installed, else
+ * WebAssembly SIMD, about ten times faster than the scalar loop on this workload), compiling the
+ * first product's kernels at boot rather than inside a model swap. The backend's name.
+ */
+export async function catalogBackend(preference: TrainBackendPreference = 'auto'): Promise<string> {
+  return String(
+    await calls().call(
+      (id) => ({ id, kind: 'backend', backend: preference }) satisfies TowerRequest,
+    ),
+  );
+}
+
+/** Ends the catalog pass's thread; a pass running fails. The next pass starts another. */
+export async function stopCatalogThread(): Promise<void> {
+  const worker = thread?.release();
+  thread = undefined;
+  await worker?.terminate();
+}
+
+/** A copy of the tensor's values, moved to the thread: a view would send it the whole artifact. */
+/** Runs `pass` on the catalog pass's thread; `moved`: buffers handed to it, unusable here after. */
+export async function threadPass(pass: TowerPass, moved: ArrayBuffer[] = []): Promise<void> {
+  await calls().call((id) => ({ id, kind: 'pass', pass }) satisfies TowerRequest, moved);
+}
+
+function weight(artifact: ModelArtifact, name: WeightName): Float32Array<ArrayBuffer> {
   const tensor = artifact.weights[name];
   if (tensor === undefined) throw new Error(`model artifact lacks tensor ${name}`);
-  return tensor.data;
+  return new Float32Array(tensor.data);
 }
 
-/**
- * Copies a block's values into `matrix` at `offset`: on the wasm backend straight from its
- * WebAssembly memory, where `data()` would allocate a new array per block outside the heap
- * (a third of the collections of a swap). No await between the view and the copy: memory that
- * grows meanwhile would detach the view.
- */
-async function copyBlock(block: tf.Tensor, matrix: Float32Array, offset: number): Promise<void> {
-  const backend = tf.backend();
-  if (backend instanceof BackendWasm) {
-    matrix.set(backend.typedArrayFromHeap(block), offset);
-    return;
-  }
-  matrix.set(await block.data<'float32'>(), offset);
-}
-
-/** The residual adapter's weights as tensors; none when the architecture has no adapter. */
-function adapterTensors(artifact: ModelArtifact) {
-  const { dimension: d, adapterHidden: h } = artifact.manifest.architecture;
-  if (h === 0) return undefined;
+/** The residual adapter's weights; none when the architecture has no adapter. */
+function adapterWeights(
+  artifact: ModelArtifact,
+): (AdapterWeights & Record<'w1' | 'b1' | 'w2' | 'b2', Float32Array<ArrayBuffer>>) | undefined {
+  const hidden = artifact.manifest.architecture.adapterHidden;
+  if (hidden === 0) return undefined;
   return {
-    w1: tf.tensor2d(weight(artifact, 'adapter.w1'), [d, h]),
-    b1: tf.tensor1d(weight(artifact, 'adapter.b1')),
-    w2: tf.tensor2d(weight(artifact, 'adapter.w2'), [h, d]),
-    b2: tf.tensor1d(weight(artifact, 'adapter.b2')),
+    hidden,
+    w1: weight(artifact, 'adapter.w1'),
+    b1: weight(artifact, 'adapter.b1'),
+    w2: weight(artifact, 'adapter.w2'),
+    b2: weight(artifact, 'adapter.b2'),
   };
 }
 
+/** `matrix` in shared memory, as the thread reads it: itself when it is, else a copy. */
+function shared(matrix: Float32Array): Float32Array<SharedArrayBuffer> {
+  if (matrix.buffer instanceof SharedArrayBuffer) return matrix as Float32Array<SharedArrayBuffer>;
+  const copy = new Float32Array(new SharedArrayBuffer(matrix.byteLength));
+  copy.set(matrix);
+  return copy;
+}
+
 /**
- * The item tower for a whole catalog in batched matrix products: the text vector, plus the
- * residual adapter `relu(X·W1 + b1)·W2 + b2`, plus the item's ID embedding when it has one. The
- * same function as `InterestScorer.itemVector` (pinned by a unit test), in float32. A block of
- * ROWS rows at a time, each with its rows' ID embeddings and biases, so that a replica loading a
- * version goes on answering between blocks.
+ * The item tower for a whole catalog on the catalog pass's thread: the text vector, plus the
+ * residual adapter `relu(X·W1 + b1)·W2 + b2` in batched matrix products, plus the item's ID
+ * embedding when it has one. The same function as `InterestScorer.itemVector` (pinned by a unit
+ * test), in float32. The request thread only looks up each row's ID embedding and bias, a block
+ * at a time between requests. `backend` is the thread's tfjs backend (tests force one).
  */
 export async function adaptCatalog(
   artifact: ModelArtifact,
   scorer: InterestScorer,
   text: TextVectors,
+  backend: TrainBackendPreference = 'auto',
 ): Promise<{ matrix: Float32Array; bias: Float32Array }> {
   const { manifest } = artifact;
   const d = manifest.architecture.dimension;
   const n = text.ids.length;
-  // Shared: an index can be built from it on another thread without a copy (index-prebuild).
+  // Shared: the thread writes it, and an index can be built from it on another thread (index-prebuild).
   const matrix = new Float32Array(new SharedArrayBuffer(n * d * 4));
   const bias = new Float32Array(n);
   const warm = manifest.architecture.idEmbedding && manifest.warmItems.length > 0;
-  const idTable = warm ? weight(artifact, 'id.table') : undefined;
   const warmRow = new Map(warm ? manifest.warmItems.map((id, row) => [id, row]) : []);
-  if (manifest.architecture.adapterHidden > 0) await catalogBackend();
-  const adapter = adapterTensors(artifact);
-  try {
-    for (let start = 0; start < n; start += ROWS) {
-      const end = Math.min(n, start + ROWS);
-      const x = text.matrix.subarray(start * d, end * d);
-      if (adapter === undefined) {
-        matrix.set(x, start * d);
-      } else {
-        const { w1, b1, w2, b2 } = adapter;
-        const block = tf.tidy(() => {
-          const rows = tf.tensor2d(x, [end - start, d]);
-          const hidden = tf.relu(tf.add(tf.matMul(rows, w1), b1));
-          return tf.add(tf.add(rows, tf.matMul(hidden, w2)), b2);
-        });
-        await copyBlock(block, matrix, start * d);
-        block.dispose();
-      }
-      for (let row = start; row < end; row++) {
-        const itemId = text.ids[row];
-        bias[row] = scorer.itemBias(itemId);
-        const idRow = warmRow.get(itemId);
-        if (idTable === undefined || idRow === undefined) continue;
-        for (let i = 0; i < d; i++) matrix[row * d + i] += idTable[idRow * d + i];
-      }
-      await yieldToEventLoop();
+  const idRows = new Int32Array(n);
+  for (let start = 0; start < n; start += LOOKUP_ROWS) {
+    const end = Math.min(n, start + LOOKUP_ROWS);
+    for (let row = start; row < end; row++) {
+      const itemId = text.ids[row];
+      bias[row] = scorer.itemBias(itemId);
+      idRows[row] = warmRow.get(itemId) ?? -1;
     }
-  } finally {
-    if (adapter !== undefined) tf.dispose(Object.values(adapter));
+    await yieldToEventLoop();
   }
+  const adapter = adapterWeights(artifact);
+  const idTable = warm ? weight(artifact, 'id.table') : undefined;
+  const pass: TowerPass = {
+    dimension: d,
+    text: shared(text.matrix.subarray(0, n * d)),
+    out: matrix,
+    adapter,
+    idTable,
+    idRows,
+    backend,
+  };
+  const moved = [adapter?.w1, adapter?.b1, adapter?.w2, adapter?.b2, idTable, idRows];
+  await threadPass(
+    pass,
+    moved.flatMap((array) => (array === undefined ? [] : [array.buffer])),
+  );
   return { matrix, bias };
 }

@@ -1,9 +1,9 @@
-import { Injectable, OnModuleInit } from '@nestjs/common';
+import { Injectable, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { reportDroppedMemory } from '../../common/dropped-memory';
 import { EmbeddingService } from '../embedding/embedding.service';
 import { TokenEncoders } from '../embedding/token-encoders';
 import { artifactTopLayers, loadModel, ModelArtifact } from '../training/model/artifact';
-import { catalogBackend } from './catalog-adapter';
+import { catalogBackend, stopCatalogThread } from './catalog-adapter';
 import { ArtifactInterestModel, TokenTowerSource } from './interest-model';
 import type { CatalogVectors, LoadedModel, ModelLoader, TextVectors } from './served-model';
 import { ServingRepository } from './serving.repository';
@@ -13,7 +13,7 @@ import { ServingRepository } from './serving.repository';
  * item tower once, so ranking does one dot product per candidate instead of the tower.
  */
 @Injectable()
-export class InterestModelLoader implements ModelLoader, OnModuleInit {
+export class InterestModelLoader implements ModelLoader, OnModuleInit, OnApplicationShutdown {
   /**
    * Text vectors do not depend on the model version: reading 50k of them costs seconds, checking
    * that nothing changed costs one scan. Only the tower pass is redone per version.
@@ -28,6 +28,10 @@ export class InterestModelLoader implements ModelLoader, OnModuleInit {
 
   async onModuleInit(): Promise<void> {
     await catalogBackend();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await stopCatalogThread();
   }
 
   async load(artifact: Buffer, version: { readonly id: string }): Promise<LoadedModel> {
@@ -50,7 +54,7 @@ export class InterestModelLoader implements ModelLoader, OnModuleInit {
       },
       catalogReadAt: readAt,
       releaseCatalog: () => {
-        // The tower's output is shared memory (its pass runs on threads), which V8 does not count.
+        // The tower's output is shared memory (its pass runs on a thread), which V8 does not count.
         if (catalog.matrix.buffer instanceof SharedArrayBuffer) {
           reportDroppedMemory(catalog.matrix.byteLength);
         }

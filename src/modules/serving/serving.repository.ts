@@ -33,6 +33,11 @@ export interface StoredTextVector {
   readonly storedAtMs: number;
 }
 
+/** Text vectors in shared memory: the item tower's thread reads them where they are. */
+function sharedMatrix(values: number): Float32Array<SharedArrayBuffer> {
+  return new Float32Array(new SharedArrayBuffer(values * 4));
+}
+
 function toVector(bytes: Buffer, dimension: number): Float32Array {
   // Stored little-endian float32, which is the host layout: copy the bytes as they are.
   const vector = new Float32Array(dimension);
@@ -100,7 +105,7 @@ export class ServingRepository {
   async textVectors(encoderId: string, expectedRows = 0): Promise<TextVectors> {
     const ids: string[] = [];
     let dimension = 0;
-    let matrix = new Float32Array(0);
+    let matrix = sharedMatrix(0);
     let after = '';
     for (;;) {
       const { rows } = await this.pool.query<{
@@ -117,13 +122,13 @@ export class ServingRepository {
       const live = rows.filter((row) => row.deleted === false);
       if (dimension === 0 && live.length > 0) {
         dimension = live[0].dimension;
-        matrix = new Float32Array(Math.max(expectedRows, live.length) * dimension);
+        matrix = sharedMatrix(Math.max(expectedRows, live.length) * dimension);
       }
       for (const row of live) {
         // Vectors of another size belong to a misconfigured encoder id; they cannot be scored.
         if (row.dimension !== dimension) continue;
         if ((ids.length + 1) * dimension > matrix.length) {
-          const grown = new Float32Array(Math.ceil(ids.length * 1.5 + this.pageRows) * dimension);
+          const grown = sharedMatrix(Math.ceil(ids.length * 1.5 + this.pageRows) * dimension);
           grown.set(matrix);
           matrix = grown;
         }
