@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Pool } from 'pg';
 import { loadConfig } from '../src/config/config';
-import { PgFileReader } from '../src/infra/pg-file-reader';
+import { PgBulkReader } from '../src/infra/pg-bulk-reader';
 import {
   RetrievalIndexRepository,
   StoredIndex,
@@ -19,7 +19,7 @@ const MiB = 1024 * 1024;
 const SHAPE = { dimension: 32, m: 16, efConstruction: 200, withBias: false };
 
 /**
- * The reference: the read as it ran on the request thread before the file reader's thread
+ * The reference: the read as it ran on the request thread before the bulk reader's thread
  * (pg decoding each slice into a string, then base64 into a new buffer, on this thread).
  */
 async function readOnThisThread(pool: Pool, stored: StoredIndex, file: string): Promise<string> {
@@ -49,7 +49,7 @@ async function readOnThisThread(pool: Pool, stored: StoredIndex, file: string): 
 /**
  * `npm run bench -- index-read [--mib 555] [--runs 3]`: a stored ANN index file of that size
  * (555 MiB is 300,000 items' with 384-d vectors) read back from PostgreSQL on the request thread
- * (the reference) and on the file reader's thread (pg-file-reader.ts): the request thread's busy
+ * (the reference) and on the bulk reader's thread (pg-bulk-reader.ts): the request thread's busy
  * time and event-loop delay during each read, and its wall time.
  */
 const benchmark: Benchmark = {
@@ -62,7 +62,7 @@ const benchmark: Benchmark = {
     const databaseUrl = databaseUrlFor(config.directUrl, DATABASE);
     await freshDatabase(databaseUrl);
     const pool = new Pool({ connectionString: databaseUrl, max: 2 });
-    const reader = new PgFileReader({ ...config, url: databaseUrl, directUrl: databaseUrl });
+    const reader = new PgBulkReader({ ...config, url: databaseUrl, directUrl: databaseUrl });
     const repository = new RetrievalIndexRepository(pool, reader);
     const dir = await mkdtemp(path.join(tmpdir(), 'index-read-'));
     const reads: ThreadBusy[] = [];
@@ -89,7 +89,7 @@ const benchmark: Benchmark = {
           const sha256 = await readOnThisThread(pool, stored, target);
           if (sha256 !== stored.sha256) throw new Error('the reference read a different file');
         });
-        const offThread = await measured('on the file reader’s thread', () =>
+        const offThread = await measured('on the bulk reader’s thread', () =>
           repository.readTo(stored, target),
         );
         reads.push(onThread, offThread);
@@ -126,7 +126,7 @@ const benchmark: Benchmark = {
         busyRatio: busy[0] / busy[1],
       },
       notes: [
-        `The request thread's busy time, medians: ${busy[0].toFixed(3)} s on it against ${busy[1].toFixed(3)} s with the file reader's thread, ${(busy[0] / busy[1]).toFixed(0)}× less.`,
+        `The request thread's busy time, medians: ${busy[0].toFixed(3)} s on it against ${busy[1].toFixed(3)} s with the bulk reader's thread, ${(busy[0] / busy[1]).toFixed(0)}× less.`,
         'Busy is the event loop’s active time (performance.eventLoopUtilization) during the read; the delay is how late its 1 ms timer ran. The reader’s thread runs below the request thread’s priority, so its wall time may be longer where both want a core.',
       ],
     };

@@ -23,7 +23,8 @@ import { REDIS_MODES } from './support/stack';
 import { createTestContext, TestContext } from './support/test-context';
 import { RegistryService } from '../src/modules/registry/registry.service';
 import { ServingRepository } from '../src/modules/serving/serving.repository';
-import { PG_POOL } from '../src/infra/tokens';
+import type { PgBulkReader } from '../src/infra/pg-bulk-reader';
+import { PG_BULK_READER, PG_POOL } from '../src/infra/tokens';
 import type { Pool, QueryResult } from 'pg';
 
 const catalog = generateCatalog({ items: 240, seed: 'ranking', categories: 12, idPrefix: 'ri-' });
@@ -457,7 +458,7 @@ function rankingOnTheRealStack({ env }: (typeof REDIS_MODES)[number]): void {
     }
   });
 
-  it('reads the whole catalog a page per statement: every live vector once in item order, every item', async () => {
+  it('reads the whole catalog a page per statement: every live vector once in item order (on the bulk reader’s thread), every item', async () => {
     const url = context.config.postgres.url;
     const encoderId = 'test-paged-encoder:32';
     const texts = textVectors(model());
@@ -494,12 +495,19 @@ function rankingOnTheRealStack({ env }: (typeof REDIS_MODES)[number]): void {
       const settled = await Promise.all(results.map(({ value }) => value as Promise<QueryResult>));
       return settled.map((result) => result.rowCount ?? 0);
     };
+    // The vectors are read on the bulk reader's thread, a page of RANK_CATALOG_PAGE_ROWS each.
+    const reads = jest.spyOn(
+      app.get<symbol, PgBulkReader>(PG_BULK_READER, { strict: false }),
+      'vectors',
+    );
     // Sized by the count it expects, and grown past a count too low (an item added meanwhile).
     for (const expectedRows of [live.length, 10]) {
       const read = await repository.textVectors(encoderId, expectedRows);
-      const returned = await rowsPerStatement();
-      expect(returned.length).toBeGreaterThanOrEqual(3);
-      expect(Math.max(...returned)).toBeLessThanOrEqual(100);
+      expect(reads).toHaveBeenLastCalledWith(
+        expect.objectContaining({ pageRows: 100, expectedRows }),
+      );
+      expect(reads.mock.lastCall?.[0].sql).toMatch(/LIMIT \$3/);
+      expect(read.matrix.buffer).toBeInstanceOf(SharedArrayBuffer);
       expect(read.ids).toEqual(live.map((row) => row.item_id));
       expect(read.dimension).toBe(model().model.dimension);
       expect(
@@ -514,6 +522,8 @@ function rankingOnTheRealStack({ env }: (typeof REDIS_MODES)[number]): void {
        WHERE e.encoder_id = $1 AND NOT i.deleted`,
       [encoderId],
     );
+    reads.mockRestore();
+    statements.mockClear();
     const fingerprint = await repository.fingerprint(encoderId);
     expect(fingerprint).toMatchObject({
       fingerprint: `${whole.n}:${whole.hash}`,

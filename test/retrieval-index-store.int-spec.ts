@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Pool } from 'pg';
-import { PgFileReader } from '../src/infra/pg-file-reader';
+import { PgBulkReader } from '../src/infra/pg-bulk-reader';
 import { RetrievalIndexRepository } from '../src/modules/serving/retrieval-index.repository';
 import type { IndexQuality } from '../src/modules/serving/retrieval-index.repository';
 import { createTestContext, TestContext } from './support/test-context';
@@ -14,14 +14,14 @@ const FORMAT = 'norm-augmented-l2';
 describe('stored ANN indexes in PostgreSQL (retention)', () => {
   let context: TestContext;
   let pool: Pool;
-  let reader: PgFileReader;
+  let reader: PgBulkReader;
   let repository: RetrievalIndexRepository;
   let dir: string;
 
   beforeAll(async () => {
     context = await createTestContext();
     pool = new Pool({ connectionString: context.config.postgres.url, max: 2 });
-    reader = new PgFileReader(context.config.postgres);
+    reader = new PgBulkReader(context.config.postgres);
     repository = new RetrievalIndexRepository(pool, reader);
     dir = await mkdtemp(path.join(tmpdir(), 'stored-index-'));
     await pool.query(

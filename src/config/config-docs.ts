@@ -78,7 +78,7 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
   DATABASE_DIRECT_URL: {
     group: 'PostgreSQL',
     description:
-      'A direct PostgreSQL connection string for what a transaction-mode pooler such as PgBouncer cannot carry: LISTEN/NOTIFY, the session advisory locks of training and embedding, migrations, the readiness ping (on a pool of its own, so ranking’s fallback reads cannot starve it), and the read of a stored ANN index (one connection, on the file reader’s thread, while it reads). Unset: `DATABASE_URL`.',
+      'A direct PostgreSQL connection string for what a transaction-mode pooler such as PgBouncer cannot carry: LISTEN/NOTIFY, the session advisory locks of training and embedding, migrations, the readiness ping (on a pool of its own, so ranking’s fallback reads cannot starve it), and the bulk reads of a stored ANN index and of the catalog’s text vectors at a model load (one connection, on the bulk reader’s thread, while it reads). Unset: `DATABASE_URL`.',
   },
   PG_POOLER: {
     group: 'PostgreSQL',

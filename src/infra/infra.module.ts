@@ -14,8 +14,8 @@ import { createDirectPgPool, createPgPool } from './postgres';
 import { createRedisClient } from './redis';
 import type { RedisClient } from './redis';
 import { KafkaClients } from './kafka';
-import { PgFileReader } from './pg-file-reader';
-import { KAFKA, LOGGER, PG_DIRECT_POOL, PG_FILE_READER, PG_POOL, REDIS } from './tokens';
+import { PgBulkReader } from './pg-bulk-reader';
+import { KAFKA, LOGGER, PG_DIRECT_POOL, PG_BULK_READER, PG_POOL, REDIS } from './tokens';
 import { withTimeout } from '../common/timeout';
 
 const REDIS_START_WAIT_MS = 3000;
@@ -39,9 +39,9 @@ const REDIS_START_WAIT_MS = 3000;
         createDirectPgPool(config.postgres, logger),
     },
     {
-      provide: PG_FILE_READER,
+      provide: PG_BULK_READER,
       inject: [APP_CONFIG],
-      useFactory: (config: AppConfig) => new PgFileReader(config.postgres),
+      useFactory: (config: AppConfig) => new PgBulkReader(config.postgres),
     },
     {
       provide: REDIS,
@@ -54,7 +54,7 @@ const REDIS_START_WAIT_MS = 3000;
       useFactory: (config: AppConfig, logger: Logger) => new KafkaClients(config.kafka, logger),
     },
   ],
-  exports: [PG_POOL, PG_DIRECT_POOL, PG_FILE_READER, REDIS, KAFKA],
+  exports: [PG_POOL, PG_DIRECT_POOL, PG_BULK_READER, REDIS, KAFKA],
 })
 export class InfraModule implements OnModuleInit, OnApplicationShutdown {
   static forRoot(logger: Logger): DynamicModule {
@@ -68,7 +68,7 @@ export class InfraModule implements OnModuleInit, OnApplicationShutdown {
   constructor(
     @Inject(PG_POOL) private readonly pool: Pool,
     @Inject(PG_DIRECT_POOL) private readonly directPool: Pool,
-    @Inject(PG_FILE_READER) private readonly fileReader: PgFileReader,
+    @Inject(PG_BULK_READER) private readonly bulkReader: PgBulkReader,
     @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(KAFKA) private readonly kafka: KafkaClients,
     @Inject(LOGGER) private readonly logger: Logger,
@@ -90,7 +90,7 @@ export class InfraModule implements OnModuleInit, OnApplicationShutdown {
     } else {
       this.redis.destroy();
     }
-    await this.fileReader.close();
+    await this.bulkReader.close();
     await this.pool.end();
     await this.directPool.end();
     this.logger.info('clients closed');

@@ -3,8 +3,8 @@ import { open } from 'node:fs/promises';
 import { Inject, Injectable } from '@nestjs/common';
 import { Pool } from 'pg';
 import { DomainError } from '../../common/errors';
-import type { PgFileReader } from '../../infra/pg-file-reader';
-import { PG_FILE_READER, PG_POOL } from '../../infra/tokens';
+import type { PgBulkReader } from '../../infra/pg-bulk-reader';
+import { PG_BULK_READER, PG_POOL } from '../../infra/tokens';
 
 /** Bytes per stored slice of an index file. */
 const CHUNK_BYTES = 1 << 20;
@@ -117,7 +117,7 @@ function storedIndex(row: HeaderRow): StoredIndex {
 export class RetrievalIndexRepository {
   constructor(
     @Inject(PG_POOL) private readonly pool: Pool,
-    @Inject(PG_FILE_READER) private readonly reader: PgFileReader,
+    @Inject(PG_BULK_READER) private readonly reader: PgBulkReader,
   ) {}
 
   /** The version's newest stored index; undefined: none. */
@@ -152,7 +152,7 @@ export class RetrievalIndexRepository {
 
   /**
    * Writes the stored index file to `file` (CHUNKS_PER_READ slices per statement, on the file
-   * reader's thread: pg-file-reader.ts) and returns
+   * reader's thread: pg-bulk-reader.ts) and returns
    * the item id of each label, newline-joined as saved ("" none); a file whose bytes do not
    * match the stored sha256 is refused (CONFLICT).
    */
