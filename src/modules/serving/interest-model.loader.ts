@@ -82,6 +82,8 @@ export class InterestModelLoader implements ModelLoader, OnModuleInit, OnApplica
       return { text: cached.text, readAt };
     }
     const text = await this.repository.textVectors(encoderId, rows);
+    // Shared memory, which V8 does not count: a replaced catalog's vectors are reported.
+    if (cached !== undefined) reportDroppedMemory(cached.text.matrix.byteLength);
     // A change between the two reads only means the next load reads again.
     this.cached = { encoderId, fingerprint, text };
     return { text, readAt };
