@@ -65,21 +65,26 @@ interface Pending<T> {
 /**
  * Calls to a worker thread that answers each with a ThreadReply: the thread is started on the
  * first call and again after it was lost (the calls pending then fail). `holdProcess`: whether a
- * call pending keeps the process alive; an idle thread never does.
+ * call pending keeps the process alive; an idle thread never does. `endWhenIdleMs`: the thread
+ * is ended once that long without a call pending (its heap and memory go with it), and started
+ * again by the next call; absent, it runs until released.
  */
 export class ThreadCalls<T> {
   private worker: Worker | undefined;
   private readonly pending = new Map<number, Pending<T>>();
   private nextId = 0;
+  private idle: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly name: string,
     private readonly start: () => Worker,
     private readonly holdProcess: boolean,
+    private readonly endWhenIdleMs?: number,
   ) {}
 
   /** Posts the message `request` makes of the call's number; settles with the thread's reply. */
   call(request: (id: number) => unknown, transfer: readonly Transferable[] = []): Promise<T> {
+    clearTimeout(this.idle);
     const worker = (this.worker ??= this.started());
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
@@ -96,13 +101,26 @@ export class ThreadCalls<T> {
     return worker;
   }
 
+  private endWhenIdle(worker: Worker): void {
+    if (this.endWhenIdleMs === undefined) return;
+    this.idle = setTimeout(() => {
+      if (this.worker !== worker || this.pending.size > 0) return;
+      this.worker = undefined;
+      void worker.terminate();
+    }, this.endWhenIdleMs);
+    this.idle.unref();
+  }
+
   private started(): Worker {
     const worker = this.start();
     worker.unref();
     worker.on('message', (reply: ThreadReply<T>) => {
       const waiting = this.pending.get(reply.id);
       this.pending.delete(reply.id);
-      if (this.pending.size === 0) worker.unref();
+      if (this.pending.size === 0) {
+        worker.unref();
+        this.endWhenIdle(worker);
+      }
       if ('failed' in reply) waiting?.reject(new Error(reply.failed));
       else waiting?.resolve(reply.value);
     });

@@ -11,9 +11,11 @@ import type {
 
 export type { PagedVectors, SlicedFile, SlicedFileCopy, VectorRows } from './pg-bulk-reader.thread';
 
+const IDLE_MS = 10_000;
+
 /**
  * Bulk reads from PostgreSQL on a worker thread of its own (started on the first read, and again
- * after it was lost) that runs one read at a time, each over a connection of its own: files
+ * after it was lost or ended idle) that runs one read at a time, each over a connection of its own: files
  * stored as slices into local files, and vectors stored one per row into shared memory. On the
  * request thread pg decodes every row into new strings and buffers: a stored index of 300,000
  * items held that thread about 4 s per read (`npm run bench -- index-read`), 100,000 text vectors
@@ -23,11 +25,14 @@ export class PgBulkReader {
   private readonly calls: ThreadCalls<SlicedFileCopy | VectorRows>;
 
   constructor(config: AppConfig['postgres']) {
-    // A copy pending keeps the process alive: its caller waits on it.
+    // A read pending keeps the process alive: its caller waits on it. The rows a read decodes
+    // grow the thread's heap, which it keeps (about 180 MB after 100,000 vectors): the thread
+    // ends once idle, and the reads of one swap come within seconds of each other.
     this.calls = new ThreadCalls(
       'PostgreSQL bulk reader',
       () => startThread(path.join(__dirname, 'pg-bulk-reader.thread'), config),
       true,
+      IDLE_MS,
     );
   }
 
