@@ -11,10 +11,14 @@ import type { TextVectors } from './served-model';
 /** Rows per turn of the event loop while the rows' ID embeddings and biases are looked up. */
 const LOOKUP_ROWS = 8192;
 
+/** How long the catalog pass's thread outlives its last pass. */
+const IDLE_MS = 10_000;
+
 /**
  * The catalog pass's thread, shared by the process's loads (one pass at a time), started on
- * first use. Its matrix products held the request thread for seconds per swap at 100,000 items,
- * in blocks between requests, and their garbage started its collections.
+ * first use and ended once idle: its tfjs and WebAssembly memory would stay otherwise, for a
+ * swap now and then. Its matrix products held the request thread for seconds per swap at
+ * 300,000 items, in blocks between requests, and their garbage started its collections.
  */
 let thread: ThreadCalls<string | null> | undefined;
 
@@ -24,14 +28,15 @@ function calls(): ThreadCalls<string | null> {
     'catalog pass',
     () => startThread(path.join(__dirname, 'catalog-adapter.thread'), null),
     true,
+    IDLE_MS,
   );
   return thread;
 }
 
 /**
- * Starts the catalog pass's thread and its tfjs backend (native TensorFlow when installed, else
- * WebAssembly SIMD, about ten times faster than the scalar loop on this workload), compiling the
- * first product's kernels at boot rather than inside a model swap. The backend's name.
+ * The catalog pass's tfjs backend (native TensorFlow when installed, else WebAssembly SIMD,
+ * about ten times faster than the scalar loop on this workload), started on its thread: at boot,
+ * a replica learns there that one loads. The backend's name.
  */
 export async function catalogBackend(preference: TrainBackendPreference = 'auto'): Promise<string> {
   return String(
