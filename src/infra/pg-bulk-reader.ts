@@ -12,6 +12,11 @@ import type {
 export type { PagedVectors, SlicedFile, SlicedFileCopy, VectorRows } from './pg-bulk-reader.thread';
 
 const IDLE_MS = 10_000;
+/**
+ * The thread's old generation: what a read holds at once is a statement's rows (about 25 MB), and
+ * a heap allowed the process's size grew to hundreds of MB of them before collecting any.
+ */
+const HEAP_MB = 128;
 
 /**
  * Bulk reads from PostgreSQL on a worker thread of its own (started on the first read, and again
@@ -30,7 +35,10 @@ export class PgBulkReader {
     // ends once idle, and the reads of one swap come within seconds of each other.
     this.calls = new ThreadCalls(
       'PostgreSQL bulk reader',
-      () => startThread(path.join(__dirname, 'pg-bulk-reader.thread'), config),
+      () =>
+        startThread(path.join(__dirname, 'pg-bulk-reader.thread'), config, {
+          maxOldGenerationSizeMb: HEAP_MB,
+        }),
       true,
       IDLE_MS,
     );
