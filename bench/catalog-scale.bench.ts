@@ -16,6 +16,8 @@ import {
 import type { StoredIndexQuality } from './lib/bench-store';
 import { compiled } from './lib/built-servers';
 import { closedLoop } from './lib/closed-loop';
+import { BULK_READER_IDLE_MS } from '../src/infra/pg-bulk-reader';
+import { CATALOG_THREAD_IDLE_MS } from '../src/modules/serving/catalog-adapter';
 import { Benchmark, integerFlag, progress } from './lib/harness';
 import { percentile } from './lib/percentile';
 import { graphql, startRole, waitReady, stopProcess } from './lib/roles';
@@ -315,6 +317,27 @@ async function swapRound(
   return rows;
 }
 
+/**
+ * The api's resident set once the load's threads have ended (the catalog pass's and the bulk
+ * reader's, idle since the last swap), under SETTLE_LOAD_SECONDS of recommend load.
+ */
+async function idleRssGiB(
+  endpoint: string,
+  settings: Settings,
+  load: { pid: number; bodies: readonly string[]; readKey: string },
+): Promise<number> {
+  const idleMs = Math.max(CATALOG_THREAD_IDLE_MS, BULK_READER_IDLE_MS);
+  progress(`waiting ${String(idleMs / 1000)} s for the load's threads to end`);
+  await new Promise((resolve) => setTimeout(resolve, idleMs));
+  await closedLoop(
+    endpoint,
+    { 'content-type': 'application/json', 'x-api-key': load.readKey },
+    load.bodies,
+    { seconds: SETTLE_LOAD_SECONDS, connections: settings.connections },
+  );
+  return Number((rssBytes(load.pid) / 2 ** 30).toFixed(2));
+}
+
 const benchmark: Benchmark = {
   description:
     "one api process (compiled main.js) on a large catalog with a trained 384-d model: boot, recommend while the ANN index builds and after, a second api process opening the stored index, a train role process building (or adopting another version's graph for) a new version's index ahead, then a swap to a version the replica indexes itself",
@@ -515,6 +538,10 @@ const benchmark: Benchmark = {
           settings,
           { rss, pid: api.child.pid, bodies, readKey },
         );
+        const idleRss =
+          swaps.length === 0
+            ? undefined
+            : await idleRssGiB(handle.endpoint, settings, { pid: api.child.pid, bodies, readKey });
         const indexes = await storedIndexes(databaseUrl);
         const notes = [
           `${settings.items.toLocaleString('en-US')} items with ${TEXT_DIMENSION}-d synthetic text vectors (category direction + noise) under the trainer's encoder id; version ${trained.served} trained by a FULL run (${trained.trainSeconds.toFixed(0)} s), version ${trained.second} the same artifact under its own id`,
@@ -536,7 +563,7 @@ const benchmark: Benchmark = {
         ];
         if (swaps.length > 0) {
           notes.push(
-            `api memory from swap to swap: after each activation the api is waited for until recommend answers through the version's index (opened from the store), then ${String(SETTLE_LOAD_SECONDS)} s of recommend load (its garbage collections run), then its RSS is read; peak = the largest RSS sampled each second from the activation on`,
+            `api memory from swap to swap: after each activation the api is waited for until recommend answers through the version's index (opened from the store), then ${String(SETTLE_LOAD_SECONDS)} s of recommend load (its garbage collections run), then its RSS is read; peak = the largest RSS sampled each second from the activation on; ${String(Math.max(CATALOG_THREAD_IDLE_MS, BULK_READER_IDLE_MS) / 1000)} s after the last swap, when the load's threads (the catalog pass's, the bulk reader's) have ended, and ${String(SETTLE_LOAD_SECONDS)} s of load: RSS ${String(idleRss)} GiB`,
           );
         }
         return {
@@ -547,6 +574,7 @@ const benchmark: Benchmark = {
           figures: {
             settings,
             swaps,
+            idleRssGiB: idleRss,
             bootSeconds,
             firstIndexSeconds,
             storeSeconds,

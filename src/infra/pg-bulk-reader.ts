@@ -11,7 +11,11 @@ import type {
 
 export type { PagedVectors, SlicedFile, SlicedFileCopy, VectorRows } from './pg-bulk-reader.thread';
 
-const IDLE_MS = 10_000;
+/**
+ * How long the thread outlives its last read. Started afresh for every read of a swap, it made a
+ * swap with a changed catalog about 1.4 s slower (two replicas, `npm run bench -- model-swap`).
+ */
+export const BULK_READER_IDLE_MS = 60_000;
 /**
  * The thread's old generation: what a read holds at once is a statement's rows (about 25 MB), and
  * a heap allowed the process's size grew to hundreds of MB of them before collecting any.
@@ -31,8 +35,7 @@ export class PgBulkReader {
 
   constructor(config: AppConfig['postgres']) {
     // A read pending keeps the process alive: its caller waits on it. The rows a read decodes
-    // grow the thread's heap, which it keeps (about 180 MB after 100,000 vectors): the thread
-    // ends once idle, and the reads of one swap come within seconds of each other.
+    // grow the thread's heap, which it keeps: the thread ends once idle.
     this.calls = new ThreadCalls(
       'PostgreSQL bulk reader',
       () =>
@@ -40,7 +43,7 @@ export class PgBulkReader {
           maxOldGenerationSizeMb: HEAP_MB,
         }),
       true,
-      IDLE_MS,
+      BULK_READER_IDLE_MS,
     );
   }
 

@@ -11,13 +11,16 @@ import type { TextVectors } from './served-model';
 /** Rows per turn of the event loop while the rows' ID embeddings and biases are looked up. */
 const LOOKUP_ROWS = 8192;
 
-/** How long the catalog pass's thread outlives its last pass. */
-const IDLE_MS = 10_000;
+/**
+ * How long the catalog pass's thread outlives its last pass: started afresh for every pass, with
+ * its tfjs backend, it slowed a swap by about a second (`npm run bench -- model-swap`).
+ */
+export const CATALOG_THREAD_IDLE_MS = 60_000;
 
 /**
  * The catalog pass's thread, shared by the process's loads (one pass at a time), started on
- * first use and ended once idle: its tfjs and WebAssembly memory would stay otherwise, for a
- * swap now and then. Its matrix products held the request thread for seconds per swap at
+ * first use and ended once idle: its tfjs and WebAssembly memory would stay otherwise, between
+ * swaps hours apart. Its matrix products held the request thread for seconds per swap at
  * 300,000 items, in blocks between requests, and their garbage started its collections.
  */
 let thread: ThreadCalls<string | null> | undefined;
@@ -28,7 +31,7 @@ function calls(): ThreadCalls<string | null> {
     'catalog pass',
     () => startThread(path.join(__dirname, 'catalog-adapter.thread'), null),
     true,
-    IDLE_MS,
+    CATALOG_THREAD_IDLE_MS,
   );
   return thread;
 }
