@@ -1,7 +1,7 @@
 import { readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { basename } from 'node:path';
-import { MessagePort, ResourceLimits, Transferable, Worker } from 'node:worker_threads';
+import { MessagePort, Transferable, Worker } from 'node:worker_threads';
 
 /** How much lower (nice) a background thread runs than its process. */
 const BACKGROUND_NICE = 10;
@@ -10,21 +10,16 @@ const LOWEST_PRIORITY = 19;
 /**
  * A worker thread running the module `entry` (an absolute path without its extension). From
  * TypeScript sources (ts-node, jest) the thread compiles with ts-node, without swc: swc's native
- * addon crashes when a second thread of a process loads it. Built code runs JS. `resourceLimits`:
- * the thread's heap, below the process's.
+ * addon crashes when a second thread of a process loads it. Built code runs JS.
  */
-export function startThread(
-  entry: string,
-  workerData: unknown,
-  resourceLimits?: ResourceLimits,
-): Worker {
+export function startThread(entry: string, workerData: unknown): Worker {
   return __filename.endsWith('.ts')
     ? new Worker(
         `require('ts-node').register({ transpileOnly: true, swc: false });
          require(${JSON.stringify(`${entry}.ts`)});`,
-        { eval: true, workerData, resourceLimits },
+        { eval: true, workerData },
       )
-    : new Worker(`${entry}.js`, { workerData, resourceLimits });
+    : new Worker(`${entry}.js`, { workerData });
 }
 
 /**

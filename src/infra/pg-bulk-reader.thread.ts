@@ -38,7 +38,6 @@ export interface PagedVectors {
    */
   readonly sql: string;
   readonly params: readonly (string | number)[];
-  /** Rows per statement (at most VECTOR_PAGE_ROWS). */
   readonly pageRows: number;
   /** How many rows to make room for at once; more grow the matrix. */
   readonly expectedRows: number;
@@ -90,9 +89,6 @@ async function copy(config: AppConfig['postgres'], sliced: SlicedFile): Promise<
   }
 }
 
-/** Rows per statement at most: a page's rows must fit the thread's heap (pg-bulk-reader.ts). */
-const VECTOR_PAGE_ROWS = 10_000;
-
 /**
  * Reads `paged` into shared memory, decoding each vector's base64 straight into its row: no
  * buffer per row, nothing for the request thread to decode or collect.
@@ -103,7 +99,6 @@ async function readVectors(
 ): Promise<VectorRows> {
   const client = createPgClient(config, 'recsys-bulk-reader');
   await client.connect();
-  const pageRows = Math.min(paged.pageRows, VECTOR_PAGE_ROWS);
   try {
     const keys: string[] = [];
     let dimension = 0;
@@ -114,7 +109,7 @@ async function readVectors(
         dimension: number;
         base64: string;
         live: boolean;
-      }>(paged.sql, [...paged.params, after, pageRows]);
+      }>(paged.sql, [...paged.params, after, paged.pageRows]);
       for (const row of rows) {
         if (!row.live) continue;
         if (dimension === 0) {
@@ -125,14 +120,14 @@ async function readVectors(
         if (row.dimension !== dimension) continue;
         const offset = keys.length * dimension * 4;
         if (offset + dimension * 4 > bytes.length) {
-          const grown = sharedBytes(Math.ceil(keys.length * 1.5 + pageRows) * dimension * 4);
+          const grown = sharedBytes(Math.ceil(keys.length * 1.5 + paged.pageRows) * dimension * 4);
           bytes.copy(grown);
           bytes = grown;
         }
         bytes.write(row.base64, offset, dimension * 4, 'base64');
         keys.push(row.key);
       }
-      if (rows.length < pageRows) break;
+      if (rows.length < paged.pageRows) break;
       after = rows[rows.length - 1].key;
     }
     const matrix = new Float32Array(bytes.buffer, 0, keys.length * dimension);

@@ -16,16 +16,11 @@ export type { PagedVectors, SlicedFile, SlicedFileCopy, VectorRows } from './pg-
  * swap with a changed catalog about 1.4 s slower (two replicas, `npm run bench -- model-swap`).
  */
 export const BULK_READER_IDLE_MS = 60_000;
-/**
- * The thread's old generation: what a read holds at once is a statement's rows (about 25 MB), and
- * a heap allowed the process's size grew to hundreds of MB of them before collecting any.
- */
-const HEAP_MB = 128;
 
 /**
  * Bulk reads from PostgreSQL on a worker thread of its own (started on the first read, and again
- * after it was lost or ended idle) that runs one read at a time, each over a connection of its own: files
- * stored as slices into local files, and vectors stored one per row into shared memory. On the
+ * after it was lost or ended idle) that runs one read at a time, each over a connection of its
+ * own: files stored as slices into local files, and vectors stored one per row into shared memory. On the
  * request thread pg decodes every row into new strings and buffers: a stored index of 300,000
  * items held that thread about 4 s per read (`npm run bench -- index-read`), 100,000 text vectors
  * 1.2-1.6 s, in bursts of up to 50 ms between requests.
@@ -35,13 +30,10 @@ export class PgBulkReader {
 
   constructor(config: AppConfig['postgres']) {
     // A read pending keeps the process alive: its caller waits on it. The rows a read decodes
-    // grow the thread's heap, which it keeps: the thread ends once idle.
+    // grow the thread's heap (about 250 MB after 100,000 vectors), which it keeps until it ends.
     this.calls = new ThreadCalls(
       'PostgreSQL bulk reader',
-      () =>
-        startThread(path.join(__dirname, 'pg-bulk-reader.thread'), config, {
-          maxOldGenerationSizeMb: HEAP_MB,
-        }),
+      () => startThread(path.join(__dirname, 'pg-bulk-reader.thread'), config),
       true,
       BULK_READER_IDLE_MS,
     );
