@@ -127,7 +127,7 @@ const benchmark: Benchmark = {
       },
       notes: [
         `The request thread's busy time, medians: ${busy[0].toFixed(3)} s on it against ${busy[1].toFixed(3)} s with the bulk reader's thread, ${(busy[0] / busy[1]).toFixed(0)}× less.`,
-        'Busy is the event loop’s active time (performance.eventLoopUtilization) during the read; the delay is how late its 1 ms timer ran. The reader’s thread runs below the request thread’s priority, so its wall time may be longer where both want a core.',
+        'Busy is the event loop’s active time (performance.eventLoopUtilization) during the read; the delay is how late its 1 ms timer ran.',
       ],
     };
   },
