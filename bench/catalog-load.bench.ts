@@ -8,7 +8,12 @@ import type { TextVectors } from '../src/modules/serving/served-model';
 import { ServingRepository } from '../src/modules/serving/serving.repository';
 import { DEFAULT_ARCHITECTURE } from '../src/modules/training/model/architecture';
 import { Random } from '../src/synthetic/prng';
-import { databaseUrlFor, dropDatabase, freshDatabase } from './lib/bench-store';
+import {
+  databaseUrlFor,
+  dropDatabase,
+  freshDatabase,
+  insertEmbeddedItems,
+} from './lib/bench-store';
 import { Benchmark, integerFlag, progress } from './lib/harness';
 import { percentile } from './lib/percentile';
 import { measured, ThreadBusy } from './lib/thread-busy';
@@ -34,15 +39,8 @@ async function seed(pool: Pool, items: number, random: Random): Promise<void> {
       { length: Math.min(SEED_ROWS, items - start) },
       (_, i) => `item-${String(start + i).padStart(7, '0')}`,
     );
-    await pool.query(
-      `INSERT INTO items (item_id, title, text_hash, source_ts, embed_pending)
-       SELECT id, 'Item ' || id, 'h-' || id, now(), false FROM unnest($1::text[]) id`,
-      [ids],
-    );
-    await pool.query(
-      `INSERT INTO item_embeddings (item_id, encoder_id, text_hash, dimension, vector)
-       SELECT id, $2, 'h-' || id, $3, v FROM unnest($1::text[], $4::bytea[]) AS t(id, v)`,
-      [ids, ENCODER_ID, d, ids.map(() => Buffer.from(randomValues(random, d, 1).buffer))],
+    await insertEmbeddedItems(pool, ids, ENCODER_ID, d, () =>
+      Buffer.from(randomValues(random, d, 1).buffer),
     );
   }
 }

@@ -11,6 +11,7 @@ import { initialWeights } from '../src/modules/training/model/init-weights';
 import { Random } from '../src/synthetic/prng';
 import { freePort } from '../test/support/processes';
 import { createBenchApiKey } from './lib/api-key';
+import { insertEmbeddedItems } from './lib/bench-store';
 import { Benchmark, progress, integerFlag } from './lib/harness';
 import { compiled, serverNodeArgs } from './lib/built-servers';
 import { graphql, stopProcess } from './lib/roles';
@@ -67,16 +68,7 @@ async function seedCatalog(pool: Pool, settings: Settings): Promise<void> {
     const ids = Array.from({ length: Math.min(SEED_CHUNK, settings.items - start) }, (_, i) =>
       itemId(start + i),
     );
-    await pool.query(
-      `INSERT INTO items (item_id, title, text_hash, source_ts, embed_pending)
-       SELECT id, 'Item ' || id, 'h-' || id, now(), false FROM unnest($1::text[]) id`,
-      [ids],
-    );
-    await pool.query(
-      `INSERT INTO item_embeddings (item_id, encoder_id, text_hash, dimension, vector)
-       SELECT id, $2, 'h-' || id, $3, v FROM unnest($1::text[], $4::bytea[]) AS t(id, v)`,
-      [ids, ENCODER_ID, d, ids.map(() => unitVector(random, d))],
-    );
+    await insertEmbeddedItems(pool, ids, ENCODER_ID, d, () => unitVector(random, d));
   }
 }
 

@@ -1,4 +1,4 @@
-import { Client } from 'pg';
+import { Client, Pool } from 'pg';
 import { createClient } from 'redis';
 import { createLogger } from '../../src/common/logger';
 import { ensureDatabase, migrate } from '../../src/infra/migrator';
@@ -31,6 +31,26 @@ export function databaseUrlFor(postgresUrl: string, name: string): string {
 
 export function dropDatabase(databaseUrl: string): Promise<void> {
   return onServer(databaseUrl, (name) => `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+}
+
+/** Catalog rows already embedded under `encoderId` (no embedding work pending), a vector each. */
+export async function insertEmbeddedItems(
+  pool: Pool,
+  ids: readonly string[],
+  encoderId: string,
+  dimension: number,
+  vector: () => Buffer,
+): Promise<void> {
+  await pool.query(
+    `INSERT INTO items (item_id, title, text_hash, source_ts, embed_pending)
+     SELECT id, 'Item ' || id, 'h-' || id, now(), false FROM unnest($1::text[]) id`,
+    [ids],
+  );
+  await pool.query(
+    `INSERT INTO item_embeddings (item_id, encoder_id, text_hash, dimension, vector)
+     SELECT id, $2, 'h-' || id, $3, v FROM unnest($1::text[], $4::bytea[]) AS t(id, v)`,
+    [ids, encoderId, dimension, ids.map(() => vector())],
+  );
 }
 
 /** Drops `databaseUrl`'s database if it exists, creates it and migrates it. */
