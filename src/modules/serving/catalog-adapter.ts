@@ -56,12 +56,12 @@ export async function stopCatalogThread(): Promise<void> {
   await worker?.terminate();
 }
 
-/** A copy of the tensor's values, moved to the thread: a view would send it the whole artifact. */
 /** Runs `pass` on the catalog pass's thread; `moved`: buffers handed to it, unusable here after. */
 export async function threadPass(pass: TowerPass, moved: ArrayBuffer[] = []): Promise<void> {
   await calls().call((id) => ({ id, kind: 'pass', pass }) satisfies TowerRequest, moved);
 }
 
+/** A copy of the tensor's values, moved to the thread: a view would send it the whole artifact. */
 function weight(artifact: ModelArtifact, name: WeightName): Float32Array<ArrayBuffer> {
   const tensor = artifact.weights[name];
   if (tensor === undefined) throw new Error(`model artifact lacks tensor ${name}`);
