@@ -4,8 +4,12 @@ import { loadConfig } from '../src/config/config';
 import { PgBulkReader } from '../src/infra/pg-bulk-reader';
 import { stopCatalogThread, threadPass } from '../src/modules/serving/catalog-adapter';
 import { TowerPass, towerPass } from '../src/modules/serving/catalog-tower';
+import { ItemTable } from '../src/modules/serving/item-table';
+import { RowVectors } from '../src/modules/serving/row-vectors';
 import type { TextVectors } from '../src/modules/serving/served-model';
 import { ServingRepository } from '../src/modules/serving/serving.repository';
+import { COPY_ROWS } from '../src/modules/serving/serving.service';
+import { VectorMemory } from '../src/common/vector-memory';
 import { DEFAULT_ARCHITECTURE } from '../src/modules/training/model/architecture';
 import { Random } from '../src/synthetic/prng';
 import {
@@ -26,6 +30,9 @@ const WARM_ITEMS = 5000;
 const REFERENCE_ROWS = 512;
 
 const REFERENCE = 'on the request thread (reference)';
+const COPIED = 'copied to new rows (reference)';
+const ROWS = 'to the item-table rows';
+const isReference = (way: string) => way === REFERENCE || way === COPIED;
 
 function randomValues(random: Random, length: number, scale: number): Float32Array {
   return Float32Array.from({ length }, () => (random.next() - 0.5) * scale);
@@ -78,15 +85,18 @@ async function readOnThisThread(pool: Pool, pageRows: number): Promise<TextVecto
   return { ids, dimension, matrix: matrix.subarray(0, ids.length * dimension) };
 }
 
-/** The default architecture's tower (random weights) over `text`, a tenth of the items warm. */
-function towerOver(text: TextVectors, random: Random): TowerPass {
+/**
+ * The default architecture's tower (random weights) over `text`, a tenth of the items warm, into
+ * `out`'s memory, as a load's.
+ */
+function towerOver(text: TextVectors, random: Random, out: VectorMemory): TowerPass {
   const { dimension: d, adapterHidden: hidden } = DEFAULT_ARCHITECTURE;
   const shared = new Float32Array(new SharedArrayBuffer(text.matrix.byteLength));
   shared.set(text.matrix);
   return {
     dimension: d,
     text: shared,
-    out: new Float32Array(new SharedArrayBuffer(text.matrix.byteLength)),
+    out: out.matrix,
     adapter: {
       hidden,
       w1: randomValues(random, d * hidden, 0.2),
@@ -115,6 +125,43 @@ async function passOnThisThread(pass: TowerPass): Promise<void> {
   }
 }
 
+/**
+ * A replica's item table and each catalog item's row in it: the table read at start by item id
+ * with the deleted items (one in 50) among them, and one item in 200 added to it later, at its
+ * end, as a replica that follows its catalog has them.
+ */
+function tableRows(ids: readonly string[]): { capacity: number; rows: Int32Array } {
+  const table = new ItemTable();
+  ids.forEach((itemId, i) => {
+    if (i % 50 === 0) table.ensureRow(`${itemId}-deleted`);
+    if (i % 200 !== 7) table.ensureRow(itemId);
+  });
+  const rows = Int32Array.from(ids, (itemId) => table.ensureRow(itemId));
+  return { capacity: table.size, rows };
+}
+
+/** The reference: the tower's output copied to new rows, a turn after COPY_ROWS, as before. */
+async function copyToRows(out: VectorMemory, rows: Int32Array, capacity: number) {
+  const d = out.dimension;
+  const vectors = new RowVectors(d, capacity);
+  for (let start = 0; start < rows.length; start += COPY_ROWS) {
+    const end = Math.min(rows.length, start + COPY_ROWS);
+    for (let i = start; i < end; i++) {
+      vectors.set(rows[i], out.matrix.subarray(i * d, (i + 1) * d), 0, 0);
+    }
+    await yieldToEventLoop();
+  }
+  return vectors;
+}
+
+/** The tower's output moved to its rows in its own memory, as serving does now. */
+async function moveToRows(out: VectorMemory, rows: Int32Array, capacity: number) {
+  const vectors = new RowVectors(out.dimension, capacity, out);
+  const steps = vectors.moveToRows(rows, undefined, COPY_ROWS);
+  while (steps.next().done !== true) await yieldToEventLoop();
+  return vectors;
+}
+
 function sameValues(a: Float32Array, b: Float32Array, what: string): void {
   if (a.length !== b.length || a.some((value, i) => value !== b[i])) {
     throw new Error(`the two ways disagree on ${what}`);
@@ -124,6 +171,8 @@ function sameValues(a: Float32Array, b: Float32Array, what: string): void {
 interface Stage extends ThreadBusy {
   readonly run: number;
   readonly stage: string;
+  /** Memory the step allocated besides its input (the rows' step only). */
+  readonly extraMiB?: number;
 }
 
 /**
@@ -132,11 +181,14 @@ interface Stage extends ThreadBusy {
  * off it: the catalog's text vectors read from PostgreSQL (the bulk reader's thread,
  * pg-bulk-reader.ts) and the item tower's pass over them (the default architecture: 384-d, the
  * residual adapter's 32 hidden units, ID embeddings for a tenth of the items; the catalog pass's
- * thread, catalog-adapter.ts). The request thread's busy time and event-loop delay, and wall time.
+ * thread, catalog-adapter.ts). Then the tower's output put in a replica's item-table rows: copied
+ * to new rows (the reference, as serving did before) and moved in place in the tower's own
+ * memory (RowVectors.moveToRows). The request thread's busy time and event-loop delay, wall time,
+ * and what the rows' step allocated.
  */
 const benchmark: Benchmark = {
   description:
-    'A version’s load: the text vectors’ read and the item tower’s pass, on the request thread and off it',
+    'A version’s load: the text vectors’ read and the item tower’s pass, on the request thread and off it; its vectors to the rows, copied and moved',
   async run(args) {
     const items = integerFlag(args, 'items', 300_000, 1);
     const runs = integerFlag(args, 'runs', 3, 1);
@@ -177,7 +229,8 @@ const benchmark: Benchmark = {
         if (reference === undefined || text === undefined)
           throw new Error('a read returned nothing');
         sameValues(reference.matrix, text.matrix, 'the text vectors');
-        const pass = towerOver(text, random);
+        const out = new VectorMemory(text.dimension, text.ids.length);
+        const pass = towerOver(text, random, out);
         stages.push({
           run,
           stage: 'item tower pass',
@@ -191,6 +244,20 @@ const benchmark: Benchmark = {
           ...(await measured('on the catalog pass’s thread', () => threadPass(pass))),
         });
         sameValues(referenceOut, pass.out, 'the item vectors');
+        const { capacity, rows } = tableRows(text.ids);
+        let copied: RowVectors | undefined;
+        const copy = await measured(COPIED, async () => {
+          copied = await copyToRows(out, rows, capacity);
+        });
+        // Besides the tower's output: the copy's rows; the move allocates none.
+        stages.push({ run, stage: ROWS, ...copy, extraMiB: (copied?.vectorBytes ?? 0) / 2 ** 20 });
+        let moved: RowVectors | undefined;
+        const move = await measured('moved in place, in the tower’s memory', async () => {
+          moved = await moveToRows(out, rows, capacity);
+        });
+        stages.push({ run, stage: ROWS, ...move, extraMiB: 0 });
+        if (copied === undefined || moved === undefined) throw new Error('no rows');
+        sameValues(copied.matrix, moved.matrix, 'the rows’ vectors');
       }
     } finally {
       await stopCatalogThread();
@@ -201,12 +268,12 @@ const benchmark: Benchmark = {
     const medianBusy = (stage: string, reference: boolean) =>
       percentile(
         stages
-          .filter((s) => s.stage === stage && (s.way === REFERENCE) === reference)
+          .filter((s) => s.stage === stage && isReference(s.way) === reference)
           .map((s) => s.busyS)
           .sort((a, b) => a - b),
         50,
       );
-    const ratios = ['text vectors read', 'item tower pass'].map((stage) => ({
+    const ratios = ['text vectors read', 'item tower pass', ROWS].map((stage) => ({
       stage,
       reference: medianBusy(stage, true),
       offThread: medianBusy(stage, false),
@@ -221,6 +288,7 @@ const benchmark: Benchmark = {
         'loop delay p99 ms': s.delayP99Ms,
         'loop delay max ms': s.delayMaxMs,
         'wall s': s.wallS,
+        'extra MiB': s.extraMiB ?? '',
       })),
       figures: {
         items,
@@ -228,9 +296,10 @@ const benchmark: Benchmark = {
         busyRatios: Object.fromEntries(ratios.map((r) => [r.stage, r.reference / r.offThread])),
       },
       notes: [
-        ...ratios.map(
-          (r) =>
-            `${r.stage}: the request thread busy ${r.reference.toFixed(3)} s on it against ${r.offThread.toFixed(3)} s off it (medians), ${(r.reference / r.offThread).toFixed(0)}× less.`,
+        ...ratios.map((r) =>
+          r.stage === ROWS
+            ? `${r.stage}: the request thread busy ${r.reference.toFixed(3)} s copying against ${r.offThread.toFixed(3)} s moving in place (medians), ${(r.reference / r.offThread).toFixed(2)}×; the copy allocated a second matrix (extra MiB), the move none.`
+            : `${r.stage}: the request thread busy ${r.reference.toFixed(3)} s on it against ${r.offThread.toFixed(3)} s off it (medians), ${(r.reference / r.offThread).toFixed(0)}× less.`,
         ),
         'Both ways of each stage produced the same values (checked every run). Busy is the event loop’s active time (performance.eventLoopUtilization) during the stage; the delay is how late its 1 ms timer ran. The references run as serving ran them before: a page of RANK_CATALOG_PAGE_ROWS per statement with a turn of the event loop after each, the pass in blocks of 512 rows likewise.',
       ],

@@ -53,7 +53,8 @@ describe('adaptCatalog', () => {
     async (_name, architecture, backend) => {
       const artifact = loadModel(randomModel(architecture, ['item-3', 'item-4097', 'item-4199']));
       const scorer = InterestScorer.fromArtifact(artifact);
-      const { matrix, bias } = await adaptCatalog(artifact, scorer, text, backend);
+      const matrix = new Float32Array(new SharedArrayBuffer(text.matrix.byteLength));
+      const bias = await adaptCatalog(artifact, scorer, text, matrix, backend);
       if (backend !== undefined) expect(await catalogBackend(backend)).toBe(backend);
       const d = architecture.dimension;
       let maxDiff = 0;

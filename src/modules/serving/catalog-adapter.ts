@@ -95,20 +95,24 @@ function shared(matrix: Float32Array): Float32Array<SharedArrayBuffer> {
  * The item tower for a whole catalog on the catalog pass's thread: the text vector, plus the
  * residual adapter `relu(X·W1 + b1)·W2 + b2` in batched matrix products, plus the item's ID
  * embedding when it has one. The same function as `InterestScorer.itemVector` (pinned by a unit
- * test), in float32. The request thread only looks up each row's ID embedding and bias, a block
- * at a time between requests. `backend` is the thread's tfjs backend (tests force one).
+ * test), in float32. Item i's vector goes to row i of `out` (shared memory the thread writes in
+ * place: serving's rows for a version's load, row-vectors.ts); the items' biases are returned.
+ * The request thread only looks up each row's ID embedding and bias, a block at a time between
+ * requests. `backend` is the thread's tfjs backend (tests force one).
  */
 export async function adaptCatalog(
   artifact: ModelArtifact,
   scorer: InterestScorer,
   text: TextVectors,
+  out: Float32Array<SharedArrayBuffer>,
   backend: TrainBackendPreference = 'auto',
-): Promise<{ matrix: Float32Array; bias: Float32Array }> {
+): Promise<Float32Array> {
   const { manifest } = artifact;
   const d = manifest.architecture.dimension;
   const n = text.ids.length;
-  // Shared: the thread writes it, and an index can be built from it on another thread (index-prebuild).
-  const matrix = new Float32Array(new SharedArrayBuffer(n * d * 4));
+  if (out.length < n * d) {
+    throw new Error(`the tower's output holds ${String(out.length / d)} rows, not ${String(n)}`);
+  }
   const bias = new Float32Array(n);
   const warm = manifest.architecture.idEmbedding && manifest.warmItems.length > 0;
   const warmRow = new Map(warm ? manifest.warmItems.map((id, row) => [id, row]) : []);
@@ -127,7 +131,7 @@ export async function adaptCatalog(
   const pass: TowerPass = {
     dimension: d,
     text: shared(text.matrix.subarray(0, n * d)),
-    out: matrix,
+    out,
     adapter,
     idTable,
     idRows,
@@ -138,5 +142,5 @@ export async function adaptCatalog(
     pass,
     moved.flatMap((array) => (array === undefined ? [] : [array.buffer])),
   );
-  return { matrix, bias };
+  return bias;
 }

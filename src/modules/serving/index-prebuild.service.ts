@@ -187,7 +187,7 @@ export class IndexPrebuildService implements OnModuleDestroy {
 }
 
 /**
- * Every row of a loaded catalog, as a replica's `indexSource` sees them once copied to its rows:
+ * Every row of a loaded catalog, as a replica's `indexSource` sees them once moved to its rows:
  * each vector with its bias over `scale` appended when any bias is not 0. The loader's matrix is
  * shared already (catalog-adapter.ts); another is copied.
  */

@@ -45,19 +45,17 @@ export class InterestModelLoader implements ModelLoader, OnModuleInit, OnApplica
         : undefined,
     );
     const { text, readAt } = await this.textVectors(model.encoderId);
-    const { matrix, bias } = await model.itemTower(text);
-    let catalog: CatalogVectors = { ids: text.ids, matrix, bias };
+    const { memory, bias } = await model.catalogTower(text);
+    let catalog: CatalogVectors = { ids: text.ids, matrix: memory.matrix, bias, memory };
     return {
       model,
       get catalog() {
         return catalog;
       },
       catalogReadAt: readAt,
-      releaseCatalog: () => {
-        // The tower's output is shared memory (its pass runs on a thread), which V8 does not count.
-        if (catalog.matrix.buffer instanceof SharedArrayBuffer) {
-          reportDroppedMemory(catalog.matrix.byteLength);
-        }
+      releaseCatalog: (taken = false) => {
+        // WebAssembly memory, which V8 does not count: reported unless serving's rows are it.
+        if (!taken) reportDroppedMemory(memory.bytes);
         catalog = { ids: [], matrix: new Float32Array(0) };
       },
     };

@@ -57,6 +57,18 @@ describe('ArtifactInterestModel', () => {
     expect(served().itemBias('x')).toBeCloseTo(0.5 * Math.log1p(3), 5);
   });
 
+  it('runs the catalog into WebAssembly memory serving can take over, the same vectors', async () => {
+    const text = { ids: ['a', 'b', 'c'], dimension: D, matrix: new Float32Array(3 * D) };
+    [1, 2, 3].forEach((seed, row) => {
+      text.matrix.set(vector(seed), row * D);
+    });
+    const tower = await served().itemTower(text);
+    const { memory, bias } = await served().catalogTower(text);
+    expect(memory.rows).toBe(3);
+    expect(Array.from(memory.matrix)).toEqual(Array.from(tower.matrix));
+    expect(Array.from(bias)).toEqual(Array.from(tower.bias));
+  });
+
   it('refuses text vectors of another size', async () => {
     const text = { ids: ['a'], dimension: D + 1, matrix: new Float32Array(D + 1) };
     await expect(served().itemTower(text)).rejects.toThrow(/values, the model expects/);

@@ -1,3 +1,4 @@
+import type { VectorMemory } from '../../common/vector-memory';
 import type { ItemTable } from './item-table';
 import type { Retrieval } from './retrieval';
 import type { RowVectors } from './row-vectors';
@@ -64,6 +65,11 @@ export interface CatalogVectors {
   readonly ids: readonly string[];
   readonly matrix: Float32Array;
   readonly bias?: Float32Array;
+  /**
+   * The WebAssembly memory `matrix` lies in (the loader's): serving takes it over as its rows'
+   * and moves the rows in place, where it copies any other matrix.
+   */
+  readonly memory?: VectorMemory;
 }
 
 /** A model version as loaded, with its item vectors for the catalog of that moment. */
@@ -73,10 +79,10 @@ export interface LoadedModel {
   /** When the catalog's text vectors were read (database clock): later ones are followed. */
   readonly catalogReadAt?: Date;
   /**
-   * Lets go of `catalog`'s vectors (empty from then on): serving calls it once it has copied
-   * them to its rows, which it serves from (1.5 GB at a million items of 384-d).
+   * Lets go of `catalog`'s vectors (empty from then on): serving calls it once its rows hold
+   * them (1.5 GB at a million items of 384-d); `taken`: serving's rows are `catalog.memory`.
    */
-  releaseCatalog?(): void;
+  releaseCatalog?(taken?: boolean): void;
 }
 
 /** The served version: its model, its item vectors by item-table row, and retrieval over them. */

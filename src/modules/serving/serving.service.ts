@@ -25,8 +25,8 @@ import { StoredIndexService } from './stored-index.service';
  */
 const OVERLAP_MS = 5000;
 
-/** Rows of a version's vectors copied per turn of the event loop (3 MB at 384 dimensions). */
-const COPY_ROWS = 2048;
+/** Rows of a version's vectors moved or copied per turn of the event loop (3 MB at 384-d). */
+export const COPY_ROWS = 2048;
 
 /** A served model and how far its vectors have followed `item_embeddings`. */
 interface Following {
@@ -65,7 +65,7 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
   private readonly indexBuildSeconds: Histogram;
   private readonly indexOpenSeconds: Histogram;
   private readonly indexAdoptSeconds: Histogram;
-  /** Versions' vectors copied to their rows before they serve (garbage with their version). */
+  /** Versions' vectors by their rows before they serve (garbage with their version). */
   private readonly prepared = new WeakMap<LoadedModel, RowVectors>();
 
   constructor(
@@ -262,7 +262,7 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
     reportDroppedMemory(following.served.vectors.vectorBytes);
   }
 
-  /** Copies a loaded version's vectors to their rows before it serves, a turn at a time. */
+  /** Puts a loaded version's vectors in their rows before it serves, a turn at a time. */
   private async prepare(loaded: LoadedModel): Promise<void> {
     const firstNewRow = this.items.size;
     const copy = this.rowVectors(loaded);
@@ -272,24 +272,40 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
       step = copy.next();
     }
     this.prepared.set(loaded, step.value);
-    // Served from the copy from now on (bound() takes it from `prepared`).
-    loaded.releaseCatalog?.();
+    // Served from the rows from now on (bound() takes them from `prepared`).
+    loaded.releaseCatalog?.(loaded.catalog.memory !== undefined);
     void this.loadPopularity(firstNewRow);
   }
 
   /**
    * `loaded`'s vectors by table row (rows are added for items the table lacks), COPY_ROWS rows
-   * per step: 50,000 rows in one go held requests up for about 100 ms.
+   * per step: 50,000 rows in one go held requests up for about 100 ms. The loader's vectors are
+   * moved in place (its memory becomes the rows'); others are copied.
    */
   private *rowVectors(loaded: LoadedModel): Generator<void, RowVectors> {
     const { model, catalog } = loaded;
+    const { ids, memory } = catalog;
     const d = model.dimension;
-    const vectors = new RowVectors(d, Math.max(this.items.size, catalog.ids.length));
-    for (let start = 0; start < catalog.ids.length; start += COPY_ROWS) {
-      const end = Math.min(catalog.ids.length, start + COPY_ROWS);
+    const rows = new Int32Array(ids.length);
+    for (let start = 0; start < ids.length; start += COPY_ROWS) {
+      const end = Math.min(ids.length, start + COPY_ROWS);
+      for (let i = start; i < end; i++) rows[i] = this.items.ensureRow(ids[i]);
+      yield;
+    }
+    const vectors = new RowVectors(d, Math.max(this.items.size, ids.length), memory);
+    if (memory !== undefined) {
+      yield* vectors.moveToRows(rows, catalog.bias, COPY_ROWS);
+      return vectors;
+    }
+    for (let start = 0; start < ids.length; start += COPY_ROWS) {
+      const end = Math.min(ids.length, start + COPY_ROWS);
       for (let i = start; i < end; i++) {
-        const row = this.items.ensureRow(catalog.ids[i]);
-        vectors.set(row, catalog.matrix.subarray(i * d, (i + 1) * d), catalog.bias?.[i] ?? 0, 0);
+        vectors.set(
+          rows[i],
+          catalog.matrix.subarray(i * d, (i + 1) * d),
+          catalog.bias?.[i] ?? 0,
+          0,
+        );
       }
       yield;
     }
@@ -307,6 +323,8 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
       let step = copy.next();
       while (step.done !== true) step = copy.next();
       vectors = step.value;
+      // A load's vectors are moved in place: only once.
+      this.prepared.set(loaded, vectors);
     }
     // Items deleted since the copy have no vector to serve.
     for (let row = 0; row < vectors.rows; row++) if (this.items.deleted(row)) vectors.clear(row);
