@@ -187,10 +187,16 @@ async function measureSwap(
   endpoints: readonly string[],
   apiKey: string,
   id: string,
+  limitMs: number,
 ): Promise<{ ms: number; loadMs: number[]; longestAnswerMs: number[]; probes: number }> {
   let probing = true;
   const probes = endpoints.map((endpoint) => probeAnswers(endpoint, apiKey, () => !probing));
   const started = performance.now();
+  const giveUp = async () => {
+    probing = false;
+    await Promise.allSettled(probes.map((probe) => probe.done));
+    throw new Error(`version ${id} not served by every replica within ${String(limitMs)} ms`);
+  };
   await graphql(
     endpoints[0] ?? '',
     apiKey,
@@ -209,7 +215,7 @@ async function measureSwap(
         }
       }),
     );
-    if (performance.now() - started > 60_000) throw new Error(`version ${id} never served`);
+    if (performance.now() - started > limitMs) await giveUp();
     if (pending.size > 0) await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
   const ms = performance.now() - started;
@@ -269,6 +275,8 @@ const benchmark: Benchmark = {
         }
       }
       const rows: Record<string, string | number>[] = [];
+      // A minute at 50,000 items; a changed catalog's swap took over a minute at 300,000.
+      const swapLimitMs = 60_000 * Math.max(1, settings.items / 50_000);
       const measure = async (catalog: 'unchanged' | 'changed', ids: readonly string[]) => {
         const times: number[] = [];
         for (const id of ids) {
@@ -280,7 +288,12 @@ const benchmark: Benchmark = {
               [itemId(Number(id))],
             );
           }
-          const { ms, loadMs, longestAnswerMs, probes } = await measureSwap(endpoints, apiKey, id);
+          const { ms, loadMs, longestAnswerMs, probes } = await measureSwap(
+            endpoints,
+            apiKey,
+            id,
+            swapLimitMs,
+          );
           progress(
             `swap to ${id} (catalog ${catalog}): ${ms.toFixed(0)} ms; longest answers ${longestAnswerMs.map((x) => x.toFixed(0)).join(' / ')} ms of ${String(probes)} probes`,
           );
