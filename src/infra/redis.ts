@@ -167,8 +167,7 @@ export class RedisClient {
       await target.client.ping();
       return;
     }
-    const cluster = target.client;
-    if (!cluster.isOpen) throw new Error('redis cluster not connected');
+    const cluster = connected(target.client);
     await Promise.all(
       cluster.masters.map(async (master) => (await cluster.nodeClient(master)).ping()),
     );
@@ -185,7 +184,7 @@ export class RedisClient {
       yield* target.client.scanIterator(scanOptions);
       return;
     }
-    const cluster = target.client;
+    const cluster = connected(target.client);
     const owner =
       options.slotOf === undefined ? undefined : cluster.slots[keySlot(options.slotOf)]?.master;
     const masters = owner === undefined ? cluster.masters : [owner];
@@ -225,6 +224,16 @@ export class RedisClient {
       return this.commands.eval(script.source, options);
     }
   }
+}
+
+/**
+ * The cluster, once it knows its masters. The client is open from the start of its topology
+ * discovery, before it knows any: a ping or scan of every master would pass on none.
+ */
+function connected(cluster: ClusterClient): ClusterClient {
+  if (!cluster.isOpen || cluster.masters.length === 0)
+    throw new Error('redis cluster not connected');
+  return cluster;
 }
 
 export function createRedisClient(config: AppConfig['redis'], logger: Logger): RedisClient {
