@@ -173,6 +173,8 @@ interface BuiltAhead {
   /** Of that, after the index was stored: the replica opening it. */
   readonly openSeconds: number;
   readonly trainPeakRssGiB: number;
+  /** The train process once its load's threads have ended after the build: what it holds between builds. */
+  readonly trainRestRssGiB: number;
 }
 
 interface Api {
@@ -253,6 +255,10 @@ async function builtAhead(env: NodeJS.ProcessEnv, api: Api): Promise<BuiltAhead>
       500,
     );
     const servedAt = performance.now();
+    const idleMs = Math.max(CATALOG_THREAD_IDLE_MS, BULK_READER_IDLE_MS);
+    const restAt = storedAt + idleMs + SETTLE_LOAD_SECONDS * 1000;
+    progress('waiting for the train process to come to rest');
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, restAt - performance.now())));
     return {
       versionId,
       outcome,
@@ -265,6 +271,7 @@ async function builtAhead(env: NodeJS.ProcessEnv, api: Api): Promise<BuiltAhead>
       activationToIndexSeconds: (servedAt - activatedAt) / 1000,
       openSeconds: (servedAt - storedAt) / 1000,
       trainPeakRssGiB: rss.peakGiB('boot'),
+      trainRestRssGiB: Number((rssBytes(trainer.child.pid) / 2 ** 30).toFixed(2)),
     };
   } finally {
     rss.stop();
@@ -553,7 +560,7 @@ const benchmark: Benchmark = {
             : `a second api process of the same version (a new replica, or a restart) listened after ${replica.bootSeconds.toFixed(1)} s and opened the stored index ${replica.openSeconds.toFixed(0)} s after, instead of building it; its peak RSS ${String(replica.peakRssGiB)} GiB`,
           ahead === undefined
             ? 'no index built ahead (--built-ahead 1 starts a train role process)'
-            : `a train role process trained version ${ahead.versionId} (FULL run, ${ahead.runSeconds.toFixed(0)} s from queued to registered, ${ahead.outcome}) and ${ahead.adoptedFrom === null ? 'built' : `adopted version ${ahead.adoptedFrom}'s stored graph for`} and stored its index ahead in ${ahead.aheadSeconds.toFixed(0)} s (${(firstIndexSeconds / ahead.aheadSeconds).toFixed(1)}× sooner than this replica's build of version ${trained.served}'s index) (${(ahead.storedBytes / 2 ** 20).toFixed(0)} MiB; the train process's peak RSS ${String(ahead.trainPeakRssGiB)} GiB, the api's meanwhile ${String(rss.peakGiB('built ahead'))} GiB); the api served recommend through it ${ahead.openSeconds.toFixed(1)} s after it was stored, ${ahead.activationToIndexSeconds.toFixed(0)} s after its activation${ahead.outcome === 'promoted' ? ' at registration (the build in the train process included)' : ''}. A version activated once its index is stored (a candidate, a rollback, an arm) waits only for that open: ${(firstIndexSeconds / ahead.openSeconds).toFixed(1)}× sooner than the ${firstIndexSeconds.toFixed(0)} s this replica took to build version ${trained.served}'s index itself`,
+            : `a train role process trained version ${ahead.versionId} (FULL run, ${ahead.runSeconds.toFixed(0)} s from queued to registered, ${ahead.outcome}) and ${ahead.adoptedFrom === null ? 'built' : `adopted version ${ahead.adoptedFrom}'s stored graph for`} and stored its index ahead in ${ahead.aheadSeconds.toFixed(0)} s (${(firstIndexSeconds / ahead.aheadSeconds).toFixed(1)}× sooner than this replica's build of version ${trained.served}'s index) (${(ahead.storedBytes / 2 ** 20).toFixed(0)} MiB; the train process's peak RSS ${String(ahead.trainPeakRssGiB)} GiB and ${String(ahead.trainRestRssGiB)} GiB at rest after it, the api's meanwhile ${String(rss.peakGiB('built ahead'))} GiB); the api served recommend through it ${ahead.openSeconds.toFixed(1)} s after it was stored, ${ahead.activationToIndexSeconds.toFixed(0)} s after its activation${ahead.outcome === 'promoted' ? ' at registration (the build in the train process included)' : ''}. A version activated once its index is stored (a candidate, a rollback, an arm) waits only for that open: ${(firstIndexSeconds / ahead.openSeconds).toFixed(1)}× sooner than the ${firstIndexSeconds.toFixed(0)} s this replica took to build version ${trained.served}'s index itself`,
           secondIndexSeconds === undefined
             ? `not waited for: version ${trained.second}'s index (--wait-second-index 1 waits and measures it)`
             : `version ${trained.second}'s index, and recommend on it: ${secondIndexSeconds.toFixed(0)} s after its activation`,
