@@ -1,5 +1,7 @@
-import { Injectable, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
 import { reportDroppedMemory } from '../../common/dropped-memory';
+import { APP_CONFIG } from '../../config/config.module';
+import type { AppConfig } from '../../config/config';
 import { EmbeddingService } from '../embedding/embedding.service';
 import { TokenEncoders } from '../embedding/token-encoders';
 import { artifactTopLayers, loadModel, ModelArtifact } from '../training/model/artifact';
@@ -19,12 +21,24 @@ export class InterestModelLoader implements ModelLoader, OnModuleInit, OnApplica
    * that nothing changed costs one scan. Only the tower pass is redone per version.
    */
   private cached: { encoderId: string; fingerprint: string; text: TextVectors } | undefined;
+  /**
+   * Whether the text vectors are kept for the next load: in a replica, whose next swap reuses
+   * them. The train role loads only to build a version's index ahead, a long build after each
+   * registration: kept, they would be the catalog's size again (1.4 GiB at a million items) through
+   * every build and between them.
+   */
+  private readonly keepsText: boolean;
 
   constructor(
-    private readonly repository: ServingRepository,
-    private readonly encoder: EmbeddingService,
-    private readonly tokenEncoders: TokenEncoders,
-  ) {}
+    @Inject(ServingRepository)
+    private readonly repository: Pick<ServingRepository, 'fingerprint' | 'textVectors'>,
+    @Inject(EmbeddingService)
+    private readonly encoder: Pick<EmbeddingService, 'encoderId' | 'encodeOnDemand' | 'itemTexts'>,
+    @Inject(TokenEncoders) private readonly tokenEncoders: Pick<TokenEncoders, 'forLayers'>,
+    @Inject(APP_CONFIG) config: AppConfig,
+  ) {
+    this.keepsText = config.role !== 'train';
+  }
 
   async onModuleInit(): Promise<void> {
     await catalogBackend();
@@ -46,6 +60,8 @@ export class InterestModelLoader implements ModelLoader, OnModuleInit, OnApplica
     );
     const { text, readAt } = await this.textVectors(model.encoderId);
     const { memory, bias } = await model.catalogTower(text);
+    // Shared memory, which V8 does not count (dropped-memory.ts).
+    if (!this.keepsText) reportDroppedMemory(text.matrix.byteLength);
     let catalog: CatalogVectors = { ids: text.ids, matrix: memory.matrix, bias, memory };
     return {
       model,
@@ -83,7 +99,7 @@ export class InterestModelLoader implements ModelLoader, OnModuleInit, OnApplica
     // Shared memory, which V8 does not count: a replaced catalog's vectors are reported.
     if (cached !== undefined) reportDroppedMemory(cached.text.matrix.byteLength);
     // A change between the two reads only means the next load reads again.
-    this.cached = { encoderId, fingerprint, text };
+    if (this.keepsText) this.cached = { encoderId, fingerprint, text };
     return { text, readAt };
   }
 }
