@@ -1,29 +1,14 @@
 import { loadConfig } from '../../config/config';
 import type { Role } from '../../config/config';
+import { untrainedArtifact } from '../../../test/support/untrained-model';
 import { DEFAULT_ARCHITECTURE } from '../training/model/architecture';
-import { serializeModel } from '../training/model/artifact';
-import { initialWeights } from '../training/model/init-weights';
 import { InterestModelLoader } from './interest-model.loader';
 import type { TextVectors } from './served-model';
 
 const D = 8;
 const architecture = { ...DEFAULT_ARCHITECTURE, dimension: D, idEmbedding: false };
 
-function artifact(): Buffer {
-  return serializeModel(
-    {
-      architecture,
-      encoderId: 'enc',
-      backend: 'cpu',
-      hyperparameters: {},
-      metrics: {},
-      itemClicks: {},
-      warmItems: [],
-      createdAt: new Date(0).toISOString(),
-    },
-    initialWeights(architecture, 0, 'loader-spec'),
-  );
-}
+const artifact = () => untrainedArtifact(architecture, 'enc', 'loader-spec');
 
 /** A loader over a catalog of three items that never changes; counts its reads of the vectors. */
 function loaderOf(role: Role): { loader: InterestModelLoader; reads: () => number } {
