@@ -255,8 +255,7 @@ async function builtAhead(env: NodeJS.ProcessEnv, api: Api): Promise<BuiltAhead>
       500,
     );
     const servedAt = performance.now();
-    const idleMs = Math.max(CATALOG_THREAD_IDLE_MS, BULK_READER_IDLE_MS);
-    const restAt = storedAt + idleMs + SETTLE_LOAD_SECONDS * 1000;
+    const restAt = storedAt + LOAD_THREADS_IDLE_MS + SETTLE_LOAD_SECONDS * 1000;
     progress('waiting for the train process to come to rest');
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, restAt - performance.now())));
     return {
@@ -281,6 +280,9 @@ async function builtAhead(env: NodeJS.ProcessEnv, api: Api): Promise<BuiltAhead>
 
 /** Seconds of recommend load after a swap before the api's memory is read. */
 const SETTLE_LOAD_SECONDS = 5;
+
+/** Until a load's threads (the catalog pass's, the bulk reader's) end once idle. */
+const LOAD_THREADS_IDLE_MS = Math.max(CATALOG_THREAD_IDLE_MS, BULK_READER_IDLE_MS);
 
 /**
  * `settings.swaps` activations round `versions` (each with its index stored), from the first
@@ -333,9 +335,8 @@ async function idleRssGiB(
   settings: Settings,
   load: { pid: number; bodies: readonly string[]; readKey: string },
 ): Promise<number> {
-  const idleMs = Math.max(CATALOG_THREAD_IDLE_MS, BULK_READER_IDLE_MS);
-  progress(`waiting ${String(idleMs / 1000)} s for the load's threads to end`);
-  await new Promise((resolve) => setTimeout(resolve, idleMs));
+  progress(`waiting ${String(LOAD_THREADS_IDLE_MS / 1000)} s for the load's threads to end`);
+  await new Promise((resolve) => setTimeout(resolve, LOAD_THREADS_IDLE_MS));
   await closedLoop(
     endpoint,
     { 'content-type': 'application/json', 'x-api-key': load.readKey },
@@ -570,7 +571,7 @@ const benchmark: Benchmark = {
         ];
         if (swaps.length > 0) {
           notes.push(
-            `api memory from swap to swap: after each activation the api is waited for until recommend answers through the version's index (opened from the store), then ${String(SETTLE_LOAD_SECONDS)} s of recommend load (its garbage collections run), then its RSS is read; peak = the largest RSS sampled each second from the activation on; ${String(Math.max(CATALOG_THREAD_IDLE_MS, BULK_READER_IDLE_MS) / 1000)} s after the last swap, when the load's threads (the catalog pass's, the bulk reader's) have ended, and ${String(SETTLE_LOAD_SECONDS)} s of load: RSS ${String(idleRss)} GiB`,
+            `api memory from swap to swap: after each activation the api is waited for until recommend answers through the version's index (opened from the store), then ${String(SETTLE_LOAD_SECONDS)} s of recommend load (its garbage collections run), then its RSS is read; peak = the largest RSS sampled each second from the activation on; ${String(LOAD_THREADS_IDLE_MS / 1000)} s after the last swap, when the load's threads (the catalog pass's, the bulk reader's) have ended, and ${String(SETTLE_LOAD_SECONDS)} s of load: RSS ${String(idleRss)} GiB`,
           );
         }
         return {
