@@ -26,8 +26,12 @@ import {
 import type { GcPausesReply, ServerReady } from './servers/common';
 import type { GcPauses } from './lib/gc-pauses';
 import { compiled, serverNodeArgs } from './lib/built-servers';
+import { watchMachineStalls } from './lib/machine-stalls';
+import type { LongestGaps, MachineStalls } from './lib/machine-stalls';
 
 const STARTUP_TIMEOUT_MS = 300_000;
+/** A CPU's gap between heartbeats that alone could set a window's p99 past its 20 ms target. */
+const STALL_MS = 20;
 const TRIVIAL = '{ health { status } }';
 const RANK = `query Rank($u: ID!, $c: [CandidateInput!]!) {
   rank(userId: $u, candidates: $c) { items { itemId score } modelVersion requestId } }`;
@@ -134,6 +138,11 @@ function perVariant(): Record<VariantName, number[]> {
 interface HalfRateLoad {
   readonly rate: number;
   run(seconds: number): Promise<OpenLoopResult>;
+}
+
+/** `3.1 114.2`: the longest gap between heartbeats on each CPU, in CPU order. */
+function stallSummary(gaps: LongestGaps): string {
+  return gaps.map((ms) => ms.toFixed(1)).join(' ');
 }
 
 /** `29 (615 ms), 4 (141 ms), 45.6`: scavenges and full GCs with their pause totals, the longest. */
@@ -379,6 +388,7 @@ const benchmark: Benchmark = {
     let child: ChildProcess | undefined;
     let stopEvicting: (() => Promise<void>) | undefined;
     let generator: OpenLoop | undefined;
+    let machineStalls: MachineStalls | undefined;
     const kill = () => child?.kill('SIGKILL');
     process.once('exit', kill);
     const loadBefore = loadavg()[0] ?? 0;
@@ -501,6 +511,8 @@ const benchmark: Benchmark = {
       const halfRate = Math.max(1, Math.round(rank.requestsPerSecond / 2));
       generator = OpenLoop.start({ url, headers, bodies: rankBodies });
       const halfRateGenerator = generator;
+      machineStalls = watchMachineStalls();
+      const heartbeats = machineStalls;
       const halfRateLoad: HalfRateLoad = {
         rate: halfRate,
         run: (seconds) => halfRateGenerator.run({ rate: halfRate, seconds }),
@@ -515,7 +527,9 @@ const benchmark: Benchmark = {
         await gcPauses();
         const before = cpuSeconds(serverPid);
         const mainBefore = cpuSeconds(serverPid, serverPid);
+        const from = Date.now();
         const measured = await halfRateLoad.run(measureSeconds);
+        const cpuStalls = heartbeats.longestGaps(from, Date.now());
         const requests = measured.requestsPerSecond * measureSeconds;
         const cpuMicros = ((cpuSeconds(serverPid) - before) / requests) * 1e6;
         const mainThreadCpuMicros =
@@ -528,6 +542,7 @@ const benchmark: Benchmark = {
           cpuMicros,
           mainThreadCpuMicros,
           gc,
+          cpuStalls,
           missShare: lookups > 0 ? (after.miss - counted.miss) / lookups : Number.NaN,
           inService: insideService(counted, after),
         };
@@ -568,6 +583,9 @@ const benchmark: Benchmark = {
         floor === undefined ? [] : [shareOf(floor, skipped)],
       );
       const p99Met = halfRateRuns.filter(({ rank: r }) => r.p99Ms < 20).length;
+      const stalledRuns = halfRateRuns.flatMap(({ rank: r }, i) =>
+        Math.max(...r.cpuStalls) >= STALL_MS ? [i + 1] : [],
+      );
       const throughputShare = 1 - rank.requestsPerSecond / rankSkipped.requestsPerSecond;
       const variantTables = await measureVariants(settings, {
         switchTo,
@@ -614,6 +632,7 @@ const benchmark: Benchmark = {
               'generator delay p99 ms': r.generator.delayP99Ms,
               'generator delay max ms, rank / skipped': `${r.generator.delayMaxMs.toFixed(1)} / ${skipped.generator.delayMaxMs.toFixed(1)}`,
               'generator GC, rank / skipped': `${gcSummary(r.generator.gc)} / ${gcSummary(skipped.generator.gc)}`,
+              'CPU stall ms per CPU, rank / skipped': `${stallSummary(r.cpuStalls)} / ${stallSummary(skipped.cpuStalls)}`,
             })),
           },
           {
@@ -666,6 +685,7 @@ const benchmark: Benchmark = {
           halfRate,
           halfRateRuns,
           halfRateP99MetRuns: p99Met,
+          halfRateCpuStalledRuns: stalledRuns,
           rankingShareOfRequestCpu: rankingShare,
           rankingShareOfRequestCpuRuns: rankingShares,
           rankingShareOfRequestThroughput: throughputShare,
@@ -687,7 +707,7 @@ const benchmark: Benchmark = {
           loadAverage1mBefore: loadBefore,
         },
         notes: [
-          `rank at half its max rate (${halfRate} req/s): p99 < 20 ms in ${p99Met} of ${settings.halfRateRuns} runs (target: at least 4 of 5: ${p99Met >= Math.min(4, settings.halfRateRuns) ? 'met' : 'NOT met'}); p50 ${halfRateRuns.map(({ rank: r }) => r.p50Ms.toFixed(1)).join(' ')} ms, p99 ${halfRateRuns.map(({ rank: r }) => r.p99Ms.toFixed(1)).join(' ')} ms`,
+          `rank at half its max rate (${halfRate} req/s): p99 < 20 ms in ${p99Met} of ${settings.halfRateRuns} runs (target: at least 4 of 5: ${p99Met >= Math.min(4, settings.halfRateRuns) ? 'met' : 'NOT met'}); p50 ${halfRateRuns.map(({ rank: r }) => r.p50Ms.toFixed(1)).join(' ')} ms, p99 ${halfRateRuns.map(({ rank: r }) => r.p99Ms.toFixed(1)).join(' ')} ms; a CPU stalled ${STALL_MS} ms or more in the rank window of runs: ${stalledRuns.length > 0 ? stalledRuns.join(', ') : 'none'}`,
           `the ranking's share of a rank request (server CPU per request, rank vs ranking skipped at the same rate, median of ${settings.halfRateRuns} runs: ${rankingShares.map(percent).join(' ')}): ${percent(rankingShare)} (target <= 35 %: ${rankingShare <= 0.35 ? 'met' : 'NOT met'}); from saturated throughput (1 - rank / skipped req/s): ${percent(throughputShare)}`,
           `ratio rank/trivial requests/s: ${ratio.toFixed(2)}; reference (ranking skipped) / trivial: ${skippedRatio.toFixed(2)}`,
           ...(settings.floor
@@ -700,12 +720,14 @@ const benchmark: Benchmark = {
           `Users: ${order.length} users with clicks, round-robin; ${uncached.length} of them (${percent(uncached.length / order.length)}, --uncached-share) have their interest versions bumped every ${EVICT_INTERVAL_MS} ms by the bench (the ingest module's batch script, as an interaction would), so each of their requests runs the user tower (attention over the history) and writes the caches, as a user who just interacted does; "cache miss share" is the server's ranking_cache_requests_total over the window.`,
           `Server in a child process, compiled to JavaScript as the image runs it (api role, NODE_ENV=production, the image's NODE_OPTIONS=--max-semi-space-size=64 (inherited from npm run bench) and node flags: ${serverNodeArgs().join(' ')}, log level warn, AUTH_MODE=api-key: every request sends a read key; health needs none); the load generators in the bench process, ${settings.pinServer ? 'on CPUs of their own: --pin-server put every server thread on the last CPU and the bench on the others (PostgreSQL, Redis and Kafka on any)' : 'on the same cores'}.`,
           `Half rate: requests evenly spaced (open loop) from a worker thread of the bench process with a heap of its own (the bench's own collections do not stall it), ${settings.variantWarmupSeconds} s at that rate discarded first, latency from each one's scheduled send time; "generator" columns: that thread's event-loop delay and collections, which count in the latencies it measures.`,
+          `CPU stalls: a heartbeat process on each CPU (bench/lib/cpu-heartbeat.ts)${heartbeats.realTime ? ' at real-time priority (SCHED_FIFO 99), before anything else on the machine' : ' at normal priority (chrt --fifo was refused, so a gap may also be that CPU busy)'} wakes every millisecond; the longest gap between its wake-ups over the window, per CPU in CPU order${settings.pinServer ? ' (the server on the last)' : ''}. A gap at real-time priority is time the CPU ran nothing of this machine's: on a virtual machine, its host running something else.`,
           'Per window: "main thread" is the CPU per request of the server\'s request thread alone (the rest of "CPU": V8\'s GC helper threads and the served-slate log\'s producer thread); GC is the main thread\'s pauses over the window from perf_hooks: scavenges (count and total), full mark-compacts (count and total), the longest single pause.',
           'Inside the service: a request at half rate mostly runs alone, so its wall time in rank() is about its CPU, but for the uncached users\' waits for Redis (in "user vector"). "id → row" is the candidates\' item-table rows; "user vector, popularity" the user\'s vector (the replica\'s copy, or Redis and the user tower) with the candidates\' popularity from the replica\'s copy, which runs inside that span; "rest" is validation, the request state, the served-slate log\'s record, metrics and the answer\'s entries. Run with --uncached-share 0 to leave out the Redis waits.',
           `1-minute load average before the run: ${loadBefore.toFixed(2)}.`,
         ],
       };
     } finally {
+      machineStalls?.stop();
       await generator?.close();
       await stopEvicting?.().catch(() => undefined);
       // A disconnect lets the server exit on its own (writing a --cpu-prof profile); then kill.
