@@ -433,17 +433,32 @@ function rankingOnTheRealStack({ env }: (typeof REDIS_MODES)[number]): void {
     // untrained interest model's item tower is the identity, so its ranking stays checkable.
     const encoderId = 'test-category-encoder:32';
     const texts = textVectors(model());
-    await insertItemVectors(context.config.postgres.url, encoderId, texts);
+    const url = context.config.postgres.url;
+    await insertItemVectors(url, encoderId, texts);
+    const unseenA = byCategory(CAT_A).slice(16, 20);
+    // An item new to the replica whose id sorts second: the load reads the vectors in item order
+    // and the replica's table gives it its last row, so activation moves every vector to its row
+    // (RowVectors.moveToRows) instead of finding them in place. Its text is a twin's.
+    const twin = unseenA[0]?.itemId ?? '';
+    const early = `${catalog.items[0]?.itemId ?? ''}-new`;
+    await insertItems(url, [{ ...itemRows[0], itemId: early, category: CAT_A }]);
+    const twinAt = texts.ids.indexOf(twin) * texts.dimension;
+    await insertItemVectors(url, encoderId, {
+      ...texts,
+      ids: [early],
+      matrix: texts.matrix.slice(twinAt, twinAt + texts.dimension),
+    });
     const versionId = await activateUntrainedModel(app, encoderId, texts.dimension);
 
     models.unpin();
     try {
-      const unseenA = byCategory(CAT_A).slice(16, 20);
       const pool = [...byCategory(CAT_B).slice(16, 20), ...unseenA];
       let result: RankResultView | undefined;
       await eventually(
         async () => {
-          result = (await rank({ userId: 'u-cat', candidates: candidates(pool) })).data?.rank;
+          result = (
+            await rank({ userId: 'u-cat', candidates: [...candidates(pool), { itemId: early }] })
+          ).data?.rank;
           return result?.modelVersion === versionId;
         },
         15_000,
@@ -451,8 +466,13 @@ function rankingOnTheRealStack({ env }: (typeof REDIS_MODES)[number]): void {
       );
       expect(result?.degraded).toEqual([]);
       expect(result?.items.every((item) => item.parts[0]?.name === 'model')).toBe(true);
-      const top = result?.items.slice(0, unseenA.length).map((item) => categoryOf.get(item.itemId));
-      expect(top).toEqual(unseenA.map(() => CAT_A));
+      const top = result?.items
+        .slice(0, unseenA.length + 1)
+        .map((item) => (item.itemId === early ? CAT_A : categoryOf.get(item.itemId)));
+      expect(top).toEqual([...unseenA, early].map(() => CAT_A));
+      const modelPart = (itemId: string) =>
+        result?.items.find((item) => item.itemId === itemId)?.parts[0]?.value;
+      expect(modelPart(early)).toBeCloseTo(modelPart(twin) ?? Number.NaN, 6);
     } finally {
       models.pin(model());
     }
