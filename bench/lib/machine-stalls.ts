@@ -1,5 +1,5 @@
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { availableParallelism } from 'node:os';
+import { cpus as onlineCpus } from 'node:os';
 import { createInterface } from 'node:readline';
 import { compiled } from './built-servers';
 
@@ -27,7 +27,8 @@ interface Gap {
  */
 export function watchMachineStalls(): MachineStalls {
   const realTime = mayRunRealTime();
-  const cpus = availableParallelism();
+  // Every CPU of the machine, not this process's: `--pin-server` confines the bench to its own.
+  const cpus = onlineCpus().length;
   const gaps: Gap[][] = [];
   const heartbeats: ChildProcess[] = [];
   for (let cpu = 0; cpu < cpus; cpu++) {
