@@ -9,7 +9,7 @@ export type LongestGaps = readonly number[];
 export interface MachineStalls {
   /** Whether the heartbeats run at real-time priority (SCHED_FIFO 99; needs CAP_SYS_NICE). */
   readonly realTime: boolean;
-  /** Per CPU, the longest gap that ended between `from` and `until` (Date.now() ms). */
+  /** Per CPU, the longest gap that ended between `from` and `until` (Date.now() ms); NaN: unwatched. */
   longestGaps(from: number, until: number): LongestGaps;
   stop(): void;
 }
@@ -43,6 +43,10 @@ export function watchMachineStalls(): MachineStalls {
     heartbeats.push(heartbeat);
     const seen: Gap[] = [];
     gaps.push(seen);
+    // Without taskset (util-linux) or chrt the CPU goes unwatched: NaN, not a stall-free 0.
+    heartbeat.once('error', () => {
+      seen.push({ endedAt: Number.NaN, ms: Number.NaN });
+    });
     createInterface({ input: heartbeat.stdout }).on('line', (line) => {
       const [endedAt, ms] = line.split(' ');
       seen.push({ endedAt: Number(endedAt), ms: Number(ms) });
@@ -53,7 +57,9 @@ export function watchMachineStalls(): MachineStalls {
     longestGaps(from, until) {
       return gaps.map((seen) =>
         seen
-          .filter((gap) => gap.endedAt >= from && gap.endedAt <= until)
+          .filter(
+            (gap) => Number.isNaN(gap.endedAt) || (gap.endedAt >= from && gap.endedAt <= until),
+          )
           .reduce((longest, gap) => Math.max(longest, gap.ms), 0),
       );
     },
