@@ -97,6 +97,10 @@ interface Run {
   /** The served retrieval's top 20 by model score against the exact scan's. */
   readonly retrievalRecallAt20: number;
   readonly rssAfterBytes: number;
+  /** The server's V8 heap at the same moment: used, and its total with the room to grow. */
+  readonly heapUsedBytes: number;
+  readonly heapTotalBytes: number;
+  readonly externalBytes: number;
 }
 
 function startServer(
@@ -172,6 +176,8 @@ function overlap(found: readonly string[][], expected: readonly string[][]): num
 }
 
 const MIB = 2 ** 20;
+/** Bytes as whole MiB, grouped as the table's numbers are (1,149). */
+const mib = (bytes: number) => Math.round(bytes / MIB).toLocaleString('en-US');
 
 const benchmark: Benchmark = {
   description:
@@ -241,6 +247,9 @@ const benchmark: Benchmark = {
         const server = child;
         if (server.pid === undefined) throw new Error('the server has no pid');
         const rssAfterBytes = rssBytes(server.pid);
+        const { heapUsedBytes, heapTotalBytes, externalBytes } = await ask(server, {
+          type: 'memory',
+        });
         const retrieval = await ask(server, {
           type: 'recall',
           histories: recallHistories,
@@ -264,6 +273,9 @@ const benchmark: Benchmark = {
           recallAt20,
           retrievalRecallAt20: retrieval.recallAtK,
           rssAfterBytes,
+          heapUsedBytes,
+          heapTotalBytes,
+          externalBytes,
         });
         // Each run's figures as soon as they are measured: a long large-catalog build may not end.
         progress(`${label}: ${JSON.stringify(runs.at(-1))}`);
@@ -305,6 +317,8 @@ const benchmark: Benchmark = {
         'index build s': run.ready.indexed ? Math.round((run.ready.indexBuildMs ?? 0) / 1000) : '-',
         'index MiB': Math.round(run.ready.indexBytes / MIB),
         'RSS MiB': Math.round(run.rssAfterBytes / MIB),
+        'V8 heap used / total MiB': `${mib(run.heapUsedBytes)} / ${mib(run.heapTotalBytes)}`,
+        'external MiB': Math.round(run.externalBytes / MIB),
       })),
       figures: {
         settings,
@@ -327,7 +341,7 @@ const benchmark: Benchmark = {
         `retrieval recall@20: the served retrieval's top 20 by model score (index candidates re-scored exactly, pool ${base.ranking.recommendPool}) against the exact scan's, for user vectors pooled from the same users' histories, their history items left out as recommend does (>= 0.95: ${minRetrievalRecall >= 0.95 ? 'met' : 'NOT met'})`,
         `Model: the in-memory stand-in model (dimension ${settings.dimension}, vectors placed by ${settings.vectors === 'words' ? "the words of each item's text (IDF-weighted word directions plus a little noise: close to a sentence encoder's low intrinsic dimension)" : 'category (a category direction plus isotropic noise: the hardest case for a graph index)'}) stands in for the trained scorer. ${small} items are seeded in PostgreSQL with ${events.toLocaleString('en-US')} events of ${settings.users} users; the ${large}-item run serves ${(settings.large - settings.items).toLocaleString('en-US')} more items of the same generator without catalog rows (no features; their retrieval and scoring cost the same).`,
         `Settings: ${JSON.stringify(base.retrieval)}; RANK_RECOMMEND_POOL ${base.ranking.recommendPool}; the served-slate log off.`,
-        "RSS: the server process after the measurement (item vectors, index, online state, the model stand-in's own copy of the vectors). Index MiB: hnswlib's memory as estimated from its layout (vectors, level-0 links, labels), on the index thread.",
+        "RSS: the server process after the measurement (item vectors, index, online state, the model stand-in's own copy of the vectors). V8 heap: used, and total with the room the heap keeps between collections (the image's --heap-growing-percent=200), which RSS counts too; external: memory outside the heap that V8 knows of (the item vectors' WebAssembly memory, buffers). Index MiB: hnswlib's memory as estimated from its layout (vectors, level-0 links, labels), on the index thread.",
         `Server in a child process, compiled to JavaScript as the image runs it (api role, NODE_ENV=production, AUTH_MODE=api-key); autocannon in the bench process on the same cores; 1-minute load average before: ${loadBefore.toFixed(2)}; compare runs at a similar load.`,
       ],
     };

@@ -48,8 +48,24 @@ export interface ExactRequest {
   readonly type: 'exact';
 }
 
-export type ServerRequest = RecallRequest | ExactRequest;
-export type ServerAnswer = RecallAnswer | { readonly type: 'exact' };
+/**
+ * IPC request: the V8 heap as the server holds it. RSS also counts the heap's room between
+ * collections (the image's `--heap-growing-percent=200`), which this tells apart from memory kept.
+ */
+export interface MemoryRequest {
+  readonly type: 'memory';
+}
+
+export interface MemoryAnswer {
+  readonly type: 'memory';
+  readonly heapUsedBytes: number;
+  readonly heapTotalBytes: number;
+  /** Outside the heap: the item vectors' WebAssembly memory, buffers. */
+  readonly externalBytes: number;
+}
+
+export type ServerRequest = RecallRequest | ExactRequest | MemoryRequest;
+export type ServerAnswer = RecallAnswer | { readonly type: 'exact' } | MemoryAnswer;
 
 /** The process's resident memory (Linux /proc), in bytes. */
 export function rssBytes(pid: number | 'self' = 'self'): number {
@@ -117,12 +133,28 @@ async function main(): Promise<void> {
   if (served === undefined) throw new Error('no served model');
   await served.retrieval.maintain();
   process.on('message', (request: ServerRequest) => {
-    if (request.type === 'recall') {
-      void recall(serving, request).then((answer) => process.send?.(answer satisfies ServerAnswer));
-    } else {
-      void served.retrieval
-        .close()
-        .then(() => process.send?.({ type: 'exact' } satisfies ServerAnswer));
+    switch (request.type) {
+      case 'recall':
+        void recall(serving, request).then((answer) =>
+          process.send?.(answer satisfies ServerAnswer),
+        );
+        return;
+      case 'exact':
+        void served.retrieval
+          .close()
+          .then(() => process.send?.({ type: 'exact' } satisfies ServerAnswer));
+        return;
+      case 'memory': {
+        const { heapUsed, heapTotal, external } = process.memoryUsage();
+        const answer: MemoryAnswer = {
+          type: 'memory',
+          heapUsedBytes: heapUsed,
+          heapTotalBytes: heapTotal,
+          externalBytes: external,
+        };
+        process.send?.(answer);
+        return;
+      }
     }
   });
   await app.listen(0, '127.0.0.1');
