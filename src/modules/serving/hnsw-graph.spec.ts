@@ -34,48 +34,23 @@ function exactRows(graph: GraphSource, query: readonly number[], count: number):
 describe('sampledRecall', () => {
   const graph = source();
   const held = new Uint8Array(graph.rows.length).fill(1);
+  const recallOf = (
+    search: (query: number[], count: number) => readonly number[],
+    stopped = () => false,
+  ) => sampledRecall(search, graph, held, CHECK, stopped);
 
   it('is 1 for a search that finds the exact top rows, biases included', () => {
-    const recall = sampledRecall(
-      (query, count) => exactRows(graph, query, count),
-      graph,
-      held,
-      CHECK,
-      () => false,
-    );
-    expect(recall).toBe(1);
+    expect(recallOf((query, count) => exactRows(graph, query, count))).toBe(1);
   });
 
   it('counts what the candidates hold of each exact top k', () => {
     // Only the 3 best of each top 5 come back: 3 of 5 found.
-    const recall = sampledRecall(
-      (query) => exactRows(graph, query, 3),
-      graph,
-      held,
-      CHECK,
-      () => false,
-    );
-    expect(recall).toBeCloseTo(3 / 5, 10);
-    expect(
-      sampledRecall(
-        () => [],
-        graph,
-        held,
-        CHECK,
-        () => false,
-      ),
-    ).toBe(0);
+    expect(recallOf((query) => exactRows(graph, query, 3))).toBeCloseTo(3 / 5, 10);
+    expect(recallOf(() => [])).toBe(0);
   });
 
   it('is undefined once stopped', () => {
-    expect(
-      sampledRecall(
-        () => [],
-        graph,
-        held,
-        CHECK,
-        () => true,
-      ),
-    ).toBeUndefined();
+    const stopped = () => true;
+    expect(recallOf(() => [], stopped)).toBeUndefined();
   });
 });
