@@ -440,7 +440,7 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
   RECOMMEND_ANN_ADOPT: {
     group: 'Ranking',
     description:
-      'A version without a stored ANN index first tries the stored graph of another version built alike (a served version’s first, else the newest): its points take this version’s vectors and the links stay. Kept (and stored for the other replicas) when its items moved at most `RECOMMEND_ANN_ADOPT_MAX_DRIFT_DEGREES` on average since the graph was built and its recall@20, sampled on 64 items’ vectors against the exact scan, is at most `RECOMMEND_ANN_ADOPT_RECALL_LOSS` below that build’s; else the index is built. A version fine-tuned from the served one moves its items little: at 300,000 items this took 47 s from registration to stored instead of 553 s for a build. Needs `RECOMMEND_ANN_STORE`. See docs/ranking.md, ANN retrieval.',
+      'A version without a stored ANN index first tries the stored graph of another version built alike (a served version’s first, else the newest): its points take this version’s vectors and the links stay. Kept (and stored for the other replicas) when its items moved at most `RECOMMEND_ANN_ADOPT_MAX_DRIFT_DEGREES` on average since the graph was built and its recall@20, sampled on 64 items’ vectors against the exact scan, is at most `RECOMMEND_ANN_ADOPT_RECALL_LOSS` below that build’s; else the index is built. A version fine-tuned from the served one moves its items little: at 300,000 items this took 60 s from registration to stored instead of 605 s for a build. Needs `RECOMMEND_ANN_STORE`. See docs/ranking.md, ANN retrieval.',
   },
   RECOMMEND_ANN_ADOPT_MAX_DRIFT_DEGREES: {
     group: 'Ranking',
