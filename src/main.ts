@@ -1,19 +1,24 @@
 import 'reflect-metadata';
 import { AppConfig, ConfigError, loadConfig, ROLES } from './config/config';
 import { createLogger } from './common/logger';
+import { provisionTopics } from './infra/kafka-topics';
 import { migrate } from './infra/migrator';
 import { modulesFor } from './app.module';
 import { createServer } from './server';
 import { runTrainOnce } from './modules/training/training.cli';
+import { serviceTopics } from './service-topics';
 
-const USAGE = `usage: node dist/main.js [${ROLES.join('|')}|train --once|migrate [up|down]]`;
+const USAGE = `usage: node dist/main.js [${ROLES.join('|')}|train --once|migrate [up|down]|topics]`;
+/** Commands that prepare the stores and exit; anything else names a role. */
+const SETUP_COMMANDS = ['migrate', 'topics'];
 
 /** One entry point; the role comes from the first argument, else ROLE, else `all`. */
 async function main(argv: readonly string[]): Promise<void> {
   const command = argv.at(0);
   const rest = argv.slice(1);
   const env = { ...process.env };
-  if (command !== undefined && command !== 'migrate') {
+  const setup = command !== undefined && SETUP_COMMANDS.includes(command);
+  if (command !== undefined && !setup) {
     if (!(ROLES as readonly string[]).includes(command))
       throw new ConfigError([`role argument "${command}": ${USAGE}`]);
     env.ROLE = command;
@@ -21,7 +26,7 @@ async function main(argv: readonly string[]): Promise<void> {
   const config: AppConfig = loadConfig(env);
   const logger = createLogger(
     config.logLevel,
-    { role: command === 'migrate' ? 'migrate' : config.role },
+    { role: setup ? command : config.role },
     config.logFormat,
   );
 
@@ -34,6 +39,21 @@ async function main(argv: readonly string[]): Promise<void> {
       direction === 'down' ? 1 : Infinity,
     );
     logger.info({ applied }, `migrations ${direction}: ${applied.length} applied`);
+    return;
+  }
+
+  if (command === 'topics') {
+    const topics = await provisionTopics(
+      config.kafka,
+      serviceTopics(config.kafka.newTopics.partitions),
+      logger,
+    );
+    for (const { name, partitions, created } of topics) {
+      logger.info(
+        { topic: name, partitions, created },
+        `topic ${name}: ${partitions} partition${partitions === 1 ? '' : 's'}${created ? ', created' : ''}`,
+      );
+    }
     return;
   }
 

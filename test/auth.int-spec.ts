@@ -100,6 +100,7 @@ describe('API keys on the real stack (AUTH_MODE=api-key)', () => {
 
   beforeAll(async () => {
     context = await createTestContext({ AUTH_MODE: 'api-key' });
+    await context.createServiceTopics();
     app = await startApp(context.config, { role: 'api' });
     second = await startApp(context.config, { role: 'api' });
     keys = app.get(ApiKeyService);
@@ -414,6 +415,7 @@ describe('OPS_PORT', () => {
 
   beforeAll(async () => {
     context = await createTestContext({ AUTH_MODE: 'api-key', OPS_PORT: '0' });
+    await context.createServiceTopics();
     app = await createServer({ ...context.config, role: 'api' }, createLogger('silent'));
     await app.init();
     await app.getHttpAdapter().getInstance().ready();
@@ -485,6 +487,7 @@ describe('OPS_PORT', () => {
 describe('AUTH_MODE=off', () => {
   it('warns at start, serves every operation without a key, and GraphiQL', async () => {
     const context = await createTestContext({ AUTH_MODE: 'off' });
+    await context.createServiceTopics();
     const lines: string[] = [];
     const sink = new Writable({
       write(chunk: Buffer, _encoding, done) {

@@ -182,7 +182,7 @@ describe('PostgreSQL restarted', () => {
         RANK_CATALOG_REFRESH_MS: '1000',
         HEALTH_TIMEOUT_MS: '1000',
       });
-      await context.createTopics(Object.values(TOPICS).map((name) => ({ name })));
+      await context.createServiceTopics();
       await insertItems(
         databaseUrl,
         catalog.items.map((item) => ({

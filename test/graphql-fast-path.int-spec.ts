@@ -49,6 +49,7 @@ describe('GRAPHQL_FAST_PATH=true and =false answer alike (real stack, api role)'
 
   beforeAll(async () => {
     context = await createTestContext({ RANK_MAX_CANDIDATES: '4', GRAPHQL_MAX_LIST_LENGTH: '4' });
+    await context.createServiceTopics();
     await insertItems(context.config.postgres.url, ITEMS);
     const model = fakeCategoryModel(ITEMS, { versionId: 'fp' });
     const { config } = context;

@@ -57,7 +57,7 @@ describe('extreme times and values', () => {
 
   beforeAll(async () => {
     context = await createTestContext({ INGEST_MAX_CLOCK_SKEW_MS: '300000' });
-    await context.createTopics(Object.values(TOPICS).map((name) => ({ name })));
+    await context.createServiceTopics();
     app = await startApp(context.config, {
       role: 'all',
       models: new PinnedModels({ model: model() }),
@@ -198,6 +198,7 @@ describe('cost-based limits and unknown-key floods (AUTH_MODE=api-key)', () => {
 
   beforeAll(async () => {
     context = await createTestContext({ AUTH_MODE: 'api-key', ROLE: 'api' });
+    await context.createServiceTopics();
     await insertItems(
       context.config.postgres.url,
       ITEMS.map((item) => ({ ...item, title: item.itemId })),
@@ -299,6 +300,7 @@ describe('on-demand encoding: bounded, and withdrawn when the request gives up',
       EMBEDDING_ONDEMAND_MAX_BATCH: '48',
       RANK_TIMEOUT_MS: '1200',
     });
+    await context.createServiceTopics();
     app = await startApp(context.config);
     // An untrained model over the real encoder: every candidate text goes through the batcher.
     const encoderId = app.get(EmbeddingService, { strict: false }).encoderId;
@@ -406,6 +408,7 @@ describe('readiness when PostgreSQL or Redis is away or busy (api role)', () => 
 
   beforeAll(async () => {
     context = await createTestContext({ ROLE: 'api' });
+    await context.createServiceTopics();
     await insertItems(
       context.config.postgres.url,
       ITEMS.map((item) => ({ ...item, title: item.itemId })),

@@ -16,6 +16,7 @@ describe('health on the real stack', () => {
 
   beforeAll(async () => {
     context = await createTestContext();
+    await context.createServiceTopics();
     app = await startApp(context);
   });
   afterAll(async () => {
@@ -132,6 +133,7 @@ describe('readiness with a dependency down', () => {
     ['postgres', 'all', 503, { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' }],
   ])('reports %s down (role %s) as failed, status %d', async (name, role, status, overrides) => {
     const context = await createTestContext({ ...overrides, ROLE: role });
+    if (name !== 'kafka') await context.createServiceTopics();
     const app = await startApp(context);
     try {
       const started = Date.now();

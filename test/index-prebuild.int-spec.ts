@@ -1,6 +1,5 @@
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Pool } from 'pg';
-import { TOPICS } from '../src/modules/ingest/ingest.service';
 import { hnswIndexBuilder } from '../src/modules/serving/hnsw-index';
 import type { LoadedModel, ModelLoader } from '../src/modules/serving/served-model';
 import { ServingService } from '../src/modules/serving/serving.service';
@@ -54,7 +53,7 @@ describe('a registered version’s index built ahead by the train role (real sta
 
   beforeAll(async () => {
     context = await createTestContext({ RECOMMEND_ANN_MIN_ITEMS: '100' });
-    await context.createTopics(Object.values(TOPICS).map((name) => ({ name })));
+    await context.createServiceTopics();
     await insertItems(context.config.postgres.url, catalog.items);
     // Text vectors under the trainer's encoder: what decides whether the catalog is large enough.
     const dimension = 4;

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { loadConfig } from '../src/config/config';
 
 interface Manifest {
   apiVersion: string;
@@ -57,6 +58,7 @@ describe.each(['dev', 'prod'])('k8s overlay %s', (overlay) => {
         'Deployment/recsys-ingest',
         'Deployment/recsys-train',
         'Job/recsys-migrate',
+        'Job/recsys-topics',
         'ConfigMap/recsys-config',
         'PodDisruptionBudget/recsys-api',
         'HorizontalPodAutoscaler/recsys-api',
@@ -93,6 +95,7 @@ describe.each(['dev', 'prod'])('k8s overlay %s', (overlay) => {
       'recsys-api',
       'recsys-ingest',
       'recsys-migrate',
+      'recsys-topics',
       'recsys-train',
     ]);
     for (const { pod } of pods) {
@@ -122,6 +125,17 @@ describe.each(['dev', 'prod'])('k8s overlay %s', (overlay) => {
     for (const manifest of manifests) {
       await expect(validate(manifest)).resolves.toBeUndefined();
     }
+  });
+
+  it('configures what the service accepts, topics replicated in prod', () => {
+    const config = manifests.find((manifest) => manifest.kind === 'ConfigMap') as unknown as {
+      data: Record<string, string>;
+    };
+    const { kafka } = loadConfig(config.data);
+    expect(kafka.newTopics).toEqual({
+      partitions: 6,
+      replicationFactor: overlay === 'prod' ? 3 : null,
+    });
   });
 
   it('requests a GPU for the trainer, which runs the train role', () => {

@@ -46,6 +46,7 @@ describe('promotion gate with the real trainer', () => {
       TRAIN_EPOCHS: '2',
       TRAIN_PROMOTION_TOLERANCE: '0.01',
     });
+    await context.createServiceTopics();
     pool = new Pool({ connectionString: context.config.postgres.url });
     const real = new TrainingService(
       context.config,

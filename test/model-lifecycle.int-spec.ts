@@ -123,6 +123,7 @@ describe.each(POSTGRES_MODES)('model lifecycle across two api replicas ($mode)',
       MODEL_POLL_INTERVAL_MS: '600000',
       TRAIN_PROMOTION_TOLERANCE: '0.01',
     });
+    await context.createServiceTopics();
     pg = new Client({ connectionString: context.config.postgres.url });
     await pg.connect();
     replicas = await Promise.all([
@@ -385,6 +386,7 @@ describe('scheduled training (train role)', () => {
       TRAIN_CRON: 'off',
       TRAIN_MIN_NEW_EVENTS: '50',
     });
+    await context.createServiceTopics();
     pg = new Client({ connectionString: context.config.postgres.url });
     await pg.connect();
     app = await startApp(context.config, { trainer });
@@ -443,6 +445,7 @@ describe('training runs only where the train role runs', () => {
 
   beforeAll(async () => {
     context = await createTestContext({ ROLE: 'api', LOG_LEVEL: 'fatal', TRAIN_CRON: 'off' });
+    await context.createServiceTopics();
     api = await startApp(context.config);
   });
 

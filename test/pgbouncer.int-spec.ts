@@ -40,6 +40,7 @@ describe('PostgreSQL through PgBouncer in transaction mode (PG_POOLER=transactio
 
   beforeAll(async () => {
     context = await createTestContext({ ...pooled.env, ROLE: 'api' });
+    await context.createServiceTopics();
   });
   afterAll(async () => {
     await context.cleanup();

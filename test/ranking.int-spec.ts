@@ -91,7 +91,7 @@ function rankingOnTheRealStack({ env }: (typeof REDIS_MODES)[number]): void {
       RANK_CATALOG_PAGE_ROWS: '100',
       ...env,
     });
-    await context.createTopics(Object.values(TOPICS).map((name) => ({ name })));
+    await context.createServiceTopics();
     await insertItems(context.config.postgres.url, itemRows);
     app = await startApp(context.config, { role: 'all', models });
   });
@@ -690,6 +690,7 @@ describe('ranking with Redis down', () => {
   beforeAll(async () => {
     await redis.start();
     context = await createTestContext({ REDIS_URL: redis.url });
+    await context.createServiceTopics();
     await insertItems(context.config.postgres.url, itemRows);
     const now = Date.now();
     await insertEvents(

@@ -39,7 +39,7 @@ describe('recommend through the ANN index (real stack)', () => {
       RECOMMEND_ANN_MIN_ITEMS: '100',
       RECOMMEND_ANN_ADOPT: 'false',
     });
-    await context.createTopics(Object.values(TOPICS).map((name) => ({ name })));
+    await context.createServiceTopics();
     await insertItems(context.config.postgres.url, catalog.items);
     pool = new Pool({ connectionString: context.config.postgres.url, max: 2 });
     // The pinned versions as the registry would hold them (stored indexes belong to a version).

@@ -10,7 +10,6 @@ import { readEncoderOnnx, topLayerWeights } from '../src/modules/embedding/encod
 import { EncoderStates } from '../src/modules/embedding/encoder-states';
 import { EmbeddingService } from '../src/modules/embedding/embedding.service';
 import { itemText } from '../src/modules/embedding/item-text';
-import { TOPICS } from '../src/modules/ingest/ingest.service';
 import { ModelSwapService } from '../src/modules/serving/model-swap.service';
 import { ServingService } from '../src/modules/serving/serving.service';
 import { DEFAULT_ARCHITECTURE } from '../src/modules/training/model/architecture';
@@ -56,7 +55,7 @@ describeModel('a version with fine-tuned encoder layers, served (real stack, rea
 
   beforeAll(async () => {
     context = await createTestContext();
-    await context.createTopics(Object.values(TOPICS).map((name) => ({ name })));
+    await context.createServiceTopics();
     await insertItems(
       context.config.postgres.url,
       catalog.items.map((item) => ({

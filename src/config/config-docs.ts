@@ -142,6 +142,16 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
     description:
       'Prefix of every topic name (`<prefix>user.events`, its `.dlq`, …) and of the consumer group ids, so several deployments or test runs can share one cluster.',
   },
+  KAFKA_TOPIC_PARTITIONS: {
+    group: 'Kafka',
+    description:
+      'Partitions of `user.events`, `catalog.items` and `rank.served` when `node dist/main.js topics` creates them (their dead-letter topics get 1). The most ingest consumers or api producers that share a topic’s load; an existing topic is never changed.',
+  },
+  KAFKA_TOPIC_REPLICATION_FACTOR: {
+    group: 'Kafka',
+    description:
+      'Replicas of each topic `node dist/main.js topics` creates; unset, the broker’s `default.replication.factor`.',
+  },
   INGEST_EVENTS_GROUP_ID: {
     group: 'Ingest',
     description: 'Consumer group of `user.events`, prefixed with `KAFKA_TOPIC_PREFIX`.',

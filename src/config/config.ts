@@ -84,6 +84,8 @@ export const configSchema = z.object({
   KAFKA_BROKERS: csv.default('127.0.0.1:9092'),
   KAFKA_CLIENT_ID: z.string().min(1).default('recsys'),
   KAFKA_TOPIC_PREFIX: z.string().default(''),
+  KAFKA_TOPIC_PARTITIONS: int(1, 100_000).default(6),
+  KAFKA_TOPIC_REPLICATION_FACTOR: int(1, 32767).optional(),
   KAFKA_SSL: bool.default('false'),
   KAFKA_SSL_CA_FILE: z.string().min(1).optional(),
   KAFKA_SASL_MECHANISM: z.enum(['none', 'plain', 'scram-sha-256', 'scram-sha-512']).default('none'),
@@ -229,6 +231,8 @@ export interface AppConfig {
     readonly brokers: readonly string[];
     readonly clientId: string;
     readonly topicPrefix: string;
+    /** What `node dist/main.js topics` gives the topics it creates; null: the broker's default. */
+    readonly newTopics: { readonly partitions: number; readonly replicationFactor: number | null };
     /** TLS to the brokers; `caFile`: a PEM bundle to trust instead of the system's. */
     readonly ssl: { readonly caFile: string | null } | null;
     readonly sasl: {
@@ -552,6 +556,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       brokers: c.KAFKA_BROKERS,
       clientId: c.KAFKA_CLIENT_ID,
       topicPrefix: c.KAFKA_TOPIC_PREFIX,
+      newTopics: {
+        partitions: c.KAFKA_TOPIC_PARTITIONS,
+        replicationFactor: c.KAFKA_TOPIC_REPLICATION_FACTOR ?? null,
+      },
       ssl: c.KAFKA_SSL ? { caFile: c.KAFKA_SSL_CA_FILE ?? null } : null,
       sasl:
         c.KAFKA_SASL_MECHANISM === 'none'

@@ -1,6 +1,4 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { TOPICS } from '../../src/modules/ingest/ingest.service';
-import { SERVED_LOG_TOPICS } from '../../src/modules/served-log/served-slate.codec';
 import { TrainingService } from '../../src/modules/training/training.service';
 import type { SyntheticItem } from '../../src/synthetic';
 import { startApp } from './app';
@@ -27,9 +25,7 @@ export async function startCategoryStack(
     SERVED_LOG_FLUSH_MS: '20',
     ...env,
   });
-  await context.createTopics(
-    [...Object.values(TOPICS), ...Object.values(SERVED_LOG_TOPICS)].map((name) => ({ name })),
-  );
+  await context.createServiceTopics();
   await insertItems(
     context.config.postgres.url,
     items.map((item) => ({

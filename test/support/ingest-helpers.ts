@@ -7,7 +7,7 @@ import { ConfigModule } from '../../src/config/config.module';
 import { InfraModule } from '../../src/infra/infra.module';
 import { IngestModule } from '../../src/modules/ingest/ingest.module';
 import { MetricsModule } from '../../src/modules/metrics/metrics.module';
-import { createLogger } from '../../src/common/logger';
+import { createLogger, Logger } from '../../src/common/logger';
 import type { AppConfig } from '../../src/config/config';
 import { INGEST_FAULTS, IngestFaults } from '../../src/modules/ingest/ingest.faults';
 import { eventually } from './poll';
@@ -19,7 +19,7 @@ import { eventually } from './poll';
 export async function startIngest(
   config: AppConfig,
   faults?: IngestFaults,
-  logLevel: LevelWithSilent = 'warn',
+  log: LevelWithSilent | Logger = 'warn',
 ): Promise<INestApplicationContext> {
   const ingestConfig = { ...config, role: 'ingest' as const };
   @Global()
@@ -32,7 +32,7 @@ export async function startIngest(
     imports: [
       FaultsModule,
       ConfigModule.forRoot(ingestConfig),
-      InfraModule.forRoot(createLogger(logLevel)),
+      InfraModule.forRoot(typeof log === 'string' ? createLogger(log) : log),
       MetricsModule,
       IngestModule,
     ],

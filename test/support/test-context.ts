@@ -3,7 +3,9 @@ import { Kafka, logLevel } from 'kafkajs';
 import { Client } from 'pg';
 import { createLogger } from '../../src/common/logger';
 import { AppConfig, loadConfig } from '../../src/config/config';
+import { provisionTopics } from '../../src/infra/kafka-topics';
 import { createRedisClient } from '../../src/infra/redis';
+import { serviceTopics } from '../../src/service-topics';
 import { databaseUrl, TEST_STACK, testDatabaseName } from './stack';
 
 export interface TestContext {
@@ -11,6 +13,8 @@ export interface TestContext {
   readonly config: AppConfig;
   /** Creates this context's topics (prefixed) on the real broker. */
   createTopics(topics: readonly { name: string; partitions?: number }[]): Promise<void>;
+  /** Every topic the service reads or writes, one partition each, as `main.js topics` makes them. */
+  createServiceTopics(): Promise<void>;
   cleanup(): Promise<void>;
 }
 
@@ -68,25 +72,17 @@ export async function createTestContext(
     logLevel: logLevel.NOTHING,
   });
   const created: string[] = [];
+  const createTopics: TestContext['createTopics'] = async (topics) => {
+    const specs = topics.map((topic) => ({ name: topic.name, partitions: topic.partitions ?? 1 }));
+    const provisioned = await provisionTopics(config.kafka, specs, createLogger('warn'));
+    created.push(...provisioned.filter((topic) => topic.created).map((topic) => topic.name));
+  };
 
   return {
     id,
     config,
-    async createTopics(topics) {
-      const admin = kafka.admin();
-      await admin.connect();
-      try {
-        const specs = topics.map((topic) => ({
-          topic: `${config.kafka.topicPrefix}${topic.name}`,
-          numPartitions: topic.partitions ?? 1,
-          replicationFactor: 1,
-        }));
-        await admin.createTopics({ topics: specs, waitForLeaders: true });
-        created.push(...specs.map((spec) => spec.topic));
-      } finally {
-        await admin.disconnect();
-      }
-    },
+    createTopics,
+    createServiceTopics: () => createTopics(serviceTopics(1)),
     async cleanup() {
       if (created.length > 0) {
         const admin = kafka.admin();

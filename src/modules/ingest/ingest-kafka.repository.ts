@@ -101,8 +101,18 @@ export class IngestKafkaRepository {
       heartbeatInterval: Math.min(3000, Math.floor(this.config.ingest.sessionTimeoutMs / 3)),
       maxWaitTimeInMs: 500,
     });
-    await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: true });
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topic, fromBeginning: true });
+    } catch (error) {
+      // The caller retries with a new consumer: this one must not stay connected meanwhile.
+      await consumer.disconnect().catch(() => undefined);
+      throw isUnknownTopic(error)
+        ? new Error(`topic ${topic} does not exist (\`node dist/main.js topics\` creates it)`, {
+            cause: error,
+          })
+        : error;
+    }
     const size = this.config.ingest.batchSize;
     await consumer.run({
       autoCommit: false,
@@ -189,4 +199,13 @@ export class IngestKafkaRepository {
       })),
     });
   }
+}
+
+/** kafkajs's answer for a topic the cluster does not have (auto-creation off). */
+function isUnknownTopic(error: unknown): boolean {
+  return (
+    error instanceof Error &&
+    'type' in error &&
+    (error as { type: unknown }).type === 'UNKNOWN_TOPIC_OR_PARTITION'
+  );
 }
