@@ -118,6 +118,8 @@ beforeAll(async () => {
   await admin.createTopics({ topics, waitForLeaders: true });
   extraTopics.push(...topics.map((topic) => topic.topic));
   await admin.disconnect();
+  // The rest with the broker's defaults (the served-slate log's).
+  await context.createServiceTopics();
 
   producer = kafka.producer();
   await producer.connect();

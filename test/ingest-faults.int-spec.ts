@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
+import pino from 'pino';
 import { createClient } from 'redis';
 import type { AppConfig } from '../src/config/config';
+import { Metrics } from '../src/modules/metrics/metrics.registry';
 import { onlineKeys, parsePopularity } from '../src/modules/online-state/online-state.schema';
 import { eventMessage, userEvent } from './support/factories';
 import { countEvents, kafkaFor, produceRaw, sleep, startIngest } from './support/ingest-helpers';
@@ -160,6 +162,47 @@ describe('ingest faults', () => {
     } finally {
       await app.close();
       await proxy.cut();
+    }
+  });
+
+  it('replaces a consumer kafkajs stopped for good, and stores what it had not committed', async () => {
+    const { config } = context;
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
+    let thrown = 0;
+    // A bug in a handler: kafkajs neither retries a TypeError nor restarts the consumer after it.
+    const app = await startIngest(
+      config,
+      {
+        afterStore: (topic) => {
+          if (topic.endsWith('user.events') && thrown++ === 0) throw new TypeError('a handler bug');
+        },
+      },
+      logger,
+    );
+    const running = async () =>
+      (
+        await app.get(Metrics).registry.getSingleMetric('ingest_consumer_running')?.get()
+      )?.values.find((value) => value.labels.topic === 'user.events')?.value;
+    try {
+      await produceRaw(config, 'user.events', [eventMessage(userEvent({ userId: 'bug-1' }))]);
+      await eventually(
+        () => lines.some((line) => line.includes('consumer stopped by an error kafkajs')),
+        30_000,
+        { what: 'the stopped consumer reported' },
+      );
+      expect(await running()).toBe(0);
+
+      await produceRaw(config, 'user.events', [eventMessage(userEvent({ userId: 'bug-2' }))]);
+      // The new consumer re-reads the batch whose offsets were never committed (stored once) and
+      // goes on.
+      await eventually(async () => (await countEvents(config.postgres.url)).rows === 2, 30_000, {
+        what: 'both events stored',
+      });
+      expect(await countEvents(config.postgres.url)).toEqual({ rows: 2, distinct: 2 });
+      await eventually(running, 10_000, { what: 'the gauge back at 1', until: (v) => v === 1 });
+    } finally {
+      await app.close();
     }
   });
 });

@@ -59,6 +59,7 @@ describe('observability: Prometheus rules and the Grafana dashboard', () => {
   beforeAll(async () => {
     context = await createTestContext();
     await context.createTopics([{ name: TOPICS.events, partitions: 2 }]);
+    await context.createServiceTopics();
     app = await startApp(context.config, { role: 'all' });
     const text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
     exported = new Set<string>();
@@ -88,6 +89,7 @@ describe('observability: Prometheus rules and the Grafana dashboard', () => {
     expect(alerts.map((rule) => rule.alert)).toEqual(
       expect.arrayContaining([
         'RecsysIngestLagHigh',
+        'RecsysConsumerNotRunning',
         'RecsysRankP99OverBudget',
         'RecsysModelLoadFailing',
         'RecsysTrainingFailing',

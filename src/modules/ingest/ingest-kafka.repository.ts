@@ -86,11 +86,13 @@ export class IngestKafkaRepository {
   /**
    * Consumes `topic` (prefixed) in group `groupId` (prefixed too, so tenants never share a group).
    * Each fetched batch is cut into chunks of at most `ingest.batchSize`; a chunk's offsets are
-   * committed only after `handler` resolved for it.
+   * committed only after `handler` resolved for it. `onStopped` hears of a consumer that stopped
+   * for good (an error kafkajs does not restart after).
    */
   async startConsumer(
     options: { topic: string; groupId: string; concurrency: number },
     handler: BatchHandler,
+    onStopped: (error: Error) => void,
   ): Promise<ConsumerHandle> {
     const topic = this.kafka.topic(options.topic);
     const consumer: Consumer = this.kafka.consumer({
@@ -113,6 +115,10 @@ export class IngestKafkaRepository {
           })
         : error;
     }
+    // kafkajs restarts a consumer after retriable errors only; after any other it stays stopped.
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (!payload.restart) onStopped(payload.error);
+    });
     const size = this.config.ingest.batchSize;
     await consumer.run({
       autoCommit: false,

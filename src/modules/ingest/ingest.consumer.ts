@@ -32,6 +32,7 @@ export class BackgroundConsumers {
   /** Ends the wait between start attempts at once when `stop` is called. */
   private readonly stopping = new AbortController();
   private readonly lag: Gauge<'topic' | 'partition'>;
+  private readonly running: Gauge<'topic'>;
   private readonly lagTimer: NodeJS.Timeout;
 
   constructor(
@@ -44,6 +45,11 @@ export class BackgroundConsumers {
       'Messages of a topic partition not yet committed by its consumer group (read from the broker every 15 s)',
       ['topic', 'partition'],
     );
+    this.running = metrics.labelledGauge(
+      'ingest_consumer_running',
+      'Whether this process consumes the topic (1), or has not started or lost its consumer (0: the broker or the topic missing, or an error kafkajs does not restart after)',
+      ['topic'],
+    );
     this.lagTimer = setInterval(() => void this.readLag(), LAG_POLL_MS);
     this.lagTimer.unref();
   }
@@ -55,6 +61,7 @@ export class BackgroundConsumers {
     concurrency: number,
     handler: (...args: Parameters<BatchHandler>) => Promise<unknown>,
   ): void {
+    this.running.set({ topic }, 0);
     this.starting.push(this.startRetrying(topic, groupId, concurrency, handler));
   }
 
@@ -80,12 +87,27 @@ export class BackgroundConsumers {
     }
   }
 
+  /**
+   * Starts the consumer, retrying every START_RETRY_MS until it starts or `stop` is called; a
+   * consumer that kafkajs stopped for good (an error it does not restart after, such as a
+   * TypeError in a handler) is replaced the same way, so one bad moment never ends consumption.
+   */
   private async startRetrying(
     topic: string,
     groupId: string,
     concurrency: number,
     handler: (...args: Parameters<BatchHandler>) => Promise<unknown>,
   ): Promise<void> {
+    const replace = (error: Error) => {
+      this.running.set({ topic }, 0);
+      this.logger.error(
+        { err: error, topic, groupId },
+        `consumer stopped by an error kafkajs does not restart after; a new one starts in ${START_RETRY_MS} ms`,
+      );
+      this.starting.push(
+        this.pause().then(() => this.startRetrying(topic, groupId, concurrency, handler)),
+      );
+    };
     while (!this.stopped) {
       try {
         const handle = await this.kafka.startConsumer(
@@ -93,19 +115,28 @@ export class BackgroundConsumers {
           async (batch, control) => {
             await handler(batch, control);
           },
+          replace,
         );
         this.handles.push(handle);
-        this.started.push({ topic, groupId });
+        if (!this.started.some((entry) => entry.topic === topic)) {
+          this.started.push({ topic, groupId });
+        }
+        this.running.set({ topic }, 1);
         this.logger.info({ topic, groupId }, 'consuming');
         return;
       } catch (error) {
         if (this.stopping.signal.aborted) return;
         this.logger.error({ err: error, topic }, 'consumer failed to start, retrying');
-        await sleep(START_RETRY_MS, undefined, { signal: this.stopping.signal }).catch(
-          () => undefined,
-        );
+        await this.pause();
       }
     }
+  }
+
+  /** START_RETRY_MS, or less when `stop` is called meanwhile. */
+  private pause(): Promise<void> {
+    return sleep(START_RETRY_MS, undefined, { signal: this.stopping.signal }).catch(
+      () => undefined,
+    );
   }
 }
 
