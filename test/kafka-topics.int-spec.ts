@@ -1,11 +1,11 @@
-import { Kafka, logLevel } from 'kafkajs';
+import type { Admin } from 'kafkajs';
 import pino from 'pino';
 import { createLogger } from '../src/common/logger';
 import { provisionTopics } from '../src/infra/kafka-topics';
 import { TOPICS } from '../src/modules/ingest/ingest.service';
 import { serviceTopics } from '../src/service-topics';
 import { eventMessage, userEvent } from './support/factories';
-import { countEvents, produceRaw, startIngest } from './support/ingest-helpers';
+import { countEvents, kafkaFor, produceRaw, startIngest } from './support/ingest-helpers';
 import { eventually } from './support/poll';
 import { createTestContext, TestContext } from './support/test-context';
 
@@ -13,16 +13,12 @@ jest.setTimeout(60_000);
 
 describe('topic provisioning on the real broker', () => {
   let context: TestContext;
-  let admin: ReturnType<Kafka['admin']>;
+  let admin: Admin;
   const prefixed = (name: string) => `${context.config.kafka.topicPrefix}${name}`;
 
   beforeAll(async () => {
     context = await createTestContext();
-    admin = new Kafka({
-      clientId: `${context.config.kafka.clientId}-check`,
-      brokers: [...context.config.kafka.brokers],
-      logLevel: logLevel.NOTHING,
-    }).admin();
+    admin = kafkaFor(context.config).admin();
     await admin.connect();
   });
 

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
-import { Consumer, IHeaders, KafkaMessage } from 'kafkajs';
+import { Consumer, IHeaders, KafkaJSProtocolError, KafkaMessage } from 'kafkajs';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import { KAFKA } from '../../infra/tokens';
@@ -209,9 +209,5 @@ export class IngestKafkaRepository {
 
 /** kafkajs's answer for a topic the cluster does not have (auto-creation off). */
 function isUnknownTopic(error: unknown): boolean {
-  return (
-    error instanceof Error &&
-    'type' in error &&
-    (error as { type: unknown }).type === 'UNKNOWN_TOPIC_OR_PARTITION'
-  );
+  return error instanceof KafkaJSProtocolError && error.type === 'UNKNOWN_TOPIC_OR_PARTITION';
 }
