@@ -3,10 +3,19 @@ import path from 'node:path';
 import pino from 'pino';
 import { createClient } from 'redis';
 import type { AppConfig } from '../src/config/config';
+import type { SourceBatch } from '../src/modules/ingest/ingest-kafka.repository';
 import { Metrics } from '../src/modules/metrics/metrics.registry';
 import { onlineKeys, parsePopularity } from '../src/modules/online-state/online-state.schema';
 import { eventMessage, userEvent } from './support/factories';
-import { countEvents, kafkaFor, produceRaw, sleep, startIngest } from './support/ingest-helpers';
+import {
+  countEvents,
+  kafkaFor,
+  produceRaw,
+  query,
+  readTopic,
+  sleep,
+  startIngest,
+} from './support/ingest-helpers';
 import { TcpProxy } from './support/tcp-proxy';
 import { contextEnv, createTestContext, TestContext } from './support/test-context';
 import { eventually } from './support/poll';
@@ -46,6 +55,23 @@ function runWorker(
     }),
   );
 }
+
+/** Messages ever written to a topic (the sum of its partitions' end offsets). */
+async function written(config: AppConfig, topic: string): Promise<number> {
+  const admin = kafkaFor(config).admin();
+  await admin.connect();
+  try {
+    const offsets = await admin.fetchTopicOffsets(`${config.kafka.topicPrefix}${topic}`);
+    return offsets.reduce((sum, partition) => sum + Number(partition.high), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** A bug that only some messages trip: the ones produced with a `poison` header. */
+const POISON_HEADER = 'x-test-poison';
+const poisoned = (batch: SourceBatch) =>
+  batch.messages.some((message) => POISON_HEADER in message.headers);
 
 async function committedOffsets(config: AppConfig): Promise<Map<number, string>> {
   const admin = kafkaFor(config).admin();
@@ -201,6 +227,95 @@ describe('ingest faults', () => {
       });
       expect(await countEvents(config.postgres.url)).toEqual({ rows: 2, distinct: 2 });
       await eventually(running, 10_000, { what: 'the gauge back at 1', until: (v) => v === 1 });
+    } finally {
+      await app.close();
+    }
+  });
+  it('dead-letters a message the service fails on, and stores the rest of its chunk', async () => {
+    const { config } = context;
+    const app = await startIngest(config, {
+      handling: (batch) => {
+        if (poisoned(batch)) throw new TypeError('a bug this message trips');
+      },
+    });
+    try {
+      // One send, one key: one partition, one record batch, so one chunk.
+      const messages = Array.from({ length: 5 }, (_, i) => ({
+        ...eventMessage(userEvent({ eventId: `poison-${String(i)}`, userId: 'poison-user' })),
+        headers: i === 2 ? { [POISON_HEADER]: '1' } : {},
+      }));
+      await produceRaw(config, 'user.events', messages);
+      const [letter] = await readTopic(config, 'user.events.dlq', 1);
+      expect(letter.value?.toString()).toBe(messages[2].value);
+      expect(letter.headers['dlq-error-field']).toBe('value');
+      expect(letter.headers['dlq-error-reason']).toBe(
+        'the service failed on this message (others of its chunk were stored): a bug this message trips',
+      );
+      await eventually(async () => (await countEvents(config.postgres.url)).rows === 4, 30_000, {
+        what: 'the other four stored',
+      });
+      const ids = await query<{ event_id: string }>(
+        config.postgres.url,
+        'SELECT event_id FROM events ORDER BY event_id',
+      );
+      expect(ids.map((row) => row.event_id)).toEqual([
+        'poison-0',
+        'poison-1',
+        'poison-3',
+        'poison-4',
+      ]);
+      // The partition goes on.
+      await produceRaw(config, 'user.events', [
+        eventMessage(userEvent({ eventId: 'poison-after', userId: 'poison-user' })),
+      ]);
+      await eventually(async () => (await countEvents(config.postgres.url)).rows === 5, 30_000, {
+        what: 'the next event stored',
+      });
+      expect(await written(config, 'user.events.dlq')).toBe(1);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('dead-letters nothing when every message fails: the chunk waits for a fixed service', async () => {
+    const { config } = context;
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(line) });
+    let broken = true;
+    const app = await startIngest(
+      config,
+      {
+        handling: (batch) => {
+          if (broken && batch.topic.endsWith('user.events'))
+            throw new TypeError('a bug in every call');
+        },
+      },
+      logger,
+    );
+    try {
+      await produceRaw(
+        config,
+        'user.events',
+        Array.from({ length: 4 }, (_, i) =>
+          eventMessage(userEvent({ eventId: `broken-${String(i)}`, userId: 'broken-user' })),
+        ),
+      );
+      await eventually(
+        () => lines.some((line) => line.includes('consumer stopped by an error kafkajs')),
+        30_000,
+        { what: 'the consumer stopped by the bug' },
+      );
+      expect(lines.some((line) => line.includes('looking for the messages it fails on'))).toBe(
+        true,
+      );
+      expect((await countEvents(config.postgres.url)).rows).toBe(0);
+      expect(await written(config, 'user.events.dlq')).toBe(0);
+
+      broken = false;
+      await eventually(async () => (await countEvents(config.postgres.url)).rows === 4, 30_000, {
+        what: 'all four stored once the bug is gone',
+      });
+      expect(await written(config, 'user.events.dlq')).toBe(0);
     } finally {
       await app.close();
     }

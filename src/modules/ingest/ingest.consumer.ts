@@ -12,6 +12,7 @@ import type { Gauge } from 'prom-client';
 import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
 import { BatchHandler, ConsumerHandle, IngestKafkaRepository } from './ingest-kafka.repository';
+import { IngestPipeline } from './ingest.pipeline';
 import { IngestService, TOPICS } from './ingest.service';
 import { OnlineStateService } from './online-state.service';
 
@@ -149,6 +150,7 @@ export class IngestConsumer implements OnApplicationBootstrap, BeforeApplication
   constructor(
     kafka: IngestKafkaRepository,
     private readonly ingest: IngestService,
+    private readonly pipeline: IngestPipeline,
     private readonly onlineState: OnlineStateService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
@@ -170,10 +172,21 @@ export class IngestConsumer implements OnApplicationBootstrap, BeforeApplication
       TOPICS.events,
       this.config.ingest.eventsGroupId,
       this.config.ingest.partitionsConcurrency,
-      (batch, control) => this.ingest.handleEvents(batch, control),
+      (batch, control) =>
+        this.pipeline.handleIsolating(
+          { source: TOPICS.events, deadLetters: TOPICS.eventsDlq },
+          batch,
+          control,
+          (part) => this.ingest.handleEvents(part, control),
+        ),
     );
     this.consumers.start(TOPICS.items, this.config.ingest.itemsGroupId, 1, (batch, control) =>
-      this.ingest.handleItems(batch, control),
+      this.pipeline.handleIsolating(
+        { source: TOPICS.items, deadLetters: TOPICS.itemsDlq },
+        batch,
+        control,
+        (part) => this.ingest.handleItems(part, control),
+      ),
     );
   }
 

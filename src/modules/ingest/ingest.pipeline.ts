@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import type { Logger } from '../../common/logger';
@@ -7,11 +7,14 @@ import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
 import {
   BatchControl,
+  ConsumerStopping,
   IngestKafkaRepository,
   OutgoingMessage,
   SourceBatch,
   SourceMessage,
 } from './ingest-kafka.repository';
+import { INGEST_FAULTS } from './ingest.faults';
+import type { IngestFaults } from './ingest.faults';
 import { IngestMetrics } from './ingest.metrics';
 import { retrying } from './ingest.retry';
 import { aheadOfTime, Rejection } from './ingest.schemas';
@@ -28,6 +31,9 @@ export const DLQ_HEADERS = {
   /** Set when the value was cut to INGEST_MAX_VALUE_BYTES: its original size in bytes. */
   valueBytes: 'dlq-value-bytes',
 } as const;
+
+/** Messages that fail alone, with none passing yet, after which a chunk's search gives up. */
+const MAX_FAILED_BEFORE_ONE_PASSES = 8;
 
 /** A row to store and the Kafka message it came from (dead-lettered if the database refuses it). */
 export interface Entry<R> {
@@ -68,6 +74,7 @@ export class IngestPipeline {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
     metrics: Metrics,
+    @Optional() @Inject(INGEST_FAULTS) private readonly faults?: IngestFaults,
   ) {
     this.logger = logger.child({ component: 'ingest' });
     this.metrics = new IngestMetrics(metrics);
@@ -90,6 +97,78 @@ export class IngestPipeline {
       this.retryPolicy,
       this.logger,
     );
+  }
+
+  /**
+   * Runs `handle` on a consumed chunk. When it fails with an error of its own (a bug: outages are
+   * retried inside it and rows PostgreSQL refuses are isolated there), halves the chunk to find
+   * the messages it fails on. If others of the chunk were handled, those messages go to
+   * `topics.deadLetters` with the error, so that a message the service cannot handle never holds
+   * its partition. If every message fails, the fault is the service's, not the data's: nothing is
+   * dead-lettered and the first error goes on (the consumer is replaced and reads the chunk again).
+   */
+  async handleIsolating(
+    topics: { readonly source: string; readonly deadLetters: string },
+    batch: SourceBatch,
+    control: BatchControl,
+    handle: (part: SourceBatch) => Promise<unknown>,
+  ): Promise<void> {
+    const run = async (messages: readonly SourceMessage[]) => {
+      const part = { ...batch, messages };
+      await this.faults?.handling?.(part);
+      await handle(part);
+    };
+    try {
+      await run(batch.messages);
+      return;
+    } catch (error) {
+      if (error instanceof ConsumerStopping || batch.messages.length === 1) throw error;
+      this.logger.warn(
+        {
+          err: error,
+          topic: batch.topic,
+          partition: batch.partition,
+          messages: batch.messages.length,
+        },
+        'handling a chunk failed; looking for the messages it fails on',
+      );
+      const failed: { message: SourceMessage; error: unknown }[] = [];
+      let passed = 0;
+      /** `messages` failed together with `cause`: tries each half alone. */
+      const search = async (messages: readonly SourceMessage[], cause: unknown): Promise<void> => {
+        if (messages.length === 1) {
+          failed.push({ message: messages[0], error: cause });
+          return;
+        }
+        const half = Math.ceil(messages.length / 2);
+        for (const part of [messages.slice(0, half), messages.slice(half)]) {
+          if (!control.isRunning()) throw new ConsumerStopping();
+          // So many failing alone and none passing: a fault of the service; stop searching.
+          if (passed === 0 && failed.length >= MAX_FAILED_BEFORE_ONE_PASSES) throw error;
+          try {
+            await run(part);
+            passed += part.length;
+          } catch (partError) {
+            if (partError instanceof ConsumerStopping) throw partError;
+            await search(part, partError);
+          }
+        }
+      };
+      await search(batch.messages, error);
+      if (passed === 0) throw error;
+      const letters = failed.map(({ message, error: cause }) => {
+        this.logger.error(
+          { err: cause, topic: batch.topic, partition: batch.partition, offset: message.offset },
+          'the service fails on this message while others of its chunk pass; dead-lettered',
+        );
+        return this.deadLetter(batch, message, {
+          field: 'value',
+          reason: `the service failed on this message (others of its chunk were stored): ${messageOf(cause)}`,
+        });
+      });
+      await this.publishDeadLetters(topics.deadLetters, letters, control);
+      this.count(topics.source, { stored: 0, duplicates: 0, deadLettered: letters.length });
+    }
   }
 
   /**
@@ -184,7 +263,7 @@ export class IngestPipeline {
       this.metrics.messages.inc({ topic, outcome: 'dead_lettered' }, outcome.deadLettered);
       this.logger.warn(
         { topic, deadLettered: outcome.deadLettered },
-        'malformed messages sent to the dead-letter topic',
+        'messages sent to the dead-letter topic (their dlq-error header says why)',
       );
     }
   }

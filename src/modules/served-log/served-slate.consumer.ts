@@ -60,7 +60,13 @@ export class ServedSlateConsumer implements OnApplicationBootstrap, BeforeApplic
       SERVED_LOG_TOPICS.slates,
       this.config.ingest.servedGroupId,
       this.config.ingest.partitionsConcurrency,
-      (batch, control) => this.handleBatch(batch, control),
+      (batch, control) =>
+        this.pipeline.handleIsolating(
+          { source: SERVED_LOG_TOPICS.slates, deadLetters: SERVED_LOG_TOPICS.deadLetters },
+          batch,
+          control,
+          (part) => this.handleBatch(part, control),
+        ),
     );
   }
 
