@@ -45,7 +45,7 @@ async function main(argv: readonly string[]): Promise<void> {
   if (command === 'topics') {
     const topics = await provisionTopics(
       config.kafka,
-      serviceTopics(config.kafka.newTopics.partitions),
+      serviceTopics(config.kafka.newTopics),
       logger,
     );
     for (const { name, partitions, created } of topics) {

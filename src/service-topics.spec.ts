@@ -9,23 +9,26 @@ describe('serviceTopics', () => {
     expect(line).toBeDefined();
     const stack = (line ?? '').split(/\s+/).map((entry) => entry.split(':')[0]);
     expect(
-      serviceTopics(6)
+      serviceTopics({ partitions: 6, deadLetterRetentionDays: 30 })
         .map((topic) => topic.name)
         .sort(),
     ).toEqual(stack.sort());
   });
 
-  it('gives the consumed topics the partitions asked for and their dead-letter topics one', () => {
-    const partitions = Object.fromEntries(
-      serviceTopics(12).map((topic) => [topic.name, topic.partitions]),
+  it('gives the consumed topics the partitions asked for, their dead-letter topics one and the retention', () => {
+    const specs = Object.fromEntries(
+      serviceTopics({ partitions: 12, deadLetterRetentionDays: 2 }).map((topic) => [
+        topic.name,
+        [topic.partitions, topic.retentionMs],
+      ]),
     );
-    expect(partitions).toEqual({
-      'user.events': 12,
-      'catalog.items': 12,
-      'rank.served': 12,
-      'user.events.dlq': 1,
-      'catalog.items.dlq': 1,
-      'rank.served.dlq': 1,
+    expect(specs).toEqual({
+      'user.events': [12, undefined],
+      'catalog.items': [12, undefined],
+      'rank.served': [12, undefined],
+      'user.events.dlq': [1, 172_800_000],
+      'catalog.items.dlq': [1, 172_800_000],
+      'rank.served.dlq': [1, 172_800_000],
     });
   });
 });

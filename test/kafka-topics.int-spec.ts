@@ -1,4 +1,4 @@
-import type { Admin } from 'kafkajs';
+import { Admin, ConfigResourceTypes } from 'kafkajs';
 import pino from 'pino';
 import { createLogger } from '../src/common/logger';
 import { provisionTopics } from '../src/infra/kafka-topics';
@@ -36,7 +36,11 @@ describe('topic provisioning on the real broker', () => {
     await context.createTopics([{ name: TOPICS.events, partitions: 2 }]);
     const logger = createLogger('silent');
 
-    const first = await provisionTopics(context.config.kafka, serviceTopics(3), logger);
+    const first = await provisionTopics(
+      context.config.kafka,
+      serviceTopics({ partitions: 3, deadLetterRetentionDays: 9 }),
+      logger,
+    );
 
     expect(first).toEqual([
       { name: prefixed('user.events'), partitions: 2, created: false },
@@ -55,7 +59,35 @@ describe('topic provisioning on the real broker', () => {
       for (const partition of topic.partitions) expect(partition.leader).toBeGreaterThanOrEqual(0);
     }
 
-    const again = await provisionTopics(context.config.kafka, serviceTopics(3), logger);
+    // Dead letters are kept the configured days; the consumed topics keep the broker's retention.
+    const described = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: ['user.events.dlq', 'rank.served.dlq', 'catalog.items'].map((name) => ({
+        type: ConfigResourceTypes.TOPIC,
+        name: prefixed(name),
+        configNames: ['retention.ms'],
+      })),
+    });
+    expect(
+      Object.fromEntries(
+        described.resources.map((resource) => {
+          const entry = resource.configEntries.find(
+            (config) => config.configName === 'retention.ms',
+          );
+          return [resource.resourceName, [entry?.configValue, entry?.isDefault]];
+        }),
+      ),
+    ).toEqual({
+      [prefixed('user.events.dlq')]: [String(9 * 86_400_000), false],
+      [prefixed('rank.served.dlq')]: [String(9 * 86_400_000), false],
+      [prefixed('catalog.items')]: [expect.any(String), true],
+    });
+
+    const again = await provisionTopics(
+      context.config.kafka,
+      serviceTopics({ partitions: 3, deadLetterRetentionDays: 9 }),
+      logger,
+    );
     expect(again).toEqual(first.map((topic) => ({ ...topic, created: false })));
   });
 });

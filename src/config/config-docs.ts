@@ -152,6 +152,11 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
     description:
       'Replicas of each topic `node dist/main.js topics` creates; unset, the broker’s `default.replication.factor`.',
   },
+  KAFKA_DEAD_LETTER_RETENTION_DAYS: {
+    group: 'Kafka',
+    description:
+      'How long the dead-letter topics that `node dist/main.js topics` creates keep a message (`retention.ms`), so that a rejected message outlives the time it takes someone to read, repair and republish it; the consumed topics keep the broker’s retention. An existing topic is never changed.',
+  },
   INGEST_EVENTS_GROUP_ID: {
     group: 'Ingest',
     description: 'Consumer group of `user.events`, prefixed with `KAFKA_TOPIC_PREFIX`.',

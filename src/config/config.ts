@@ -86,6 +86,7 @@ export const configSchema = z.object({
   KAFKA_TOPIC_PREFIX: z.string().default(''),
   KAFKA_TOPIC_PARTITIONS: int(1, 100_000).default(6),
   KAFKA_TOPIC_REPLICATION_FACTOR: int(1, 32767).optional(),
+  KAFKA_DEAD_LETTER_RETENTION_DAYS: int(1, 36_500).default(30),
   KAFKA_SSL: bool.default('false'),
   KAFKA_SSL_CA_FILE: z.string().min(1).optional(),
   KAFKA_SASL_MECHANISM: z.enum(['none', 'plain', 'scram-sha-256', 'scram-sha-512']).default('none'),
@@ -232,7 +233,11 @@ export interface AppConfig {
     readonly clientId: string;
     readonly topicPrefix: string;
     /** What `node dist/main.js topics` gives the topics it creates; null: the broker's default. */
-    readonly newTopics: { readonly partitions: number; readonly replicationFactor: number | null };
+    readonly newTopics: {
+      readonly partitions: number;
+      readonly replicationFactor: number | null;
+      readonly deadLetterRetentionDays: number;
+    };
     /** TLS to the brokers; `caFile`: a PEM bundle to trust instead of the system's. */
     readonly ssl: { readonly caFile: string | null } | null;
     readonly sasl: {
@@ -559,6 +564,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       newTopics: {
         partitions: c.KAFKA_TOPIC_PARTITIONS,
         replicationFactor: c.KAFKA_TOPIC_REPLICATION_FACTOR ?? null,
+        deadLetterRetentionDays: c.KAFKA_DEAD_LETTER_RETENTION_DAYS,
       },
       ssl: c.KAFKA_SSL ? { caFile: c.KAFKA_SSL_CA_FILE ?? null } : null,
       sasl:

@@ -7,6 +7,8 @@ import { brokerConnection, kafkaLogCreator } from './kafka';
 export interface TopicSpec {
   readonly name: string;
   readonly partitions: number;
+  /** Its `retention.ms`; absent: the broker's `log.retention.*`. */
+  readonly retentionMs?: number;
 }
 
 export interface ProvisionedTopic {
@@ -47,6 +49,10 @@ export async function provisionTopics(
           numPartitions: topic.partitions,
           // -1: the broker's default.replication.factor.
           replicationFactor: config.newTopics.replicationFactor ?? -1,
+          configEntries:
+            topic.retentionMs === undefined
+              ? []
+              : [{ name: 'retention.ms', value: String(topic.retentionMs) }],
         })),
       });
     }

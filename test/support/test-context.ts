@@ -82,7 +82,8 @@ export async function createTestContext(
     id,
     config,
     createTopics,
-    createServiceTopics: () => createTopics(serviceTopics(1)),
+    createServiceTopics: () =>
+      createTopics(serviceTopics({ ...config.kafka.newTopics, partitions: 1 })),
     async cleanup() {
       if (created.length > 0) {
         const admin = kafka.admin();
