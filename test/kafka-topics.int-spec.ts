@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { Admin, ConfigResourceTypes } from 'kafkajs';
 import pino from 'pino';
 import { createLogger } from '../src/common/logger';
@@ -92,6 +93,16 @@ describe('topic provisioning on the real broker', () => {
   });
 });
 
+/** This process's open connections to the brokers (Linux `ss`). */
+function brokerConnections(brokers: readonly string[]): number {
+  const lines = brokers.flatMap((broker) =>
+    execFileSync('ss', ['-tnHp', 'state', 'established', 'dst', broker], { encoding: 'utf8' })
+      .split('\n')
+      .filter((line) => line.includes(`pid=${String(process.pid)},`)),
+  );
+  return lines.length;
+}
+
 describe('an ingest role started before its topics exist', () => {
   let context: TestContext;
 
@@ -108,9 +119,14 @@ describe('an ingest role started before its topics exist', () => {
     const ingest = await startIngest(context.config, undefined, logger);
     try {
       const missing = `topic ${context.config.kafka.topicPrefix}user.events does not exist`;
-      await eventually(() => lines.some((line) => line.includes(missing)), 20_000, {
+      const attempts = () => lines.filter((line) => line.includes(missing)).length;
+      await eventually(() => attempts() >= 2, 20_000, {
         what: 'the missing topic named in the log',
       });
+      // Each failed attempt disconnects its consumer: retrying leaves no connection behind.
+      const connected = brokerConnections(context.config.kafka.brokers);
+      await eventually(() => attempts() >= 4, 20_000, { what: 'two more attempts' });
+      expect(brokerConnections(context.config.kafka.brokers)).toBeLessThanOrEqual(connected);
 
       await context.createServiceTopics();
       await produceRaw(context.config, TOPICS.events, [eventMessage(userEvent())]);

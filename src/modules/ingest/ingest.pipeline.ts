@@ -143,6 +143,8 @@ export class IngestPipeline {
         const half = Math.ceil(messages.length / 2);
         for (const part of [messages.slice(0, half), messages.slice(half)]) {
           if (!control.isRunning()) throw new ConsumerStopping();
+          // Keeps the partition through a long search (kafkajs sends at most one per interval).
+          await control.heartbeat();
           // So many failing alone and none passing: a fault of the service; stop searching.
           if (passed === 0 && failed.length >= MAX_FAILED_BEFORE_ONE_PASSES) throw error;
           try {
