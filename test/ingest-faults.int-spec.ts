@@ -16,6 +16,7 @@ import {
   sleep,
   startIngest,
 } from './support/ingest-helpers';
+import { topicMessages } from './support/fault-helpers';
 import { TcpProxy } from './support/tcp-proxy';
 import { contextEnv, createTestContext, TestContext } from './support/test-context';
 import { eventually } from './support/poll';
@@ -54,18 +55,6 @@ function runWorker(
       resolve(signal);
     }),
   );
-}
-
-/** Messages ever written to a topic (the sum of its partitions' end offsets). */
-async function written(config: AppConfig, topic: string): Promise<number> {
-  const admin = kafkaFor(config).admin();
-  await admin.connect();
-  try {
-    const offsets = await admin.fetchTopicOffsets(`${config.kafka.topicPrefix}${topic}`);
-    return offsets.reduce((sum, partition) => sum + Number(partition.high), 0);
-  } finally {
-    await admin.disconnect();
-  }
 }
 
 /** A bug that only some messages trip: the ones produced with a `poison` header. */
@@ -271,7 +260,7 @@ describe('ingest faults', () => {
       await eventually(async () => (await countEvents(config.postgres.url)).rows === 5, 30_000, {
         what: 'the next event stored',
       });
-      expect(await written(config, 'user.events.dlq')).toBe(1);
+      expect(await topicMessages(config, 'user.events.dlq')).toBe(1);
     } finally {
       await app.close();
     }
@@ -309,13 +298,13 @@ describe('ingest faults', () => {
         true,
       );
       expect((await countEvents(config.postgres.url)).rows).toBe(0);
-      expect(await written(config, 'user.events.dlq')).toBe(0);
+      expect(await topicMessages(config, 'user.events.dlq')).toBe(0);
 
       broken = false;
       await eventually(async () => (await countEvents(config.postgres.url)).rows === 4, 30_000, {
         what: 'all four stored once the bug is gone',
       });
-      expect(await written(config, 'user.events.dlq')).toBe(0);
+      expect(await topicMessages(config, 'user.events.dlq')).toBe(0);
     } finally {
       await app.close();
     }
