@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { createClient } from 'redis';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { TOPICS } from '../src/modules/ingest/ingest.service';
 import type { LoadedModel } from '../src/modules/serving/served-model';
@@ -735,5 +736,73 @@ describe('ranking with Redis down', () => {
     });
     expect(cold.errors).toBeUndefined();
     expect(cold.data?.recommend.items).toHaveLength(3);
+  });
+});
+
+describe('ranking with Redis stalled', () => {
+  const redis = new PrivateRedis();
+  let context: TestContext;
+  let app: NestFastifyApplication;
+  const pool = [...byCategory(CAT_B).slice(0, 5), ...byCategory(CAT_A).slice(6, 11)];
+
+  beforeAll(async () => {
+    await redis.start();
+    context = await createTestContext({ REDIS_URL: redis.url, REDIS_READ_TIMEOUT_MS: '100' });
+    await context.createServiceTopics();
+    await insertItems(context.config.postgres.url, itemRows);
+    const now = Date.now();
+    // The history is in PostgreSQL only: Redis answers that the user has none.
+    await insertEvents(
+      context.config.postgres.url,
+      ['u-stall-1', 'u-stall-2', 'u-stall-3'].flatMap((userId) =>
+        byCategory(CAT_A)
+          .slice(0, 6)
+          .map((item, i) => ({
+            eventId: `${userId}-${i}`,
+            type: 'click' as const,
+            userId,
+            itemId: item.itemId,
+            ts: new Date(now - i * 1000),
+          })),
+      ),
+    );
+    app = await startApp(context.config, {
+      role: 'api',
+      models: new PinnedModels({ model: model() }),
+    });
+  });
+  afterAll(async () => {
+    await app.close();
+    await redis.stop();
+    await context.cleanup();
+  });
+
+  it('answers from PostgreSQL within the read timeout while Redis does not answer, then reads Redis again', async () => {
+    const rank = (userId: string) => rankCall(app, { userId, candidates: candidates(pool) });
+    expect((await rank('u-stall-1')).data?.rank.degraded).toEqual(['cold_user']);
+
+    // Redis holds every command for 4 s, past RANK_TIMEOUT_MS (2 s): it answers nothing.
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
+    await admin.sendCommand(['CLIENT', 'PAUSE', '4000', 'ALL']);
+    const pausedAt = Date.now();
+    admin.destroy();
+    // Users the replica keeps no vector of: each reads its history (from PostgreSQL, as it must).
+    for (const userId of ['u-stall-1', 'u-stall-2']) {
+      const result = await rank(userId);
+      expect(result.errors).toBeUndefined();
+      expect(result.data?.rank.degraded).toEqual(['online_state_from_postgres']);
+      expect(
+        result.data?.rank.items.slice(0, 5).map((item) => categoryOf.get(item.itemId)),
+      ).toEqual(Array.from({ length: 5 }, () => CAT_A));
+    }
+    expect(Date.now() - pausedAt).toBeLessThan(4000);
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toMatch(/^online_state_redis_read_timeouts_total\{[^}]*\} [1-9]/m);
+
+    // Once Redis answers and the skipped second is over, a user the replica keeps no vector of is
+    // read from Redis again (which holds no history of them: a cold user).
+    await sleep(pausedAt + 4000 + 1500 - Date.now());
+    expect((await rank('u-stall-3')).data?.rank.degraded).toEqual(['cold_user']);
   });
 });

@@ -105,6 +105,11 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
     description:
       'Comma-separated `host:port` seed nodes of a Redis Cluster; set, the service runs in cluster mode (key layout: [operations/scaling.md](operations/scaling.md#redis-cluster)). Unset: the standalone server at `REDIS_URL`.',
   },
+  REDIS_READ_TIMEOUT_MS: {
+    group: 'Redis',
+    description:
+      'How long a read on a request’s path (`rank`, `recommend`: online state, cached user vectors) waits for Redis. Past it the read counts as failed and the request reads PostgreSQL instead (degraded `online_state_from_postgres`), and for the next second every request does, so a stalled Redis (a slow command, a failover, `CLIENT PAUSE`) costs one request the wait, not each. Keep it above the api’s longest event-loop pause: a blocked loop fires the timer before it reads the reply.',
+  },
   REDIS_KEY_PREFIX: {
     group: 'Redis',
     description:

@@ -81,6 +81,7 @@ export const configSchema = z.object({
       message: 'must list host:port entries',
     })
     .optional(),
+  REDIS_READ_TIMEOUT_MS: int(1, 60_000).default(250),
   KAFKA_BROKERS: csv.default('127.0.0.1:9092'),
   KAFKA_CLIENT_ID: z.string().min(1).default('recsys'),
   KAFKA_TOPIC_PREFIX: z.string().default(''),
@@ -227,6 +228,8 @@ export interface AppConfig {
     readonly keyPrefix: string;
     /** Redis Cluster seed nodes; null: the standalone server at `url`. */
     readonly clusterNodes: readonly { readonly host: string; readonly port: number }[] | null;
+    /** How long a read on a request's path waits for Redis before its fallback (OnlineStateReader). */
+    readonly readTimeoutMs: number;
   };
   readonly kafka: {
     readonly brokers: readonly string[];
@@ -556,6 +559,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
           const parsed = hostPort(node);
           return parsed === undefined ? [] : [parsed];
         }) ?? null,
+      readTimeoutMs: c.REDIS_READ_TIMEOUT_MS,
     },
     kafka: {
       brokers: c.KAFKA_BROKERS,

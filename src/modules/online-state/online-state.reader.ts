@@ -1,7 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
+import type { Counter } from 'prom-client';
+import { APP_CONFIG } from '../../config/config.module';
+import type { AppConfig } from '../../config/config';
 import { WarningThrottle } from '../../common/logger';
 import type { Logger } from '../../common/logger';
+import { DomainError } from '../../common/errors';
+import { withTimeout } from '../../common/timeout';
 import { LOGGER } from '../../infra/tokens';
+import { Metrics } from '../metrics/metrics.registry';
 import { OnlineStatePostgresRepository } from './online-state-postgres.repository';
 import { OnlineStateRedisRepository } from './online-state-redis.repository';
 import type { ItemPopularity } from './online-state.schema';
@@ -17,29 +23,75 @@ const POPULAR_FALLBACK_SIZE = 5000;
 const POPULAR_FALLBACK_TTL_MS = 30_000;
 const POPULAR_PAGE = 500;
 const POPULAR_MAX_SCAN = 20_000;
+/** How long requests skip Redis after one of its reads timed out. */
+const SLOW_REDIS_SKIP_MS = 1000;
 
 /**
  * The online state for the api role: Redis first, PostgreSQL (slower, computed from events) while
- * Redis is down or failing; each answer says which it came from.
+ * Redis is down, failing or slow; each answer says which it came from. A read Redis has not
+ * answered in REDIS_READ_TIMEOUT_MS fails, and requests skip Redis for a second after it, so that
+ * a stalled Redis costs a request at most the timeout instead of its whole RANK_TIMEOUT_MS.
  */
 @Injectable()
 export class OnlineStateReader {
   private readonly logger: Logger;
   private popularFallback: { at: number; ids: Promise<string[]> } | undefined;
   private readonly warnings = new WarningThrottle();
+  private readonly timeoutMs: number;
+  /** Until when (ms) requests skip Redis, after a read that timed out. */
+  private skipRedisUntil = 0;
+  private readonly timeouts: Counter;
 
   constructor(
     private readonly redis: OnlineStateRedisRepository,
     private readonly postgres: OnlineStatePostgresRepository,
+    @Inject(APP_CONFIG) config: AppConfig,
     @Inject(LOGGER) logger: Logger,
+    metrics: Metrics,
   ) {
     this.logger = logger.child({ component: 'online-state-reader' });
+    this.timeoutMs = config.redis.readTimeoutMs;
+    this.timeouts = metrics.counter(
+      'online_state_redis_read_timeouts_total',
+      'Redis reads on a request path that took longer than REDIS_READ_TIMEOUT_MS (each sends the next second of requests to PostgreSQL)',
+    );
+  }
+
+  /** Connected, and not skipped after a slow read. */
+  private get redisUsable(): boolean {
+    return this.redis.available && Date.now() >= this.skipRedisUntil;
+  }
+
+  /**
+   * A read from Redis on a request's path (undefined when Redis is not usable or the read failed
+   * or timed out): for what has no other source, such as the ranking's cached user vectors.
+   */
+  async fromRedis<T>(read: () => Promise<T>): Promise<T | undefined> {
+    if (!this.redisUsable) return undefined;
+    try {
+      return await this.timed(read());
+    } catch (error) {
+      this.warn(error);
+      return undefined;
+    }
+  }
+
+  private async timed<T>(read: Promise<T>): Promise<T> {
+    try {
+      return await withTimeout(read, this.timeoutMs, 'redis read');
+    } catch (error) {
+      if (isTimeout(error)) {
+        this.timeouts.inc();
+        this.skipRedisUntil = Date.now() + SLOW_REDIS_SKIP_MS;
+      }
+      throw error;
+    }
   }
 
   private async read<T>(query: (store: OnlineStateStore) => Promise<T>): Promise<Read<T>> {
-    if (this.redis.available) {
+    if (this.redisUsable) {
       try {
-        return { value: await query(this.redis), fromPostgres: false };
+        return { value: await this.timed(query(this.redis)), fromPostgres: false };
       } catch (error) {
         this.warn(error);
       }
@@ -55,14 +107,8 @@ export class OnlineStateReader {
   }
 
   /** The user's interest version; undefined without Redis (nothing can be cached against it). */
-  async interestVersion(userId: string): Promise<string | undefined> {
-    if (!this.redis.available) return undefined;
-    try {
-      return await this.redis.interestVersion(userId);
-    } catch (error) {
-      this.warn(error);
-      return undefined;
-    }
+  interestVersion(userId: string): Promise<string | undefined> {
+    return this.fromRedis(() => this.redis.interestVersion(userId));
   }
 
   recent(userId: string, limit: number): Promise<Read<Interaction[]>> {
@@ -108,4 +154,8 @@ export class OnlineStateReader {
     }
     return this.popularFallback.ids;
   }
+}
+
+function isTimeout(error: unknown): boolean {
+  return error instanceof DomainError && error.code === 'TIMEOUT';
 }

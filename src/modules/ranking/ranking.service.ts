@@ -463,15 +463,9 @@ export class RankingService {
     });
   }
 
-  /** Undefined without Redis (no cache then) or on a failed read. */
-  private async cachedVector(userId: string) {
-    if (!this.userVectors.available) return undefined;
-    try {
-      return await this.userVectors.get(userId);
-    } catch (error) {
-      this.online.warn(error);
-      return undefined;
-    }
+  /** Undefined without Redis (no cache then) or on a failed or slow read. */
+  private cachedVector(userId: string) {
+    return this.online.fromRedis(() => this.userVectors.get(userId));
   }
 
   /** Best effort: a failed write only costs a recomputation next time. */
