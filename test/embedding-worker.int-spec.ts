@@ -2,8 +2,6 @@ import { createHash } from 'node:crypto';
 import { Pool } from 'pg';
 import { createLogger } from '../src/common/logger';
 import { createDirectPgPool, createPgPool } from '../src/infra/postgres';
-import { createRedisClient, RedisClient } from '../src/infra/redis';
-import { EmbeddingCacheRepository } from '../src/modules/embedding/embedding-cache.repository';
 import { EmbeddingIndexer } from '../src/modules/embedding/embedding-indexer.service';
 import { EmbeddingRepository } from '../src/modules/embedding/embedding.repository';
 import { EmbeddingWorker } from '../src/modules/embedding/embedding.worker';
@@ -56,174 +54,162 @@ const textOf = (item: CatalogItemInput) =>
     description: item.description,
   });
 
-describe.each(POSTGRES_MODES)(
-  'embedding worker on real PostgreSQL ($mode) and Redis',
-  ({ env }) => {
-    let context: TestContext;
-    let pool: Pool;
-    /** The work lock and LISTEN: a session of their own, never through the pooler. */
-    let directPool: Pool;
-    let redis: RedisClient;
-    let ingest: IngestRepository;
-    let repository: EmbeddingRepository;
-    let cache: EmbeddingCacheRepository;
-    const logger = createLogger('silent');
-    const metrics = new Metrics({ role: 'test' });
+describe.each(POSTGRES_MODES)('embedding worker on real PostgreSQL ($mode)', ({ env }) => {
+  let context: TestContext;
+  let pool: Pool;
+  /** The work lock and LISTEN: a session of their own, never through the pooler. */
+  let directPool: Pool;
+  let ingest: IngestRepository;
+  let repository: EmbeddingRepository;
+  const logger = createLogger('silent');
+  const metrics = new Metrics({ role: 'test' });
 
-    /** Publishes items through ingest's own row mapping and upsert (Kafka not involved). */
-    async function publish(items: readonly CatalogItemInput[]): Promise<void> {
-      const rows = items.map((item) => toItemRow(catalogItemSchema.parse(item), new Date()));
-      await ingest.upsertItems(latestItemWrites(rows));
-    }
+  /** Publishes items through ingest's own row mapping and upsert (Kafka not involved). */
+  async function publish(items: readonly CatalogItemInput[]): Promise<void> {
+    const rows = items.map((item) => toItemRow(catalogItemSchema.parse(item), new Date()));
+    await ingest.upsertItems(latestItemWrites(rows));
+  }
 
-    async function pendingCount(): Promise<number> {
-      return repository.countPending();
-    }
+  async function pendingCount(): Promise<number> {
+    return repository.countPending();
+  }
 
-    function indexerFor(encoder: CountingEncoder): EmbeddingIndexer {
-      const provider = new TextEncoderProvider(encoder.modelId, () => Promise.resolve(encoder));
-      return new EmbeddingIndexer(repository, cache, provider, logger, metrics);
-    }
+  function indexerFor(encoder: CountingEncoder): EmbeddingIndexer {
+    const provider = new TextEncoderProvider(encoder.modelId, () => Promise.resolve(encoder));
+    return new EmbeddingIndexer(repository, provider, logger, metrics);
+  }
 
-    beforeAll(async () => {
-      context = await createTestContext({
-        // Only notifications (or explicit wakes) trigger passes during the test.
-        EMBEDDING_POLL_INTERVAL_MS: '3600000',
-        EMBEDDING_WORKER_BATCH: '4',
-        ...env,
+  beforeAll(async () => {
+    context = await createTestContext({
+      // Only notifications (or explicit wakes) trigger passes during the test.
+      EMBEDDING_POLL_INTERVAL_MS: '3600000',
+      EMBEDDING_WORKER_BATCH: '4',
+      ...env,
+    });
+    pool = createPgPool(context.config.postgres, logger);
+    directPool = createDirectPgPool(context.config.postgres, logger);
+    ingest = new IngestRepository(pool);
+    repository = new EmbeddingRepository(pool, directPool);
+  });
+
+  afterAll(async () => {
+    await pool.end();
+    await directPool.end();
+    await context.cleanup();
+  });
+
+  it('encodes each changed item exactly once and an unchanged re-publish not at all', async () => {
+    const encoder = new CountingEncoder('counting:1');
+    const health = { register: jest.fn() } as unknown as HealthService;
+    const worker = new EmbeddingWorker(
+      indexerFor(encoder),
+      repository,
+      context.config,
+      logger,
+      health,
+      new Metrics({}),
+    );
+    worker.start();
+    try {
+      const items = [
+        catalogItem({ itemId: 'w-1', title: 'Trail shoe' }),
+        catalogItem({ itemId: 'w-2', title: 'Chef knife', category: 'kitchen', tags: ['steel'] }),
+        catalogItem({ itemId: 'w-3', title: 'Espresso machine', category: 'kitchen' }),
+        // Same text as w-1: one model run serves both.
+        catalogItem({ itemId: 'w-4', title: 'Trail shoe' }),
+        catalogItem({ itemId: 'w-5', title: 'Yoga mat', category: 'fitness' }),
+        catalogItem({ itemId: 'w-6', title: 'Camping tent', category: 'outdoor' }),
+      ];
+      // No explicit wake: the items trigger's NOTIFY must start the pass (batches of 4).
+      await publish(items);
+      await eventually(async () => (await pendingCount()) === 0, 15_000, {
+        what: 'pending items embedded',
       });
-      pool = createPgPool(context.config.postgres, logger);
-      directPool = createDirectPgPool(context.config.postgres, logger);
-      redis = createRedisClient(context.config.redis, logger);
-      await redis.connect();
-      ingest = new IngestRepository(pool);
-      repository = new EmbeddingRepository(pool, directPool);
-      cache = new EmbeddingCacheRepository(redis, context.config);
-    });
+      await worker.idle();
+      const distinct = [...new Set(items.map(textOf))];
+      expect(encoder.texts.sort()).toEqual(distinct.sort());
 
-    afterAll(async () => {
-      await redis.close();
-      await pool.end();
-      await directPool.end();
-      await context.cleanup();
-    });
-
-    it('encodes each changed item exactly once and an unchanged re-publish not at all', async () => {
-      const encoder = new CountingEncoder('counting:1');
-      const health = { register: jest.fn() } as unknown as HealthService;
-      const worker = new EmbeddingWorker(
-        indexerFor(encoder),
-        repository,
-        context.config,
-        logger,
-        health,
-        new Metrics({}),
+      const stored = await repository.vectors(
+        encoder.modelId,
+        items.map((item) => item.itemId),
       );
-      worker.start();
-      try {
-        const items = [
-          catalogItem({ itemId: 'w-1', title: 'Trail shoe' }),
-          catalogItem({ itemId: 'w-2', title: 'Chef knife', category: 'kitchen', tags: ['steel'] }),
-          catalogItem({ itemId: 'w-3', title: 'Espresso machine', category: 'kitchen' }),
-          // Same text as w-1: one model run serves both.
-          catalogItem({ itemId: 'w-4', title: 'Trail shoe' }),
-          catalogItem({ itemId: 'w-5', title: 'Yoga mat', category: 'fitness' }),
-          catalogItem({ itemId: 'w-6', title: 'Camping tent', category: 'outdoor' }),
-        ];
-        // No explicit wake: the items trigger's NOTIFY must start the pass (batches of 4).
-        await publish(items);
-        await eventually(async () => (await pendingCount()) === 0, 15_000, {
-          what: 'pending items embedded',
-        });
-        await worker.idle();
-        const distinct = [...new Set(items.map(textOf))];
-        expect(encoder.texts.sort()).toEqual(distinct.sort());
+      expect(stored.size).toBe(items.length);
+      expect(Array.from(stored.get('w-4') ?? [])).toEqual(Array.from(stored.get('w-1') ?? []));
 
-        const stored = await repository.vectors(
-          encoder.modelId,
-          items.map((item) => item.itemId),
-        );
-        expect(stored.size).toBe(items.length);
-        expect(Array.from(stored.get('w-4') ?? [])).toEqual(Array.from(stored.get('w-1') ?? []));
-        const cached = await cache.get(encoder.modelId, ['w-2', 'w-6']);
-        expect(Array.from(cached.get('w-2') ?? [])).toEqual(Array.from(stored.get('w-2') ?? []));
-        expect(cached.has('w-6')).toBe(true);
+      // Unchanged texts, newer timestamps: ingest updates the rows but marks nothing.
+      const before = encoder.texts.length;
+      await publish(items.map((item) => ({ ...item, updatedAt: '2025-02-01T00:00:00.000Z' })));
+      worker.wake();
+      await sleep(300);
+      await worker.idle();
+      expect(encoder.texts).toHaveLength(before);
+      expect(await pendingCount()).toBe(0);
 
-        // Unchanged texts, newer timestamps: ingest updates the rows but marks nothing.
-        const before = encoder.texts.length;
-        await publish(items.map((item) => ({ ...item, updatedAt: '2025-02-01T00:00:00.000Z' })));
-        worker.wake();
-        await sleep(300);
-        await worker.idle();
-        expect(encoder.texts).toHaveLength(before);
-        expect(await pendingCount()).toBe(0);
+      // One changed description: that text, once.
+      const changed = {
+        ...items[2],
+        description: 'Pump espresso with steam wand.',
+        updatedAt: '2025-03-01T00:00:00.000Z',
+      };
+      await publish([changed]);
+      await eventually(async () => (await pendingCount()) === 0, 15_000, {
+        what: 'changed item embedded',
+      });
+      await worker.idle();
+      expect(encoder.texts).toHaveLength(before + 1);
+      expect(encoder.count(textOf(changed))).toBe(1);
+    } finally {
+      await worker.stop();
+    }
+  });
 
-        // One changed description: that text, once.
-        const changed = {
-          ...items[2],
-          description: 'Pump espresso with steam wand.',
-          updatedAt: '2025-03-01T00:00:00.000Z',
-        };
-        await publish([changed]);
-        await eventually(async () => (await pendingCount()) === 0, 15_000, {
-          what: 'changed item embedded',
-        });
-        await worker.idle();
-        expect(encoder.texts).toHaveLength(before + 1);
-        expect(encoder.count(textOf(changed))).toBe(1);
-      } finally {
-        await worker.stop();
-      }
-    });
+  it('leaves an item edited during its encoding pending and encodes the new text next', async () => {
+    const encoder = new CountingEncoder('counting:race');
+    const indexer = indexerFor(encoder);
+    const original = catalogItem({ itemId: 'r-1', title: 'Desk lamp' });
+    const edited = { ...original, title: 'LED desk lamp', updatedAt: '2025-06-01T00:00:00.000Z' };
+    await publish([original]);
+    encoder.during = () => publish([edited]);
 
-    it('leaves an item edited during its encoding pending and encodes the new text next', async () => {
-      const encoder = new CountingEncoder('counting:race');
-      const indexer = indexerFor(encoder);
-      const original = catalogItem({ itemId: 'r-1', title: 'Desk lamp' });
-      const edited = { ...original, title: 'LED desk lamp', updatedAt: '2025-06-01T00:00:00.000Z' };
-      await publish([original]);
-      encoder.during = () => publish([edited]);
-
-      const first = await indexer.embedPending(10);
-      expect(first).toMatchObject({ items: 1, encoded: 1, stored: 0, cleared: 0 });
-      const second = await indexer.embedPending(10);
-      expect(second).toMatchObject({ items: 1, encoded: 1, stored: 1, cleared: 1 });
-      expect(encoder.texts).toEqual([textOf(original), textOf(edited)]);
-      const rows = await pool.query<{ text_hash: string; current: string }>(
-        `SELECT e.text_hash, i.text_hash AS current FROM item_embeddings e JOIN items i USING (item_id)
+    const first = await indexer.embedPending(10);
+    expect(first).toMatchObject({ items: 1, encoded: 1, stored: 0, cleared: 0 });
+    const second = await indexer.embedPending(10);
+    expect(second).toMatchObject({ items: 1, encoded: 1, stored: 1, cleared: 1 });
+    expect(encoder.texts).toEqual([textOf(original), textOf(edited)]);
+    const rows = await pool.query<{ text_hash: string; current: string }>(
+      `SELECT e.text_hash, i.text_hash AS current FROM item_embeddings e JOIN items i USING (item_id)
        WHERE e.item_id = 'r-1' AND e.encoder_id = $1`,
-        [encoder.modelId],
-      );
-      expect(rows.rows).toHaveLength(1);
-      expect(rows.rows[0].text_hash).toBe(rows.rows[0].current);
-    });
+      [encoder.modelId],
+    );
+    expect(rows.rows).toHaveLength(1);
+    expect(rows.rows[0].text_hash).toBe(rows.rows[0].current);
+  });
 
-    it('backfills every item lacking a vector of a new encoder, reusing nothing across encoders', async () => {
-      const encoder = new CountingEncoder('counting:backfill');
-      const total = await pool.query<{ n: string }>(
-        'SELECT count(*) AS n FROM items WHERE NOT deleted',
-      );
-      const progress: number[] = [];
-      const result = await indexerFor(encoder).backfill('stale', 3, (step) => {
-        progress.push(step.items);
-      });
-      expect(result.items).toBe(Number(total.rows[0].n));
-      expect(result.total).toBe(result.items);
-      expect(progress.at(-1)).toBe(result.items);
-      expect(new Set(encoder.texts).size).toBe(encoder.texts.length);
-      // A second run finds nothing stale.
-      const again = await indexerFor(encoder).backfill('stale', 3);
-      expect(again.items).toBe(0);
+  it('backfills every item lacking a vector of a new encoder, reusing nothing across encoders', async () => {
+    const encoder = new CountingEncoder('counting:backfill');
+    const total = await pool.query<{ n: string }>(
+      'SELECT count(*) AS n FROM items WHERE NOT deleted',
+    );
+    const progress: number[] = [];
+    const result = await indexerFor(encoder).backfill('stale', 3, (step) => {
+      progress.push(step.items);
     });
+    expect(result.items).toBe(Number(total.rows[0].n));
+    expect(result.total).toBe(result.items);
+    expect(progress.at(-1)).toBe(result.items);
+    expect(new Set(encoder.texts).size).toBe(encoder.texts.length);
+    // A second run finds nothing stale.
+    const again = await indexerFor(encoder).backfill('stale', 3);
+    expect(again.items).toBe(0);
+  });
 
-    it('lets one pass at a time hold the embedding lock', async () => {
-      let inner: unknown;
-      const outer = await repository.withWorkLock(async () => {
-        inner = await repository.withWorkLock(() => Promise.resolve('second'));
-        return 'first';
-      });
-      expect(outer).toEqual({ ran: true, value: 'first' });
-      expect(inner).toEqual({ ran: false });
+  it('lets one pass at a time hold the embedding lock', async () => {
+    let inner: unknown;
+    const outer = await repository.withWorkLock(async () => {
+      inner = await repository.withWorkLock(() => Promise.resolve('second'));
+      return 'first';
     });
-  },
-);
+    expect(outer).toEqual({ ran: true, value: 'first' });
+    expect(inner).toEqual({ ran: false });
+  });
+});

@@ -2,7 +2,6 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from '../../common/logger';
 import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
-import { EmbeddingCacheRepository } from './embedding-cache.repository';
 import { EmbeddedItem, EmbeddingRepository, ItemToEmbed } from './embedding.repository';
 import { TextEncoderProvider } from './encoder.provider';
 import { itemText } from './item-text';
@@ -31,7 +30,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * Turns items into stored vectors: reuse a vector of the same (encoder, text hash) where one
  * exists, encode the rest (identical texts once), store them guarded by the text hash (an item
- * edited meanwhile stays pending), then warm the Redis cache. Every pass holds the database-wide
+ * edited meanwhile stays pending). Every pass holds the database-wide
  * embedding lock, so worker replicas and the backfill never encode the same item twice.
  */
 @Injectable()
@@ -41,7 +40,6 @@ export class EmbeddingIndexer {
 
   constructor(
     private readonly repository: EmbeddingRepository,
-    private readonly cache: EmbeddingCacheRepository,
     private readonly encoder: TextEncoderProvider,
     @Inject(LOGGER) logger: Logger,
     metrics: Metrics,
@@ -49,7 +47,7 @@ export class EmbeddingIndexer {
     this.logger = logger.child({ component: 'embedding-indexer' });
     this.duration = metrics.histogram(
       'embedding_batch_duration_seconds',
-      'Time to embed and store one batch of items (reuse, encode, store, cache)',
+      'Time to embed and store one batch of items (reuse, encode, store)',
       ['source'],
       [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     );
@@ -139,18 +137,12 @@ export class EmbeddingIndexer {
       return { itemId: item.itemId, textHash: item.textHash, vector };
     });
     const { storedIds, cleared } = await this.repository.store(encoderId, embedded);
-    const stored = new Set(storedIds);
-    const warm = embedded.filter((item) => stored.has(item.itemId));
-    await this.cache.put(encoderId, warm).catch((error: unknown) => {
-      // PostgreSQL has the vectors; readers fill cache misses from there.
-      this.logger.warn({ err: error, items: warm.length }, 'embedding cache warm failed');
-    });
     stop();
     const counts = {
       items: items.length,
       encoded: hashes.length,
       reused: items.length - hashes.length,
-      stored: stored.size,
+      stored: storedIds.length,
       cleared,
     };
     this.logger.debug({ source, ...counts }, 'embedded batch');

@@ -2,9 +2,7 @@ import { SingleBar } from 'cli-progress';
 import type { CliCommand } from '../../cli-command';
 import { parseFlags } from '../../cli-command';
 import { createDirectPgPool, createPgPool } from '../../infra/postgres';
-import { createRedisClient } from '../../infra/redis';
 import { Metrics } from '../metrics/metrics.registry';
-import { EmbeddingCacheRepository } from './embedding-cache.repository';
 import { BackfillProgress, EmbeddingIndexer, PassCounts } from './embedding-indexer.service';
 import { EmbeddingRepository } from './embedding.repository';
 import { TextEncoderProvider } from './encoder.provider';
@@ -30,17 +28,10 @@ const embedItems: CliCommand = {
     if (!Number.isInteger(batch) || batch < 1) throw new Error('--batch must be an integer >= 1');
     const { config, logger } = context;
     const pool = createPgPool(config.postgres, logger);
-    const redis = createRedisClient(config.redis, logger);
     const encoder = TextEncoderProvider.fromConfig(config, logger);
     const directPool = createDirectPgPool(config.postgres, logger);
     const repository = new EmbeddingRepository(pool, directPool);
-    const indexer = new EmbeddingIndexer(
-      repository,
-      new EmbeddingCacheRepository(redis, config),
-      encoder,
-      logger,
-      new Metrics({ role: 'cli' }),
-    );
+    const indexer = new EmbeddingIndexer(repository, encoder, logger, new Metrics({ role: 'cli' }));
     const bar = new SingleBar({
       format:
         'embedding |{bar}| {percentage}% {value}/{total} items | {rate} items/s | ETA {eta_formatted}',
@@ -52,10 +43,6 @@ const embedItems: CliCommand = {
       notTTYSchedule: 5000,
     });
     try {
-      // The cache is optional: without Redis the vectors still land in PostgreSQL.
-      await redis.connect().catch((error: unknown) => {
-        logger.warn({ err: error }, 'redis unavailable; cache not warmed');
-      });
       // Load the model before the clock starts, so the rate shows encoding speed.
       await encoder.get();
       const started = performance.now();
@@ -76,8 +63,6 @@ const embedItems: CliCommand = {
     } finally {
       bar.stop();
       await encoder.onApplicationShutdown();
-      if (redis.isOpen) await redis.close();
-      else redis.destroy();
       await pool.end();
       await directPool.end();
     }

@@ -4,7 +4,6 @@ import type { AppConfig } from '../../config/config';
 import type { Logger } from '../../common/logger';
 import { LOGGER } from '../../infra/tokens';
 import { HealthModule } from '../health/health.module';
-import { EmbeddingCacheRepository } from './embedding-cache.repository';
 import { EmbeddingIndexer } from './embedding-indexer.service';
 import { EmbeddingRepository } from './embedding.repository';
 import { EmbeddingService } from './embedding.service';
@@ -12,11 +11,10 @@ import { EmbeddingWorker } from './embedding.worker';
 import { TextEncoderProvider } from './encoder.provider';
 import { TokenEncoders } from './token-encoders';
 
-/** Storage, cache, the lazily loaded encoder, indexing and on-demand encoding; no edge. */
+/** Storage, the lazily loaded encoder, indexing and on-demand encoding; no edge. */
 @Module({
   providers: [
     EmbeddingRepository,
-    EmbeddingCacheRepository,
     {
       provide: TextEncoderProvider,
       inject: [APP_CONFIG, LOGGER],
@@ -41,6 +39,6 @@ export class EmbeddingCoreModule {}
 @Module({ imports: [EmbeddingCoreModule, HealthModule], providers: [EmbeddingWorker] })
 export class EmbeddingModule {}
 
-/** The api role's part: `EmbeddingService` (item vectors, on-demand encoding) for ranking. */
+/** The api role's part: `EmbeddingService` (item texts, on-demand encoding) for ranking. */
 @Module({ imports: [EmbeddingCoreModule], exports: [EmbeddingCoreModule] })
 export class EmbeddingApiModule {}
