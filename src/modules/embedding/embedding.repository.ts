@@ -210,21 +210,6 @@ export class EmbeddingRepository {
     return readItemTexts(this.pool, itemIds);
   }
 
-  /** This encoder's vectors of live items after `afterItemId`, in item order (for export). */
-  async vectorsPage(
-    encoderId: string,
-    afterItemId: string,
-    limit: number,
-  ): Promise<{ itemId: string; vector: Float32Array }[]> {
-    const result = await this.pool.query<{ item_id: string; vector: Buffer }>(
-      `SELECT e.item_id, e.vector FROM item_embeddings e JOIN items i USING (item_id)
-       WHERE e.encoder_id = $1 AND e.item_id > $2 AND NOT i.deleted
-       ORDER BY e.item_id LIMIT $3`,
-      [encoderId, afterItemId, limit],
-    );
-    return result.rows.map((row) => ({ itemId: row.item_id, vector: bytesToVector(row.vector) }));
-  }
-
   /**
    * LISTENs on `channel` on a dedicated connection (a direct one: a pooler would drop it). `onError` is called once if the connection
    * breaks; the listener is then closed and the caller decides when to listen again.

@@ -170,14 +170,6 @@ export class IngestRepository {
     await this.pool.query('DELETE FROM online_state_pending WHERE token = $1', [token]);
   }
 
-  /** Events whose online-state update is still owed. */
-  async backlogSize(): Promise<number> {
-    const result = await this.pool.query<{ n: string }>(
-      'SELECT COALESCE(sum(cardinality(seqs)), 0) AS n FROM online_state_pending',
-    );
-    return Number(result.rows[0]?.n ?? 0);
-  }
-
   /**
    * Applies the oldest owed updates, up to about `limit` events, each under its own token (the
    * Redis side applies a token at most once, so racing the live path or another replica is
