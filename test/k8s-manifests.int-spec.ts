@@ -135,6 +135,7 @@ describe.each(['dev', 'prod'])('k8s overlay %s', (overlay) => {
     expect(kafka.newTopics).toEqual({
       partitions: 6,
       replicationFactor: overlay === 'prod' ? 3 : null,
+      deadLetterRetentionDays: 30,
     });
   });
 
