@@ -49,6 +49,8 @@ const embedItems: CliCommand = {
       const onProgress = (progress: BackfillProgress) => {
         const seconds = (performance.now() - started) / 1000;
         const rate = seconds > 0 ? (progress.items / seconds).toFixed(1) : '0';
+        // Nothing to embed: no bar (cli-progress would print a 0/0 bar with no ETA).
+        if (progress.total === 0) return;
         if (progress.items === 0) bar.start(progress.total, 0, { rate });
         else bar.setTotal(progress.total);
         bar.update(progress.items, { rate });
