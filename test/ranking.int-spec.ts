@@ -683,33 +683,48 @@ function rankingOnTheRealStack({ env }: (typeof REDIS_MODES)[number]): void {
   });
 }
 
+/**
+ * Starts a private Redis, then an api app on it whose PostgreSQL has the catalog and, for each of
+ * `userIds`, clicks on six CAT_A items that Redis knows nothing of.
+ */
+async function apiOnPrivateRedis(
+  redis: PrivateRedis,
+  userIds: readonly string[],
+  env: Record<string, string> = {},
+): Promise<{ context: TestContext; app: NestFastifyApplication }> {
+  await redis.start();
+  const context = await createTestContext({ REDIS_URL: redis.url, ...env });
+  await context.createServiceTopics();
+  await insertItems(context.config.postgres.url, itemRows);
+  const now = Date.now();
+  await insertEvents(
+    context.config.postgres.url,
+    userIds.flatMap((userId) =>
+      byCategory(CAT_A)
+        .slice(0, 6)
+        .map((item, i) => ({
+          eventId: `${userId}-${i}`,
+          type: 'click' as const,
+          userId,
+          itemId: item.itemId,
+          ts: new Date(now - i * 1000),
+        })),
+    ),
+  );
+  const app = await startApp(context.config, {
+    role: 'api',
+    models: new PinnedModels({ model: model() }),
+  });
+  return { context, app };
+}
+
 describe('ranking with Redis down', () => {
   const redis = new PrivateRedis();
   let context: TestContext;
   let app: NestFastifyApplication;
 
   beforeAll(async () => {
-    await redis.start();
-    context = await createTestContext({ REDIS_URL: redis.url });
-    await context.createServiceTopics();
-    await insertItems(context.config.postgres.url, itemRows);
-    const now = Date.now();
-    await insertEvents(
-      context.config.postgres.url,
-      byCategory(CAT_A)
-        .slice(0, 6)
-        .map((item, i) => ({
-          eventId: `pg-${i}`,
-          type: 'click' as const,
-          userId: 'u-pg',
-          itemId: item.itemId,
-          ts: new Date(now - i * 1000),
-        })),
-    );
-    app = await startApp(context.config, {
-      role: 'api',
-      models: new PinnedModels({ model: model() }),
-    });
+    ({ context, app } = await apiOnPrivateRedis(redis, ['u-pg']));
   });
   afterAll(async () => {
     await app.close();
@@ -746,30 +761,10 @@ describe('ranking with Redis stalled', () => {
   const pool = [...byCategory(CAT_B).slice(0, 5), ...byCategory(CAT_A).slice(6, 11)];
 
   beforeAll(async () => {
-    await redis.start();
-    context = await createTestContext({ REDIS_URL: redis.url, REDIS_READ_TIMEOUT_MS: '100' });
-    await context.createServiceTopics();
-    await insertItems(context.config.postgres.url, itemRows);
-    const now = Date.now();
-    // The history is in PostgreSQL only: Redis answers that the user has none.
-    await insertEvents(
-      context.config.postgres.url,
-      ['u-stall-1', 'u-stall-2', 'u-stall-3'].flatMap((userId) =>
-        byCategory(CAT_A)
-          .slice(0, 6)
-          .map((item, i) => ({
-            eventId: `${userId}-${i}`,
-            type: 'click' as const,
-            userId,
-            itemId: item.itemId,
-            ts: new Date(now - i * 1000),
-          })),
-      ),
-    );
-    app = await startApp(context.config, {
-      role: 'api',
-      models: new PinnedModels({ model: model() }),
-    });
+    // Redis answers that these users have no history; PostgreSQL has it.
+    ({ context, app } = await apiOnPrivateRedis(redis, ['u-stall-1', 'u-stall-2', 'u-stall-3'], {
+      REDIS_READ_TIMEOUT_MS: '100',
+    }));
   });
   afterAll(async () => {
     await app.close();
