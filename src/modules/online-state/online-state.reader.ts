@@ -111,6 +111,14 @@ export class OnlineStateReader {
     return this.fromRedis(() => this.redis.interestVersion(userId));
   }
 
+  /** The items' popularity from Redis alone; undefined when it is not usable, fails or is slow. */
+  popularityFromRedis(
+    itemIds: readonly string[],
+    nowMs: number,
+  ): Promise<(ItemPopularity | undefined)[] | undefined> {
+    return this.fromRedis(() => this.redis.popularity(itemIds, nowMs));
+  }
+
   recent(userId: string, limit: number): Promise<Read<Interaction[]>> {
     return this.read((store) => store.recent(userId, limit));
   }

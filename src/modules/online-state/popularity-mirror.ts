@@ -36,7 +36,7 @@ const PAGE = 200;
  * row, told of changes through `subscribe`) instead of an MGET:
  * that MGET cost the API ~100 µs and Redis ~120 µs of CPU per request, which would cap a whole
  * fleet at what one Redis core can serve. While the copy is stale (Redis unreachable, sync
- * failing) callers read per request as before, with the PostgreSQL fallback.
+ * failing) callers read Redis per request, and the stale copy when Redis does not answer.
  */
 @Injectable()
 export class PopularityMirror implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -89,6 +89,11 @@ export class PopularityMirror implements OnApplicationBootstrap, OnApplicationSh
   /** Whether the copy synced recently enough to answer instead of Redis. */
   isFresh(now = performance.now()): boolean {
     return now - this.syncedAt <= this.staleAfterMs;
+  }
+
+  /** Whether the keeper holds a loaded copy, however old (none before the first load into it). */
+  hasCopy(): boolean {
+    return this.lastId !== undefined;
   }
 
   /** Applies what changed since the last sync; concurrent callers share one run. */

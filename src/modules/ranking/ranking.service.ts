@@ -73,10 +73,15 @@ class RankedEntry implements RankedItem {
  * - `no_model`: no served model; ranked by the profile without the model part.
  * - `cold_user`: no usable history; popularity prior instead of the model score.
  * - `online_state_from_postgres`: Redis unavailable; online state computed from PostgreSQL.
+ * - `popularity_stale`: Redis unavailable; popularity from this replica's copy as it last synced.
  * - `encoder_unavailable`: candidate texts could not be encoded; those items got the prior.
  */
 export type Degradation =
-  'no_model' | 'cold_user' | 'online_state_from_postgres' | 'encoder_unavailable';
+  | 'no_model'
+  | 'cold_user'
+  | 'online_state_from_postgres'
+  | 'popularity_stale'
+  | 'encoder_unavailable';
 
 export interface RankResult {
   readonly items: readonly RankedItem[];
@@ -528,6 +533,7 @@ export class RankingService {
       ),
     );
     if (read.fromPostgres) state.degraded.add('online_state_from_postgres');
+    if (read.fromStaleCopy) state.degraded.add('popularity_stale');
     return read.value;
   }
 

@@ -35,6 +35,11 @@ interface Following {
   vectorsReadAt: Date;
 }
 
+/** Candidates' popularity, and whether it came from the replica's copy while that is stale. */
+export type PopularityRead = Read<(ItemPopularity | undefined)[]> & {
+  readonly fromStaleCopy: boolean;
+};
+
 /**
  * This replica's view of what it ranks with: one item table (every catalog item by row: features
  * from `items`, popularity from the replica copy, which keeps no item outside the table) and the
@@ -174,20 +179,32 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
 
   /**
    * The items' decayed popularity at `nowMs`, aligned with `itemIds` (`rows` their table rows):
-   * from the replica copy while it is fresh, else read per request (Redis, PostgreSQL fallback).
+   * from the replica copy while it is fresh, else from Redis per request. When Redis does not
+   * answer either, from the copy as it last synced (`fromStaleCopy`), never per request from
+   * PostgreSQL: that sums every event of each candidate, at scale seconds per request for every
+   * replica at once. PostgreSQL only before the copy was ever loaded.
    */
   async popularity(
     itemIds: readonly string[],
     rows: Int32Array,
     nowMs: number,
-  ): Promise<Read<(ItemPopularity | undefined)[]>> {
-    if (!this.mirror.isFresh()) return this.onlineState.popularity(itemIds, nowMs);
+  ): Promise<PopularityRead> {
+    if (this.mirror.isFresh()) return this.fromCopy(rows, nowMs, false);
+    if (!this.mirror.hasCopy()) {
+      return { ...(await this.onlineState.popularity(itemIds, nowMs)), fromStaleCopy: false };
+    }
+    const live = await this.onlineState.popularityFromRedis(itemIds, nowMs);
+    if (live !== undefined) return { value: live, fromPostgres: false, fromStaleCopy: false };
+    return this.fromCopy(rows, nowMs, true);
+  }
+
+  private fromCopy(rows: Int32Array, nowMs: number, stale: boolean): PopularityRead {
     const halfLifeMs = this.config.online.popularityHalfLifeMs;
     const value = new Array<ItemPopularity | undefined>(rows.length);
     for (let i = 0; i < rows.length; i++) {
       value[i] = rows[i] < 0 ? undefined : this.items.popularityAt(rows[i], nowMs, halfLifeMs);
     }
-    return { value, fromPostgres: false };
+    return { value, fromPostgres: false, fromStaleCopy: stale };
   }
 
   /** Reads what changed in the catalog since the last time; concurrent callers share one run. */
