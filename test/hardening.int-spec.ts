@@ -480,7 +480,7 @@ describe('readiness when PostgreSQL or Redis is away or busy (api role)', () => 
 
   // End to end, with figures. The mechanism (readiness on a pool of its own) is pinned by the test
   // above: ranking's short queries turn a shared pool over too fast for this one to catch it.
-  it('keeps readiness fast while a Redis outage sends every ranking read to PostgreSQL', async () => {
+  it('keeps readiness fast while a Redis outage sends histories to PostgreSQL and popularity to the copy', async () => {
     const users = Array.from({ length: 20 }, (_, i) => `u-outage-${i}`);
     await insertEvents(
       context.config.postgres.url,
@@ -508,6 +508,30 @@ describe('readiness when PostgreSQL or Redis is away or busy (api role)', () => 
       { models: new PinnedModels({ model: model() }) },
     );
     try {
+      // Clicks the replica's popularity copy follows before the outage.
+      await app.get(OnlineStateWriter, { strict: false }).apply(
+        Array.from({ length: 20 }, (_, i) => ({
+          eventId: `outage-pop-${i}`,
+          type: 'click' as const,
+          userId: `u-outage-fan-${i}`,
+          itemId: 'x-popular',
+          ts: new Date(),
+        })),
+      );
+      await eventually(
+        async () => {
+          const ranked = await graphql<{ rank: RankResultView }>(app, RANK_QUERY, {
+            userId: 'u-outage-probe',
+            candidates: [{ itemId: 'x-popular' }],
+          });
+          const popularity = ranked.data?.rank.items[0]?.parts.find(
+            (part) => part.name === 'popularity',
+          );
+          return (popularity?.value ?? 0) > 0.7;
+        },
+        10_000,
+        { what: "the copy following x-popular's clicks" },
+      );
       await proxy.cut();
       // The popularity copy goes stale (2 s): ranks then take popularity from it as it last synced
       // (Redis does not answer), never per request from PostgreSQL.
@@ -549,6 +573,19 @@ describe('readiness when PostgreSQL or Redis is away or busy (api role)', () => 
       expect(slowestReadyMs).toBeLessThan(1000);
       // Ranking answered, histories from PostgreSQL and popularity from the stale copy, and said so.
       expect(Object.keys(outcomes)).toEqual(['online_state_from_postgres+popularity_stale']);
+      // A user without history (that much read from PostgreSQL) is recommended the copy's most
+      // engaged items, not PostgreSQL's.
+      const cold = await graphql<{ recommend: RankResultView }>(app, RECOMMEND_QUERY, {
+        userId: 'u-outage-new',
+        first: 2,
+      });
+      expect(cold.errors).toBeUndefined();
+      expect(cold.data?.recommend.items[0]?.itemId).toBe('x-popular');
+      expect([...(cold.data?.recommend.degraded ?? [])].sort()).toEqual([
+        'cold_user',
+        'online_state_from_postgres',
+        'popularity_stale',
+      ]);
     } finally {
       await app.close();
       await proxy.cut();

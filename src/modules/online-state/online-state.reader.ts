@@ -132,19 +132,33 @@ export class OnlineStateReader {
 
   /** Up to `count` popular items that `accept` lets through, best first. */
   popularItems(count: number, accept: (itemId: string) => boolean): Promise<Read<string[]>> {
-    return this.read(async (store) => {
-      if (store === this.postgres) {
-        return (await this.popularFromPostgres()).filter(accept).slice(0, count);
-      }
-      const out: string[] = [];
-      for (let offset = 0; out.length < count && offset < POPULAR_MAX_SCAN;) {
-        const page = await store.popularItems(offset, POPULAR_PAGE);
-        for (const itemId of page) if (out.length < count && accept(itemId)) out.push(itemId);
-        if (page.length < POPULAR_PAGE) break;
-        offset += POPULAR_PAGE;
-      }
-      return out;
-    });
+    return this.read(async (store) =>
+      store === this.postgres
+        ? (await this.popularFromPostgres()).filter(accept).slice(0, count)
+        : this.popularFromRedis(count, accept),
+    );
+  }
+
+  /** The same from Redis alone; undefined when it is not usable, fails or is slow. */
+  popularItemsFromRedis(
+    count: number,
+    accept: (itemId: string) => boolean,
+  ): Promise<string[] | undefined> {
+    return this.fromRedis(() => this.popularFromRedis(count, accept));
+  }
+
+  private async popularFromRedis(
+    count: number,
+    accept: (itemId: string) => boolean,
+  ): Promise<string[]> {
+    const out: string[] = [];
+    for (let offset = 0; out.length < count && offset < POPULAR_MAX_SCAN;) {
+      const page = await this.redis.popularItems(offset, POPULAR_PAGE);
+      for (const itemId of page) if (out.length < count && accept(itemId)) out.push(itemId);
+      if (page.length < POPULAR_PAGE) break;
+      offset += POPULAR_PAGE;
+    }
+    return out;
   }
 
   /** Shared by concurrent requests and kept a while: the query scans the events table. */

@@ -507,8 +507,9 @@ export class RankingService {
       return Array.from(found, (row) => items.id(row));
     }
     if (user === undefined && served !== undefined) state.degraded.add('cold_user');
-    const popular = await this.online.popularItems(count, accept);
+    const popular = await this.serving.popularItems(count, accept);
     if (popular.fromPostgres) state.degraded.add('online_state_from_postgres');
+    if (popular.fromStaleCopy) state.degraded.add('popularity_stale');
     if (popular.value.length >= count) return popular.value;
     const taken = new Set(popular.value);
     return [

@@ -1,4 +1,9 @@
-import { decay, ItemPopularity, StoredPopularity } from '../online-state/online-state.schema';
+import {
+  decay,
+  engagement,
+  ItemPopularity,
+  StoredPopularity,
+} from '../online-state/online-state.schema';
 import { IdIndex } from './id-index';
 
 /** The catalog facts ranking merges, as PostgreSQL's `items` holds them. */
@@ -126,6 +131,12 @@ export class ItemTable {
       addToCarts: this.popularity[offset + 3] * scale,
       purchases: this.popularity[offset + 4] * scale,
     };
+  }
+
+  /** The row's decayed engagement at `nowMs` (clicks, carts and purchases weighed); 0 without. */
+  engagementAt(row: number, nowMs: number, halfLifeMs: number): number {
+    const popularity = this.popularityAt(row, nowMs, halfLifeMs);
+    return popularity === undefined ? 0 : engagement(popularity);
   }
 
   /** Live catalog items, newest first (unknown creation last), that `accept` lets through. */

@@ -11,6 +11,7 @@ import { OnlineStateReader, Read } from '../online-state/online-state.reader';
 import type { ItemPopularity } from '../online-state/online-state.schema';
 import { PopularityMirror } from '../online-state/popularity-mirror';
 import { ItemTable } from './item-table';
+import { topKOf } from './top-k';
 import { Retrieval, RetrievalObserver } from './retrieval';
 import { RowVectors } from './row-vectors';
 import { LOADED_MODELS } from './served-model';
@@ -35,10 +36,13 @@ interface Following {
   vectorsReadAt: Date;
 }
 
-/** Candidates' popularity, and whether it came from the replica's copy while that is stale. */
-export type PopularityRead = Read<(ItemPopularity | undefined)[]> & {
-  readonly fromStaleCopy: boolean;
-};
+/** A read, and whether it came from the replica's popularity copy while that is stale. */
+export type CopyRead<T> = Read<T> & { readonly fromStaleCopy: boolean };
+export type PopularityRead = CopyRead<(ItemPopularity | undefined)[]>;
+
+/** How many of the copy's most engaged items are kept for cold users, and for how long. */
+const POPULAR_FROM_COPY = 5000;
+const POPULAR_FROM_COPY_TTL_MS = 5000;
 
 /**
  * This replica's view of what it ranks with: one item table (every catalog item by row: features
@@ -54,6 +58,8 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
   private readonly logger: Logger;
   /** The active version's binding. */
   private active: Following | undefined;
+  /** The copy's most engaged items when last computed (cold users' fallback). */
+  private engaged: { readonly at: number; readonly ids: string[] } | undefined;
   /** The arm versions' bindings (experiments), by version id. */
   private arms = new Map<string, Following>();
   /**
@@ -196,6 +202,48 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
     const live = await this.onlineState.popularityFromRedis(itemIds, nowMs);
     if (live !== undefined) return { value: live, fromPostgres: false, fromStaleCopy: false };
     return this.fromCopy(rows, nowMs, true);
+  }
+
+  /**
+   * Up to `count` popular live items that `accept` lets through, best first, for users without
+   * history: from Redis; when it does not answer, from the replica's copy (its most engaged
+   * items, recomputed every few seconds), not from PostgreSQL, whose fallback scans `events`.
+   * PostgreSQL only before the copy was ever loaded.
+   */
+  async popularItems(
+    count: number,
+    accept: (itemId: string) => boolean,
+  ): Promise<CopyRead<string[]>> {
+    if (!this.mirror.hasCopy()) {
+      return { ...(await this.onlineState.popularItems(count, accept)), fromStaleCopy: false };
+    }
+    const live = await this.onlineState.popularItemsFromRedis(count, accept);
+    if (live !== undefined) return { value: live, fromPostgres: false, fromStaleCopy: false };
+    const value = this.mostEngaged().filter(accept).slice(0, count);
+    return { value, fromPostgres: false, fromStaleCopy: !this.mirror.isFresh() };
+  }
+
+  /** The copy's POPULAR_FROM_COPY most engaged live items, best first; kept a few seconds. */
+  private mostEngaged(): string[] {
+    const now = Date.now();
+    if (this.engaged !== undefined && now - this.engaged.at < POPULAR_FROM_COPY_TTL_MS) {
+      return this.engaged.ids;
+    }
+    const { items } = this;
+    const halfLifeMs = this.config.online.popularityHalfLifeMs;
+    const score = (row: number) =>
+      items.deleted(row) ? 0 : items.engagementAt(row, now, halfLifeMs);
+    const { rows } = topKOf(
+      items.size,
+      POPULAR_FROM_COPY,
+      (from, to, out) => {
+        for (let row = from; row < to; row++) out[row - from] = score(row);
+      },
+      (row) => !(score(row) > 0),
+    );
+    const ids = Array.from(rows, (row) => items.id(row));
+    this.engaged = { at: now, ids };
+    return ids;
   }
 
   private fromCopy(rows: Int32Array, nowMs: number, stale: boolean): PopularityRead {
