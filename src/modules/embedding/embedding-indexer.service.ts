@@ -30,8 +30,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * Turns items into stored vectors: reuse a vector of the same (encoder, text hash) where one
  * exists, encode the rest (identical texts once), store them guarded by the text hash (an item
- * edited meanwhile stays pending). Every pass holds the database-wide
- * embedding lock, so worker replicas and the backfill never encode the same item twice.
+ * edited meanwhile stays pending). Every pass holds the database-wide embedding lock, so worker
+ * replicas and the backfill never encode the same item twice.
  */
 @Injectable()
 export class EmbeddingIndexer {

@@ -195,13 +195,14 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
     rows: Int32Array,
     nowMs: number,
   ): Promise<PopularityRead> {
-    if (this.mirror.isFresh()) return this.fromCopy(rows, nowMs, false);
-    if (!this.mirror.hasCopy()) {
-      return { ...(await this.onlineState.popularity(itemIds, nowMs)), fromStaleCopy: false };
+    if (this.mirror.isFresh()) {
+      return { value: this.fromCopy(rows, nowMs), fromPostgres: false, fromStaleCopy: false };
     }
-    const live = await this.onlineState.popularityFromRedis(itemIds, nowMs);
-    if (live !== undefined) return { value: live, fromPostgres: false, fromStaleCopy: false };
-    return this.fromCopy(rows, nowMs, true);
+    return this.redisElseCopy(
+      () => this.onlineState.popularity(itemIds, nowMs),
+      () => this.onlineState.popularityFromRedis(itemIds, nowMs),
+      () => this.fromCopy(rows, nowMs),
+    );
   }
 
   /**
@@ -214,13 +215,26 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
     count: number,
     accept: (itemId: string) => boolean,
   ): Promise<CopyRead<string[]>> {
-    if (!this.mirror.hasCopy()) {
-      return { ...(await this.onlineState.popularItems(count, accept)), fromStaleCopy: false };
-    }
-    const live = await this.onlineState.popularItemsFromRedis(count, accept);
+    return this.redisElseCopy(
+      () => this.onlineState.popularItems(count, accept),
+      () => this.onlineState.popularItemsFromRedis(count, accept),
+      () => this.mostEngaged().filter(accept).slice(0, count),
+    );
+  }
+
+  /**
+   * Redis, and the copy when Redis does not answer (stale unless it synced within 2 s); before the
+   * copy ever loaded, `redisOrPostgres` (the reader's Redis with its PostgreSQL fallback).
+   */
+  private async redisElseCopy<T>(
+    redisOrPostgres: () => Promise<Read<T>>,
+    redis: () => Promise<T | undefined>,
+    copy: () => T,
+  ): Promise<CopyRead<T>> {
+    if (!this.mirror.hasCopy()) return { ...(await redisOrPostgres()), fromStaleCopy: false };
+    const live = await redis();
     if (live !== undefined) return { value: live, fromPostgres: false, fromStaleCopy: false };
-    const value = this.mostEngaged().filter(accept).slice(0, count);
-    return { value, fromPostgres: false, fromStaleCopy: !this.mirror.isFresh() };
+    return { value: copy(), fromPostgres: false, fromStaleCopy: !this.mirror.isFresh() };
   }
 
   /** The copy's POPULAR_FROM_COPY most engaged live items, best first; kept a few seconds. */
@@ -246,13 +260,13 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
     return ids;
   }
 
-  private fromCopy(rows: Int32Array, nowMs: number, stale: boolean): PopularityRead {
+  private fromCopy(rows: Int32Array, nowMs: number): (ItemPopularity | undefined)[] {
     const halfLifeMs = this.config.online.popularityHalfLifeMs;
     const value = new Array<ItemPopularity | undefined>(rows.length);
     for (let i = 0; i < rows.length; i++) {
       value[i] = rows[i] < 0 ? undefined : this.items.popularityAt(rows[i], nowMs, halfLifeMs);
     }
-    return { value, fromPostgres: false, fromStaleCopy: stale };
+    return value;
   }
 
   /** Reads what changed in the catalog since the last time; concurrent callers share one run. */
