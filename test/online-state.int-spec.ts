@@ -11,6 +11,7 @@ import {
   engagement,
   ItemPopularity,
   OnlineEvent,
+  POPULARITY_HORIZON_HALF_LIVES,
 } from '../src/modules/online-state/online-state.schema';
 import type { OnlineStateStore } from '../src/modules/online-state/online-state.store';
 import { OnlineStateWriter } from '../src/modules/online-state/online-state.writer';
@@ -151,8 +152,8 @@ describe('online state contract', () => {
 
     it('orders items by decayed engagement (clicks 1, carts 3, purchases 5, impressions 0)', async () => {
       const want = expected(all, halfLifeMs());
-      const first = await store().popularItems(0, 10);
-      const next = await store().popularItems(10, 10);
+      const first = await store().popularItems(0, 10, NOW);
+      const next = await store().popularItems(10, 10, NOW);
       expect([...first, ...next]).toEqual(want.ranked.slice(0, 20));
     });
 
@@ -163,6 +164,30 @@ describe('online state contract', () => {
       }
       expect(await store().recent('nobody', 5)).toEqual([]);
     });
+  });
+
+  it('PostgreSQL leaves out events past the horizon, where Redis keeps them at under 1e-9', async () => {
+    const halfLifeMs = context.config.online.popularityHalfLifeMs;
+    const clickAt = (itemId: string, halfLives: number): OnlineEvent => ({
+      eventId: `horizon-${itemId}`,
+      type: 'click',
+      userId: 'u-horizon',
+      itemId,
+      ts: new Date(NOW - halfLives * halfLifeMs),
+    });
+    const inside = POPULARITY_HORIZON_HALF_LIVES - 0.5;
+    const outside = POPULARITY_HORIZON_HALF_LIVES + 0.5;
+    await insertEvents(context.config.postgres.url, [
+      clickAt('h-inside', inside),
+      clickAt('h-outside', outside),
+    ]);
+    const postgres = stores.PostgreSQL;
+    const [kept, left] = await postgres.popularity(['h-inside', 'h-outside'], NOW);
+    expect(kept?.clicks).toBeCloseTo(2 ** -inside, 15);
+    expect(left).toBeUndefined();
+    const popular = await postgres.popularItems(0, 100, NOW);
+    expect(popular).toContain('h-inside');
+    expect(popular).not.toContain('h-outside');
   });
 });
 

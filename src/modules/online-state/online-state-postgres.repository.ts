@@ -4,12 +4,18 @@ import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import type { EventType } from '../../common/event-types';
 import { PG_POOL } from '../../infra/tokens';
-import { decaySql, ENGAGEMENT_WEIGHT_SQL, ItemPopularity } from './online-state.schema';
+import {
+  decaySql,
+  ENGAGEMENT_WEIGHT_SQL,
+  ItemPopularity,
+  POPULARITY_HORIZON_HALF_LIVES,
+} from './online-state.schema';
 import type { Interaction, OnlineStateStore } from './online-state.store';
 
 /**
  * The online state computed from `events`, for when Redis fails: the same answers (the contract
- * test holds both to it), at the cost of scanning events. Slow: callers cache what they can.
+ * test holds both to it, but for events past POPULARITY_HORIZON_HALF_LIVES, which Redis keeps at
+ * a weight under 1e-9), at the cost of scanning events. Slow: callers cache what they can.
  */
 @Injectable()
 export class OnlineStatePostgresRepository implements OnlineStateStore {
@@ -45,9 +51,9 @@ export class OnlineStatePostgresRepository implements OnlineStateStore {
               sum(d) FILTER (WHERE type = 'add_to_cart') AS cart,
               sum(d) FILTER (WHERE type = 'purchase') AS buy
        FROM (SELECT item_id, type, ${decaySql('ts', 'to_timestamp($3::float8 / 1000)', '$2')} AS d
-             FROM events WHERE item_id = ANY($1)) e
+             FROM events WHERE item_id = ANY($1) AND ts >= $4) e
        GROUP BY item_id`,
-      [itemIds, this.config.online.popularityHalfLifeMs, nowMs],
+      [itemIds, this.config.online.popularityHalfLifeMs, nowMs, this.horizonStart(nowMs)],
     );
     const found = new Map(
       rows.map((row) => [
@@ -63,17 +69,27 @@ export class OnlineStatePostgresRepository implements OnlineStateStore {
     return itemIds.map((itemId) => found.get(itemId));
   }
 
-  /** Decayed relative to the newest event: the order is the same, the numbers stay representable. */
-  async popularItems(offset: number, count: number): Promise<string[]> {
+  async popularItems(offset: number, count: number, nowMs: number): Promise<string[]> {
     const { rows } = await this.pool.query<{ item_id: string }>(
-      `WITH newest AS (SELECT max(ts) AS t FROM events)
-       SELECT item_id FROM events, newest
+      `SELECT item_id FROM events
+       WHERE ts >= $5
        GROUP BY item_id
        HAVING sum(${ENGAGEMENT_WEIGHT_SQL}) > 0
-       ORDER BY sum(${ENGAGEMENT_WEIGHT_SQL} * ${decaySql('ts', 'newest.t', '$3')}) DESC, item_id
+       ORDER BY sum(${ENGAGEMENT_WEIGHT_SQL} * ${decaySql('ts', 'to_timestamp($4::float8 / 1000)', '$3')}) DESC, item_id
        OFFSET $1 LIMIT $2`,
-      [offset, count, this.config.online.popularityHalfLifeMs],
+      [offset, count, this.config.online.popularityHalfLifeMs, nowMs, this.horizonStart(nowMs)],
     );
     return rows.map((row) => row.item_id);
+  }
+
+  /**
+   * The oldest event time the horizon takes, as a value rather than an expression: the planner
+   * then leaves out the partitions before it (an expression is pruned only at execution, after
+   * planning every partition).
+   */
+  private horizonStart(nowMs: number): Date {
+    return new Date(
+      nowMs - this.config.online.popularityHalfLifeMs * POPULARITY_HORIZON_HALF_LIVES,
+    );
   }
 }

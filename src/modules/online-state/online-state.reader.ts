@@ -168,7 +168,7 @@ export class OnlineStateReader {
       this.popularFallback === undefined ||
       now - this.popularFallback.at > POPULAR_FALLBACK_TTL_MS
     ) {
-      const ids = this.postgres.popularItems(0, POPULAR_FALLBACK_SIZE);
+      const ids = this.postgres.popularItems(0, POPULAR_FALLBACK_SIZE, now);
       this.popularFallback = { at: now, ids };
       ids.catch(() => {
         this.popularFallback = undefined;

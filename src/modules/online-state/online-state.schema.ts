@@ -207,6 +207,13 @@ export function decay(fromMs: number, toMs: number, halfLifeMs: number): number 
 
 const MAX_EXPONENT = 256;
 
+/**
+ * Events older than this many half-lives weigh under 2^-30 (about 1e-9) of a new one: the
+ * PostgreSQL fallback leaves them out, so its cost grows with the half-life, not with how long
+ * `events` is kept (partitions outside the horizon are not read).
+ */
+export const POPULARITY_HORIZON_HALF_LIVES = 30;
+
 function clampExponent(exponent: number): number {
   return Math.min(MAX_EXPONENT, Math.max(-MAX_EXPONENT, exponent));
 }

@@ -18,8 +18,11 @@ export interface OnlineStateStore {
   recent(userId: string, limit: number): Promise<Interaction[]>;
   /** Each item's decayed counts at `nowMs`, aligned with `itemIds` (undefined: no events). */
   popularity(itemIds: readonly string[], nowMs: number): Promise<(ItemPopularity | undefined)[]>;
-  /** A page of items by current decayed engagement, best first. */
-  popularItems(offset: number, count: number): Promise<string[]>;
+  /**
+   * A page of items by decayed engagement at `nowMs`, best first (the order does not change with
+   * time: every count decays alike; PostgreSQL needs the time for its horizon).
+   */
+  popularItems(offset: number, count: number, nowMs: number): Promise<string[]>;
 }
 
 /** One `pop-changes` entry: new values of the items a batch touched, or a reset after a clear. */

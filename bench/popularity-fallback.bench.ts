@@ -1,0 +1,123 @@
+import { Pool } from 'pg';
+import { dayOf } from '../src/common/daily-partitions';
+import { loadConfig } from '../src/config/config';
+import { EventPartitionsRepository } from '../src/modules/ingest/event-partitions.repository';
+import { OnlineStatePostgresRepository } from '../src/modules/online-state/online-state-postgres.repository';
+import { POPULARITY_HORIZON_HALF_LIVES } from '../src/modules/online-state/online-state.schema';
+import { databaseUrlFor, dropDatabase, freshDatabase } from './lib/bench-store';
+import { Benchmark, integerFlag, progress } from './lib/harness';
+import { percentile } from './lib/percentile';
+
+const DATABASE = 'recsys_bench_popularity_fallback';
+const DAY_MS = 86_400_000;
+const ITEMS = 50_000;
+const CALLS = 7;
+/** The `rank` request's 100 candidates: engaged items (ids skewed towards low numbers). */
+const CANDIDATES = Array.from({ length: 100 }, (_, i) => `i${String(i * 7)}`);
+/** The cold users' list the reader asks PostgreSQL for (POPULAR_FALLBACK_SIZE). */
+const POPULAR_LIST = 5000;
+
+/**
+ * Days `from`..`to` back from today (inclusive), `perDay` events each at random times of the day,
+ * on 50,000 items with engagement skewed (item i drawn with density falling as i^-2/3).
+ */
+async function insertDays(pool: Pool, from: number, to: number, perDay: number): Promise<void> {
+  await pool.query('SELECT setseed($1)', [from / 1000]);
+  await pool.query(
+    `INSERT INTO events (event_id, type, user_id, item_id, ts)
+     SELECT 'e' || d || '-' || g,
+            (ARRAY['impression','impression','impression','click','add_to_cart','purchase'])[1 + g % 6],
+            'u' || g % 20000,
+            'i' || floor(${ITEMS} * power(random(), 3))::int,
+            date_trunc('day', now(), 'UTC') - make_interval(days => d) + random() * interval '1 day'
+     FROM generate_series($1::int, $2::int) d, generate_series(1, $3::int) g`,
+    [from, to, perDay],
+  );
+  await pool.query('ANALYZE events');
+}
+
+/** Median ms of `CALLS` calls of each fallback read, after one unmeasured call of each. */
+async function timeFallback(
+  store: OnlineStatePostgresRepository,
+): Promise<{ popularity: number; popularItems: number }> {
+  const time = async (read: () => Promise<unknown>) => {
+    await read();
+    const ms: number[] = [];
+    for (let i = 0; i < CALLS; i++) {
+      const started = performance.now();
+      await read();
+      ms.push(performance.now() - started);
+    }
+    return percentile(
+      ms.sort((a, b) => a - b),
+      50,
+    );
+  };
+  return {
+    popularity: await time(() => store.popularity(CANDIDATES, Date.now())),
+    popularItems: await time(() => store.popularItems(0, POPULAR_LIST, Date.now())),
+  };
+}
+
+/**
+ * The PostgreSQL popularity fallback (a replica whose popularity copy never loaded, Redis down)
+ * with `events` holding the horizon's days only, then with `--days` days: it reads the horizon
+ * alone, so the ratio should stay near 1 however long `EVENTS_RETENTION_DAYS` keeps events.
+ */
+const benchmark: Benchmark = {
+  description:
+    'PostgreSQL popularity fallback: events within the horizon only, then --days of them',
+  async run(args) {
+    const config = loadConfig(process.env);
+    const days = integerFlag(args, 'days', 180, 1);
+    const perDay = integerFlag(args, 'events-per-day', 20_000, 1);
+    const halfLifeDays = config.online.popularityHalfLifeMs / DAY_MS;
+    const horizonDays = Math.ceil(halfLifeDays * POPULARITY_HORIZON_HALF_LIVES);
+    if (days <= horizonDays) {
+      throw new Error(`--days must exceed the horizon, ${String(horizonDays)} days`);
+    }
+    const databaseUrl = databaseUrlFor(config.postgres.directUrl, DATABASE);
+    await freshDatabase(databaseUrl);
+    const pool = new Pool({ connectionString: databaseUrl });
+    try {
+      const partitions = new EventPartitionsRepository(pool);
+      const today = dayOf(new Date());
+      for (let d = 0; d <= days; d++) await partitions.createPartition(today - d);
+      const store = new OnlineStatePostgresRepository(pool, config);
+      const rows: Record<string, string | number>[] = [];
+      const measure = async (stored: number) => {
+        const ms = await timeFallback(store);
+        rows.push({
+          'days of events': stored,
+          events: stored * perDay,
+          'popularity of 100 items, ms': ms.popularity,
+          [`${String(POPULAR_LIST)} most engaged, ms`]: ms.popularItems,
+        });
+        return ms;
+      };
+      progress(`${String(horizonDays)} days of ${String(perDay)} events (the horizon)`);
+      await insertDays(pool, 0, horizonDays - 1, perDay);
+      const horizon = await measure(horizonDays);
+      progress(`${String(days - horizonDays)} older days`);
+      await insertDays(pool, horizonDays, days - 1, perDay);
+      const all = await measure(days);
+      const ratios = {
+        popularity: all.popularity / horizon.popularity,
+        popularItems: all.popularItems / horizon.popularItems,
+      };
+      return {
+        title: `PostgreSQL popularity fallback, half-life ${String(halfLifeDays)} d, horizon ${String(horizonDays)} d (median of ${String(CALLS)} calls)`,
+        rows,
+        figures: { days, perDay, horizonDays, horizon, all, ratios },
+        notes: [
+          `ratio, ${String(days)} days against the horizon's ${String(horizonDays)}: popularity ${ratios.popularity.toFixed(2)}, most engaged ${ratios.popularItems.toFixed(2)}`,
+        ],
+      };
+    } finally {
+      await pool.end();
+      await dropDatabase(databaseUrl);
+    }
+  },
+};
+
+export default benchmark;
