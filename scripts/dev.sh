@@ -58,6 +58,8 @@ case "${1:-}" in
     bash scripts/stack.sh up
     ensure_build
     node dist/main.js migrate
+    # The service's topics, as the k8s Job creates them (dead-letter topics with their retention).
+    node dist/main.js topics
     # Demo data goes through Kafka (consumed once the ingest role starts); a no-op when not empty.
     node dist/cli.js seed-if-empty
     # The quick-start curl examples send no key; deployments set AUTH_MODE=api-key (k8s ConfigMap).

@@ -4,7 +4,7 @@
 # for the tests that run both ways) and a single-node Apache Kafka 4.x broker
 # (KRaft, broker+controller in one JVM).
 #
-#   scripts/stack.sh up       start what is not running, create topics (idempotent)
+#   scripts/stack.sh up       start what is not running, create STACK_TOPICS (idempotent)
 #   scripts/stack.sh down     stop Kafka and whatever this script started
 #   scripts/stack.sh status   one line per service; exit 0 only if all are up
 #
@@ -15,7 +15,8 @@
 # Environment:
 #   KAFKA_PORT             broker port (9092); controller uses KAFKA_CONTROLLER_PORT (KAFKA_PORT+1)
 #   STACK_DIR              state, logs, pid files, Kafka data (.cache/stack)
-#   STACK_TOPICS           extra topics, "name:partitions" separated by spaces or commas
+#   STACK_TOPICS           topics to create, "name:partitions" separated by spaces or commas
+#                          (the service's own: `node dist/main.js topics`, which `npm start` runs)
 #   KAFKA_HEAP_OPTS        JVM heap for the broker (-Xms256m -Xmx512m)
 #   KAFKA_READY_TIMEOUT    seconds to wait for the broker to answer (60)
 #   PG_PORT / REDIS_PORT   5432 / 6379
@@ -59,8 +60,7 @@ KAFKA_TOPICS_OK=$STACK_DIR/kafka-topics.ok
 LOG4J_BROKER=$STACK_DIR/log4j2-broker.properties
 LOG4J_TOOLS=$STACK_DIR/log4j2-tools.properties
 
-# Topics the service uses: name:partitions.
-TOPICS=(user.events:6 catalog.items:3 user.events.dlq:1 catalog.items.dlq:1 rank.served:6 rank.served.dlq:1)
+TOPICS=()
 if [[ -n ${STACK_TOPICS:-} ]]; then
   read -r -a _extra <<<"${STACK_TOPICS//,/ }"
   TOPICS+=("${_extra[@]}")
@@ -451,7 +451,7 @@ kafka_up() {
   fi
   [[ $external -eq 1 ]] || printf '%s\n' "pid=$pid $topics_key" >"$KAFKA_TOPICS_OK"
   [[ $external -eq 1 ]] && pid="external" || pid="pid $pid"
-  log "kafka:    up   $HOST:$KAFKA_PORT ($pid) topics: ${TOPICS[*]}"
+  log "kafka:    up   $HOST:$KAFKA_PORT ($pid)${TOPICS[*]:+ topics: ${TOPICS[*]}}"
 }
 
 kafka_down() {

@@ -88,8 +88,6 @@ export class PrivateKafka {
           KAFKA_PORT: String(this.port),
           KAFKA_CONTROLLER_PORT: String(this.port + 1),
           STACK_DIR: dir,
-          // Only the topics a test creates (prefixed); the service's default ones are harmless.
-          STACK_TOPICS: '',
           KAFKA_READY_TIMEOUT: '90',
         },
         timeout: 150_000,
