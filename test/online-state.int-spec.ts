@@ -3,6 +3,7 @@ import { createClient } from 'redis';
 import type { EventType } from '../src/common/event-types';
 import { createLogger } from '../src/common/logger';
 import { createRedisClient, RedisClient } from '../src/infra/redis';
+import { Metrics } from '../src/modules/metrics/metrics.registry';
 import { OnlineStatePostgresRepository } from '../src/modules/online-state/online-state-postgres.repository';
 import { OnlineStateRedisRepository } from '../src/modules/online-state/online-state-redis.repository';
 import {
@@ -13,6 +14,7 @@ import {
   OnlineEvent,
   POPULARITY_HORIZON_HALF_LIVES,
 } from '../src/modules/online-state/online-state.schema';
+import { OnlineStateReader } from '../src/modules/online-state/online-state.reader';
 import type { OnlineStateStore } from '../src/modules/online-state/online-state.store';
 import { OnlineStateWriter } from '../src/modules/online-state/online-state.writer';
 import { Random } from '../src/synthetic';
@@ -282,4 +284,59 @@ describe.each(REDIS_MODES)('online state batches on Redis ($mode)', ({ mode, env
       expect(perNode.filter((node) => node.items > 0)).toHaveLength(1);
     });
   }
+});
+
+describe('reading a Redis Cluster with one master stalled', () => {
+  let context: TestContext;
+  let redis: RedisClient;
+  let pool: Pool;
+  let store: OnlineStateRedisRepository;
+  let reader: OnlineStateReader;
+
+  beforeAll(async () => {
+    const [, cluster] = REDIS_MODES;
+    context = await createTestContext({ ...cluster.env, REDIS_READ_TIMEOUT_MS: '200' });
+    redis = createRedisClient(context.config.redis, createLogger('silent'));
+    await redis.connect();
+    pool = new Pool({ connectionString: context.config.postgres.url });
+    store = new OnlineStateRedisRepository(redis, context.config);
+    reader = new OnlineStateReader(
+      store,
+      new OnlineStatePostgresRepository(pool, context.config),
+      context.config,
+      createLogger('silent'),
+      new Metrics({}),
+    );
+  });
+  afterAll(async () => {
+    await redis.close();
+    await pool.end();
+    await context.cleanup();
+  });
+
+  it('sends only the stalled master’s users to PostgreSQL; the others and the items still read Redis', async () => {
+    const users = Array.from({ length: 64 }, (_, i) => `stall-u${i}`);
+    const stalledServer = store.userServer(users[0]);
+    const healthy = users.find((userId) => store.userServer(userId) !== stalledServer);
+    if (healthy === undefined) throw new Error('every user on one master');
+    expect(stalledServer).toMatch(/:\d+$/);
+    expect(store.itemsServer()).not.toBe('');
+
+    const master = createClient({ url: `redis://${stalledServer}` });
+    await master.connect();
+    try {
+      await master.sendCommand(['CLIENT', 'PAUSE', '1500', 'ALL']);
+      const started = Date.now();
+      expect((await reader.recent(users[0], 5)).fromPostgres).toBe(true);
+      // Inside the pause: the stalled master's users skip Redis at once, the others read it.
+      expect((await reader.recent(users[0], 5)).fromPostgres).toBe(true);
+      expect((await reader.recent(healthy, 5)).fromPostgres).toBe(false);
+      const popularity = await reader.popularity(['stall-i0'], Date.now());
+      expect(popularity.fromPostgres).toBe(store.itemsServer() === stalledServer);
+      expect(Date.now() - started).toBeLessThan(1200);
+    } finally {
+      await master.sendCommand(['CLIENT', 'UNPAUSE']);
+      await master.quit();
+    }
+  });
 });

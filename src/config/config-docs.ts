@@ -108,7 +108,7 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
   REDIS_READ_TIMEOUT_MS: {
     group: 'Redis',
     description:
-      'How long a read on a request’s path (`rank`, `recommend`: online state, cached user vectors) waits for Redis. Past it the read counts as failed and the request reads PostgreSQL instead (degraded `online_state_from_postgres`), and for the next second every request does, so a stalled Redis (a slow command, a failover, `CLIENT PAUSE`) costs one request the wait, not each. Keep it above the api’s longest event-loop pause: a blocked loop fires the timer before it reads the reply.',
+      'How long a read on a request’s path (`rank`, `recommend`: online state, cached user vectors) waits for Redis. Past it the read counts as failed and the request reads PostgreSQL instead (degraded `online_state_from_postgres`), and for the next second every request does for that server (on a Redis Cluster, that master’s users or the items; the other masters still answer theirs), so a stalled Redis (a slow command, a failover, `CLIENT PAUSE`) costs one request the wait, not each. Keep it above the api’s longest event-loop pause: a blocked loop fires the timer before it reads the reply.',
   },
   REDIS_KEY_PREFIX: {
     group: 'Redis',

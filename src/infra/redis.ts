@@ -160,6 +160,17 @@ export class RedisClient {
       this.target.client.destroy();
   }
 
+  /**
+   * The server that answers `key`: its slot's master on a cluster (its address; '' while the
+   * cluster does not know its masters), '' for a standalone server. A reader that finds one
+   * server slow can then skip that one only.
+   */
+  serverOf(key: string): string {
+    const { target } = this;
+    if (target.mode === 'standalone') return '';
+    return target.client.slots[keySlot(key)]?.master.address ?? '';
+  }
+
   /** PING (every master of a cluster). */
   async ping(): Promise<void> {
     const { target } = this;

@@ -127,6 +127,16 @@ export class OnlineStateRedisRepository
     this.keys = onlineKeys(config.redis.keyPrefix);
   }
 
+  /** The server of `userId`'s keys (RedisClient.serverOf). */
+  userServer(userId: string): string {
+    return this.redis.serverOf(this.keys.interest(userId));
+  }
+
+  /** The server of every item key (one hash tag). */
+  itemsServer(): string {
+    return this.redis.serverOf(this.keys.popularityRank);
+  }
+
   /** False while disconnected: readers go to PostgreSQL without waiting for a failure. */
   get available(): boolean {
     return this.redis.isReady;

@@ -57,6 +57,23 @@ describe('OnlineStateReader', () => {
     expect(await reader.interestVersion('u')).toBe('1');
   });
 
+  it("skips only the slow server: a cluster's other masters still answer their users and items", async () => {
+    const { redis, reader } = setUp();
+    redis.stalledServer = 'b';
+    const slow = reader.recent('b-1', 5);
+    await jest.advanceTimersByTimeAsync(100);
+    expect(await slow).toEqual({ value: [click('from-postgres')], fromPostgres: true });
+
+    expect(await reader.recent('a-1', 5)).toEqual({
+      value: [click('from-redis')],
+      fromPostgres: false,
+    });
+    expect(await reader.popularity(['i'], 0)).toEqual({ value: [undefined], fromPostgres: false });
+    const readsBefore = redis.reads;
+    expect(await reader.interestVersion('b-2')).toBeUndefined();
+    expect(redis.reads).toBe(readsBefore);
+  });
+
   it('waits for a Redis that answers within the timeout', async () => {
     const { redis, postgres, reader } = setUp();
     redis.stalled = true;

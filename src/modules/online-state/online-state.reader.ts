@@ -23,14 +23,15 @@ const POPULAR_FALLBACK_SIZE = 5000;
 const POPULAR_FALLBACK_TTL_MS = 30_000;
 const POPULAR_PAGE = 500;
 const POPULAR_MAX_SCAN = 20_000;
-/** How long requests skip Redis after one of its reads timed out. */
+/** How long requests skip a Redis server after one of its reads timed out. */
 const SLOW_REDIS_SKIP_MS = 1000;
 
 /**
  * The online state for the api role: Redis first, PostgreSQL (slower, computed from events) while
  * Redis is down, failing or slow; each answer says which it came from. A read Redis has not
- * answered in REDIS_READ_TIMEOUT_MS fails, and requests skip Redis for a second after it, so that
- * a stalled Redis costs a request at most the timeout instead of its whole RANK_TIMEOUT_MS.
+ * answered in REDIS_READ_TIMEOUT_MS fails, and requests skip that server (one master of a
+ * cluster: the others still answer theirs) for a second after it, so that a stalled Redis costs
+ * a request at most the timeout instead of its whole RANK_TIMEOUT_MS.
  */
 @Injectable()
 export class OnlineStateReader {
@@ -38,8 +39,8 @@ export class OnlineStateReader {
   private popularFallback: { at: number; ids: Promise<string[]> } | undefined;
   private readonly warnings = new WarningThrottle();
   private readonly timeoutMs: number;
-  /** Until when (ms) requests skip Redis, after a read that timed out. */
-  private skipRedisUntil = 0;
+  /** Until when (ms) requests skip each server (RedisClient.serverOf), after a read that timed out. */
+  private readonly skipUntil = new Map<string, number>();
   private readonly timeouts: Counter;
 
   constructor(
@@ -57,41 +58,45 @@ export class OnlineStateReader {
     );
   }
 
-  /** Connected, and not skipped after a slow read. */
-  private get redisUsable(): boolean {
-    return this.redis.available && Date.now() >= this.skipRedisUntil;
+  /** Connected, and `server` not skipped after a slow read. */
+  private usable(server: string): boolean {
+    return this.redis.available && Date.now() >= (this.skipUntil.get(server) ?? 0);
   }
 
   /**
-   * A read from Redis on a request's path (undefined when Redis is not usable or the read failed
-   * or timed out): for what has no other source, such as the ranking's cached user vectors.
+   * A read from the Redis `server` (RedisClient.serverOf) on a request's path; undefined when it
+   * is not usable or the read failed or timed out. For what has no other source, such as the
+   * ranking's cached user vectors.
    */
-  async fromRedis<T>(read: () => Promise<T>): Promise<T | undefined> {
-    if (!this.redisUsable) return undefined;
+  async fromRedis<T>(server: string, read: () => Promise<T>): Promise<T | undefined> {
+    if (!this.usable(server)) return undefined;
     try {
-      return await this.timed(read());
+      return await this.timed(server, read());
     } catch (error) {
       this.warn(error);
       return undefined;
     }
   }
 
-  private async timed<T>(read: Promise<T>): Promise<T> {
+  private async timed<T>(server: string, read: Promise<T>): Promise<T> {
     try {
       return await withTimeout(read, this.timeoutMs, 'redis read');
     } catch (error) {
       if (isTimeout(error)) {
         this.timeouts.inc();
-        this.skipRedisUntil = Date.now() + SLOW_REDIS_SKIP_MS;
+        this.skipUntil.set(server, Date.now() + SLOW_REDIS_SKIP_MS);
       }
       throw error;
     }
   }
 
-  private async read<T>(query: (store: OnlineStateStore) => Promise<T>): Promise<Read<T>> {
-    if (this.redisUsable) {
+  private async read<T>(
+    server: string,
+    query: (store: OnlineStateStore) => Promise<T>,
+  ): Promise<Read<T>> {
+    if (this.usable(server)) {
       try {
-        return { value: await this.timed(query(this.redis)), fromPostgres: false };
+        return { value: await this.timed(server, query(this.redis)), fromPostgres: false };
       } catch (error) {
         this.warn(error);
       }
@@ -108,7 +113,7 @@ export class OnlineStateReader {
 
   /** The user's interest version; undefined without Redis (nothing can be cached against it). */
   interestVersion(userId: string): Promise<string | undefined> {
-    return this.fromRedis(() => this.redis.interestVersion(userId));
+    return this.fromRedis(this.redis.userServer(userId), () => this.redis.interestVersion(userId));
   }
 
   /** The items' popularity from Redis alone; undefined when it is not usable, fails or is slow. */
@@ -116,23 +121,23 @@ export class OnlineStateReader {
     itemIds: readonly string[],
     nowMs: number,
   ): Promise<(ItemPopularity | undefined)[] | undefined> {
-    return this.fromRedis(() => this.redis.popularity(itemIds, nowMs));
+    return this.fromRedis(this.redis.itemsServer(), () => this.redis.popularity(itemIds, nowMs));
   }
 
   recent(userId: string, limit: number): Promise<Read<Interaction[]>> {
-    return this.read((store) => store.recent(userId, limit));
+    return this.read(this.redis.userServer(userId), (store) => store.recent(userId, limit));
   }
 
   popularity(
     itemIds: readonly string[],
     nowMs: number,
   ): Promise<Read<(ItemPopularity | undefined)[]>> {
-    return this.read((store) => store.popularity(itemIds, nowMs));
+    return this.read(this.redis.itemsServer(), (store) => store.popularity(itemIds, nowMs));
   }
 
   /** Up to `count` popular items that `accept` lets through, best first. */
   popularItems(count: number, accept: (itemId: string) => boolean): Promise<Read<string[]>> {
-    return this.read(async (store) =>
+    return this.read(this.redis.itemsServer(), async (store) =>
       store === this.postgres
         ? (await this.popularFromPostgres()).filter(accept).slice(0, count)
         : this.popularFromRedis(count, accept),
@@ -144,7 +149,7 @@ export class OnlineStateReader {
     count: number,
     accept: (itemId: string) => boolean,
   ): Promise<string[] | undefined> {
-    return this.fromRedis(() => this.popularFromRedis(count, accept));
+    return this.fromRedis(this.redis.itemsServer(), () => this.popularFromRedis(count, accept));
   }
 
   private async popularFromRedis(

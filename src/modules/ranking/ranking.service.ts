@@ -470,7 +470,9 @@ export class RankingService {
 
   /** Undefined without Redis (no cache then) or on a failed or slow read. */
   private cachedVector(userId: string) {
-    return this.online.fromRedis(() => this.userVectors.get(userId));
+    return this.online.fromRedis(this.userVectors.serverOf(userId), () =>
+      this.userVectors.get(userId),
+    );
   }
 
   /** Best effort: a failed write only costs a recomputation next time. */

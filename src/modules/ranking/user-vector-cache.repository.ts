@@ -51,6 +51,11 @@ export class UserVectorCacheRepository {
     return this.redis.isReady;
   }
 
+  /** The server of `userId`'s cached vector (RedisClient.serverOf). */
+  serverOf(userId: string): string {
+    return this.redis.serverOf(this.key(userId));
+  }
+
   private key(userId: string): string {
     return `${this.config.redis.keyPrefix}rank:uvec:${userId}`;
   }

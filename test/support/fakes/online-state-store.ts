@@ -6,11 +6,14 @@ import type {
 
 /**
  * An online-state store in memory, for OnlineStateReader's Redis and PostgreSQL sides: `stalled`
- * makes every read wait until `answer()` (a Redis that does not answer); `reads` counts them.
+ * makes every read wait until `answer()` (a Redis that does not answer), `stalledServer` only
+ * those of one server (a cluster's master: users `b-…` live on `b`, the others and the items on
+ * `a`); `reads` counts them.
  */
 export class FakeOnlineStateStore implements OnlineStateStore {
   available = true;
   stalled = false;
+  stalledServer: string | undefined;
   reads = 0;
   private readonly waiting: (() => void)[] = [];
 
@@ -21,25 +24,38 @@ export class FakeOnlineStateStore implements OnlineStateStore {
     for (const release of this.waiting.splice(0)) release();
   }
 
-  private async reply<T>(value: T): Promise<T> {
+  userServer(userId: string): string {
+    return userId.startsWith('b-') ? 'b' : 'a';
+  }
+
+  itemsServer(): string {
+    return 'a';
+  }
+
+  private async reply<T>(server: string, value: T): Promise<T> {
     this.reads += 1;
-    if (this.stalled) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    if (this.stalled || server === this.stalledServer) {
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
     return value;
   }
 
-  recent(_userId: string, limit: number): Promise<Interaction[]> {
-    return this.reply(this.history.slice(0, limit));
+  recent(userId: string, limit: number): Promise<Interaction[]> {
+    return this.reply(this.userServer(userId), this.history.slice(0, limit));
   }
 
-  interestVersion(): Promise<string | undefined> {
-    return this.reply('1');
+  interestVersion(userId: string): Promise<string | undefined> {
+    return this.reply(this.userServer(userId), '1');
   }
 
   popularity(itemIds: readonly string[]): Promise<(ItemPopularity | undefined)[]> {
-    return this.reply(itemIds.map(() => undefined));
+    return this.reply(
+      this.itemsServer(),
+      itemIds.map(() => undefined),
+    );
   }
 
   popularItems(): Promise<string[]> {
-    return this.reply([]);
+    return this.reply(this.itemsServer(), []);
   }
 }
