@@ -129,12 +129,13 @@ describe.each(POSTGRES_MODES)('embedding worker on real PostgreSQL ($mode)', ({ 
       const distinct = [...new Set(items.map(textOf))];
       expect(encoder.texts.sort()).toEqual(distinct.sort());
 
-      const stored = await repository.vectors(
-        encoder.modelId,
-        items.map((item) => item.itemId),
+      const { rows: stored } = await pool.query<{ item_id: string; vector: Buffer }>(
+        'SELECT item_id, vector FROM item_embeddings WHERE encoder_id = $1 ORDER BY item_id',
+        [encoder.modelId],
       );
-      expect(stored.size).toBe(items.length);
-      expect(Array.from(stored.get('w-4') ?? [])).toEqual(Array.from(stored.get('w-1') ?? []));
+      expect(stored.map((row) => row.item_id)).toEqual(items.map((item) => item.itemId).sort());
+      const vectorOf = (itemId: string) => stored.find((row) => row.item_id === itemId)?.vector;
+      expect(vectorOf('w-4')).toEqual(vectorOf('w-1'));
 
       // Unchanged texts, newer timestamps: ingest updates the rows but marks nothing.
       const before = encoder.texts.length;

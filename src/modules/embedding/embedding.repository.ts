@@ -194,17 +194,6 @@ export class EmbeddingRepository {
     });
   }
 
-  /** This encoder's vectors for the given items (absent ones are missing from the map). */
-  async vectors(encoderId: string, itemIds: readonly string[]): Promise<Map<string, Float32Array>> {
-    if (itemIds.length === 0) return new Map();
-    const result = await this.pool.query<{ item_id: string; vector: Buffer }>(
-      `SELECT item_id, vector FROM item_embeddings
-       WHERE encoder_id = $1 AND item_id = ANY($2::text[])`,
-      [encoderId, itemIds],
-    );
-    return new Map(result.rows.map((row) => [row.item_id, bytesToVector(row.vector)]));
-  }
-
   /** The encoder input text of each live item among `itemIds` (deleted and unknown ones absent). */
   itemTexts(itemIds: readonly string[]): Promise<Map<string, string>> {
     return readItemTexts(this.pool, itemIds);
