@@ -23,6 +23,7 @@ import { REDIS_MODES, TEST_STACK } from './support/stack';
 import { createTestContext, TestContext } from './support/test-context';
 
 const HOUR = 3_600_000;
+const DAY_MS = 24 * HOUR;
 const NOW = Date.UTC(2026, 10, 20, 12);
 const TYPES: readonly EventType[] = [
   'impression',
@@ -338,5 +339,44 @@ describe('reading a Redis Cluster with one master stalled', () => {
       await master.sendCommand(['CLIENT', 'UNPAUSE']);
       await master.quit();
     }
+  });
+});
+
+describe("the PostgreSQL fallback's recent interactions", () => {
+  let context: TestContext;
+  let pool: Pool;
+
+  beforeAll(async () => {
+    context = await createTestContext();
+    pool = new Pool({ connectionString: context.config.postgres.url });
+  });
+  afterAll(async () => {
+    await pool.end();
+    await context.cleanup();
+  });
+
+  it("lists a user's interactions from its newest 14 days and older ones, newest first", async () => {
+    const now = Date.now();
+    const daysAgo = [0.5, 1.9, 13, 13.9, 14.1, 15, 61, 200];
+    const events = daysAgo.map((days, i) => ({
+      eventId: `window-${i}`,
+      type: 'click' as const,
+      userId: 'u-windows',
+      itemId: `w-i${i}`,
+      ts: new Date(now - days * DAY_MS),
+    }));
+    // An impression among the newest days takes no place among the interactions.
+    await insertEvents(context.config.postgres.url, [
+      ...events,
+      { ...events[0], eventId: 'window-imp', type: 'impression', ts: new Date(now - HOUR) },
+    ]);
+    const store = new OnlineStatePostgresRepository(pool, context.config);
+    const itemIds = async (limit: number) =>
+      (await store.recent('u-windows', limit)).map((interaction) => interaction.itemId);
+    const all = events.map((event) => event.itemId);
+    expect(await itemIds(20)).toEqual(all);
+    expect(await itemIds(3)).toEqual(all.slice(0, 3));
+    expect(await itemIds(6)).toEqual(all.slice(0, 6));
+    expect(await itemIds(4)).toEqual(all.slice(0, 4));
   });
 });

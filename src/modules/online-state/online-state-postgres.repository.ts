@@ -12,6 +12,10 @@ import {
 } from './online-state.schema';
 import type { Interaction, OnlineStateStore } from './online-state.store';
 
+const DAY_MS = 86_400_000;
+/** Days of a user's interactions `recent` reads first (enough for active users). */
+const RECENT_FIRST_DAYS = 14;
+
 /**
  * The online state computed from `events`, for when Redis fails: the same answers (the contract
  * test holds both to it, but for events past POPULARITY_HORIZON_HALF_LIVES, which Redis keeps at
@@ -24,11 +28,31 @@ export class OnlineStatePostgresRepository implements OnlineStateStore {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
+  /**
+   * The last RECENT_FIRST_DAYS first, older days only when those were not enough: a read bounded
+   * by a value is planned over its days' partitions alone, an unbounded one over every retained
+   * day (docs/online-state.md), so an active user's history costs two weeks of partitions.
+   */
   async recent(userId: string, limit: number): Promise<Interaction[]> {
+    const since = new Date(Date.now() - RECENT_FIRST_DAYS * DAY_MS);
+    const newest = await this.interactions(userId, limit, 'ts >= $3', since);
+    if (newest.length >= limit) return newest;
+    const older = await this.interactions(userId, limit - newest.length, 'ts < $3', since);
+    return [...newest, ...older];
+  }
+
+  /** The user's newest `limit` interactions whose `ts` meets `bound` (against $3, `at`). */
+  private async interactions(
+    userId: string,
+    limit: number,
+    bound: 'ts >= $3' | 'ts < $3',
+    at: Date,
+  ): Promise<Interaction[]> {
     const { rows } = await this.pool.query<{ type: EventType; item_id: string; ts: Date }>(
       `SELECT type, item_id, ts FROM events
-       WHERE user_id = $1 AND type <> 'impression' ORDER BY ts DESC, event_id DESC LIMIT $2`,
-      [userId, limit],
+       WHERE user_id = $1 AND type <> 'impression' AND ${bound}
+       ORDER BY ts DESC, event_id DESC LIMIT $2`,
+      [userId, limit, at],
     );
     return rows.map((row) => ({ type: row.type, itemId: row.item_id, ts: row.ts.getTime() }));
   }

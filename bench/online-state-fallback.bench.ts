@@ -8,7 +8,7 @@ import { databaseUrlFor, dropDatabase, freshDatabase } from './lib/bench-store';
 import { Benchmark, integerFlag, progress } from './lib/harness';
 import { percentile } from './lib/percentile';
 
-const DATABASE = 'recsys_bench_popularity_fallback';
+const DATABASE = 'recsys_bench_online_state_fallback';
 const DAY_MS = 86_400_000;
 const ITEMS = 50_000;
 const CALLS = 7;
@@ -16,10 +16,18 @@ const CALLS = 7;
 const CANDIDATES = Array.from({ length: 100 }, (_, i) => `i${String(i * 7)}`);
 /** The cold users' list the reader asks PostgreSQL for (POPULAR_FALLBACK_SIZE). */
 const POPULAR_LIST = 5000;
+/** The interactions `rank` reads to rebuild a user's vector (RANK_HISTORY_LENGTH). */
+const HISTORY = 50;
+/** Quiet users: an event a day each, a third of them interactions. */
+const USERS = 20_000;
+/** Active users: 20 clicks a day each. */
+const ACTIVE_USERS = 100;
+const ACTIVE_CLICKS_PER_DAY = 20;
 
 /**
- * Days `from`..`to` back from today (inclusive), `perDay` events each at random times of the day,
- * on 50,000 items with engagement skewed (item i drawn with density falling as i^-2/3).
+ * Days `from`..`to` back from today (inclusive), `perDay` events each of the quiet users and the
+ * active users' clicks, at random times of the day, on 50,000 items with engagement skewed (item
+ * i drawn with density falling as i^-2/3).
  */
 async function insertDays(pool: Pool, from: number, to: number, perDay: number): Promise<void> {
   await pool.query('SELECT setseed($1)', [from / 1000]);
@@ -27,25 +35,36 @@ async function insertDays(pool: Pool, from: number, to: number, perDay: number):
     `INSERT INTO events (event_id, type, user_id, item_id, ts)
      SELECT 'e' || d || '-' || g,
             (ARRAY['impression','impression','impression','click','add_to_cart','purchase'])[1 + g % 6],
-            'u' || g % 20000,
+            'u' || g % ${USERS},
             'i' || floor(${ITEMS} * power(random(), 3))::int,
             date_trunc('day', now(), 'UTC') - make_interval(days => d) + random() * interval '1 day'
      FROM generate_series($1::int, $2::int) d, generate_series(1, $3::int) g`,
     [from, to, perDay],
   );
+  await pool.query(
+    `INSERT INTO events (event_id, type, user_id, item_id, ts)
+     SELECT 'a' || d || '-' || g, 'click', 'a' || g % ${ACTIVE_USERS},
+            'i' || floor(${ITEMS} * power(random(), 3))::int,
+            date_trunc('day', now(), 'UTC') - make_interval(days => d) + random() * interval '1 day'
+     FROM generate_series($1::int, $2::int) d, generate_series(1, $3::int) g`,
+    [from, to, ACTIVE_USERS * ACTIVE_CLICKS_PER_DAY],
+  );
   await pool.query('ANALYZE events');
 }
 
 /** Median ms of `CALLS` calls of each fallback read, after one unmeasured call of each. */
-async function timeFallback(
-  store: OnlineStatePostgresRepository,
-): Promise<{ popularity: number; popularItems: number }> {
-  const time = async (read: () => Promise<unknown>) => {
-    await read();
+async function timeFallback(store: OnlineStatePostgresRepository): Promise<{
+  popularity: number;
+  popularItems: number;
+  quietRecent: number;
+  activeRecent: number;
+}> {
+  const time = async (read: (call: number) => Promise<unknown>) => {
+    await read(CALLS);
     const ms: number[] = [];
     for (let i = 0; i < CALLS; i++) {
       const started = performance.now();
-      await read();
+      await read(i);
       ms.push(performance.now() - started);
     }
     return percentile(
@@ -56,17 +75,23 @@ async function timeFallback(
   return {
     popularity: await time(() => store.popularity(CANDIDATES, Date.now())),
     popularItems: await time(() => store.popularItems(0, POPULAR_LIST, Date.now())),
+    // Another user each call. The newest interactions are not bounded in time (the user tower
+    // reads their ages): a quiet user's reach back through every partition.
+    quietRecent: await time((call) => store.recent(`u${String(call * 997)}`, HISTORY)),
+    activeRecent: await time((call) => store.recent(`a${String(call * 13)}`, HISTORY)),
   };
 }
 
 /**
- * The PostgreSQL popularity fallback (a replica whose popularity copy never loaded, Redis down)
- * with `events` holding the horizon's days only, then with `--days` days: it reads the horizon
- * alone, so the ratio should stay near 1 however long `EVENTS_RETENTION_DAYS` keeps events.
+ * The online state's PostgreSQL fallback (Redis down) with `events` holding the popularity
+ * horizon's days only, then `--days` days. Popularity reads the horizon alone, so its ratio should
+ * stay near 1 however long `EVENTS_RETENTION_DAYS` keeps events. A user's newest interactions
+ * have no time bound: an active user's are found in the newest days' partitions, a quiet user's
+ * reach back through all of them.
  */
 const benchmark: Benchmark = {
   description:
-    'PostgreSQL popularity fallback: events within the horizon only, then --days of them',
+    "PostgreSQL online-state fallback: events within popularity's horizon only, then --days of them",
   async run(args) {
     const config = loadConfig(process.env);
     const days = integerFlag(args, 'days', 180, 1);
@@ -82,35 +107,43 @@ const benchmark: Benchmark = {
     try {
       const partitions = new EventPartitionsRepository(pool);
       const today = dayOf(new Date());
-      for (let d = 0; d <= days; d++) await partitions.createPartition(today - d);
+      // Each day's partition created with its rows, as maintenance does (tomorrow's ahead).
+      const addDays = async (from: number, to: number) => {
+        for (let d = from; d <= to; d++) await partitions.createPartition(today - d);
+        await insertDays(pool, Math.max(0, from), to, perDay);
+      };
       const store = new OnlineStatePostgresRepository(pool, config);
       const rows: Record<string, string | number>[] = [];
       const measure = async (stored: number) => {
         const ms = await timeFallback(store);
         rows.push({
           'days of events': stored,
-          events: stored * perDay,
+          events: stored * (perDay + ACTIVE_USERS * ACTIVE_CLICKS_PER_DAY),
           'popularity of 100 items, ms': ms.popularity,
           [`${String(POPULAR_LIST)} most engaged, ms`]: ms.popularItems,
+          [`a quiet user's newest ${String(HISTORY)} interactions, ms`]: ms.quietRecent,
+          [`an active user's, ms`]: ms.activeRecent,
         });
         return ms;
       };
       progress(`${String(horizonDays)} days of ${String(perDay)} events (the horizon)`);
-      await insertDays(pool, 0, horizonDays - 1, perDay);
+      await addDays(-1, horizonDays - 1);
       const horizon = await measure(horizonDays);
       progress(`${String(days - horizonDays)} older days`);
-      await insertDays(pool, horizonDays, days - 1, perDay);
+      await addDays(horizonDays, days - 1);
       const all = await measure(days);
       const ratios = {
         popularity: all.popularity / horizon.popularity,
         popularItems: all.popularItems / horizon.popularItems,
+        quietRecent: all.quietRecent / horizon.quietRecent,
+        activeRecent: all.activeRecent / horizon.activeRecent,
       };
       return {
-        title: `PostgreSQL popularity fallback, half-life ${String(halfLifeDays)} d, horizon ${String(horizonDays)} d (median of ${String(CALLS)} calls)`,
+        title: `PostgreSQL online-state fallback, popularity half-life ${String(halfLifeDays)} d, horizon ${String(horizonDays)} d (median of ${String(CALLS)} calls)`,
         rows,
         figures: { days, perDay, horizonDays, horizon, all, ratios },
         notes: [
-          `ratio, ${String(days)} days against the horizon's ${String(horizonDays)}: popularity ${ratios.popularity.toFixed(2)}, most engaged ${ratios.popularItems.toFixed(2)}`,
+          `ratio, ${String(days)} days against the horizon's ${String(horizonDays)}: popularity ${ratios.popularity.toFixed(2)}, most engaged ${ratios.popularItems.toFixed(2)}, a quiet user's newest interactions ${ratios.quietRecent.toFixed(2)}, an active user's ${ratios.activeRecent.toFixed(2)}`,
         ],
       };
     } finally {
