@@ -1,5 +1,7 @@
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Pool } from 'pg';
 import { CanaryJudge } from '../src/modules/experiments/canary.judge';
+import { ExperimentsRepository } from '../src/modules/experiments/experiments.repository';
 import { TOPICS } from '../src/modules/ingest/ingest.service';
 import { RegistryRepository } from '../src/modules/registry/registry.repository';
 import { ARTIFACT_STORE, ArtifactStore } from '../src/modules/registry/registry.types';
@@ -10,7 +12,7 @@ import { eventMessage, userEvent } from './support/factories';
 import { graphql } from './support/graphql';
 import { produceRaw, query } from './support/ingest-helpers';
 import { eventually } from './support/poll';
-import { TestContext } from './support/test-context';
+import { createTestContext, TestContext } from './support/test-context';
 import { startCategoryStack } from './support/category-stack';
 
 const catalog = generateCatalog({
@@ -562,5 +564,69 @@ describe('experiments and canaries (online metrics from the served-slate log)', 
     expect(
       (await ops<{ activeModel: { id: string } }>('{ activeModel { id } }')).activeModel.id,
     ).toBe(blindedId);
+  });
+});
+
+describe("a version's online counts", () => {
+  let context: TestContext;
+  let pool: Pool;
+
+  beforeAll(async () => {
+    context = await createTestContext();
+    pool = new Pool({ connectionString: context.config.postgres.url });
+  });
+  afterAll(async () => {
+    await pool.end();
+    await context.cleanup();
+  });
+
+  it("join a slate's events stamped by a producer clock behind the server's", async () => {
+    const servedAt = new Date();
+    const minutesBefore = (minutes: number) => new Date(servedAt.getTime() - minutes * 60_000);
+    await new ServedLogRepository(pool).insertSlates([
+      {
+        requestId: 'counted-1',
+        userId: 'cu-1',
+        operation: 'rank',
+        servedAt,
+        modelVersion: '7',
+        profile: 'default',
+        experimentId: null,
+        arm: null,
+        candidates: 2,
+        features: [],
+        itemIds: ['ci-1', 'ci-2'],
+        scores: [2, 1],
+        values: [],
+      },
+    ]);
+    // The storefront's clock runs 10 minutes behind: its events seem older than the slate.
+    const events = [
+      ['impression', 'ci-1', 10],
+      ['impression', 'ci-2', 10],
+      ['click', 'ci-1', 9],
+    ] as const;
+    await pool.query(
+      `INSERT INTO events (event_id, type, user_id, item_id, ts, request_id)
+       SELECT 'ce-' || i, type, 'cu-1', item_id, ts, 'counted-1'
+       FROM unnest($1::text[], $2::text[], $3::timestamptz[]) WITH ORDINALITY AS e(type, item_id, ts, i)`,
+      [
+        events.map(([type]) => type),
+        events.map(([, itemId]) => itemId),
+        events.map(([, , minutes]) => minutesBefore(minutes)),
+      ],
+    );
+    const counts = await new ExperimentsRepository(pool).versionCounts(
+      '7',
+      minutesBefore(1),
+      new Date(servedAt.getTime() + 1),
+    );
+    expect(counts).toEqual({
+      slates: 1,
+      impressions: 2,
+      clicks: 1,
+      addToCarts: 0,
+      purchases: 0,
+    });
   });
 });

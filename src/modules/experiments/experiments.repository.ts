@@ -92,8 +92,8 @@ interface CountsRow {
 
 /**
  * Per-slate outcomes: each served slate (the CTE `slates` of request_id, key, logged) joined with
- * the events that carry its request id; grouped by key. Clicks, carts and purchases count distinct
- * items, at most as many as the slate showed, so every rate is a proportion.
+ * the events that carry its request id, from $4 on; grouped by key. Clicks, carts and purchases
+ * count distinct items, at most as many as the slate showed, so every rate is a proportion.
  */
 const OUTCOMES_BY_KEY = `
   outcomes AS (
@@ -103,6 +103,7 @@ const OUTCOMES_BY_KEY = `
            count(DISTINCT e.item_id) FILTER (WHERE e.type = 'add_to_cart') AS carts,
            count(DISTINCT e.item_id) FILTER (WHERE e.type = 'purchase') AS purchases
       FROM events e JOIN slates s ON s.request_id = e.request_id
+     WHERE e.ts >= $4
      GROUP BY e.request_id
   ),
   shown AS (
@@ -117,6 +118,15 @@ const OUTCOMES_BY_KEY = `
          sum(least(carts, impressions))::bigint AS carts,
          sum(least(purchases, impressions))::bigint AS purchases
     FROM shown GROUP BY key`;
+
+/**
+ * How far before the first slate its events are read: an event is stamped by its producer's
+ * clock, which may run behind the server's. Bounded by a value, the join plans over the days
+ * from there on only, not every retained day of `events`.
+ */
+const PRODUCER_CLOCK_SLACK_MS = 86_400_000;
+
+const eventsFrom = (since: Date): Date => new Date(since.getTime() - PRODUCER_CLOCK_SLACK_MS);
 
 const toCounts = (row: CountsRow): OutcomeCounts => ({
   slates: row.slates,
@@ -280,7 +290,7 @@ export class ExperimentsRepository {
          SELECT request_id, arm AS key, cardinality(item_ids) AS logged FROM served_slates
           WHERE experiment_id = $1 AND served_at >= $2 AND served_at < $3),
        ${OUTCOMES_BY_KEY}`,
-      [experimentId, since, until],
+      [experimentId, since, until, eventsFrom(since)],
     );
     return new Map(rows.map((row) => [row.key, toCounts(row)]));
   }
@@ -296,7 +306,7 @@ export class ExperimentsRepository {
          SELECT request_id, '' AS key, cardinality(item_ids) AS logged FROM served_slates
           WHERE model_version = $1 AND served_at >= $2 AND served_at < $3),
        ${OUTCOMES_BY_KEY}`,
-      [versionId, since, until],
+      [versionId, since, until, eventsFrom(since)],
     );
     const row = rows.at(0);
     return row === undefined ? undefined : toCounts(row);

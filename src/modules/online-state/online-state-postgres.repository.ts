@@ -31,7 +31,7 @@ export class OnlineStatePostgresRepository implements OnlineStateStore {
   /**
    * The last RECENT_FIRST_DAYS first, older days only when those were not enough: a read bounded
    * by a value is planned over its days' partitions alone, an unbounded one over every retained
-   * day (docs/online-state.md), so an active user's history costs two weeks of partitions.
+   * day (docs/operations/retention.md), so an active user's history costs two weeks of partitions.
    */
   async recent(userId: string, limit: number): Promise<Interaction[]> {
     const since = new Date(Date.now() - RECENT_FIRST_DAYS * DAY_MS);

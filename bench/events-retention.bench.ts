@@ -1,14 +1,16 @@
 import { Pool } from 'pg';
 import { dayOf } from '../src/common/daily-partitions';
 import { loadConfig } from '../src/config/config';
+import { ExperimentsRepository } from '../src/modules/experiments/experiments.repository';
 import { EventPartitionsRepository } from '../src/modules/ingest/event-partitions.repository';
 import { OnlineStatePostgresRepository } from '../src/modules/online-state/online-state-postgres.repository';
 import { POPULARITY_HORIZON_HALF_LIVES } from '../src/modules/online-state/online-state.schema';
+import { ServedLogRepository } from '../src/modules/served-log/served-log.repository';
 import { databaseUrlFor, dropDatabase, freshDatabase } from './lib/bench-store';
 import { Benchmark, integerFlag, progress } from './lib/harness';
 import { percentile } from './lib/percentile';
 
-const DATABASE = 'recsys_bench_online_state_fallback';
+const DATABASE = 'recsys_bench_events_retention';
 const DAY_MS = 86_400_000;
 const ITEMS = 50_000;
 const CALLS = 7;
@@ -23,21 +25,26 @@ const USERS = 20_000;
 /** Active users: 20 clicks a day each. */
 const ACTIVE_USERS = 100;
 const ACTIVE_CLICKS_PER_DAY = 20;
+/** A version's slates over the last two days (the window its online counts read). */
+const VERSION_SLATES = 2000;
+const VERSION_WINDOW_MS = 2 * DAY_MS;
+const VERSION = '7';
 
 /**
- * Days `from`..`to` back from today (inclusive), `perDay` events each of the quiet users and the
- * active users' clicks, at random times of the day, on 50,000 items with engagement skewed (item
- * i drawn with density falling as i^-2/3).
+ * Days `from`..`to` back from today (inclusive), `perDay` events each of the quiet users (their
+ * impressions carry request ids, ten to a slate) and the active users' clicks, at random times of
+ * the day, on 50,000 items with engagement skewed (item i drawn with density falling as i^-2/3).
  */
 async function insertDays(pool: Pool, from: number, to: number, perDay: number): Promise<void> {
   await pool.query('SELECT setseed($1)', [from / 1000]);
   await pool.query(
-    `INSERT INTO events (event_id, type, user_id, item_id, ts)
+    `INSERT INTO events (event_id, type, user_id, item_id, ts, request_id)
      SELECT 'e' || d || '-' || g,
             (ARRAY['impression','impression','impression','click','add_to_cart','purchase'])[1 + g % 6],
             'u' || g % ${USERS},
             'i' || floor(${ITEMS} * power(random(), 3))::int,
-            date_trunc('day', now(), 'UTC') - make_interval(days => d) + random() * interval '1 day'
+            date_trunc('day', now(), 'UTC') - make_interval(days => d) + random() * interval '1 day',
+            CASE WHEN g % 6 < 3 THEN 'r' || d || '-' || g / 10 END
      FROM generate_series($1::int, $2::int) d, generate_series(1, $3::int) g`,
     [from, to, perDay],
   );
@@ -52,12 +59,49 @@ async function insertDays(pool: Pool, from: number, to: number, perDay: number):
   await pool.query('ANALYZE events');
 }
 
-/** Median ms of `CALLS` calls of each fallback read, after one unmeasured call of each. */
-async function timeFallback(store: OnlineStatePostgresRepository): Promise<{
+/**
+ * The version's slates (model version 7), spread over the last two days, each with two
+ * impressions 5 s after it was served and a click on one in ten.
+ */
+async function insertVersionSlates(pool: Pool): Promise<void> {
+  const now = Date.now();
+  await new ServedLogRepository(pool).insertSlates(
+    Array.from({ length: VERSION_SLATES }, (_, n) => ({
+      requestId: `vs-${String(n)}`,
+      userId: `u${String(n % USERS)}`,
+      operation: 'rank' as const,
+      servedAt: new Date(now - ((n + 0.5) / VERSION_SLATES) * VERSION_WINDOW_MS),
+      modelVersion: VERSION,
+      profile: 'default',
+      experimentId: null,
+      arm: null,
+      candidates: 2,
+      features: [],
+      itemIds: [`i${String(n % ITEMS)}`, `i${String((n * 7) % ITEMS)}`],
+      scores: [2, 1],
+      values: [],
+    })),
+  );
+  await pool.query(
+    `INSERT INTO events (event_id, type, user_id, item_id, ts, request_id)
+     SELECT 've-' || s.request_id || '-' || k, CASE WHEN k < 3 THEN 'impression' ELSE 'click' END,
+            s.user_id, s.item_ids[least(k, 2)], s.served_at + interval '5 seconds', s.request_id
+     FROM served_slates s, generate_series(1, 3) k
+     WHERE s.model_version = $1 AND (k < 3 OR right(s.request_id, 1) = '0')`,
+    [VERSION],
+  );
+}
+
+/** Median ms of `CALLS` calls of each read, after one unmeasured call of each. */
+async function timeReads(
+  store: OnlineStatePostgresRepository,
+  experiments: ExperimentsRepository,
+): Promise<{
   popularity: number;
   popularItems: number;
   quietRecent: number;
   activeRecent: number;
+  versionCounts: number;
 }> {
   const time = async (read: (call: number) => Promise<unknown>) => {
     await read(CALLS);
@@ -79,19 +123,24 @@ async function timeFallback(store: OnlineStatePostgresRepository): Promise<{
     // reads their ages): a quiet user's reach back through every partition.
     quietRecent: await time((call) => store.recent(`u${String(call * 997)}`, HISTORY)),
     activeRecent: await time((call) => store.recent(`a${String(call * 13)}`, HISTORY)),
+    // The canary judge's read, every EXPERIMENT_JUDGE_INTERVAL_MS on every api replica.
+    versionCounts: await time(() =>
+      experiments.versionCounts(VERSION, new Date(Date.now() - VERSION_WINDOW_MS), new Date()),
+    ),
   };
 }
 
 /**
- * The online state's PostgreSQL fallback (Redis down) with `events` holding the popularity
- * horizon's days only, then `--days` days. Popularity reads the horizon alone, so its ratio should
- * stay near 1 however long `EVENTS_RETENTION_DAYS` keeps events. A user's newest interactions
- * have no time bound: an active user's are found in the newest days' partitions, a quiet user's
- * reach back through all of them.
+ * Reads of `events` on the service's request and judging paths with `events` holding the
+ * popularity horizon's days only, then `--days` days: the online state's PostgreSQL fallback (Redis
+ * down) and a version's online counts over two days. Bounded in time, a read's ratio should stay
+ * near 1 however long `EVENTS_RETENTION_DAYS` keeps events. A user's newest interactions have no
+ * time bound: an active user's are found in the newest days' partitions, a quiet user's reach back
+ * through all of them.
  */
 const benchmark: Benchmark = {
   description:
-    "PostgreSQL online-state fallback: events within popularity's horizon only, then --days of them",
+    "reads of events as retention grows: popularity's horizon of days, then --days of them",
   async run(args) {
     const config = loadConfig(process.env);
     const days = integerFlag(args, 'days', 180, 1);
@@ -113,9 +162,10 @@ const benchmark: Benchmark = {
         await insertDays(pool, Math.max(0, from), to, perDay);
       };
       const store = new OnlineStatePostgresRepository(pool, config);
+      const experiments = new ExperimentsRepository(pool);
       const rows: Record<string, string | number>[] = [];
       const measure = async (stored: number) => {
-        const ms = await timeFallback(store);
+        const ms = await timeReads(store, experiments);
         rows.push({
           'days of events': stored,
           events: stored * (perDay + ACTIVE_USERS * ACTIVE_CLICKS_PER_DAY),
@@ -123,11 +173,13 @@ const benchmark: Benchmark = {
           [`${String(POPULAR_LIST)} most engaged, ms`]: ms.popularItems,
           [`a quiet user's newest ${String(HISTORY)} interactions, ms`]: ms.quietRecent,
           [`an active user's, ms`]: ms.activeRecent,
+          "a version's online counts, 2 days, ms": ms.versionCounts,
         });
         return ms;
       };
       progress(`${String(horizonDays)} days of ${String(perDay)} events (the horizon)`);
       await addDays(-1, horizonDays - 1);
+      await insertVersionSlates(pool);
       const horizon = await measure(horizonDays);
       progress(`${String(days - horizonDays)} older days`);
       await addDays(horizonDays, days - 1);
@@ -137,13 +189,14 @@ const benchmark: Benchmark = {
         popularItems: all.popularItems / horizon.popularItems,
         quietRecent: all.quietRecent / horizon.quietRecent,
         activeRecent: all.activeRecent / horizon.activeRecent,
+        versionCounts: all.versionCounts / horizon.versionCounts,
       };
       return {
-        title: `PostgreSQL online-state fallback, popularity half-life ${String(halfLifeDays)} d, horizon ${String(horizonDays)} d (median of ${String(CALLS)} calls)`,
+        title: `Reads of events, popularity half-life ${String(halfLifeDays)} d, horizon ${String(horizonDays)} d (median of ${String(CALLS)} calls)`,
         rows,
         figures: { days, perDay, horizonDays, horizon, all, ratios },
         notes: [
-          `ratio, ${String(days)} days against the horizon's ${String(horizonDays)}: popularity ${ratios.popularity.toFixed(2)}, most engaged ${ratios.popularItems.toFixed(2)}, a quiet user's newest interactions ${ratios.quietRecent.toFixed(2)}, an active user's ${ratios.activeRecent.toFixed(2)}`,
+          `ratio, ${String(days)} days against the horizon's ${String(horizonDays)}: popularity ${ratios.popularity.toFixed(2)}, most engaged ${ratios.popularItems.toFixed(2)}, a quiet user's newest interactions ${ratios.quietRecent.toFixed(2)}, an active user's ${ratios.activeRecent.toFixed(2)}, a version's online counts ${ratios.versionCounts.toFixed(2)}`,
         ],
       };
     } finally {
