@@ -1,5 +1,5 @@
 import { Pool } from 'pg';
-import { dayOf } from '../src/common/daily-partitions';
+import { DAY_MS, dayOf } from '../src/common/daily-partitions';
 import { loadConfig } from '../src/config/config';
 import { ExperimentsRepository } from '../src/modules/experiments/experiments.repository';
 import { EventPartitionsRepository } from '../src/modules/ingest/event-partitions.repository';
@@ -11,7 +11,6 @@ import { Benchmark, integerFlag, progress } from './lib/harness';
 import { percentile } from './lib/percentile';
 
 const DATABASE = 'recsys_bench_events_retention';
-const DAY_MS = 86_400_000;
 const ITEMS = 50_000;
 const CALLS = 7;
 /** The `rank` request's 100 candidates: engaged items (ids skewed towards low numbers). */

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DatabaseError, Pool } from 'pg';
+import { DAY_MS } from '../../common/daily-partitions';
 import { DomainError } from '../../common/errors';
 import { inTransaction } from '../../infra/postgres';
 import { PG_POOL } from '../../infra/tokens';
@@ -124,7 +125,7 @@ const OUTCOMES_BY_KEY = `
  * clock, which may run behind the server's. Bounded by a value, the join plans over the days
  * from there on only, not every retained day of `events`.
  */
-const PRODUCER_CLOCK_SLACK_MS = 86_400_000;
+const PRODUCER_CLOCK_SLACK_MS = DAY_MS;
 
 const eventsFrom = (since: Date): Date => new Date(since.getTime() - PRODUCER_CLOCK_SLACK_MS);
 

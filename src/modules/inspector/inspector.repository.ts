@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Pool } from 'pg';
+import { DAY_MS } from '../../common/daily-partitions';
 import { PG_POOL } from '../../infra/tokens';
 
 export interface ItemRecord {
@@ -75,9 +76,10 @@ export class InspectorRepository {
               count(*) FILTER (WHERE type = 'add_to_cart')::int AS carts,
               count(*) FILTER (WHERE type = 'purchase')::int AS purchases
          FROM events
-        WHERE item_id = $1 AND ts >= now() - make_interval(days => $2)
+        WHERE item_id = $1 AND ts >= $2
         GROUP BY 1 ORDER BY 1`,
-      [itemId, days],
+      // A value, not `now() - …`: the planner then leaves out the partitions before it.
+      [itemId, new Date(Date.now() - days * DAY_MS)],
     );
     return rows.map((row) => ({
       day: row.day,

@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Pool } from 'pg';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
+import { DAY_MS } from '../../common/daily-partitions';
 import type { EventType } from '../../common/event-types';
 import { PG_POOL } from '../../infra/tokens';
 import {
@@ -12,7 +13,6 @@ import {
 } from './online-state.schema';
 import type { Interaction, OnlineStateStore } from './online-state.store';
 
-const DAY_MS = 86_400_000;
 /** Days of a user's interactions `recent` reads first (enough for active users). */
 const RECENT_FIRST_DAYS = 14;
 
