@@ -1,5 +1,4 @@
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { Pool } from 'pg';
 import { CanaryJudge } from '../src/modules/experiments/canary.judge';
 import { ExperimentsRepository } from '../src/modules/experiments/experiments.repository';
 import { TOPICS } from '../src/modules/ingest/ingest.service';
@@ -12,7 +11,7 @@ import { eventMessage, userEvent } from './support/factories';
 import { graphql } from './support/graphql';
 import { produceRaw, query } from './support/ingest-helpers';
 import { eventually } from './support/poll';
-import { createTestContext, TestContext } from './support/test-context';
+import { contextWithPool, TestContext } from './support/test-context';
 import { startCategoryStack } from './support/category-stack';
 
 const catalog = generateCatalog({
@@ -568,22 +567,12 @@ describe('experiments and canaries (online metrics from the served-slate log)', 
 });
 
 describe("a version's online counts", () => {
-  let context: TestContext;
-  let pool: Pool;
-
-  beforeAll(async () => {
-    context = await createTestContext();
-    pool = new Pool({ connectionString: context.config.postgres.url });
-  });
-  afterAll(async () => {
-    await pool.end();
-    await context.cleanup();
-  });
+  const own = contextWithPool();
 
   it("join a slate's events stamped by a producer clock behind the server's", async () => {
     const servedAt = new Date();
     const minutesBefore = (minutes: number) => new Date(servedAt.getTime() - minutes * 60_000);
-    await new ServedLogRepository(pool).insertSlates([
+    await new ServedLogRepository(own.pool).insertSlates([
       {
         requestId: 'counted-1',
         userId: 'cu-1',
@@ -606,7 +595,7 @@ describe("a version's online counts", () => {
       ['impression', 'ci-2', 10],
       ['click', 'ci-1', 9],
     ] as const;
-    await pool.query(
+    await own.pool.query(
       `INSERT INTO events (event_id, type, user_id, item_id, ts, request_id)
        SELECT 'ce-' || i, type, 'cu-1', item_id, ts, 'counted-1'
        FROM unnest($1::text[], $2::text[], $3::timestamptz[]) WITH ORDINALITY AS e(type, item_id, ts, i)`,
@@ -616,7 +605,7 @@ describe("a version's online counts", () => {
         events.map(([, , minutes]) => minutesBefore(minutes)),
       ],
     );
-    const counts = await new ExperimentsRepository(pool).versionCounts(
+    const counts = await new ExperimentsRepository(own.pool).versionCounts(
       '7',
       minutesBefore(1),
       new Date(servedAt.getTime() + 1),

@@ -20,7 +20,7 @@ import { OnlineStateWriter } from '../src/modules/online-state/online-state.writ
 import { Random } from '../src/synthetic';
 import { insertEvents } from './support/ranking-helpers';
 import { REDIS_MODES, TEST_STACK } from './support/stack';
-import { createTestContext, TestContext } from './support/test-context';
+import { contextWithPool, createTestContext, TestContext } from './support/test-context';
 
 const HOUR = 3_600_000;
 const DAY_MS = 24 * HOUR;
@@ -343,17 +343,7 @@ describe('reading a Redis Cluster with one master stalled', () => {
 });
 
 describe("the PostgreSQL fallback's recent interactions", () => {
-  let context: TestContext;
-  let pool: Pool;
-
-  beforeAll(async () => {
-    context = await createTestContext();
-    pool = new Pool({ connectionString: context.config.postgres.url });
-  });
-  afterAll(async () => {
-    await pool.end();
-    await context.cleanup();
-  });
+  const own = contextWithPool();
 
   it("lists a user's interactions from its newest 14 days and older ones, newest first", async () => {
     const now = Date.now();
@@ -366,11 +356,11 @@ describe("the PostgreSQL fallback's recent interactions", () => {
       ts: new Date(now - days * DAY_MS),
     }));
     // An impression among the newest days takes no place among the interactions.
-    await insertEvents(context.config.postgres.url, [
+    await insertEvents(own.context.config.postgres.url, [
       ...events,
       { ...events[0], eventId: 'window-imp', type: 'impression', ts: new Date(now - HOUR) },
     ]);
-    const store = new OnlineStatePostgresRepository(pool, context.config);
+    const store = new OnlineStatePostgresRepository(own.pool, own.context.config);
     const itemIds = async (limit: number) =>
       (await store.recent('u-windows', limit)).map((interaction) => interaction.itemId);
     const all = events.map((event) => event.itemId);

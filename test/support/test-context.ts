@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
-import { Client } from 'pg';
+import { Client, Pool } from 'pg';
 import { createLogger } from '../../src/common/logger';
 import { AppConfig, loadConfig } from '../../src/config/config';
 import { provisionTopics } from '../../src/infra/kafka-topics';
@@ -110,6 +110,35 @@ export async function createTestContext(
       await pg.connect();
       await pg.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
       await pg.end();
+    },
+  };
+}
+
+/** A describe block's own context and a pool on its database: created before its tests, closed after. */
+export function contextWithPool(overrides: Record<string, string> = {}): {
+  readonly context: TestContext;
+  readonly pool: Pool;
+} {
+  let context: TestContext | undefined;
+  let pool: Pool | undefined;
+  beforeAll(async () => {
+    context = await createTestContext(overrides);
+    pool = new Pool({ connectionString: context.config.postgres.url });
+  });
+  afterAll(async () => {
+    await pool?.end();
+    await context?.cleanup();
+  });
+  const ready = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('used outside the tests of its describe block');
+    return value;
+  };
+  return {
+    get context() {
+      return ready(context);
+    },
+    get pool() {
+      return ready(pool);
     },
   };
 }
