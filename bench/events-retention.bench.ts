@@ -19,7 +19,7 @@ const CANDIDATES = Array.from({ length: 100 }, (_, i) => `i${String(i * 7)}`);
 const POPULAR_LIST = 5000;
 /** The interactions `rank` reads to rebuild a user's vector (RANK_HISTORY_LENGTH). */
 const HISTORY = 50;
-/** Quiet users: an event a day each, a third of them interactions. */
+/** Quiet users: `--events-per-day` (20,000) spread over them, a third to two thirds interactions. */
 const USERS = 20_000;
 /** Active users: 20 clicks a day each. */
 const ACTIVE_USERS = 100;
@@ -31,7 +31,7 @@ const VERSION = '7';
 
 /**
  * Days `from`..`to` back from today (inclusive), `perDay` events each of the quiet users (their
- * impressions carry request ids, ten to a slate) and the active users' clicks, at random times of
+ * impressions carry request ids, one per ten events) and the active users' clicks, at random times of
  * the day, on 50,000 items with engagement skewed (item i drawn with density falling as i^-2/3).
  */
 async function insertDays(pool: Pool, from: number, to: number, perDay: number): Promise<void> {
