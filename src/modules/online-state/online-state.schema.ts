@@ -159,6 +159,27 @@ export interface ItemPopularity {
   readonly purchases: number;
 }
 
+/** Counts per item in popularity columns: impressions, clicks, add-to-carts, purchases. */
+export const POPULARITY_WIDTH = 4;
+
+/**
+ * Popularity objects (undefined: no engagement) as columns, POPULARITY_WIDTH per item (item i's
+ * from `i * POPULARITY_WIDTH`), zeros without engagement: what ranking reads, without an
+ * object per item.
+ */
+export function popularityColumns(values: readonly (ItemPopularity | undefined)[]): Float64Array {
+  const columns = new Float64Array(values.length * POPULARITY_WIDTH);
+  values.forEach((popularity, i) => {
+    if (popularity === undefined) return;
+    const at = i * POPULARITY_WIDTH;
+    columns[at] = popularity.impressions;
+    columns[at + 1] = popularity.clicks;
+    columns[at + 2] = popularity.addToCarts;
+    columns[at + 3] = popularity.purchases;
+  });
+  return columns;
+}
+
 /** Where each event type's count is stored, in the order of the packed value after `ref`. */
 export const COUNT_FIELDS = {
   impression: 'imp',
@@ -237,11 +258,26 @@ export const ENGAGEMENT_WEIGHTS = {
 } as const satisfies Record<EventType, number>;
 
 export function engagement(popularity: ItemPopularity): number {
+  return engagementOf(
+    popularity.impressions,
+    popularity.clicks,
+    popularity.addToCarts,
+    popularity.purchases,
+  );
+}
+
+/** `engagement` of the four counts, for callers that keep them in columns. */
+export function engagementOf(
+  impressions: number,
+  clicks: number,
+  addToCarts: number,
+  purchases: number,
+): number {
   return (
-    ENGAGEMENT_WEIGHTS.impression * popularity.impressions +
-    ENGAGEMENT_WEIGHTS.click * popularity.clicks +
-    ENGAGEMENT_WEIGHTS.add_to_cart * popularity.addToCarts +
-    ENGAGEMENT_WEIGHTS.purchase * popularity.purchases
+    ENGAGEMENT_WEIGHTS.impression * impressions +
+    ENGAGEMENT_WEIGHTS.click * clicks +
+    ENGAGEMENT_WEIGHTS.add_to_cart * addToCarts +
+    ENGAGEMENT_WEIGHTS.purchase * purchases
   );
 }
 

@@ -1,3 +1,4 @@
+import { ItemPopularity, popularityColumns } from '../online-state/online-state.schema';
 import { DEFAULT_PROFILE, RankingProfile } from './profile';
 import { boostValue, ctrValue, popularityValue, priceValue, recencyValue } from './features';
 
@@ -6,21 +7,32 @@ const profile = (overrides: Partial<RankingProfile> = {}): RankingProfile => ({
   ...overrides,
 });
 
+/** One candidate's columns (undefined: no engagement). */
+const counts = (popularity: ItemPopularity | undefined) => popularityColumns([popularity]);
+
 describe('feature values', () => {
   it('squashes popularity into [0, 1) monotonically', () => {
-    const low = popularityValue({ impressions: 10, clicks: 1, addToCarts: 0, purchases: 0 });
-    const high = popularityValue({ impressions: 10, clicks: 100, addToCarts: 5, purchases: 2 });
-    expect(popularityValue(undefined)).toBe(0);
+    const low = popularityValue(
+      counts({ impressions: 10, clicks: 1, addToCarts: 0, purchases: 0 }),
+      0,
+    );
+    const high = popularityValue(
+      counts({ impressions: 10, clicks: 100, addToCarts: 5, purchases: 2 }),
+      0,
+    );
+    expect(popularityValue(counts(undefined), 0)).toBe(0);
     expect(low).toBeGreaterThan(0);
     expect(high).toBeGreaterThan(low);
     expect(high).toBeLessThan(1);
   });
 
   it('smooths CTR towards the prior', () => {
-    expect(ctrValue(undefined)).toBeCloseTo(0.05, 10);
-    expect(ctrValue({ impressions: 1, clicks: 1, addToCarts: 0, purchases: 0 })).toBeLessThan(0.1);
+    expect(ctrValue(counts(undefined), 0)).toBeCloseTo(0.05, 10);
     expect(
-      ctrValue({ impressions: 10_000, clicks: 3000, addToCarts: 0, purchases: 0 }),
+      ctrValue(counts({ impressions: 1, clicks: 1, addToCarts: 0, purchases: 0 }), 0),
+    ).toBeLessThan(0.1);
+    expect(
+      ctrValue(counts({ impressions: 10_000, clicks: 3000, addToCarts: 0, purchases: 0 }), 0),
     ).toBeCloseTo(0.3, 2);
   });
 

@@ -1,11 +1,15 @@
-import { engagement, ItemPopularity } from '../online-state/online-state.schema';
+import { engagementOf, POPULARITY_WIDTH } from '../online-state/online-state.schema';
 import type { ScoreCombiner } from '../serving/served-model';
 import type { RankingProfile } from './profile';
 
 /** What the merge knows of each candidate, one column per fact (index i: the i-th candidate). */
 export interface CandidateFacts {
   readonly itemIds: readonly string[];
-  readonly popularity: readonly (ItemPopularity | undefined)[];
+  /**
+   * Decayed counts (`popularityColumns`), POPULARITY_WIDTH per candidate (candidate i's from `i * POPULARITY_WIDTH`);
+   * zeros without engagement, which every feature reads as it reads none.
+   */
+  readonly popularity: Float64Array;
   /** ms; NaN when unknown. */
   readonly createdAtMs: Float64Array;
   /** NaN when unknown. */
@@ -20,28 +24,40 @@ export interface PartContext {
   readonly combiner?: ScoreCombiner;
 }
 
-/** A built-in ranking feature: its name in profiles and answers, its default weight, its value. */
+/**
+ * A built-in ranking feature: its name in profiles and answers, its default weight, and `fill`,
+ * which writes its value of every candidate i to `out[i * width + column]`: one loop per feature
+ * over the request's columns, not a call per candidate.
+ */
 export interface FeaturePart {
   readonly name: string;
   readonly defaultWeight: number;
-  value(facts: CandidateFacts, i: number, context: PartContext): number;
+  fill(
+    facts: CandidateFacts,
+    context: PartContext,
+    out: Float64Array,
+    width: number,
+    column: number,
+  ): void;
 }
 
 const CTR_PRIOR = 0.05;
 const CTR_PRIOR_STRENGTH = 20;
 const DAY_MS = 86_400_000;
 
-/** Engagement squashed into [0, 1): log-scaled so a few blockbusters do not flatten the rest. */
-export function popularityValue(pop: ItemPopularity | undefined): number {
-  if (pop === undefined) return 0;
-  const logged = Math.log1p(Math.max(0, engagement(pop)));
+/** Candidate i's engagement squashed into [0, 1): log-scaled so a few blockbusters do not flatten the rest. */
+export function popularityValue(counts: Float64Array, i: number): number {
+  const at = i * POPULARITY_WIDTH;
+  const engaged = engagementOf(counts[at], counts[at + 1], counts[at + 2], counts[at + 3]);
+  const logged = Math.log1p(Math.max(0, engaged));
   return logged / (1 + logged);
 }
 
-/** Click-through rate smoothed towards a 5 % prior, so a single lucky click is not a 100 % CTR. */
-export function ctrValue(pop: ItemPopularity | undefined): number {
-  const clicks = Math.max(0, pop?.clicks ?? 0);
-  const impressions = Math.max(0, pop?.impressions ?? 0);
+/** Candidate i's click-through rate smoothed towards a 5 % prior, so a single lucky click is not a 100 % CTR. */
+export function ctrValue(counts: Float64Array, i: number): number {
+  const at = i * POPULARITY_WIDTH;
+  const impressions = Math.max(0, counts[at]);
+  const clicks = Math.max(0, counts[at + 1]);
   const ctr = (clicks + CTR_PRIOR * CTR_PRIOR_STRENGTH) / (impressions + CTR_PRIOR_STRENGTH);
   return Math.min(1, ctr);
 }
@@ -85,9 +101,6 @@ export function boostValue(
   return total;
 }
 
-const popularityOf = (facts: CandidateFacts, i: number): number =>
-  popularityValue(facts.popularity[i]);
-
 /**
  * The first part of every item: the model's score, or, where there is none (no model, a cold
  * user, an unknown item without text), the popularity prior under its own name and weight.
@@ -97,7 +110,7 @@ export const SCORE_PARTS = {
   prior: {
     name: 'prior',
     defaultWeight: 0.5,
-    value: popularityOf,
+    value: (facts: CandidateFacts, i: number): number => popularityValue(facts.popularity, i),
   },
 } as const;
 
@@ -106,18 +119,55 @@ export const SCORE_PARTS = {
  * feature is one entry here (profiles that do not name it take its default weight).
  */
 export const FEATURE_PARTS: readonly FeaturePart[] = [
-  { name: 'popularity', defaultWeight: 0.2, value: popularityOf },
-  { name: 'ctr', defaultWeight: 0.5, value: (facts, i) => ctrValue(facts.popularity[i]) },
+  {
+    name: 'popularity',
+    defaultWeight: 0.2,
+    fill: (facts, _context, out, width, column) => {
+      for (let i = 0; i < facts.itemIds.length; i++) {
+        out[i * width + column] = popularityValue(facts.popularity, i);
+      }
+    },
+  },
+  {
+    name: 'ctr',
+    defaultWeight: 0.5,
+    fill: (facts, _context, out, width, column) => {
+      for (let i = 0; i < facts.itemIds.length; i++) {
+        out[i * width + column] = ctrValue(facts.popularity, i);
+      }
+    },
+  },
   {
     name: 'recency',
     defaultWeight: 0.1,
-    value: (facts, i, { profile, nowMs }) =>
-      recencyValue(facts.createdAtMs[i], nowMs, profile.recencyHalfLifeDays),
+    fill: (facts, { profile, nowMs }, out, width, column) => {
+      for (let i = 0; i < facts.itemIds.length; i++) {
+        out[i * width + column] = recencyValue(
+          facts.createdAtMs[i],
+          nowMs,
+          profile.recencyHalfLifeDays,
+        );
+      }
+    },
   },
-  { name: 'price', defaultWeight: 0, value: (facts, i) => priceValue(facts.price[i]) },
+  {
+    name: 'price',
+    defaultWeight: 0,
+    fill: (facts, _context, out, width, column) => {
+      for (let i = 0; i < facts.itemIds.length; i++) {
+        out[i * width + column] = priceValue(facts.price[i]);
+      }
+    },
+  },
   {
     name: 'boost',
     defaultWeight: 1,
-    value: (facts, i, { profile }) => boostValue(profile, facts.itemIds[i], facts.category[i]),
+    fill: (facts, { profile }, out, width, column) => {
+      // Without boosts every candidate's is 0 (the table starts at 0).
+      if (profile.boosts.length === 0) return;
+      for (let i = 0; i < facts.itemIds.length; i++) {
+        out[i * width + column] = boostValue(profile, facts.itemIds[i], facts.category[i]);
+      }
+    },
   },
 ];

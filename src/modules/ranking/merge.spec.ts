@@ -1,3 +1,4 @@
+import { popularityColumns } from '../online-state/online-state.schema';
 import type { ScoreCombiner } from '../serving/served-model';
 import { FEATURE_PARTS } from './features';
 import { merge, PartTable } from './merge';
@@ -46,11 +47,11 @@ describe('merge', () => {
   const NOW = Date.UTC(2025, 5, 1);
   const input = (overrides: Partial<Parameters<typeof merge>[0]> = {}) => ({
     itemIds: ['a', 'b', 'c'],
-    popularity: [
+    popularity: popularityColumns([
       { impressions: 100, clicks: 10, addToCarts: 1, purchases: 0 },
       undefined,
       { impressions: 5, clicks: 0, addToCarts: 0, purchases: 0 },
-    ],
+    ]),
     createdAtMs: Float64Array.of(NOW, Number.NaN, NOW - 30 * 86_400_000),
     price: Float64Array.of(10, Number.NaN, 1000),
     category: ['x', undefined, 'y'],

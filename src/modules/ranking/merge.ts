@@ -64,32 +64,19 @@ const MISSING_MODEL = -2;
  */
 export function merge(input: MergeInput, context: PartContext): Merged {
   const { profile } = context;
-  const featureNames = FEATURE_PARTS.map((part) => part.name);
-  const modelNames = [SCORE_PARTS.model.name, ...featureNames];
-  const priorNames = [SCORE_PARTS.prior.name, ...featureNames];
-  const width = modelNames.length;
   const count = input.itemIds.length;
   const combiner = profile.scoring === 'learned' ? context.combiner : undefined;
-  const layouts =
-    combiner === undefined
-      ? [
-          { names: modelNames, weights: weightsFor(profile, modelNames) },
-          { names: priorNames, weights: weightsFor(profile, priorNames) },
-        ]
-      : [
-          learnedLayout(profile, modelNames, combiner, false),
-          learnedLayout(profile, priorNames, combiner, true),
-        ];
+  const layouts = layoutsFor(profile, combiner);
+  const width = PART_NAMES.model.length;
   const table = new PartTable(count, layouts, width);
   const { inputs } = table;
+  for (let j = 0; j < FEATURE_PARTS.length; j++) {
+    FEATURE_PARTS[j].fill(input, context, inputs, width, 1 + j);
+  }
   for (let i = 0; i < count; i++) {
-    const offset = i * width;
     const modelScore = input.modelScores[i];
     const withModel = !Number.isNaN(modelScore);
-    inputs[offset] = withModel ? modelScore : SCORE_PARTS.prior.value(input, i);
-    for (let j = 0; j < FEATURE_PARTS.length; j++) {
-      inputs[offset + 1 + j] = FEATURE_PARTS[j].value(input, i, context);
-    }
+    inputs[i * width] = withModel ? modelScore : SCORE_PARTS.prior.value(input, i);
     table.complete(
       i,
       withModel ? MODEL_LAYOUT : PRIOR_LAYOUT,
@@ -98,6 +85,40 @@ export function merge(input: MergeInput, context: PartContext): Merged {
     if (!Number.isFinite(table.scores[i])) throw notFinite(input.itemIds[i], table.parts(i));
   }
   return { table, order: bestFirst(table.scores) };
+}
+
+const FEATURE_NAMES = FEATURE_PARTS.map((part) => part.name);
+const PART_NAMES = {
+  model: [SCORE_PARTS.model.name, ...FEATURE_NAMES],
+  prior: [SCORE_PARTS.prior.name, ...FEATURE_NAMES],
+};
+
+/** A profile's layouts under the combiner it was last merged with (profiles are immutable). */
+const layoutCache = new WeakMap<
+  RankingProfile,
+  { combiner: ScoreCombiner | undefined; layouts: readonly PartLayout[] }
+>();
+
+/** The model and prior layouts (MODEL_LAYOUT, PRIOR_LAYOUT) of a profile under `combiner`. */
+function layoutsFor(
+  profile: RankingProfile,
+  combiner: ScoreCombiner | undefined,
+): readonly PartLayout[] {
+  const cached = layoutCache.get(profile);
+  if (cached !== undefined && cached.combiner === combiner) return cached.layouts;
+  const { model, prior } = PART_NAMES;
+  const layouts =
+    combiner === undefined
+      ? [
+          { names: model, weights: weightsFor(profile, model) },
+          { names: prior, weights: weightsFor(profile, prior) },
+        ]
+      : [
+          learnedLayout(profile, model, combiner, false),
+          learnedLayout(profile, prior, combiner, true),
+        ];
+  layoutCache.set(profile, { combiner, layouts });
+  return layouts;
 }
 
 /** Parts the combiner has a shape for weigh 1; the rest (boosts) keep the profile's weight. */
@@ -156,7 +177,8 @@ export class PartTable {
   /** The base parts' values: the inputs themselves unless a layout shapes them. */
   readonly values: Float64Array;
   private readonly layoutOf: Uint8Array;
-  private readonly extras: (ExtraParts | undefined)[];
+  /** Caller parts by item; allocated with the first item that has any. */
+  private extras: (ExtraParts | undefined)[] | undefined;
 
   constructor(
     readonly size: number,
@@ -169,7 +191,6 @@ export class PartTable {
       ? new Float64Array(size * width)
       : this.inputs;
     this.layoutOf = new Uint8Array(size);
-    this.extras = new Array<ExtraParts | undefined>(size);
   }
 
   /** Shapes item i's inputs into values and sums its score, once its inputs are written. */
@@ -195,7 +216,8 @@ export class PartTable {
     }
     this.scores[i] = score;
     this.layoutOf[i] = layout;
-    this.extras[i] = extra;
+    if (extra !== undefined)
+      (this.extras ??= new Array<ExtraParts | undefined>(this.size))[i] = extra;
   }
 
   parts(i: number): ScorePart[] {
@@ -210,7 +232,7 @@ export class PartTable {
         input: this.inputs[offset + j],
       });
     }
-    const extra = this.extras[i];
+    const extra = this.extras?.[i];
     extra?.names.forEach((name, j) => {
       parts.push({
         name,

@@ -1,4 +1,3 @@
-import { setMaxListeners } from 'node:events';
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
@@ -9,7 +8,6 @@ import { withTimeout } from '../../common/timeout';
 import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
 import { OnlineStateReader } from '../online-state/online-state.reader';
-import type { ItemPopularity } from '../online-state/online-state.schema';
 import type { Interaction } from '../online-state/online-state.store';
 import type { ItemTable } from '../serving/item-table';
 import type { Assignment } from '../experiments/experiment-assignment.service';
@@ -25,6 +23,7 @@ import { FeatureValue, isCallerFeatureName, RankingProfile } from './profile';
 import { ProfileService } from './profile.service';
 import { RankingMetrics, RankingOperation } from './ranking.metrics';
 import { LocalUserVectors } from './local-user-vectors';
+import { Abandon } from './abandon';
 import { UserVectorCacheRepository } from './user-vector-cache.repository';
 
 /** As the GraphQL input arrives: absent optional fields may be null or undefined. */
@@ -116,7 +115,7 @@ interface RequestState {
   readonly userId: string;
   readonly request: RankingRequest;
   /** Aborted when the request times out: work queued for it is withdrawn. */
-  readonly signal: AbortSignal;
+  readonly abandon: Abandon;
   readonly items: ItemTable;
   readonly served: ServedModel | undefined;
   readonly profile: RankingProfile;
@@ -162,10 +161,10 @@ export class RankingService {
     profileName: string | undefined,
     request: RankingRequest,
   ): Promise<RankResult> {
-    return this.observe('rank', async (signal) => {
+    return this.observe('rank', async (abandon) => {
       validateUserId(userId);
       this.validateCandidates(candidates);
-      const state = await this.requestState('rank', userId, profileName, request, signal);
+      const state = await this.requestState('rank', userId, profileName, request, abandon);
       const rows = this.candidateRows(state, candidates);
       const [user, popularity] = await Promise.all([
         this.userSignal(state, userId, false),
@@ -183,7 +182,7 @@ export class RankingService {
     category: string | undefined,
     request: RankingRequest,
   ): Promise<RankResult> {
-    return this.observe('recommend', async (signal) => {
+    return this.observe('recommend', async (abandon) => {
       validateUserId(userId);
       const { recommendMax, maxCandidates, recommendPool } = this.config.ranking;
       if (!Number.isInteger(first) || first < 1 || first > recommendMax) {
@@ -192,7 +191,7 @@ export class RankingService {
       if (exclude.length > maxCandidates) {
         throw new ValidationError('exclude', `at most ${maxCandidates} ids`);
       }
-      const state = await this.requestState('recommend', userId, undefined, request, signal);
+      const state = await this.requestState('recommend', userId, undefined, request, abandon);
       const user = await this.userSignal(state, userId, true);
       const excluded = new Set(exclude);
       for (const interaction of user.interacted ?? []) excluded.add(interaction.itemId);
@@ -219,19 +218,13 @@ export class RankingService {
 
   private async observe(
     operation: RankingOperation,
-    work: (signal: AbortSignal) => Promise<RankResult>,
+    work: (abandon: Abandon) => Promise<RankResult>,
   ): Promise<RankResult> {
     const started = performance.now();
-    const abandon = new AbortController();
-    // Every text queued for encoding listens for the abandon: many listeners, on purpose.
-    setMaxListeners(0, abandon.signal);
+    const abandon = new Abandon();
     let outcome = 'error';
     try {
-      const result = await withTimeout(
-        work(abandon.signal),
-        this.config.ranking.timeoutMs,
-        operation,
-      );
+      const result = await withTimeout(work(abandon), this.config.ranking.timeoutMs, operation);
       outcome = result.degraded.length > 0 ? 'degraded' : 'ok';
       for (const reason of result.degraded) this.metrics.degraded.inc({ reason });
       return result;
@@ -249,7 +242,7 @@ export class RankingService {
     userId: string,
     profileName: string | undefined,
     request: RankingRequest,
-    signal: AbortSignal,
+    abandon: Abandon,
   ): Promise<RequestState> {
     const { serving, assignment } = this.armServing(operation, userId, request.forcedArm);
     const profile = await this.profiles.get(assignment?.arm.profile ?? profileName);
@@ -260,7 +253,7 @@ export class RankingService {
       operation,
       userId,
       request,
-      signal,
+      abandon,
       items,
       served,
       profile,
@@ -504,7 +497,7 @@ export class RankingService {
         count,
         acceptRow,
         items.size,
-        state.signal,
+        state.abandon.signal,
       );
       return Array.from(found, (row) => items.id(row));
     }
@@ -527,7 +520,7 @@ export class RankingService {
     state: RequestState,
     candidates: readonly Candidate[],
     rows: Int32Array,
-  ): Promise<(ItemPopularity | undefined)[]> {
+  ): Promise<Float64Array> {
     const read = await this.metrics.time(state.operation, 'online_state', () =>
       this.serving.popularity(
         candidates.map((candidate) => candidate.itemId),
@@ -555,7 +548,7 @@ export class RankingService {
     user: Float32Array | undefined,
     candidates: readonly Candidate[],
     rows: Int32Array,
-    popularity: readonly (ItemPopularity | undefined)[],
+    popularity: Float64Array,
   ): Promise<Scored> {
     const { operation, items, profile, nowMs, served } = state;
     const encoded = await this.encodeUnknown(state, user, candidates, rows);
@@ -612,12 +605,12 @@ export class RankingService {
     state.request.charge?.(toEncode.length);
     try {
       const vectors = await this.metrics.time(state.operation, 'encoding', () =>
-        served.model.encodeItems(toEncode, state.signal),
+        served.model.encodeItems(toEncode, state.abandon.signal),
       );
       toEncode.forEach((entry, j) => encoded.set(entry.index, vectors[j]));
     } catch (error) {
       // A full queue or an abandoned request is the answer, not a degradation.
-      if (error instanceof DomainError || state.signal.aborted) throw error;
+      if (error instanceof DomainError || state.abandon.aborted) throw error;
       state.degraded.add('encoder_unavailable');
       this.logger.warn({ err: error, texts: toEncode.length }, 'candidate text encoding failed');
     }

@@ -1,9 +1,4 @@
-import {
-  decay,
-  engagement,
-  ItemPopularity,
-  StoredPopularity,
-} from '../online-state/online-state.schema';
+import { decay, engagementOf, StoredPopularity } from '../online-state/online-state.schema';
 import { IdIndex } from './id-index';
 
 /** The catalog facts ranking merges, as PostgreSQL's `items` holds them. */
@@ -119,24 +114,35 @@ export class ItemTable {
     return !Number.isNaN(this.popularity[POPULARITY_STRIDE * row]);
   }
 
-  /** The row's decayed counts at `nowMs`; undefined without engagement. */
-  popularityAt(row: number, nowMs: number, halfLifeMs: number): ItemPopularity | undefined {
+  /**
+   * Writes the row's decayed counts at `nowMs` to `out` from `at`, in `popularityColumns`' order;
+   * leaves them as they are (zeros) without engagement.
+   */
+  popularityInto(row: number, nowMs: number, halfLifeMs: number, out: Float64Array, at: number) {
     const offset = POPULARITY_STRIDE * row;
     const ref = this.popularity[offset];
-    if (Number.isNaN(ref)) return undefined;
+    if (Number.isNaN(ref)) return;
     const scale = decay(ref, nowMs, halfLifeMs);
-    return {
-      impressions: this.popularity[offset + 1] * scale,
-      clicks: this.popularity[offset + 2] * scale,
-      addToCarts: this.popularity[offset + 3] * scale,
-      purchases: this.popularity[offset + 4] * scale,
-    };
+    out[at] = this.popularity[offset + 1] * scale;
+    out[at + 1] = this.popularity[offset + 2] * scale;
+    out[at + 2] = this.popularity[offset + 3] * scale;
+    out[at + 3] = this.popularity[offset + 4] * scale;
   }
 
   /** The row's decayed engagement at `nowMs` (clicks, carts and purchases weighed); 0 without. */
   engagementAt(row: number, nowMs: number, halfLifeMs: number): number {
-    const popularity = this.popularityAt(row, nowMs, halfLifeMs);
-    return popularity === undefined ? 0 : engagement(popularity);
+    const offset = POPULARITY_STRIDE * row;
+    const ref = this.popularity[offset];
+    if (Number.isNaN(ref)) return 0;
+    return (
+      decay(ref, nowMs, halfLifeMs) *
+      engagementOf(
+        this.popularity[offset + 1],
+        this.popularity[offset + 2],
+        this.popularity[offset + 3],
+        this.popularity[offset + 4],
+      )
+    );
   }
 
   /** Live catalog items, newest first (unknown creation last), that `accept` lets through. */

@@ -8,7 +8,7 @@ import type { AppConfig } from '../../config/config';
 import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
 import { OnlineStateReader, Read } from '../online-state/online-state.reader';
-import type { ItemPopularity } from '../online-state/online-state.schema';
+import { POPULARITY_WIDTH, popularityColumns } from '../online-state/online-state.schema';
 import { PopularityMirror } from '../online-state/popularity-mirror';
 import { ItemTable } from './item-table';
 import { topKOf } from './top-k';
@@ -38,7 +38,8 @@ interface Following {
 
 /** A read, and whether it came from the replica's popularity copy while that is stale. */
 export type CopyRead<T> = Read<T> & { readonly fromStaleCopy: boolean };
-export type PopularityRead = CopyRead<(ItemPopularity | undefined)[]>;
+/** Popularity as `popularityColumns`, aligned with the items asked for. */
+export type PopularityRead = CopyRead<Float64Array>;
 
 /** How many of the copy's most engaged items are kept for cold users, and for how long. */
 const POPULAR_FROM_COPY = 5000;
@@ -199,8 +200,14 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
       return { value: this.fromCopy(rows, nowMs), fromPostgres: false, fromStaleCopy: false };
     }
     return this.redisElseCopy(
-      () => this.onlineState.popularity(itemIds, nowMs),
-      () => this.onlineState.popularityFromRedis(itemIds, nowMs),
+      async () => {
+        const read = await this.onlineState.popularity(itemIds, nowMs);
+        return { ...read, value: popularityColumns(read.value) };
+      },
+      async () => {
+        const live = await this.onlineState.popularityFromRedis(itemIds, nowMs);
+        return live && popularityColumns(live);
+      },
       () => this.fromCopy(rows, nowMs),
     );
   }
@@ -260,13 +267,15 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
     return ids;
   }
 
-  private fromCopy(rows: Int32Array, nowMs: number): (ItemPopularity | undefined)[] {
+  private fromCopy(rows: Int32Array, nowMs: number): Float64Array {
     const halfLifeMs = this.config.online.popularityHalfLifeMs;
-    const value = new Array<ItemPopularity | undefined>(rows.length);
+    const columns = new Float64Array(rows.length * POPULARITY_WIDTH);
     for (let i = 0; i < rows.length; i++) {
-      value[i] = rows[i] < 0 ? undefined : this.items.popularityAt(rows[i], nowMs, halfLifeMs);
+      if (rows[i] >= 0) {
+        this.items.popularityInto(rows[i], nowMs, halfLifeMs, columns, i * POPULARITY_WIDTH);
+      }
     }
-    return value;
+    return columns;
   }
 
   /** Reads what changed in the catalog since the last time; concurrent callers share one run. */

@@ -23,18 +23,19 @@ describe('the serving features at each impression', () => {
   it('counts only train impressions strictly before, decayed to that moment', () => {
     const facts = servedFactsAt(train, [dev, train[1]], 2 * HOUR).get('d1');
     // At 5 h: t1 (0 h) and t2 (2 h) seen, t3 (10 h) not yet; half-life 2 h.
-    const [c, a, b] = facts?.popularity ?? [];
-    expect(c).toBeUndefined();
-    expect(a?.impressions).toBeCloseTo(0.5 ** 2.5 + 0.5 ** 1.5, 10);
-    expect(a?.clicks).toBeCloseTo(0.5 ** 2.5, 10);
-    expect(b?.clicks).toBeCloseTo(0.5 ** 1.5, 10);
+    // Four counts per candidate (impressions, clicks, carts, purchases), in the order c, a, b.
+    const counts = Array.from(facts?.popularity ?? []);
+    expect(counts.slice(0, 4)).toEqual([0, 0, 0, 0]);
+    expect(counts[4]).toBeCloseTo(0.5 ** 2.5 + 0.5 ** 1.5, 10);
+    expect(counts[5]).toBeCloseTo(0.5 ** 2.5, 10);
+    expect(counts[9]).toBeCloseTo(0.5 ** 1.5, 10);
     // Created when first shown; never shown: unknown.
     expect(Number.isNaN(facts?.createdAtMs[0])).toBe(true);
     expect(facts?.createdAtMs[1]).toBe(0);
     // The earlier train impression sees only t1.
     const early = servedFactsAt(train, [train[1]], 2 * HOUR).get('t2');
-    expect(early?.popularity[0]?.clicks).toBe(0);
-    expect(early?.popularity[1]?.clicks).toBeCloseTo(0.5, 10);
+    expect(early?.popularity[1]).toBe(0);
+    expect(early?.popularity[5]).toBeCloseTo(0.5, 10);
   });
 
   it('become combiner slates: model score first, then the served inputs, clicked first', () => {

@@ -1,4 +1,4 @@
-import { decay, ItemPopularity } from '../../online-state/online-state.schema';
+import { decay, popularityColumns } from '../../online-state/online-state.schema';
 import { FEATURE_PARTS } from '../../ranking/features';
 import { merge, MergeInput } from '../../ranking/merge';
 import { DEFAULT_PROFILE, RankingProfile } from '../../ranking/profile';
@@ -9,7 +9,8 @@ import { ImpressionScorer } from './scorers';
 
 /** What serving knew of the candidates at an impression's moment. */
 export interface ServedFacts {
-  readonly popularity: readonly (ItemPopularity | undefined)[];
+  /** `popularityColumns` of the candidates. */
+  readonly popularity: Float64Array;
   readonly createdAtMs: Float64Array;
 }
 
@@ -55,17 +56,19 @@ export function servedFactsAt(
     }
     const candidates = [...query.clicked, ...query.notClicked];
     out.set(query.id, {
-      popularity: candidates.map((itemId) => {
-        const entry = counts.get(itemId);
-        if (entry === undefined) return undefined;
-        const factor = decay(entry.at, query.time, halfLifeMs);
-        return {
-          impressions: entry.impressions * factor,
-          clicks: entry.clicks * factor,
-          addToCarts: 0,
-          purchases: 0,
-        };
-      }),
+      popularity: popularityColumns(
+        candidates.map((itemId) => {
+          const entry = counts.get(itemId);
+          if (entry === undefined) return undefined;
+          const factor = decay(entry.at, query.time, halfLifeMs);
+          return {
+            impressions: entry.impressions * factor,
+            clicks: entry.clicks * factor,
+            addToCarts: 0,
+            purchases: 0,
+          };
+        }),
+      ),
       createdAtMs: Float64Array.from(candidates, (itemId) => firstSeen.get(itemId) ?? Number.NaN),
     });
   }
@@ -131,12 +134,14 @@ export function withServedInputs(
     if (known === undefined) throw new Error(`no served facts for impression ${impression.id}`);
     const input = mergeInput(candidates, known, new Float64Array(candidates.length));
     const context = { profile: DEFAULT_PROFILE, nowMs: impression.time };
+    const width = FEATURE_PARTS.length;
+    const values = new Float64Array(candidates.length * width);
+    FEATURE_PARTS.forEach((part, j) => {
+      part.fill(input, context, values, width, j);
+    });
     const served: Record<string, ServedInputs> = {};
     candidates.forEach((itemId, i) => {
-      served[itemId] = {
-        position: 0,
-        inputs: columns.map((part) => FEATURE_PARTS[part].value(input, i, context)),
-      };
+      served[itemId] = { position: 0, inputs: columns.map((j) => values[i * width + j]) };
     });
     return { ...impression, served };
   });
