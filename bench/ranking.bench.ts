@@ -246,6 +246,8 @@ const RANK_STAGES = ['item_vectors', 'user_vector', 'scoring', 'merge'] as const
 interface ServiceCounts {
   readonly hit: number;
   readonly miss: number;
+  /** Answers with the user's vector from before an interaction (degraded user_vector_stale). */
+  readonly stale: number;
   /** `rank` calls timed, and seconds inside `RankingService.rank` in all (any outcome). */
   readonly ranks: number;
   readonly rankSeconds: number;
@@ -257,6 +259,7 @@ async function serviceCounts(metricsUrl: string): Promise<ServiceCounts> {
   const text = await (await fetch(metricsUrl)).text();
   let hit = 0;
   let miss = 0;
+  let stale = 0;
   let ranks = 0;
   let rankSeconds = 0;
   const stageSeconds = new Map<string, number>();
@@ -269,6 +272,9 @@ async function serviceCounts(metricsUrl: string): Promise<ServiceCounts> {
       if (label('result') === 'hit') hit = Number(value);
       if (label('result') === 'miss') miss = Number(value);
     }
+    if (name === 'ranking_degraded_total' && label('reason') === 'user_vector_stale') {
+      stale = Number(value);
+    }
     if (label('operation') !== 'rank') continue;
     if (name === 'ranking_operation_duration_seconds_count') ranks += Number(value);
     if (name === 'ranking_operation_duration_seconds_sum') rankSeconds += Number(value);
@@ -277,7 +283,7 @@ async function serviceCounts(metricsUrl: string): Promise<ServiceCounts> {
       stageSeconds.set(stage, Number(value));
     }
   }
-  return { hit, miss, ranks, rankSeconds, stageSeconds };
+  return { hit, miss, stale, ranks, rankSeconds, stageSeconds };
 }
 
 /** Per `rank` between two counts: µs inside the service in all and per stage. */
@@ -544,6 +550,7 @@ const benchmark: Benchmark = {
           gc,
           cpuStalls,
           missShare: lookups > 0 ? (after.miss - counted.miss) / lookups : Number.NaN,
+          staleShare: requests > 0 ? (after.stale - counted.stale) / requests : Number.NaN,
           inService: insideService(counted, after),
         };
       };
@@ -622,6 +629,7 @@ const benchmark: Benchmark = {
               'p99 < 20 ms': r.p99Ms < 20 ? 'yes' : 'no',
               errors: r.errors,
               'cache miss share': percent(r.missShare),
+              'stale answers': percent(r.staleShare),
               'rank CPU µs': Math.round(r.cpuMicros),
               'skipped CPU µs': Math.round(skipped.cpuMicros),
               'ranking share': percent(rankingShares[i] ?? Number.NaN),
@@ -717,7 +725,7 @@ const benchmark: Benchmark = {
             : []),
           ...variantTables.notes,
           `Model: version ${trained.served}, trained by a FULL training run (${settings.trainEpochs} epochs on at most ${settings.trainEvents.toLocaleString('en-US')} events, ${trained.trainSeconds.toFixed(0)} s, gate: ${trained.outcome}) on the seeded events over ${TEXT_DIMENSION}-d text vectors (category direction + noise, under the trainer's encoder id), artifact ${(trained.artifactBytes / 1e6).toFixed(1)} MB in the artifact store, active in the registry; the server loads it like any api replica (item tower over the catalog). Online state rebuilt in Redis from ${events.toLocaleString('en-US')} events of ${settings.users} users.`,
-          `Users: ${order.length} users with clicks, round-robin; ${uncached.length} of them (${percent(uncached.length / order.length)}, --uncached-share) have their interest versions bumped every ${EVICT_INTERVAL_MS} ms by the bench (the ingest module's batch script, as an interaction would), so each of their requests runs the user tower (attention over the history) and writes the caches, as a user who just interacted does; "cache miss share" is the server's ranking_cache_requests_total over the window.`,
+          `Users: ${order.length} users with clicks, round-robin; ${uncached.length} of them (${percent(uncached.length / order.length)}, --uncached-share) have their interest versions bumped every ${EVICT_INTERVAL_MS} ms by the bench (the ingest module's batch script, as an interaction would), so each of their requests runs the user tower (attention over the history) and writes the caches, as a user who just interacted does; "cache miss share" is the server's ranking_cache_requests_total over the window; "stale answers" the share of requests answered with the user's vector from before the bump because the rebuild took longer than RANK_STALE_USER_WAIT_MS (degraded user_vector_stale).`,
           `Server in a child process, compiled to JavaScript as the image runs it (api role, NODE_ENV=production, the image's NODE_OPTIONS=--max-semi-space-size=64 (inherited from npm run bench) and node flags: ${serverNodeArgs().join(' ')}, log level warn, AUTH_MODE=api-key: every request sends a read key; health needs none); the load generators in the bench process, ${settings.pinServer ? 'on CPUs of their own: --pin-server put every server thread on the last CPU and the bench on the others (PostgreSQL, Redis and Kafka on any)' : 'on the same cores'}.`,
           `Half rate: requests evenly spaced (open loop) from a worker thread of the bench process with a heap of its own (the bench's own collections do not stall it), ${settings.variantWarmupSeconds} s at that rate discarded first, latency from each one's scheduled send time; "generator" columns: that thread's event-loop delay and collections, which count in the latencies it measures.`,
           `CPU stalls: a heartbeat process on each CPU (bench/lib/cpu-heartbeat.ts)${heartbeats.realTime ? ' at real-time priority (SCHED_FIFO 99), before anything else on the machine' : ' at normal priority (chrt --fifo was refused, so a gap may also be that CPU busy)'} wakes every millisecond; the longest gap between its wake-ups over the window, per CPU in CPU order${settings.pinServer ? ' (the server on the last)' : ''}. A gap at real-time priority is time the CPU ran nothing of this machine's: on a virtual machine, its host running something else.`,

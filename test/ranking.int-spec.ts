@@ -27,6 +27,9 @@ import { ServingRepository } from '../src/modules/serving/serving.repository';
 import type { PgBulkReader } from '../src/infra/pg-bulk-reader';
 import { PG_BULK_READER, PG_POOL } from '../src/infra/tokens';
 import type { Pool, QueryResult } from 'pg';
+import { OnlineStateRedisRepository } from '../src/modules/online-state/online-state-redis.repository';
+import { onlineDelta } from '../src/modules/online-state/online-state.schema';
+import { LocalUserVectors } from '../src/modules/ranking/local-user-vectors';
 
 const catalog = generateCatalog({ items: 240, seed: 'ranking', categories: 12, idPrefix: 'ri-' });
 const byCategory = (category: string) => catalog.items.filter((item) => item.category === category);
@@ -799,5 +802,88 @@ describe('ranking with Redis stalled', () => {
     // read from Redis again (which holds no history of them: a cold user).
     await sleep(pausedAt + 4000 + 1500 - Date.now());
     expect((await rank('u-stall-3')).data?.rank.degraded).toEqual(['cold_user']);
+  });
+});
+
+describe('ranking a user who just interacted while Redis stalls', () => {
+  const redis = new PrivateRedis();
+  let context: TestContext;
+  let app: NestFastifyApplication;
+  const pool = [...byCategory(CAT_A).slice(6, 11), ...byCategory(CAT_C).slice(10, 15)];
+  const userId = 'u-moved';
+
+  beforeAll(async () => {
+    ({ context, app } = await apiOnPrivateRedis(redis, [], { RANK_STALE_USER_WAIT_MS: '50' }));
+  });
+  afterAll(async () => {
+    await app.close();
+    await redis.stop();
+    await context.cleanup();
+  });
+
+  /** Clicks of the user on `items`, newest last, into Redis as ingest writes them. */
+  const interact = (items: readonly SyntheticItem[], baseMs: number) =>
+    app.get(OnlineStateRedisRepository, { strict: false }).apply(
+      onlineDelta(
+        items.map((item, i) => ({
+          eventId: `${userId}-${String(baseMs + i)}`,
+          type: 'click' as const,
+          userId,
+          itemId: item.itemId,
+          ts: new Date(baseMs + i),
+        })),
+        context.config.online.popularityHalfLifeMs,
+      ),
+    );
+
+  it('answers with the vector the replica kept when the new one is late, and with the new one once Redis answers', async () => {
+    const rank = async () => {
+      const started = Date.now();
+      const result = await rankCall(app, { userId, candidates: candidates(pool) });
+      expect(result.errors).toBeUndefined();
+      const answer = result.data?.rank;
+      return {
+        top: categoryOf.get(answer?.items[0]?.itemId ?? ''),
+        degraded: answer?.degraded,
+        ms: Date.now() - started,
+      };
+    };
+    await interact(byCategory(CAT_A).slice(0, 6), Date.now() - 60_000);
+    const localHits = async () => {
+      const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+      const line =
+        /ranking_cache_requests_total\{cache="user_vector_local",result="hit"[^}]*\} (\d+)/;
+      return Number(line.exec(metrics)?.[1] ?? 0);
+    };
+    await eventually(async () => (await rank()).top === CAT_A && (await localHits()) > 0, 10_000, {
+      what: "a rank answered from the replica's copy of the user's vector",
+    });
+    // Newer clicks on another category: the streams tell the replica, whose copy goes stale.
+    await interact(byCategory(CAT_C).slice(0, 10), Date.now());
+    const kept = app.get(LocalUserVectors, { strict: false });
+    await eventually(() => kept.interacted(userId), 10_000, {
+      what: 'the replica told of the interaction',
+    });
+
+    // Redis holds every command for 3 s: the rebuild waits, the answer does not.
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
+    await admin.sendCommand(['CLIENT', 'PAUSE', '3000', 'ALL']);
+    const pausedAt = Date.now();
+    admin.destroy();
+    const late = await rank();
+    expect(late).toMatchObject({ top: CAT_A, degraded: ['user_vector_stale'] });
+    expect(late.ms).toBeLessThan(1000);
+
+    // Once Redis answers again, the rebuilt vector serves, not degraded.
+    await sleep(pausedAt + 3000 - Date.now());
+    await eventually(
+      async () => {
+        const answer = await rank();
+        return answer.top === CAT_C && answer.degraded?.length === 0;
+      },
+      10_000,
+      { what: 'the rebuilt vector after the stall' },
+    );
   });
 });

@@ -413,6 +413,11 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
     description:
       "Users whose interest vectors an api replica also keeps in memory (about 1.7 KB each with a 384-d model; beyond it, one not read lately goes: an approximate least recently used), so `rank` needs no Redis round trip for them. A new interaction drops a user's within `RANK_POPULARITY_SYNC_MS` (the `interest-changes` streams). `0`, or `RANK_POPULARITY_SYNC_MS=0`: none; every `rank` reads Redis.",
   },
+  RANK_STALE_USER_WAIT_MS: {
+    group: 'Ranking',
+    description:
+      "How long `rank` waits for the interest vector of a user who just interacted (read from Redis and rebuilt) when the replica still keeps the user's previous one; past it the answer uses the previous vector and says `user_vector_stale` in `degraded`, and the rebuild goes on and is cached for the user's next request. Bounds what a slow Redis adds to such a `rank`. `0`: always wait.",
+  },
   RANK_RECOMMEND_MAX: { group: 'Ranking', description: 'Largest `first` of `recommend`.' },
   RANK_RECOMMEND_POOL: {
     group: 'Ranking',

@@ -83,6 +83,26 @@ export class LocalUserVectors implements InterestChangeListener {
   }
 
   /**
+   * The user's kept vector for this model version and vectors generation although they
+   * interacted since it was built (`get` answers only current ones): what `rank` answers with when
+   * the rebuild is late. The copy's own array, as `get`'s.
+   */
+  previous(
+    userId: string,
+    modelVersion: string,
+    vectorsGeneration: number,
+  ): Float32Array | undefined {
+    if (!this.enabled || !this.follower.isFresh()) return undefined;
+    const entry = this.entries.get(userId);
+    if (entry === undefined || !entry.stale || entry.modelVersion !== modelVersion)
+      return undefined;
+    if (entry.vectorsGeneration !== undefined && entry.vectorsGeneration !== vectorsGeneration) {
+      return undefined;
+    }
+    return entry.vector;
+  }
+
+  /**
    * Whether the user's kept vector went stale because they interacted: the Redis cache's vector
    * is then most likely stale as well, and a rebuild needs the user's history.
    */

@@ -96,7 +96,7 @@ class RankResultType {
   @Field(() => ID) requestId!: string;
   @Field(() => [String], {
     description:
-      'why this answer is degraded: no_model, cold_user, online_state_from_postgres, popularity_stale, encoder_unavailable',
+      'why this answer is degraded: no_model, cold_user, online_state_from_postgres, popularity_stale, encoder_unavailable, user_vector_stale',
   })
   degraded!: string[];
 }

@@ -74,13 +74,16 @@ class RankedEntry implements RankedItem {
  * - `online_state_from_postgres`: Redis unavailable; online state computed from PostgreSQL.
  * - `popularity_stale`: Redis unavailable; popularity from this replica's copy as it last synced.
  * - `encoder_unavailable`: candidate texts could not be encoded; those items got the prior.
+ * - `user_vector_stale`: the user interacted and the new interest vector was late
+ *   (RANK_STALE_USER_WAIT_MS); ranked with the one before.
  */
 export type Degradation =
   | 'no_model'
   | 'cold_user'
   | 'online_state_from_postgres'
   | 'popularity_stale'
-  | 'encoder_unavailable';
+  | 'encoder_unavailable'
+  | 'user_vector_stale';
 
 export interface RankResult {
   readonly items: readonly RankedItem[];
@@ -393,7 +396,8 @@ export class RankingService {
    * when it was built for this model at the user's current interest version (the ingest module
    * bumps it on every interaction) and no item of the history was embedded since, else pooled
    * from recent history and cached in both. `withHistory` also returns the interactions (and
-   * skips the replica's copy: those need Redis anyway).
+   * skips the replica's copy: those need Redis anyway). For a user who interacted since the copy
+   * built theirs, `rank` waits RANK_STALE_USER_WAIT_MS at most for the new one (waitForRebuild).
    */
   private userSignal(
     state: RequestState,
@@ -401,64 +405,118 @@ export class RankingService {
     withHistory: boolean,
   ): Promise<UserSignal> {
     return this.metrics.time(state.operation, 'user_vector', async () => {
-      const { served, items } = state;
+      const { served } = state;
       const limit = withHistory ? this.config.online.recentCap : this.config.ranking.historyLength;
       if (served === undefined) {
         const interacted = withHistory ? await this.readRecent(state, userId, limit) : undefined;
         return { vector: undefined, interacted };
       }
-      const { vectors } = served;
-      if (!withHistory && this.localVectors.enabled) {
-        const kept = this.localVectors.get(userId, served.versionId, vectors.generation);
-        this.metrics.cache.inc({ cache: 'user_vector_local', result: kept ? 'hit' : 'miss' });
-        if (kept !== undefined) {
-          this.metrics.cache.inc({ cache: 'user_vector', result: 'hit' });
-          return { vector: kept, interacted: undefined };
-        }
+      if (withHistory || !this.localVectors.enabled) {
+        return this.readOrBuild(state, userId, served, withHistory, limit);
       }
-      const ticket = this.localVectors.ticket();
-      // A user who just interacted needs the history for a rebuild: read in the same round trip.
-      const readHistory = withHistory || this.localVectors.interacted(userId);
-      const [interestVersion, cached, history] = await Promise.all([
-        this.online.interestVersion(userId),
-        this.cachedVector(userId),
-        readHistory ? this.readRecent(state, userId, limit) : Promise.resolve(undefined),
-      ]);
-      if (
-        cached?.modelVersion === served.versionId &&
-        cached.interestVersion === interestVersion &&
-        (cached.vectorsGeneration === undefined || cached.vectorsGeneration === vectors.generation)
-      ) {
+      const { versionId, vectors } = served;
+      const kept = this.localVectors.get(userId, versionId, vectors.generation);
+      this.metrics.cache.inc({ cache: 'user_vector_local', result: kept ? 'hit' : 'miss' });
+      if (kept !== undefined) {
         this.metrics.cache.inc({ cache: 'user_vector', result: 'hit' });
-        this.localVectors.put(userId, ticket, cached);
-        return { vector: cached.vector, interacted: history };
+        return { vector: kept, interacted: undefined };
       }
-      this.metrics.cache.inc({ cache: 'user_vector', result: 'miss' });
-      const interactions = history ?? (await this.readRecent(state, userId, limit));
-      const pooled: HistoryVector[] = [];
-      let missing = 0;
-      for (const interaction of interactions.slice(0, this.config.ranking.historyLength)) {
-        const row = items.row(interaction.itemId);
-        if (row < 0 || !vectors.has(row)) {
-          missing++;
-          continue;
-        }
-        pooled.push({ vector: vectors.vector(row), type: interaction.type, ts: interaction.ts });
+      const previous = this.localVectors.previous(userId, versionId, vectors.generation);
+      if (previous === undefined || this.config.ranking.staleUserWaitMs === 0) {
+        return this.readOrBuild(state, userId, served, false, limit);
       }
-      if (pooled.length === 0) {
-        state.degraded.add('cold_user');
-        return { vector: undefined, interacted: interactions };
-      }
-      const vector = served.model.userVector(pooled);
-      const built = {
-        modelVersion: served.versionId,
-        vectorsGeneration: missing > 0 ? vectors.generation : undefined,
-        vector,
-      };
-      this.localVectors.put(userId, ticket, built);
-      if (interestVersion !== undefined) this.cacheVector(userId, { ...built, interestVersion });
-      return { vector, interacted: interactions };
+      return this.waitForRebuild(state, userId, served, limit, previous);
     });
+  }
+
+  /**
+   * The rebuilt vector of a user who interacted, or, when it takes longer than
+   * RANK_STALE_USER_WAIT_MS (Redis slow), `previous` (`user_vector_stale`): a slow Redis then adds
+   * that wait to the answer, not its own. The rebuild goes on and is cached for the next request;
+   * what it meets (PostgreSQL, no history) concerns the answer only when it is the answer.
+   */
+  private async waitForRebuild(
+    state: RequestState,
+    userId: string,
+    served: ServedModel,
+    limit: number,
+    previous: Float32Array,
+  ): Promise<UserSignal> {
+    const rebuild = { ...state, degraded: new Set<Degradation>() };
+    const built = this.readOrBuild(rebuild, userId, served, false, limit);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => {
+      timer = setTimeout(resolve, this.config.ranking.staleUserWaitMs, undefined);
+    });
+    try {
+      const first = await Promise.race([built, late]);
+      if (first !== undefined) {
+        for (const reason of rebuild.degraded) state.degraded.add(reason);
+        return first;
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+    state.degraded.add('user_vector_stale');
+    built.catch((error: unknown) => {
+      this.logger.warn({ err: error, userId }, 'a late user vector rebuild failed');
+    });
+    // The copy's own array, which the rebuild overwrites when it is done: the answer's is a copy.
+    return { vector: previous.slice(), interacted: undefined };
+  }
+
+  /** The user's vector from the Redis cache when current, else pooled from the history. */
+  private async readOrBuild(
+    state: RequestState,
+    userId: string,
+    served: ServedModel,
+    withHistory: boolean,
+    limit: number,
+  ): Promise<UserSignal> {
+    const { items } = state;
+    const { vectors } = served;
+    const ticket = this.localVectors.ticket();
+    // A user who just interacted needs the history for a rebuild: read in the same round trip.
+    const readHistory = withHistory || this.localVectors.interacted(userId);
+    const [interestVersion, cached, history] = await Promise.all([
+      this.online.interestVersion(userId),
+      this.cachedVector(userId),
+      readHistory ? this.readRecent(state, userId, limit) : Promise.resolve(undefined),
+    ]);
+    if (
+      cached?.modelVersion === served.versionId &&
+      cached.interestVersion === interestVersion &&
+      (cached.vectorsGeneration === undefined || cached.vectorsGeneration === vectors.generation)
+    ) {
+      this.metrics.cache.inc({ cache: 'user_vector', result: 'hit' });
+      this.localVectors.put(userId, ticket, cached);
+      return { vector: cached.vector, interacted: history };
+    }
+    this.metrics.cache.inc({ cache: 'user_vector', result: 'miss' });
+    const interactions = history ?? (await this.readRecent(state, userId, limit));
+    const pooled: HistoryVector[] = [];
+    let missing = 0;
+    for (const interaction of interactions.slice(0, this.config.ranking.historyLength)) {
+      const row = items.row(interaction.itemId);
+      if (row < 0 || !vectors.has(row)) {
+        missing++;
+        continue;
+      }
+      pooled.push({ vector: vectors.vector(row), type: interaction.type, ts: interaction.ts });
+    }
+    if (pooled.length === 0) {
+      state.degraded.add('cold_user');
+      return { vector: undefined, interacted: interactions };
+    }
+    const vector = served.model.userVector(pooled);
+    const built = {
+      modelVersion: served.versionId,
+      vectorsGeneration: missing > 0 ? vectors.generation : undefined,
+      vector,
+    };
+    this.localVectors.put(userId, ticket, built);
+    if (interestVersion !== undefined) this.cacheVector(userId, { ...built, interestVersion });
+    return { vector, interacted: interactions };
   }
 
   /** Undefined without Redis (no cache then) or on a failed or slow read. */
