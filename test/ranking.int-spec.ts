@@ -340,6 +340,14 @@ function rankingOnTheRealStack({ env }: (typeof REDIS_MODES)[number]): void {
       'candidates[1].itemId',
     ],
     [
+      'a catalog item named twice',
+      {
+        userId: 'u',
+        candidates: [0, 1, 0].map((i) => ({ itemId: catalog.items[i].itemId })),
+      },
+      'candidates[2].itemId',
+    ],
+    [
       'an unknown profile',
       { userId: 'u', candidates: [{ itemId: 'a' }], profile: 'nope' },
       'profile',
