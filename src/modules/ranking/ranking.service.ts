@@ -590,8 +590,7 @@ export class RankingService {
   private candidateRows(operation: RankingOperation, candidates: readonly Candidate[]): Int32Array {
     return this.metrics.timeSync(operation, 'item_vectors', () => {
       const rows = new Int32Array(candidates.length);
-      const { items } = this.serving;
-      for (let i = 0; i < candidates.length; i++) rows[i] = items.row(candidates[i].itemId);
+      this.serving.items.rowsOf(candidates.length, (i) => candidates[i].itemId, rows);
       return rows;
     });
   }

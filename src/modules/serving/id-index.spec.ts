@@ -14,6 +14,18 @@ describe('IdIndex', () => {
     }
   });
 
+  it('finds a list of ids at once as one by one, absent ones -1, through colliding slots', () => {
+    // 64 ids in 128 slots: many share a first slot and probe on.
+    const ids = Array.from({ length: 64 }, (_, i) => `c-${i}`);
+    const index = new IdIndex(ids);
+    const asked = [...ids.map((id) => [id].join('')), 'c-64', '', 'c-1 ', ...ids.slice(0, 5)];
+    const rows = new Int32Array(asked.length);
+    index.rowsOf(asked.length, (i) => asked[i], rows);
+    expect(Array.from(rows)).toEqual(asked.map((id) => index.get(id) ?? -1));
+    expect(Array.from(rows.subarray(0, 64))).toEqual(ids.map((_, row) => row));
+    expect(Array.from(rows.subarray(64, 67))).toEqual([-1, -1, -1]);
+  });
+
   it('keeps the last row of a repeated id; an empty list finds nothing', () => {
     expect(new IdIndex(['a', 'b', 'a']).get('a')).toBe(2);
     expect(new IdIndex(['a', 'b', 'a']).get('b')).toBe(1);

@@ -32,10 +32,34 @@ export class IdIndex {
   }
 
   get(id: string): number | undefined {
-    const hash = hashOf(id);
+    const row = this.probe(id, hashOf(id));
+    return row === -1 ? undefined : row;
+  }
+
+  /**
+   * The rows of `count` ids (`idAt(i)`) into `out`, -1 for an absent one. Two passes: the first
+   * hashes every id and reads its first slot, so that those reads miss the cache together rather
+   * than one after another; the second confirms, mostly from cache (for a request's 100
+   * candidates on cold caches about a third less time than 100 `get`s).
+   */
+  rowsOf(count: number, idAt: (i: number) => string, out: Int32Array): void {
+    const hashes = new Int32Array(count);
+    for (let i = 0; i < count; i++) {
+      const hash = hashOf(idAt(i));
+      hashes[i] = hash;
+      out[i] = this.slots[2 * (hash & this.mask)];
+    }
+    for (let i = 0; i < count; i++) {
+      // An empty first slot: absent, nothing to confirm.
+      if (out[i] !== -1) out[i] = this.probe(idAt(i), hashes[i]);
+    }
+  }
+
+  /** The row of `id` (whose hash is `hash`), or -1. */
+  private probe(id: string, hash: number): number {
     for (let slot = hash & this.mask; ; slot = (slot + 1) & this.mask) {
       const row = this.slots[2 * slot];
-      if (row === -1) return undefined;
+      if (row === -1) return -1;
       if (this.slots[2 * slot + 1] === hash && this.ids[row] === id) return row;
     }
   }

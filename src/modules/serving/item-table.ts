@@ -48,6 +48,11 @@ export class ItemTable {
     return this.index.get(itemId) ?? -1;
   }
 
+  /** The rows of `count` item ids (`idAt(i)`) into `out`; -1 for an item never heard of. */
+  rowsOf(count: number, idAt: (i: number) => string, out: Int32Array): void {
+    this.index.rowsOf(count, idAt, out);
+  }
+
   id(row: number): string {
     return this.index.id(row);
   }
