@@ -1,4 +1,5 @@
 import { Random } from '../src/synthetic';
+import { IdIndex } from '../src/modules/serving/id-index';
 import { RowVectors } from '../src/modules/serving/row-vectors';
 import { dotRow, topK, topKOf } from '../src/modules/serving/top-k';
 import {
@@ -22,12 +23,16 @@ interface Settings {
 /** Bigger than the last-level cache: reading it evicts the rows a repetition touched. */
 const FLUSH_BYTES = 64 * 1024 * 1024;
 
-/** Median and 90th percentile of `repetitions` timings (µs) of `work` on fresh random rows. */
+/**
+ * Median and 90th percentile of `repetitions` timings (µs) of `work` on fresh random rows;
+ * `prepare` runs untimed just before it, after the flush (what a request has just made).
+ */
 function measure(
   settings: Settings,
   random: Random,
   cold: boolean,
   work: (rows: Int32Array) => void,
+  prepare?: (rows: Int32Array) => void,
 ): { median: number; p90: number } {
   const flush = new Float64Array(cold ? FLUSH_BYTES / 8 : 0);
   const times: number[] = [];
@@ -36,6 +41,7 @@ function measure(
     for (let i = 0; i < rows.length; i++) rows[i] = Math.floor(random.next() * settings.items);
     // One read per cache line of the flush buffer, written back so it cannot be skipped.
     for (let i = 0; i < flush.length; i += 8) flush[i] += 1;
+    prepare?.(rows);
     const started = process.hrtime.bigint();
     work(rows);
     times.push(Number(process.hrtime.bigint() - started) / 1000);
@@ -113,6 +119,7 @@ function compare(args: readonly string[]): BenchResult {
     }
   }
   const tower = compareUserTowers(settings, random, plain);
+  const lookups = compareIdLookups(settings, random);
   progress('exact scan of every row (top 200)');
   const scanJs = bestOf(() => topK(plain, dimension, user, 200));
   const scanSimd = bestOf(() =>
@@ -136,6 +143,7 @@ function compare(args: readonly string[]): BenchResult {
         ],
       },
       tower.table,
+      lookups.table,
     ],
     figures: {
       settings,
@@ -144,12 +152,62 @@ function compare(args: readonly string[]): BenchResult {
       scanSimdMs: scanSimd,
       ratios,
       userTower: tower.figures,
+      idLookups: lookups.figures,
     },
     notes: [
       'Fresh random rows for every repetition, as a rank reads its candidates: "warm" only skips the cache flush, the rows still come mostly from memory.',
       'SIMD: four rows at a time, f32x4 products with float32 sums; JavaScript: four-way unrolled, sums in doubles. Scores agree to about 1e-6 relative.',
       'User tower: what a `rank` of a user without a cached interest vector computes (InterestScorer.userVector, attention over the most recent history items); the reference is the scalar JavaScript key projection it replaced, in this file, on the same weights.',
+      "Id lookups: a request's candidate ids to item-table rows (IdIndex), fresh strings as a request parses them; one `get` after another (as served before) against `rowsOf`, which hashes every id and reads its first slot before confirming any.",
     ],
+  };
+}
+
+/**
+ * A request's candidate ids to rows: `IdIndex.get` one id after another against `rowsOf` (every
+ * first slot read before any is confirmed), on fresh strings of `items` catalog-like ids.
+ */
+function compareIdLookups(settings: Settings, random: Random) {
+  const ids = Array.from(
+    { length: settings.items },
+    (_, i) => `item-${String(i).padStart(7, '0')}`,
+  );
+  const index = new IdIndex(ids);
+  const asked: string[] = [];
+  const out = new Int32Array(settings.candidates);
+  // Fresh strings, as JSON.parse gives a request's ids (not the index's own objects).
+  const parse = (rows: Int32Array) => {
+    for (let i = 0; i < rows.length; i++) asked[i] = JSON.parse(`"${ids[rows[i]]}"`) as string;
+  };
+  const lookup = {
+    oneByOne: (rows: Int32Array) => {
+      for (let i = 0; i < rows.length; i++) out[i] = index.get(asked[i]) ?? -1;
+    },
+    twoPasses: (rows: Int32Array) => {
+      index.rowsOf(rows.length, (i) => asked[i], out);
+    },
+  };
+  const rows: Record<string, string | number>[] = [];
+  for (let round = 1; round <= settings.rounds; round++) {
+    for (const cold of [false, true]) {
+      progress(`id lookups, round ${round}/${settings.rounds}, ${cold ? 'cold' : 'warm'} caches`);
+      const oneByOne = measure(settings, random, cold, lookup.oneByOne, parse);
+      const twoPasses = measure(settings, random, cold, lookup.twoPasses, parse);
+      rows.push({
+        round,
+        caches: cold ? 'cold (64 MB read before each)' : 'warm',
+        'get, one by one µs (median)': oneByOne.median,
+        'rowsOf µs (median)': twoPasses.median,
+        'ratio get / rowsOf': oneByOne.median / twoPasses.median,
+      });
+    }
+  }
+  return {
+    table: {
+      title: `Id lookups: ${settings.candidates} fresh ids of ${settings.items.toLocaleString('en-US')} to rows`,
+      rows,
+    },
+    figures: { rounds: rows },
   };
 }
 
