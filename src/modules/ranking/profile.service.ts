@@ -2,6 +2,7 @@ import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } fro
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import { ValidationError } from '../../common/errors';
+import type { MaybePromise } from '../../common/maybe-async';
 import type { Logger } from '../../common/logger';
 import { LOGGER } from '../../infra/tokens';
 import { DEFAULT_PROFILE, RankingProfile, validateProfile, validateProfileName } from './profile';
@@ -40,12 +41,17 @@ export class ProfileService implements OnApplicationBootstrap, OnApplicationShut
     clearInterval(this.timer);
   }
 
-  /** The named profile (default when no name); an unknown name is a BAD_USER_INPUT on `profile`. */
-  async get(name: string | undefined): Promise<RankingProfile> {
+  /**
+   * The named profile (default when no name), at hand when known; an unknown name is a
+   * BAD_USER_INPUT on `profile`, after one reload at most every MISS_RELOAD_MS.
+   */
+  get(name: string | undefined): MaybePromise<RankingProfile> {
     if (name !== undefined) validateProfileName(name, 'profile');
     const key = name ?? 'default';
-    const found = this.profiles.get(key);
-    if (found !== undefined) return found;
+    return this.profiles.get(key) ?? this.reloadFor(key);
+  }
+
+  private async reloadFor(key: string): Promise<RankingProfile> {
     const now = Date.now();
     if (now - this.lastMissReload >= MISS_RELOAD_MS) {
       this.lastMissReload = now;

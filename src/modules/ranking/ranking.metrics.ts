@@ -1,4 +1,5 @@
 import type { Counter } from 'prom-client';
+import type { MaybePromise } from '../../common/maybe-async';
 import { Metrics } from '../metrics/metrics.registry';
 
 export type RankingOperation = 'rank' | 'recommend';
@@ -38,18 +39,26 @@ export class RankingMetrics {
     );
   }
 
-  /** Runs `work` and records its duration under `stage`. */
-  async time<T>(
+  /** Runs `work` and records its duration under `stage`, once its promise settles if it is one. */
+  time<T>(
     operation: RankingOperation,
     stage: RankingStage,
-    work: () => Promise<T>,
-  ): Promise<T> {
+    work: () => MaybePromise<T>,
+  ): MaybePromise<T> {
     const started = performance.now();
-    try {
-      return await work();
-    } finally {
+    const done = () => {
       this.stage.observe({ operation, stage }, (performance.now() - started) / 1000);
+    };
+    let result: MaybePromise<T>;
+    try {
+      result = work();
+    } catch (error) {
+      done();
+      throw error;
     }
+    if (result instanceof Promise) return result.finally(done);
+    done();
+    return result;
   }
 
   timeSync<T>(operation: RankingOperation, stage: RankingStage, work: () => T): T {

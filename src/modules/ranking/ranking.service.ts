@@ -4,6 +4,7 @@ import type { AppConfig } from '../../config/config';
 import { DomainError, ValidationError } from '../../common/errors';
 import { idProblem } from '../../common/ids';
 import type { Logger } from '../../common/logger';
+import { andThen, bothOf, MaybePromise } from '../../common/maybe-async';
 import { withTimeout } from '../../common/timeout';
 import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
@@ -164,18 +165,22 @@ export class RankingService {
     profileName: string | undefined,
     request: RankingRequest,
   ): Promise<RankResult> {
-    return this.observe('rank', async (abandon) => {
+    return this.observe('rank', (abandon) => {
       validateUserId(userId);
       this.validateCandidates(candidates);
       const rows = this.candidateRows('rank', candidates);
       refuseRepeats(candidates, rows);
-      const state = await this.requestState('rank', userId, profileName, request, abandon);
-      const [user, popularity] = await Promise.all([
-        this.userSignal(state, userId, false),
-        this.popularity(state, candidates, rows),
-      ]);
-      const scored = await this.score(state, user.vector, candidates, rows, popularity);
-      return this.result(state, scored, scored.ranked.length);
+      // For a user and candidates this replica holds, nothing below waits: no promise, no turn
+      // of the event loop between the steps.
+      return andThen(this.requestState('rank', userId, profileName, request, abandon), (state) =>
+        andThen(
+          bothOf(this.userSignal(state, userId, false), this.popularity(state, candidates, rows)),
+          ([user, popularity]) =>
+            andThen(this.score(state, user.vector, candidates, rows, popularity), (scored) =>
+              this.result(state, scored, scored.ranked.length),
+            ),
+        ),
+      );
     });
   }
 
@@ -222,13 +227,18 @@ export class RankingService {
 
   private async observe(
     operation: RankingOperation,
-    work: (abandon: Abandon) => Promise<RankResult>,
+    work: (abandon: Abandon) => MaybePromise<RankResult>,
   ): Promise<RankResult> {
     const started = performance.now();
     const abandon = new Abandon();
     let outcome = 'error';
     try {
-      const result = await withTimeout(work(abandon), this.config.ranking.timeoutMs, operation);
+      const answer = work(abandon);
+      // An answer at hand waited for nothing: no timer to set.
+      const result =
+        answer instanceof Promise
+          ? await withTimeout(answer, this.config.ranking.timeoutMs, operation)
+          : answer;
       outcome = result.degraded.length > 0 ? 'degraded' : 'ok';
       for (const reason of result.degraded) this.metrics.degraded.inc({ reason });
       return result;
@@ -241,30 +251,31 @@ export class RankingService {
     }
   }
 
-  private async requestState(
+  private requestState(
     operation: RankingOperation,
     userId: string,
     profileName: string | undefined,
     request: RankingRequest,
     abandon: Abandon,
-  ): Promise<RequestState> {
+  ): MaybePromise<RequestState> {
     const { serving, assignment } = this.armServing(operation, userId, request.forcedArm);
-    const profile = await this.profiles.get(assignment?.arm.profile ?? profileName);
-    const { items, served } = serving;
-    const degraded = new Set<Degradation>();
-    if (served === undefined) degraded.add('no_model');
-    return {
-      operation,
-      userId,
-      request,
-      abandon,
-      items,
-      served,
-      profile,
-      assignment,
-      degraded,
-      nowMs: Date.now(),
-    };
+    return andThen(this.profiles.get(assignment?.arm.profile ?? profileName), (profile) => {
+      const { items, served } = serving;
+      const degraded = new Set<Degradation>();
+      if (served === undefined) degraded.add('no_model');
+      return {
+        operation,
+        userId,
+        request,
+        abandon,
+        items,
+        served,
+        profile,
+        assignment,
+        degraded,
+        nowMs: Date.now(),
+      };
+    });
   }
 
   /**
@@ -395,13 +406,16 @@ export class RankingService {
     state: RequestState,
     userId: string,
     withHistory: boolean,
-  ): Promise<UserSignal> {
-    return this.metrics.time(state.operation, 'user_vector', async () => {
+  ): MaybePromise<UserSignal> {
+    return this.metrics.time(state.operation, 'user_vector', (): MaybePromise<UserSignal> => {
       const { served } = state;
       const limit = withHistory ? this.config.online.recentCap : this.config.ranking.historyLength;
       if (served === undefined) {
-        const interacted = withHistory ? await this.readRecent(state, userId, limit) : undefined;
-        return { vector: undefined, interacted };
+        if (!withHistory) return { vector: undefined, interacted: undefined };
+        return andThen(this.readRecent(state, userId, limit), (interacted) => ({
+          vector: undefined,
+          interacted,
+        }));
       }
       if (withHistory || !this.localVectors.enabled) {
         return this.readOrBuild(state, userId, served, withHistory, limit);
@@ -566,21 +580,21 @@ export class RankingService {
     ];
   }
 
-  private async popularity(
+  private popularity(
     state: RequestState,
     candidates: readonly Candidate[],
     rows: Int32Array,
-  ): Promise<Float64Array> {
-    const read = await this.metrics.time(state.operation, 'online_state', () =>
-      this.serving.popularity(
+  ): MaybePromise<Float64Array> {
+    const read = this.metrics.time(state.operation, 'online_state', () =>
+      this.serving.popularity(rows, state.nowMs, () =>
         candidates.map((candidate) => candidate.itemId),
-        rows,
-        state.nowMs,
       ),
     );
-    if (read.fromPostgres) state.degraded.add('online_state_from_postgres');
-    if (read.fromStaleCopy) state.degraded.add('popularity_stale');
-    return read.value;
+    return andThen(read, ({ value, fromPostgres, fromStaleCopy }) => {
+      if (fromPostgres) state.degraded.add('online_state_from_postgres');
+      if (fromStaleCopy) state.degraded.add('popularity_stale');
+      return value;
+    });
   }
 
   /**
@@ -595,15 +609,28 @@ export class RankingService {
     });
   }
 
-  private async score(
+  private score(
     state: RequestState,
     user: Float32Array | undefined,
     candidates: readonly Candidate[],
     rows: Int32Array,
     popularity: Float64Array,
-  ): Promise<Scored> {
+  ): MaybePromise<Scored> {
+    return andThen(this.encodeUnknown(state, user, candidates, rows), (encoded) =>
+      this.scoreEncoded(state, user, candidates, rows, popularity, encoded),
+    );
+  }
+
+  /** The model scores merged with the features, once candidates' texts are encoded. */
+  private scoreEncoded(
+    state: RequestState,
+    user: Float32Array | undefined,
+    candidates: readonly Candidate[],
+    rows: Int32Array,
+    popularity: Float64Array,
+    encoded: ReadonlyMap<number, Float32Array>,
+  ): Scored {
     const { operation, items, profile, nowMs, served } = state;
-    const encoded = await this.encodeUnknown(state, user, candidates, rows);
     const modelScores = this.metrics.timeSync(operation, 'scoring', () =>
       modelScoresOf(state.served, user, candidates, rows, encoded),
     );
@@ -636,25 +663,36 @@ export class RankingService {
     });
   }
 
-  /** Vectors of the candidates without one that come with text (only with a user vector). */
-  private async encodeUnknown(
+  /**
+   * Vectors of the candidates without one that come with text (only with a user vector), by
+   * candidate index; none to encode (the usual case), nothing to wait for.
+   */
+  private encodeUnknown(
     state: RequestState,
     user: Float32Array | undefined,
     candidates: readonly Candidate[],
     rows: Int32Array,
-  ): Promise<Map<number, Float32Array>> {
+  ): MaybePromise<ReadonlyMap<number, Float32Array>> {
     const { served } = state;
-    const encoded = new Map<number, Float32Array>();
-    if (served === undefined || user === undefined) return encoded;
-    const toEncode: { index: number; itemId: string; text: string }[] = [];
+    if (served === undefined || user === undefined) return NOTHING_ENCODED;
+    const toEncode: TextToEncode[] = [];
     for (let i = 0; i < candidates.length; i++) {
       if (rows[i] >= 0 && served.vectors.has(rows[i])) continue;
       const text = candidates[i].text?.trim();
       if (text) toEncode.push({ index: i, itemId: candidates[i].itemId, text });
     }
-    if (toEncode.length === 0) return encoded;
+    if (toEncode.length === 0) return NOTHING_ENCODED;
     // Encoding costs more than the rest of a rank: the caller pays per text (RATE_LIMITED).
     state.request.charge?.(toEncode.length);
+    return this.encodeTexts(state, served, toEncode);
+  }
+
+  private async encodeTexts(
+    state: RequestState,
+    served: ServedModel,
+    toEncode: readonly TextToEncode[],
+  ): Promise<ReadonlyMap<number, Float32Array>> {
+    const encoded = new Map<number, Float32Array>();
     try {
       const vectors = await this.metrics.time(state.operation, 'encoding', () =>
         served.model.encodeItems(toEncode, state.abandon.signal),
@@ -669,6 +707,15 @@ export class RankingService {
     return encoded;
   }
 }
+
+/** A candidate's text to encode, by its index in the request. */
+interface TextToEncode {
+  readonly index: number;
+  readonly itemId: string;
+  readonly text: string;
+}
+
+const NOTHING_ENCODED: ReadonlyMap<number, Float32Array> = new Map();
 
 /** The model score of each candidate; NaN where there is none (no model, user or vector). */
 function modelScoresOf(

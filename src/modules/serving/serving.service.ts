@@ -8,6 +8,7 @@ import type { AppConfig } from '../../config/config';
 import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
 import { OnlineStateReader, Read } from '../online-state/online-state.reader';
+import type { MaybePromise } from '../../common/maybe-async';
 import { POPULARITY_WIDTH, popularityColumns } from '../online-state/online-state.schema';
 import { PopularityMirror } from '../online-state/popularity-mirror';
 import { ItemTable } from './item-table';
@@ -185,27 +186,28 @@ export class ServingService implements OnApplicationBootstrap, OnApplicationShut
   }
 
   /**
-   * The items' decayed popularity at `nowMs`, aligned with `itemIds` (`rows` their table rows):
-   * from the replica copy while it is fresh, else from Redis per request. When Redis does not
-   * answer either, from the copy as it last synced (`fromStaleCopy`), never per request from
-   * PostgreSQL: that sums every event of each candidate, at scale seconds per request for every
-   * replica at once. PostgreSQL only before the copy was ever loaded.
+   * The items' decayed popularity at `nowMs` by their table rows (`itemIds` their ids, asked for
+   * only to read Redis or PostgreSQL): from the replica copy while it is fresh, at hand, else from
+   * Redis per request. When Redis does not answer either, from the copy as it last synced
+   * (`fromStaleCopy`), never per request from PostgreSQL: that sums every event of each candidate,
+   * at scale seconds per request for every replica at once. PostgreSQL only before the copy was
+   * ever loaded.
    */
-  async popularity(
-    itemIds: readonly string[],
+  popularity(
     rows: Int32Array,
     nowMs: number,
-  ): Promise<PopularityRead> {
+    itemIds: () => readonly string[],
+  ): MaybePromise<PopularityRead> {
     if (this.mirror.isFresh()) {
       return { value: this.fromCopy(rows, nowMs), fromPostgres: false, fromStaleCopy: false };
     }
     return this.redisElseCopy(
       async () => {
-        const read = await this.onlineState.popularity(itemIds, nowMs);
+        const read = await this.onlineState.popularity(itemIds(), nowMs);
         return { ...read, value: popularityColumns(read.value) };
       },
       async () => {
-        const live = await this.onlineState.popularityFromRedis(itemIds, nowMs);
+        const live = await this.onlineState.popularityFromRedis(itemIds(), nowMs);
         return live && popularityColumns(live);
       },
       () => this.fromCopy(rows, nowMs),
