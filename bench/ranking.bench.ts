@@ -240,7 +240,7 @@ async function indexBuilt(metricsUrl: string, timeoutMs = 1_800_000): Promise<nu
 }
 
 /** The `rank` stages the service times (ranking_stage_duration_seconds), in pipeline order. */
-const RANK_STAGES = ['item_vectors', 'user_vector', 'scoring', 'merge'] as const;
+const RANK_STAGES = ['item_vectors', 'user_vector', 'online_state', 'scoring', 'merge'] as const;
 
 /** What the server's /metrics says so far of `rank`: user-vector cache use and time inside. */
 interface ServiceCounts {
@@ -651,7 +651,8 @@ const benchmark: Benchmark = {
                 run: i + 1,
                 'in rank()': Math.round(total),
                 'id → row': Math.round(stages.item_vectors),
-                'user vector, popularity': Math.round(stages.user_vector),
+                'user vector': Math.round(stages.user_vector),
+                popularity: Math.round(stages.online_state),
                 scoring: Math.round(stages.scoring),
                 merge: Math.round(stages.merge),
                 'rest of rank()': Math.round(rest),
@@ -730,7 +731,7 @@ const benchmark: Benchmark = {
           `Half rate: requests evenly spaced (open loop) from a worker thread of the bench process with a heap of its own (the bench's own collections do not stall it), ${settings.variantWarmupSeconds} s at that rate discarded first, latency from each one's scheduled send time; "generator" columns: that thread's event-loop delay and collections, which count in the latencies it measures.`,
           `CPU stalls: a heartbeat process on each CPU (bench/lib/cpu-heartbeat.ts)${heartbeats.realTime ? ' at real-time priority (SCHED_FIFO 99), before anything else on the machine' : ' at normal priority (chrt --fifo was refused, so a gap may also be that CPU busy)'} wakes every millisecond; the longest gap between its wake-ups over the window, per CPU in CPU order${settings.pinServer ? ' (the server on the last)' : ''}. A gap at real-time priority is time the CPU ran nothing of this machine's: on a virtual machine, its host running something else.`,
           'Per window: "main thread" is the CPU per request of the server\'s request thread alone (the rest of "CPU": V8\'s GC helper threads and the served-slate log\'s producer thread); GC is the main thread\'s pauses over the window from perf_hooks: scavenges (count and total), full mark-compacts (count and total), the longest single pause.',
-          'Inside the service: a request at half rate mostly runs alone, so its wall time in rank() is about its CPU, but for the uncached users\' waits for Redis (in "user vector"). "id → row" is the candidates\' item-table rows; "user vector, popularity" the user\'s vector (the replica\'s copy, or Redis and the user tower) with the candidates\' popularity from the replica\'s copy, which runs inside that span; "rest" is validation, the request state, the served-slate log\'s record, metrics and the answer\'s entries. Run with --uncached-share 0 to leave out the Redis waits.',
+          'Inside the service: a request at half rate mostly runs alone, so its wall time in rank() is about its CPU, but for the uncached users\' waits for Redis (in "user vector"). "id → row" is the candidates\' item-table rows; "user vector" the user\'s vector (the replica\'s copy, or Redis and the user tower); "popularity" the candidates\' popularity from the replica\'s copy, after the user\'s vector when that is at hand and during its wait when the vector is rebuilt (then both count the same span; "rest" is that much too small); "rest" is validation, the request state, the served-slate log\'s record, metrics and the answer\'s entries. Run with --uncached-share 0 to leave out the Redis waits.',
           `1-minute load average before the run: ${loadBefore.toFixed(2)}.`,
         ],
       };
