@@ -185,11 +185,12 @@ export class PartTable {
     private readonly layouts: readonly PartLayout[],
     readonly width: number,
   ) {
-    this.scores = new Float64Array(size);
-    this.inputs = new Float64Array(size * width);
-    this.values = layouts.some((layout) => layout.shapes !== undefined)
-      ? new Float64Array(size * width)
-      : this.inputs;
+    // One allocation for the columns: a typed array of its own costs a malloc and a sweep each.
+    const shaped = layouts.some((layout) => layout.shapes !== undefined);
+    const columns = new Float64Array(size * (1 + width * (shaped ? 2 : 1)));
+    this.scores = columns.subarray(0, size);
+    this.inputs = columns.subarray(size, size * (1 + width));
+    this.values = shaped ? columns.subarray(size * (1 + width)) : this.inputs;
     this.layoutOf = new Uint8Array(size);
   }
 

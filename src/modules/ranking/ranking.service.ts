@@ -322,8 +322,9 @@ export class RankingService {
     const { table, order, modelScores } = scored;
     const width = SERVED_INPUTS.length;
     const itemIds = new Array<string>(depth);
-    const scores = new Float64Array(depth);
-    const values = new Float64Array(depth * width);
+    const numbers = new Float64Array(depth * (1 + width));
+    const scores = numbers.subarray(0, depth);
+    const values = numbers.subarray(depth);
     for (let p = 0; p < depth; p++) {
       const index = order[p];
       itemIds[p] = scored.ranked[p].itemId;
@@ -636,8 +637,9 @@ export class RankingService {
     );
     return this.metrics.timeSync(operation, 'merge', () => {
       const count = candidates.length;
-      const createdAtMs = new Float64Array(count);
-      const price = new Float64Array(count);
+      const catalogFacts = new Float64Array(2 * count);
+      const createdAtMs = catalogFacts.subarray(0, count);
+      const price = catalogFacts.subarray(count);
       const category = new Array<string | undefined>(count);
       const itemIds = new Array<string>(count);
       const callerFeatures = new Array<readonly FeatureValue[] | null | undefined>(count);
@@ -730,8 +732,7 @@ function modelScoresOf(
   const { vectors, model } = served;
   const { scale } = model;
   // The rows with a vector are scored together (the SIMD kernel), then put in place.
-  const scored = new Int32Array(candidates.length);
-  const at = new Int32Array(candidates.length);
+  const { scored, at, values } = scoringScratch(candidates.length);
   let count = 0;
   for (let i = 0; i < candidates.length; i++) {
     const row = rows[i];
@@ -745,7 +746,6 @@ function modelScoresOf(
       scores[i] = scale * dot(vector, user) + model.itemBias(candidates[i].itemId);
     }
   }
-  const values = new Float64Array(count);
   vectors.scoreRows(scored, count, user, scale, values);
   for (let k = 0; k < count; k++) scores[at[k]] = values[k];
   return scores;
@@ -756,7 +756,10 @@ function modelScoresOf(
  * a fraction of a Set of 100 fresh strings); ids the table lacks are compared as strings.
  */
 function refuseRepeats(candidates: readonly Candidate[], rows: Int32Array): void {
-  const sorted = rows.slice().sort();
+  if (scratchRows.length < rows.length) scratchRows = new Int32Array(2 * rows.length);
+  const sorted = scratchRows.subarray(0, rows.length);
+  sorted.set(rows);
+  sorted.sort();
   let repeated = false;
   for (let k = 1; k < sorted.length && !repeated; k++) {
     repeated = sorted[k] >= 0 && sorted[k] === sorted[k - 1];
@@ -781,6 +784,25 @@ function refuseRepeats(candidates: readonly Candidate[], rows: Int32Array): void
     }
     first.set(itemId, i);
   });
+}
+
+/**
+ * Temporaries of `modelScoresOf` and `refuseRepeats`, reused: both run to their end without
+ * waiting, and a typed array of its own per request costs a malloc and a sweep each.
+ */
+let scratchRows = new Int32Array(0);
+let scratchScores = new Float64Array(0);
+
+function scoringScratch(count: number) {
+  if (scratchScores.length < count) {
+    scratchRows = new Int32Array(2 * count);
+    scratchScores = new Float64Array(count);
+  }
+  return {
+    scored: scratchRows.subarray(0, count),
+    at: scratchRows.subarray(count, 2 * count),
+    values: scratchScores,
+  };
 }
 
 function validateUserId(userId: string): void {

@@ -109,8 +109,10 @@ export function topKOf(
  */
 export function bestFirst(scores: Float32Array | Float64Array, ties?: Int32Array): Int32Array {
   const count = scores.length;
-  let from = new Int32Array(count);
-  let to = new Int32Array(count);
+  // Both halves in one allocation (a typed array of its own costs a malloc and a sweep).
+  const halves = new Int32Array(2 * count);
+  let from = halves.subarray(0, count);
+  let to = halves.subarray(count);
   for (let i = 0; i < count; i++) from[i] = i;
   const before = (a: number, b: number) =>
     scores[a] > scores[b] || (scores[a] === scores[b] && (ties ? ties[a] < ties[b] : a < b));
