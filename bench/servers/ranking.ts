@@ -130,12 +130,10 @@ function leastRanking(serving: ServingService): RankingService['rank'] {
     user ??= Float32Array.from(vectors.vector(0));
     const count = candidates.length;
     const rows = new Int32Array(count);
-    let scored = 0;
-    for (let i = 0; i < count; i++) {
-      const row = items.row(candidates[i].itemId);
-      if (row >= 0 && vectors.has(row)) rows[scored++] = row;
+    items.rowsOf(count, (i) => candidates[i].itemId, rows);
+    if (rows.some((row) => row < 0 || !vectors.has(row))) {
+      throw new Error('the floor ranking needs every candidate in the catalog');
     }
-    if (scored !== count) throw new Error('the floor ranking needs every candidate in the catalog');
     const scores = new Float64Array(count);
     vectors.scoreRows(rows, count, user, model.scale, scores);
     const order = Array.from({ length: count }, (_, i) => i).sort((a, b) => scores[b] - scores[a]);
