@@ -9,7 +9,7 @@ import { OnlineStateRedisRepository } from '../src/modules/online-state/online-s
 import {
   COUNT_FIELDS,
   decay,
-  engagement,
+  engagementOf,
   ItemPopularity,
   OnlineEvent,
   POPULARITY_HORIZON_HALF_LIVES,
@@ -62,7 +62,10 @@ function expected(all: readonly OnlineEvent[], halfLifeMs: number) {
     purchases: counts.buy,
   });
   const ranked = [...popularity]
-    .map(([itemId, counts]) => [itemId, engagement(asPopularity(counts))] as const)
+    .map(
+      ([itemId, counts]) =>
+        [itemId, engagementOf(counts.imp, counts.clk, counts.cart, counts.buy)] as const,
+    )
     .filter(([, value]) => value > 0)
     .sort((a, b) => b[1] - a[1])
     .map(([itemId]) => itemId);

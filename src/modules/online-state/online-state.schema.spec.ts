@@ -2,7 +2,7 @@ import { KEY_SLOTS, keySlot } from '../../common/key-slot';
 import {
   decay,
   decodeRecent,
-  engagement,
+  engagementOf,
   ENGAGEMENT_WEIGHT_SQL,
   onlineDelta,
   onlineKeys,
@@ -52,7 +52,7 @@ describe('item popularity values', () => {
   });
 
   it('weighs engagement by event type, impressions not at all', () => {
-    expect(engagement({ impressions: 100, clicks: 1, addToCarts: 1, purchases: 1 })).toBe(9);
+    expect(engagementOf(100, 1, 1, 1)).toBe(9);
     expect(ENGAGEMENT_WEIGHT_SQL).toBe(
       "CASE type WHEN 'impression' THEN 0 WHEN 'click' THEN 1 WHEN 'add_to_cart' THEN 3 WHEN 'purchase' THEN 5 ELSE 0 END",
     );

@@ -257,16 +257,7 @@ export const ENGAGEMENT_WEIGHTS = {
   purchase: 5,
 } as const satisfies Record<EventType, number>;
 
-export function engagement(popularity: ItemPopularity): number {
-  return engagementOf(
-    popularity.impressions,
-    popularity.clicks,
-    popularity.addToCarts,
-    popularity.purchases,
-  );
-}
-
-/** `engagement` of the four counts, for callers that keep them in columns. */
+/** An item's engagement from its four (decayed) counts. */
 export function engagementOf(
   impressions: number,
   clicks: number,
@@ -281,7 +272,7 @@ export function engagementOf(
   );
 }
 
-/** `engagement` in Lua over the stored counts (Lua expressions, in COUNT_FIELDS order). */
+/** `engagementOf` in Lua over the stored counts (Lua expressions, in COUNT_FIELDS order). */
 export function engagementLua(imp: string, clk: string, cart: string, buy: string): string {
   const w = ENGAGEMENT_WEIGHTS;
   return `${imp} * ${w.impression} + ${clk} * ${w.click} + ${cart} * ${w.add_to_cart} + ${buy} * ${w.purchase}`;

@@ -756,8 +756,7 @@ function modelScoresOf(
  * a fraction of a Set of 100 fresh strings); ids the table lacks are compared as strings.
  */
 function refuseRepeats(candidates: readonly Candidate[], rows: Int32Array): void {
-  if (scratchRows.length < rows.length) scratchRows = new Int32Array(2 * rows.length);
-  const sorted = scratchRows.subarray(0, rows.length);
+  const sorted = scratchInts(rows.length).subarray(0, rows.length);
   sorted.set(rows);
   sorted.sort();
   let repeated = false;
@@ -793,14 +792,18 @@ function refuseRepeats(candidates: readonly Candidate[], rows: Int32Array): void
 let scratchRows = new Int32Array(0);
 let scratchScores = new Float64Array(0);
 
+/** The reused integers, at least `length` of them. */
+function scratchInts(length: number): Int32Array {
+  if (scratchRows.length < length) scratchRows = new Int32Array(length);
+  return scratchRows;
+}
+
 function scoringScratch(count: number) {
-  if (scratchScores.length < count) {
-    scratchRows = new Int32Array(2 * count);
-    scratchScores = new Float64Array(count);
-  }
+  if (scratchScores.length < count) scratchScores = new Float64Array(count);
+  const ints = scratchInts(2 * count);
   return {
-    scored: scratchRows.subarray(0, count),
-    at: scratchRows.subarray(count, 2 * count),
+    scored: ints.subarray(0, count),
+    at: ints.subarray(count, 2 * count),
     values: scratchScores,
   };
 }
