@@ -3,6 +3,7 @@ import { DAY_MS, dayOf } from '../src/common/daily-partitions';
 import { loadConfig } from '../src/config/config';
 import { ExperimentsRepository } from '../src/modules/experiments/experiments.repository';
 import { EventPartitionsRepository } from '../src/modules/ingest/event-partitions.repository';
+import { IngestRepository } from '../src/modules/ingest/ingest.repository';
 import { OnlineStatePostgresRepository } from '../src/modules/online-state/online-state-postgres.repository';
 import { POPULARITY_HORIZON_HALF_LIVES } from '../src/modules/online-state/online-state.schema';
 import { ServedLogRepository } from '../src/modules/served-log/served-log.repository';
@@ -91,6 +92,52 @@ async function insertVersionSlates(pool: Pool): Promise<void> {
   );
 }
 
+/**
+ * Median ms of the write-ahead catch-up's read of one stored batch (`batch` events of the last
+ * minute, stored as ingest stores them): with the batch's times, as queued now, and without
+ * (`NULL`, as rows queued before they were kept). Each call drains a batch stored for it.
+ */
+async function timeDrains(
+  pool: Pool,
+  batch: number,
+): Promise<{ withTimes: number; withoutTimes: number }> {
+  const ingest = new IngestRepository(pool);
+  let stored = 0;
+  const drain = async (withTimes: boolean) => {
+    const now = Date.now();
+    await ingest.insertEvents(
+      Array.from({ length: batch }, (_, g) => ({
+        eventId: `w${String(stored++)}`,
+        type: 'click' as const,
+        // Users and items of their own: the reads above do not see them.
+        userId: `w${String(g % 100)}`,
+        itemId: `wi${String(g % 1000)}`,
+        ts: new Date(now - 60_000 + (g / batch) * 60_000),
+        requestId: null,
+        position: null,
+        context: null,
+      })),
+    );
+    if (!withTimes)
+      await pool.query('UPDATE online_state_pending SET min_ts = NULL, max_ts = NULL');
+    const started = performance.now();
+    const applied = await ingest.drainBacklog(batch, () => Promise.resolve());
+    const ms = performance.now() - started;
+    if (applied !== batch) throw new Error(`the drain read ${String(applied)} of ${String(batch)}`);
+    return ms;
+  };
+  const median = async (withTimes: boolean) => {
+    await drain(withTimes);
+    const ms: number[] = [];
+    for (let i = 0; i < CALLS; i++) ms.push(await drain(withTimes));
+    return percentile(
+      ms.sort((a, b) => a - b),
+      50,
+    );
+  };
+  return { withTimes: await median(true), withoutTimes: await median(false) };
+}
+
 /** Median ms of `CALLS` calls of each read, after one unmeasured call of each. */
 async function timeReads(
   store: OnlineStatePostgresRepository,
@@ -132,7 +179,8 @@ async function timeReads(
 /**
  * Reads of `events` on the service's request and judging paths with `events` holding the
  * popularity horizon's days only, then `--days` days: the online state's PostgreSQL fallback (Redis
- * down) and a version's online counts over two days. Bounded in time, a read's ratio should stay
+ * down), a version's online counts over two days, and the write-ahead catch-up of one stored batch
+ * (`--drain-batch` events) with its times and without. Bounded in time, a read's ratio should stay
  * near 1 however long `EVENTS_RETENTION_DAYS` keeps events. A user's newest interactions have no
  * time bound: an active user's are found in the newest days' partitions, a quiet user's reach back
  * through all of them.
@@ -143,6 +191,7 @@ const benchmark: Benchmark = {
   async run(args) {
     const config = loadConfig(process.env);
     const days = integerFlag(args, 'days', 180, 1);
+    const drainBatch = integerFlag(args, 'drain-batch', 2000, 1);
     const perDay = integerFlag(args, 'events-per-day', 20_000, 1);
     const halfLifeDays = config.online.popularityHalfLifeMs / DAY_MS;
     const horizonDays = Math.ceil(halfLifeDays * POPULARITY_HORIZON_HALF_LIVES);
@@ -164,7 +213,10 @@ const benchmark: Benchmark = {
       const experiments = new ExperimentsRepository(pool);
       const rows: Record<string, string | number>[] = [];
       const measure = async (stored: number) => {
-        const ms = await timeReads(store, experiments);
+        const ms = {
+          ...(await timeReads(store, experiments)),
+          ...(await timeDrains(pool, drainBatch)),
+        };
         rows.push({
           'days of events': stored,
           events: stored * (perDay + ACTIVE_USERS * ACTIVE_CLICKS_PER_DAY),
@@ -173,6 +225,7 @@ const benchmark: Benchmark = {
           [`a quiet user's newest ${String(HISTORY)} interactions, ms`]: ms.quietRecent,
           [`an active user's, ms`]: ms.activeRecent,
           "a version's online counts, 2 days, ms": ms.versionCounts,
+          [`write-ahead catch-up of ${String(drainBatch)} events, ms: with their times / without`]: `${ms.withTimes.toFixed(1)} / ${ms.withoutTimes.toFixed(1)}`,
         });
         return ms;
       };
@@ -189,13 +242,16 @@ const benchmark: Benchmark = {
         quietRecent: all.quietRecent / horizon.quietRecent,
         activeRecent: all.activeRecent / horizon.activeRecent,
         versionCounts: all.versionCounts / horizon.versionCounts,
+        drainWithTimes: all.withTimes / horizon.withTimes,
+        drainWithoutTimes: all.withoutTimes / horizon.withoutTimes,
       };
       return {
         title: `Reads of events, popularity half-life ${String(halfLifeDays)} d, horizon ${String(horizonDays)} d (median of ${String(CALLS)} calls)`,
         rows,
         figures: { days, perDay, horizonDays, horizon, all, ratios },
         notes: [
-          `ratio, ${String(days)} days against the horizon's ${String(horizonDays)}: popularity ${ratios.popularity.toFixed(2)}, most engaged ${ratios.popularItems.toFixed(2)}, a quiet user's newest interactions ${ratios.quietRecent.toFixed(2)}, an active user's ${ratios.activeRecent.toFixed(2)}, a version's online counts ${ratios.versionCounts.toFixed(2)}`,
+          `ratio, ${String(days)} days against the horizon's ${String(horizonDays)}: popularity ${ratios.popularity.toFixed(2)}, most engaged ${ratios.popularItems.toFixed(2)}, a quiet user's newest interactions ${ratios.quietRecent.toFixed(2)}, an active user's ${ratios.activeRecent.toFixed(2)}, a version's online counts ${ratios.versionCounts.toFixed(2)}, the write-ahead catch-up of a batch with its times ${ratios.drainWithTimes.toFixed(2)}, without ${ratios.drainWithoutTimes.toFixed(2)}`,
+          `the write-ahead catch-up of ${String(drainBatch)} events at ${String(days)} days, without the batch's times / with them: ${(all.withoutTimes / all.withTimes).toFixed(2)}x`,
         ],
       };
     } finally {

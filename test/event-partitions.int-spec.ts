@@ -9,9 +9,10 @@ import {
   eventsPartitionName,
 } from '../src/modules/ingest/event-partitions.repository';
 import { EventPartitionsService } from '../src/modules/ingest/event-partitions.service';
+import { IngestRepository } from '../src/modules/ingest/ingest.repository';
 import { Metrics } from '../src/modules/metrics/metrics.registry';
 import { TrainingRepository } from '../src/modules/training/training.repository';
-import { eventMessage, userEvent } from './support/factories';
+import { eventMessage, eventRow, userEvent } from './support/factories';
 import { ingestCounts } from './support/fault-helpers';
 import { produceRaw, query, startIngest } from './support/ingest-helpers';
 import { eventually } from './support/poll';
@@ -265,6 +266,71 @@ describe('events partitions on the real stack', () => {
 });
 
 /** The migration itself: rows, seqs and the identity's position carried over, and back. */
+/** The catch-up of owed online-state updates (ingest.repository.ts: drainBacklog), no ingest role running. */
+describe('the write-ahead catch-up on partitioned events', () => {
+  let context: TestContext;
+  let pool: Pool;
+
+  beforeAll(async () => {
+    context = await createTestContext();
+    pool = new Pool({ connectionString: context.config.postgres.url });
+  });
+
+  afterAll(async () => {
+    await pool.end();
+    await context.cleanup();
+  });
+
+  /** Drains every owed update; the ids each token applied, in the order read. */
+  const drainAll = async (ingest: IngestRepository) => {
+    const applied = new Map<string, string[]>();
+    const count = await ingest.drainBacklog(100, (events, token) => {
+      applied.set(
+        token,
+        events.map((event) => event.eventId),
+      );
+      return Promise.resolve();
+    });
+    return { count, applied };
+  };
+
+  it('reads a stored batch by the earliest and latest time of its events, across days', async () => {
+    const url = context.config.postgres.url;
+    const ingest = new IngestRepository(pool);
+    const now = Date.now();
+    // Out of time order, over three days (today's partition and the default partition's days).
+    const times = [now - DAY_MS, now, now - 2 * DAY_MS, now - 1];
+    const batch = await ingest.insertEvents(
+      times.map((ms, i) => eventRow({ eventId: `wa-${String(i)}`, ts: new Date(ms) })),
+    );
+    expect(
+      await query(
+        url,
+        'SELECT min_ts, max_ts, cardinality(seqs) AS n FROM online_state_pending WHERE token = $1',
+        [batch.token],
+      ),
+    ).toEqual([{ min_ts: new Date(now - 2 * DAY_MS), max_ts: new Date(now), n: 4 }]);
+
+    const drained = await drainAll(ingest);
+    expect(drained.count).toBe(4);
+    expect([...drained.applied]).toEqual([[batch.token, ['wa-0', 'wa-1', 'wa-2', 'wa-3']]]);
+    expect(await query(url, 'SELECT 1 FROM online_state_pending')).toEqual([]);
+  });
+
+  it('reads a batch queued before the times were kept from every partition', async () => {
+    const url = context.config.postgres.url;
+    const ingest = new IngestRepository(pool);
+    const now = Date.now();
+    const batch = await ingest.insertEvents([
+      eventRow({ eventId: 'wb-old', ts: new Date(now - 3 * DAY_MS) }),
+      eventRow({ eventId: 'wb-new', ts: new Date(now) }),
+    ]);
+    await query(url, 'UPDATE online_state_pending SET min_ts = NULL, max_ts = NULL');
+    const drained = await drainAll(ingest);
+    expect([...drained.applied]).toEqual([[batch.token, ['wb-old', 'wb-new']]]);
+  });
+});
+
 describe('events partitioning migration', () => {
   const name = testDatabaseName('evmig');
   const url = databaseUrl(name);

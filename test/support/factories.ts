@@ -1,4 +1,6 @@
-/** Test data in the Kafka contracts, with overrides. */
+import type { EventRow } from '../../src/modules/ingest/ingest.batch';
+
+/** Test data in the Kafka contracts and as the ingest module stores it, with overrides. */
 let sequence = 0;
 
 export interface UserEventInput {
@@ -20,6 +22,22 @@ export function userEvent(overrides: Partial<UserEventInput> = {}): UserEventInp
     userId: 'user-1',
     itemId: 'item-1',
     timestamp: '2025-01-01T00:00:00.000Z',
+    ...overrides,
+  };
+}
+
+/** An `events` row as ingest stores it (IngestRepository.insertEvents). */
+export function eventRow(overrides: Partial<EventRow> = {}): EventRow {
+  sequence++;
+  return {
+    eventId: `row-${String(sequence)}-${String(Date.now())}`,
+    type: 'click',
+    userId: 'user-1',
+    itemId: 'item-1',
+    ts: new Date('2025-01-01T00:00:00.000Z'),
+    requestId: null,
+    position: null,
+    context: null,
     ...overrides,
   };
 }

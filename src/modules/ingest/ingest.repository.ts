@@ -52,6 +52,17 @@ function toStored(record: EventRecord): StoredEvent {
 }
 
 /** What makes an event a duplicate: its id and time (the key of the partitioned `events`). */
+/** The earliest and latest event time of a stored batch (not empty). */
+function timeSpan(events: readonly StoredEvent[]): { from: Date; to: Date } {
+  let from = events[0].ts;
+  let to = from;
+  for (const { ts } of events) {
+    if (ts < from) from = ts;
+    if (ts > to) to = ts;
+  }
+  return { from, to };
+}
+
 function eventKey(eventId: string, ts: Date): string {
   return `${eventId}\u0000${String(ts.getTime())}`;
 }
@@ -103,10 +114,11 @@ export class IngestRepository {
       if (events.length === 0) return { events, token: undefined };
       const token = randomUUID();
       const stored = events.map((event) => event.seq);
+      const times = timeSpan(events);
       await client.query(
-        `INSERT INTO online_state_pending (token, seqs, max_seq)
-         VALUES ($1, $2::bigint[], (SELECT max(s) FROM unnest($2::bigint[]) s))`,
-        [token, stored],
+        `INSERT INTO online_state_pending (token, seqs, max_seq, min_ts, max_ts)
+         VALUES ($1, $2::bigint[], (SELECT max(s) FROM unnest($2::bigint[]) s), $3, $4)`,
+        [token, stored, times.from, times.to],
       );
       return { events, token };
     });
@@ -176,16 +188,27 @@ export class IngestRepository {
    * harmless), then settles them. Returns how many events.
    */
   async drainBacklog(limit: number, apply: OwedApply): Promise<number> {
-    const pending = await this.pool.query<{ token: string; seqs: string[] }>(
-      `SELECT token, seqs::text[] AS seqs FROM online_state_pending ORDER BY max_seq LIMIT $1`,
+    const pending = await this.pool.query<{
+      token: string;
+      seqs: string[];
+      min_ts: Date | null;
+      max_ts: Date | null;
+    }>(
+      `SELECT token, seqs::text[] AS seqs, min_ts, max_ts
+       FROM online_state_pending ORDER BY max_seq LIMIT $1`,
       [Math.max(1, Math.ceil(limit / 100))],
     );
     let applied = 0;
-    for (const { token, seqs } of pending.rows) {
+    for (const { token, seqs, min_ts: from, max_ts: to } of pending.rows) {
       if (applied >= limit) break;
+      // Bounded by the batch's times, passed as values, the read is planned over its days'
+      // partitions alone; a row queued before the times were kept (NULL) reads every partition.
       const result = await this.pool.query<EventRecord>(
-        `SELECT ${EVENT_COLUMNS} FROM events WHERE seq = ANY($1::bigint[]) ORDER BY seq`,
-        [seqs],
+        `SELECT ${EVENT_COLUMNS} FROM events
+         WHERE seq = ANY($1::bigint[])
+           AND ($2::timestamptz IS NULL OR ts >= $2) AND ($3::timestamptz IS NULL OR ts <= $3)
+         ORDER BY seq`,
+        [seqs, from, to],
       );
       if (result.rows.length > 0) await apply(result.rows.map(toStored), token);
       await this.settlePending(token);
