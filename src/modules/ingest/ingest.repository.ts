@@ -51,7 +51,6 @@ function toStored(record: EventRecord): StoredEvent {
   };
 }
 
-/** What makes an event a duplicate: its id and time (the key of the partitioned `events`). */
 /** The earliest and latest event time of a stored batch (not empty). */
 function timeSpan(events: readonly StoredEvent[]): { from: Date; to: Date } {
   let from = events[0].ts;
@@ -63,6 +62,7 @@ function timeSpan(events: readonly StoredEvent[]): { from: Date; to: Date } {
   return { from, to };
 }
 
+/** What makes an event a duplicate: its id and time (the key of the partitioned `events`). */
 function eventKey(eventId: string, ts: Date): string {
   return `${eventId}\u0000${String(ts.getTime())}`;
 }
