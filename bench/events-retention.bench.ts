@@ -102,12 +102,11 @@ async function timeDrains(
   batch: number,
 ): Promise<{ withTimes: number; withoutTimes: number }> {
   const ingest = new IngestRepository(pool);
-  let stored = 0;
   const drain = async (withTimes: boolean) => {
     const now = Date.now();
     await ingest.insertEvents(
       Array.from({ length: batch }, (_, g) => ({
-        eventId: `w${String(stored++)}`,
+        eventId: `w${String(now)}-${String(g)}`,
         type: 'click' as const,
         // Users and items of their own: the reads above do not see them.
         userId: `w${String(g % 100)}`,
