@@ -23,9 +23,11 @@ import {
   sleep,
   startIngest,
 } from './support/ingest-helpers';
-import { POSTGRES_MODES } from './support/stack';
+import { POSTGRES_MODES, TEST_STACK } from './support/stack';
+import { TcpProxy } from './support/tcp-proxy';
 import { createTestContext, TestContext } from './support/test-context';
 import { eventually } from './support/poll';
+import { reportFigures } from './support/fault-helpers';
 
 jest.setTimeout(60_000);
 
@@ -384,6 +386,74 @@ describe('ingest with Redis down', () => {
       }
     } finally {
       await app.close();
+    }
+  });
+});
+
+describe('ingest with Redis silent', () => {
+  const proxy = new TcpProxy('127.0.0.1', 6379);
+  let context: TestContext;
+
+  beforeAll(async () => {
+    await proxy.start();
+    context = await createTestContext({
+      REDIS_URL: `redis://127.0.0.1:${String(proxy.port)}`,
+      REDIS_PING_TIMEOUT_MS: '1000',
+      ONLINE_CATCH_UP_INTERVAL_MS: '300',
+      INGEST_RETRY_INITIAL_MS: '50',
+    });
+    await context.createTopics(TOPICS);
+  });
+  afterAll(async () => {
+    await proxy.cut();
+    await context.cleanup();
+  });
+
+  // A Redis host gone without a reset (a crashed node, a partition): its connection stays open and
+  // answers nothing. Ingest must not wait on it for good: it stores on, then catches Redis up
+  // through a new connection (here the proxy passes new ones, as a replacement behind the address).
+  it('stores on while its Redis connection answers nothing, and catches up over a new one', async () => {
+    const { config } = context;
+    const keys = onlineKeys(config.redis.keyPrefix);
+    const redis = createClient({ url: TEST_STACK.redisUrl });
+    await redis.connect();
+    const app = await startIngest(config, undefined, 'silent');
+    const produce = (from: number) =>
+      produceRaw(
+        config,
+        'user.events',
+        Array.from({ length: 10 }, (_, i) =>
+          eventMessage(
+            userEvent({
+              userId: 's-user',
+              itemId: `s-item-${String((from + i) % 4)}`,
+              timestamp: TS,
+            }),
+          ),
+        ),
+      );
+    const version = async () => redis.hGet(keys.interest('s-user'), 'version');
+    try {
+      await produce(0);
+      await eventually(async () => (await version()) === '10', 20_000, { what: 'first batch' });
+      proxy.silence();
+      const silenced = Date.now();
+      for (const batch of [1, 2, 3]) {
+        await produce(batch * 10);
+        await eventually(
+          async () => (await countEvents(config.postgres.url)).rows === (batch + 1) * 10,
+          20_000,
+          { what: `batch ${String(batch)} stored` },
+        );
+      }
+      const storedMs = Date.now() - silenced;
+      await eventually(async () => (await version()) === '40', 20_000, { what: 'catch-up' });
+      const caughtUpMs = Date.now() - silenced;
+      reportFigures('redis-silent', { storedMs, caughtUpMs });
+      expect(await query(config.postgres.url, 'SELECT 1 FROM online_state_pending')).toEqual([]);
+    } finally {
+      await app.close();
+      await redis.close();
     }
   });
 });

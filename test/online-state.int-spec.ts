@@ -21,6 +21,7 @@ import { Random } from '../src/synthetic';
 import { insertEvents } from './support/ranking-helpers';
 import { REDIS_MODES, TEST_STACK } from './support/stack';
 import { contextWithPool, createTestContext, TestContext } from './support/test-context';
+import { eventually } from './support/poll';
 
 const HOUR = 3_600_000;
 const DAY_MS = 24 * HOUR;
@@ -299,7 +300,11 @@ describe('reading a Redis Cluster with one master stalled', () => {
 
   beforeAll(async () => {
     const [, cluster] = REDIS_MODES;
-    context = await createTestContext({ ...cluster.env, REDIS_READ_TIMEOUT_MS: '200' });
+    context = await createTestContext({
+      ...cluster.env,
+      REDIS_READ_TIMEOUT_MS: '200',
+      REDIS_PING_TIMEOUT_MS: '500',
+    });
     redis = createRedisClient(context.config.redis, createLogger('silent'));
     await redis.connect();
     pool = new Pool({ connectionString: context.config.postgres.url });
@@ -342,6 +347,31 @@ describe('reading a Redis Cluster with one master stalled', () => {
       await master.sendCommand(['CLIENT', 'UNPAUSE']);
       await master.quit();
     }
+  });
+
+  it('reconnects a master that answers nothing: what waits on it fails at the ping timeout, not at the end of the stall', async () => {
+    const user = 'silent-u0';
+    const master = createClient({ url: `redis://${store.userServer(user)}` });
+    await master.connect();
+    let failedAfterMs: number;
+    try {
+      await master.sendCommand(['CLIENT', 'PAUSE', '4000', 'ALL']);
+      const started = Date.now();
+      await expect(store.interestVersion(user)).rejects.toThrow();
+      failedAfterMs = Date.now() - started;
+    } finally {
+      await master.sendCommand(['CLIENT', 'UNPAUSE']);
+      await master.quit();
+    }
+    // REDIS_PING_TIMEOUT_MS is 500 here, the pause 4 s.
+    expect(failedAfterMs).toBeLessThan(2500);
+    await eventually(
+      async () => (await store.interestVersion(user).catch(() => null)) === '0',
+      10_000,
+      {
+        what: 'the master answering over its new connection',
+      },
+    );
   });
 });
 

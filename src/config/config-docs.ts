@@ -110,6 +110,11 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
     description:
       'How long a read on a request’s path (`rank`, `recommend`: online state, cached user vectors) waits for Redis. Past it the read counts as failed and the request reads PostgreSQL instead (degraded `online_state_from_postgres`), and for the next second every request does for that server (on a Redis Cluster, that master’s users or the items; the other masters still answer theirs), so a stalled Redis (a slow command, a failover, `CLIENT PAUSE`) costs one request the wait, not each. Keep it above the api’s longest event-loop pause: a blocked loop fires the timer before it reads the reply.',
   },
+  REDIS_PING_TIMEOUT_MS: {
+    group: 'Redis',
+    description:
+      'Each process PINGs each of its Redis connections (every master of a cluster) at least every second; one whose PING goes unanswered this long is presumed dead and reconnected, and the commands waiting on it fail (their callers fall back as on any Redis error: ingest queues its online-state writes for the catch-up). A server whose host is gone without a reset (a crash, a network partition) leaves the connection open and silent, and the kernel would give up on it only after about 15 minutes. Keep it above the longest command Redis may run (a rebuild’s page of events).',
+  },
   REDIS_KEY_PREFIX: {
     group: 'Redis',
     description:

@@ -82,6 +82,7 @@ export const configSchema = z.object({
     })
     .optional(),
   REDIS_READ_TIMEOUT_MS: int(1, 60_000).default(250),
+  REDIS_PING_TIMEOUT_MS: int(100, 600_000).default(5000),
   KAFKA_BROKERS: csv.default('127.0.0.1:9092'),
   KAFKA_CLIENT_ID: z.string().min(1).default('recsys'),
   KAFKA_TOPIC_PREFIX: z.string().default(''),
@@ -231,6 +232,8 @@ export interface AppConfig {
     readonly clusterNodes: readonly { readonly host: string; readonly port: number }[] | null;
     /** How long a read on a request's path waits for Redis before its fallback (OnlineStateReader). */
     readonly readTimeoutMs: number;
+    /** How long a connection's liveness PING may go unanswered before it is reconnected. */
+    readonly pingTimeoutMs: number;
   };
   readonly kafka: {
     readonly brokers: readonly string[];
@@ -563,6 +566,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
           return parsed === undefined ? [] : [parsed];
         }) ?? null,
       readTimeoutMs: c.REDIS_READ_TIMEOUT_MS,
+      pingTimeoutMs: c.REDIS_PING_TIMEOUT_MS,
     },
     kafka: {
       brokers: c.KAFKA_BROKERS,

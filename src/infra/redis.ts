@@ -47,6 +47,16 @@ export class RedisScript {
 }
 
 const CLUSTER_RETRY_MS = 2000;
+/** The longest gap between two liveness PINGs of a connection. */
+const LIVENESS_PING_MAX_MS = 1000;
+
+/** One connection to one server: the standalone client, or a cluster master's. */
+interface ServerConnection {
+  readonly isReady: boolean;
+  ping(): Promise<unknown>;
+  destroy(): void;
+  connect(): Promise<unknown>;
+}
 
 /**
  * The one Redis connection of a process: a standalone server (`REDIS_URL`) or a Redis Cluster
@@ -58,15 +68,26 @@ export class RedisClient {
   readonly binary: BinaryRedisCommands;
   /** Aborted by close/destroy: stops a cluster's connect retries. */
   private readonly closing = new AbortController();
+  /** When each connection's unanswered liveness PING was sent. */
+  private readonly pingsSent = new Map<ServerConnection, number>();
+  private readonly livenessTimer: NodeJS.Timeout;
 
   private constructor(
     private readonly target:
       | { readonly mode: 'standalone'; readonly client: StandaloneClient }
       | { readonly mode: 'cluster'; readonly client: ClusterClient },
     private readonly logger: Logger,
+    private readonly pingTimeoutMs: number,
   ) {
     this.commands = target.client;
     this.binary = target.client.withTypeMapping(BINARY);
+    this.livenessTimer = setInterval(
+      () => {
+        this.checkLiveness();
+      },
+      Math.min(LIVENESS_PING_MAX_MS, pingTimeoutMs / 2),
+    );
+    this.livenessTimer.unref();
   }
 
   static create(config: AppConfig['redis'], logger: Logger): RedisClient {
@@ -89,7 +110,7 @@ export class RedisClient {
     if (config.clusterNodes === null) {
       const client = createClient({ url: config.url, ...connection });
       client.on('error', onError);
-      return new RedisClient({ mode: 'standalone', client }, logger);
+      return new RedisClient({ mode: 'standalone', client }, logger, config.pingTimeoutMs);
     }
     // Credentials and TLS of REDIS_URL apply to every node; its host is not used.
     const url = new URL(config.url);
@@ -105,7 +126,7 @@ export class RedisClient {
     });
     client.on('error', onError);
     client.on('node-error', onError);
-    return new RedisClient({ mode: 'cluster', client }, logger);
+    return new RedisClient({ mode: 'cluster', client }, logger, config.pingTimeoutMs);
   }
 
   get isOpen(): boolean {
@@ -150,12 +171,14 @@ export class RedisClient {
   /** Waits for sent commands, then disconnects. */
   async close(): Promise<void> {
     this.closing.abort();
+    clearInterval(this.livenessTimer);
     await this.target.client.close();
   }
 
   /** Disconnects at once (also stops a cluster's connect retries). */
   destroy(): void {
     this.closing.abort();
+    clearInterval(this.livenessTimer);
     if (this.target.mode === 'standalone' || this.target.client.isOpen)
       this.target.client.destroy();
   }
@@ -169,6 +192,54 @@ export class RedisClient {
     const { target } = this;
     if (target.mode === 'standalone') return '';
     return target.client.slots[keySlot(key)]?.master.address ?? '';
+  }
+
+  /**
+   * PINGs every connection that has none unanswered, and reconnects each whose PING went
+   * unanswered for REDIS_PING_TIMEOUT_MS. A server's host gone without a reset (a crash, a
+   * partition) leaves its connection open and silent: without this its commands would wait until
+   * the kernel gives up on it (about 15 minutes), and every caller with them (ingest's online-state
+   * writes, the replica's copies, shutdown). Reconnecting fails them, and their callers fall back
+   * as on any Redis error.
+   */
+  private checkLiveness(): void {
+    const now = performance.now();
+    for (const connection of this.serverConnections()) {
+      const sent = this.pingsSent.get(connection);
+      if (sent !== undefined) {
+        if (now - sent > this.pingTimeoutMs) {
+          this.pingsSent.delete(connection);
+          this.reconnect(connection);
+        }
+        continue;
+      }
+      if (!connection.isReady) continue;
+      this.pingsSent.set(connection, now);
+      const settled = () => {
+        if (this.pingsSent.get(connection) === now) this.pingsSent.delete(connection);
+      };
+      connection.ping().then(settled, settled);
+    }
+  }
+
+  private serverConnections(): ServerConnection[] {
+    const { target } = this;
+    if (target.mode === 'standalone') return [target.client];
+    return target.client.masters.flatMap((master) =>
+      master.client === undefined ? [] : [master.client],
+    );
+  }
+
+  private reconnect(connection: ServerConnection): void {
+    if (this.closing.signal.aborted) return;
+    this.logger.warn(
+      { pingTimeoutMs: this.pingTimeoutMs },
+      'redis connection answered no PING in REDIS_PING_TIMEOUT_MS; reconnecting (its pending commands fail)',
+    );
+    connection.destroy();
+    connection.connect().catch((error: unknown) => {
+      this.logger.debug({ err: error }, 'redis reconnect after a silent connection failed');
+    });
   }
 
   /** PING (every master of a cluster). */

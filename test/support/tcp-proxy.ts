@@ -4,6 +4,7 @@ import net from 'node:net';
 export class TcpProxy {
   private server: net.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
+  private readonly pairs = new Set<readonly [net.Socket, net.Socket]>();
   port = 0;
 
   constructor(
@@ -14,9 +15,14 @@ export class TcpProxy {
   async start(): Promise<void> {
     const server = net.createServer((client) => {
       const upstream = net.connect(this.targetPort, this.targetHost);
-      for (const socket of [client, upstream]) {
+      const pair = [client, upstream] as const;
+      this.pairs.add(pair);
+      for (const socket of pair) {
         this.sockets.add(socket);
-        socket.on('close', () => this.sockets.delete(socket));
+        socket.on('close', () => {
+          this.sockets.delete(socket);
+          this.pairs.delete(pair);
+        });
         socket.on('error', () => {
           client.destroy();
           upstream.destroy();
@@ -34,12 +40,27 @@ export class TcpProxy {
     this.server = server;
   }
 
+  /**
+   * The open connections stop passing data either way and stay open, as when the peer's host is
+   * gone without a reset (nothing on them is answered or refused); new connections pass as before.
+   */
+  silence(): void {
+    for (const [client, upstream] of this.pairs) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      client.pause();
+      upstream.pause();
+    }
+    this.pairs.clear();
+  }
+
   /** Refuses new connections and drops the open ones. */
   async cut(): Promise<void> {
     const server = this.server;
     this.server = undefined;
     for (const socket of this.sockets) socket.destroy();
     this.sockets.clear();
+    this.pairs.clear();
     if (server) await new Promise((resolve) => server.close(resolve));
   }
 
