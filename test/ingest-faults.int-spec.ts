@@ -16,7 +16,7 @@ import {
   sleep,
   startIngest,
 } from './support/ingest-helpers';
-import { topicMessages } from './support/fault-helpers';
+import { reportFigures, topicMessages } from './support/fault-helpers';
 import { TcpProxy } from './support/tcp-proxy';
 import { contextEnv, createTestContext, TestContext } from './support/test-context';
 import { eventually } from './support/poll';
@@ -170,6 +170,53 @@ describe('ingest faults', () => {
       await proxy.restore();
       await produceRaw(config, 'user.events', batch(100).map(eventMessage));
       await eventually(async () => (await countEvents(direct.postgres.url)).rows >= 150, 60_000, {
+        what: 'all',
+      });
+      await sleep(500);
+      expect(await countEvents(direct.postgres.url)).toEqual({ rows: 150, distinct: 150 });
+    } finally {
+      await app.close();
+      await proxy.cut();
+    }
+  });
+
+  // A PostgreSQL host gone without a reset: its connections stay open and answer nothing, and the
+  // server's statement_timeout cannot fire. The client gives up on a query a little after it and
+  // drops the connection; new connections pass (as to a replacement behind the address).
+  it('stores every event exactly once when its PostgreSQL connections go silent', async () => {
+    const proxy = new TcpProxy('127.0.0.1', 5432);
+    await proxy.start();
+    const direct = context.config;
+    const viaProxy = new URL(direct.postgres.url);
+    viaProxy.port = String(proxy.port);
+    const config: AppConfig = {
+      ...direct,
+      postgres: {
+        ...direct.postgres,
+        url: viaProxy.toString(),
+        directUrl: viaProxy.toString(),
+        statementTimeoutMs: 1000,
+      },
+    };
+    const app = await startIngest(config, undefined, 'silent');
+    try {
+      const batch = (from: number) =>
+        Array.from({ length: 50 }, (_, i) =>
+          userEvent({ eventId: `pgs-${String(from + i)}`, userId: `ps-user-${String(i % 5)}` }),
+        );
+      await produceRaw(config, 'user.events', batch(0).map(eventMessage));
+      await eventually(async () => (await countEvents(direct.postgres.url)).rows === 50, 30_000, {
+        what: 'first',
+      });
+      proxy.silence();
+      const silenced = Date.now();
+      await produceRaw(config, 'user.events', batch(50).map(eventMessage));
+      await eventually(async () => (await countEvents(direct.postgres.url)).rows >= 100, 30_000, {
+        what: 'stored over new connections',
+      });
+      reportFigures('postgres-silent', { storedMs: Date.now() - silenced });
+      await produceRaw(config, 'user.events', batch(100).map(eventMessage));
+      await eventually(async () => (await countEvents(direct.postgres.url)).rows >= 150, 30_000, {
         what: 'all',
       });
       await sleep(500);

@@ -93,7 +93,7 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
   PG_STATEMENT_TIMEOUT_MS: {
     group: 'PostgreSQL',
     description:
-      'Server-side `statement_timeout` of every connection (with `PG_POOLER=transaction`, the query pool enforces it client-side: see `PG_POOLER`); `0` means none.',
+      'Server-side `statement_timeout` of every connection (with `PG_POOLER=transaction`, the query pool enforces it client-side: see `PG_POOLER`); `0` means none. The client gives up on a query itself 2 s after it and drops the connection, for a server that answers nothing (its host gone without a reset, where the server cannot time out and the kernel would wait about 15 minutes).',
   },
   REDIS_URL: {
     group: 'Redis',

@@ -9,6 +9,15 @@ import { Logger } from '../common/logger';
 const DIRECT_POOL_MAX = 3;
 
 /**
+ * How long after the server's statement_timeout the client gives up on a query itself: only a
+ * server that answers nothing (its host gone without a reset) gets there, where the server's timeout
+ * cannot fire and the kernel would wait about 15 minutes; the pool then discards the connection.
+ */
+const CLIENT_TIMEOUT_GRACE_MS = 2000;
+/** node-postgres's error for a query past its client-side `query_timeout`. */
+const QUERY_READ_TIMEOUT = 'Query read timeout';
+
+/**
  * The pool for ordinary queries (DATABASE_URL, PG_POOL_MAX connections). Through a
  * transaction-mode pooler (PG_POOLER=transaction) no session setting may go at connect (PgBouncer
  * refuses a `statement_timeout` startup parameter, and a server session serves many clients): the
@@ -18,7 +27,9 @@ const DIRECT_POOL_MAX = 3;
 export function createPgPool(config: AppConfig['postgres'], logger: Logger): Pool {
   const pooled = config.pooler === 'transaction';
   const timeoutMs = config.statementTimeoutMs;
-  const timeouts = pooled ? { queryTimeoutMs: timeoutMs } : { statementTimeoutMs: timeoutMs };
+  const timeouts = pooled
+    ? { queryTimeoutMs: timeoutMs }
+    : { statementTimeoutMs: timeoutMs, queryTimeoutMs: clientTimeoutMs(timeoutMs) };
   const queries = pool(config.url, config.poolMax, timeouts, 'recsys', logger);
   if (pooled && timeoutMs > 0) void warnOnLongerServerTimeout(queries, timeoutMs, logger);
   return queries;
@@ -32,7 +43,10 @@ export function createDirectPgPool(config: AppConfig['postgres'], logger: Logger
   return pool(
     config.directUrl,
     DIRECT_POOL_MAX,
-    { statementTimeoutMs: config.statementTimeoutMs },
+    {
+      statementTimeoutMs: config.statementTimeoutMs,
+      queryTimeoutMs: clientTimeoutMs(config.statementTimeoutMs),
+    },
     'recsys-direct',
     logger,
   );
@@ -46,6 +60,7 @@ export function createPgClient(config: AppConfig['postgres'], applicationName: s
   const client = new Client({
     connectionString: config.directUrl,
     statement_timeout: config.statementTimeoutMs || undefined,
+    query_timeout: clientTimeoutMs(config.statementTimeoutMs) || undefined,
     connectionTimeoutMillis: 5000,
     application_name: applicationName,
   });
@@ -54,7 +69,12 @@ export function createPgClient(config: AppConfig['postgres'], applicationName: s
   return client;
 }
 
-/** Timeouts in ms, 0 for none: the server's (sent at connect), or the client's own. */
+/** The client's own timeout behind a server-side one of `statementTimeoutMs` (0: none). */
+function clientTimeoutMs(statementTimeoutMs: number): number {
+  return statementTimeoutMs > 0 ? statementTimeoutMs + CLIENT_TIMEOUT_GRACE_MS : 0;
+}
+
+/** Timeouts in ms, 0 for none: the server's (sent at connect), and the client's own. */
 interface Timeouts {
   readonly statementTimeoutMs?: number;
   readonly queryTimeoutMs?: number;
@@ -133,9 +153,13 @@ export async function inTransaction<T>(
     await client.query('COMMIT');
     return result;
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => {
-      broken = true;
-    });
+    // A query the client gave up on leaves its connection silent: a ROLLBACK would wait as long.
+    broken = error instanceof Error && error.message === QUERY_READ_TIMEOUT;
+    if (!broken) {
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
+    }
     throw error;
   } finally {
     client.release(broken);
