@@ -6,6 +6,12 @@ type Handler = (payload: string) => void;
 
 const RETRY_INITIAL_MS = 200;
 const RETRY_MAX_MS = 5000;
+/**
+ * How often the connection is asked a `SELECT 1`, and how long it may take. The connection only
+ * receives, so a server host gone without a reset would leave it open and silent (TCP keepalive
+ * starts after two hours), its notifications lost until then.
+ */
+const LIVENESS_MS = 10_000;
 
 /**
  * A dedicated PostgreSQL connection for LISTEN (a pooled client would drop subscriptions when
@@ -19,12 +25,14 @@ export class PgListener {
   private readonly reconnectCallbacks = new Set<() => void>();
   private retryMs = RETRY_INITIAL_MS;
   private retryTimer: NodeJS.Timeout | undefined;
+  private livenessTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private everConnected = false;
 
   constructor(
     private readonly config: AppConfig['postgres'],
     private readonly logger: Logger,
+    private readonly livenessMs = LIVENESS_MS,
   ) {}
 
   get connected(): boolean {
@@ -50,6 +58,7 @@ export class PgListener {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.retryTimer);
+    clearInterval(this.livenessTimer);
     const client = this.client;
     this.client = undefined;
     await client?.end().catch(() => undefined);
@@ -68,6 +77,7 @@ export class PgListener {
       connectionTimeoutMillis: 5000,
       application_name: 'recsys-listener',
       keepAlive: true,
+      query_timeout: this.livenessMs,
     });
     client.on('notification', (message) => {
       for (const handler of this.handlers.get(message.channel) ?? []) {
@@ -106,7 +116,24 @@ export class PgListener {
     this.everConnected = true;
     this.retryMs = RETRY_INITIAL_MS;
     this.client = client;
+    this.watch(client);
     if (wasReconnect) for (const callback of this.reconnectCallbacks) callback();
+  }
+
+  /** Reconnects when `client` does not answer a `SELECT 1` within the liveness interval. */
+  private watch(client: Client): void {
+    clearInterval(this.livenessTimer);
+    this.livenessTimer = setInterval(() => {
+      client.query('SELECT 1').catch((error: unknown) => {
+        if (this.client !== client) return;
+        this.logger.warn(
+          { err: error },
+          'postgres listener connection answered no query; reconnecting',
+        );
+        this.drop(client);
+      });
+    }, this.livenessMs);
+    this.livenessTimer.unref();
   }
 
   private drop(client: Client): void {
