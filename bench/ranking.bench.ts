@@ -54,6 +54,8 @@ interface Settings {
   readonly connections: number;
   /** Runs at half rate: `rank` and the ranking-skipped reference, alternating (ABBA). */
   readonly halfRateRuns: number;
+  /** Requests/s of the half-rate runs; 0: half the saturated `rank` rate. */
+  readonly halfRate: number;
   /** Each half-rate run also measures the floor ranking (the least any ranking by the model does). */
   readonly floor: boolean;
   /** Rounds of the rank variants at half rate (hand, combiner, log off; experiment pairs). */
@@ -93,6 +95,7 @@ function parseSettings(args: readonly string[]): Settings {
     measureSeconds: value('measure', 10),
     connections: value('connections', 32),
     halfRateRuns: integerFlag(args, 'half-rate-runs', 5, 1),
+    halfRate: value('half-rate', 0),
     floor: args.includes('--floor'),
     variantRounds: value('variant-rounds', 4),
     experimentPairs: value('experiment-pairs', 8),
@@ -179,6 +182,18 @@ function cpuSeconds(pid: number, thread?: number): number {
   const fields = readFileSync(path, 'utf8').split(') ')[1]?.split(' ') ?? [];
   // utime and stime: fields 14 and 15 of stat, 12 and 13 after the command name.
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+}
+
+/**
+ * Seconds a process's threads spent runnable but waiting for a CPU (the second field of
+ * /proc/<pid>/schedstat, main thread); NaN where the kernel keeps no schedstat.
+ */
+function runQueueSeconds(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e9;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 /** Linux's USER_HZ on every architecture Node runs on. */
@@ -514,11 +529,16 @@ const benchmark: Benchmark = {
         connections,
       });
       await switchTo(REAL_RANKING);
-      const halfRate = Math.max(1, Math.round(rank.requestsPerSecond / 2));
+      // A fixed rate compares sittings or code at the same load (the saturated rate moves).
+      const halfRate =
+        settings.halfRate > 0
+          ? settings.halfRate
+          : Math.max(1, Math.round(rank.requestsPerSecond / 2));
       generator = OpenLoop.start({ url, headers, bodies: rankBodies });
       const halfRateGenerator = generator;
       machineStalls = watchMachineStalls();
       const heartbeats = machineStalls;
+      const redisPid = await redisServerPid(base.redis.url);
       const halfRateLoad: HalfRateLoad = {
         rate: halfRate,
         run: (seconds) => halfRateGenerator.run({ rate: halfRate, seconds }),
@@ -533,9 +553,12 @@ const benchmark: Benchmark = {
         await gcPauses();
         const before = cpuSeconds(serverPid);
         const mainBefore = cpuSeconds(serverPid, serverPid);
+        const redisWaitBefore = runQueueSeconds(redisPid);
         const from = Date.now();
         const measured = await halfRateLoad.run(measureSeconds);
         const cpuStalls = heartbeats.longestGaps(from, Date.now());
+        const cpuProbeMicros = heartbeats.probeMicros(from, Date.now());
+        const redisWaitMs = (runQueueSeconds(redisPid) - redisWaitBefore) * 1000;
         const requests = measured.requestsPerSecond * measureSeconds;
         const cpuMicros = ((cpuSeconds(serverPid) - before) / requests) * 1e6;
         const mainThreadCpuMicros =
@@ -549,6 +572,8 @@ const benchmark: Benchmark = {
           mainThreadCpuMicros,
           gc,
           cpuStalls,
+          cpuProbeMicros,
+          redisWaitMs,
           missShare: lookups > 0 ? (after.miss - counted.miss) / lookups : Number.NaN,
           staleShare: requests > 0 ? (after.stale - counted.stale) / requests : Number.NaN,
           inService: insideService(counted, after),
@@ -599,7 +624,7 @@ const benchmark: Benchmark = {
         rankEveryUser,
         halfRateLoad,
         serverPid,
-        redisPid: await redisServerPid(base.redis.url),
+        redisPid,
       });
       const ratio = rank.requestsPerSecond / trivial.requestsPerSecond;
       const skippedRatio = rankSkipped.requestsPerSecond / trivial.requestsPerSecond;
@@ -641,6 +666,8 @@ const benchmark: Benchmark = {
               'generator delay max ms, rank / skipped': `${r.generator.delayMaxMs.toFixed(1)} / ${skipped.generator.delayMaxMs.toFixed(1)}`,
               'generator GC, rank / skipped': `${gcSummary(r.generator.gc)} / ${gcSummary(skipped.generator.gc)}`,
               'CPU stall ms per CPU, rank / skipped': `${stallSummary(r.cpuStalls)} / ${stallSummary(skipped.cpuStalls)}`,
+              'CPU probe µs per CPU, rank / skipped': `${stallSummary(r.cpuProbeMicros)} / ${stallSummary(skipped.cpuProbeMicros)}`,
+              'Redis waiting for a CPU ms, rank / skipped': `${r.redisWaitMs.toFixed(0)} / ${skipped.redisWaitMs.toFixed(0)}`,
             })),
           },
           {
@@ -729,7 +756,7 @@ const benchmark: Benchmark = {
           `Users: ${order.length} users with clicks, round-robin; ${uncached.length} of them (${percent(uncached.length / order.length)}, --uncached-share) have their interest versions bumped every ${EVICT_INTERVAL_MS} ms by the bench (the ingest module's batch script, as an interaction would), so each of their requests runs the user tower (attention over the history) and writes the caches, as a user who just interacted does; "cache miss share" is the server's ranking_cache_requests_total over the window; "stale answers" the share of requests answered with the user's vector from before the bump because the rebuild took longer than RANK_STALE_USER_WAIT_MS (degraded user_vector_stale).`,
           `Server in a child process, compiled to JavaScript as the image runs it (api role, NODE_ENV=production, the image's NODE_OPTIONS=--max-semi-space-size=64 (inherited from npm run bench) and node flags: ${serverNodeArgs().join(' ')}, log level warn, AUTH_MODE=api-key: every request sends a read key; health needs none); the load generators in the bench process, ${settings.pinServer ? 'on CPUs of their own: --pin-server put every server thread on the last CPU and the bench on the others (PostgreSQL, Redis and Kafka on any)' : 'on the same cores'}.`,
           `Half rate: requests evenly spaced (open loop) from a worker thread of the bench process with a heap of its own (the bench's own collections do not stall it), ${settings.variantWarmupSeconds} s at that rate discarded first, latency from each one's scheduled send time; "generator" columns: that thread's event-loop delay and collections, which count in the latencies it measures.`,
-          `CPU stalls: a heartbeat process on each CPU (bench/lib/cpu-heartbeat.ts)${heartbeats.realTime ? ' at real-time priority (SCHED_FIFO 99), before anything else on the machine' : ' at normal priority (chrt --fifo was refused, so a gap may also be that CPU busy)'} wakes every millisecond; the longest gap between its wake-ups over the window, per CPU in CPU order${settings.pinServer ? ' (the server on the last)' : ''}. A gap at real-time priority is time the CPU ran nothing of this machine's: on a virtual machine, its host running something else.`,
+          `CPU stalls: a heartbeat process on each CPU (bench/lib/cpu-heartbeat.ts)${heartbeats.realTime ? ' at real-time priority (SCHED_FIFO 99), before anything else on the machine' : ' at normal priority (chrt --fifo was refused, so a gap may also be that CPU busy)'} wakes every millisecond; the longest gap between its wake-ups over the window, per CPU in CPU order${settings.pinServer ? ' (the server on the last)' : ''}. A gap at real-time priority is time the CPU ran nothing of this machine's: on a virtual machine, its host running something else. "CPU probe": every 100 ms the heartbeat times a fixed piece of work (sums over 256 KB), median per CPU over the window: the same instructions taking longer is that CPU running slower, which no gap shows. "Redis waiting for a CPU": the time Redis's main thread was runnable but not running over the window (/proc/<pid>/schedstat).`,
           'Per window: "main thread" is the CPU per request of the server\'s request thread alone (the rest of "CPU": V8\'s GC helper threads and the served-slate log\'s producer thread); GC is the main thread\'s pauses over the window from perf_hooks: scavenges (count and total), full mark-compacts (count and total), the longest single pause.',
           'Inside the service: a request at half rate mostly runs alone, so its wall time in rank() is about its CPU, but for the uncached users\' waits for Redis (in "user vector"). "id → row" is the candidates\' item-table rows; "user vector" the user\'s vector (the replica\'s copy, or Redis and the user tower); "popularity" the candidates\' popularity from the replica\'s copy, after the user\'s vector when that is at hand and during its wait when the vector is rebuilt (then both count the same span; "rest" is that much too small); "rest" is validation, the request state, the served-slate log\'s record, metrics and the answer\'s entries. Run with --uncached-share 0 to leave out the Redis waits.',
           `1-minute load average before the run: ${loadBefore.toFixed(2)}.`,

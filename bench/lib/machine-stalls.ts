@@ -11,12 +11,19 @@ export interface MachineStalls {
   readonly realTime: boolean;
   /** Per CPU, the longest gap that ended between `from` and `until` (Date.now() ms); NaN: unwatched. */
   longestGaps(from: number, until: number): LongestGaps;
+  /** Per CPU, the median µs of its heartbeat's fixed probe between `from` and `until`; NaN: none. */
+  probeMicros(from: number, until: number): readonly number[];
   stop(): void;
 }
 
 interface Gap {
   readonly endedAt: number;
   readonly ms: number;
+}
+
+interface Probe {
+  readonly endedAt: number;
+  readonly micros: number;
 }
 
 /**
@@ -30,6 +37,7 @@ export function watchMachineStalls(): MachineStalls {
   // Every CPU of the machine, not this process's: `--pin-server` confines the bench to its own.
   const cpus = onlineCpus().length;
   const gaps: Gap[][] = [];
+  const probes: Probe[][] = [];
   const heartbeats: ChildProcess[] = [];
   for (let cpu = 0; cpu < cpus; cpu++) {
     const command = [
@@ -43,13 +51,19 @@ export function watchMachineStalls(): MachineStalls {
     heartbeats.push(heartbeat);
     const seen: Gap[] = [];
     gaps.push(seen);
+    const timed: Probe[] = [];
+    probes.push(timed);
     // Without taskset (util-linux) or chrt the CPU goes unwatched: NaN, not a stall-free 0.
     heartbeat.once('error', () => {
       seen.push({ endedAt: Number.NaN, ms: Number.NaN });
     });
     createInterface({ input: heartbeat.stdout }).on('line', (line) => {
-      const [endedAt, ms] = line.split(' ');
-      seen.push({ endedAt: Number(endedAt), ms: Number(ms) });
+      const fields = line.split(' ');
+      if (fields[0] === 'probe') {
+        timed.push({ endedAt: Number(fields[1]), micros: Number(fields[2]) });
+      } else {
+        seen.push({ endedAt: Number(fields[0]), ms: Number(fields[1]) });
+      }
     });
   }
   return {
@@ -62,6 +76,15 @@ export function watchMachineStalls(): MachineStalls {
           )
           .reduce((longest, gap) => Math.max(longest, gap.ms), 0),
       );
+    },
+    probeMicros(from, until) {
+      return probes.map((timed) => {
+        const inWindow = timed
+          .filter((probe) => probe.endedAt >= from && probe.endedAt <= until)
+          .map((probe) => probe.micros)
+          .sort((a, b) => a - b);
+        return inWindow.length === 0 ? Number.NaN : inWindow[Math.floor(inWindow.length / 2)];
+      });
     },
     stop() {
       for (const heartbeat of heartbeats) heartbeat.kill();
