@@ -821,7 +821,12 @@ describe('ranking a user who just interacted while Redis stalls', () => {
   const userId = 'u-moved';
 
   beforeAll(async () => {
-    ({ context, app } = await apiOnPrivateRedis(redis, [], { RANK_STALE_USER_WAIT_MS: '50' }));
+    // Reads wait out the stalls below: a rebuild started in one stays in flight until it ends.
+    ({ context, app } = await apiOnPrivateRedis(redis, [], {
+      RANK_STALE_USER_WAIT_MS: '50',
+      RANK_STALE_REBUILDS_MAX: '2',
+      REDIS_READ_TIMEOUT_MS: '10000',
+    }));
   });
   afterAll(async () => {
     await app.close();
@@ -829,20 +834,32 @@ describe('ranking a user who just interacted while Redis stalls', () => {
     await context.cleanup();
   });
 
-  /** Clicks of the user on `items`, newest last, into Redis as ingest writes them. */
-  const interact = (items: readonly SyntheticItem[], baseMs: number) =>
+  /** Clicks of `user` on `items`, newest last, into Redis as ingest writes them. */
+  const interactAs = (user: string, items: readonly SyntheticItem[], baseMs: number) =>
     app.get(OnlineStateRedisRepository, { strict: false }).apply(
       onlineDelta(
         items.map((item, i) => ({
-          eventId: `${userId}-${String(baseMs + i)}`,
+          eventId: `${user}-${String(baseMs + i)}`,
           type: 'click' as const,
-          userId,
+          userId: user,
           itemId: item.itemId,
           ts: new Date(baseMs + i),
         })),
         context.config.online.popularityHalfLifeMs,
       ),
     );
+  const interact = (items: readonly SyntheticItem[], baseMs: number) =>
+    interactAs(userId, items, baseMs);
+  const rebuilds = async () => {
+    const metrics = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    const count = (result: string) =>
+      Number(
+        new RegExp(`ranking_user_vector_rebuilds_total\\{result="${result}"[^}]*\\} (\\d+)`).exec(
+          metrics,
+        )?.[1] ?? 0,
+      );
+    return { started: count('started'), joined: count('joined'), skipped: count('skipped') };
+  };
 
   it('answers with the vector the replica kept when the new one is late, and with the new one once Redis answers', async () => {
     const rank = async () => {
@@ -893,5 +910,64 @@ describe('ranking a user who just interacted while Redis stalls', () => {
       10_000,
       { what: 'the rebuilt vector after the stall' },
     );
+  });
+  // Rebuilds cost a slow Redis's replica more than they save (they read PostgreSQL): a user's
+  // requests share one, and past RANK_STALE_REBUILDS_MAX (2 here) none is started.
+  it("shares one rebuild among a user's requests and starts none past the limit while Redis stalls", async () => {
+    const users = ['u-many-0', 'u-many-1', 'u-many-2', 'u-many-3'];
+    const rank = async (user: string) => {
+      const started = Date.now();
+      const result = await rankCall(app, { userId: user, candidates: candidates(pool) });
+      expect(result.errors).toBeUndefined();
+      return {
+        top: categoryOf.get(result.data?.rank.items[0]?.itemId ?? ''),
+        degraded: result.data?.rank.degraded,
+        ms: Date.now() - started,
+      };
+    };
+    const kept = app.get(LocalUserVectors, { strict: false });
+    for (const user of users) {
+      await interactAs(user, byCategory(CAT_A).slice(0, 6), Date.now() - 60_000);
+      await eventually(async () => (await rank(user)).top === CAT_A, 10_000, {
+        what: `${user}'s vector kept`,
+      });
+      await interactAs(user, byCategory(CAT_C).slice(0, 10), Date.now());
+    }
+    await eventually(() => users.every((user) => kept.interacted(user)), 10_000, {
+      what: 'the replica told of the interactions',
+    });
+
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
+    await admin.sendCommand(['CLIENT', 'PAUSE', '3000', 'ALL']);
+    const pausedAt = Date.now();
+    admin.destroy();
+    const before = await rebuilds();
+    const answers = [];
+    for (const user of ['u-many-0', 'u-many-0', 'u-many-0', 'u-many-1', 'u-many-2', 'u-many-3']) {
+      answers.push(await rank(user));
+    }
+    const during = await rebuilds();
+    expect(Date.now() - pausedAt).toBeLessThan(2500);
+    for (const answer of answers) {
+      expect(answer).toMatchObject({ top: CAT_A, degraded: ['user_vector_stale'] });
+    }
+    expect({
+      started: during.started - before.started,
+      joined: during.joined - before.joined,
+      skipped: during.skipped - before.skipped,
+    }).toEqual({ started: 2, joined: 2, skipped: 2 });
+    // The users skipped are rebuilt on a later request once Redis answers.
+    await sleep(pausedAt + 3000 - Date.now());
+    for (const user of users) {
+      await eventually(
+        async () => {
+          const answer = await rank(user);
+          return answer.top === CAT_C && answer.degraded?.length === 0;
+        },
+        10_000,
+        { what: `${user}'s rebuilt vector after the stall` },
+      );
+    }
   });
 });

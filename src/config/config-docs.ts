@@ -423,6 +423,11 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
     description:
       "How long `rank` waits for the interest vector of a user who just interacted (read from Redis and rebuilt) when the replica still keeps the user's previous one; past it the answer uses the previous vector and says `user_vector_stale` in `degraded`, and the rebuild goes on and is cached for the user's next request. Bounds what a slow Redis adds to such a `rank`. `0`: always wait.",
   },
+  RANK_STALE_REBUILDS_MAX: {
+    group: 'Ranking',
+    description:
+      'Rebuilds of the vectors of users who just interacted (see `RANK_STALE_USER_WAIT_MS`) in flight at most per replica; a user\'s requests meanwhile share one. Past it such a user is answered at once with the kept vector (`user_vector_stale`) and rebuilt on a later request (`ranking_user_vector_rebuilds_total{result="skipped"}`). A rebuild takes a Redis round trip, or PostgreSQL reads while Redis is slow or down, which cost the replica more than the rebuilds save: unbounded, a second of slow Redis could leave a replica behind for good.',
+  },
   RANK_RECOMMEND_MAX: { group: 'Ranking', description: 'Largest `first` of `recommend`.' },
   RANK_RECOMMEND_POOL: {
     group: 'Ranking',

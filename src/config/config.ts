@@ -154,6 +154,7 @@ export const configSchema = z.object({
   RANK_USER_VECTOR_TTL_SECONDS: int(1, 30 * 86_400).default(86_400),
   RANK_USER_VECTOR_LOCAL_CAPACITY: int(0, 10_000_000).default(50_000),
   RANK_STALE_USER_WAIT_MS: int(0, 60_000).default(10),
+  RANK_STALE_REBUILDS_MAX: int(1, 100_000).default(16),
   RANK_RECOMMEND_MAX: int(1, 10_000).default(200),
   RANK_RECOMMEND_POOL: int(1, 100_000).default(200),
   RANK_PROFILE_REFRESH_MS: int(100, 3_600_000).default(5000),
@@ -353,6 +354,8 @@ export interface AppConfig {
     readonly userVectorLocalCapacity: number;
     /** How long `rank` waits for a rebuilt user vector before answering with the kept stale one; 0: until it is built. */
     readonly staleUserWaitMs: number;
+    /** Rebuilds of just-interacted users' vectors in flight at most (past it: the kept vector). */
+    readonly staleRebuildsMax: number;
     /** Largest `first` of `recommend`. */
     readonly recommendMax: number;
     /** Nearest neighbours retrieved before re-ranking (at least `first`). */
@@ -652,6 +655,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       userVectorTtlSeconds: c.RANK_USER_VECTOR_TTL_SECONDS,
       userVectorLocalCapacity: c.RANK_USER_VECTOR_LOCAL_CAPACITY,
       staleUserWaitMs: c.RANK_STALE_USER_WAIT_MS,
+      staleRebuildsMax: c.RANK_STALE_REBUILDS_MAX,
       recommendMax: c.RANK_RECOMMEND_MAX,
       recommendPool: c.RANK_RECOMMEND_POOL,
       profileRefreshMs: c.RANK_PROFILE_REFRESH_MS,

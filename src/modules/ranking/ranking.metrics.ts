@@ -12,6 +12,7 @@ export class RankingMetrics {
   readonly stage;
   readonly cache: Counter<'cache' | 'result'>;
   readonly degraded: Counter<'reason'>;
+  readonly rebuilds: Counter<'result'>;
 
   constructor(metrics: Metrics) {
     const buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
@@ -36,6 +37,11 @@ export class RankingMetrics {
       'ranking_degraded_total',
       'Answers given in a degraded mode, by reason (no_model, online_state_from_postgres, ...)',
       ['reason'],
+    );
+    this.rebuilds = metrics.counter(
+      'ranking_user_vector_rebuilds_total',
+      'Rebuilds of the vectors of users who just interacted, by result: started, joined (a request of a user whose rebuild was in flight), skipped (RANK_STALE_REBUILDS_MAX in flight: answered with the kept vector)',
+      ['result'],
     );
   }
 

@@ -4,6 +4,7 @@ import type { AppConfig } from '../../config/config';
 import { DomainError, ValidationError } from '../../common/errors';
 import { idProblem } from '../../common/ids';
 import type { Logger } from '../../common/logger';
+import { WarningThrottle } from '../../common/logger';
 import { andThen, bothOf, MaybePromise } from '../../common/maybe-async';
 import { withTimeout } from '../../common/timeout';
 import { LOGGER } from '../../infra/tokens';
@@ -134,6 +135,13 @@ interface UserSignal {
   readonly interacted: readonly Interaction[] | undefined;
 }
 
+/** A rebuild of a just-interacted user's vector, shared by that user's requests meanwhile. */
+interface Rebuild {
+  /** Undefined when it failed: the requests waiting on it answer with the kept vector. */
+  readonly built: Promise<UserSignal | undefined>;
+  readonly degraded: ReadonlySet<Degradation>;
+}
+
 /**
  * `rank` and `recommend`: the served model's score of each candidate merged (merge.ts) with the
  * other features, all read by item-table row from the serving module.
@@ -142,6 +150,9 @@ interface UserSignal {
 export class RankingService {
   private readonly logger: Logger;
   private readonly metrics: RankingMetrics;
+  /** Rebuilds in flight, by served version, vectors generation and user. */
+  private readonly rebuilds = new Map<string, Rebuild>();
+  private readonly rebuildWarnings = new WarningThrottle();
 
   constructor(
     private readonly serving: ServingService,
@@ -438,9 +449,13 @@ export class RankingService {
 
   /**
    * The rebuilt vector of a user who interacted, or, when it takes longer than
-   * RANK_STALE_USER_WAIT_MS (Redis slow), `previous` (`user_vector_stale`): a slow Redis then adds
-   * that wait to the answer, not its own. The rebuild goes on and is cached for the next request;
-   * what it meets (PostgreSQL, no history) concerns the answer only when it is the answer.
+   * RANK_STALE_USER_WAIT_MS (Redis slow) or fails, `previous` (`user_vector_stale`): a slow Redis
+   * then adds that wait to the answer, not its own. The rebuild goes on and is cached for the next
+   * request; what it meets (PostgreSQL, no history) concerns the answer only when it is the answer.
+   * A user's requests meanwhile wait on the same rebuild, and past RANK_STALE_REBUILDS_MAX
+   * rebuilds in flight none is started: those users are answered with their kept vector at once.
+   * When Redis is slow the rebuilds read PostgreSQL, which costs more than they do: unbounded,
+   * they queued on its pool, the replica's CPU went to them, and it fell behind for good.
    */
   private async waitForRebuild(
     state: RequestState,
@@ -449,27 +464,63 @@ export class RankingService {
     limit: number,
     previous: Float32Array,
   ): Promise<UserSignal> {
-    const rebuild = { ...state, degraded: new Set<Degradation>() };
-    const built = this.readOrBuild(rebuild, userId, served, false, limit);
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<undefined>((resolve) => {
-      timer = setTimeout(resolve, this.config.ranking.staleUserWaitMs, undefined);
-    });
-    try {
-      const first = await Promise.race([built, late]);
-      if (first !== undefined) {
-        for (const reason of rebuild.degraded) state.degraded.add(reason);
-        return first;
+    const rebuild = this.rebuildOf(state, userId, served, limit);
+    if (rebuild !== undefined) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<undefined>((resolve) => {
+        timer = setTimeout(resolve, this.config.ranking.staleUserWaitMs, undefined);
+      });
+      try {
+        const first = await Promise.race([rebuild.built, late]);
+        if (first !== undefined) {
+          for (const reason of rebuild.degraded) state.degraded.add(reason);
+          return first;
+        }
+      } finally {
+        clearTimeout(timer);
       }
-    } finally {
-      clearTimeout(timer);
     }
     state.degraded.add('user_vector_stale');
-    built.catch((error: unknown) => {
-      this.logger.warn({ err: error, userId }, 'a late user vector rebuild failed');
-    });
     // The copy's own array, which the rebuild overwrites when it is done: the answer's is a copy.
     return { vector: previous.slice(), interacted: undefined };
+  }
+
+  /** The user's rebuild in flight, else a new one; undefined past RANK_STALE_REBUILDS_MAX. */
+  private rebuildOf(
+    state: RequestState,
+    userId: string,
+    served: ServedModel,
+    limit: number,
+  ): Rebuild | undefined {
+    const key = `${served.versionId}\u0000${String(served.vectors.generation)}\u0000${userId}`;
+    const running = this.rebuilds.get(key);
+    if (running !== undefined) {
+      this.metrics.rebuilds.inc({ result: 'joined' });
+      return running;
+    }
+    if (this.rebuilds.size >= this.config.ranking.staleRebuildsMax) {
+      this.metrics.rebuilds.inc({ result: 'skipped' });
+      return undefined;
+    }
+    this.metrics.rebuilds.inc({ result: 'started' });
+    // A state of its own: the rebuild outlives the request that started it.
+    const degraded = new Set<Degradation>();
+    const rebuildState = { ...state, abandon: new Abandon(), degraded };
+    const built = this.readOrBuild(rebuildState, userId, served, false, limit).then(
+      (signal) => signal,
+      (error: unknown) => {
+        if (this.rebuildWarnings.allows()) {
+          this.logger.warn({ err: error, userId }, 'a user vector rebuild failed');
+        }
+        return undefined;
+      },
+    );
+    const rebuild = { built, degraded };
+    this.rebuilds.set(key, rebuild);
+    void built.finally(() => {
+      if (this.rebuilds.get(key) === rebuild) this.rebuilds.delete(key);
+    });
+    return rebuild;
   }
 
   /** The user's vector from the Redis cache when current, else pooled from the history. */
