@@ -426,7 +426,7 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
   RANK_STALE_REBUILDS_MAX: {
     group: 'Ranking',
     description:
-      'Rebuilds of the vectors of users who just interacted (see `RANK_STALE_USER_WAIT_MS`) in flight at most per replica; a user\'s requests meanwhile share one. Past it such a user is answered at once with the kept vector (`user_vector_stale`) and rebuilt on a later request (`ranking_user_vector_rebuilds_total{result="skipped"}`). A rebuild takes a Redis round trip, or PostgreSQL reads while Redis is slow or down, which cost the replica more than the rebuilds save: unbounded, a second of slow Redis could leave a replica behind for good.',
+      'Rebuilds of the vectors of users who just interacted (see `RANK_STALE_USER_WAIT_MS`) in flight at most per replica; a user\'s requests meanwhile share one. Past it such a user is answered at once with the kept vector (`user_vector_stale`) and rebuilt on a later request (`ranking_user_vector_rebuilds_total{result="skipped"}`). A rebuild takes a Redis round trip, or PostgreSQL reads while Redis is slow or down: unbounded, they once queued on the query pool by the hundred while the replica fell behind (docs/performance.md, “Rebuilds in flight bounded”).',
   },
   RANK_RECOMMEND_MAX: { group: 'Ranking', description: 'Largest `first` of `recommend`.' },
   RANK_RECOMMEND_POOL: {
