@@ -236,7 +236,12 @@ export class RedisClient {
       { pingTimeoutMs: this.pingTimeoutMs },
       'redis connection answered no PING in REDIS_PING_TIMEOUT_MS; reconnecting (its pending commands fail)',
     );
-    connection.destroy();
+    try {
+      connection.destroy();
+    } catch {
+      // Closed meanwhile (a cluster dropping the node): nothing to reconnect.
+      return;
+    }
     connection.connect().catch((error: unknown) => {
       this.logger.debug({ err: error }, 'redis reconnect after a silent connection failed');
     });

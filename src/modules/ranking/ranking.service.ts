@@ -454,8 +454,8 @@ export class RankingService {
    * request; what it meets (PostgreSQL, no history) concerns the answer only when it is the answer.
    * A user's requests meanwhile wait on the same rebuild, and past RANK_STALE_REBUILDS_MAX
    * rebuilds in flight none is started: those users are answered with their kept vector at once.
-   * When Redis is slow the rebuilds read PostgreSQL, which costs more than they do: unbounded,
-   * they queued on its pool, the replica's CPU went to them, and it fell behind for good.
+   * While Redis is slow the rebuilds read PostgreSQL: unbounded, they once queued on its pool by
+   * the hundred while the replica fell behind (docs/performance.md, "Rebuilds in flight bounded").
    */
   private async waitForRebuild(
     state: RequestState,
@@ -506,8 +506,7 @@ export class RankingService {
     // A state of its own: the rebuild outlives the request that started it.
     const degraded = new Set<Degradation>();
     const rebuildState = { ...state, abandon: new Abandon(), degraded };
-    const built = this.readOrBuild(rebuildState, userId, served, false, limit).then(
-      (signal) => signal,
+    const built = this.readOrBuild(rebuildState, userId, served, false, limit).catch(
       (error: unknown) => {
         if (this.rebuildWarnings.allows()) {
           this.logger.warn({ err: error, userId }, 'a user vector rebuild failed');
