@@ -76,6 +76,22 @@ async function committedOffsets(config: AppConfig): Promise<Map<number, string>>
   }
 }
 
+/** `direct` with PostgreSQL reached through a proxy of its own (both pools), and that proxy. */
+async function throughPostgresProxy(
+  direct: AppConfig,
+  postgres: Partial<AppConfig['postgres']> = {},
+): Promise<{ proxy: TcpProxy; config: AppConfig }> {
+  const proxy = new TcpProxy('127.0.0.1', 5432);
+  await proxy.start();
+  const viaProxy = new URL(direct.postgres.url);
+  viaProxy.port = String(proxy.port);
+  const url = viaProxy.toString();
+  return {
+    proxy,
+    config: { ...direct, postgres: { ...direct.postgres, url, directUrl: url, ...postgres } },
+  };
+}
+
 describe('ingest faults', () => {
   let context: TestContext;
 
@@ -134,19 +150,8 @@ describe('ingest faults', () => {
   });
 
   it('stores every event exactly once when PostgreSQL is cut mid-stream and restored', async () => {
-    const proxy = new TcpProxy('127.0.0.1', 5432);
-    await proxy.start();
     const direct = context.config;
-    const viaProxy = new URL(direct.postgres.url);
-    viaProxy.port = String(proxy.port);
-    const config: AppConfig = {
-      ...direct,
-      postgres: {
-        ...direct.postgres,
-        url: viaProxy.toString(),
-        directUrl: viaProxy.toString(),
-      },
-    };
+    const { proxy, config } = await throughPostgresProxy(direct);
     const app = await startIngest(config);
     try {
       const batch = (from: number) =>
@@ -184,20 +189,8 @@ describe('ingest faults', () => {
   // server's statement_timeout cannot fire. The client gives up on a query a little after it and
   // drops the connection; new connections pass (as to a replacement behind the address).
   it('stores every event exactly once when its PostgreSQL connections go silent', async () => {
-    const proxy = new TcpProxy('127.0.0.1', 5432);
-    await proxy.start();
     const direct = context.config;
-    const viaProxy = new URL(direct.postgres.url);
-    viaProxy.port = String(proxy.port);
-    const config: AppConfig = {
-      ...direct,
-      postgres: {
-        ...direct.postgres,
-        url: viaProxy.toString(),
-        directUrl: viaProxy.toString(),
-        statementTimeoutMs: 1000,
-      },
-    };
+    const { proxy, config } = await throughPostgresProxy(direct, { statementTimeoutMs: 1000 });
     const app = await startIngest(config, undefined, 'silent');
     try {
       const batch = (from: number) =>
