@@ -76,6 +76,30 @@ async function committedOffsets(config: AppConfig): Promise<Map<number, string>>
   }
 }
 
+/** 50 click events with ids `<prefix>-<from + i>`, over five users. */
+function fiftyEvents(prefix: string, from: number) {
+  return Array.from({ length: 50 }, (_, i) =>
+    userEvent({
+      eventId: `${prefix}-${String(from + i)}`,
+      userId: `${prefix}-user-${String(i % 5)}`,
+    }),
+  );
+}
+
+/** Produces the last 50 of 150 events and checks that all 150 are stored, each once. */
+async function expectAllStoredOnce(
+  config: AppConfig,
+  direct: AppConfig,
+  last: ReturnType<typeof fiftyEvents>,
+): Promise<void> {
+  await produceRaw(config, 'user.events', last.map(eventMessage));
+  await eventually(async () => (await countEvents(direct.postgres.url)).rows >= 150, 60_000, {
+    what: 'all',
+  });
+  await sleep(500);
+  expect(await countEvents(direct.postgres.url)).toEqual({ rows: 150, distinct: 150 });
+}
+
 /** `direct` with PostgreSQL reached through a proxy of its own (both pools), and that proxy. */
 async function throughPostgresProxy(
   direct: AppConfig,
@@ -154,10 +178,7 @@ describe('ingest faults', () => {
     const { proxy, config } = await throughPostgresProxy(direct);
     const app = await startIngest(config);
     try {
-      const batch = (from: number) =>
-        Array.from({ length: 50 }, (_, i) =>
-          userEvent({ eventId: `pg-${String(from + i)}`, userId: `p-user-${String(i % 5)}` }),
-        );
+      const batch = (from: number) => fiftyEvents('pg', from);
       await produceRaw(config, 'user.events', batch(0).map(eventMessage));
       await eventually(async () => (await countEvents(direct.postgres.url)).rows === 50, 30_000, {
         what: 'first',
@@ -173,12 +194,7 @@ describe('ingest faults', () => {
       expect(await committedOffsets(config)).toEqual(before);
 
       await proxy.restore();
-      await produceRaw(config, 'user.events', batch(100).map(eventMessage));
-      await eventually(async () => (await countEvents(direct.postgres.url)).rows >= 150, 60_000, {
-        what: 'all',
-      });
-      await sleep(500);
-      expect(await countEvents(direct.postgres.url)).toEqual({ rows: 150, distinct: 150 });
+      await expectAllStoredOnce(config, direct, batch(100));
     } finally {
       await app.close();
       await proxy.cut();
@@ -193,10 +209,7 @@ describe('ingest faults', () => {
     const { proxy, config } = await throughPostgresProxy(direct, { statementTimeoutMs: 1000 });
     const app = await startIngest(config, undefined, 'silent');
     try {
-      const batch = (from: number) =>
-        Array.from({ length: 50 }, (_, i) =>
-          userEvent({ eventId: `pgs-${String(from + i)}`, userId: `ps-user-${String(i % 5)}` }),
-        );
+      const batch = (from: number) => fiftyEvents('pgs', from);
       await produceRaw(config, 'user.events', batch(0).map(eventMessage));
       await eventually(async () => (await countEvents(direct.postgres.url)).rows === 50, 30_000, {
         what: 'first',
@@ -208,12 +221,7 @@ describe('ingest faults', () => {
         what: 'stored over new connections',
       });
       reportFigures('postgres-silent', { storedMs: Date.now() - silenced });
-      await produceRaw(config, 'user.events', batch(100).map(eventMessage));
-      await eventually(async () => (await countEvents(direct.postgres.url)).rows >= 150, 30_000, {
-        what: 'all',
-      });
-      await sleep(500);
-      expect(await countEvents(direct.postgres.url)).toEqual({ rows: 150, distinct: 150 });
+      await expectAllStoredOnce(config, direct, batch(100));
     } finally {
       await app.close();
       await proxy.cut();
