@@ -27,9 +27,7 @@ const QUERY_READ_TIMEOUT = 'Query read timeout';
 export function createPgPool(config: AppConfig['postgres'], logger: Logger): Pool {
   const pooled = config.pooler === 'transaction';
   const timeoutMs = config.statementTimeoutMs;
-  const timeouts = pooled
-    ? { queryTimeoutMs: timeoutMs }
-    : { statementTimeoutMs: timeoutMs, queryTimeoutMs: clientTimeoutMs(timeoutMs) };
+  const timeouts = pooled ? { queryTimeoutMs: timeoutMs } : { statementTimeoutMs: timeoutMs };
   const queries = pool(config.url, config.poolMax, timeouts, 'recsys', logger);
   if (pooled && timeoutMs > 0) void warnOnLongerServerTimeout(queries, timeoutMs, logger);
   return queries;
@@ -43,10 +41,7 @@ export function createDirectPgPool(config: AppConfig['postgres'], logger: Logger
   return pool(
     config.directUrl,
     DIRECT_POOL_MAX,
-    {
-      statementTimeoutMs: config.statementTimeoutMs,
-      queryTimeoutMs: clientTimeoutMs(config.statementTimeoutMs),
-    },
+    { statementTimeoutMs: config.statementTimeoutMs },
     'recsys-direct',
     logger,
   );
@@ -74,7 +69,10 @@ function clientTimeoutMs(statementTimeoutMs: number): number {
   return statementTimeoutMs > 0 ? statementTimeoutMs + CLIENT_TIMEOUT_GRACE_MS : 0;
 }
 
-/** Timeouts in ms, 0 for none: the server's (sent at connect), and the client's own. */
+/**
+ * Timeouts in ms, 0 for none: the server's (sent at connect), or the client's own; a server-side
+ * timeout gets the client's CLIENT_TIMEOUT_GRACE_MS after it.
+ */
 interface Timeouts {
   readonly statementTimeoutMs?: number;
   readonly queryTimeoutMs?: number;
@@ -91,7 +89,7 @@ function pool(
     connectionString,
     max,
     statement_timeout: statementTimeoutMs || undefined,
-    query_timeout: queryTimeoutMs || undefined,
+    query_timeout: queryTimeoutMs || clientTimeoutMs(statementTimeoutMs) || undefined,
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30_000,
     application_name: applicationName,
