@@ -20,7 +20,7 @@ interface PodSpec {
   containers: {
     image: string;
     securityContext?: Record<string, unknown>;
-    readinessProbe?: { httpGet: { port: string } };
+    readinessProbe?: { httpGet: { port: string }; timeoutSeconds?: number };
   }[];
 }
 
@@ -84,6 +84,9 @@ describe.each(['dev', 'prod'])('k8s overlay %s', (overlay) => {
   );
 
   it('runs every pod locked down, on pinned images, probed and scraped on the ops port', () => {
+    const config = manifests.find((manifest) => manifest.kind === 'ConfigMap') as
+      { data: Record<string, string> } | undefined;
+    const { healthTimeoutMs } = loadConfig(config?.data ?? {});
     const pods = manifests.flatMap((manifest) => {
       const spec = manifest.spec as
         | { template?: { spec?: PodSpec }; jobTemplate?: { spec: { template: { spec: PodSpec } } } }
@@ -113,11 +116,14 @@ describe.each(['dev', 'prod'])('k8s overlay %s', (overlay) => {
         });
         if (container.readinessProbe !== undefined) {
           expect(container.readinessProbe.httpGet.port).toBe('ops');
+          // Readiness may take HEALTH_TIMEOUT_MS (default 2 s) to answer; the kubelet's default
+          // timeout is 1 s and would count a slow but answering dependency as a failure.
+          expect((container.readinessProbe.timeoutSeconds ?? 1) * 1000).toBeGreaterThan(
+            healthTimeoutMs,
+          );
         }
       }
     }
-    const config = manifests.find((manifest) => manifest.kind === 'ConfigMap') as
-      { data: Record<string, string> } | undefined;
     expect(config?.data.OPS_PORT).toBe('9090');
   });
 

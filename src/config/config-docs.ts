@@ -64,12 +64,12 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
   HEALTH_TIMEOUT_MS: {
     group: 'Server',
     description:
-      'Time each dependency check of `/health/ready` may take before it counts as failed.',
+      "Time each dependency check of `/health/ready` that can make the replica unready may take before it counts as failed; checks only reported (Redis; Kafka and PostgreSQL on api replicas) are waited for at most 250 ms, so a dependency that hangs never holds the probe. Keep the readiness probe's timeout above it (the manifests: 3 s).",
   },
   SHUTDOWN_TIMEOUT_MS: {
     group: 'Server',
     description:
-      'Grace period after SIGTERM or SIGINT for closing consumers, servers and clients; past it the process exits with status 1.',
+      'Grace period after SIGTERM or SIGINT for closing consumers, servers and clients; past it the process exits with status 1. Each step that waits on Kafka (stopping consumers, closing the clients) gets at most a fifth of it, so a broker that answers nothing cannot use it up.',
   },
   DATABASE_URL: {
     group: 'PostgreSQL',

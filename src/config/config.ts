@@ -491,6 +491,15 @@ export class ConfigError extends Error {
 }
 
 /** Parses the environment once; a missing or malformed variable fails with its name. */
+/**
+ * The most a shutdown step that waits on Kafka may take (the ingest role's two groups of
+ * consumers stop, then the clients close): a fifth of SHUTDOWN_TIMEOUT_MS, so that with a broker
+ * that answers nothing Redis and PostgreSQL still close and the process exits in its grace period.
+ */
+export function shutdownStepMs(config: Pick<AppConfig, 'shutdownTimeoutMs'>): number {
+  return Math.floor(config.shutdownTimeoutMs / 5);
+}
+
 export function loadConfig(env: Readonly<Record<string, string | undefined>>): AppConfig {
   const present = Object.fromEntries(
     Object.keys(configSchema.shape).flatMap((key) => {

@@ -8,6 +8,7 @@ import {
 } from '@nestjs/common';
 import { Pool } from 'pg';
 import { APP_CONFIG } from '../config/config.module';
+import { shutdownStepMs } from '../config/config';
 import type { AppConfig } from '../config/config';
 import type { Logger } from '../common/logger';
 import { createDirectPgPool, createPgPool } from './postgres';
@@ -72,6 +73,7 @@ export class InfraModule implements OnModuleInit, OnApplicationShutdown {
     @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(KAFKA) private readonly kafka: KafkaClients,
     @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -84,7 +86,11 @@ export class InfraModule implements OnModuleInit, OnApplicationShutdown {
 
   async onApplicationShutdown(signal?: string): Promise<void> {
     this.logger.info({ signal }, 'closing clients');
-    await this.kafka.close();
+    await withTimeout(this.kafka.close(), shutdownStepMs(this.config), 'closing Kafka').catch(
+      (error: unknown) => {
+        this.logger.warn({ err: error }, 'the broker did not answer; Kafka clients left open');
+      },
+    );
     if (this.redis.isOpen) {
       await this.redis.close().catch(() => undefined);
     } else {

@@ -60,14 +60,25 @@ export class PrivateKafka {
     if (this.dir !== undefined) await this.stack('down');
   }
 
+  /**
+   * Freezes the broker (SIGSTOP): its connections stay open and the kernel still accepts their
+   * data, but nothing is answered, as with a host that hangs or a network that drops silently.
+   */
+  async freeze(): Promise<void> {
+    process.kill(await this.pid(), 'SIGSTOP');
+  }
+
+  /** Lets a frozen broker run again. */
+  async thaw(): Promise<void> {
+    process.kill(await this.pid(), 'SIGCONT');
+  }
+
   /** Kills the broker (no clean shutdown: its data goes too) and removes its data. */
   async destroy(): Promise<void> {
     const dir = this.dir;
     if (dir === undefined) return;
     try {
-      const pid = Number(
-        (await readFile(path.join(dir, 'kafka.pid'), 'utf8').catch(() => '')).trim(),
-      );
+      const pid = await this.pid().catch(() => 0);
       if (pid > 0 && processAlive(pid)) {
         process.kill(pid, 'SIGKILL');
         for (let i = 0; i < 100 && processAlive(pid); i++) await sleep(100);
@@ -76,6 +87,13 @@ export class PrivateKafka {
       this.dir = undefined;
       await rm(dir, { recursive: true, force: true });
     }
+  }
+
+  private async pid(): Promise<number> {
+    const file = path.join(this.dir ?? '', 'kafka.pid');
+    const pid = Number((await readFile(file, 'utf8')).trim());
+    if (!(pid > 0)) throw new Error(`no broker pid in ${file}`);
+    return pid;
   }
 
   private async stack(command: 'up' | 'down'): Promise<void> {

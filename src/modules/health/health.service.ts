@@ -32,6 +32,14 @@ export interface HealthIndicator {
 /** Probes hitting health at high rate share one round of checks per interval. */
 const CACHE_MS = 1000;
 
+/**
+ * How long readiness waits for a check that cannot make the replica unready. A dependency that
+ * hangs instead of refusing (a frozen broker) would otherwise hold every probe for
+ * HEALTH_TIMEOUT_MS, past the kubelet's default 1-s probe timeout: every api replica unready,
+ * for a dependency it does not need.
+ */
+const NON_CRITICAL_WAIT_MS = 250;
+
 @Injectable()
 export class HealthService {
   private readonly indicators: HealthIndicator[];
@@ -103,7 +111,10 @@ export class HealthService {
     const started = performance.now();
     const critical = indicator.critical ?? true;
     try {
-      await withTimeout(indicator.check(), this.config.healthTimeoutMs, indicator.name);
+      const waitMs = critical
+        ? this.config.healthTimeoutMs
+        : Math.min(this.config.healthTimeoutMs, NON_CRITICAL_WAIT_MS);
+      await withTimeout(indicator.check(), waitMs, indicator.name);
       return { name: indicator.name, ok: true, critical, latencyMs: performance.now() - started };
     } catch (error) {
       return {

@@ -6,7 +6,9 @@ import {
   OnApplicationBootstrap,
 } from '@nestjs/common';
 import { APP_CONFIG } from '../../config/config.module';
+import { shutdownStepMs } from '../../config/config';
 import type { AppConfig } from '../../config/config';
+import { withTimeout } from '../../common/timeout';
 import type { Logger } from '../../common/logger';
 import type { Gauge } from 'prom-client';
 import { LOGGER } from '../../infra/tokens';
@@ -35,6 +37,7 @@ export class BackgroundConsumers {
   private readonly lag: Gauge<'topic' | 'partition'>;
   private readonly running: Gauge<'topic'>;
   private readonly lagTimer: NodeJS.Timeout;
+  private lagRead: Promise<void> | undefined;
 
   constructor(
     private readonly kafka: IngestKafkaRepository,
@@ -51,7 +54,9 @@ export class BackgroundConsumers {
       'Whether this process consumes the topic (1), or has not started or lost its consumer (0: the broker or the topic missing, or an error kafkajs does not restart after)',
       ['topic'],
     );
-    this.lagTimer = setInterval(() => void this.readLag(), LAG_POLL_MS);
+    this.lagTimer = setInterval(() => {
+      this.readLagOnce();
+    }, LAG_POLL_MS);
     this.lagTimer.unref();
   }
 
@@ -66,18 +71,40 @@ export class BackgroundConsumers {
     this.starting.push(this.startRetrying(topic, groupId, concurrency, handler));
   }
 
-  /** Ends the start attempts, then disconnects every started consumer. */
-  async stop(): Promise<void> {
+  /**
+   * Ends the start attempts, then disconnects every started consumer, waiting at most `withinMs`:
+   * a broker that does not answer holds kafkajs's leave of the group for its whole request
+   * timeout, and a shutdown past its grace period exits with an error. Not waiting loses nothing:
+   * offsets are committed only after their events are stored, and the group drops the member when
+   * its session expires.
+   */
+  async stop(withinMs: number): Promise<void> {
     this.stopped = true;
     clearInterval(this.lagTimer);
     this.stopping.abort();
     await Promise.all(this.starting);
-    await Promise.allSettled(this.handles.map((handle) => handle.stop()));
+    const stopping = Promise.allSettled([
+      ...this.handles.map((handle) => handle.stop()),
+      this.lagRead,
+    ]);
+    await withTimeout(stopping, withinMs, 'stopping the Kafka consumers').catch(
+      (error: unknown) => {
+        this.logger.warn({ err: error }, 'the broker did not answer; consumers left unstopped');
+      },
+    );
+  }
+
+  /** One read at a time: a broker that does not answer holds each for its retries. */
+  private readLagOnce(): void {
+    this.lagRead ??= this.readLag().finally(() => {
+      this.lagRead = undefined;
+    });
   }
 
   /** Best effort: a broker that does not answer leaves the last values (and shows in health). */
   private async readLag(): Promise<void> {
     for (const { topic, groupId } of this.started) {
+      if (this.stopped) return;
       try {
         for (const [partition, lag] of await this.kafka.consumerLag(groupId, topic)) {
           this.lag.set({ topic, partition: String(partition) }, lag);
@@ -192,6 +219,6 @@ export class IngestConsumer implements OnApplicationBootstrap, BeforeApplication
 
   async beforeApplicationShutdown(): Promise<void> {
     clearInterval(this.timer);
-    await this.consumers.stop();
+    await this.consumers.stop(shutdownStepMs(this.config));
   }
 }

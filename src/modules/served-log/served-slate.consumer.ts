@@ -5,6 +5,7 @@ import {
   OnApplicationBootstrap,
 } from '@nestjs/common';
 import { APP_CONFIG } from '../../config/config.module';
+import { shutdownStepMs } from '../../config/config';
 import type { AppConfig } from '../../config/config';
 import type { Logger } from '../../common/logger';
 import { LOGGER } from '../../infra/tokens';
@@ -72,7 +73,7 @@ export class ServedSlateConsumer implements OnApplicationBootstrap, BeforeApplic
 
   async beforeApplicationShutdown(): Promise<void> {
     clearInterval(this.timer);
-    await this.consumers.stop();
+    await this.consumers.stop(shutdownStepMs(this.config));
     await this.maintaining;
   }
 
