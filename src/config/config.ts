@@ -492,9 +492,10 @@ export class ConfigError extends Error {
 
 /** Parses the environment once; a missing or malformed variable fails with its name. */
 /**
- * The most a shutdown step that waits on Kafka may take (the ingest role's two groups of
- * consumers stop, then the clients close): a fifth of SHUTDOWN_TIMEOUT_MS, so that with a broker
- * that answers nothing Redis and PostgreSQL still close and the process exits in its grace period.
+ * The most a shutdown step that waits on a dependency may take (the Kafka consumers, the
+ * embedding worker's batch, the Kafka clients, then Redis and PostgreSQL): a fifth of
+ * SHUTDOWN_TIMEOUT_MS, so that with one that answers nothing the process still exits in its
+ * grace period.
  */
 export function shutdownStepMs(config: Pick<AppConfig, 'shutdownTimeoutMs'>): number {
   return Math.floor(config.shutdownTimeoutMs / 5);

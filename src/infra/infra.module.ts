@@ -23,7 +23,7 @@ const REDIS_START_WAIT_MS = 3000;
 
 /**
  * Owns every external client. Shutdown closes them in dependency order: Kafka consumers and
- * producer first (they may still flush work into PostgreSQL/Redis), then Redis, then PostgreSQL.
+ * producer first (they may still flush work into PostgreSQL/Redis), then Redis and PostgreSQL.
  */
 @Global()
 @Module({
@@ -86,19 +86,31 @@ export class InfraModule implements OnModuleInit, OnApplicationShutdown {
 
   async onApplicationShutdown(signal?: string): Promise<void> {
     this.logger.info({ signal }, 'closing clients');
-    await withTimeout(this.kafka.close(), shutdownStepMs(this.config), 'closing Kafka').catch(
+    await this.closeWithin('Kafka', this.kafka.close());
+    if (!this.redis.isOpen) this.redis.destroy();
+    await this.closeWithin(
+      'Redis and PostgreSQL',
+      Promise.all([
+        this.redis.isOpen ? this.redis.close().catch(() => undefined) : undefined,
+        this.bulkReader.close(),
+        this.pool.end(),
+        this.directPool.end(),
+      ]),
+    );
+    this.logger.info('clients closed');
+  }
+
+  /**
+   * Waits for `closing` at most a step of the shutdown's grace period: a server that answers
+   * nothing (a host gone without a reset) would hold a clean close until the kernel gives up on
+   * the connection, and the process must exit within its grace period. What is left open ends
+   * with the process.
+   */
+  private async closeWithin(what: string, closing: Promise<unknown>): Promise<void> {
+    await withTimeout(closing, shutdownStepMs(this.config), `closing ${what}`).catch(
       (error: unknown) => {
-        this.logger.warn({ err: error }, 'the broker did not answer; Kafka clients left open');
+        this.logger.warn({ err: error }, `${what} did not answer; connections left open`);
       },
     );
-    if (this.redis.isOpen) {
-      await this.redis.close().catch(() => undefined);
-    } else {
-      this.redis.destroy();
-    }
-    await this.bulkReader.close();
-    await this.pool.end();
-    await this.directPool.end();
-    this.logger.info('clients closed');
   }
 }

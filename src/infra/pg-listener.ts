@@ -1,6 +1,7 @@
 import { Client } from 'pg';
 import type { AppConfig } from '../config/config';
 import type { Logger } from '../common/logger';
+import { withTimeout } from '../common/timeout';
 
 type Handler = (payload: string) => void;
 
@@ -12,6 +13,11 @@ const RETRY_MAX_MS = 5000;
  * starts after two hours), its notifications lost until then.
  */
 const LIVENESS_MS = 10_000;
+/**
+ * How long `close` waits for the server to close its end. One that answers nothing never does,
+ * and the connection carries no work worth waiting for: it then ends with the process.
+ */
+const END_WAIT_MS = 1000;
 
 /**
  * A dedicated PostgreSQL connection for LISTEN (a pooled client would drop subscriptions when
@@ -61,7 +67,10 @@ export class PgListener {
     clearInterval(this.livenessTimer);
     const client = this.client;
     this.client = undefined;
-    await client?.end().catch(() => undefined);
+    if (client === undefined) return;
+    await withTimeout(client.end(), END_WAIT_MS, 'closing the LISTEN connection').catch(
+      () => undefined,
+    );
   }
 
   private connect(): Promise<void> {
