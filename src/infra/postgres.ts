@@ -106,7 +106,30 @@ function pool(
       logger.warn({ err: error }, 'postgres connection lost');
     });
   });
+  // A query the client gave up on means a server that answers nothing (its host gone without a
+  // reset): the idle connections to it are as silent, and each would cost a query as long.
+  pool.on('release', (error) => {
+    if (isReadTimeout(error)) dropIdleConnections(pool);
+  });
   return pool;
+}
+
+function isReadTimeout(error: unknown): error is Error {
+  return error instanceof Error && error.message === QUERY_READ_TIMEOUT;
+}
+
+/** Ends the pool's idle connections; new ones replace them on demand. */
+function dropIdleConnections(pool: Pool): void {
+  // The pool has no call for it: each connect takes an idle connection (while there is one) and
+  // a release with `true` ends it.
+  for (let idle = pool.idleCount; idle > 0; idle--) {
+    pool.connect().then(
+      (client) => {
+        client.release(true);
+      },
+      () => undefined,
+    );
+  }
 }
 
 /**
@@ -144,7 +167,8 @@ export async function inTransaction<T>(
   work: (client: PoolClient) => Promise<T>,
 ): Promise<T> {
   const client = await pool.connect();
-  let broken = false;
+  // Set when the connection must be discarded: the pool hears why.
+  let broken: Error | boolean = false;
   try {
     await client.query('BEGIN');
     const result = await work(client);
@@ -152,8 +176,9 @@ export async function inTransaction<T>(
     return result;
   } catch (error) {
     // A query the client gave up on leaves its connection silent: a ROLLBACK would wait as long.
-    broken = error instanceof Error && error.message === QUERY_READ_TIMEOUT;
-    if (!broken) {
+    if (isReadTimeout(error)) {
+      broken = error;
+    } else {
       await client.query('ROLLBACK').catch(() => {
         broken = true;
       });
