@@ -179,4 +179,18 @@ describe('Kafka broker frozen', () => {
     // Redis and PostgreSQL close after Kafka: most of the grace period must be left for them.
     expect(closeMs).toBeLessThan(shutdownTimeoutMs * 0.7);
   });
+
+  it('shuts down within its grace period when the broker froze before it started (role all)', async () => {
+    if (context === undefined) throw new Error('no test context');
+    const { shutdownTimeoutMs } = context.config;
+    await kafka.freeze();
+    const all = await startApp(context.config, { role: 'all' });
+    // The consumers' first start attempts are waiting on the broker.
+    await sleep(1000);
+    const closing = Date.now();
+    await all.close();
+    const closeMs = Date.now() - closing;
+    reportFigures('kafka-broker-frozen-shutdown-all', { closeMs, shutdownTimeoutMs });
+    expect(closeMs).toBeLessThan(shutdownTimeoutMs * 0.7);
+  });
 });

@@ -72,9 +72,10 @@ export class BackgroundConsumers {
   }
 
   /**
-   * Ends the start attempts, then disconnects every started consumer, waiting at most `withinMs`:
-   * a broker that does not answer holds kafkajs's leave of the group for its whole request
-   * timeout, and a shutdown past its grace period exits with an error. Not waiting loses nothing:
+   * Ends the start attempts, then disconnects every started consumer, waiting at most `withinMs`
+   * for both: a broker that does not answer holds a start attempt, and kafkajs's leave of the
+   * group, for their whole request timeouts, and a shutdown past its grace period exits with an
+   * error. Not waiting loses nothing:
    * offsets are committed only after their events are stored, and the group drops the member when
    * its session expires.
    */
@@ -82,11 +83,9 @@ export class BackgroundConsumers {
     this.stopped = true;
     clearInterval(this.lagTimer);
     this.stopping.abort();
-    await Promise.all(this.starting);
-    const stopping = Promise.allSettled([
-      ...this.handles.map((handle) => handle.stop()),
-      this.lagRead,
-    ]);
+    const stopping = Promise.all(this.starting).then(() =>
+      Promise.allSettled([...this.handles.map((handle) => handle.stop()), this.lagRead]),
+    );
     await withTimeout(stopping, withinMs, 'stopping the Kafka consumers').catch(
       (error: unknown) => {
         this.logger.warn({ err: error }, 'the broker did not answer; consumers left unstopped');
@@ -145,6 +144,11 @@ export class BackgroundConsumers {
           },
           replace,
         );
+        if (this.stopping.signal.aborted) {
+          // Started after `stop` gave up waiting for it.
+          await handle.stop();
+          return;
+        }
         this.handles.push(handle);
         if (!this.started.some((entry) => entry.topic === topic)) {
           this.started.push({ topic, groupId });
