@@ -11,7 +11,7 @@ jest.setTimeout(60_000);
  * A dependency whose host is gone without a reset answers nothing, and a clean close of its
  * connections (a PostgreSQL Terminate, a Redis QUIT) would wait until the kernel gives up on them.
  * A process asked to stop must still stop within its grace period (SHUTDOWN_TIMEOUT_MS), or it
- * exits with an error and skips what was left to close. Kafka frozen: faults-broker-frozen.
+ * exits with an error and skips what was left to close. Kafka frozen: faults-broker.int-spec.ts.
  */
 describe('shutdown with a dependency silent', () => {
   let context: TestContext;

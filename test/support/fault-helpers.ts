@@ -4,13 +4,49 @@ import { createClient } from 'redis';
 import type { AppConfig } from '../../src/config/config';
 import { onlineKeys, parsePopularity } from '../../src/modules/online-state/online-state.schema';
 import { Metrics } from '../../src/modules/metrics/metrics.registry';
+import { TOPICS } from '../../src/modules/ingest/ingest.service';
 import { eventMessage, userEvent } from './factories';
 import { kafkaFor, query, sleep } from './ingest-helpers';
 import { eventually } from './poll';
+import type { PrivateKafka } from './private-kafka';
+import { createTestContext, TestContext } from './test-context';
 
 /** One JSON line with a fault test's figures (the issue's closing note quotes them). */
 export function reportFigures(fault: string, figures: Record<string, unknown>): void {
   process.stdout.write(`FAULT-FIGURES ${JSON.stringify({ fault, ...figures })}\n`);
+}
+
+/**
+ * A test context on `kafka`, a private broker started here (failing with its log's path when it
+ * cannot start), with the ingest topics, and the settings that let ingest recover fast from a
+ * broker fault.
+ */
+export async function privateBrokerContext(kafka: PrivateKafka): Promise<TestContext> {
+  await kafka.start();
+  const context = await createTestContext({
+    KAFKA_BROKERS: kafka.brokers,
+    INGEST_RETRY_INITIAL_MS: '100',
+    INGEST_RETRY_MAX_MS: '1000',
+    // The minimum: after a fault the group waits this long for a member that is gone.
+    INGEST_SESSION_TIMEOUT_MS: '6000',
+    ONLINE_CATCH_UP_INTERVAL_MS: '500',
+  });
+  const topics = [
+    { name: TOPICS.events, partitions: 3 },
+    { name: TOPICS.items },
+    { name: TOPICS.eventsDlq },
+    { name: TOPICS.itemsDlq },
+  ];
+  // A broker that just started may not report the new partitions' leaders yet.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await context.createTopics(topics);
+      return context;
+    } catch (error) {
+      if (attempt >= 5) throw error;
+      await sleep(1000);
+    }
+  }
 }
 
 /** Click events with ids `<prefix>-<i>`, spread over `users` users and `items` items, one timestamp. */
@@ -75,6 +111,29 @@ export class SteadyProducer {
   /** From now on, record the first acknowledged send (the fault is over from the producer's view). */
   markRestart(): void {
     this.marked = true;
+  }
+
+  /**
+   * Starts `run` in the background; the promise resolves to its error, or to undefined once every
+   * batch was sent (a failed stream must fail the test, not leave an unhandled rejection behind).
+   */
+  start(
+    messages: readonly { key: string; value: string }[],
+    options: { batch: number; pauseMs: number; deadlineMs: number },
+  ): Promise<unknown> {
+    return this.run(messages, options).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+  }
+
+  /** Waits until at least `count` events are acknowledged. */
+  async acknowledged(count: number): Promise<void> {
+    await eventually(() => Promise.resolve(this.stats.produced), 60_000, {
+      what: `${count} events produced`,
+      until: (produced) => produced >= count,
+      intervalMs: 10,
+    });
   }
 
   async run(
@@ -177,7 +236,7 @@ export async function ingestCounts(
   return out;
 }
 
-/** Stored events whose ids are exactly `<prefix>-0 … <prefix>-(count-1)`: rows, distinct, in range. */
+/** Stored events of a `faultEvents` stream: rows, distinct ids, and ids in `<prefix>-0 … <prefix>-(count-1)`. */
 export async function storedFaultEvents(
   url: string,
   prefix: string,
@@ -189,7 +248,8 @@ export async function storedFaultEvents(
             count(*) FILTER (WHERE CASE WHEN event_id ~ ('^' || $1 || '-[0-9]+$')
                                         THEN substr(event_id, length($1) + 2)::int < $2
                                         ELSE false END) AS in_range
-       FROM events`,
+       FROM events
+      WHERE starts_with(event_id, $1 || '-')`,
     [prefix, count],
   );
   const row = rows.at(0);
