@@ -490,7 +490,6 @@ export class ConfigError extends Error {
   }
 }
 
-/** Parses the environment once; a missing or malformed variable fails with its name. */
 /**
  * The most a shutdown step that waits on a dependency may take (the Kafka consumers, the
  * embedding worker's batch, the Kafka clients, then Redis and PostgreSQL): a fifth of
@@ -501,6 +500,7 @@ export function shutdownStepMs(config: Pick<AppConfig, 'shutdownTimeoutMs'>): nu
   return Math.floor(config.shutdownTimeoutMs / 5);
 }
 
+/** Parses the environment once; a missing or malformed variable fails with its name. */
 export function loadConfig(env: Readonly<Record<string, string | undefined>>): AppConfig {
   const present = Object.fromEntries(
     Object.keys(configSchema.shape).flatMap((key) => {

@@ -75,9 +75,8 @@ export class BackgroundConsumers {
    * Ends the start attempts, then disconnects every started consumer, waiting at most `withinMs`
    * for both: a broker that does not answer holds a start attempt, and kafkajs's leave of the
    * group, for their whole request timeouts, and a shutdown past its grace period exits with an
-   * error. Not waiting loses nothing:
-   * offsets are committed only after their events are stored, and the group drops the member when
-   * its session expires.
+   * error. Not waiting loses nothing: offsets are committed only after their events are stored,
+   * and the group drops the member when its session expires.
    */
   async stop(withinMs: number): Promise<void> {
     this.stopped = true;
