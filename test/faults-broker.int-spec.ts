@@ -169,7 +169,8 @@ describe('Kafka broker faults', () => {
       if (context === undefined) throw new Error('no test context');
       const { config } = context;
       const url = config.postgres.url;
-      const ingest = await startFreshIngest(config, undefined, 'warn');
+      // Quiet: kafkajs logs every request that times out while the broker is frozen.
+      const ingest = await startFreshIngest(config, undefined, 'fatal');
       const producer = new SteadyProducer(config, TOPICS.events);
       const produced = producer.start(faultEvents('f', EVENTS, SHAPE), {
         // At most 5,000 events/s: the stream spans the freeze.
@@ -250,7 +251,7 @@ describe('Kafka broker faults', () => {
       if (context === undefined) throw new Error('no test context');
       const { shutdownTimeoutMs } = context.config;
       // The ingest of the frozen stream above, or one started here when this test runs alone.
-      const running = (app ??= await startIngest(context.config, undefined, 'warn'));
+      const running = (app ??= await startIngest(context.config, undefined, 'fatal'));
       await sleep(3000);
       await kafka.freeze();
       // Long enough for the consumers' fetches to be waiting on the broker.
