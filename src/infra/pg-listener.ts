@@ -14,10 +14,11 @@ const RETRY_MAX_MS = 5000;
  */
 const LIVENESS_MS = 10_000;
 /**
- * How long `close` waits for the server to close its end. One that answers nothing never does,
- * and the connection carries no work worth waiting for: it then ends with the process.
+ * How long `close` waits for the server to close its end (a server that answers does within
+ * milliseconds). One that answers nothing never does, and the connection carries no work worth
+ * waiting for: it then ends with the process.
  */
-const END_WAIT_MS = 1000;
+const END_WAIT_MS = 250;
 
 /**
  * A dedicated PostgreSQL connection for LISTEN (a pooled client would drop subscriptions when

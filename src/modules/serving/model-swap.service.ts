@@ -7,7 +7,9 @@ import {
 import type { Gauge } from 'prom-client';
 import { DomainError } from '../../common/errors';
 import type { Logger } from '../../common/logger';
+import { withTimeout } from '../../common/timeout';
 import { APP_CONFIG } from '../../config/config.module';
+import { shutdownStepMs } from '../../config/config';
 import type { AppConfig } from '../../config/config';
 import type { PgListener } from '../../infra/pg-listener';
 import { LOGGER } from '../../infra/tokens';
@@ -152,7 +154,14 @@ export class ModelSwapService
     this.stopped = true;
     clearInterval(this.poll);
     await this.listener.close();
-    await this.refreshing?.catch(() => undefined);
+    // A refresh waiting on a database that answers nothing would hold the shutdown until its
+    // query times out; the next replica loads what this one did not.
+    if (this.refreshing === undefined) return;
+    await withTimeout(this.refreshing, shutdownStepMs(this.config), 'the model refresh').catch(
+      (error: unknown) => {
+        this.logger.warn({ err: error }, 'model refresh left unfinished');
+      },
+    );
   }
 
   /** Brings this replica to the active version; concurrent calls coalesce into one more pass. */
