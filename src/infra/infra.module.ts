@@ -17,7 +17,7 @@ import type { RedisClient } from './redis';
 import { KafkaClients } from './kafka';
 import { PgBulkReader } from './pg-bulk-reader';
 import { KAFKA, LOGGER, PG_DIRECT_POOL, PG_BULK_READER, PG_POOL, REDIS } from './tokens';
-import { withTimeout } from '../common/timeout';
+import { waitAtMost, withTimeout } from '../common/timeout';
 
 const REDIS_START_WAIT_MS = 3000;
 
@@ -86,31 +86,19 @@ export class InfraModule implements OnModuleInit, OnApplicationShutdown {
 
   async onApplicationShutdown(signal?: string): Promise<void> {
     this.logger.info({ signal }, 'closing clients');
-    await this.closeWithin('Kafka', this.kafka.close());
+    // Each close waits at most a step of the grace period: a server that answers nothing (a host
+    // gone without a reset) would hold it until the kernel gives up on the connection. What is
+    // left open ends with the process.
+    const stepMs = shutdownStepMs(this.config);
+    await waitAtMost(this.kafka.close(), stepMs, 'closing Kafka', this.logger);
     if (!this.redis.isOpen) this.redis.destroy();
-    await this.closeWithin(
-      'Redis and PostgreSQL',
-      Promise.all([
-        this.redis.isOpen ? this.redis.close().catch(() => undefined) : undefined,
-        this.bulkReader.close(),
-        this.pool.end(),
-        this.directPool.end(),
-      ]),
-    );
+    const closingStores = Promise.all([
+      this.redis.isOpen ? this.redis.close().catch(() => undefined) : undefined,
+      this.bulkReader.close(),
+      this.pool.end(),
+      this.directPool.end(),
+    ]);
+    await waitAtMost(closingStores, stepMs, 'closing Redis and PostgreSQL', this.logger);
     this.logger.info('clients closed');
-  }
-
-  /**
-   * Waits for `closing` at most a step of the shutdown's grace period: a server that answers
-   * nothing (a host gone without a reset) would hold a clean close until the kernel gives up on
-   * the connection, and the process must exit within its grace period. What is left open ends
-   * with the process.
-   */
-  private async closeWithin(what: string, closing: Promise<unknown>): Promise<void> {
-    await withTimeout(closing, shutdownStepMs(this.config), `closing ${what}`).catch(
-      (error: unknown) => {
-        this.logger.warn({ err: error }, `${what} did not answer; connections left open`);
-      },
-    );
   }
 }

@@ -1,7 +1,7 @@
 import { Client } from 'pg';
 import type { AppConfig } from '../config/config';
 import type { Logger } from '../common/logger';
-import { withTimeout } from '../common/timeout';
+import { waitAtMost } from '../common/timeout';
 
 type Handler = (payload: string) => void;
 
@@ -69,9 +69,7 @@ export class PgListener {
     const client = this.client;
     this.client = undefined;
     if (client === undefined) return;
-    await withTimeout(client.end(), END_WAIT_MS, 'closing the LISTEN connection').catch(
-      () => undefined,
-    );
+    await waitAtMost(client.end(), END_WAIT_MS, 'closing the LISTEN connection');
   }
 
   private connect(): Promise<void> {

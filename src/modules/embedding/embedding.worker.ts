@@ -7,7 +7,7 @@ import {
 import { APP_CONFIG } from '../../config/config.module';
 import { shutdownStepMs } from '../../config/config';
 import type { AppConfig } from '../../config/config';
-import { withTimeout } from '../../common/timeout';
+import { waitAtMost } from '../../common/timeout';
 import type { Logger } from '../../common/logger';
 import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
@@ -69,13 +69,12 @@ export class EmbeddingWorker implements OnApplicationBootstrap, BeforeApplicatio
   async beforeApplicationShutdown(): Promise<void> {
     // A batch waiting on a database that answers nothing would hold the shutdown until its query
     // times out; its items stay pending and are embedded by the next worker.
-    await withTimeout(
+    await waitAtMost(
       this.stop(),
       shutdownStepMs(this.config),
       'stopping the embedding worker',
-    ).catch((error: unknown) => {
-      this.logger.warn({ err: error }, 'embedding batch left unfinished');
-    });
+      this.logger,
+    );
   }
 
   start(): void {

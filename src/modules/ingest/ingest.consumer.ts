@@ -8,7 +8,7 @@ import {
 import { APP_CONFIG } from '../../config/config.module';
 import { shutdownStepMs } from '../../config/config';
 import type { AppConfig } from '../../config/config';
-import { withTimeout } from '../../common/timeout';
+import { waitAtMost } from '../../common/timeout';
 import type { Logger } from '../../common/logger';
 import type { Gauge } from 'prom-client';
 import { LOGGER } from '../../infra/tokens';
@@ -85,11 +85,7 @@ export class BackgroundConsumers {
     const stopping = Promise.all(this.starting).then(() =>
       Promise.allSettled([...this.handles.map((handle) => handle.stop()), this.lagRead]),
     );
-    await withTimeout(stopping, withinMs, 'stopping the Kafka consumers').catch(
-      (error: unknown) => {
-        this.logger.warn({ err: error }, 'the broker did not answer; consumers left unstopped');
-      },
-    );
+    await waitAtMost(stopping, withinMs, 'stopping the Kafka consumers', this.logger);
   }
 
   /** One read at a time: a broker that does not answer holds each for its retries. */

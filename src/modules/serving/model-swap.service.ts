@@ -7,7 +7,7 @@ import {
 import type { Gauge } from 'prom-client';
 import { DomainError } from '../../common/errors';
 import type { Logger } from '../../common/logger';
-import { withTimeout } from '../../common/timeout';
+import { waitAtMost } from '../../common/timeout';
 import { APP_CONFIG } from '../../config/config.module';
 import { shutdownStepMs } from '../../config/config';
 import type { AppConfig } from '../../config/config';
@@ -157,10 +157,11 @@ export class ModelSwapService
     // A refresh waiting on a database that answers nothing would hold the shutdown until its
     // query times out; the next replica loads what this one did not.
     if (this.refreshing === undefined) return;
-    await withTimeout(this.refreshing, shutdownStepMs(this.config), 'the model refresh').catch(
-      (error: unknown) => {
-        this.logger.warn({ err: error }, 'model refresh left unfinished');
-      },
+    await waitAtMost(
+      this.refreshing,
+      shutdownStepMs(this.config),
+      'the model refresh',
+      this.logger,
     );
   }
 
