@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Pool } from 'pg';
 import { createLogger } from '../src/common/logger';
+import { ShutdownDeadline } from '../src/common/shutdown-deadline';
 import { createDirectPgPool, createPgPool } from '../src/infra/postgres';
 import { EmbeddingIndexer } from '../src/modules/embedding/embedding-indexer.service';
 import { EmbeddingRepository } from '../src/modules/embedding/embedding.repository';
@@ -108,6 +109,7 @@ describe.each(POSTGRES_MODES)('embedding worker on real PostgreSQL ($mode)', ({ 
       logger,
       health,
       new Metrics({}),
+      new ShutdownDeadline(context.config.shutdownTimeoutMs),
     );
     worker.start();
     try {

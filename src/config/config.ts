@@ -490,16 +490,6 @@ export class ConfigError extends Error {
   }
 }
 
-/**
- * The most a shutdown step that waits on a dependency may take (the Kafka consumers, the
- * embedding worker's batch, a model refresh, the Kafka clients, then Redis and PostgreSQL): a
- * fifth of SHUTDOWN_TIMEOUT_MS, so that with one that answers nothing the process still exits in
- * its grace period.
- */
-export function shutdownStepMs(config: Pick<AppConfig, 'shutdownTimeoutMs'>): number {
-  return Math.floor(config.shutdownTimeoutMs / 5);
-}
-
 /** Parses the environment once; a missing or malformed variable fails with its name. */
 export function loadConfig(env: Readonly<Record<string, string | undefined>>): AppConfig {
   const present = Object.fromEntries(

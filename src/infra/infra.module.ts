@@ -8,7 +8,6 @@ import {
 } from '@nestjs/common';
 import { Pool } from 'pg';
 import { APP_CONFIG } from '../config/config.module';
-import { shutdownStepMs } from '../config/config';
 import type { AppConfig } from '../config/config';
 import type { Logger } from '../common/logger';
 import { createDirectPgPool, createPgPool } from './postgres';
@@ -18,6 +17,7 @@ import { KafkaClients } from './kafka';
 import { PgBulkReader } from './pg-bulk-reader';
 import { KAFKA, LOGGER, PG_DIRECT_POOL, PG_BULK_READER, PG_POOL, REDIS } from './tokens';
 import { waitAtMost, withTimeout } from '../common/timeout';
+import { ShutdownDeadline } from '../common/shutdown-deadline';
 
 const REDIS_START_WAIT_MS = 3000;
 
@@ -50,12 +50,17 @@ const REDIS_START_WAIT_MS = 3000;
       useFactory: (config: AppConfig, logger: Logger) => createRedisClient(config.redis, logger),
     },
     {
+      provide: ShutdownDeadline,
+      inject: [APP_CONFIG],
+      useFactory: (config: AppConfig) => new ShutdownDeadline(config.shutdownTimeoutMs),
+    },
+    {
       provide: KAFKA,
       inject: [APP_CONFIG, LOGGER],
       useFactory: (config: AppConfig, logger: Logger) => new KafkaClients(config.kafka, logger),
     },
   ],
-  exports: [PG_POOL, PG_DIRECT_POOL, PG_BULK_READER, REDIS, KAFKA],
+  exports: [PG_POOL, PG_DIRECT_POOL, PG_BULK_READER, REDIS, KAFKA, ShutdownDeadline],
 })
 export class InfraModule implements OnModuleInit, OnApplicationShutdown {
   static forRoot(logger: Logger): DynamicModule {
@@ -73,7 +78,7 @@ export class InfraModule implements OnModuleInit, OnApplicationShutdown {
     @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(KAFKA) private readonly kafka: KafkaClients,
     @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly deadline: ShutdownDeadline,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -86,11 +91,10 @@ export class InfraModule implements OnModuleInit, OnApplicationShutdown {
 
   async onApplicationShutdown(signal?: string): Promise<void> {
     this.logger.info({ signal }, 'closing clients');
-    // Each close waits at most a step of the grace period: a server that answers nothing (a host
-    // gone without a reset) would hold it until the kernel gives up on the connection. What is
-    // left open ends with the process.
-    const stepMs = shutdownStepMs(this.config);
-    await waitAtMost(this.kafka.close(), stepMs, 'closing Kafka', this.logger);
+    // Each close waits at most a step, within the shutdown's deadline: a server that answers
+    // nothing (a host gone without a reset) would hold it until the kernel gives up on the
+    // connection. What is left open ends with the process.
+    await waitAtMost(this.kafka.close(), this.deadline.within(), 'closing Kafka', this.logger);
     if (!this.redis.isOpen) this.redis.destroy();
     const closingStores = Promise.all([
       this.redis.isOpen ? this.redis.close().catch(() => undefined) : undefined,
@@ -98,7 +102,12 @@ export class InfraModule implements OnModuleInit, OnApplicationShutdown {
       this.pool.end(),
       this.directPool.end(),
     ]);
-    await waitAtMost(closingStores, stepMs, 'closing Redis and PostgreSQL', this.logger);
+    await waitAtMost(
+      closingStores,
+      this.deadline.within(),
+      'closing Redis and PostgreSQL',
+      this.logger,
+    );
     this.logger.info('clients closed');
   }
 }

@@ -8,6 +8,7 @@ import { TOPICS } from '../../src/modules/ingest/ingest.service';
 import { eventMessage, userEvent } from './factories';
 import { kafkaFor, query, sleep } from './ingest-helpers';
 import { eventually } from './poll';
+import { TcpProxy } from './tcp-proxy';
 import type { PrivateKafka } from './private-kafka';
 import { createTestContext, TestContext } from './test-context';
 
@@ -324,4 +325,34 @@ export async function settledExactlyOnce(
     clicks: total,
   });
   return { stored, storedAt: all.at, online: online.value, onlineAt: online.at };
+}
+
+/**
+ * `config` with PostgreSQL and Redis reached through proxies that can go silent (open connections
+ * pass nothing, as from a host gone without a reset): `silence` one or both, `cut` when done.
+ */
+export async function silenceableStores(config: AppConfig) {
+  const postgres = new TcpProxy('127.0.0.1', 5432);
+  const redis = new TcpProxy('127.0.0.1', 6379);
+  await Promise.all([postgres.start(), redis.start()]);
+  const postgresUrl = new URL(config.postgres.url);
+  postgresUrl.port = String(postgres.port);
+  const redisUrl = new URL(config.redis.url);
+  redisUrl.port = String(redis.port);
+  return {
+    config: {
+      ...config,
+      postgres: {
+        ...config.postgres,
+        url: postgresUrl.toString(),
+        directUrl: postgresUrl.toString(),
+      },
+      redis: { ...config.redis, url: redisUrl.toString() },
+    } satisfies AppConfig,
+    silence(which: { postgres?: boolean; redis?: boolean }): void {
+      if (which.postgres) postgres.silence();
+      if (which.redis) redis.silence();
+    },
+    cut: () => Promise.all([postgres.cut(), redis.cut()]),
+  };
 }

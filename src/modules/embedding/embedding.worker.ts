@@ -5,7 +5,7 @@ import {
   OnApplicationBootstrap,
 } from '@nestjs/common';
 import { APP_CONFIG } from '../../config/config.module';
-import { shutdownStepMs } from '../../config/config';
+import { ShutdownDeadline } from '../../common/shutdown-deadline';
 import type { AppConfig } from '../../config/config';
 import { waitAtMost } from '../../common/timeout';
 import type { Logger } from '../../common/logger';
@@ -42,6 +42,7 @@ export class EmbeddingWorker implements OnApplicationBootstrap, BeforeApplicatio
     @Inject(LOGGER) logger: Logger,
     health: HealthService,
     metrics: Metrics,
+    private readonly deadline: ShutdownDeadline,
   ) {
     this.logger = logger.child({ component: 'embedding-worker' });
     metrics.gauge(
@@ -71,7 +72,7 @@ export class EmbeddingWorker implements OnApplicationBootstrap, BeforeApplicatio
     // times out; its items stay pending and are embedded by the next worker.
     await waitAtMost(
       this.stop(),
-      shutdownStepMs(this.config),
+      this.deadline.within(),
       'stopping the embedding worker',
       this.logger,
     );

@@ -6,7 +6,7 @@ import {
   OnApplicationBootstrap,
 } from '@nestjs/common';
 import { APP_CONFIG } from '../../config/config.module';
-import { shutdownStepMs } from '../../config/config';
+import { ShutdownDeadline } from '../../common/shutdown-deadline';
 import type { AppConfig } from '../../config/config';
 import { waitAtMost } from '../../common/timeout';
 import type { Logger } from '../../common/logger';
@@ -181,6 +181,7 @@ export class IngestConsumer implements OnApplicationBootstrap, BeforeApplication
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
     metrics: Metrics,
+    private readonly deadline: ShutdownDeadline,
   ) {
     this.consumers = new BackgroundConsumers(
       kafka,
@@ -218,6 +219,6 @@ export class IngestConsumer implements OnApplicationBootstrap, BeforeApplication
 
   async beforeApplicationShutdown(): Promise<void> {
     clearInterval(this.timer);
-    await this.consumers.stop(shutdownStepMs(this.config));
+    await this.consumers.stop(this.deadline.within());
   }
 }

@@ -5,7 +5,7 @@ import {
   OnApplicationBootstrap,
 } from '@nestjs/common';
 import { APP_CONFIG } from '../../config/config.module';
-import { shutdownStepMs } from '../../config/config';
+import { ShutdownDeadline } from '../../common/shutdown-deadline';
 import type { AppConfig } from '../../config/config';
 import type { Logger } from '../../common/logger';
 import { LOGGER } from '../../infra/tokens';
@@ -46,6 +46,7 @@ export class ServedSlateConsumer implements OnApplicationBootstrap, BeforeApplic
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
     metrics: Metrics,
+    private readonly deadline: ShutdownDeadline,
   ) {
     this.logger = logger.child({ component: 'served-slate-consumer' });
     this.consumers = new BackgroundConsumers(kafka, this.logger, metrics);
@@ -73,7 +74,7 @@ export class ServedSlateConsumer implements OnApplicationBootstrap, BeforeApplic
 
   async beforeApplicationShutdown(): Promise<void> {
     clearInterval(this.timer);
-    await this.consumers.stop(shutdownStepMs(this.config));
+    await this.consumers.stop(this.deadline.within());
     await this.maintaining;
   }
 

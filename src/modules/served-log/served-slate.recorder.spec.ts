@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { loadConfig } from '../../config/config';
+import { ShutdownDeadline } from '../../common/shutdown-deadline';
 import { Metrics } from '../metrics/metrics.registry';
 import { FakeServedSlatePublisher } from '../../../test/support/fakes/served-slate-publisher';
 import type { ServedSlate } from './served-slate';
@@ -53,6 +54,7 @@ function setup(env: Record<string, string> = {}): Setup {
     config,
     pino({ level: 'warn' }, sink),
     metrics,
+    new ShutdownDeadline(config.shutdownTimeoutMs),
   );
   return { recorder, publisher, metrics, warnings };
 }

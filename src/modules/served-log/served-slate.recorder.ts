@@ -3,6 +3,7 @@ import type { Counter } from 'prom-client';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import type { Logger } from '../../common/logger';
+import { ShutdownDeadline } from '../../common/shutdown-deadline';
 import { withTimeout } from '../../common/timeout';
 import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
@@ -69,6 +70,7 @@ export class ServedSlateRecorder implements BeforeApplicationShutdown {
     @Inject(APP_CONFIG) config: AppConfig,
     @Inject(LOGGER) logger: Logger,
     metrics: Metrics,
+    private readonly deadline: ShutdownDeadline,
   ) {
     this.logger = logger.child({ component: 'served-slate-recorder' });
     this.settings = config.servedLog;
@@ -123,7 +125,11 @@ export class ServedSlateRecorder implements BeforeApplicationShutdown {
     clearTimeout(this.timer);
     clearImmediate(this.immediate);
     try {
-      await withTimeout(this.drain(), this.shutdownFlushMs, 'served-slate log flush');
+      await withTimeout(
+        this.drain(),
+        this.deadline.within(this.shutdownFlushMs),
+        'served-slate log flush',
+      );
     } catch {
       // Timed out: what is still queued is lost (the send in flight ends with the Kafka client).
     }

@@ -9,7 +9,7 @@ import { DomainError } from '../../common/errors';
 import type { Logger } from '../../common/logger';
 import { waitAtMost } from '../../common/timeout';
 import { APP_CONFIG } from '../../config/config.module';
-import { shutdownStepMs } from '../../config/config';
+import { ShutdownDeadline } from '../../common/shutdown-deadline';
 import type { AppConfig } from '../../config/config';
 import type { PgListener } from '../../infra/pg-listener';
 import { LOGGER } from '../../infra/tokens';
@@ -79,6 +79,7 @@ export class ModelSwapService
     @Inject(LOGGER) logger: Logger,
     health: HealthService,
     metrics: Metrics,
+    private readonly deadline: ShutdownDeadline,
   ) {
     this.logger = logger.child({ component: 'model-swap' });
     this.swapSeconds = metrics.histogram(
@@ -157,12 +158,7 @@ export class ModelSwapService
     // A refresh waiting on a database that answers nothing would hold the shutdown until its
     // query times out; the next replica loads what this one did not.
     if (this.refreshing === undefined) return;
-    await waitAtMost(
-      this.refreshing,
-      shutdownStepMs(this.config),
-      'the model refresh',
-      this.logger,
-    );
+    await waitAtMost(this.refreshing, this.deadline.within(), 'the model refresh', this.logger);
   }
 
   /** Brings this replica to the active version; concurrent calls coalesce into one more pass. */

@@ -1,6 +1,8 @@
 import { BeforeApplicationShutdown, Inject, Injectable } from '@nestjs/common';
 import { DomainError } from '../../common/errors';
 import type { Logger } from '../../common/logger';
+import { ShutdownDeadline } from '../../common/shutdown-deadline';
+import { waitAtMost } from '../../common/timeout';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import type { Counter, Gauge } from 'prom-client';
@@ -53,6 +55,7 @@ export class TrainingRunService implements BeforeApplicationShutdown {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
     metrics: Metrics,
+    private readonly deadline: ShutdownDeadline,
   ) {
     this.logger = logger.child({ component: 'training' });
     this.runs = metrics.counter(
@@ -167,8 +170,14 @@ export class TrainingRunService implements BeforeApplicationShutdown {
   async beforeApplicationShutdown(): Promise<void> {
     if (this.inFlight.size === 0) return;
     this.stopping.abort(new Error('shutting down'));
-    const grace = new Promise((resolve) => setTimeout(resolve, this.config.shutdownTimeoutMs / 2));
-    await Promise.race([Promise.allSettled([...this.inFlight]), grace]);
+    // A run notices the abort between batches and records its failure: half the grace period
+    // at most, within the shutdown's deadline.
+    await waitAtMost(
+      Promise.allSettled([...this.inFlight]),
+      this.deadline.within(this.config.shutdownTimeoutMs / 2),
+      'the training run in flight',
+      this.logger,
+    );
   }
 
   private async execute(run: TrainingRun, lock: TrainingLock): Promise<void> {

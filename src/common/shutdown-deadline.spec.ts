@@ -1,0 +1,45 @@
+import { ShutdownDeadline } from './shutdown-deadline';
+
+describe('ShutdownDeadline', () => {
+  const clock = () => {
+    let nowMs = 1_000;
+    return {
+      now: () => nowMs,
+      advance: (ms: number) => {
+        nowMs += ms;
+      },
+    };
+  };
+
+  it('gives each step a fifth of the grace period while the deadline is far', () => {
+    const { now, advance } = clock();
+    const deadline = new ShutdownDeadline(10_000, now);
+    deadline.onModuleDestroy();
+    expect(deadline.within()).toBe(2_000);
+    advance(2_000);
+    expect(deadline.within()).toBe(2_000);
+    expect(deadline.within(500)).toBe(500);
+  });
+
+  it('never past the deadline, nine tenths of the grace period after the shutdown began', () => {
+    const { now, advance } = clock();
+    const deadline = new ShutdownDeadline(10_000, now);
+    deadline.onModuleDestroy();
+    advance(8_000);
+    expect(deadline.within()).toBe(1_000);
+    expect(deadline.within(5_000)).toBe(1_000);
+    advance(1_500);
+    expect(deadline.within()).toBe(0);
+  });
+
+  it('begins at the first step asked about when no shutdown hook began it', () => {
+    const { now, advance } = clock();
+    const deadline = new ShutdownDeadline(10_000, now);
+    advance(60_000);
+    expect(deadline.within()).toBe(2_000);
+    advance(7_000);
+    expect(deadline.within()).toBe(2_000);
+    advance(1_000);
+    expect(deadline.within()).toBe(1_000);
+  });
+});

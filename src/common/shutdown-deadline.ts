@@ -1,0 +1,41 @@
+import type { OnModuleDestroy } from '@nestjs/common';
+
+/** The share of SHUTDOWN_TIMEOUT_MS that one step may wait on a dependency. */
+const STEP_SHARE = 1 / 5;
+/**
+ * The share of SHUTDOWN_TIMEOUT_MS by which the last step ends: the rest is left for what closes
+ * after it (the HTTP server) before the process's own timer exits with an error.
+ */
+const DEADLINE_SHARE = 0.9;
+
+/**
+ * One deadline for a whole shutdown. Each step that waits on a dependency (the Kafka consumers,
+ * the embedding worker's batch, a model refresh, a training run, the Kafka clients, then Redis and
+ * PostgreSQL) waits at most a step, and never past the deadline: with every dependency answering
+ * nothing, steps that each took their own share ended past SHUTDOWN_TIMEOUT_MS, and the process
+ * exited with an error instead of by itself. The deadline begins when Nest starts the shutdown
+ * (`onModuleDestroy` runs before any step), or at the first step asked about.
+ */
+export class ShutdownDeadline implements OnModuleDestroy {
+  private endsAt: number | undefined;
+
+  constructor(
+    private readonly shutdownTimeoutMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  onModuleDestroy(): void {
+    this.begin();
+  }
+
+  /** How long a step may wait now: at most `capMs` (a step by default), never past the deadline. */
+  within(capMs = this.shutdownTimeoutMs * STEP_SHARE): number {
+    const endsAt = this.begin();
+    return Math.max(0, Math.min(Math.floor(capMs), endsAt - this.now()));
+  }
+
+  private begin(): number {
+    this.endsAt ??= this.now() + Math.floor(this.shutdownTimeoutMs * DEADLINE_SHARE);
+    return this.endsAt;
+  }
+}
