@@ -1,6 +1,7 @@
 import { Client } from 'pg';
 import { createLogger } from '../src/common/logger';
 import { PgListener } from '../src/infra/pg-listener';
+import { startApp } from './support/app';
 import { eventually } from './support/poll';
 import { TcpProxy } from './support/tcp-proxy';
 import { createTestContext, TestContext } from './support/test-context';
@@ -55,6 +56,37 @@ describe('the LISTEN connection', () => {
       });
     } finally {
       await listener.close();
+    }
+  });
+});
+
+describe('the LISTEN connection of a process', () => {
+  let context: TestContext;
+  let pg: Client;
+
+  beforeAll(async () => {
+    context = await createTestContext({ AUTH_MODE: 'api-key' });
+    await context.createServiceTopics();
+    pg = new Client({ connectionString: context.config.postgres.directUrl });
+    await pg.connect();
+  });
+  afterAll(async () => {
+    await pg.end();
+    await context.cleanup();
+  });
+
+  // Each is a direct connection (LISTEN does not pass a transaction pooler), held for good.
+  it('is one per process, whatever its modules listen for (role all: activations, API-key changes, queued runs)', async () => {
+    const app = await startApp({ ...context.config, role: 'all' });
+    try {
+      const { rows } = await pg.query<{ count: number }>(
+        `SELECT count(*)::int AS count FROM pg_stat_activity
+          WHERE datname = current_database() AND application_name = 'recsys-listener'`,
+      );
+      // Three before, one for each module.
+      expect(rows[0].count).toBe(1);
+    } finally {
+      await app.close();
     }
   });
 });

@@ -15,7 +15,16 @@ import { createRedisClient } from './redis';
 import type { RedisClient } from './redis';
 import { KafkaClients } from './kafka';
 import { PgBulkReader } from './pg-bulk-reader';
-import { KAFKA, LOGGER, PG_DIRECT_POOL, PG_BULK_READER, PG_POOL, REDIS } from './tokens';
+import { createPgListener, PgListener } from './pg-listener';
+import {
+  KAFKA,
+  LOGGER,
+  PG_DIRECT_POOL,
+  PG_BULK_READER,
+  PG_LISTENER,
+  PG_POOL,
+  REDIS,
+} from './tokens';
 import { waitAtMost, withTimeout } from '../common/timeout';
 import { ShutdownDeadline } from '../common/shutdown-deadline';
 
@@ -45,6 +54,11 @@ const REDIS_START_WAIT_MS = 3000;
       useFactory: (config: AppConfig) => new PgBulkReader(config.postgres),
     },
     {
+      provide: PG_LISTENER,
+      inject: [APP_CONFIG, LOGGER],
+      useFactory: (config: AppConfig, logger: Logger) => createPgListener(config.postgres, logger),
+    },
+    {
       provide: REDIS,
       inject: [APP_CONFIG, LOGGER],
       useFactory: (config: AppConfig, logger: Logger) => createRedisClient(config.redis, logger),
@@ -60,7 +74,7 @@ const REDIS_START_WAIT_MS = 3000;
       useFactory: (config: AppConfig, logger: Logger) => new KafkaClients(config.kafka, logger),
     },
   ],
-  exports: [PG_POOL, PG_DIRECT_POOL, PG_BULK_READER, REDIS, KAFKA, ShutdownDeadline],
+  exports: [PG_POOL, PG_DIRECT_POOL, PG_BULK_READER, PG_LISTENER, REDIS, KAFKA, ShutdownDeadline],
 })
 export class InfraModule implements OnModuleInit, OnApplicationShutdown {
   static forRoot(logger: Logger): DynamicModule {
@@ -75,6 +89,7 @@ export class InfraModule implements OnModuleInit, OnApplicationShutdown {
     @Inject(PG_POOL) private readonly pool: Pool,
     @Inject(PG_DIRECT_POOL) private readonly directPool: Pool,
     @Inject(PG_BULK_READER) private readonly bulkReader: PgBulkReader,
+    @Inject(PG_LISTENER) private readonly listener: PgListener,
     @Inject(REDIS) private readonly redis: RedisClient,
     @Inject(KAFKA) private readonly kafka: KafkaClients,
     @Inject(LOGGER) private readonly logger: Logger,
@@ -99,6 +114,7 @@ export class InfraModule implements OnModuleInit, OnApplicationShutdown {
     const closingStores = Promise.all([
       this.redis.isOpen ? this.redis.close().catch(() => undefined) : undefined,
       this.bulkReader.close(),
+      this.listener.close(),
       this.pool.end(),
       this.directPool.end(),
     ]);

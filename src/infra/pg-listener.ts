@@ -22,8 +22,10 @@ const END_WAIT_MS = 250;
 
 /**
  * A dedicated PostgreSQL connection for LISTEN (a pooled client would drop subscriptions when
- * returned). Connects on the first `listen`, reconnects with backoff and re-subscribes; because
- * notifications sent while disconnected are lost, `onReconnect` callbacks let callers re-read state.
+ * returned), one per process (PG_LISTENER) for every channel its modules listen on; InfraModule
+ * closes it with the other clients. Connects on the first `listen`, reconnects with backoff and
+ * re-subscribes; because notifications sent while disconnected are lost, `onReconnect` callbacks
+ * let callers re-read state.
  */
 export class PgListener {
   private client: Client | undefined;

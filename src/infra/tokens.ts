@@ -4,6 +4,11 @@ export const PG_POOL = Symbol('PG_POOL');
 export const PG_DIRECT_POOL = Symbol('PG_DIRECT_POOL');
 /** Bulk reads from PostgreSQL (stored files, vectors), on a thread of their own (pg-bulk-reader.ts). */
 export const PG_BULK_READER = Symbol('PG_BULK_READER');
+/**
+ * The process's one LISTEN connection (pg-listener.ts), direct to PostgreSQL: every module's
+ * channels share it, so a replica holds one however many modules listen.
+ */
+export const PG_LISTENER = Symbol('PG_LISTENER');
 export const REDIS = Symbol('REDIS');
 export const KAFKA = Symbol('KAFKA');
 export const LOGGER = Symbol('LOGGER');

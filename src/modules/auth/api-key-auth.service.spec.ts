@@ -21,7 +21,6 @@ async function request(
 const noListener = {
   listen: () => Promise.resolve(),
   onReconnect: () => undefined,
-  close: () => Promise.resolve(),
 };
 
 function setup(env: Record<string, string> = {}) {

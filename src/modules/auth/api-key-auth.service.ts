@@ -10,14 +10,12 @@ import type { Logger } from '../../common/logger';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import type { PgListener } from '../../infra/pg-listener';
-import { LOGGER } from '../../infra/tokens';
+import { LOGGER, PG_LISTENER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
 import { AuthError, AuthErrorCode } from './access';
 import { ApiKeyRole, hashApiKey, isWellFormedApiKey, KEY_FORMAT, roleSatisfies } from './api-key';
 import { API_KEYS_CHANNEL, ApiKeyRecord, ApiKeyRepository } from './api-key.repository';
 import { TokenBucket } from './token-bucket';
-
-export const AUTH_LISTENER = Symbol('AUTH_LISTENER');
 
 /** Who a request acts as. */
 export interface Principal {
@@ -88,8 +86,8 @@ export class ApiKeyAuthService implements OnApplicationBootstrap, BeforeApplicat
   constructor(
     @Inject(ApiKeyRepository)
     private readonly repository: Pick<ApiKeyRepository, 'allLive' | 'findLive' | 'markUsed'>,
-    @Inject(AUTH_LISTENER)
-    private readonly listener: Pick<PgListener, 'listen' | 'onReconnect' | 'close'>,
+    @Inject(PG_LISTENER)
+    private readonly listener: Pick<PgListener, 'listen' | 'onReconnect'>,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
     metrics: Metrics,
@@ -166,7 +164,6 @@ export class ApiKeyAuthService implements OnApplicationBootstrap, BeforeApplicat
   async beforeApplicationShutdown(): Promise<void> {
     clearInterval(this.flushTimer);
     clearTimeout(this.preloadRetry);
-    await this.listener.close();
     await this.flushUsage();
   }
 

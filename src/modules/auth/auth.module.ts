@@ -1,11 +1,6 @@
 import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
-import type { Logger } from '../../common/logger';
-import { APP_CONFIG } from '../../config/config.module';
-import type { AppConfig } from '../../config/config';
-import { createPgListener } from '../../infra/pg-listener';
-import { LOGGER } from '../../infra/tokens';
-import { ApiKeyAuthService, AUTH_LISTENER } from './api-key-auth.service';
+import { ApiKeyAuthService } from './api-key-auth.service';
 import { ApiKeyGuard } from './api-key.guard';
 import { ApiKeyRepository } from './api-key.repository';
 import { ApiKeyService } from './api-key.service';
@@ -17,11 +12,6 @@ import { GraphqlCallers } from './graphql-callers';
   providers: [
     ApiKeyRepository,
     ApiKeyService,
-    {
-      provide: AUTH_LISTENER,
-      inject: [APP_CONFIG, LOGGER],
-      useFactory: (config: AppConfig, logger: Logger) => createPgListener(config.postgres, logger),
-    },
     ApiKeyAuthService,
     GraphqlCallers,
     IntrospectionGate,

@@ -12,15 +12,13 @@ import { APP_CONFIG } from '../../config/config.module';
 import { ShutdownDeadline } from '../../common/shutdown-deadline';
 import type { AppConfig } from '../../config/config';
 import type { PgListener } from '../../infra/pg-listener';
-import { LOGGER } from '../../infra/tokens';
+import { LOGGER, PG_LISTENER } from '../../infra/tokens';
 import { HealthService } from '../health/health.service';
 import { Metrics } from '../metrics/metrics.registry';
 import { ExperimentAssignment } from '../experiments/experiment-assignment.service';
 import { RegistryService } from '../registry/registry.service';
 import { MODEL_LOADER } from './served-model';
 import type { LoadedModel, LoadedModels, ModelLoader } from './served-model';
-
-export const ACTIVATION_LISTENER = Symbol('ACTIVATION_LISTENER');
 
 /** The version this replica serves, as loaded. */
 export interface SwappedModel {
@@ -74,7 +72,7 @@ export class ModelSwapService
     private readonly registry: RegistryService,
     private readonly experiments: ExperimentAssignment,
     @Inject(MODEL_LOADER) private readonly loader: ModelLoader,
-    @Inject(ACTIVATION_LISTENER) private readonly listener: PgListener,
+    @Inject(PG_LISTENER) private readonly listener: PgListener,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
     health: HealthService,
@@ -154,7 +152,6 @@ export class ModelSwapService
   async beforeApplicationShutdown(): Promise<void> {
     this.stopped = true;
     clearInterval(this.poll);
-    await this.listener.close();
     // A refresh waiting on a database that answers nothing would hold the shutdown until its
     // query times out; the next replica loads what this one did not.
     if (this.refreshing === undefined) return;

@@ -1,15 +1,10 @@
 import { Module } from '@nestjs/common';
-import type { Logger } from '../../common/logger';
-import { APP_CONFIG } from '../../config/config.module';
-import type { AppConfig } from '../../config/config';
-import { createPgListener } from '../../infra/pg-listener';
-import { LOGGER } from '../../infra/tokens';
 import { EmbeddingApiModule } from '../embedding/embedding.module';
 import { ExperimentsModule } from '../experiments/experiments.module';
 import { HealthModule } from '../health/health.module';
 import { OnlineStateReaderModule } from '../online-state/online-state.module';
 import { RegistryModule } from '../registry/registry.module';
-import { ACTIVATION_LISTENER, ModelSwapService } from './model-swap.service';
+import { ModelSwapService } from './model-swap.service';
 import { RetrievalIndexModule } from './retrieval-index.module';
 import { LOADED_MODELS } from './served-model';
 import type { LoadedModels } from './served-model';
@@ -30,11 +25,6 @@ import { ServingService } from './serving.service';
     RetrievalIndexModule,
   ],
   providers: [
-    {
-      provide: ACTIVATION_LISTENER,
-      inject: [APP_CONFIG, LOGGER],
-      useFactory: (config: AppConfig, logger: Logger) => createPgListener(config.postgres, logger),
-    },
     ModelSwapService,
     // A factory, not `useExisting`: tests override this token to pin a model of their own.
     {

@@ -8,11 +8,9 @@ import type { Logger } from '../../common/logger';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import type { PgListener } from '../../infra/pg-listener';
-import { LOGGER } from '../../infra/tokens';
+import { LOGGER, PG_LISTENER } from '../../infra/tokens';
 import { TRAINING_QUEUE_CHANNEL } from '../registry/registry.repository';
 import { TrainingRunService } from './training-run.service';
-
-export const TRAINING_QUEUE_LISTENER = Symbol('TRAINING_QUEUE_LISTENER');
 
 /**
  * The train role's edge: runs what `trainModel` queued. A NOTIFY wakes it at once; a poll every
@@ -29,7 +27,7 @@ export class TrainingQueueWorker implements OnApplicationBootstrap, BeforeApplic
 
   constructor(
     private readonly runs: TrainingRunService,
-    @Inject(TRAINING_QUEUE_LISTENER) private readonly listener: PgListener,
+    @Inject(PG_LISTENER) private readonly listener: PgListener,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
   ) {
@@ -54,10 +52,9 @@ export class TrainingQueueWorker implements OnApplicationBootstrap, BeforeApplic
     this.timer.unref();
   }
 
-  async beforeApplicationShutdown(): Promise<void> {
+  beforeApplicationShutdown(): void {
     this.stopped = true;
     clearInterval(this.timer);
-    await this.listener.close();
     // A run in progress is aborted and awaited by TrainingRunService's own shutdown hook.
   }
 

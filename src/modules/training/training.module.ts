@@ -1,15 +1,10 @@
 import { Module } from '@nestjs/common';
-import type { Logger } from '../../common/logger';
-import { APP_CONFIG } from '../../config/config.module';
-import type { AppConfig } from '../../config/config';
-import { createPgListener } from '../../infra/pg-listener';
-import { LOGGER } from '../../infra/tokens';
 import { RegistryModule } from '../registry/registry.module';
 import { IndexPrebuildService } from '../serving/index-prebuild.service';
 import { RetrievalIndexModule } from '../serving/retrieval-index.module';
 import { MODEL_TRAINER } from './model-trainer';
 import type { ModelTrainer } from './model-trainer';
-import { TRAINING_QUEUE_LISTENER, TrainingQueueWorker } from './training-queue.worker';
+import { TrainingQueueWorker } from './training-queue.worker';
 import { TrainingRepository } from './training.repository';
 import { TrainingRunService } from './training-run.service';
 import { TrainingScheduler } from './training.scheduler';
@@ -41,14 +36,6 @@ export class TrainingCoreModule {}
 /** The train role: runs queued runs as they arrive, and scheduled ones (TRAIN_CRON). */
 @Module({
   imports: [TrainingCoreModule],
-  providers: [
-    {
-      provide: TRAINING_QUEUE_LISTENER,
-      inject: [APP_CONFIG, LOGGER],
-      useFactory: (config: AppConfig, logger: Logger) => createPgListener(config.postgres, logger),
-    },
-    TrainingQueueWorker,
-    TrainingScheduler,
-  ],
+  providers: [TrainingQueueWorker, TrainingScheduler],
 })
 export class TrainingModule {}
