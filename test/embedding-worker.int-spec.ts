@@ -3,6 +3,7 @@ import { Pool } from 'pg';
 import { createLogger } from '../src/common/logger';
 import { ShutdownDeadline } from '../src/common/shutdown-deadline';
 import { createDirectPgPool, createPgPool } from '../src/infra/postgres';
+import { createPgListener, PgListener } from '../src/infra/pg-listener';
 import { EmbeddingIndexer } from '../src/modules/embedding/embedding-indexer.service';
 import { EmbeddingRepository } from '../src/modules/embedding/embedding.repository';
 import { EmbeddingWorker } from '../src/modules/embedding/embedding.worker';
@@ -62,6 +63,7 @@ describe.each(POSTGRES_MODES)('embedding worker on real PostgreSQL ($mode)', ({ 
   let directPool: Pool;
   let ingest: IngestRepository;
   let repository: EmbeddingRepository;
+  let listener: PgListener;
   const logger = createLogger('silent');
   const metrics = new Metrics({ role: 'test' });
 
@@ -91,9 +93,11 @@ describe.each(POSTGRES_MODES)('embedding worker on real PostgreSQL ($mode)', ({ 
     directPool = createDirectPgPool(context.config.postgres, logger);
     ingest = new IngestRepository(pool);
     repository = new EmbeddingRepository(pool, directPool);
+    listener = createPgListener(context.config.postgres, logger);
   });
 
   afterAll(async () => {
+    await listener.close();
     await pool.end();
     await directPool.end();
     await context.cleanup();
@@ -105,6 +109,7 @@ describe.each(POSTGRES_MODES)('embedding worker on real PostgreSQL ($mode)', ({ 
     const worker = new EmbeddingWorker(
       indexerFor(encoder),
       repository,
+      listener,
       context.config,
       logger,
       health,

@@ -76,14 +76,14 @@ describe('the LISTEN connection of a process', () => {
   });
 
   // Each is a direct connection (LISTEN does not pass a transaction pooler), held for good.
-  it('is one per process, whatever its modules listen for (role all: activations, API-key changes, queued runs)', async () => {
+  it('is one per process, whatever its modules listen for (role all: activations, API-key changes, queued runs, items to embed)', async () => {
     const app = await startApp({ ...context.config, role: 'all' });
     try {
       const { rows } = await pg.query<{ count: number }>(
         `SELECT count(*)::int AS count FROM pg_stat_activity
           WHERE datname = current_database() AND application_name = 'recsys-listener'`,
       );
-      // Three before, one for each module.
+      // Before: three, one per module, and the embedding worker's on a pooled direct connection.
       expect(rows[0].count).toBe(1);
     } finally {
       await app.close();

@@ -3,8 +3,8 @@ import { AppConfig } from '../config/config';
 import { Logger } from '../common/logger';
 
 /**
- * Connections of the direct pool, opened on demand and closed when idle: the readiness ping, one
- * held session lock (training or embedding) and the embedding worker's LISTEN, at once.
+ * Connections of the direct pool, opened on demand and closed when idle: the readiness ping and
+ * the held session locks (training, embedding: both in role `all`), at once.
  */
 const DIRECT_POOL_MAX = 3;
 

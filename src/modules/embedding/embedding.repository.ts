@@ -64,10 +64,6 @@ export async function readItemTexts(
   return new Map(result.rows.map((row) => [row.item_id, itemText(toItem(row))]));
 }
 
-export interface Listener {
-  close(): Promise<void>;
-}
-
 @Injectable()
 export class EmbeddingRepository {
   constructor(
@@ -197,45 +193,5 @@ export class EmbeddingRepository {
   /** The encoder input text of each live item among `itemIds` (deleted and unknown ones absent). */
   itemTexts(itemIds: readonly string[]): Promise<Map<string, string>> {
     return readItemTexts(this.pool, itemIds);
-  }
-
-  /**
-   * LISTENs on `channel` on a dedicated connection (a direct one: a pooler would drop it). `onError` is called once if the connection
-   * breaks; the listener is then closed and the caller decides when to listen again.
-   */
-  async listen(
-    channel: string,
-    onNotify: () => void,
-    onError: (error: unknown) => void,
-  ): Promise<Listener> {
-    const client = await this.directPool.connect();
-    let closed = false;
-    const fail = (error: unknown) => {
-      if (closed) return;
-      closed = true;
-      client.release(error instanceof Error ? error : new Error(String(error)));
-      onError(error);
-    };
-    client.on('notification', (message) => {
-      if (message.channel === channel) onNotify();
-    });
-    client.on('error', fail);
-    try {
-      await client.query(`LISTEN ${client.escapeIdentifier(channel)}`);
-    } catch (error) {
-      closed = true;
-      client.release(true);
-      throw error;
-    }
-    return {
-      close: async () => {
-        if (closed) return;
-        closed = true;
-        await client.query(`UNLISTEN ${client.escapeIdentifier(channel)}`).catch(() => undefined);
-        client.removeAllListeners('notification');
-        client.removeListener('error', fail);
-        client.release();
-      },
-    };
   }
 }

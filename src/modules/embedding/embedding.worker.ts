@@ -9,14 +9,14 @@ import { ShutdownDeadline } from '../../common/shutdown-deadline';
 import type { AppConfig } from '../../config/config';
 import { waitAtMost } from '../../common/timeout';
 import type { Logger } from '../../common/logger';
-import { LOGGER } from '../../infra/tokens';
+import type { PgListener } from '../../infra/pg-listener';
+import { LOGGER, PG_LISTENER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
 import { HealthService } from '../health/health.service';
 import { EmbeddingIndexer } from './embedding-indexer.service';
-import { EMBED_PENDING_CHANNEL, EmbeddingRepository, Listener } from './embedding.repository';
+import { EMBED_PENDING_CHANNEL, EmbeddingRepository } from './embedding.repository';
 
 const RETRY_INITIAL_MS = 1000;
-const LISTEN_RETRY_MS = 5000;
 
 /**
  * The ingest role's embedding loop. Woken by PostgreSQL notifications (the items triggers fire when
@@ -26,7 +26,7 @@ const LISTEN_RETRY_MS = 5000;
 @Injectable()
 export class EmbeddingWorker implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger: Logger;
-  private listener: Listener | undefined;
+  private subscribed = false;
   private poll: NodeJS.Timeout | undefined;
   private retry: NodeJS.Timeout | undefined;
   private draining: Promise<void> | undefined;
@@ -38,6 +38,7 @@ export class EmbeddingWorker implements OnApplicationBootstrap, BeforeApplicatio
   constructor(
     private readonly indexer: EmbeddingIndexer,
     private readonly repository: EmbeddingRepository,
+    @Inject(PG_LISTENER) private readonly listener: Pick<PgListener, 'listen' | 'onReconnect'>,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
     health: HealthService,
@@ -81,7 +82,7 @@ export class EmbeddingWorker implements OnApplicationBootstrap, BeforeApplicatio
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
-    void this.listen();
+    this.subscribe();
     this.poll = setInterval(() => {
       this.wake();
     }, this.config.embedding.pollIntervalMs);
@@ -92,9 +93,23 @@ export class EmbeddingWorker implements OnApplicationBootstrap, BeforeApplicatio
     this.stopped = true;
     clearInterval(this.poll);
     clearTimeout(this.retry);
-    await this.listener?.close();
-    this.listener = undefined;
     await this.draining;
+  }
+
+  /**
+   * Wakes on each notification (the items triggers NOTIFY), and after the LISTEN connection comes
+   * back (notifications meanwhile are lost). Once: a stopped worker's wakes do nothing.
+   */
+  private subscribe(): void {
+    if (this.subscribed) return;
+    this.subscribed = true;
+    const wake = () => {
+      this.wake();
+    };
+    this.listener.onReconnect(wake);
+    this.listener.listen(EMBED_PENDING_CHANNEL, wake).catch((error: unknown) => {
+      this.logger.warn({ err: error }, 'cannot LISTEN for items to embed yet; retrying');
+    });
   }
 
   /** Drains pending items now (or right after the running drain). */
@@ -144,35 +159,6 @@ export class EmbeddingWorker implements OnApplicationBootstrap, BeforeApplicatio
       this.retry = setTimeout(() => {
         this.wake();
       }, delay);
-    }
-  }
-
-  /** A method, not the field: the flag changes across awaits, which narrowing does not see. */
-  private isStopped(): boolean {
-    return this.stopped;
-  }
-
-  private async listen(): Promise<void> {
-    if (this.stopped) return;
-    try {
-      this.listener = await this.repository.listen(
-        EMBED_PENDING_CHANNEL,
-        () => {
-          this.wake();
-        },
-        (error) => {
-          this.listener = undefined;
-          this.logger.warn({ err: error }, 'embedding notifications lost; listening again soon');
-          setTimeout(() => void this.listen(), LISTEN_RETRY_MS).unref();
-        },
-      );
-      // Stopped while connecting: `stop` found no listener to close.
-      if (this.isStopped()) await this.listener.close();
-      // Items marked while not listening.
-      else this.wake();
-    } catch (error) {
-      this.logger.warn({ err: error }, 'cannot listen for embedding notifications; retrying');
-      setTimeout(() => void this.listen(), LISTEN_RETRY_MS).unref();
     }
   }
 }
