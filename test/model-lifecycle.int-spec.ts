@@ -3,6 +3,7 @@ import { Client } from 'pg';
 import { MODEL_TRAINER } from '../src/modules/training/model-trainer';
 import { TrainingRunService } from '../src/modules/training/training-run.service';
 import { startApp } from './support/app';
+import { ModelSwapService } from '../src/modules/serving/model-swap.service';
 import { FakeLoader, FakeTrainer, VALIDATION } from './support/fakes/model-lifecycle';
 import { graphql, GraphqlResponse } from './support/graphql';
 import { eventually } from './support/poll';
@@ -333,6 +334,23 @@ describe.each(POSTGRES_MODES)('model lifecycle across two api replicas ($mode)',
       expect(await served(late)).toBe(active);
     } finally {
       await late.close();
+    }
+  });
+
+  // Provided under two tokens, the service was once started and stopped twice: two polls, two
+  // LISTEN handlers, each activation refreshed twice.
+  it('starts and stops its model swap once', async () => {
+    const started = jest.spyOn(ModelSwapService.prototype, 'onApplicationBootstrap');
+    const stopped = jest.spyOn(ModelSwapService.prototype, 'beforeApplicationShutdown');
+    try {
+      const replica = await startApp(context.config, { loader: new FakeLoader() });
+      const starts = started.mock.calls.length;
+      await replica.close();
+      expect(starts).toBe(1);
+      expect(stopped).toHaveBeenCalledTimes(1);
+    } finally {
+      started.mockRestore();
+      stopped.mockRestore();
     }
   });
 

@@ -26,11 +26,21 @@ import { ServingService } from './serving.service';
   ],
   providers: [
     ModelSwapService,
-    // A factory, not `useExisting`: tests override this token to pin a model of their own.
+    // A factory, not `useExisting`: tests override this token to pin a model of their own. Only
+    // the LoadedModels face, not the service itself, which Nest would then start and stop twice.
     {
       provide: LOADED_MODELS,
       inject: [ModelSwapService],
-      useFactory: (swap: ModelSwapService): LoadedModels => swap,
+      useFactory: (swap: ModelSwapService): LoadedModels => ({
+        current: () => swap.current(),
+        others: () => swap.others(),
+        onChange: (listener) => {
+          swap.onChange(listener);
+        },
+        beforeServing: (prepare) => {
+          swap.beforeServing(prepare);
+        },
+      }),
     },
     ServingService,
     ServingResolver,
