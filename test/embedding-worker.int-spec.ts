@@ -27,6 +27,8 @@ class CountingEncoder implements TextEncoder {
   readonly texts: string[] = [];
   /** Runs inside `encode`, after recording, before returning (to race an ingest write). */
   during: ((texts: readonly string[]) => Promise<void>) | undefined;
+  /** Time each text takes, as a model's would. */
+  msPerText = 0;
 
   constructor(readonly modelId: string) {}
 
@@ -35,6 +37,7 @@ class CountingEncoder implements TextEncoder {
     const hook = this.during;
     this.during = undefined;
     await hook?.(texts);
+    if (this.msPerText > 0) await sleep(this.msPerText * texts.length);
     return texts.map((text) => {
       const digest = createHash('sha256').update(text).digest();
       const vector = Float32Array.from({ length: this.dimension }, (_, i) => digest[i] - 128);
@@ -209,6 +212,59 @@ describe.each(POSTGRES_MODES)('embedding worker on real PostgreSQL ($mode)', ({ 
     // A second run finds nothing stale.
     const again = await indexerFor(encoder).backfill('stale', 3);
     expect(again.items).toBe(0);
+  });
+
+  it('stops its pass between encoder calls: a stop waits for one call, the rest stays pending', async () => {
+    const encoder = new CountingEncoder('counting:stop');
+    encoder.msPerText = 10;
+    const items = Array.from({ length: 100 }, (_, i) =>
+      catalogItem({ itemId: `s-${i}`, title: `Stop item ${i}` }),
+    );
+    const worker = new EmbeddingWorker(
+      indexerFor(encoder),
+      repository,
+      listener,
+      { ...context.config, embedding: { ...context.config.embedding, workerBatch: 100 } },
+      logger,
+      { register: jest.fn() } as unknown as HealthService,
+      new Metrics({}),
+      new ShutdownDeadline(context.config.shutdownTimeoutMs),
+    );
+    const pendingOfTest = async () =>
+      (
+        await pool.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM items WHERE item_id LIKE 's-%' AND embed_pending",
+        )
+      ).rows[0].n;
+    await publish(items);
+    worker.start();
+    try {
+      await eventually(async () => Promise.resolve(encoder.texts.length > 0), 5000, {
+        what: 'the first encoder call',
+      });
+      const stopping = Date.now();
+      await worker.stop();
+      const stopMs = Date.now() - stopping;
+      // One call of 32 texts (320 ms at most); before, the pass's one call of 100 texts (1 s).
+      expect(stopMs).toBeLessThan(700);
+      const encoded = encoder.texts.length;
+      expect(encoded).toBe(32);
+      const stored = await pool.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM item_embeddings WHERE encoder_id = $1',
+        [encoder.modelId],
+      );
+      expect(stored.rows[0].n).toBe(encoded);
+      expect(await pendingOfTest()).toBe(items.length - encoded);
+      // Nothing lost: started again, the worker embeds the rest.
+      encoder.msPerText = 0;
+      worker.start();
+      await eventually(async () => (await pendingOfTest()) === 0, 15_000, {
+        what: 'the rest embedded',
+      });
+      expect(new Set(encoder.texts).size).toBe(items.length);
+    } finally {
+      await worker.stop();
+    }
   });
 
   it('lets one pass at a time hold the embedding lock', async () => {

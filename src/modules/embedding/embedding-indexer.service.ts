@@ -24,6 +24,11 @@ export interface BackfillProgress extends PassCounts {
 export type BackfillMode = 'pending' | 'stale';
 
 const LOCK_RETRY_MS = 200;
+/**
+ * Texts per call to the encoder: a pass that is asked to stop (`signal`) stops between calls, so a
+ * shutdown waits for one call (tens of milliseconds to a second), not for a whole batch.
+ */
+const ENCODE_CHUNK = 32;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -59,12 +64,13 @@ export class EmbeddingIndexer {
 
   /**
    * One batch of pending items. `undefined` when another pass holds the lock; `items: 0` when
-   * nothing is pending.
+   * nothing is pending. Aborted through `signal`, it stores what it encoded so far; the rest stay
+   * pending.
    */
-  async embedPending(limit: number): Promise<PassCounts | undefined> {
+  async embedPending(limit: number, signal?: AbortSignal): Promise<PassCounts | undefined> {
     const result = await this.repository.withWorkLock(async () => {
       const items = await this.repository.pendingItems(limit);
-      return this.embed(items, 'pending');
+      return this.embed(items, 'pending', signal);
     });
     return result.ran ? result.value : undefined;
   }
@@ -113,7 +119,11 @@ export class EmbeddingIndexer {
     }
   }
 
-  private async embed(items: readonly ItemToEmbed[], source: string): Promise<PassCounts> {
+  private async embed(
+    items: readonly ItemToEmbed[],
+    source: string,
+    signal?: AbortSignal,
+  ): Promise<PassCounts> {
     if (items.length === 0) return { items: 0, encoded: 0, reused: 0, stored: 0, cleared: 0 };
     const stop = this.duration.startTimer({ source });
     const encoderId = this.encoderId;
@@ -126,22 +136,26 @@ export class EmbeddingIndexer {
       if (!existing.has(item.textHash)) toEncode.set(item.textHash, itemText(item));
     }
     const hashes = [...toEncode.keys()];
+    let encoded = 0;
     if (hashes.length > 0) {
       const encoder = await this.encoder.get();
-      const vectors = await encoder.encode([...toEncode.values()]);
-      hashes.forEach((hash, i) => existing.set(hash, vectors[i]));
+      const texts = [...toEncode.values()];
+      while (encoded < hashes.length && signal?.aborted !== true) {
+        const vectors = await encoder.encode(texts.slice(encoded, encoded + ENCODE_CHUNK));
+        for (const vector of vectors) existing.set(hashes[encoded++], vector);
+      }
     }
-    const embedded: EmbeddedItem[] = items.map((item) => {
+    // Items whose text was not encoded (the pass was stopped) stay pending.
+    const embedded: EmbeddedItem[] = items.flatMap((item) => {
       const vector = existing.get(item.textHash);
-      if (vector === undefined) throw new Error(`no vector for item ${item.itemId}`);
-      return { itemId: item.itemId, textHash: item.textHash, vector };
+      return vector === undefined ? [] : [{ itemId: item.itemId, textHash: item.textHash, vector }];
     });
     const { storedIds, cleared } = await this.repository.store(encoderId, embedded);
     stop();
     const counts = {
-      items: items.length,
-      encoded: hashes.length,
-      reused: items.length - hashes.length,
+      items: embedded.length,
+      encoded,
+      reused: embedded.length - encoded,
       stored: storedIds.length,
       cleared,
     };

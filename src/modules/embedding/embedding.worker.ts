@@ -27,6 +27,8 @@ const RETRY_INITIAL_MS = 1000;
 export class EmbeddingWorker implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger: Logger;
   private subscribed = false;
+  /** Aborted by `stop`: the pass in progress stops between encoder calls. */
+  private stopping = new AbortController();
   private poll: NodeJS.Timeout | undefined;
   private retry: NodeJS.Timeout | undefined;
   private draining: Promise<void> | undefined;
@@ -82,6 +84,7 @@ export class EmbeddingWorker implements OnApplicationBootstrap, BeforeApplicatio
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
+    this.stopping = new AbortController();
     this.subscribe();
     this.poll = setInterval(() => {
       this.wake();
@@ -91,6 +94,7 @@ export class EmbeddingWorker implements OnApplicationBootstrap, BeforeApplicatio
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
     clearInterval(this.poll);
     clearTimeout(this.retry);
     await this.draining;
@@ -136,7 +140,10 @@ export class EmbeddingWorker implements OnApplicationBootstrap, BeforeApplicatio
   private async drain(): Promise<void> {
     try {
       while (!this.stopped) {
-        const counts = await this.indexer.embedPending(this.config.embedding.workerBatch);
+        const counts = await this.indexer.embedPending(
+          this.config.embedding.workerBatch,
+          this.stopping.signal,
+        );
         // Another replica (or a backfill) holds the lock and drains; its notification or the poll
         // brings us back.
         if (counts === undefined || counts.items === 0) break;
