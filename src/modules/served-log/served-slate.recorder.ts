@@ -4,7 +4,7 @@ import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import type { Logger } from '../../common/logger';
 import { ShutdownDeadline } from '../../common/shutdown-deadline';
-import { withTimeout } from '../../common/timeout';
+import { waitAtMost } from '../../common/timeout';
 import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
 import { PackedMessageQueue, PackedMessages } from '../../infra/packed-messages';
@@ -124,15 +124,13 @@ export class ServedSlateRecorder implements BeforeApplicationShutdown {
     this.closed = true;
     clearTimeout(this.timer);
     clearImmediate(this.immediate);
-    try {
-      await withTimeout(
-        this.drain(),
-        this.deadline.within(this.shutdownFlushMs),
-        'served-slate log flush',
-      );
-    } catch {
-      // Timed out: what is still queued is lost (the send in flight ends with the Kafka client).
-    }
+    // Past the bound what is still queued is lost, counted and warned of below (the send in
+    // flight ends with the Kafka client).
+    await waitAtMost(
+      this.drain(),
+      this.deadline.within(this.shutdownFlushMs),
+      'served-slate log flush',
+    );
     const left = this.queue.count;
     this.queue.clear();
     if (left > 0) this.drop('dropped_shutdown', left);
