@@ -7,6 +7,7 @@ import { generateApiKey } from '../src/modules/auth/api-key';
 import { EmbeddingService } from '../src/modules/embedding/embedding.service';
 import { DLQ_HEADERS, TOPICS } from '../src/modules/ingest/ingest.service';
 import { OnlineStateWriter } from '../src/modules/online-state/online-state.writer';
+import { PopularityMirror } from '../src/modules/online-state/popularity-mirror';
 import { ServingService } from '../src/modules/serving/serving.service';
 import { PinnedModels, startApp } from './support/app';
 import { catalogItem, eventMessage, userEvent } from './support/factories';
@@ -518,8 +519,12 @@ describe('readiness when PostgreSQL or Redis is away or busy (api role)', () => 
           ts: new Date(),
         })),
       );
+      // Read from the copy, not from Redis: before the copy first loads (the load at start is not
+      // awaited) and while it is stale, ranks read Redis, which had the clicks at once.
+      const mirror = app.get(PopularityMirror, { strict: false });
       await eventually(
         async () => {
+          await mirror.sync();
           const ranked = await graphql<{ rank: RankResultView }>(app, RANK_QUERY, {
             userId: 'u-outage-probe',
             candidates: [{ itemId: 'x-popular' }],
@@ -527,7 +532,7 @@ describe('readiness when PostgreSQL or Redis is away or busy (api role)', () => 
           const popularity = ranked.data?.rank.items[0]?.parts.find(
             (part) => part.name === 'popularity',
           );
-          return (popularity?.value ?? 0) > 0.7;
+          return mirror.isFresh() && (popularity?.value ?? 0) > 0.7;
         },
         10_000,
         { what: "the copy following x-popular's clicks" },
