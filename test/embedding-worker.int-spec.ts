@@ -29,6 +29,8 @@ class CountingEncoder implements TextEncoder {
   during: ((texts: readonly string[]) => Promise<void>) | undefined;
   /** Time each text takes, as a model's would. */
   msPerText = 0;
+  /** The next answer lacks its first vector, as a broken encoder's might. */
+  dropNext = false;
 
   constructor(readonly modelId: string) {}
 
@@ -38,12 +40,15 @@ class CountingEncoder implements TextEncoder {
     this.during = undefined;
     await hook?.(texts);
     if (this.msPerText > 0) await sleep(this.msPerText * texts.length);
-    return texts.map((text) => {
+    const vectors = texts.map((text) => {
       const digest = createHash('sha256').update(text).digest();
       const vector = Float32Array.from({ length: this.dimension }, (_, i) => digest[i] - 128);
       const norm = Math.hypot(...vector);
       return vector.map((value) => value / norm);
     });
+    const dropped = this.dropNext;
+    this.dropNext = false;
+    return dropped ? vectors.slice(1) : vectors;
   }
 
   count(text: string): number {
@@ -194,6 +199,26 @@ describe.each(POSTGRES_MODES)('embedding worker on real PostgreSQL ($mode)', ({ 
     );
     expect(rows.rows).toHaveLength(1);
     expect(rows.rows[0].text_hash).toBe(rows.rows[0].current);
+  });
+
+  it('refuses an encoder answer without one vector per text and stores none of it', async () => {
+    const encoder = new CountingEncoder('counting:short');
+    const indexer = indexerFor(encoder);
+    const items = ['Wool scarf', 'Silk scarf', 'Cotton scarf'].map((title, i) =>
+      catalogItem({ itemId: `short-${i}`, title }),
+    );
+    await publish(items);
+    encoder.dropNext = true;
+    // Paired by position, the vectors of such an answer would be stored under other items' texts.
+    await expect(indexer.embedPending(10)).rejects.toThrow(
+      'encoder counting:short returned 2 vectors for 3 texts',
+    );
+    const stored = await pool.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM item_embeddings WHERE encoder_id = $1',
+      [encoder.modelId],
+    );
+    expect(stored.rows[0].n).toBe(0);
+    expect(await indexer.embedPending(10)).toMatchObject({ items: 3, encoded: 3, stored: 3 });
   });
 
   it('backfills every item lacking a vector of a new encoder, reusing nothing across encoders', async () => {

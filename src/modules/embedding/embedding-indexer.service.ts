@@ -5,6 +5,7 @@ import { Metrics } from '../metrics/metrics.registry';
 import { EmbeddedItem, EmbeddingRepository, ItemToEmbed } from './embedding.repository';
 import { TextEncoderProvider } from './encoder.provider';
 import { itemText } from './item-text';
+import { encodeEach } from './text-encoder';
 
 export interface PassCounts {
   /** Items visited. */
@@ -141,7 +142,7 @@ export class EmbeddingIndexer {
       const encoder = await this.encoder.get();
       const texts = [...toEncode.values()];
       while (encoded < hashes.length && signal?.aborted !== true) {
-        const vectors = await encoder.encode(texts.slice(encoded, encoded + ENCODE_CHUNK));
+        const vectors = await encodeEach(encoder, texts.slice(encoded, encoded + ENCODE_CHUNK));
         for (const vector of vectors) existing.set(hashes[encoded++], vector);
       }
     }

@@ -1,7 +1,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { itemTextHash } from '../../embedding/item-text';
-import type { TextEncoder } from '../../embedding/text-encoder';
+import { encodeEach, TextEncoder } from '../../embedding/text-encoder';
 
 const CHUNK = 64;
 
@@ -41,13 +41,14 @@ export class DiskVectorCache {
     const todo = [...missing];
     for (let start = 0; start < todo.length; start += CHUNK) {
       const chunk = todo.slice(start, start + CHUNK);
-      const vectors = await this.encoder.encode(chunk.map(([, text]) => text));
+      const vectors = await encodeEach(
+        this.encoder,
+        chunk.map(([, text]) => text),
+      );
       const d = this.encoder.dimension;
       const record = Buffer.alloc(chunk.length * (32 + d * 4));
       chunk.forEach(([hash], i) => {
         const vector = vectors[i];
-        if (vector.length !== d)
-          throw new Error(`encoder returned ${vector.length} values, not ${d}`);
         this.vectors.set(hash, vector);
         const offset = i * (32 + d * 4);
         Buffer.from(hash, 'hex').copy(record, offset);
