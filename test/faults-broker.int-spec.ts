@@ -302,7 +302,9 @@ describe('Kafka broker faults', () => {
         await all.close();
         const closeMs = Date.now() - closing;
         reportFigures('everything-silent-shutdown-all', { closeMs, shutdownTimeoutMs });
-        expect(closeMs).toBeLessThan(shutdownTimeoutMs);
+        // The modules' waits overlap, then the clients close at once: about two steps of a fifth
+        // (8.0-9.0 s of 10 while each module waited after the one before).
+        expect(closeMs).toBeLessThan(shutdownTimeoutMs / 2);
       } finally {
         await stores.cut();
       }

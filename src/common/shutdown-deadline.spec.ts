@@ -1,4 +1,4 @@
-import { ShutdownDeadline } from './shutdown-deadline';
+import { ShutdownDeadline, ShutdownStep } from './shutdown-deadline';
 
 describe('ShutdownDeadline', () => {
   const clock = () => {
@@ -41,5 +41,30 @@ describe('ShutdownDeadline', () => {
     expect(deadline.within()).toBe(2_000);
     advance(1_000);
     expect(deadline.within()).toBe(1_000);
+  });
+});
+
+describe('ShutdownStep', () => {
+  it('runs once, from whichever hook comes first', async () => {
+    const run = jest.fn(() => Promise.resolve());
+    const step = new ShutdownStep(run);
+    const begun = step.begin();
+    await step.begin();
+    await begun;
+    expect(run).toHaveBeenCalledTimes(1);
+  });
+
+  it('gives its failure to the hook that awaits it, not to the process', async () => {
+    const step = new ShutdownStep(() => Promise.reject(new Error('close failed')));
+    const unhandled = jest.fn();
+    process.on('unhandledRejection', unhandled);
+    try {
+      void step.begin();
+      await new Promise((resolve) => setImmediate(resolve));
+      await expect(step.begin()).rejects.toThrow('close failed');
+      expect(unhandled).not.toHaveBeenCalled();
+    } finally {
+      process.off('unhandledRejection', unhandled);
+    }
   });
 });

@@ -39,3 +39,24 @@ export class ShutdownDeadline implements OnModuleDestroy {
     return this.endsAt;
   }
 }
+
+/**
+ * A module's part of a shutdown, run once, from the first of its `onModuleDestroy` and
+ * `beforeApplicationShutdown`. Nest runs every module's `onModuleDestroy` before it awaits any
+ * `beforeApplicationShutdown`: begun there, the modules' waits on their dependencies overlap
+ * instead of adding up, and each module still awaits its own before the clients close.
+ */
+export class ShutdownStep {
+  private running: Promise<void> | undefined;
+
+  constructor(private readonly run: () => Promise<void>) {}
+
+  begin(): Promise<void> {
+    if (this.running === undefined) {
+      this.running = this.run();
+      // A failure reaches whoever awaits the step, not the unhandled-rejection handler meanwhile.
+      this.running.catch(() => undefined);
+    }
+    return this.running;
+  }
+}

@@ -69,7 +69,7 @@ export const CONFIG_DOCS: Record<ConfigVariable, ConfigDoc> = {
   SHUTDOWN_TIMEOUT_MS: {
     group: 'Server',
     description:
-      "Grace period after SIGTERM or SIGINT for closing consumers, servers and clients; past it the process exits with status 1. Each step that waits on a dependency (the Kafka consumers, the embedding worker's batch, a model refresh, the Kafka clients, then Redis and PostgreSQL) gets at most a fifth of it, so one that answers nothing cannot use it up, and all of them end nine tenths of it after the shutdown began.",
+      "Grace period after SIGTERM or SIGINT for closing consumers, servers and clients; past it the process exits with status 1. Each wait on a dependency (the Kafka consumers, the embedding worker's batch, a model refresh, then the Kafka clients, Redis and PostgreSQL) gets at most a fifth of it, so one that answers nothing cannot use it up; the modules' waits run at once, then the clients close at once, and all of them end nine tenths of it after the shutdown began.",
   },
   DATABASE_URL: {
     group: 'PostgreSQL',

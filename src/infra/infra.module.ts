@@ -108,8 +108,8 @@ export class InfraModule implements OnModuleInit, OnApplicationShutdown {
     this.logger.info({ signal }, 'closing clients');
     // Each close waits at most a step, within the shutdown's deadline: a server that answers
     // nothing (a host gone without a reset) would hold it until the kernel gives up on the
-    // connection. What is left open ends with the process.
-    await waitAtMost(this.kafka.close(), this.deadline.within(), 'closing Kafka', this.logger);
+    // connection. What is left open ends with the process. Kafka and the stores close at once:
+    // neither needs the other by now.
     if (!this.redis.isOpen) this.redis.destroy();
     const closingStores = Promise.all([
       this.redis.isOpen ? this.redis.close().catch(() => undefined) : undefined,
@@ -118,12 +118,11 @@ export class InfraModule implements OnModuleInit, OnApplicationShutdown {
       this.pool.end(),
       this.directPool.end(),
     ]);
-    await waitAtMost(
-      closingStores,
-      this.deadline.within(),
-      'closing Redis and PostgreSQL',
-      this.logger,
-    );
+    const stepMs = this.deadline.within();
+    await Promise.all([
+      waitAtMost(this.kafka.close(), stepMs, 'closing Kafka', this.logger),
+      waitAtMost(closingStores, stepMs, 'closing Redis and PostgreSQL', this.logger),
+    ]);
     this.logger.info('clients closed');
   }
 }

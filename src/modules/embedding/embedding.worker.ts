@@ -3,9 +3,10 @@ import {
   Inject,
   Injectable,
   OnApplicationBootstrap,
+  OnModuleDestroy,
 } from '@nestjs/common';
 import { APP_CONFIG } from '../../config/config.module';
-import { ShutdownDeadline } from '../../common/shutdown-deadline';
+import { ShutdownDeadline, ShutdownStep } from '../../common/shutdown-deadline';
 import type { AppConfig } from '../../config/config';
 import { waitAtMost } from '../../common/timeout';
 import type { Logger } from '../../common/logger';
@@ -24,7 +25,9 @@ const RETRY_INITIAL_MS = 1000;
  * items batch by batch. Failures back off exponentially up to the poll interval.
  */
 @Injectable()
-export class EmbeddingWorker implements OnApplicationBootstrap, BeforeApplicationShutdown {
+export class EmbeddingWorker
+  implements OnApplicationBootstrap, OnModuleDestroy, BeforeApplicationShutdown
+{
   private readonly logger: Logger;
   private subscribed = false;
   /** Aborted by `stop`: the pass in progress stops between encoder calls. */
@@ -36,6 +39,13 @@ export class EmbeddingWorker implements OnApplicationBootstrap, BeforeApplicatio
   private stopped = true;
   private failures = 0;
   private lastError: unknown;
+  /**
+   * A batch waiting on a database that answers nothing would hold the shutdown until its query
+   * times out; its items stay pending and are embedded by the next worker.
+   */
+  private readonly shutdown = new ShutdownStep(() =>
+    waitAtMost(this.stop(), this.deadline.within(), 'stopping the embedding worker', this.logger),
+  );
 
   constructor(
     private readonly indexer: EmbeddingIndexer,
@@ -70,15 +80,12 @@ export class EmbeddingWorker implements OnApplicationBootstrap, BeforeApplicatio
     this.start();
   }
 
+  onModuleDestroy(): void {
+    void this.shutdown.begin();
+  }
+
   async beforeApplicationShutdown(): Promise<void> {
-    // A batch waiting on a database that answers nothing would hold the shutdown until its query
-    // times out; its items stay pending and are embedded by the next worker.
-    await waitAtMost(
-      this.stop(),
-      this.deadline.within(),
-      'stopping the embedding worker',
-      this.logger,
-    );
+    await this.shutdown.begin();
   }
 
   start(): void {

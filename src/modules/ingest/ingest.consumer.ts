@@ -4,9 +4,10 @@ import {
   Inject,
   Injectable,
   OnApplicationBootstrap,
+  OnModuleDestroy,
 } from '@nestjs/common';
 import { APP_CONFIG } from '../../config/config.module';
-import { ShutdownDeadline } from '../../common/shutdown-deadline';
+import { ShutdownDeadline, ShutdownStep } from '../../common/shutdown-deadline';
 import type { AppConfig } from '../../config/config';
 import { waitAtMost } from '../../common/timeout';
 import type { Logger } from '../../common/logger';
@@ -169,9 +170,15 @@ export class BackgroundConsumers {
 
 /** The ingest role's edge: the two consumer groups and the online-state catch-up timer. */
 @Injectable()
-export class IngestConsumer implements OnApplicationBootstrap, BeforeApplicationShutdown {
+export class IngestConsumer
+  implements OnApplicationBootstrap, OnModuleDestroy, BeforeApplicationShutdown
+{
   private readonly consumers: BackgroundConsumers;
   private timer: NodeJS.Timeout | undefined;
+  private readonly shutdown = new ShutdownStep(async () => {
+    clearInterval(this.timer);
+    await this.consumers.stop(this.deadline.within());
+  });
 
   constructor(
     kafka: IngestKafkaRepository,
@@ -217,8 +224,11 @@ export class IngestConsumer implements OnApplicationBootstrap, BeforeApplication
     );
   }
 
+  onModuleDestroy(): void {
+    void this.shutdown.begin();
+  }
+
   async beforeApplicationShutdown(): Promise<void> {
-    clearInterval(this.timer);
-    await this.consumers.stop(this.deadline.within());
+    await this.shutdown.begin();
   }
 }

@@ -3,9 +3,10 @@ import {
   Inject,
   Injectable,
   OnApplicationBootstrap,
+  OnModuleDestroy,
 } from '@nestjs/common';
 import { APP_CONFIG } from '../../config/config.module';
-import { ShutdownDeadline } from '../../common/shutdown-deadline';
+import { ShutdownDeadline, ShutdownStep } from '../../common/shutdown-deadline';
 import type { AppConfig } from '../../config/config';
 import type { Logger } from '../../common/logger';
 import { LOGGER } from '../../infra/tokens';
@@ -32,12 +33,19 @@ const MAINTENANCE_INTERVAL_MS = 3_600_000;
  * today's and tomorrow's created ahead, those past SERVED_LOG_RETENTION_DAYS dropped, hourly.
  */
 @Injectable()
-export class ServedSlateConsumer implements OnApplicationBootstrap, BeforeApplicationShutdown {
+export class ServedSlateConsumer
+  implements OnApplicationBootstrap, OnModuleDestroy, BeforeApplicationShutdown
+{
   private readonly logger: Logger;
   private readonly consumers: BackgroundConsumers;
   private readonly retentionMs: number;
   private timer: NodeJS.Timeout | undefined;
   private maintaining: Promise<void> = Promise.resolve();
+  private readonly shutdown = new ShutdownStep(async () => {
+    clearInterval(this.timer);
+    await this.consumers.stop(this.deadline.within());
+    await this.maintaining;
+  });
 
   constructor(
     kafka: IngestKafkaRepository,
@@ -72,10 +80,12 @@ export class ServedSlateConsumer implements OnApplicationBootstrap, BeforeApplic
     );
   }
 
+  onModuleDestroy(): void {
+    void this.shutdown.begin();
+  }
+
   async beforeApplicationShutdown(): Promise<void> {
-    clearInterval(this.timer);
-    await this.consumers.stop(this.deadline.within());
-    await this.maintaining;
+    await this.shutdown.begin();
   }
 
   /**

@@ -1,9 +1,9 @@
-import { BeforeApplicationShutdown, Inject, Injectable } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
 import type { Counter } from 'prom-client';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import type { Logger } from '../../common/logger';
-import { ShutdownDeadline } from '../../common/shutdown-deadline';
+import { ShutdownDeadline, ShutdownStep } from '../../common/shutdown-deadline';
 import { waitAtMost } from '../../common/timeout';
 import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
@@ -48,7 +48,7 @@ const SHUTDOWN_FLUSH_MS = 5000;
  * batch, and both are counted (`served_log_slates_total`) and logged at most every 10 s.
  */
 @Injectable()
-export class ServedSlateRecorder implements BeforeApplicationShutdown {
+export class ServedSlateRecorder implements OnModuleDestroy, BeforeApplicationShutdown {
   private readonly logger: Logger;
   private readonly settings: AppConfig['servedLog'];
   private readonly shutdownFlushMs: number;
@@ -64,6 +64,23 @@ export class ServedSlateRecorder implements BeforeApplicationShutdown {
   private closed = false;
   private readonly droppedSinceWarning = new Map<DroppedOutcome, number>();
   private lastWarningAt = Number.NEGATIVE_INFINITY;
+  /** Sends what is queued within a bound; later slates are dropped. */
+  private readonly shutdown = new ShutdownStep(async () => {
+    this.closed = true;
+    clearTimeout(this.timer);
+    clearImmediate(this.immediate);
+    // Past the bound what is still queued is lost, counted and warned of below (the send in
+    // flight ends with the Kafka client).
+    await waitAtMost(
+      this.drain(),
+      this.deadline.within(this.shutdownFlushMs),
+      'served-slate log flush',
+    );
+    const left = this.queue.count;
+    this.queue.clear();
+    if (left > 0) this.drop('dropped_shutdown', left);
+    this.warnOfDrops(undefined, true);
+  });
 
   constructor(
     @Inject(SERVED_SLATE_PUBLISHER) private readonly publisher: ServedSlatePublisher,
@@ -119,22 +136,12 @@ export class ServedSlateRecorder implements BeforeApplicationShutdown {
     return this.settings.enabled ? this.settings.depth : 0;
   }
 
-  /** Sends what is queued within a bound; later slates are dropped. */
+  onModuleDestroy(): void {
+    void this.shutdown.begin();
+  }
+
   async beforeApplicationShutdown(): Promise<void> {
-    this.closed = true;
-    clearTimeout(this.timer);
-    clearImmediate(this.immediate);
-    // Past the bound what is still queued is lost, counted and warned of below (the send in
-    // flight ends with the Kafka client).
-    await waitAtMost(
-      this.drain(),
-      this.deadline.within(this.shutdownFlushMs),
-      'served-slate log flush',
-    );
-    const left = this.queue.count;
-    this.queue.clear();
-    if (left > 0) this.drop('dropped_shutdown', left);
-    this.warnOfDrops(undefined, true);
+    await this.shutdown.begin();
   }
 
   /** Flushes until nothing is queued or in flight. */

@@ -3,13 +3,14 @@ import {
   Inject,
   Injectable,
   OnApplicationBootstrap,
+  OnModuleDestroy,
 } from '@nestjs/common';
 import type { Gauge } from 'prom-client';
 import { DomainError } from '../../common/errors';
 import type { Logger } from '../../common/logger';
 import { waitAtMost } from '../../common/timeout';
 import { APP_CONFIG } from '../../config/config.module';
-import { ShutdownDeadline } from '../../common/shutdown-deadline';
+import { ShutdownDeadline, ShutdownStep } from '../../common/shutdown-deadline';
 import type { AppConfig } from '../../config/config';
 import type { PgListener } from '../../infra/pg-listener';
 import { LOGGER, PG_LISTENER } from '../../infra/tokens';
@@ -51,7 +52,7 @@ export interface ServingStatus {
  */
 @Injectable()
 export class ModelSwapService
-  implements LoadedModels, OnApplicationBootstrap, BeforeApplicationShutdown
+  implements LoadedModels, OnApplicationBootstrap, OnModuleDestroy, BeforeApplicationShutdown
 {
   private readonly logger: Logger;
   private swapped: SwappedModel | undefined;
@@ -64,6 +65,14 @@ export class ModelSwapService
   private refreshAgain = false;
   private poll: NodeJS.Timeout | undefined;
   private stopped = false;
+  private readonly shutdown = new ShutdownStep(async () => {
+    this.stopped = true;
+    clearInterval(this.poll);
+    // A refresh waiting on a database that answers nothing would hold the shutdown until its
+    // query times out; the next replica loads what this one did not.
+    if (this.refreshing === undefined) return;
+    await waitAtMost(this.refreshing, this.deadline.within(), 'the model refresh', this.logger);
+  });
   private readonly swapSeconds;
   private readonly servedGauge: Gauge;
   private readonly servedCreatedGauge: Gauge;
@@ -149,13 +158,12 @@ export class ModelSwapService
     this.poll.unref();
   }
 
+  onModuleDestroy(): void {
+    void this.shutdown.begin();
+  }
+
   async beforeApplicationShutdown(): Promise<void> {
-    this.stopped = true;
-    clearInterval(this.poll);
-    // A refresh waiting on a database that answers nothing would hold the shutdown until its
-    // query times out; the next replica loads what this one did not.
-    if (this.refreshing === undefined) return;
-    await waitAtMost(this.refreshing, this.deadline.within(), 'the model refresh', this.logger);
+    await this.shutdown.begin();
   }
 
   /** Brings this replica to the active version; concurrent calls coalesce into one more pass. */

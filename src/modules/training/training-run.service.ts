@@ -1,7 +1,7 @@
-import { BeforeApplicationShutdown, Inject, Injectable } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
 import { DomainError } from '../../common/errors';
 import type { Logger } from '../../common/logger';
-import { ShutdownDeadline } from '../../common/shutdown-deadline';
+import { ShutdownDeadline, ShutdownStep } from '../../common/shutdown-deadline';
 import { waitAtMost } from '../../common/timeout';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
@@ -39,12 +39,24 @@ export type ScheduledOutcome =
  * the active version alone. Only the train role has this service.
  */
 @Injectable()
-export class TrainingRunService implements BeforeApplicationShutdown {
+export class TrainingRunService implements OnModuleDestroy, BeforeApplicationShutdown {
   private readonly logger: Logger;
   private readonly stopping = new AbortController();
   private readonly inFlight = new Set<Promise<void>>();
   private readonly runs: Counter<'outcome'>;
   private readonly lastSuccess: Gauge;
+  private readonly shutdown = new ShutdownStep(async () => {
+    if (this.inFlight.size === 0) return;
+    this.stopping.abort(new Error('shutting down'));
+    // A run notices the abort between batches and records its failure: half the grace period
+    // at most, within the shutdown's deadline.
+    await waitAtMost(
+      Promise.allSettled([...this.inFlight]),
+      this.deadline.within(this.config.shutdownTimeoutMs / 2),
+      'the training run in flight',
+      this.logger,
+    );
+  });
 
   constructor(
     private readonly repository: RegistryRepository,
@@ -167,17 +179,12 @@ export class TrainingRunService implements BeforeApplicationShutdown {
     }
   }
 
+  onModuleDestroy(): void {
+    void this.shutdown.begin();
+  }
+
   async beforeApplicationShutdown(): Promise<void> {
-    if (this.inFlight.size === 0) return;
-    this.stopping.abort(new Error('shutting down'));
-    // A run notices the abort between batches and records its failure: half the grace period
-    // at most, within the shutdown's deadline.
-    await waitAtMost(
-      Promise.allSettled([...this.inFlight]),
-      this.deadline.within(this.config.shutdownTimeoutMs / 2),
-      'the training run in flight',
-      this.logger,
-    );
+    await this.shutdown.begin();
   }
 
   private async execute(run: TrainingRun, lock: TrainingLock): Promise<void> {
