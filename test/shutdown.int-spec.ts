@@ -1,10 +1,19 @@
+import { ApiKeyService } from '../src/modules/auth/api-key.service';
+import { CanaryJudge } from '../src/modules/experiments/canary.judge';
+import { ExperimentService } from '../src/modules/experiments/experiment.service';
+import { EventPartitionsRepository } from '../src/modules/ingest/event-partitions.repository';
+import { ServedLogRepository } from '../src/modules/served-log/served-log.repository';
 import { ModelSwapService } from '../src/modules/serving/model-swap.service';
 import { startApp } from './support/app';
+import { graphql } from './support/graphql';
+import { RANK_QUERY } from './support/ranking-helpers';
 import { reportFigures, silenceableStores } from './support/fault-helpers';
 import { sleep } from './support/ingest-helpers';
 import { createTestContext, TestContext } from './support/test-context';
 
 jest.setTimeout(60_000);
+
+const RANK_VARIABLES = { userId: 'shutdown-user', candidates: [{ itemId: 'shutdown-item' }] };
 
 /**
  * A dependency whose host is gone without a reset answers nothing, and a clean close of its
@@ -44,6 +53,84 @@ describe('shutdown with a dependency silent', () => {
       const closeMs = Date.now() - closing;
       reportFigures('shutdown-silent', {
         case: which,
+        closeMs,
+        shutdownTimeoutMs: config.shutdownTimeoutMs,
+      });
+      expect(closeMs).toBeLessThan(config.shutdownTimeoutMs);
+    } finally {
+      await stores.cut();
+    }
+  });
+
+  it('ends within its grace period while its partition upkeep waits on PostgreSQL (role ingest)', async () => {
+    // A round that PostgreSQL never answers (a DDL behind a lock, a host gone): the repositories'
+    // first statements held open, as the round at start runs them.
+    const never = () => new Promise<never>(() => undefined);
+    const held = [
+      jest.spyOn(EventPartitionsRepository.prototype, 'partitionDays').mockImplementation(never),
+      jest.spyOn(ServedLogRepository.prototype, 'ensurePartitions').mockImplementation(never),
+    ];
+    const app = await startApp({ ...context.config, role: 'ingest' });
+    try {
+      expect(held.every((spy) => spy.mock.calls.length > 0)).toBe(true);
+      const closing = Date.now();
+      const limit = context.config.shutdownTimeoutMs;
+      // Bounded here too, so that a close that never ends fails this test instead of hanging it.
+      await Promise.race([app.close(), sleep(limit + 5000)]);
+      const closeMs = Date.now() - closing;
+      reportFigures('shutdown-silent', {
+        case: 'partition upkeep unanswered (role ingest)',
+        closeMs,
+        shutdownTimeoutMs: limit,
+      });
+      expect(closeMs).toBeLessThan(limit);
+    } finally {
+      for (const spy of held) spy.mockRestore();
+    }
+  });
+
+  it('ends within its grace period while a canary judge pass waits on PostgreSQL (role api)', async () => {
+    const running = jest
+      .spyOn(ExperimentService.prototype, 'running')
+      .mockImplementation(() => new Promise<never>(() => undefined));
+    const app = await startApp({ ...context.config, role: 'api' });
+    try {
+      void app.get(CanaryJudge, { strict: false }).judge();
+      expect(running).toHaveBeenCalled();
+      const closing = Date.now();
+      const limit = context.config.shutdownTimeoutMs;
+      await Promise.race([app.close(), sleep(limit + 5000)]);
+      const closeMs = Date.now() - closing;
+      reportFigures('shutdown-silent', {
+        case: 'canary judge unanswered (role api)',
+        closeMs,
+        shutdownTimeoutMs: limit,
+      });
+      expect(closeMs).toBeLessThan(limit);
+    } finally {
+      running.mockRestore();
+    }
+  });
+
+  it('ends within its grace period with PostgreSQL silent and API keys used since their last record (role api)', async () => {
+    const stores = await silenceableStores({
+      ...context.config,
+      role: 'api',
+      auth: { ...context.config.auth, mode: 'api-key' },
+    });
+    const { config } = stores;
+    const app = await startApp(config);
+    try {
+      const { key } = await app.get(ApiKeyService).create({ name: 'storefront', role: 'read' });
+      const ranked = await graphql(app, RANK_QUERY, RANK_VARIABLES, { 'x-api-key': key });
+      expect(ranked.errors).toBeUndefined();
+      // The key's use is recorded at shutdown (and every minute): an UPDATE nobody answers.
+      stores.silence({ postgres: true });
+      const closing = Date.now();
+      await app.close();
+      const closeMs = Date.now() - closing;
+      reportFigures('shutdown-silent', {
+        case: 'postgres silent, API key use to record (role api)',
         closeMs,
         shutdownTimeoutMs: config.shutdownTimeoutMs,
       });

@@ -1,5 +1,6 @@
 import { OperationTypeNode } from 'graphql';
 import { createLogger } from '../../common/logger';
+import { ShutdownDeadline } from '../../common/shutdown-deadline';
 import { loadConfig } from '../../config/config';
 import { Metrics } from '../metrics/metrics.registry';
 import { AuthError } from './access';
@@ -25,12 +26,14 @@ const noListener = {
 
 function setup(env: Record<string, string> = {}) {
   const keys = new FakeKeys();
+  const config = loadConfig(env);
   const service = new ApiKeyAuthService(
     keys,
     noListener,
-    loadConfig(env),
+    config,
     createLogger('silent'),
     new Metrics({}),
+    new ShutdownDeadline(config.shutdownTimeoutMs),
   );
   return { keys, service };
 }

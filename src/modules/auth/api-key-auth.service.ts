@@ -3,10 +3,13 @@ import {
   Inject,
   Injectable,
   OnApplicationBootstrap,
+  OnModuleDestroy,
 } from '@nestjs/common';
 import { OperationTypeNode } from 'graphql';
 import type { Counter } from 'prom-client';
 import type { Logger } from '../../common/logger';
+import { ShutdownDeadline, ShutdownStep } from '../../common/shutdown-deadline';
+import { waitAtMost } from '../../common/timeout';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import type { PgListener } from '../../infra/pg-listener';
@@ -68,7 +71,9 @@ interface KnownKey {
  * the price of not asking Redis on every request.
  */
 @Injectable()
-export class ApiKeyAuthService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+export class ApiKeyAuthService
+  implements OnApplicationBootstrap, OnModuleDestroy, BeforeApplicationShutdown
+{
   private readonly logger: Logger;
   private readonly known = new Map<string, KnownKey>();
   /** Hash → until when it is known to be unknown or revoked. */
@@ -82,6 +87,21 @@ export class ApiKeyAuthService implements OnApplicationBootstrap, BeforeApplicat
   private flushTimer: NodeJS.Timeout | undefined;
   private preloadRetry: NodeJS.Timeout | undefined;
   private readonly rejections: Counter<'reason'>;
+  /**
+   * The last uses recorded, within a step: a database that answers nothing would hold the shutdown
+   * until the client gives up on the query, past the grace period. Unrecorded, a key's
+   * `last_used_at` misses at most its last minute.
+   */
+  private readonly shutdown = new ShutdownStep(async () => {
+    clearInterval(this.flushTimer);
+    clearTimeout(this.preloadRetry);
+    await waitAtMost(
+      this.flushUsage(),
+      this.deadline.within(),
+      'recording API key use',
+      this.logger,
+    );
+  });
 
   constructor(
     @Inject(ApiKeyRepository)
@@ -91,6 +111,7 @@ export class ApiKeyAuthService implements OnApplicationBootstrap, BeforeApplicat
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
     metrics: Metrics,
+    private readonly deadline: ShutdownDeadline,
   ) {
     this.logger = logger.child({ component: 'auth' });
     this.lookupBudget = new TokenBucket(
@@ -161,10 +182,12 @@ export class ApiKeyAuthService implements OnApplicationBootstrap, BeforeApplicat
     }
   }
 
+  onModuleDestroy(): void {
+    void this.shutdown.begin();
+  }
+
   async beforeApplicationShutdown(): Promise<void> {
-    clearInterval(this.flushTimer);
-    clearTimeout(this.preloadRetry);
-    await this.flushUsage();
+    await this.shutdown.begin();
   }
 
   /**

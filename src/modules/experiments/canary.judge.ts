@@ -1,6 +1,14 @@
-import { Inject, Injectable, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import {
+  BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  OnApplicationBootstrap,
+  OnModuleDestroy,
+} from '@nestjs/common';
 import type { Gauge } from 'prom-client';
 import type { Logger } from '../../common/logger';
+import { ShutdownDeadline, ShutdownStep } from '../../common/shutdown-deadline';
+import { waitAtMost } from '../../common/timeout';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import { LOGGER } from '../../infra/tokens';
@@ -16,10 +24,26 @@ type ArmLabels = 'experiment' | 'arm';
  * experiment's end is claimed in one conditional UPDATE, so one replica acts.
  */
 @Injectable()
-export class CanaryJudge implements OnApplicationBootstrap, OnApplicationShutdown {
+export class CanaryJudge
+  implements OnApplicationBootstrap, OnModuleDestroy, BeforeApplicationShutdown
+{
   private readonly logger: Logger;
   private timer: NodeJS.Timeout | undefined;
   private judging: Promise<void> | undefined;
+  /**
+   * A pass's report joins the served-slate log with events: seconds on a large log, and until the
+   * client gives up (past the grace period) on a database that answers nothing. The next pass, on
+   * any replica, judges again.
+   */
+  private readonly shutdown = new ShutdownStep(async () => {
+    clearInterval(this.timer);
+    await waitAtMost(
+      this.judging ?? Promise.resolve(),
+      this.deadline.within(),
+      'the canary judge',
+      this.logger,
+    );
+  });
   private readonly gauges: Record<'impressions' | 'clicks' | 'purchases' | 'ctr', Gauge<ArmLabels>>;
 
   constructor(
@@ -27,6 +51,7 @@ export class CanaryJudge implements OnApplicationBootstrap, OnApplicationShutdow
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
     metrics: Metrics,
+    private readonly deadline: ShutdownDeadline,
   ) {
     this.logger = logger.child({ component: 'canary-judge' });
     const gauge = (name: string, help: string) =>
@@ -47,9 +72,12 @@ export class CanaryJudge implements OnApplicationBootstrap, OnApplicationShutdow
     this.timer.unref();
   }
 
-  async onApplicationShutdown(): Promise<void> {
-    clearInterval(this.timer);
-    await this.judging;
+  onModuleDestroy(): void {
+    void this.shutdown.begin();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.shutdown.begin();
   }
 
   /** One pass; concurrent calls share it. */

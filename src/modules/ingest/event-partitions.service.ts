@@ -3,11 +3,14 @@ import {
   Inject,
   Injectable,
   OnApplicationBootstrap,
+  OnModuleDestroy,
 } from '@nestjs/common';
 import type { Counter, Gauge } from 'prom-client';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import type { Logger } from '../../common/logger';
+import { ShutdownDeadline, ShutdownStep } from '../../common/shutdown-deadline';
+import { waitAtMost } from '../../common/timeout';
 import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
 import { DAY_MS, dayOf } from '../../common/daily-partitions';
@@ -39,7 +42,9 @@ export interface PartitionRound {
  * advisory lock; a change that cannot get its table lock within 2 s waits for the next round.
  */
 @Injectable()
-export class EventPartitionsService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+export class EventPartitionsService
+  implements OnApplicationBootstrap, OnModuleDestroy, BeforeApplicationShutdown
+{
   private readonly logger: Logger;
   private readonly dropped: Counter;
   private readonly created: Counter;
@@ -47,12 +52,23 @@ export class EventPartitionsService implements OnApplicationBootstrap, BeforeApp
   private readonly waiting: Gauge;
   private timer: NodeJS.Timeout | undefined;
   private maintaining: Promise<unknown> = Promise.resolve();
+  /** A round PostgreSQL does not answer is left to end with the process; the next one redoes it. */
+  private readonly shutdown = new ShutdownStep(async () => {
+    clearInterval(this.timer);
+    await waitAtMost(
+      this.maintaining,
+      this.deadline.within(),
+      'the events partition upkeep',
+      this.logger,
+    );
+  });
 
   constructor(
     private readonly repository: EventPartitionsRepository,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
     metrics: Metrics,
+    private readonly deadline: ShutdownDeadline,
   ) {
     this.logger = logger.child({ component: 'event-partitions' });
     this.created = metrics.counter(
@@ -80,9 +96,12 @@ export class EventPartitionsService implements OnApplicationBootstrap, BeforeApp
     }, MAINTENANCE_INTERVAL_MS);
   }
 
+  onModuleDestroy(): void {
+    void this.shutdown.begin();
+  }
+
   async beforeApplicationShutdown(): Promise<void> {
-    clearInterval(this.timer);
-    await this.maintaining;
+    await this.shutdown.begin();
   }
 
   /** One round at `now`; throws when PostgreSQL refuses (the caller logs, the next round retries). */

@@ -7,6 +7,7 @@ import {
 } from '@nestjs/common';
 import { APP_CONFIG } from '../../config/config.module';
 import { ShutdownDeadline, ShutdownStep } from '../../common/shutdown-deadline';
+import { waitAtMost } from '../../common/timeout';
 import type { AppConfig } from '../../config/config';
 import type { Logger } from '../../common/logger';
 import { LOGGER } from '../../infra/tokens';
@@ -43,8 +44,16 @@ export class ServedSlateConsumer
   private maintaining: Promise<void> = Promise.resolve();
   private readonly shutdown = new ShutdownStep(async () => {
     clearInterval(this.timer);
-    await this.consumers.stop(this.deadline.within());
-    await this.maintaining;
+    // A partition upkeep PostgreSQL does not answer is left to end with the process.
+    await Promise.all([
+      this.consumers.stop(this.deadline.within()),
+      waitAtMost(
+        this.maintaining,
+        this.deadline.within(),
+        'the served-slate partition upkeep',
+        this.logger,
+      ),
+    ]);
   });
 
   constructor(
