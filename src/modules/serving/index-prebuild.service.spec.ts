@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { createLogger } from '../../common/logger';
+import { ShutdownDeadline } from '../../common/shutdown-deadline';
 import { loadConfig } from '../../config/config';
 import { fakeCategoryModel } from '../../../test/support/fakes/category-model';
 import { MemoryIndexStore } from '../../../test/support/fakes/memory-index-store';
@@ -85,6 +86,7 @@ function setup({
     store,
     config,
     logger,
+    new ShutdownDeadline(config.shutdownTimeoutMs),
   );
   const fingerprint = () =>
     Promise.resolve({ fingerprint: 'f', rows: liveVectors, readAt: new Date() });
@@ -95,6 +97,7 @@ function setup({
     config,
     logger,
     new Metrics({}),
+    new ShutdownDeadline(config.shutdownTimeoutMs),
   );
   return { service, store, sources, indexes, loads, builds: () => builds };
 }

@@ -1,6 +1,8 @@
-import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
 import type { Histogram } from 'prom-client';
 import type { Logger } from '../../common/logger';
+import { ShutdownDeadline, ShutdownStep } from '../../common/shutdown-deadline';
+import { waitAtMost } from '../../common/timeout';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import { LOGGER } from '../../infra/tokens';
@@ -32,7 +34,7 @@ export interface RegisteredVersion {
  * grows a queue of indexes nobody opens.
  */
 @Injectable()
-export class IndexPrebuildService implements OnModuleDestroy {
+export class IndexPrebuildService implements OnModuleDestroy, BeforeApplicationShutdown {
   private readonly logger: Logger;
   private readonly closing = new AbortController();
   /** The last build queued; the next one starts when it settles. */
@@ -42,6 +44,11 @@ export class IndexPrebuildService implements OnModuleDestroy {
   /** The build running now, and what abandons it alone. */
   private running: { readonly versionId: string; readonly abandon: AbortController } | undefined;
   private readonly seconds: Histogram;
+  /** Abandons the builds (their leases lapse or are released; a replica builds instead). */
+  private readonly shutdown = new ShutdownStep(async () => {
+    this.closing.abort();
+    await waitAtMost(this.settled(), this.deadline.within(), 'the index prebuild', this.logger);
+  });
 
   constructor(
     @Inject(MODEL_LOADER) private readonly loader: ModelLoader,
@@ -50,6 +57,7 @@ export class IndexPrebuildService implements OnModuleDestroy {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
     metrics: Metrics,
+    private readonly deadline: ShutdownDeadline,
   ) {
     this.logger = logger.child({ component: 'index-prebuild' });
     this.seconds = metrics.histogram(
@@ -60,10 +68,12 @@ export class IndexPrebuildService implements OnModuleDestroy {
     );
   }
 
-  /** Abandons the builds (their leases lapse or are released; a replica builds instead). */
-  async onModuleDestroy(): Promise<void> {
-    this.closing.abort();
-    await this.settled();
+  onModuleDestroy(): void {
+    void this.shutdown.begin();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.shutdown.begin();
   }
 
   /** Settles when every build queued so far has ended. */

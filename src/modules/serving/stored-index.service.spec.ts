@@ -1,5 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { createLogger } from '../../common/logger';
+import { ShutdownDeadline } from '../../common/shutdown-deadline';
 import { loadConfig } from '../../config/config';
 import { MemoryIndexStore } from '../../../test/support/fakes/memory-index-store';
 import { ItemTable } from './item-table';
@@ -77,7 +78,14 @@ function setup(env: Record<string, string> = {}, store = new MemoryIndexStore())
     opened.push({ labelRows: Array.from(labelRows), index: made, adopt, pointFormat });
     return Promise.resolve(made);
   };
-  const service = new StoredIndexService(build, open, store, config, createLogger('silent'));
+  const service = new StoredIndexService(
+    build,
+    open,
+    store,
+    config,
+    createLogger('silent'),
+    new ShutdownDeadline(config.shutdownTimeoutMs),
+  );
   const signal = new AbortController().signal;
   const shape = {
     dimension: DIMENSION,
@@ -112,7 +120,7 @@ describe('StoredIndexService', () => {
     const { service, items, source, store, built, signal } = setup();
     const first = await service.builderFor('7', items)(source, signal);
     expect(built).toEqual([first]);
-    await service.onModuleDestroy();
+    await service.beforeApplicationShutdown();
     const [kept] = store.stored('7');
     expect(kept.labelItemIds).toBe('a\nb\n\nd');
     expect(kept.header).toMatchObject({
@@ -132,6 +140,23 @@ describe('StoredIndexService', () => {
     expect(other.opened).toEqual([
       { labelRows: [2, -1, -1, 0], index: found, adopt: false, pointFormat: 'built-format' },
     ]);
+  });
+
+  it('leaves a store that PostgreSQL does not answer at shutdown, within a step', async () => {
+    const store = new MemoryIndexStore();
+    const saving = new Promise<void>((called) => {
+      jest.spyOn(store, 'save').mockImplementation(() => {
+        called();
+        return new Promise(() => undefined);
+      });
+    });
+    // A step is a fifth of the grace period: 100 ms.
+    const { service, items, source, signal } = setup({ SHUTDOWN_TIMEOUT_MS: '500' }, store);
+    await service.builderFor('7', items)(source, signal);
+    await saving;
+    const stopping = performance.now();
+    await service.beforeApplicationShutdown();
+    expect(performance.now() - stopping).toBeLessThan(400);
   });
 
   it('builds when the stored index was built with other settings', async () => {
@@ -163,7 +188,7 @@ describe('StoredIndexService', () => {
     // The catalog moved on: Retrieval asks again; that one is not reopened, a new one is built
     // and stored, and the next rebuild does not open what this replica stored either.
     await builder(source, signal);
-    await service.onModuleDestroy();
+    await service.beforeApplicationShutdown();
     expect(store.stored('7')).toHaveLength(2);
     await builder(source, signal);
     expect(opened).toHaveLength(1);
@@ -175,7 +200,7 @@ describe('StoredIndexService', () => {
       RECOMMEND_ANN_STORE: 'false',
     });
     await service.builderFor('7', items)(source, signal);
-    await service.onModuleDestroy();
+    await service.beforeApplicationShutdown();
     expect(built).toHaveLength(1);
     expect(store.stored('7')).toEqual([]);
   });
@@ -197,7 +222,7 @@ describe('StoredIndexService', () => {
     store.leases.set('7', { builder: 'a dead replica', renewedAt: Date.now() - 61_000 });
     await service.builderFor('7', items)(source, signal);
     expect(built).toHaveLength(1);
-    await service.onModuleDestroy();
+    await service.beforeApplicationShutdown();
     expect(store.stored('7')).toHaveLength(1);
     expect(store.leases.size).toBe(0);
   });
@@ -255,12 +280,12 @@ describe('label ids', () => {
   it("adopts another version's stored graph when its sampled recall holds, and stores it as this version's", async () => {
     const { service, items, source, store, built, opened, signal } = setup();
     await service.builderFor('6', items)(source, signal);
-    await service.onModuleDestroy();
+    await service.beforeApplicationShutdown();
     expect(built).toHaveLength(1);
 
     const next = setup({}, store);
     const found = await next.service.builderFor('7', items)(source, signal);
-    await next.service.onModuleDestroy();
+    await next.service.beforeApplicationShutdown();
     expect(next.built).toEqual([]);
     expect(next.opened).toEqual([
       { labelRows: [0, 1, -1, 3], index: found, adopt: true, pointFormat: 'built-format' },
@@ -307,7 +332,7 @@ describe('label ids', () => {
       [true, 'norm-augmented-l2'],
     ]);
     expect(other.built).toEqual([]);
-    await Promise.all([next.service, other.service].map((one) => one.onModuleDestroy()));
+    await Promise.all([next.service, other.service].map((one) => one.beforeApplicationShutdown()));
   });
 
   it('builds when the adopted graph loses more than RECOMMEND_ANN_ADOPT_RECALL_LOSS against the build it descends from, its items moved more than RECOMMEND_ANN_ADOPT_MAX_DRIFT_DEGREES since, or it lacks more than RECOMMEND_ANN_MAX_DELTA rows', async () => {
@@ -344,7 +369,7 @@ describe('label ids', () => {
     expect(off.built).toHaveLength(1);
     await Promise.all(
       [service, lossy.service, moved.service, behind.service, off.service].map((one) =>
-        one.onModuleDestroy(),
+        one.beforeApplicationShutdown(),
       ),
     );
   });

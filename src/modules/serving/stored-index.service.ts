@@ -3,8 +3,10 @@ import { rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
-import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
 import type { Logger } from '../../common/logger';
+import { ShutdownDeadline, ShutdownStep } from '../../common/shutdown-deadline';
+import { waitAtMost } from '../../common/timeout';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import { LOGGER } from '../../infra/tokens';
@@ -52,13 +54,26 @@ export interface BuildLease {
  * replica builds and stores a newer one.
  */
 @Injectable()
-export class StoredIndexService implements OnModuleDestroy {
+export class StoredIndexService implements OnModuleDestroy, BeforeApplicationShutdown {
   private readonly logger: Logger;
   /** Stores in progress; shutting down abandons them. */
   private readonly keeping = new Set<Promise<void>>();
   private readonly closing = new AbortController();
   /** This process, as the holder of build leases. */
   private readonly builderId = `${hostname()}:${String(process.pid)}:${randomUUID().slice(0, 8)}`;
+  /**
+   * Abandons the stores in progress, within a step: one that PostgreSQL does not answer would hold
+   * the shutdown until the client gives up on it. Its lease lapses; a replica stores one again.
+   */
+  private readonly shutdown = new ShutdownStep(async () => {
+    this.closing.abort();
+    await waitAtMost(
+      Promise.all(this.keeping),
+      this.deadline.within(),
+      'storing the ANN index',
+      this.logger,
+    );
+  });
 
   constructor(
     @Inject(VECTOR_INDEX_BUILDER) private readonly build: VectorIndexBuilder,
@@ -66,13 +81,17 @@ export class StoredIndexService implements OnModuleDestroy {
     @Inject(RetrievalIndexRepository) private readonly repository: IndexStore,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(LOGGER) logger: Logger,
+    private readonly deadline: ShutdownDeadline,
   ) {
     this.logger = logger.child({ component: 'stored-index' });
   }
 
-  async onModuleDestroy(): Promise<void> {
-    this.closing.abort();
-    await Promise.all(this.keeping);
+  onModuleDestroy(): void {
+    void this.shutdown.begin();
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.shutdown.begin();
   }
 
   /**
