@@ -1,3 +1,5 @@
+import type { INestApplication } from '@nestjs/common';
+import type { AppConfig } from '../src/config/config';
 import { ApiKeyService } from '../src/modules/auth/api-key.service';
 import { CanaryJudge } from '../src/modules/experiments/canary.judge';
 import { ExperimentService } from '../src/modules/experiments/experiment.service';
@@ -14,6 +16,19 @@ import { createTestContext, TestContext } from './support/test-context';
 jest.setTimeout(60_000);
 
 const RANK_VARIABLES = { userId: 'shutdown-user', candidates: [{ itemId: 'shutdown-item' }] };
+
+/**
+ * Closes `app`, reports how long that took and expects it within the grace period. Bounded here
+ * too, so that a close that never ends fails the test instead of hanging it.
+ */
+async function expectClosedInTime(app: INestApplication, config: AppConfig, which: string) {
+  const limit = config.shutdownTimeoutMs;
+  const closing = Date.now();
+  await Promise.race([app.close(), sleep(limit + 5000)]);
+  const closeMs = Date.now() - closing;
+  reportFigures('shutdown-silent', { case: which, closeMs, shutdownTimeoutMs: limit });
+  expect(closeMs).toBeLessThan(limit);
+}
 
 /**
  * A dependency whose host is gone without a reset answers nothing, and a clean close of its
@@ -48,15 +63,7 @@ describe('shutdown with a dependency silent', () => {
       // Its reads of the registry go out just before the silence, and are never answered.
       if (which.includes('refresh')) void app.get(ModelSwapService).refresh('test');
       stores.silence({ postgres: which.includes('postgres'), redis: which.includes('redis') });
-      const closing = Date.now();
-      await app.close();
-      const closeMs = Date.now() - closing;
-      reportFigures('shutdown-silent', {
-        case: which,
-        closeMs,
-        shutdownTimeoutMs: config.shutdownTimeoutMs,
-      });
-      expect(closeMs).toBeLessThan(config.shutdownTimeoutMs);
+      await expectClosedInTime(app, config, which);
     } finally {
       await stores.cut();
     }
@@ -73,17 +80,7 @@ describe('shutdown with a dependency silent', () => {
     const app = await startApp({ ...context.config, role: 'ingest' });
     try {
       expect(held.every((spy) => spy.mock.calls.length > 0)).toBe(true);
-      const closing = Date.now();
-      const limit = context.config.shutdownTimeoutMs;
-      // Bounded here too, so that a close that never ends fails this test instead of hanging it.
-      await Promise.race([app.close(), sleep(limit + 5000)]);
-      const closeMs = Date.now() - closing;
-      reportFigures('shutdown-silent', {
-        case: 'partition upkeep unanswered (role ingest)',
-        closeMs,
-        shutdownTimeoutMs: limit,
-      });
-      expect(closeMs).toBeLessThan(limit);
+      await expectClosedInTime(app, context.config, 'partition upkeep unanswered (role ingest)');
     } finally {
       for (const spy of held) spy.mockRestore();
     }
@@ -97,16 +94,7 @@ describe('shutdown with a dependency silent', () => {
     try {
       void app.get(CanaryJudge, { strict: false }).judge();
       expect(running).toHaveBeenCalled();
-      const closing = Date.now();
-      const limit = context.config.shutdownTimeoutMs;
-      await Promise.race([app.close(), sleep(limit + 5000)]);
-      const closeMs = Date.now() - closing;
-      reportFigures('shutdown-silent', {
-        case: 'canary judge unanswered (role api)',
-        closeMs,
-        shutdownTimeoutMs: limit,
-      });
-      expect(closeMs).toBeLessThan(limit);
+      await expectClosedInTime(app, context.config, 'canary judge unanswered (role api)');
     } finally {
       running.mockRestore();
     }
@@ -126,15 +114,7 @@ describe('shutdown with a dependency silent', () => {
       expect(ranked.errors).toBeUndefined();
       // The key's use is recorded at shutdown (and every minute): an UPDATE nobody answers.
       stores.silence({ postgres: true });
-      const closing = Date.now();
-      await app.close();
-      const closeMs = Date.now() - closing;
-      reportFigures('shutdown-silent', {
-        case: 'postgres silent, API key use to record (role api)',
-        closeMs,
-        shutdownTimeoutMs: config.shutdownTimeoutMs,
-      });
-      expect(closeMs).toBeLessThan(config.shutdownTimeoutMs);
+      await expectClosedInTime(app, config, 'postgres silent, API key use to record (role api)');
     } finally {
       await stores.cut();
     }
