@@ -2,6 +2,7 @@ import { OperationTypeNode } from 'graphql';
 import { createLogger } from '../../common/logger';
 import { ShutdownDeadline } from '../../common/shutdown-deadline';
 import { loadConfig } from '../../config/config';
+import type { PgListener } from '../../infra/pg-listener';
 import { Metrics } from '../metrics/metrics.registry';
 import { AuthError } from './access';
 import { generateApiKey } from './api-key';
@@ -19,17 +20,19 @@ async function request(
   return principal;
 }
 
-const noListener = {
+type KeyListener = Pick<PgListener, 'listen' | 'onReconnect'>;
+
+const noListener: KeyListener = {
   listen: () => Promise.resolve(),
   onReconnect: () => undefined,
 };
 
-function setup(env: Record<string, string> = {}) {
+function setup(env: Record<string, string> = {}, listener: KeyListener = noListener) {
   const keys = new FakeKeys();
   const config = loadConfig(env);
   const service = new ApiKeyAuthService(
     keys,
-    noListener,
+    listener,
     config,
     createLogger('silent'),
     new Metrics({}),
@@ -165,6 +168,27 @@ describe('ApiKeyAuthService', () => {
     expect(await codeOf(request(service, real.key, 0))).toBe('ok');
     expect(keys.lookups).toBe(50);
     await service.beforeApplicationShutdown();
+  });
+
+  it('reloads the keys when its LISTEN connection comes back, and no longer once shutting down', async () => {
+    let reconnected: () => void = () => undefined;
+    const listener: KeyListener = {
+      listen: () => Promise.resolve(),
+      onReconnect: (callback: () => void) => {
+        reconnected = callback;
+      },
+    };
+    const { keys, service } = setup({}, listener);
+    const loads = jest.spyOn(keys, 'allLive');
+    await service.onApplicationBootstrap();
+    reconnected();
+    expect(loads).toHaveBeenCalledTimes(2);
+    service.onModuleDestroy();
+    await service.beforeApplicationShutdown();
+    // The shared listener closes after the modules' stops, with the pool: a reload then would
+    // read from a closing pool and leave a retry timer behind.
+    reconnected();
+    expect(loads).toHaveBeenCalledTimes(2);
   });
 
   it('keeps serving a known key while PostgreSQL is down, and says UNAVAILABLE for a new one', async () => {

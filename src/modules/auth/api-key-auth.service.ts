@@ -87,12 +87,15 @@ export class ApiKeyAuthService
   private flushTimer: NodeJS.Timeout | undefined;
   private preloadRetry: NodeJS.Timeout | undefined;
   private readonly rejections: Counter<'reason'>;
+  /** Set at shutdown: a LISTEN reconnect then no longer reloads the keys from a closing pool. */
+  private stopping = false;
   /**
    * The last uses recorded, within a step: a database that answers nothing would hold the shutdown
    * until the client gives up on the query, past the grace period. Unrecorded, a key's
    * `last_used_at` misses at most its last minute.
    */
   private readonly shutdown = new ShutdownStep(async () => {
+    this.stopping = true;
     clearInterval(this.flushTimer);
     clearTimeout(this.preloadRetry);
     await waitAtMost(
@@ -163,6 +166,7 @@ export class ApiKeyAuthService
    */
   private async preload(): Promise<void> {
     clearTimeout(this.preloadRetry);
+    if (this.stopping) return;
     const generation = this.generation;
     try {
       const live = await this.repository.allLive();
