@@ -32,6 +32,15 @@ describe('ShutdownDeadline', () => {
     expect(deadline.within()).toBe(0);
   });
 
+  it('waits for work as one step, then goes on without it', async () => {
+    const deadline = new ShutdownDeadline(500);
+    const started = performance.now();
+    await deadline.wait(new Promise(() => undefined), 'work that never ends');
+    const waitedMs = performance.now() - started;
+    expect(waitedMs).toBeGreaterThanOrEqual(95);
+    expect(waitedMs).toBeLessThan(400);
+  });
+
   it('begins at the first step asked about when no shutdown hook began it', () => {
     const { now, advance } = clock();
     const deadline = new ShutdownDeadline(10_000, now);

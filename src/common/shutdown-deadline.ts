@@ -1,4 +1,6 @@
 import type { OnModuleDestroy } from '@nestjs/common';
+import type { Logger } from './logger';
+import { waitAtMost } from './timeout';
 
 /** The share of SHUTDOWN_TIMEOUT_MS that one step may wait on a dependency. */
 const STEP_SHARE = 1 / 5;
@@ -32,6 +34,14 @@ export class ShutdownDeadline implements OnModuleDestroy {
   within(capMs = this.shutdownTimeoutMs * STEP_SHARE): number {
     const endsAt = this.begin();
     return Math.max(0, Math.min(Math.floor(capMs), endsAt - this.now()));
+  }
+
+  /**
+   * Waits for `work` as one step (`within(capMs)` from now), then goes on without it, logging on
+   * `logger` what it left.
+   */
+  wait(work: Promise<unknown>, what: string, logger?: Logger, capMs?: number): Promise<void> {
+    return waitAtMost(work, this.within(capMs), what, logger);
   }
 
   private begin(): number {

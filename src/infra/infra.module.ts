@@ -25,7 +25,7 @@ import {
   PG_POOL,
   REDIS,
 } from './tokens';
-import { waitAtMost, withTimeout } from '../common/timeout';
+import { withTimeout } from '../common/timeout';
 import { ShutdownDeadline } from '../common/shutdown-deadline';
 
 const REDIS_START_WAIT_MS = 3000;
@@ -118,10 +118,9 @@ export class InfraModule implements OnModuleInit, OnApplicationShutdown {
       this.pool.end(),
       this.directPool.end(),
     ]);
-    const stepMs = this.deadline.within();
     await Promise.all([
-      waitAtMost(this.kafka.close(), stepMs, 'closing Kafka', this.logger),
-      waitAtMost(closingStores, stepMs, 'closing Redis and PostgreSQL', this.logger),
+      this.deadline.wait(this.kafka.close(), 'closing Kafka', this.logger),
+      this.deadline.wait(closingStores, 'closing Redis and PostgreSQL', this.logger),
     ]);
     this.logger.info('clients closed');
   }

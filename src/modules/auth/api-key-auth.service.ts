@@ -9,7 +9,6 @@ import { OperationTypeNode } from 'graphql';
 import type { Counter } from 'prom-client';
 import type { Logger } from '../../common/logger';
 import { ShutdownDeadline, ShutdownStep } from '../../common/shutdown-deadline';
-import { waitAtMost } from '../../common/timeout';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import type { PgListener } from '../../infra/pg-listener';
@@ -98,12 +97,7 @@ export class ApiKeyAuthService
     this.stopping = true;
     clearInterval(this.flushTimer);
     clearTimeout(this.preloadRetry);
-    await waitAtMost(
-      this.flushUsage(),
-      this.deadline.within(),
-      'recording API key use',
-      this.logger,
-    );
+    await this.deadline.wait(this.flushUsage(), 'recording API key use', this.logger);
   });
 
   constructor(

@@ -8,7 +8,6 @@ import {
 import { APP_CONFIG } from '../../config/config.module';
 import { ShutdownDeadline, ShutdownStep } from '../../common/shutdown-deadline';
 import type { AppConfig } from '../../config/config';
-import { waitAtMost } from '../../common/timeout';
 import type { Logger } from '../../common/logger';
 import type { PgListener } from '../../infra/pg-listener';
 import { LOGGER, PG_LISTENER } from '../../infra/tokens';
@@ -44,7 +43,7 @@ export class EmbeddingWorker
    * times out; its items stay pending and are embedded by the next worker.
    */
   private readonly shutdown = new ShutdownStep(() =>
-    waitAtMost(this.stop(), this.deadline.within(), 'stopping the embedding worker', this.logger),
+    this.deadline.wait(this.stop(), 'stopping the embedding worker', this.logger),
   );
 
   constructor(

@@ -8,7 +8,6 @@ import {
 import type { Gauge } from 'prom-client';
 import type { Logger } from '../../common/logger';
 import { ShutdownDeadline, ShutdownStep } from '../../common/shutdown-deadline';
-import { waitAtMost } from '../../common/timeout';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import { LOGGER } from '../../infra/tokens';
@@ -37,12 +36,7 @@ export class CanaryJudge
    */
   private readonly shutdown = new ShutdownStep(async () => {
     clearInterval(this.timer);
-    await waitAtMost(
-      this.judging ?? Promise.resolve(),
-      this.deadline.within(),
-      'the canary judge',
-      this.logger,
-    );
+    await this.deadline.wait(this.judging ?? Promise.resolve(), 'the canary judge', this.logger);
   });
   private readonly gauges: Record<'impressions' | 'clicks' | 'purchases' | 'ctr', Gauge<ArmLabels>>;
 

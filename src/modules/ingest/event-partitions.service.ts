@@ -10,7 +10,6 @@ import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import type { Logger } from '../../common/logger';
 import { ShutdownDeadline, ShutdownStep } from '../../common/shutdown-deadline';
-import { waitAtMost } from '../../common/timeout';
 import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
 import { DAY_MS, dayOf } from '../../common/daily-partitions';
@@ -55,12 +54,7 @@ export class EventPartitionsService
   /** A round PostgreSQL does not answer is left to end with the process; the next one redoes it. */
   private readonly shutdown = new ShutdownStep(async () => {
     clearInterval(this.timer);
-    await waitAtMost(
-      this.maintaining,
-      this.deadline.within(),
-      'the events partition upkeep',
-      this.logger,
-    );
+    await this.deadline.wait(this.maintaining, 'the events partition upkeep', this.logger);
   });
 
   constructor(

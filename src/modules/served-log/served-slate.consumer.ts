@@ -7,7 +7,6 @@ import {
 } from '@nestjs/common';
 import { APP_CONFIG } from '../../config/config.module';
 import { ShutdownDeadline, ShutdownStep } from '../../common/shutdown-deadline';
-import { waitAtMost } from '../../common/timeout';
 import type { AppConfig } from '../../config/config';
 import type { Logger } from '../../common/logger';
 import { LOGGER } from '../../infra/tokens';
@@ -47,12 +46,7 @@ export class ServedSlateConsumer
     // A partition upkeep PostgreSQL does not answer is left to end with the process.
     await Promise.all([
       this.consumers.stop(this.deadline.within()),
-      waitAtMost(
-        this.maintaining,
-        this.deadline.within(),
-        'the served-slate partition upkeep',
-        this.logger,
-      ),
+      this.deadline.wait(this.maintaining, 'the served-slate partition upkeep', this.logger),
     ]);
   });
 

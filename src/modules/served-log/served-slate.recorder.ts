@@ -4,7 +4,6 @@ import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import type { Logger } from '../../common/logger';
 import { ShutdownDeadline, ShutdownStep } from '../../common/shutdown-deadline';
-import { waitAtMost } from '../../common/timeout';
 import { LOGGER } from '../../infra/tokens';
 import { Metrics } from '../metrics/metrics.registry';
 import { PackedMessageQueue, PackedMessages } from '../../infra/packed-messages';
@@ -71,10 +70,11 @@ export class ServedSlateRecorder implements OnModuleDestroy, BeforeApplicationSh
     clearImmediate(this.immediate);
     // Past the bound what is still queued is lost, counted and warned of below (the send in
     // flight ends with the Kafka client).
-    await waitAtMost(
+    await this.deadline.wait(
       this.drain(),
-      this.deadline.within(this.shutdownFlushMs),
       'served-slate log flush',
+      undefined,
+      this.shutdownFlushMs,
     );
     const left = this.queue.count;
     this.queue.clear();

@@ -2,7 +2,6 @@ import { BeforeApplicationShutdown, Inject, Injectable, OnModuleDestroy } from '
 import type { Histogram } from 'prom-client';
 import type { Logger } from '../../common/logger';
 import { ShutdownDeadline, ShutdownStep } from '../../common/shutdown-deadline';
-import { waitAtMost } from '../../common/timeout';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import { LOGGER } from '../../infra/tokens';
@@ -47,7 +46,7 @@ export class IndexPrebuildService implements OnModuleDestroy, BeforeApplicationS
   /** Abandons the builds (their leases lapse or are released; a replica builds instead). */
   private readonly shutdown = new ShutdownStep(async () => {
     this.closing.abort();
-    await waitAtMost(this.settled(), this.deadline.within(), 'the index prebuild', this.logger);
+    await this.deadline.wait(this.settled(), 'the index prebuild', this.logger);
   });
 
   constructor(

@@ -8,7 +8,6 @@ import {
 import type { Gauge } from 'prom-client';
 import { DomainError } from '../../common/errors';
 import type { Logger } from '../../common/logger';
-import { waitAtMost } from '../../common/timeout';
 import { APP_CONFIG } from '../../config/config.module';
 import { ShutdownDeadline, ShutdownStep } from '../../common/shutdown-deadline';
 import type { AppConfig } from '../../config/config';
@@ -71,7 +70,7 @@ export class ModelSwapService
     // A refresh waiting on a database that answers nothing would hold the shutdown until its
     // query times out; the next replica loads what this one did not.
     if (this.refreshing === undefined) return;
-    await waitAtMost(this.refreshing, this.deadline.within(), 'the model refresh', this.logger);
+    await this.deadline.wait(this.refreshing, 'the model refresh', this.logger);
   });
   private readonly swapSeconds;
   private readonly servedGauge: Gauge;

@@ -6,7 +6,6 @@ import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:time
 import { BeforeApplicationShutdown, Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
 import type { Logger } from '../../common/logger';
 import { ShutdownDeadline, ShutdownStep } from '../../common/shutdown-deadline';
-import { waitAtMost } from '../../common/timeout';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import { LOGGER } from '../../infra/tokens';
@@ -67,12 +66,7 @@ export class StoredIndexService implements OnModuleDestroy, BeforeApplicationShu
    */
   private readonly shutdown = new ShutdownStep(async () => {
     this.closing.abort();
-    await waitAtMost(
-      Promise.all(this.keeping),
-      this.deadline.within(),
-      'storing the ANN index',
-      this.logger,
-    );
+    await this.deadline.wait(Promise.all(this.keeping), 'storing the ANN index', this.logger);
   });
 
   constructor(

@@ -2,7 +2,6 @@ import { BeforeApplicationShutdown, Inject, Injectable, OnModuleDestroy } from '
 import { DomainError } from '../../common/errors';
 import type { Logger } from '../../common/logger';
 import { ShutdownDeadline, ShutdownStep } from '../../common/shutdown-deadline';
-import { waitAtMost } from '../../common/timeout';
 import { APP_CONFIG } from '../../config/config.module';
 import type { AppConfig } from '../../config/config';
 import type { Counter, Gauge } from 'prom-client';
@@ -50,11 +49,11 @@ export class TrainingRunService implements OnModuleDestroy, BeforeApplicationShu
     this.stopping.abort(new Error('shutting down'));
     // A run notices the abort between batches and records its failure: half the grace period
     // at most, within the shutdown's deadline.
-    await waitAtMost(
+    await this.deadline.wait(
       Promise.allSettled([...this.inFlight]),
-      this.deadline.within(this.config.shutdownTimeoutMs / 2),
       'the training run in flight',
       this.logger,
+      this.config.shutdownTimeoutMs / 2,
     );
   });
 
